@@ -1,0 +1,69 @@
+"""RuDistil Lab: the Gradio app (the Hugging Face Space's app_file). python app.py --help"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import gradio as gr
+
+from ui import about_tab, bench_tab, distill_tab, embed_tab, predict_tab
+from ui.context import AppContext
+
+TITLE = "RuDistil Lab"
+MAX_UPLOAD = "20mb"
+CSS = """
+.offline-notice {border-left: 4px solid #e9a23b; padding: 4px 10px; background: rgba(233,162,59,.08)}
+.shared-word {font-weight: 700}
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(description="Serve RuDistil Lab in the browser.")
+    p.add_argument("--host", default=env("RUDISTIL_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
+                   help="address to listen on (env RUDISTIL_HOST)")
+    p.add_argument("--port", type=int, default=int(env("RUDISTIL_PORT", env("GRADIO_SERVER_PORT", "7860"))),
+                   help="port (env RUDISTIL_PORT)")
+    p.add_argument("--teacher", default=env("RUDISTIL_TEACHER"), help="default teacher (env RUDISTIL_TEACHER); "
+                   "default: the DeepPavlov teacher when reachable, else bundled-teacher")
+    p.add_argument("--student", default=env("RUDISTIL_STUDENT"), help="default student (env RUDISTIL_STUDENT)")
+    return p.parse_args(argv)
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nSee, run and measure the knowledge distillation of Russian language models: "
+                    "DeepPavlov's conversational RuBERT and its DistilRuBERT students, or the lab's own tiny pair.")
+        gr.Markdown(ctx.notice, visible=bool(ctx.notice), elem_classes="offline-notice", elem_id="offline-notice")
+        with gr.Tabs():
+            with gr.Tab("Distill", id="distill"):
+                distill_tab.build(ctx)
+            with gr.Tab("Predictions", id="predict"):
+                predict_tab.build(ctx)
+            with gr.Tab("Embeddings", id="embed"):
+                embed_tab.build(ctx)
+            with gr.Tab("Benchmark", id="bench"):
+                bench_tab.build(ctx)
+            with gr.Tab("About", id="about"):
+                about_tab.build(ctx)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        ctx = AppContext.create(args.teacher, args.student)
+        for name in (ctx.default_teacher, ctx.default_student):
+            ctx.check_name(name)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    embed_tab.warm_up_in_background()  # UMAP compiles with numba on first use; do it before anyone asks
+    demo = build_app(ctx)
+    demo.queue(max_size=64, default_concurrency_limit=4)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, allowed_paths=[],
+                strict_cors=True, css=CSS, footer_links=["api", "settings"])
+
+
+if __name__ == "__main__":
+    main()

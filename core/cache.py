@@ -1,0 +1,55 @@
+"""Models loaded once and shared: by the app's tabs, its users, and a notebook that calls several functions."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from core import zoo
+
+
+class ModelCache:
+    """A thread-safe, size-bounded cache of loaded models keyed by name.
+
+    Two callers asking for the same model at once wait for one load. A run's student is keyed by its newest
+    checkpoint as well, so a model that keeps training is reloaded when it has changed.
+    """
+
+    def __init__(self, max_models: int = 6):
+        self.max_models = max_models
+        self._models: OrderedDict[tuple, zoo.LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}
+
+    @staticmethod
+    def _key(name: str, attentions: bool) -> tuple:
+        version = None
+        if name.startswith("run:"):
+            from train.checkpoint import latest_checkpoint
+            from train.runs import run_dir_of
+            run_dir = run_dir_of(name[4:])
+            final = run_dir / "final" / "config.json"
+            newest = latest_checkpoint(run_dir)
+            version = "final" if final.is_file() else (newest.name if newest else None)
+        return (name, attentions, version)
+
+    def is_loaded(self, name: str, attentions: bool = False) -> bool:
+        return self._key(name, attentions) in self._models
+
+    def get(self, name: str, attentions: bool = False) -> zoo.LoadedModel:
+        key = self._key(name, attentions)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            loaded = zoo.load(name, attentions=attentions)
+            with self._lock:
+                self._models[key] = loaded
+                while len(self._models) > self.max_models:
+                    self._models.popitem(last=False)
+                self._loading.pop(key, None)
+            return loaded

@@ -1,0 +1,33 @@
+"""The bundled probe sets: topic-labelled sentences (embedding maps) and fill-in-the-blank sentences (predictions)."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+
+from core.zoo import ASSETS
+
+PROBES = ASSETS / "probes"
+
+
+@dataclass(frozen=True)
+class FillMaskProbe:
+    sentence: str  # holds exactly one [MASK]
+    expected: str
+    topic: str
+
+
+def _rows(name: str) -> list[dict]:
+    with open(PROBES / name, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@lru_cache(maxsize=1)
+def topic_sentences() -> tuple[tuple[str, str], ...]:
+    """(topic, sentence) pairs, at least 40 sentences for each of at least 12 topics."""
+    return tuple((row["topic"], row["sentence"]) for row in _rows("topics.tsv"))
+
+
+@lru_cache(maxsize=1)
+def fill_mask_probes() -> tuple[FillMaskProbe, ...]:
+    return tuple(FillMaskProbe(row["sentence"], row["expected"], row["topic"]) for row in _rows("fill_mask.tsv"))

@@ -1,0 +1,163 @@
+"""Making a student from a teacher: fewer layers (and optionally a narrower width), initialised from the teacher.
+
+BERT and DistilBERT name the same weights differently. Both are read into one neutral layout ("canonical" names
+below), so a BERT teacher can initialise a DistilBERT student, as DeepPavlov did, and the other way round.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import AutoModelForMaskedLM, BertConfig, DistilBertConfig, PreTrainedModel
+
+LAYER_NAMES = {  # canonical -> (BERT suffix, DistilBERT suffix) inside one transformer layer
+    "q": ("attention.self.query", "attention.q_lin"),
+    "k": ("attention.self.key", "attention.k_lin"),
+    "v": ("attention.self.value", "attention.v_lin"),
+    "attn_out": ("attention.output.dense", "attention.out_lin"),
+    "attn_norm": ("attention.output.LayerNorm", "sa_layer_norm"),
+    "ffn_in": ("intermediate.dense", "ffn.lin1"),
+    "ffn_out": ("output.dense", "ffn.lin2"),
+    "ffn_norm": ("output.LayerNorm", "output_layer_norm"),
+}
+OUTER_NAMES = {  # canonical -> (BERT name, DistilBERT name) outside the layers
+    "word_emb.weight": ("bert.embeddings.word_embeddings.weight", "distilbert.embeddings.word_embeddings.weight"),
+    "pos_emb.weight": ("bert.embeddings.position_embeddings.weight", "distilbert.embeddings.position_embeddings.weight"),
+    "emb_norm.weight": ("bert.embeddings.LayerNorm.weight", "distilbert.embeddings.LayerNorm.weight"),
+    "emb_norm.bias": ("bert.embeddings.LayerNorm.bias", "distilbert.embeddings.LayerNorm.bias"),
+    "head_dense.weight": ("cls.predictions.transform.dense.weight", "vocab_transform.weight"),
+    "head_dense.bias": ("cls.predictions.transform.dense.bias", "vocab_transform.bias"),
+    "head_norm.weight": ("cls.predictions.transform.LayerNorm.weight", "vocab_layer_norm.weight"),
+    "head_norm.bias": ("cls.predictions.transform.LayerNorm.bias", "vocab_layer_norm.bias"),
+    "head_bias": ("cls.predictions.bias", "vocab_projector.bias"),
+}
+SUPPORTED_TYPES = ("bert", "distilbert")
+
+
+@dataclass
+class StudentSpec:
+    num_layers: int | None = None  # None: half the teacher's layers
+    init_layers: list[int] | None = None  # teacher layers (0-based) copied into the student; None: every k-th
+    model_type: str = "same"  # "same" as the teacher, "bert" or "distilbert"
+    hidden_size: int | None = None  # None: the teacher's width; smaller: weights sliced (reduced-width students)
+
+
+def _check_type(model_type: str) -> int:
+    if model_type not in SUPPORTED_TYPES:
+        raise ValueError(f"Model type '{model_type}' is not supported; the lab works with BERT and DistilBERT.")
+    return SUPPORTED_TYPES.index(model_type)
+
+
+def num_layers(config) -> int:
+    return config.n_layers if config.model_type == "distilbert" else config.num_hidden_layers
+
+
+def dims(config) -> dict:
+    """Width, heads, feed-forward size and vocabulary of a BERT or DistilBERT config, under one set of names."""
+    if config.model_type == "distilbert":
+        return dict(hidden=config.dim, heads=config.n_heads, ffn=config.hidden_dim, vocab=config.vocab_size,
+                    max_positions=config.max_position_embeddings, act=config.activation)
+    return dict(hidden=config.hidden_size, heads=config.num_attention_heads, ffn=config.intermediate_size,
+                vocab=config.vocab_size, max_positions=config.max_position_embeddings, act=config.hidden_act)
+
+
+def canonical_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The weights of a BERT or DistilBERT masked LM under neutral names ("layers.3.q.weight", "word_emb.weight")."""
+    column = _check_type(model.config.model_type)
+    state = model.state_dict()
+    out = {canon: state[names[column]] for canon, names in OUTER_NAMES.items()}
+    if column == 0:
+        # BERT adds token-type 0 to every position; folding it into the position table keeps the function exact
+        # for a DistilBERT student, which has no token types.
+        out["pos_emb.weight"] = out["pos_emb.weight"] + state["bert.embeddings.token_type_embeddings.weight"][0]
+    prefix = "bert.encoder.layer" if column == 0 else "distilbert.transformer.layer"
+    for i in range(num_layers(model.config)):
+        for canon, names in LAYER_NAMES.items():
+            for part in ("weight", "bias"):
+                out[f"layers.{i}.{canon}.{part}"] = state[f"{prefix}.{i}.{names[column]}.{part}"]
+    return out
+
+
+def load_canonical(model: PreTrainedModel, canon: dict[str, torch.Tensor]) -> None:
+    """Write neutral-named weights into a BERT or DistilBERT model (shapes must already match)."""
+    column = _check_type(model.config.model_type)
+    target = {names[column]: canon[c] for c, names in OUTER_NAMES.items()}
+    prefix = "bert.encoder.layer" if column == 0 else "distilbert.transformer.layer"
+    for i in range(num_layers(model.config)):
+        for c, names in LAYER_NAMES.items():
+            for part in ("weight", "bias"):
+                target[f"{prefix}.{i}.{names[column]}.{part}"] = canon[f"layers.{i}.{c}.{part}"]
+    if column == 0:
+        target["bert.embeddings.token_type_embeddings.weight"] = torch.zeros_like(
+            model.state_dict()["bert.embeddings.token_type_embeddings.weight"])
+    state = model.state_dict()
+    for name, value in target.items():
+        if state[name].shape != value.shape:
+            raise ValueError(f"Shape mismatch for {name}: model {tuple(state[name].shape)}, given {tuple(value.shape)}")
+        state[name].copy_(value)
+    model.tie_weights()
+
+
+def default_init_layers(teacher_layers: int, student_layers: int) -> list[int]:
+    """Every k-th teacher layer, starting from the first: 12 -> 6 gives [0, 2, 4, 6, 8, 10]."""
+    step = teacher_layers / student_layers
+    return [int(round(i * step)) for i in range(student_layers)]
+
+
+def layer_groups(teacher_layers: int, student_layers: int) -> list[list[int]]:
+    """Consecutive teacher layers (1-based, as in hidden_states) that each student layer learns from.
+
+    k = teacher/student layers; 12 -> 6 gives [[1, 2], [3, 4], ..., [11, 12]]. When k is not whole, the groups
+    differ in size by at most one layer.
+    """
+    return [list(map(int, g)) for g in np.array_split(np.arange(1, teacher_layers + 1), student_layers)]
+
+
+def student_config(teacher_config, model_type: str, layers: int, hidden_size: int | None = None,
+                   vocab_size: int | None = None):
+    """A config for the student: the teacher's dimensions, fewer layers, optionally narrower or a new vocabulary."""
+    d = dims(teacher_config)
+    hidden = hidden_size or d["hidden"]
+    ffn = d["ffn"] * hidden // d["hidden"]
+    vocab = vocab_size or d["vocab"]
+    if hidden % d["heads"]:
+        raise ValueError(f"The student width {hidden} must be divisible by the number of heads ({d['heads']}).")
+    common = dict(vocab_size=vocab, max_position_embeddings=d["max_positions"], pad_token_id=teacher_config.pad_token_id)
+    if model_type == "distilbert":
+        return DistilBertConfig(dim=hidden, n_layers=layers, n_heads=d["heads"], hidden_dim=ffn, activation=d["act"],
+                                sinusoidal_pos_embds=False, **common)
+    return BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=d["heads"],
+                      intermediate_size=ffn, hidden_act=d["act"], type_vocab_size=2, **common)
+
+
+def make_student(teacher: PreTrainedModel, spec: StudentSpec = StudentSpec()) -> PreTrainedModel:
+    """A student of spec.num_layers layers whose layers, embeddings and MLM head are copied from the teacher."""
+    teacher_layers = num_layers(teacher.config)
+    layers = spec.num_layers or max(1, teacher_layers // 2)
+    if layers < 1:
+        raise ValueError("The student needs at least one layer.")
+    if layers > teacher_layers:
+        raise ValueError(f"The student cannot have more layers ({layers}) than the teacher ({teacher_layers}).")
+    init = list(spec.init_layers) if spec.init_layers else default_init_layers(teacher_layers, layers)
+    if len(init) != layers:
+        raise ValueError(f"Give one initialising teacher layer per student layer: {layers} needed, {len(init)} given.")
+    if any(not 0 <= i < teacher_layers for i in init):
+        raise ValueError(f"Initialising layers must be between 0 and {teacher_layers - 1}; got {init}.")
+    model_type = teacher.config.model_type if spec.model_type == "same" else spec.model_type
+    _check_type(model_type)
+    if spec.hidden_size and spec.hidden_size != dims(teacher.config)["hidden"]:
+        raise ValueError("A narrower student also needs its own vocabulary: use core.vocab.make_reduced_student.")
+    config = student_config(teacher.config, model_type, layers)
+    config._attn_implementation = teacher.config._attn_implementation
+    student = AutoModelForMaskedLM.from_config(config, attn_implementation=config._attn_implementation)
+    source = canonical_state(teacher)
+    canon = {k: v for k, v in source.items() if not k.startswith("layers.")}
+    for new_index, teacher_index in enumerate(init):
+        for key, value in source.items():
+            if key.startswith(f"layers.{teacher_index}."):
+                canon[key.replace(f"layers.{teacher_index}.", f"layers.{new_index}.", 1)] = value
+    with torch.no_grad():
+        load_canonical(student, canon)
+    student.config.init_layers = init  # kept in config.json, so a student tells how it was made
+    return student.to(next(teacher.parameters()).device)

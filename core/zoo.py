@@ -1,0 +1,224 @@
+"""The models the lab knows, in one table, and how to load any of them.
+
+A model is named in one of five ways:
+  - a known name from KNOWN_MODELS ("rubert-base-cased-conversational", "bundled-teacher", ...);
+  - "arch:<known name>": that model's exact architecture with random weights (for speed measurements);
+  - "run:<run id>": the student of a distillation run (its final model, else its last checkpoint);
+  - a path to a local Hugging Face model directory;
+  - a Hugging Face Hub id ("owner/name").
+Every loader goes through AutoModelForMaskedLM / AutoTokenizer and never enables remote code.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ASSETS = REPO_ROOT / "assets"
+ARCH_DIR = ASSETS / "archs"
+BUNDLED_DIR = ASSETS / "models"
+HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    role: str  # "teacher" or "student"
+    description: str
+    hub_id: str | None = None
+    bundled_dir: str | None = None  # folder name under assets/models
+    published: dict = field(default_factory=dict)  # figures from the DeepPavlov model card
+
+
+KNOWN_MODELS: dict[str, KnownModel] = {m.name: m for m in [
+    KnownModel("rubert-base-cased-conversational", "teacher",
+               "DeepPavlov Conversational RuBERT: BERT, 12 layers, 768 wide, 119,547-word vocabulary, 177.9M parameters",
+               hub_id="DeepPavlov/rubert-base-cased-conversational",
+               published=dict(size_mb=679, cpu_latency_s=0.655, gpu_latency_s=0.031,
+                              cpu_throughput=0.3754, gpu_throughput=36.4902)),
+    KnownModel("distilrubert-base-cased-conversational", "student",
+               "DistilRuBERT-base: DistilBERT, 6 layers, 768 wide, 119,547-word vocabulary, 135.4M parameters",
+               hub_id="DeepPavlov/distilrubert-base-cased-conversational",
+               published=dict(size_mb=517, cpu_latency_s=0.3285, gpu_latency_s=0.0212,
+                              cpu_throughput=0.5803, gpu_throughput=52.2495)),
+    KnownModel("distilrubert-small-cased-conversational", "student",
+               "DistilRuBERT-small: DistilBERT, 2 layers, 768 wide, 119,547-word vocabulary, 107.1M parameters",
+               hub_id="DeepPavlov/distilrubert-small-cased-conversational",
+               published=dict(size_mb=409, cpu_latency_s=0.1656, gpu_latency_s=0.015,
+                              cpu_throughput=0.9692, gpu_throughput=71.3553)),
+    KnownModel("distilrubert-tiny-cased-conversational-v1", "student",
+               "DistilRuBERT-tiny-v1: DistilBERT, 3 layers, 264 wide, 30,522-word vocabulary, 10.4M parameters",
+               hub_id="DeepPavlov/distilrubert-tiny-cased-conversational-v1",
+               published=dict(size_mb=41)),
+    KnownModel("bundled-teacher", "teacher",
+               "The lab's own tiny Russian BERT (4 layers, 256 wide), pretrained on the bundled corpus; works offline",
+               bundled_dir="teacher"),
+    KnownModel("bundled-student", "student",
+               "The lab's own 2-layer student, distilled from bundled-teacher by train.distill; works offline",
+               bundled_dir="student"),
+]}
+
+DEEPPAVLOV_PAIR = ("rubert-base-cased-conversational", "distilrubert-base-cased-conversational")
+BUNDLED_PAIR = ("bundled-teacher", "bundled-student")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str  # "bundled", "hub", "local", "arch" or "run"
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("RUDISTIL_RUNS_DIR", REPO_ROOT / "runs"))
+
+
+def arch_names() -> list[str]:
+    return sorted(p.stem for p in ARCH_DIR.glob("*.json"))
+
+
+def arch_config(name: str):
+    """The exact architecture of a known model as a transformers config (numbers only, no weights)."""
+    path = ARCH_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"No architecture named '{name}'. Known architectures: {', '.join(arch_names())}.")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return AutoConfig.for_model(data.pop("model_type"), **data)
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout_s: float = 1.5) -> bool:
+    """True when the Hugging Face Hub can be reached; cached for the life of the process."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def is_cached(hub_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+    found = try_to_load_from_cache(hub_id, "config.json")
+    return isinstance(found, str)
+
+
+def is_available(name: str) -> bool:
+    """Whether `name` can be loaded now without waiting on a network that is not there."""
+    known = KNOWN_MODELS.get(name)
+    if known and known.bundled_dir:
+        return (BUNDLED_DIR / known.bundled_dir / "config.json").is_file()
+    hub_id = known.hub_id if known else name
+    if known is None and Path(name).exists():
+        return True
+    return is_cached(hub_id) or hub_reachable()
+
+
+def default_pair() -> tuple[tuple[str, str], str]:
+    """The teacher/student pair to start with, and a one-line notice when it is not the DeepPavlov pair."""
+    if all(is_available(n) for n in DEEPPAVLOV_PAIR):
+        return DEEPPAVLOV_PAIR, ""
+    return BUNDLED_PAIR, ("The Hugging Face Hub is out of reach and the DeepPavlov models are not cached, "
+                          "so the lab uses its bundled tiny Russian teacher and student.")
+
+
+def resolve(name: str) -> tuple[str, str]:
+    """Turn a model name into (source, location); raise ValueError with a sentence a person can act on."""
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("Choose a model: a known name, a Hub id such as DeepPavlov/rubert-base-cased-conversational, "
+                         "or a local model folder.")
+    if name in KNOWN_MODELS:
+        known = KNOWN_MODELS[name]
+        if known.bundled_dir:
+            return "bundled", str(BUNDLED_DIR / known.bundled_dir)
+        return "hub", known.hub_id
+    if name.startswith("arch:"):
+        arch_config(name[5:])  # validates the name
+        return "arch", name[5:]
+    if name.startswith("run:"):
+        run_id = name[4:]
+        if not RUN_ID_PATTERN.match(run_id):
+            raise ValueError(f"'{run_id}' is not a valid run id (letters, digits, '.', '_' and '-' only).")
+        run_dir = runs_root() / run_id
+        if not run_dir.is_dir():
+            raise ValueError(f"There is no run '{run_id}' in {runs_root()}.")
+        return "run", str(run_dir)
+    if Path(name).expanduser().is_dir():
+        return "local", str(Path(name).expanduser().resolve())
+    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
+        raise ValueError(f"The folder '{name}' does not exist.")
+    if HUB_ID_PATTERN.match(name):
+        return "hub", name
+    raise ValueError(f"Unknown model '{name}'. Use a known name ({', '.join(KNOWN_MODELS)}), "
+                     "'arch:<name>', 'run:<run id>', a local model folder, or a Hub id like owner/name.")
+
+
+def load(name: str, device: str | torch.device = "cpu", attentions: bool = False,
+         dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load a masked LM and its tokenizer by any of the names above.
+
+    attentions=True selects the eager attention kernel, the only one that returns attention maps.
+    """
+    source, location = resolve(name)
+    attn = "eager" if attentions else "sdpa"
+    if source == "arch":
+        return _load_arch(name, location, device, attn, dtype)
+    if source == "run":
+        from train.runs import run_model_dir  # the run knows whether its final model or a checkpoint is newest
+        location = str(run_model_dir(Path(location)))
+    if source == "hub" and not is_cached(location) and not hub_reachable():
+        raise ValueError(f"The model '{location}' is not in this machine's Hugging Face cache and the Hub cannot be "
+                         "reached. Use a bundled model (bundled-teacher, bundled-student) or download it where there "
+                         "is internet (hf download " + location + ") and copy the cache here.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype, attn_implementation=attn)
+    except (OSError, EnvironmentError) as error:
+        raise ValueError(f"Could not load '{name}' as a masked language model: {str(error).splitlines()[0]}") from None
+    except ValueError as error:
+        raise ValueError(f"'{name}' is not a masked language model this lab can load: "
+                         f"{str(error).splitlines()[0]}") from None
+    model.to(device).eval()
+    return LoadedModel(name, model, tokenizer, source)
+
+
+def _load_arch(name: str, arch: str, device, attn: str, dtype) -> LoadedModel:
+    config = arch_config(arch)
+    config._attn_implementation = attn
+    torch.manual_seed(0)  # the same random weights every time, so measurements repeat
+    with torch.device(device):
+        model = AutoModelForMaskedLM.from_config(config, dtype=dtype, attn_implementation=attn)
+    return LoadedModel(name, model.eval(), random_tokenizer(config.vocab_size), "arch")
+
+
+def random_tokenizer(vocab_size: int) -> PreTrainedTokenizerBase:
+    """A stand-in WordPiece tokenizer with the right vocabulary size, for architecture-only models."""
+    from transformers import BertTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {tok: i for i, tok in enumerate(specials + [f"w{i}" for i in range(vocab_size - len(specials))])}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return BertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                             sep_token="[SEP]", mask_token="[MASK]")
+
+
+def model_summary(model: torch.nn.Module) -> dict:
+    """Parameters and size as the model card counts them: fp32 bytes of the parameters, in MiB.
+
+    model.parameters() yields a tied tensor once (the MLM decoder shares the word embeddings), as a checkpoint stores it.
+    """
+    params = sum(p.numel() for p in model.parameters())
+    return {"params": params, "size_mb": round(params * 4 / 2**20, 1)}

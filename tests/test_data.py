@@ -1,0 +1,92 @@
+"""Corpus reading, length grouping and MLM masking."""
+import pytest
+import torch
+
+from core.data import (length_grouped_batches, mask_tokens, mlm_batch, read_corpus, split_lines, step_generator,
+                       tokenize_lines)
+
+
+def test_read_corpus_accepts_bom_crlf_and_blank_lines(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes("\ufeffПривет, как дела?\r\n\r\n   \r\nВсё хорошо!\r\n".encode("utf-8"))
+    assert read_corpus(path) == ["Привет, как дела?", "Всё хорошо!"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "no text"),
+    (b"\n  \n\r\n", "no text"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+    ("Привет\nмир".encode("cp1251"), "not valid UTF-8"),
+])
+def test_read_corpus_refuses_bad_files_with_a_sentence(tmp_path, content, message):
+    path = tmp_path / "c.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_corpus(path)
+
+
+def test_read_corpus_names_the_line_of_a_bad_byte(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes("первая\nвторая\n".encode() + "третья".encode("cp1251"))
+    with pytest.raises(ValueError, match="line 3"):
+        read_corpus(path)
+
+
+def test_split_is_reproducible_and_disjoint():
+    lines = [f"строка {i}" for i in range(200)]
+    train, valid = split_lines(lines, 0.05, seed=3)
+    assert split_lines(lines, 0.05, seed=3) == (train, valid)
+    assert len(valid) == 10 and not set(train) & set(valid) and len(train) + len(valid) == 200
+
+
+def test_tokenize_cuts_long_lines_and_counts_them(tiny_tokenizer):
+    lines = ["Короткая строка.", " ".join(["слово"] * 100)]
+    corpus = tokenize_lines(lines, tiny_tokenizer, max_length=16)
+    assert corpus.truncated == 1
+    assert max(corpus.lengths) == 16
+    assert all(s[0] == tiny_tokenizer.cls_token_id and s[-1] == tiny_tokenizer.sep_token_id for s in corpus.sequences)
+
+
+def test_length_grouped_batches_cover_everything_once_and_are_reproducible():
+    lengths = [(i * 37) % 50 + 3 for i in range(1000)]
+    batches = length_grouped_batches(lengths, 16, seed=1, epoch=0)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1000))
+    assert batches == length_grouped_batches(lengths, 16, seed=1, epoch=0)
+    assert batches != length_grouped_batches(lengths, 16, seed=1, epoch=1)
+    # Grouping pays off: padding is a small share of what random batches would waste.
+    def waste(bs):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
+    shuffled = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
+    random_batches = [shuffled[i:i + 16] for i in range(0, 1000, 16)]
+    assert waste(batches) < 0.2 * waste(random_batches)
+
+
+def test_masking_rates_and_special_tokens(tiny_tokenizer):
+    ids = torch.randint(10, len(tiny_tokenizer), (200, 64))
+    ids[:, 0], ids[:, -1] = tiny_tokenizer.cls_token_id, tiny_tokenizer.sep_token_id
+    attention = torch.ones_like(ids)
+    attention[:, 50:] = 0
+    specials = sorted(set(tiny_tokenizer.all_special_ids))
+    masked, labels = mask_tokens(ids, attention, specials, tiny_tokenizer.mask_token_id, len(tiny_tokenizer),
+                                 torch.Generator().manual_seed(0))
+    chosen = labels != -100
+    assert not chosen[:, 0].any() and not chosen[:, 50:].any()  # never [CLS], [SEP] or padding
+    assert torch.equal(labels[chosen], ids[chosen])
+    candidates = 200 * 48
+    assert 0.13 < chosen.sum().item() / candidates < 0.17
+    as_mask = (masked == tiny_tokenizer.mask_token_id) & chosen
+    unchanged = (masked == ids) & chosen
+    assert 0.76 < as_mask.sum().item() / chosen.sum().item() < 0.84
+    assert 0.07 < unchanged.sum().item() / chosen.sum().item() < 0.14  # 10% kept (+ a few random hits of itself)
+    assert torch.equal(masked[~chosen], ids[~chosen])
+
+
+def test_masking_is_reproducible_from_the_step_seed(tiny_tokenizer):
+    sequences = [tokenize_lines(["Мы пошли гулять в парк."], tiny_tokenizer, 32).sequences[0]] * 4
+    a = mlm_batch(sequences, tiny_tokenizer, step_generator(7, 3))
+    b = mlm_batch(sequences, tiny_tokenizer, step_generator(7, 3))
+    c = mlm_batch(sequences, tiny_tokenizer, step_generator(7, 4))
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+    assert not torch.equal(a["labels"], c["labels"])
+    assert ((a["labels"] != -100).sum(dim=1) >= 1).all()  # every line teaches at least one token

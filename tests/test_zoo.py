@@ -1,0 +1,50 @@
+"""Naming and loading models, offline."""
+import pytest
+
+from core import zoo
+
+
+def test_known_names_resolve_to_hub_or_bundled():
+    assert zoo.resolve("rubert-base-cased-conversational") == ("hub", "DeepPavlov/rubert-base-cased-conversational")
+    source, location = zoo.resolve("bundled-teacher")
+    assert source == "bundled" and location.endswith("assets/models/teacher")
+    assert zoo.resolve("arch:distilrubert-base-cased-conversational") == ("arch", "distilrubert-base-cased-conversational")
+    assert zoo.resolve("someone/some-model") == ("hub", "someone/some-model")
+
+
+def test_local_folders_and_runs(tiny_teacher_dir, runs_dir):
+    assert zoo.resolve(str(tiny_teacher_dir)) == ("local", str(tiny_teacher_dir.resolve()))
+    (runs_dir / "r1").mkdir()
+    assert zoo.resolve("run:r1") == ("run", str(runs_dir / "r1"))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "Choose a model"),
+    ("arch:gpt-7", "No architecture"),
+    ("run:../../etc", "not a valid run id"),
+    ("run:missing-run", "no run"),
+    ("./no/such/folder", "does not exist"),
+    ("not a model name!", "Unknown model"),
+])
+def test_bad_names_get_a_sentence(name, message, runs_dir):
+    with pytest.raises(ValueError, match=message):
+        zoo.resolve(name)
+
+
+def test_uncached_hub_model_offline_says_what_to_do():
+    assert not zoo.hub_reachable()  # HF_HUB_OFFLINE=1 in tests
+    with pytest.raises(ValueError, match="cannot be reached"):
+        zoo.load("rubert-base-cased-conversational")
+    assert not zoo.is_available("distilrubert-base-cased-conversational")
+
+
+def test_offline_default_is_the_bundled_pair_with_a_notice():
+    pair, notice = zoo.default_pair()
+    assert pair == zoo.BUNDLED_PAIR and "bundled" in notice
+
+
+def test_architecture_models_have_the_exact_published_shapes():
+    config = zoo.arch_config("rubert-base-cased-conversational")
+    assert (config.num_hidden_layers, config.hidden_size, config.vocab_size) == (12, 768, 119547)
+    tiny = zoo.arch_config("distilrubert-tiny-cased-conversational-v1")
+    assert (tiny.n_layers, tiny.dim, tiny.hidden_dim, tiny.vocab_size) == (3, 264, 792, 30522)

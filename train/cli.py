@@ -1,0 +1,100 @@
+"""Command-line flags of train.distill: a config file (YAML or JSON) first, then flags that override it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from train.config import DistillConfig, build_config, read_config_file
+
+# What may change when a run is resumed; everything else shapes the student or its data and must stay.
+RESUMABLE_CHANGES = {"max_steps", "save_every", "log_every", "eval_every", "eval_lines", "keep_checkpoints",
+                     "mixed_precision", "device", "output_dir", "trace"}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr and exit code 2, as for every other bad input
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer numbers such as 0,2,4; got '{text}'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = DistillConfig()
+    p = OneLineParser(prog="python -m train.distill", description=(
+        "Distil a smaller masked language model from a teacher with KL on softened logits, the MLM loss and a cosine "
+        "loss between student hidden states and means of consecutive teacher hidden states. Writes a run directory "
+        "(config.json, metrics.jsonl, checkpoints/, final/). Works under `accelerate launch` on many GPUs."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, argument_default=None)
+    p.add_argument("--config", help="YAML or JSON file of options (flags given here override it)")
+    g = p.add_argument_group("models")
+    g.add_argument("--teacher", help=f"known name, Hub id or local folder (default {d.teacher})")
+    g.add_argument("--student-layers", type=int, help="student depth (default: half the teacher's)")
+    g.add_argument("--init-layers", type=int_list, help="teacher layers that initialise the student, e.g. 0,2,4,7,9,11 "
+                                                        "(default: every k-th)")
+    g.add_argument("--student-type", choices=["same", "bert", "distilbert"], help="architecture of the student")
+    g.add_argument("--student-vocab-size", type=int, help="train a smaller WordPiece vocabulary for the student")
+    g.add_argument("--student-hidden", type=int, help="narrower student width (needs --student-vocab-size)")
+    g.add_argument("--align", choices=["match", "reduce"], help="how logits meet across vocabularies (default reduce)")
+    g.add_argument("--reduce-op", choices=["sum", "mean"], help="reduce: sum or mean over a teacher token's pieces")
+    g = p.add_argument_group("data")
+    g.add_argument("--corpus", help="UTF-8 text file, one sample a line ('bundled' for the lab's corpus)")
+    g.add_argument("--valid-corpus", help="held-out lines for evaluation (default: bundled split or 5%% held out)")
+    g.add_argument("--max-length", type=int, help=f"tokens per sample, longer lines are cut (default {d.max_length})")
+    g.add_argument("--mlm-probability", type=float, help=f"share of tokens masked (default {d.mlm_probability})")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--max-steps", type=int, help=f"optimizer steps (default {d.max_steps})")
+    g.add_argument("--batch-size", type=int, help=f"samples per process per micro-batch (default {d.batch_size})")
+    g.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step (default 1)")
+    g.add_argument("--lr", type=float, help=f"peak learning rate of AdamW (default {d.lr})")
+    g.add_argument("--warmup", type=float, help=f"share of steps of linear warm-up (default {d.warmup})")
+    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {d.weight_decay})")
+    g.add_argument("--grad-clip", type=float, help=f"gradient norm clip (default {d.grad_clip})")
+    g = p.add_argument_group("losses")
+    g.add_argument("--temperature", type=float, help=f"softmax temperature T of the KL term (default {d.temperature})")
+    g.add_argument("--alpha-kl", type=float, help=f"weight of KL(teacher || student) (default {d.alpha_kl})")
+    g.add_argument("--alpha-mlm", type=float, help=f"weight of the MLM cross-entropy (default {d.alpha_mlm})")
+    g.add_argument("--alpha-cos", type=float, help=f"weight of the hidden-state cosine loss (default {d.alpha_cos})")
+    g.add_argument("--alpha-att", type=float, help="weight of the attention-map MSE of distilrubert-small (default 0)")
+    g.add_argument("--alpha-hidden-mse", type=float, help="reduced-vocabulary students: weight of the projected "
+                                                          f"hidden-state MSE (default {d.alpha_hidden_mse})")
+    g.add_argument("--kl-masked-only", action="store_true", help="KL at masked positions only (default: all tokens)")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, help=f"seed of data order, masks and initialisation (default {d.seed})")
+    g.add_argument("--log-every", type=int, help=f"steps between metrics records (default {d.log_every})")
+    g.add_argument("--eval-every", type=int, help=f"steps between held-out evaluations (default {d.eval_every})")
+    g.add_argument("--eval-lines", type=int, help=f"held-out lines used by each evaluation (default {d.eval_lines})")
+    g.add_argument("--save-every", type=int, help=f"steps between checkpoints (default {d.save_every})")
+    g.add_argument("--keep-checkpoints", type=int, help=f"checkpoints kept on disk (default {d.keep_checkpoints})")
+    g.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="default auto: bf16/fp16 on GPU")
+    g.add_argument("--device", choices=["auto", "cpu"], help="auto uses the GPU when there is one")
+    g.add_argument("--output-dir", help="run directory (default runs/<date-time-id>)")
+    g.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or --output-dir) from its last checkpoint")
+    g.add_argument("--trace", action="store_true", help="record each process's batches and a weight checksum")
+    return p
+
+
+def parse_args(argv: list[str] | None) -> tuple[DistillConfig, bool]:
+    """(config, resume). Raises ValueError for inconsistent input; argparse exits 2 on malformed flags."""
+    args = vars(build_parser().parse_args(argv))
+    config_file, resume = args.pop("config"), args.pop("resume")
+    overrides = {k: v for k, v in args.items() if v is not None and v is not False}
+    if resume:
+        run_dir = Path(resume if isinstance(resume, str) else overrides.get("output_dir") or "")
+        if not str(run_dir) or not (run_dir / "config.json").is_file():
+            raise ValueError("--resume needs the run directory of an earlier run (--resume RUN_DIR or --output-dir).")
+        saved = read_config_file(run_dir / "config.json")
+        changed = sorted(k for k, v in {**(read_config_file(config_file) if config_file else {}), **overrides}.items()
+                         if k not in RESUMABLE_CHANGES and saved.get(k) != v)
+        if changed:
+            raise ValueError(f"A resumed run keeps its settings; these cannot change: {', '.join(changed)}.")
+        cfg = build_config(saved, {**overrides, "output_dir": str(run_dir)})
+    else:
+        cfg = build_config(read_config_file(config_file) if config_file else {}, overrides)
+    cfg.check()
+    return cfg, bool(resume)

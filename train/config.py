@@ -1,0 +1,151 @@
+"""The configuration of a distillation run: defaults, reading a YAML/JSON file, and the sanity checks."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from core.losses import LossWeights
+from core.zoo import ASSETS
+
+BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
+
+
+@dataclass
+class DistillConfig:
+    # models
+    teacher: str = "bundled-teacher"
+    student_layers: int | None = None  # None: half the teacher's layers
+    init_layers: list[int] | None = None  # teacher layers (0-based) copied into the student; None: every k-th
+    student_type: str = "same"  # "same", "bert" or "distilbert"
+    # reduced vocabulary and width (Kolesnikova et al. 2022); None keeps the teacher's
+    student_vocab_size: int | None = None
+    student_hidden: int | None = None
+    align: str = "reduce"  # "match" or "reduce": how logits are compared across vocabularies
+    reduce_op: str = "sum"  # "sum" or "mean" of student logits over the pieces of a teacher token
+    alpha_hidden_mse: float = 1.0  # reduced-vocabulary students: MSE between projected student and teacher states
+    # data
+    corpus: str = BUNDLED_CORPUS
+    valid_corpus: str | None = None  # None: the bundled validation split, or 5% held out of a custom corpus
+    max_length: int = 128
+    mlm_probability: float = 0.15
+    # optimisation
+    max_steps: int = 300
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 5e-4
+    warmup: float = 0.05  # fraction of max_steps
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    adam_eps: float = 1e-6
+    grad_clip: float = 5.0
+    # losses
+    temperature: float = 2.0
+    alpha_kl: float = 5.0
+    alpha_mlm: float = 2.0
+    alpha_cos: float = 1.0
+    alpha_att: float = 0.0
+    kl_masked_only: bool = False
+    # bookkeeping
+    seed: int = 42
+    log_every: int = 10
+    eval_every: int = 50
+    eval_lines: int = 300
+    save_every: int = 100
+    keep_checkpoints: int = 2
+    mixed_precision: str = "auto"  # "auto" (bf16/fp16 on GPU, none on CPU), "no", "fp16", "bf16"
+    device: str = "auto"  # "auto" (the GPU when there is one) or "cpu"
+    output_dir: str | None = None  # None: runs/<timestamp>
+    trace: bool = False  # write each rank's sample indices and a weight checksum (to check multi-process runs)
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(self.alpha_kl, self.alpha_mlm, self.alpha_cos, self.alpha_att, self.temperature,
+                           self.kl_masked_only)
+
+    @property
+    def reduced_vocab(self) -> bool:
+        return bool(self.student_vocab_size)
+
+    def corpus_paths(self) -> tuple[Path, Path | None]:
+        if self.corpus == BUNDLED_CORPUS:
+            return ASSETS / "corpus" / "train.txt", Path(self.valid_corpus) if self.valid_corpus else \
+                ASSETS / "corpus" / "valid.txt"
+        return Path(self.corpus), Path(self.valid_corpus) if self.valid_corpus else None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Fail early, with one sentence a person can act on, before anything is loaded or written."""
+        positive = dict(max_steps=self.max_steps, batch_size=self.batch_size, grad_accum=self.grad_accum,
+                        log_every=self.log_every, eval_every=self.eval_every, save_every=self.save_every,
+                        keep_checkpoints=self.keep_checkpoints, eval_lines=self.eval_lines)
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number of at least 1; got {value}.")
+        if self.student_layers is not None and self.student_layers < 1:
+            raise ValueError(f"--student-layers must be at least 1; got {self.student_layers}.")
+        if self.max_length < 8 or self.max_length > 4096:
+            raise ValueError(f"--max-length must be between 8 and 4096 tokens; got {self.max_length}.")
+        if not 0 < self.mlm_probability < 1:
+            raise ValueError(f"--mlm-probability must be between 0 and 1; got {self.mlm_probability}.")
+        if not self.lr > 0 or self.lr > 1:
+            raise ValueError(f"--lr must be above 0 and at most 1; got {self.lr}.")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"--warmup is a fraction of the steps, from 0 to below 1; got {self.warmup}.")
+        if self.grad_clip <= 0:
+            raise ValueError(f"--grad-clip must be above 0; got {self.grad_clip}.")
+        if self.eval_every % self.log_every:
+            raise ValueError(f"--eval-every ({self.eval_every}) must be a multiple of --log-every ({self.log_every}), "
+                             "so evaluations land on logged steps.")
+        if self.student_type not in ("same", "bert", "distilbert"):
+            raise ValueError(f"--student-type must be same, bert or distilbert; got '{self.student_type}'.")
+        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+            raise ValueError(f"--mixed-precision must be auto, no, fp16 or bf16; got '{self.mixed_precision}'.")
+        if self.device not in ("auto", "cpu"):
+            raise ValueError(f"--device must be auto or cpu; got '{self.device}'.")
+        if self.align not in ("match", "reduce") or self.reduce_op not in ("sum", "mean"):
+            raise ValueError("--align must be match or reduce, and --reduce-op sum or mean.")
+        if self.student_hidden and not self.student_vocab_size:
+            raise ValueError("A narrower student (--student-hidden) needs its own vocabulary: "
+                             "also give --student-vocab-size.")
+        if self.student_vocab_size is not None and self.student_vocab_size < 100:
+            raise ValueError(f"--student-vocab-size must be at least 100; got {self.student_vocab_size}.")
+        if self.alpha_hidden_mse < 0:
+            raise ValueError("Loss weights (alphas) cannot be negative.")
+        weights = self.loss_weights
+        if self.reduced_vocab:  # the hidden-state term of a reduced student is the projected MSE, not the cosine
+            weights.alpha_cos = self.alpha_hidden_mse
+        weights.check()
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(DistillConfig)}
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"The config file '{path}' does not exist.")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"Could not read the config file '{path}': {str(error).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"The config file '{path}' must hold a mapping of option names to values.")
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def build_config(file_values: dict, overrides: dict) -> DistillConfig:
+    """Defaults, then the config file, then command-line flags (only those given)."""
+    values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"Unknown option(s) in the config: {', '.join(unknown)}.")
+    return DistillConfig(**values)

@@ -1,0 +1,105 @@
+"""Pretrain the lab's own tiny Russian teacher from scratch: python -m train.pretrain_teacher --help
+
+A cased WordPiece tokenizer is trained on the corpus, then a small BERT masked LM learns by MLM alone. The
+weights with the best held-out masked-token accuracy are kept. Everything follows from --seed, so the bundled
+teacher can be rebuilt bit for bit on the same machine and library versions.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import BertConfig, BertForMaskedLM, get_linear_schedule_with_warmup
+
+from core.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
+from core.evaluate import masked_batches, mlm_figures
+from core.tokenizer import train_wordpiece
+from core.zoo import ASSETS
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train.pretrain_teacher", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--corpus", default=str(ASSETS / "corpus" / "train.txt"))
+    p.add_argument("--valid-corpus", default=str(ASSETS / "corpus" / "valid.txt"))
+    p.add_argument("--vocab-size", type=int, default=6000)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--ffn", type=int, default=1024)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=float, default=0.06)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16",
+                   help="float16 halves the size of the bundled files; the lab loads them back as float32")
+    p.add_argument("--output-dir", required=True)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        lines, valid_lines = read_corpus(args.corpus), read_corpus(args.valid_corpus)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    torch.manual_seed(args.seed)
+    tokenizer = train_wordpiece(lines, args.vocab_size)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
+                        num_attention_heads=args.heads, intermediate_size=args.ffn,
+                        max_position_embeddings=max(args.max_length, 128), hidden_dropout_prob=args.dropout,
+                        attention_probs_dropout_prob=args.dropout, pad_token_id=tokenizer.pad_token_id)
+    model = BertForMaskedLM(config)
+    train = tokenize_lines(lines, tokenizer, args.max_length)
+    valid = masked_batches(valid_lines, tokenizer, args.max_length, seed=args.seed)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * args.steps), args.steps)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log, best, epoch, batches, position = [], None, 0, [], 0
+    started = time.perf_counter()
+    model.train()
+    for step in tqdm(range(1, args.steps + 1), desc="pretraining", unit="step", mininterval=5):
+        if position >= len(batches):
+            batches, position, epoch = length_grouped_batches(train.lengths, args.batch_size, args.seed, epoch), 0, epoch + 1
+        batch = mlm_batch([train.sequences[i] for i in batches[position]], tokenizer, step_generator(args.seed, step))
+        position += 1
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % args.eval_every == 0 or step == args.steps:
+            figures = mlm_figures(model, valid)
+            log.append({"step": step, "loss": loss.item(), "valid_mlm_acc": figures["mlm_acc"], "epoch": epoch,
+                        "elapsed_s": round(time.perf_counter() - started, 1)})
+            print(json.dumps(log[-1]), file=sys.stderr)
+            if best is None or figures["mlm_acc"] > best["valid_mlm_acc"]:
+                best = log[-1]
+                copy.deepcopy(model).to(getattr(torch, args.save_dtype)).save_pretrained(out)
+                tokenizer.save_pretrained(out)
+    record = {"args": vars(args), "best": best, "log": log, "train_lines": len(lines), "train_tokens": train.tokens}
+    (out / "pretraining.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""What every tab shares: the model cache, the default pair, the offline notice and the rules for model names."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from core import zoo
+from core.cache import ModelCache
+from train.runs import list_runs
+
+
+@dataclass
+class AppContext:
+    default_teacher: str
+    default_student: str
+    notice: str = ""  # one visible line when the lab fell back to its bundled models
+    on_space: bool = False  # a public Hugging Face Space: no local paths, runs owned by browser sessions
+    cache: ModelCache = field(default_factory=ModelCache)
+
+    @classmethod
+    def create(cls, teacher: str | None = None, student: str | None = None) -> "AppContext":
+        (default_teacher, default_student), notice = zoo.default_pair()
+        return cls(teacher or default_teacher, student or default_student, notice,
+                   on_space=bool(os.environ.get("SPACE_ID")))
+
+    def model_choices(self, include_arch: bool = False) -> list[str]:
+        """Known models, then the students of finished or checkpointed runs ("run:<id>")."""
+        names = list(zoo.KNOWN_MODELS)
+        names += [f"run:{r['id']}" for r in list_runs() if r["final"] or r["checkpoint"]]
+        if include_arch:
+            names += [f"arch:{a}" for a in zoo.arch_names()]
+        return names
+
+    def check_name(self, name: str) -> str:
+        """Refuse what a public app must not load: local paths on a Space, anything that is not a model name."""
+        name = (name or "").strip()
+        source, _ = zoo.resolve(name)  # raises ValueError with a sentence for unknown names
+        if source == "local" and self.on_space:
+            raise ValueError("Local folders cannot be loaded on a shared Space; choose a listed model or a Hub id.")
+        return name
+
+    def offline_line(self, name: str) -> str:
+        """The visible line for a Hub model chosen while the Hub is out of reach (empty when all is well)."""
+        known = zoo.KNOWN_MODELS.get(name)
+        hub_id = known.hub_id if known else (name if zoo.HUB_ID_PATTERN.match(name or "") and
+                                             not Path(name).exists() else None)
+        if hub_id and not zoo.is_cached(hub_id) and not zoo.hub_reachable():
+            return (f"'{name}' is on the Hugging Face Hub, which this machine cannot reach, and it is not cached: "
+                    "choose bundled-teacher / bundled-student, or a run's student.")
+        return ""
+
+    def load(self, name: str, attentions: bool = False, progress: gr.Progress | None = None) -> zoo.LoadedModel:
+        """Load through the shared cache, with a progress message; user mistakes become gr.Error."""
+        try:
+            name = self.check_name(name)
+            line = self.offline_line(name)
+            if line:
+                raise ValueError(line)
+            if progress is not None and not self.cache.is_loaded(name, attentions):
+                progress(0, desc=f"Loading {name} ...")
+            return self.cache.get(name, attentions)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+
+def user_errors(fn):
+    """Turn a ValueError raised by core code into a gr.Error the page shows as one sentence."""
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except ValueError as error:
+                raise gr.Error(str(error), print_exception=False) from None
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+    return wrapper
