@@ -161,3 +161,21 @@ def make_student(teacher: PreTrainedModel, spec: StudentSpec = StudentSpec()) ->
         load_canonical(student, canon)
     student.config.init_layers = init  # kept in config.json, so a student tells how it was made
     return student.to(next(teacher.parameters()).device)
+
+
+def teacher_depth(name: str) -> int | None:
+    """The number of layers of a named model from its config alone (no weights); None when it cannot be read."""
+    from transformers import AutoConfig
+
+    from core import zoo
+    try:
+        source, location = zoo.resolve(name)
+        if source == "arch":
+            return num_layers(zoo.arch_config(location))
+        if source == "hub" and not zoo.is_cached(location):
+            return None
+        if source == "run":
+            location = f"{location}/student"
+        return num_layers(AutoConfig.from_pretrained(location))
+    except (ValueError, OSError):
+        return None

@@ -205,14 +205,8 @@ def _load_arch(name: str, arch: str, device, attn: str, dtype) -> LoadedModel:
 
 def random_tokenizer(vocab_size: int) -> PreTrainedTokenizerBase:
     """A stand-in WordPiece tokenizer with the right vocabulary size, for architecture-only models."""
-    from transformers import BertTokenizerFast
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {tok: i for i, tok in enumerate(specials + [f"w{i}" for i in range(vocab_size - len(specials))])}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    return BertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                             sep_token="[SEP]", mask_token="[MASK]")
+    from core.tokenizer import BERT_SPECIALS, wordpiece_from_vocab
+    return wordpiece_from_vocab(BERT_SPECIALS + [f"w{i}" for i in range(vocab_size - len(BERT_SPECIALS))])
 
 
 def model_summary(model: torch.nn.Module) -> dict:

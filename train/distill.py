@@ -24,7 +24,7 @@ from transformers.utils import logging as hf_logging
 
 from core.data import mlm_batch, step_generator
 from core.zoo import runs_root
-from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.cli import parse_args
 from train.config import DistillConfig
 from train.runs import new_run_id, read_json, truncate_metrics, write_status
@@ -73,9 +73,8 @@ def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> N
 def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: Accelerator, resume: bool) -> int:
     is_main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     stop = StopRequested()
-    student, teacher = setup.student, setup.teacher.to(accelerator.device)
-    trainable = list(student.named_parameters()) + list(setup.extra_parameters())
-    optimizer = optimizer_for(cfg, trainable)
+    student, teacher = setup.trainable(), setup.teacher.to(accelerator.device)
+    optimizer = optimizer_for(cfg, list(student.named_parameters()))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * cfg.max_steps), cfg.max_steps)
     step, epoch, position, last_checkpoint_step = 0, 0, 0, 0
 
@@ -83,7 +82,6 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     if checkpoint_path is not None:
         state = load_checkpoint(checkpoint_path)
         student.load_state_dict(state["model"])
-        setup.load_extra_state(state.get("extra", {}))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, epoch, position = state["step"], state["epoch"], state["position"]
@@ -94,7 +92,6 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         truncate_metrics(run_dir, step)
         write_status(run_dir, state="running", pid=os.getpid(), step=step, max_steps=cfg.max_steps,
                      message=f"Resumed from step {step}." if resume else "Started.")
-    setup.extra_to(accelerator.device)
     student, optimizer = accelerator.prepare(student, optimizer)
     student.train()
 
@@ -112,7 +109,7 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
 
     def checkpoint_state() -> dict:
         rngs = gather_object([rng_state()])  # every process's RNG, so dropout continues identically on resume
-        return {"model": accelerator.unwrap_model(student).state_dict(), "extra": setup.extra_state(),
+        return {"model": accelerator.unwrap_model(student).state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
                 "epoch": epoch, "position": position, "rng": rngs, "config": cfg.to_dict(), "world_size": world}
 
@@ -133,8 +130,8 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         for micro in range(cfg.grad_accum):
             indices = next_batch_indices()
             trace.append(indices)
-            batch = mlm_batch([setup.train.sequences[i] for i in indices], setup.tokenizer,
-                              step_generator(cfg.seed, step, rank, micro), cfg.mlm_probability)
+            batch = setup.extend_batch(mlm_batch([setup.train.sequences[i] for i in indices], setup.tokenizer,
+                                                 step_generator(cfg.seed, step, rank, micro), cfg.mlm_probability))
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             tokens += int(batch["attention_mask"].sum())
             sync = accelerator.no_sync(student) if micro < cfg.grad_accum - 1 else nullcontext()
@@ -177,11 +174,12 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
             elapsed = time.perf_counter() - window_start
             record = {"step": step, **{k: v / count for k, v in sums.items()},
                       "lr": scheduler.get_last_lr()[0], "tokens_per_s": total_tokens / max(elapsed, 1e-9),
+                      "steps_per_s": count / max(elapsed, 1e-9),
                       "epoch": epoch, "elapsed_s": time.perf_counter() - started}
             if step % cfg.eval_every == 0 or last:
                 if is_main:
-                    record.update({f"eval_{k}": v for k, v in setup.evaluate(accelerator.unwrap_model(student),
-                                                                              teacher).items()})
+                    trained = setup.hf_student(accelerator.unwrap_model(student))
+                    record.update({f"eval_{k}": v for k, v in setup.evaluate(trained, teacher).items()})
                 accelerator.wait_for_everyone()
             if is_main:
                 with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
@@ -204,7 +202,7 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         _write_trace(run_dir, accelerator, student, trace)
     if is_main:
         final = run_dir / "final"
-        accelerator.unwrap_model(student).save_pretrained(final)
+        setup.hf_student(accelerator.unwrap_model(student)).save_pretrained(final)
         setup.student_tokenizer.save_pretrained(final)
         write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
     accelerator.wait_for_everyone()
@@ -238,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if accelerator.is_main_process:
         if not resume or not (run_dir / "config.json").is_file():
             write_run_start(run_dir, cfg, setup)
+        else:  # a resume may extend the run (--max-steps); the directory keeps describing it truly
+            atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False))
         print(f"run directory: {run_dir}", file=sys.stderr)
     accelerator.wait_for_everyone()
     try:

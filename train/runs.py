@@ -110,6 +110,7 @@ def run_info(run_dir: Path) -> dict:
         "teacher": config.get("teacher", ""),
         "student_layers": config.get("student_layers"),
         "created": status.get("created", run_dir.stat().st_mtime),
+        "queued_at": status.get("queued_at", status.get("created", 0)),
         "checkpoint": checkpoint.name if checkpoint else None,
         "final": (run_dir / "final" / "config.json").is_file(),
         "owner": status.get("owner"),
@@ -139,7 +140,8 @@ def run_model_dir(run_dir: Path) -> Path:
     if read_json(snapshot / "source.json", {}).get("checkpoint") == checkpoint.name:
         return snapshot
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
-    state = load_checkpoint(checkpoint)["model"]
+    state = {key.removeprefix("student."): value for key, value in load_checkpoint(checkpoint)["model"].items()
+             if not key.startswith("projection.")}  # reduced-vocabulary runs train a projection beside the student
     model = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(run_dir / "student"))
     model.load_state_dict(state, strict=False)
     model.tie_weights()

@@ -51,18 +51,17 @@ class DistillSetup:
             self._valid_batches = masked_batches(self.valid_lines, self.tokenizer, self.cfg.max_length, seed=self.cfg.seed)
         return mlm_figures(student, self._valid_batches, teacher)
 
-    # Trainable parts beside the student (the reduced-vocabulary projection); none here.
-    def extra_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
-        return []
+    def extend_batch(self, batch: dict) -> dict:
+        """Add what the student needs beyond the teacher's batch (nothing when they share a vocabulary)."""
+        return batch
 
-    def extra_state(self) -> dict:
-        return {}
+    def trainable(self) -> torch.nn.Module:
+        """The module the optimizer trains and Accelerate wraps: here the student itself."""
+        return self.student
 
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def extra_to(self, device) -> None:
-        pass
+    def hf_student(self, trainable: torch.nn.Module):
+        """The Hugging Face model inside the trainable module, for saving and evaluating."""
+        return trainable
 
 
 def load_lines(cfg: DistillConfig) -> tuple[list[str], list[str]]:

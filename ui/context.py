@@ -9,6 +9,7 @@ import gradio as gr
 
 from core import zoo
 from core.cache import ModelCache
+from train.launcher import RunLauncher
 from train.runs import list_runs
 
 
@@ -19,6 +20,11 @@ class AppContext:
     notice: str = ""  # one visible line when the lab fell back to its bundled models
     on_space: bool = False  # a public Hugging Face Space: no local paths, runs owned by browser sessions
     cache: ModelCache = field(default_factory=ModelCache)
+    launcher: RunLauncher | None = None  # created by create(); one per app, shared by every session
+
+    def __post_init__(self):
+        if self.launcher is None:
+            self.launcher = RunLauncher(shared=self.on_space)
 
     @classmethod
     def create(cls, teacher: str | None = None, student: str | None = None) -> "AppContext":

@@ -1,0 +1,204 @@
+"""Runs started on behalf of others (the app): a queue on disk and one child process at a time.
+
+Each run is `python -m train.distill --config runs/<id>/request.json --output-dir runs/<id>`, the same command a
+person types, so the app and the command line make identical runs. A queued run is a directory whose status says
+"queued"; a watcher thread starts the oldest one when nothing else runs. Children receive SIGTERM when the app dies
+(Linux), which makes them save a checkpoint and stop cleanly: killing the app loses nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from core.data import read_corpus
+from core.zoo import REPO_ROOT, runs_root
+from train.config import BUNDLED_CORPUS, DistillConfig
+from train.runs import (ACTIVE_STATES, checkpoint_step, delete_run, list_runs, new_run_id, read_status,
+                        run_dir_of, write_status)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the app's process goes away."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def can_control(info: dict, requester: str | None, shared: bool) -> bool:
+    """Who may stop, resume or delete a run: anyone on a private app; on a shared app only the run's owner."""
+    if not shared:
+        return True
+    return bool(info.get("owner")) and info["owner"] == requester
+
+
+def can_see(info: dict, requester: str | None, shared: bool) -> bool:
+    return not shared or info.get("public") or (info.get("owner") and info["owner"] == requester)
+
+
+class RunLauncher:
+    """Submit, stop, resume and delete runs; at most `max_running` child processes at once."""
+
+    def __init__(self, root: Path | None = None, max_running: int = 1, poll_s: float = 1.0, shared: bool = False):
+        self.root = Path(root) if root else runs_root()
+        self.max_running, self.poll_s, self.shared = max_running, poll_s, shared
+        self._children: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the watcher: the only thread that starts processes, so PDEATHSIG is tied to a thread that lives as long
+    #    as the app (it is sent when the *thread* that forked exits).
+    def start(self) -> "RunLauncher":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="run-launcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                self.pump()
+            except Exception as error:  # the watcher must outlive any one bad run directory
+                print(f"run launcher: {error}", file=sys.stderr)
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def pump(self) -> None:
+        """Reap finished children, record why they failed, start queued runs while there is room."""
+        with self._lock:
+            for run_id, child in list(self._children.items()):
+                if child.poll() is not None:
+                    del self._children[run_id]
+                    self._record_exit(run_id, child.returncode)
+            runs = list_runs(self.root)
+            running = sum(r["state"] == "running" for r in runs)
+            for info in sorted((r for r in runs if r["state"] == "queued"), key=lambda r: r["queued_at"]):
+                if running >= self.max_running:
+                    break
+                self._spawn(info["id"])
+                running += 1
+
+    def _spawn(self, run_id: str) -> None:
+        run_dir = self.root / run_id
+        arguments = read_status(run_dir).get("launch_args") or ["--config", str(run_dir / "request.json"),
+                                                                "--output-dir", str(run_dir)]
+        command = [sys.executable, "-m", "train.distill", *arguments]
+        log = open(run_dir / "console.log", "a", encoding="utf-8")
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUDISTIL_RUNS_DIR": str(self.root)}
+        child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 start_new_session=True, preexec_fn=_die_with_parent)
+        log.close()
+        self._children[run_id] = child
+        write_status(run_dir, state="running", pid=child.pid, message="Starting ...")
+
+    def _record_exit(self, run_id: str, code: int) -> None:
+        run_dir = self.root / run_id
+        status = read_status(run_dir)
+        if status.get("state") in ("finished", "stopped", "failed"):
+            return
+        reason = last_error_line(run_dir / "console.log") or f"The process ended with exit code {code}."
+        write_status(run_dir, state="failed" if code else "stopped", message=reason)
+
+    # -- actions
+    def submit(self, cfg: DistillConfig, owner: str | None = None, public: bool = False,
+               uploaded_corpus: str | None = None) -> str:
+        """Check a configuration, put the run in line, and return its id. Raises ValueError for bad input."""
+        run_id = new_run_id()
+        run_dir = run_dir_of(run_id, self.root)
+        cfg.output_dir = str(run_dir)
+        cfg.check()
+        if uploaded_corpus:
+            read_corpus(uploaded_corpus)  # refuse a bad upload now, with its reason, rather than in a failed run
+        elif cfg.corpus != BUNDLED_CORPUS:
+            read_corpus(cfg.corpus)
+        run_dir.mkdir(parents=True)
+        if uploaded_corpus:
+            shutil.copyfile(uploaded_corpus, run_dir / "corpus.txt")  # the run keeps its own copy for resuming
+            cfg.corpus = str(run_dir / "corpus.txt")
+        request = {k: v for k, v in cfg.to_dict().items() if k != "output_dir"}
+        (run_dir / "request.json").write_text(json.dumps(request, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_status(run_dir, state="queued", owner=owner, public=public, created=time.time(), queued_at=time.time(),
+                     max_steps=cfg.max_steps, message="Waiting for its turn.")
+        self._wake.set()
+        return run_id
+
+    def _controlled(self, run_id: str, requester: str | None) -> tuple[Path, dict]:
+        run_dir = run_dir_of(run_id, self.root)
+        if not (run_dir / "status.json").is_file():
+            raise ValueError(f"There is no run '{run_id}'.")
+        info = {**read_status(run_dir), "id": run_id}
+        if not can_control(info, requester, self.shared):
+            raise ValueError("This run belongs to another session: only the person who started it can change it.")
+        return run_dir, info
+
+    def stop(self, run_id: str, requester: str | None = None) -> str:
+        run_dir, info = self._controlled(run_id, requester)
+        if info.get("state") == "queued":
+            write_status(run_dir, state="stopped", message="Taken out of the queue before it started.")
+            return "Taken out of the queue."
+        if info.get("state") != "running":
+            raise ValueError(f"The run is not running (it is {info.get('state')}).")
+        try:
+            os.kill(info["pid"], signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
+        except ProcessLookupError:
+            pass
+        return "Stopping: the run saves a checkpoint and ends."
+
+    def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None) -> str:
+        run_dir, info = self._controlled(run_id, requester)
+        if info.get("state") in ACTIVE_STATES:
+            raise ValueError(f"The run is already {info.get('state')}.")
+        if not (run_dir / "config.json").is_file():
+            raise ValueError("This run never started, so there is nothing to resume; start a new run instead.")
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        steps = max_steps or config["max_steps"]
+        if checkpoint_step(run_dir) >= steps:
+            raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
+        arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
+        write_status(run_dir, state="queued", message="Waiting to resume.", launch_args=arguments,
+                     queued_at=time.time())
+        self._wake.set()
+        return f"Resuming from step {checkpoint_step(run_dir)}."
+
+    def delete(self, run_id: str, requester: str | None = None) -> str:
+        run_dir, info = self._controlled(run_id, requester)
+        if info.get("state") in ACTIVE_STATES:
+            raise ValueError("Stop the run before deleting it.")
+        delete_run(run_dir)
+        return f"Deleted run {run_id}."
+
+    def set_public(self, run_id: str, requester: str | None, public: bool) -> None:
+        run_dir, _ = self._controlled(run_id, requester)
+        write_status(run_dir, public=bool(public))
+
+    def queue_position(self, run_id: str) -> int:
+        """1 for the next run to start; 0 when the run is not waiting."""
+        queued = sorted((r for r in list_runs(self.root) if r["state"] == "queued"), key=lambda r: r["queued_at"])
+        ids = [r["id"] for r in queued]
+        return ids.index(run_id) + 1 if run_id in ids else 0
+
+
+def last_error_line(log: Path) -> str:
+    """The last 'error: ...' line a run printed, for showing why it failed."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):]
+    for line in reversed(lines):
+        if line.strip() and not line.startswith((" ", "\t", "$")):
+            return line.strip()[:300]
+    return ""

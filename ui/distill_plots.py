@@ -1,0 +1,64 @@
+"""Plotly figures and status lines of a distillation run, drawn from its metrics.jsonl records."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+LOSS_PARTS = [("loss_kl", "KL (teacher‖student)"), ("loss_mlm", "MLM"), ("loss_cos", "cosine (hidden)"),
+              ("loss_att", "attention MSE"), ("loss_hidden_mse", "hidden MSE (projected)")]
+
+
+def loss_figure(records: list[dict]) -> go.Figure:
+    """Total loss on the left; each unweighted part on the right (only parts that are in use)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("total (weighted) loss", "loss parts (unweighted)"))
+    steps = [r["step"] for r in records]
+    fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in records], name="total", mode="lines+markers"), 1, 1)
+    for key, label in LOSS_PARTS:
+        values = [r.get(key, 0.0) for r in records]
+        if any(values):
+            fig.add_trace(go.Scatter(x=steps, y=values, name=label, mode="lines"), 1, 2)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=330, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def eval_figure(records: list[dict]) -> go.Figure:
+    """Held-out figures at each evaluation: student accuracy, teacher accuracy, top-1 agreement."""
+    evaluated = [r for r in records if "eval_mlm_acc" in r]
+    fig = go.Figure()
+    for key, label in [("eval_agreement", "top-1 agreement with teacher"), ("eval_mlm_acc", "student MLM accuracy"),
+                       ("eval_teacher_mlm_acc", "teacher MLM accuracy")]:
+        if any(key in r for r in evaluated):
+            fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r.get(key) for r in evaluated],
+                                     name=label, mode="lines+markers"))
+    fig.update_layout(height=300, title="held-out masked positions", yaxis=dict(range=[0, 1], tickformat=".0%"),
+                      xaxis_title="step", margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def progress_line(info: dict, records: list[dict], queue_position: int = 0) -> str:
+    """One line: state, step of steps, speed and time left."""
+    state, step, total = info.get("state", "unknown"), info.get("step") or 0, info.get("max_steps") or 0
+    line = f"**{info.get('id', '')}** · {state} · step {step} of {total}"
+    if state == "queued" and queue_position:
+        line += f" · place in line: {queue_position}"
+    if records:
+        last = records[-1]
+        line += f" · {last.get('tokens_per_s', 0):,.0f} tokens/s"
+        rate = last.get("steps_per_s", 0)
+        if state == "running" and rate > 0 and total > step:
+            line += f" · about {format_seconds((total - step) / rate)} left"
+        if "eval_agreement" in (evaluated := next((r for r in reversed(records) if "eval_mlm_acc" in r), {})):
+            line += f" · agreement {evaluated['eval_agreement']:.1%}"
+    if info.get("message"):
+        line += f"  \n{info['message']}"
+    return line
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
