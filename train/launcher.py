@@ -20,7 +20,7 @@ from pathlib import Path
 from core.data import read_corpus
 from core.zoo import REPO_ROOT, runs_root
 from train.config import BUNDLED_CORPUS, DistillConfig
-from train.runs import (ACTIVE_STATES, checkpoint_step, delete_run, list_runs, new_run_id, read_status,
+from train.runs import (ACTIVE_STATES, checkpoint_step, delete_run, list_runs, new_run_id, read_json, read_status,
                         run_dir_of, write_status)
 
 
@@ -104,7 +104,7 @@ class RunLauncher:
 
     def _record_exit(self, run_id: str, code: int) -> None:
         run_dir = self.root / run_id
-        status = read_status(run_dir)
+        status = read_json(run_dir / "status.json", {}) or {}  # as written, not as inferred from a dead pid
         if status.get("state") in ("finished", "stopped", "failed"):
             return
         reason = last_error_line(run_dir / "console.log") or f"The process ended with exit code {code}."

@@ -1,0 +1,402 @@
+"""Sentence embeddings from any layer of a teacher or student, their PCA/UMAP maps and nearest neighbours, cached.
+
+In a notebook:
+    from core import embed, zoo
+    teacher, student = zoo.load("bundled-teacher"), zoo.load("bundled-student")
+    sentences = embed.probe_set()
+    a, b = embed.embed_space(teacher, sentences), embed.embed_space(student, sentences, layer=-1, pooling="mean")
+    embed.compare(a, b)                      # {"cka": ..., "knn_overlap": ..., "k": 10}
+    coords = embed.project(a, "umap", dims=2)  # (n, 2)
+    embed.nearest(a, 0, k=5)                   # [(sentence index, cosine), ...]
+    embed.layer_similarity(teacher, student, sentences)["cka"]  # (teacher layers + 1, student layers + 1)
+
+Each model tokenises with its own tokenizer; only sentence vectors are compared (see core.similarity), so a student
+may have its own vocabulary and width. Layer 0 is the embedding layer, layer L the last transformer layer.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core import probes, similarity
+from core.student import num_layers
+from core.zoo import LoadedModel
+
+MAX_SENTENCES = 5000
+MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences
+FILE_TYPES = (".txt", ".csv", ".tsv")
+SENTENCE_COLUMNS = ("sentence", "text")
+LABEL_COLUMNS = ("label", "topic")
+POOLINGS = ("mean", "cls")
+METHODS = ("pca", "umap")
+MAX_TOKENS = 256  # a sentence keeps its first 256 tokens (fewer when the model has fewer positions)
+MIN_MAP_SENTENCES = 4
+# random_state makes UMAP single-threaded; on the 2-core machine it was also faster than the threaded fit
+# (704 sentences: 1.4 s against 5 s), and it draws the same map for the same input.
+UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=42, n_jobs=1)
+
+Progress = Callable[[float, str], None]  # (fraction done, description)
+log = logging.getLogger(__name__)
+warnings.filterwarnings("ignore", message="Tensorflow not installed; ParametricUMAP")  # the lab uses plain UMAP
+
+
+@dataclass(frozen=True)
+class SentenceSet:
+    """The sentences every model embeds, with an optional label each (colours the maps)."""
+    sentences: tuple[str, ...]
+    labels: tuple[str, ...]  # one a sentence; "" where the input gave none
+    source: str  # where they came from: "probe set", a file name, "the typed text"
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def key(self) -> str:
+        """A hash of the sentences (not the labels): what embeddings are cached under."""
+        return hashlib.sha1("\n".join(self.sentences).encode("utf-8")).hexdigest()
+
+
+def probe_set() -> SentenceSet:
+    """The bundled topic probe sentences, labelled by topic."""
+    pairs = probes.topic_sentences()
+    return SentenceSet(tuple(s for _, s in pairs), tuple(t for t, _ in pairs), "probe set")
+
+
+def typed_set(text: str) -> SentenceSet:
+    """Sentences typed one a line."""
+    return _checked([(line, "") for line in (text or "").splitlines()], "the typed text", "Line", 1)
+
+
+def read_sentence_file(path: str | Path) -> SentenceSet:
+    """Sentences from a UTF-8 .txt (one a line) or .csv/.tsv (a sentence/text column, optional label/topic column)."""
+    path = Path(path)
+    name = path.name
+    if path.suffix.lower() not in FILE_TYPES:
+        raise ValueError(f"{name} is not a .txt or .csv file; upload one sentence a line (.txt) or a table with a "
+                         "'sentence' column (.csv).")
+    data = path.read_bytes()
+    if not data.strip():
+        raise ValueError(f"{name} is empty; put one sentence on each line.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"{name} is UTF-16 text; save it as UTF-8 and upload it again.")
+    if b"\x00" in data[:8192]:
+        raise ValueError(f"{name} looks like a binary file, not text; upload a UTF-8 .txt or .csv file.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{name} is not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8 "
+                         "and upload it again.") from None
+    if path.suffix.lower() == ".txt":
+        return _checked([(line, "") for line in text.splitlines()], name, "Line", 1)
+    return _checked(_table_rows(text, name), name, "Row", 2)
+
+
+def _table_rows(text: str, name: str) -> list[tuple[str, str]]:
+    """(sentence, label) of each row of a CSV/TSV whose delimiter is the commonest of tab, ';' and ',' in its header."""
+    header_line = text.splitlines()[0] if text else ""
+    counts = {d: header_line.count(d) for d in ("\t", ";", ",")}
+    delimiter = max(counts, key=counts.get) if max(counts.values()) else "\t"
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as error:
+        if "field larger than field limit" in str(error):
+            raise ValueError(f"{name} has a cell of more than {csv.field_size_limit()} characters; a sentence may "
+                             f"have at most {MAX_SENTENCE_CHARS}: split it into sentences.") from None
+        raise ValueError(f"{name} could not be read as a table ({error}); check its quotes or save it again.") from None
+    columns = [c.strip().lower() for c in rows[0]]
+    sentence = next((columns.index(c) for c in SENTENCE_COLUMNS if c in columns), None)
+    label = next((columns.index(c) for c in LABEL_COLUMNS if c in columns), None)
+    if sentence is None:
+        raise ValueError(f"{name} has no 'sentence' or 'text' column (its columns: {', '.join(rows[0][:10])}); "
+                         "name the column of sentences 'sentence'.")
+    cell = lambda row, i: row[i] if i is not None and i < len(row) else ""  # noqa: E731
+    return [(cell(row, sentence), cell(row, label)) for row in rows[1:]]
+
+
+def _checked(rows: list[tuple[str, str]], source: str, unit: str, first: int) -> SentenceSet:
+    """Blank rows dropped, white space tidied, limits enforced with a message that names the offending row."""
+    sentences, labels = [], []
+    for number, (sentence, label) in enumerate(rows, start=first):
+        sentence = " ".join(sentence.split())
+        if not sentence:
+            continue
+        if len(sentence) > MAX_SENTENCE_CHARS:
+            raise ValueError(f"{unit} {number} of {source} has {len(sentence)} characters; a sentence may have at "
+                             f"most {MAX_SENTENCE_CHARS}: split it into sentences.")
+        sentences.append(sentence)
+        labels.append(" ".join(label.split()))
+    if not sentences:
+        raise ValueError(f"There are no sentences in {source}; put one sentence on each line.")
+    if len(sentences) > MAX_SENTENCES:
+        raise ValueError(f"There are {len(sentences)} sentences in {source}, more than the {MAX_SENTENCES} a map "
+                         "can take; keep fewer of them.")
+    return SentenceSet(tuple(sentences), tuple(labels), source)
+
+
+class _ArrayLRU:
+    """A thread-safe least-recently-used store of read-only numpy arrays, bounded by their total bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def put(self, key: tuple, value: np.ndarray) -> np.ndarray:
+        value.setflags(write=False)  # callers share the cached array; nobody may change it
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and sum(v.nbytes for v in self._items.values()) > self.max_bytes:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# All layers of the real-size teacher for 5000 sentences take about 200 MB.
+EMBEDDINGS = _ArrayLRU(1 << 30)
+PROJECTIONS = _ArrayLRU(64 << 20)
+
+
+@dataclass(frozen=True, eq=False)
+class Space:
+    """One model's embeddings of a sentence set at one layer."""
+    model: str
+    layer: int
+    layers: int  # the model's transformer layers; valid layers are 0..layers
+    pooling: str
+    vectors: np.ndarray  # (n, hidden), read-only
+    key: tuple  # (model version, pooling, sentences key, layer): projections are cached under it
+
+
+def layer_count(loaded: LoadedModel) -> int:
+    return num_layers(loaded.model.config)
+
+
+def resolve_layer(loaded: LoadedModel, layer: int | None) -> int:
+    """A layer number from 0 (embeddings) to L (last); None and negative numbers count from the end, -1 = last."""
+    last = layer_count(loaded)
+    if layer is None:
+        return last
+    if int(layer) != layer or not -(last + 1) <= layer <= last:
+        raise ValueError(f"{loaded.name} has layers 0 to {last} (0 = embeddings, {last} = last); "
+                         "choose one of them, or -1 for the last.")
+    return int(layer) % (last + 1)
+
+
+def model_version(loaded: LoadedModel) -> str:
+    """The model's name and a fingerprint of its weights, so a student that trained further gets new embeddings."""
+    digest = hashlib.sha1(loaded.name.encode())
+    for name, tensor in loaded.model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().reshape(-1)[:16].float().cpu().numpy().tobytes())
+    return f"{loaded.name}@{digest.hexdigest()[:12]}"
+
+
+def _check_pooling(pooling: str) -> str:
+    pooling = (pooling or "").lower()
+    if pooling not in POOLINGS:
+        raise ValueError(f"Pooling must be one of {', '.join(POOLINGS)}, not '{pooling}'.")
+    return pooling
+
+
+def _max_positions(config) -> int:
+    return int(getattr(config, "max_position_embeddings", MAX_TOKENS))
+
+
+@torch.inference_mode()
+def _pooled_layers(loaded: LoadedModel, sentences: tuple[str, ...], pooling: str, batch_size: int,
+                   progress: Progress | None) -> np.ndarray:
+    """(layers + 1, n, hidden): every layer's sentence vectors from one pass over the sentences."""
+    tokenizer, model = loaded.tokenizer, loaded.model
+    max_length = min(MAX_TOKENS, _max_positions(model.config))
+    token_ids = tokenizer(list(sentences), truncation=True, max_length=max_length,
+                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    # Sentences of similar length share a batch: less padding to compute.
+    order = sorted(range(len(sentences)), key=lambda i: len(token_ids[i]))
+    device = next(model.parameters()).device
+    result: np.ndarray | None = None
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        padded = tokenizer.pad({"input_ids": [token_ids[i] for i in batch]}, padding_side="right",
+                               return_tensors="pt")
+        mask = padded["attention_mask"].to(device)  # (bs, seq)
+        hidden = model.base_model(input_ids=padded["input_ids"].to(device), attention_mask=mask,
+                                  output_hidden_states=True).hidden_states  # layers + 1 of (bs, seq, hidden)
+        weights = (mask / mask.sum(dim=1, keepdim=True)).unsqueeze(-1)  # (bs, seq, 1), zero on padding
+        pooled = [h[:, 0] if pooling == "cls" else (h * weights).sum(dim=1) for h in hidden]  # (bs, hidden) each
+        if result is None:
+            result = np.empty((len(hidden), len(sentences), pooled[0].shape[-1]), dtype=np.float32)
+        result[:, batch] = torch.stack(pooled).float().cpu().numpy()  # (layers + 1, bs, hidden)
+        if progress is not None:
+            progress(min(1.0, (start + len(batch)) / len(order)), f"Embedding with {loaded.name}")
+    return result
+
+
+def all_layers(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mean", batch_size: int = 32,
+               progress: Progress | None = None, version: str | None = None) -> np.ndarray:
+    """(layers + 1, n, hidden) read-only sentence vectors of every layer, cached per model version, pooling and set.
+
+    One pass gives every layer, so the whole stack is cached: another layer or the layer heatmap costs no pass.
+    """
+    pooling = _check_pooling(pooling)
+    key = (version or model_version(loaded), pooling, sentences.key)
+    found = EMBEDDINGS.get(key)
+    if found is None:
+        found = EMBEDDINGS.put(key, _pooled_layers(loaded, sentences.sentences, pooling, batch_size, progress))
+    return found
+
+
+def embed_space(loaded: LoadedModel, sentences: SentenceSet, layer: int | None = None, pooling: str = "mean",
+                progress: Progress | None = None) -> Space:
+    """The sentence vectors of one layer (default the last), mean-pooled over non-padding tokens or the CLS vector."""
+    layer = resolve_layer(loaded, layer)
+    pooling = _check_pooling(pooling)
+    version = model_version(loaded)
+    vectors = all_layers(loaded, sentences, pooling, progress=progress, version=version)[layer]
+    return Space(loaded.name, layer, layer_count(loaded), pooling, vectors, (version, pooling, sentences.key, layer))
+
+
+def varies(vectors: np.ndarray) -> bool:
+    """False when every sentence has the same vector (CLS pooling at layer 0 does that): nothing to map or compare."""
+    return bool(np.ptp(vectors, axis=0).max() > 1e-6 * (np.abs(vectors).max() + 1e-12))
+
+
+def _umap(dims: int, n: int):
+    import umap  # about 10 s on a first import, so only when asked (or by the warm-up)
+    settings = dict(UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], n - 1))
+    if n <= dims + 2:  # the spectral start needs more points than dimensions + 1; a handful can start anywhere
+        settings["init"] = "random"
+    return umap.UMAP(n_components=dims, **settings)
+
+
+@similarity.one_blas_thread
+def _fit_pca(points: np.ndarray, dims: int) -> np.ndarray:
+    from sklearn.decomposition import PCA
+    return PCA(n_components=dims, random_state=0).fit_transform(points)
+
+
+@similarity.one_blas_thread
+def _fit_umap(points: np.ndarray, dims: int) -> np.ndarray:
+    # numba's OpenMP layer shares torch's OpenMP runtime and sets its thread count to all CPUs; put torch's back.
+    threads = torch.get_num_threads()
+    try:
+        return _umap(dims, len(points)).fit_transform(points)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def project(space: Space, method: str = "pca", dims: int = 2) -> np.ndarray:
+    """(n, dims) map of the space by PCA or UMAP (cosine), cached per space, method and dims."""
+    method = (method or "").lower()
+    if method not in METHODS:
+        raise ValueError(f"The map method must be PCA or UMAP, not '{method}'.")
+    if dims not in (2, 3):
+        raise ValueError("Maps are 2D or 3D.")
+    n = space.vectors.shape[0]
+    if n < MIN_MAP_SENTENCES:
+        raise ValueError(f"A map needs at least {MIN_MAP_SENTENCES} sentences; there are {n}.")
+    key = (space.key, method, dims)
+    found = PROJECTIONS.get(key)
+    if found is not None:
+        return found
+    if not varies(space.vectors):
+        coords = np.zeros((n, dims), dtype=np.float32)
+    elif method == "pca":
+        coords = _fit_pca(space.vectors, dims)
+    else:
+        coords = _fit_umap(space.vectors, dims)
+    return PROJECTIONS.put(key, np.asarray(coords, dtype=np.float32))
+
+
+@similarity.one_blas_thread
+def align(reference: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """coords centred and turned (rotation or reflection) to lie as close as they can to the centred reference.
+
+    PCA axes have arbitrary signs and a UMAP map an arbitrary orientation; turning one map onto the other changes
+    no distance within it and lets the eye compare two maps side by side.
+    """
+    from scipy.linalg import orthogonal_procrustes
+    target = reference - reference.mean(axis=0)
+    moving = coords - coords.mean(axis=0)
+    if not np.any(target) or not np.any(moving):
+        return moving
+    rotation, _ = orthogonal_procrustes(moving, target)  # (dims, dims) orthogonal
+    return moving @ rotation
+
+
+def nearest(space: Space, index: int, k: int = 5) -> list[tuple[int, float]]:
+    """The k sentences most cosine-similar to sentence `index`, nearest first, as (index, cosine); itself left out."""
+    n = space.vectors.shape[0]
+    if not 0 <= index < n:
+        raise ValueError(f"Sentence number {index} is outside the set of {n} sentences.")
+    unit = space.vectors / np.maximum(np.linalg.norm(space.vectors, axis=1, keepdims=True), 1e-12)  # (n, hidden)
+    cosine = unit @ unit[index]  # (n,)
+    cosine[index] = -np.inf
+    order = np.argsort(-cosine, kind="stable")[:max(0, min(k, n - 1))]
+    return [(int(i), float(cosine[i])) for i in order]
+
+
+def compare(a: Space, b: Space, k: int = similarity.KNN_K) -> dict:
+    """Linear CKA and mean kNN overlap (cosine, k neighbours) of two spaces of the same sentences, any widths."""
+    return {"cka": similarity.linear_cka(a.vectors, b.vectors),
+            "knn_overlap": similarity.knn_overlap(a.vectors, b.vectors, k),
+            "k": similarity.effective_k(a.vectors.shape[0], k)}
+
+
+def layer_similarity(a: LoadedModel, b: LoadedModel, sentences: SentenceSet, pooling: str = "mean",
+                     k: int = similarity.KNN_K, progress: Progress | None = None) -> dict:
+    """CKA and kNN overlap between every layer of `a` (rows, 0..La) and every layer of `b` (columns, 0..Lb)."""
+    layers_a = list(all_layers(a, sentences, pooling, progress=progress))
+    layers_b = list(all_layers(b, sentences, pooling, progress=progress))
+    return {"cka": similarity.cka_matrix(layers_a, layers_b),
+            "knn_overlap": similarity.knn_overlap_matrix(layers_a, layers_b, k),
+            "k": similarity.effective_k(len(sentences), k)}
+
+
+def warm_up_umap() -> None:
+    """Fit UMAP on a little random data with the maps' settings, so numba compiles now, not on a user's first map."""
+    points = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)  # float32, as sentence vectors are
+    for dims in (2, 3):
+        _fit_umap(points, dims)
+
+
+_warm_up_lock = threading.Lock()
+_warm_up_thread: threading.Thread | None = None
+
+
+def warm_up_umap_in_background() -> threading.Thread:
+    """Start warm_up_umap in a daemon thread, once per process; later calls return the same thread."""
+    global _warm_up_thread
+    with _warm_up_lock:
+        if _warm_up_thread is None:
+            _warm_up_thread = threading.Thread(target=_warm_up_quietly, name="umap-warm-up", daemon=True)
+            _warm_up_thread.start()
+        return _warm_up_thread
+
+
+def _warm_up_quietly() -> None:
+    try:
+        warm_up_umap()
+    except Exception as error:  # a failed warm-up only means the first UMAP map compiles; never stop the app for it
+        log.warning("UMAP warm-up failed: %s", error)
