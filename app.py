@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         sys.exit(f"error: {error}")
     embed_tab.warm_up_in_background()  # UMAP compiles with numba on first use; do it before anyone asks
+    ctx.launcher.start()  # runs queued before a restart start again, one at a time
     demo = build_app(ctx)
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, allowed_paths=[],

@@ -2,8 +2,9 @@
 
 In a notebook:
     from core import embed, zoo
+    from core.sentences import probe_set
     teacher, student = zoo.load("bundled-teacher"), zoo.load("bundled-student")
-    sentences = embed.probe_set()
+    sentences = probe_set()
     a, b = embed.embed_space(teacher, sentences), embed.embed_space(student, sentences, layer=-1, pooling="mean")
     embed.compare(a, b)                      # {"cka": ..., "knn_overlap": ..., "k": 10}
     coords = embed.project(a, "umap", dims=2)  # (n, 2)
@@ -12,32 +13,26 @@ In a notebook:
 
 Each model tokenises with its own tokenizer; only sentence vectors are compared (see core.similarity), so a student
 may have its own vocabulary and width. Layer 0 is the embedding layer, layer L the last transformer layer.
+The sentences come as a core.sentences.SentenceSet (probe set, typed lines or an upload).
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from core import probes, similarity
+from core import similarity
+from core.sentences import SentenceSet
 from core.student import num_layers
 from core.zoo import LoadedModel
 
-MAX_SENTENCES = 5000
-MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences
-FILE_TYPES = (".txt", ".csv", ".tsv")
-SENTENCE_COLUMNS = ("sentence", "text")
-LABEL_COLUMNS = ("label", "topic")
 POOLINGS = ("mean", "cls")
 METHODS = ("pca", "umap")
 MAX_TOKENS = 256  # a sentence keeps its first 256 tokens (fewer when the model has fewer positions)
@@ -49,99 +44,6 @@ UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="cosine", random_state
 Progress = Callable[[float, str], None]  # (fraction done, description)
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Tensorflow not installed; ParametricUMAP")  # the lab uses plain UMAP
-
-
-@dataclass(frozen=True)
-class SentenceSet:
-    """The sentences every model embeds, with an optional label each (colours the maps)."""
-    sentences: tuple[str, ...]
-    labels: tuple[str, ...]  # one a sentence; "" where the input gave none
-    source: str  # where they came from: "probe set", a file name, "the typed text"
-
-    def __len__(self) -> int:
-        return len(self.sentences)
-
-    @property
-    def key(self) -> str:
-        """A hash of the sentences (not the labels): what embeddings are cached under."""
-        return hashlib.sha1("\n".join(self.sentences).encode("utf-8")).hexdigest()
-
-
-def probe_set() -> SentenceSet:
-    """The bundled topic probe sentences, labelled by topic."""
-    pairs = probes.topic_sentences()
-    return SentenceSet(tuple(s for _, s in pairs), tuple(t for t, _ in pairs), "probe set")
-
-
-def typed_set(text: str) -> SentenceSet:
-    """Sentences typed one a line."""
-    return _checked([(line, "") for line in (text or "").splitlines()], "the typed text", "Line", 1)
-
-
-def read_sentence_file(path: str | Path) -> SentenceSet:
-    """Sentences from a UTF-8 .txt (one a line) or .csv/.tsv (a sentence/text column, optional label/topic column)."""
-    path = Path(path)
-    name = path.name
-    if path.suffix.lower() not in FILE_TYPES:
-        raise ValueError(f"{name} is not a .txt or .csv file; upload one sentence a line (.txt) or a table with a "
-                         "'sentence' column (.csv).")
-    data = path.read_bytes()
-    if not data.strip():
-        raise ValueError(f"{name} is empty; put one sentence on each line.")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ValueError(f"{name} is UTF-16 text; save it as UTF-8 and upload it again.")
-    if b"\x00" in data[:8192]:
-        raise ValueError(f"{name} looks like a binary file, not text; upload a UTF-8 .txt or .csv file.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{name} is not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8 "
-                         "and upload it again.") from None
-    if path.suffix.lower() == ".txt":
-        return _checked([(line, "") for line in text.splitlines()], name, "Line", 1)
-    return _checked(_table_rows(text, name), name, "Row", 2)
-
-
-def _table_rows(text: str, name: str) -> list[tuple[str, str]]:
-    """(sentence, label) of each row of a CSV/TSV whose delimiter is the commonest of tab, ';' and ',' in its header."""
-    header_line = text.splitlines()[0] if text else ""
-    counts = {d: header_line.count(d) for d in ("\t", ";", ",")}
-    delimiter = max(counts, key=counts.get) if max(counts.values()) else "\t"
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    except csv.Error as error:
-        if "field larger than field limit" in str(error):
-            raise ValueError(f"{name} has a cell of more than {csv.field_size_limit()} characters; a sentence may "
-                             f"have at most {MAX_SENTENCE_CHARS}: split it into sentences.") from None
-        raise ValueError(f"{name} could not be read as a table ({error}); check its quotes or save it again.") from None
-    columns = [c.strip().lower() for c in rows[0]]
-    sentence = next((columns.index(c) for c in SENTENCE_COLUMNS if c in columns), None)
-    label = next((columns.index(c) for c in LABEL_COLUMNS if c in columns), None)
-    if sentence is None:
-        raise ValueError(f"{name} has no 'sentence' or 'text' column (its columns: {', '.join(rows[0][:10])}); "
-                         "name the column of sentences 'sentence'.")
-    cell = lambda row, i: row[i] if i is not None and i < len(row) else ""  # noqa: E731
-    return [(cell(row, sentence), cell(row, label)) for row in rows[1:]]
-
-
-def _checked(rows: list[tuple[str, str]], source: str, unit: str, first: int) -> SentenceSet:
-    """Blank rows dropped, white space tidied, limits enforced with a message that names the offending row."""
-    sentences, labels = [], []
-    for number, (sentence, label) in enumerate(rows, start=first):
-        sentence = " ".join(sentence.split())
-        if not sentence:
-            continue
-        if len(sentence) > MAX_SENTENCE_CHARS:
-            raise ValueError(f"{unit} {number} of {source} has {len(sentence)} characters; a sentence may have at "
-                             f"most {MAX_SENTENCE_CHARS}: split it into sentences.")
-        sentences.append(sentence)
-        labels.append(" ".join(label.split()))
-    if not sentences:
-        raise ValueError(f"There are no sentences in {source}; put one sentence on each line.")
-    if len(sentences) > MAX_SENTENCES:
-        raise ValueError(f"There are {len(sentences)} sentences in {source}, more than the {MAX_SENTENCES} a map "
-                         "can take; keep fewer of them.")
-    return SentenceSet(tuple(sentences), tuple(labels), source)
 
 
 class _ArrayLRU:

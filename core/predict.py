@@ -3,32 +3,27 @@
 Rules every function here follows:
   - Each [MASK] is predicted on its own, all of a text's masks in one forward pass, as transformers' fill-mask
     pipeline does: the probabilities at one mask do not depend on what fills another.
-  - The MLM head runs only at the masked positions (for BERT and DistilBERT; other masked LMs run whole).
-  - Models are compared by the strings of their predicted vocabulary entries, never by ids, so models with different
-    vocabularies (the teacher's 119,547 pieces against tiny-v1's 30,522) compare. A continuation piece keeps its
-    '##' for matching ("##ка" is not "ка"); `display_word` turns it into "…ка" for people.
-  - KL is KL(first model || other model) over the shared-string vocabulary: the entries whose string both
-    vocabularies hold, each distribution renormalised on that set. With identical vocabularies the set is the whole
-    vocabulary and the figure is the plain KL.
+  - The MLM head runs only at the masked positions (see core.masked_lm).
+  - Models are compared by the strings they predict, and KL is taken over the shared-string vocabulary, so models
+    with different vocabularies compare (see core.agreement).
   - A [MASK] is filled with one vocabulary entry. A word that a vocabulary splits into several pieces can only show up
     as its first piece; so a probe whose expected word a model's tokenizer splits (or does not know) is reported as
     "split" for that model and left out of that model's accuracy.
 """
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from tokenizers.pre_tokenizers import BertPreTokenizer
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from core.agreement import Agreement, PairAgreement, pair_agreements
+from core.masked_lm import MASK, MaskPrediction, display_word, encode, masked_lm_logits
 from core.probes import FillMaskProbe, fill_mask_probes
 from core.zoo import LoadedModel
 
-MASK = "[MASK]"
 MAX_MASKS = 20
 MAX_CHARS = 2000
 MAX_WORDS = 64  # "mask each word" runs one masked copy of the sentence per word
@@ -37,46 +32,11 @@ BATCH_SIZE = 32
 
 
 @dataclass
-class MaskPrediction:
-    """One model's guesses for one [MASK]."""
-    tokens: list[str]  # top-k vocabulary strings, best first, '##' kept
-    probs: list[float]
-    ids: list[int]
-    log_probs: torch.Tensor | None = None  # (vocab,) the whole distribution, kept while KL still needs it
-
-    @property
-    def words(self) -> list[str]:
-        return [display_word(t) for t in self.tokens]
-
-
-@dataclass
 class FillMask:
     """One model's predictions for every [MASK] of one text, in the order they appear."""
     model: str
     text: str
     masks: list[MaskPrediction]
-
-
-@dataclass
-class Agreement:
-    """How close two models' predictions are at one mask."""
-    top1: float  # 1.0 when both best guesses are the same string
-    overlap: float  # shared strings among the two top-k lists, divided by k
-    kl: float  # KL(reference || other) over the shared-string vocabulary; nan when no string is shared
-    shared_vocab: int  # size of the vocabulary the KL was taken over
-
-
-@dataclass
-class PairAgreement:
-    """One model against the reference (the first model chosen), per mask or per word."""
-    reference: str
-    other: str
-    other_index: int  # position of `other` among the models compared
-    items: list[Agreement]
-
-    def mean(self, name: str) -> float:
-        values = [getattr(a, name) for a in self.items if not math.isnan(getattr(a, name))]
-        return sum(values) / len(values) if values else float("nan")
 
 
 @dataclass
@@ -120,40 +80,6 @@ class ProbeSummary:
     rows: list[dict] = field(default_factory=list)  # per probe: sentence, expected, topic, each model's best guess
 
 
-def display_word(token: str) -> str:
-    """A vocabulary entry as people read it: a continuation piece "##ка" shows as "…ка"."""
-    return "…" + token[2:] if token.startswith("##") and len(token) > 2 else token
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The masked-LM head at chosen positions only
-
-
-def apply_mlm_head(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
-    """The model's MLM head on some hidden states: (n, hidden) -> (n, vocab). BERT and DistilBERT only."""
-    model_type = model.config.model_type
-    if model_type == "bert":
-        return model.cls(hidden)  # transform (dense, activation, LayerNorm) then the decoder tied to the embeddings
-    if model_type == "distilbert":
-        hidden = model.activation(model.vocab_transform(hidden))
-        return model.vocab_projector(model.vocab_layer_norm(hidden))
-    raise ValueError(f"The MLM head of a '{model_type}' model is not known here; use a BERT or DistilBERT model.")
-
-
-@torch.no_grad()
-def masked_lm_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                     select: torch.Tensor) -> torch.Tensor:
-    """Logits at the selected positions: (n_selected, vocab), rows in (batch, position) order.
-
-    The encoder sees every token; the head (for the teacher's vocabulary, a 768 x 119,547 projection) runs only
-    where `select` (bs, seq_len, bool) is true. Other masked LMs fall back to the whole model.
-    """
-    if model.config.model_type not in ("bert", "distilbert"):
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits[select]  # (n, vocab)
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (bs, seq, dim)
-    return apply_mlm_head(model, hidden[select])  # (n, vocab)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Input checks
 
@@ -177,29 +103,6 @@ def check_text(text: str | None, with_masks: bool = True) -> str:
     elif count:
         raise ValueError(f"'Mask each word' takes a sentence without {MASK}; remove the marks or use Predict.")
     return text
-
-
-def max_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
-    limit = model.config.max_position_embeddings
-    if 0 < getattr(tokenizer, "model_max_length", 0) < limit:
-        limit = tokenizer.model_max_length
-    return limit
-
-
-def encode(loaded: LoadedModel, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Tokenised, padded texts; [MASK] becomes the tokenizer's own mask token. Refuses a text the model cannot read."""
-    tokenizer = loaded.tokenizer
-    if tokenizer.mask_token is None:
-        raise ValueError(f"The tokenizer of '{loaded.name}' has no mask token, so it cannot fill in words.")
-    texts = [t.replace(MASK, tokenizer.mask_token) for t in texts]
-    batch = tokenizer(texts, padding=True, return_attention_mask=True, return_token_type_ids=False,
-                      return_tensors="pt", verbose=False)
-    lengths = batch["attention_mask"].sum(dim=1)  # (bs,)
-    limit = max_tokens(loaded.model, tokenizer)
-    if int(lengths.max()) > limit:
-        raise ValueError(f"The text is {int(lengths.max())} tokens long for '{loaded.name}'; "
-                         f"the model reads at most {limit}.")
-    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
 def _check_top_k(top_k: int) -> int:
@@ -253,61 +156,7 @@ def _token_strings(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[s
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Agreement
-
-
-@functools.lru_cache(maxsize=16)
-def shared_vocabulary(first: PreTrainedTokenizerBase,
-                      other: PreTrainedTokenizerBase) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Ids of the strings both vocabularies hold, as (ids in first, ids in other); None when the vocabularies are equal.
-
-    Cached by tokenizer object: building it for two 120K vocabularies takes tens of milliseconds.
-    """
-    vocab_first, vocab_other = first.get_vocab(), other.get_vocab()
-    if vocab_first == vocab_other:
-        return None
-    pairs = sorted((i, vocab_other[s]) for s, i in vocab_first.items() if s in vocab_other)
-    ids_first = torch.tensor([p[0] for p in pairs], dtype=torch.long)
-    ids_other = torch.tensor([p[1] for p in pairs], dtype=torch.long)
-    return ids_first, ids_other
-
-
-def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> float:
-    """KL(p || q) = sum p (log p - log q) for two log-distributions over the same entries."""
-    return float((log_p.exp() * (log_p - log_q)).sum())
-
-
-def shared_kl(log_p: torch.Tensor, first: PreTrainedTokenizerBase, log_q: torch.Tensor,
-              other: PreTrainedTokenizerBase) -> tuple[float, int]:
-    """KL(p || q) over the shared-string vocabulary, both renormalised on it; and the size of that vocabulary.
-
-    Identical vocabularies give the plain KL over the whole distribution.
-    """
-    index = shared_vocabulary(first, other)
-    if index is None and log_p.shape == log_q.shape:
-        return kl_divergence(log_p, log_q), log_p.numel()
-    if index is None:  # the same tokenizer on models whose output sizes differ: compare the rows both have
-        size = min(log_p.numel(), log_q.numel(), len(first))
-        index = (torch.arange(size), torch.arange(size))
-    ids_first, ids_other = index
-    keep = (ids_first < log_p.numel()) & (ids_other < log_q.numel())
-    ids_first, ids_other = ids_first[keep], ids_other[keep]
-    if ids_first.numel() == 0:
-        return float("nan"), 0
-    sub_p = log_p[ids_first]
-    sub_q = log_q[ids_other]
-    return kl_divergence(sub_p - sub_p.logsumexp(0), sub_q - sub_q.logsumexp(0)), int(ids_first.numel())
-
-
-def agreement(reference: MaskPrediction, other: MaskPrediction, reference_tokenizer: PreTrainedTokenizerBase,
-              other_tokenizer: PreTrainedTokenizerBase, top_k: int) -> Agreement:
-    """Top-1 agreement and top-k overlap on predicted strings; KL on the shared-string vocabulary."""
-    top1 = float(reference.tokens[0] == other.tokens[0])
-    overlap = len(set(reference.tokens[:top_k]) & set(other.tokens[:top_k])) / top_k
-    if reference.log_probs is None or other.log_probs is None:
-        raise ValueError("KL needs the whole distributions; predict with keep_distribution=True.")
-    kl, size = shared_kl(reference.log_probs, reference_tokenizer, other.log_probs, other_tokenizer)
-    return Agreement(top1, overlap, kl, size)
+# Comparing two or three models
 
 
 def _check_models(models: Sequence[LoadedModel]) -> None:
@@ -315,21 +164,12 @@ def _check_models(models: Sequence[LoadedModel]) -> None:
         raise ValueError(f"Compare two or three models; {len(models)} given.")
 
 
-def _pairs(models: Sequence[LoadedModel], per_model: list[list[MaskPrediction]], top_k: int) -> list[PairAgreement]:
-    """Every model after the first against the first, item by item."""
-    reference = models[0]
-    return [PairAgreement(reference.name, other.name, index,
-                          [agreement(a, b, reference.tokenizer, other.tokenizer, top_k)
-                           for a, b in zip(per_model[0], per_model[index])])
-            for index, other in enumerate(models) if index > 0]
-
-
 def compare(models: Sequence[LoadedModel], text: str, top_k: int = 5) -> SentenceComparison:
     """Two or three models' top-k at each [MASK] of a text, and each model's agreement with the first."""
     _check_models(models)
     text, top_k = check_text(text), _check_top_k(top_k)
     results = [predict_masks(m, [text], top_k)[0] for m in models]
-    return SentenceComparison(text, top_k, results, _pairs(models, [r.masks for r in results], top_k))
+    return SentenceComparison(text, top_k, results, pair_agreements(models, [r.masks for r in results], top_k))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -364,7 +204,7 @@ def mask_each_word(models: Sequence[LoadedModel], sentence: str, top_k: int = 5,
         masks = [r.masks[0] for chunk in _chunks(variants, batch_size) for r in predict_masks(loaded, chunk, top_k)]
         results.append(masks)
         recovered.append([_hit(loaded.tokenizer, word, m.tokens[0]) for (word, _), m in zip(words, masks)])
-    pairs = _pairs(models, results, top_k)
+    pairs = pair_agreements(models, results, top_k)
     for masks in results:  # the distributions were needed only for KL
         for m in masks:
             m.log_probs = None
@@ -422,7 +262,7 @@ def probe_summary(models: Sequence[LoadedModel], probes: Sequence[FillMaskProbe]
     for chunk in _chunks(order, batch_size):
         texts = [probes[i].sentence for i in chunk]
         per_model = [[r.masks[0] for r in predict_masks(m, texts, top_k)] for m in models]
-        for pair in _pairs(models, per_model, top_k):
+        for pair in pair_agreements(models, per_model, top_k):
             for i, item in zip(chunk, pair.items):
                 agreements[pair.other_index - 1][i] = item
         for m, masks in enumerate(per_model):

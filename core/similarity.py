@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 KNN_K = 10
@@ -104,6 +103,7 @@ def effective_k(n: int, k: int = KNN_K) -> int:
 def knn_indices(x: np.ndarray, k: int = KNN_K) -> np.ndarray:
     """(n, k) indices of each sentence's k nearest other sentences by cosine similarity, itself left out."""
     k = effective_k(x.shape[0], k)
+    from sklearn.neighbors import NearestNeighbors  # imported on first use: it adds seconds to the app's start
     finder = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(np.asarray(x, dtype=np.float64))
     return finder.kneighbors(return_distance=False)  # without a query, each point is left out of its own neighbours
 

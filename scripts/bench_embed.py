@@ -1,6 +1,6 @@
 """How fast the Embeddings tab is: 500 probe sentences embedded by a teacher and a student, mapped by PCA and UMAP.
 
-    HF_HUB_OFFLINE=1 python scripts/bench_embed.py [--runs 5] [--sentences 500] [--no-real-size]
+    HF_HUB_OFFLINE=1 python -m scripts.bench_embed [--runs 5] [--sentences 500] [--no-real-size]
 
 Figures are medians of several runs with the caches emptied before each (model loading not included; the app keeps
 loaded models). The bundled pair is used when assets/models holds it; otherwise a stand-in of the same sizes:
@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+from transformers import BertConfig, BertForMaskedLM
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from transformers import BertConfig, BertForMaskedLM  # noqa: E402
-
-from core import embed, zoo  # noqa: E402
-from core.tokenizer import train_wordpiece  # noqa: E402
+from core import embed, zoo
+from core.sentences import SentenceSet, probe_set
+from core.tokenizer import train_wordpiece
 
 STAND_IN_TEACHER = "random BERT, 256 wide"
 STAND_IN_STUDENT = "arch:distilrubert-tiny-cased-conversational-v1"
@@ -96,7 +93,7 @@ def measure_pair(teacher, student, sentences, runs: int, umap_runs: int) -> dict
     return figures
 
 
-def mean_tokens(loaded: zoo.LoadedModel, sentences: embed.SentenceSet) -> float:
+def mean_tokens(loaded: zoo.LoadedModel, sentences: SentenceSet) -> float:
     return float(np.mean([len(ids) for ids in loaded.tokenizer(list(sentences.sentences))["input_ids"]]))
 
 
@@ -120,10 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    probes = embed.probe_set()
+    probes = probe_set()
     pick = np.unique(np.linspace(0, len(probes) - 1, min(args.sentences, len(probes))).round().astype(int))
-    sentences = embed.SentenceSet(tuple(probes.sentences[i] for i in pick), tuple(probes.labels[i] for i in pick),
-                                  "probe set sample")
+    sentences = SentenceSet(tuple(probes.sentences[i] for i in pick), tuple(probes.labels[i] for i in pick),
+                            "probe set sample")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} (other processes slow every figure down)")
 

@@ -1,6 +1,6 @@
 """Time the Predictions tab's fill-mask of one sentence for two models on this machine's CPU.
 
-python scripts/bench_predict.py [--runs 30] [--threads 2,1] [--sentence "... [MASK] ..."]
+python -m scripts.bench_predict [--runs 30] [--threads 2,1] [--sentence "... [MASK] ..."]
 
 Pairs: the bundled teacher and student (a random stand-in of the same size when assets/models/ does not hold them
 yet), and random-weight models of DeepPavlov's real architectures (teacher against the base student, and against
@@ -16,15 +16,12 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core import predict, zoo  # noqa: E402
-from core.student import StudentSpec, make_student  # noqa: E402
-from core.tokenizer import train_wordpiece  # noqa: E402
+from core import predict, zoo
+from core.student import StudentSpec, make_student
+from core.tokenizer import train_wordpiece
 
 SENTENCE = "Я сегодня приготовила овощной [MASK] с фрикадельками, будешь тарелку или сначала чай попьём?"
 ARCH_PAIRS = [("arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational"),

@@ -11,6 +11,7 @@ from transformers import DistilBertConfig, DistilBertForMaskedLM
 
 from conftest import corpus_lines
 from core import embed, similarity, zoo
+from core.sentences import MAX_SENTENCE_CHARS, MAX_SENTENCES, SentenceSet, probe_set, read_sentence_file, typed_set
 from core.tokenizer import train_wordpiece
 
 RNG = np.random.default_rng(0)
@@ -43,8 +44,8 @@ def brute_knn(x: np.ndarray, k: int) -> list[set[int]]:
 
 
 @pytest.fixture(scope="module")
-def sentences() -> embed.SentenceSet:
-    return embed.typed_set("\n".join(corpus_lines(60)[:60]))
+def sentences() -> SentenceSet:
+    return typed_set("\n".join(corpus_lines(60)[:60]))
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_layers_count_from_the_end(teacher, student):
         with pytest.raises(ValueError, match="layers 0 to 2"):
             embed.resolve_layer(student, bad)
     with pytest.raises(ValueError, match="Pooling"):
-        embed.embed_space(student, embed.typed_set("a b"), pooling="max")
+        embed.embed_space(student, typed_set("a b"), pooling="max")
 
 
 def test_models_with_their_own_vocabulary_and_width_compare(teacher, own_vocab_student, sentences):
@@ -224,8 +225,8 @@ def test_umap_warms_up_once_and_maps_reproducibly(teacher, sentences):
     embed.PROJECTIONS.clear()
     np.testing.assert_allclose(embed.project(space, "umap", 2), coords, atol=1e-5)  # fixed seed, same map
     with pytest.raises(ValueError, match="at least 4"):
-        embed.project(embed.embed_space(teacher, embed.typed_set("один\nдва\nтри")), "umap", 2)
-    four = embed.embed_space(teacher, embed.typed_set("один\nдва\nтри\nчетыре"))
+        embed.project(embed.embed_space(teacher, typed_set("один\nдва\nтри")), "umap", 2)
+    four = embed.embed_space(teacher, typed_set("один\nдва\nтри\nчетыре"))
     assert embed.project(four, "umap", 3).shape == (4, 3)  # too few points for UMAP's spectral start
 
 
@@ -259,22 +260,22 @@ def test_cls_at_the_embedding_layer_has_nothing_to_map(student, sentences):
 
 
 def test_probe_set_is_labelled_by_topic():
-    probes = embed.probe_set()
+    probes = probe_set()
     assert len(probes) >= 480 and len(set(probes.labels)) >= 12 and all(probes.labels)
 
 
 def test_text_and_table_uploads(tmp_path):
     txt = tmp_path / "s.txt"
     txt.write_text("Первая строка.\n\n  Вторая   строка. \r\nТретья.\n", encoding="utf-8")
-    assert embed.read_sentence_file(txt).sentences == ("Первая строка.", "Вторая строка.", "Третья.")
+    assert read_sentence_file(txt).sentences == ("Первая строка.", "Вторая строка.", "Третья.")
     table_file = tmp_path / "s.csv"
     table_file.write_text('id;Text;Topic\n1;"Кот спит; тихо.";pets\n2;Идёт дождь.;weather\n', encoding="utf-8-sig")
-    table = embed.read_sentence_file(table_file)
+    table = read_sentence_file(table_file)
     assert table.sentences == ("Кот спит; тихо.", "Идёт дождь.") and table.labels == ("pets", "weather")
     plain = tmp_path / "p.csv"
     plain.write_text("sentence\nОдин, два, три.\n", encoding="utf-8")
-    assert embed.read_sentence_file(plain).sentences == ("Один, два, три.",)
-    assert embed.typed_set("раз\n\nдва\n").sentences == ("раз", "два")
+    assert read_sentence_file(plain).sentences == ("Один, два, три.",)
+    assert typed_set("раз\n\nдва\n").sentences == ("раз", "два")
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -283,8 +284,8 @@ def test_text_and_table_uploads(tmp_path):
     ("latin.txt", "Привет".encode("cp1251"), "not UTF-8"),
     ("wide.txt", "Привет".encode("utf-16"), "UTF-16"),
     ("columns.csv", "id,words\n1,Привет\n".encode(), "no 'sentence' or 'text' column"),
-    ("many.txt", "\n".join(f"Предложение {i}." for i in range(embed.MAX_SENTENCES + 1)).encode(), "5001 sentences"),
-    ("long.txt", ("Короткая.\n" + "а" * (embed.MAX_SENTENCE_CHARS + 1)).encode(), "Line 2 of long.txt has 1001"),
+    ("many.txt", "\n".join(f"Предложение {i}." for i in range(MAX_SENTENCES + 1)).encode(), "5001 sentences"),
+    ("long.txt", ("Короткая.\n" + "а" * (MAX_SENTENCE_CHARS + 1)).encode(), "Line 2 of long.txt has 1001"),
     ("sheet.xlsx", b"PK\x03\x04", "not a .txt or .csv"),
     ("blank.csv", "sentence,label\n,x\n".encode(), "no sentences in blank.csv"),
     ("huge.csv", ("sentence\n" + "б" * 200_000).encode(), "a cell of more than"),
@@ -293,7 +294,7 @@ def test_bad_uploads_say_what_to_do(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message):
-        embed.read_sentence_file(path)
+        read_sentence_file(path)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -302,6 +303,7 @@ def test_bad_uploads_say_what_to_do(tmp_path, name, content, message):
 
 def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
     import gradio as gr
+    import httpx
     from gradio_client import Client, handle_file
 
     from ui import embed_tab
@@ -313,6 +315,9 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
+        every_endpoint = httpx.get(client.src_prefixed + "info?all_endpoints=True").json()  # undocumented ones too
+        assert set(every_endpoint["named_endpoints"]) == {"/embedding_map", "/neighbours", "/layer_similarity"}
+        assert not every_endpoint["unnamed_endpoints"]
         upload = tmp_path / "mine.csv"
         with open(upload, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
@@ -326,7 +331,7 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
         assert [row[:2] for row in scores["data"]] == [[f"1. {teacher_name} (L4)", f"2. {student_name} (L2)"],
                                                         [f"1. {teacher_name} (L4)", f"3. {teacher_name} (L1)"],
                                                         [f"2. {student_name} (L2)", f"3. {teacher_name} (L1)"]]
-        uploaded = embed.read_sentence_file(upload)
+        uploaded = read_sentence_file(upload)
         direct = embed.compare(embed.embed_space(zoo.load(teacher_name), uploaded),
                                embed.embed_space(zoo.load(student_name), uploaded))
         assert float(scores["data"][0][2]) == pytest.approx(direct["cka"], abs=1e-3)

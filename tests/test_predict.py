@@ -1,8 +1,6 @@
 """Fill-mask comparisons: the head-at-masks shortcut, agreement figures across vocabularies, bad input, the tab."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -10,7 +8,7 @@ from tokenizers.pre_tokenizers import BertPreTokenizer
 from transformers import pipeline
 
 from conftest import corpus_lines, tiny_bert
-from core import predict, zoo
+from core import masked_lm, predict, zoo
 from core.probes import FillMaskProbe
 from core.tokenizer import train_wordpiece
 
@@ -80,10 +78,10 @@ def kl_by_strings(log_p: torch.Tensor, vocab_p: dict, log_q: torch.Tensor, vocab
 @pytest.mark.parametrize("which", ["teacher", "student"])
 def test_head_at_masks_equals_full_model_logits(which, request):
     loaded = request.getfixturevalue(which)
-    batch = predict.encode(loaded, [ONE_MASK, TWO_MASKS])  # different lengths: the first is padded
+    batch = masked_lm.encode(loaded, [ONE_MASK, TWO_MASKS])  # different lengths: the first is padded
     select = batch["input_ids"] == loaded.tokenizer.mask_token_id
     assert select.sum() == 3
-    ours = predict.masked_lm_logits(loaded.model, batch["input_ids"], batch["attention_mask"], select)
+    ours = masked_lm.masked_lm_logits(loaded.model, batch["input_ids"], batch["attention_mask"], select)
     with torch.no_grad():
         full = loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[select]
     assert ours.shape == (3, loaded.model.config.vocab_size)
@@ -146,10 +144,10 @@ def test_three_models_are_each_compared_with_the_first(teacher, student, other_v
 
 
 def test_display_word_marks_continuation_pieces():
-    assert predict.display_word("##ка") == "…ка"
-    assert predict.display_word("суп") == "суп"
-    assert predict.display_word("##") == "##"
-    guess = predict.MaskPrediction(["##ка", "ка"], [0.5, 0.4], [1, 2])
+    assert masked_lm.display_word("##ка") == "…ка"
+    assert masked_lm.display_word("суп") == "суп"
+    assert masked_lm.display_word("##") == "##"
+    guess = masked_lm.MaskPrediction(["##ка", "ка"], [0.5, 0.4], [1, 2])
     assert guess.words == ["…ка", "ка"] and guess.tokens[0] != guess.tokens[1]
 
 
@@ -267,6 +265,7 @@ def test_probe_summary_refuses_a_bad_probe(teacher, student):
 
 def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, student, monkeypatch):
     import gradio as gr
+    import httpx
     from gradio_client import Client
 
     from ui import predict_tab
@@ -280,21 +279,24 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, st
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
-        names = dict(name1=ctx.default_teacher, name2=ctx.default_student, name3="")
-        figure, markdown = client.predict(**names, k=5, text=TWO_MASKS, api_name="/fill_mask")
+        every_endpoint = httpx.get(client.src_prefixed + "info?all_endpoints=True").json()  # undocumented ones too
+        assert set(every_endpoint["named_endpoints"]) == {"/fill_mask", "/mask_each_word", "/probe_summary"}
+        assert not every_endpoint["unnamed_endpoints"]  # picking an example (load_example) is not an endpoint
+        names = dict(model_1=ctx.default_teacher, model_2=ctx.default_student, model_3="")
+        figure, markdown = client.predict(**names, top_k=5, sentence=TWO_MASKS, api_name="/fill_mask")
         loaded = [ctx.load(n) for n in (ctx.default_teacher, ctx.default_student)]
         expected = predict.compare(loaded, TWO_MASKS, 5)
         assert markdown.count(f"| {predict_tab.label(ctx.default_student)} |") == 2
         for item in expected.pairs[0].items:
             assert f"| {item.kl:.3f} |" in markdown
         assert figure is not None
-        strip, table = client.predict(**names, k=5, text="Мы долго гуляли по парку.", api_name="/mask_each_word")
+        strip, table = client.predict(**names, top_k=5, sentence="Мы долго гуляли по парку.", api_name="/mask_each_word")
         assert "| гуляли |" in table
         summary, _, rows = client.predict(**names, api_name="/probe_summary")
         assert len(rows["data"]) == len(probes)
         assert [row[0] for row in summary["data"]] == [f"1. {predict_tab.label(ctx.default_teacher)}",
                                                        f"2. {predict_tab.label(ctx.default_student)}"]
         with pytest.raises(Exception, match="has no \\[MASK\\]"):
-            client.predict(**names, k=5, text="Без маски.", api_name="/fill_mask")
+            client.predict(**names, top_k=5, sentence="Без маски.", api_name="/fill_mask")
     finally:
         demo.close()

@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--ffn", type=int, default=1024)
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per training line")
+    p.add_argument("--max-positions", type=int, default=512, help="longest input the model accepts")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
     tokenizer = train_wordpiece(lines, args.vocab_size)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=args.ffn,
-                        max_position_embeddings=max(args.max_length, 128), hidden_dropout_prob=args.dropout,
+                        max_position_embeddings=max(args.max_length, args.max_positions), hidden_dropout_prob=args.dropout,
                         attention_probs_dropout_prob=args.dropout, pad_token_id=tokenizer.pad_token_id)
     model = BertForMaskedLM(config)
     train = tokenize_lines(lines, tokenizer, args.max_length)

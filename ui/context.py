@@ -10,7 +10,7 @@ import gradio as gr
 from core import zoo
 from core.cache import ModelCache
 from train.launcher import RunLauncher
-from train.runs import list_runs
+from train.runs import list_runs, read_status
 
 
 @dataclass
@@ -35,7 +35,8 @@ class AppContext:
     def model_choices(self, include_arch: bool = False) -> list[str]:
         """Known models, then the students of finished or checkpointed runs ("run:<id>")."""
         names = list(zoo.KNOWN_MODELS)
-        names += [f"run:{r['id']}" for r in list_runs() if r["final"] or r["checkpoint"]]
+        names += [f"run:{r['id']}" for r in list_runs() if (r["final"] or r["checkpoint"])
+                  and (r["public"] or not self.on_space)]
         if include_arch:
             names += [f"arch:{a}" for a in zoo.arch_names()]
         return names
@@ -43,9 +44,12 @@ class AppContext:
     def check_name(self, name: str) -> str:
         """Refuse what a public app must not load: local paths on a Space, anything that is not a model name."""
         name = (name or "").strip()
-        source, _ = zoo.resolve(name)  # raises ValueError with a sentence for unknown names
+        source, location = zoo.resolve(name)  # raises ValueError with a sentence for unknown names
         if source == "local" and self.on_space:
             raise ValueError("Local folders cannot be loaded on a shared Space; choose a listed model or a Hub id.")
+        if source == "run" and self.on_space and not read_status(Path(location)).get("public"):
+            raise ValueError("This run's owner has not shared it; on a shared Space a run's student is usable by "
+                             "everyone only after its owner ticks 'Share'.")
         return name
 
     def offline_line(self, name: str) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from core.student import teacher_depth
 from train.config import BUNDLED_CORPUS, DistillConfig
-from train.launcher import can_control, can_see
+from train.launcher import can_see
 from train.runs import read_metrics, run_dir_of, run_info
 from ui.context import AppContext, user_errors
 from ui.distill_plots import eval_figure, loss_figure, progress_line
@@ -115,9 +115,11 @@ def build(ctx: AppContext) -> dict:
             with gr.Row():
                 stop = gr.Button("Stop", variant="stop")
                 resume = gr.Button("Resume")
-                more_steps = gr.Number(None, precision=0, label="Resume up to step", min_width=120,
-                                       info="Empty: the run's own number of steps.")
+                more_steps = gr.Number(0, precision=0, minimum=0, label="Resume up to step", min_width=120,
+                                       info="0 keeps the run's own number of steps.")
                 delete = gr.Button("Delete")
+                share_selected = gr.Checkbox(False, label="Shared", info="Everyone may see this run and use its "
+                                                                           "student.")
             losses_plot = gr.Plot(loss_figure([]), label="Losses")
             eval_plot = gr.Plot(eval_figure([]), label="Agreement and accuracy")
             with gr.Accordion("Console output", open=False):
@@ -139,26 +141,30 @@ def build(ctx: AppContext) -> dict:
     teacher.change(on_teacher, teacher, student_layers, api_visibility="private")
 
     @user_errors
-    def start_run(owner_id, teacher_name, layers, init, arch, corpus_kind, upload, n_steps, bs, rate, t, a_kl, a_mlm,
-                  a_cos, a_att, length, use_reduced, v_size, width, alignment, every, share):
-        owner_id = owner_token(owner_id)
-        teacher_name = ctx.check_name(teacher_name)
-        line = ctx.offline_line(teacher_name)
+    def start_run(owner, teacher, student_layers, init_layers, student_type, corpus_source, corpus_file, steps,
+                  batch_size, learning_rate, temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, max_length,
+                  reduced_vocab, student_vocab_size, student_hidden, align, save_every, share):
+        owner_id = owner_token(owner)
+        teacher = ctx.check_name(teacher)
+        line = ctx.offline_line(teacher)
         if line:
             raise ValueError(line)
-        if corpus_kind == "upload a .txt" and not upload:
+        if corpus_source == "upload a .txt" and not corpus_file:
             raise ValueError("Upload a .txt corpus first, or choose the bundled corpus.")
-        cfg = DistillConfig(teacher=teacher_name, student_layers=int(layers), init_layers=parse_layers(init),
-                            student_type=arch, corpus=BUNDLED_CORPUS, max_steps=int(n_steps or 0),
-                            batch_size=int(bs or 0), lr=float(rate or 0), temperature=float(t or 0),
-                            alpha_kl=float(a_kl or 0), alpha_mlm=float(a_mlm or 0), alpha_cos=float(a_cos or 0),
-                            alpha_att=float(a_att or 0), max_length=int(length or 0), save_every=int(every or 0),
-                            student_vocab_size=int(v_size) if use_reduced and v_size else None,
-                            student_hidden=int(width) if use_reduced and width else None, align=alignment)
+        cfg = DistillConfig(teacher=teacher, student_layers=int(student_layers), init_layers=parse_layers(init_layers),
+                            student_type=student_type, corpus=BUNDLED_CORPUS, max_steps=int(steps or 0),
+                            batch_size=int(batch_size or 0), lr=float(learning_rate or 0),
+                            temperature=float(temperature or 0), alpha_kl=float(alpha_kl or 0),
+                            alpha_mlm=float(alpha_mlm or 0), alpha_cos=float(alpha_cos or 0),
+                            alpha_att=float(alpha_att or 0), max_length=int(max_length or 0),
+                            save_every=int(save_every or 0),
+                            student_vocab_size=int(student_vocab_size) if reduced_vocab and student_vocab_size else None,
+                            student_hidden=int(student_hidden) if reduced_vocab and student_hidden else None,
+                            align=align)
         cfg.eval_every = max(cfg.log_every, (cfg.max_steps // 6) // cfg.log_every * cfg.log_every)
         ctx.launcher.start()
         run_id = ctx.launcher.submit(cfg, owner=owner_id, public=bool(share),
-                                     uploaded_corpus=upload if corpus_kind == "upload a .txt" else None)
+                                     uploaded_corpus=corpus_file if corpus_source == "upload a .txt" else None)
         position = ctx.launcher.queue_position(run_id)
         gr.Info(f"Run {run_id} is in line (place {position})." if position > 1 else f"Run {run_id} is starting.")
         table, ids = runs_table(ctx, owner_id)
@@ -169,34 +175,46 @@ def build(ctx: AppContext) -> dict:
                             reduced, vocab_size, hidden, align, save_every, public],
                 [owner, selected, runs], api_name="start_run", concurrency_limit=1)
 
-    def show(run_id, owner_id):
-        table, ids = runs_table(ctx, owner_id)
+    def show(run_id, owner):
+        table, ids = runs_table(ctx, owner)
         if not run_id or run_id not in ids:
-            return table, gr.Dropdown(choices=ids), "No run selected.", loss_figure([]), eval_figure([]), ""
+            return table, gr.Dropdown(choices=ids), "No run selected.", loss_figure([]), eval_figure([]), "", False
         run_dir = run_dir_of(run_id, ctx.launcher.root)
         info, records = run_info(run_dir), read_metrics(run_dir)
         log = run_dir / "console.log"
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").replace("\r", "\n").splitlines()[-40:]) \
             if log.is_file() else ""
         line = progress_line(info, records, ctx.launcher.queue_position(run_id))
-        return table, gr.Dropdown(choices=ids), line, loss_figure(records), eval_figure(records), tail
+        return table, gr.Dropdown(choices=ids), line, loss_figure(records), eval_figure(records), tail, info["public"]
 
-    watch_outputs = [runs, selected, status, losses_plot, eval_plot, console]
+    watch_outputs = [runs, selected, status, losses_plot, eval_plot, console, share_selected]
     timer.tick(show, [selected, owner], watch_outputs, show_progress="hidden", api_visibility="private")
     selected.change(show, [selected, owner], watch_outputs, api_name="run_status")
 
     def controlled(action):
         @user_errors
-        def handler(run_id, owner_id, *extra):
+        def handler(run_id, owner, up_to_step=None):
             if not run_id:
                 raise ValueError("Choose a run first.")
-            gr.Info(action(run_id, owner_id, *extra))
-            return show(run_id, owner_id)
+            gr.Info(action(run_id, owner, up_to_step))
+            return show(run_id, owner)
         return handler
 
-    stop.click(controlled(lambda r, o: ctx.launcher.stop(r, o)), [selected, owner], watch_outputs, api_name="stop_run")
-    resume.click(controlled(lambda r, o, n: (ctx.launcher.start(), ctx.launcher.resume(r, o, int(n) if n else None))[1]),
-                 [selected, owner, more_steps], watch_outputs, api_name="resume_run")
-    delete.click(controlled(lambda r, o: ctx.launcher.delete(r, o)), [selected, owner], watch_outputs,
-                 api_name="delete_run")
+    def resume_run(run_id, owner, up_to_step):
+        ctx.launcher.start()
+        return ctx.launcher.resume(run_id, owner, int(up_to_step) if up_to_step else None)
+
+    stop.click(controlled(lambda run_id, owner, _: ctx.launcher.stop(run_id, owner)), [selected, owner],
+               watch_outputs, api_name="stop_run")
+    resume.click(controlled(resume_run), [selected, owner, more_steps], watch_outputs, api_name="resume_run")
+    delete.click(controlled(lambda run_id, owner, _: ctx.launcher.delete(run_id, owner)), [selected, owner],
+                 watch_outputs, api_name="delete_run")
+    @user_errors
+    def share_run(run_id, owner, shared):
+        if not run_id:
+            raise ValueError("Choose a run first.")
+        ctx.launcher.set_public(run_id, owner, bool(shared))
+        return f"Run {run_id} is {'shared with everyone' if shared else 'private'}."
+
+    share_selected.input(share_run, [selected, owner, share_selected], status, api_name="share_run")
     return {"start": start, "selected": selected, "status": status}

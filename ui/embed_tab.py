@@ -14,6 +14,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core import embed
+from core.sentences import (FILE_TYPES, MAX_SENTENCE_CHARS, MAX_SENTENCES, SentenceSet, probe_set,
+                            read_sentence_file, typed_set)
 from core.similarity import KNN_K
 from ui.context import AppContext, user_errors
 
@@ -34,7 +36,7 @@ compare too.
   {KNN_K} nearest neighbours (cosine) that two spaces agree on. **Layer similarity** shows both for every pair of
   layers: which student layer is closest to which teacher layer.
 - Uploads: a UTF-8 `.txt` (one sentence a line) or `.csv` (a `sentence` or `text` column, optional `label` or
-  `topic`), at most {embed.MAX_SENTENCES} sentences of at most {embed.MAX_SENTENCE_CHARS} characters.
+  `topic`), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
 """
 
 
@@ -42,14 +44,14 @@ compare too.
 # Inputs
 
 
-def sentence_set(source: str, upload: str | None, typed: str | None) -> embed.SentenceSet:
+def sentence_set(source: str, upload: str | None, typed: str | None) -> SentenceSet:
     if source == "Upload a file":
         if not upload:
             raise ValueError("Upload a .txt or .csv file of sentences first.")
-        return embed.read_sentence_file(upload)
+        return read_sentence_file(upload)
     if source == "Typed sentences":
-        return embed.typed_set(typed or "")
-    return embed.probe_set()
+        return typed_set(typed or "")
+    return probe_set()
 
 
 def _layer(value) -> int | None:
@@ -65,7 +67,7 @@ def _chosen(names: list[str | None], layers: list) -> list[tuple[str, int | None
     return chosen
 
 
-def _spaces(ctx: AppContext, sentences: embed.SentenceSet, chosen, pooling: str, progress) -> list[embed.Space]:
+def _spaces(ctx: AppContext, sentences: SentenceSet, chosen, pooling: str, progress) -> list[embed.Space]:
     spaces = []
     for i, (name, layer) in enumerate(chosen):
         loaded = ctx.load(name, progress=progress)
@@ -74,7 +76,7 @@ def _spaces(ctx: AppContext, sentences: embed.SentenceSet, chosen, pooling: str,
     return spaces
 
 
-def sentence_index(sentences: embed.SentenceSet, choice) -> int:
+def sentence_index(sentences: SentenceSet, choice) -> int:
     """The sentence a user picked: '12. text' from the list, a number, or the sentence itself."""
     text = str(choice if choice is not None else "").strip()
     if not text:
@@ -90,7 +92,7 @@ def sentence_index(sentences: embed.SentenceSet, choice) -> int:
     raise ValueError("That sentence is not in the current set; pick one from the list.")
 
 
-def sentence_choices(sentences: embed.SentenceSet) -> list[str]:
+def sentence_choices(sentences: SentenceSet) -> list[str]:
     return [f"{i}. {s}" for i, s in enumerate(sentences.sentences)]
 
 
@@ -107,7 +109,7 @@ def _hover(sentence: str, label: str, index: int) -> str:
     return f"{wrapped}<br><i>#{index}{' · ' + html.escape(label) if label else ''}</i>"
 
 
-def map_figure(sentences: embed.SentenceSet, spaces: list[embed.Space], coords: list[np.ndarray],
+def map_figure(sentences: SentenceSet, spaces: list[embed.Space], coords: list[np.ndarray],
                method: str, highlight: int | None = None, neighbours: list[list[int]] | None = None) -> go.Figure:
     """One scatter a model, coloured by label, hover showing the sentence; a highlighted sentence and its neighbours."""
     dims = coords[0].shape[1]
@@ -171,7 +173,7 @@ def scores_table(spaces: list[embed.Space]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def neighbours_table(sentences: embed.SentenceSet, spaces: list[embed.Space], found: list[list[tuple[int, float]]],
+def neighbours_table(sentences: SentenceSet, spaces: list[embed.Space], found: list[list[tuple[int, float]]],
                      ) -> pd.DataFrame:
     shared = set.intersection(*[{i for i, _ in f} for f in found])
     table = {"rank": list(range(1, len(found[0]) + 1))}
@@ -225,7 +227,7 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         with gr.Column(scale=2):
             source = gr.Radio(SOURCES, value=SOURCES[0], label="Sentences")
-            upload = gr.File(label="Sentences file (.txt, .csv)", file_types=list(embed.FILE_TYPES),
+            upload = gr.File(label="Sentences file (.txt, .csv)", file_types=list(FILE_TYPES),
                              type="filepath", visible=False)
             typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False,
                                placeholder="Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\n...")
@@ -269,13 +271,14 @@ def build(ctx: AppContext) -> dict:
         return map_figure(sentences, spaces, aligned, method_name, highlight, near)
 
     @user_errors
-    def run_draw(source_name, upload_path, typed_text, name1, name2, name3, l1, l2, l3, pooling_name, method_name,
-                 dims_name, progress=gr.Progress()):
-        sentences = sentence_set(source_name, upload_path, typed_text)
+    def run_draw(source, file, sentences, model_1, model_2, model_3, layer_1, layer_2, layer_3, pooling, method,
+                 dims, progress=gr.Progress()):
+        sentences = sentence_set(source, file, sentences)
         started = time.perf_counter()
-        spaces = _spaces(ctx, sentences, _chosen([name1, name2, name3], [l1, l2, l3]), pooling_name, progress)
+        spaces = _spaces(ctx, sentences, _chosen([model_1, model_2, model_3], [layer_1, layer_2, layer_3]), pooling,
+                         progress)
         embedded = time.perf_counter()
-        figure = draw_maps(spaces, sentences, method_name, dims_name, progress)
+        figure = draw_maps(spaces, sentences, method, dims, progress)
         table = scores_table(spaces)
         flat = [s.model for s in spaces if not embed.varies(s.vectors)]
         note = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped and compared in "
@@ -285,25 +288,26 @@ def build(ctx: AppContext) -> dict:
         return figure, table, note, gr.Dropdown(choices=sentence_choices(sentences), value=None)
 
     @user_errors
-    def run_neighbours(source_name, upload_path, typed_text, name1, name2, name3, l1, l2, l3, pooling_name,
-                       method_name, dims_name, choice, count, progress=gr.Progress()):
-        sentences = sentence_set(source_name, upload_path, typed_text)
-        index = sentence_index(sentences, choice)
-        spaces = _spaces(ctx, sentences, _chosen([name1, name2, name3], [l1, l2, l3]), pooling_name, progress)
-        found = [embed.nearest(s, index, int(count)) for s in spaces]
+    def run_neighbours(source, file, sentences, model_1, model_2, model_3, layer_1, layer_2, layer_3, pooling,
+                       method, dims, highlight, neighbours, progress=gr.Progress()):
+        sentences = sentence_set(source, file, sentences)
+        index = sentence_index(sentences, highlight)
+        spaces = _spaces(ctx, sentences, _chosen([model_1, model_2, model_3], [layer_1, layer_2, layer_3]), pooling,
+                         progress)
+        found = [embed.nearest(s, index, int(neighbours)) for s in spaces]
         near = [[i for i, _ in f] for f in found]
-        figure = draw_maps(spaces, sentences, method_name, dims_name, progress, index, near)
+        figure = draw_maps(spaces, sentences, method, dims, progress, index, near)
         return figure, neighbours_table(sentences, spaces, found)
 
     @user_errors
-    def run_layers(source_name, upload_path, typed_text, name1, name2, name3, pooling_name, progress=gr.Progress()):
-        sentences = sentence_set(source_name, upload_path, typed_text)
-        names = [n for n, _ in _chosen([name1, name2, name3], [None] * 3)]
+    def run_layers(source, file, sentences, model_1, model_2, model_3, pooling, progress=gr.Progress()):
+        sentences = sentence_set(source, file, sentences)
+        names = [n for n, _ in _chosen([model_1, model_2, model_3], [None] * 3)]
         models = [ctx.load(n, progress=progress) for n in names]
         results = []
         for i, other in enumerate(models[1:]):
             step = lambda done, desc, i=i: progress((i + done) / (len(models) - 1), desc=desc)  # noqa: E731
-            results.append(embed.layer_similarity(models[0], other, sentences, pooling_name.lower(), progress=step))
+            results.append(embed.layer_similarity(models[0], other, sentences, pooling.lower(), progress=step))
         return layer_figure([(m.name, embed.layer_count(m)) for m in models], results)
 
     def show_source(source_name):

@@ -222,7 +222,9 @@ def build(ctx: AppContext) -> dict:
     examples = example_sentences()
     sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8,
                           placeholder="Я люблю пить [MASK] с лимоном.")
-    gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8)
+    # Picking an example only fills the textbox: no API endpoint for it.
+    gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8,
+                api_visibility="private")
     with gr.Row():
         predict_button = gr.Button("Predict", variant="primary")
         each_button = gr.Button("Mask each word")
@@ -241,22 +243,22 @@ def build(ctx: AppContext) -> dict:
         probe_rows = gr.Dataframe(interactive=False, wrap=True)
 
     @user_errors
-    def run_predict(name1, name2, name3, k, text, progress=gr.Progress()):
-        text = predict.check_text(text)  # before loading anything: a typo should not wait for a model
-        result = predict.compare(_models(ctx, [name1, name2, name3], progress), text, int(k))
+    def run_predict(model_1, model_2, model_3, top_k, sentence, progress=gr.Progress()):
+        text = predict.check_text(sentence)  # before loading anything: a typo should not wait for a model
+        result = predict.compare(_models(ctx, [model_1, model_2, model_3], progress), text, int(top_k))
         return prediction_figure(result), agreement_markdown(result)
 
     @user_errors
-    def run_each_word(name1, name2, name3, k, text, progress=gr.Progress()):
-        text = predict.check_text(text, with_masks=False)
-        models = _models(ctx, [name1, name2, name3], progress)
-        result = predict.mask_each_word(models, text, int(k))
+    def run_each_word(model_1, model_2, model_3, top_k, sentence, progress=gr.Progress()):
+        text = predict.check_text(sentence, with_masks=False)
+        models = _models(ctx, [model_1, model_2, model_3], progress)
+        result = predict.mask_each_word(models, text, int(top_k))
         names = [m.name for m in models]
         return word_strip_figure(result), word_strip_markdown(result, names)
 
     @user_errors
-    def run_summary(name1, name2, name3, progress=gr.Progress()):
-        models = _models(ctx, [name1, name2, name3], progress)
+    def run_summary(model_1, model_2, model_3, progress=gr.Progress()):
+        models = _models(ctx, [model_1, model_2, model_3], progress)
         progress(0.5, desc="Predicting the probe set ...")
         result = predict.probe_summary(models)
         return summary_table(result), summary_figure(result), pd.DataFrame(result.rows)

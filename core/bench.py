@@ -1,0 +1,228 @@
+"""Speed of teacher and students, measured the way the DeepPavlov model card did, beside the card's own figures.
+
+Random token sequences of `seq_len` go through the encoder only (`model.base_model`, no MLM head), as the card's
+table did. The method follows optimum-benchmark: warm-up runs, then timed runs (CUDA events on a GPU), median and
+p90 latency, throughput in samples per second, peak memory (process RSS on CPU, allocator peak on GPU).
+
+Two modes:
+  reference  fp32 weights, eager attention: what the card measured.
+  fast       the fastest correct path on this hardware: bf16 (weights or autocast, whichever is faster) with
+             SDPA attention where the CPU multiplies bf16 in hardware, fp16/bf16 with SDPA on a GPU, optionally
+             torch.compile. Each candidate is checked against reference before it is timed.
+
+This module runs the measurements, and every public name of the benchmark can be imported from it. The parts
+live beside it: bench_plan (settings, validation, estimates), bench_variants (reference and fast paths, their
+check, timing), bench_report (the card comparison and result files), bench_profile (where the time goes) and
+bench_cli (the command line).
+
+python -m core.bench --help
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import psutil
+import torch
+
+from core import machine, zoo
+from core.bench_plan import (CARD_BATCH_SIZES, CARD_MODELS, CARD_SEQ_LEN, DEVICES, MEMORY_HEADROOM, MODES, BenchConfig,
+                             Job, Loader, ModelShape, Plan, default_loader, encoder_flops, format_seconds,
+                             forward_memory_bytes, free_memory_bytes, make_plan, memory_needed_bytes, model_shape,
+                             parse_int_list, validate)
+from core.bench_report import card_comparison, published, report, speedups, write_json
+from core.bench_variants import (Check, Variant, check_variant, choose_fast, fast_candidates, iter_forward_times,
+                                 random_tokens, reference_variant, time_forward)
+from core.machine import busy_note
+
+__all__ = [
+    "CARD_BATCH_SIZES", "CARD_MODELS", "CARD_SEQ_LEN", "DEVICES", "MEMORY_HEADROOM", "MODES", "BenchConfig", "Check",
+    "Job", "Loader", "ModelShape", "PeakMemory", "Peaks", "Plan", "Progress", "Row", "Variant", "busy_note",
+    "card_comparison", "check_variant", "choose_fast", "default_loader", "encoder_flops", "fast_candidates",
+    "format_seconds", "forward_memory_bytes", "free_memory_bytes", "iter_benchmark", "iter_forward_times",
+    "make_plan", "make_row", "measure_peaks", "memory_needed_bytes", "model_shape", "parse_int_list", "percentile",
+    "published", "random_tokens", "reference_variant", "report", "run_benchmark", "speedups", "time_forward",
+    "validate", "write_json",
+]
+
+
+@dataclass
+class Progress:
+    fraction: float  # 0..1 of the estimated work
+    message: str
+
+
+@dataclass
+class Row:
+    model: str
+    mode: str
+    device: str
+    dtype: str
+    batch_size: int
+    seq_len: int
+    params: int
+    size_mb: float
+    latency_s: float  # median seconds of one forward pass of the whole batch
+    latency_p90_s: float
+    throughput_samples_s: float
+    peak_mem_mb: float
+    gflops: float  # achieved GFLOP/s of the encoder's matrix products
+    flops_per_sample_g: float
+    share_of_peak: float  # of the measured matmul limit for this dtype
+    share_of_theoretical: float | None
+    runs: int
+    check: str  # the correctness check fast mode passed ("" for reference)
+    tried: str  # fast mode: the candidates timed at batch 1 before the fastest correct one was chosen
+
+
+@dataclass
+class Peaks:
+    """The arithmetic limits of this machine per dtype: measured matmul rate and theoretical figure (FLOP/s)."""
+    by_dtype: dict[torch.dtype, tuple[float, float | None]]
+    basis: dict[str, str]
+
+    def as_dict(self) -> dict:
+        return {machine.dtype_name(dtype): {"measured_gflops": round(practical / 1e9, 1),
+                                            "theoretical_gflops": round(theory / 1e9, 1) if theory else None,
+                                            "theoretical_basis": self.basis[str(dtype)]}
+                for dtype, (practical, theory) in self.by_dtype.items()}
+
+
+def measure_peaks(device: str, dtypes: list[torch.dtype]) -> Peaks:
+    by_dtype, basis = {}, {}
+    for dtype in dict.fromkeys(dtypes):
+        theory, why = machine.theoretical_peak(dtype, device)
+        by_dtype[dtype] = (machine.practical_peak(dtype, device), theory)
+        basis[str(dtype)] = why
+    return Peaks(by_dtype, basis)
+
+
+class PeakMemory:
+    """Peak memory while a block runs: the allocator's peak on a GPU, the process RSS sampled every 5 ms on CPU."""
+
+    def __init__(self, device: str):
+        self.device, self.peak_bytes = device, 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._process = psutil.Process()
+            self.peak_bytes = self._process.memory_info().rss
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        if self.device == "cuda":
+            self.peak_bytes = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), without needing numpy for a handful of numbers."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _significant(value: float, digits: int = 5) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def make_row(variant: Variant, loaded: zoo.LoadedModel, shape: ModelShape, batch_size: int, seq_len: int,
+             timings: list[float], peak_bytes: float, peaks: dict[torch.dtype, tuple[float, float | None]]) -> Row:
+    latency = statistics.median(timings)
+    flops = shape.flops_per_sample(seq_len) * batch_size
+    practical, theoretical = peaks[variant.compute_dtype]
+    summary = zoo.model_summary(variant.model)
+    return Row(model=loaded.name, mode=variant.mode, device=variant.model.device.type, dtype=variant.label,
+               batch_size=batch_size, seq_len=seq_len, params=summary["params"], size_mb=summary["size_mb"],
+               latency_s=_significant(latency), latency_p90_s=_significant(percentile(timings, 0.9)),
+               throughput_samples_s=_significant(batch_size / latency), peak_mem_mb=round(peak_bytes / 2**20, 1),
+               gflops=round(flops / latency / 1e9, 1),
+               flops_per_sample_g=round(shape.flops_per_sample(seq_len) / 1e9, 2),
+               share_of_peak=round(flops / latency / practical, 3),
+               share_of_theoretical=round(flops / latency / theoretical, 3) if theoretical else None,
+               runs=len(timings), check=variant.check.text() if variant.check else "", tried=variant.tried)
+
+
+def iter_benchmark(config: BenchConfig, load: Loader = default_loader,
+                   plan: Plan | None = None) -> Iterator[Progress | Peaks | Row]:
+    """Measure every model x mode x batch size. Yields Progress as work proceeds, the machine's Peaks once before
+    the first measurement, and a Row as each result is ready.
+
+    Closing the generator (a Stop button) ends the benchmark between two forward passes.
+    """
+    plan = plan or make_plan(config, load)
+    work_done, total = 0.0, max(plan.estimate_s, 1e-6)
+
+    def progress(message: str, step_s: float = 0.0) -> Progress:
+        nonlocal work_done
+        work_done += step_s
+        return Progress(min(work_done / total, 0.99), message)
+
+    yield progress("Measuring this machine's arithmetic limit (a large matrix product) ...")
+    dtypes = [torch.float32] + ([machine.fast_dtype(config.device)] if "fast" in config.modes else [])
+    peaks = measure_peaks(config.device, dtypes)
+    yield peaks
+    yield progress("Measured the arithmetic limit.", plan.setup_s["peaks"])
+    for name, shape in plan.shapes.items():
+        yield progress(f"Loading {name} ...")
+        loaded = load(name, True)
+        reference = reference_variant(loaded.model, config.device)
+        yield progress(f"Loaded {name}.", plan.setup_s[f"load:{name}"])
+        for mode in config.modes:
+            variant = reference
+            if mode == "fast":
+                yield progress(f"{name}: choosing and checking the fast path ...")
+                variant, notes = choose_fast(reference, loaded, config.device, config.seq_len, config.compile)
+                yield progress(f"{name}: fast path is {variant.label} ({'; '.join(notes)})",
+                               plan.setup_s[f"fast:{name}"])
+            for job in (j for j in plan.jobs if j.model == name and j.mode == mode):
+                timings: list[float] = []
+                passes = iter_forward_times(variant, job.batch_size, config.seq_len, job.runs, job.warmup)
+                with PeakMemory(config.device) as memory:
+                    for i, seconds in enumerate(passes):
+                        if seconds is not None:
+                            timings.append(seconds)
+                        phase = "warm-up" if seconds is None else f"run {len(timings)}/{job.runs}"
+                        step = job.run_s + (job.first_pass_extra_s if i == 0 else 0.0)
+                        yield progress(f"{name} {mode} batch {job.batch_size}: {phase}", step)
+                yield make_row(variant, loaded, shape, job.batch_size, config.seq_len, timings,
+                               memory.peak_bytes, peaks.by_dtype)
+            variant = None  # frees the fast copies before the next mode or model
+
+
+def run_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Plan | None = None,
+                  on_event: Callable[[Progress | Peaks | Row], None] | None = None) -> dict:
+    """Run a whole benchmark and return its report (the same dict `--json` writes)."""
+    plan = plan or make_plan(config, load)
+    start, rows, peaks, machine_info = time.perf_counter(), [], None, machine.machine_dict(config.device)
+    for event in iter_benchmark(config, load, plan):
+        if isinstance(event, Row):
+            rows.append(event)
+        elif isinstance(event, Peaks):
+            peaks = event
+        if on_event:
+            on_event(event)
+    return report(config, rows, plan, time.perf_counter() - start, peaks, machine_info)
+
+
+if __name__ == "__main__":
+    from core.bench_cli import main  # the command line imports this module, so it is imported only here
+    sys.exit(main())

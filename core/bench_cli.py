@@ -1,0 +1,139 @@
+"""The command line of the speed benchmark: python -m core.bench --help"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from core.bench import Peaks, Progress, Row, run_benchmark
+from core.bench_plan import (CARD_MODELS, CARD_SEQ_LEN, BenchConfig, default_loader, format_seconds, make_plan,
+                             parse_int_list)
+from core.bench_profile import profile_breakdown
+from core.bench_report import write_json
+from core.bench_variants import choose_fast, reference_variant
+from core.machine import busy_note
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one stderr line and exit 2, as for every user mistake
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = _Parser(prog="python -m core.bench", description="Measure encoder latency and throughput of teacher and "
+                "students as the DeepPavlov model card did, beside the card's figures.")
+    p.add_argument("--models", default=",".join(CARD_MODELS),
+                   help="comma-separated model names: arch:<name>, a known name, run:<id>, a folder or a Hub id "
+                        "(default: the card's teacher and base student as random-weight architectures)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--batch-sizes", default="1,16", help="comma-separated batch sizes (default 1,16)")
+    p.add_argument("--seq-len", type=int, default=CARD_SEQ_LEN, help="tokens per sequence (default 512)")
+    p.add_argument("--modes", default="reference,fast", help="reference (fp32 eager), fast (16-bit SDPA) or both")
+    p.add_argument("--runs", type=int, default=None, help="timed runs per measurement (default: ~3 s of runs, 3-10)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 2, or 1 for runs over a second)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast path (slow to start)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own choice, "
+                   "one per core)")
+    p.add_argument("--profile", action="store_true", help="also print where the fast path spends its time, "
+                   "at batch 1, for each model")
+    p.add_argument("--json", dest="json_path", default=None, help="write rows, machine and limits to this JSON file")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    return BenchConfig(models=[m.strip() for m in args.models.split(",") if m.strip()], device=args.device.strip(),
+                       batch_sizes=parse_int_list(args.batch_sizes, "Batch sizes"), seq_len=args.seq_len,
+                       modes=[m.strip() for m in args.modes.split(",") if m.strip()], runs=args.runs,
+                       warmup=args.warmup, compile=args.compile)
+
+
+def _print_table(lines: list[dict], columns: list[str]) -> None:
+    import pandas as pd
+    frame = pd.DataFrame(lines)
+    print(frame[[c for c in columns if c in frame]].to_string(index=False, na_rep="-"))
+
+
+def _print_result(result: dict, device: str) -> None:
+    m = result["machine"]
+    print(f"\nMachine: {m['cpu_model']}, {m['physical_cores']} cores, {m['torch_threads']} torch threads, "
+          f"AMX {m['amx_bf16']}, AVX-512 BF16 {m['avx512_bf16']}; GPU {m['gpu']}; torch {m['torch']}, "
+          f"transformers {m['transformers']}; load average {m['load_avg_1min']}")
+    for dtype, peak in result["peak"].items():
+        print(f"Limit {dtype}: measured matmul {peak['measured_gflops']:,.0f} GFLOP/s; theoretical "
+              f"{peak['theoretical_basis']}")
+    print()
+    _print_table(result["rows"], ["model", "mode", "dtype", "batch_size", "latency_s", "latency_p90_s",
+                                  "throughput_samples_s", "peak_mem_mb", "gflops", "share_of_peak",
+                                  "share_of_theoretical", "runs"])
+    print(f"\nBeside the card ({device}; card latency at batch 1, throughput at batch 16):")
+    _print_table(result["card"], ["model", "size_mb", "card_size_mb", "card_latency_s", "reference_latency_s",
+                                  "fast_latency_s", "card_throughput", "reference_throughput", "fast_throughput"])
+    print("\nSpeed-ups:")
+    _print_table(result["speedups"], ["pair", "card_latency_ratio", "reference_latency_ratio", "fast_latency_ratio",
+                                      "card_throughput_ratio", "reference_throughput_ratio",
+                                      "fast_throughput_ratio", "fast_speedup"])
+
+
+def _print_profiles(config: BenchConfig, models: list[str]) -> None:
+    for name in models:
+        loaded = default_loader(name, True)
+        reference = reference_variant(loaded.model, config.device)
+        variant, _ = choose_fast(reference, loaded, config.device, config.seq_len, config.compile)
+        print(f"\nWhere the time goes, {name}, batch 1, seq_len {config.seq_len}, ms per pass:")
+        for mode_variant in (reference, variant):
+            parts = profile_breakdown(mode_variant, 1, config.seq_len)
+            print(f"  {mode_variant.label}: " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in parts.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+    args = parse_args(argv)
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be at least 1, not {args.threads}.")
+            torch.set_num_threads(args.threads)
+        config = config_from_args(args)
+        plan = make_plan(config)
+    except ValueError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    print(plan.describe(), flush=True)
+    busy = busy_note()
+    if busy:
+        print(f"note: {busy}", file=sys.stderr, flush=True)
+    bar = tqdm(total=100, unit="%", bar_format="{desc:<60.60} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+               file=sys.stderr, mininterval=0.5)
+
+    explained: set[str] = set()
+
+    def on_event(event: Progress | Peaks | Row) -> None:
+        if isinstance(event, Progress):
+            bar.n = round(100 * event.fraction)
+            bar.set_description_str(event.message, refresh=False)
+            bar.refresh()
+        elif isinstance(event, Row):
+            if event.tried and event.model not in explained:
+                explained.add(event.model)
+                bar.write(f"{event.model} fast path chosen from: {event.tried}")
+            bar.write(f"{event.model} {event.mode} ({event.dtype}) batch {event.batch_size}: "
+                      f"{event.latency_s:.4f} s, {event.throughput_samples_s:.2f} samples/s, "
+                      f"{event.share_of_peak:.0%} of the measured limit")
+
+    try:
+        result = run_benchmark(config, plan=plan, on_event=on_event)
+    except ValueError as error:
+        bar.close()
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    bar.n = 100
+    bar.close()
+    _print_result(result, config.device)
+    if args.profile:
+        _print_profiles(config, list(plan.shapes))
+    print(f"\nTotal wall time {format_seconds(result['wall_s'])} (estimated {format_seconds(plan.estimate_s)}).")
+    if args.json_path:
+        print(f"Wrote {write_json(result, args.json_path)}")
+    return 0

@@ -1,0 +1,270 @@
+"""A benchmark request before anything runs: its settings, the models' shapes, validation, and the estimates of
+memory and time made from the models' FLOPs and a quick matmul calibration of this machine."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+import torch
+from transformers import AutoConfig, AutoModelForMaskedLM
+
+from core import machine, zoo
+from core.student import dims, num_layers
+
+MODES = ("reference", "fast")
+DEVICES = ("cpu", "cuda")
+CARD_MODELS = ("arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational")
+CARD_BATCH_SIZES = (1, 16)  # the card: latency at batch 1, throughput at batch 16
+CARD_SEQ_LEN = 512
+MEMORY_HEADROOM = 0.85  # refuse a run whose estimate exceeds this share of the free memory
+TARGET_TIMED_SECONDS = 3.0  # auto run count: enough runs for ~3 s of timing, at least 3, at most 10
+ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert")  # position ids start after the padding index
+
+# Share of the quick (1024^3) matmul calibration that a whole encoder reaches, by (device, mode). CPU figures fitted
+# on the card reproduction on 2 Xeon cores with AMX (reference 0.50-0.67, fast 0.77-0.89 of the quick rate, which
+# itself is below the 2048^3 peak); GPU figures are typical eager values, not fitted here.
+ENCODER_EFFICIENCY = {("cpu", "reference"): 0.55, ("cpu", "fast"): 0.75,
+                      ("cuda", "reference"): 0.5, ("cuda", "fast"): 0.4}
+RANDOM_INIT_PARAMS_PER_S = 40e6  # arch: models draw their random weights at about this rate on one CPU core
+COMPILE_SECONDS = 30.0  # torch.compile (with freezing) of one encoder for one input shape, on 2 CPU cores
+
+Loader = Callable[[str, bool], zoo.LoadedModel]  # (name, attentions) -> loaded model on the CPU
+
+
+def default_loader(name: str, attentions: bool) -> zoo.LoadedModel:
+    return zoo.load(name, attentions=attentions)
+
+
+@dataclass
+class BenchConfig:
+    models: list[str] = field(default_factory=lambda: list(CARD_MODELS))
+    device: str = "cpu"
+    batch_sizes: list[int] = field(default_factory=lambda: list(CARD_BATCH_SIZES))
+    seq_len: int = CARD_SEQ_LEN
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    runs: int | None = None  # timed runs per measurement; None: about TARGET_TIMED_SECONDS of runs, 3 to 10
+    warmup: int | None = None  # None: 2 runs, or 1 when one run takes over a second
+    compile: bool = False  # torch.compile the fast path (adds ~30 s of compiling per model and batch size)
+
+
+@dataclass
+class ModelShape:
+    """What the estimates need from a model's configuration, without loading its weights."""
+    name: str
+    source: str
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    max_seq_len: int
+    params: int
+
+    def flops_per_sample(self, seq_len: int) -> float:
+        return encoder_flops(self.layers, self.hidden, self.ffn, seq_len)
+
+
+@dataclass
+class Job:
+    model: str
+    mode: str
+    batch_size: int
+    runs: int
+    warmup: int
+    run_s: float  # estimated seconds of one forward pass
+    first_pass_extra_s: float = 0.0  # torch.compile compiles on the first pass at a new input shape
+
+
+@dataclass
+class Plan:
+    config: BenchConfig
+    shapes: dict[str, ModelShape]
+    jobs: list[Job]
+    setup_s: dict[str, float]  # estimated seconds of the steps around the timed runs: "peaks", "load:<m>", "fast:<m>"
+    estimate_s: float
+    calibration: dict  # quick matmul rates the estimate used, GFLOP/s by dtype
+
+    def describe(self) -> str:
+        rates = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in self.calibration.items())
+        return (f"{len(self.jobs)} measurements of {len(self.shapes)} model(s); estimated time "
+                f"{format_seconds(self.estimate_s)} (from the models' FLOPs and a quick matmul calibration of this "
+                f"machine: {rates}).")
+
+
+# ---- arithmetic ---------------------------------------------------------------------------------------------------
+
+def encoder_flops(layers: int, hidden: int, ffn: int, seq_len: int) -> float:
+    """FLOPs of one sample through the encoder: every matrix product, counting a multiply-add as two.
+
+    Per layer: Q, K, V and output projections 4 * 2*s*h*h; feed-forward 2 * 2*s*h*f; attention scores Q K^T and
+    their product with V 2 * 2*s*s*h. Embedding lookups, softmax, layer norms and GELU add well under 1%.
+    """
+    s, h, f = seq_len, hidden, ffn
+    return layers * (2 * s * (4 * h * h + 2 * h * f) + 4 * s * s * h)
+
+
+def forward_memory_bytes(shape: ModelShape, batch_size: int, seq_len: int, mode: str, element_bytes: int) -> float:
+    """Activation memory of one inference forward pass; one layer's tensors are alive at a time.
+
+    Hidden-size tensors (input, Q, K, V, context, output, residuals) ~8 of (b, s, h); the feed-forward ~2 of (b, s, f);
+    eager attention keeps scores, softmax and its copy (b, heads, s, s) in fp32, SDPA works on tiles instead.
+    """
+    tokens = batch_size * seq_len
+    dense = tokens * (8 * shape.hidden + 2 * shape.ffn) * element_bytes
+    attention_maps = 3 * batch_size * shape.heads * seq_len * seq_len * 4 if mode == "reference" else 0
+    return dense + attention_maps
+
+
+def memory_needed_bytes(shape: ModelShape, batch_size: int, seq_len: int, mode: str) -> float:
+    """Weights held while measuring (reference keeps fp32; fast adds its copies) plus one forward pass."""
+    weights = shape.params * 4
+    if mode == "fast":
+        weights += shape.params * (4 + 2)  # an fp32 SDPA copy for autocast and a 16-bit copy
+    return weights + forward_memory_bytes(shape, batch_size, seq_len, mode, 4)
+
+
+def free_memory_bytes(device: str) -> float:
+    if device == "cuda":
+        return float(torch.cuda.mem_get_info()[0])
+    return float(psutil.virtual_memory().available)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def _format_bytes(n: float) -> str:
+    return f"{n / 2**30:,.1f} GB" if n >= 2**30 else f"{n / 2**20:,.0f} MB"
+
+
+# ---- models and validation ----------------------------------------------------------------------------------------
+
+def model_config(name: str, load: Loader = default_loader):
+    """A model's configuration, read without loading its weights where that is possible."""
+    source, location = zoo.resolve(name)  # unknown names raise ValueError here
+    if source == "arch":
+        return zoo.arch_config(location)
+    if source == "run":
+        return load(name, True).model.config  # the run decides whether its final model or a checkpoint is newest
+    if source in ("bundled", "local") and not (Path(location) / "config.json").is_file():
+        if source == "bundled":
+            raise ValueError(f"The bundled model '{name}' is not built yet ({location} has no config.json); "
+                             "benchmark an arch: model meanwhile.")
+        raise ValueError(f"'{name}' is not a Hugging Face model folder (it has no config.json).")
+    if source == "hub" and not zoo.is_cached(location) and not zoo.hub_reachable():
+        raise ValueError(f"The model '{location}' is not in this machine's Hugging Face cache and the Hub cannot be "
+                         "reached; benchmark its architecture instead (arch:<name>) or a local copy.")
+    try:
+        return AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Could not read the configuration of '{name}': {str(error).splitlines()[0]}") from None
+
+
+def model_shape(name: str, load: Loader = default_loader) -> ModelShape:
+    config = model_config(name, load)
+    try:
+        d, layers = dims(config), num_layers(config)
+    except AttributeError:
+        raise ValueError(f"'{name}' is a {config.model_type} model; the benchmark counts FLOPs of BERT-like encoders "
+                         "only (BERT, DistilBERT, RoBERTa).") from None
+    max_seq_len = d["max_positions"]
+    if config.model_type in ROBERTA_LIKE:
+        max_seq_len -= (config.pad_token_id or 0) + 1
+    with torch.device("meta"):  # counts parameters without allocating them
+        meta = AutoModelForMaskedLM.from_config(config)
+    return ModelShape(name=name, source=zoo.resolve(name)[0], layers=layers, hidden=d["hidden"], heads=d["heads"],
+                      ffn=d["ffn"], max_seq_len=max_seq_len, params=sum(p.numel() for p in meta.parameters()))
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in str(text).replace(" ", "").split(",") if part]
+    except ValueError:
+        raise ValueError(f"{what} must be whole numbers separated by commas, such as 1,16; got '{text}'.") from None
+    if not values:
+        raise ValueError(f"Give at least one {what.rstrip('s').lower()}.")
+    return values
+
+
+def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, ModelShape]:
+    """Check everything a run needs before it starts; raise ValueError with one sentence a person can act on."""
+    if not config.models:
+        raise ValueError("Choose at least one model to benchmark.")
+    if config.device not in DEVICES:
+        raise ValueError(f"Device must be 'cpu' or 'cuda', not '{config.device}'.")
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for, but this machine has no usable NVIDIA GPU; use --device cpu.")
+    unknown_modes = [m for m in config.modes if m not in MODES]
+    if not config.modes or unknown_modes:
+        raise ValueError(f"Modes must be among {', '.join(MODES)}; got '{', '.join(config.modes)}'.")
+    if not config.batch_sizes:
+        raise ValueError("Give at least one batch size.")
+    config.batch_sizes, config.modes = list(dict.fromkeys(config.batch_sizes)), list(dict.fromkeys(config.modes))
+    for batch_size in config.batch_sizes:
+        if batch_size < 1:
+            raise ValueError(f"Batch size must be at least 1, not {batch_size}.")
+    if config.seq_len < 1:
+        raise ValueError(f"Sequence length must be at least 1 token, not {config.seq_len}.")
+    if config.runs is not None and config.runs < 1:
+        raise ValueError(f"The number of timed runs must be at least 1, not {config.runs}.")
+    if config.warmup is not None and config.warmup < 0:
+        raise ValueError(f"The number of warm-up runs cannot be negative ({config.warmup}).")
+    shapes = {}
+    for name in dict.fromkeys(config.models):
+        shape = shapes[name] = model_shape(name, load)
+        if config.seq_len > shape.max_seq_len:
+            raise ValueError(f"Sequence length {config.seq_len} is longer than {name} accepts "
+                             f"({shape.max_seq_len} tokens); choose a seq_len up to {shape.max_seq_len}.")
+    free = free_memory_bytes(config.device)
+    for shape in shapes.values():
+        for mode in config.modes:
+            need = memory_needed_bytes(shape, max(config.batch_sizes), config.seq_len, mode)
+            if need > MEMORY_HEADROOM * free:
+                raise ValueError(f"Batch {max(config.batch_sizes)} at seq_len {config.seq_len} needs about "
+                                 f"{_format_bytes(need)} for {shape.name} in {mode} mode, but only "
+                                 f"{_format_bytes(free)} of {config.device.upper()} memory is free; choose a smaller "
+                                 "batch size or seq_len.")
+    return shapes
+
+
+# ---- planning and estimates ---------------------------------------------------------------------------------------
+
+def auto_runs(run_s: float) -> int:
+    return int(min(10, max(3, math.ceil(TARGET_TIMED_SECONDS / max(run_s, 1e-3)))))
+
+
+def make_plan(config: BenchConfig, load: Loader = default_loader) -> Plan:
+    """Validate the request and estimate how long it will take, before anything is loaded or measured."""
+    shapes = validate(config, load)
+    dtypes = {"reference": torch.float32, "fast": machine.fast_dtype(config.device)}
+    rates = {mode: machine.quick_rate(dtypes[mode], config.device) for mode in config.modes}
+    jobs, setup = [], {"peaks": 1.1 * len(set(dtypes[m] for m in config.modes) | {torch.float32})}
+    for name, shape in shapes.items():
+        if shape.source == "arch":
+            setup[f"load:{name}"] = 0.5 + shape.params / RANDOM_INIT_PARAMS_PER_S
+        else:
+            setup[f"load:{name}"] = 1.0 + shape.params * 4 / 500e6  # reading weights from disk
+        per_sample = {mode: shape.flops_per_sample(config.seq_len) / (rates[mode] *
+                                                                      ENCODER_EFFICIENCY[config.device, mode])
+                      for mode in config.modes}
+        if "fast" in config.modes:
+            # copies of the weights, the correctness check on 256 tokens, and timing two candidates at batch 1
+            check_s = 256 / config.seq_len * per_sample.get("reference", 3 * per_sample["fast"])
+            setup[f"fast:{name}"] = (shape.params * 10 / 1e9 + 3 * check_s + 8 * per_sample["fast"] +
+                                     (COMPILE_SECONDS if config.compile else 0.0))
+        for mode in config.modes:
+            for batch_size in config.batch_sizes:
+                run_s = 0.002 + per_sample[mode] * batch_size
+                runs = config.runs or auto_runs(run_s)
+                warmup = config.warmup if config.warmup is not None else (1 if run_s > 1.0 else 2)
+                extra = COMPILE_SECONDS if mode == "fast" and config.compile else 0.0
+                jobs.append(Job(name, mode, batch_size, runs, max(warmup, 1 if extra else 0), run_s, extra))
+    total = sum(setup.values()) + sum(job.run_s * (job.runs + job.warmup) + job.first_pass_extra_s for job in jobs)
+    calibration = {machine.dtype_name(dtypes[m]): rates[m] / 1e9 for m in config.modes}
+    return Plan(config, shapes, jobs, setup, total, calibration)

@@ -1,0 +1,32 @@
+"""Copy a finished run's student into a model folder to ship, in float16, with the run's config and metrics beside it.
+
+python -m scripts.export_student RUN_DIR OUT_DIR
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    args = p.parse_args()
+    final = args.run_dir / "final"
+    if not (final / "config.json").is_file():
+        raise SystemExit(f"error: {args.run_dir} has no finished student (final/).")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    AutoModelForMaskedLM.from_pretrained(final, dtype=torch.float32).to(torch.float16).save_pretrained(args.out_dir)
+    AutoTokenizer.from_pretrained(final).save_pretrained(args.out_dir)
+    shutil.copyfile(args.run_dir / "config.json", args.out_dir / "distill_config.json")
+    shutil.copyfile(args.run_dir / "metrics.jsonl", args.out_dir / "distill_metrics.jsonl")
+    print(f"exported {final} to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The reduced-vocabulary experiment of Kolesnikova et al. (2022), on the lab's bundled teacher.
+
+python -m scripts.vocab_experiment [--steps 1500]
+
+Distils the bundled teacher three ways at equal steps with python -m train.distill: a 2-layer student with the
+teacher's vocabulary, and 2-layer students with a smaller vocabulary and width aligned by `match` and by `reduce`.
+Writes one table (parameters, size, CPU latency, held-out MLM accuracy, top-1 agreement with the teacher) to
+assets/results/vocab_experiment.json and a compression-against-quality plot to assets/results/vocab_experiment.png.
+Finished runs are reused, so the measurements can be repeated without training again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core import zoo
+from core.bench import BenchConfig, Row, iter_benchmark
+from core.machine import machine_dict
+from train.runs import read_metrics
+
+RESULTS = zoo.ASSETS / "results"
+VARIANTS = {
+    "same vocabulary": [],
+    "reduced, match": ["--align", "match"],
+    "reduced, reduce": ["--align", "reduce"],
+}
+
+
+def distil(name: str, extra: list[str], args) -> Path:
+    run_dir = Path(args.runs) / ("vocab-" + name.replace(", ", "-").replace(" ", "-"))
+    if (run_dir / "final" / "config.json").is_file():
+        return run_dir
+    reduced = ["--student-vocab-size", str(args.vocab_size), "--student-hidden", str(args.hidden)] if extra else []
+    command = [sys.executable, "-m", "train.distill", "--teacher", "bundled-teacher", "--student-layers", "2",
+               "--max-steps", str(args.steps), "--batch-size", "32", "--eval-every", str(args.steps),
+               "--log-every", "50", "--eval-lines", "1000", "--save-every", str(args.steps), "--seed", "0",
+               "--output-dir", str(run_dir), *reduced, *extra]
+    print("$", " ".join(command), file=sys.stderr)
+    subprocess.run(command, check=True)
+    return run_dir
+
+
+def latency(paths: dict[str, str]) -> dict[str, float]:
+    """Median CPU latency of one 128-token sample through each encoder (the card's method, shorter inputs)."""
+    config = BenchConfig(models=list(paths.values()), device="cpu", batch_sizes=[1], seq_len=128,
+                         modes=["reference"], runs=30)
+    rows = [r for r in iter_benchmark(config) if isinstance(r, Row)]
+    by_path = {r.model: r.latency_s for r in rows}
+    return {name: by_path[path] for name, path in paths.items()}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    for row in rows:
+        ax.scatter(row["params"] / 1e6, row["agreement"], s=70)
+        ax.annotate(row["student"], (row["params"] / 1e6, row["agreement"]), textcoords="offset points",
+                    xytext=(6, 6), fontsize=9)
+    ax.set_xlabel("parameters (millions)")
+    ax.set_ylabel("top-1 agreement with the teacher")
+    ax.set_title("Compression against quality (bundled teacher, equal steps)")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--vocab-size", type=int, default=2000)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--runs", default=str(zoo.runs_root()))
+    args = p.parse_args()
+    started = time.time()
+    dirs = {name: distil(name, extra, args) for name, extra in VARIANTS.items()}
+    paths = {"teacher": str(zoo.BUNDLED_DIR / "teacher"), **{n: str(d / "final") for n, d in dirs.items()}}
+    seconds = latency(paths)
+    rows = []
+    for name, path in paths.items():
+        summary = zoo.model_summary(zoo.load(path).model)
+        final = read_metrics(dirs[name])[-1] if name in dirs else {}
+        rows.append({"student": name, "params": summary["params"], "size_mb": summary["size_mb"],
+                     "vocab": zoo.load(path).tokenizer.vocab_size, "cpu_latency_ms": round(seconds[name] * 1000, 2),
+                     "mlm_acc": final.get("eval_mlm_acc", final.get("eval_teacher_mlm_acc")),
+                     "agreement": final.get("eval_agreement", 1.0)})
+    teacher_acc = read_metrics(dirs["same vocabulary"])[-1]["eval_teacher_mlm_acc"]
+    rows[0]["mlm_acc"] = teacher_acc
+    summary = " ".join(
+        f"{r['student']}: {r['params'] / 1e6:.2f}M parameters, {r['cpu_latency_ms']:.1f} ms, "
+        f"accuracy {r['mlm_acc']:.1%}, agreement {r['agreement']:.1%}." for r in rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"rows": rows, "steps": args.steps, "student_vocab_size": args.vocab_size, "student_hidden": args.hidden,
+            "machine": machine_dict("cpu"), "summary": summary, "seconds": round(time.time() - started)}
+    (RESULTS / "vocab_experiment.json").write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    plot(rows[1:], RESULTS / "vocab_experiment.png")
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""The speed benchmark: validation messages, a tiny real measurement, the correctness check of fast mode, FLOPs."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import AutoModelForMaskedLM
+
+from core import bench, bench_cli, bench_plan, zoo
+from tests.conftest import REPO
+
+TEACHER_ARCH, STUDENT_ARCH = bench.CARD_MODELS
+ROW_FIELDS = ["model", "mode", "device", "dtype", "batch_size", "seq_len", "params", "size_mb", "latency_s",
+              "latency_p90_s", "throughput_samples_s", "peak_mem_mb"]
+
+
+def config(**changes) -> bench.BenchConfig:
+    return bench.BenchConfig(**{"models": [TEACHER_ARCH], "batch_sizes": [1], "seq_len": 32, **changes})
+
+
+# ---- validation -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(models=["no-such-model"]), "Unknown model 'no-such-model'"),
+    (dict(batch_sizes=[1, 0]), "Batch size must be at least 1, not 0"),
+    (dict(seq_len=0), "Sequence length must be at least 1"),
+    (dict(seq_len=513), "longer than arch:rubert-base-cased-conversational accepts \\(512 tokens\\)"),
+    (dict(modes=["turbo"]), "Modes must be among reference, fast"),
+    (dict(models=["arch:no-such-arch"]), "No architecture named 'no-such-arch'"),
+])
+def test_bad_requests_are_refused_with_a_sentence(changes, message):
+    with pytest.raises(ValueError, match=message):
+        bench.validate(config(**changes))
+
+
+def test_seq_len_limit_comes_from_the_models_own_config(tiny_teacher_dir):
+    assert bench.model_shape(str(tiny_teacher_dir)).max_seq_len == 128  # the fixture's max_position_embeddings
+    bench.validate(config(models=[str(tiny_teacher_dir)], seq_len=128))
+    with pytest.raises(ValueError, match="accepts \\(128 tokens\\)"):
+        bench.validate(config(models=[str(tiny_teacher_dir)], seq_len=129))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_on_a_machine_without_gpu():
+    with pytest.raises(ValueError, match="no usable NVIDIA GPU"):
+        bench.validate(config(device="cuda"))
+
+
+def test_memory_estimate_refuses_a_batch_that_cannot_fit():
+    with pytest.raises(ValueError, match="needs about .* GB .* free; choose a smaller batch size"):
+        bench.validate(config(batch_sizes=[1, 100_000], seq_len=512))
+    shape = bench.model_shape(TEACHER_ARCH)
+    # An eager forward pass at batch 64 x 512 keeps 3 fp32 attention maps of (64, 12, 512, 512) alive.
+    maps = 3 * 64 * 12 * 512 * 512 * 4
+    assert bench.forward_memory_bytes(shape, 64, 512, "reference", 4) > maps
+    assert bench.memory_needed_bytes(shape, 1, 512, "reference") > shape.params * 4
+
+
+def test_memory_refusal_follows_free_memory(monkeypatch):
+    shape = bench.model_shape(STUDENT_ARCH)
+    need = bench.memory_needed_bytes(shape, 4, 128, "fast")
+    monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: need)  # estimate above 85% of free memory
+    with pytest.raises(ValueError, match="memory is free"):
+        bench.validate(config(models=[STUDENT_ARCH], batch_sizes=[4], seq_len=128, modes=["fast"]))
+    monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: need / bench.MEMORY_HEADROOM + 1)
+    bench.validate(config(models=[STUDENT_ARCH], batch_sizes=[4], seq_len=128, modes=["fast"]))
+
+
+def test_cli_bad_input_exits_2_with_one_stderr_line():
+    done = subprocess.run([sys.executable, "-m", "core.bench", "--models", "no-such-model"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith("error: Unknown model")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("argv, start", [
+    (["--batch-sizes", "1,x"], "error: Batch sizes must be whole numbers"),
+    (["--seq-len", "many"], "error: argument --seq-len: invalid int value"),
+    (["--seq-len", "600"], "error: Sequence length 600 is longer than"),
+    (["--batch-sizes", "0"], "error: Batch size must be at least 1"),
+])
+def test_cli_argument_errors_are_one_line(argv, start, capsys):
+    try:
+        code = bench_cli.main(argv)
+    except SystemExit as exit_:  # argparse's own checks
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(start) and err.count("\n") == 1
+
+
+# ---- a tiny real measurement ----------------------------------------------------------------------------------
+
+def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_student_dir, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    models = f"{tiny_teacher_dir},{tiny_student_dir}"
+    assert bench_cli.main(["--models", models, "--batch-sizes", "1,2", "--seq-len", "32", "--runs", "1",
+                       "--warmup", "1", "--json", str(path)]) == 0
+    assert "estimated time" in capsys.readouterr().out
+    result = json.loads(path.read_text(encoding="utf-8"))
+    rows = result["rows"]
+    assert len(rows) == 2 * 2 * 2  # models x modes x batch sizes
+    assert {"cpu_model", "physical_cores", "torch_threads", "amx_bf16", "gpu", "torch", "transformers"} <= set(
+        result["machine"])
+    assert result["peak"]["float32"]["measured_gflops"] > 0
+    for row in rows:
+        assert all(row[name] is not None for name in ROW_FIELDS + ["gflops", "share_of_peak"])
+        model = zoo.load(row["model"]).model
+        params = sum(p.numel() for p in model.parameters())  # counted independently of model_summary
+        assert row["params"] == params and row["size_mb"] == pytest.approx(params * 4 / 2**20, abs=0.05)
+        assert row["seq_len"] == 32 and row["device"] == "cpu" and row["runs"] == 1
+        assert 0 < row["latency_s"] <= row["latency_p90_s"] < 30
+        assert row["throughput_samples_s"] == pytest.approx(row["batch_size"] / row["latency_s"], rel=1e-3)
+        assert 10 < row["peak_mem_mb"] < 64 * 1024
+        layers = model.config.num_hidden_layers if model.config.model_type == "bert" else model.config.n_layers
+        flops = bench.encoder_flops(layers, 32, 64, 32) * row["batch_size"]
+        assert row["gflops"] == pytest.approx(flops / row["latency_s"] / 1e9, rel=0.02, abs=0.06)
+        assert (row["dtype"] == "float32 (eager)") == (row["mode"] == "reference")
+        if row["mode"] == "reference":
+            assert row["check"] == ""
+        else:
+            assert ">=" in row["check"]  # the fast path it timed passed its check
+            assert "ms at batch 1" in row["tried"] or "failed the check" in row["tried"]
+    assert {line["model"] for line in result["card"]} == {str(tiny_teacher_dir), str(tiny_student_dir)}
+
+
+def test_the_plan_estimates_time_before_anything_runs():
+    plan = bench.make_plan(bench.BenchConfig())  # the card reproduction
+    assert [(j.model, j.mode, j.batch_size) for j in plan.jobs][:2] == [(TEACHER_ARCH, "reference", 1),
+                                                                         (TEACHER_ARCH, "reference", 16)]
+    assert len(plan.jobs) == 8 and 10 < plan.estimate_s < 3600
+    teacher16 = next(j for j in plan.jobs if j.model == TEACHER_ARCH and j.batch_size == 16 and j.mode == "reference")
+    student16 = next(j for j in plan.jobs if j.model == STUDENT_ARCH and j.batch_size == 16 and j.mode == "reference")
+    assert teacher16.run_s == pytest.approx(2 * student16.run_s, rel=0.01)  # twice the FLOPs
+    assert "estimated time" in plan.describe()
+
+
+# ---- correctness of fast mode ---------------------------------------------------------------------------------
+
+TINY_ARCH = "arch:distilrubert-tiny-cased-conversational-v1"  # the real tiny-v1 architecture, random weights
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tiny_teacher_dir):
+    loaded = zoo.load(str(tiny_teacher_dir), attentions=True)
+    return loaded, bench.reference_variant(loaded.model, "cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_arch_reference():
+    loaded = zoo.load(TINY_ARCH, attentions=True)
+    return loaded, bench.reference_variant(loaded.model, "cpu")
+
+
+def plain_mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return float(((a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))).mean())
+
+
+def test_fast_candidates_pass_the_cosine_check_on_random_weights(tiny_arch_reference):
+    loaded, reference = tiny_arch_reference
+    candidates = bench.fast_candidates(loaded.model, "cpu")
+    assert candidates and all(c.model is not loaded.model for c in candidates)
+    assert loaded.model.config._attn_implementation == "eager"  # the shared model is left as it was
+    for candidate in candidates:
+        check = bench.check_variant(reference, candidate, trained=False)
+        assert check.passed and check.metric == "hidden-state cosine" and check.value >= 0.999
+        inputs = bench.random_tokens(loaded.model.config.vocab_size, 2, 128, "cpu", seed=1)
+        with torch.inference_mode():
+            want = reference.model.base_model(**inputs).last_hidden_state
+            with candidate.context():
+                got = candidate.encoder(**inputs).last_hidden_state
+        assert check.value == pytest.approx(plain_mean_cosine(want, got), abs=1e-6)
+
+
+def corrupted(variant: bench.Variant) -> bench.Variant:
+    """The same path with the first layer's query, value and feed-forward weights scrambled: a wrong fast path."""
+    broken = copy.deepcopy(variant)
+    encoder = broken.model.base_model
+    if encoder.config.model_type == "bert":
+        layer = encoder.encoder.layer[0]
+        linears = (layer.attention.self.query, layer.attention.self.value, layer.intermediate.dense)
+    else:
+        layer = encoder.transformer.layer[0]
+        linears = (layer.attention.q_lin, layer.attention.v_lin, layer.ffn.lin1)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for linear in linears:
+            scrambled = torch.randn(linear.weight.shape, generator=generator) * linear.weight.float().std() * 3
+            linear.weight.copy_(scrambled.to(linear.weight.dtype))
+    return broken
+
+
+def test_the_check_fails_for_a_wrong_fast_path(tiny_arch_reference):
+    loaded, reference = tiny_arch_reference
+    for candidate in bench.fast_candidates(loaded.model, "cpu"):
+        check = bench.check_variant(reference, corrupted(candidate), trained=False)
+        assert not check.passed and check.value < 0.99
+
+
+def test_top1_agreement_check_for_trained_models(tiny_reference):
+    loaded, reference = tiny_reference
+    sdpa = copy.deepcopy(loaded.model)
+    sdpa.set_attn_implementation("sdpa")
+    exact = bench.Variant("fast", "float32 (sdpa)", sdpa, torch.float32)
+    check = bench.check_variant(reference, exact, trained=True, tokenizer=loaded.tokenizer)
+    assert check.metric == "top-1 agreement" and check.positions >= 50 and check.passed
+    wrong = bench.check_variant(reference, corrupted(exact), trained=True, tokenizer=loaded.tokenizer)
+    assert not wrong.passed and wrong.value < 0.99
+
+
+# ---- FLOPs, published figures and ratios ----------------------------------------------------------------------
+
+def counted_flops(arch: str, seq_len: int) -> float:
+    """FLOPs of the encoder as torch's own counter sees them, on meta tensors (nothing allocated)."""
+    with torch.device("meta"):
+        model = AutoModelForMaskedLM.from_config(zoo.arch_config(arch), attn_implementation="eager")
+        with FlopCounterMode(display=False) as counter:
+            model.base_model(input_ids=torch.zeros(1, seq_len, dtype=torch.long))
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("name, reference_gflop", [(TEACHER_ARCH, 96.6), (STUDENT_ARCH, 48.3)])
+def test_flops_match_the_reference_and_torchs_counter(name, reference_gflop):
+    flops = bench.model_shape(name).flops_per_sample(512)
+    assert flops / 1e9 == pytest.approx(reference_gflop, rel=0.01)
+    assert flops == pytest.approx(counted_flops(name[5:], 512), rel=1e-3)
+    assert bench.model_shape(name).flops_per_sample(128) == pytest.approx(counted_flops(name[5:], 128), rel=1e-3)
+
+
+def test_published_figures_and_speedups():
+    assert bench.published(TEACHER_ARCH)["cpu_latency_s"] == 0.655
+    assert bench.published("DeepPavlov/distilrubert-base-cased-conversational")["size_mb"] == 517
+    rows = [dict(model=m, mode=mode, batch_size=b, latency_s=lat, throughput_samples_s=b / lat, size_mb=1.0)
+            for m, mode, b, lat in [(STUDENT_ARCH, "reference", 1, 0.2), (TEACHER_ARCH, "reference", 1, 0.5),
+                                    (TEACHER_ARCH, "reference", 16, 6.0), (STUDENT_ARCH, "reference", 16, 3.2),
+                                    (STUDENT_ARCH, "fast", 1, 0.05)]]
+    pair, *per_model = bench.speedups(rows, "cpu")
+    assert pair["pair"].startswith(TEACHER_ARCH)  # the teacher is found by its role, not by order
+    assert pair["card_latency_ratio"] == round(0.655 / 0.3285, 2)
+    assert pair["card_throughput_ratio"] == round(0.5803 / 0.3754, 2)
+    assert pair["reference_latency_ratio"] == 2.5
+    assert pair["reference_throughput_ratio"] == round((16 / 3.2) / (16 / 6.0), 2)
+    assert pair["fast_latency_ratio"] is None
+    assert per_model == [{"pair": f"{STUDENT_ARCH}: fast / reference at batch 1", "model": STUDENT_ARCH,
+                          "batch_size": 1, "fast_speedup": 4.0}]
+    card = {line["model"]: line for line in bench.card_comparison(rows, "cpu")}
+    assert card[STUDENT_ARCH]["card_latency_s"] == 0.3285 and card[STUDENT_ARCH]["fast_latency_s"] == 0.05
+    assert card[TEACHER_ARCH]["reference_throughput"] == pytest.approx(16 / 6.0)
+
+
+def test_percentile_matches_numpy():
+    import numpy as np
+    values = [0.3, 0.1, 0.7, 0.2, 0.5, 0.9, 0.4]
+    assert bench.percentile(values, 0.9) == pytest.approx(float(np.percentile(values, 90)))
+    assert bench.percentile([2.0], 0.9) == 2.0
+
+
+# ---- the Benchmark tab, driven through its API ----------------------------------------------------------------
+
+def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    import gradio as gr
+    from gradio_client import Client
+
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    with gr.Blocks() as demo:
+        bench_tab.build(AppContext.create())
+    demo.queue().launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert set(endpoints) == {"/estimate_benchmark", "/run_benchmark", "/stop_benchmark"}
+        models = [str(tiny_teacher_dir), str(tiny_student_dir)]
+        text = client.predict(models, "cpu", "1,2", 16, ["reference", "fast"], 1, False, api_name="/estimate_benchmark")
+        assert text.startswith("**Before you run:** 8 measurements of 2 model(s); estimated time")
+        refused = client.predict(models, "cpu", "1,2", 999, ["reference"], 1, False, api_name="/estimate_benchmark")
+        assert "longer than" in refused
+        with pytest.raises(Exception, match="Batch size must be at least 1"):
+            client.predict(models, "cpu", "0", 16, ["reference"], 1, False, api_name="/run_benchmark")
+        job = client.submit(models, "cpu", "1,2", 16, ["reference", "fast"], 1, False, api_name="/run_benchmark")
+        progress, table, latency, throughput, card, ratios, limits, csv_path, json_path = job.result()
+        assert "done: 8 measurements" in progress and len(job.outputs()) > 8  # streamed, not one final answer
+        assert len(table["data"]) == 8 and "float32: measured matrix product" in limits
+        assert json.loads(latency["plot"])["data"] and json.loads(throughput["plot"])["data"]
+        saved = json.loads(open(json_path, encoding="utf-8").read())
+        assert [r["latency_s"] for r in saved["rows"]] == [row[table["headers"].index("latency_s")]
+                                                           for row in table["data"]]
+        assert open(csv_path, encoding="utf-8").readline().startswith("model,mode,device,dtype,batch_size")
+    finally:
+        demo.close()

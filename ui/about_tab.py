@@ -1,0 +1,111 @@
+"""The About tab: what distillation is, the losses, the model card's table, a 10-minute lesson, measured results."""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.zoo import ASSETS, KNOWN_MODELS
+from ui.context import AppContext
+
+RESULTS = ASSETS / "results" / "vocab_experiment.json"
+
+INTRO = r"""
+## What is knowledge distillation?
+
+A large **teacher** model already predicts words well. A smaller **student** is trained to imitate it: not only to
+guess the right word, but to spread its probability over the alternatives the way the teacher does. Those
+"dark knowledge" probabilities (that *кошка* is a likelier blank than *стол*, even when the answer is *кот*) carry
+much more information per example than the single correct word, so a student with half the layers keeps most of
+the teacher's quality while running about twice as fast.
+
+DeepPavlov made **DistilRuBERT-base-cased-conversational** this way from **Conversational RuBERT**: 12 layers to 6,
+trained for about 100 hours on 8 GPUs with three losses.
+
+## The three losses
+
+For a batch, let $z^t$ and $z^s$ be the teacher's and student's logits at one position, $T$ the temperature and
+$p^t = \mathrm{softmax}(z^t / T)$, $p^s = \mathrm{softmax}(z^s / T)$.
+
+1. **KL on softened logits**, averaged over the non-padding positions $\mathcal{P}$ (or masked ones only):
+   $$\mathcal{L}_{KL} = \frac{T^2}{|\mathcal{P}|} \sum_{i \in \mathcal{P}} \sum_{w} p^t_{i,w}\,\log\frac{p^t_{i,w}}{p^s_{i,w}}$$
+   The $T^2$ keeps gradients the same size whatever the temperature.
+2. **Masked language modelling**: the student's own cross-entropy on the 15% masked tokens $\mathcal{M}$:
+   $$\mathcal{L}_{MLM} = -\frac{1}{|\mathcal{M}|}\sum_{i \in \mathcal{M}} \log \mathrm{softmax}(z^s_i)_{y_i}$$
+3. **Cosine between hidden states**: student layer $l$ imitates the mean of $k$ consecutive teacher layers
+   ($k$ = teacher layers / student layers; layers 1–2 → 1, …, 11–12 → 6 for the base student):
+   $$\mathcal{L}_{cos} = \frac{1}{L_s}\sum_{l=1}^{L_s} \frac{1}{|\mathcal{P}|}\sum_{i \in \mathcal{P}}
+   \Big(1 - \cos\big(h^s_{l,i},\ \tfrac{1}{k}\textstyle\sum_{j=(l-1)k+1}^{lk} h^t_{j,i}\big)\Big)$$
+
+The total is $\alpha_{KL}\mathcal{L}_{KL} + \alpha_{MLM}\mathcal{L}_{MLM} + \alpha_{cos}\mathcal{L}_{cos}$
+(DistilBERT's weights 5, 2, 1 are the defaults here; DeepPavlov did not publish theirs). The 2-layer
+DistilRuBERT-small adds an MSE between student attention maps and the mean of 6 consecutive teacher maps
+(*α attention* in the Distill tab). The student starts from teacher layers: every other one by default.
+
+**Smaller vocabularies.** Most of a Russian BERT's weight is its 119,547-word embedding table.
+DistilRuBERT-tiny-v1 (Kolesnikova et al., 2022) keeps 3 layers, 264 wide and a 30K vocabulary: 10.4M parameters
+against the teacher's 178M. Its logits cannot be compared with the teacher's directly, so they are aligned:
+*match* compares only tokens both vocabularies hold; *reduce* sums the student's logits over the pieces of each
+teacher token.
+"""
+
+LESSON = """
+## A 10-minute lesson
+
+1. **(2 min) The promise.** Open **Benchmark**, keep the teacher and base-student architectures, batch 1, and press
+   *Run*. While it measures, read the model card's row beside it: half the layers, about twice the speed.
+2. **(3 min) Watch a student learn.** In **Distill**, keep the bundled teacher, 2 student layers, 150 steps, and
+   press *Start run*. The KL curve falls first; the agreement curve rises toward the teacher's accuracy. Ask: why
+   does the student agree with the teacher more often than it is right?
+3. **(2 min) What did it keep?** In **Predictions**, pick a probe sentence and compare the two models' top-5 words.
+   Press *Probe summary* for agreement over every probe. Try *Mask each word* on a sentence of your own: where do
+   the models disagree, and is it on frequent or rare words?
+4. **(2 min) Inside the models.** In **Embeddings**, draw the probe set with UMAP. Topics form islands in both
+   spaces; CKA and neighbour overlap say how alike the two maps are. *Layer similarity* shows which student layer
+   resembles which teacher layer.
+5. **(1 min) The price of a smaller vocabulary.** Come back here and read the experiment below: parameters and
+   speed bought against agreement lost.
+"""
+
+
+def card_table() -> pd.DataFrame:
+    rows = []
+    for name in ("rubert-base-cased-conversational", "distilrubert-base-cased-conversational",
+                 "distilrubert-small-cased-conversational"):
+        p = KNOWN_MODELS[name].published
+        rows.append([name, p["size_mb"], p["cpu_latency_s"], p["gpu_latency_s"], p["cpu_throughput"],
+                     p["gpu_throughput"]])
+    return pd.DataFrame(rows, columns=["model", "size MB", "CPU latency s", "GPU latency s", "CPU samples/s",
+                                       "GPU samples/s"])
+
+
+def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
+    """The reduced-vocabulary experiment as measured by scripts/vocab_experiment.py, when it has been run."""
+    if not RESULTS.is_file():
+        return None, None, "Run `python scripts/vocab_experiment.py` to measure the experiment on this machine."
+    data = json.loads(RESULTS.read_text(encoding="utf-8"))
+    table = pd.DataFrame(data["rows"])
+    fig = go.Figure(go.Scatter(x=table["params"] / 1e6, y=table["agreement"], mode="markers+text",
+                               text=table["student"], textposition="top center", marker=dict(size=14)))
+    fig.update_layout(title="compression against quality", xaxis_title="parameters (millions)",
+                      yaxis_title="top-1 agreement with the teacher", yaxis_tickformat=".0%", height=360)
+    return table, fig, data.get("summary", "")
+
+
+def build(ctx: AppContext) -> None:
+    latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+    gr.Markdown(INTRO, latex_delimiters=latex)
+    gr.Markdown("## The model card's speed table\nseq_len 512; latency at batch 1, throughput at batch 16; Intel Xeon "
+                "E5-2698 v4 and Tesla P100. The **Benchmark** tab measures the same on your hardware.")
+    gr.Dataframe(card_table(), interactive=False)
+    gr.Markdown(LESSON)
+    gr.Markdown("## Experiment: students with a smaller vocabulary\nThe bundled teacher distilled three ways at equal "
+                "steps: the same vocabulary (2 layers), and a reduced vocabulary and width aligned by *match* and "
+                "by *reduce*.")
+    table, fig, summary = experiment_results()
+    if table is not None:
+        gr.Dataframe(table, interactive=False)
+        gr.Plot(fig)
+    gr.Markdown(summary)
