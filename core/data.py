@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 MAX_CORPUS_BYTES = 2 * 1024**3
+MAX_LINE_CHARS = 100_000  # a sample is cut to a few hundred tokens anyway; a longer "line" means missing line breaks
 
 
 def read_corpus(path: str | Path) -> list[str]:
@@ -34,6 +35,10 @@ def read_corpus(path: str | Path) -> list[str]:
     lines = [line for line in lines if line]
     if not lines:
         raise ValueError(f"The corpus '{path}' has no text: it needs at least one non-blank line.")
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+    if len(lines[longest]) > MAX_LINE_CHARS:
+        raise ValueError(f"The corpus '{path}' has a line of {len(lines[longest]):,} characters (non-blank line "
+                         f"{longest + 1}); put one sample on each line, at most {MAX_LINE_CHARS:,} characters.")
     return lines
 
 

@@ -17,6 +17,7 @@ def test_read_corpus_accepts_bom_crlf_and_blank_lines(tmp_path):
     (b"\n  \n\r\n", "no text"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
     ("Привет\nмир".encode("cp1251"), "not valid UTF-8"),
+    ("Привет\n".encode() + "а".encode() * 100_001, "line of 100,001 characters"),
 ])
 def test_read_corpus_refuses_bad_files_with_a_sentence(tmp_path, content, message):
     path = tmp_path / "c.txt"

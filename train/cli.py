@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Distil a smaller masked language model from a teacher with KL on softened logits, the MLM loss and a cosine "
         "loss between student hidden states and means of consecutive teacher hidden states. Writes a run directory "
         "(config.json, metrics.jsonl, checkpoints/, final/). Works under `accelerate launch` on many GPUs."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, argument_default=None)
+        argument_default=None)
     p.add_argument("--config", help="YAML or JSON file of options (flags given here override it)")
     g = p.add_argument_group("models")
     g.add_argument("--teacher", help=f"known name, Hub id or local folder (default {d.teacher})")

@@ -20,29 +20,40 @@ from transformers import BertConfig, BertForMaskedLM, get_linear_schedule_with_w
 from core.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.evaluate import masked_batches, mlm_figures
 from core.tokenizer import train_wordpiece
-from core.zoo import ASSETS
+from core.zoo import ASSETS, REPO_ROOT
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def portable(value):
+    """Paths inside the repository recorded relative to it, so the record reads the same on every machine."""
+    if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(REPO_ROOT):
+        return str(Path(value).relative_to(REPO_ROOT))
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train.pretrain_teacher", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--corpus", default=str(ASSETS / "corpus" / "train.txt"))
-    p.add_argument("--valid-corpus", default=str(ASSETS / "corpus" / "valid.txt"))
-    p.add_argument("--vocab-size", type=int, default=6000)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--ffn", type=int, default=1024)
+                                formatter_class=HelpFormatter)
+    p.add_argument("--corpus", default=str(ASSETS / "corpus" / "train.txt"), help="training lines (UTF-8)")
+    p.add_argument("--valid-corpus", default=str(ASSETS / "corpus" / "valid.txt"), help="held-out lines")
+    p.add_argument("--vocab-size", type=int, default=6000, help="WordPiece entries, special tokens included")
+    p.add_argument("--layers", type=int, default=4, help="transformer layers")
+    p.add_argument("--hidden", type=int, default=256, help="hidden width")
+    p.add_argument("--heads", type=int, default=4, help="attention heads")
+    p.add_argument("--ffn", type=int, default=1024, help="feed-forward width")
     p.add_argument("--max-length", type=int, default=128, help="tokens per training line")
     p.add_argument("--max-positions", type=int, default=512, help="longest input the model accepts")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=float, default=0.06)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=7000, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=64, help="lines per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW")
+    p.add_argument("--warmup", type=float, default=0.06, help="share of steps of linear warm-up")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout of hidden states and attention")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and masks")
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16",
                    help="float16 halves the size of the bundled files; the lab loads them back as float32")
     p.add_argument("--output-dir", required=True)
@@ -95,7 +106,8 @@ def main(argv=None) -> int:
                 best = log[-1]
                 copy.deepcopy(model).to(getattr(torch, args.save_dtype)).save_pretrained(out)
                 tokenizer.save_pretrained(out)
-    record = {"args": vars(args), "best": best, "log": log, "train_lines": len(lines), "train_tokens": train.tokens}
+    record = {"args": {k: portable(v) for k, v in vars(args).items()}, "best": best, "log": log, "train_lines": len(lines), "train_tokens": train.tokens,
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
     (out / "pretraining.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",
           file=sys.stderr)

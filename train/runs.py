@@ -75,9 +75,9 @@ def read_status(run_dir: Path) -> dict:
     return status
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    """Every complete record of metrics.jsonl; a line cut short by a crash is skipped."""
-    path = Path(run_dir) / "metrics.jsonl"
+def read_metrics(run_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
+    """Every complete record of a run's metrics file; a line cut short by a crash is skipped."""
+    path = Path(run_dir) / name
     if not path.is_file():
         return []
     records = []
