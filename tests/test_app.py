@@ -1,11 +1,11 @@
 """The whole app through gradio_client: every endpoint, hostile input, runs that survive the app being killed."""
-import time
 
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from tests.appserver import start_app
+from tests.waiting import wait_for
 from train.runs import checkpoint_step, read_status
 
 ENDPOINTS = ["start_run", "run_status", "stop_run", "resume_run", "delete_run", "share_run", "fill_mask",
@@ -21,15 +21,6 @@ def app(tmp_path_factory):
     yield running
     running.kill()
 
-
-def wait_for(condition, timeout=180, every=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def start_run(client, owner=None, **overrides):
@@ -56,7 +47,7 @@ def test_fill_mask_with_the_bundled_pair(app):
 def test_a_run_started_from_the_app_finishes_and_its_student_is_usable(app):
     client = app.client()
     owner, run_id = start_run(client)
-    wait_for(lambda: "finished" in state_of(client, run_id, owner))
+    wait_for(lambda: "finished" in state_of(client, run_id, owner), every=0.5)
     status = state_of(client, run_id, owner)
     assert "step 12 of 12" in status
     _, table = client.predict(model_1="bundled-teacher", model_2=f"run:{run_id}", top_k=5,
@@ -142,7 +133,7 @@ def test_killing_the_app_loses_no_run(tmp_path):
         client = second.client()
         assert "stopped" in state_of(client, run_id, owner)
         client.predict(run_id=run_id, owner=owner, up_to_step=saved + 8, api_name="/resume_run")
-        wait_for(lambda: "finished" in state_of(client, run_id, owner))
+        wait_for(lambda: "finished" in state_of(client, run_id, owner), every=0.5)
         assert checkpoint_step(run_dir) == saved + 8
     finally:
         second.kill()

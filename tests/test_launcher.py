@@ -1,20 +1,12 @@
 """The app's run launcher: a queue on disk, one run at a time, ownership on a shared app, failures with reasons."""
-import time
 
 import pytest
 
+from tests.waiting import wait_for
 from train.config import DistillConfig
 from train.launcher import RunLauncher
 from train.runs import checkpoint_step, read_metrics, read_status, run_dir_of
 
-
-def wait_for(condition, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def config(teacher, corpus, steps=6, **kwargs) -> DistillConfig:

@@ -84,7 +84,7 @@ def card_table() -> pd.DataFrame:
 def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
     """The reduced-vocabulary experiment as measured by scripts/vocab_experiment.py, when it has been run."""
     if not RESULTS.is_file():
-        return None, None, "Run `python scripts/vocab_experiment.py` to measure the experiment on this machine."
+        return None, None, "Run `python -m scripts.vocab_experiment` to measure the experiment on this machine."
     data = json.loads(RESULTS.read_text(encoding="utf-8"))
     table = pd.DataFrame(data["rows"])
     fig = go.Figure(go.Scatter(x=table["params"] / 1e6, y=table["agreement"], mode="markers+text",

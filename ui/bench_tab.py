@@ -138,7 +138,8 @@ def build(ctx: AppContext) -> dict:
                 raise ValueError(line)
         return config
 
-    def estimate(models, device, batch_sizes, seq_len, modes, runs, compile) -> str:
+    def estimate(models=None, device=None, batch_sizes=None, seq_len=None, modes=None, runs=None,
+                 compile=None) -> str:
         try:
             plan = bench.make_plan(checked_config(models, device, batch_sizes, seq_len, modes, runs, compile), loader)
         except ValueError as error:
@@ -149,23 +150,24 @@ def build(ctx: AppContext) -> dict:
     gr.Markdown(INTRO)
     with gr.Row():
         models = gr.Dropdown(ctx.model_choices(include_arch=True), value=list(bench.CARD_MODELS), multiselect=True,
-                             allow_custom_value=True, label="Models", scale=3,
+                             allow_custom_value=True, label="Models", scale=3, elem_id="bench-models",
                              info="arch:<name> needs no download; a Hub id or a run's student works too")
         device = gr.Radio(["cpu", "cuda"] if cuda else ["cpu"], value="cpu", label="Device",
                           info=None if cuda else "no GPU on this machine")
     with gr.Row():
-        batch_sizes = gr.Textbox("1,16", label="Batch sizes", info="comma-separated; the card used 1 and 16")
-        seq_len = gr.Number(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)", info="the card used 512")
-        modes = gr.CheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes")
+        batch_sizes = gr.Textbox("1,16", label="Batch sizes", elem_id="bench-batch-sizes", info="comma-separated; the card used 1 and 16")
+        seq_len = gr.Number(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)", elem_id="bench-seq-len", info="the card used 512")
+        modes = gr.CheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes", elem_id="bench-modes")
         runs = gr.Number(0, precision=0, label="Timed runs", info="0: automatic (about 3 s of runs, 3 to 10)")
         compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape")
     inputs = [models, device, batch_sizes, seq_len, modes, runs, compile_fast]
     estimate_md = gr.Markdown()
     with gr.Row():
-        run_button = gr.Button("Run benchmark", variant="primary", scale=3)
+        run_button = gr.Button("Run benchmark", variant="primary", scale=3, elem_id="bench-run")
         stop_button = gr.Button("Stop", variant="stop", scale=1)
     progress_md = gr.Markdown("")
-    results = gr.Dataframe(_frame([], ROW_COLUMNS), label="Measurements (one row as each arrives)", interactive=False)
+    results = gr.Dataframe(_frame([], ROW_COLUMNS), label="Measurements (one row as each arrives)", interactive=False,
+                           elem_id="bench-results")
     with gr.Row():
         latency_plot = gr.Plot(label="Latency")
         throughput_plot = gr.Plot(label="Throughput")
@@ -178,7 +180,7 @@ def build(ctx: AppContext) -> dict:
         json_file = gr.File(label="Results as JSON (with the machine record)")
 
     @user_errors
-    def run(models, device, batch_sizes, seq_len, modes, runs, compile):
+    def run(models=None, device=None, batch_sizes=None, seq_len=None, modes=None, runs=None, compile=None):
         """Stream the benchmark: the progress line on every pass, tables, charts and files on every result."""
         config = checked_config(models, device, batch_sizes, seq_len, modes, runs, compile)
         plan = bench.make_plan(config, loader)

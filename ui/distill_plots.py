@@ -31,6 +31,10 @@ def eval_figure(records: list[dict]) -> go.Figure:
         if any(key in r for r in evaluated):
             fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r.get(key) for r in evaluated],
                                      name=label, mode="lines+markers"))
+    if not evaluated:
+        fig.add_annotation(text="No evaluation yet: held-out figures appear here as the run is evaluated.",
+                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=300, title="held-out masked positions", yaxis=dict(range=[0, 1], tickformat=".0%"),
                       xaxis_title="step", margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
     return fig

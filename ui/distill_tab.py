@@ -72,9 +72,9 @@ def build(ctx: AppContext) -> dict:
                                               "conversational Russian.")
                 corpus_file = gr.File(label="Corpus file (.txt)", file_types=[".txt"], type="filepath", visible=False)
             with gr.Row():
-                steps = gr.Number(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps",
+                steps = gr.Number(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps", elem_id="distill-steps",
                                   info="Optimizer steps.")
-                batch_size = gr.Number(DEFAULTS.batch_size, precision=0, minimum=1, label="Batch size",
+                batch_size = gr.Number(DEFAULTS.batch_size, precision=0, minimum=1, label="Batch size", elem_id="distill-batch-size",
                                        info="Lines per step.")
                 lr = gr.Number(DEFAULTS.lr, label="Learning rate", info="Peak of AdamW, after 5% warm-up.")
             with gr.Row():
@@ -87,7 +87,7 @@ def build(ctx: AppContext) -> dict:
                                       info="Weight of 1−cos(student layer, mean of k teacher layers).")
                 alpha_att = gr.Number(DEFAULTS.alpha_att, label="α attention",
                                       info="Weight of the attention-map MSE (the small model's recipe).")
-                max_length = gr.Number(DEFAULTS.max_length, precision=0, minimum=8, label="Max length",
+                max_length = gr.Number(DEFAULTS.max_length, precision=0, minimum=8, label="Max length", elem_id="distill-max-length",
                                        info="Tokens per line; longer lines are cut.")
             with gr.Accordion("Smaller vocabulary and width (reduced students)", open=False):
                 reduced = gr.Checkbox(False, label="Give the student its own smaller vocabulary",
@@ -105,7 +105,7 @@ def build(ctx: AppContext) -> dict:
                                        info="Steps between checkpoints (resume starts from the last one).")
                 public = gr.Checkbox(False, label="Share this run", info="Let everyone on this app see it and "
                                                                          "use its student.")
-            start = gr.Button("Start run", variant="primary")
+            start = gr.Button("Start run", variant="primary", elem_id="distill-start")
         with gr.Column(scale=3, min_width=420):
             table, ids = runs_table(ctx, None)
             runs = gr.Dataframe(table, label="Runs", interactive=False, max_height=220)
@@ -113,15 +113,15 @@ def build(ctx: AppContext) -> dict:
                                    info="Pick a run to watch; new runs are selected when they start.")
             status = gr.Markdown("No run selected.", elem_id="run-status")
             with gr.Row():
-                stop = gr.Button("Stop", variant="stop")
+                stop = gr.Button("Stop", variant="stop", elem_id="distill-stop")
                 resume = gr.Button("Resume")
                 more_steps = gr.Number(0, precision=0, minimum=0, label="Resume up to step", min_width=120,
                                        info="0 keeps the run's own number of steps.")
                 delete = gr.Button("Delete")
                 share_selected = gr.Checkbox(False, label="Shared", info="Everyone may see this run and use its "
                                                                            "student.")
-            losses_plot = gr.Plot(loss_figure([]), label="Losses")
-            eval_plot = gr.Plot(eval_figure([]), label="Agreement and accuracy")
+            losses_plot = gr.Plot(loss_figure([]), label="Losses", elem_id="distill-losses")
+            eval_plot = gr.Plot(eval_figure([]), label="Agreement and accuracy", elem_id="distill-eval")
             with gr.Accordion("Console output", open=False):
                 console = gr.Code(label="console.log (last lines)", language=None, lines=12)
     timer = gr.Timer(2.0)
@@ -141,9 +141,12 @@ def build(ctx: AppContext) -> dict:
     teacher.change(on_teacher, teacher, student_layers, api_visibility="private")
 
     @user_errors
-    def start_run(owner, teacher, student_layers, init_layers, student_type, corpus_source, corpus_file, steps,
-                  batch_size, learning_rate, temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, max_length,
-                  reduced_vocab, student_vocab_size, student_hidden, align, save_every, share):
+    # Defaults of None let gradio_client callers leave out what has no initial value in the page.
+    def start_run(owner=None, teacher=None, student_layers=None, init_layers=None, student_type=None,
+                  corpus_source=None, corpus_file=None, steps=None, batch_size=None, learning_rate=None,
+                  temperature=None, alpha_kl=None, alpha_mlm=None, alpha_cos=None, alpha_att=None, max_length=None,
+                  reduced_vocab=None, student_vocab_size=None, student_hidden=None, align=None, save_every=None,
+                  share=None):
         owner_id = owner_token(owner)
         teacher = ctx.check_name(teacher)
         line = ctx.offline_line(teacher)
@@ -191,11 +194,13 @@ def build(ctx: AppContext) -> dict:
     timer.tick(show, [selected, owner], watch_outputs, show_progress="hidden", api_visibility="private")
     selected.change(show, [selected, owner], watch_outputs, api_name="run_status")
 
+    NO_RUN_CHOSEN = "Choose a run in the 'Run shown below' list first (start one above if the list is empty)."
+
     def controlled(action):
         @user_errors
         def handler(run_id, owner, up_to_step=None):
             if not run_id:
-                raise ValueError("Choose a run first.")
+                raise ValueError(NO_RUN_CHOSEN)
             gr.Info(action(run_id, owner, up_to_step))
             return show(run_id, owner)
         return handler
@@ -209,10 +214,11 @@ def build(ctx: AppContext) -> dict:
     resume.click(controlled(resume_run), [selected, owner, more_steps], watch_outputs, api_name="resume_run")
     delete.click(controlled(lambda run_id, owner, _: ctx.launcher.delete(run_id, owner)), [selected, owner],
                  watch_outputs, api_name="delete_run")
+
     @user_errors
     def share_run(run_id, owner, shared):
         if not run_id:
-            raise ValueError("Choose a run first.")
+            raise ValueError(NO_RUN_CHOSEN)
         ctx.launcher.set_public(run_id, owner, bool(shared))
         return f"Run {run_id} is {'shared with everyone' if shared else 'private'}."
 

@@ -248,8 +248,8 @@ def build(ctx: AppContext) -> dict:
         pooling = gr.Radio(["mean", "CLS"], value="mean", label="Sentence vector")
         method = gr.Radio(["PCA", "UMAP"], value="PCA", label="Map")
         dims = gr.Radio(["2D", "3D"], value="2D", label="Dimensions")
-        draw_button = gr.Button("Draw", variant="primary")
-    map_plot = gr.Plot(label="Maps")
+        draw_button = gr.Button("Draw", variant="primary", elem_id="embed-draw")
+    map_plot = gr.Plot(label="Maps", elem_id="embed-map")
     with gr.Row():
         scores = gr.Dataframe(headers=["space A", "space B", "linear CKA", f"kNN overlap@{KNN_K}"], label="How alike",
                               interactive=False, wrap=True, scale=3)
@@ -271,8 +271,8 @@ def build(ctx: AppContext) -> dict:
         return map_figure(sentences, spaces, aligned, method_name, highlight, near)
 
     @user_errors
-    def run_draw(source, file, sentences, model_1, model_2, model_3, layer_1, layer_2, layer_3, pooling, method,
-                 dims, progress=gr.Progress()):
+    def run_draw(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None, layer_1=None,
+                 layer_2=None, layer_3=None, pooling=None, method=None, dims=None, progress=gr.Progress()):
         sentences = sentence_set(source, file, sentences)
         started = time.perf_counter()
         spaces = _spaces(ctx, sentences, _chosen([model_1, model_2, model_3], [layer_1, layer_2, layer_3]), pooling,
@@ -288,8 +288,9 @@ def build(ctx: AppContext) -> dict:
         return figure, table, note, gr.Dropdown(choices=sentence_choices(sentences), value=None)
 
     @user_errors
-    def run_neighbours(source, file, sentences, model_1, model_2, model_3, layer_1, layer_2, layer_3, pooling,
-                       method, dims, highlight, neighbours, progress=gr.Progress()):
+    def run_neighbours(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None, layer_1=None,
+                       layer_2=None, layer_3=None, pooling=None, method=None, dims=None, highlight=None,
+                       neighbours=None, progress=gr.Progress()):
         sentences = sentence_set(source, file, sentences)
         index = sentence_index(sentences, highlight)
         spaces = _spaces(ctx, sentences, _chosen([model_1, model_2, model_3], [layer_1, layer_2, layer_3]), pooling,
@@ -300,7 +301,8 @@ def build(ctx: AppContext) -> dict:
         return figure, neighbours_table(sentences, spaces, found)
 
     @user_errors
-    def run_layers(source, file, sentences, model_1, model_2, model_3, pooling, progress=gr.Progress()):
+    def run_layers(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None, pooling=None,
+                   progress=gr.Progress()):
         sentences = sentence_set(source, file, sentences)
         names = [n for n, _ in _chosen([model_1, model_2, model_3], [None] * 3)]
         models = [ctx.load(n, progress=progress) for n in names]

@@ -220,36 +220,36 @@ def build(ctx: AppContext) -> dict:
         third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True)
         top_k = gr.Slider(1, 20, value=DEFAULT_TOP_K, step=1, label="Top-k")
     examples = example_sentences()
-    sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8,
+    sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8, elem_id="predict-sentence",
                           placeholder="Я люблю пить [MASK] с лимоном.")
     # Picking an example only fills the textbox: no API endpoint for it.
     gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8,
                 api_visibility="private")
     with gr.Row():
-        predict_button = gr.Button("Predict", variant="primary")
-        each_button = gr.Button("Mask each word")
-        summary_button = gr.Button("Probe summary")
+        predict_button = gr.Button("Predict", variant="primary", elem_id="predict-run")
+        each_button = gr.Button("Mask each word", elem_id="predict-each-word")
+        summary_button = gr.Button("Probe summary", elem_id="predict-summary")
 
     gr.Markdown("### Predictions")
-    bars = gr.Plot(label="Top-k guesses")
-    agreement = gr.Markdown()
+    bars = gr.Plot(label="Top-k guesses", elem_id="predict-bars")
+    agreement = gr.Markdown(elem_id="predict-agreement")
     gr.Markdown("### Mask each word")
-    strip = gr.Plot(label="Agreement per word")
+    strip = gr.Plot(label="Agreement per word", elem_id="predict-strip")
     strip_words = gr.Markdown()
     gr.Markdown("### Probe-set summary")
-    summary = gr.Dataframe(label="Probe-set summary", interactive=False)
+    summary = gr.Dataframe(label="Probe-set summary", interactive=False, elem_id="predict-summary-table")
     summary_plot = gr.Plot(label="Probe-set summary")
     with gr.Accordion("Every probe", open=False):
         probe_rows = gr.Dataframe(interactive=False, wrap=True)
 
     @user_errors
-    def run_predict(model_1, model_2, model_3, top_k, sentence, progress=gr.Progress()):
+    def run_predict(model_1=None, model_2=None, model_3=None, top_k=None, sentence=None, progress=gr.Progress()):
         text = predict.check_text(sentence)  # before loading anything: a typo should not wait for a model
         result = predict.compare(_models(ctx, [model_1, model_2, model_3], progress), text, int(top_k))
         return prediction_figure(result), agreement_markdown(result)
 
     @user_errors
-    def run_each_word(model_1, model_2, model_3, top_k, sentence, progress=gr.Progress()):
+    def run_each_word(model_1=None, model_2=None, model_3=None, top_k=None, sentence=None, progress=gr.Progress()):
         text = predict.check_text(sentence, with_masks=False)
         models = _models(ctx, [model_1, model_2, model_3], progress)
         result = predict.mask_each_word(models, text, int(top_k))
@@ -257,7 +257,7 @@ def build(ctx: AppContext) -> dict:
         return word_strip_figure(result), word_strip_markdown(result, names)
 
     @user_errors
-    def run_summary(model_1, model_2, model_3, progress=gr.Progress()):
+    def run_summary(model_1=None, model_2=None, model_3=None, progress=gr.Progress()):
         models = _models(ctx, [model_1, model_2, model_3], progress)
         progress(0.5, desc="Predicting the probe set ...")
         result = predict.probe_summary(models)
