@@ -1,6 +1,6 @@
 """How fast is one distillation step, and how much of it is not forward or backward?
 
-python scripts/bench_distill_step.py [--pair tiny|real|both] [--device cpu|cuda] [--steps 30]
+python -m scripts.bench_distill_step [--pair tiny|real|both] [--device cpu|cuda] [--steps 30]
 
 tiny: the bundled teacher (4 layers, 256 wide) and its 2-layer student; real: RuBERT-base's architecture with
 random weights and a 6-layer DistilBERT student (DistilRuBERT-base's recipe), by default only where a GPU is.

@@ -1,6 +1,6 @@
 """Assemble the bundled corpus from topic files: deduplicate, keep probe sentences out, split train/validation.
 
-python scripts/split_corpus.py SOURCE_DIR [--valid-share 0.05]
+python -m scripts.split_corpus SOURCE_DIR [--valid-share 0.05]
 Writes assets/corpus/train.txt and valid.txt. A line goes to validation when a hash of its text falls in the
 validation share, so the split is stable when topic files grow and no line can be in both.
 """

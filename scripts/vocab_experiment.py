@@ -58,10 +58,13 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    for row in rows:
+    for i, row in enumerate(rows):
         ax.scatter(row["params"] / 1e6, row["agreement"], s=70)
-        ax.annotate(row["student"], (row["params"] / 1e6, row["agreement"]), textcoords="offset points",
-                    xytext=(6, 6), fontsize=9)
+        label = f"{row['student']}: {row['params'] / 1e6:.2f}M, {row['cpu_latency_ms']:.1f} ms"
+        ax.annotate(label, (row["params"] / 1e6, row["agreement"]), textcoords="offset points",
+                    xytext=(8, 10 - 14 * (i % 2)), fontsize=8.5)  # points at the same place get labels apart
+    ax.set_xlim(0, max(r["params"] for r in rows) / 1e6 * 1.7)
+    ax.set_ylim(0, 1)
     ax.set_xlabel("parameters (millions)")
     ax.set_ylabel("top-1 agreement with the teacher")
     ax.set_title("Compression against quality (bundled teacher, equal steps)")

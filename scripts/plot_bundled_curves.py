@@ -1,0 +1,52 @@
+"""Learning curves of the bundled pair, from the records kept beside the models.
+
+python -m scripts.plot_bundled_curves [--out assets/results/bundled_curves.png]
+
+Left: the teacher's held-out masked-token accuracy during pretraining (models/teacher/pretraining.json). Right: the
+student's held-out top-1 agreement with the teacher and its own masked-token accuracy during distillation
+(models/student/distill_metrics.jsonl).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
+
+from core.zoo import ASSETS, BUNDLED_DIR  # noqa: E402
+from train.runs import read_metrics  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ASSETS / "results" / "bundled_curves.png"))
+    args = p.parse_args()
+    teacher = json.loads((BUNDLED_DIR / "teacher" / "pretraining.json").read_text(encoding="utf-8"))["log"]
+    student = [r for r in read_metrics(BUNDLED_DIR / "student", "distill_metrics.jsonl") if "eval_agreement" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    left.plot([r["step"] for r in teacher], [r["valid_mlm_acc"] for r in teacher], marker="o", ms=3)
+    left.set_title("teacher pretraining (4 layers)")
+    left.set_ylabel("held-out masked-token accuracy")
+    right.plot([r["step"] for r in student], [r["eval_agreement"] for r in student], marker="o", ms=3,
+               label="top-1 agreement with the teacher")
+    right.plot([r["step"] for r in student], [r["eval_mlm_acc"] for r in student], marker="o", ms=3,
+               label="student masked-token accuracy")
+    right.plot([r["step"] for r in student], [r["eval_teacher_mlm_acc"] for r in student], ls="--", color="grey",
+               label="teacher masked-token accuracy")
+    right.set_title("student distillation (2 layers)")
+    right.legend(fontsize=8, loc="center right")
+    for ax in (left, right):
+        ax.set_xlabel("step")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
