@@ -1,0 +1,75 @@
+"""The bundled corpus, probe sets and tiny Russian pair: recompute what assets/README.md promises."""
+import collections
+import json
+
+import pytest
+
+from core import zoo
+from core.data import read_corpus
+from core.evaluate import masked_batches, mlm_figures
+from core.predict import predict_masks
+from core.probes import fill_mask_probes, topic_sentences
+
+CORPUS = zoo.ASSETS / "corpus"
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return zoo.load("bundled-teacher"), zoo.load("bundled-student")
+
+
+@pytest.fixture(scope="module")
+def valid_batches(pair):
+    return masked_batches(read_corpus(CORPUS / "valid.txt"), pair[0].tokenizer, max_length=128, seed=1234)
+
+
+def test_corpus_size_and_split():
+    train, valid = read_corpus(CORPUS / "train.txt"), read_corpus(CORPUS / "valid.txt")
+    size = sum((CORPUS / n).stat().st_size for n in ("train.txt", "valid.txt"))
+    assert len(train) + len(valid) >= 4000 and size >= 250 * 1024
+    assert 0.03 < len(valid) / (len(train) + len(valid)) < 0.07
+    assert not set(train) & set(valid)
+
+
+def test_probe_sets_are_big_enough_and_unseen():
+    topics = collections.Counter(topic for topic, _ in topic_sentences())
+    assert len(topics) >= 12 and min(topics.values()) >= 40 and sum(topics.values()) >= 480
+    probes = fill_mask_probes()
+    assert len(probes) >= 80 and all(p.sentence.count("[MASK]") == 1 and p.expected for p in probes)
+    corpus = (CORPUS / "train.txt").read_text(encoding="utf-8")
+    assert not [s for _, s in topic_sentences() if s in corpus]
+
+
+def test_models_are_small_and_load_offline(pair):
+    size = sum(p.stat().st_size for p in zoo.BUNDLED_DIR.rglob("*") if p.is_file())
+    assert size <= 25 * 1024 * 1024
+    teacher, student = pair
+    assert teacher.model.config.model_type == "bert" and student.model.config.model_type == "distilbert"
+    assert student.model.config.n_layers < teacher.model.config.num_hidden_layers
+    assert student.tokenizer.get_vocab() == teacher.tokenizer.get_vocab()
+    recorded = json.loads((zoo.BUNDLED_DIR / "student" / "distill_config.json").read_text())
+    assert recorded["student_layers"] == student.model.config.n_layers
+
+
+def test_teacher_masked_accuracy_on_validation(pair, valid_batches):
+    figures = mlm_figures(pair[0].model, valid_batches)
+    assert figures["mlm_acc"] >= 0.30, figures
+
+
+def test_student_agrees_with_the_teacher_on_validation(pair, valid_batches):
+    figures = mlm_figures(pair[1].model, valid_batches, teacher=pair[0].model)
+    assert figures["agreement"] >= 0.75, figures
+
+
+def test_teacher_top5_on_fill_in_the_blank_probes(pair):
+    """The teacher must know words in context, far beyond guessing the corpus's most frequent words."""
+    teacher = pair[0]
+    probes = fill_mask_probes()
+    results = predict_masks(teacher, [p.sentence for p in probes], top_k=5)
+    hits = sum(p.expected in r.masks[0].tokens for p, r in zip(probes, results)) / len(probes)
+    counts = collections.Counter(t for line in read_corpus(CORPUS / "train.txt")
+                                 for t in teacher.tokenizer.tokenize(line) if t.isalpha())
+    frequent = [t for t, _ in counts.most_common(5)]
+    baseline = sum(p.expected in frequent for p in probes) / len(probes)
+    print(f"teacher top-5 on {len(probes)} probes: {hits:.1%}; five most frequent words: {baseline:.1%}")
+    assert hits >= 0.20 and hits >= baseline + 0.15
