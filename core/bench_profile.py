@@ -1,6 +1,10 @@
 """Where one forward pass of the encoder spends its time, by kind of operator (torch.profiler)."""
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import torch
 
 from core.bench_variants import Variant, random_tokens, time_forward
@@ -21,6 +25,20 @@ def profile_group(op_name: str) -> str:
     return next((group for group, fragments in PROFILE_GROUPS if any(f in op_name for f in fragments)), "other")
 
 
+@contextlib.contextmanager
+def native_stderr_hidden():
+    """The profiler's C++ side writes start/stop lines straight to file descriptor 2; keep them off the console."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def profile_breakdown(variant: Variant, batch_size: int, seq_len: int, runs: int = 3) -> dict[str, float]:
     """Where one forward pass spends its time: seconds per pass by kind of operator (torch.profiler, self time)."""
     from torch.profiler import ProfilerActivity, profile
@@ -28,7 +46,7 @@ def profile_breakdown(variant: Variant, batch_size: int, seq_len: int, runs: int
     time_forward(variant, batch_size, seq_len, runs=1, warmup=1)
     inputs = random_tokens(variant.model.config.vocab_size, batch_size, seq_len, str(variant.model.device))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
-    with profile(activities=activities) as prof, torch.inference_mode(), variant.context():
+    with native_stderr_hidden(), profile(activities=activities) as prof, torch.inference_mode(), variant.context():
         for _ in range(runs):
             variant.encoder(**inputs)
     totals: dict[str, float] = {}

@@ -99,7 +99,7 @@ def test_short_benchmark_fills_the_table(page):
         models.press("Enter")
     page.locator("#bench-batch-sizes textarea").fill("1")
     set_number(page, "bench-seq-len", 32)
-    page.locator("#bench-modes").get_by_text("fast").click()  # reference only: a quick measurement
+    page.locator("#bench-modes").get_by_text("fast", exact=True).click()  # reference only: a quick measurement
     page.get_by_text("2 measurements of 2 model(s)").wait_for()  # the tab says how long it will take first
     page.locator("#bench-run").click()
     results = sync_api().expect(page.locator("#bench-results"))

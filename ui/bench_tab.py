@@ -157,7 +157,8 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         batch_sizes = gr.Textbox("1,16", label="Batch sizes", elem_id="bench-batch-sizes", info="comma-separated; the card used 1 and 16")
         seq_len = gr.Number(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)", elem_id="bench-seq-len", info="the card used 512")
-        modes = gr.CheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes", elem_id="bench-modes")
+        modes = gr.CheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes", elem_id="bench-modes",
+                                 info="reference: fp32 eager; fast: 16-bit and SDPA")
         runs = gr.Number(0, precision=0, label="Timed runs", info="0: automatic (about 3 s of runs, 3 to 10)")
         compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape")
     inputs = [models, device, batch_sizes, seq_len, modes, runs, compile_fast]

@@ -70,7 +70,8 @@ def build(ctx: AppContext) -> dict:
                 corpus_choice = gr.Radio(["bundled corpus", "upload a .txt"], value="bundled corpus", label="Corpus",
                                          info="One sample a line, UTF-8. The bundled corpus is the lab's own "
                                               "conversational Russian.")
-                corpus_file = gr.File(label="Corpus file (.txt)", file_types=[".txt"], type="filepath", visible=False)
+                corpus_file = gr.File(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)", file_types=[".txt"],
+                                      type="filepath", visible=False)
             with gr.Row():
                 steps = gr.Number(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps", elem_id="distill-steps",
                                   info="Optimizer steps.")

@@ -226,28 +226,32 @@ def build(ctx: AppContext) -> dict:
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=2):
-            source = gr.Radio(SOURCES, value=SOURCES[0], label="Sentences")
-            upload = gr.File(label="Sentences file (.txt, .csv)", file_types=list(FILE_TYPES),
-                             type="filepath", visible=False)
-            typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False,
+            source = gr.Radio(SOURCES, value=SOURCES[0], label="Sentences",
+                              info="The topic-labelled probe set, your own file, or lines typed below.")
+            upload = gr.File(label="Sentences file (.txt, .csv): one sentence a line, or a 'sentence' column and an "
+                                   "optional 'label' column", file_types=list(FILE_TYPES), type="filepath",
+                             visible=False)
+            typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False, info="Up to 5,000 sentences.",
                                placeholder="Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\n...")
         with gr.Column(scale=3):
             with gr.Row():
                 first = gr.Dropdown(choices, value=ctx.default_teacher, label="Model 1 (reference)",
                                     allow_custom_value=True, scale=3)
-                layer1 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80)
+                layer1 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80, info="0 embeddings, -1 last")
             with gr.Row():
                 second = gr.Dropdown(choices, value=ctx.default_student, label="Model 2", allow_custom_value=True,
                                      scale=3)
-                layer2 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80)
+                layer2 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80, info="0 embeddings, -1 last")
             with gr.Row():
                 third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
                                     scale=3)
-                layer3 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80)
+                layer3 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80, info="0 embeddings, -1 last")
     with gr.Row():
-        pooling = gr.Radio(["mean", "CLS"], value="mean", label="Sentence vector")
-        method = gr.Radio(["PCA", "UMAP"], value="PCA", label="Map")
-        dims = gr.Radio(["2D", "3D"], value="2D", label="Dimensions")
+        pooling = gr.Radio(["mean", "CLS"], value="mean", label="Sentence vector",
+                           info="Mean of the token vectors, or the [CLS] token's vector.")
+        method = gr.Radio(["PCA", "UMAP"], value="PCA", label="Map",
+                          info="PCA keeps global distances; UMAP keeps neighbourhoods.")
+        dims = gr.Radio(["2D", "3D"], value="2D", label="Dimensions", info="3D maps can be turned with the mouse.")
         draw_button = gr.Button("Draw", variant="primary", elem_id="embed-draw")
     map_plot = gr.Plot(label="Maps", elem_id="embed-map")
     with gr.Row():
@@ -256,8 +260,8 @@ def build(ctx: AppContext) -> dict:
         status = gr.Markdown(scale=2)
     with gr.Row():
         chosen = gr.Dropdown([], value=None, label="Highlight a sentence (its number or text)", allow_custom_value=True,
-                             scale=4)
-        k = gr.Slider(1, 20, value=DEFAULT_NEIGHBOURS, step=1, label="neighbours", scale=1)
+                             scale=4, info="Marks it in every map and lists its nearest neighbours.")
+        k = gr.Slider(1, 20, value=DEFAULT_NEIGHBOURS, step=1, label="neighbours", scale=1, info="How many to list.")
         neighbours_button = gr.Button("Neighbours", scale=1)
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
                                   label="Nearest neighbours by cosine (● = in every model's list)")

@@ -215,13 +215,18 @@ def build(ctx: AppContext) -> dict:
     choices = ctx.model_choices()
     gr.Markdown(INTRO)
     with gr.Row():
-        first = gr.Dropdown(choices, value=ctx.default_teacher, label="Model 1 (reference)", allow_custom_value=True)
-        second = gr.Dropdown(choices, value=ctx.default_student, label="Model 2", allow_custom_value=True)
-        third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True)
-        top_k = gr.Slider(1, 20, value=DEFAULT_TOP_K, step=1, label="Top-k")
+        first = gr.Dropdown(choices, value=ctx.default_teacher, label="Model 1 (reference)", allow_custom_value=True,
+                            info="Usually the teacher; the others are compared with it.")
+        second = gr.Dropdown(choices, value=ctx.default_student, label="Model 2", allow_custom_value=True,
+                             info="Usually a student, or a run's student.")
+        third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
+                            info="A second student to compare, or empty.")
+        top_k = gr.Slider(1, 20, value=DEFAULT_TOP_K, step=1, label="Top-k",
+                          info="Guesses shown per model at each mask.")
     examples = example_sentences()
     sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8, elem_id="predict-sentence",
-                          placeholder="Я люблю пить [MASK] с лимоном.")
+                          placeholder="Я люблю пить [MASK] с лимоном.",
+                          info="[MASK] marks each missing word; pick a probe sentence below to fill it in.")
     # Picking an example only fills the textbox: no API endpoint for it.
     gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8,
                 api_visibility="private")
