@@ -111,7 +111,8 @@ def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: list[int], mask_id: int,
-                vocab_size: int, generator: torch.Generator, probability: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+                vocab_size: int, generator: torch.Generator,
+                probability: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's dynamic masking: choose `probability` of the real tokens; of those 80% -> [MASK], 10% -> a random
     token, 10% unchanged. Returns (masked input_ids, labels with -100 where nothing is to be predicted).
 

@@ -23,7 +23,8 @@ LAYER_NAMES = {  # canonical -> (BERT suffix, DistilBERT suffix) inside one tran
 }
 OUTER_NAMES = {  # canonical -> (BERT name, DistilBERT name) outside the layers
     "word_emb.weight": ("bert.embeddings.word_embeddings.weight", "distilbert.embeddings.word_embeddings.weight"),
-    "pos_emb.weight": ("bert.embeddings.position_embeddings.weight", "distilbert.embeddings.position_embeddings.weight"),
+    "pos_emb.weight": ("bert.embeddings.position_embeddings.weight",
+                       "distilbert.embeddings.position_embeddings.weight"),
     "emb_norm.weight": ("bert.embeddings.LayerNorm.weight", "distilbert.embeddings.LayerNorm.weight"),
     "emb_norm.bias": ("bert.embeddings.LayerNorm.bias", "distilbert.embeddings.LayerNorm.bias"),
     "head_dense.weight": ("cls.predictions.transform.dense.weight", "vocab_transform.weight"),
@@ -123,7 +124,8 @@ def student_config(teacher_config, model_type: str, layers: int, hidden_size: in
     vocab = vocab_size or d["vocab"]
     if hidden % d["heads"]:
         raise ValueError(f"The student width {hidden} must be divisible by the number of heads ({d['heads']}).")
-    common = dict(vocab_size=vocab, max_position_embeddings=d["max_positions"], pad_token_id=teacher_config.pad_token_id)
+    common = dict(vocab_size=vocab, max_position_embeddings=d["max_positions"],
+                  pad_token_id=teacher_config.pad_token_id)
     if model_type == "distilbert":
         return DistilBertConfig(dim=hidden, n_layers=layers, n_heads=d["heads"], hidden_dim=ffn, activation=d["act"],
                                 sinusoidal_pos_embds=False, **common)

@@ -41,7 +41,8 @@ class KnownModel:
 
 KNOWN_MODELS: dict[str, KnownModel] = {m.name: m for m in [
     KnownModel("rubert-base-cased-conversational", "teacher",
-               "DeepPavlov Conversational RuBERT: BERT, 12 layers, 768 wide, 119,547-word vocabulary, 177.9M parameters",
+               "DeepPavlov Conversational RuBERT: BERT, 12 layers, 768 wide, 119,547-word vocabulary, "
+               "177.9M parameters",
                hub_id="DeepPavlov/rubert-base-cased-conversational",
                published=dict(size_mb=679, cpu_latency_s=0.655, gpu_latency_s=0.031,
                               cpu_throughput=0.3754, gpu_throughput=36.4902)),
@@ -212,7 +213,8 @@ def random_tokenizer(vocab_size: int) -> PreTrainedTokenizerBase:
 def model_summary(model: torch.nn.Module) -> dict:
     """Parameters and size as the model card counts them: fp32 bytes of the parameters, in MiB.
 
-    model.parameters() yields a tied tensor once (the MLM decoder shares the word embeddings), as a checkpoint stores it.
+    model.parameters() yields a tied tensor once (the MLM decoder shares the word embeddings), as a checkpoint
+    stores it.
     """
     params = sum(p.numel() for p in model.parameters())
     return {"params": params, "size_mb": round(params * 4 / 2**20, 1)}

@@ -57,7 +57,8 @@ def measure(setup: DistillSetup, device: str, steps: int, warmup: int = 3) -> di
     teacher, student = setup.teacher.to(device).eval(), setup.student.to(device).train()
     optimizer = optimizer_for(cfg, list(student.named_parameters()))
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps + warmup)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
+                else torch.autocast("cpu", enabled=False))
     batches = length_grouped_batches(setup.train.lengths, cfg.batch_size, 0, 0)
     phases = {name: [] for name in ("data", "teacher_forward", "student_forward", "backward", "optimizer")}
     tokens = []

@@ -25,8 +25,8 @@ SENTENCES = ["Доброе [MASK]! Как спалось?", "Спасибо за
 
 def fill_mask(client: Client, i: int) -> float:
     started = time.perf_counter()
-    client.predict(model_1="bundled-teacher", model_2="bundled-student", top_k=5, sentence=SENTENCES[i % len(SENTENCES)],
-                   api_name="/fill_mask")
+    client.predict(model_1="bundled-teacher", model_2="bundled-student", top_k=5,
+                   sentence=SENTENCES[i % len(SENTENCES)], api_name="/fill_mask")
     return time.perf_counter() - started
 
 

@@ -290,7 +290,8 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, st
         for item in expected.pairs[0].items:
             assert f"| {item.kl:.3f} |" in markdown
         assert figure is not None
-        strip, table = client.predict(**names, top_k=5, sentence="Мы долго гуляли по парку.", api_name="/mask_each_word")
+        strip, table = client.predict(**names, top_k=5, sentence="Мы долго гуляли по парку.",
+                                      api_name="/mask_each_word")
         assert "| гуляли |" in table
         summary, _, rows = client.predict(**names, api_name="/probe_summary")
         assert len(rows["data"]) == len(probes)

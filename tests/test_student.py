@@ -42,7 +42,8 @@ def test_default_student_is_half_depth_from_every_other_layer():
     assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
     assert torch.equal(student.cls.predictions.transform.dense.weight, teacher.cls.predictions.transform.dense.weight)
     # the decoder stays tied to the embeddings
-    assert student.cls.predictions.decoder.weight.data_ptr() == student.bert.embeddings.word_embeddings.weight.data_ptr()
+    decoder, embeddings = student.cls.predictions.decoder, student.bert.embeddings.word_embeddings
+    assert decoder.weight.data_ptr() == embeddings.weight.data_ptr()
 
 
 def test_explicit_initialising_layers():

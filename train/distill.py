@@ -24,7 +24,8 @@ from transformers.utils import logging as hf_logging
 
 from core.data import mlm_batch, step_generator
 from core.zoo import runs_root
-from train.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import (atomic_write_text, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
+                              set_rng_state)
 from train.cli import parse_args
 from train.config import DistillConfig
 from train.runs import new_run_id, read_json, truncate_metrics, write_status

@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     tokenizer = train_wordpiece(lines, args.vocab_size)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=args.ffn,
-                        max_position_embeddings=max(args.max_length, args.max_positions), hidden_dropout_prob=args.dropout,
+                        max_position_embeddings=max(args.max_length, args.max_positions),
+                        hidden_dropout_prob=args.dropout,
                         attention_probs_dropout_prob=args.dropout, pad_token_id=tokenizer.pad_token_id)
     model = BertForMaskedLM(config)
     train = tokenize_lines(lines, tokenizer, args.max_length)
@@ -88,7 +89,8 @@ def main(argv=None) -> int:
     model.train()
     for step in tqdm(range(1, args.steps + 1), desc="pretraining", unit="step", mininterval=5):
         if position >= len(batches):
-            batches, position, epoch = length_grouped_batches(train.lengths, args.batch_size, args.seed, epoch), 0, epoch + 1
+            batches = length_grouped_batches(train.lengths, args.batch_size, args.seed, epoch)
+            position, epoch = 0, epoch + 1
         batch = mlm_batch([train.sequences[i] for i in batches[position]], tokenizer, step_generator(args.seed, step))
         position += 1
         loss = model(**batch).loss
@@ -106,7 +108,8 @@ def main(argv=None) -> int:
                 best = log[-1]
                 copy.deepcopy(model).to(getattr(torch, args.save_dtype)).save_pretrained(out)
                 tokenizer.save_pretrained(out)
-    record = {"args": {k: portable(v) for k, v in vars(args).items()}, "best": best, "log": log, "train_lines": len(lines), "train_tokens": train.tokens,
+    record = {"args": {k: portable(v) for k, v in vars(args).items()}, "best": best, "log": log,
+              "train_lines": len(lines), "train_tokens": train.tokens,
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
     (out / "pretraining.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",

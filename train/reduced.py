@@ -47,8 +47,9 @@ class ReducedVocabSetup(DistillSetup):
 
     def extend_batch(self, batch: dict) -> dict:
         """Add the student's view of a teacher batch: its pieces, their owners, and labels in its vocabulary."""
+        limit = self.student.config.max_position_embeddings
         batch.update(to_student_inputs(batch["input_ids"], batch["attention_mask"], self.mapping,
-                                       self.reduced_tokenizer.pad_token_id, self.student.config.max_position_embeddings))
+                                       self.reduced_tokenizer.pad_token_id, limit))
         batch["student_labels"] = student_labels(batch["labels"], self.mapping)
         batch["student_labels"][~batch["covered"]] = -100
         return batch
@@ -74,7 +75,8 @@ class ReducedVocabSetup(DistillSetup):
         positions &= batch["covered"]
         if cfg.kl_masked_only:
             positions &= batch["labels"] != -100
-        shared_t, shared_s = self.mapping.shared_teacher.to(logits.device), self.mapping.shared_student.to(logits.device)
+        shared_t = self.mapping.shared_teacher.to(logits.device)
+        shared_s = self.mapping.shared_student.to(logits.device)
         zero = logits.sum() * 0.0
         parts = {"loss_kl": kl_loss(logits[..., shared_s], teacher_out.logits[..., shared_t], positions,
                                     cfg.temperature) if cfg.alpha_kl > 0 else zero,

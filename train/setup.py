@@ -48,7 +48,8 @@ class DistillSetup:
 
     def evaluate(self, student, teacher) -> dict:
         if not hasattr(self, "_valid_batches"):
-            self._valid_batches = masked_batches(self.valid_lines, self.tokenizer, self.cfg.max_length, seed=self.cfg.seed)
+            self._valid_batches = masked_batches(self.valid_lines, self.tokenizer, self.cfg.max_length,
+                                                 seed=self.cfg.seed)
         return mlm_figures(student, self._valid_batches, teacher)
 
     def extend_batch(self, batch: dict) -> dict:
@@ -82,7 +83,8 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
     teacher_loaded = zoo.load(cfg.teacher, attentions=cfg.alpha_att > 0)
     teacher, tokenizer = teacher_loaded.model, teacher_loaded.tokenizer
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise ValueError(f"The teacher's tokenizer lacks [MASK], [CLS] or [SEP]; '{cfg.teacher}' is not a BERT-style MLM.")
+        raise ValueError(f"The teacher's tokenizer lacks [MASK], [CLS] or [SEP]; '{cfg.teacher}' is not a "
+                         "BERT-style MLM.")
     max_positions = teacher.config.max_position_embeddings
     if cfg.max_length > max_positions:
         raise ValueError(f"--max-length {cfg.max_length} is longer than the teacher's maximum ({max_positions}).")

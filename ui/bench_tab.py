@@ -155,8 +155,10 @@ def build(ctx: AppContext) -> dict:
         device = gr.Radio(["cpu", "cuda"] if cuda else ["cpu"], value="cpu", label="Device",
                           info=None if cuda else "no GPU on this machine")
     with gr.Row():
-        batch_sizes = gr.Textbox("1,16", label="Batch sizes", elem_id="bench-batch-sizes", info="comma-separated; the card used 1 and 16")
-        seq_len = gr.Number(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)", elem_id="bench-seq-len", info="the card used 512")
+        batch_sizes = gr.Textbox("1,16", label="Batch sizes", elem_id="bench-batch-sizes",
+                                 info="comma-separated; the card used 1 and 16")
+        seq_len = gr.Number(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)", elem_id="bench-seq-len",
+                            info="the card used 512")
         modes = gr.CheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes", elem_id="bench-modes",
                                  info="reference: fp32 eager; fast: 16-bit and SDPA")
         runs = gr.Number(0, precision=0, label="Timed runs", info="0: automatic (about 3 s of runs, 3 to 10)")

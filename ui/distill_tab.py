@@ -70,12 +70,13 @@ def build(ctx: AppContext) -> dict:
                 corpus_choice = gr.Radio(["bundled corpus", "upload a .txt"], value="bundled corpus", label="Corpus",
                                          info="One sample a line, UTF-8. The bundled corpus is the lab's own "
                                               "conversational Russian.")
-                corpus_file = gr.File(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)", file_types=[".txt"],
-                                      type="filepath", visible=False)
+                corpus_file = gr.File(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)",
+                                      file_types=[".txt"], type="filepath", visible=False)
             with gr.Row():
                 steps = gr.Number(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps", elem_id="distill-steps",
                                   info="Optimizer steps.")
-                batch_size = gr.Number(DEFAULTS.batch_size, precision=0, minimum=1, label="Batch size", elem_id="distill-batch-size",
+                batch_size = gr.Number(DEFAULTS.batch_size, precision=0, minimum=1, label="Batch size",
+                                       elem_id="distill-batch-size",
                                        info="Lines per step.")
                 lr = gr.Number(DEFAULTS.lr, label="Learning rate", info="Peak of AdamW, after 5% warm-up.")
             with gr.Row():
@@ -88,7 +89,8 @@ def build(ctx: AppContext) -> dict:
                                       info="Weight of 1−cos(student layer, mean of k teacher layers).")
                 alpha_att = gr.Number(DEFAULTS.alpha_att, label="α attention",
                                       info="Weight of the attention-map MSE (the small model's recipe).")
-                max_length = gr.Number(DEFAULTS.max_length, precision=0, minimum=8, label="Max length", elem_id="distill-max-length",
+                max_length = gr.Number(DEFAULTS.max_length, precision=0, minimum=8, label="Max length",
+                                       elem_id="distill-max-length",
                                        info="Tokens per line; longer lines are cut.")
             with gr.Accordion("Smaller vocabulary and width (reduced students)", open=False):
                 reduced = gr.Checkbox(False, label="Give the student its own smaller vocabulary",
@@ -162,7 +164,8 @@ def build(ctx: AppContext) -> dict:
                             alpha_mlm=float(alpha_mlm or 0), alpha_cos=float(alpha_cos or 0),
                             alpha_att=float(alpha_att or 0), max_length=int(max_length or 0),
                             save_every=int(save_every or 0),
-                            student_vocab_size=int(student_vocab_size) if reduced_vocab and student_vocab_size else None,
+                            student_vocab_size=(int(student_vocab_size) if reduced_vocab and student_vocab_size
+                                                else None),
                             student_hidden=int(student_hidden) if reduced_vocab and student_hidden else None,
                             align=align)
         cfg.eval_every = max(cfg.log_every, (cfg.max_steps // 6) // cfg.log_every * cfg.log_every)
