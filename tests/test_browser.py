@@ -48,7 +48,8 @@ def screenshot(page, name: str) -> None:
 
 def test_offline_notice_is_one_visible_line(page):
     notice = page.locator("#offline-notice")
-    assert notice.is_visible() and "bundled" in notice.inner_text()
+    text = notice.inner_text().strip()
+    assert notice.is_visible() and "bundled" in text and "\n" not in text
 
 
 def test_distill_start_watch_curves_and_stop(page):
