@@ -18,6 +18,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from core.masked_lm import MaskPrediction
+from core.vocab import shared_ids
 from core.zoo import LoadedModel
 
 
@@ -51,12 +52,7 @@ def shared_vocabulary(first: PreTrainedTokenizerBase,
     Cached by tokenizer object: building it for two 120K vocabularies takes tens of milliseconds.
     """
     vocab_first, vocab_other = first.get_vocab(), other.get_vocab()
-    if vocab_first == vocab_other:
-        return None
-    pairs = sorted((i, vocab_other[s]) for s, i in vocab_first.items() if s in vocab_other)
-    ids_first = torch.tensor([p[0] for p in pairs], dtype=torch.long)
-    ids_other = torch.tensor([p[1] for p in pairs], dtype=torch.long)
-    return ids_first, ids_other
+    return None if vocab_first == vocab_other else shared_ids(vocab_first, vocab_other)
 
 
 def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> float:

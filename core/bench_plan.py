@@ -132,11 +132,15 @@ def free_memory_bytes(device: str) -> float:
 
 
 def format_seconds(seconds: float) -> str:
+    """A duration as people read it: '42 s', '3 min 05 s', '2 h 07 min'."""
     seconds = max(0.0, seconds)
     if seconds < 90:
         return f"{seconds:.0f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest:02d} s"
+    if seconds < 5400:
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes} min {rest:02d} s"
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min"
 
 
 def _format_bytes(n: float) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from core.data import length_grouped_batches, mlm_batch, tokenize_lines
+from core.masked_lm import masked_lm_logits
 
 
 def masked_batches(lines: list[str], tokenizer, max_length: int = 128, batch_size: int = 32, seed: int = 1234,
@@ -22,10 +23,10 @@ def masked_batches(lines: list[str], tokenizer, max_length: int = 128, batch_siz
 def masked_predictions(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(top-1 predicted ids, true ids) at the masked positions of one batch."""
     device = next(model.parameters()).device
-    logits = model(input_ids=batch["input_ids"].to(device),
-                   attention_mask=batch["attention_mask"].to(device)).logits  # (bs, seq, vocab)
     selected = batch["labels"] != -100
-    return logits[selected.to(device)].argmax(dim=-1).cpu(), batch["labels"][selected]
+    logits = masked_lm_logits(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                              selected.to(device))  # (n_masked, vocab): the head runs only where it is read
+    return logits.argmax(dim=-1).cpu(), batch["labels"][selected]
 
 
 @torch.no_grad()

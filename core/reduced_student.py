@@ -68,11 +68,13 @@ def make_reduced_student(teacher: PreTrainedModel, teacher_tokenizer, student_to
     config = student_config(teacher.config, model_type, layers, hidden_size=hidden, vocab_size=len(student_tokenizer))
     ffn = config.hidden_dim if model_type == "distilbert" else config.intermediate_size
     source = {k: v.detach().float().cpu() for k, v in canonical_state(teacher).items()}
+    # one pass over the vocabularies for both per-token tensors: the embedding rows with the head bias beside them
+    token_rows = torch.cat([source["word_emb.weight"], source["head_bias"][:, None]], dim=1)
+    token_means = student_token_means(token_rows, mapping, student_tokenizer, teacher_tokenizer)
     canon = {
-        "word_emb.weight": student_token_means(source["word_emb.weight"], mapping, student_tokenizer,
-                                               teacher_tokenizer)[:, :hidden],
+        "word_emb.weight": token_means[:, :-1][:, :hidden],
         "pos_emb.weight": source["pos_emb.weight"][:, :hidden],
-        "head_bias": student_token_means(source["head_bias"], mapping, student_tokenizer, teacher_tokenizer),
+        "head_bias": token_means[:, -1],
         "head_dense.weight": source["head_dense.weight"][:hidden, :hidden],
     }
     for name in ("emb_norm.weight", "emb_norm.bias", "head_dense.bias", "head_norm.weight", "head_norm.bias"):

@@ -149,7 +149,8 @@ def make_student(teacher: PreTrainedModel, spec: StudentSpec = StudentSpec()) ->
     model_type = teacher.config.model_type if spec.model_type == "same" else spec.model_type
     _check_type(model_type)
     if spec.hidden_size and spec.hidden_size != dims(teacher.config)["hidden"]:
-        raise ValueError("A narrower student also needs its own vocabulary: use core.vocab.make_reduced_student.")
+        raise ValueError("A narrower student also needs its own vocabulary: use "
+                         "core.reduced_student.make_reduced_student.")
     config = student_config(teacher.config, model_type, layers)
     config._attn_implementation = teacher.config._attn_implementation
     student = AutoModelForMaskedLM.from_config(config, attn_implementation=config._attn_implementation)

@@ -66,6 +66,13 @@ class VocabMapping:
         return self.teacher_to_student >= 0
 
 
+def shared_ids(first_vocab: dict[str, int], other_vocab: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids of the strings both vocabularies hold, as (ids in first, ids in other), in the order of the first ids."""
+    pairs = sorted((i, other_vocab[s]) for s, i in first_vocab.items() if s in other_vocab)
+    return (torch.tensor([p[0] for p in pairs], dtype=torch.long),
+            torch.tensor([p[1] for p in pairs], dtype=torch.long))
+
+
 def build_mapping(teacher_tokenizer, student_tokenizer) -> VocabMapping:
     teacher_vocab, student_vocab = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
     specials = set(special_tokens_of(teacher_tokenizer))
@@ -74,12 +81,10 @@ def build_mapping(teacher_tokenizer, student_tokenizer) -> VocabMapping:
     for token, teacher_id in teacher_vocab.items():
         split = [token] if token in specials else greedy_split(token, student_vocab, unk)
         pieces[teacher_id] = [student_vocab[p] for p in split]
-    shared = sorted((teacher_vocab[t], student_vocab[t]) for t in teacher_vocab.keys() & student_vocab.keys())
+    shared_teacher, shared_student = shared_ids(teacher_vocab, student_vocab)
     teacher_to_student = torch.full((len(pieces),), -1, dtype=torch.long)
-    for teacher_id, student_id in shared:
-        teacher_to_student[teacher_id] = student_id
-    return VocabMapping(pieces, torch.tensor([t for t, _ in shared]), torch.tensor([s for _, s in shared]),
-                        teacher_to_student)
+    teacher_to_student[shared_teacher] = shared_student
+    return VocabMapping(pieces, shared_teacher, shared_student, teacher_to_student)
 
 
 def to_student_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor, mapping: VocabMapping,

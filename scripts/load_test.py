@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gradio_client import Client
 
+from core.bench import percentile
 from tests.appserver import start_app
 
 SENTENCES = ["Доброе [MASK]! Как спалось?", "Спасибо за [MASK], ты очень помог.", "На улице идёт сильный [MASK].",
@@ -35,11 +36,6 @@ def embedding_map(client: Client, i: int) -> float:
     client.predict(source="Probe set", model_1="bundled-teacher", model_2="bundled-student",
                    method="PCA" if i % 2 == 0 else "UMAP", api_name="/embedding_map")
     return time.perf_counter() - started
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:

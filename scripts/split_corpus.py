@@ -7,22 +7,16 @@ validation share, so the split is stable when topic files grow and no line can b
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from core.probes import fill_mask_probes, topic_sentences
+from core.zoo import ASSETS
 
 
 def probe_sentences() -> list[str]:
-    sentences = []
-    for name in ("topics.tsv", "fill_mask.tsv"):
-        path = ROOT / "assets" / "probes" / name
-        if path.is_file():
-            with open(path, encoding="utf-8") as handle:
-                for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
-                    sentences.append(row["sentence"].replace("[MASK]", row.get("expected") or "[MASK]"))
-    return sentences
+    """Every probe sentence as it reads in full: a corpus line containing one would leak it into training."""
+    return [s for _, s in topic_sentences()] + [p.sentence.replace("[MASK]", p.expected) for p in fill_mask_probes()]
 
 
 def main() -> None:
@@ -43,7 +37,7 @@ def main() -> None:
                 continue
             bucket = int(hashlib.md5(line.encode()).hexdigest()[:8], 16) / 16**8
             (valid if bucket < args.valid_share else train).append(line)
-    out = ROOT / "assets" / "corpus"
+    out = ASSETS / "corpus"
     (out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
     (out / "valid.txt").write_text("\n".join(valid) + "\n", encoding="utf-8")
     print(f"train {len(train)} lines, valid {len(valid)} lines, {dropped} dropped for containing a probe sentence")

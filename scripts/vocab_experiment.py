@@ -87,10 +87,11 @@ def main() -> None:
     seconds = latency(paths)
     rows = []
     for name, path in paths.items():
-        summary = zoo.model_summary(zoo.load(path).model)
+        loaded = zoo.load(path)
+        summary = zoo.model_summary(loaded.model)
         final = read_metrics(dirs[name])[-1] if name in dirs else {}
         rows.append({"student": name, "params": summary["params"], "size_mb": summary["size_mb"],
-                     "vocab": zoo.load(path).tokenizer.vocab_size, "cpu_latency_ms": round(seconds[name] * 1000, 2),
+                     "vocab": loaded.tokenizer.vocab_size, "cpu_latency_ms": round(seconds[name] * 1000, 2),
                      "mlm_acc": final.get("eval_mlm_acc", final.get("eval_teacher_mlm_acc")),
                      "agreement": final.get("eval_agreement", 1.0)})
     teacher_acc = read_metrics(dirs["same vocabulary"])[-1]["eval_teacher_mlm_acc"]

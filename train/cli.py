@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.vocab import ALIGNMENTS
 from train.config import DistillConfig, build_config, read_config_file
 
 # What may change when a run is resumed; everything else shapes the student or its data and must stay.
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--student-type", choices=["same", "bert", "distilbert"], help="architecture of the student")
     g.add_argument("--student-vocab-size", type=int, help="train a smaller WordPiece vocabulary for the student")
     g.add_argument("--student-hidden", type=int, help="narrower student width (needs --student-vocab-size)")
-    g.add_argument("--align", choices=["match", "reduce"], help="how logits meet across vocabularies (default reduce)")
+    g.add_argument("--align", choices=ALIGNMENTS, help="how logits meet across vocabularies (default reduce)")
     g.add_argument("--reduce-op", choices=["sum", "mean"], help="reduce: sum or mean over a teacher token's pieces")
     g = p.add_argument_group("data")
     g.add_argument("--corpus", help="UTF-8 text file, one sample a line ('bundled' for the lab's corpus)")

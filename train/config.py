@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from core.losses import LossWeights
+from core.vocab import ALIGNMENTS
 from core.zoo import ASSETS
 
 BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
@@ -108,7 +109,7 @@ class DistillConfig:
             raise ValueError(f"--mixed-precision must be auto, no, fp16 or bf16; got '{self.mixed_precision}'.")
         if self.device not in ("auto", "cpu"):
             raise ValueError(f"--device must be auto or cpu; got '{self.device}'.")
-        if self.align not in ("match", "reduce") or self.reduce_op not in ("sum", "mean"):
+        if self.align not in ALIGNMENTS or self.reduce_op not in ("sum", "mean"):
             raise ValueError("--align must be match or reduce, and --reduce-op sum or mean.")
         if self.student_hidden and not self.student_vocab_size:
             raise ValueError("A narrower student (--student-hidden) needs its own vocabulary: "

@@ -130,7 +130,8 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         step_parts = {}
         for micro in range(cfg.grad_accum):
             indices = next_batch_indices()
-            trace.append(indices)
+            if cfg.trace:
+                trace.append(indices)
             batch = setup.extend_batch(mlm_batch([setup.train.sequences[i] for i in indices], setup.tokenizer,
                                                  step_generator(cfg.seed, step, rank, micro), cfg.mlm_probability))
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}

@@ -182,9 +182,10 @@ class RunLauncher:
         run_dir, _ = self._controlled(run_id, requester)
         write_status(run_dir, public=bool(public))
 
-    def queue_position(self, run_id: str) -> int:
-        """1 for the next run to start; 0 when the run is not waiting."""
-        queued = sorted((r for r in list_runs(self.root) if r["state"] == "queued"), key=lambda r: r["queued_at"])
+    def queue_position(self, run_id: str, runs: list[dict] | None = None) -> int:
+        """1 for the next run to start; 0 when the run is not waiting. `runs`: list_runs() already read, if any."""
+        runs = list_runs(self.root) if runs is None else runs
+        queued = sorted((r for r in runs if r["state"] == "queued"), key=lambda r: r["queued_at"])
         ids = [r["id"] for r in queued]
         return ids.index(run_id) + 1 if run_id in ids else 0
 

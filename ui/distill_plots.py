@@ -4,6 +4,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.bench_plan import format_seconds
+
 LOSS_PARTS = [("loss_kl", "KL (teacher‖student)"), ("loss_mlm", "MLM"), ("loss_cos", "cosine (hidden)"),
               ("loss_att", "attention MSE"), ("loss_hidden_mse", "hidden MSE (projected)")]
 
@@ -41,7 +43,7 @@ def eval_figure(records: list[dict]) -> go.Figure:
 
 
 def progress_line(info: dict, records: list[dict], queue_position: int = 0) -> str:
-    """One line: state, step of steps, speed and time left."""
+    """State, step of steps, speed and time left on one line; the run's last message below it."""
     state, step, total = info.get("state", "unknown"), info.get("step") or 0, info.get("max_steps") or 0
     line = f"**{info.get('id', '')}** · {state} · step {step} of {total}"
     if state == "queued" and queue_position:
@@ -58,11 +60,3 @@ def progress_line(info: dict, records: list[dict], queue_position: int = 0) -> s
         line += f"  \n{info['message']}"
     return line
 
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -9,7 +9,7 @@ import pandas as pd
 from core.student import teacher_depth
 from train.config import BUNDLED_CORPUS, DistillConfig
 from train.launcher import can_see
-from train.runs import read_metrics, run_dir_of, run_info
+from train.runs import list_runs, read_metrics, run_dir_of
 from ui.context import AppContext, user_errors
 from ui.distill_plots import eval_figure, loss_figure, progress_line
 
@@ -26,10 +26,10 @@ def owner_token(owner: str | None) -> str:
     return owner or secrets.token_hex(12)
 
 
-def runs_table(ctx: AppContext, owner: str | None) -> tuple[pd.DataFrame, list[str]]:
-    from train.runs import list_runs
+def runs_table(ctx: AppContext, owner: str | None, infos: list[dict] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The runs this owner may see, as a table and their ids; `infos`: list_runs() already read, if any."""
     rows, ids = [], []
-    for info in list_runs(ctx.launcher.root):
+    for info in list_runs(ctx.launcher.root) if infos is None else infos:
         if not can_see(info, owner, ctx.launcher.shared):
             continue
         ids.append(info["id"])
@@ -183,15 +183,16 @@ def build(ctx: AppContext) -> dict:
                 [owner, selected, runs], api_name="start_run", concurrency_limit=1)
 
     def show(run_id, owner):
-        table, ids = runs_table(ctx, owner)
+        infos = list_runs(ctx.launcher.root)  # read once a tick: the table, the chosen run and the queue use it
+        table, ids = runs_table(ctx, owner, infos)
         if not run_id or run_id not in ids:
             return table, gr.Dropdown(choices=ids), "No run selected.", loss_figure([]), eval_figure([]), "", False
         run_dir = run_dir_of(run_id, ctx.launcher.root)
-        info, records = run_info(run_dir), read_metrics(run_dir)
+        info, records = next(i for i in infos if i["id"] == run_id), read_metrics(run_dir)
         log = run_dir / "console.log"
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").replace("\r", "\n").splitlines()[-40:]) \
             if log.is_file() else ""
-        line = progress_line(info, records, ctx.launcher.queue_position(run_id))
+        line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos))
         return table, gr.Dropdown(choices=ids), line, loss_figure(records), eval_figure(records), tail, info["public"]
 
     watch_outputs = [runs, selected, status, losses_plot, eval_plot, console, share_selected]
