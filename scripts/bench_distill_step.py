@@ -16,10 +16,11 @@ import time
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from core import zoo
-from core.losses import distillation_loss
-from core.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
-from core.student import StudentSpec, layer_groups, make_student, num_layers
+from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
+from core.distill.losses import distillation_loss
+from core.models import zoo
+from core.models.student import StudentSpec, layer_groups, make_student, num_layers
+from core.paths import ASSETS
 from train.config import DistillConfig
 from train.distill import optimizer_for
 from train.setup import DistillSetup
@@ -33,7 +34,7 @@ def make_setup(pair: str, batch_size: int, max_length: int) -> DistillSetup:
     layers = 2 if pair == "tiny" else 6
     student = make_student(loaded.model, StudentSpec(num_layers=layers, model_type="distilbert",
                                                      init_layers=None if pair == "tiny" else [0, 2, 4, 7, 9, 11]))
-    lines = read_corpus(zoo.ASSETS / "corpus" / "train.txt")
+    lines = read_corpus(ASSETS / "corpus" / "train.txt")
     if pair == "real":  # random weights need random tokens of the real vocabulary, at full length
         generator = torch.Generator().manual_seed(0)
         sequences = [[2] + torch.randint(5, loaded.model.config.vocab_size, (max_length - 2,),

@@ -20,9 +20,11 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from core import embed, zoo
-from core.sentences import SentenceSet, probe_set
-from core.tokenizer import train_wordpiece
+from core.compare import embed
+from core.compare.sentences import SentenceSet, probe_set
+from core.models import zoo
+from core.models.tokenizer import train_wordpiece
+from core.paths import ASSETS
 
 STAND_IN_TEACHER = "random BERT, 256 wide"
 STAND_IN_STUDENT = "arch:distilrubert-tiny-cased-conversational-v1"
@@ -30,7 +32,7 @@ REAL_SIZE = ("arch:rubert-base-cased-conversational", "arch:distilrubert-base-ca
 
 
 def corpus_tokenizer(vocab_size: int):
-    lines = (zoo.ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
+    lines = (ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
     return train_wordpiece(lines, vocab_size=vocab_size)
 
 
@@ -87,7 +89,8 @@ def measure_pair(teacher, student, sentences, runs: int, umap_runs: int) -> dict
     spaces = embed_both()  # cached from here on: UMAP and the layer heatmaps are timed alone
     for dims in (2, 3):
         figures[f"UMAP {dims}D of both (embeddings cached)"] = median_time(
-            lambda: [embed.project(space, "umap", dims) for space in spaces], umap_runs, clear_embeddings=False)
+            lambda dims=dims: [embed.project(space, "umap", dims) for space in spaces], umap_runs,
+            clear_embeddings=False)
     figures["layer similarity (embeddings cached)"] = median_time(
         lambda: embed.layer_similarity(teacher, student, sentences), 1, clear_embeddings=False)
     return figures

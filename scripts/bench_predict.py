@@ -19,9 +19,11 @@ import time
 
 import torch
 
-from core import predict, zoo
-from core.student import StudentSpec, make_student
-from core.tokenizer import train_wordpiece
+from core.compare import predict
+from core.models import zoo
+from core.models.student import StudentSpec, make_student
+from core.models.tokenizer import train_wordpiece
+from core.paths import ASSETS
 
 SENTENCE = "Я сегодня приготовила овощной [MASK] с фрикадельками, будешь тарелку или сначала чай попьём?"
 ARCH_PAIRS = [("arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational"),
@@ -34,7 +36,7 @@ def bundled_pair() -> tuple[str, list[zoo.LoadedModel]]:
     print("The bundled pair is not in assets/models yet; timing a random stand-in of its size instead "
           "(4-layer 256-wide BERT, 2-layer DistilBERT student, 6000-word vocabulary).")
     from transformers import BertConfig, BertForMaskedLM
-    lines = (zoo.ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
+    lines = (ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
     tokenizer = train_wordpiece(lines, vocab_size=6000)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=256, num_hidden_layers=4, num_attention_heads=4,

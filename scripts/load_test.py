@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gradio_client import Client
 
-from core.bench import percentile
+from core.bench.engine import percentile
 from tests.appserver import start_app
 
 SENTENCES = ["Доброе [MASK]! Как спалось?", "Спасибо за [MASK], ты очень помог.", "На улице идёт сильный [MASK].",

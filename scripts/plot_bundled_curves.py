@@ -17,8 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from core.zoo import ASSETS, BUNDLED_DIR  # noqa: E402
-from train.runs import read_metrics  # noqa: E402
+from core.models.zoo import BUNDLED_DIR  # noqa: E402
+from core.paths import ASSETS  # noqa: E402
+from core.runs.store import read_metrics  # noqa: E402
 
 
 def main() -> None:

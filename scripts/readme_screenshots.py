@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from core.zoo import ASSETS, REPO_ROOT
+from core.paths import ASSETS, REPO_ROOT
 
 SOURCE = REPO_ROOT / "test-output" / "screenshots"
 TARGET = ASSETS / "screenshots"

@@ -10,8 +10,8 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from core.probes import fill_mask_probes, topic_sentences
-from core.zoo import ASSETS
+from core.compare.probes import fill_mask_probes, topic_sentences
+from core.paths import ASSETS
 
 
 def probe_sentences() -> list[str]:

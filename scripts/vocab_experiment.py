@@ -17,12 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from core import zoo
-from core.bench import BenchConfig, Row, iter_benchmark
-from core.machine import machine_dict
-from train.runs import read_metrics
+from core.bench.engine import BenchConfig, Row, iter_benchmark
+from core.bench.machine import machine_dict
+from core.models import zoo
+from core.paths import ASSETS, runs_root
+from core.runs.store import read_metrics
 
-RESULTS = zoo.ASSETS / "results"
+RESULTS = ASSETS / "results"
 VARIANTS = {
     "same vocabulary": [],
     "reduced, match": ["--align", "match"],
@@ -79,7 +80,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--vocab-size", type=int, default=2000)
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--runs", default=str(zoo.runs_root()))
+    p.add_argument("--runs", default=str(runs_root()))
     args = p.parse_args()
     started = time.time()
     dirs = {name: distil(name, extra, args) for name, extra in VARIANTS.items()}

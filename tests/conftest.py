@@ -12,9 +12,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from core.student import StudentSpec, make_student
-from core.tokenizer import train_wordpiece
-from core.zoo import ASSETS
+from core.models.student import StudentSpec, make_student
+from core.models.tokenizer import train_wordpiece
+from core.paths import ASSETS
 
 REPO = Path(__file__).resolve().parents[1]
 

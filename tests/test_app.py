@@ -4,9 +4,9 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
+from core.runs.store import checkpoint_step, read_status
 from tests.appserver import start_app
 from tests.waiting import wait_for
-from train.runs import checkpoint_step, read_status
 
 ENDPOINTS = ["start_run", "run_status", "stop_run", "resume_run", "delete_run", "share_run", "fill_mask",
              "mask_each_word", "probe_summary", "embedding_map", "neighbours", "layer_similarity", "run_benchmark",

@@ -6,13 +6,17 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForMaskedLM
 
-from core import bench, bench_cli, bench_plan, zoo
+from core import bench
+from core.bench import cli as bench_cli
+from core.bench import plan as bench_plan
+from core.models import zoo
 from tests.conftest import REPO
 
 TEACHER_ARCH, STUDENT_ARCH = bench.CARD_MODELS
@@ -290,9 +294,9 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
         assert "done: 8 measurements" in progress and len(job.outputs()) > 8  # streamed, not one final answer
         assert len(table["data"]) == 8 and "float32: measured matrix product" in limits
         assert json.loads(latency["plot"])["data"] and json.loads(throughput["plot"])["data"]
-        saved = json.loads(open(json_path, encoding="utf-8").read())
+        saved = json.loads(Path(json_path).read_text(encoding="utf-8"))
         assert [r["latency_s"] for r in saved["rows"]] == [row[table["headers"].index("latency_s")]
                                                            for row in table["data"]]
-        assert open(csv_path, encoding="utf-8").readline().startswith("model,mode,device,dtype,batch_size")
+        assert Path(csv_path).read_text(encoding="utf-8").startswith("model,mode,device,dtype,batch_size")
     finally:
         demo.close()

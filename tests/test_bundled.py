@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from core import zoo
-from core.data import read_corpus
-from core.evaluate import masked_batches, mlm_figures
-from core.predict import predict_masks
-from core.probes import fill_mask_probes, topic_sentences
+from core.compare.predict import predict_masks
+from core.compare.probes import fill_mask_probes, topic_sentences
+from core.distill.data import read_corpus
+from core.distill.evaluate import masked_batches, mlm_figures
+from core.models import zoo
+from core.paths import ASSETS
 
-CORPUS = zoo.ASSETS / "corpus"
+CORPUS = ASSETS / "corpus"
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,15 @@
 import pytest
 import torch
 
-from core.data import (length_grouped_batches, mask_tokens, mlm_batch, read_corpus, split_lines, step_generator,
-                       tokenize_lines)
+from core.distill.data import (
+    length_grouped_batches,
+    mask_tokens,
+    mlm_batch,
+    read_corpus,
+    split_lines,
+    step_generator,
+    tokenize_lines,
+)
 
 
 def test_read_corpus_accepts_bom_crlf_and_blank_lines(tmp_path):

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from core.runs.store import read_metrics, read_status
 from tests.conftest import REPO
 from tests.waiting import wait_for
 from train.distill import main
-from train.runs import read_metrics, read_status
 
 SHORT = ["--batch-size", "8", "--max-length", "32", "--log-every", "2", "--eval-every", "4", "--eval-lines", "40"]
 

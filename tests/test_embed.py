@@ -7,12 +7,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import corpus_lines
 from transformers import DistilBertConfig, DistilBertForMaskedLM
 
-from conftest import corpus_lines
-from core import embed, similarity, zoo
-from core.sentences import MAX_SENTENCE_CHARS, MAX_SENTENCES, SentenceSet, probe_set, read_sentence_file, typed_set
-from core.tokenizer import train_wordpiece
+from core.compare import embed, similarity
+from core.compare.sentences import (
+    MAX_SENTENCE_CHARS,
+    MAX_SENTENCES,
+    SentenceSet,
+    probe_set,
+    read_sentence_file,
+    typed_set,
+)
+from core.models import zoo
+from core.models.tokenizer import train_wordpiece
 
 RNG = np.random.default_rng(0)
 
@@ -21,12 +29,12 @@ def hsic_cka(x: np.ndarray, y: np.ndarray) -> float:
     """CKA from its definition: HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)), K = XX^T, L = YY^T, H the centring matrix."""
     n = x.shape[0]
     h = np.eye(n) - np.ones((n, n)) / n
-    k, l = x @ x.T, y @ y.T
+    gram_x, gram_y = x @ x.T, y @ y.T
 
     def hsic(a, b):
         return np.trace(a @ h @ b @ h) / (n - 1) ** 2
 
-    return hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    return hsic(gram_x, gram_y) / np.sqrt(hsic(gram_x, gram_x) * hsic(gram_y, gram_y))
 
 
 def random_orthogonal(d: int) -> np.ndarray:
@@ -287,7 +295,7 @@ def test_text_and_table_uploads(tmp_path):
     ("many.txt", "\n".join(f"Предложение {i}." for i in range(MAX_SENTENCES + 1)).encode(), "5001 sentences"),
     ("long.txt", ("Короткая.\n" + "а" * (MAX_SENTENCE_CHARS + 1)).encode(), "Line 2 of long.txt has 1001"),
     ("sheet.xlsx", b"PK\x03\x04", "not a .txt or .csv"),
-    ("blank.csv", "sentence,label\n,x\n".encode(), "no sentences in blank.csv"),
+    ("blank.csv", b"sentence,label\n,x\n", "no sentences in blank.csv"),
     ("huge.csv", ("sentence\n" + "б" * 200_000).encode(), "a cell of more than"),
 ])
 def test_bad_uploads_say_what_to_do(tmp_path, name, content, message):

@@ -2,11 +2,10 @@
 
 import pytest
 
+from core.runs.store import checkpoint_step, read_metrics, read_status, run_dir_of
 from tests.waiting import wait_for
 from train.config import DistillConfig
 from train.launcher import RunLauncher
-from train.runs import checkpoint_step, read_metrics, read_status, run_dir_of
-
 
 
 def config(teacher, corpus, steps=6, **kwargs) -> DistillConfig:

@@ -4,7 +4,14 @@ import math
 import pytest
 import torch
 
-from core.losses import (LossWeights, attention_mse_loss, cosine_hidden_loss, distillation_loss, kl_loss, mlm_loss)
+from core.distill.losses import (
+    LossWeights,
+    attention_mse_loss,
+    cosine_hidden_loss,
+    distillation_loss,
+    kl_loss,
+    mlm_loss,
+)
 
 torch.manual_seed(0)
 BS, SEQ, VOCAB, DIM, HEADS = 3, 6, 11, 8, 2

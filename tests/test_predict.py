@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import corpus_lines, tiny_bert
 from tokenizers.pre_tokenizers import BertPreTokenizer
 from transformers import pipeline
 
-from conftest import corpus_lines, tiny_bert
-from core import masked_lm, predict, zoo
-from core.probes import FillMaskProbe
-from core.tokenizer import train_wordpiece
+from core.compare import predict
+from core.compare.probes import FillMaskProbe
+from core.models import masked_lm, zoo
+from core.models.tokenizer import train_wordpiece
 
 ONE_MASK = "Я сегодня приготовила овощной [MASK] с фрикадельками."
 TWO_MASKS = "Давай вечером сходим в [MASK], а потом [MASK] домой."
@@ -214,7 +215,7 @@ def make_probes(models: list[zoo.LoadedModel], count: int = 14) -> list[FillMask
     """Probes from corpus lines. Half expect the first model's own best guess (a whole word of its vocabulary), so
     accuracy has hits to count; the others expect the masked word, often one the tiny vocabulary splits."""
     hits, others = [], []
-    for number, line in enumerate(l for l in corpus_lines(400) if 30 < len(l) < 120):
+    for number, line in enumerate(s for s in corpus_lines(400) if 30 < len(s) < 120):
         words = [(w, span) for w, span in BertPreTokenizer().pre_tokenize_str(line) if w.isalpha()]
         if len(words) < 3:
             continue

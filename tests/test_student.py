@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from core import zoo
-from core.student import StudentSpec, default_init_layers, layer_groups, make_student
+from core.models import zoo
+from core.models.student import StudentSpec, default_init_layers, layer_groups, make_student
 from tests.conftest import tiny_bert
 
 INPUT = torch.randint(5, 200, (2, 9))

@@ -3,11 +3,17 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from core.reduced_student import make_reduced_student
-from core.student import canonical_state
-from core.tokenizer import BERT_SPECIALS, wordpiece_from_vocab
-from core.vocab import (aligned_positions, build_mapping, greedy_split, reduce_to_teacher_positions, student_labels,
-                        to_student_inputs)
+from core.models.reduced_student import make_reduced_student
+from core.models.student import canonical_state
+from core.models.tokenizer import BERT_SPECIALS, wordpiece_from_vocab
+from core.models.vocab import (
+    aligned_positions,
+    build_mapping,
+    greedy_split,
+    reduce_to_teacher_positions,
+    student_labels,
+    to_student_inputs,
+)
 from tests.conftest import tiny_bert
 
 TEACHER_TOKENS = BERT_SPECIALS + ["привет", "кот", "кошка", "##ка", "##ки", "мир", "до", "##м", "дом", "!", "##ом"]
@@ -127,7 +133,7 @@ def test_reduced_run_trains_every_part_and_saves_a_loadable_student(tmp_path, ti
                         student_vocab_size=300, student_hidden=16, align="reduce", batch_size=4, max_length=32)
     cfg.check()
     setup = prepare(cfg, tmp_path / "run", resume=False, verbose=False)
-    from core.data import mlm_batch, step_generator
+    from core.distill.data import mlm_batch, step_generator
     trainable = setup.trainable()
     batch = setup.extend_batch(mlm_batch(setup.train.sequences[:4], setup.tokenizer, step_generator(0, 0)))
     setup.losses(trainable, setup.teacher, batch)["loss"].backward()

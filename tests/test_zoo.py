@@ -1,7 +1,7 @@
 """Naming and loading models, offline."""
 import pytest
 
-from core import zoo
+from core.models import zoo
 
 
 def test_known_names_resolve_to_hub_or_bundled():

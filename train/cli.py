@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.vocab import ALIGNMENTS
+from core.formatting import parse_int_list
+from core.models.vocab import ALIGNMENTS
 from train.config import DistillConfig, build_config, read_config_file
 
 # What may change when a run is resumed; everything else shapes the student or its data and must stay.
@@ -19,9 +20,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def int_list(text: str) -> list[int]:
     try:
-        return [int(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer numbers such as 0,2,4; got '{text}'")
+        return parse_int_list(text, "Layer numbers", example="0,2,4")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from core.losses import LossWeights
-from core.vocab import ALIGNMENTS
-from core.zoo import ASSETS
+from core.distill.losses import LossWeights
+from core.models.vocab import ALIGNMENTS
+from core.paths import ASSETS
 
 BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
 

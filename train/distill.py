@@ -22,13 +22,19 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
-from core.data import mlm_batch, step_generator
-from core.zoo import runs_root
-from train.checkpoint import (atomic_write_text, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
-                              set_rng_state)
+from core.distill.data import mlm_batch, step_generator
+from core.paths import runs_root
+from core.runs.checkpoints import (
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from core.runs.store import new_run_id, read_json, truncate_metrics, write_status
 from train.cli import parse_args
 from train.config import DistillConfig
-from train.runs import new_run_id, read_json, truncate_metrics, write_status
 from train.setup import DistillSetup, prepare
 
 

@@ -7,6 +7,7 @@ person types, so the app and the command line make identical runs. A queued run 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,11 +18,20 @@ import threading
 import time
 from pathlib import Path
 
-from core.data import read_corpus
-from core.zoo import REPO_ROOT, runs_root
+from core.distill.data import read_corpus
+from core.paths import REPO_ROOT, runs_root
+from core.runs.store import (
+    ACTIVE_STATES,
+    checkpoint_step,
+    delete_run,
+    list_runs,
+    new_run_id,
+    read_json,
+    read_status,
+    run_dir_of,
+    write_status,
+)
 from train.config import BUNDLED_CORPUS, DistillConfig
-from train.runs import (ACTIVE_STATES, checkpoint_step, delete_run, list_runs, new_run_id, read_json, read_status,
-                        run_dir_of, write_status)
 
 
 def _die_with_parent() -> None:
@@ -57,7 +67,7 @@ class RunLauncher:
 
     # -- the watcher: the only thread that starts processes, so PDEATHSIG is tied to a thread that lives as long
     #    as the app (it is sent when the *thread* that forked exits).
-    def start(self) -> "RunLauncher":
+    def start(self) -> RunLauncher:
         if self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="run-launcher", daemon=True)
             self._thread.start()
@@ -149,10 +159,8 @@ class RunLauncher:
             return "Taken out of the queue."
         if info.get("state") != "running":
             raise ValueError(f"The run is not running (it is {info.get('state')}).")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(info["pid"], signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
-        except ProcessLookupError:
-            pass
         return "Stopping: the run saves a checkpoint and ends."
 
     def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None) -> str:

@@ -17,10 +17,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM, get_linear_schedule_with_warmup
 
-from core.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
-from core.evaluate import masked_batches, mlm_figures
-from core.tokenizer import train_wordpiece
-from core.zoo import ASSETS, REPO_ROOT
+from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
+from core.distill.evaluate import masked_batches, mlm_figures
+from core.models.tokenizer import train_wordpiece
+from core.paths import ASSETS, REPO_ROOT
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -7,12 +7,19 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from core.data import tokenize_lines
-from core.losses import kl_loss, mlm_loss
-from core.reduced_student import make_reduced_student
-from core.student import dims, layer_groups, num_layers
-from core.vocab import (VocabMapping, aligned_positions, build_mapping, reduce_to_teacher_positions, student_labels,
-                        to_student_inputs, train_student_vocab)
+from core.distill.data import tokenize_lines
+from core.distill.losses import kl_loss, mlm_loss
+from core.models.reduced_student import make_reduced_student
+from core.models.student import dims, layer_groups, num_layers
+from core.models.vocab import (
+    VocabMapping,
+    aligned_positions,
+    build_mapping,
+    reduce_to_teacher_positions,
+    student_labels,
+    to_student_inputs,
+    train_student_vocab,
+)
 from train.config import DistillConfig
 from train.setup import DistillSetup, check_batches
 
@@ -101,7 +108,7 @@ class ReducedVocabSetup(DistillSetup):
     def evaluate(self, student, teacher) -> dict:
         """Held-out figures compared as strings: the two models' top-1 tokens and the true token."""
         if not hasattr(self, "_valid_batches"):
-            from core.evaluate import masked_batches
+            from core.distill.evaluate import masked_batches
             self._valid_batches = [self.extend_batch(b) for b in masked_batches(
                 self.valid_lines, self.tokenizer, self.cfg.max_length, seed=self.cfg.seed)]
         was_training = student.training

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from core import zoo
-from core.data import TokenizedCorpus, length_grouped_batches, read_corpus, split_lines, tokenize_lines
-from core.evaluate import masked_batches, mlm_figures
-from core.losses import distillation_loss
-from core.student import StudentSpec, layer_groups, make_student, num_layers
+from core.distill.data import TokenizedCorpus, length_grouped_batches, read_corpus, split_lines, tokenize_lines
+from core.distill.evaluate import masked_batches, mlm_figures
+from core.distill.losses import distillation_loss
+from core.models import zoo
+from core.models.student import StudentSpec, layer_groups, make_student, num_layers
 from train.config import DistillConfig
 
 

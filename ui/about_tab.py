@@ -7,7 +7,8 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.zoo import ASSETS, KNOWN_MODELS
+from core.models.zoo import KNOWN_MODELS
+from core.paths import ASSETS
 from ui.context import AppContext
 
 RESULTS = ASSETS / "results" / "vocab_experiment.json"

@@ -10,7 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from core import bench, machine
+from core import bench
+from core.bench import machine
 from ui.context import AppContext, user_errors
 
 MODE_COLOURS = {"card": "#9aa5b1", "reference": "#3b6fb6", "fast": "#e9a23b"}

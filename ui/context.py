@@ -7,10 +7,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from core import zoo
-from core.cache import ModelCache
+from core.models import zoo
+from core.models.cache import ModelCache
+from core.runs.store import list_runs, read_status
 from train.launcher import RunLauncher
-from train.runs import list_runs, read_status
 
 
 @dataclass
@@ -27,7 +27,7 @@ class AppContext:
             self.launcher = RunLauncher(shared=self.on_space)
 
     @classmethod
-    def create(cls, teacher: str | None = None, student: str | None = None) -> "AppContext":
+    def create(cls, teacher: str | None = None, student: str | None = None) -> AppContext:
         (default_teacher, default_student), notice = zoo.default_pair()
         return cls(teacher or default_teacher, student or default_student, notice,
                    on_space=bool(os.environ.get("SPACE_ID")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.bench_plan import format_seconds
+from core.formatting import format_seconds
 
 LOSS_PARTS = [("loss_kl", "KL (teacher‖student)"), ("loss_mlm", "MLM"), ("loss_cos", "cosine (hidden)"),
               ("loss_att", "attention MSE"), ("loss_hidden_mse", "hidden MSE (projected)")]

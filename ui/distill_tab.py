@@ -6,10 +6,11 @@ import secrets
 import gradio as gr
 import pandas as pd
 
-from core.student import teacher_depth
+from core.formatting import parse_int_list
+from core.models.student import teacher_depth
+from core.runs.store import list_runs, read_metrics, run_dir_of
 from train.config import BUNDLED_CORPUS, DistillConfig
 from train.launcher import can_see
-from train.runs import list_runs, read_metrics, run_dir_of
 from ui.context import AppContext, user_errors
 from ui.distill_plots import eval_figure, loss_figure, progress_line
 
@@ -43,10 +44,7 @@ def parse_layers(text: str) -> list[int] | None:
     text = (text or "").strip()
     if not text:
         return None
-    try:
-        return [int(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise ValueError(f"Initialising layers must be numbers separated by commas, such as 0,2,4; got '{text}'.")
+    return parse_int_list(text, "Initialising layers", example="0,2,4")
 
 
 def build(ctx: AppContext) -> dict:

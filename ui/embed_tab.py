@@ -13,10 +13,17 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core import embed
-from core.sentences import (FILE_TYPES, MAX_SENTENCE_CHARS, MAX_SENTENCES, SentenceSet, probe_set,
-                            read_sentence_file, typed_set)
-from core.similarity import KNN_K
+from core.compare import embed
+from core.compare.sentences import (
+    FILE_TYPES,
+    MAX_SENTENCE_CHARS,
+    MAX_SENTENCES,
+    SentenceSet,
+    probe_set,
+    read_sentence_file,
+    typed_set,
+)
+from core.compare.similarity import KNN_K
 from ui.context import AppContext, user_errors
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
@@ -61,7 +68,7 @@ def _layer(value) -> int | None:
 
 
 def _chosen(names: list[str | None], layers: list) -> list[tuple[str, int | None]]:
-    chosen = [(n.strip(), _layer(l)) for n, l in zip(names, layers) if n and n.strip()]
+    chosen = [(n.strip(), _layer(layer)) for n, layer in zip(names, layers) if n and n.strip()]
     if len(chosen) < 2:
         raise ValueError("Choose at least two models to compare.")
     return chosen
@@ -131,7 +138,7 @@ def map_figure(sentences: SentenceSet, spaces: list[embed.Space], coords: list[n
 
     for col, xy in enumerate(coords, start=1):
         for g, group in enumerate(groups):
-            index = [i for i, l in enumerate(labels) if l == group]
+            index = [i for i, label in enumerate(labels) if label == group]
             colour = LABEL_PALETTE[g % len(LABEL_PALETTE)] if labelled else UNLABELLED
             fig.add_trace(kind(mode="markers", name=group, legendgroup=group, showlegend=col == 1,
                                **points(xy, index, marker=dict(size=marker_size, color=colour, opacity=0.75))),

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core import predict
-from core.probes import fill_mask_probes
+from core.compare import predict
+from core.compare.probes import fill_mask_probes
 from ui.context import AppContext, user_errors
 
 DEFAULT_TOP_K = 5

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.tokenizer import train_wordpiece
+from core.models.tokenizer import train_wordpiece
 
 ALIGNMENTS = ("match", "reduce")
 

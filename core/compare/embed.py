@@ -1,8 +1,9 @@
 """Sentence embeddings from any layer of a teacher or student, their PCA/UMAP maps and nearest neighbours, cached.
 
 In a notebook:
-    from core import embed, zoo
-    from core.sentences import probe_set
+    from core.compare import embed
+    from core.models import zoo
+    from core.compare.sentences import probe_set
     teacher, student = zoo.load("bundled-teacher"), zoo.load("bundled-student")
     sentences = probe_set()
     a, b = embed.embed_space(teacher, sentences), embed.embed_space(student, sentences, layer=-1, pooling="mean")
@@ -22,16 +23,16 @@ import logging
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 
-from core import similarity
-from core.sentences import SentenceSet
-from core.student import num_layers
-from core.zoo import LoadedModel
+from core.compare import similarity
+from core.compare.sentences import SentenceSet
+from core.models.student import num_layers
+from core.models.zoo import LoadedModel
 
 POOLINGS = ("mean", "cls")
 METHODS = ("pca", "umap")

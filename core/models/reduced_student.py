@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 
-from core.student import canonical_state, dims, layer_groups, load_canonical, num_layers, student_config
-from core.vocab import VocabMapping
+from core.models.student import canonical_state, dims, layer_groups, load_canonical, num_layers, student_config
+from core.models.vocab import VocabMapping
 
 HEAD_ROWS = {"q", "k", "v"}  # output rows grouped by attention head
 HEAD_COLUMNS = {"attn_out"}  # input columns grouped by attention head

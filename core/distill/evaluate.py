@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from core.data import length_grouped_batches, mlm_batch, tokenize_lines
-from core.masked_lm import masked_lm_logits
+from core.distill.data import length_grouped_batches, mlm_batch, tokenize_lines
+from core.models.masked_lm import masked_lm_logits
 
 
 def masked_batches(lines: list[str], tokenizer, max_length: int = 128, batch_size: int = 32, seed: int = 1234,

@@ -5,7 +5,7 @@ import csv
 from dataclasses import dataclass
 from functools import lru_cache
 
-from core.zoo import ASSETS
+from core.paths import ASSETS
 
 PROBES = ASSETS / "probes"
 

@@ -1,27 +1,19 @@
-"""Run directories: what a run leaves on disk, and reading it back (by the command line, the app, a notebook).
-
-runs/<run id>/
-  config.json        the full configuration
-  status.json        state (queued, running, finished, stopped, failed), pid, message, last step
-  metrics.jsonl      one JSON object a logged step
-  student/           the student's config and tokenizer, written at the start
-  checkpoints/       step-000100.pt ... (see train.checkpoint)
-  final/             the finished student, a Hugging Face model directory with its tokenizer
-  console.log        the process's output, when the app started it
-"""
+"""Reading and writing a run directory's files (layout in core/runs/__init__.py): status, metrics, listings, the student."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import time
 from pathlib import Path
 
-from core.zoo import RUN_ID_PATTERN, runs_root
-from train.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint
+from core.paths import runs_root
+from core.runs.checkpoints import atomic_write_text, latest_checkpoint, load_checkpoint
 
 ACTIVE_STATES = ("queued", "running")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def new_run_id() -> str:
@@ -153,6 +145,15 @@ def run_model_dir(run_dir: Path) -> Path:
     shutil.rmtree(snapshot, ignore_errors=True)
     os.replace(tmp, snapshot)
     return snapshot
+
+
+def run_version(run_dir: Path) -> str | None:
+    """What a loaded copy of the run's student is a copy of: "final", the newest checkpoint's name, or None."""
+    run_dir = Path(run_dir)
+    if (run_dir / "final" / "config.json").is_file():
+        return "final"
+    checkpoint = latest_checkpoint(run_dir)
+    return checkpoint.name if checkpoint else None
 
 
 def delete_run(run_dir: Path) -> None:

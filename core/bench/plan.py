@@ -3,16 +3,18 @@ memory and time made from the models' FLOPs and a quick matmul calibration of th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import psutil
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
-from core import machine, zoo
-from core.student import dims, num_layers
+from core.bench import machine
+from core.formatting import format_seconds
+from core.models import zoo
+from core.models.student import dims, num_layers
 
 MODES = ("reference", "fast")
 DEVICES = ("cpu", "cuda")
@@ -131,18 +133,6 @@ def free_memory_bytes(device: str) -> float:
     return float(psutil.virtual_memory().available)
 
 
-def format_seconds(seconds: float) -> str:
-    """A duration as people read it: '42 s', '3 min 05 s', '2 h 07 min'."""
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        minutes, rest = divmod(round(seconds), 60)
-        return f"{minutes} min {rest:02d} s"
-    hours, rest = divmod(round(seconds), 3600)
-    return f"{hours} h {rest // 60:02d} min"
-
-
 def _format_bytes(n: float) -> str:
     return f"{n / 2**30:,.1f} GB" if n >= 2**30 else f"{n / 2**20:,.0f} MB"
 
@@ -184,16 +174,6 @@ def model_shape(name: str, load: Loader = default_loader) -> ModelShape:
         meta = AutoModelForMaskedLM.from_config(config)
     return ModelShape(name=name, source=zoo.resolve(name)[0], layers=layers, hidden=d["hidden"], heads=d["heads"],
                       ffn=d["ffn"], max_seq_len=max_seq_len, params=sum(p.numel() for p in meta.parameters()))
-
-
-def parse_int_list(text: str, what: str) -> list[int]:
-    try:
-        values = [int(part) for part in str(text).replace(" ", "").split(",") if part]
-    except ValueError:
-        raise ValueError(f"{what} must be whole numbers separated by commas, such as 1,16; got '{text}'.") from None
-    if not values:
-        raise ValueError(f"Give at least one {what.rstrip('s').lower()}.")
-    return values
 
 
 def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, ModelShape]:

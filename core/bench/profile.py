@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from core.bench_variants import Variant, random_tokens, time_forward
+from core.bench.variants import Variant, random_tokens, time_forward
 
 PROFILE_GROUPS = (  # operator name fragments -> what a reader calls them; the first match wins
     ("matrix products", ("addmm", "aten::mm", "bmm", "matmul", "linear")),

@@ -21,24 +21,51 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import psutil
 import torch
 
-from core import machine, zoo
-from core.bench_plan import (CARD_BATCH_SIZES, CARD_MODELS, CARD_SEQ_LEN, DEVICES, MEMORY_HEADROOM, MODES, BenchConfig,
-                             Job, Loader, ModelShape, Plan, default_loader, encoder_flops, format_seconds,
-                             forward_memory_bytes, free_memory_bytes, make_plan, memory_needed_bytes, model_shape,
-                             parse_int_list, validate)
-from core.bench_report import card_comparison, published, report, speedups, write_json
-from core.bench_variants import (Check, Variant, check_variant, choose_fast, fast_candidates, iter_forward_times,
-                                 random_tokens, reference_variant, time_forward)
-from core.machine import busy_note
+from core.bench import machine
+from core.bench.machine import busy_note
+from core.bench.plan import (
+    CARD_BATCH_SIZES,
+    CARD_MODELS,
+    CARD_SEQ_LEN,
+    DEVICES,
+    MEMORY_HEADROOM,
+    MODES,
+    BenchConfig,
+    Job,
+    Loader,
+    ModelShape,
+    Plan,
+    default_loader,
+    encoder_flops,
+    forward_memory_bytes,
+    free_memory_bytes,
+    make_plan,
+    memory_needed_bytes,
+    model_shape,
+    validate,
+)
+from core.bench.report import card_comparison, published, report, speedups, write_json
+from core.bench.variants import (
+    Check,
+    Variant,
+    check_variant,
+    choose_fast,
+    fast_candidates,
+    iter_forward_times,
+    random_tokens,
+    reference_variant,
+    time_forward,
+)
+from core.formatting import format_seconds, parse_int_list
+from core.models import zoo
 
 __all__ = [
     "CARD_BATCH_SIZES", "CARD_MODELS", "CARD_SEQ_LEN", "DEVICES", "MEMORY_HEADROOM", "MODES", "BenchConfig", "Check",
@@ -109,7 +136,7 @@ class PeakMemory:
         self.device, self.peak_bytes = device, 0
         self._stop = threading.Event()
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         else:
@@ -222,7 +249,3 @@ def run_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Plan
             on_event(event)
     return report(config, rows, plan, time.perf_counter() - start, peaks, machine_info)
 
-
-if __name__ == "__main__":
-    from core.bench_cli import main  # the command line imports this module, so it is imported only here
-    sys.exit(main())

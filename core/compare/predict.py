@@ -19,10 +19,10 @@ import torch
 from tokenizers.pre_tokenizers import BertPreTokenizer
 from transformers import PreTrainedTokenizerBase
 
-from core.agreement import Agreement, PairAgreement, pair_agreements
-from core.masked_lm import MASK, MaskPrediction, display_word, encode, masked_lm_logits
-from core.probes import FillMaskProbe, fill_mask_probes
-from core.zoo import LoadedModel
+from core.compare.agreement import Agreement, PairAgreement, pair_agreements
+from core.compare.probes import FillMaskProbe, fill_mask_probes
+from core.models.masked_lm import MASK, MaskPrediction, display_word, encode, masked_lm_logits
+from core.models.zoo import LoadedModel
 
 MAX_MASKS = 20
 MAX_CHARS = 2000

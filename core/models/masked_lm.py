@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from core.zoo import LoadedModel
+from core.models.zoo import LoadedModel
 
 MASK = "[MASK]"  # what people type; each tokenizer's own mask token replaces it
 

@@ -6,13 +6,19 @@ import sys
 
 import torch
 
-from core.bench import Peaks, Progress, Row, run_benchmark
-from core.bench_plan import (CARD_MODELS, CARD_SEQ_LEN, BenchConfig, default_loader, format_seconds, make_plan,
-                             parse_int_list)
-from core.bench_profile import profile_breakdown
-from core.bench_report import write_json
-from core.bench_variants import choose_fast, reference_variant
-from core.machine import busy_note
+from core.bench.engine import Peaks, Progress, Row, run_benchmark
+from core.bench.machine import busy_note
+from core.bench.plan import (
+    CARD_MODELS,
+    CARD_SEQ_LEN,
+    BenchConfig,
+    default_loader,
+    make_plan,
+)
+from core.bench.profile import profile_breakdown
+from core.bench.report import write_json
+from core.bench.variants import choose_fast, reference_variant
+from core.formatting import format_seconds, parse_int_list
 
 
 class _Parser(argparse.ArgumentParser):

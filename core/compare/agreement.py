@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from core.masked_lm import MaskPrediction
-from core.vocab import shared_ids
-from core.zoo import LoadedModel
+from core.models.masked_lm import MaskPrediction
+from core.models.vocab import shared_ids
+from core.models.zoo import LoadedModel
 
 
 @dataclass

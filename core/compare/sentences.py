@@ -1,7 +1,7 @@
 """The sentences the Embeddings tab maps: the bundled topic probes, typed lines or an uploaded .txt/.csv, checked.
 
 In a notebook:
-    from core.sentences import probe_set, read_sentence_file, typed_set
+    from core.compare.sentences import probe_set, read_sentence_file, typed_set
     probe_set()                   # the topic probe sentences, labelled by topic
     typed_set(text)               # one sentence a line
     read_sentence_file("my.csv")  # a .txt, one sentence a line, or a table with a 'sentence' or 'text' column
@@ -16,7 +16,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import probes
+from core.compare import probes
 
 MAX_SENTENCES = 5000
 MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences

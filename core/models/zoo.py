@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ASSETS = REPO_ROOT / "assets"
+from core.models.tokenizer import BERT_SPECIALS, wordpiece_from_vocab
+from core.paths import ASSETS, runs_root
+from core.runs import run_dir_of, run_model_dir
+
 ARCH_DIR = ASSETS / "archs"
 BUNDLED_DIR = ASSETS / "models"
 HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,6 @@ class LoadedModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     source: str  # "bundled", "hub", "local", "arch" or "run"
-
-
-def runs_root() -> Path:
-    return Path(os.environ.get("RUDISTIL_RUNS_DIR", REPO_ROOT / "runs"))
 
 
 def arch_names() -> list[str]:
@@ -150,9 +147,7 @@ def resolve(name: str) -> tuple[str, str]:
         return "arch", name[5:]
     if name.startswith("run:"):
         run_id = name[4:]
-        if not RUN_ID_PATTERN.match(run_id):
-            raise ValueError(f"'{run_id}' is not a valid run id (letters, digits, '.', '_' and '-' only).")
-        run_dir = runs_root() / run_id
+        run_dir = run_dir_of(run_id)
         if not run_dir.is_dir():
             raise ValueError(f"There is no run '{run_id}' in {runs_root()}.")
         return "run", str(run_dir)
@@ -177,7 +172,6 @@ def load(name: str, device: str | torch.device = "cpu", attentions: bool = False
     if source == "arch":
         return _load_arch(name, location, device, attn, dtype)
     if source == "run":
-        from train.runs import run_model_dir  # the run knows whether its final model or a checkpoint is newest
         location = str(run_model_dir(Path(location)))
     if source == "hub" and not is_cached(location) and not hub_reachable():
         raise ValueError(f"The model '{location}' is not in this machine's Hugging Face cache and the Hub cannot be "
@@ -186,7 +180,7 @@ def load(name: str, device: str | torch.device = "cpu", attentions: bool = False
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
         model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype, attn_implementation=attn)
-    except (OSError, EnvironmentError) as error:
+    except OSError as error:
         raise ValueError(f"Could not load '{name}' as a masked language model: {str(error).splitlines()[0]}") from None
     except ValueError as error:
         raise ValueError(f"'{name}' is not a masked language model this lab can load: "
@@ -206,7 +200,6 @@ def _load_arch(name: str, arch: str, device, attn: str, dtype) -> LoadedModel:
 
 def random_tokenizer(vocab_size: int) -> PreTrainedTokenizerBase:
     """A stand-in WordPiece tokenizer with the right vocabulary size, for architecture-only models."""
-    from core.tokenizer import BERT_SPECIALS, wordpiece_from_vocab
     return wordpiece_from_vocab(BERT_SPECIALS + [f"w{i}" for i in range(vocab_size - len(BERT_SPECIALS))])
 
 

@@ -7,11 +7,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core import machine, zoo
-from core.bench_plan import MODES, BenchConfig, Plan
+from core.bench import machine
+from core.bench.plan import MODES, BenchConfig, Plan
+from core.models import zoo
 
 if TYPE_CHECKING:  # core.bench imports this module to build its report
-    from core.bench import Peaks, Row
+    from core.bench.engine import Peaks, Row
 
 
 def known_model(name: str) -> zoo.KnownModel | None:

@@ -170,7 +170,7 @@ def teacher_depth(name: str) -> int | None:
     """The number of layers of a named model from its config alone (no weights); None when it cannot be read."""
     from transformers import AutoConfig
 
-    from core import zoo
+    from core.models import zoo
     try:
         source, location = zoo.resolve(name)
         if source == "arch":

@@ -6,13 +6,14 @@ import contextlib
 import copy
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 from transformers import PreTrainedModel
 
-from core import machine, zoo
+from core.bench import machine
+from core.models import zoo
 
 COSINE_THRESHOLD = 0.999  # random weights: hidden states of fast against reference
 AGREEMENT_THRESHOLD = 0.99  # trained models: top-1 masked predictions of fast against reference
@@ -68,10 +69,8 @@ def reference_variant(model: PreTrainedModel, device: str) -> Variant:
 def sdpa_copy(model: PreTrainedModel, device: str) -> tuple[PreTrainedModel, str]:
     """A copy of `model` on `device` with SDPA attention, and the name of the attention it ended up with."""
     copied = copy.deepcopy(model).to(device).eval()
-    try:
+    with contextlib.suppress(ValueError, ImportError):  # an architecture without an SDPA kernel keeps eager
         copied.set_attn_implementation("sdpa")
-    except (ValueError, ImportError):  # an architecture without an SDPA kernel keeps eager attention
-        pass
     return copied, copied.config._attn_implementation
 
 
@@ -132,7 +131,7 @@ def probe_batches(tokenizer, max_sentences: int = 96, batch_size: int = 16,
                   max_length: int = 128) -> Iterator[dict[str, torch.Tensor]]:
     """The probe sentences with one [MASK] each: the fill-mask set when present, else the topic sentences
     with their middle token masked."""
-    from core import probes
+    from core.compare import probes
     try:
         texts = [p.sentence.replace("[MASK]", tokenizer.mask_token) for p in probes.fill_mask_probes()]
     except (OSError, KeyError):

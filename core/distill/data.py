@@ -50,7 +50,7 @@ def split_lines(lines: list[str], valid_fraction: float, seed: int, max_valid: i
     random.Random(seed).shuffle(order)
     n_valid = min(max_valid, max(1, int(len(lines) * valid_fraction)))
     held = set(order[:n_valid])
-    return [l for i, l in enumerate(lines) if i not in held], [l for i, l in enumerate(lines) if i in held]
+    return [s for i, s in enumerate(lines) if i not in held], [s for i, s in enumerate(lines) if i in held]
 
 
 @dataclass

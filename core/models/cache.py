@@ -4,7 +4,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from core import zoo
+from core.models import zoo
+from core.runs import run_dir_of, run_version
 
 
 class ModelCache:
@@ -24,12 +25,7 @@ class ModelCache:
     def _key(name: str, attentions: bool) -> tuple:
         version = None
         if name.startswith("run:"):
-            from train.checkpoint import latest_checkpoint
-            from train.runs import run_dir_of
-            run_dir = run_dir_of(name[4:])
-            final = run_dir / "final" / "config.json"
-            newest = latest_checkpoint(run_dir)
-            version = "final" if final.is_file() else (newest.name if newest else None)
+            version = run_version(run_dir_of(name[4:]))
         return (name, attentions, version)
 
     def is_loaded(self, name: str, attentions: bool = False) -> bool:

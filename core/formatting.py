@@ -1,0 +1,29 @@
+"""Small readings and writings shared by every room: durations as people read them, lists of numbers as typed."""
+from __future__ import annotations
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration in seconds as people read it: '42 s', '3 min 05 s', '2 h 07 min'."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes} min {rest:02d} s"
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min"
+
+
+def parse_int_list(text: str, what: str, example: str = "1,16") -> list[int]:
+    """Whole numbers typed as "0, 2,4" -> [0, 2, 4].
+
+    Raises ValueError naming `what` (e.g. "Batch sizes") when a part is not a whole number or nothing is given.
+    """
+    try:
+        values = [int(part) for part in str(text).replace(" ", "").split(",") if part]
+    except ValueError:
+        raise ValueError(f"{what} must be whole numbers separated by commas, such as {example}; "
+                         f"got '{text}'.") from None
+    if not values:
+        raise ValueError(f"Give at least one {what.rstrip('s').lower()}.")
+    return values
