@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import corpus_lines
+from test_similarity import brute_knn, debiased_cka, hsic_cka, random_orthogonal
 from transformers import DistilBertConfig, DistilBertForMaskedLM
 
 from core.compare import embed, similarity
@@ -25,122 +26,31 @@ from core.models.tokenizer import train_wordpiece
 RNG = np.random.default_rng(0)
 
 
-def hsic_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """CKA from its definition: HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)), K = XX^T, L = YY^T, H the centring matrix."""
-    n = x.shape[0]
-    h = np.eye(n) - np.ones((n, n)) / n
-    gram_x, gram_y = x @ x.T, y @ y.T
-
-    def hsic(a, b):
-        return np.trace(a @ h @ b @ h) / (n - 1) ** 2
-
-    return hsic(gram_x, gram_y) / np.sqrt(hsic(gram_x, gram_x) * hsic(gram_y, gram_y))
-
-
-def random_orthogonal(d: int) -> np.ndarray:
-    q, _ = np.linalg.qr(RNG.normal(size=(d, d)))
-    return q
-
-
-def brute_knn(x: np.ndarray, k: int) -> list[set[int]]:
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    result = []
-    for i in range(len(x)):
-        others = sorted((j for j in range(len(x)) if j != i), key=lambda j: -float(unit[i] @ unit[j]))
-        result.append(set(others[:k]))
-    return result
-
-
 @pytest.fixture(scope="module")
 def sentences() -> SentenceSet:
     return typed_set("\n".join(corpus_lines(60)[:60]))
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_teacher_dir) -> zoo.LoadedModel:
+def tiny_teacher(tiny_teacher_dir) -> zoo.LoadedModel:
+    """The tests' random 4-layer BERT of width 32 (conftest), not the bundled teacher."""
     return zoo.load(str(tiny_teacher_dir))
 
 
 @pytest.fixture(scope="module")
-def student(tiny_student_dir) -> zoo.LoadedModel:
+def tiny_student(tiny_student_dir) -> zoo.LoadedModel:
+    """The tests' random 2-layer student of width 32 (conftest), sharing the tiny teacher's tokenizer."""
     return zoo.load(str(tiny_student_dir))
 
 
 @pytest.fixture(scope="module")
 def own_vocab_student() -> zoo.LoadedModel:
-    """A DistilBERT with its own 300-word vocabulary and a width of 16: nothing shared with the teacher."""
+    """A DistilBERT with its own 300-word vocabulary and a width of 16: nothing shared with the tiny teacher."""
     tokenizer = train_wordpiece(corpus_lines(1500), vocab_size=300)
     torch.manual_seed(1)
     config = DistilBertConfig(vocab_size=len(tokenizer), dim=16, n_layers=3, n_heads=2, hidden_dim=32,
                               max_position_embeddings=64)
     return zoo.LoadedModel("own-vocab", DistilBertForMaskedLM(config).eval(), tokenizer, "local")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# CKA and kNN overlap
-
-
-@pytest.mark.parametrize("n, width_a, width_b", [(30, 50, 70), (80, 12, 5)])  # Gram form, then feature form
-def test_cka_matches_the_hsic_definition(n, width_a, width_b):
-    x = RNG.normal(size=(n, width_a))
-    y = np.tanh(x[:, :width_b] if width_b <= width_a else x @ RNG.normal(size=(width_a, width_b))) + \
-        0.5 * RNG.normal(size=(n, width_b))
-    unrelated = RNG.normal(size=(n, width_b))
-    assert similarity.linear_cka(x, y) == pytest.approx(hsic_cka(x, y), rel=1e-9)
-    assert similarity.linear_cka(x, unrelated) == pytest.approx(hsic_cka(x, unrelated), rel=1e-9)
-
-
-def test_cka_properties():
-    x = RNG.normal(size=(40, 10)) @ RNG.normal(size=(10, 10))
-    assert similarity.linear_cka(x, x) == pytest.approx(1.0)
-    turned = 3.7 * x @ random_orthogonal(10) + 5.0  # rotation, isotropic scale and a shift
-    assert similarity.linear_cka(x, turned) == pytest.approx(1.0)
-    stretched = x * np.array([10.0] + [0.1] * 9)  # scaling one axis is not isotropic: CKA must notice
-    assert similarity.linear_cka(x, stretched) < 0.95
-    unrelated = RNG.normal(size=(40, 6))
-    assert similarity.linear_cka(x, unrelated) < similarity.linear_cka(x, x[:, :6] + 0.1 * unrelated)
-    assert np.isnan(similarity.linear_cka(x, np.ones((40, 3))))  # a space that does not vary has no geometry
-
-
-def test_cka_matrix_is_pairwise_cka():
-    a = [RNG.normal(size=(25, w)) for w in (8, 30)]
-    b = [a[0] @ RNG.normal(size=(8, 4)), RNG.normal(size=(25, 40)), a[1]]
-    matrix = similarity.cka_matrix(a, b)
-    assert matrix.shape == (2, 3)
-    for i, x in enumerate(a):
-        for j, y in enumerate(b):
-            assert matrix[i, j] == pytest.approx(hsic_cka(x, y), rel=1e-9)
-
-
-def test_knn_overlap_against_brute_force():
-    x = RNG.normal(size=(50, 6))
-    y = x + 0.8 * RNG.normal(size=(50, 6))
-    expected = np.mean([len(a & b) / 10 for a, b in zip(brute_knn(x, 10), brute_knn(y, 10))])
-    assert similarity.knn_overlap(x, y, 10) == pytest.approx(expected)
-    assert [set(row) for row in similarity.knn_indices(x, 10)] == brute_knn(x, 10)
-    assert similarity.knn_overlap(x, 2.0 * x @ random_orthogonal(6), 10) == pytest.approx(1.0)
-
-
-def test_knn_overlap_on_points_around_a_circle():
-    """Points evenly around a circle: the 2 cosine neighbours of point i are i-1 and i+1 (mod n)."""
-    n = 24
-    angles = 2 * np.pi * np.arange(n) / n
-    circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    place = np.arange(n)
-    place[[0, 1]] = [1, 0]  # space B: points 0 and 1 trade places around the circle
-    moved = circle[place]
-    at_position = np.argsort(place)  # which point sits at each place
-    neighbours_a = [{(i - 1) % n, (i + 1) % n} for i in range(n)]
-    neighbours_b = [{at_position[(place[i] - 1) % n], at_position[(place[i] + 1) % n]} for i in range(n)]
-    expected = np.mean([len(a & b) / 2 for a, b in zip(neighbours_a, neighbours_b)])
-    assert expected < 1.0
-    assert similarity.knn_overlap(circle, moved, 2) == pytest.approx(expected)
-    assert similarity.knn_overlap_matrix([circle], [circle, moved], 2) == pytest.approx(np.array([[1.0, expected]]))
-
-
-def test_knn_uses_fewer_neighbours_when_few_sentences():
-    assert similarity.effective_k(5) == 4
-    assert similarity.knn_indices(RNG.normal(size=(5, 3))).shape == (5, 4)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -157,8 +67,8 @@ def plain_vector(loaded: zoo.LoadedModel, sentence: str, layer: int, pooling: st
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 @pytest.mark.parametrize("layer", [0, 2, -1])
-def test_pooled_vectors_match_one_sentence_at_a_time(teacher, student, sentences, pooling, layer):
-    for loaded in (teacher, student):
+def test_pooled_vectors_match_one_sentence_at_a_time(tiny_teacher, tiny_student, sentences, pooling, layer):
+    for loaded in (tiny_teacher, tiny_student):
         space = embed.embed_space(loaded, sentences, layer, pooling)
         assert space.vectors.shape == (len(sentences), 32)
         for i in (0, 17, len(sentences) - 1):  # sorted batching must put each vector back in its place
@@ -166,36 +76,64 @@ def test_pooled_vectors_match_one_sentence_at_a_time(teacher, student, sentences
             np.testing.assert_allclose(space.vectors[i], expected, rtol=1e-4, atol=1e-5)
 
 
-def test_layers_count_from_the_end(teacher, student):
-    assert embed.resolve_layer(teacher, None) == 4 and embed.resolve_layer(teacher, -1) == 4
-    assert embed.resolve_layer(student, -3) == 0 and embed.resolve_layer(student, 2) == 2
+def test_layers_count_from_the_end(tiny_teacher, tiny_student):
+    assert embed.resolve_layer(tiny_teacher, None) == 4 and embed.resolve_layer(tiny_teacher, -1) == 4
+    assert embed.resolve_layer(tiny_student, -3) == 0 and embed.resolve_layer(tiny_student, 2) == 2
     for bad in (3, -4, 1.5):
         with pytest.raises(ValueError, match="layers 0 to 2"):
-            embed.resolve_layer(student, bad)
+            embed.resolve_layer(tiny_student, bad)
     with pytest.raises(ValueError, match="Pooling"):
-        embed.embed_space(student, typed_set("a b"), pooling="max")
+        embed.embed_space(tiny_student, typed_set("a b"), pooling="max")
 
 
-def test_models_with_their_own_vocabulary_and_width_compare(teacher, own_vocab_student, sentences):
-    a = embed.embed_space(teacher, sentences)
+def test_models_with_their_own_vocabulary_and_width_compare(tiny_teacher, own_vocab_student, sentences):
+    a = embed.embed_space(tiny_teacher, sentences)
     b = embed.embed_space(own_vocab_student, sentences)
     assert a.vectors.shape[1] == 32 and b.vectors.shape[1] == 16
+    x, y = a.vectors.astype(float), b.vectors.astype(float)
     scores = embed.compare(a, b)
-    assert scores["cka"] == pytest.approx(hsic_cka(a.vectors.astype(float), b.vectors.astype(float)), rel=1e-6)
+    assert scores["cka"] == pytest.approx(debiased_cka(x, y), rel=1e-6) and scores["estimator"] == "debiased"
+    assert embed.compare(a, b, estimator="biased")["cka"] == pytest.approx(hsic_cka(x, y), rel=1e-6)
     expected = np.mean([len(p & q) / 10 for p, q in zip(brute_knn(a.vectors, 10), brute_knn(b.vectors, 10))])
-    assert scores["knn_overlap"] == pytest.approx(expected) and scores["k"] == 10
-    layers = embed.layer_similarity(teacher, own_vocab_student, sentences)
+    assert scores["knn_overlap"] == pytest.approx(expected) and scores["k"] == 10 and scores["knn_note"] == ""
+    layers = embed.layer_similarity(tiny_teacher, own_vocab_student, sentences)
     assert layers["cka"].shape == (5, 4) and layers["knn_overlap"].shape == (5, 4)
     assert layers["cka"][4, 3] == pytest.approx(scores["cka"], rel=1e-6)
+    assert list(layers["closest"]) == list(np.nanargmax(layers["cka"], axis=0))
+    biased = embed.layer_similarity(tiny_teacher, own_vocab_student, sentences, estimator="biased")
+    assert biased["cka"][4, 3] == pytest.approx(hsic_cka(x, y), rel=1e-6)
 
 
-def test_embeddings_are_cached_and_a_changed_model_is_not(student, sentences):
-    first = embed.all_layers(student, sentences)
-    assert embed.all_layers(student, sentences) is first
+EIGHT = ("Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\nЯ люблю читать книги.\n"
+         "Поезд опаздывает на час.\nМама готовит суп.\nКупи хлеба по дороге домой.\nМатч начнётся в семь.")
+
+
+def test_eight_typed_sentences_against_noise_and_shuffled(bundled_teacher):
+    """The sizes a class types: the biased CKA said 0.87 against noise and 0.78 with no sentence matched."""
+    sentences = typed_set(EIGHT)
+    a = embed.embed_space(bundled_teacher, sentences)
+    noise = embed.Space("noise", 0, 0, "mean", np.random.default_rng(0).normal(size=a.vectors.shape), ("noise",))
+    turned = embed.Space("turned", 0, 0, "mean", 2.0 * a.vectors @ random_orthogonal(a.vectors.shape[1]), ("t",))
+    against_noise = embed.compare(a, noise)
+    assert abs(against_noise["cka"]) < 0.25
+    assert embed.compare(a, noise, estimator="biased")["cka"] > 0.75
+    same = embed.compare(a, turned)
+    assert same["cka"] == pytest.approx(1.0)
+    order = similarity.derangement(8)
+    assert same["cka_shuffled"] == pytest.approx(debiased_cka(a.vectors.astype(float),
+                                                              turned.vectors[order].astype(float)), rel=1e-6)
+    assert same["cka_shuffled"] < 0.3  # the baseline a class reads the 1.0 against
+    assert np.isnan(same["knn_overlap"]) and "at least 12 sentences" in same["knn_note"]
+    assert not np.isnan(embed.compare(a, noise, k=6)["knn_overlap"])  # k = 6 < 7 others: reported
+
+
+def test_embeddings_are_cached_and_a_changed_model_is_not(tiny_student, sentences):
+    first = embed.all_layers(tiny_student, sentences)
+    assert embed.all_layers(tiny_student, sentences) is first
     assert not first.flags.writeable
-    changed = zoo.LoadedModel(student.name, DistilBertForMaskedLM(student.model.config).eval(), student.tokenizer,
-                              student.source)  # same name, other weights: a run's student that trained further
-    assert embed.model_version(changed) != embed.model_version(student)
+    changed = zoo.LoadedModel(tiny_student.name, DistilBertForMaskedLM(tiny_student.model.config).eval(),
+                              tiny_student.tokenizer, tiny_student.source)  # same name, other weights: trained further
+    assert embed.model_version(changed) != embed.model_version(tiny_student)
     assert embed.all_layers(changed, sentences) is not first
 
 
@@ -210,8 +148,8 @@ def test_embedding_cache_is_bounded():
 # Maps and neighbours
 
 
-def test_pca_map_is_the_projection_on_the_top_principal_axes(teacher, sentences):
-    space = embed.embed_space(teacher, sentences, layer=2)
+def test_pca_map_is_the_projection_on_the_top_principal_axes(tiny_teacher, sentences):
+    space = embed.embed_space(tiny_teacher, sentences, layer=2)
     coords = embed.project(space, "pca", 3)
     centred = space.vectors - space.vectors.mean(axis=0)
     _, _, vt = np.linalg.svd(centred.astype(float), full_matrices=False)
@@ -222,19 +160,19 @@ def test_pca_map_is_the_projection_on_the_top_principal_axes(teacher, sentences)
     assert embed.project(space, "pca", 3) is coords  # cached
 
 
-def test_umap_warms_up_once_and_maps_reproducibly(teacher, sentences):
+def test_umap_warms_up_once_and_maps_reproducibly(tiny_teacher, sentences):
     thread = embed.warm_up_umap_in_background()
     assert embed.warm_up_umap_in_background() is thread and thread.daemon
     thread.join(timeout=120)
     assert not thread.is_alive()
-    space = embed.embed_space(teacher, sentences)
+    space = embed.embed_space(tiny_teacher, sentences)
     coords = embed.project(space, "umap", 2)
     assert coords.shape == (len(sentences), 2) and np.isfinite(coords).all()
     embed.PROJECTIONS.clear()
     np.testing.assert_allclose(embed.project(space, "umap", 2), coords, atol=1e-5)  # fixed seed, same map
     with pytest.raises(ValueError, match="at least 4"):
-        embed.project(embed.embed_space(teacher, typed_set("один\nдва\nтри")), "umap", 2)
-    four = embed.embed_space(teacher, typed_set("один\nдва\nтри\nчетыре"))
+        embed.project(embed.embed_space(tiny_teacher, typed_set("один\nдва\nтри")), "umap", 2)
+    four = embed.embed_space(tiny_teacher, typed_set("один\nдва\nтри\nчетыре"))
     assert embed.project(four, "umap", 3).shape == (4, 3)  # too few points for UMAP's spectral start
 
 
@@ -244,8 +182,28 @@ def test_align_undoes_a_rotation_and_reflection():
     np.testing.assert_allclose(embed.align(reference, turned), reference - reference.mean(axis=0), atol=1e-9)
 
 
-def test_nearest_neighbours_by_cosine(student, sentences):
-    space = embed.embed_space(student, sentences)
+@pytest.mark.parametrize("method", ["umap", "pca"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_copies_of_a_sentence_share_one_point(tiny_teacher, method, dims):
+    """Five copies each of two sentences: UMAP's random start spread the copies wider than the two sentences' gap."""
+    two = typed_set("\n".join(["Кошка спит на диване."] * 5 + ["Завтра обещают дождь."] * 5))
+    coords = embed.project(embed.embed_space(tiny_teacher, two), method, dims)
+    assert coords.shape == (10, dims)
+    np.testing.assert_array_equal(coords[:5], np.repeat(coords[:1], 5, axis=0))
+    np.testing.assert_array_equal(coords[5:], np.repeat(coords[5:6], 5, axis=0))
+    assert np.linalg.norm(coords[0] - coords[5]) > 0
+    lines = corpus_lines(40)[:20]
+    mixed = typed_set("\n".join(lines + lines[:3] * 4))  # 20 distinct sentences, three of them five times each
+    space = embed.embed_space(tiny_teacher, mixed)
+    coords = embed.project(space, method, dims)
+    for first in range(3):
+        copies = [first] + [20 + first + 3 * r for r in range(4)]
+        np.testing.assert_array_equal(coords[copies], np.repeat(coords[[first]], 5, axis=0))
+    assert len(np.unique(coords, axis=0)) == 20
+
+
+def test_nearest_neighbours_by_cosine(tiny_student, sentences):
+    space = embed.embed_space(tiny_student, sentences)
     found = embed.nearest(space, 3, k=4)
     unit = space.vectors / np.linalg.norm(space.vectors, axis=1, keepdims=True)
     cosine = unit @ unit[3]
@@ -256,11 +214,11 @@ def test_nearest_neighbours_by_cosine(student, sentences):
         embed.nearest(space, len(sentences))
 
 
-def test_cls_at_the_embedding_layer_has_nothing_to_map(student, sentences):
-    space = embed.embed_space(student, sentences, layer=0, pooling="cls")  # [CLS] at position 0 in every sentence
+def test_cls_at_the_embedding_layer_has_nothing_to_map(tiny_student, sentences):
+    space = embed.embed_space(tiny_student, sentences, layer=0, pooling="cls")  # [CLS] at position 0 in every sentence
     assert not embed.varies(space.vectors)
     assert not np.any(embed.project(space, "pca", 2))
-    assert np.isnan(embed.compare(space, embed.embed_space(student, sentences))["cka"])
+    assert np.isnan(embed.compare(space, embed.embed_space(tiny_student, sentences))["cka"])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -342,9 +300,23 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
         uploaded = read_sentence_file(upload)
         direct = embed.compare(embed.embed_space(zoo.load(teacher_name), uploaded),
                                embed.embed_space(zoo.load(student_name), uploaded))
+        assert scores["headers"] == ["space A", "space B", "linear CKA", "CKA, rows shuffled", "kNN overlap@10"]
         assert float(scores["data"][0][2]) == pytest.approx(direct["cka"], abs=1e-3)
-        assert float(scores["data"][0][3]) == pytest.approx(direct["knn_overlap"], abs=1e-3)
+        assert float(scores["data"][0][3]) == pytest.approx(direct["cka_shuffled"], abs=1e-3)
+        assert float(scores["data"][0][4]) == pytest.approx(direct["knn_overlap"], abs=1e-3)
+        assert "debiased estimator" in note and "'Rows shuffled'" in note
         assert len(choices["choices"]) == len(uploaded)
+        _, biased, note, _ = client.predict(*common, "biased", api_name="/embedding_map")
+        direct = embed.compare(embed.embed_space(zoo.load(teacher_name), uploaded),
+                               embed.embed_space(zoo.load(student_name), uploaded), estimator="biased")
+        assert float(biased["data"][0][2]) == pytest.approx(direct["cka"], abs=1e-3) and "biased estimator" in note
+
+        eight = dict(source="Typed sentences", sentences=EIGHT, model_1=teacher_name, model_2=student_name)
+        _, scores, note, _ = client.predict(**eight, api_name="/embedding_map")  # called by keyword, as README shows
+        assert scores["data"][0][4] == "n/a" and "needs at least 12 sentences" in note
+        heatmaps = json.loads(client.predict(**eight, api_name="/layer_similarity")["plot"])
+        assert len([t for t in heatmaps["data"] if t["type"] == "heatmap"]) == 1  # CKA only, kNN says why instead
+        assert any("at least 12" in a["text"] for a in heatmaps["layout"]["annotations"])
 
         figure, rows = client.predict(*common, "2", 4, api_name="/neighbours")
         assert len(rows["data"]) == 4 and len(rows["headers"]) == 4
@@ -360,3 +332,103 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
             client.predict("Upload a file", handle_file(str(bad)), *common[2:], api_name="/embedding_map")
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The tab's figures and lists
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of a #rrggbb colour: 0 black, 1 white."""
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def cielab(colour: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of a #rrggbb colour; Euclidean distance in it is the CIE76 colour difference."""
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_topic_colours_read_on_white_and_differ():
+    from ui import embed_plots
+
+    palette = embed_plots.LABEL_PALETTE
+    colours = embed_plots.label_colours(probe_set().labels)
+    assert len(colours) == 16 and len(set(colours.values())) == 16  # every topic its own colour
+    assert max(relative_luminance(c) for c in palette) < 0.45  # "films" was #FBE426-like, 0.77: yellow on white
+    closest = min(np.linalg.norm(cielab(a) - cielab(b)) for i, a in enumerate(palette) for b in palette[:i])
+    assert closest > 30  # CIE76; about 2.3 is a just-noticeable difference
+
+
+def test_map_labels_few_sentences_and_frames_the_3d_cube(tiny_teacher):
+    from ui import embed_plots
+
+    few = typed_set(EIGHT)
+    space = embed.embed_space(tiny_teacher, few)
+    for dims in (2, 3):
+        figure = embed_plots.map_figure(few, [space, space], [embed.project(space, "pca", dims)] * 2, "PCA")
+        texts = [t for trace in figure.data for t in (trace.text or ())]
+        assert "Мы ходили в кино." in texts and "Купи хлеба по дороге…" in texts  # cut at a word
+        assert all(len(t) <= embed_plots.TEXT_LABEL_CHARS for t in texts)
+    assert figure.layout.scene.aspectmode == "cube" and figure.layout.scene2.aspectmode == "cube"
+    assert figure.layout.scene.camera.eye.x > 1.25  # further than plotly's default, which cut the cube's bottom
+    many = typed_set("\n".join(corpus_lines(40)[:40]))
+    space = embed.embed_space(tiny_teacher, many)
+    figure = embed_plots.map_figure(many, [space], [embed.project(space, "pca", 2)], "PCA")
+    assert all(trace.mode == "markers" and not trace.text for trace in figure.data)
+
+
+def test_layer_figure_outlines_the_closest_layer_and_keeps_the_numbers(tiny_teacher, tiny_student, sentences):
+    from ui import embed_plots
+
+    result = embed.layer_similarity(tiny_teacher, tiny_student, sentences)
+    figure = embed_plots.layer_figure(["teacher", "student"], [result])
+    heatmaps = [t for t in figure.data if t.type == "heatmap"]
+    assert len(heatmaps) == 2 and all(t.texttemplate for t in heatmaps)
+    assert not [t for t in figure.data if t.type == "scatter"]  # no marker covers a number
+    outlined = sorted((round((s.x0 + s.x1) / 2), round((s.y0 + s.y1) / 2)) for s in figure.layout.shapes)
+    expected = [(column, int(row)) for column, row in enumerate(result["closest"])]
+    assert outlined == sorted(expected * 2)  # the same cells on the CKA and kNN maps
+    assert all(abs(s.x1 - s.x0) < 1 and s.fillcolor is None for s in figure.layout.shapes)
+
+
+def test_neighbour_columns_fill_the_table_with_a_narrow_rank():
+    from ui import embed_plots
+
+    for spaces in (2, 3):
+        widths = [float(w.rstrip("%")) for w in embed_plots.neighbour_column_widths(spaces)]
+        assert sum(widths) == pytest.approx(100, abs=0.2) and widths[0] < min(widths[1:]) / 3
+
+
+def test_model_lists_are_read_again_on_page_load_and_when_the_tab_opens(tiny_teacher_dir, tiny_student_dir):
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    class Lab(AppContext):
+        runs: list[str] = []
+
+        def model_choices(self, include_arch: bool = False) -> list[str]:
+            return ["bundled-teacher", "bundled-student"] + self.runs
+
+    lab = Lab(default_teacher=str(tiny_teacher_dir), default_student=str(tiny_student_dir))
+    with gr.Blocks() as demo, gr.Tabs(), gr.Tab("Embeddings") as tab:
+        parts = embed_tab.build(lab)
+    lists = [parts["first"]._id, parts["second"]._id, parts["third"]._id]
+    lab.runs = ["run:finished-since"]  # a run that finished after the page was built
+    triggers = {}
+    for dependency in demo.fns.values():
+        for block_id, event in dependency.targets:
+            triggers[(block_id, event)] = dependency
+    for trigger in [(demo._id, "load"), (tab._id, "select")]:
+        dependency = triggers[trigger]
+        assert [block._id for block in dependency.outputs] == lists
+        updates = dependency.fn()
+        assert [u.choices[-1] for u in updates] == [("run:finished-since", "run:finished-since")] * 3

@@ -1,17 +1,16 @@
-"""The Embeddings tab: the same sentences in two or three models' embedding spaces side by side, and how alike."""
+"""The Embeddings tab: the same sentences in two or three models' embedding spaces side by side, and how alike.
+
+Handlers are top-level functions of the app context and the inputs (bound with functools.partial in build()); the
+figures and tables come from ui.embed_plots.
+"""
 from __future__ import annotations
 
-import html
+import functools
 import math
-import textwrap
 import time
+from dataclasses import dataclass
 
 import gradio as gr
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
-from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
 from core.compare import embed
 from core.compare.sentences import (
@@ -23,13 +22,13 @@ from core.compare.sentences import (
     read_sentence_file,
     typed_set,
 )
-from core.compare.similarity import KNN_K
+from core.compare.similarity import ESTIMATORS, KNN_K
+from ui import embed_plots
 from ui.context import AppContext, user_errors
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
-LABEL_PALETTE = qualitative.Alphabet + qualitative.Dark24
-UNLABELLED = "#4c78a8"
 DEFAULT_NEIGHBOURS = 5
+DEFAULT_ESTIMATOR = ESTIMATORS[0]  # debiased
 
 INTRO = f"""Embed the same sentences with two or three models (teacher, students, a run's student) and look at the
 spaces side by side. Each model tokenises with its own tokenizer, so students with their own vocabulary and width
@@ -37,11 +36,15 @@ compare too.
 
 - **Sentence vector**: the mean of a layer's token vectors over the sentence's tokens (padding left out), or the
   `[CLS]` vector. Layer 0 is the embedding layer, -1 the last; sentences keep their first {embed.MAX_TOKENS} tokens.
-- **Maps**: PCA or UMAP (cosine, 15 neighbours, fixed seed). The second and third maps are turned (rotated or
-  mirrored) to match the first as well as they can: no distance within a map changes.
-- **How alike**: linear CKA (1 = the same geometry up to rotation and scale) and the mean share of each sentence's
-  {KNN_K} nearest neighbours (cosine) that two spaces agree on. **Layer similarity** shows both for every pair of
-  layers: which student layer is closest to which teacher layer.
+- **Maps**: PCA or UMAP (cosine, 15 neighbours, fixed seed); copies of one sentence share one point. The second and
+  third maps are turned (rotated or mirrored) to match the first as well as they can: no distance within a map
+  changes. Sets of up to {embed_plots.TEXT_LABELS_UP_TO} sentences show their text beside the points.
+- **How alike**: linear CKA (1 = the same geometry up to rotation and scale). The **debiased** estimator (default)
+  is near 0 for unrelated spaces; the original **biased** one is high for unrelated spaces when the sentences are
+  few against the vector width. Beside each CKA, the same with one side's sentences shuffled: what unmatched
+  sentences score. kNN overlap: the mean share of each sentence's {KNN_K} nearest neighbours (cosine) that two
+  spaces agree on; it needs at least {KNN_K + 2} sentences. **Layer similarity** shows both for every pair of
+  layers and outlines, for each layer, the closest reference layer.
 - Uploads: a UTF-8 `.txt` (one sentence a line) or `.csv` (a `sentence` or `text` column, optional `label` or
   `topic`), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
 """
@@ -49,6 +52,13 @@ compare too.
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Inputs
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One model the user chose and the layer to embed with."""
+    name: str
+    layer: int | None  # 0 = embeddings, negative counts from the end; None = the last
 
 
 def sentence_set(source: str, upload: str | None, typed: str | None) -> SentenceSet:
@@ -67,19 +77,26 @@ def _layer(value) -> int | None:
     return int(value)
 
 
-def _chosen(names: list[str | None], layers: list) -> list[tuple[str, int | None]]:
-    chosen = [(n.strip(), _layer(layer)) for n, layer in zip(names, layers) if n and n.strip()]
+def chosen_models(names: list[str | None], layers: list) -> list[ModelChoice]:
+    """The filled-in model boxes with their layers; ValueError when fewer than two are filled."""
+    chosen = [ModelChoice(n.strip(), _layer(layer)) for n, layer in zip(names, layers) if n and n.strip()]
     if len(chosen) < 2:
         raise ValueError("Choose at least two models to compare.")
     return chosen
 
 
-def _spaces(ctx: AppContext, sentences: SentenceSet, chosen, pooling: str, progress) -> list[embed.Space]:
+def _scaled(progress, part: int, parts: int, done: float, desc: str) -> None:
+    """Report a part's own fraction done as a fraction of the whole job."""
+    progress((part + done) / parts, desc=desc)
+
+
+def _spaces(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], pooling: str,
+            progress) -> list[embed.Space]:
     spaces = []
-    for i, (name, layer) in enumerate(chosen):
-        loaded = ctx.load(name, progress=progress)
-        step = lambda done, desc, i=i: progress((i + done) / len(chosen), desc=desc)  # noqa: E731
-        spaces.append(embed.embed_space(loaded, sentences, layer, pooling.lower(), progress=step))
+    for i, choice in enumerate(chosen):
+        loaded = ctx.load(choice.name, progress=progress)
+        step = functools.partial(_scaled, progress, i, len(chosen))
+        spaces.append(embed.embed_space(loaded, sentences, choice.layer, pooling.lower(), progress=step))
     return spaces
 
 
@@ -103,124 +120,83 @@ def sentence_choices(sentences: SentenceSet) -> list[str]:
     return [f"{i}. {s}" for i, s in enumerate(sentences.sentences)]
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Figures and tables
-
-
-def _title(space: embed.Space) -> str:
-    return f"{space.model} · layer {space.layer}/{space.layers} · {space.pooling}"
-
-
-def _hover(sentence: str, label: str, index: int) -> str:
-    wrapped = "<br>".join(html.escape(line) for line in textwrap.wrap(sentence, 70))
-    return f"{wrapped}<br><i>#{index}{' · ' + html.escape(label) if label else ''}</i>"
-
-
-def map_figure(sentences: SentenceSet, spaces: list[embed.Space], coords: list[np.ndarray],
-               method: str, highlight: int | None = None, neighbours: list[list[int]] | None = None) -> go.Figure:
-    """One scatter a model, coloured by label, hover showing the sentence; a highlighted sentence and its neighbours."""
-    dims = coords[0].shape[1]
-    specs = [[{"type": "scene" if dims == 3 else "xy"} for _ in spaces]]
-    fig = make_subplots(rows=1, cols=len(spaces), specs=specs, horizontal_spacing=0.03,
-                        subplot_titles=[_title(s) for s in spaces])
-    labelled = any(sentences.labels)
-    labels = [(label or "(no label)") if labelled else "sentences" for label in sentences.labels]
-    groups = list(dict.fromkeys(labels))
-    hover = [_hover(s, sentences.labels[i], i) for i, s in enumerate(sentences.sentences)]
-    flat = go.Scattergl if len(sentences) > 2000 else go.Scatter  # WebGL keeps thousands of points responsive
-    kind, marker_size = (go.Scatter3d, 3) if dims == 3 else (flat, 6)
-
-    def points(xy: np.ndarray, index, **style) -> dict:
-        axes = dict(x=xy[index, 0], y=xy[index, 1])
-        if dims == 3:
-            axes["z"] = xy[index, 2]
-        return dict(axes, hovertext=[hover[i] for i in index], hoverinfo="text", **style)
-
-    for col, xy in enumerate(coords, start=1):
-        for g, group in enumerate(groups):
-            index = [i for i, label in enumerate(labels) if label == group]
-            colour = LABEL_PALETTE[g % len(LABEL_PALETTE)] if labelled else UNLABELLED
-            fig.add_trace(kind(mode="markers", name=group, legendgroup=group, showlegend=col == 1,
-                               **points(xy, index, marker=dict(size=marker_size, color=colour, opacity=0.75))),
-                          row=1, col=col)
-        if highlight is not None:
-            near = neighbours[col - 1] if neighbours else []
-            fig.add_trace(kind(mode="markers", name="neighbours", legendgroup="neighbours", showlegend=col == 1,
-                               **points(xy, near, marker=dict(size=marker_size + 8, color="rgba(0,0,0,0)",
-                                                              line=dict(color="black", width=2)))), row=1, col=col)
-            fig.add_trace(kind(mode="markers+text", name="chosen", legendgroup="chosen", showlegend=col == 1,
-                               text=[f"#{highlight}"], textposition="top center",
-                               **points(xy, [highlight], marker=dict(size=marker_size + 10, color="crimson",
-                                                                     symbol="diamond"))), row=1, col=col)
-    axis = dict(showticklabels=False, title=None, zeroline=False)
-    fig.update_xaxes(**axis)
-    fig.update_yaxes(**axis)
-    if dims == 3:
-        fig.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis)
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.05),
-                      title=dict(text=f"{method.upper()} {dims}D of {len(sentences)} sentences ({sentences.source})",
-                                 x=0.5, font=dict(size=14)), hoverlabel=dict(align="left"))
-    return fig
-
-
-def _number(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
-def scores_table(spaces: list[embed.Space]) -> pd.DataFrame:
-    """CKA and kNN overlap for every pair of the chosen spaces."""
-    rows = []
-    for a in range(len(spaces)):
-        for b in range(a + 1, len(spaces)):
-            scores = embed.compare(spaces[a], spaces[b])
-            rows.append({"space A": f"{a + 1}. {spaces[a].model} (L{spaces[a].layer})",
-                         "space B": f"{b + 1}. {spaces[b].model} (L{spaces[b].layer})",
-                         "linear CKA": _number(scores["cka"]),
-                         f"kNN overlap@{scores['k']}": _number(scores["knn_overlap"])})
-    return pd.DataFrame(rows)
-
-
-def neighbours_table(sentences: SentenceSet, spaces: list[embed.Space], found: list[list[tuple[int, float]]],
-                     ) -> pd.DataFrame:
-    shared = set.intersection(*[{i for i, _ in f} for f in found])
-    table = {"rank": list(range(1, len(found[0]) + 1))}
-    for s, (space, near) in enumerate(zip(spaces, found), start=1):
-        table[f"{s}. {space.model} (L{space.layer})"] = [
-            f"{'● ' if i in shared else ''}{sentences.sentences[i]} (#{i}, cos {cos:.2f})" for i, cos in near]
-    return pd.DataFrame(table)
-
-
-def layer_figure(spaces_names: list[tuple[str, int]], results: list[dict]) -> go.Figure:
-    """Heatmaps: rows CKA and kNN overlap, one column per compared model; the best first-model layer is marked."""
-    reference, _ = spaces_names[0]
-    others = spaces_names[1:]
-    k = results[0]["k"]
-    titles = [f"{metric}: {reference} vs {name}" for metric in ("linear CKA", f"kNN overlap@{k}") for name, _ in others]
-    fig = make_subplots(rows=2, cols=len(others), subplot_titles=titles, vertical_spacing=0.14, horizontal_spacing=0.08)
-    for row, metric in enumerate(("cka", "knn_overlap"), start=1):
-        for col, result in enumerate(results, start=1):
-            values = result[metric]  # (reference layers + 1, other layers + 1)
-            fig.add_trace(go.Heatmap(z=values, x=list(range(values.shape[1])), y=list(range(values.shape[0])),
-                                     zmin=0, zmax=1, colorscale="Viridis", showscale=row == 1 and col == 1,
-                                     texttemplate="%{z:.2f}", textfont=dict(size=10),
-                                     hovertemplate="reference layer %{y}<br>other layer %{x}<br>%{z:.3f}"
-                                                   "<extra></extra>"),
-                          row=row, col=col)
-            filled = np.where(np.isnan(values), -np.inf, values)
-            best = filled.argmax(axis=0)  # for each layer of the other model, the closest reference layer
-            keep = np.isfinite(filled.max(axis=0))
-            fig.add_trace(go.Scatter(x=np.arange(values.shape[1])[keep], y=best[keep], mode="markers",
-                                     marker=dict(symbol="circle-open", size=22, color="crimson", line=dict(width=2)),
-                                     name="closest reference layer", showlegend=row == 1 and col == 1,
-                                     hoverinfo="skip"), row=row, col=col)
-            fig.update_xaxes(title_text=f"{others[col - 1][0]} layer", dtick=1, row=row, col=col)
-            fig.update_yaxes(title_text=f"{reference} layer", dtick=1, row=row, col=col)
-    fig.update_layout(height=760, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.06))
-    return fig
+def _maps(spaces: list[embed.Space], sentences: SentenceSet, method: str, dims: str, progress,
+          highlight: int | None = None, near: list[list[int]] | None = None):
+    """Every space projected, the later maps turned onto the first, drawn side by side."""
+    progress(1.0, desc=f"{method} map ...")
+    coords = [embed.project(s, method.lower(), int(dims[0])) for s in spaces]
+    aligned = [coords[0]] + [embed.align(coords[0], c) for c in coords[1:]]
+    return embed_plots.map_figure(sentences, spaces, aligned, method, highlight, near)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The tab
+# Handlers: (context, the inputs by their API names)
+
+
+@user_errors
+def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
+              layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
+              cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
+    """Maps, the how-alike table, a status line and the sentence list for highlighting."""
+    sentences = sentence_set(source, file, sentences)
+    estimator = cka_estimator or DEFAULT_ESTIMATOR
+    started = time.perf_counter()
+    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
+    spaces = _spaces(ctx, sentences, chosen, pooling, progress)
+    embedded = time.perf_counter()
+    figure = _maps(spaces, sentences, method, dims, progress)
+    pairs = embed.compare_pairs(spaces, estimator=estimator)
+    note = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped and compared in "
+            f"{time.perf_counter() - embedded:.1f} s (cached results are instant). {embed_plots.scores_note(pairs)}")
+    flat = [s.model for s in spaces if not embed.varies(s.vectors)]
+    if flat:
+        note += f" Every sentence has the same vector in {', '.join(flat)} at this layer: nothing to map."
+    return (figure, embed_plots.scores_table(spaces, pairs), note,
+            gr.Dropdown(choices=sentence_choices(sentences), value=None))
+
+
+@user_errors
+def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None,
+                    model_3=None, layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
+                    highlight=None, neighbours=None, progress=gr.Progress()):
+    """The maps with one sentence and its neighbours marked, and the neighbours of each space side by side."""
+    sentences = sentence_set(source, file, sentences)
+    index = sentence_index(sentences, highlight)
+    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
+    spaces = _spaces(ctx, sentences, chosen, pooling, progress)
+    found = [embed.nearest(s, index, int(neighbours)) for s in spaces]
+    figure = _maps(spaces, sentences, method, dims, progress, index, [[i for i, _ in f] for f in found])
+    return figure, embed_plots.neighbours_table(sentences, spaces, found)
+
+
+def fit_neighbour_columns(table):
+    """Column widths for the neighbours table as it now is: a narrow rank, the models' columns equal."""
+    return gr.Dataframe(column_widths=embed_plots.neighbour_column_widths(max(1, len(table.columns) - 1)))
+
+
+@user_errors
+def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
+                   pooling=None, cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
+    """Heat maps of CKA and kNN overlap between every layer of model 1 and every layer of each other model."""
+    sentences = sentence_set(source, file, sentences)
+    names = [c.name for c in chosen_models([model_1, model_2, model_3], [None] * 3)]
+    models = [ctx.load(n, progress=progress) for n in names]
+    results = []
+    for i, other in enumerate(models[1:]):
+        step = functools.partial(_scaled, progress, i, len(models) - 1)
+        results.append(embed.layer_similarity(models[0], other, sentences, pooling.lower(), progress=step,
+                                              estimator=cka_estimator or DEFAULT_ESTIMATOR))
+    return embed_plots.layer_figure([m.name for m in models], results)
+
+
+def show_source(source_name: str):
+    return gr.File(visible=source_name == SOURCES[1]), gr.Textbox(visible=source_name == SOURCES[2])
+
+
+def model_lists(ctx: AppContext):
+    """The three model lists as they are now: a run that finished since the page opened is in them."""
+    choices = ctx.model_choices()
+    return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices), gr.Dropdown(choices=[""] + choices)
 
 
 def warm_up_in_background() -> None:
@@ -228,7 +204,13 @@ def warm_up_in_background() -> None:
     embed.warm_up_umap_in_background()
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# The tab
+
+
 def build(ctx: AppContext) -> dict:
+    """The tab's layout and events, inside the gr.Blocks (and gr.Tab, when there is one) being built."""
+    tab = gr.context.get_render_context()  # app.py builds each tab inside its gr.Tab
     choices = ctx.model_choices()
     gr.Markdown(INTRO)
     with gr.Row():
@@ -259,11 +241,14 @@ def build(ctx: AppContext) -> dict:
         method = gr.Radio(["PCA", "UMAP"], value="PCA", label="Map",
                           info="PCA keeps global distances; UMAP keeps neighbourhoods.")
         dims = gr.Radio(["2D", "3D"], value="2D", label="Dimensions", info="3D maps can be turned with the mouse.")
+        estimator = gr.Radio(list(ESTIMATORS), value=DEFAULT_ESTIMATOR, label="CKA estimator",
+                             info="Debiased: near 0 for unrelated spaces. Biased: the original, high for few "
+                                  "sentences.")
         draw_button = gr.Button("Draw", variant="primary", elem_id="embed-draw")
     map_plot = gr.Plot(label="Maps", elem_id="embed-map")
     with gr.Row():
-        scores = gr.Dataframe(headers=["space A", "space B", "linear CKA", f"kNN overlap@{KNN_K}"], label="How alike",
-                              interactive=False, wrap=True, scale=3)
+        scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
+                              wrap=True, scale=3, elem_id="embed-scores")
         status = gr.Markdown(scale=2)
     with gr.Row():
         chosen = gr.Dropdown([], value=None, label="Highlight a sentence (its number or text)", allow_custom_value=True,
@@ -271,73 +256,32 @@ def build(ctx: AppContext) -> dict:
         k = gr.Slider(1, 20, value=DEFAULT_NEIGHBOURS, step=1, label="neighbours", scale=1, info="How many to list.")
         neighbours_button = gr.Button("Neighbours", scale=1)
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
+                                  column_widths=embed_plots.neighbour_column_widths(2), elem_id="embed-neighbours",
                                   label="Nearest neighbours by cosine (● = in every model's list)")
     layers_button = gr.Button("Layer similarity")
     layer_plot = gr.Plot(label="Layer similarity")
 
-    def draw_maps(spaces, sentences, method_name, dims_name, progress, highlight=None, near=None):
-        progress(1.0, desc=f"{method_name} map ...")
-        coords = [embed.project(s, method_name.lower(), int(dims_name[0])) for s in spaces]
-        aligned = [coords[0]] + [embed.align(coords[0], c) for c in coords[1:]]
-        return map_figure(sentences, spaces, aligned, method_name, highlight, near)
-
-    @user_errors
-    def run_draw(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None, layer_1=None,
-                 layer_2=None, layer_3=None, pooling=None, method=None, dims=None, progress=gr.Progress()):
-        sentences = sentence_set(source, file, sentences)
-        started = time.perf_counter()
-        spaces = _spaces(ctx, sentences, _chosen([model_1, model_2, model_3], [layer_1, layer_2, layer_3]), pooling,
-                         progress)
-        embedded = time.perf_counter()
-        figure = draw_maps(spaces, sentences, method, dims, progress)
-        table = scores_table(spaces)
-        flat = [s.model for s in spaces if not embed.varies(s.vectors)]
-        note = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped and compared in "
-                f"{time.perf_counter() - embedded:.1f} s (cached results are instant).")
-        if flat:
-            note += f" Every sentence has the same vector in {', '.join(flat)} at this layer: nothing to map."
-        return figure, table, note, gr.Dropdown(choices=sentence_choices(sentences), value=None)
-
-    @user_errors
-    def run_neighbours(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None, layer_1=None,
-                       layer_2=None, layer_3=None, pooling=None, method=None, dims=None, highlight=None,
-                       neighbours=None, progress=gr.Progress()):
-        sentences = sentence_set(source, file, sentences)
-        index = sentence_index(sentences, highlight)
-        spaces = _spaces(ctx, sentences, _chosen([model_1, model_2, model_3], [layer_1, layer_2, layer_3]), pooling,
-                         progress)
-        found = [embed.nearest(s, index, int(neighbours)) for s in spaces]
-        near = [[i for i, _ in f] for f in found]
-        figure = draw_maps(spaces, sentences, method, dims, progress, index, near)
-        return figure, neighbours_table(sentences, spaces, found)
-
-    @user_errors
-    def run_layers(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None, pooling=None,
-                   progress=gr.Progress()):
-        sentences = sentence_set(source, file, sentences)
-        names = [n for n, _ in _chosen([model_1, model_2, model_3], [None] * 3)]
-        models = [ctx.load(n, progress=progress) for n in names]
-        results = []
-        for i, other in enumerate(models[1:]):
-            step = lambda done, desc, i=i: progress((i + done) / (len(models) - 1), desc=desc)  # noqa: E731
-            results.append(embed.layer_similarity(models[0], other, sentences, pooling.lower(), progress=step))
-        return layer_figure([(m.name, embed.layer_count(m)) for m in models], results)
-
-    def show_source(source_name):
-        return gr.File(visible=source_name == SOURCES[1]), gr.Textbox(visible=source_name == SOURCES[2])
-
-    def refresh_models():
-        return gr.Dropdown(choices=ctx.model_choices())  # a run that finished since the page opened
-
     source.change(show_source, source, [upload, typed], api_visibility="private")
-    for dropdown in (first, second):
-        dropdown.focus(refresh_models, None, dropdown, api_visibility="private")
-    third.focus(lambda: gr.Dropdown(choices=[""] + ctx.model_choices()), None, third, api_visibility="private")
+    # The model lists are read again whenever they can have changed for this user: page load, tab opened, list opened.
+    refresh = functools.partial(model_lists, ctx)
+    lists = [first, second, third]
+    gr.context.Context.root_block.load(refresh, None, lists, api_visibility="private")
+    if isinstance(tab, gr.Tab):
+        tab.select(refresh, None, lists, api_visibility="private")
+    for dropdown in lists:
+        dropdown.focus(refresh, None, lists, api_visibility="private")
     inputs = [source, upload, typed, first, second, third, layer1, layer2, layer3, pooling, method, dims]
-    draw_button.click(run_draw, inputs, [map_plot, scores, status, chosen], api_name="embedding_map")
-    neighbours_button.click(run_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows], api_name="neighbours")
-    chosen.select(run_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows], api_visibility="private")
-    layers_button.click(run_layers, [source, upload, typed, first, second, third, pooling], layer_plot,
-                        api_name="layer_similarity")
+    draw_button.click(functools.partial(draw_maps, ctx), inputs + [estimator], [map_plot, scores, status, chosen],
+                      api_name="embedding_map")
+    show_neighbours = functools.partial(find_neighbours, ctx)
+    # Two or three models' columns: the widths follow the table once it is filled.
+    neighbours_button.click(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows], api_name="neighbours",
+                            ).success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
+    chosen.select(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows], api_visibility="private",
+                  ).success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
+    layers_button.click(functools.partial(compare_layers, ctx), [source, upload, typed, first, second, third, pooling,
+                                                                   estimator], layer_plot, api_name="layer_similarity")
     return dict(source=source, upload=upload, typed=typed, first=first, second=second, third=third, map_plot=map_plot,
-                scores=scores, chosen=chosen, neighbour_rows=neighbour_rows, layer_plot=layer_plot)
+                scores=scores, chosen=chosen, neighbour_rows=neighbour_rows, layer_plot=layer_plot,
+                estimator=estimator)
+

@@ -7,14 +7,14 @@ In a notebook:
     teacher, student = zoo.load("bundled-teacher"), zoo.load("bundled-student")
     sentences = probe_set()
     a, b = embed.embed_space(teacher, sentences), embed.embed_space(student, sentences, layer=-1, pooling="mean")
-    embed.compare(a, b)                      # {"cka": ..., "knn_overlap": ..., "k": 10}
+    embed.compare(a, b)                      # {"cka": ..., "cka_shuffled": ..., "knn_overlap": ..., "k": 10, ...}
     coords = embed.project(a, "umap", dims=2)  # (n, 2)
     embed.nearest(a, 0, k=5)                   # [(sentence index, cosine), ...]
     embed.layer_similarity(teacher, student, sentences)["cka"]  # (teacher layers + 1, student layers + 1)
 
-Each model tokenises with its own tokenizer; only sentence vectors are compared (see core.similarity), so a student
-may have its own vocabulary and width. Layer 0 is the embedding layer, layer L the last transformer layer.
-The sentences come as a core.sentences.SentenceSet (probe set, typed lines or an upload).
+Each model tokenises with its own tokenizer; only sentence vectors are compared (see core.compare.similarity), so a
+student may have its own vocabulary and width. Layer 0 is the embedding layer, layer L the last transformer layer.
+The sentences come as a core.compare.sentences.SentenceSet (probe set, typed lines or an upload).
 """
 from __future__ import annotations
 
@@ -209,8 +209,28 @@ def _fit_umap(points: np.ndarray, dims: int) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
+def _fit(points: np.ndarray, method: str, dims: int) -> np.ndarray:
+    """(m, dims) map of m distinct points; points that do not vary all land on the origin."""
+    if not varies(points):
+        return np.zeros((len(points), dims))
+    if method == "umap" and len(points) >= MIN_MAP_SENTENCES:
+        return _fit_umap(points, dims)
+    # PCA, and UMAP of fewer than 4 distinct points (it has no neighbourhoods to keep): PCA keeps their distances.
+    # PCA gives at most one axis fewer than the points; the missing axes are zero.
+    axes = min(dims, len(points) - 1, points.shape[1])
+    coords = np.zeros((len(points), dims))
+    coords[:, :axes] = _fit_pca(points, axes)
+    return coords
+
+
 def project(space: Space, method: str = "pca", dims: int = 2) -> np.ndarray:
-    """(n, dims) map of the space by PCA or UMAP (cosine), cached per space, method and dims."""
+    """(n, dims) map of the space by PCA or UMAP (cosine), cached per space, method and dims.
+
+    Identical vectors (the same sentence twice) are mapped once and share one point: UMAP's random start would
+    otherwise scatter the copies, and PCA weighs each distinct sentence once. Fewer than 4 distinct vectors are
+    placed by PCA, whichever method. ValueError for an unknown method, dims other than 2 or 3, or fewer than 4
+    sentences.
+    """
     method = (method or "").lower()
     if method not in METHODS:
         raise ValueError(f"The map method must be PCA or UMAP, not '{method}'.")
@@ -223,12 +243,8 @@ def project(space: Space, method: str = "pca", dims: int = 2) -> np.ndarray:
     found = PROJECTIONS.get(key)
     if found is not None:
         return found
-    if not varies(space.vectors):
-        coords = np.zeros((n, dims), dtype=np.float32)
-    elif method == "pca":
-        coords = _fit_pca(space.vectors, dims)
-    else:
-        coords = _fit_umap(space.vectors, dims)
+    distinct, copy_of = np.unique(space.vectors, axis=0, return_inverse=True)  # (m, hidden), (n,) row -> distinct row
+    coords = _fit(distinct, method, dims)[copy_of.reshape(-1)]  # (n, dims)
     return PROJECTIONS.put(key, np.asarray(coords, dtype=np.float32))
 
 
@@ -260,21 +276,49 @@ def nearest(space: Space, index: int, k: int = 5) -> list[tuple[int, float]]:
     return [(int(i), float(cosine[i])) for i in order]
 
 
-def compare(a: Space, b: Space, k: int = similarity.KNN_K) -> dict:
-    """Linear CKA and mean kNN overlap (cosine, k neighbours) of two spaces of the same sentences, any widths."""
-    return {"cka": similarity.linear_cka(a.vectors, b.vectors),
+def compare(a: Space, b: Space, k: int = similarity.KNN_K, estimator: str = "debiased") -> dict:
+    """How alike two spaces of the same sentences are, any widths.
+
+    Returns {"cka": linear CKA, "cka_shuffled": the same with b's rows shuffled (no sentence matched, fixed seed: what
+    CKA gives for unmatched sentences), "estimator": "debiased" or "biased", "knn_overlap": mean share of each
+    sentence's k cosine nearest neighbours the spaces agree on (NaN for k >= n - 1), "k": k, "knn_note": why
+    kNN overlap is NaN ("" when it is not)}. ValueError as similarity.linear_cka.
+    """
+    estimator = similarity.check_estimator(estimator)
+    n = a.vectors.shape[0]
+    return {"cka": similarity.linear_cka(a.vectors, b.vectors, estimator),
+            "cka_shuffled": similarity.shuffled_cka(a.vectors, b.vectors, estimator),
+            "estimator": estimator,
             "knn_overlap": similarity.knn_overlap(a.vectors, b.vectors, k),
-            "k": similarity.effective_k(a.vectors.shape[0], k)}
+            "k": k,
+            "knn_note": similarity.knn_unavailable(n, k)}
+
+
+def compare_pairs(spaces: list[Space], k: int = similarity.KNN_K, estimator: str = "debiased",
+                  ) -> list[tuple[int, int, dict]]:
+    """compare() for every pair of spaces, (i, j, scores) with i < j, in order: 1-2, 1-3, 2-3 for three spaces."""
+    return [(i, j, compare(spaces[i], spaces[j], k, estimator))
+            for i in range(len(spaces)) for j in range(i + 1, len(spaces))]
 
 
 def layer_similarity(a: LoadedModel, b: LoadedModel, sentences: SentenceSet, pooling: str = "mean",
-                     k: int = similarity.KNN_K, progress: Progress | None = None) -> dict:
-    """CKA and kNN overlap between every layer of `a` (rows, 0..La) and every layer of `b` (columns, 0..Lb)."""
+                     k: int = similarity.KNN_K, progress: Progress | None = None, estimator: str = "debiased") -> dict:
+    """CKA and kNN overlap between every layer of `a` (rows, 0..La) and every layer of `b` (columns, 0..Lb).
+
+    Returns {"cka": (La + 1, Lb + 1), "knn_overlap": (La + 1, Lb + 1), NaN when k >= n - 1, "k": k,
+    "knn_note": why kNN overlap is NaN or "", "estimator": the CKA estimator, "closest": (Lb + 1,) for each layer of
+    `b` the layer of `a` with the highest CKA (-1 where CKA is NaN for every layer of `a`)}.
+    """
+    estimator = similarity.check_estimator(estimator)
     layers_a = list(all_layers(a, sentences, pooling, progress=progress))
     layers_b = list(all_layers(b, sentences, pooling, progress=progress))
-    return {"cka": similarity.cka_matrix(layers_a, layers_b),
+    cka = similarity.cka_matrix(layers_a, layers_b, estimator)
+    return {"cka": cka,
             "knn_overlap": similarity.knn_overlap_matrix(layers_a, layers_b, k),
-            "k": similarity.effective_k(len(sentences), k)}
+            "k": k,
+            "knn_note": similarity.knn_unavailable(len(sentences), k),
+            "estimator": estimator,
+            "closest": similarity.closest_rows(cka)}
 
 
 def warm_up_umap() -> None:

@@ -94,8 +94,12 @@ def _table_rows(text: str, name: str) -> list[tuple[str, str]]:
     if sentence is None:
         raise ValueError(f"{name} has no 'sentence' or 'text' column (its columns: {', '.join(rows[0][:10])}); "
                          "name the column of sentences 'sentence'.")
-    cell = lambda row, i: row[i] if i is not None and i < len(row) else ""  # noqa: E731
-    return [(cell(row, sentence), cell(row, label)) for row in rows[1:]]
+    return [(_cell(row, sentence), _cell(row, label)) for row in rows[1:]]
+
+
+def _cell(row: list[str], column: int | None) -> str:
+    """The row's value in that column; "" when the table has no such column or the row is short."""
+    return row[column] if column is not None and column < len(row) else ""
 
 
 def _checked(rows: list[tuple[str, str]], source: str, unit: str, first: int) -> SentenceSet:

@@ -6,6 +6,7 @@ no shared vocabulary or width: each tokenises with its own tokenizer and only se
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -45,58 +46,139 @@ def _centred(x: np.ndarray) -> np.ndarray:
     return centred
 
 
-def _unit_gram(x: np.ndarray) -> np.ndarray | None:
-    """The centred linear Gram matrix of x scaled to unit Frobenius norm; None when x does not vary."""
-    xc = _centred(x)
-    gram = xc @ xc.T  # (n, n)
-    norm = np.linalg.norm(gram)
-    return None if norm == 0 else gram / norm
+ESTIMATORS = ("debiased", "biased")
+MIN_DEBIASED_SENTENCES = 4  # the unbiased HSIC estimator divides by n (n - 3)
+SHUFFLE_SEED = 0
 
 
-def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Linear CKA of Kornblith et al. (2019): ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F).
+def check_estimator(estimator: str) -> str:
+    """The estimator's name in lower case; ValueError for anything but 'debiased' or 'biased'."""
+    name = (estimator or "").strip().lower()
+    if name not in ESTIMATORS:
+        raise ValueError(f"The CKA estimator must be 'debiased' or 'biased', not '{estimator}'.")
+    return name
 
-    x: (n, width_a), y: (n, width_b). 1 for spaces equal up to rotation and isotropic scaling, near 0 for unrelated
-    ones. NaN when either space does not vary (every sentence has the same vector, as CLS pooling at layer 0 gives).
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """What CKA needs of one space: centred features, or their (n, n) Gram matrix when that is the smaller."""
+    centred: np.ndarray  # (n, width) float64, column means removed
+    gram: np.ndarray | None  # (n, n) = centred @ centred.T, or None for the feature form
+    row_norms: np.ndarray  # (n,) squared norm of each centred row: the diagonal of the centred Gram matrix
+    total: float  # sum of row_norms: the trace of the centred Gram matrix
+
+    @classmethod
+    def of(cls, x: np.ndarray, gram_form: bool) -> _Prepared:
+        xc = _centred(x)
+        row_norms = np.einsum("ij,ij->i", xc, xc)
+        return cls(xc, xc @ xc.T if gram_form else None, row_norms, float(row_norms.sum()))
+
+    def trace_product(self, other: _Prepared) -> float:
+        """tr(K L) of the centred Gram matrices K, L: <K, L>_F, or ||Yc^T Xc||_F^2 in feature form (equal)."""
+        if self.gram is not None and other.gram is not None:
+            return float(np.sum(self.gram * other.gram))
+        return float(np.linalg.norm(other.centred.T @ self.centred) ** 2)  # (width_b, width_a) inside
+
+
+def _hsic(a: _Prepared, b: _Prepared, debiased: bool) -> float:
+    """HSIC of two linear kernels, up to a factor shared by every pair of the same n (it cancels in CKA).
+
+    Biased: tr(Kc Lc), Kc the centred Gram matrix (Gretton et al. 2005). Debiased: the unbiased estimator of
+    Song et al. (2012), as Nguyen, Raghu & Kornblith (2020) use for CKA,
+        [tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n (n-3)),  K~ = K with a zero diagonal,
+    which on centred features (K 1 = 0, so 1'K~1 = -tr K and K~1 = -diag K) reduces to the three terms below.
+    """
+    product = a.trace_product(b)
+    if not debiased:
+        return product
+    n = a.centred.shape[0]
+    return product - n / (n - 2) * float(a.row_norms @ b.row_norms) + a.total * b.total / ((n - 1) * (n - 2))
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray, estimator: str = "debiased") -> float:
+    """Linear CKA of Kornblith et al. (2019): HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with K = XX^T, L = YY^T.
+
+    x: (n, width_a), y: (n, width_b), row i of each the same sentence. 1 for spaces equal up to rotation, isotropic
+    scaling and a shift. estimator "debiased" (the default) uses the unbiased HSIC estimator (Song et al. 2012;
+    Nguyen, Raghu & Kornblith 2020): near 0 for unrelated spaces, even with few sentences and wide vectors, and it can
+    fall a little below 0. "biased" is the original estimator, which is high for unrelated spaces when the sentences
+    are few against the width (704 x 768 unrelated Gaussians: about 0.5). NaN when either space does not vary (every
+    sentence has the same vector, as CLS pooling at layer 0 gives). ValueError for mismatched rows, an unknown
+    estimator, or fewer than 4 sentences for the debiased one.
     """
     _check_rows(x, y)
-    return float(cka_matrix([x], [y])[0, 0])
+    return float(cka_matrix([x], [y], estimator)[0, 0])
 
 
-@one_blas_thread
-def cka_matrix(spaces_a: list[np.ndarray], spaces_b: list[np.ndarray]) -> np.ndarray:
-    """Linear CKA between every space of spaces_a and every space of spaces_b (e.g. every teacher and student layer).
-
-    Returns (len(spaces_a), len(spaces_b)). Works on the centred (n, n) Gram matrices when they are smaller than the
-    features, else on the (width_a, width_b) cross-covariances: the two forms are equal, the cheaper one is used.
-    """
-    for x in spaces_a + spaces_b:
-        _check_rows(spaces_a[0], x)
-    n = spaces_a[0].shape[0]
-    widest = max(x.shape[1] for x in spaces_a + spaces_b)
-    result = np.full((len(spaces_a), len(spaces_b)), np.nan)
-    if n <= widest:
-        grams_b = [_unit_gram(y) for y in spaces_b]
-        for i, x in enumerate(spaces_a):
-            gram_a = _unit_gram(x)
-            for j, gram_b in enumerate(grams_b):
-                if gram_a is not None and gram_b is not None:
-                    result[i, j] = float(np.sum(gram_a * gram_b))  # <Ka, Kb>_F of unit Gram matrices
-        return result
-    centred_b = [_centred(y) for y in spaces_b]
-    self_b = [np.linalg.norm(yc.T @ yc) for yc in centred_b]
-    for i, x in enumerate(spaces_a):
-        xc = _centred(x)
-        self_a = np.linalg.norm(xc.T @ xc)
-        for j, yc in enumerate(centred_b):
-            if self_a > 0 and self_b[j] > 0:
-                result[i, j] = np.linalg.norm(yc.T @ xc) ** 2 / (self_a * self_b[j])  # (width_b, width_a) inside
+def derangement(n: int, seed: int = SHUFFLE_SEED) -> np.ndarray:
+    """(n,) a fixed-seed permutation that moves every row (one random cycle): no sentence stays matched."""
+    order = np.random.default_rng(seed).permutation(n)
+    result = np.empty(n, dtype=int)
+    result[order] = np.roll(order, -1)  # order[i] -> order[i + 1]
     return result
 
 
+def shuffled_cka(x: np.ndarray, y: np.ndarray, estimator: str = "debiased", seed: int = SHUFFLE_SEED) -> float:
+    """CKA of x against y with y's rows shuffled so that no sentence meets itself: what unmatched sentences score.
+
+    A baseline to read a CKA against: the same vectors and widths, the pairing of sentences destroyed. Fixed seed.
+    """
+    _check_rows(x, y)
+    return linear_cka(x, np.asarray(y)[derangement(len(y), seed)], estimator)
+
+
+@one_blas_thread
+def cka_matrix(spaces_a: list[np.ndarray], spaces_b: list[np.ndarray], estimator: str = "debiased") -> np.ndarray:
+    """Linear CKA between every space of spaces_a and every space of spaces_b (e.g. every teacher and student layer).
+
+    Returns (len(spaces_a), len(spaces_b)), NaN where a space does not vary. Works on the centred (n, n) Gram matrices
+    when they are smaller than the features, else on the (width_a, width_b) cross-covariances: the two forms are
+    equal, the cheaper one is used. ValueError as for linear_cka.
+    """
+    debiased = check_estimator(estimator) == "debiased"
+    for x in spaces_a + spaces_b:
+        _check_rows(spaces_a[0], x)
+    n = spaces_a[0].shape[0]
+    if debiased and n < MIN_DEBIASED_SENTENCES:
+        raise ValueError(f"Debiased CKA needs at least {MIN_DEBIASED_SENTENCES} sentences; there are {n}. "
+                         "Add sentences or choose the biased estimator.")
+    gram_form = n <= max(x.shape[1] for x in spaces_a + spaces_b)
+    prepared_b = [_Prepared.of(y, gram_form) for y in spaces_b]
+    self_b = [_hsic(b, b, debiased) for b in prepared_b]
+    result = np.full((len(spaces_a), len(spaces_b)), np.nan)
+    for i, x in enumerate(spaces_a):
+        a = _Prepared.of(x, gram_form)
+        self_a = _hsic(a, a, debiased)
+        for j, b in enumerate(prepared_b):
+            if self_a > 0 and self_b[j] > 0:
+                result[i, j] = _hsic(a, b, debiased) / np.sqrt(self_a * self_b[j])
+    return result
+
+
+def closest_rows(matrix: np.ndarray) -> np.ndarray:
+    """(columns,) for each column the row of its largest value, NaN left out; -1 where a column is all NaN.
+
+    On a layer-similarity matrix (reference layers x other layers): the reference layer closest to each other layer.
+    """
+    filled = np.where(np.isnan(matrix), -np.inf, matrix)
+    best = filled.argmax(axis=0)
+    return np.where(np.isfinite(filled.max(axis=0)), best, -1)
+
+
 def effective_k(n: int, k: int = KNN_K) -> int:
-    """k, or fewer when there are not k other sentences."""
+    """k, or fewer when there are not k other sentences (a neighbour list is then every other sentence)."""
     return max(1, min(k, n - 1))
+
+
+def knn_unavailable(n: int, k: int = KNN_K) -> str:
+    """Why kNN overlap@k means nothing for n sentences, in one sentence; "" when it does (k < n - 1).
+
+    With k >= n - 1 each sentence's neighbours are all the others in any space, so every pair of spaces scores 1.
+    """
+    if k < n - 1:
+        return ""
+    return (f"kNN overlap@{k} is not shown for {n} sentences: each sentence's {k} nearest neighbours would be all "
+            f"{n - 1} others in any space, so any two spaces would agree; it needs at least {k + 2} sentences.")
 
 
 @one_blas_thread
@@ -115,17 +197,26 @@ def neighbour_overlap(indices_a: np.ndarray, indices_b: np.ndarray) -> float:
 
 
 def knn_overlap(x: np.ndarray, y: np.ndarray, k: int = KNN_K) -> float:
-    """Mean fraction of each sentence's k cosine nearest neighbours that the two spaces share (1 = same neighbours)."""
+    """Mean fraction of each sentence's k cosine nearest neighbours that the two spaces share (1 = same neighbours).
+
+    x: (n, width_a), y: (n, width_b). Two unrelated spaces share k / (n - 1) on average. NaN when k >= n - 1
+    (knn_unavailable says why).
+    """
     _check_rows(x, y)
-    return neighbour_overlap(knn_indices(x, k), knn_indices(y, k))
+    return float(knn_overlap_matrix([x], [y], k)[0, 0])
 
 
 def knn_overlap_matrix(spaces_a: list[np.ndarray], spaces_b: list[np.ndarray], k: int = KNN_K) -> np.ndarray:
-    """kNN overlap between every space of spaces_a and every space of spaces_b: (len(spaces_a), len(spaces_b))."""
+    """kNN overlap between every space of spaces_a and every space of spaces_b: (len(spaces_a), len(spaces_b)).
+
+    All NaN when k >= n - 1 (knn_unavailable says why).
+    """
     for x in spaces_a + spaces_b:
         _check_rows(spaces_a[0], x)
+    result = np.full((len(spaces_a), len(spaces_b)), np.nan)
+    if knn_unavailable(spaces_a[0].shape[0], k):
+        return result
     neighbours_b = [knn_indices(y, k) for y in spaces_b]
-    result = np.zeros((len(spaces_a), len(spaces_b)))
     for i, x in enumerate(spaces_a):
         neighbours_a = knn_indices(x, k)
         for j, found in enumerate(neighbours_b):

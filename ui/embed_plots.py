@@ -1,0 +1,209 @@
+"""The Embeddings tab's figures and tables, as pure functions of sentences, spaces and scores (no Gradio)."""
+from __future__ import annotations
+
+import html
+import math
+import textwrap
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.compare.embed import Space
+from core.compare.sentences import SentenceSet
+
+# 20 colours from plotly's qualitative sets, picked one by one as far (CIELAB) from those already picked as possible,
+# among those dark enough to read on white (relative luminance under 0.4): the probe set has 16 topics.
+LABEL_PALETTE = (
+    "#2E91E5", "#FB0D0D", "#66AA00", "#FE00FA", "#8C564B", "#00A08B", "#1616A7", "#FC0080", "#B68100", "#984EA3",
+    "#0D2A63", "#6C7C32", "#ED645A", "#222A2A", "#A5AA99", "#511CFB", "#AB63FA", "#FF7F00", "#620042", "#F781BF",
+)
+UNLABELLED = "#4c78a8"
+TEXT_LABELS_UP_TO = 30  # sentences; more labels than this cover each other
+TEXT_LABEL_CHARS = 24
+NEIGHBOUR_RANK_PERCENT = 7  # of the table's width: room for "rank" and two digits
+
+
+def _title(space: Space) -> str:
+    return f"{space.model} · layer {space.layer}/{space.layers} · {space.pooling}"
+
+
+def _hover(sentence: str, label: str, index: int) -> str:
+    wrapped = "<br>".join(html.escape(line) for line in textwrap.wrap(sentence, 70))
+    return f"{wrapped}<br><i>#{index}{' · ' + html.escape(label) if label else ''}</i>"
+
+
+def short_text(sentence: str, chars: int = TEXT_LABEL_CHARS) -> str:
+    """The sentence cut at a word to at most `chars` characters, with an ellipsis when cut: a label beside a point."""
+    return html.escape(textwrap.shorten(sentence, width=chars, placeholder="…"))
+
+
+def label_colours(labels: tuple[str, ...]) -> dict[str, str]:
+    """A colour for each distinct label in order of first appearance; the palette repeats past its 20 colours."""
+    return {label: LABEL_PALETTE[i % len(LABEL_PALETTE)] for i, label in enumerate(dict.fromkeys(labels))}
+
+
+def map_figure(sentences: SentenceSet, spaces: list[Space], coords: list[np.ndarray], method: str,
+               highlight: int | None = None, neighbours: list[list[int]] | None = None) -> go.Figure:
+    """One scatter a model, coloured by label, hover showing the sentence; a highlighted sentence and its neighbours.
+
+    coords: one (n, 2) or (n, 3) array a space. Sets of at most TEXT_LABELS_UP_TO sentences show each sentence's
+    start beside its point.
+    """
+    dims = coords[0].shape[1]
+    specs = [[{"type": "scene" if dims == 3 else "xy"} for _ in spaces]]
+    fig = make_subplots(rows=1, cols=len(spaces), specs=specs, horizontal_spacing=0.03,
+                        subplot_titles=[_title(s) for s in spaces])
+    labelled = any(sentences.labels)
+    labels = [(label or "(no label)") if labelled else "sentences" for label in sentences.labels]
+    colours = label_colours(tuple(labels))
+    hover = [_hover(s, sentences.labels[i], i) for i, s in enumerate(sentences.sentences)]
+    with_text = len(sentences) <= TEXT_LABELS_UP_TO
+    texts = [short_text(s) for s in sentences.sentences] if with_text else None
+    flat = go.Scattergl if len(sentences) > 2000 else go.Scatter  # WebGL keeps thousands of points responsive
+    kind, marker_size = (go.Scatter3d, 3 if not with_text else 5) if dims == 3 else (flat, 6 if not with_text else 9)
+
+    def points(xy: np.ndarray, index: list[int], **style) -> dict:
+        axes = dict(x=xy[index, 0], y=xy[index, 1])
+        if dims == 3:
+            axes["z"] = xy[index, 2]
+        return dict(axes, hovertext=[hover[i] for i in index], hoverinfo="text", **style)
+
+    for col, xy in enumerate(coords, start=1):
+        for group, colour in colours.items():
+            index = [i for i, label in enumerate(labels) if label == group]
+            style = dict(marker=dict(size=marker_size, color=colour if labelled else UNLABELLED, opacity=0.8))
+            if with_text:
+                style.update(mode="markers+text", text=[texts[i] for i in index], textposition="top center",
+                             textfont=dict(size=10, color="#333"))
+            else:
+                style.update(mode="markers")
+            fig.add_trace(kind(name=group, legendgroup=group, showlegend=col == 1, **points(xy, index, **style)),
+                          row=1, col=col)
+        if with_text and dims == 2:  # room around the points for their labels, which would be cut at the axes
+            low, high = xy.min(axis=0), xy.max(axis=0)
+            pad = np.maximum(high - low, 1e-6) * np.array([0.25, 0.12])
+            fig.update_xaxes(range=[low[0] - pad[0], high[0] + pad[0]], row=1, col=col)
+            fig.update_yaxes(range=[low[1] - pad[1], high[1] + pad[1]], row=1, col=col)
+        if highlight is not None:
+            near = neighbours[col - 1] if neighbours else []
+            fig.add_trace(kind(mode="markers", name="neighbours", legendgroup="neighbours", showlegend=col == 1,
+                               **points(xy, near, marker=dict(size=marker_size + 8, color="rgba(0,0,0,0)",
+                                                              line=dict(color="black", width=2)))), row=1, col=col)
+            fig.add_trace(kind(mode="markers+text", name="chosen", legendgroup="chosen", showlegend=col == 1,
+                               text=[f"#{highlight}"], textposition="bottom center",
+                               **points(xy, [highlight], marker=dict(size=marker_size + 10, color="crimson",
+                                                                     symbol="diamond",
+                                                                     line=dict(color="black", width=1)))),
+                          row=1, col=col)
+    axis = dict(showticklabels=False, title=None, zeroline=False)
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis)
+    title = f"{method.upper()} {dims}D of {len(sentences)} sentences ({sentences.source})"
+    if dims == 3:
+        # A cube seen from a little further than plotly's default, so no corner leaves the subplot.
+        fig.update_scenes(xaxis=dict(axis, title=""), yaxis=dict(axis, title=""), zaxis=dict(axis, title=""),
+                          aspectmode="cube", camera=dict(eye=dict(x=1.7, y=1.7, z=1.1), center=dict(x=0, y=0, z=0)))
+        fig.update_layout(height=660, margin=dict(l=10, r=10, t=60, b=40))
+    else:
+        fig.update_layout(height=560, margin=dict(l=10, r=10, t=60, b=30))
+    fig.update_layout(legend=dict(orientation="h", y=-0.02, yanchor="top", itemsizing="constant"),
+                      hoverlabel=dict(align="left"),
+                      title=dict(text=title, x=0.5, font=dict(size=14)))
+    return fig
+
+
+def number(value: float | None) -> str:
+    """Three decimals, or n/a for a figure that does not exist (NaN or None)."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def space_name(index: int, space: Space) -> str:
+    return f"{index + 1}. {space.model} (L{space.layer})"
+
+
+def scores_headers(k: int) -> list[str]:
+    return ["space A", "space B", "linear CKA", "CKA, rows shuffled", f"kNN overlap@{k}"]
+
+
+def scores_table(spaces: list[Space], pairs: list[tuple[int, int, dict]]) -> pd.DataFrame:
+    """CKA, its shuffled-rows baseline and kNN overlap for every pair of the chosen spaces (embed.compare_pairs)."""
+    rows = []
+    for a, b, scores in pairs:
+        rows.append(dict(zip(scores_headers(scores["k"]), [
+            space_name(a, spaces[a]), space_name(b, spaces[b]), number(scores["cka"]),
+            number(scores["cka_shuffled"]), number(scores["knn_overlap"])])))
+    return pd.DataFrame(rows)
+
+
+def scores_note(pairs: list[tuple[int, int, dict]]) -> str:
+    """One line on how to read the scores table: the estimator and the baseline, and why kNN overlap is n/a."""
+    scores = pairs[0][2]
+    line = (f"CKA: {scores['estimator']} estimator. 'Rows shuffled' is the CKA of the same vectors with one side's "
+            "sentences out of order (fixed seed): what unmatched sentences score.")
+    if scores["knn_note"]:
+        line += " " + scores["knn_note"]
+    return line
+
+
+def neighbours_table(sentences: SentenceSet, spaces: list[Space], found: list[list[tuple[int, float]]],
+                     ) -> pd.DataFrame:
+    """rank, then one column a space: each neighbour's text, number and cosine; ● marks one in every space's list."""
+    shared = set.intersection(*[{i for i, _ in f} for f in found])
+    table = {"rank": list(range(1, len(found[0]) + 1))}
+    for s, (space, near) in enumerate(zip(spaces, found)):
+        table[space_name(s, space)] = [
+            f"{'● ' if i in shared else ''}{sentences.sentences[i]} (#{i}, cos {cos:.2f})" for i, cos in near]
+    return pd.DataFrame(table)
+
+
+def neighbour_column_widths(spaces: int) -> list[str]:
+    """A narrow rank column, the rest of the table's width shared equally by the spaces' columns."""
+    share = (100 - NEIGHBOUR_RANK_PERCENT) / spaces
+    return [f"{NEIGHBOUR_RANK_PERCENT}%"] + [f"{share:.1f}%"] * spaces
+
+
+def layer_figure(names: list[str], results: list[dict]) -> go.Figure:
+    """Heat maps with each cell's value written on it: CKA (first row) and kNN overlap (second row) of every layer
+    of names[0] (the reference, y) against every layer of each other model (x), one column a model.
+
+    results: embed.layer_similarity of names[0] against each of names[1:]. The closest reference layer for each layer
+    of the other model ("closest") is outlined, so the number in it stays readable. When kNN overlap is undefined
+    (too few sentences) its row says why instead.
+    """
+    reference, others = names[0], names[1:]
+    k, knn_note = results[0]["k"], results[0]["knn_note"]
+    estimator = results[0]["estimator"]
+    titles = [f"{metric}: {reference} vs {name}" for metric in (f"linear CKA ({estimator})", f"kNN overlap@{k}")
+              for name in others]
+    fig = make_subplots(rows=2, cols=len(others), subplot_titles=titles, vertical_spacing=0.16, horizontal_spacing=0.08)
+    for row, metric in enumerate(("cka", "knn_overlap"), start=1):
+        for col, result in enumerate(results, start=1):
+            values = result[metric]  # (reference layers + 1, other layers + 1)
+            fig.update_xaxes(title_text=f"{others[col - 1]} layer", dtick=1, row=row, col=col)
+            fig.update_yaxes(title_text=f"{reference} layer", dtick=1, row=row, col=col)
+            if metric == "knn_overlap" and knn_note:
+                axis = (row - 1) * len(others) + col  # plotly numbers subplot axes row by row: x, x2, x3, ...
+                suffix = "" if axis == 1 else str(axis)
+                # In page coordinates: plotly.js does not place "domain" references on axes without a trace.
+                x_domain, y_domain = fig.layout[f"xaxis{suffix}"].domain, fig.layout[f"yaxis{suffix}"].domain
+                fig.add_annotation(text="<br>".join(textwrap.wrap(knn_note, 48)), showarrow=False,
+                                   x=sum(x_domain) / 2, y=sum(y_domain) / 2, xref="paper", yref="paper",
+                                   xanchor="center", yanchor="middle")
+                fig.update_xaxes(visible=False, row=row, col=col)
+                fig.update_yaxes(visible=False, row=row, col=col)
+                continue
+            fig.add_trace(go.Heatmap(z=values, x=list(range(values.shape[1])), y=list(range(values.shape[0])),
+                                     zmin=0, zmax=1, colorscale="Viridis", showscale=row == 1 and col == 1,
+                                     texttemplate="%{z:.2f}", textfont=dict(size=11),
+                                     hovertemplate="reference layer %{y}<br>other layer %{x}<br>%{z:.3f}"
+                                                   "<extra></extra>"), row=row, col=col)
+            for column, best in enumerate(result["closest"]):
+                if best >= 0:
+                    fig.add_shape(type="rect", x0=column - 0.46, x1=column + 0.46, y0=best - 0.46, y1=best + 0.46,
+                                  line=dict(color="crimson", width=3), row=row, col=col)
+    fig.update_layout(height=800, margin=dict(l=10, r=10, t=80, b=40),
+                      title=dict(text="Outlined: for each layer, the closest reference layer by CKA", x=0.5,
+                                 y=0.995, font=dict(size=13)))
+    return fig
