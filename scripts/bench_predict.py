@@ -7,7 +7,7 @@ yet), and random-weight models of DeepPavlov's real architectures (teacher again
 tiny-v1, whose vocabulary differs). Each figure is the median of --runs calls after a warm-up, at torch's default
 thread count and at one thread: on a machine other processes keep busy, torch's worker threads wait on each other
 and one thread can be several times faster. The load average is printed so a reader can judge the figures.
-Prints a table; checks nothing.
+Prints a table on stdout, and a line per stage on stderr as it goes; checks nothing.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from core.models import zoo
 from core.models.student import StudentSpec, make_student
 from core.models.tokenizer import train_wordpiece
 from core.paths import ASSETS
+from scripts.progress import stage
 
 SENTENCE = "Я сегодня приготовила овощной [MASK] с фрикадельками, будешь тарелку или сначала чай попьём?"
 ARCH_PAIRS = [("arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational"),
@@ -32,9 +33,10 @@ ARCH_PAIRS = [("arch:rubert-base-cased-conversational", "arch:distilrubert-base-
 
 def bundled_pair() -> tuple[str, list[zoo.LoadedModel]]:
     if all(zoo.is_available(name) for name in zoo.BUNDLED_PAIR):
+        stage(f"loading {' and '.join(zoo.BUNDLED_PAIR)} ...")
         return "bundled pair", [zoo.load(name) for name in zoo.BUNDLED_PAIR]
-    print("The bundled pair is not in assets/models yet; timing a random stand-in of its size instead "
-          "(4-layer 256-wide BERT, 2-layer DistilBERT student, 6000-word vocabulary).")
+    stage("The bundled pair is not in assets/models yet; timing a random stand-in of its size instead "
+          "(4-layer 256-wide BERT, 2-layer DistilBERT student, 6000-word vocabulary); training its tokenizer ...")
     from transformers import BertConfig, BertForMaskedLM
     lines = (ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
     tokenizer = train_wordpiece(lines, vocab_size=6000)
@@ -68,6 +70,7 @@ def whole_model_fill_mask(loaded: zoo.LoadedModel, text: str, top_k: int = 5):
 
 def measure(label: str, models: list[zoo.LoadedModel], sentence: str, runs: int, threads: int) -> dict:
     torch.set_num_threads(threads)
+    stage(f"timing {label} at {threads} thread(s): 4 figures of {runs} runs each ...")
     tokens = max(len(m.tokenizer(sentence)["input_ids"]) for m in models)
     return {
         "pair": label,
@@ -102,15 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         predict.check_text(args.sentence)
         threads = thread_counts(args.threads)
+        if args.runs < 1:
+            raise ValueError(f"--runs must be at least 1, not {args.runs}.")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"torch {torch.__version__}, default {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-          f"median of {args.runs} runs, in ms; load average {_load()}")
+          f"median of {args.runs} runs, in ms; load average {_load()}", flush=True)
     rows = []
     label, models = bundled_pair()
     rows += [measure(label, models, args.sentence, args.runs, t) for t in threads]
     for first, second in ARCH_PAIRS:
+        stage(f"building {first} and {second} with random weights ...")
         models = [zoo.load(first), zoo.load(second)]
         rows += [measure(f"{first[5:]} + {second[5:]}", models, args.sentence, args.runs, t) for t in threads]
         del models

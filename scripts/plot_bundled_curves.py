@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import matplotlib
 
@@ -20,14 +21,23 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 from core.models.zoo import BUNDLED_DIR  # noqa: E402
 from core.paths import ASSETS  # noqa: E402
 from core.runs.store import read_metrics  # noqa: E402
+from scripts.progress import stage  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ASSETS / "results" / "bundled_curves.png"))
-    args = p.parse_args()
-    teacher = json.loads((BUNDLED_DIR / "teacher" / "pretraining.json").read_text(encoding="utf-8"))["log"]
+    args = p.parse_args(argv)
+    records = (BUNDLED_DIR / "teacher" / "pretraining.json", BUNDLED_DIR / "student" / "distill_metrics.jsonl")
+    missing = [str(path) for path in records if not path.is_file()]
+    if missing:
+        print(f"error: {' and '.join(missing)} not found; the bundled pair's records are written when it is built "
+              "(see assets/README.md).", file=sys.stderr)
+        return 2
+    stage(f"reading {records[0]} and {records[1]} ...")
+    teacher = json.loads(records[0].read_text(encoding="utf-8"))["log"]
     student = [r for r in read_metrics(BUNDLED_DIR / "student", "distill_metrics.jsonl") if "eval_agreement" in r]
+    stage("drawing ...")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
     left.plot([r["step"] for r in teacher], [r["valid_mlm_acc"] for r in teacher], marker="o", ms=3)
     left.set_title("teacher pretraining (4 layers)")
@@ -47,7 +57,8 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(args.out)
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

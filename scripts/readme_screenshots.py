@@ -24,7 +24,7 @@ def main() -> None:
         image = Image.open(path).convert("RGB")
         image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.LANCZOS)
         image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(TARGET / path.name, optimize=True)
-        print(f"{path.name}: {(TARGET / path.name).stat().st_size / 1024:.0f} KB")
+        print(f"{path.name}: {(TARGET / path.name).stat().st_size / 1024:.0f} KB", flush=True)
 
 
 if __name__ == "__main__":

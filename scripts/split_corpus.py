@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 from core.compare.probes import fill_mask_probes, topic_sentences
 from core.paths import ASSETS
+from scripts.progress import stage
 
 
 def probe_sentences() -> list[str]:
@@ -19,14 +21,23 @@ def probe_sentences() -> list[str]:
     return [s for _, s in topic_sentences()] + [p.sentence.replace("[MASK]", p.expected) for p in fill_mask_probes()]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", type=Path)
     p.add_argument("--valid-share", type=float, default=0.05)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    topics = sorted(args.source.glob("*.txt"))
+    if not topics:
+        print(f"error: {args.source} holds no topic files (*.txt); give the folder of the corpus's topic files.",
+              file=sys.stderr)
+        return 2
+    if not 0 < args.valid_share < 1:
+        print(f"error: --valid-share must be between 0 and 1, not {args.valid_share}.", file=sys.stderr)
+        return 2
     probes = probe_sentences()
     seen, train, valid, dropped = set(), [], [], 0
-    for path in sorted(args.source.glob("*.txt")):
+    for path in topics:
+        stage(f"reading {path.name} ...")
         for line in path.read_text(encoding="utf-8-sig").splitlines():
             line = " ".join(line.split())
             if not line or line in seen:
@@ -41,7 +52,8 @@ def main() -> None:
     (out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
     (out / "valid.txt").write_text("\n".join(valid) + "\n", encoding="utf-8")
     print(f"train {len(train)} lines, valid {len(valid)} lines, {dropped} dropped for containing a probe sentence")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

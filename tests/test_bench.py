@@ -16,6 +16,18 @@ from transformers import AutoModelForMaskedLM
 from core import bench
 from core.bench import cli as bench_cli
 from core.bench import plan as bench_plan
+from core.bench.engine import percentile
+from core.bench.plan import (
+    CARD_SEQ_LEN,
+    MEMORY_HEADROOM,
+    encoder_flops,
+    forward_memory_bytes,
+    library_reason,
+    memory_needed_bytes,
+    model_shape,
+    validate,
+)
+from core.bench.variants import Variant, check_variant, fast_candidates, random_tokens, reference_variant
 from core.models import zoo
 from tests.conftest import REPO
 
@@ -40,42 +52,43 @@ def config(**changes) -> bench.BenchConfig:
 ])
 def test_bad_requests_are_refused_with_a_sentence(changes, message):
     with pytest.raises(ValueError, match=message):
-        bench.validate(config(**changes))
+        validate(config(**changes))
 
 
 def test_seq_len_limit_comes_from_the_models_own_config(tiny_teacher_dir):
-    assert bench.model_shape(str(tiny_teacher_dir)).max_seq_len == 128  # the fixture's max_position_embeddings
-    bench.validate(config(models=[str(tiny_teacher_dir)], seq_len=128))
+    assert model_shape(str(tiny_teacher_dir)).max_seq_len == 128  # the fixture's max_position_embeddings
+    validate(config(models=[str(tiny_teacher_dir)], seq_len=128))
     with pytest.raises(ValueError, match="accepts \\(128 tokens\\)"):
-        bench.validate(config(models=[str(tiny_teacher_dir)], seq_len=129))
+        validate(config(models=[str(tiny_teacher_dir)], seq_len=129))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_on_a_machine_without_gpu():
     with pytest.raises(ValueError, match="no usable NVIDIA GPU"):
-        bench.validate(config(device="cuda"))
+        validate(config(device="cuda"))
 
 
 def test_memory_estimate_refuses_a_batch_that_cannot_fit():
     with pytest.raises(ValueError, match="needs about .* GB .* free; choose a smaller batch size"):
-        bench.validate(config(batch_sizes=[1, 100_000], seq_len=512))
-    shape = bench.model_shape(TEACHER_ARCH)
+        validate(config(batch_sizes=[1, 100_000], seq_len=512))
+    shape = model_shape(TEACHER_ARCH)
     # An eager forward pass at batch 64 x 512 keeps 3 fp32 attention maps of (64, 12, 512, 512) alive.
     maps = 3 * 64 * 12 * 512 * 512 * 4
-    assert bench.forward_memory_bytes(shape, 64, 512, "reference", 4) > maps
-    assert bench.memory_needed_bytes(shape, 1, 512, "reference") > shape.params * 4
+    assert forward_memory_bytes(shape, 64, 512, "reference", 4) > maps
+    assert memory_needed_bytes(shape, 1, 512, "reference") > shape.params * 4
 
 
 def test_memory_refusal_follows_free_memory(monkeypatch):
-    shape = bench.model_shape(STUDENT_ARCH)
-    need = bench.memory_needed_bytes(shape, 4, 128, "fast")
+    shape = model_shape(STUDENT_ARCH)
+    need = memory_needed_bytes(shape, 4, 128, "fast")
     monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: need)  # estimate above 85% of free memory
     with pytest.raises(ValueError, match="memory is free"):
-        bench.validate(config(models=[STUDENT_ARCH], batch_sizes=[4], seq_len=128, modes=["fast"]))
-    monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: need / bench.MEMORY_HEADROOM + 1)
-    bench.validate(config(models=[STUDENT_ARCH], batch_sizes=[4], seq_len=128, modes=["fast"]))
+        validate(config(models=[STUDENT_ARCH], batch_sizes=[4], seq_len=128, modes=["fast"]))
+    monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: need / MEMORY_HEADROOM + 1)
+    validate(config(models=[STUDENT_ARCH], batch_sizes=[4], seq_len=128, modes=["fast"]))
 
 
+@pytest.mark.cli
 def test_cli_bad_input_exits_2_with_one_stderr_line():
     done = subprocess.run([sys.executable, "-m", "core.bench", "--models", "no-such-model"], cwd=REPO,
                           capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -105,9 +118,30 @@ def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_st
     path = tmp_path / "bench.json"
     models = f"{tiny_teacher_dir},{tiny_student_dir}"
     assert bench_cli.main(["--models", models, "--batch-sizes", "1,2", "--seq-len", "32", "--runs", "1",
-                       "--warmup", "1", "--json", str(path)]) == 0
-    assert "estimated time" in capsys.readouterr().out
+                           "--warmup", "1", "--json", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert "estimated time" in printed.out
     result = json.loads(path.read_text(encoding="utf-8"))
+    # progress (the bar, a line per measurement) on stderr; stdout holds the tables alone
+    assert "warm-up" not in printed.out and "%|" not in printed.out and "samples/s," not in printed.out
+    assert printed.err.count("samples/s, ") == 8 and "%|" in printed.err
+    # no card figures for these models: one line says why instead of an empty table
+    assert [line for line in printed.out.splitlines() if line.startswith("Beside the card")] == [
+        "Beside the card: nothing to compare, because the card has CPU figures only for DeepPavlov's teacher and its "
+        "base and small students (arch:<name> or their Hub ids), and none of them was measured."]
+    # a teacher/student ratio at every batch size measured, 2 included (the card used 1 and 16 only)
+    pairs = [line for line in result["speedups"] if "fast_speedup" not in line]
+    assert [line["batch_size"] for line in pairs] == [1, 2]
+    for line in pairs:
+        teacher, student = (next(r for r in result["rows"] if r["model"] == str(model) and r["mode"] == "reference"
+                                 and r["batch_size"] == line["batch_size"]) for model in (tiny_teacher_dir,
+                                                                                           tiny_student_dir))
+        assert line["reference_latency_ratio"] == round(teacher["latency_s"] / student["latency_s"], 2)
+        assert line["fast_latency_ratio"] is not None and line["fast_throughput_ratio"] is not None
+        printed_line = next(o for o in printed.out.splitlines() if o.startswith(line["pair"])
+                            and o.split()[3] == str(line["batch_size"]))
+        # columns: pair (3 words), batch_size, card_latency_ratio, reference_latency_ratio, ...
+        assert float(printed_line.split()[5]) == line["reference_latency_ratio"]
     rows = result["rows"]
     assert len(rows) == 2 * 2 * 2  # models x modes x batch sizes
     assert {"cpu_model", "physical_cores", "torch_threads", "amx_bf16", "gpu", "torch", "transformers"} <= set(
@@ -123,7 +157,7 @@ def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_st
         assert row["throughput_samples_s"] == pytest.approx(row["batch_size"] / row["latency_s"], rel=1e-3)
         assert 10 < row["peak_mem_mb"] < 64 * 1024
         layers = model.config.num_hidden_layers if model.config.model_type == "bert" else model.config.n_layers
-        flops = bench.encoder_flops(layers, 32, 64, 32) * row["batch_size"]
+        flops = encoder_flops(layers, 32, 64, 32) * row["batch_size"]
         assert row["gflops"] == pytest.approx(flops / row["latency_s"] / 1e9, rel=0.02, abs=0.06)
         assert (row["dtype"] == "float32 (eager)") == (row["mode"] == "reference")
         if row["mode"] == "reference":
@@ -151,15 +185,17 @@ TINY_ARCH = "arch:distilrubert-tiny-cased-conversational-v1"  # the real tiny-v1
 
 
 @pytest.fixture(scope="module")
-def tiny_reference(tiny_teacher_dir):
+def tiny_bert_reference(tiny_teacher_dir):
+    """The conftest's 4-layer, 32-wide random BERT teacher (a trained-model folder) and its reference variant."""
     loaded = zoo.load(str(tiny_teacher_dir), attentions=True)
-    return loaded, bench.reference_variant(loaded.model, "cpu")
+    return loaded, reference_variant(loaded.model, "cpu")
 
 
 @pytest.fixture(scope="module")
-def tiny_arch_reference():
+def tiny_v1_arch_reference():
+    """DistilRuBERT-tiny-v1's architecture with random weights, and its reference variant."""
     loaded = zoo.load(TINY_ARCH, attentions=True)
-    return loaded, bench.reference_variant(loaded.model, "cpu")
+    return loaded, reference_variant(loaded.model, "cpu")
 
 
 def plain_mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -167,15 +203,15 @@ def plain_mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))).mean())
 
 
-def test_fast_candidates_pass_the_cosine_check_on_random_weights(tiny_arch_reference):
-    loaded, reference = tiny_arch_reference
-    candidates = bench.fast_candidates(loaded.model, "cpu")
+def test_fast_candidates_pass_the_cosine_check_on_random_weights(tiny_v1_arch_reference):
+    loaded, reference = tiny_v1_arch_reference
+    candidates = fast_candidates(loaded.model, "cpu")
     assert candidates and all(c.model is not loaded.model for c in candidates)
     assert loaded.model.config._attn_implementation == "eager"  # the shared model is left as it was
     for candidate in candidates:
-        check = bench.check_variant(reference, candidate, trained=False)
+        check = check_variant(reference, candidate, trained=False)
         assert check.passed and check.metric == "hidden-state cosine" and check.value >= 0.999
-        inputs = bench.random_tokens(loaded.model.config.vocab_size, 2, 128, "cpu", seed=1)
+        inputs = random_tokens(loaded.model.config.vocab_size, 2, 128, "cpu", seed=1)
         with torch.inference_mode():
             want = reference.model.base_model(**inputs).last_hidden_state
             with candidate.context():
@@ -183,7 +219,7 @@ def test_fast_candidates_pass_the_cosine_check_on_random_weights(tiny_arch_refer
         assert check.value == pytest.approx(plain_mean_cosine(want, got), abs=1e-6)
 
 
-def corrupted(variant: bench.Variant) -> bench.Variant:
+def corrupted(variant: Variant) -> Variant:
     """The same path with the first layer's query, value and feed-forward weights scrambled: a wrong fast path."""
     broken = copy.deepcopy(variant)
     encoder = broken.model.base_model
@@ -201,21 +237,21 @@ def corrupted(variant: bench.Variant) -> bench.Variant:
     return broken
 
 
-def test_the_check_fails_for_a_wrong_fast_path(tiny_arch_reference):
-    loaded, reference = tiny_arch_reference
-    for candidate in bench.fast_candidates(loaded.model, "cpu"):
-        check = bench.check_variant(reference, corrupted(candidate), trained=False)
+def test_the_check_fails_for_a_wrong_fast_path(tiny_v1_arch_reference):
+    loaded, reference = tiny_v1_arch_reference
+    for candidate in fast_candidates(loaded.model, "cpu"):
+        check = check_variant(reference, corrupted(candidate), trained=False)
         assert not check.passed and check.value < 0.99
 
 
-def test_top1_agreement_check_for_trained_models(tiny_reference):
-    loaded, reference = tiny_reference
+def test_top1_agreement_check_for_trained_models(tiny_bert_reference):
+    loaded, reference = tiny_bert_reference
     sdpa = copy.deepcopy(loaded.model)
     sdpa.set_attn_implementation("sdpa")
-    exact = bench.Variant("fast", "float32 (sdpa)", sdpa, torch.float32)
-    check = bench.check_variant(reference, exact, trained=True, tokenizer=loaded.tokenizer)
+    exact = Variant("fast", "float32 (sdpa)", sdpa, torch.float32)
+    check = check_variant(reference, exact, trained=True, tokenizer=loaded.tokenizer)
     assert check.metric == "top-1 agreement" and check.positions >= 50 and check.passed
-    wrong = bench.check_variant(reference, corrupted(exact), trained=True, tokenizer=loaded.tokenizer)
+    wrong = check_variant(reference, corrupted(exact), trained=True, tokenizer=loaded.tokenizer)
     assert not wrong.passed and wrong.value < 0.99
 
 
@@ -232,10 +268,10 @@ def counted_flops(arch: str, seq_len: int) -> float:
 
 @pytest.mark.parametrize("name, reference_gflop", [(TEACHER_ARCH, 96.6), (STUDENT_ARCH, 48.3)])
 def test_flops_match_the_reference_and_torchs_counter(name, reference_gflop):
-    flops = bench.model_shape(name).flops_per_sample(512)
+    flops = model_shape(name).flops_per_sample(512)
     assert flops / 1e9 == pytest.approx(reference_gflop, rel=0.01)
     assert flops == pytest.approx(counted_flops(name[5:], 512), rel=1e-3)
-    assert bench.model_shape(name).flops_per_sample(128) == pytest.approx(counted_flops(name[5:], 128), rel=1e-3)
+    assert model_shape(name).flops_per_sample(128) == pytest.approx(counted_flops(name[5:], 128), rel=1e-3)
 
 
 def test_published_figures_and_speedups():
@@ -245,13 +281,14 @@ def test_published_figures_and_speedups():
             for m, mode, b, lat in [(STUDENT_ARCH, "reference", 1, 0.2), (TEACHER_ARCH, "reference", 1, 0.5),
                                     (TEACHER_ARCH, "reference", 16, 6.0), (STUDENT_ARCH, "reference", 16, 3.2),
                                     (STUDENT_ARCH, "fast", 1, 0.05)]]
-    pair, *per_model = bench.speedups(rows, "cpu")
-    assert pair["pair"].startswith(TEACHER_ARCH)  # the teacher is found by its role, not by order
-    assert pair["card_latency_ratio"] == round(0.655 / 0.3285, 2)
-    assert pair["card_throughput_ratio"] == round(0.5803 / 0.3754, 2)
-    assert pair["reference_latency_ratio"] == 2.5
-    assert pair["reference_throughput_ratio"] == round((16 / 3.2) / (16 / 6.0), 2)
-    assert pair["fast_latency_ratio"] is None
+    batch1, batch16, *per_model = bench.speedups(rows, "cpu")
+    assert batch1["pair"].startswith(TEACHER_ARCH)  # the teacher is found by its role, not by order
+    assert (batch1["batch_size"], batch16["batch_size"]) == (1, 16)
+    assert batch1["card_latency_ratio"] == round(0.655 / 0.3285, 2) and batch1["card_throughput_ratio"] is None
+    assert batch16["card_throughput_ratio"] == round(0.5803 / 0.3754, 2) and batch16["card_latency_ratio"] is None
+    assert batch1["reference_latency_ratio"] == 2.5
+    assert batch16["reference_throughput_ratio"] == round((16 / 3.2) / (16 / 6.0), 2)
+    assert batch1["fast_latency_ratio"] is None
     assert per_model == [{"pair": f"{STUDENT_ARCH}: fast / reference at batch 1", "model": STUDENT_ARCH,
                           "batch_size": 1, "fast_speedup": 4.0}]
     card = {line["model"]: line for line in bench.card_comparison(rows, "cpu")}
@@ -259,15 +296,123 @@ def test_published_figures_and_speedups():
     assert card[TEACHER_ARCH]["reference_throughput"] == pytest.approx(16 / 6.0)
 
 
+def measured(*rows: tuple, seq_len: int = CARD_SEQ_LEN) -> list[dict]:
+    """Report rows from (model, mode, batch size, latency s)."""
+    return [dict(model=m, mode=mode, batch_size=b, seq_len=seq_len, latency_s=lat, throughput_samples_s=b / lat,
+                 size_mb=1.0) for m, mode, b, lat in rows]
+
+
+def test_ratios_at_a_batch_size_the_card_did_not_use():
+    """The README's `--seq-len 128 --batch-sizes 32` example: ratios at batch 32 rather than none."""
+    rows = measured((TEACHER_ARCH, "reference", 32, 4.8), (STUDENT_ARCH, "reference", 32, 2.0),
+                    (TEACHER_ARCH, "fast", 32, 1.5), (STUDENT_ARCH, "fast", 32, 0.5), seq_len=128)
+    pair, *fast_lines = bench.speedups(rows, "cpu")
+    assert pair == {"pair": f"{TEACHER_ARCH} / {STUDENT_ARCH}", "batch_size": 32, "card_latency_ratio": None,
+                    "card_throughput_ratio": None, "reference_latency_ratio": 2.4, "reference_throughput_ratio": 2.4,
+                    "fast_latency_ratio": 3.0, "fast_throughput_ratio": 3.0}
+    assert [line["fast_speedup"] for line in fast_lines] == [3.2, 4.0]
+
+
+def test_card_figures_on_a_gpu_come_from_the_cards_gpu_column():
+    assert bench.card_figure(TEACHER_ARCH, "cuda", "latency") == 0.031
+    assert bench.card_figure(STUDENT_ARCH, "cuda", "throughput") == 52.2495
+    assert bench.card_figure(STUDENT_ARCH, "cpu", "throughput") == 0.5803
+    line, = bench.card_comparison(measured((TEACHER_ARCH, "reference", 1, 0.02)), "cuda")
+    assert (line["card_latency_s"], line["card_throughput"]) == (0.031, 36.4902)
+
+
+@pytest.mark.parametrize("rows, reason", [
+    (measured((TEACHER_ARCH, "reference", 1, 0.4)), ""),
+    (measured((TEACHER_ARCH, "reference", 16, 6.0), (TEACHER_ARCH, "reference", 4, 1.5)), ""),
+    (measured(("bundled-teacher", "reference", 32, 0.1), ("bundled-student", "reference", 32, 0.05)),
+     "the card has CPU figures only for DeepPavlov's teacher"),
+    (measured((TEACHER_ARCH, "reference", 1, 0.4), seq_len=128),
+     "the card measured 512-token sequences and this run measured 128-token ones."),
+    (measured((TEACHER_ARCH, "reference", 32, 0.4), (TEACHER_ARCH, "reference", 4, 0.1)),
+     "this run measured batch 4, 32 only; add 1 and 16 to the batch sizes."),
+])
+def test_card_gap_says_why_nothing_can_be_compared(rows, reason):
+    gap = bench.card_gap(rows, "cpu")
+    assert gap == reason if not reason else (reason in gap and gap.endswith("."))
+
+
+def test_library_errors_are_quoted_as_whole_sentences(tmp_path):
+    cut_at_colon = OSError("Can't load the configuration of 'x':\n  config.json is missing")
+    assert library_reason(cut_at_colon) == "Can't load the configuration of 'x': config.json is missing."
+    long = library_reason(OSError("This sentence is complete. " * 30))
+    assert long.endswith("complete.") and len(long) <= 300
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        validate(config(models=[str(tmp_path)]))
+    assert str(refused.value).startswith("Could not read the configuration of") and str(refused.value).endswith(".")
+
+
 def test_percentile_matches_numpy():
     import numpy as np
     values = [0.3, 0.1, 0.7, 0.2, 0.5, 0.9, 0.4]
-    assert bench.percentile(values, 0.9) == pytest.approx(float(np.percentile(values, 90)))
-    assert bench.percentile([2.0], 0.9) == 2.0
+    assert percentile(values, 0.9) == pytest.approx(float(np.percentile(values, 90)))
+    assert percentile([2.0], 0.9) == 2.0
 
 
-# ---- the Benchmark tab, driven through its API ----------------------------------------------------------------
+# ---- the Benchmark tab: its charts, and the tab driven through its API ----------------------------------------
 
+def chart_rows(batch_sizes=(1, 16), seq_len=CARD_SEQ_LEN, models=(TEACHER_ARCH, STUDENT_ARCH)) -> list[dict]:
+    """Rows where the student is twice as fast and fast mode four times reference, at every batch size."""
+    return measured(*[(model, mode, b, b * 0.4 / (i + 1) / (4 if mode == "fast" else 1))
+                      for i, model in enumerate(models) for mode in ("reference", "fast") for b in batch_sizes],
+                    seq_len=seq_len)
+
+
+def test_charts_label_every_bar_and_leave_room_above_the_tallest():
+    from ui import bench_tab
+
+    for figure in (bench_tab.latency_figure(chart_rows(), "cpu"), bench_tab.throughput_figure(chart_rows(), "cpu")):
+        assert [trace.name for trace in figure.data] == ["card: Xeon E5-2698 v4", "reference (here)", "fast (here)"]
+        tallest = max(y for trace in figure.data for y in trace.y)
+        assert figure.layout.yaxis.range[1] >= 1.15 * tallest  # the label above the tallest bar fits in the plot
+        for trace in figure.data:
+            assert trace.texttemplate == "%{y:.3g}" and trace.textposition == "outside" and trace.cliponaxis is False
+    throughput = bench_tab.throughput_figure(chart_rows(), "cpu")
+    assert [round(y, 4) for y in throughput.data[0].y] == [0.3754, 0.5803]  # the card's own figures
+    assert list(throughput.data[2].y) == pytest.approx([10.0, 20.0])  # 16 / (16 * 0.4 / 4), 16 / (16 * 0.2 / 4)
+
+
+@pytest.mark.parametrize("rows, kind, note", [
+    (chart_rows(batch_sizes=(1,)), "throughput", "no card bars: the card's batch 16 was not measured"),
+    (chart_rows(batch_sizes=(16,)), "latency", "no card bars: the card's batch 1 was not measured"),
+    (chart_rows(seq_len=128), "throughput", "no card bars: seq_len 128, the card's is 512"),
+    (chart_rows(models=("bundled-teacher", "bundled-student")), "latency",
+     "no card bars: the card has no figures for these models"),
+    (chart_rows(), "throughput", None),
+])
+def test_chart_subtitle_gives_the_real_reason_card_bars_are_missing(rows, kind, note):
+    from ui import bench_tab
+
+    figure = bench_tab.bar_figure(rows, "cpu", kind)
+    lines = bench_tab.title_lines(figure)
+    assert lines[0] == f"{kind.capitalize()} at batch {bench_tab.chart_batch(rows, kind)}"
+    assert (lines[2] if len(lines) > 2 else None) == note
+    assert ("card: Xeon E5-2698 v4" in [t.name for t in figure.data]) == (note is None)
+    # plotly does not wrap titles: at ~0.55 em a character, 17 px for the title and 70% of it for a subtitle
+    # line, each line fits the 430 px that half a 1000-pixel page leaves after the title's 5% inset and margins
+    widths = [len(line) * 0.55 * 17 * (1 if i == 0 else 0.7) for i, line in enumerate(lines)]
+    assert max(widths) < 430, lines
+
+
+def test_the_run_handlers_view_sends_what_changed_and_skips_the_rest():
+    import gradio as gr
+
+    from ui import bench_tab
+
+    view = bench_tab.BenchView(progress="half way", limits="limits")
+    only = view.outputs("progress", "limits")
+    assert len(only) == 9 and only[0] == "half way" and only[6] == "limits"
+    assert all(isinstance(out, type(gr.skip())) for i, out in enumerate(only) if i not in (0, 6))
+    assert view.outputs()[0] == "half way" and view.outputs()[7] is None  # everything, nothing skipped
+
+
+
+@pytest.mark.app
 def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_dir, runs_dir):
     import gradio as gr
     from gradio_client import Client
@@ -282,6 +427,9 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
         client = Client(demo.local_url, verbose=False)
         endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert set(endpoints) == {"/estimate_benchmark", "/run_benchmark", "/stop_benchmark"}
+        for name in ("/estimate_benchmark", "/run_benchmark"):  # gradio_client users call them by keyword
+            assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == [
+                "models", "device", "batch_sizes", "seq_len", "modes", "runs", "compile"]
         models = [str(tiny_teacher_dir), str(tiny_student_dir)]
         text = client.predict(models, "cpu", "1,2", 16, ["reference", "fast"], 1, False, api_name="/estimate_benchmark")
         assert text.startswith("**Before you run:** 8 measurements of 2 model(s); estimated time")

@@ -1,8 +1,11 @@
 """The Benchmark tab: measure teacher and students live, beside the model card's speed table."""
 from __future__ import annotations
 
+import functools
+import re
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -12,6 +15,7 @@ import torch
 
 from core import bench
 from core.bench import machine
+from core.formatting import format_seconds, parse_int_list
 from ui.context import AppContext, user_errors
 
 MODE_COLOURS = {"card": "#9aa5b1", "reference": "#3b6fb6", "fast": "#e9a23b"}
@@ -37,47 +41,78 @@ def config_from_inputs(models, device, batch_sizes, seq_len, modes, runs, compil
     if seq_len is None or float(seq_len) != int(seq_len):
         raise ValueError("Sequence length must be a whole number of tokens.")
     return bench.BenchConfig(models=[m.strip() for m in (models or []) if m and m.strip()], device=device or "cpu",
-                             batch_sizes=bench.parse_int_list(batch_sizes, "Batch sizes"), seq_len=int(seq_len),
+                             batch_sizes=parse_int_list(batch_sizes, "Batch sizes"), seq_len=int(seq_len),
                              modes=list(modes or []), runs=int(runs) if runs else None, compile=bool(compile_fast))
 
 
+CHART_KINDS = {  # kind -> (title, unit line, row field)
+    "latency": ("Latency", "seconds, lower is better", "latency_s"),
+    "throughput": ("Throughput", "samples/s, higher is better", "throughput_samples_s"),
+}
+HEADROOM = 1.2  # y axis up to 1.2 x the tallest bar, so its value label above the bar stays inside the plot
+
+
 def latency_figure(rows: list[dict], device: str) -> go.Figure:
-    return _bar_figure(rows, device, "latency", "Latency at batch 1 (s, lower is better)")
+    return bar_figure(rows, device, "latency")
 
 
 def throughput_figure(rows: list[dict], device: str) -> go.Figure:
-    return _bar_figure(rows, device, "throughput", "Throughput at batch 16 (samples/s, higher is better)")
+    return bar_figure(rows, device, "throughput")
 
 
-def _bar_figure(rows: list[dict], device: str, kind: str, title: str) -> go.Figure:
-    """Card, reference and fast bars per model; the card's batch (1 or 16) where measured, else the nearest one."""
+def chart_batch(rows: list[dict], kind: str) -> int:
+    """The card's batch for this kind (1 for latency, 16 for throughput) where measured, else the nearest one."""
+    wanted = bench.CARD_BATCH[kind]
+    batches = sorted({r["batch_size"] for r in rows}) or [wanted]
+    return wanted if wanted in batches else min(batches, key=lambda b: abs(b - wanted))
+
+
+def card_bar_note(rows: list[dict], device: str, kind: str) -> str:
+    """Why a chart has no card bars, in a few words that fit under its title; "" when it has them."""
     models = list(dict.fromkeys(r["model"] for r in rows))
-    batches = sorted({r["batch_size"] for r in rows}) or [1]
-    wanted = 1 if kind == "latency" else 16
-    batch = wanted if wanted in batches else min(batches, key=lambda b: abs(b - wanted))
-    if batch != wanted:
-        title = title.replace(f"batch {wanted}", f"batch {batch} (batch {wanted} not measured)")
+    if not any(bench.card_figure(m, device, kind) is not None for m in models):
+        return "no card bars: the card has no figures for these models"
+    lengths = sorted({r["seq_len"] for r in rows})
+    if lengths != [bench.CARD_SEQ_LEN]:
+        return f"no card bars: seq_len {', '.join(map(str, lengths))}, the card's is {bench.CARD_SEQ_LEN}"
+    wanted = bench.CARD_BATCH[kind]
+    if chart_batch(rows, kind) != wanted:
+        return f"no card bars: the card's batch {wanted} was not measured"
+    return ""
+
+
+def title_lines(figure: go.Figure) -> list[str]:
+    """The title as the lines a reader sees, markup removed."""
+    return [re.sub(r"<[^>]+>", "", line) for line in (figure.layout.title.text or "").split("<br>")]
+
+
+def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
+    """Card, reference and fast bars per model at the card's batch for this kind where measured, else the nearest.
+
+    Each title line stays short (about 40 characters): plotly does not wrap titles, and the chart is half a page wide.
+    """
+    name, unit, value = CHART_KINDS[kind]
+    batch = chart_batch(rows, kind)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    note = card_bar_note(rows, device, kind)
     figure = go.Figure()
-    card_key = f"{device}_{'latency_s' if kind == 'latency' else 'throughput'}"
-    card = [bench.published(m).get(card_key) for m in models]
-    same_shape = batch == wanted and all(r["seq_len"] == bench.CARD_SEQ_LEN for r in rows)
-    if not same_shape:
-        title += f"<br><sup>card bars only at seq_len {bench.CARD_SEQ_LEN}, the card's length</sup>"
-    if same_shape and any(v is not None for v in card):
-        figure.add_bar(name=CARD_MACHINE[device], x=[short_name(m) for m in models], y=card,
-                       marker_color=MODE_COLOURS["card"], texttemplate="%{y:.3g}", textposition="outside",
-                       cliponaxis=False)
+    bar_style = dict(texttemplate="%{y:.3g}", textposition="outside", cliponaxis=False)
+    if not note:
+        figure.add_bar(name=CARD_MACHINE[device], x=[short_name(m) for m in models],
+                       y=[bench.card_figure(m, device, kind) for m in models], marker_color=MODE_COLOURS["card"],
+                       **bar_style)
     for mode in bench.MODES:
         found = {r["model"]: r for r in rows if r["mode"] == mode and r["batch_size"] == batch}
-        if not found:
-            continue
-        value = "latency_s" if kind == "latency" else "throughput_samples_s"
-        figure.add_bar(name=f"{mode} (here)", x=[short_name(m) for m in models],
-                       y=[found[m][value] if m in found else None for m in models],
-                       marker_color=MODE_COLOURS[mode], texttemplate="%{y:.3g}", textposition="outside",
-                       cliponaxis=False)
-    figure.update_layout(title=title, barmode="group", height=380, margin=dict(l=40, r=10, t=80, b=40),
+        if found:
+            figure.add_bar(name=f"{mode} (here)", x=[short_name(m) for m in models],
+                           y=[found[m][value] if m in found else None for m in models],
+                           marker_color=MODE_COLOURS[mode], **bar_style)
+    tallest = max((y for trace in figure.data for y in trace.y if y is not None), default=0.0)
+    title = f"{name} at batch {batch}<br><sup>{unit}</sup>" + (f"<br><sup>{note}</sup>" if note else "")
+    figure.update_layout(title=title, barmode="group", height=380, margin=dict(l=40, r=10, t=90, b=40),
                          legend=dict(orientation="h", y=-0.15), template="plotly_white")
+    if tallest > 0:
+        figure.update_yaxes(range=[0, tallest * HEADROOM])
     return figure
 
 
@@ -95,20 +130,22 @@ def ratio_rows(speedups: list[dict]) -> list[dict]:
                                       f"(batch {item['batch_size']})", "fast (here)": item["fast_speedup"]})
             continue
         teacher, student = (short_name(part) for part in item["pair"].split(" / "))
-        for kind, batch, how in (("latency", 1, f"{teacher} latency / {student} latency"),
-                                 ("throughput", 16, f"{student} throughput / {teacher} throughput")):
-            lines.append({"speed-up": f"{how} (batch {batch})", "card": item[f"card_{kind}_ratio"],
-                          "reference (here)": item[f"reference_{kind}_ratio"],
-                          "fast (here)": item[f"fast_{kind}_ratio"]})
+        batch = item["batch_size"]
+        # at one batch size the two ratios agree; batch 1 reads as latency, larger batches as throughput
+        kind = "latency" if batch == bench.CARD_BATCH["latency"] else "throughput"
+        how = (f"{teacher} latency / {student} latency" if kind == "latency"
+               else f"{student} throughput / {teacher} throughput")
+        lines.append({"speed-up": f"{how} (batch {batch})", "card": item[f"card_{kind}_ratio"],
+                      "reference (here)": item[f"reference_{kind}_ratio"], "fast (here)": item[f"fast_{kind}_ratio"]})
     return lines
 
 
 def card_only_rows(models: list[str], device: str) -> list[dict]:
     """The card's figures for the chosen models, shown before any measurement arrives."""
-    key = device if device in bench.DEVICES else "cpu"
+    device = device if device in bench.DEVICES else "cpu"
     return [{"model": m, "card_size_mb": bench.published(m).get("size_mb"),
-             "card_latency_s": bench.published(m).get(f"{key}_latency_s"),
-             "card_throughput": bench.published(m).get(f"{key}_throughput")} for m in models if bench.published(m)]
+             "card_latency_s": bench.card_figure(m, device, "latency"),
+             "card_throughput": bench.card_figure(m, device, "throughput")} for m in models if bench.published(m)]
 
 
 def write_downloads(folder: Path, result: dict) -> tuple[str, str]:
@@ -123,31 +160,98 @@ def progress_text(fraction: float, message: str, started: float, estimate_s: flo
     filled = round(20 * fraction)
     left = max(estimate_s - elapsed, 0.0) if fraction < 0.99 else 0.0
     return (f"`{'█' * filled}{'░' * (20 - filled)}` {fraction:.0%} · {message} · elapsed "
-            f"{bench.format_seconds(elapsed)}, about {bench.format_seconds(left)} left")
+            f"{format_seconds(elapsed)}, about {format_seconds(left)} left")
+
+
+@dataclass
+class BenchView:
+    """What the run handler shows, in the order of its outputs; kept whole so the last yield (what an API client
+    receives) carries everything, while each intermediate yield sends only what changed."""
+    progress: str = ""
+    results: pd.DataFrame = field(default_factory=lambda: _frame([], ROW_COLUMNS))
+    latency: go.Figure | None = None
+    throughput: go.Figure | None = None
+    card: pd.DataFrame = field(default_factory=lambda: _frame([], CARD_COLUMNS))
+    ratios: pd.DataFrame = field(default_factory=lambda: _frame([], RATIO_COLUMNS))
+    limits: str = ""
+    csv: str | None = None
+    json: str | None = None
+
+    FIELDS = ("progress", "results", "latency", "throughput", "card", "ratios", "limits", "csv", "json")
+
+    def outputs(self, *changed: str) -> tuple:
+        """Every output (no names given), or only the named ones with gr.skip() in the others' places."""
+        return tuple(getattr(self, name) if not changed or name in changed else gr.skip() for name in self.FIELDS)
+
+
+# ---- handlers: top-level functions of (context, inputs); build() binds the context ------------------------------
+
+def checked_config(ctx: AppContext, models, device, batch_sizes, seq_len, modes, runs,
+                   compile_fast) -> bench.BenchConfig:
+    """The request as a BenchConfig, refused (ValueError) when a name must not or cannot be loaded here."""
+    config = config_from_inputs(models, device, batch_sizes, seq_len, modes, runs, compile_fast)
+    for name in config.models:
+        ctx.check_name(name)
+        line = ctx.offline_line(name)
+        if line:
+            raise ValueError(line)
+    return config
+
+
+def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=None, seq_len=None, modes=None,
+                       runs=None, compile=None) -> str:
+    """How long and how much memory the measurement as set will take, or why it cannot run."""
+    try:
+        config = checked_config(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
+        plan = bench.make_plan(config, ctx.cache.get)  # the shared cache: loads are shared with the other tabs
+    except ValueError as error:
+        return f"**Cannot run as set:** {error}"
+    busy = machine.busy_note()
+    return f"**Before you run:** {plan.describe()}" + (f"\n\n*Note: {busy}*" if busy else "")
+
+
+@user_errors
+def run_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=None, seq_len=None, modes=None, runs=None,
+                  compile=None):
+    """Stream the benchmark: the progress line on every pass, tables, charts and files on every result."""
+    config = checked_config(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
+    plan = bench.make_plan(config, ctx.cache.get)
+    folder = Path(tempfile.mkdtemp(prefix="rudistil-bench-"))
+    started, rows, peaks = time.perf_counter(), [], None
+    machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
+    view = BenchView(progress=progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s),
+                     card=_frame(card_only_rows(config.models, config.device), CARD_COLUMNS))
+    yield view.outputs()
+    for event in bench.iter_benchmark(config, ctx.cache.get, plan):
+        if isinstance(event, bench.Progress):
+            view.progress = progress_text(event.fraction, event.message, started, plan.estimate_s)
+            yield view.outputs("progress")
+            continue
+        if isinstance(event, bench.Peaks):
+            peaks, view.limits = event, limits_text(event)
+            yield view.outputs("limits")
+            continue
+        rows.append(event)
+        result = bench.report(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
+        view.results = _frame(result["rows"], ROW_COLUMNS)
+        view.latency = latency_figure(result["rows"], config.device)
+        view.throughput = throughput_figure(result["rows"], config.device)
+        view.card = _frame(result["card"], CARD_COLUMNS)
+        view.ratios = _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)
+        view.csv, view.json = write_downloads(folder, result)  # after every row, so a stopped run keeps its results
+        yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json")
+    took = format_seconds(time.perf_counter() - started)
+    view.progress = progress_text(1.0, f"done: {len(rows)} measurements in {took} (estimated "
+                                  f"{format_seconds(plan.estimate_s)})", started, plan.estimate_s)
+    yield view.outputs()
+
+
+def stop_benchmark() -> str:
+    return "Stopped. The results measured so far are above and in the downloads."
 
 
 def build(ctx: AppContext) -> dict:
     cuda = torch.cuda.is_available()
-    loader = lambda name, attentions: ctx.cache.get(name, attentions)  # noqa: E731  shares loads with the other tabs
-
-    def checked_config(*values) -> bench.BenchConfig:
-        config = config_from_inputs(*values)
-        for name in config.models:
-            ctx.check_name(name)
-            line = ctx.offline_line(name)
-            if line:
-                raise ValueError(line)
-        return config
-
-    def estimate(models=None, device=None, batch_sizes=None, seq_len=None, modes=None, runs=None,
-                 compile=None) -> str:
-        try:
-            plan = bench.make_plan(checked_config(models, device, batch_sizes, seq_len, modes, runs, compile), loader)
-        except ValueError as error:
-            return f"**Cannot run as set:** {error}"
-        busy = machine.busy_note()
-        return f"**Before you run:** {plan.describe()}" + (f"\n\n*Note: {busy}*" if busy else "")
-
     gr.Markdown(INTRO)
     with gr.Row():
         models = gr.Dropdown(ctx.model_choices(include_arch=True), value=list(bench.CARD_MODELS), multiselect=True,
@@ -183,50 +287,16 @@ def build(ctx: AppContext) -> dict:
         csv_file = gr.File(label="Results as CSV")
         json_file = gr.File(label="Results as JSON (with the machine record)")
 
-    @user_errors
-    def run(models=None, device=None, batch_sizes=None, seq_len=None, modes=None, runs=None, compile=None):
-        """Stream the benchmark: the progress line on every pass, tables, charts and files on every result."""
-        config = checked_config(models, device, batch_sizes, seq_len, modes, runs, compile)
-        plan = bench.make_plan(config, loader)
-        folder = Path(tempfile.mkdtemp(prefix="rudistil-bench-"))
-        started, rows, peaks = time.perf_counter(), [], None
-        machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
-        # progress, results, latency, throughput, card, ratios, limits, csv, json: the last full state, so the final
-        # yield (what an API client receives) carries everything
-        state = [progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s), _frame([], ROW_COLUMNS),
-                 None, None, _frame(card_only_rows(config.models, config.device), CARD_COLUMNS),
-                 _frame([], RATIO_COLUMNS), "", None, None]
-        yield tuple(state)
-        for event in bench.iter_benchmark(config, loader, plan):
-            if isinstance(event, bench.Progress):
-                state[0] = progress_text(event.fraction, event.message, started, plan.estimate_s)
-                yield (state[0],) + (gr.skip(),) * 8
-                continue
-            if isinstance(event, bench.Peaks):
-                peaks, state[6] = event, limits_text(event)
-                yield (gr.skip(),) * 6 + (state[6],) + (gr.skip(),) * 2
-                continue
-            rows.append(event)
-            result = bench.report(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
-            state[1:6] = [_frame(result["rows"], ROW_COLUMNS), latency_figure(result["rows"], config.device),
-                          throughput_figure(result["rows"], config.device), _frame(result["card"], CARD_COLUMNS),
-                          _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)]
-            state[7:9] = write_downloads(folder, result)  # after every row, so a stopped run keeps its results
-            yield (gr.skip(),) + tuple(state[1:6]) + (gr.skip(),) + tuple(state[7:9])
-        took = bench.format_seconds(time.perf_counter() - started)
-        state[0] = progress_text(1.0, f"done: {len(rows)} measurements in {took} (estimated "
-                                 f"{bench.format_seconds(plan.estimate_s)})", started, plan.estimate_s)
-        yield tuple(state)
-
     # no triggers: on page load and on every change of an input, as one endpoint (a Markdown whose value is a
     # function would add a second, unnamed /estimate event on the same triggers)
-    gr.on(None, estimate, inputs=inputs, outputs=estimate_md, api_name="estimate_benchmark", show_progress="hidden")
-    run_event = run_button.click(run, inputs=inputs, api_name="run_benchmark", show_progress="minimal",
-                                 concurrency_limit=1, concurrency_id="benchmark",  # two runs would slow each other
+    gr.on(None, functools.partial(estimate_benchmark, ctx), inputs=inputs, outputs=estimate_md,
+          api_name="estimate_benchmark", show_progress="hidden")
+    run_event = run_button.click(functools.partial(run_benchmark, ctx), inputs=inputs, api_name="run_benchmark",
+                                 show_progress="minimal", concurrency_limit=1,
+                                 concurrency_id="benchmark",  # two runs would slow each other
                                  outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios,
                                           limits_md, csv_file, json_file])
-    stop_button.click(lambda: "Stopped. The results measured so far are above and in the downloads.",
-                      outputs=progress_md, cancels=[run_event], api_name="stop_benchmark")
+    stop_button.click(stop_benchmark, outputs=progress_md, cancels=[run_event], api_name="stop_benchmark")
     return dict(models=models, device=device, batch_sizes=batch_sizes, seq_len=seq_len, modes=modes, runs=runs,
                 compile=compile_fast, estimate=estimate_md, run=run_button, stop=stop_button, progress=progress_md,
                 results=results, latency_plot=latency_plot, throughput_plot=throughput_plot, card=card,

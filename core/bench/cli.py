@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from core.bench.engine import Peaks, Progress, Row, run_benchmark
+from core.bench.engine import run_benchmark
 from core.bench.machine import busy_note
 from core.bench.plan import (
     CARD_MODELS,
@@ -16,7 +16,8 @@ from core.bench.plan import (
     make_plan,
 )
 from core.bench.profile import profile_breakdown
-from core.bench.report import write_json
+from core.bench.records import Peaks, Progress, Row
+from core.bench.report import card_gap, write_json
 from core.bench.variants import choose_fast, reference_variant
 from core.formatting import format_seconds, parse_int_list
 
@@ -73,12 +74,19 @@ def _print_result(result: dict, device: str) -> None:
     _print_table(result["rows"], ["model", "mode", "dtype", "batch_size", "latency_s", "latency_p90_s",
                                   "throughput_samples_s", "peak_mem_mb", "gflops", "share_of_peak",
                                   "share_of_theoretical", "runs"])
-    print(f"\nBeside the card ({device}; card latency at batch 1, throughput at batch 16):")
-    _print_table(result["card"], ["model", "size_mb", "card_size_mb", "card_latency_s", "reference_latency_s",
-                                  "fast_latency_s", "card_throughput", "reference_throughput", "fast_throughput"])
-    print("\nSpeed-ups:")
-    _print_table(result["speedups"], ["pair", "card_latency_ratio", "reference_latency_ratio", "fast_latency_ratio",
-                                      "card_throughput_ratio", "reference_throughput_ratio",
+    gap = card_gap(result["rows"], device)
+    if gap:
+        print(f"\nBeside the card: nothing to compare, because {gap}")
+    else:
+        print(f"\nBeside the card ({device}; card latency at batch 1, throughput at batch 16):")
+        _print_table(result["card"], ["model", "size_mb", "card_size_mb", "card_latency_s", "reference_latency_s",
+                                      "fast_latency_s", "card_throughput", "reference_throughput", "fast_throughput"])
+    if not result["speedups"]:
+        print("\nSpeed-ups: none; measure a teacher and a student, or both modes, to compare them.")
+        return
+    print("\nSpeed-ups (latency: teacher / student; throughput: student / teacher; fast_speedup: reference / fast):")
+    _print_table(result["speedups"], ["pair", "batch_size", "card_latency_ratio", "reference_latency_ratio",
+                                      "fast_latency_ratio", "card_throughput_ratio", "reference_throughput_ratio",
                                       "fast_throughput_ratio", "fast_speedup"])
 
 
@@ -121,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_description_str(event.message, refresh=False)
             bar.refresh()
         elif isinstance(event, Row):
+            # stderr, like the bar: stdout holds the tables alone, printed once the bar is closed
             if event.tried and event.model not in explained:
                 explained.add(event.model)
-                bar.write(f"{event.model} fast path chosen from: {event.tried}")
+                bar.write(f"{event.model} fast path chosen from: {event.tried}", file=sys.stderr)
             bar.write(f"{event.model} {event.mode} ({event.dtype}) batch {event.batch_size}: "
                       f"{event.latency_s:.4f} s, {event.throughput_samples_s:.2f} samples/s, "
-                      f"{event.share_of_peak:.0%} of the measured limit")
+                      f"{event.share_of_peak:.0%} of the measured limit", file=sys.stderr)
 
     try:
         result = run_benchmark(config, plan=plan, on_event=on_event)

@@ -10,10 +10,9 @@ Two modes:
              SDPA attention where the CPU multiplies bf16 in hardware, fp16/bf16 with SDPA on a GPU, optionally
              torch.compile. Each candidate is checked against reference before it is timed.
 
-This module runs the measurements, and every public name of the benchmark can be imported from it. The parts
-live beside it: bench_plan (settings, validation, estimates), bench_variants (reference and fast paths, their
-check, timing), bench_report (the card comparison and result files), bench_profile (where the time goes) and
-bench_cli (the command line).
+This module runs the measurements. The parts live beside it: plan (settings, validation, estimates), variants
+(reference and fast paths, their check, timing), records (what a run yields), report (the card comparison and
+result files), profile (where the time goes) and cli (the command line).
 
 python -m core.bench --help
 """
@@ -24,100 +23,16 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import psutil
 import torch
 
 from core.bench import machine
-from core.bench.machine import busy_note
-from core.bench.plan import (
-    CARD_BATCH_SIZES,
-    CARD_MODELS,
-    CARD_SEQ_LEN,
-    DEVICES,
-    MEMORY_HEADROOM,
-    MODES,
-    BenchConfig,
-    Job,
-    Loader,
-    ModelShape,
-    Plan,
-    default_loader,
-    encoder_flops,
-    forward_memory_bytes,
-    free_memory_bytes,
-    make_plan,
-    memory_needed_bytes,
-    model_shape,
-    validate,
-)
-from core.bench.report import card_comparison, published, report, speedups, write_json
-from core.bench.variants import (
-    Check,
-    Variant,
-    check_variant,
-    choose_fast,
-    fast_candidates,
-    iter_forward_times,
-    random_tokens,
-    reference_variant,
-    time_forward,
-)
-from core.formatting import format_seconds, parse_int_list
+from core.bench.plan import BenchConfig, Loader, ModelShape, Plan, default_loader, make_plan
+from core.bench.records import Peaks, Progress, Row
+from core.bench.report import report
+from core.bench.variants import Variant, choose_fast, iter_forward_times, reference_variant
 from core.models import zoo
-
-__all__ = [
-    "CARD_BATCH_SIZES", "CARD_MODELS", "CARD_SEQ_LEN", "DEVICES", "MEMORY_HEADROOM", "MODES", "BenchConfig", "Check",
-    "Job", "Loader", "ModelShape", "PeakMemory", "Peaks", "Plan", "Progress", "Row", "Variant", "busy_note",
-    "card_comparison", "check_variant", "choose_fast", "default_loader", "encoder_flops", "fast_candidates",
-    "format_seconds", "forward_memory_bytes", "free_memory_bytes", "iter_benchmark", "iter_forward_times",
-    "make_plan", "make_row", "measure_peaks", "memory_needed_bytes", "model_shape", "parse_int_list", "percentile",
-    "published", "random_tokens", "reference_variant", "report", "run_benchmark", "speedups", "time_forward",
-    "validate", "write_json",
-]
-
-
-@dataclass
-class Progress:
-    fraction: float  # 0..1 of the estimated work
-    message: str
-
-
-@dataclass
-class Row:
-    model: str
-    mode: str
-    device: str
-    dtype: str
-    batch_size: int
-    seq_len: int
-    params: int
-    size_mb: float
-    latency_s: float  # median seconds of one forward pass of the whole batch
-    latency_p90_s: float
-    throughput_samples_s: float
-    peak_mem_mb: float
-    gflops: float  # achieved GFLOP/s of the encoder's matrix products
-    flops_per_sample_g: float
-    share_of_peak: float  # of the measured matmul limit for this dtype
-    share_of_theoretical: float | None
-    runs: int
-    check: str  # the correctness check fast mode passed ("" for reference)
-    tried: str  # fast mode: the candidates timed at batch 1 before the fastest correct one was chosen
-
-
-@dataclass
-class Peaks:
-    """The arithmetic limits of this machine per dtype: measured matmul rate and theoretical figure (FLOP/s)."""
-    by_dtype: dict[torch.dtype, tuple[float, float | None]]
-    basis: dict[str, str]
-
-    def as_dict(self) -> dict:
-        return {machine.dtype_name(dtype): {"measured_gflops": round(practical / 1e9, 1),
-                                            "theoretical_gflops": round(theory / 1e9, 1) if theory else None,
-                                            "theoretical_basis": self.basis[str(dtype)]}
-                for dtype, (practical, theory) in self.by_dtype.items()}
 
 
 def measure_peaks(device: str, dtypes: list[torch.dtype]) -> Peaks:

@@ -19,7 +19,8 @@ from core.models.student import dims, num_layers
 MODES = ("reference", "fast")
 DEVICES = ("cpu", "cuda")
 CARD_MODELS = ("arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational")
-CARD_BATCH_SIZES = (1, 16)  # the card: latency at batch 1, throughput at batch 16
+CARD_BATCH = {"latency": 1, "throughput": 16}  # the card: latency at batch 1, throughput at batch 16
+CARD_BATCH_SIZES = tuple(CARD_BATCH.values())
 CARD_SEQ_LEN = 512
 MEMORY_HEADROOM = 0.85  # refuse a run whose estimate exceeds this share of the free memory
 TARGET_TIMED_SECONDS = 3.0  # auto run count: enough runs for ~3 s of timing, at least 3, at most 10
@@ -157,7 +158,17 @@ def model_config(name: str, load: Loader = default_loader):
     try:
         return AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as error:
-        raise ValueError(f"Could not read the configuration of '{name}': {str(error).splitlines()[0]}") from None
+        raise ValueError(f"Could not read the configuration of '{name}': {library_reason(error)}") from None
+
+
+def library_reason(error: Exception, limit: int = 300) -> str:
+    """A library's error message as whole sentences: its lines joined (the first line alone often ends with ':'),
+    cut after the last full sentence within `limit` characters when it is longer, ending with a full stop."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    cut = text[:limit].rfind(". ") if len(text) > limit else -1
+    if cut > 0:
+        text = text[:cut + 1]
+    return text if text.endswith((".", "!", "?")) else text.rstrip(":;, ") + "."
 
 
 def model_shape(name: str, load: Loader = default_loader) -> ModelShape:

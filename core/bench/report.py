@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from core.bench import machine
-from core.bench.plan import MODES, BenchConfig, Plan
+from core.bench.plan import CARD_BATCH, CARD_SEQ_LEN, MODES, BenchConfig, Plan
+from core.bench.records import Peaks, Row
 from core.models import zoo
 
-if TYPE_CHECKING:  # core.bench imports this module to build its report
-    from core.bench.engine import Peaks, Row
+CARD_DEVICE = {"cpu": "cpu", "cuda": "gpu"}  # the card's figures are keyed cpu_* and gpu_*
+CARD_KEY = {"latency": "latency_s", "throughput": "throughput"}
 
 
 def known_model(name: str) -> zoo.KnownModel | None:
@@ -27,6 +27,35 @@ def published(name: str) -> dict:
     return dict(known.published) if known else {}
 
 
+def card_figure(name: str, device: str, kind: str) -> float | None:
+    """The card's latency (s, batch 1) or throughput (samples/s, batch 16) of a model on "cpu" or "cuda"; None
+    when the card has none."""
+    return published(name).get(f"{CARD_DEVICE.get(device, device)}_{CARD_KEY[kind]}")
+
+
+def card_gap(rows: list[dict], device: str, kinds: tuple[str, ...] = tuple(CARD_BATCH)) -> str:
+    """Why none of `rows` can stand beside the card's figures of `kinds` ("latency", "throughput"), as the end of a
+    sentence; "" when at least one measurement can."""
+    if not rows:
+        return "nothing has been measured yet."
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    with_card = [m for m in models if any(card_figure(m, device, kind) is not None for kind in kinds)]
+    if not with_card:
+        return (f"the card has {device.upper()} figures only for DeepPavlov's teacher and its base and small students "
+                "(arch:<name> or their Hub ids), and none of them was measured.")
+    lengths = sorted({r["seq_len"] for r in rows if r["model"] in with_card})
+    if CARD_SEQ_LEN not in lengths:
+        return (f"the card measured {CARD_SEQ_LEN}-token sequences and this run measured "
+                f"{', '.join(map(str, lengths))}-token ones.")
+    measured = {r["batch_size"] for r in rows if r["model"] in with_card and r["seq_len"] == CARD_SEQ_LEN}
+    wanted = {kind: CARD_BATCH[kind] for kind in kinds}
+    if measured & set(wanted.values()):
+        return ""
+    card = " and ".join(f"its {kind} at batch {batch}" for kind, batch in wanted.items())
+    return (f"the card gives {card}, and this run measured batch {', '.join(map(str, sorted(measured)))} only; "
+            f"add {' and '.join(str(b) for b in sorted(set(wanted.values())))} to the batch sizes.")
+
+
 def _pick(rows: list[dict], model: str, mode: str, batch_size: int) -> dict | None:
     return next((r for r in rows if r["model"] == model and r["mode"] == mode and r["batch_size"] == batch_size), None)
 
@@ -35,23 +64,30 @@ def card_comparison(rows: list[dict], device: str = "cpu") -> list[dict]:
     """One line per model: the card's latency (batch 1) and throughput (batch 16) beside the measured ones."""
     table = []
     for model in dict.fromkeys(r["model"] for r in rows):
-        card = published(model)
         line = {"model": model, "size_mb": next(r["size_mb"] for r in rows if r["model"] == model),
-                "card_size_mb": card.get("size_mb"), "card_latency_s": card.get(f"{device}_latency_s"),
-                "card_throughput": card.get(f"{device}_throughput")}
+                "card_size_mb": published(model).get("size_mb"),
+                "card_latency_s": card_figure(model, device, "latency"),
+                "card_throughput": card_figure(model, device, "throughput")}
         for mode in MODES:
-            one, sixteen = _pick(rows, model, mode, 1), _pick(rows, model, mode, 16)
+            one = _pick(rows, model, mode, CARD_BATCH["latency"])
+            sixteen = _pick(rows, model, mode, CARD_BATCH["throughput"])
             line[f"{mode}_latency_s"] = one["latency_s"] if one else None
             line[f"{mode}_throughput"] = sixteen["throughput_samples_s"] if sixteen else None
         table.append(line)
     return table
 
 
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return round(numerator / denominator, 2) if numerator and denominator else None
+
+
 def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
     """Teacher/student speed-up ratios, published and measured, plus fast against reference for each model.
 
-    The teacher is the model the lab knows as a teacher, else the one with the most FLOPs; latency ratios are
-    teacher over student at batch 1, throughput ratios student over teacher at batch 16.
+    The teacher is the model the lab knows as a teacher, else the one with the most FLOPs. One line per student and
+    batch size measured for both: the latency ratio is teacher over student, the throughput ratio student over
+    teacher (at one batch size the two agree up to rounding). The card's latency ratio sits on the batch-1 line,
+    its throughput ratio on the batch-16 line, where the card measured them.
     """
     models = list(dict.fromkeys(r["model"] for r in rows))
     if not models:
@@ -61,19 +97,21 @@ def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
                    max(models, key=lambda m: flops[m]))
     out = []
     for student in (m for m in models if m != teacher):
-        card_t, card_s = published(teacher), published(student)
-        line = {"pair": f"{teacher} / {student}"}
-        key = f"{device}_latency_s"
-        line["card_latency_ratio"] = round(card_t[key] / card_s[key], 2) if key in card_t and key in card_s else None
-        key = f"{device}_throughput"
-        line["card_throughput_ratio"] = round(card_s[key] / card_t[key], 2) if key in card_t and key in card_s else None
-        for mode in MODES:
-            t1, s1 = _pick(rows, teacher, mode, 1), _pick(rows, student, mode, 1)
-            t16, s16 = _pick(rows, teacher, mode, 16), _pick(rows, student, mode, 16)
-            line[f"{mode}_latency_ratio"] = round(t1["latency_s"] / s1["latency_s"], 2) if t1 and s1 else None
-            line[f"{mode}_throughput_ratio"] = (round(s16["throughput_samples_s"] / t16["throughput_samples_s"], 2)
-                                                if t16 and s16 else None)
-        out.append(line)
+        card = {"latency": _ratio(card_figure(teacher, device, "latency"), card_figure(student, device, "latency")),
+                "throughput": _ratio(card_figure(student, device, "throughput"),
+                                     card_figure(teacher, device, "throughput"))}
+        shared = ({r["batch_size"] for r in rows if r["model"] == teacher} &
+                  {r["batch_size"] for r in rows if r["model"] == student})
+        for batch_size in sorted(shared):
+            line = {"pair": f"{teacher} / {student}", "batch_size": batch_size}
+            for kind in CARD_BATCH:
+                line[f"card_{kind}_ratio"] = card[kind] if batch_size == CARD_BATCH[kind] else None
+            for mode in MODES:
+                t, s = _pick(rows, teacher, mode, batch_size), _pick(rows, student, mode, batch_size)
+                line[f"{mode}_latency_ratio"] = _ratio(t["latency_s"], s["latency_s"]) if t and s else None
+                line[f"{mode}_throughput_ratio"] = (_ratio(s["throughput_samples_s"], t["throughput_samples_s"])
+                                                    if t and s else None)
+            out.append(line)
     for model in models:
         for batch_size in sorted({r["batch_size"] for r in rows if r["model"] == model}):
             ref, fast = _pick(rows, model, "reference", batch_size), _pick(rows, model, "fast", batch_size)
