@@ -68,3 +68,10 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("RUDISTIL_RUNS_DIR", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def bundled_teacher():
+    """The lab's own tiny Russian BERT teacher (assets/models/teacher), loaded as the app loads it."""
+    from core.models import zoo
+    return zoo.load("bundled-teacher")

@@ -32,12 +32,14 @@ def sharpen(loaded: zoo.LoadedModel, seed: int) -> zoo.LoadedModel:
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_teacher_dir) -> zoo.LoadedModel:
+def tiny_teacher(tiny_teacher_dir) -> zoo.LoadedModel:
+    """The 4-layer random tiny BERT of conftest (not the bundled teacher), sharpened."""
     return sharpen(zoo.load(str(tiny_teacher_dir)), seed=1)
 
 
 @pytest.fixture(scope="module")
-def student(tiny_student_dir) -> zoo.LoadedModel:
+def tiny_student(tiny_student_dir) -> zoo.LoadedModel:
+    """The 2-layer DistilBERT made from the tiny teacher, sharpened."""
     return sharpen(zoo.load(str(tiny_student_dir)), seed=2)
 
 
@@ -76,7 +78,7 @@ def kl_by_strings(log_p: torch.Tensor, vocab_p: dict, log_q: torch.Tensor, vocab
     return float(np.sum(p * np.log(p / q))), len(shared)
 
 
-@pytest.mark.parametrize("which", ["teacher", "student"])
+@pytest.mark.parametrize("which", ["tiny_teacher", "tiny_student"])
 def test_head_at_masks_equals_full_model_logits(which, request):
     loaded = request.getfixturevalue(which)
     batch = masked_lm.encode(loaded, [ONE_MASK, TWO_MASKS])  # different lengths: the first is padded
@@ -89,7 +91,7 @@ def test_head_at_masks_equals_full_model_logits(which, request):
     torch.testing.assert_close(ours, full, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("which", ["teacher", "student"])
+@pytest.mark.parametrize("which", ["tiny_teacher", "tiny_student"])
 @pytest.mark.parametrize("text", [ONE_MASK, TWO_MASKS], ids=["one-mask", "two-masks"])
 def test_fill_mask_equals_transformers_pipeline(which, text, request):
     loaded = request.getfixturevalue(which)
@@ -102,30 +104,31 @@ def test_fill_mask_equals_transformers_pipeline(which, text, request):
         np.testing.assert_allclose(guess.probs, [e["score"] for e in expected], atol=1e-5)
 
 
-def test_same_vocabulary_kl_is_the_plain_kl(teacher, student):
-    assert teacher.tokenizer is not student.tokenizer  # two objects, one vocabulary
-    result = predict.compare([teacher, student], TWO_MASKS, top_k=5)
-    log_p, log_q = full_log_probs(teacher, TWO_MASKS), full_log_probs(student, TWO_MASKS)
-    ours_t, ours_s = fill_mask_pipeline(teacher, TWO_MASKS, 5), fill_mask_pipeline(student, TWO_MASKS, 5)
+def test_same_vocabulary_kl_is_the_plain_kl(tiny_teacher, tiny_student):
+    assert tiny_teacher.tokenizer is not tiny_student.tokenizer  # two objects, one vocabulary
+    result = predict.compare([tiny_teacher, tiny_student], TWO_MASKS, top_k=5)
+    log_p, log_q = full_log_probs(tiny_teacher, TWO_MASKS), full_log_probs(tiny_student, TWO_MASKS)
+    ours_t, ours_s = fill_mask_pipeline(tiny_teacher, TWO_MASKS, 5), fill_mask_pipeline(tiny_student, TWO_MASKS, 5)
     (pair,) = result.pairs
     for m, item in enumerate(pair.items):
         plain = torch.nn.functional.kl_div(log_q[m], log_p[m], log_target=True, reduction="sum").item()
         assert item.kl == pytest.approx(plain, rel=1e-4, abs=1e-6)
-        assert item.shared_vocab == len(teacher.tokenizer)
+        assert item.shared_vocab == len(tiny_teacher.tokenizer)
         words_t, words_s = [g["token_str"] for g in ours_t[m]], [g["token_str"] for g in ours_s[m]]
         assert item.top1 == float(words_t[0] == words_s[0])
         assert item.overlap == len(set(words_t) & set(words_s)) / 5
     assert any(item.kl > 0.01 for item in pair.items)  # the models differ, so the figure says something
 
 
-def test_agreement_across_vocabularies_uses_strings(teacher, other_vocab):
-    vocab_t, vocab_o = teacher.tokenizer.get_vocab(), other_vocab.tokenizer.get_vocab()
+def test_agreement_across_vocabularies_uses_strings(tiny_teacher, other_vocab):
+    vocab_t, vocab_o = tiny_teacher.tokenizer.get_vocab(), other_vocab.tokenizer.get_vocab()
     shared = set(vocab_t) & set(vocab_o)
     assert len(shared) < min(len(vocab_t), len(vocab_o))
     assert any(vocab_t[s] != vocab_o[s] for s in shared)  # the same string has different ids in the two vocabularies
-    result = predict.compare([teacher, other_vocab], TWO_MASKS, top_k=10)
-    log_p, log_q = full_log_probs(teacher, TWO_MASKS), full_log_probs(other_vocab, TWO_MASKS)
-    guesses_t, guesses_o = fill_mask_pipeline(teacher, TWO_MASKS, 10), fill_mask_pipeline(other_vocab, TWO_MASKS, 10)
+    result = predict.compare([tiny_teacher, other_vocab], TWO_MASKS, top_k=10)
+    log_p, log_q = full_log_probs(tiny_teacher, TWO_MASKS), full_log_probs(other_vocab, TWO_MASKS)
+    guesses_t = fill_mask_pipeline(tiny_teacher, TWO_MASKS, 10)
+    guesses_o = fill_mask_pipeline(other_vocab, TWO_MASKS, 10)
     for m, item in enumerate(result.pairs[0].items):
         kl, size = kl_by_strings(log_p[m], vocab_t, log_q[m], vocab_o)
         assert item.shared_vocab == size
@@ -136,11 +139,11 @@ def test_agreement_across_vocabularies_uses_strings(teacher, other_vocab):
         assert item.overlap == len(set(words_t) & set(words_o)) / 10
 
 
-def test_three_models_are_each_compared_with_the_first(teacher, student, other_vocab):
-    result = predict.compare([teacher, student, other_vocab], ONE_MASK, top_k=3)
+def test_three_models_are_each_compared_with_the_first(tiny_teacher, tiny_student, other_vocab):
+    result = predict.compare([tiny_teacher, tiny_student, other_vocab], ONE_MASK, top_k=3)
     assert [(p.reference, p.other, p.other_index) for p in result.pairs] == [
-        (teacher.name, student.name, 1), (teacher.name, other_vocab.name, 2)]
-    same = predict.compare([teacher, teacher], ONE_MASK, top_k=3).pairs[0].items[0]
+        (tiny_teacher.name, tiny_student.name, 1), (tiny_teacher.name, other_vocab.name, 2)]
+    same = predict.compare([tiny_teacher, tiny_teacher], ONE_MASK, top_k=3).pairs[0].items[0]
     assert (same.top1, same.overlap) == (1.0, 1.0) and same.kl == pytest.approx(0.0, abs=1e-6)
 
 
@@ -161,50 +164,50 @@ def test_display_word_marks_continuation_pieces():
     ("слово [MASK] " * 21, "has 21 \\[MASK\\] marks; use at most 20"),
     ("длинное слово " * 150 + "[MASK]", "characters long; shorten it to at most 2000"),
 ])
-def test_bad_text_gets_a_sentence(text, message, teacher, student):
+def test_bad_text_gets_a_sentence(text, message, tiny_teacher, tiny_student):
     with pytest.raises(ValueError, match=message):
-        predict.compare([teacher, student], text)
+        predict.compare([tiny_teacher, tiny_student], text)
 
 
-def test_text_longer_than_the_model_reads(teacher, student):
+def test_text_longer_than_the_model_reads(tiny_teacher, tiny_student):
     text = "да " * 200 + "[MASK]."
-    tokens = len(teacher.tokenizer(text)["input_ids"])
-    limit = teacher.model.config.max_position_embeddings
+    tokens = len(tiny_teacher.tokenizer(text)["input_ids"])
+    limit = tiny_teacher.model.config.max_position_embeddings
     assert tokens > limit and len(text) <= predict.MAX_CHARS
     with pytest.raises(ValueError, match=f"The text is {tokens} tokens long for .*; the model reads at most {limit}."):
-        predict.compare([teacher, student], text)
+        predict.compare([tiny_teacher, tiny_student], text)
 
 
-def test_bad_choices_get_a_sentence(teacher, student):
+def test_bad_choices_get_a_sentence(tiny_teacher, tiny_student):
     with pytest.raises(ValueError, match="two or three models"):
-        predict.compare([teacher], ONE_MASK)
+        predict.compare([tiny_teacher], ONE_MASK)
     with pytest.raises(ValueError, match="Top-k must be between"):
-        predict.compare([teacher, student], ONE_MASK, top_k=0)
+        predict.compare([tiny_teacher, tiny_student], ONE_MASK, top_k=0)
     with pytest.raises(ValueError, match="without \\[MASK\\]"):
-        predict.mask_each_word([teacher, student], ONE_MASK)
+        predict.mask_each_word([tiny_teacher, tiny_student], ONE_MASK)
     with pytest.raises(ValueError, match="at most 64"):
-        predict.mask_each_word([teacher, student], "слово " * 65)
+        predict.mask_each_word([tiny_teacher, tiny_student], "слово " * 65)
     with pytest.raises(ValueError, match="no words to mask"):
-        predict.mask_each_word([teacher, student], "... !!! ???")
+        predict.mask_each_word([tiny_teacher, tiny_student], "... !!! ???")
 
 
-def test_mask_each_word_equals_one_mask_at_a_time(teacher, other_vocab):
+def test_mask_each_word_equals_one_mask_at_a_time(tiny_teacher, other_vocab):
     sentence = "Вчера мы с братом долго гуляли по парку, а вечером смотрели кино."
-    strip = predict.mask_each_word([teacher, other_vocab], sentence, top_k=5, batch_size=4)
+    strip = predict.mask_each_word([tiny_teacher, other_vocab], sentence, top_k=5, batch_size=4)
     words = [w for w, _ in BertPreTokenizer().pre_tokenize_str(sentence) if w.isalnum()]
     assert strip.words == words
     recovered = []
     for j, (word, (start, end)) in enumerate(zip(strip.words, strip.spans)):
         assert sentence[start:end] == word
         variant = sentence[:start] + "[MASK]" + sentence[end:]
-        one = predict.compare([teacher, other_vocab], variant, top_k=5)
+        one = predict.compare([tiny_teacher, other_vocab], variant, top_k=5)
         for m in range(2):
             assert strip.results[m][j].tokens == one.results[m].masks[0].tokens
             np.testing.assert_allclose(strip.results[m][j].probs, one.results[m].masks[0].probs, atol=1e-5)
         item, alone = strip.pairs[0].items[j], one.pairs[0].items[0]
         assert (item.top1, item.overlap) == (alone.top1, alone.overlap)
         assert item.kl == pytest.approx(alone.kl, rel=1e-4, abs=1e-6)
-        pieces = teacher.tokenizer.tokenize(word)
+        pieces = tiny_teacher.tokenizer.tokenize(word)
         expected = None if len(pieces) != 1 else strip.results[0][j].tokens[0] == pieces[0]
         assert strip.recovered[0][j] == expected
         recovered.append(expected)
@@ -231,8 +234,8 @@ def make_probes(models: list[zoo.LoadedModel], count: int = 14) -> list[FillMask
     return [p for pair in zip(hits, others) for p in pair] + hits[len(others):] + others[len(hits):]
 
 
-def test_probe_summary_against_the_pipeline(teacher, student, other_vocab):
-    models = [teacher, student, other_vocab]
+def test_probe_summary_against_the_pipeline(tiny_teacher, tiny_student, other_vocab):
+    models = [tiny_teacher, tiny_student, other_vocab]
     probes = make_probes(models)
     summary = predict.probe_summary(models, probes, top_k=5, batch_size=4)
     guesses = [[fill_mask_pipeline(m, p.sentence, 5)[0] for p in probes] for m in models]
@@ -251,20 +254,20 @@ def test_probe_summary_against_the_pipeline(teacher, student, other_vocab):
             words_o = [g["token_str"] for g in guesses[pair.other_index][i]]
             top1.append(words_r[0] == words_o[0])
             overlap.append(len(set(words_r) & set(words_o)) / 5)
-            log_p, log_q = full_log_probs(teacher, probe.sentence)[0], full_log_probs(other, probe.sentence)[0]
-            kls.append(kl_by_strings(log_p, teacher.tokenizer.get_vocab(), log_q, other.tokenizer.get_vocab())[0])
+            log_p, log_q = full_log_probs(tiny_teacher, probe.sentence)[0], full_log_probs(other, probe.sentence)[0]
+            kls.append(kl_by_strings(log_p, tiny_teacher.tokenizer.get_vocab(), log_q, other.tokenizer.get_vocab())[0])
         assert pair.mean("top1") == pytest.approx(np.mean(top1))
         assert pair.mean("overlap") == pytest.approx(np.mean(overlap))
         assert pair.mean("kl") == pytest.approx(np.mean(kls), rel=1e-4)
     assert [r["expected"] for r in summary.rows] == [p.expected for p in probes]
 
 
-def test_probe_summary_refuses_a_bad_probe(teacher, student):
+def test_probe_summary_refuses_a_bad_probe(tiny_teacher, tiny_student):
     with pytest.raises(ValueError, match="exactly one \\[MASK\\]"):
-        predict.probe_summary([teacher, student], [FillMaskProbe("Нет маски.", "слово", "t")])
+        predict.probe_summary([tiny_teacher, tiny_student], [FillMaskProbe("Нет маски.", "слово", "t")])
 
 
-def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, student, monkeypatch):
+def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, tiny_teacher, tiny_student, monkeypatch):
     import gradio as gr
     import httpx
     from gradio_client import Client
@@ -272,7 +275,7 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, st
     from ui import predict_tab
     from ui.context import AppContext
 
-    probes = make_probes([teacher, student])[:6]
+    probes = make_probes([tiny_teacher, tiny_student])[:6]
     monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
     ctx = AppContext(default_teacher=str(tiny_teacher_dir), default_student=str(tiny_student_dir))
     with gr.Blocks() as demo:
@@ -280,6 +283,11 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, st
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
+        api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        parameters = {name: [p["parameter_name"] for p in api[name]["parameters"]] for name in api}
+        assert parameters == {"/fill_mask": ["model_1", "model_2", "model_3", "top_k", "sentence"],
+                              "/mask_each_word": ["model_1", "model_2", "model_3", "top_k", "sentence"],
+                              "/probe_summary": ["model_1", "model_2", "model_3"]}
         every_endpoint = httpx.get(client.src_prefixed + "info?all_endpoints=True").json()  # undocumented ones too
         assert set(every_endpoint["named_endpoints"]) == {"/fill_mask", "/mask_each_word", "/probe_summary"}
         assert not every_endpoint["unnamed_endpoints"]  # picking an example (load_example) is not an endpoint
@@ -290,10 +298,10 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, st
         assert markdown.count(f"| {predict_tab.label(ctx.default_student)} |") == 2
         for item in expected.pairs[0].items:
             assert f"| {item.kl:.3f} |" in markdown
-        assert figure is not None
+        assert figure is not None and "**Sentence:** Давай вечером" in markdown
         strip, table = client.predict(**names, top_k=5, sentence="Мы долго гуляли по парку.",
                                       api_name="/mask_each_word")
-        assert "| гуляли |" in table
+        assert "| гуляли |" in table and "**Sentence:** Мы долго гуляли по парку." in table
         summary, _, rows = client.predict(**names, api_name="/probe_summary")
         assert len(rows["data"]) == len(probes)
         assert [row[0] for row in summary["data"]] == [f"1. {predict_tab.label(ctx.default_teacher)}",
@@ -302,3 +310,116 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, teacher, st
             client.predict(**names, top_k=5, sentence="Без маски.", api_name="/fill_mask")
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The tab's own behaviour: each result names its sentence, errors stay in view, tables have headers, lists are fresh
+
+
+def tab_context(teacher_dir, student_dir):
+    from ui.context import AppContext
+    return AppContext(default_teacher=str(teacher_dir), default_student=str(student_dir))
+
+
+def test_each_figure_names_the_sentence_it_shows(tiny_teacher, tiny_student):
+    from ui import predict_tab
+
+    result = predict.compare([tiny_teacher, tiny_student], ONE_MASK, 3)
+    strip = predict.mask_each_word([tiny_teacher, tiny_student], "Мы долго гуляли по парку.", 3)
+    assert predict_tab.prediction_figure(result).layout.title.text == f"«{ONE_MASK}»"
+    assert predict_tab.word_strip_figure(strip).layout.title.text == "«Мы долго гуляли по парку.»"
+    assert predict_tab.sentence_title("слово " * 40, limit=20) == "«слово слово слово …»"
+
+
+def test_failed_action_keeps_its_message_in_the_status_line(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    import gradio as gr
+
+    from ui import predict_tab
+
+    ctx, errors = tab_context(tiny_teacher_dir, tiny_student_dir), predict_tab.ErrorLines()
+    inputs = dict(model_1=ctx.default_teacher, model_2=ctx.default_student, model_3="", top_k=5, sentence="Без маски.")
+    with pytest.raises(gr.Error, match="has no \\[MASK\\]"):
+        predict_tab.fill_mask(ctx, errors, **inputs)
+    line = predict_tab.failure_status(errors, "fill_mask", *inputs.values())
+    assert line.startswith("**Predict failed:** The text has no [MASK]: write [MASK]") and line.endswith("'")
+    assert predict_tab.failure_status(errors, "fill_mask", *inputs.values()) == ""  # shown once, then gone
+    with pytest.raises(gr.Error, match="no run 'gone'"):  # a load error (gr.Error from the context) is kept too
+        predict_tab.probe_summary(ctx, errors, ctx.default_teacher, "run:gone", "")
+    assert "no run 'gone'" in predict_tab.failure_status(errors, "probe_summary", ctx.default_teacher, "run:gone", "")
+    with pytest.raises(gr.Error, match="at least two models"):
+        predict_tab.mask_each_word(ctx, errors, ctx.default_teacher, "", "", 5, "Мы гуляли.")
+    assert "at least two models" in predict_tab.failure_status(errors, "mask_each_word", ctx.default_teacher, "", "",
+                                                               5, "Мы гуляли.")
+
+
+def built_tab(ctx):
+    import gradio as gr
+
+    from ui import predict_tab
+
+    with gr.Blocks() as demo, gr.Tab("Predictions") as tab:
+        parts = predict_tab.build(ctx)
+    return demo, tab, parts
+
+
+def test_status_line_is_wired_to_every_action(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    demo, _, parts = built_tab(tab_context(tiny_teacher_dir, tiny_student_dir))
+    dependencies = demo.config["dependencies"]
+    named = {d["api_name"]: d["id"] for d in dependencies if d["api_visibility"] == "public"}
+    assert set(named) == {"fill_mask", "mask_each_word", "probe_summary"}
+    for event in named.values():
+        after = [d for d in dependencies if d["trigger_after"] == event]
+        assert {(d["trigger_only_on_failure"], d["trigger_only_on_success"]) for d in after} == {(True, False),
+                                                                                                 (False, True)}
+        assert all(d["outputs"] == [parts["status"]._id] for d in after)
+
+
+def test_empty_tables_have_real_headers(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    from ui import predict_tab
+
+    assert list(predict_tab.summary_table().columns) == [
+        "model", "accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1", "top-5 overlap",
+        "mean KL (nats)"]
+    assert list(predict_tab.probe_table().columns) == ["sentence", "expected", "topic"]
+    demo, _, parts = built_tab(tab_context(tiny_teacher_dir, tiny_student_dir))
+    assert parts["summary"].value["headers"] == list(predict_tab.summary_table().columns)
+    notes = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "predict-split-note"]
+    assert notes and "split (left out)" in notes[0] and "left out of its accuracy" in notes[0]
+
+
+def test_summary_rows_and_kl_chart_headroom(tiny_teacher, tiny_student):
+    from ui import predict_tab
+
+    models = [tiny_teacher, tiny_student]
+    summary = predict.probe_summary(models, make_probes(models, 6), top_k=5)
+    rows = predict.summary_rows(summary)
+    pair = summary.pairs[0]
+    assert rows[0]["top-1 agreement with model 1"] is None
+    assert rows[1]["mean KL (nats)"] == round(pair.mean("kl"), 3)
+    assert rows[1]["top-5 overlap"] == round(pair.mean("overlap"), 3)
+    assert rows[0]["split (left out)"] == summary.scores[0].split
+    figure = predict_tab.summary_figure(summary)
+    # the KL bar's label sits above the bar; the axis leaves room for it below the subplot title
+    assert figure.layout.yaxis2.range[1] >= 1.25 * pair.mean("kl")
+    assert figure.layout.yaxis.range[1] >= 1.15
+
+
+def test_model_lists_are_fresh_on_load_and_tab_select(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    import json
+    import shutil
+
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    demo, tab, parts = built_tab(ctx)
+    assert not any(c[0].startswith("run:") for c in parts["second"].choices)
+    run = runs_dir / "finished-run"
+    shutil.copytree(tiny_student_dir, run / "final")
+    (run / "status.json").write_text(json.dumps({"state": "done"}), encoding="utf-8")
+    lists = predict_tab.model_lists(ctx)
+    for dropdown in lists:
+        assert "run:finished-run" in [c[0] for c in dropdown.choices]
+    assert [c[0] for c in lists[2].choices][0] == ""  # model 3 may stay empty
+    dropdowns = [parts[k]._id for k in ("first", "second", "third")]
+    refreshes = {tuple(d["targets"][0]) for d in demo.config["dependencies"] if d["outputs"] == dropdowns}
+    assert {event for _, event in refreshes} == {"select", "load"} and (tab._id, "select") in refreshes

@@ -1,18 +1,29 @@
-"""The Predictions tab: two or three models fill in the same [MASK] side by side, with figures of how close they are."""
+"""The Predictions tab: two or three models fill in the same [MASK] side by side, with figures of how close they are.
+
+Pure figure and table builders first, then the handlers (top-level functions of the app context and the inputs), then
+build(): layout and wiring only.
+"""
 from __future__ import annotations
 
+import functools
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
+from gradio.context import get_render_context
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.compare import predict
 from core.compare.probes import fill_mask_probes
-from ui.context import AppContext, user_errors
+from ui.context import AppContext
 
 DEFAULT_TOP_K = 5
 FALLBACK_EXAMPLES = [
@@ -23,6 +34,7 @@ FALLBACK_EXAMPLES = [
 ]
 SHARED_PALETTE = qualitative.Plotly + qualitative.D3
 UNSHARED = "#c9ced6"
+PROBE_COLUMNS = ["sentence", "expected", "topic"]  # then one column per model, named after it
 
 INTRO = f"""Type a Russian sentence with `[MASK]` where a word is missing (up to {predict.MAX_MASKS} masks), or pick one
 from the probe set. Each model's top-k guesses stand side by side; a word found in more than one model's list has
@@ -35,6 +47,8 @@ the same colour everywhere, words only one model guesses are grey.
 - Models are compared by the **strings** they predict, so models with different vocabularies compare.
   KL is KL(model 1 ‖ other) over the entries whose string both vocabularies hold (the plain KL when they are equal).
 - **Mask each word** takes a sentence without `[MASK]` and masks every word in turn (the whole word as one `[MASK]`).
+- Text is read with its letters composed (NFC), so й and ё typed as two characters (as macOS often copies them) read
+  the same as one.
 """
 
 
@@ -45,11 +59,69 @@ def example_sentences() -> list[str]:
         return FALLBACK_EXAMPLES
 
 
-def _models(ctx: AppContext, names: list[str | None], progress) -> list:
-    chosen = [n.strip() for n in names if n and n.strip()]
-    if len(chosen) < 2:
-        raise ValueError("Choose at least two models to compare.")
-    return [ctx.load(name, progress=progress) for name in chosen]
+# ---------------------------------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The three model dropdowns: model 1 is the reference, model 3 may be empty."""
+    model_1: str | None = None
+    model_2: str | None = None
+    model_3: str | None = None
+
+    def names(self) -> list[str]:
+        """The chosen names, stripped, empty ones left out; ValueError when fewer than two are chosen."""
+        chosen = [n.strip() for n in (self.model_1, self.model_2, self.model_3) if n and n.strip()]
+        if len(chosen) < 2:
+            raise ValueError("Choose at least two models to compare.")
+        return chosen
+
+
+@dataclass
+class ErrorLines:
+    """The last error of each action, keyed by the action and its inputs, so the page can keep it in view.
+
+    A handler that fails raises gr.Error (the toast, and the message API callers receive); the page then asks for
+    the message with the same inputs and shows it in a status line until the next success.
+    """
+    limit: int = 64
+    _lines: OrderedDict = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def kept(self, key: tuple) -> Iterator[None]:
+        """Run a handler's body; a ValueError or gr.Error is recorded under `key` and raised as gr.Error."""
+        try:
+            yield
+        except (ValueError, gr.Error) as error:
+            message = error.message if isinstance(error, gr.Error) else str(error)
+            with self._lock:
+                self._lines[key] = message
+                while len(self._lines) > self.limit:
+                    self._lines.popitem(last=False)
+            raise gr.Error(message, print_exception=False) from None
+
+    def take(self, key: tuple) -> str:
+        with self._lock:
+            return self._lines.pop(key, "")
+
+
+ACTIONS = {"fill_mask": "Predict", "mask_each_word": "Mask each word", "probe_summary": "Probe summary"}
+
+
+def status_line(action: str, message: str) -> str:
+    """The visible line after a failed action: what failed and why."""
+    return f"**{ACTIONS[action]} failed:** {message}" if message else ""
+
+
+def _models(ctx: AppContext, choice: ModelChoice, progress) -> list:
+    return [ctx.load(name, progress=progress) for name in choice.names()]
+
+
+def _notices(models: list) -> list[str]:
+    """The one-line notices of loading (e.g. a cased vocabulary read cased), once each."""
+    return list(dict.fromkeys(m.notice for m in models if getattr(m, "notice", "")))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -77,12 +149,20 @@ def _shared_colours(token_lists: list[list[str]]) -> dict[str, str]:
     return {t: SHARED_PALETTE[i % len(SHARED_PALETTE)] for i, t in enumerate(shared)}
 
 
+def sentence_title(text: str, limit: int = 90) -> str:
+    """The sentence a figure shows, quoted, shortened at a word to about `limit` characters."""
+    if len(text) > limit:
+        text = (text[:limit - 1].rsplit(" ", 1)[0] or text[:limit - 1]) + " …"
+    return "«" + text + "»"
+
+
 def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
-    """Horizontal bars: one row of subplots per mask, one subplot per model, best guess on top."""
+    """Horizontal bars: one row of subplots per mask, one subplot per model, best guess on top; titled with the
+    sentence, so the figure says what it shows."""
     masks, models = len(result.results[0].masks), len(result.results)
     titles = [label(r.model) + (f" · mask {m + 1}" if masks > 1 else "") for m in range(masks) for r in result.results]
     row_height = 50 + 24 * result.top_k  # pixels
-    height = masks * row_height + 40
+    height = masks * row_height + 70
     fig = make_subplots(rows=masks, cols=models, subplot_titles=titles, horizontal_spacing=0.12,
                         vertical_spacing=45 / height if masks > 1 else 0.0)
     for m in range(masks):
@@ -98,7 +178,9 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
             fig.update_yaxes(tickvals=list(range(len(guess.tokens))), ticktext=guess.words, autorange="reversed",
                              row=m + 1, col=c + 1)
             fig.update_xaxes(showticklabels=False, rangemode="tozero", row=m + 1, col=c + 1)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), bargap=0.2)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), bargap=0.2,
+                      title=dict(text=sentence_title(result.text), x=0.5, xanchor="center", y=0.99, yanchor="top",
+                                 font=dict(size=14)))
     return fig
 
 
@@ -116,7 +198,8 @@ def agreement_markdown(result: predict.SentenceComparison) -> str:
             if item.shared_vocab < reference.masks[m].log_probs.numel():
                 notes.add(f"KL between {label(pair.reference)} and {label(pair.other)} is taken over the "
                           f"{item.shared_vocab:,} vocabulary entries whose string both vocabularies hold.")
-    head = f"Agreement with model 1 (**{_cell(label(result.results[0].model))}**), KL(model 1 ‖ model)."
+    head = (f"**Sentence:** {_cell(result.text)}\n\n"
+            f"Agreement with model 1 (**{_cell(label(result.results[0].model))}**), KL(model 1 ‖ model).")
     return "\n".join([head, "", *lines, "", *sorted(notes)])
 
 
@@ -148,7 +231,8 @@ def word_strip_figure(strip: predict.WordStrip) -> go.Figure:
             colorbar=dict(title="KL", len=domain[1] - domain[0], y=sum(domain) / 2, thickness=12)),
             row=2 * i + 2, col=1)
     fig.update_xaxes(tickvals=x, ticktext=strip.words, tickangle=-30)
-    fig.update_layout(height=120 + 120 * len(pairs), margin=dict(l=10, r=10, t=20, b=10))
+    fig.update_layout(height=150 + 120 * len(pairs), margin=dict(l=10, r=10, t=50, b=10),
+                      title=dict(text=sentence_title(strip.sentence), x=0.5, xanchor="center", font=dict(size=14)))
     return fig
 
 
@@ -161,66 +245,122 @@ def word_strip_markdown(strip: predict.WordStrip, model_names: list[str]) -> str
             mark = {True: " ✓", False: "", None: " (split)"}[strip.recovered[m][j]]
             cells.append(_cell(strip.results[m][j].words[0]) + mark)
         lines.append(f"| {_cell(word)} | " + " | ".join(cells) + " |")
-    note = ("Best guess of each model for each masked word; ✓ marks the masked word itself, *(split)* a word that "
-            "model's vocabulary cannot spell as one entry.")
+    note = (f"**Sentence:** {_cell(strip.sentence)}\n\nBest guess of each model for each masked word; ✓ marks the "
+            "masked word itself, *(split)* a word that model's vocabulary cannot spell as one entry.")
     return note + "\n\n" + "\n".join(lines)
 
 
-def summary_table(summary: predict.ProbeSummary) -> pd.DataFrame:
-    rows = []
-    for m, score in enumerate(summary.scores):
-        pair = next((p for p in summary.pairs if p.other_index == m), None)
-        rows.append({
-            "model": f"{m + 1}. {label(score.model)}",
-            "accuracy": _round(score.accuracy),
-            "hits / scored": f"{score.hits} / {score.scored}",
-            "split (left out)": score.split,
-            "top-1 agreement with model 1": _round(pair.mean("top1")) if pair else None,
-            f"top-{summary.top_k} overlap": _round(pair.mean("overlap")) if pair else None,
-            "mean KL (nats)": _round(pair.mean("kl")) if pair else None,
-        })
-    return pd.DataFrame(rows)
+def summary_table(summary: predict.ProbeSummary | None = None) -> pd.DataFrame:
+    """The probe-set summary, one row per model; with no summary, its empty table with the same headers."""
+    if summary is None:
+        return pd.DataFrame(columns=predict.summary_columns(predict.SUMMARY_TOP_K))
+    return pd.DataFrame(predict.summary_rows(summary, label), columns=predict.summary_columns(summary.top_k))
 
 
-def _round(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 3)
+def probe_table(summary: predict.ProbeSummary | None = None) -> pd.DataFrame:
+    """Every probe with each model's best guess; with no summary, the empty table with its fixed headers."""
+    if summary is None:
+        return pd.DataFrame(columns=PROBE_COLUMNS)
+    return pd.DataFrame(summary.rows)
 
 
 def summary_figure(summary: predict.ProbeSummary) -> go.Figure:
+    """Grouped bars of accuracy and agreement per model, and the mean KL of each other model from model 1."""
     fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3], horizontal_spacing=0.12,
                         subplot_titles=["accuracy and agreement with model 1", "mean KL from model 1 (nats)"])
     metrics = ["accuracy", "top-1 agreement", f"top-{summary.top_k} overlap"]
+    kl_top = 0.0
     for m, score in enumerate(summary.scores):
-        pair = next((p for p in summary.pairs if p.other_index == m), None)
+        pair = summary.pair_of(m)
         values = [score.accuracy] + ([pair.mean("top1"), pair.mean("overlap")] if pair else [None, None])
         colour = SHARED_PALETTE[m]
         fig.add_trace(go.Bar(x=metrics, y=values, name=f"{m + 1}. {label(score.model)}", marker_color=colour,
                              text=[f"{v:.0%}" if v is not None and not math.isnan(v) else "" for v in values],
                              textposition="outside"), row=1, col=1)
         if pair:
+            kl_top = max(kl_top, 0.0 if math.isnan(pair.mean("kl")) else pair.mean("kl"))
             fig.add_trace(go.Bar(x=[f"{m + 1}. {label(score.model)}"], y=[pair.mean("kl")], marker_color=colour,
                                  showlegend=False, text=[_kl_text(pair.mean("kl"))], textposition="outside"),
                           row=1, col=2)
-    fig.update_yaxes(range=[0, 1.1], tickformat=".0%", row=1, col=1)
-    fig.update_layout(barmode="group", height=380, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.15))
+    # Headroom above the tallest bar, so a label drawn above it stays clear of the subplot title.
+    fig.update_yaxes(range=[0, 1.2], tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(range=[0, max(kl_top, 1e-3) * 1.3], row=1, col=2)
+    fig.update_traces(cliponaxis=True)
+    fig.update_layout(barmode="group", height=400, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.18))
     return fig
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Handlers
+
+
+def fill_mask(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
+              sentence=None, progress=gr.Progress()):
+    """Predict: (bars figure, agreement Markdown) for a sentence with [MASK]."""
+    with errors.kept(("fill_mask", model_1, model_2, model_3, top_k, sentence)):
+        text = predict.check_text(sentence)  # before loading anything: a typo should not wait for a model
+        models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
+        result = predict.compare(models, text, int(top_k))
+        notes = "".join(f"\n\n*{n}*" for n in _notices(models))
+        return prediction_figure(result), agreement_markdown(result) + notes
+
+
+def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
+                   sentence=None, progress=gr.Progress()):
+    """Mask each word: (heat-strip figure, per-word Markdown table) for a sentence without [MASK]."""
+    with errors.kept(("mask_each_word", model_1, model_2, model_3, top_k, sentence)):
+        text = predict.check_text(sentence, with_masks=False)
+        models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
+        result = predict.mask_each_word(models, text, int(top_k))
+        notes = "".join(f"\n\n*{n}*" for n in _notices(models))
+        return word_strip_figure(result), word_strip_markdown(result, [m.name for m in models]) + notes
+
+
+def probe_summary(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None,
+                  progress=gr.Progress()):
+    """Probe summary: (per-model table, figure, every-probe table) over the bundled probe set."""
+    with errors.kept(("probe_summary", model_1, model_2, model_3)):
+        models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
+        progress(0.5, desc="Predicting the probe set ...")
+        result = predict.probe_summary(models)
+        return summary_table(result), summary_figure(result), probe_table(result)
+
+
+def clear_status() -> str:
+    """The status line after an action succeeded: empty."""
+    return ""
+
+
+def failure_status(errors: ErrorLines, action: str, *inputs) -> str:
+    """The status line after `action` failed with these inputs."""
+    return status_line(action, errors.take((action, *inputs)))
+
+
+def model_lists(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
+    """Fresh choices for the three model dropdowns (a finished run's student appears), values left as they are."""
+    choices = ctx.model_choices()
+    return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices), gr.Dropdown(choices=[""] + choices)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The tab
 
 
-def build(ctx: AppContext) -> dict:
+def build(ctx: AppContext, tab: gr.Tab | None = None) -> dict:
+    """The tab's layout and wiring. `tab` (default: the gr.Tab being built, if any) refreshes the model lists when
+    selected; they are refreshed on every page load too."""
+    tab = tab if tab is not None else _enclosing_tab()
+    errors = ErrorLines()
     choices = ctx.model_choices()
     gr.Markdown(INTRO)
     with gr.Row():
         first = gr.Dropdown(choices, value=ctx.default_teacher, label="Model 1 (reference)", allow_custom_value=True,
-                            info="Usually the teacher; the others are compared with it.")
+                            info="Usually the teacher; the others are compared with it.", elem_id="predict-model-1")
         second = gr.Dropdown(choices, value=ctx.default_student, label="Model 2", allow_custom_value=True,
-                             info="Usually a student, or a run's student.")
+                             info="Usually a student, or a run's student.", elem_id="predict-model-2")
         third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
-                            info="A second student to compare, or empty.")
+                            info="A second student to compare, or empty.", elem_id="predict-model-3")
         top_k = gr.Slider(1, 20, value=DEFAULT_TOP_K, step=1, label="Top-k",
                           info="Guesses shown per model at each mask.")
     examples = example_sentences()
@@ -234,45 +374,45 @@ def build(ctx: AppContext) -> dict:
         predict_button = gr.Button("Predict", variant="primary", elem_id="predict-run")
         each_button = gr.Button("Mask each word", elem_id="predict-each-word")
         summary_button = gr.Button("Probe summary", elem_id="predict-summary")
+    status = gr.Markdown("", elem_id="predict-status")
 
     gr.Markdown("### Predictions")
     bars = gr.Plot(label="Top-k guesses", elem_id="predict-bars")
     agreement = gr.Markdown(elem_id="predict-agreement")
     gr.Markdown("### Mask each word")
     strip = gr.Plot(label="Agreement per word", elem_id="predict-strip")
-    strip_words = gr.Markdown()
+    strip_words = gr.Markdown(elem_id="predict-strip-words")
     gr.Markdown("### Probe-set summary")
-    summary = gr.Dataframe(label="Probe-set summary", interactive=False, elem_id="predict-summary-table")
-    summary_plot = gr.Plot(label="Probe-set summary")
+    summary = gr.Dataframe(summary_table(), label="Probe-set summary", interactive=False,
+                           elem_id="predict-summary-table")
+    gr.Markdown(f"*{predict.SPLIT_NOTE}*", elem_id="predict-split-note")
+    summary_plot = gr.Plot(label="Probe-set summary", elem_id="predict-summary-plot")
     with gr.Accordion("Every probe", open=False):
-        probe_rows = gr.Dataframe(interactive=False, wrap=True)
-
-    @user_errors
-    def run_predict(model_1=None, model_2=None, model_3=None, top_k=None, sentence=None, progress=gr.Progress()):
-        text = predict.check_text(sentence)  # before loading anything: a typo should not wait for a model
-        result = predict.compare(_models(ctx, [model_1, model_2, model_3], progress), text, int(top_k))
-        return prediction_figure(result), agreement_markdown(result)
-
-    @user_errors
-    def run_each_word(model_1=None, model_2=None, model_3=None, top_k=None, sentence=None, progress=gr.Progress()):
-        text = predict.check_text(sentence, with_masks=False)
-        models = _models(ctx, [model_1, model_2, model_3], progress)
-        result = predict.mask_each_word(models, text, int(top_k))
-        names = [m.name for m in models]
-        return word_strip_figure(result), word_strip_markdown(result, names)
-
-    @user_errors
-    def run_summary(model_1=None, model_2=None, model_3=None, progress=gr.Progress()):
-        models = _models(ctx, [model_1, model_2, model_3], progress)
-        progress(0.5, desc="Predicting the probe set ...")
-        result = predict.probe_summary(models)
-        return summary_table(result), summary_figure(result), pd.DataFrame(result.rows)
+        probe_rows = gr.Dataframe(probe_table(), interactive=False, wrap=True, elem_id="predict-probe-rows")
 
     inputs = [first, second, third, top_k, sentence]
-    predict_button.click(run_predict, inputs, [bars, agreement], api_name="fill_mask")
-    sentence.submit(run_predict, inputs, [bars, agreement], api_visibility="private")
-    each_button.click(run_each_word, inputs, [strip, strip_words], api_name="mask_each_word")
-    summary_button.click(run_summary, [first, second, third], [summary, summary_plot, probe_rows],
-                         api_name="probe_summary")
+    wiring = [
+        (predict_button.click, fill_mask, inputs, [bars, agreement], dict(api_name="fill_mask")),
+        (sentence.submit, fill_mask, inputs, [bars, agreement], dict(api_visibility="private")),
+        (each_button.click, mask_each_word, inputs, [strip, strip_words], dict(api_name="mask_each_word")),
+        (summary_button.click, probe_summary, [first, second, third], [summary, summary_plot, probe_rows],
+         dict(api_name="probe_summary")),
+    ]
+    for trigger, handler, event_inputs, outputs, naming in wiring:
+        event = trigger(functools.partial(handler, ctx, errors), event_inputs, outputs, **naming)
+        event.success(clear_status, None, status, api_visibility="private", show_progress="hidden")
+        event.failure(functools.partial(failure_status, errors, handler.__name__), event_inputs, status,
+                      api_visibility="private", show_progress="hidden")
+
+    # Fresh model lists on every page load and whenever the tab is opened: a run may have finished meanwhile.
+    refresh = functools.partial(model_lists, ctx)
+    gr.on(None, refresh, None, [first, second, third], api_visibility="private", show_progress="hidden")
+    if tab is not None:
+        tab.select(refresh, None, [first, second, third], api_visibility="private", show_progress="hidden")
     return dict(first=first, second=second, third=third, top_k=top_k, sentence=sentence, bars=bars,
-                agreement=agreement, strip=strip, summary=summary)
+                agreement=agreement, strip=strip, summary=summary, status=status)
+
+
+def _enclosing_tab() -> gr.Tab | None:
+    block = get_render_context()
+    return block if isinstance(block, gr.Tab) else None

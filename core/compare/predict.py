@@ -12,7 +12,8 @@ Rules every function here follows:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -22,12 +23,14 @@ from transformers import PreTrainedTokenizerBase
 from core.compare.agreement import Agreement, PairAgreement, pair_agreements
 from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.models.masked_lm import MASK, MaskPrediction, display_word, encode, masked_lm_logits
+from core.models.tokenizer import nfc
 from core.models.zoo import LoadedModel
 
 MAX_MASKS = 20
 MAX_CHARS = 2000
 MAX_WORDS = 64  # "mask each word" runs one masked copy of the sentence per word
 MAX_TOP_K = 50
+SUMMARY_TOP_K = 5  # the probe summary's top-k overlap
 BATCH_SIZE = 32
 
 
@@ -79,14 +82,52 @@ class ProbeSummary:
     pairs: list[PairAgreement]  # one Agreement per probe
     rows: list[dict] = field(default_factory=list)  # per probe: sentence, expected, topic, each model's best guess
 
+    def pair_of(self, index: int) -> PairAgreement | None:
+        """The agreement of model `index` with model 0 (None for model 0 itself)."""
+        return next((p for p in self.pairs if p.other_index == index), None)
+
+
+SPLIT_NOTE = ("split (left out): probes whose expected word this model's vocabulary splits into pieces or does not "
+              "know; one vocabulary entry cannot be the whole word, so they are left out of its accuracy (agreement "
+              "still counts them).")
+
+
+def summary_columns(top_k: int) -> list[str]:
+    """The columns of `summary_rows`, in order."""
+    return ["model", "accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1",
+            f"top-{top_k} overlap", "mean KL (nats)"]
+
+
+def summary_rows(summary: ProbeSummary, name: Callable[[str], str] = str) -> list[dict]:
+    """One row per model: accuracy on the probes it can score, and its mean agreement with model 1.
+
+    Fractions in [0, 1] rounded to 3 places, KL in nats; None where a figure does not apply (model 1 against itself)
+    or cannot be computed (no probe scored, no shared string). `name` shortens model names for display.
+    """
+    columns = summary_columns(summary.top_k)
+    rows = []
+    for m, score in enumerate(summary.scores):
+        pair = summary.pair_of(m)
+        values = [f"{m + 1}. {name(score.model)}", _round(score.accuracy), f"{score.hits} / {score.scored}",
+                  score.split] + ([_round(pair.mean(k)) for k in ("top1", "overlap", "kl")] if pair else [None] * 3)
+        rows.append(dict(zip(columns, values)))
+    return rows
+
+
+def _round(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Input checks
 
 
 def check_text(text: str | None, with_masks: bool = True) -> str:
-    """The text stripped, or a ValueError with a sentence saying what to change."""
-    text = (text or "").strip()
+    """The text stripped and composed (NFC), or a ValueError with a sentence saying what to change.
+
+    Composing here (the tokenizers compose too) keeps words, spans and tables in the spelling the model read.
+    """
+    text = nfc((text or "").strip())
     if not text:
         raise ValueError("The text is empty: type a Russian sentence" + (" with [MASK] for the missing word." if
                                                                            with_masks else "."))
@@ -232,7 +273,8 @@ def _hit(tokenizer: PreTrainedTokenizerBase, word: str, best: str) -> bool | Non
 # Probe-set summary
 
 
-def probe_summary(models: Sequence[LoadedModel], probes: Sequence[FillMaskProbe] | None = None, top_k: int = 5,
+def probe_summary(models: Sequence[LoadedModel], probes: Sequence[FillMaskProbe] | None = None,
+                  top_k: int = SUMMARY_TOP_K,
                   batch_size: int = BATCH_SIZE) -> ProbeSummary:
     """Top-1 agreement, top-k overlap and mean KL with the first model over all probes; each model's accuracy.
 

@@ -5,6 +5,7 @@ import csv
 from dataclasses import dataclass
 from functools import lru_cache
 
+from core.models.tokenizer import nfc
 from core.paths import ASSETS
 
 PROBES = ASSETS / "probes"
@@ -18,8 +19,10 @@ class FillMaskProbe:
 
 
 def _rows(name: str) -> list[dict]:
+    """The rows of a probe file, every field composed (NFC) as the models read it."""
     with open(PROBES / name, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        return [{key: nfc(value) if isinstance(value, str) else value for key, value in row.items()}
+                for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
 
 
 @lru_cache(maxsize=1)

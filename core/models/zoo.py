@@ -6,28 +6,44 @@ A model is named in one of five ways:
   - "run:<run id>": the student of a distillation run (its final model, else its last checkpoint);
   - a path to a local Hugging Face model directory;
   - a Hugging Face Hub id ("owner/name").
-Every loader goes through AutoModelForMaskedLM / AutoTokenizer and never enables remote code.
+Every loader goes through AutoModelForMaskedLM / AutoTokenizer and never enables remote code, and every loaded model
+passes the same checks: a config.json that names its model_type, a tokenizer with a vocabulary, a cased vocabulary
+read cased, a masked-LM head that was in the checkpoint (not freshly initialised), and text composed to NFC before
+tokenising.
 """
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import pickle
 import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from core.models.tokenizer import BERT_SPECIALS, wordpiece_from_vocab
+from core.models.tokenizer import (
+    BERT_SPECIALS,
+    compose_unicode,
+    folds_case_or_accents,
+    is_cased_vocabulary,
+    wordpiece_from_vocab,
+)
 from core.paths import ASSETS, runs_root
 from core.runs import run_dir_of, run_model_dir
 
 ARCH_DIR = ASSETS / "archs"
 BUNDLED_DIR = ASSETS / "models"
 HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+MAX_QUOTE = 300  # characters of a library's error message quoted in ours
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,7 @@ class LoadedModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     source: str  # "bundled", "hub", "local", "arch" or "run"
+    notice: str = ""  # one line about what loading had to correct (e.g. a cased vocabulary read cased), else empty
 
 
 def arch_names() -> list[str]:
@@ -165,7 +182,10 @@ def load(name: str, device: str | torch.device = "cpu", attentions: bool = False
          dtype: torch.dtype = torch.float32) -> LoadedModel:
     """Load a masked LM and its tokenizer by any of the names above.
 
-    attentions=True selects the eager attention kernel, the only one that returns attention maps.
+    attentions=True selects the eager attention kernel, the only one that returns attention maps. Raises ValueError
+    with a sentence a person can act on when the name is unknown, the model is out of reach, the folder lacks a
+    model_type or a vocabulary, or the checkpoint has no masked-LM head (a randomly initialised head predicts noise).
+    A cased vocabulary paired with a lowercasing tokenizer is read cased, and `notice` says so.
     """
     source, location = resolve(name)
     attn = "eager" if attentions else "sdpa"
@@ -177,16 +197,117 @@ def load(name: str, device: str | torch.device = "cpu", attentions: bool = False
         raise ValueError(f"The model '{location}' is not in this machine's Hugging Face cache and the Hub cannot be "
                          "reached. Use a bundled model (bundled-teacher, bundled-student) or download it where there "
                          "is internet (hf download " + location + ") and copy the cache here.")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype, attn_implementation=attn)
-    except OSError as error:
-        raise ValueError(f"Could not load '{name}' as a masked language model: {str(error).splitlines()[0]}") from None
-    except ValueError as error:
-        raise ValueError(f"'{name}' is not a masked language model this lab can load: "
-                         f"{str(error).splitlines()[0]}") from None
+    check_config(name, config_file(source, location))
+    tokenizer, notice = load_tokenizer(name, location)
+    model, info = from_library(name, AutoModelForMaskedLM.from_pretrained, location, dtype=dtype,
+                               attn_implementation=attn, output_loading_info=True)
+    check_mlm_head(name, model, info["missing_keys"])
     model.to(device).eval()
-    return LoadedModel(name, model, tokenizer, source)
+    return LoadedModel(name, model, tokenizer, source, notice)
+
+
+def from_library(name: str, loader, *args, **kwargs):
+    """Call a transformers loader; what it raises for a bad model (unreadable weights, a missing file, a value it
+    refuses) becomes one ValueError sentence naming the model."""
+    try:
+        return loader(*args, **kwargs)
+    except (pickle.UnpicklingError, EOFError, SafetensorError):
+        raise ValueError(f"The weights of '{name}' cannot be read: the file is damaged or is not a PyTorch or "
+                         "safetensors checkpoint; download or save the model again.") from None
+    except OSError as error:
+        raise ValueError(f"Could not load '{name}' as a masked language model: {error_sentence(error)}") from None
+    except ValueError as error:
+        if "model_type" in str(error):
+            raise ValueError(_no_model_type(name)) from None
+        raise ValueError(f"'{name}' is not a masked language model this lab can load: "
+                         f"{error_sentence(error)}") from None
+
+
+def config_file(source: str, location: str) -> Path | None:
+    """The config.json a load would read, when it is on this machine (a folder, or a Hub model already cached)."""
+    if source == "hub":
+        from huggingface_hub import try_to_load_from_cache
+        found = try_to_load_from_cache(location, "config.json")
+        return Path(found) if isinstance(found, str) else None
+    return Path(location) / "config.json"
+
+
+def check_config(name: str, path: Path | None) -> None:
+    """Refuse a model folder whose config.json is missing, unreadable or names no model_type; ValueError."""
+    if path is None:
+        return  # a Hub model not cached yet: from_pretrained fetches it and its errors are mapped in load()
+    if not path.is_file():
+        raise ValueError(f"'{name}' has no config.json; a model folder holds config.json, the weights "
+                         "(model.safetensors or pytorch_model.bin) and the tokenizer files (vocab.txt or "
+                         "tokenizer.json).")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"The config.json of '{name}' cannot be read as JSON ({error_sentence(error)}); "
+                         "fix or replace it.") from None
+    if not isinstance(data, dict) or not data.get("model_type"):
+        raise ValueError(_no_model_type(name))
+
+
+def _no_model_type(name: str) -> str:
+    return (f"The config.json of '{name}' has no \"model_type\", so transformers cannot tell which architecture "
+            "it is (older BERT checkpoints lack it): add \"model_type\": \"bert\" to config.json (\"distilbert\" "
+            "for a DistilBERT) and load it again.")
+
+
+def load_tokenizer(name: str, location: str) -> tuple[PreTrainedTokenizerBase, str]:
+    """The tokenizer of a model folder or Hub id, composing Unicode (NFC) first, and a notice (empty when none).
+
+    A folder in DeepPavlov's layout (config.json, weights, vocab.txt) without tokenizer_config.json gets
+    transformers' default do_lower_case=True, which turns the cased "Ёжик" into "е ##жи ##к". A vocabulary that holds
+    upper-case letters or й/ё is therefore always read cased (do_lower_case=False, strip_accents=False).
+    Raises ValueError when the tokenizer has no vocabulary beyond its special tokens (no vocab.txt or tokenizer.json).
+    """
+    tokenizer = from_library(name, AutoTokenizer.from_pretrained, location)
+    vocab = tokenizer.get_vocab()
+    if len(vocab) <= len(set(tokenizer.all_special_tokens)):
+        raise ValueError(f"The tokenizer of '{name}' has no vocabulary beyond its {len(vocab)} special tokens; "
+                         "the model folder needs its tokenizer files (vocab.txt or tokenizer.json).")
+    notice = ""
+    if folds_case_or_accents(tokenizer) and is_cased_vocabulary(vocab):
+        tokenizer = from_library(name, AutoTokenizer.from_pretrained, location, do_lower_case=False,
+                                 strip_accents=False)
+        if folds_case_or_accents(tokenizer):
+            raise ValueError(f"The tokenizer of '{name}' lowercases text or strips accents, but its vocabulary is "
+                             "cased, and it cannot be switched to cased; save a tokenizer that keeps case with it.")
+        notice = (f"The tokenizer of '{name}' was set to lowercase text or strip accents, but its vocabulary is cased "
+                  "(upper-case letters, й, ё), so it is read cased (do_lower_case=False, strip_accents=False).")
+        log.warning(notice)
+    return compose_unicode(tokenizer), notice
+
+
+def check_mlm_head(name: str, model: PreTrainedModel, missing_keys: Iterable[str]) -> None:
+    """Refuse a checkpoint saved without its masked-LM head; ValueError.
+
+    from_pretrained fills weights missing from a checkpoint with random values; for the head (BERT's cls.*,
+    DistilBERT's vocab_*) that means predictions of noise. The encoder lives under model.base_model_prefix.
+    """
+    prefix = model.base_model_prefix + "."
+    head = sorted(k for k in missing_keys if not k.startswith(prefix))
+    if head:
+        raise ValueError(f"'{name}' has no masked-LM head: its checkpoint holds the encoder only ({len(head)} head "
+                         f"weights missing, e.g. {head[0]}), so it cannot fill in [MASK] nor serve as a teacher; "
+                         "use a checkpoint saved with its head (a *ForMaskedLM model).")
+
+
+def error_sentence(error: BaseException, limit: int = MAX_QUOTE) -> str:
+    """A library's error message as one complete sentence: its lines joined, cut at a sentence end when too long.
+
+    Library messages often run over several lines and the first may end with ':' (a list follows), so quoting only
+    the first line would stop mid-sentence.
+    """
+    text = " ".join(str(error).split()) or type(error).__name__
+    if len(text) > limit:
+        cut = text[:limit]
+        end = max(cut.rfind(". "), cut.rfind("; "))
+        text = cut[:end] if end > 0 else cut[:cut.rfind(" ")] + " …"
+    text = text.rstrip(" :;,")
+    return text if text.endswith((".", "!", "?", "…", ")")) else text + "."
 
 
 def _load_arch(name: str, arch: str, device, attn: str, dtype) -> LoadedModel:
