@@ -27,3 +27,21 @@ def parse_int_list(text: str, what: str, example: str = "1,16") -> list[int]:
     if not values:
         raise ValueError(f"Give at least one {what.rstrip('s').lower()}.")
     return values
+
+
+MAX_QUOTE = 300  # characters of a library's error message quoted in ours
+
+
+def error_sentence(error: BaseException, limit: int = MAX_QUOTE) -> str:
+    """A library's error message as one complete sentence: its lines joined, cut at a sentence end when too long.
+
+    Library messages often run over several lines and the first may end with ':' (a list follows), so quoting only
+    the first line would stop mid-sentence.
+    """
+    text = " ".join(str(error).split()) or type(error).__name__
+    if len(text) > limit:
+        cut = text[:limit]
+        end = max(cut.rfind(". "), cut.rfind("; "))
+        text = cut[:end] if end > 0 else cut[:cut.rfind(" ")] + " …"
+    text = text.rstrip(" :;,")
+    return text if text.endswith((".", "!", "?", "…", ")")) else text + "."

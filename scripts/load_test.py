@@ -20,7 +20,7 @@ from gradio_client import Client
 from tqdm import tqdm
 
 from core.bench.engine import percentile
-from core.bench.plan import library_reason
+from core.formatting import error_sentence
 from scripts.appserver import start_app
 from scripts.progress import stage
 
@@ -86,7 +86,7 @@ def main() -> int:
                     times.append(future.result())
                 except Exception as error:  # count it and say why; a load test must not stop at the first failure
                     failures += 1
-                    print(f"{kind} failed: {library_reason(error)}", file=sys.stderr)
+                    print(f"{kind} failed: {error_sentence(error)}", file=sys.stderr)
             if times:
                 print(f"{kind:14s} {len(times):3d} answered  p50 {statistics.median(times):6.2f} s  "
                       f"p95 {percentile(times, 0.95):6.2f} s  max {max(times):6.2f} s")

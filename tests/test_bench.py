@@ -22,12 +22,12 @@ from core.bench.plan import (
     MEMORY_HEADROOM,
     encoder_flops,
     forward_memory_bytes,
-    library_reason,
     memory_needed_bytes,
     model_shape,
     validate,
 )
 from core.bench.variants import Variant, check_variant, fast_candidates, random_tokens, reference_variant
+from core.formatting import error_sentence
 from core.models import zoo
 from tests.conftest import REPO
 
@@ -338,8 +338,8 @@ def test_card_gap_says_why_nothing_can_be_compared(rows, reason):
 
 def test_library_errors_are_quoted_as_whole_sentences(tmp_path):
     cut_at_colon = OSError("Can't load the configuration of 'x':\n  config.json is missing")
-    assert library_reason(cut_at_colon) == "Can't load the configuration of 'x': config.json is missing."
-    long = library_reason(OSError("This sentence is complete. " * 30))
+    assert error_sentence(cut_at_colon) == "Can't load the configuration of 'x': config.json is missing."
+    long = error_sentence(OSError("This sentence is complete. " * 30))
     assert long.endswith("complete.") and len(long) <= 300
     (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError) as refused:

@@ -13,6 +13,7 @@ from conftest import corpus_lines
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
 from core.compare import predict
+from core.formatting import error_sentence
 from core.models import zoo
 from core.models.cache import ModelCache
 from core.models.tokenizer import compose_unicode, train_wordpiece, wordpiece_from_vocab
@@ -199,9 +200,9 @@ def test_folder_without_config_is_refused(tmp_path):
     ("First sentence is here. " + "word " * 80, "First sentence is here."),
 ])
 def test_library_errors_are_quoted_as_whole_sentences(raw, expected):
-    assert zoo.error_sentence(ValueError(raw), limit=120) == expected
+    assert error_sentence(ValueError(raw), limit=120) == expected
 
 
 def test_long_library_error_without_sentence_end_is_cut_at_a_word():
-    quoted = zoo.error_sentence(OSError("x" * 10 + " word" * 100), limit=60)
+    quoted = error_sentence(OSError("x" * 10 + " word" * 100), limit=60)
     assert quoted.endswith(" …") and len(quoted) <= 62 and "wo …" not in quoted

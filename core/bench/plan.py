@@ -12,7 +12,7 @@ import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 from core.bench import machine
-from core.formatting import format_seconds
+from core.formatting import error_sentence, format_seconds
 from core.models import zoo
 from core.models.student import dims, num_layers
 
@@ -158,17 +158,7 @@ def model_config(name: str, load: Loader = default_loader):
     try:
         return AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as error:
-        raise ValueError(f"Could not read the configuration of '{name}': {library_reason(error)}") from None
-
-
-def library_reason(error: Exception, limit: int = 300) -> str:
-    """A library's error message as whole sentences: its lines joined (the first line alone often ends with ':'),
-    cut after the last full sentence within `limit` characters when it is longer, ending with a full stop."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    cut = text[:limit].rfind(". ") if len(text) > limit else -1
-    if cut > 0:
-        text = text[:cut + 1]
-    return text if text.endswith((".", "!", "?")) else text.rstrip(":;, ") + "."
+        raise ValueError(f"Could not read the configuration of '{name}': {error_sentence(error)}") from None
 
 
 def model_shape(name: str, load: Loader = default_loader) -> ModelShape:

@@ -28,6 +28,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from core.formatting import error_sentence
 from core.models.tokenizer import (
     BERT_SPECIALS,
     compose_unicode,
@@ -41,7 +42,6 @@ from core.runs import run_dir_of, run_model_dir
 ARCH_DIR = ASSETS / "archs"
 BUNDLED_DIR = ASSETS / "models"
 HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-MAX_QUOTE = 300  # characters of a library's error message quoted in ours
 
 log = logging.getLogger(__name__)
 
@@ -293,21 +293,6 @@ def check_mlm_head(name: str, model: PreTrainedModel, missing_keys: Iterable[str
         raise ValueError(f"'{name}' has no masked-LM head: its checkpoint holds the encoder only ({len(head)} head "
                          f"weights missing, e.g. {head[0]}), so it cannot fill in [MASK] nor serve as a teacher; "
                          "use a checkpoint saved with its head (a *ForMaskedLM model).")
-
-
-def error_sentence(error: BaseException, limit: int = MAX_QUOTE) -> str:
-    """A library's error message as one complete sentence: its lines joined, cut at a sentence end when too long.
-
-    Library messages often run over several lines and the first may end with ':' (a list follows), so quoting only
-    the first line would stop mid-sentence.
-    """
-    text = " ".join(str(error).split()) or type(error).__name__
-    if len(text) > limit:
-        cut = text[:limit]
-        end = max(cut.rfind(". "), cut.rfind("; "))
-        text = cut[:end] if end > 0 else cut[:cut.rfind(" ")] + " …"
-    text = text.rstrip(" :;,")
-    return text if text.endswith((".", "!", "?", "…", ")")) else text + "."
 
 
 def _load_arch(name: str, arch: str, device, attn: str, dtype) -> LoadedModel:
