@@ -1,11 +1,12 @@
 """The bundled corpus, probe sets and tiny Russian pair: recompute what assets/README.md promises."""
 import collections
 import json
+import unicodedata
 
 import pytest
 
 from core.compare.predict import predict_masks
-from core.compare.probes import fill_mask_probes, topic_sentences
+from core.compare.probes import everyday_probes, fill_mask_probes, topic_sentences
 from core.distill.data import read_corpus
 from core.distill.evaluate import masked_batches, mlm_figures
 from core.models import zoo
@@ -75,3 +76,35 @@ def test_teacher_top5_on_fill_in_the_blank_probes(pair):
     baseline = sum(p.expected in frequent for p in probes) / len(probes)
     print(f"teacher top-5 on {len(probes)} probes: {hits:.1%}; five most frequent words: {baseline:.1%}")
     assert hits >= 0.20 and hits >= baseline + 0.15
+
+
+def test_everyday_probes_are_well_formed_and_unseen():
+    probes = everyday_probes()
+    topics = collections.Counter(p.topic for p in probes)
+    assert len(probes) >= 80 and len(topics) >= 7 and min(topics.values()) >= 5
+    assert len({p.sentence for p in probes}) == len(probes)
+    for probe in probes:
+        assert probe.sentence.count("[MASK]") == 1 and unicodedata.is_normalized("NFC", probe.sentence), probe
+        assert probe.answers and all(a.isalpha() and a == a.lower() for a in probe.answers), probe
+    corpus = (CORPUS / "train.txt").read_text(encoding="utf-8")
+    assert not [p.sentence for p in probes if p.sentence.replace("[MASK]", p.answers[0]) in corpus]
+
+
+def everyday_hits(loaded, k: int) -> float:
+    """Share of everyday probes whose top-k words include an acceptable answer."""
+    probes = everyday_probes()
+    results = predict_masks(loaded, [p.sentence for p in probes], top_k=k)
+    return sum(any(w.lower() in p.answers for w in r.masks[0].tokens[:k])
+               for p, r in zip(probes, results)) / len(probes)
+
+
+def test_teacher_on_the_everyday_probes_beats_naming_frequent_words(pair):
+    teacher = pair[0]
+    top1, top5 = everyday_hits(teacher, 1), everyday_hits(teacher, 5)
+    counts = collections.Counter(t for line in read_corpus(CORPUS / "train.txt")
+                                 for t in teacher.tokenizer.tokenize(line) if t.isalpha())
+    frequent = {t for t, _ in counts.most_common(5)}
+    baseline = sum(bool(frequent & set(p.answers)) for p in everyday_probes()) / len(everyday_probes())
+    print(f"teacher on {len(everyday_probes())} everyday probes: top-1 {top1:.1%}, top-5 {top5:.1%}; "
+          f"five most frequent words: {baseline:.1%}")
+    assert top5 > baseline and top5 >= top1
