@@ -16,8 +16,9 @@ import time
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
+from core.distill.data import TokenizedCorpus, length_grouped_batches, read_corpus, step_generator, tokenize_lines
 from core.distill.losses import distillation_loss
+from core.distill.recipes import SameVocabRecipe
 from core.models import zoo
 from core.models.student import StudentSpec, layer_groups, make_student, num_layers
 from core.paths import ASSETS
@@ -39,12 +40,13 @@ def make_setup(pair: str, batch_size: int, max_length: int) -> DistillSetup:
         generator = torch.Generator().manual_seed(0)
         sequences = [[2] + torch.randint(5, loaded.model.config.vocab_size, (max_length - 2,),
                                          generator=generator).tolist() + [3] for _ in range(batch_size * 20)]
-        corpus = type("Corpus", (), {"sequences": sequences, "lengths": [max_length] * len(sequences)})()
+        corpus = TokenizedCorpus(sequences, 0)
     else:
         corpus = tokenize_lines(lines, loaded.tokenizer, max_length)
     cfg = DistillConfig(teacher=teacher_name, batch_size=batch_size, max_length=max_length)
-    return DistillSetup(cfg, loaded.model, loaded.tokenizer, student, corpus, [],
-                        layer_groups(num_layers(loaded.model.config), layers))
+    recipe = SameVocabRecipe(loaded.model, loaded.tokenizer, student, cfg.loss_weights,
+                             layer_groups(num_layers(loaded.model.config), layers), corpus)
+    return DistillSetup(cfg, recipe)
 
 
 def sync(device: str) -> float:
@@ -54,19 +56,18 @@ def sync(device: str) -> float:
 
 
 def measure(setup: DistillSetup, device: str, steps: int, warmup: int = 3) -> dict:
-    cfg = setup.cfg
-    teacher, student = setup.teacher.to(device).eval(), setup.student.to(device).train()
+    cfg, recipe = setup.cfg, setup.recipe
+    teacher, student = recipe.teacher.to(device).eval(), recipe.student.to(device).train()
     optimizer = optimizer_for(cfg, list(student.named_parameters()))
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps + warmup)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
                 else torch.autocast("cpu", enabled=False))
-    batches = length_grouped_batches(setup.train.lengths, cfg.batch_size, 0, 0)
+    batches = length_grouped_batches(recipe.train.lengths, cfg.batch_size, 0, 0)
     phases = {name: [] for name in ("data", "teacher_forward", "student_forward", "backward", "optimizer")}
     tokens = []
     for step in range(steps + warmup):
         t0 = sync(device)
-        batch = mlm_batch([setup.train.sequences[i] for i in batches[step % len(batches)]], setup.tokenizer,
-                          step_generator(0, step))
+        batch = recipe.build_batch(batches[step % len(batches)], step_generator(0, step))
         batch = {k: v.to(device) for k, v in batch.items()}
         t1 = sync(device)
         weights = cfg.loss_weights
@@ -78,7 +79,7 @@ def measure(setup: DistillSetup, device: str, steps: int, warmup: int = 3) -> di
             student_out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                   output_hidden_states=True)
             loss = distillation_loss(student_out, teacher_out, batch["attention_mask"], batch["labels"], weights,
-                                     setup.groups)["loss"]
+                                     recipe.groups)["loss"]
         t3 = sync(device)
         loss.backward()
         t4 = sync(device)

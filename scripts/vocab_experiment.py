@@ -1,6 +1,6 @@
 """The reduced-vocabulary experiment of Kolesnikova et al. (2022), on the lab's bundled teacher.
 
-python -m scripts.vocab_experiment [--steps 1500]
+python -m scripts.vocab_experiment [--steps 1500] [--plot-only]
 
 Distils the bundled teacher three ways at equal steps with python -m train.distill: a 2-layer student with the
 teacher's vocabulary, and 2-layer students with a smaller vocabulary and width aligned by `match` and by `reduce`.
@@ -54,25 +54,36 @@ def latency(paths: dict[str, str]) -> dict[str, float]:
     return {name: by_path[path] for name, path in paths.items()}
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path | None = None):
+    """Parameters against top-1 agreement, one labelled point per model (the teacher at 100%); returns the figure.
+
+    Labels of points in the right half of the axes sit to their left, and of points in the top band below them,
+    so every label stays inside the figure.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    right = max(r["params"] for r in rows) / 1e6 * 1.15
+    ax.set_xlim(0, right)
+    ax.set_ylim(0, 1.05)
     for i, row in enumerate(rows):
-        ax.scatter(row["params"] / 1e6, row["agreement"], s=70)
+        x, y = row["params"] / 1e6, row["agreement"]
+        ax.scatter(x, y, s=70)
         label = f"{row['student']}: {row['params'] / 1e6:.2f}M, {row['cpu_latency_ms']:.1f} ms"
-        ax.annotate(label, (row["params"] / 1e6, row["agreement"]), textcoords="offset points",
-                    xytext=(8, 10 - 14 * (i % 2)), fontsize=8.5)  # points at the same place get labels apart
-    ax.set_xlim(0, max(r["params"] for r in rows) / 1e6 * 1.7)
-    ax.set_ylim(0, 1)
+        to_left, near_top = x > right / 2, y > 0.9
+        ax.annotate(label, (x, y), textcoords="offset points", fontsize=8.5, ha="right" if to_left else "left",
+                    va="top" if near_top else "bottom",
+                    xytext=(-8 if to_left else 8, -8 if near_top else 4 - 14 * (i % 2)))  # close points part
     ax.set_xlabel("parameters (millions)")
     ax.set_ylabel("top-1 agreement with the teacher")
     ax.set_title("Compression against quality (bundled teacher, equal steps)")
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    if path is not None:
+        fig.savefig(path)
+    return fig
 
 
 def main() -> None:
@@ -81,7 +92,12 @@ def main() -> None:
     p.add_argument("--vocab-size", type=int, default=2000)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--runs", default=str(runs_root()))
+    p.add_argument("--plot-only", action="store_true", help="redraw the png from the saved JSON, without training")
     args = p.parse_args()
+    if args.plot_only:
+        saved = json.loads((RESULTS / "vocab_experiment.json").read_text(encoding="utf-8"))
+        plot(saved["rows"], RESULTS / "vocab_experiment.png")
+        return
     started = time.time()
     dirs = {name: distil(name, extra, args) for name, extra in VARIANTS.items()}
     paths = {"teacher": str(zoo.BUNDLED_DIR / "teacher"), **{n: str(d / "final") for n, d in dirs.items()}}
@@ -104,7 +120,7 @@ def main() -> None:
     data = {"rows": rows, "steps": args.steps, "student_vocab_size": args.vocab_size, "student_hidden": args.hidden,
             "machine": machine_dict("cpu"), "summary": summary, "seconds": round(time.time() - started)}
     (RESULTS / "vocab_experiment.json").write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    plot(rows[1:], RESULTS / "vocab_experiment.png")
+    plot(rows, RESULTS / "vocab_experiment.png")
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
 

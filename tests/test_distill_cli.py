@@ -112,12 +112,14 @@ def test_a_run_writes_its_directory_and_a_loadable_student(tmp_path, tiny_teache
 
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_teacher_dir, tiny_corpus):
-    common = ["--teacher", tiny_teacher_dir, "--corpus", tiny_corpus, "--max-steps", 24, "--save-every", 6, *SHORT]
+    # checkpoints every 5 steps and rows every 4: the resume starts inside a logging window
+    common = ["--teacher", tiny_teacher_dir, "--corpus", tiny_corpus, "--max-steps", 24, "--save-every", 5, *SHORT,
+              "--log-every", 4]
     whole = tmp_path / "whole"
     assert run_cli(*common, "--output-dir", whole).returncode == 0
     killed = tmp_path / "killed"
     process = start_cli(*common, "--output-dir", killed)
-    wait_for(lambda: (killed / "checkpoints" / "step-000012.pt").exists())
+    wait_for(lambda: (killed / "checkpoints" / "step-000010.pt").exists())
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert read_status(killed)["state"] == "stopped"  # the dead process is seen as stopped, not running
@@ -125,9 +127,69 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_teacher_
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_file(whole / "final" / "model.safetensors"), load_file(killed / "final" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # same data, masks, dropout and optimizer state
-    steps = [r["step"] for r in read_metrics(killed)]
-    assert steps == list(range(2, 25, 2))
-    assert [r["loss"] for r in read_metrics(killed)] == pytest.approx([r["loss"] for r in read_metrics(whole)])
+    rows, whole_rows = read_metrics(killed), read_metrics(whole)
+    assert [r["step"] for r in rows] == list(range(4, 25, 4))
+    timing = {"tokens_per_s", "steps_per_s", "elapsed_s"}  # the only fields a resume may change
+    for row, whole_row in zip(rows, whole_rows):
+        assert set(row) == set(whole_row)
+        for key in set(row) - timing:
+            assert row[key] == pytest.approx(whole_row[key], rel=1e-6), (row["step"], key)
+    elapsed = [r["elapsed_s"] for r in rows]
+    assert elapsed == sorted(elapsed)  # the clock continues across the resume instead of starting again
+
+
+def test_resume_before_any_checkpoint_says_it_starts_again(tmp_path, tiny_teacher_dir, tiny_corpus):
+    out = tmp_path / "run"
+    assert run_cli("--teacher", tiny_teacher_dir, "--corpus", tiny_corpus, "--max-steps", 2, "--output-dir", out,
+                   *SHORT).returncode == 0
+    for path in (out / "checkpoints").iterdir():  # as if killed before its first checkpoint
+        path.unlink()
+    result = run_cli("--resume", out, "--max-steps", 4)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "checkpoint" in line]
+    assert said == ["warning: No checkpoint was saved before the run stopped; starting again from step 0."]
+    assert [r["step"] for r in read_metrics(out)] == [2, 4]
+
+
+def test_resume_status_says_when_there_was_no_checkpoint(tmp_path):
+    from accelerate import Accelerator
+
+    from train.config import DistillConfig
+    from train.distill import DataCursor, restore
+    (tmp_path / "metrics.jsonl").write_text("")
+    cursor = DataCursor(lambda epoch: [[0], [1]])
+    step, window, _ = restore(DistillConfig(), tmp_path, True, (), cursor, Accelerator(cpu=True))
+    assert step == 0 and window.steps == 0 and (cursor.epoch, cursor.position) == (0, 0)
+    assert read_status(tmp_path)["message"] == ("No checkpoint was saved before the run stopped; starting again "
+                                                "from step 0.")
+
+
+def test_cursor_continues_from_the_same_global_place_with_fewer_processes():
+    from train.distill import DataCursor
+    batches = {epoch: [[epoch * 100 + i] for i in range(7)] for epoch in range(3)}  # 7 batches an epoch
+    two = [DataCursor(batches.get, rank, 2) for rank in (0, 1)]
+    taken = [[c.next_rows() for c in two] for _ in range(2)]
+    assert taken == [[[0], [1]], [[2], [3]]]
+    state = {**two[0].state(), "world_size": 2}
+    one = DataCursor(batches.get, 0, 1)
+    one.restore(state)
+    assert [one.next_rows() for _ in range(4)] == [[4], [5], [6], [100]]  # nothing re-read, nothing skipped
+    older = DataCursor(batches.get, 0, 1)
+    older.restore({"epoch": 0, "position": 2, "world_size": 2})  # a checkpoint counting steps per process
+    assert older.next_rows() == [4]
+    # two processes leave an odd last batch out, as before: epoch 1 starts after 3 steps
+    fresh = [DataCursor(batches.get, rank, 2) for rank in (0, 1)]
+    assert [[c.next_rows() for c in fresh] for _ in range(4)][3] == [[100], [101]]
+
+
+@pytest.mark.parametrize("suffix, text", [(".yaml", "alpha_kl: [1, 2\nlr: 3\n"), (".json", '{"alpha_kl": 5,}')])
+def test_unreadable_config_file_is_one_whole_sentence(tmp_path, suffix, text, capsys):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(text)
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: Could not read the config file") and "line" in err[0]
+    assert err[0].endswith("fix it and try again."), err
 
 
 def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_teacher_dir, tiny_corpus):
@@ -144,17 +206,17 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_teacher_dir, tin
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_teacher_dir, tiny_corpus):
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
+    teacher_copy_dir = tmp_path / "teacher"
+    teacher_copy_dir.mkdir()
     for item in tiny_teacher_dir.iterdir():
-        (teacher / item.name).write_bytes(item.read_bytes())
+        (teacher_copy_dir / item.name).write_bytes(item.read_bytes())
     out = tmp_path / "run"
-    assert run_cli("--teacher", teacher, "--corpus", tiny_corpus, "--max-steps", 4, "--save-every", 4,
+    assert run_cli("--teacher", teacher_copy_dir, "--corpus", tiny_corpus, "--max-steps", 4, "--save-every", 4,
                    "--output-dir", out, *SHORT).returncode == 0
     good = (out / "checkpoints" / "step-000004.pt").read_bytes()
-    weights = load_file(teacher / "model.safetensors")  # the teacher goes bad on disk: its outputs become NaN
+    weights = load_file(teacher_copy_dir / "model.safetensors")  # the teacher goes bad on disk: its outputs become NaN
     save_file({k: torch.full_like(v, float("nan")) if "LayerNorm.weight" in k else v for k, v in weights.items()},
-              teacher / "model.safetensors")
+              teacher_copy_dir / "model.safetensors")
     result = run_cli("--resume", out, "--max-steps", 8)
     assert result.returncode == 3
     assert "became nan" in result.stderr and "step 4" in result.stderr

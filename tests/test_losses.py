@@ -5,12 +5,15 @@ import pytest
 import torch
 
 from core.distill.losses import (
+    LOSS_PARTS,
     LossWeights,
     attention_mse_loss,
     cosine_hidden_loss,
     distillation_loss,
+    hidden_mse_loss,
     kl_loss,
     mlm_loss,
+    total_loss,
 )
 
 torch.manual_seed(0)
@@ -22,10 +25,10 @@ def real_positions():
     return [(b, s) for b in range(BS) for s in range(SEQ) if MASK[b, s]]
 
 
-def plain_kl(student, teacher, positions, T):
+def plain_kl(student, teacher_logits, positions, T):
     total = 0.0
     for b, s in positions:
-        p_t = [math.exp(x / T) for x in teacher[b, s].tolist()]
+        p_t = [math.exp(x / T) for x in teacher_logits[b, s].tolist()]
         p_s = [math.exp(x / T) for x in student[b, s].tolist()]
         z_t, z_s = sum(p_t), sum(p_s)
         total += sum((pt / z_t) * (math.log(pt / z_t) - math.log(ps / z_s)) for pt, ps in zip(p_t, p_s))
@@ -34,26 +37,26 @@ def plain_kl(student, teacher, positions, T):
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.5])
 def test_kl_matches_plain_computation_over_real_tokens(temperature):
-    student, teacher = torch.randn(BS, SEQ, VOCAB), torch.randn(BS, SEQ, VOCAB)
-    got = kl_loss(student, teacher, MASK.bool(), temperature)
-    assert got.item() == pytest.approx(plain_kl(student, teacher, real_positions(), temperature), rel=1e-5)
+    student, teacher_logits = torch.randn(BS, SEQ, VOCAB), torch.randn(BS, SEQ, VOCAB)
+    got = kl_loss(student, teacher_logits, MASK.bool(), temperature)
+    assert got.item() == pytest.approx(plain_kl(student, teacher_logits, real_positions(), temperature), rel=1e-5)
 
 
 def test_kl_ignores_padding_values():
-    student, teacher = torch.randn(BS, SEQ, VOCAB), torch.randn(BS, SEQ, VOCAB)
-    before = kl_loss(student, teacher, MASK.bool(), 2.0)
+    student, teacher_logits = torch.randn(BS, SEQ, VOCAB), torch.randn(BS, SEQ, VOCAB)
+    before = kl_loss(student, teacher_logits, MASK.bool(), 2.0)
     student[~MASK.bool()] = 100.0  # garbage in padded positions must change nothing
-    assert kl_loss(student, teacher, MASK.bool(), 2.0).item() == pytest.approx(before.item(), rel=1e-6)
+    assert kl_loss(student, teacher_logits, MASK.bool(), 2.0).item() == pytest.approx(before.item(), rel=1e-6)
 
 
 def test_kl_masked_only_uses_only_masked_positions():
-    student, teacher = torch.randn(BS, SEQ, VOCAB), torch.randn(BS, SEQ, VOCAB)
+    student, teacher_logits = torch.randn(BS, SEQ, VOCAB), torch.randn(BS, SEQ, VOCAB)
     labels = torch.full((BS, SEQ), -100)
     labels[0, 2], labels[1, 3] = 4, 7
     weights = LossWeights(alpha_kl=1, alpha_mlm=0, alpha_cos=0, temperature=2.0, kl_masked_only=True)
-    out = distillation_loss(type("O", (), {"logits": student})(), type("O", (), {"logits": teacher})(), MASK, labels,
-                            weights, [])
-    assert out["loss_kl"].item() == pytest.approx(plain_kl(student, teacher, [(0, 2), (1, 3)], 2.0), rel=1e-5)
+    out = distillation_loss(type("O", (), {"logits": student})(), type("O", (), {"logits": teacher_logits})(), MASK,
+                            labels, weights, [])
+    assert out["loss_kl"].item() == pytest.approx(plain_kl(student, teacher_logits, [(0, 2), (1, 3)], 2.0), rel=1e-5)
 
 
 def test_kl_is_zero_for_identical_logits_and_positive_otherwise():
@@ -74,33 +77,34 @@ def test_mlm_matches_plain_cross_entropy():
 
 
 def test_cosine_matches_plain_computation_with_layer_groups():
-    teacher = tuple(torch.randn(BS, SEQ, DIM) for _ in range(5))  # embeddings + 4 layers
+    teacher_hidden = tuple(torch.randn(BS, SEQ, DIM) for _ in range(5))  # embeddings + 4 layers
     student = tuple(torch.randn(BS, SEQ, DIM) for _ in range(3))  # embeddings + 2 layers
     groups = [[1, 2], [3, 4]]
     expected = 0.0
     for i, group in enumerate(groups, start=1):
         layer_total = 0.0
         for b, s in real_positions():
-            t = [(teacher[group[0]][b, s, d] + teacher[group[1]][b, s, d]).item() / 2 for d in range(DIM)]
+            t = [(teacher_hidden[group[0]][b, s, d] + teacher_hidden[group[1]][b, s, d]).item() / 2 for d in range(DIM)]
             v = student[i][b, s].tolist()
             dot = sum(x * y for x, y in zip(v, t))
             layer_total += 1 - dot / (math.sqrt(sum(x * x for x in v)) * math.sqrt(sum(y * y for y in t)))
         expected += layer_total / len(real_positions())
-    got = cosine_hidden_loss(student, teacher, MASK, groups)
+    got = cosine_hidden_loss(student, teacher_hidden, MASK, groups)
     assert got.item() == pytest.approx(expected / len(groups), rel=1e-5)
 
 
 def test_cosine_equals_torch_cosine_embedding_loss():
-    teacher = tuple(torch.randn(BS, SEQ, DIM) for _ in range(3))
+    teacher_hidden = tuple(torch.randn(BS, SEQ, DIM) for _ in range(3))
     student = tuple(torch.randn(BS, SEQ, DIM) for _ in range(2))
     real = MASK.bool()
-    reference = torch.nn.CosineEmbeddingLoss()(student[1][real], ((teacher[1] + teacher[2]) / 2)[real],
+    reference = torch.nn.CosineEmbeddingLoss()(student[1][real], ((teacher_hidden[1] + teacher_hidden[2]) / 2)[real],
                                                torch.ones(int(real.sum())))
-    assert cosine_hidden_loss(student, teacher, MASK, [[1, 2]]).item() == pytest.approx(reference.item(), rel=1e-5)
+    got = cosine_hidden_loss(student, teacher_hidden, MASK, [[1, 2]])
+    assert got.item() == pytest.approx(reference.item(), rel=1e-5)
 
 
 def test_attention_mse_matches_plain_computation():
-    teacher = tuple(torch.softmax(torch.randn(BS, HEADS, SEQ, SEQ), -1) for _ in range(4))
+    teacher_maps = tuple(torch.softmax(torch.randn(BS, HEADS, SEQ, SEQ), -1) for _ in range(4))
     student = tuple(torch.softmax(torch.randn(BS, HEADS, SEQ, SEQ), -1) for _ in range(2))
     groups = [[1, 2], [3, 4]]
     expected = 0.0
@@ -111,11 +115,12 @@ def test_attention_mse_matches_plain_computation():
                 for q in range(SEQ):
                     for k in range(SEQ):
                         if MASK[b, q] and MASK[b, k]:
-                            t = (teacher[group[0] - 1][b, h, q, k] + teacher[group[1] - 1][b, h, q, k]).item() / 2
+                            pair = [teacher_maps[j - 1][b, h, q, k].item() for j in group]
+                            t = sum(pair) / 2
                             total += (student[i][b, h, q, k].item() - t) ** 2
                             count += 1
         expected += total / count
-    got = attention_mse_loss(student, teacher, MASK, groups)
+    got = attention_mse_loss(student, teacher_maps, MASK, groups)
     assert got.item() == pytest.approx(expected / 2, rel=1e-5)
 
 
@@ -126,11 +131,11 @@ def test_weighted_sum_and_gradients():
 
     student_logits = torch.randn(BS, SEQ, VOCAB, requires_grad=True)
     student_hidden = tuple(torch.randn(BS, SEQ, DIM, requires_grad=True) for _ in range(2))
-    teacher = Out(torch.randn(BS, SEQ, VOCAB), tuple(torch.randn(BS, SEQ, DIM) for _ in range(3)))
+    teacher_out = Out(torch.randn(BS, SEQ, VOCAB), tuple(torch.randn(BS, SEQ, DIM) for _ in range(3)))
     labels = torch.full((BS, SEQ), -100)
     labels[0, 0] = 2
     weights = LossWeights(alpha_kl=5.0, alpha_mlm=2.0, alpha_cos=1.0, temperature=2.0)
-    parts = distillation_loss(Out(student_logits, student_hidden), teacher, MASK, labels, weights, [[1, 2]])
+    parts = distillation_loss(Out(student_logits, student_hidden), teacher_out, MASK, labels, weights, [[1, 2]])
     combined = 5.0 * parts["loss_kl"] + 2.0 * parts["loss_mlm"] + 1.0 * parts["loss_cos"]
     assert parts["loss"].item() == pytest.approx(combined.item(), rel=1e-6)
     assert parts["loss_att"].item() == 0.0
@@ -148,3 +153,35 @@ def test_weighted_sum_and_gradients():
 def test_bad_weights_are_refused_with_a_sentence(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LossWeights(**kwargs).check()
+
+
+def test_hidden_mse_matches_plain_computation():
+    teacher_hidden = tuple(torch.randn(BS, SEQ, DIM) for _ in range(5))
+    student_states = [torch.randn(BS, SEQ, DIM) for _ in range(3)]  # already projected and aligned
+    groups = [[1, 2], [3, 4]]
+    expected = 0.0
+    for i, group in enumerate(groups, start=1):
+        total, count = 0.0, 0
+        for b, s in real_positions():
+            for d in range(DIM):
+                target = (teacher_hidden[group[0]][b, s, d] + teacher_hidden[group[1]][b, s, d]).item() / 2
+                total += (student_states[i][b, s, d].item() - target) ** 2
+                count += 1
+        expected += total / count
+    got = hidden_mse_loss(student_states, teacher_hidden, MASK.bool(), groups)
+    assert got.item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+def test_total_loss_is_the_one_formula_over_every_part():
+    weights = LossWeights(alpha_kl=5.0, alpha_mlm=2.0, alpha_cos=1.5, alpha_att=0.5, alpha_hidden_mse=3.0)
+    parts = {name: torch.tensor(float(i + 1)) for i, name in enumerate(LOSS_PARTS)}  # 1, 2, 3, 4, 5
+    assert total_loss(parts, weights).item() == pytest.approx(5 * 1 + 2 * 2 + 1.5 * 3 + 0.5 * 4 + 3 * 5)
+    del parts["loss_hidden_mse"]  # a part a recipe does not compute counts as 0
+    assert total_loss(parts, weights).item() == pytest.approx(5 * 1 + 2 * 2 + 1.5 * 3 + 0.5 * 4)
+
+
+def test_a_reduced_student_needs_an_alpha_that_applies_to_it():
+    weights = LossWeights(alpha_kl=0, alpha_mlm=0, alpha_cos=1, alpha_hidden_mse=0)
+    weights.check()  # the cosine term applies to a same-vocabulary student
+    with pytest.raises(ValueError, match="At least one"):
+        weights.check(reduced_vocab=True)

@@ -17,47 +17,62 @@ def layer_weight(model, index):
 
 @pytest.mark.parametrize("student_type", ["bert", "distilbert"])
 def test_full_depth_copy_computes_the_same_function(student_type):
-    teacher = tiny_bert(300)
-    student = make_student(teacher, StudentSpec(num_layers=4, model_type=student_type)).eval()
+    tiny_bert_teacher = tiny_bert(300)
+    student = make_student(tiny_bert_teacher, StudentSpec(num_layers=4, model_type=student_type)).eval()
     with torch.no_grad():
-        a = teacher(input_ids=INPUT, output_hidden_states=True)
+        a = tiny_bert_teacher(input_ids=INPUT, output_hidden_states=True)
         b = student(input_ids=INPUT, output_hidden_states=True)
     assert torch.allclose(a.logits, b.logits, atol=1e-5)
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.hidden_states, b.hidden_states))
 
 
 def test_distilbert_teacher_to_bert_student_round_trip():
-    teacher = tiny_bert(300)
-    distil = make_student(teacher, StudentSpec(num_layers=4, model_type="distilbert")).eval()
+    tiny_bert_teacher = tiny_bert(300)
+    distil = make_student(tiny_bert_teacher, StudentSpec(num_layers=4, model_type="distilbert")).eval()
     back = make_student(distil, StudentSpec(num_layers=4, model_type="bert")).eval()
     with torch.no_grad():
-        assert torch.allclose(teacher(input_ids=INPUT).logits, back(input_ids=INPUT).logits, atol=1e-5)
+        assert torch.allclose(tiny_bert_teacher(input_ids=INPUT).logits, back(input_ids=INPUT).logits, atol=1e-5)
 
 
-def test_default_student_is_half_depth_from_every_other_layer():
-    teacher = tiny_bert(300)
-    student = make_student(teacher)
-    assert student.config.num_hidden_layers == 2 and student.config.init_layers == [0, 2]
-    assert torch.equal(layer_weight(student, 1), layer_weight(teacher, 2))
-    assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
-    assert torch.equal(student.cls.predictions.transform.dense.weight, teacher.cls.predictions.transform.dense.weight)
+def test_default_student_is_half_depth_from_the_first_and_last_layers():
+    tiny_bert_teacher = tiny_bert(300)
+    student = make_student(tiny_bert_teacher)
+    assert student.config.num_hidden_layers == 2 and student.config.init_layers == [0, 3]
+    assert torch.equal(layer_weight(student, 1), layer_weight(tiny_bert_teacher, 3))
+    assert torch.equal(student.bert.embeddings.word_embeddings.weight,
+                       tiny_bert_teacher.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(student.cls.predictions.transform.dense.weight,
+                       tiny_bert_teacher.cls.predictions.transform.dense.weight)
     # the decoder stays tied to the embeddings
     decoder, embeddings = student.cls.predictions.decoder, student.bert.embeddings.word_embeddings
     assert decoder.weight.data_ptr() == embeddings.weight.data_ptr()
 
 
 def test_explicit_initialising_layers():
-    teacher = tiny_bert(300, layers=12, hidden=16)
-    student = make_student(teacher, StudentSpec(num_layers=6, init_layers=[0, 2, 4, 7, 9, 11], model_type="distilbert"))
+    tiny_bert_teacher = tiny_bert(300, layers=12, hidden=16)
+    student = make_student(tiny_bert_teacher, StudentSpec(num_layers=6, init_layers=[0, 2, 4, 7, 9, 11],
+                                                          model_type="distilbert"))
     for new, old in enumerate([0, 2, 4, 7, 9, 11]):
-        assert torch.equal(layer_weight(student, new), layer_weight(teacher, old))
+        assert torch.equal(layer_weight(student, new), layer_weight(tiny_bert_teacher, old))
 
 
 def test_layer_choices_and_groups():
-    assert default_init_layers(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert default_init_layers(12, 6) == [0, 2, 4, 7, 9, 11]  # DistilBERT's choice
+    assert default_init_layers(4, 2) == [0, 3]
+    assert default_init_layers(12, 3) == [0, 6, 11]
     assert layer_groups(12, 6) == [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12]]
     assert layer_groups(12, 2) == [list(range(1, 7)), list(range(7, 13))]
     assert [len(g) for g in layer_groups(12, 5)] == [3, 3, 2, 2, 2]
+
+
+@pytest.mark.parametrize("teacher_layers", range(2, 25))
+def test_default_layers_keep_both_ends_and_sit_in_their_loss_groups(teacher_layers):
+    for student_layers in range(2, teacher_layers + 1):
+        chosen = default_init_layers(teacher_layers, student_layers)
+        assert chosen[0] == 0 and chosen[-1] == teacher_layers - 1
+        assert chosen == sorted(set(chosen))
+        groups = layer_groups(teacher_layers, student_layers)
+        assert all(layer + 1 in group for layer, group in zip(chosen, groups)), (chosen, groups)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -72,11 +87,12 @@ def test_bad_student_specs(spec, message):
 
 
 def test_model_summary_counts_tied_weights_once():
-    teacher = tiny_bert(300)
-    summary = zoo.model_summary(teacher)
-    decoder, embeddings = teacher.cls.predictions.decoder, teacher.bert.embeddings.word_embeddings
+    tiny_bert_teacher = tiny_bert(300)
+    summary = zoo.model_summary(tiny_bert_teacher)
+    decoder = tiny_bert_teacher.cls.predictions.decoder
+    embeddings = tiny_bert_teacher.bert.embeddings.word_embeddings
     assert decoder.weight is embeddings.weight  # tied: one tensor, reached by two names
-    storages = {p.data_ptr(): p.numel() for _, p in teacher.named_parameters(remove_duplicate=False)}
+    storages = {p.data_ptr(): p.numel() for _, p in tiny_bert_teacher.named_parameters(remove_duplicate=False)}
     expected = sum(storages.values())  # each stored tensor once, however many names reach it
     assert summary["params"] == expected
     assert summary["size_mb"] == pytest.approx(expected * 4 / 2**20, abs=0.05)

@@ -94,10 +94,10 @@ def test_reduce_equals_an_explicit_loop(op):
 def test_match_selects_exactly_the_single_piece_positions(tokenizers, mapping):
     teacher, _ = tokenizers
     ids, mask = teacher_batch(teacher, ["привет кот дом", "мир"])
-    match = aligned_positions(ids, mask, mapping, "match")
+    match = aligned_positions(ids, mask, mapping, "match-pieces")
     # [CLS] привет кот дом [SEP] / [CLS] мир [SEP] pad pad: привет and дом split, so they are left out
     assert match.tolist() == [[True, False, True, False, True], [True, True, True, False, False]]
-    assert aligned_positions(ids, mask, mapping, "reduce").tolist() == mask.bool().tolist()
+    assert aligned_positions(ids, mask, mapping, "reduce-shared").tolist() == mask.bool().tolist()
 
 
 def test_labels_move_to_the_student_vocabulary(tokenizers, mapping):
@@ -126,19 +126,25 @@ def test_reduced_student_initialisation(tokenizers, mapping):
     assert torch.allclose(student.distilbert.transformer.layer[1].attention.q_lin.weight, mean_q[rows][:, :16])
 
 
-def test_reduced_run_trains_every_part_and_saves_a_loadable_student(tmp_path, tiny_teacher_dir, tiny_corpus):
+@pytest.mark.parametrize("align", ["match", "reduce", "match-pieces", "reduce-shared"])
+def test_reduced_step_trains_every_part(align, tmp_path, tiny_teacher_dir, tiny_corpus):
+    from core.distill.data import step_generator
     from train.config import DistillConfig
     from train.setup import prepare
     cfg = DistillConfig(teacher=str(tiny_teacher_dir), corpus=str(tiny_corpus), student_layers=2,
-                        student_vocab_size=300, student_hidden=16, align="reduce", batch_size=4, max_length=32)
+                        student_vocab_size=300, student_hidden=16, align=align, batch_size=4, max_length=32)
     cfg.check()
-    setup = prepare(cfg, tmp_path / "run", resume=False, verbose=False)
-    from core.distill.data import mlm_batch, step_generator
-    trainable = setup.trainable()
-    batch = setup.extend_batch(mlm_batch(setup.train.sequences[:4], setup.tokenizer, step_generator(0, 0)))
-    setup.losses(trainable, setup.teacher, batch)["loss"].backward()
+    recipe = prepare(cfg, tmp_path / "run", resume=False, verbose=False).recipe
+    trainable = recipe.trainable()
+    batch = recipe.build_batch([0, 1, 2, 3], step_generator(0, 0))
+    parts = recipe.losses(trainable, recipe.teacher, batch)
+    assert all(parts[name] > 0 for name in ("loss_kl", "loss_mlm", "loss_hidden_mse")), parts
+    parts["loss"].backward()
     missing = [n for n, p in trainable.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, missing  # embeddings, every layer, the MLM head and the projection all learn
+
+
+def test_reduced_run_saves_a_loadable_student(tmp_path, tiny_teacher_dir, tiny_corpus):
     # the command line writes a student that loads with its own, smaller tokenizer
     from tests.test_distill_cli import SHORT, run_cli
     out = tmp_path / "cli"

@@ -36,13 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("models")
     g.add_argument("--teacher", help=f"known name, Hub id or local folder (default {d.teacher})")
     g.add_argument("--student-layers", type=int, help="student depth (default: half the teacher's)")
-    g.add_argument("--init-layers", type=int_list, help="teacher layers that initialise the student, e.g. 0,2,4,7,9,11 "
-                                                        "(default: every k-th)")
+    g.add_argument("--init-layers", type=int_list, help="teacher layers (0-based) that initialise the student "
+                   "(default: evenly spaced, keeping the first and the last, as DistilBERT: 12 -> 6 layers gives "
+                   "0,2,4,7,9,11)")
     g.add_argument("--student-type", choices=["same", "bert", "distilbert"], help="architecture of the student")
     g.add_argument("--student-vocab-size", type=int, help="train a smaller WordPiece vocabulary for the student")
     g.add_argument("--student-hidden", type=int, help="narrower student width (needs --student-vocab-size)")
-    g.add_argument("--align", choices=ALIGNMENTS, help="how logits meet across vocabularies (default reduce)")
-    g.add_argument("--reduce-op", choices=["sum", "mean"], help="reduce: sum or mean over a teacher token's pieces")
+    g.add_argument("--align", choices=ALIGNMENTS, help="how logits meet across vocabularies (default reduce): match "
+                   "and reduce as the paper's code, match-pieces and reduce-shared the lab's variants")
+    g.add_argument("--reduce-op", choices=["sum", "mean"], help="reduce, reduce-shared: sum (default) or mean of the "
+                   "student's logits over a teacher token's pieces")
     g = p.add_argument_group("data")
     g.add_argument("--corpus", help="UTF-8 text file, one sample a line ('bundled' for the lab's corpus)")
     g.add_argument("--valid-corpus", help="held-out lines for evaluation (default: bundled split or 5%% held out)")

@@ -16,18 +16,20 @@ BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(LossWeights):
+    """Every option of a run. The loss weights and temperature are LossWeights' fields, declared there once and
+    inherited here, so a config file and the flags keep their flat names (alpha_kl: 5, --alpha-kl 5)."""
     # models
     teacher: str = "bundled-teacher"
     student_layers: int | None = None  # None: half the teacher's layers
-    init_layers: list[int] | None = None  # teacher layers (0-based) copied into the student; None: every k-th
+    init_layers: list[int] | None = None  # teacher layers (0-based) copied into the student; None: evenly spaced,
+    # keeping the first and the last
     student_type: str = "same"  # "same", "bert" or "distilbert"
     # reduced vocabulary and width (Kolesnikova et al. 2022); None keeps the teacher's
     student_vocab_size: int | None = None
     student_hidden: int | None = None
-    align: str = "reduce"  # "match" or "reduce": how logits are compared across vocabularies
+    align: str = "reduce"  # how logits are compared across vocabularies: one of core.models.vocab.ALIGNMENTS
     reduce_op: str = "sum"  # "sum" or "mean" of student logits over the pieces of a teacher token
-    alpha_hidden_mse: float = 1.0  # reduced-vocabulary students: MSE between projected student and teacher states
     # data
     corpus: str = BUNDLED_CORPUS
     valid_corpus: str | None = None  # None: the bundled validation split, or 5% held out of a custom corpus
@@ -43,13 +45,7 @@ class DistillConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     adam_eps: float = 1e-6
     grad_clip: float = 5.0
-    # losses
-    temperature: float = 2.0
-    alpha_kl: float = 5.0
-    alpha_mlm: float = 2.0
-    alpha_cos: float = 1.0
-    alpha_att: float = 0.0
-    kl_masked_only: bool = False
+    # losses: temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, alpha_hidden_mse, kl_masked_only (LossWeights)
     # bookkeeping
     seed: int = 42
     log_every: int = 10
@@ -64,8 +60,8 @@ class DistillConfig:
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.alpha_kl, self.alpha_mlm, self.alpha_cos, self.alpha_att, self.temperature,
-                           self.kl_masked_only)
+        """The loss weights alone, a plain LossWeights (fields copied by name)."""
+        return LossWeights(**{f.name: getattr(self, f.name) for f in dataclasses.fields(LossWeights)})
 
     @property
     def reduced_vocab(self) -> bool:
@@ -110,21 +106,30 @@ class DistillConfig:
         if self.device not in ("auto", "cpu"):
             raise ValueError(f"--device must be auto or cpu; got '{self.device}'.")
         if self.align not in ALIGNMENTS or self.reduce_op not in ("sum", "mean"):
-            raise ValueError("--align must be match or reduce, and --reduce-op sum or mean.")
+            raise ValueError(f"--align must be one of {', '.join(ALIGNMENTS)}, and --reduce-op sum or mean.")
+        if self.reduced_vocab and self.kl_masked_only and self.align == "reduce":
+            raise ValueError("--kl-masked-only does not apply to --align reduce, where the student reads the "
+                             "unmasked text; use --align match or reduce-shared, or leave it out.")
         if self.student_hidden and not self.student_vocab_size:
             raise ValueError("A narrower student (--student-hidden) needs its own vocabulary: "
                              "also give --student-vocab-size.")
         if self.student_vocab_size is not None and self.student_vocab_size < 100:
             raise ValueError(f"--student-vocab-size must be at least 100; got {self.student_vocab_size}.")
-        if self.alpha_hidden_mse < 0:
-            raise ValueError("Loss weights (alphas) cannot be negative.")
-        weights = self.loss_weights
-        if self.reduced_vocab:  # the hidden-state term of a reduced student is the projected MSE, not the cosine
-            weights.alpha_cos = self.alpha_hidden_mse
-        weights.check()
+        self.loss_weights.check(reduced_vocab=self.reduced_vocab)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DistillConfig)}
+
+
+def parse_problem(error: Exception) -> str:
+    """What went wrong reading a config file, as one clause with its place: never a library's multi-line text."""
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg.rstrip(':. ')} (line {error.lineno}, column {error.colno})"
+    mark = getattr(error, "problem_mark", None)
+    problem = (getattr(error, "problem", None) or "it is not valid YAML").rstrip(":. ")
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -135,7 +140,8 @@ def read_config_file(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"Could not read the config file '{path}': {str(error).splitlines()[0]}") from None
+        raise ValueError(f"Could not read the config file '{path}': {parse_problem(error)}; fix it and try "
+                         "again.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

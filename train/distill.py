@@ -12,7 +12,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,7 +24,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
-from core.distill.data import mlm_batch, step_generator
+from core.distill.data import step_generator
 from core.paths import runs_root
 from core.runs.checkpoints import (
     atomic_write_text,
@@ -70,151 +72,251 @@ def optimizer_for(cfg: DistillConfig, params: list[tuple[str, torch.nn.Parameter
 def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-    setup.student.config.save_pretrained(run_dir / "student")
-    setup.student_tokenizer.save_pretrained(run_dir / "student")
+    setup.recipe.student.config.save_pretrained(run_dir / "student")
+    setup.recipe.student_tokenizer.save_pretrained(run_dir / "student")
     (run_dir / "metrics.jsonl").write_text("")
     if "created" not in read_json(run_dir / "status.json", {}):  # the app may have created the status already
         write_status(run_dir, created=time.time())
 
 
+@dataclass
+class DataCursor:
+    """Where a run is in its data. position counts the batches all processes together have taken this epoch, so a
+    run resumed with another number of processes continues from the same place; rank r takes batch position + r."""
+    batches_for: Callable[[int], list[list[int]]]  # epoch -> that epoch's batches of row indices
+    rank: int = 0
+    world: int = 1
+    epoch: int = 0
+    position: int = 0
+    _batches: list[list[int]] | None = field(default=None, repr=False)
+
+    def next_rows(self) -> list[int]:
+        if self._batches is None:
+            self._batches = self.batches_for(self.epoch)
+        if self.position + self.world > len(self._batches):  # too few batches left for every process: next epoch
+            self.epoch, self.position, self._batches = self.epoch + 1, 0, self.batches_for(self.epoch + 1)
+        rows = self._batches[self.position + self.rank]
+        self.position += self.world
+        return rows
+
+    def state(self) -> dict:
+        # "position" per process is kept beside the global one for readers of older checkpoints
+        return {"epoch": self.epoch, "global_position": self.position, "position": self.position // self.world}
+
+    def restore(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.position = state.get("global_position", state["position"] * state.get("world_size", 1))
+        self._batches = None
+
+
+@dataclass
+class LogWindow:
+    """Sums of the steps since the last metrics row; saved in checkpoints, so a resumed run logs the same rows."""
+    sums: dict = field(default_factory=dict)
+    steps: int = 0
+    tokens: int = 0
+    seconds_before: float = 0.0  # time the window ran before a resume
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, parts: dict, tokens: int) -> None:
+        for name, value in parts.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.steps, self.tokens = self.steps + 1, self.tokens + tokens
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def state(self) -> dict:
+        return {"sums": dict(self.sums), "steps": self.steps, "tokens": self.tokens, "seconds": self.seconds()}
+
+    @classmethod
+    def restore(cls, state: dict | None) -> LogWindow:
+        if not state:
+            return cls()
+        return cls(dict(state["sums"]), state["steps"], state["tokens"], state["seconds"])
+
+
+@dataclass
+class Clock:
+    """Seconds the run has trained, over all its sessions (time between a stop and its resume not counted)."""
+    before: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
 def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: Accelerator, resume: bool) -> int:
-    is_main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
+    recipe, is_main, rank, world = setup.recipe, accelerator.is_main_process, accelerator.process_index, \
+        accelerator.num_processes
     stop = StopRequested()
-    student, teacher = setup.trainable(), setup.teacher.to(accelerator.device)
+    student, teacher = recipe.trainable(), recipe.teacher.to(accelerator.device)
     optimizer = optimizer_for(cfg, list(student.named_parameters()))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * cfg.max_steps), cfg.max_steps)
-    step, epoch, position, last_checkpoint_step = 0, 0, 0, 0
-
-    checkpoint_path = latest_checkpoint(run_dir) if resume else None
-    if checkpoint_path is not None:
-        state = load_checkpoint(checkpoint_path)
-        student.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, position = state["step"], state["epoch"], state["position"]
-        last_checkpoint_step = step
-        if len(state["rng"]) == world:
-            set_rng_state(state["rng"][rank])
-    if is_main:
-        truncate_metrics(run_dir, step)
-        write_status(run_dir, state="running", pid=os.getpid(), step=step, max_steps=cfg.max_steps,
-                     message=f"Resumed from step {step}." if resume else "Started.")
+    cursor = DataCursor(setup.batches_for, rank, world)
+    step, window, clock = restore(cfg, run_dir, resume, (student, optimizer, scheduler), cursor, accelerator)
     student, optimizer = accelerator.prepare(student, optimizer)
     student.train()
-
-    batches = setup.batches_for(epoch)
-    per_rank = len(batches) // world
-
-    def next_batch_indices() -> list[int]:
-        nonlocal epoch, position, batches
-        if position >= per_rank:
-            epoch, position = epoch + 1, 0
-            batches = setup.batches_for(epoch)
-        indices = batches[position * world + rank]
-        position += 1
-        return indices
-
-    def checkpoint_state() -> dict:
-        rngs = gather_object([rng_state()])  # every process's RNG, so dropout continues identically on resume
-        return {"model": accelerator.unwrap_model(student).state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                "epoch": epoch, "position": position, "rng": rngs, "config": cfg.to_dict(), "world_size": world}
-
-    def save(at_step: int) -> None:
-        nonlocal last_checkpoint_step
-        state = checkpoint_state()
-        if is_main:
-            save_checkpoint(run_dir, at_step, state, cfg.keep_checkpoints)
-        accelerator.wait_for_everyone()
-        last_checkpoint_step = at_step
-
+    last_saved = step
     progress = tqdm(total=cfg.max_steps, initial=step, disable=not is_main, desc="distilling", unit="step",
                     mininterval=0.5 if sys.stderr.isatty() else 5.0)
-    sums, tokens, window_start, started = {}, 0, time.perf_counter(), time.perf_counter()
     trace = []
     while step < cfg.max_steps:
-        step_parts = {}
-        for micro in range(cfg.grad_accum):
-            indices = next_batch_indices()
-            if cfg.trace:
-                trace.append(indices)
-            batch = setup.extend_batch(mlm_batch([setup.train.sequences[i] for i in indices], setup.tokenizer,
-                                                 step_generator(cfg.seed, step, rank, micro), cfg.mlm_probability))
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            tokens += int(batch["attention_mask"].sum())
-            sync = accelerator.no_sync(student) if micro < cfg.grad_accum - 1 else nullcontext()
-            with sync:
-                with accelerator.autocast():
-                    parts = setup.losses(student, teacher, batch)
-                accelerator.backward(parts["loss"] / cfg.grad_accum)
-            for name, value in parts.items():
-                step_parts[name] = step_parts.get(name, 0.0) + value.item() / cfg.grad_accum
-
-        flags = torch.tensor([0.0 if math.isfinite(step_parts["loss"]) else 1.0, float(stop.flag)],
-                             device=accelerator.device)
-        if world > 1:
-            flags = accelerator.reduce(flags, reduction="sum")
-        if flags[0] > 0:
-            message = (f"The loss became {step_parts['loss']} at step {step + 1}; the run stopped and kept its last "
-                       f"good checkpoint (step {last_checkpoint_step}). Lower --lr or check the data, then resume.")
-            if is_main:
-                write_status(run_dir, state="failed", message=message, step=step)
-                print(f"error: {message}", file=sys.stderr)
-            return 3
+        parts, tokens = forward_backward(cfg, recipe, student, teacher, cursor, accelerator, step, trace)
+        bad_loss, stop_asked = agreed_flags(accelerator, not math.isfinite(parts["loss"]), stop.flag)
+        if bad_loss:
+            return fail_on_bad_loss(run_dir, parts["loss"], step, last_saved, is_main)
         accelerator.clip_grad_norm_(student.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)  # flush the gradients as soon as we can
         step += 1
         progress.update(1)
-        for name, value in step_parts.items():
-            sums[name] = sums.get(name, 0.0) + value
-
-        last = step == cfg.max_steps
-        if step % cfg.log_every == 0 or last:
-            count = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-            total_tokens = tokens
-            if world > 1:  # report the mean loss over processes and the tokens of all of them
-                names = sorted(sums)
-                values = accelerator.reduce(torch.tensor([sums[n] for n in names], device=accelerator.device), "mean")
-                sums = dict(zip(names, values.tolist()))
-                total_tokens = accelerator.reduce(torch.tensor(tokens, device=accelerator.device), "sum").item()
-            elapsed = time.perf_counter() - window_start
-            record = {"step": step, **{k: v / count for k, v in sums.items()},
-                      "lr": scheduler.get_last_lr()[0], "tokens_per_s": total_tokens / max(elapsed, 1e-9),
-                      "steps_per_s": count / max(elapsed, 1e-9),
-                      "epoch": epoch, "elapsed_s": time.perf_counter() - started}
-            if step % cfg.eval_every == 0 or last:
-                if is_main:
-                    trained = setup.hf_student(accelerator.unwrap_model(student))
-                    record.update({f"eval_{k}": v for k, v in setup.evaluate(trained, teacher).items()})
-                accelerator.wait_for_everyone()
-            if is_main:
-                with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                write_status(run_dir, step=step)
-                progress.set_postfix(loss=f"{record['loss']:.3f}")
-            sums, tokens, window_start = {}, 0, time.perf_counter()
-        if flags[1] > 0:
-            save(step)
+        window.add(parts, tokens)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            record = log_row(cfg, run_dir, recipe, (student, teacher), accelerator, step, scheduler.get_last_lr()[0],
+                             cursor.epoch, window, clock)
+            progress.set_postfix(loss=f"{record['loss']:.3f}")
+            window = LogWindow()
+        if stop_asked or step % cfg.save_every == 0 or step == cfg.max_steps:
+            save(run_dir, cfg, accelerator, (student, optimizer, scheduler), step, cursor, window, clock)
+            last_saved = step
+        if stop_asked:
             if is_main:
                 write_status(run_dir, state="stopped", step=step,
                              message=f"Stopped at step {step}; checkpoint saved, resume continues from here.")
             progress.close()
             return 0
-        if step % cfg.save_every == 0 or last:
-            save(step)
-
     progress.close()
-    if cfg.trace:
-        _write_trace(run_dir, accelerator, student, trace)
+    finish(run_dir, recipe, student, accelerator, step, trace if cfg.trace else None)
+    return 0
+
+
+def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cursor: DataCursor,
+            accelerator: Accelerator) -> tuple[int, LogWindow, Clock]:
+    """Load the newest checkpoint into (student, optimizer, scheduler) and the cursor; tell the status what happened.
+
+    Returns (step, log window, clock) to continue from: (0, empty, zero) when there is nothing to resume.
+    """
+    is_main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
+    path = latest_checkpoint(run_dir) if resume else None
+    step, window, clock = 0, LogWindow(), Clock()
+    if path is not None:
+        state = load_checkpoint(path)
+        for module, key in zip(trained, ("model", "optimizer", "scheduler")):
+            module.load_state_dict(state[key])
+        step = state["step"]
+        cursor.restore(state)
+        window, clock = LogWindow.restore(state.get("log_window")), Clock(state.get("elapsed_s", 0.0))
+        saved_world = state.get("world_size", len(state["rng"]))
+        if saved_world == world:
+            set_rng_state(state["rng"][rank])
+        else:  # batches continue from the same place; dropout draws cannot, being kept per process
+            set_seed(cfg.seed * 7919 + step * 31 + rank)
+            if is_main:
+                print(f"warning: this run was saved by {saved_world} process(es) and resumes with {world}; it "
+                      f"continues from the same place in its data, with {world} batch(es) a step instead of "
+                      f"{saved_world}, so it will not match an uninterrupted run exactly.", file=sys.stderr)
+        message = f"Resumed from step {step}."
+    elif resume:
+        message = "No checkpoint was saved before the run stopped; starting again from step 0."
+        if is_main:
+            print(f"warning: {message}", file=sys.stderr)
+    else:
+        message = "Started."
     if is_main:
+        truncate_metrics(run_dir, step)
+        write_status(run_dir, state="running", pid=os.getpid(), step=step, max_steps=cfg.max_steps,
+                     message=message)
+    return step, window, clock
+
+
+def forward_backward(cfg: DistillConfig, recipe, student, teacher, cursor: DataCursor, accelerator: Accelerator,
+                     step: int, trace: list) -> tuple[dict[str, float], int]:
+    """One optimizer step's micro-batches through the losses and backward. Returns (mean loss parts, tokens)."""
+    parts, tokens = {}, 0
+    for micro in range(cfg.grad_accum):
+        rows = cursor.next_rows()
+        if cfg.trace:
+            trace.append(rows)
+        batch = recipe.build_batch(rows, step_generator(cfg.seed, step, accelerator.process_index, micro))
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        tokens += int(batch["attention_mask"].sum())
+        last = micro == cfg.grad_accum - 1
+        with nullcontext() if last else accelerator.no_sync(student):  # gradients sync once, on the last
+            with accelerator.autocast():
+                losses = recipe.losses(student, teacher, batch)
+            accelerator.backward(losses["loss"] / cfg.grad_accum)
+        for name, value in losses.items():
+            parts[name] = parts.get(name, 0.0) + value.item() / cfg.grad_accum
+    return parts, tokens
+
+
+def agreed_flags(accelerator: Accelerator, bad_loss: bool, stop_asked: bool) -> tuple[bool, bool]:
+    """Whether any process saw a non-finite loss, and whether any was asked to stop: all processes act alike."""
+    flags = torch.tensor([float(bad_loss), float(stop_asked)], device=accelerator.device)
+    if accelerator.num_processes > 1:
+        flags = accelerator.reduce(flags, reduction="sum")
+    return bool(flags[0] > 0), bool(flags[1] > 0)
+
+
+def fail_on_bad_loss(run_dir: Path, loss: float, step: int, last_saved: int, is_main: bool) -> int:
+    message = (f"The loss became {loss} at step {step + 1}; the run stopped and kept its last good checkpoint "
+               f"(step {last_saved}). Lower --lr or check the data, then resume.")
+    if is_main:
+        write_status(run_dir, state="failed", message=message, step=step)
+        print(f"error: {message}", file=sys.stderr)
+    return 3
+
+
+def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerator: Accelerator, step: int, lr: float,
+            epoch: int, window: LogWindow, clock: Clock) -> dict:
+    """Append one metrics row (means over the window's steps and processes, and held-out figures when due)."""
+    (student, teacher), sums, tokens = models, window.sums, window.tokens
+    if accelerator.num_processes > 1:  # the mean loss over processes and the tokens of all of them
+        names = sorted(sums)
+        values = accelerator.reduce(torch.tensor([sums[n] for n in names], device=accelerator.device), "mean")
+        sums = dict(zip(names, values.tolist()))
+        tokens = accelerator.reduce(torch.tensor(tokens, device=accelerator.device), "sum").item()
+    seconds = max(window.seconds(), 1e-9)
+    record = {"step": step, **{k: v / window.steps for k, v in sums.items()}, "lr": lr,
+              "tokens_per_s": tokens / seconds, "steps_per_s": window.steps / seconds, "epoch": epoch,
+              "elapsed_s": clock.elapsed()}
+    if step % cfg.eval_every == 0 or step == cfg.max_steps:
+        if accelerator.is_main_process:
+            trained = recipe.hf_student(accelerator.unwrap_model(student))
+            record.update({f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()})
+        accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        write_status(run_dir, step=step)
+    return record
+
+
+def save(run_dir: Path, cfg: DistillConfig, accelerator: Accelerator, trained: tuple, step: int, cursor: DataCursor,
+         window: LogWindow, clock: Clock) -> None:
+    """A checkpoint holding model, optimizer, scheduler, data place, log window, clock, config and every RNG."""
+    student, optimizer, scheduler = trained
+    rngs = gather_object([rng_state()])  # every process's RNG, so dropout continues identically on resume
+    state = {"model": accelerator.unwrap_model(student).state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "step": step, **cursor.state(), "rng": rngs,
+             "log_window": window.state(), "elapsed_s": clock.elapsed(), "config": cfg.to_dict(),
+             "world_size": accelerator.num_processes}
+    if accelerator.is_main_process:
+        save_checkpoint(run_dir, step, state, cfg.keep_checkpoints)
+    accelerator.wait_for_everyone()
+
+
+def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, trace: list | None) -> None:
+    if trace is not None:
+        _write_trace(run_dir, accelerator, student, trace)
+    if accelerator.is_main_process:
         final = run_dir / "final"
-        setup.hf_student(accelerator.unwrap_model(student)).save_pretrained(final)
-        setup.student_tokenizer.save_pretrained(final)
+        recipe.hf_student(accelerator.unwrap_model(student)).save_pretrained(final)
+        recipe.student_tokenizer.save_pretrained(final)
         write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
     accelerator.wait_for_everyone()
-    return 0
 
 
 def _write_trace(run_dir: Path, accelerator, student, trace: list) -> None:

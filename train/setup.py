@@ -1,68 +1,30 @@
-"""Everything a run needs before its first step, checked before anything is written: teacher, student, data, losses.
+"""Everything a run needs before its first step, loaded from a DistillConfig and checked before anything is written.
 
-DistillSetup is the same-vocabulary recipe of DistilRuBERT. train.reduced.ReducedVocabSetup extends it for students
-with their own smaller vocabulary.
+The step itself is a recipe from core.distill.recipes: SameVocabRecipe, or ReducedVocabRecipe (built by
+train.reduced) for a student with its own smaller vocabulary.
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from core.distill.data import TokenizedCorpus, length_grouped_batches, read_corpus, split_lines, tokenize_lines
-from core.distill.evaluate import masked_batches, mlm_figures
-from core.distill.losses import distillation_loss
+from core.distill.recipes import SameVocabRecipe
 from core.models import zoo
 from core.models.student import StudentSpec, layer_groups, make_student, num_layers
 from train.config import DistillConfig
+from train.reduced import reduced_recipe
 
 
 @dataclass
 class DistillSetup:
     cfg: DistillConfig
-    teacher: torch.nn.Module
-    tokenizer: object  # the teacher's tokenizer: batches are built in the teacher's tokens
-    student: torch.nn.Module
-    train: TokenizedCorpus
-    valid_lines: list[str]
-    groups: list[list[int]] = field(default_factory=list)
-
-    @property
-    def student_tokenizer(self):
-        return self.tokenizer
+    recipe: SameVocabRecipe  # or ReducedVocabRecipe
 
     def batches_for(self, epoch: int) -> list[list[int]]:
-        return length_grouped_batches(self.train.lengths, self.cfg.batch_size, self.cfg.seed, epoch)
-
-    def losses(self, student, teacher, batch: dict) -> dict[str, torch.Tensor]:
-        weights = self.cfg.loss_weights
-        wants = dict(output_hidden_states=weights.alpha_cos > 0, output_attentions=weights.alpha_att > 0)
-        inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        with torch.no_grad():
-            teacher_out = teacher(**inputs, **wants)
-        student_out = student(**inputs, **wants)
-        return distillation_loss(student_out, teacher_out, batch["attention_mask"], batch["labels"], weights,
-                                 self.groups)
-
-    def evaluate(self, student, teacher) -> dict:
-        if not hasattr(self, "_valid_batches"):
-            self._valid_batches = masked_batches(self.valid_lines, self.tokenizer, self.cfg.max_length,
-                                                 seed=self.cfg.seed)
-        return mlm_figures(student, self._valid_batches, teacher)
-
-    def extend_batch(self, batch: dict) -> dict:
-        """Add what the student needs beyond the teacher's batch (nothing when they share a vocabulary)."""
-        return batch
-
-    def trainable(self) -> torch.nn.Module:
-        """The module the optimizer trains and Accelerate wraps: here the student itself."""
-        return self.student
-
-    def hf_student(self, trainable: torch.nn.Module):
-        """The Hugging Face model inside the trainable module, for saving and evaluating."""
-        return trainable
+        """Every batch of one epoch, as rows of the training corpus, in the order fixed by (seed, epoch)."""
+        return length_grouped_batches(self.recipe.train.lengths, self.cfg.batch_size, self.cfg.seed, epoch)
 
 
 def load_lines(cfg: DistillConfig) -> tuple[list[str], list[str]]:
@@ -93,12 +55,15 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
     if student_layers > teacher_layers:
         raise ValueError(f"The student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}).")
     if cfg.reduced_vocab:
-        from train.reduced import prepare_reduced
-        return prepare_reduced(cfg, teacher, tokenizer, lines, valid, student_layers, verbose, world)
-    student = make_student(teacher, StudentSpec(student_layers, cfg.init_layers, cfg.student_type))
-    train = tokenize_lines(lines, tokenizer, cfg.max_length)
-    check_batches(train, cfg, world, verbose)
-    return DistillSetup(cfg, teacher, tokenizer, student, train, valid, layer_groups(teacher_layers, student_layers))
+        recipe = reduced_recipe(cfg, teacher, tokenizer, lines, valid, student_layers, verbose)
+    else:
+        student = make_student(teacher, StudentSpec(student_layers, cfg.init_layers, cfg.student_type))
+        recipe = SameVocabRecipe(teacher, tokenizer, student, cfg.loss_weights,
+                                 layer_groups(teacher_layers, student_layers),
+                                 tokenize_lines(lines, tokenizer, cfg.max_length), valid, cfg.max_length,
+                                 cfg.mlm_probability, cfg.seed)
+    check_batches(recipe.train, cfg, world, verbose)
+    return DistillSetup(cfg, recipe)
 
 
 def check_batches(train: TokenizedCorpus, cfg: DistillConfig, world: int, verbose: bool) -> None:

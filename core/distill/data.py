@@ -150,3 +150,25 @@ def mlm_batch(sequences: list[list[int]], tokenizer, generator: torch.Generator,
 def step_generator(seed: int, step: int, rank: int = 0, micro: int = 0) -> torch.Generator:
     """The masking generator of one micro-batch, derived from its place in the run rather than from history."""
     return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + rank) * 101 + micro)
+
+
+def tokenize_parallel(lines: list[str], first_tokenizer, second_tokenizer,
+                      max_length: int) -> tuple[TokenizedCorpus, TokenizedCorpus]:
+    """The lines tokenised by two tokenizers as tokenize_lines does, row i of both from the same line.
+
+    A line either tokenizer finds no token in is left out of both. Raises ValueError when no line is left.
+    """
+    if max_length < 3:
+        raise ValueError("max_length must be at least 3 (room for [CLS], one token and [SEP]).")
+    encoded = [tokenizer(lines, add_special_tokens=False)["input_ids"] for tokenizer in (first_tokenizer,
+                                                                                        second_tokenizer)]
+    kept = [i for i in range(len(lines)) if encoded[0][i] and encoded[1][i]]
+    if not kept:
+        raise ValueError("The tokenizer produced no tokens from this corpus.")
+    room = max_length - 2
+    corpora = []
+    for tokenizer, ids in zip((first_tokenizer, second_tokenizer), encoded):
+        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+        corpora.append(TokenizedCorpus([[cls] + ids[i][:room] + [sep] for i in kept],
+                                       sum(len(ids[i]) > room for i in kept)))
+    return corpora[0], corpora[1]

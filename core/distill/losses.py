@@ -1,7 +1,14 @@
-"""The distillation losses of DistilBERT and DistilRuBERT, each usable on its own from a notebook.
+"""The distillation losses of DistilBERT, DistilRuBERT and the reduced-vocabulary students, each a pure function.
 
-Shapes: bs = batch size, seq = sequence length, vocab = vocabulary size, dim = hidden width, heads = attention heads.
-`attention_mask` is 1 for real tokens and 0 for padding; padding never contributes to any loss.
+Shapes: bs = batch size, seq = sequence length, vocab = vocabulary size, dim = hidden width, heads = attention heads,
+n = number of selected positions. `attention_mask` is 1 for real tokens and 0 for padding; padding never contributes.
+
+The total loss of every recipe is stated once, in `total_loss`:
+
+    loss = alpha_kl * loss_kl + alpha_mlm * loss_mlm + alpha_cos * loss_cos + alpha_att * loss_att
+           + alpha_hidden_mse * loss_hidden_mse
+
+A recipe computes the parts that apply to it and reports the others as 0.
 """
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+LOSS_PARTS = ("loss_kl", "loss_mlm", "loss_cos", "loss_att", "loss_hidden_mse")  # metric names, in formula order
+
 
 @dataclass
 class LossWeights:
@@ -17,36 +26,59 @@ class LossWeights:
     alpha_mlm: float = 2.0  # the student's own masked-LM cross-entropy
     alpha_cos: float = 1.0  # cosine between student hidden states and means of teacher hidden states
     alpha_att: float = 0.0  # MSE between student attention maps and means of teacher maps (distilrubert-small)
-    temperature: float = 2.0
+    alpha_hidden_mse: float = 1.0  # reduced-vocabulary students: MSE between projected student and teacher states
+    temperature: float = 2.0  # softmax temperature T of the KL term
     kl_masked_only: bool = False  # KL over masked positions only, instead of every non-padding position
 
-    def check(self) -> None:
+    def weight(self, part: str) -> float:
+        """The alpha of one part named as in LOSS_PARTS ("loss_kl" -> alpha_kl)."""
+        return getattr(self, "alpha_" + part.removeprefix("loss_"))
+
+    def check(self, reduced_vocab: bool = False) -> None:
+        """Raise ValueError unless T > 0, no alpha is negative and one alpha that applies is above 0.
+
+        The hidden-state term of a reduced-vocabulary student is alpha_hidden_mse; of others, alpha_cos and alpha_att.
+        """
         if not self.temperature > 0:
             raise ValueError(f"The temperature must be above 0; got {self.temperature}.")
-        alphas = (self.alpha_kl, self.alpha_mlm, self.alpha_cos, self.alpha_att)
-        if any(a < 0 for a in alphas):
+        if any(self.weight(part) < 0 for part in LOSS_PARTS):
             raise ValueError("Loss weights (alphas) cannot be negative.")
-        if not any(a > 0 for a in alphas):
+        applying = ("loss_kl", "loss_mlm", "loss_hidden_mse") if reduced_vocab else \
+            ("loss_kl", "loss_mlm", "loss_cos", "loss_att")
+        if not any(self.weight(part) > 0 for part in applying):
             raise ValueError("At least one loss weight (alpha) must be above 0, or the student learns nothing.")
 
 
-def _zero(like: torch.Tensor) -> torch.Tensor:
-    return like.sum() * 0.0  # keeps the graph, so backward works when a batch selects no position
+def zero_like(like: torch.Tensor) -> torch.Tensor:
+    """A 0 that keeps the graph, so backward works when a batch selects no position or a part is switched off."""
+    return like.sum() * 0.0
+
+
+def total_loss(parts: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
+    """The one formula of the module docstring; parts missing from `parts` count as 0."""
+    return sum(weights.weight(name) * parts[name] for name in LOSS_PARTS if name in parts)
+
+
+def softened_kl(student_rows: torch.Tensor, teacher_rows: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of distributions softened by T, times T^2, averaged over rows.
+
+    student_rows, teacher_rows: (n, vocab) logits. The T^2 factor keeps gradient sizes comparable across temperatures
+    (Hinton et al., 2015). Returns 0 (with a graph) when n is 0.
+    """
+    if student_rows.shape[0] == 0:
+        return zero_like(student_rows)
+    s = F.log_softmax(student_rows.float() / temperature, dim=-1)  # (n, vocab)
+    t = F.log_softmax(teacher_rows.float() / temperature, dim=-1)  # (n, vocab)
+    return F.kl_div(s, t, reduction="batchmean", log_target=True) * temperature ** 2
 
 
 def kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, positions: torch.Tensor,
             temperature: float) -> torch.Tensor:
-    """KL(teacher || student) on distributions softened by T, times T^2, averaged over the selected positions.
+    """softened_kl over the selected positions.
 
     student_logits, teacher_logits: (bs, seq, vocab); positions: (bs, seq) bool, the positions that count.
-    The T^2 factor keeps gradient sizes comparable across temperatures (Hinton et al., 2015).
     """
-    s = student_logits[positions].float() / temperature  # (n, vocab)
-    t = teacher_logits[positions].float() / temperature  # (n, vocab)
-    if s.shape[0] == 0:
-        return _zero(student_logits)
-    return F.kl_div(F.log_softmax(s, dim=-1), F.log_softmax(t, dim=-1), reduction="batchmean",
-                    log_target=True) * temperature ** 2
+    return softened_kl(student_logits[positions], teacher_logits[positions], temperature)
 
 
 def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -56,7 +88,7 @@ def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     """
     selected = labels != -100  # (bs, seq)
     if not selected.any():
-        return _zero(student_logits)
+        return zero_like(student_logits)
     return F.cross_entropy(student_logits[selected].float(), labels[selected])
 
 
@@ -98,16 +130,34 @@ def attention_mse_loss(student_attentions: tuple[torch.Tensor, ...], teacher_att
     return torch.stack(losses).mean()
 
 
+def hidden_mse_loss(student_states: list[torch.Tensor], teacher_hidden: tuple[torch.Tensor, ...],
+                    positions: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """Mean over student layers of the MSE between student layer i and the mean of teacher group i.
+
+    student_states: per student layer (index 0 the embeddings) a (bs, seq, dim) tensor already projected to the
+    teacher's width and aligned to the teacher's positions; teacher_hidden: (bs, seq, dim) per teacher layer;
+    positions: (bs, seq) bool, the positions that count; groups as in cosine_hidden_loss.
+    """
+    if not positions.any():
+        return zero_like(student_states[-1])
+    losses = []
+    for student_layer, teacher_layers in enumerate(groups, start=1):
+        target = torch.stack([teacher_hidden[j] for j in teacher_layers]).mean(dim=0)  # (bs, seq, dim)
+        losses.append(F.mse_loss(student_states[student_layer][positions].float(), target[positions].float()))
+    return torch.stack(losses).mean()
+
+
 def distillation_loss(student_out, teacher_out, attention_mask: torch.Tensor, labels: torch.Tensor,
                       weights: LossWeights, groups: list[list[int]]) -> dict[str, torch.Tensor]:
-    """All the losses for one batch, weighted and summed into "loss"; parts are returned unweighted.
+    """All the losses of a same-vocabulary student for one batch: parts unweighted, and "loss" from total_loss.
 
-    student_out, teacher_out: masked-LM outputs with logits (and hidden_states / attentions when their alphas are
-    above 0). Parts whose alpha is 0 are not computed and reported as 0.
+    student_out, teacher_out: masked-LM outputs with logits (bs, seq, vocab) (and hidden_states / attentions when
+    their alphas are above 0); attention_mask, labels: (bs, seq). Parts whose alpha is 0 are not computed and are
+    reported as 0; loss_hidden_mse does not apply here and is not reported.
     """
     real = attention_mask.bool()
     positions = (labels != -100) & real if weights.kl_masked_only else real
-    zero = _zero(student_out.logits)
+    zero = zero_like(student_out.logits)
     parts = {
         "loss_kl": kl_loss(student_out.logits, teacher_out.logits, positions, weights.temperature)
         if weights.alpha_kl > 0 else zero,
@@ -117,6 +167,5 @@ def distillation_loss(student_out, teacher_out, attention_mask: torch.Tensor, la
         "loss_att": attention_mse_loss(student_out.attentions, teacher_out.attentions, attention_mask, groups)
         if weights.alpha_att > 0 else zero,
     }
-    parts["loss"] = (weights.alpha_kl * parts["loss_kl"] + weights.alpha_mlm * parts["loss_mlm"]
-                     + weights.alpha_cos * parts["loss_cos"] + weights.alpha_att * parts["loss_att"])
+    parts["loss"] = total_loss(parts, weights)
     return parts

@@ -5,6 +5,7 @@ below), so a BERT teacher can initialise a DistilBERT student, as DeepPavlov did
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,8 @@ SUPPORTED_TYPES = ("bert", "distilbert")
 @dataclass
 class StudentSpec:
     num_layers: int | None = None  # None: half the teacher's layers
-    init_layers: list[int] | None = None  # teacher layers (0-based) copied into the student; None: every k-th
+    init_layers: list[int] | None = None  # teacher layers (0-based) copied into the student; None: evenly
+    # spaced, keeping the first and the last (default_init_layers)
     model_type: str = "same"  # "same" as the teacher, "bert" or "distilbert"
     hidden_size: int | None = None  # None: the teacher's width; smaller: weights sliced (reduced-width students)
 
@@ -101,9 +103,19 @@ def load_canonical(model: PreTrainedModel, canon: dict[str, torch.Tensor]) -> No
 
 
 def default_init_layers(teacher_layers: int, student_layers: int) -> list[int]:
-    """Every k-th teacher layer, starting from the first: 12 -> 6 gives [0, 2, 4, 6, 8, 10]."""
-    step = teacher_layers / student_layers
-    return [int(round(i * step)) for i in range(student_layers)]
+    """Teacher layers (0-based) that initialise the student: evenly spaced, keeping the first and the last.
+
+    12 -> 6 gives [0, 2, 4, 7, 9, 11], DistilBERT's choice (Sanh et al., 2019, and Hugging Face's extraction
+    script); 4 -> 2 gives [0, 3]. Each chosen layer lies in the group of layer_groups that its student layer learns
+    from, so initialisation and the hidden-state loss agree. A one-layer student starts from the first layer.
+    """
+    if student_layers == 1:
+        return [0]
+    chosen = []
+    for i, group in enumerate(layer_groups(teacher_layers, student_layers)):
+        spaced = math.floor(i * (teacher_layers - 1) / (student_layers - 1) + 0.5)
+        chosen.append(min(max(spaced, group[0] - 1), group[-1] - 1))  # group is 1-based, as in hidden_states
+    return chosen
 
 
 def layer_groups(teacher_layers: int, student_layers: int) -> list[list[int]]:

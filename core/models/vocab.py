@@ -1,12 +1,17 @@
 """Students with their own smaller vocabulary (Kolesnikova et al., 2022): the token mapping and logit alignment.
 
 Every teacher token is split greedily, longest match first, into student tokens; special tokens map to themselves.
-The student reads the teacher's text as the teacher tokenised it, each teacher token replaced by its student pieces,
-so every student position belongs to exactly one teacher position ("owner"). Then:
-  reduce: the student's logits are summed (or averaged) over the pieces of each teacher token, giving one student
-          vector per teacher position, compared with the teacher on the shared vocabulary;
-  match:  only teacher positions whose token is itself one student token (same string) are compared, on the
-          shared vocabulary.
+Four alignments compare the two models' logits (--align):
+  match:         the authors' match. The student reads its own tokenisation of the text; teacher and student
+                 positions are paired in order where their token strings are equal (`match_partners`), and compared
+                 on the shared vocabulary.
+  reduce:        the authors' reduce. The student reads the teacher's tokens, each replaced by its student pieces
+                 ("owner": the teacher position of each student position); its logits are summed over the pieces of
+                 each teacher token, then mapped onto the teacher's whole vocabulary, each teacher token's logit the
+                 sum of its pieces' logits (`to_teacher_vocab`).
+  match-pieces:  the student reads the teacher's tokens as pieces; only teacher positions whose token is itself one
+                 student token are compared, on the shared vocabulary.
+  reduce-shared: as reduce up to the piece sum (or mean), then compared on the shared vocabulary only.
 """
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ import torch
 
 from core.models.tokenizer import train_wordpiece
 
-ALIGNMENTS = ("match", "reduce")
+ALIGNMENTS = ("match", "reduce", "match-pieces", "reduce-shared")
+OWN_TOKENISATION = ("match",)  # alignments where the student reads its own tokenisation of the text
 
 
 def special_tokens_of(tokenizer) -> list[str]:
@@ -144,10 +150,14 @@ def reduce_to_teacher_positions(values: torch.Tensor, owner: torch.Tensor, teach
 
 def aligned_positions(input_ids: torch.Tensor, attention_mask: torch.Tensor, mapping: VocabMapping,
                       align: str) -> torch.Tensor:
-    """(bs, t_seq) bool: the teacher positions compared under `align` (match drops tokens the student splits)."""
+    """(bs, t_seq) bool: the teacher positions compared under a pieces alignment (match-pieces drops tokens the
+    student splits; reduce and reduce-shared keep every real position)."""
     real = attention_mask.bool()
-    if align == "reduce":
+    if align in ("reduce", "reduce-shared"):
         return real
+    if align != "match-pieces":
+        raise ValueError(f"aligned_positions serves the alignments on pieces; '{align}' pairs positions with "
+                         "match_partners.")
     return real & mapping.single_piece.to(input_ids.device)[input_ids]
 
 
@@ -155,3 +165,50 @@ def student_labels(labels: torch.Tensor, mapping: VocabMapping) -> torch.Tensor:
     """MLM labels in the student's vocabulary: the same string, or -100 where the student has no such token."""
     mapped = mapping.teacher_to_student.to(labels.device)[labels.clamp(min=0)]
     return torch.where((labels >= 0) & (mapped >= 0), mapped, torch.full_like(labels, -100))
+
+
+def match_partners(teacher_tokens: list[str], student_tokens: list[str]) -> list[int]:
+    """For each teacher position, the student position paired with it, or -1: the authors' match.
+
+    Scanning the teacher's tokens in order, each is paired with the first student token of the same string at or after
+    the position following the last pair; a teacher token with no such student token stays unpaired. Both lists are
+    one row's token strings, without padding.
+    """
+    partners, start = [-1] * len(teacher_tokens), 0
+    for t_position, token in enumerate(teacher_tokens):
+        if start >= len(student_tokens):
+            break
+        try:
+            s_position = student_tokens.index(token, start)
+        except ValueError:
+            continue
+        partners[t_position], start = s_position, s_position + 1
+    return partners
+
+
+def gather_partners(values: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
+    """values: (bs, s_seq, d) per student position; partners: (bs, t_seq), a student position or -1.
+
+    Returns (bs, t_seq, d): at each teacher position the vector of its partner, zero where it has none.
+    """
+    index = partners.clamp(min=0).unsqueeze(-1).expand(-1, -1, values.shape[-1])  # (bs, t_seq, d)
+    return values.gather(1, index) * (partners >= 0).unsqueeze(-1).to(values.dtype)
+
+
+def piece_matrix(mapping: VocabMapping, student_vocab: int) -> torch.Tensor:
+    """(teacher vocab, student vocab) sparse: entry [v, p] counts how often student piece p is in teacher token v."""
+    rows = [v for v, pieces in enumerate(mapping.pieces) for _ in pieces]
+    columns = [p for pieces in mapping.pieces for p in pieces]
+    indices = torch.tensor([rows, columns], dtype=torch.long)
+    return torch.sparse_coo_tensor(indices, torch.ones(len(rows)), (len(mapping.pieces), student_vocab),
+                                   check_invariants=True).coalesce()
+
+
+def to_teacher_vocab(logits: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Map student logits onto the teacher's vocabulary: each teacher token's logit is the sum of its pieces' logits.
+
+    logits: (..., student vocab); matrix: piece_matrix(...). Returns (..., teacher vocab) in float32.
+    """
+    flat = logits.reshape(-1, logits.shape[-1]).float()  # (n, Vs)
+    mapped = torch.sparse.mm(matrix.to(flat.device), flat.T).T  # (n, Vt)
+    return mapped.reshape(*logits.shape[:-1], matrix.shape[0])
