@@ -7,13 +7,9 @@ import sys
 
 # The app runs several things at once (users' requests, a distillation run in a child process). OpenMP threads that
 # spin while waiting for a busy core made a forward pass 10x slower on 2 cores; passive waiting keeps it fast.
-# It must be set before torch starts its thread pool, hence before the imports below.
+# It must be set before torch starts its thread pool: gradio, the tabs and torch are imported inside the functions
+# below, after this line has run.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import gradio as gr  # noqa: E402
-
-from ui import about_tab, bench_tab, distill_tab, embed_tab, predict_tab  # noqa: E402
-from ui.context import AppContext  # noqa: E402
 
 TITLE = "RuDistil Lab"
 MAX_UPLOAD = "20mb"
@@ -35,26 +31,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build_app(ctx: AppContext) -> gr.Blocks:
+def build_app(ctx):
+    """The app's gr.Blocks: a title, the offline notice and one tab a module of ui/. `ctx`: a ui.context.AppContext.
+
+    A tab whose build() returns {"refresh": (function, outputs)} has those outputs redrawn when the page loads and
+    each time the tab is opened, so its model lists include runs that finished since the app started."""
+    import gradio as gr
+
+    from ui import about_tab, bench_tab, distill_tab, embed_tab, predict_tab
+
+    tabs = [("Distill", "distill", distill_tab), ("Predictions", "predict", predict_tab),
+            ("Embeddings", "embed", embed_tab), ("Benchmark", "bench", bench_tab), ("About", "about", about_tab)]
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nSee, run and measure the knowledge distillation of Russian language models: "
                     "DeepPavlov's conversational RuBERT and its DistilRuBERT students, or the lab's own tiny pair.")
         gr.Markdown(ctx.notice, visible=bool(ctx.notice), elem_classes="offline-notice", elem_id="offline-notice")
         with gr.Tabs():
-            with gr.Tab("Distill", id="distill"):
-                distill_tab.build(ctx)
-            with gr.Tab("Predictions", id="predict"):
-                predict_tab.build(ctx)
-            with gr.Tab("Embeddings", id="embed"):
-                embed_tab.build(ctx)
-            with gr.Tab("Benchmark", id="bench"):
-                bench_tab.build(ctx)
-            with gr.Tab("About", id="about"):
-                about_tab.build(ctx)
+            for label, tab_id, module in tabs:
+                with gr.Tab(label, id=tab_id) as tab:
+                    parts = module.build(ctx)
+                refresh = parts.get("refresh") if isinstance(parts, dict) else None
+                if refresh:
+                    function, outputs = refresh
+                    demo.load(function, None, outputs, api_visibility="private")
+                    tab.select(function, None, outputs, api_visibility="private")
     return demo
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ui import embed_tab
+    from ui.context import AppContext
+
     args = parse_args(argv)
     try:
         ctx = AppContext.create(args.teacher, args.student)

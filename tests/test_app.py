@@ -5,7 +5,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from core.runs.store import checkpoint_step, read_status
-from tests.appserver import start_app
+from scripts.appserver import start_app
 from tests.waiting import wait_for
 
 ENDPOINTS = ["start_run", "run_status", "stop_run", "resume_run", "delete_run", "share_run", "fill_mask",
@@ -119,6 +119,43 @@ def test_hostile_uploads_are_refused_with_a_reason(app, tmp_path):
             client.predict(owner=None, **{**SMALL_RUN, "corpus_source": "upload a .txt",
                                           "corpus_file": handle_file(str(path))}, api_name="/start_run")
         assert_explained(error.value)
+
+
+def test_start_shows_the_run_at_once_and_delete_right_after_stop_works(app):
+    client = app.client()
+    owner, run_dropdown, table = client.predict(owner=None, **{**SMALL_RUN, "steps": 100000, "save_every": 4,
+                                                               "student_layers": 1}, api_name="/start_run")
+    run_id = run_dropdown["value"]
+    row = dict(zip(table["headers"], next(r for r in table["data"] if r[0] == run_id)))
+    assert (row["teacher"], row["student"]) == ("bundled-teacher", "1 L"), row  # before the run writes its config
+    wait_for(lambda: "running · step" in state_of(client, run_id, owner)
+             and " step 0 of" not in state_of(client, run_id, owner), every=0.5)
+    client.predict(run_id=run_id, owner=owner, api_name="/stop_run")
+    table = client.predict(run_id=run_id, owner=owner, api_name="/delete_run")[0]  # no "Stop the run first"
+    assert run_id not in str(table) and not (app.runs / run_id).exists()
+
+
+def test_a_utf16_corpus_upload_is_named_by_encoding_and_file_name(app, tmp_path):
+    path = tmp_path / "мой корпус.txt"
+    path.write_bytes("Привет!\nКак дела?\n".encode("utf-16"))
+    with pytest.raises(AppError) as error:
+        app.client().predict(owner=None, **{**SMALL_RUN, "corpus_source": "upload a .txt",
+                                            "corpus_file": handle_file(str(path))}, api_name="/start_run")
+    message = str(error.value)
+    assert "'мой корпус.txt' is saved as UTF-16 text" in message and "binary" not in message, message
+    assert "/tmp" not in message and "gradio" not in message, message
+
+
+def test_the_distill_teacher_list_is_refreshed_when_the_page_loads_and_the_tab_opens(runs_dir):
+    import app as app_module
+    from ui.context import AppContext
+
+    demo = app_module.build_app(AppContext.create())
+    teacher = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "Teacher")
+    triggers = {(type(demo.blocks.get(block_id, demo)).__name__, event)
+                for dependency in demo.fns.values() if teacher in dependency.outputs
+                for block_id, event in dependency.targets}
+    assert {("Blocks", "load"), ("Tab", "select")} <= triggers, triggers
 
 
 def test_killing_the_app_loses_no_run(tmp_path):

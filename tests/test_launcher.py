@@ -1,11 +1,15 @@
 """The app's run launcher: a queue on disk, one run at a time, ownership on a shared app, failures with reasons."""
 
+import os
+import signal
+import time
+
 import pytest
 
-from core.runs.store import checkpoint_step, read_metrics, read_status, run_dir_of
+from core.runs.store import checkpoint_step, list_runs, read_config, read_console, read_metrics, read_status, run_dir_of
 from tests.waiting import wait_for
 from train.config import DistillConfig
-from train.launcher import RunLauncher
+from train.launcher import RunLauncher, evaluation_interval, wide_encoding
 
 
 def config(teacher, corpus, steps=6, **kwargs) -> DistillConfig:
@@ -72,3 +76,98 @@ def test_on_a_shared_app_only_the_owner_controls_a_run(runs_dir, tiny_teacher_di
     assert shared.delete(run_id, "alice").startswith("Deleted")
     with pytest.raises(ValueError, match="not a valid run id"):
         shared.stop("../../etc", "alice")
+
+
+def test_delete_right_after_stop_waits_for_the_stop(launcher, tiny_teacher_dir, tiny_corpus):
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: checkpoint_step(run_dir) >= 2)
+    with pytest.raises(ValueError, match="Stop the run before deleting it"):
+        launcher.delete(run_id)  # a running run is never deleted without being stopped first
+    launcher.stop(run_id)
+    assert launcher.delete(run_id) == f"Deleted run {run_id}."
+    time.sleep(4 * launcher.poll_s)  # the watcher reaps the child: it must not write the folder back
+    assert not run_dir.exists() and launcher.queue_position(run_id) == 0
+
+
+def test_delete_says_when_the_stop_outlasts_the_wait(runs_dir, tiny_teacher_dir, tiny_corpus):
+    launcher = RunLauncher(runs_dir, poll_s=0.2, stop_wait_s=0.3).start()
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: checkpoint_step(run_dir) >= 2)  # in its loop: SIGTERM now asks it to stop rather than kills it
+    pid = read_status(run_dir)["pid"]
+    os.kill(pid, signal.SIGSTOP)  # a run that cannot answer its stop in time
+    try:
+        launcher.stop(run_id)
+        with pytest.raises(ValueError, match="still saving its checkpoint.*press Delete again"):
+            launcher.delete(run_id)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: read_status(run_dir).get("state") != "running", timeout=60)
+    assert launcher.delete(run_id).startswith("Deleted") and not run_dir.exists()
+
+
+def test_a_queued_run_lists_the_teacher_and_student_asked_for(runs_dir, tiny_teacher_dir, tiny_corpus):
+    waiting = RunLauncher(runs_dir)  # not started: the run stays queued, its config.json not yet written
+    run_id = waiting.submit(config(tiny_teacher_dir, tiny_corpus, student_layers=3, student_vocab_size=300))
+    [info] = list_runs(runs_dir)
+    assert (info["id"], info["state"], info["teacher"]) == (run_id, "queued", str(tiny_teacher_dir))
+    assert (info["student_layers"], info["student_vocab_size"], info["align"]) == (3, 300, "reduce")
+
+
+@pytest.mark.parametrize("max_steps, log_every, every", [(600, 10, 100), (300, 10, 50), (12, 10, 10), (100, 2, 16)])
+def test_app_runs_are_evaluated_about_six_times_on_logged_steps(max_steps, log_every, every):
+    assert evaluation_interval(max_steps, log_every) == every
+    assert every % log_every == 0
+
+
+def test_the_launcher_sets_the_evaluation_schedule(runs_dir, tiny_teacher_dir, tiny_corpus):
+    run_id = RunLauncher(runs_dir).submit(config(tiny_teacher_dir, tiny_corpus, steps=600))
+    assert read_config(run_dir_of(run_id, runs_dir))["eval_every"] == 100  # the config asked for 2
+    run_id = RunLauncher(runs_dir, evaluations_per_run=None).submit(config(tiny_teacher_dir, tiny_corpus, steps=600))
+    assert read_config(run_dir_of(run_id, runs_dir))["eval_every"] == 2
+
+
+TEXT = "Привет, как дела?\nНормально, а у тебя?\n" * 20
+WIDE = [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")]
+
+
+@pytest.mark.parametrize("codec, named", WIDE)
+def test_a_utf16_or_utf32_upload_is_named_by_its_encoding_and_its_own_name(runs_dir, tmp_path, tiny_teacher_dir,
+                                                                           tiny_corpus, codec, named):
+    upload = tmp_path / "gradio" / "5f0c1e" / "диалоги.txt"  # where the server keeps an upload under its own name
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(TEXT.encode(codec))
+    with pytest.raises(ValueError) as error:
+        RunLauncher(runs_dir).submit(config(tiny_teacher_dir, tiny_corpus), uploaded_corpus=str(upload),
+                                     uploaded_name="диалоги.txt")
+    message = str(error.value)
+    assert f"'диалоги.txt' is saved as {named} text" in message and "UTF-8" in message, message
+    assert str(tmp_path) not in message and message.endswith(".")
+    assert list(runs_dir.iterdir()) == []
+
+
+def test_other_upload_faults_name_the_file_not_the_server_path(runs_dir, tmp_path, tiny_teacher_dir, tiny_corpus):
+    upload = tmp_path / "gradio" / "a1" / "notes.txt"
+    upload.parent.mkdir(parents=True)
+    for content, reason in [("Привет, мир".encode("cp1251"), "not valid UTF-8"), (bytes(range(256)) * 8, "binary"),
+                            (b"\n \n", "no text")]:
+        upload.write_bytes(content)
+        with pytest.raises(ValueError, match=reason) as error:
+            RunLauncher(runs_dir).submit(config(tiny_teacher_dir, tiny_corpus), uploaded_corpus=str(upload))
+        assert "'notes.txt'" in str(error.value) and str(tmp_path) not in str(error.value)
+
+
+def test_utf8_text_and_binary_data_are_not_taken_for_wide_text():
+    assert wide_encoding(TEXT.encode("utf-8")) is None
+    assert wide_encoding(b"Hello, world. " * 50) is None
+    assert wide_encoding(bytes(range(256)) * 16) is None
+    assert wide_encoding("Hello, world.\n".encode("utf-16-le") * 50) == "UTF-16"
+
+
+def test_the_console_shows_the_command_without_server_paths(launcher, tiny_teacher_dir, tiny_corpus):
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: read_status(run_dir).get("state") == "finished", timeout=240)
+    first = read_console(run_dir, max_lines=10_000).splitlines()[0]
+    assert first == f"$ python -m train.distill --config runs/{run_id}/request.json --output-dir runs/{run_id}"

@@ -7,8 +7,8 @@ person types, so the app and the command line make identical runs. A queued run 
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -22,16 +22,22 @@ from core.distill.data import read_corpus
 from core.paths import REPO_ROOT, runs_root
 from core.runs.store import (
     ACTIVE_STATES,
+    RunPaths,
     checkpoint_step,
+    console_error,
     delete_run,
     list_runs,
     new_run_id,
     read_json,
     read_status,
     run_dir_of,
+    write_request,
     write_status,
 )
 from train.config import BUNDLED_CORPUS, DistillConfig
+
+EVALUATIONS_PER_RUN = 6  # held-out evaluations over an app run: enough points for a curve, little time spent
+STOP_WAIT_S = 10.0  # how long delete waits for a run it was asked to stop (the run saves a checkpoint first)
 
 
 def _die_with_parent() -> None:
@@ -57,10 +63,17 @@ def can_see(info: dict, requester: str | None, shared: bool) -> bool:
 class RunLauncher:
     """Submit, stop, resume and delete runs; at most `max_running` child processes at once."""
 
-    def __init__(self, root: Path | None = None, max_running: int = 1, poll_s: float = 1.0, shared: bool = False):
+    def __init__(self, root: Path | None = None, max_running: int = 1, poll_s: float = 1.0, shared: bool = False,
+                 evaluations_per_run: int | None = EVALUATIONS_PER_RUN, stop_wait_s: float = STOP_WAIT_S):
+        """root: the runs folder (default runs_root()); poll_s: seconds between the watcher's looks at the queue;
+        shared: a public app, where only a run's owner controls it; evaluations_per_run: how many held-out
+        evaluations a submitted run makes (None keeps the config's eval_every); stop_wait_s: the longest delete
+        waits for a run that is stopping."""
         self.root = Path(root) if root else runs_root()
         self.max_running, self.poll_s, self.shared = max_running, poll_s, shared
+        self.evaluations_per_run, self.stop_wait_s = evaluations_per_run, stop_wait_s
         self._children: dict[str, subprocess.Popen] = {}
+        self._stopping: set[str] = set()  # runs sent SIGTERM by this launcher, not yet ended
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,47 +111,61 @@ class RunLauncher:
                 running += 1
 
     def _spawn(self, run_id: str) -> None:
-        run_dir = self.root / run_id
-        arguments = read_status(run_dir).get("launch_args") or ["--config", str(run_dir / "request.json"),
-                                                                "--output-dir", str(run_dir)]
+        paths = RunPaths(self.root / run_id)
+        arguments = read_status(paths.root).get("launch_args") or ["--config", str(paths.request),
+                                                                   "--output-dir", str(paths.root)]
         command = [sys.executable, "-m", "train.distill", *arguments]
-        log = open(run_dir / "console.log", "a", encoding="utf-8")
-        log.write(f"$ {' '.join(command)}\n")
+        log = open(paths.console, "a", encoding="utf-8")
+        # the command as a person would type it in the repository: no server paths in what the page shows
+        shown = " ".join(a.replace(str(self.root), "runs") for a in ["python", *command[1:]])
+        log.write(f"$ {shown}\n")
         log.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUDISTIL_RUNS_DIR": str(self.root)}
         child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                  start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         self._children[run_id] = child
-        write_status(run_dir, state="running", pid=child.pid, message="Starting ...")
+        write_status(paths.root, state="running", pid=child.pid, message="Starting ...")
 
     def _record_exit(self, run_id: str, code: int) -> None:
-        run_dir = self.root / run_id
-        status = read_json(run_dir / "status.json", {}) or {}  # as written, not as inferred from a dead pid
+        paths = RunPaths(self.root / run_id)
+        asked_to_stop = run_id in self._stopping
+        self._stopping.discard(run_id)
+        if not paths.root.is_dir():  # deleted meanwhile: writing a status would bring the folder back
+            return
+        status = read_json(paths.status, {}) or {}  # as written, not as inferred from a dead pid
         if status.get("state") in ("finished", "stopped", "failed"):
             return
-        reason = last_error_line(run_dir / "console.log") or f"The process ended with exit code {code}."
-        write_status(run_dir, state="failed" if code else "stopped", message=reason)
+        if asked_to_stop and code == -signal.SIGTERM:  # stopped before the run could catch the signal
+            write_status(paths.root, state="stopped", message="Stopped before its first checkpoint.")
+            return
+        reason = console_error(paths.root) or f"The process ended with exit code {code}."
+        write_status(paths.root, state="failed" if code else "stopped", message=reason)
 
     # -- actions
     def submit(self, cfg: DistillConfig, owner: str | None = None, public: bool = False,
-               uploaded_corpus: str | None = None) -> str:
-        """Check a configuration, put the run in line, and return its id. Raises ValueError for bad input."""
+               uploaded_corpus: str | None = None, uploaded_name: str | None = None) -> str:
+        """Check a configuration, put the run in line, and return its id.
+
+        uploaded_corpus: a text file to copy into the run (the app's upload); uploaded_name: the name its owner gave
+        it, used in messages instead of the server's temporary path (default: the file's own name).
+        Raises ValueError for bad input, before anything is written."""
         run_id = new_run_id()
-        run_dir = run_dir_of(run_id, self.root)
-        cfg.output_dir = str(run_dir)
+        paths = RunPaths(run_dir_of(run_id, self.root))
+        cfg.output_dir = str(paths.root)
+        if self.evaluations_per_run:
+            cfg.eval_every = evaluation_interval(cfg.max_steps, cfg.log_every, self.evaluations_per_run)
         cfg.check()
-        if uploaded_corpus:
-            read_corpus(uploaded_corpus)  # refuse a bad upload now, with its reason, rather than in a failed run
+        if uploaded_corpus:  # refuse a bad upload now, with its reason, rather than in a failed run
+            check_uploaded_corpus(uploaded_corpus, uploaded_name or Path(uploaded_corpus).name)
         elif cfg.corpus != BUNDLED_CORPUS:
             read_corpus(cfg.corpus)
-        run_dir.mkdir(parents=True)
+        paths.root.mkdir(parents=True)
         if uploaded_corpus:
-            shutil.copyfile(uploaded_corpus, run_dir / "corpus.txt")  # the run keeps its own copy for resuming
-            cfg.corpus = str(run_dir / "corpus.txt")
-        request = {k: v for k, v in cfg.to_dict().items() if k != "output_dir"}
-        (run_dir / "request.json").write_text(json.dumps(request, indent=1, ensure_ascii=False), encoding="utf-8")
-        write_status(run_dir, state="queued", owner=owner, public=public, created=time.time(), queued_at=time.time(),
+            shutil.copyfile(uploaded_corpus, paths.corpus)  # the run keeps its own copy for resuming
+            cfg.corpus = str(paths.corpus)
+        write_request(paths.root, {k: v for k, v in cfg.to_dict().items() if k != "output_dir"})
+        write_status(paths.root, state="queued", owner=owner, public=public, created=time.time(), queued_at=time.time(),
                      max_steps=cfg.max_steps, message="Waiting for its turn.")
         self._wake.set()
         return run_id
@@ -161,29 +188,47 @@ class RunLauncher:
             raise ValueError(f"The run is not running (it is {info.get('state')}).")
         with contextlib.suppress(ProcessLookupError):
             os.kill(info["pid"], signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
+        self._stopping.add(run_id)
         return "Stopping: the run saves a checkpoint and ends."
 
     def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None) -> str:
         run_dir, info = self._controlled(run_id, requester)
         if info.get("state") in ACTIVE_STATES:
             raise ValueError(f"The run is already {info.get('state')}.")
-        if not (run_dir / "config.json").is_file():
+        config = read_json(RunPaths(run_dir).config)
+        if not config:
             raise ValueError("This run never started, so there is nothing to resume; start a new run instead.")
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
         steps = max_steps or config["max_steps"]
         if checkpoint_step(run_dir) >= steps:
             raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
         arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
+        self._stopping.discard(run_id)
         write_status(run_dir, state="queued", message="Waiting to resume.", launch_args=arguments,
                      queued_at=time.time())
         self._wake.set()
         return f"Resuming from step {checkpoint_step(run_dir)}."
 
     def delete(self, run_id: str, requester: str | None = None) -> str:
+        """Remove a run and its files. A run this launcher was asked to stop is waited for, at most stop_wait_s
+        seconds, so that Stop then Delete works; raises ValueError for a run that is queued, running and not asked
+        to stop, or still stopping after the wait."""
         run_dir, info = self._controlled(run_id, requester)
+        if info.get("state") == "running" and run_id in self._stopping:
+            deadline = time.monotonic() + self.stop_wait_s
+            while read_status(run_dir).get("state") == "running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            info = read_status(run_dir)
+            if info.get("state") == "running":
+                raise ValueError("The run is still saving its checkpoint before it stops; press Delete again in a "
+                                 "few seconds.")
         if info.get("state") in ACTIVE_STATES:
             raise ValueError("Stop the run before deleting it.")
-        delete_run(run_dir)
+        with self._lock:  # the watcher must not record the exit of a run whose folder is going away
+            child = self._children.get(run_id)
+            if child is not None:  # its status says it ended; the process may still be exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=self.stop_wait_s)
+            delete_run(run_dir)  # the watcher reaps the child later and, the folder gone, writes nothing
         return f"Deleted run {run_id}."
 
     def set_public(self, run_id: str, requester: str | None, public: bool) -> None:
@@ -198,16 +243,49 @@ class RunLauncher:
         return ids.index(run_id) + 1 if run_id in ids else 0
 
 
-def last_error_line(log: Path) -> str:
-    """The last 'error: ...' line a run printed, for showing why it failed."""
+def evaluation_interval(max_steps: int, log_every: int, evaluations: int = EVALUATIONS_PER_RUN) -> int:
+    """Steps between held-out evaluations: about `evaluations` of them over `max_steps`, on logged steps (a multiple
+    of `log_every`, at least one log interval)."""
+    return max(log_every, (max_steps // evaluations) // log_every * log_every)
+
+
+# Byte-order marks of the encodings people save "text" in by mistake; UTF-32's marks begin with UTF-16's, so first.
+BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+        (codecs.BOM_UTF16_BE, "UTF-16")]
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """"UTF-16" or "UTF-32" when the first bytes of a file are text in that encoding, else None.
+
+    By the byte-order mark; without one, UTF-16 by its zero bytes: the high byte of every ASCII character (spaces,
+    digits, punctuation, line ends) is zero, so zeros fill one of the two byte positions and almost none of the
+    other, which binary data and UTF-8 do not do."""
+    for bom, name in BOMS:
+        if head.startswith(bom):
+            return name
+    pairs = len(head) // 2
+    if pairs < 8:
+        return None
+    even, odd = head[0:pairs * 2:2].count(0) / pairs, head[1:pairs * 2:2].count(0) / pairs
+    if max(even, odd) >= 0.1 and min(even, odd) <= 0.01:
+        return "UTF-16"
+    return None
+
+
+def check_uploaded_corpus(path: str | Path, name: str) -> list[str]:
+    """The lines of an uploaded corpus, or ValueError naming the file as its owner named it (`name`), never by the
+    server's temporary path; a UTF-16 or UTF-32 file is told apart from a binary one and its encoding named."""
+    path = Path(path)
     try:
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
     except OSError:
-        return ""
-    for line in reversed(lines):
-        if line.startswith("error: "):
-            return line[len("error: "):]
-    for line in reversed(lines):
-        if line.strip() and not line.startswith((" ", "\t", "$")):
-            return line.strip()[:300]
-    return ""
+        raise ValueError(f"The uploaded file '{name}' could not be read; upload it again.") from None
+    encoding = wide_encoding(head)
+    if encoding:
+        raise ValueError(f"The corpus '{name}' is saved as {encoding} text; save it as UTF-8 (in most editors: "
+                         "Save as, Encoding: UTF-8) and upload it again.")
+    try:
+        return read_corpus(path)
+    except ValueError as error:
+        raise ValueError(str(error).replace(str(path), name)) from None

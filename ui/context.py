@@ -9,7 +9,7 @@ import gradio as gr
 
 from core.models import zoo
 from core.models.cache import ModelCache
-from core.runs.store import list_runs, read_status
+from core.runs.store import has_model, list_runs, read_status
 from train.launcher import RunLauncher
 
 
@@ -33,9 +33,13 @@ class AppContext:
                    on_space=bool(os.environ.get("SPACE_ID")))
 
     def model_choices(self, include_arch: bool = False) -> list[str]:
-        """Known models, then the students of finished or checkpointed runs ("run:<id>")."""
+        """Known models, then the students of finished or checkpointed runs ("run:<id>"), then with include_arch the
+        random-weight architectures ("arch:<name>").
+
+        Read from the runs folder on every call, never kept: call it each time a list is shown (page load, tab
+        opened) and a run that finished a moment ago is in it."""
         names = list(zoo.KNOWN_MODELS)
-        names += [f"run:{r['id']}" for r in list_runs() if (r["final"] or r["checkpoint"])
+        names += [f"run:{r['id']}" for r in list_runs(self.launcher.root) if has_model(r)
                   and (r["public"] or not self.on_space)]
         if include_arch:
             names += [f"arch:{a}" for a in zoo.arch_names()]

@@ -1,4 +1,5 @@
-"""Start the real app in a child process for tests, and wait until it answers."""
+"""Start the real app (python app.py) in a child process and wait until it answers: for tests and measurement
+scripts, with its own runs folder, port and log."""
 from __future__ import annotations
 
 import os
@@ -23,6 +24,8 @@ def free_port() -> int:
 
 @dataclass
 class RunningApp:
+    """A started app: its process, address, runs folder and log."""
+
     process: subprocess.Popen
     url: str
     runs: Path
@@ -38,6 +41,8 @@ class RunningApp:
 
 
 def start_app(runs: Path, log: Path, extra_env: dict | None = None, timeout: float = 120) -> RunningApp:
+    """`python app.py` offline on a free port, its runs in `runs` and its output in `log`, once gradio_client can
+    connect. Raises RuntimeError with the end of the log when it exits or does not answer within `timeout` s."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RUDISTIL_RUNS_DIR": str(runs), "RUDISTIL_PORT": str(port),
            **(extra_env or {})}

@@ -1,0 +1,76 @@
+"""core.runs: a run directory's layout, read by one module; which copy of a run's student is current."""
+import json
+
+import pytest
+
+from core.paths import REPO_ROOT
+from core.runs.store import (
+    RunPaths,
+    console_error,
+    has_model,
+    list_runs,
+    model_source,
+    read_console,
+    run_info,
+    run_version,
+    write_request,
+    write_status,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def make_run(root, run_id="20250101-120000-abcd", **status):
+    paths = RunPaths(root / run_id)
+    paths.root.mkdir(parents=True)
+    write_status(paths.root, state="queued", **status)
+    return paths
+
+
+def test_a_queued_run_shows_the_teacher_and_student_it_asked_for(tmp_path):
+    paths = make_run(tmp_path)
+    write_request(paths.root, {"teacher": "bundled-teacher", "student_layers": 3, "max_steps": 40,
+                               "student_vocab_size": 3000, "student_hidden": None, "align": "match"})
+    info = run_info(paths.root)
+    assert (info["teacher"], info["student_layers"], info["max_steps"]) == ("bundled-teacher", 3, 40)
+    assert (info["student_vocab_size"], info["align"]) == (3000, "match")
+    paths.config.write_text(json.dumps({"teacher": "other-teacher", "student_layers": 2, "max_steps": 40}))
+    info = run_info(paths.root)  # once started, the run's own config is the truth
+    assert (info["teacher"], info["student_layers"], info["student_vocab_size"], info["align"]) == \
+        ("other-teacher", 2, None, None)
+
+
+def test_final_wins_over_the_newest_checkpoint_in_every_reader(tmp_path):
+    paths = make_run(tmp_path)
+    assert model_source(paths.root) is None and run_version(paths.root) is None
+    assert not has_model(run_info(paths.root))
+    (paths.root / "checkpoints").mkdir()
+    for step in (2, 10):
+        (paths.root / "checkpoints" / f"step-{step:06d}.pt").write_bytes(b"")
+    assert model_source(paths.root) == ("step-000010.pt", paths.root / "checkpoints" / "step-000010.pt")
+    assert run_version(paths.root) == "step-000010.pt" and has_model(run_info(paths.root))
+    paths.final.mkdir()
+    (paths.final / "config.json").write_text("{}")
+    assert model_source(paths.root) == ("final", paths.final) and run_version(paths.root) == "final"
+    assert run_info(paths.root)["final"] is True
+
+
+def test_console_tail_splits_progress_bars_and_hides_the_runs_folder(tmp_path):
+    paths = make_run(tmp_path)
+    assert read_console(paths.root) == ""
+    lines = [f"line {i}" for i in range(100)]
+    paths.console.write_text("\n".join(lines) + "\nstep 1\rstep 2\rstep 3\n"
+                             f"error: The corpus file '{paths.corpus}' does not exist.\n", encoding="utf-8")
+    tail = read_console(paths.root, max_lines=5).splitlines()
+    assert tail[:4] == ["line 99", "step 1", "step 2", "step 3"]
+    assert tail[4] == f"error: The corpus file 'runs/{paths.root.name}/corpus.txt' does not exist."
+    assert str(tmp_path) not in read_console(paths.root)
+    paths.console.write_text(f'  File "{REPO_ROOT}/train/distill.py", line 3, in main\n', encoding="utf-8")
+    assert read_console(paths.root) == '  File "train/distill.py", line 3, in main'
+    paths.console.write_text(f"error: The corpus file '{paths.corpus}' does not exist.\n", encoding="utf-8")
+    assert console_error(paths.root) == f"The corpus file 'runs/{paths.root.name}/corpus.txt' does not exist."
+
+
+def test_status_messages_do_not_show_the_servers_folders(tmp_path):
+    make_run(tmp_path, message=f"Could not read {tmp_path}/20250101-120000-abcd/request.json.")
+    assert list_runs(tmp_path)[0]["message"] == "Could not read runs/20250101-120000-abcd/request.json."
