@@ -406,7 +406,7 @@ def test_neighbour_columns_fill_the_table_with_a_narrow_rank():
         assert sum(widths) == pytest.approx(100, abs=0.2) and widths[0] < min(widths[1:]) / 3
 
 
-def test_model_lists_are_read_again_on_page_load_and_when_the_tab_opens(tiny_teacher_dir, tiny_student_dir):
+def test_model_lists_are_read_again_when_refreshed_or_opened(tiny_teacher_dir, tiny_student_dir):
     import gradio as gr
 
     from ui import embed_tab
@@ -419,16 +419,12 @@ def test_model_lists_are_read_again_on_page_load_and_when_the_tab_opens(tiny_tea
             return ["bundled-teacher", "bundled-student"] + self.runs
 
     lab = Lab(default_teacher=str(tiny_teacher_dir), default_student=str(tiny_student_dir))
-    with gr.Blocks() as demo, gr.Tabs(), gr.Tab("Embeddings") as tab:
+    with gr.Blocks() as demo:
         parts = embed_tab.build(lab)
-    lists = [parts["first"]._id, parts["second"]._id, parts["third"]._id]
+    lists = [parts["first"], parts["second"], parts["third"]]
     lab.runs = ["run:finished-since"]  # a run that finished after the page was built
-    triggers = {}
-    for dependency in demo.fns.values():
-        for block_id, event in dependency.targets:
-            triggers[(block_id, event)] = dependency
-    for trigger in [(demo._id, "load"), (tab._id, "select")]:
-        dependency = triggers[trigger]
-        assert [block._id for block in dependency.outputs] == lists
-        updates = dependency.fn()
-        assert [u.choices[-1] for u in updates] == [("run:finished-since", "run:finished-since")] * 3
+    function, outputs = parts["refresh"]
+    assert outputs == lists
+    assert [u.choices[-1] for u in function()] == [("run:finished-since", "run:finished-since")] * 3
+    opened = [d for d in demo.fns.values() if any(event == "focus" for _, event in d.targets)]
+    assert {t[0] for d in opened for t in d.targets} == {d._id for d in lists}

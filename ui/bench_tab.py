@@ -250,7 +250,14 @@ def stop_benchmark() -> str:
     return "Stopped. The results measured so far are above and in the downloads."
 
 
+def model_list(ctx: AppContext) -> gr.Dropdown:
+    """The models that can be measured now (a run that finished since the page opened is among them)."""
+    return gr.Dropdown(choices=ctx.model_choices(include_arch=True))
+
+
 def build(ctx: AppContext) -> dict:
+    """The tab's layout and wiring; returns its main components and "refresh": (function, outputs) for the app to run
+    on every page load and whenever the tab is opened."""
     cuda = torch.cuda.is_available()
     gr.Markdown(INTRO)
     with gr.Row():
@@ -300,7 +307,7 @@ def build(ctx: AppContext) -> dict:
     return dict(models=models, device=device, batch_sizes=batch_sizes, seq_len=seq_len, modes=modes, runs=runs,
                 compile=compile_fast, estimate=estimate_md, run=run_button, stop=stop_button, progress=progress_md,
                 results=results, latency_plot=latency_plot, throughput_plot=throughput_plot, card=card,
-                ratios=ratios, files=(csv_file, json_file))
+                ratios=ratios, files=(csv_file, json_file), refresh=(functools.partial(model_list, ctx), [models]))
 
 
 def limits_text(peaks: bench.Peaks) -> str:

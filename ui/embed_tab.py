@@ -209,8 +209,8 @@ def warm_up_in_background() -> None:
 
 
 def build(ctx: AppContext) -> dict:
-    """The tab's layout and events, inside the gr.Blocks (and gr.Tab, when there is one) being built."""
-    tab = gr.context.get_render_context()  # app.py builds each tab inside its gr.Tab
+    """The tab's layout and events; returns its main components and "refresh": (function, outputs), which the app
+    runs on every page load and whenever the tab is opened, so the model lists include runs finished meanwhile."""
     choices = ctx.model_choices()
     gr.Markdown(INTRO)
     with gr.Row():
@@ -262,12 +262,9 @@ def build(ctx: AppContext) -> dict:
     layer_plot = gr.Plot(label="Layer similarity")
 
     source.change(show_source, source, [upload, typed], api_visibility="private")
-    # The model lists are read again whenever they can have changed for this user: page load, tab opened, list opened.
+    # Also read again when a list is opened: a run may finish while the tab stays open.
     refresh = functools.partial(model_lists, ctx)
     lists = [first, second, third]
-    gr.context.Context.root_block.load(refresh, None, lists, api_visibility="private")
-    if isinstance(tab, gr.Tab):
-        tab.select(refresh, None, lists, api_visibility="private")
     for dropdown in lists:
         dropdown.focus(refresh, None, lists, api_visibility="private")
     inputs = [source, upload, typed, first, second, third, layer1, layer2, layer3, pooling, method, dims]
@@ -283,5 +280,5 @@ def build(ctx: AppContext) -> dict:
                                                                    estimator], layer_plot, api_name="layer_similarity")
     return dict(source=source, upload=upload, typed=typed, first=first, second=second, third=third, map_plot=map_plot,
                 scores=scores, chosen=chosen, neighbour_rows=neighbour_rows, layer_plot=layer_plot,
-                estimator=estimator)
+                estimator=estimator, refresh=(refresh, lists))
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
-from gradio.context import get_render_context
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
@@ -347,10 +346,9 @@ def model_lists(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]
 # The tab
 
 
-def build(ctx: AppContext, tab: gr.Tab | None = None) -> dict:
-    """The tab's layout and wiring. `tab` (default: the gr.Tab being built, if any) refreshes the model lists when
-    selected; they are refreshed on every page load too."""
-    tab = tab if tab is not None else _enclosing_tab()
+def build(ctx: AppContext) -> dict:
+    """The tab's layout and wiring; returns its main components and "refresh": (function, outputs), which the app
+    runs on every page load and whenever the tab is opened, so the model lists include runs finished meanwhile."""
     errors = ErrorLines()
     choices = ctx.model_choices()
     gr.Markdown(INTRO)
@@ -404,15 +402,6 @@ def build(ctx: AppContext, tab: gr.Tab | None = None) -> dict:
         event.failure(functools.partial(failure_status, errors, handler.__name__), event_inputs, status,
                       api_visibility="private", show_progress="hidden")
 
-    # Fresh model lists on every page load and whenever the tab is opened: a run may have finished meanwhile.
-    refresh = functools.partial(model_lists, ctx)
-    gr.on(None, refresh, None, [first, second, third], api_visibility="private", show_progress="hidden")
-    if tab is not None:
-        tab.select(refresh, None, [first, second, third], api_visibility="private", show_progress="hidden")
     return dict(first=first, second=second, third=third, top_k=top_k, sentence=sentence, bars=bars,
-                agreement=agreement, strip=strip, summary=summary, status=status)
-
-
-def _enclosing_tab() -> gr.Tab | None:
-    block = get_render_context()
-    return block if isinstance(block, gr.Tab) else None
+                agreement=agreement, strip=strip, summary=summary, status=status,
+                refresh=(functools.partial(model_lists, ctx), [first, second, third]))

@@ -1,0 +1,39 @@
+"""Every tab's model lists are fresh when the page loads and when the tab is opened: a run that finished after the app
+started appears in all of them."""
+import json
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+
+def test_every_tab_refreshes_its_model_lists_on_load_and_when_opened(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    from app import build_app
+    from ui.context import AppContext
+
+    ctx = AppContext(default_teacher=str(tiny_teacher_dir), default_student=str(tiny_student_dir))
+    demo = build_app(ctx)
+    tabs = {block.label: block for block in demo.blocks.values() if type(block).__name__ == "Tab"}
+    dropdowns = {block._id: block for block in demo.blocks.values() if type(block).__name__ == "Dropdown"
+                 and block.label and ("Model" in block.label or block.label == "Teacher")}
+    assert not any(str(c[0]).startswith("run:") for d in dropdowns.values() for c in d.choices)
+
+    run = runs_dir / "finished-after-start"  # a run that finished after the page was built
+    shutil.copytree(tiny_student_dir, run / "final")
+    (run / "status.json").write_text(json.dumps({"state": "finished"}), encoding="utf-8")
+
+    refreshed = {}
+    for dependency in demo.fns.values():
+        outputs = [block._id for block in dependency.outputs]
+        for block_id, event in dependency.targets:
+            if event in ("load", "select") and set(outputs) & set(dropdowns):
+                refreshed.setdefault(event, set()).update(outputs)
+                updates = dependency.fn()
+                updates = updates if isinstance(updates, (tuple, list)) else [updates]
+                for update in updates:
+                    assert "run:finished-after-start" in [c[0] for c in update.choices]
+                if event == "select":
+                    assert block_id in {tab._id for tab in tabs.values()}
+    missing = {event: {dropdowns[i].label for i in set(dropdowns) - ids} for event, ids in refreshed.items()}
+    assert set(refreshed) == {"load", "select"} and missing == {"load": set(), "select": set()}, missing
