@@ -44,7 +44,7 @@ def make_setup(pair: str, batch_size: int, max_length: int) -> DistillSetup:
     else:
         corpus = tokenize_lines(lines, loaded.tokenizer, max_length)
     cfg = DistillConfig(teacher=teacher_name, batch_size=batch_size, max_length=max_length)
-    recipe = SameVocabRecipe(loaded.model, loaded.tokenizer, student, cfg.loss_weights,
+    recipe = SameVocabRecipe(loaded.model, loaded.tokenizer, student, cfg.losses,
                              layer_groups(num_layers(loaded.model.config), layers), corpus)
     return DistillSetup(cfg, recipe)
 
@@ -70,7 +70,7 @@ def measure(setup: DistillSetup, device: str, steps: int, warmup: int = 3) -> di
         batch = recipe.build_batch(batches[step % len(batches)], step_generator(0, step))
         batch = {k: v.to(device) for k, v in batch.items()}
         t1 = sync(device)
-        weights = cfg.loss_weights
+        weights = cfg.losses
         with torch.no_grad(), autocast:
             teacher_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                   output_hidden_states=True)

@@ -248,3 +248,16 @@ def test_two_processes_hold_identical_weights_and_see_different_batches(tmp_path
     assert len(ranks[0]["batches"]) == len(ranks[1]["batches"]) == 6
     assert not seen[0] & seen[1]
     assert read_metrics(out)[-1]["tokens_per_s"] > 0 and Path(out / "final" / "config.json").is_file()
+
+
+def test_the_config_holds_one_loss_weights_and_keeps_flat_names():
+    from core.distill.losses import LossWeights
+    from train.config import DistillConfig, build_config
+
+    cfg = build_config({"alpha_kl": 3.0, "temperature": 1.5}, {"alpha_mlm": 0.5, "max_steps": 7})
+    assert cfg.losses == LossWeights(alpha_kl=3.0, alpha_mlm=0.5, temperature=1.5)
+    flat = cfg.to_dict()
+    assert "losses" not in flat and (flat["alpha_kl"], flat["alpha_mlm"], flat["max_steps"]) == (3.0, 0.5, 7)
+    assert DistillConfig.from_dict(flat) == cfg  # config.json written by a run reads back the same
+    with pytest.raises(ValueError, match="Unknown option.*alpha_kll"):
+        build_config({"alpha_kll": 1}, {})

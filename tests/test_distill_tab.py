@@ -67,9 +67,9 @@ def test_start_run_parameters_are_the_settings_fields_and_all_optional():
 def test_left_out_settings_take_the_config_defaults_and_zero_stays_zero():
     cfg = RunSettings(alpha_att=0, student_layers=None).config("bundled-teacher")
     defaults = DistillConfig()
-    assert (cfg.max_steps, cfg.batch_size, cfg.lr, cfg.alpha_kl) == (defaults.max_steps, defaults.batch_size,
-                                                                     defaults.lr, defaults.alpha_kl)
-    assert cfg.alpha_att == 0 and cfg.student_layers is None
+    assert (cfg.max_steps, cfg.batch_size, cfg.lr, cfg.losses.alpha_kl) == (defaults.max_steps, defaults.batch_size,
+                                                                     defaults.lr, defaults.losses.alpha_kl)
+    assert cfg.losses.alpha_att == 0 and cfg.student_layers is None
     assert RunSettings(student_vocab_size=3000).config("t").student_vocab_size is None  # the box is not ticked
     with pytest.raises(ValueError, match="Upload a .txt corpus first"):
         RunSettings(corpus_source=distill_tab.UPLOAD).uploaded_corpus()

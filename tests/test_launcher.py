@@ -13,8 +13,9 @@ from train.launcher import RunLauncher, evaluation_interval, wide_encoding
 
 
 def config(teacher, corpus, steps=6, **kwargs) -> DistillConfig:
-    return DistillConfig(teacher=str(teacher), corpus=str(corpus), max_steps=steps, batch_size=8, max_length=32,
-                         log_every=2, eval_every=2, eval_lines=20, save_every=2, **kwargs)
+    values = dict(teacher=str(teacher), corpus=str(corpus), max_steps=steps, batch_size=8, max_length=32,
+                  log_every=2, eval_every=2, eval_lines=20, save_every=2)
+    return DistillConfig.from_dict({**values, **kwargs})
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ def int_list(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     d = DistillConfig()
+    w = d.losses
     p = OneLineParser(prog="python -m train.distill", description=(
         "Distil a smaller masked language model from a teacher with KL on softened logits, the MLM loss and a cosine "
         "loss between student hidden states and means of consecutive teacher hidden states. Writes a run directory "
@@ -60,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {d.weight_decay})")
     g.add_argument("--grad-clip", type=float, help=f"gradient norm clip (default {d.grad_clip})")
     g = p.add_argument_group("losses")
-    g.add_argument("--temperature", type=float, help=f"softmax temperature T of the KL term (default {d.temperature})")
-    g.add_argument("--alpha-kl", type=float, help=f"weight of KL(teacher || student) (default {d.alpha_kl})")
-    g.add_argument("--alpha-mlm", type=float, help=f"weight of the MLM cross-entropy (default {d.alpha_mlm})")
-    g.add_argument("--alpha-cos", type=float, help=f"weight of the hidden-state cosine loss (default {d.alpha_cos})")
+    g.add_argument("--temperature", type=float, help=f"softmax temperature T of the KL term (default {w.temperature})")
+    g.add_argument("--alpha-kl", type=float, help=f"weight of KL(teacher || student) (default {w.alpha_kl})")
+    g.add_argument("--alpha-mlm", type=float, help=f"weight of the MLM cross-entropy (default {w.alpha_mlm})")
+    g.add_argument("--alpha-cos", type=float, help=f"weight of the hidden-state cosine loss (default {w.alpha_cos})")
     g.add_argument("--alpha-att", type=float, help="weight of the attention-map MSE of distilrubert-small (default 0)")
     g.add_argument("--alpha-hidden-mse", type=float, help="reduced-vocabulary students: weight of the projected "
-                                                          f"hidden-state MSE (default {d.alpha_hidden_mse})")
+                                                          f"hidden-state MSE (default {w.alpha_hidden_mse})")
     g.add_argument("--kl-masked-only", action="store_true", help="KL at masked positions only (default: all tokens)")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, help=f"seed of data order, masks and initialisation (default {d.seed})")

@@ -15,10 +15,14 @@ from core.paths import ASSETS
 BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
 
 
+LOSS_FIELDS = tuple(f.name for f in dataclasses.fields(LossWeights))  # alpha_kl, ..., temperature, kl_masked_only
+
+
 @dataclass
-class DistillConfig(LossWeights):
-    """Every option of a run. The loss weights and temperature are LossWeights' fields, declared there once and
-    inherited here, so a config file and the flags keep their flat names (alpha_kl: 5, --alpha-kl 5)."""
+class DistillConfig:
+    """Every option of a run. The loss weights and temperature are one LossWeights, declared once in
+    core.distill.losses and held in `losses`; config files, flags and config.json keep their flat names
+    (alpha_kl: 5, --alpha-kl 5): see from_dict and to_dict."""
     # models
     teacher: str = "bundled-teacher"
     student_layers: int | None = None  # None: half the teacher's layers
@@ -45,7 +49,8 @@ class DistillConfig(LossWeights):
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     adam_eps: float = 1e-6
     grad_clip: float = 5.0
-    # losses: temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, alpha_hidden_mse, kl_masked_only (LossWeights)
+    # losses: temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, alpha_hidden_mse, kl_masked_only
+    losses: LossWeights = field(default_factory=LossWeights)
     # bookkeeping
     seed: int = 42
     log_every: int = 10
@@ -58,10 +63,18 @@ class DistillConfig(LossWeights):
     output_dir: str | None = None  # None: runs/<timestamp>
     trace: bool = False  # write each rank's sample indices and a weight checksum (to check multi-process runs)
 
-    @property
-    def loss_weights(self) -> LossWeights:
-        """The loss weights alone, a plain LossWeights (fields copied by name)."""
-        return LossWeights(**{f.name: getattr(self, f.name) for f in dataclasses.fields(LossWeights)})
+    @classmethod
+    def from_dict(cls, values: dict) -> DistillConfig:
+        """A config from flat option names (as in config files, flags and config.json): the loss fields go to
+        `losses`. Raises ValueError naming any unknown option."""
+        unknown = sorted(set(values) - set(FIELDS) - set(LOSS_FIELDS))
+        if unknown:
+            raise ValueError(f"Unknown option(s) in the config: {', '.join(unknown)}.")
+        nested = values.get("losses") or {}
+        nested = dataclasses.asdict(nested) if isinstance(nested, LossWeights) else dict(nested)
+        nested.update({k: v for k, v in values.items() if k in LOSS_FIELDS})
+        rest = {k: v for k, v in values.items() if k not in LOSS_FIELDS and k != "losses"}
+        return cls(**rest, losses=LossWeights(**nested))
 
     @property
     def reduced_vocab(self) -> bool:
@@ -74,7 +87,9 @@ class DistillConfig(LossWeights):
         return Path(self.corpus), Path(self.valid_corpus) if self.valid_corpus else None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every option under its flat name, as config files and config.json hold them."""
+        values = dataclasses.asdict(self)
+        return {**{k: v for k, v in values.items() if k != "losses"}, **values["losses"]}
 
     def check(self) -> None:
         """Fail early, with one sentence a person can act on, before anything is loaded or written."""
@@ -107,7 +122,7 @@ class DistillConfig(LossWeights):
             raise ValueError(f"--device must be auto or cpu; got '{self.device}'.")
         if self.align not in ALIGNMENTS or self.reduce_op not in ("sum", "mean"):
             raise ValueError(f"--align must be one of {', '.join(ALIGNMENTS)}, and --reduce-op sum or mean.")
-        if self.reduced_vocab and self.kl_masked_only and self.align == "reduce":
+        if self.reduced_vocab and self.losses.kl_masked_only and self.align == "reduce":
             raise ValueError("--kl-masked-only does not apply to --align reduce, where the student reads the "
                              "unmasked text; use --align match or reduce-shared, or leave it out.")
         if self.student_hidden and not self.student_vocab_size:
@@ -115,7 +130,7 @@ class DistillConfig(LossWeights):
                              "also give --student-vocab-size.")
         if self.student_vocab_size is not None and self.student_vocab_size < 100:
             raise ValueError(f"--student-vocab-size must be at least 100; got {self.student_vocab_size}.")
-        self.loss_weights.check(reduced_vocab=self.reduced_vocab)
+        self.losses.check(reduced_vocab=self.reduced_vocab)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DistillConfig)}
@@ -152,7 +167,4 @@ def read_config_file(path: str | Path) -> dict:
 def build_config(file_values: dict, overrides: dict) -> DistillConfig:
     """Defaults, then the config file, then command-line flags (only those given)."""
     values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"Unknown option(s) in the config: {', '.join(unknown)}.")
-    return DistillConfig(**values)
+    return DistillConfig.from_dict(values)

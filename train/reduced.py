@@ -19,7 +19,7 @@ def reduced_recipe(cfg: DistillConfig, teacher, tokenizer, lines: list[str], val
 
     Raises ValueError when the options cannot make such a student.
     """
-    if cfg.alpha_att > 0:
+    if cfg.losses.alpha_att > 0:
         raise ValueError("The attention-map loss needs the same tokens in both models; "
                          "set --alpha-att 0 for a reduced-vocabulary student.")
     torch.manual_seed(cfg.seed)
@@ -31,13 +31,13 @@ def reduced_recipe(cfg: DistillConfig, teacher, tokenizer, lines: list[str], val
     student = make_reduced_student(teacher, tokenizer, student_tokenizer, mapping, layers, cfg.student_hidden,
                                    cfg.student_type)
     projection = torch.nn.Linear(dims(student.config)["hidden"], dims(teacher.config)["hidden"])
-    own_needed = cfg.align in OWN_TOKENISATION or (cfg.align == "reduce" and cfg.alpha_mlm > 0)
+    own_needed = cfg.align in OWN_TOKENISATION or (cfg.align == "reduce" and cfg.losses.alpha_mlm > 0)
     if own_needed:
         train, student_train = tokenize_parallel(lines, tokenizer, student_tokenizer, cfg.max_length)
     else:
         train, student_train = tokenize_lines(lines, tokenizer, cfg.max_length), None
     groups = layer_groups(num_layers(teacher.config), layers)
-    return ReducedVocabRecipe(teacher, tokenizer, student, cfg.loss_weights, groups, train, valid, cfg.max_length,
+    return ReducedVocabRecipe(teacher, tokenizer, student, cfg.losses, groups, train, valid, cfg.max_length,
                               cfg.mlm_probability, cfg.seed, reduced_tokenizer=student_tokenizer, mapping=mapping,
                               projection=projection, align=cfg.align, reduce_op=cfg.reduce_op,
                               student_train=student_train)

@@ -42,7 +42,7 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
     if not resume and (run_dir / "config.json").is_file():
         raise ValueError(f"'{run_dir}' already holds a run: use --resume to continue it, or another --output-dir.")
     lines, valid = load_lines(cfg)
-    teacher_loaded = zoo.load(cfg.teacher, attentions=cfg.alpha_att > 0)
+    teacher_loaded = zoo.load(cfg.teacher, attentions=cfg.losses.alpha_att > 0)
     teacher, tokenizer = teacher_loaded.model, teacher_loaded.tokenizer
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise ValueError(f"The teacher's tokenizer lacks [MASK], [CLS] or [SEP]; '{cfg.teacher}' is not a "
@@ -58,7 +58,7 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
         recipe = reduced_recipe(cfg, teacher, tokenizer, lines, valid, student_layers, verbose)
     else:
         student = make_student(teacher, StudentSpec(student_layers, cfg.init_layers, cfg.student_type))
-        recipe = SameVocabRecipe(teacher, tokenizer, student, cfg.loss_weights,
+        recipe = SameVocabRecipe(teacher, tokenizer, student, cfg.losses,
                                  layer_groups(teacher_layers, student_layers),
                                  tokenize_lines(lines, tokenizer, cfg.max_length), valid, cfg.max_length,
                                  cfg.mlm_probability, cfg.seed)

@@ -19,6 +19,7 @@ from ui.context import AppContext, user_errors
 from ui.distill_plots import eval_figure, loss_figure, progress_line
 
 DEFAULTS = DistillConfig()
+LOSS_DEFAULTS = DEFAULTS.losses
 UPLOAD = "upload a .txt"
 RUN_COLUMNS = ["run", "state", "step", "teacher", "student", "owner", "shared"]
 RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every column in view, "shared" included
@@ -72,23 +73,23 @@ class RunSettings:
             return default if value is None else value
 
         reduced = bool(self.reduced_vocab)
-        return DistillConfig(
+        return DistillConfig.from_dict(dict(
             teacher=teacher, corpus=BUNDLED_CORPUS,
             student_layers=int(self.student_layers) if self.student_layers else None,
             init_layers=parse_layers(self.init_layers), student_type=given(self.student_type, DEFAULTS.student_type),
             max_steps=int(given(self.steps, DEFAULTS.max_steps)),
             batch_size=int(given(self.batch_size, DEFAULTS.batch_size)),
             lr=float(given(self.learning_rate, DEFAULTS.lr)),
-            temperature=float(given(self.temperature, DEFAULTS.temperature)),
-            alpha_kl=float(given(self.alpha_kl, DEFAULTS.alpha_kl)),
-            alpha_mlm=float(given(self.alpha_mlm, DEFAULTS.alpha_mlm)),
-            alpha_cos=float(given(self.alpha_cos, DEFAULTS.alpha_cos)),
-            alpha_att=float(given(self.alpha_att, DEFAULTS.alpha_att)),
+            temperature=float(given(self.temperature, LOSS_DEFAULTS.temperature)),
+            alpha_kl=float(given(self.alpha_kl, LOSS_DEFAULTS.alpha_kl)),
+            alpha_mlm=float(given(self.alpha_mlm, LOSS_DEFAULTS.alpha_mlm)),
+            alpha_cos=float(given(self.alpha_cos, LOSS_DEFAULTS.alpha_cos)),
+            alpha_att=float(given(self.alpha_att, LOSS_DEFAULTS.alpha_att)),
             max_length=int(given(self.max_length, DEFAULTS.max_length)),
             save_every=int(given(self.save_every, DEFAULTS.save_every)),
             student_vocab_size=int(self.student_vocab_size) if reduced and self.student_vocab_size else None,
             student_hidden=int(self.student_hidden) if reduced and self.student_hidden else None,
-            align=given(self.align, DEFAULTS.align))
+            align=given(self.align, DEFAULTS.align)))
 
 
 def owner_token(owner: str | None) -> str:
@@ -316,14 +317,15 @@ def settings_form(ctx: AppContext) -> dict:
                                        elem_id="distill-batch-size", info="Lines per step.")
         form["learning_rate"] = gr.Number(DEFAULTS.lr, label="Learning rate", info="Peak of AdamW, after 5% warm-up.")
     with gr.Row():
-        form["temperature"] = gr.Number(DEFAULTS.temperature, label="Temperature T",
+        form["temperature"] = gr.Number(LOSS_DEFAULTS.temperature, label="Temperature T",
                                         info="Softens both distributions in the KL term.")
-        form["alpha_kl"] = gr.Number(DEFAULTS.alpha_kl, label="α KL", info="Weight of KL(teacher‖student)·T².")
-        form["alpha_mlm"] = gr.Number(DEFAULTS.alpha_mlm, label="α MLM", info="Weight of the student's own MLM loss.")
+        form["alpha_kl"] = gr.Number(LOSS_DEFAULTS.alpha_kl, label="α KL", info="Weight of KL(teacher‖student)·T².")
+        form["alpha_mlm"] = gr.Number(LOSS_DEFAULTS.alpha_mlm, label="α MLM",
+                                      info="Weight of the student's own MLM loss.")
     with gr.Row():
-        form["alpha_cos"] = gr.Number(DEFAULTS.alpha_cos, label="α cosine",
+        form["alpha_cos"] = gr.Number(LOSS_DEFAULTS.alpha_cos, label="α cosine",
                                       info="Weight of 1−cos(student layer, mean of k teacher layers).")
-        form["alpha_att"] = gr.Number(DEFAULTS.alpha_att, label="α attention",
+        form["alpha_att"] = gr.Number(LOSS_DEFAULTS.alpha_att, label="α attention",
                                       info="Weight of the attention-map MSE (the small model's recipe).")
         form["max_length"] = gr.Number(DEFAULTS.max_length, precision=0, minimum=8, label="Max length",
                                        elem_id="distill-max-length", info="Tokens per line; longer lines are cut.")
