@@ -23,7 +23,7 @@ def test_read_corpus_accepts_bom_crlf_and_blank_lines(tmp_path):
     (b"", "no text"),
     (b"\n  \n\r\n", "no text"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
-    ("Привет\nмир".encode("cp1251"), "not valid UTF-8"),
+    ("Привет\nмир".encode("cp1251"), "not UTF-8 text"),
     ("Привет\n".encode() + "а".encode() * 100_001, "line of 100,001 characters"),
 ])
 def test_read_corpus_refuses_bad_files_with_a_sentence(tmp_path, content, message):
@@ -98,3 +98,27 @@ def test_masking_is_reproducible_from_the_step_seed(tiny_tokenizer):
     assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
     assert not torch.equal(a["labels"], c["labels"])
     assert ((a["labels"] != -100).sum(dim=1) >= 1).all()  # every line teaches at least one token
+
+
+@pytest.mark.parametrize("encoding, named", [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-32", "UTF-32")])
+def test_a_corpus_in_a_wide_encoding_is_named_by_its_encoding_not_called_binary(tmp_path, encoding, named):
+    path = tmp_path / "upload-1234.txt"
+    path.write_bytes("Привет, как дела?\nВсё хорошо, спасибо.\n".encode(encoding))
+    with pytest.raises(ValueError) as caught:
+        read_corpus(path, name="диалоги.txt")
+    message = str(caught.value)
+    assert f"'диалоги.txt' is saved as {named} text" in message and "binary" not in message
+    assert str(tmp_path) not in message
+
+
+def test_a_folder_given_as_corpus_is_called_a_folder(tmp_path):
+    with pytest.raises(ValueError, match="is a folder"):
+        read_corpus(tmp_path)
+
+
+def test_an_uploaded_sentence_file_in_utf16_is_named_by_its_encoding(tmp_path):
+    from core.compare.sentences import read_sentence_file
+    path = tmp_path / "фразы.txt"
+    path.write_bytes("Мы ходили в кино.\nКошка спит.\n".encode("utf-16-le"))
+    with pytest.raises(ValueError, match="'фразы.txt' is saved as UTF-16 text"):
+        read_sentence_file(path)

@@ -7,9 +7,10 @@ import time
 import pytest
 
 from core.runs.store import checkpoint_step, list_runs, read_config, read_console, read_metrics, read_status, run_dir_of
+from core.textfiles import wide_encoding
 from tests.waiting import wait_for
 from train.config import DistillConfig
-from train.launcher import RunLauncher, evaluation_interval, wide_encoding
+from train.launcher import RunLauncher, evaluation_interval
 
 
 def config(teacher, corpus, steps=6, **kwargs) -> DistillConfig:
@@ -151,7 +152,7 @@ def test_a_utf16_or_utf32_upload_is_named_by_its_encoding_and_its_own_name(runs_
 def test_other_upload_faults_name_the_file_not_the_server_path(runs_dir, tmp_path, tiny_teacher_dir, tiny_corpus):
     upload = tmp_path / "gradio" / "a1" / "notes.txt"
     upload.parent.mkdir(parents=True)
-    for content, reason in [("Привет, мир".encode("cp1251"), "not valid UTF-8"), (bytes(range(256)) * 8, "binary"),
+    for content, reason in [("Привет, мир".encode("cp1251"), "not UTF-8 text"), (bytes(range(256)) * 8, "binary"),
                             (b"\n \n", "no text")]:
         upload.write_bytes(content)
         with pytest.raises(ValueError, match=reason) as error:

@@ -7,7 +7,6 @@ person types, so the app and the command line make identical runs. A queued run 
 """
 from __future__ import annotations
 
-import codecs
 import contextlib
 import os
 import shutil
@@ -249,43 +248,10 @@ def evaluation_interval(max_steps: int, log_every: int, evaluations: int = EVALU
     return max(log_every, (max_steps // evaluations) // log_every * log_every)
 
 
-# Byte-order marks of the encodings people save "text" in by mistake; UTF-32's marks begin with UTF-16's, so first.
-BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
-        (codecs.BOM_UTF16_BE, "UTF-16")]
-
-
-def wide_encoding(head: bytes) -> str | None:
-    """"UTF-16" or "UTF-32" when the first bytes of a file are text in that encoding, else None.
-
-    By the byte-order mark; without one, UTF-16 by its zero bytes: the high byte of every ASCII character (spaces,
-    digits, punctuation, line ends) is zero, so zeros fill one of the two byte positions and almost none of the
-    other, which binary data and UTF-8 do not do."""
-    for bom, name in BOMS:
-        if head.startswith(bom):
-            return name
-    pairs = len(head) // 2
-    if pairs < 8:
-        return None
-    even, odd = head[0:pairs * 2:2].count(0) / pairs, head[1:pairs * 2:2].count(0) / pairs
-    if max(even, odd) >= 0.1 and min(even, odd) <= 0.01:
-        return "UTF-16"
-    return None
-
-
 def check_uploaded_corpus(path: str | Path, name: str) -> list[str]:
     """The lines of an uploaded corpus, or ValueError naming the file as its owner named it (`name`), never by the
     server's temporary path; a UTF-16 or UTF-32 file is told apart from a binary one and its encoding named."""
-    path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
+        return read_corpus(path, name)
     except OSError:
         raise ValueError(f"The uploaded file '{name}' could not be read; upload it again.") from None
-    encoding = wide_encoding(head)
-    if encoding:
-        raise ValueError(f"The corpus '{name}' is saved as {encoding} text; save it as UTF-8 (in most editors: "
-                         "Save as, Encoding: UTF-8) and upload it again.")
-    try:
-        return read_corpus(path)
-    except ValueError as error:
-        raise ValueError(str(error).replace(str(path), name)) from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.compare import probes
+from core.textfiles import decode_utf8
 
 MAX_SENTENCES = 5000
 MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences
@@ -62,15 +63,7 @@ def read_sentence_file(path: str | Path) -> SentenceSet:
     data = path.read_bytes()
     if not data.strip():
         raise ValueError(f"{name} is empty; put one sentence on each line.")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ValueError(f"{name} is UTF-16 text; save it as UTF-8 and upload it again.")
-    if b"\x00" in data[:8192]:
-        raise ValueError(f"{name} looks like a binary file, not text; upload a UTF-8 .txt or .csv file.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{name} is not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8 "
-                         "and upload it again.") from None
+    text = decode_utf8(data, name)
     if path.suffix.lower() == ".txt":
         return _checked([(line, "") for line in text.splitlines()], name, "Line", 1)
     return _checked(_table_rows(text, name), name, "Row", 2)

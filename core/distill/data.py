@@ -11,33 +11,33 @@ from pathlib import Path
 
 import torch
 
+from core.textfiles import decode_utf8
+
 MAX_CORPUS_BYTES = 2 * 1024**3
 MAX_LINE_CHARS = 100_000  # a sample is cut to a few hundred tokens anyway; a longer "line" means missing line breaks
 
 
-def read_corpus(path: str | Path) -> list[str]:
-    """The non-blank lines of a UTF-8 text file, one sample a line; a BOM and CRLF line ends are accepted."""
+def read_corpus(path: str | Path, name: str | None = None) -> list[str]:
+    """The non-blank lines of a UTF-8 text file, one sample a line; a BOM and CRLF line ends are accepted.
+
+    Raises ValueError naming the file as `name` (default: its path) when it is missing, a folder, too large, not
+    UTF-8 (UTF-16 and UTF-32 named as such), empty, or has a line over MAX_LINE_CHARS."""
     path = Path(path)
+    name = name or str(path)
+    if path.is_dir():
+        raise ValueError(f"The corpus '{name}' is a folder; give a text file, one sample a line.")
     if not path.is_file():
-        raise ValueError(f"The corpus file '{path}' does not exist.")
+        raise ValueError(f"The corpus file '{name}' does not exist.")
     if path.stat().st_size > MAX_CORPUS_BYTES:
-        raise ValueError(f"The corpus '{path}' is larger than 2 GB; split it or sample it first.")
-    raw = path.read_bytes()
-    if b"\x00" in raw[:1 << 20]:
-        raise ValueError(f"The corpus '{path}' looks like a binary file, not text (it contains NUL bytes).")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[:error.start].count(b"\n") + 1
-        raise ValueError(f"The corpus '{path}' is not valid UTF-8 (first bad byte on line {line}); "
-                         "save it as UTF-8 and try again.") from None
+        raise ValueError(f"The corpus '{name}' is larger than 2 GB; split it or sample it first.")
+    text = decode_utf8(path.read_bytes(), name)
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     if not lines:
-        raise ValueError(f"The corpus '{path}' has no text: it needs at least one non-blank line.")
+        raise ValueError(f"The corpus '{name}' has no text: it needs at least one non-blank line.")
     longest = max(range(len(lines)), key=lambda i: len(lines[i]))
     if len(lines[longest]) > MAX_LINE_CHARS:
-        raise ValueError(f"The corpus '{path}' has a line of {len(lines[longest]):,} characters (non-blank line "
+        raise ValueError(f"The corpus '{name}' has a line of {len(lines[longest]):,} characters (non-blank line "
                          f"{longest + 1}); put one sample on each line, at most {MAX_LINE_CHARS:,} characters.")
     return lines
 
