@@ -34,7 +34,7 @@ from core.runs.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from core.runs.store import new_run_id, read_json, truncate_metrics, write_status
+from core.runs.store import RunPaths, new_run_id, read_json, truncate_metrics, write_status
 from train.cli import parse_args
 from train.config import DistillConfig
 from train.setup import DistillSetup, prepare
@@ -71,11 +71,11 @@ def optimizer_for(cfg: DistillConfig, params: list[tuple[str, torch.nn.Parameter
 
 def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-    setup.recipe.student.config.save_pretrained(run_dir / "student")
-    setup.recipe.student_tokenizer.save_pretrained(run_dir / "student")
-    (run_dir / "metrics.jsonl").write_text("")
-    if "created" not in read_json(run_dir / "status.json", {}):  # the app may have created the status already
+    (RunPaths(run_dir).config).write_text(json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+    setup.recipe.student.config.save_pretrained(RunPaths(run_dir).student)
+    setup.recipe.student_tokenizer.save_pretrained(RunPaths(run_dir).student)
+    (RunPaths(run_dir).metrics).write_text("")
+    if "created" not in read_json(RunPaths(run_dir).status, {}):  # the app may have created the status already
         write_status(run_dir, created=time.time())
 
 
@@ -288,7 +288,7 @@ def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerato
             record.update({f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()})
         accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        with open(RunPaths(run_dir).metrics, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         write_status(run_dir, step=step)
     return record
@@ -312,7 +312,7 @@ def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, 
     if trace is not None:
         _write_trace(run_dir, accelerator, student, trace)
     if accelerator.is_main_process:
-        final = run_dir / "final"
+        final = RunPaths(run_dir).final
         recipe.hf_student(accelerator.unwrap_model(student)).save_pretrained(final)
         recipe.student_tokenizer.save_pretrained(final)
         write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
@@ -325,7 +325,7 @@ def _write_trace(run_dir: Path, accelerator, student, trace: list) -> None:
     for name, tensor in sorted(accelerator.unwrap_model(student).state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    folder = run_dir / "trace"
+    folder = RunPaths(run_dir).trace
     folder.mkdir(exist_ok=True)
     (folder / f"rank{accelerator.process_index}.json").write_text(
         json.dumps({"batches": trace, "weights_sha256": digest.hexdigest()}))
@@ -344,10 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if accelerator.is_main_process:
-        if not resume or not (run_dir / "config.json").is_file():
+        if not resume or not (RunPaths(run_dir).config).is_file():
             write_run_start(run_dir, cfg, setup)
         else:  # a resume may extend the run (--max-steps); the directory keeps describing it truly
-            atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False))
+            atomic_write_text(RunPaths(run_dir).config, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False))
         print(f"run directory: {run_dir}", file=sys.stderr)
     accelerator.wait_for_everyone()
     try:

@@ -171,7 +171,7 @@ class RunLauncher:
 
     def _controlled(self, run_id: str, requester: str | None) -> tuple[Path, dict]:
         run_dir = run_dir_of(run_id, self.root)
-        if not (run_dir / "status.json").is_file():
+        if not RunPaths(run_dir).status.is_file():
             raise ValueError(f"There is no run '{run_id}'.")
         info = {**read_status(run_dir), "id": run_id}
         if not can_control(info, requester, self.shared):

@@ -62,6 +62,10 @@ class RunPaths:
     def snapshot(self) -> Path:
         return self.root / "snapshot"
 
+    @property
+    def trace(self) -> Path:  # each process's sample indices and weight checksum, with --trace
+        return self.root / "trace"
+
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
