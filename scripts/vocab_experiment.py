@@ -2,8 +2,9 @@
 
 python -m scripts.vocab_experiment [--steps 1500] [--plot-only]
 
-Distils the bundled teacher three ways at equal steps with python -m train.distill: a 2-layer student with the
-teacher's vocabulary, and 2-layer students with a smaller vocabulary and width aligned by `match` and by `reduce`.
+Distils the bundled teacher five ways at equal steps with python -m train.distill: a 2-layer student with the
+teacher's vocabulary, and 2-layer students with a smaller vocabulary and width aligned by the authors' `match` and
+`reduce`, and by the lab's variants `match-pieces` and `reduce-shared`.
 Writes one table (parameters, size, CPU latency, held-out MLM accuracy, top-1 agreement with the teacher) to
 assets/results/vocab_experiment.json and a compression-against-quality plot to assets/results/vocab_experiment.png.
 Finished runs are reused, so the measurements can be repeated without training again.
@@ -17,23 +18,25 @@ import sys
 import time
 from pathlib import Path
 
-from core.bench.engine import BenchConfig, Row, iter_benchmark
+from core.bench import BenchConfig, Row, iter_benchmark
 from core.bench.machine import machine_dict
 from core.models import zoo
 from core.paths import ASSETS, runs_root
-from core.runs.store import read_metrics
+from core.runs.store import RunPaths, read_metrics
 
 RESULTS = ASSETS / "results"
 VARIANTS = {
     "same vocabulary": [],
     "reduced, match": ["--align", "match"],
     "reduced, reduce": ["--align", "reduce"],
+    "reduced, match-pieces": ["--align", "match-pieces"],
+    "reduced, reduce-shared": ["--align", "reduce-shared"],
 }
 
 
 def distil(name: str, extra: list[str], args) -> Path:
     run_dir = Path(args.runs) / ("vocab-" + name.replace(", ", "-").replace(" ", "-"))
-    if (run_dir / "final" / "config.json").is_file():
+    if (RunPaths(run_dir).final / "config.json").is_file():
         return run_dir
     reduced = ["--student-vocab-size", str(args.vocab_size), "--student-hidden", str(args.hidden)] if extra else []
     command = [sys.executable, "-m", "train.distill", "--teacher", "bundled-teacher", "--student-layers", "2",
@@ -100,7 +103,7 @@ def main() -> None:
         return
     started = time.time()
     dirs = {name: distil(name, extra, args) for name, extra in VARIANTS.items()}
-    paths = {"teacher": str(zoo.BUNDLED_DIR / "teacher"), **{n: str(d / "final") for n, d in dirs.items()}}
+    paths = {"teacher": str(zoo.BUNDLED_DIR / "teacher"), **{n: str(RunPaths(d).final) for n, d in dirs.items()}}
     seconds = latency(paths)
     rows = []
     for name, path in paths.items():
