@@ -44,6 +44,8 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
     lines, valid = load_lines(cfg)
     teacher_loaded = zoo.load(cfg.teacher, attentions=cfg.losses.alpha_att > 0)
     teacher, tokenizer = teacher_loaded.model, teacher_loaded.tokenizer
+    if teacher_loaded.notice and verbose:
+        print(f"warning: {teacher_loaded.notice}", file=sys.stderr)
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise ValueError(f"The teacher's tokenizer lacks [MASK], [CLS] or [SEP]; '{cfg.teacher}' is not a "
                          "BERT-style MLM.")

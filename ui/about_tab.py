@@ -43,13 +43,17 @@ $p^t = \mathrm{softmax}(z^t / T)$, $p^s = \mathrm{softmax}(z^s / T)$.
 The total is $\alpha_{KL}\mathcal{L}_{KL} + \alpha_{MLM}\mathcal{L}_{MLM} + \alpha_{cos}\mathcal{L}_{cos}$
 (DistilBERT's weights 5, 2, 1 are the defaults here; DeepPavlov did not publish theirs). The 2-layer
 DistilRuBERT-small adds an MSE between student attention maps and the mean of 6 consecutive teacher maps
-(*α attention* in the Distill tab). The student starts from teacher layers: every other one by default.
+(*α attention* in the Distill tab). The student starts from teacher layers, evenly spaced and keeping the first and the last by default (12 → 6:
+layers 0, 2, 4, 7, 9, 11, as in DistilBERT).
 
 **Smaller vocabularies.** Most of a Russian BERT's weight is its 119,547-word embedding table.
 DistilRuBERT-tiny-v1 (Kolesnikova et al., 2022) keeps 3 layers, 264 wide and a 30K vocabulary: 10.4M parameters
 against the teacher's 178M. Its logits cannot be compared with the teacher's directly, so they are aligned:
-*match* compares only tokens both vocabularies hold; *reduce* sums the student's logits over the pieces of each
-teacher token.
+in the authors' *reduce* the student reads the teacher's tokens cut into its own pieces, and its logits, summed over
+the pieces of each teacher token, are mapped onto the teacher's whole vocabulary; in *match* the student reads its
+own tokens, and positions whose tokens are the same string in both are compared on the vocabulary both share. A
+trainable projection lifts the narrower student's hidden states to the teacher's width for an MSE on them,
+weighted by $\alpha_{hidden}$ in place of the cosine loss.
 """
 
 LESSON = """
@@ -127,9 +131,9 @@ def build(ctx: AppContext) -> None:
                 "E5-2698 v4 and Tesla P100. The **Benchmark** tab measures the same on your hardware.")
     gr.Dataframe(card_table(), interactive=False)
     gr.Markdown(LESSON)
-    gr.Markdown("## Experiment: students with a smaller vocabulary\nThe bundled teacher distilled three ways at equal "
-                "steps: the same vocabulary (2 layers), and a reduced vocabulary and width aligned by *match* and "
-                "by *reduce*.")
+    gr.Markdown("## Experiment: students with a smaller vocabulary\nThe bundled teacher distilled at equal steps into "
+                "2-layer students: one with the same vocabulary, and students with a reduced vocabulary and width "
+                "aligned by the authors' *match* and *reduce* and by the lab's *match-pieces* and *reduce-shared*.")
     table, fig, summary = experiment_results()
     if table is not None:
         gr.Dataframe(table, interactive=False)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from core.formatting import parse_int_list
 from core.models.student import teacher_depth
+from core.models.vocab import ALIGNMENTS
 from core.runs.store import ACTIVE_STATES, list_runs, read_console, read_metrics, run_dir_of
 from train.config import BUNDLED_CORPUS, DistillConfig
 from train.launcher import can_see
@@ -26,10 +27,12 @@ RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every c
 NO_RUN_CHOSEN = "Choose a run in the 'Run shown below' list first (start one above if the list is empty)."
 DELETE_HELP = ("Delete the chosen run and its files. A run you have just stopped is waited for (a few seconds) while "
                "it saves its checkpoint; if it is still saving, the error says so and Delete can be called again.")
-ALIGN_HELP = """**match**: compare only positions whose teacher token is also one student token, and only the
-vocabulary entries both models share. **reduce**: the student reads the teacher's tokens split into its own pieces;
-its logits are summed (or averaged) over the pieces of each teacher token, so every teacher position gets one
-student vector, compared on the shared vocabulary (Kolesnikova et al., 2022)."""
+ALIGN_HELP = """The authors' alignments (Kolesnikova et al., 2022): **reduce**: the student reads the teacher's tokens
+split into its own pieces; its logits are summed over the pieces of each teacher token and mapped onto the teacher's
+whole vocabulary. **match**: the student reads its own tokenisation; positions whose tokens are the same string in
+both are paired and compared on the vocabulary both share. The lab's variants: **reduce-shared** compares the summed
+logits on the shared vocabulary only; **match-pieces** keeps the teacher's tokenisation and compares only positions
+whose teacher token is itself one student token."""
 
 
 @dataclass
@@ -55,7 +58,7 @@ class RunSettings:
     reduced_vocab: bool | None = None  # the student gets its own smaller vocabulary (and width)
     student_vocab_size: int | None = None
     student_hidden: int | None = None
-    align: str | None = None  # "reduce" or "match"
+    align: str | None = None  # one of core.models.vocab.ALIGNMENTS
     save_every: int | None = None  # steps between checkpoints
     share: bool | None = None
 
@@ -339,7 +342,7 @@ def settings_form(ctx: AppContext) -> dict:
             form["student_hidden"] = gr.Number(None, precision=0, label="Student width",
                                                info="Hidden size; empty keeps the teacher's. Must divide by the "
                                                     "heads.")
-        form["align"] = gr.Radio(["reduce", "match"], value="reduce", label="Logit alignment",
+        form["align"] = gr.Radio(list(ALIGNMENTS), value=DEFAULTS.align, label="Logit alignment",
                                  info="How teacher and student logits meet across vocabularies.")
         gr.Markdown(ALIGN_HELP)
     with gr.Row():

@@ -151,6 +151,8 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
     flat = [s.model for s in spaces if not embed.varies(s.vectors)]
     if flat:
         note += f" Every sentence has the same vector in {', '.join(flat)} at this layer: nothing to map."
+    notices = [ctx.load(choice.name).notice for choice in chosen]  # loaded already: read from the cache
+    note += "".join(f" {notice}" for notice in notices if notice)
     return (figure, embed_plots.scores_table(spaces, pairs), note,
             gr.Dropdown(choices=sentence_choices(sentences), value=None))
 
