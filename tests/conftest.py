@@ -9,30 +9,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import BertConfig, BertForMaskedLM
 
 from core.models.student import StudentSpec, make_student
 from core.models.tokenizer import train_wordpiece
-from core.paths import ASSETS
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def corpus_lines(n: int = 3000) -> list[str]:
-    return (ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()[:n]
+from tests.support.models import corpus_lines, tiny_bert
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return train_wordpiece(corpus_lines(), vocab_size=800)
-
-
-def tiny_bert(vocab_size: int, layers: int = 4, hidden: int = 32, seed: int = 0) -> BertForMaskedLM:
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                        intermediate_size=hidden * 2, max_position_embeddings=128)
-    return BertForMaskedLM(config).eval()
 
 
 @pytest.fixture(scope="session")

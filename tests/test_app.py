@@ -6,7 +6,9 @@ from gradio_client.exceptions import AppError
 
 from core.runs.store import checkpoint_step, read_status
 from scripts.appserver import start_app
-from tests.waiting import wait_for
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.app
 
 ENDPOINTS = ["start_run", "run_status", "stop_run", "resume_run", "delete_run", "share_run", "fill_mask",
              "mask_each_word", "probe_summary", "embedding_map", "neighbours", "layer_similarity", "run_benchmark",

@@ -29,7 +29,9 @@ from core.bench.plan import (
 from core.bench.variants import Variant, check_variant, fast_candidates, random_tokens, reference_variant
 from core.formatting import error_sentence
 from core.models import zoo
-from tests.conftest import REPO
+from tests.support.models import REPO
+
+pytestmark = pytest.mark.unit
 
 TEACHER_ARCH, STUDENT_ARCH = bench.CARD_MODELS
 ROW_FIELDS = ["model", "mode", "device", "dtype", "batch_size", "seq_len", "params", "size_mb", "latency_s",

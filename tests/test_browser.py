@@ -8,6 +8,8 @@ import pytest
 
 from scripts.appserver import REPO, start_app
 
+pytestmark = pytest.mark.browser
+
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

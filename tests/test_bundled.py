@@ -12,6 +12,8 @@ from core.distill.evaluate import masked_batches, mlm_figures
 from core.models import zoo
 from core.paths import ASSETS
 
+pytestmark = pytest.mark.unit
+
 CORPUS = ASSETS / "corpus"
 
 

@@ -12,24 +12,12 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from core.runs.store import read_metrics, read_status
-from tests.conftest import REPO
-from tests.waiting import wait_for
+from tests.support.cli import SHORT, run_cli, start_cli
+from tests.support.models import REPO
+from tests.support.waiting import wait_for
 from train.distill import main
 
-SHORT = ["--batch-size", "8", "--max-length", "32", "--log-every", "2", "--eval-every", "4", "--eval-lines", "40"]
-
-
-def run_cli(*args, env_extra=None, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "train.distill", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300, **kwargs)
-
-
-def start_cli(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "train.distill", *map(str, args)], cwd=REPO,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-
+pytestmark = pytest.mark.cli
 
 
 def test_help_lists_the_main_flags(capsys):

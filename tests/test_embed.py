@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import corpus_lines
 from test_similarity import brute_knn, debiased_cka, hsic_cka, random_orthogonal
 from transformers import DistilBertConfig, DistilBertForMaskedLM
 
@@ -22,6 +21,9 @@ from core.compare.sentences import (
 )
 from core.models import zoo
 from core.models.tokenizer import train_wordpiece
+from tests.support.models import corpus_lines
+
+pytestmark = pytest.mark.unit
 
 RNG = np.random.default_rng(0)
 

@@ -8,9 +8,11 @@ import pytest
 
 from core.runs.store import checkpoint_step, list_runs, read_config, read_console, read_metrics, read_status, run_dir_of
 from core.textfiles import wide_encoding
-from tests.waiting import wait_for
+from tests.support.waiting import wait_for
 from train.config import DistillConfig
 from train.launcher import RunLauncher, evaluation_interval
+
+pytestmark = pytest.mark.cli
 
 
 def config(teacher, corpus, steps=6, **kwargs) -> DistillConfig:

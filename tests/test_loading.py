@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import corpus_lines
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 
 from core.compare import predict
@@ -17,6 +16,7 @@ from core.formatting import error_sentence
 from core.models import zoo
 from core.models.cache import ModelCache
 from core.models.tokenizer import compose_unicode, train_wordpiece, wordpiece_from_vocab
+from tests.support.models import corpus_lines
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import corpus_lines, tiny_bert
 from tokenizers.pre_tokenizers import BertPreTokenizer
 from transformers import pipeline
 
@@ -12,6 +11,9 @@ from core.compare import predict
 from core.compare.probes import FillMaskProbe
 from core.models import masked_lm, zoo
 from core.models.tokenizer import train_wordpiece
+from tests.support.models import corpus_lines, tiny_bert
+
+pytestmark = pytest.mark.unit
 
 ONE_MASK = "Я сегодня приготовила овощной [MASK] с фрикадельками."
 TWO_MASKS = "Давай вечером сходим в [MASK], а потом [MASK] домой."

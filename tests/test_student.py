@@ -4,7 +4,9 @@ import torch
 
 from core.models import zoo
 from core.models.student import StudentSpec, default_init_layers, layer_groups, make_student
-from tests.conftest import tiny_bert
+from tests.support.models import tiny_bert
+
+pytestmark = pytest.mark.unit
 
 INPUT = torch.randint(5, 200, (2, 9))
 

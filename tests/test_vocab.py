@@ -14,7 +14,9 @@ from core.models.vocab import (
     student_labels,
     to_student_inputs,
 )
-from tests.conftest import tiny_bert
+from tests.support.models import tiny_bert
+
+pytestmark = pytest.mark.unit
 
 TEACHER_TOKENS = BERT_SPECIALS + ["привет", "кот", "кошка", "##ка", "##ки", "мир", "до", "##м", "дом", "!", "##ом"]
 STUDENT_TOKENS = BERT_SPECIALS + ["при", "##вет", "кот", "ко", "##ш", "##ка", "##ки", "мир", "до", "##м", "!", "##о"]
@@ -146,7 +148,7 @@ def test_reduced_step_trains_every_part(align, tmp_path, tiny_teacher_dir, tiny_
 
 def test_reduced_run_saves_a_loadable_student(tmp_path, tiny_teacher_dir, tiny_corpus):
     # the command line writes a student that loads with its own, smaller tokenizer
-    from tests.test_distill_cli import SHORT, run_cli
+    from tests.support.cli import SHORT, run_cli
     out = tmp_path / "cli"
     result = run_cli("--teacher", tiny_teacher_dir, "--corpus", tiny_corpus, "--student-vocab-size", 300,
                      "--student-hidden", 16, "--align", "match", "--max-steps", 4, "--output-dir", out, *SHORT)
