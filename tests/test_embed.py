@@ -430,3 +430,152 @@ def test_model_lists_are_read_again_when_refreshed_or_opened(tiny_teacher_dir, t
     assert [u.choices[-1] for u in function()] == [("run:finished-since", "run:finished-since")] * 3
     opened = [d for d in demo.fns.values() if any(event == "focus" for _, event in d.targets)]
     assert {t[0] for d in opened for t in d.targets} == {d._id for d in lists}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Downloads: each action's tables as CSV and figure as an HTML page, written from what the action showed
+
+
+def labelled_upload(folder, lines: int = 30):
+    path = folder / "labelled.csv"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sentence", "label"])
+        writer.writerows([s, f"group {i % 3}"] for i, s in enumerate(corpus_lines(lines)))
+    return path
+
+
+def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_student_dir, tmp_path):
+    from tests.support.downloads import assert_offline_page_of, paths, read_csv
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
+    ctx = AppContext(default_teacher=teacher, default_student=student)
+    upload = labelled_upload(tmp_path)
+    figure, scores, _, _, kept = embed_tab.draw_maps(ctx, "Upload a file", str(upload), "", teacher, student, teacher,
+                                                     -1, -1, 1, "mean", "PCA", "2D")
+    map_path, scores_path, html_path = paths(embed_tab.show_downloads("draw", kept))
+    assert [p.name for p in (map_path, scores_path, html_path)] == ["embedding-map.csv", "how-alike.csv",
+                                                                    "embedding-map.html"]
+    points = read_csv(map_path)
+    assert list(points.columns) == ["sentence number", "sentence", "label", "map", "model", "layer", "x", "y"]
+    uploaded = read_sentence_file(upload)
+    assert len(points) == 3 * len(uploaded)
+    for number, ((model, layer), rows) in enumerate(points.groupby(["model", "layer"], sort=False), start=1):
+        assert (model, layer) == [(teacher, "4"), (student, "2"), (teacher, "1")][number - 1]
+        assert set(rows["map"]) == {str(number)}
+        assert list(rows["sentence"]) == list(uploaded.sentences) and list(rows["label"]) == list(uploaded.labels)
+        assert list(rows["sentence number"]) == [str(i) for i in range(len(uploaded))]
+        for trace in figure.data:  # each point where the page draws it
+            if trace.xaxis == ("x" if number == 1 else f"x{number}"):
+                drawn = rows[rows["label"] == trace.name]
+                np.testing.assert_allclose(drawn["x"].astype(float), trace.x, rtol=1e-9)
+                np.testing.assert_allclose(drawn["y"].astype(float), trace.y, rtol=1e-9)
+    alike = read_csv(scores_path)
+    assert list(alike.columns) == ["space A", "space B", "estimator", "linear CKA", "CKA, rows shuffled",
+                                   "kNN overlap@10"]
+    assert alike[["space A", "space B"]].values.tolist() == scores[["space A", "space B"]].values.tolist()
+    assert set(alike["estimator"]) == {"debiased"}
+    for column in ("linear CKA", "CKA, rows shuffled", "kNN overlap@10"):
+        assert [f"{float(v):.3f}" for v in alike[column]] == list(scores[column])  # the table shows 3 decimals
+    assert_offline_page_of(html_path, figure)
+
+    figure, scores, _, _, kept = embed_tab.draw_maps(ctx, "Typed sentences", None, EIGHT, teacher, student, "",
+                                                     -1, -1, -1, "CLS", "PCA", "3D")
+    points_path, scores_path, html_path = paths(embed_tab.show_downloads("draw", kept))
+    points = read_csv(points_path)
+    assert list(points.columns)[-3:] == ["x", "y", "z"] and len(points) == 16
+    first = figure.data[0]  # typed sentences have no labels: one trace a map
+    np.testing.assert_allclose(points[points["map"] == "1"][["x", "y", "z"]].astype(float).values,
+                               np.column_stack([first.x, first.y, first.z]), rtol=1e-9)
+    assert read_csv(scores_path)["kNN overlap@10"].tolist() == [""] and scores["kNN overlap@10"].tolist() == ["n/a"]
+    assert_offline_page_of(html_path, figure)
+
+
+def test_neighbours_download_is_the_table_shown(tiny_teacher_dir, tiny_student_dir):
+    import gradio as gr
+
+    from tests.support.downloads import paths, read_csv
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
+    ctx = AppContext(default_teacher=teacher, default_student=student)
+    _, shown = embed_tab.find_neighbours(ctx, "Typed sentences", None, EIGHT, teacher, student, "", -1, -1, -1,
+                                         "mean", "PCA", "2D", "3. Я люблю читать книги.", 4)
+    (path,) = paths(embed_tab.show_neighbour_download(shown))
+    assert path.name == "neighbours.csv"
+    table = read_csv(path)
+    assert list(table.columns) == list(shown.columns) and table.values.tolist() == shown.astype(str).values.tolist()
+    assert len(table) == 4 and all("(#" in cell for cell in table.iloc[:, 1])
+    assert embed_tab.show_neighbour_download(None) == gr.skip()  # nothing shown yet: the box stays as it is
+
+
+def test_layer_downloads_hold_every_pair_of_layers(tiny_teacher_dir, tiny_student_dir, sentences):
+    from tests.support.downloads import assert_offline_page_of, paths, read_csv
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
+    ctx = AppContext(default_teacher=teacher, default_student=student)
+    typed = "\n".join(sentences.sentences)
+    figure, kept = embed_tab.compare_layers(ctx, "Typed sentences", None, typed, teacher, student, teacher, "mean")
+    csv_path, html_path = paths(embed_tab.show_downloads("layers", kept))
+    assert (csv_path.name, html_path.name) == ("layer-similarity.csv", "layer-similarity.html")
+    rows = read_csv(csv_path)
+    assert list(rows.columns) == ["reference model", "reference layer", "other model", "other layer", "estimator",
+                                  "linear CKA", "kNN overlap@10"]
+    assert len(rows) == 5 * 3 + 5 * 5  # teacher's 0..4 against student's 0..2, then against its own 0..4
+    assert set(rows["reference model"]) == {f"1. {teacher}"}
+    direct = embed.layer_similarity(zoo.load(teacher), zoo.load(student), sentences)
+    pair = rows[rows["other model"] == f"2. {student}"]
+    for metric, column in (("cka", "linear CKA"), ("knn_overlap", "kNN overlap@10")):
+        grid = np.full(direct[metric].shape, np.nan)
+        for _, row in pair.iterrows():
+            grid[int(row["reference layer"]), int(row["other layer"])] = float(row[column])
+        np.testing.assert_allclose(grid, direct[metric], rtol=1e-6, atol=1e-9)
+    shown = [t for t in figure.data if t.type == "heatmap"]
+    np.testing.assert_allclose(np.asarray(shown[0].z).ravel(), pair["linear CKA"].astype(float), rtol=1e-9)
+    assert_offline_page_of(html_path, figure)
+
+
+def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, tiny_student_dir):
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    with gr.Blocks() as demo:
+        parts = embed_tab.build(AppContext(default_teacher=str(tiny_teacher_dir),
+                                           default_student=str(tiny_student_dir)))
+    api = demo.get_api_info()
+    assert not api["unnamed_endpoints"]
+    returns = {name: [r["component"] for r in endpoint["returns"]] for name, endpoint in api["named_endpoints"].items()}
+    assert returns == {"/embedding_map": ["Plot", "Dataframe", "Markdown", "Dropdown"],
+                       "/neighbours": ["Plot", "Dataframe"], "/layer_similarity": ["Plot"]}
+    dependencies = demo.config["dependencies"]
+    events = {"draw": [d for d in dependencies if d["api_name"] == "embedding_map"],
+              "layers": [d for d in dependencies if d["api_name"] == "layer_similarity"],
+              "neighbours": [d for d in dependencies if parts["neighbour_rows"]._id in d["outputs"]
+                             and d["trigger_after"] is None]}
+    assert len(events["neighbours"]) == 2  # the button and picking a sentence
+    for action, boxes in parts["files"].items():
+        assert boxes and all(isinstance(b, gr.File) and not b.visible for b in boxes)  # hidden until there is a file
+        for event in events[action]:
+            source = parts["neighbour_rows"]._id if action == "neighbours" else event["outputs"][-1]
+            if action != "neighbours":
+                assert isinstance(demo.blocks[source], gr.State)
+            writes = [d for d in dependencies if d["trigger_after"] == event["id"] and d["trigger_only_on_success"]
+                      and d["outputs"] == [b._id for b in boxes]]
+            assert len(writes) == 1 and writes[0]["inputs"] == [source] and writes[0]["api_visibility"] == "private"
+
+
+def test_tables_refuse_results_that_do_not_fit(sentences):
+    from core.compare import tables
+
+    space = embed.Space("m", 1, 2, "mean", np.zeros((len(sentences), 4)), ("k",))
+    with pytest.raises(ValueError, match="one point per sentence"):
+        tables.map_rows(sentences, [space], [np.zeros((len(sentences) - 1, 2))])
+    with pytest.raises(ValueError, match="needs 2 results; 1 given"):
+        tables.layer_rows(["a", "b", "c"], [{}])

@@ -370,7 +370,7 @@ def test_status_line_is_wired_to_every_action(tiny_teacher_dir, tiny_student_dir
     named = {d["api_name"]: d["id"] for d in dependencies if d["api_visibility"] == "public"}
     assert set(named) == {"fill_mask", "mask_each_word", "probe_summary"}
     for event in named.values():
-        after = [d for d in dependencies if d["trigger_after"] == event]
+        after = [d for d in dependencies if d["trigger_after"] == event and parts["status"]._id in d["outputs"]]
         assert {(d["trigger_only_on_failure"], d["trigger_only_on_success"]) for d in after} == {(True, False),
                                                                                                  (False, True)}
         assert all(d["outputs"] == [parts["status"]._id] for d in after)
@@ -425,3 +425,126 @@ def test_model_lists_include_a_run_finished_after_the_build(tiny_teacher_dir, ti
     function, outputs = parts["refresh"]
     assert outputs == [parts["first"], parts["second"], parts["third"]]
     assert all("run:finished-run" in [c[0] for c in d.choices] for d in function())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Downloads: each action's tables as CSV and figure as an HTML page, written from what the action showed
+
+
+def test_predict_downloads_hold_the_guesses_and_agreement_shown(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    from tests.support.downloads import assert_offline_page_of, paths, read_csv
+    from ui import predict_tab
+    from ui.downloads import write_files
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    names = [ctx.default_teacher, ctx.default_student, ctx.default_teacher]
+    figure, markdown, kept = predict_tab.fill_mask_kept(ctx, predict_tab.ErrorLines(), *names, 4, TWO_MASKS)
+    csv_path, html_path = paths(predict_tab.show_downloads("fill_mask", kept))
+    assert (csv_path.name, html_path.name) == ("predictions.csv", "predictions.html")
+    first, again = (write_files(kept, "predict")[0] for _ in range(2))
+    assert first.parent != again.parent and first.read_bytes() == again.read_bytes()  # a fresh folder each time
+    table = read_csv(csv_path)
+    assert list(table.columns) == ["sentence", "mask", "model", "rank", "word", "probability",
+                                   "top-1 agreement with model 1", "top-4 overlap", "KL (nats)"]
+    assert len(table) == 3 * 2 * 4 and set(table["sentence"]) == {TWO_MASKS}
+    expected = predict.compare([ctx.load(n) for n in names], TWO_MASKS, 4)
+    for (model, mask), rows in table.groupby(["model", "mask"], sort=False):
+        i, m = int(model.split(".")[0]) - 1, int(mask) - 1
+        assert model == f"{i + 1}. {predict_tab.label(names[i])}"
+        guess = expected.results[i].masks[m]
+        assert list(rows["rank"]) == ["1", "2", "3", "4"] and list(rows["word"]) == guess.words
+        np.testing.assert_allclose(rows["probability"].astype(float), guess.probs, rtol=1e-6)
+        bars = figure.data[m * 3 + i]  # the subplot of this mask and model, as the page shows it
+        assert list(bars.customdata) == guess.words and np.allclose(bars.x, rows["probability"].astype(float))
+        figures = rows[["top-1 agreement with model 1", "top-4 overlap", "KL (nats)"]].drop_duplicates()
+        assert len(figures) == 1
+        if i == 0:
+            assert figures.iloc[0].tolist() == ["", "", ""]  # model 1 against itself: nothing to say
+            continue
+        item = expected.pairs[i - 1].items[m]
+        assert figures.iloc[0].tolist()[:2] == [str(int(item.top1)), str(item.overlap)]
+        assert float(figures.iloc[0, 2]) == pytest.approx(item.kl, rel=1e-6)
+        assert f"| {float(figures.iloc[0, 2]):.3f} |" in markdown  # the KL the agreement table shows
+    assert_offline_page_of(html_path, figure)
+
+
+def test_mask_each_word_downloads_hold_the_per_word_table(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    from tests.support.downloads import assert_offline_page_of, paths, read_csv
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    sentence = "Мы долго гуляли по парку."
+    figure, _, kept = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
+                                                      ctx.default_student, "", 3, sentence)
+    csv_path, html_path = paths(predict_tab.show_downloads("mask_each_word", kept))
+    assert (csv_path.name, html_path.name) == ("mask-each-word.csv", "mask-each-word.html")
+    table = read_csv(csv_path)
+    strip = predict.mask_each_word([ctx.load(ctx.default_teacher), ctx.load(ctx.default_student)], sentence, 3)
+    teacher, student = (f"{i}. {predict_tab.label(n)}" for i, n in ((1, ctx.default_teacher),
+                                                                      (2, ctx.default_student)))
+    assert list(table["word"]) == strip.words == ["Мы", "долго", "гуляли", "по", "парку"]
+    assert list(table["position"]) == ["1", "2", "3", "4", "5"]
+    assert list(table[f"{teacher}: guess"]) == [m.words[0] for m in strip.results[0]]
+    assert list(table[f"{student}: guess"]) == [m.words[0] for m in strip.results[1]]
+    assert list(table[f"{student}: masked word recovered"]) == [
+        {True: "yes", False: "no", None: "split"}[r] for r in strip.recovered[1]]
+    items = strip.pairs[0].items
+    assert list(table[f"{student}: top-1 agreement with model 1"]) == [str(int(a.top1)) for a in items]
+    np.testing.assert_allclose(table[f"{student}: top-3 overlap"].astype(float), [a.overlap for a in items])
+    np.testing.assert_allclose(table[f"{student}: KL (nats)"].astype(float), [a.kl for a in items], rtol=1e-6)
+    assert f"{teacher}: KL (nats)" not in table  # model 1 is the reference, not compared with itself
+    # the strip figure's KL row holds the same figures
+    np.testing.assert_allclose(figure.data[1].z[0], table[f"{student}: KL (nats)"].astype(float), rtol=1e-6)
+    assert_offline_page_of(html_path, figure)
+
+
+def test_probe_summary_downloads_hold_both_tables_and_the_figure(tiny_teacher_dir, tiny_student_dir, runs_dir,
+                                                                 tiny_teacher, tiny_student, monkeypatch):
+    from tests.support.downloads import assert_offline_page_of, paths, read_csv
+    from ui import predict_tab
+
+    probes = make_probes([tiny_teacher, tiny_student], 6)
+    monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    summary, figure, rows, kept = predict_tab.probe_summary_kept(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
+                                                                 ctx.default_student, "")
+    summary_path, rows_path, html_path = paths(predict_tab.show_downloads("probe_summary", kept))
+    assert [p.name for p in (summary_path, rows_path, html_path)] == ["probe-summary.csv", "probe-rows.csv",
+                                                                       "probe-summary.html"]
+    shown = summary.astype(object).where(summary.notna(), "")
+    assert read_csv(summary_path).values.tolist() == [[str(v) for v in row] for row in shown.values.tolist()]
+    assert list(read_csv(summary_path).columns) == list(summary.columns)
+    every = read_csv(rows_path)
+    assert list(every.columns) == list(rows.columns) and every.values.tolist() == rows.astype(str).values.tolist()
+    assert list(every["sentence"]) == [p.sentence for p in probes]
+    assert_offline_page_of(html_path, figure)
+
+
+def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    import gradio as gr
+
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    demo, _, parts = built_tab(ctx)
+    api = demo.get_api_info()
+    assert not api["unnamed_endpoints"]
+    returns = {name: [r["component"] for r in endpoint["returns"]] for name, endpoint in api["named_endpoints"].items()}
+    assert returns == {"/fill_mask": ["Plot", "Markdown"], "/mask_each_word": ["Plot", "Markdown"],
+                       "/probe_summary": ["Dataframe", "Plot", "Dataframe"]}
+    dependencies = demo.config["dependencies"]
+    for action, boxes in parts["files"].items():
+        assert all(isinstance(b, gr.File) and not b.visible for b in boxes)  # hidden until there is a file
+        for event in [d for d in dependencies if d["api_name"] == action or
+                      (action == "fill_mask" and d["targets"] == [(parts["sentence"]._id, "submit")])]:
+            kept = event["outputs"][-1]
+            assert isinstance(demo.blocks[kept], gr.State)
+            writes = [d for d in dependencies if d["trigger_after"] == event["id"] and d["trigger_only_on_success"]
+                      and d["outputs"] == [b._id for b in boxes]]
+            assert len(writes) == 1 and writes[0]["inputs"] == [kept] and writes[0]["api_visibility"] == "private"
+    _, markdown = predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), ctx.default_teacher, ctx.default_student, "",
+                                        3, ONE_MASK)  # called from Python, the action keeps its two outputs
+    assert markdown.startswith("**Sentence:**")
+    with pytest.raises(ValueError, match="a table named .csv or a figure named .html"):
+        predict_tab.Downloads({"predictions.html": predict_tab.summary_table()})
+    assert predict_tab.show_downloads("fill_mask", None) == (gr.skip(), gr.skip())  # nothing shown yet

@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from core.compare.embed import Space
 from core.compare.sentences import SentenceSet
+from core.compare.tables import space_name
 
 # 20 colours from plotly's qualitative sets, picked one by one as far (CIELAB) from those already picked as possible,
 # among those dark enough to read on white (relative luminance under 0.4): the probe set has 16 topics.
@@ -117,10 +118,6 @@ def map_figure(sentences: SentenceSet, spaces: list[Space], coords: list[np.ndar
 def number(value: float | None) -> str:
     """Three decimals, or n/a for a figure that does not exist (NaN or None)."""
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
-
-
-def space_name(index: int, space: Space) -> str:
-    return f"{index + 1}. {space.model} (L{space.layer})"
 
 
 def scores_headers(k: int) -> list[str]:

@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 
 import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
 
-from core.compare import embed
+from core.compare import embed, tables
 from core.compare.sentences import (
     FILE_TYPES,
     MAX_SENTENCE_CHARS,
@@ -25,6 +27,7 @@ from core.compare.sentences import (
 from core.compare.similarity import ESTIMATORS, KNN_K
 from ui import embed_plots
 from ui.context import AppContext, user_errors
+from ui.downloads import Downloads, file_box, file_boxes, table
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
 DEFAULT_NEIGHBOURS = 5
@@ -47,6 +50,8 @@ compare too.
   layers and outlines, for each layer, the closest reference layer.
 - Uploads: a UTF-8 `.txt` (one sentence a line) or `.csv` (a `sentence` or `text` column, optional `label` or
   `topic`), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
+- **Downloads** appear under each result: the map's points, the scores and the neighbours as CSV, the figures as
+  HTML pages that open without a network.
 """
 
 
@@ -122,11 +127,52 @@ def sentence_choices(sentences: SentenceSet) -> list[str]:
 
 def _maps(spaces: list[embed.Space], sentences: SentenceSet, method: str, dims: str, progress,
           highlight: int | None = None, near: list[list[int]] | None = None):
-    """Every space projected, the later maps turned onto the first, drawn side by side."""
+    """Every space projected, the later maps turned onto the first, drawn side by side: (figure, the points as
+    drawn, one (n, 2) or (n, 3) array a space)."""
     progress(1.0, desc=f"{method} map ...")
     coords = [embed.project(s, method.lower(), int(dims[0])) for s in spaces]
     aligned = [coords[0]] + [embed.align(coords[0], c) for c in coords[1:]]
-    return embed_plots.map_figure(sentences, spaces, aligned, method, highlight, near)
+    return embed_plots.map_figure(sentences, spaces, aligned, method, highlight, near), aligned
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Downloads: what each action showed, by the file name it downloads as (in the order of the tab's file boxes)
+
+DOWNLOAD_BOXES = {  # action -> (file name, label of its box, elem_id)
+    "draw": [("embedding-map.csv", "Map coordinates (CSV)", "embed-download-map-csv"),
+             ("how-alike.csv", "How alike (CSV)", "embed-download-scores-csv"),
+             ("embedding-map.html", "Maps (HTML, opens offline)", "embed-download-map-html")],
+    "neighbours": [("neighbours.csv", "Neighbours (CSV)", "embed-download-neighbours-csv")],
+    "layers": [("layer-similarity.csv", "CKA and kNN overlap per pair of layers (CSV)", "embed-download-layers-csv"),
+               ("layer-similarity.html", "Figure (HTML, opens offline)", "embed-download-layers-html")],
+}
+
+
+def _downloads(action: str, *items) -> Downloads:
+    return Downloads(dict(zip([name for name, _, _ in DOWNLOAD_BOXES[action]], items, strict=True)))
+
+
+def map_downloads(sentences: SentenceSet, spaces: list[embed.Space], coords: list, pairs: list,
+                  figure: go.Figure) -> Downloads:
+    """Draw's points (one row per map and sentence), its how-alike scores unrounded and its maps."""
+    return _downloads("draw", table(tables.map_rows(sentences, spaces, coords)),
+                      table(tables.score_rows(spaces, pairs)), figure)
+
+
+def layer_downloads(names: list[str], results: list[dict], figure: go.Figure) -> Downloads:
+    """Layer similarity's matrices in long form (one row per pair of layers) and its heat maps."""
+    return _downloads("layers", table(tables.layer_rows(names, results)), figure)
+
+
+def show_downloads(action: str, downloads: Downloads | None):
+    """The action's download boxes, each with its file written afresh from what the action showed."""
+    return file_boxes(downloads, f"embed-{action}", len(DOWNLOAD_BOXES[action]))
+
+
+def show_neighbour_download(shown: pd.DataFrame | None):
+    """The neighbours table as the page shows it, as a CSV file."""
+    filled = shown is not None and not shown.empty
+    return show_downloads("neighbours", _downloads("neighbours", shown) if filled else None)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -137,14 +183,15 @@ def _maps(spaces: list[embed.Space], sentences: SentenceSet, method: str, dims: 
 def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
               layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
               cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
-    """Maps, the how-alike table, a status line and the sentence list for highlighting."""
+    """Maps, the how-alike table, a status line, the sentence list for highlighting, and the downloads (kept in a
+    gr.State, which API clients do not receive)."""
     sentences = sentence_set(source, file, sentences)
     estimator = cka_estimator or DEFAULT_ESTIMATOR
     started = time.perf_counter()
     chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
     spaces = _spaces(ctx, sentences, chosen, pooling, progress)
     embedded = time.perf_counter()
-    figure = _maps(spaces, sentences, method, dims, progress)
+    figure, coords = _maps(spaces, sentences, method, dims, progress)
     pairs = embed.compare_pairs(spaces, estimator=estimator)
     note = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped and compared in "
             f"{time.perf_counter() - embedded:.1f} s (cached results are instant). {embed_plots.scores_note(pairs)}")
@@ -154,7 +201,8 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
     notices = [ctx.load(choice.name).notice for choice in chosen]  # loaded already: read from the cache
     note += "".join(f" {notice}" for notice in notices if notice)
     return (figure, embed_plots.scores_table(spaces, pairs), note,
-            gr.Dropdown(choices=sentence_choices(sentences), value=None))
+            gr.Dropdown(choices=sentence_choices(sentences), value=None),
+            map_downloads(sentences, spaces, coords, pairs, figure))
 
 
 @user_errors
@@ -167,7 +215,7 @@ def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, mod
     chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
     spaces = _spaces(ctx, sentences, chosen, pooling, progress)
     found = [embed.nearest(s, index, int(neighbours)) for s in spaces]
-    figure = _maps(spaces, sentences, method, dims, progress, index, [[i for i, _ in f] for f in found])
+    figure, _ = _maps(spaces, sentences, method, dims, progress, index, [[i for i, _ in f] for f in found])
     return figure, embed_plots.neighbours_table(sentences, spaces, found)
 
 
@@ -179,7 +227,8 @@ def fit_neighbour_columns(table):
 @user_errors
 def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
                    pooling=None, cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
-    """Heat maps of CKA and kNN overlap between every layer of model 1 and every layer of each other model."""
+    """Heat maps of CKA and kNN overlap between every layer of model 1 and every layer of each other model, and the
+    downloads (kept in a gr.State, which API clients do not receive)."""
     sentences = sentence_set(source, file, sentences)
     names = [c.name for c in chosen_models([model_1, model_2, model_3], [None] * 3)]
     models = [ctx.load(n, progress=progress) for n in names]
@@ -188,7 +237,8 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
         step = functools.partial(_scaled, progress, i, len(models) - 1)
         results.append(embed.layer_similarity(models[0], other, sentences, pooling.lower(), progress=step,
                                               estimator=cka_estimator or DEFAULT_ESTIMATOR))
-    return embed_plots.layer_figure([m.name for m in models], results)
+    figure = embed_plots.layer_figure([m.name for m in models], results)
+    return figure, layer_downloads([m.name for m in models], results, figure)
 
 
 def show_source(source_name: str):
@@ -252,6 +302,9 @@ def build(ctx: AppContext) -> dict:
         scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
                               wrap=True, scale=3, elem_id="embed-scores")
         status = gr.Markdown(scale=2)
+    files = {}  # action -> its download boxes, hidden until the action has shown something
+    with gr.Row():
+        files["draw"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["draw"]]
     with gr.Row():
         chosen = gr.Dropdown([], value=None, label="Highlight a sentence (its number or text)", allow_custom_value=True,
                              scale=4, info="Marks it in every map and lists its nearest neighbours.")
@@ -260,8 +313,13 @@ def build(ctx: AppContext) -> dict:
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
                                   column_widths=embed_plots.neighbour_column_widths(2), elem_id="embed-neighbours",
                                   label="Nearest neighbours by cosine (● = in every model's list)")
+    with gr.Row():
+        files["neighbours"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["neighbours"]]
     layers_button = gr.Button("Layer similarity")
     layer_plot = gr.Plot(label="Layer similarity")
+    with gr.Row():
+        files["layers"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["layers"]]
+    kept = {action: gr.State() for action in ("draw", "layers")}  # per session: what each action last showed
 
     source.change(show_source, source, [upload, typed], api_visibility="private")
     # Also read again when a list is opened: a run may finish while the tab stays open.
@@ -270,17 +328,23 @@ def build(ctx: AppContext) -> dict:
     for dropdown in lists:
         dropdown.focus(refresh, None, lists, api_visibility="private")
     inputs = [source, upload, typed, first, second, third, layer1, layer2, layer3, pooling, method, dims]
-    draw_button.click(functools.partial(draw_maps, ctx), inputs + [estimator], [map_plot, scores, status, chosen],
-                      api_name="embedding_map")
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    draw_button.click(functools.partial(draw_maps, ctx), inputs + [estimator],
+                      [map_plot, scores, status, chosen, kept["draw"]], api_name="embedding_map",
+                      ).success(functools.partial(show_downloads, "draw"), kept["draw"], files["draw"], **quiet)
     show_neighbours = functools.partial(find_neighbours, ctx)
     # Two or three models' columns: the widths follow the table once it is filled.
-    neighbours_button.click(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows], api_name="neighbours",
-                            ).success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
-    chosen.select(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows], api_visibility="private",
-                  ).success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
+    for shown in (neighbours_button.click(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows],
+                                          api_name="neighbours"),
+                  chosen.select(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows],
+                                api_visibility="private")):
+        shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
+        shown.success(show_neighbour_download, neighbour_rows, files["neighbours"], **quiet)
     layers_button.click(functools.partial(compare_layers, ctx), [source, upload, typed, first, second, third, pooling,
-                                                                   estimator], layer_plot, api_name="layer_similarity")
+                                                                   estimator], [layer_plot, kept["layers"]],
+                        api_name="layer_similarity",
+                        ).success(functools.partial(show_downloads, "layers"), kept["layers"], files["layers"], **quiet)
     return dict(source=source, upload=upload, typed=typed, first=first, second=second, third=third, map_plot=map_plot,
                 scores=scores, chosen=chosen, neighbour_rows=neighbour_rows, layer_plot=layer_plot,
-                estimator=estimator, refresh=(refresh, lists))
+                estimator=estimator, files=files, refresh=(refresh, lists))
 

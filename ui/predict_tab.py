@@ -20,9 +20,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core.compare import predict
+from core.compare import predict, tables
 from core.compare.probes import fill_mask_probes
 from ui.context import AppContext
+from ui.downloads import Downloads, file_box, file_boxes, table
 
 DEFAULT_TOP_K = 5
 FALLBACK_EXAMPLES = [
@@ -48,6 +49,7 @@ the same colour everywhere, words only one model guesses are grey.
 - **Mask each word** takes a sentence without `[MASK]` and masks every word in turn (the whole word as one `[MASK]`).
 - Text is read with its letters composed (NFC), so й and ё typed as two characters (as macOS often copies them) read
   the same as one.
+- **Downloads** appear under each result: its tables as CSV, its figure as an HTML page that opens without a network.
 """
 
 
@@ -291,39 +293,100 @@ def summary_figure(summary: predict.ProbeSummary) -> go.Figure:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Handlers
+# Downloads: what each action showed, as the files it downloads as (in the order of the tab's file boxes)
+
+DOWNLOAD_BOXES = {  # action -> (file name, label of its box, elem_id)
+    "fill_mask": [("predictions.csv", "Guesses and agreement (CSV)", "predict-download-csv"),
+                  ("predictions.html", "Figure (HTML, opens offline)", "predict-download-html")],
+    "mask_each_word": [("mask-each-word.csv", "Per-word table (CSV)", "predict-strip-download-csv"),
+                       ("mask-each-word.html", "Figure (HTML, opens offline)", "predict-strip-download-html")],
+    "probe_summary": [("probe-summary.csv", "Summary (CSV)", "predict-summary-download-csv"),
+                      ("probe-rows.csv", "Every probe (CSV)", "predict-probe-rows-download-csv"),
+                      ("probe-summary.html", "Figure (HTML, opens offline)", "predict-summary-download-html")],
+}
 
 
-def fill_mask(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
-              sentence=None, progress=gr.Progress()):
-    """Predict: (bars figure, agreement Markdown) for a sentence with [MASK]."""
+def _downloads(action: str, *items) -> Downloads:
+    return Downloads(dict(zip([name for name, _, _ in DOWNLOAD_BOXES[action]], items, strict=True)))
+
+
+def prediction_downloads(result: predict.SentenceComparison, figure: go.Figure) -> Downloads:
+    """Predict's guesses (one row per mask, model and rank, with the agreement figures) and its bar figure."""
+    return _downloads("fill_mask", table(tables.prediction_rows(result, label)), figure)
+
+
+def word_downloads(strip: predict.WordStrip, model_names: list[str], figure: go.Figure) -> Downloads:
+    """Mask each word's per-word table (each model's guess, agreement and KL with model 1) and its strip figure."""
+    return _downloads("mask_each_word", table(tables.word_rows(strip, model_names, label)), figure)
+
+
+def summary_downloads(summary: predict.ProbeSummary, figure: go.Figure) -> Downloads:
+    """The probe summary's per-model table, its every-probe table and its figure."""
+    return _downloads("probe_summary", summary_table(summary), probe_table(summary), figure)
+
+
+def show_downloads(action: str, downloads: Downloads | None):
+    """The action's download boxes, each with its file written afresh from what the action showed."""
+    return file_boxes(downloads, action.replace("_", "-"), len(DOWNLOAD_BOXES[action]))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Handlers: each action once with its downloads (what the page and the API run; the State output is not sent to API
+# clients), and once as its documented outputs alone
+
+
+def fill_mask_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
+                   sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str, Downloads]:
+    """Predict: (bars figure, agreement Markdown, downloads) for a sentence with [MASK]."""
     with errors.kept(("fill_mask", model_1, model_2, model_3, top_k, sentence)):
         text = predict.check_text(sentence)  # before loading anything: a typo should not wait for a model
         models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
         result = predict.compare(models, text, int(top_k))
         notes = "".join(f"\n\n*{n}*" for n in _notices(models))
-        return prediction_figure(result), agreement_markdown(result) + notes
+        figure = prediction_figure(result)
+        return figure, agreement_markdown(result) + notes, prediction_downloads(result, figure)
 
 
-def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
-                   sentence=None, progress=gr.Progress()):
-    """Mask each word: (heat-strip figure, per-word Markdown table) for a sentence without [MASK]."""
+def fill_mask(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
+              sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str]:
+    """Predict: (bars figure, agreement Markdown) for a sentence with [MASK]."""
+    return fill_mask_kept(ctx, errors, model_1, model_2, model_3, top_k, sentence, progress)[:2]
+
+
+def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
+                        sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str, Downloads]:
+    """Mask each word: (heat-strip figure, per-word Markdown table, downloads) for a sentence without [MASK]."""
     with errors.kept(("mask_each_word", model_1, model_2, model_3, top_k, sentence)):
         text = predict.check_text(sentence, with_masks=False)
         models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
         result = predict.mask_each_word(models, text, int(top_k))
         notes = "".join(f"\n\n*{n}*" for n in _notices(models))
-        return word_strip_figure(result), word_strip_markdown(result, [m.name for m in models]) + notes
+        names = [m.name for m in models]
+        figure = word_strip_figure(result)
+        return figure, word_strip_markdown(result, names) + notes, word_downloads(result, names, figure)
 
 
-def probe_summary(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None,
-                  progress=gr.Progress()):
-    """Probe summary: (per-model table, figure, every-probe table) over the bundled probe set."""
+def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
+                   sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str]:
+    """Mask each word: (heat-strip figure, per-word Markdown table) for a sentence without [MASK]."""
+    return mask_each_word_kept(ctx, errors, model_1, model_2, model_3, top_k, sentence, progress)[:2]
+
+
+def probe_summary_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None,
+                       progress=gr.Progress()) -> tuple[pd.DataFrame, go.Figure, pd.DataFrame, Downloads]:
+    """Probe summary: (per-model table, figure, every-probe table, downloads) over the bundled probe set."""
     with errors.kept(("probe_summary", model_1, model_2, model_3)):
         models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
         progress(0.5, desc="Predicting the probe set ...")
         result = predict.probe_summary(models)
-        return summary_table(result), summary_figure(result), probe_table(result)
+        figure = summary_figure(result)
+        return summary_table(result), figure, probe_table(result), summary_downloads(result, figure)
+
+
+def probe_summary(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None,
+                  progress=gr.Progress()) -> tuple[pd.DataFrame, go.Figure, pd.DataFrame]:
+    """Probe summary: (per-model table, figure, every-probe table) over the bundled probe set."""
+    return probe_summary_kept(ctx, errors, model_1, model_2, model_3, progress)[:3]
 
 
 def clear_status() -> str:
@@ -377,9 +440,14 @@ def build(ctx: AppContext) -> dict:
     gr.Markdown("### Predictions")
     bars = gr.Plot(label="Top-k guesses", elem_id="predict-bars")
     agreement = gr.Markdown(elem_id="predict-agreement")
+    files = {}  # action -> its download boxes, hidden until the action has shown something
+    with gr.Row():
+        files["fill_mask"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["fill_mask"]]
     gr.Markdown("### Mask each word")
     strip = gr.Plot(label="Agreement per word", elem_id="predict-strip")
     strip_words = gr.Markdown(elem_id="predict-strip-words")
+    with gr.Row():
+        files["mask_each_word"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["mask_each_word"]]
     gr.Markdown("### Probe-set summary")
     summary = gr.Dataframe(summary_table(), label="Probe-set summary", interactive=False,
                            elem_id="predict-summary-table")
@@ -387,21 +455,27 @@ def build(ctx: AppContext) -> dict:
     summary_plot = gr.Plot(label="Probe-set summary", elem_id="predict-summary-plot")
     with gr.Accordion("Every probe", open=False):
         probe_rows = gr.Dataframe(probe_table(), interactive=False, wrap=True, elem_id="predict-probe-rows")
+    with gr.Row():
+        files["probe_summary"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["probe_summary"]]
+    kept = {action: gr.State() for action in DOWNLOAD_BOXES}  # per session: what each action last showed
 
     inputs = [first, second, third, top_k, sentence]
-    wiring = [
-        (predict_button.click, fill_mask, inputs, [bars, agreement], dict(api_name="fill_mask")),
-        (sentence.submit, fill_mask, inputs, [bars, agreement], dict(api_visibility="private")),
-        (each_button.click, mask_each_word, inputs, [strip, strip_words], dict(api_name="mask_each_word")),
-        (summary_button.click, probe_summary, [first, second, third], [summary, summary_plot, probe_rows],
-         dict(api_name="probe_summary")),
+    wiring = [  # (trigger, action, handler, inputs, outputs, naming)
+        (predict_button.click, "fill_mask", fill_mask_kept, inputs, [bars, agreement], dict(api_name="fill_mask")),
+        (sentence.submit, "fill_mask", fill_mask_kept, inputs, [bars, agreement], dict(api_visibility="private")),
+        (each_button.click, "mask_each_word", mask_each_word_kept, inputs, [strip, strip_words],
+         dict(api_name="mask_each_word")),
+        (summary_button.click, "probe_summary", probe_summary_kept, [first, second, third],
+         [summary, summary_plot, probe_rows], dict(api_name="probe_summary")),
     ]
-    for trigger, handler, event_inputs, outputs, naming in wiring:
-        event = trigger(functools.partial(handler, ctx, errors), event_inputs, outputs, **naming)
+    for trigger, action, handler, event_inputs, outputs, naming in wiring:
+        event = trigger(functools.partial(handler, ctx, errors), event_inputs, outputs + [kept[action]], **naming)
         event.success(clear_status, None, status, api_visibility="private", show_progress="hidden")
-        event.failure(functools.partial(failure_status, errors, handler.__name__), event_inputs, status,
+        event.success(functools.partial(show_downloads, action), kept[action], files[action],
+                      api_visibility="private", show_progress="hidden")
+        event.failure(functools.partial(failure_status, errors, action), event_inputs, status,
                       api_visibility="private", show_progress="hidden")
 
     return dict(first=first, second=second, third=third, top_k=top_k, sentence=sentence, bars=bars,
-                agreement=agreement, strip=strip, summary=summary, status=status,
+                agreement=agreement, strip=strip, summary=summary, status=status, files=files,
                 refresh=(functools.partial(model_lists, ctx), [first, second, third]))

@@ -1,0 +1,70 @@
+"""The download boxes of the Predictions and Embeddings tabs, through Gradio's own event processing: an action keeps
+what it showed for the session, and its private follow-up turns that into files."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+
+def test_each_action_fills_its_download_boxes_in_the_same_session(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    import gradio as gr
+    from gradio.state_holder import SessionState
+
+    from ui import embed_tab, predict_tab
+    from ui.context import AppContext
+
+    teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
+    ctx = AppContext(default_teacher=teacher, default_student=student)
+    with gr.Blocks() as demo:
+        with gr.Tab("Predictions"):
+            predict_parts = predict_tab.build(ctx)
+        with gr.Tab("Embeddings"):
+            embed_parts = embed_tab.build(ctx)
+    demo.queue()
+    dependencies = demo.config["dependencies"]
+    models = [teacher, student, ""]
+    typed = "\n".join(["Мы ходили в кино.", "Кошка спит на диване.", "Завтра обещают дождь.", "Мама готовит суп."])
+    actions = [  # (api name, inputs, the boxes its follow-up fills)
+        ("fill_mask", models + [3, "Не забудь взять [MASK], на улице дождь."], predict_parts["files"]["fill_mask"]),
+        ("mask_each_word", models + [3, "Мы долго гуляли."], predict_parts["files"]["mask_each_word"]),
+        ("embedding_map", ["Typed sentences", None, typed] + models + [-1, -1, -1, "mean", "PCA", "2D", "debiased"],
+         embed_parts["files"]["draw"]),
+        ("layer_similarity", ["Typed sentences", None, typed] + models + ["mean", "debiased"],
+         embed_parts["files"]["layers"]),
+    ]
+
+    async def run(session: SessionState, event: dict, inputs: list) -> list:
+        return (await demo.process_api(event["id"], inputs, state=session))["data"]
+
+    async def actions_then_files(session: SessionState) -> dict[str, list[dict]]:
+        shown = {}
+        for api_name, inputs, boxes in actions:
+            event = next(d for d in dependencies if d["api_name"] == api_name)
+            await run(session, event, inputs)
+            follow_up = next(d for d in dependencies if d["trigger_after"] == event["id"]
+                             and d["outputs"] == [b._id for b in boxes])
+            shown[api_name] = await run(session, follow_up, [None] * len(follow_up["inputs"]))  # State: the session's
+        return shown
+
+    shown = asyncio.run(actions_then_files(SessionState(demo)))
+    names = {api_name: [Path(box["value"]["path"]).name for box in boxes] for api_name, boxes in shown.items()}
+    assert names == {"fill_mask": ["predictions.csv", "predictions.html"],
+                     "mask_each_word": ["mask-each-word.csv", "mask-each-word.html"],
+                     "embedding_map": ["embedding-map.csv", "how-alike.csv", "embedding-map.html"],
+                     "layer_similarity": ["layer-similarity.csv", "layer-similarity.html"]}
+    assert all(box["visible"] is True and Path(box["value"]["path"]).stat().st_size > 0
+               for boxes in shown.values() for box in boxes)
+
+    async def files_before_any_action(session: SessionState) -> list:
+        event = next(d for d in dependencies if d["api_name"] == "fill_mask")
+        follow_up = next(d for d in dependencies if d["trigger_after"] == event["id"]
+                         and d["outputs"] == [b._id for b in predict_parts["files"]["fill_mask"]])
+        return await run(session, follow_up, [None])
+
+    # another session has shown nothing: its boxes stay hidden, not filled with the first session's files
+    untouched = asyncio.run(files_before_any_action(SessionState(demo)))
+    assert untouched == [{"__type__": "update"}] * 2

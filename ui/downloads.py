@@ -1,0 +1,73 @@
+"""Results offered for download: tables as CSV and figures as HTML pages that open offline, in a fresh folder each.
+
+A tab keeps what one action showed in a `Downloads` (per session, in a gr.State) and writes the files in a private
+follow-up event, so the action's API outputs stay as they are and no model runs twice.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+SUFFIXES = {pd.DataFrame: ".csv", go.Figure: ".html"}
+
+
+@dataclass
+class Downloads:
+    """What one action showed, by the file name it downloads as: a table (written as UTF-8 CSV, no index) or a
+    plotly figure (written as a whole HTML page with plotly.js inside). Kept in the order of the tab's file boxes."""
+    files: dict[str, pd.DataFrame | go.Figure] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, item in self.files.items():
+            suffix = next((s for kind, s in SUFFIXES.items() if isinstance(item, kind)), None)
+            if suffix is None or not name.endswith(suffix):
+                raise ValueError(f"'{name}' must be a table named .csv or a figure named .html.")
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """Rows (one dict a row) as a table whose cells keep their Python values, so a CSV cell reads 1, not 1.0, and
+    None is an empty cell."""
+    return pd.DataFrame(rows, dtype=object)
+
+
+def write_table(folder: Path, name: str, table: pd.DataFrame) -> Path:
+    path = folder / name
+    table.to_csv(path, index=False)
+    return path
+
+
+def write_figure(folder: Path, name: str, figure: go.Figure) -> Path:
+    """A self-contained page: plotly.js is written into it (about 5 MB), so it opens with no network."""
+    path = folder / name
+    figure.write_html(path, include_plotlyjs=True, full_html=True)
+    return path
+
+
+def write_files(downloads: Downloads, prefix: str) -> list[Path]:
+    """Every table and figure in a fresh temporary folder (named after `prefix`), in order; their paths."""
+    folder = Path(tempfile.mkdtemp(prefix=f"rudistil-{prefix}-"))
+    return [write_table(folder, name, item) if isinstance(item, pd.DataFrame) else write_figure(folder, name, item)
+            for name, item in downloads.files.items()]
+
+
+def file_boxes(downloads: Downloads | None, prefix: str, boxes: int):
+    """The updates of a tab's `boxes` gr.File components: each shown with its file, or left as it is when there is
+    nothing (yet) to download. One box gets one update, not a tuple (Gradio's rule for a single output)."""
+    if downloads is None or not downloads.files:
+        updates = tuple(gr.skip() for _ in range(boxes))
+    else:
+        paths = write_files(downloads, prefix)
+        if len(paths) != boxes:
+            raise ValueError(f"{len(paths)} files for {boxes} download boxes.")
+        updates = tuple(gr.File(value=str(path), visible=True) for path in paths)
+    return updates[0] if boxes == 1 else updates
+
+
+def file_box(label: str, elem_id: str) -> gr.File:
+    """A download box, hidden until it has a file."""
+    return gr.File(label=label, visible=False, interactive=False, elem_id=elem_id)
