@@ -1,4 +1,5 @@
-"""The About tab: what distillation is, the losses, the model card's table, a 10-minute lesson, measured results."""
+"""The About tab: what distillation is, the losses, the model card's table, a 10-minute lesson, measured results,
+and the download of the DeepPavlov models for a class without a network."""
 from __future__ import annotations
 
 import json
@@ -7,9 +8,10 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.models import hub, zoo
 from core.models.zoo import KNOWN_MODELS
 from core.paths import ASSETS
-from ui.context import AppContext
+from ui.context import AppContext, user_errors
 
 RESULTS = ASSETS / "results" / "vocab_experiment.json"
 
@@ -124,7 +126,60 @@ def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
     return table, fig, note
 
 
-def build(ctx: AppContext) -> None:
+OFFLINE_PREP = """
+## Before going offline: the DeepPavlov models
+
+A class without a network can still use DeepPavlov's teacher and students when they are in this machine's Hugging
+Face cache. `python -m core.models.hub` downloads them (only the files the lab loads: config, weights, vocabulary and
+tokenizer settings), says first how much and where, and skips what is already cached; `--dry-run` only says it.
+"""
+
+
+def cache_status() -> str:
+    """Which of the lab's Hub models this machine's cache holds, one line each, read from disk on every call."""
+    lines = [f"Hugging Face cache: `{hub.cache_folder()}`", ""]
+    for name in hub.hub_models():
+        known = KNOWN_MODELS[name]
+        state = "cached" if hub.is_complete(known.hub_id) else "not cached"
+        lines.append(f"- {name} (about {known.published.get('size_mb', '?')} MB): **{state}**")
+    return "\n".join(lines)
+
+
+@user_errors
+def download_models(progress=gr.Progress()):
+    """Plan, then download the DeepPavlov models that are not cached; yields the plan, then what was downloaded.
+
+    Raises gr.Error with one sentence when the Hub cannot be reached or the disk is too small."""
+    plan = hub.plan_download()
+    shown = f"```\n{plan.describe()}\n```"
+    yield shown
+
+    def on_progress(name: str, done_bytes: int, total_bytes: int) -> None:
+        progress(done_bytes / total_bytes if total_bytes else 1.0,
+                 desc=f"{name}: {hub.format_bytes(done_bytes)} of {hub.format_bytes(total_bytes)}")
+
+    done = hub.download(plan, on_progress)
+    yield f"{shown}\n\n{hub.report(done, plan)}"
+
+
+def build_offline_prep(ctx: AppContext) -> gr.Markdown:
+    """The download section: the cache's state, and the button only where the Hub is reachable and it is not a
+    shared Space (a Space preloads the models). Returns the status Markdown, redrawn when the tab is opened."""
+    gr.Markdown(OFFLINE_PREP)
+    status = gr.Markdown(cache_status(), elem_id="about-cache-status")
+    if ctx.on_space:
+        gr.Markdown("This Space downloads the DeepPavlov models when it starts.")
+    elif not zoo.hub_reachable():
+        gr.Markdown(hub.offline_sentence(), elem_id="about-download-offline")
+    else:
+        button = gr.Button("Download the DeepPavlov models", elem_id="about-download")
+        result = gr.Markdown(elem_id="about-download-result")
+        button.click(download_models, None, result, api_name="download_models", api_visibility="private",
+                     concurrency_limit=1).then(cache_status, None, status, api_visibility="private")
+    return status
+
+
+def build(ctx: AppContext) -> dict:
     latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
     gr.Markdown(INTRO, latex_delimiters=latex)
     gr.Markdown("## The model card's speed table\nseq_len 512; latency at batch 1, throughput at batch 16; Intel Xeon "
@@ -139,3 +194,5 @@ def build(ctx: AppContext) -> None:
         gr.Dataframe(table, interactive=False)
         gr.Plot(fig)
     gr.Markdown(summary)
+    status = build_offline_prep(ctx)
+    return {"refresh": (cache_status, [status])}

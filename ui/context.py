@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.models import zoo
+from core.models import hub, zoo
 from core.models.cache import ModelCache
 from core.runs.store import has_model, list_runs, read_status
 from train.launcher import RunLauncher
@@ -17,7 +17,7 @@ from train.launcher import RunLauncher
 class AppContext:
     default_teacher: str
     default_student: str
-    notice: str = ""  # one visible line when the lab fell back to its bundled models
+    notice: str = ""  # one visible line naming the pair the lab starts with (built by pair_notice)
     on_space: bool = False  # a public Hugging Face Space: no local paths, runs owned by browser sessions
     cache: ModelCache = field(default_factory=ModelCache)
     launcher: RunLauncher | None = None  # created by create(); one per app, shared by every session
@@ -28,9 +28,9 @@ class AppContext:
 
     @classmethod
     def create(cls, teacher: str | None = None, student: str | None = None) -> AppContext:
-        (default_teacher, default_student), notice = zoo.default_pair()
-        return cls(teacher or default_teacher, student or default_student, notice,
-                   on_space=bool(os.environ.get("SPACE_ID")))
+        (default_teacher, default_student), fallback = zoo.default_pair()
+        teacher, student = teacher or default_teacher, student or default_student
+        return cls(teacher, student, pair_notice(teacher, student, fallback), on_space=bool(os.environ.get("SPACE_ID")))
 
     def model_choices(self, include_arch: bool = False) -> list[str]:
         """Known models, then the students of finished or checkpointed runs ("run:<id>"), then with include_arch the
@@ -78,6 +78,23 @@ class AppContext:
             return self.cache.get(name, attentions)
         except ValueError as error:
             raise gr.Error(str(error), print_exception=False) from None
+
+
+def pair_notice(teacher: str, student: str, fallback: str = "") -> str:
+    """The page's line under the title: which teacher and student the lab starts with, and from where.
+
+    `fallback` is zoo.default_pair()'s line when the DeepPavlov models were out of reach (empty otherwise); the
+    notice then also says how to have them on this machine."""
+    if (teacher, student) == zoo.DEEPPAVLOV_PAIR:
+        cached = all(hub.is_complete(zoo.KNOWN_MODELS[n].hub_id) for n in zoo.DEEPPAVLOV_PAIR)
+        where = "this machine's Hugging Face cache" if cached else "the Hugging Face Hub, downloaded on first use"
+        return f"The lab uses DeepPavlov's pair: {teacher} (teacher) and {student} (student), from {where}."
+    how = ("To use DeepPavlov's pair without a network, run python -m core.models.hub once while online (or on a "
+           "machine with internet, then copy its Hugging Face cache here) and restart the app.")
+    if fallback and (teacher, student) == zoo.BUNDLED_PAIR:
+        return f"{fallback.rstrip('.')}: {teacher} and {student}. {how}"
+    line = f"The lab starts with {teacher} (teacher) and {student} (student)."
+    return f"{line} {fallback} {how}" if fallback else line
 
 
 def user_errors(fn):
