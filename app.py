@@ -15,6 +15,7 @@ TITLE = "RuDistil Lab"
 MAX_UPLOAD = "20mb"
 CSS = """
 .offline-notice {border-left: 4px solid #e9a23b; padding: 4px 10px; background: rgba(233,162,59,.08)}
+.pair-notice {border-left: 4px solid #7a8699; padding: 4px 10px}
 """
 
 
@@ -45,7 +46,9 @@ def build_app(ctx):
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nSee, run and measure the knowledge distillation of Russian language models: "
                     "DeepPavlov's conversational RuBERT and its DistilRuBERT students, or the lab's own tiny pair.")
-        gr.Markdown(ctx.notice, visible=bool(ctx.notice), elem_classes="offline-notice", elem_id="offline-notice")
+        # The line that names the pair in use: a warning's colours only when the lab fell back to its bundled pair.
+        style = "offline-notice" if ctx.default_teacher == "bundled-teacher" else "pair-notice"
+        gr.Markdown(ctx.notice, visible=bool(ctx.notice), elem_classes=style, elem_id="offline-notice")
         with gr.Tabs():
             for label, tab_id, module in tabs:
                 with gr.Tab(label, id=tab_id) as tab:
