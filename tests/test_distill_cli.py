@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from core.runs.guesses import read_guesses
 from core.runs.store import read_metrics, read_status
 from tests.support.cli import SHORT, run_cli, start_cli
 from tests.support.models import REPO
@@ -85,10 +86,10 @@ def test_a_run_writes_its_directory_and_a_loadable_student(tmp_path, tiny_teache
     config = json.loads((out / "config.json").read_text())
     assert config["max_steps"] == 8 and config["teacher"] == str(tiny_teacher_dir)
     records = read_metrics(out)
-    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    assert [r["step"] for r in records] == [0, 2, 4, 6, 8]
     for key in ["step", "loss", "loss_kl", "loss_mlm", "loss_cos", "lr", "tokens_per_s"]:
-        assert all(key in r for r in records)
-    assert "eval_mlm_acc" in records[1] and "eval_agreement" in records[3]
+        assert all(key in r for r in records[1:])
+    assert "eval_mlm_acc" in records[2] and "eval_agreement" in records[4]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000004.pt", "step-000008.pt"]
     checkpoint = torch.load(out / "checkpoints" / "step-000008.pt", weights_only=False)
     assert {"model", "optimizer", "scheduler", "rng", "epoch", "position", "step"} <= set(checkpoint)
@@ -116,7 +117,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_teacher_
     a, b = load_file(whole / "final" / "model.safetensors"), load_file(killed / "final" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # same data, masks, dropout and optimizer state
     rows, whole_rows = read_metrics(killed), read_metrics(whole)
-    assert [r["step"] for r in rows] == list(range(4, 25, 4))
+    assert [r["step"] for r in rows] == list(range(0, 25, 4))  # step 0's row kept, not written again
     timing = {"tokens_per_s", "steps_per_s", "elapsed_s"}  # the only fields a resume may change
     for row, whole_row in zip(rows, whole_rows):
         assert set(row) == set(whole_row)
@@ -136,7 +137,8 @@ def test_resume_before_any_checkpoint_says_it_starts_again(tmp_path, tiny_teache
     assert result.returncode == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if "checkpoint" in line]
     assert said == ["warning: No checkpoint was saved before the run stopped; starting again from step 0."]
-    assert [r["step"] for r in read_metrics(out)] == [2, 4]
+    assert [r["step"] for r in read_metrics(out)] == [0, 2, 4]  # the untrained student's row once
+    assert read_guesses(out).steps == [0, 4]  # the guesses of step 2 were cut with its metrics row
 
 
 def test_resume_status_says_when_there_was_no_checkpoint(tmp_path):
@@ -184,7 +186,7 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_teacher_dir, tin
     out = tmp_path / "run"
     process = start_cli("--teacher", tiny_teacher_dir, "--corpus", tiny_corpus, "--max-steps", 100000,
                         "--save-every", 100000, "--output-dir", out, *SHORT)
-    wait_for(lambda: len(read_metrics(out)) >= 2)
+    wait_for(lambda: len(read_metrics(out)) >= 3)  # step 0's evaluation, then steps 2 and 4
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
     status = read_status(out)

@@ -3,7 +3,7 @@ from dataclasses import fields
 
 import pytest
 
-from core.runs.store import RunPaths, write_status
+from core.runs.store import RunPaths, read_metrics, write_status
 from train.config import DistillConfig
 from train.launcher import RunLauncher
 from ui import distill_tab
@@ -73,3 +73,88 @@ def test_left_out_settings_take_the_config_defaults_and_zero_stays_zero():
     assert RunSettings(student_vocab_size=3000).config("t").student_vocab_size is None  # the box is not ticked
     with pytest.raises(ValueError, match="Upload a .txt corpus first"):
         RunSettings(corpus_source=distill_tab.UPLOAD).uploaded_corpus()
+
+
+def make_evaluated_run(root, run_id="20250101-120000-abcd", steps=(0,), owner=None, public=False):
+    """A run directory whose metrics and guesses hold evaluations at `steps` (step 0: no loss, as a run writes it)."""
+    import json
+
+    from core.runs.guesses import Guess, append_guesses, guess_row
+    paths = RunPaths(root / run_id)
+    paths.root.mkdir()
+    write_status(paths.root, state="running", step=max(steps), max_steps=100, owner=owner, public=public)
+    paths.config.write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": 100}))
+    rows = [{"step": s, "eval_agreement": s / 100, "eval_mlm_acc": 0.1, "eval_teacher_mlm_acc": 0.3} if s == 0 else
+            {"step": s, "loss": 5.0 - s / 100, "loss_kl": 1.0, "tokens_per_s": 900.0, "steps_per_s": 2.0,
+             "eval_agreement": s / 100, "eval_mlm_acc": 0.1, "eval_teacher_mlm_acc": 0.3} for s in steps]
+    paths.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    teacher = [Guess(("чай", "кофе", "суп"), (0.5, 0.2, 0.1))]
+    for s in steps:
+        student = [Guess(("чай" if s >= 20 else "и", "сок", "в"), (0.3, 0.1, 0.05))]
+        append_guesses(paths.root, guess_row(s, student, [("Будешь [MASK] с печеньем?", "чай")] if s == steps[0]
+                                             else None, teacher if s == steps[0] else None))
+    return paths
+
+
+def test_a_run_with_only_step_0_evaluated_shows_its_curve_and_no_speed(ctx):
+    from ui.distill_plots import eval_figure, loss_figure, progress_line
+    paths = make_evaluated_run(ctx.launcher.root)
+    records = read_metrics(paths.root)
+    assert len(loss_figure(records).data[0].x) == 0  # no trained step yet: an empty loss curve, no error
+    assert list(eval_figure(records).data[0].x) == [0]
+    line = progress_line({"id": "r", "state": "running", "step": 0, "max_steps": 100}, records)
+    assert "tokens/s" not in line and "left" not in line and "agreement 0.0%" in line
+    records.append({"step": 10, "loss": 4.0, "tokens_per_s": 800.0, "steps_per_s": 2.0})
+    line = progress_line({"id": "r", "state": "running", "step": 10, "max_steps": 100}, records)
+    assert "800 tokens/s" in line and "about 45 s left" in line
+    assert list(loss_figure(records).data[0].x) == [10]
+
+
+def test_the_guesses_follow_the_newest_step_unless_moved_back(ctx):
+    from core.runs.guesses import SAME_MARK, append_guesses, guess_row
+    from core.runs.guesses import Guess as G
+    paths = make_evaluated_run(ctx.launcher.root, steps=(0, 20))
+    table, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None)
+    assert (slider.value, slider.maximum, view.newest) == (20, 20, 20)
+    assert table.iloc[0]["same first guess"] == SAME_MARK and table.iloc[0]["expected"] == "чай"
+    table, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None, 7, view)  # the person moved it back
+    assert slider.value == 0 and table.iloc[0]["same first guess"] == "" and "и 30%" in table.iloc[0].iloc[3]
+    append_guesses(paths.root, guess_row(40, [G(("чай",), (0.9,))]))
+    _, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None, 0, view)
+    assert (slider.value, slider.maximum) == (0, 40)  # stays where it was put
+    _, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None, 40, view)
+    append_guesses(paths.root, guess_row(60, [G(("чай",), (0.9,))]))
+    _, slider, _ = distill_tab.run_guesses(ctx, paths.root.name, None, 40, view)
+    assert slider.value == 60  # left on the newest: follows the run
+    table, slider, view = distill_tab.run_guesses(ctx, None, None)
+    assert table.empty and view.run_id is None
+
+
+def test_downloads_serve_the_chosen_visible_run_only(runs_dir, tmp_path):
+    import tempfile
+    shared = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir, shared=True))
+    paths = make_evaluated_run(runs_dir, steps=(0, 20), owner="alice")
+    path = distill_tab.metrics_csv(shared, paths.root.name, "alice")
+    assert path.startswith(tempfile.gettempdir()) and path.endswith(f"{paths.root.name}-metrics.csv")
+    assert open(path, encoding="utf-8").read().splitlines()[0].startswith("step,")
+    for handler_fn in (distill_tab.metrics_csv, distill_tab.student_zip):
+        with pytest.raises(ValueError, match="among the runs you can see") as error:
+            handler_fn(shared, paths.root.name, "bob")
+        assert str(runs_dir) not in str(error.value)
+        with pytest.raises(ValueError, match="Choose a run"):
+            handler_fn(shared, None, "alice")
+    with pytest.raises(ValueError, match="among the runs you can see"):
+        distill_tab.run_guesses(shared, paths.root.name, "bob")
+    with pytest.raises(ValueError, match="no saved student yet"):
+        distill_tab.student_zip(shared, paths.root.name, "alice")
+
+
+def test_the_tab_keeps_its_api_names_and_adds_the_guesses_and_downloads(ctx):
+    import gradio as gr
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    names = {d.api_name for d in demo.fns.values() if d.api_name and d.api_visibility == "public"}
+    assert {"start_run", "run_status", "stop_run", "resume_run", "delete_run", "share_run", "run_guesses",
+            "run_metrics_csv", "run_student_zip"} <= names
+    status = next(d for d in demo.fns.values() if d.api_name == "run_status")
+    assert len(status.outputs) == 7  # /run_status's outputs unchanged

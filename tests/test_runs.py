@@ -74,3 +74,42 @@ def test_console_tail_splits_progress_bars_and_hides_the_runs_folder(tmp_path):
 def test_status_messages_do_not_show_the_servers_folders(tmp_path):
     make_run(tmp_path, message=f"Could not read {tmp_path}/20250101-120000-abcd/request.json.")
     assert list_runs(tmp_path)[0]["message"] == "Could not read runs/20250101-120000-abcd/request.json."
+
+
+def test_a_resume_cuts_the_guesses_with_the_metrics_and_keeps_step_0(tmp_path):
+    from core.runs.guesses import Guess, append_guesses, guess_row, read_guesses
+    from core.runs.store import truncate_metrics
+    paths = make_run(tmp_path)
+    truncate_metrics(paths.root, 4, paths.guesses.name)  # a run from before guesses were kept: nothing made
+    assert not paths.guesses.exists()
+    teacher = [Guess(("чай", "кофе", "суп"), (0.5, 0.2, 0.1))]
+    untrained = [Guess(("…ка", "и", "в"), (0.01, 0.01, 0.004))]
+    append_guesses(paths.root, guess_row(0, untrained, [("Будешь [MASK]?", "чай")], teacher))
+    for step in (4, 8):
+        append_guesses(paths.root, guess_row(step, [Guess(("чай", "сок", "и"), (0.3, 0.1, 0.05))]))
+    truncate_metrics(paths.root, 4, paths.guesses.name)
+    history = read_guesses(paths.root)
+    assert history.steps == [0, 4] and history.sentences == ["Будешь [MASK]?"] and history.teacher == teacher
+
+
+def test_the_guess_table_snaps_to_an_evaluated_step_and_marks_agreement(tmp_path):
+    from core.runs.guesses import SAME_MARK, Guess, GuessHistory
+    history = GuessHistory(["a [MASK]", "b [MASK]"], ["x", "y"],
+                           [Guess(("x", "y", "z"), (0.5, 0.2, 0.1)), Guess(("y", "x", "z"), (0.6, 0.1, 0.001))],
+                           {0: [Guess(("q", "x", "z"), (0.1, 0.1, 0.1)), Guess(("q",), (0.2,))],
+                            40: [Guess(("x", "q", "z"), (0.4, 0.1, 0.1)), Guess(("q",), (0.2,))]})
+    assert history.steps == [0, 40]
+    assert [history.nearest_step(s) for s in (None, -5, 0, 39, 40, 99)] == [40, 0, 0, 0, 40, 40]
+    rows = history.rows(39)
+    assert [r["same first guess"] for r in rows] == ["", ""]
+    assert rows[1]["teacher's guesses"] == "y 60% · x 10% · z <1%"
+    assert [r["same first guess"] for r in history.rows(None)] == [SAME_MARK, ""]
+    assert GuessHistory().rows(None) == []
+
+
+def test_run_info_tells_whether_the_untrained_student_was_kept(tmp_path):
+    paths = make_run(tmp_path)
+    assert run_info(paths.root)["init"] is False
+    paths.init.mkdir()
+    (paths.init / "config.json").write_text("{}")
+    assert run_info(paths.root)["init"] is True

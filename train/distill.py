@@ -2,6 +2,10 @@
 
 Runs on one CPU, one GPU, or many processes under `accelerate launch`. Each process reads its own share of every
 step's batches; gradients are averaged by Accelerate (DDP). Only the main process writes the run directory.
+
+A new run keeps its untrained student (init/) and evaluates it before step 1 (the metrics row of step 0), so the
+curves start where the student started; at each evaluation it also records the student's top guesses on a few
+probe sentences (guesses.jsonl).
 """
 from __future__ import annotations
 
@@ -24,7 +28,11 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
+from core.compare.predict import predict_masks
+from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.distill.data import step_generator
+from core.models.masked_lm import display_word
+from core.models.zoo import LoadedModel
 from core.paths import runs_root
 from core.runs.checkpoints import (
     atomic_write_text,
@@ -34,7 +42,8 @@ from core.runs.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from core.runs.store import RunPaths, new_run_id, read_json, truncate_metrics, write_status
+from core.runs.guesses import GUESS_TOP_K, Guess, append_guesses, guess_row, has_teacher_guesses
+from core.runs.store import RunPaths, new_run_id, read_json, read_metrics, truncate_metrics, write_status
 from train.cli import parse_args
 from train.config import DistillConfig
 from train.setup import DistillSetup, prepare
@@ -74,7 +83,10 @@ def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> N
     (RunPaths(run_dir).config).write_text(json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
     setup.recipe.student.config.save_pretrained(RunPaths(run_dir).student)
     setup.recipe.student_tokenizer.save_pretrained(RunPaths(run_dir).student)
+    setup.recipe.student.save_pretrained(RunPaths(run_dir).init)  # the student before training: run:<id>@init
+    setup.recipe.student_tokenizer.save_pretrained(RunPaths(run_dir).init)
     (RunPaths(run_dir).metrics).write_text("")
+    RunPaths(run_dir).guesses.write_text("")
     if "created" not in read_json(RunPaths(run_dir).status, {}):  # the app may have created the status already
         write_status(run_dir, created=time.time())
 
@@ -146,6 +158,69 @@ class Clock:
         return self.before + time.perf_counter() - self.started
 
 
+PROBE_TOPICS = 8  # probe sentences whose guesses a run records
+
+
+def guess_probes(probes: tuple[FillMaskProbe, ...] | None = None) -> list[FillMaskProbe]:
+    """The sentences a run watches: the first probe of each of the first PROBE_TOPICS topics of fill_mask.tsv, in the
+    file's order (a fixed rule, so every run shows the same sentences)."""
+    chosen, topics = [], set()
+    for probe in fill_mask_probes() if probes is None else probes:
+        if probe.topic not in topics and len(topics) < PROBE_TOPICS:
+            topics.add(probe.topic)
+            chosen.append(probe)
+    return chosen
+
+
+@torch.no_grad()
+def top_guesses(model, tokenizer, sentences: list[str], top_k: int = GUESS_TOP_K) -> list[Guess]:
+    """The model's top-k words at the one [MASK] of each sentence, read in eval mode (no dropout, so no random draw
+    that would change the run) and given back in the mode it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        results = predict_masks(LoadedModel("model", model, tokenizer, "run"), sentences, top_k,
+                                keep_distribution=False)
+    finally:
+        model.train(was_training)
+    return [Guess(tuple(display_word(t) for t in r.masks[0].tokens), tuple(r.masks[0].probs)) for r in results]
+
+
+@dataclass
+class GuessRecorder:
+    """Writes the probe sentences' guesses at each evaluation; the teacher's are read once, when first needed."""
+    probes: list[FillMaskProbe]
+    teacher_guesses: list[Guess] | None = None
+
+    @classmethod
+    def for_run(cls, is_main: bool) -> GuessRecorder:
+        if not is_main:
+            return cls([])
+        try:
+            return cls(guess_probes())
+        except OSError as error:  # the run goes on without them
+            print(f"warning: no probe guesses are recorded: the probe file cannot be read ({error}).", file=sys.stderr)
+            return cls([])
+
+    def record(self, run_dir: Path, recipe, student, teacher, step: int) -> None:
+        """Append the student's guesses at `step` (with the sentences and the teacher's, when the file lacks them).
+        `student`: the Hugging Face student. A probe a model cannot read turns the recording off with a warning."""
+        if not self.probes:
+            return
+        sentences = [p.sentence for p in self.probes]
+        try:
+            student_guesses = top_guesses(student, recipe.student_tokenizer, sentences)
+            with_teacher = not has_teacher_guesses(run_dir)
+            if with_teacher and self.teacher_guesses is None:
+                self.teacher_guesses = top_guesses(teacher, recipe.tokenizer, sentences)
+        except ValueError as error:
+            print(f"warning: probe guesses are no longer recorded: {error}", file=sys.stderr)
+            self.probes = []
+            return
+        append_guesses(run_dir, guess_row(step, student_guesses, [(p.sentence, p.expected) for p in self.probes]
+                                          if with_teacher else None, self.teacher_guesses if with_teacher else None))
+
+
 def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: Accelerator, resume: bool) -> int:
     recipe, is_main, rank, world = setup.recipe, accelerator.is_main_process, accelerator.process_index, \
         accelerator.num_processes
@@ -157,6 +232,9 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     step, window, clock = restore(cfg, run_dir, resume, (student, optimizer, scheduler), cursor, accelerator)
     student, optimizer = accelerator.prepare(student, optimizer)
     student.train()
+    guesses = GuessRecorder.for_run(is_main)
+    if step == 0:
+        evaluate_start(run_dir, recipe, (student, teacher), accelerator, clock, guesses)
     last_saved = step
     progress = tqdm(total=cfg.max_steps, initial=step, disable=not is_main, desc="distilling", unit="step",
                     mininterval=0.5 if sys.stderr.isatty() else 5.0)
@@ -175,7 +253,7 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         window.add(parts, tokens)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             record = log_row(cfg, run_dir, recipe, (student, teacher), accelerator, step, scheduler.get_last_lr()[0],
-                             cursor.epoch, window, clock)
+                             cursor.epoch, window, clock, guesses)
             progress.set_postfix(loss=f"{record['loss']:.3f}")
             window = LogWindow()
         if stop_asked or step % cfg.save_every == 0 or step == cfg.max_steps:
@@ -226,6 +304,7 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
         message = "Started."
     if is_main:
         truncate_metrics(run_dir, step)
+        truncate_metrics(run_dir, step, RunPaths(run_dir).guesses.name)
         write_status(run_dir, state="running", pid=os.getpid(), step=step, max_steps=cfg.max_steps,
                      message=message)
     return step, window, clock
@@ -269,9 +348,27 @@ def fail_on_bad_loss(run_dir: Path, loss: float, step: int, last_saved: int, is_
     return 3
 
 
+def evaluate_start(run_dir: Path, recipe, models: tuple, accelerator: Accelerator, clock: Clock,
+                   guesses: GuessRecorder) -> None:
+    """The metrics row of step 0: the untrained student's held-out figures (eval_*, no loss), and its guesses.
+
+    Written once: a run resumed before its first checkpoint keeps the row it already has. Every process calls this;
+    the main process evaluates, the others wait."""
+    student, teacher = models
+    if accelerator.is_main_process and not any(r.get("step") == 0 for r in read_metrics(run_dir)):
+        trained = recipe.hf_student(accelerator.unwrap_model(student))
+        record = {"step": 0, "epoch": 0, "elapsed_s": clock.elapsed(),
+                  **{f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()}}
+        guesses.record(run_dir, recipe, trained, teacher, 0)
+        with open(RunPaths(run_dir).metrics, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+    accelerator.wait_for_everyone()
+
+
 def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerator: Accelerator, step: int, lr: float,
-            epoch: int, window: LogWindow, clock: Clock) -> dict:
-    """Append one metrics row (means over the window's steps and processes, and held-out figures when due)."""
+            epoch: int, window: LogWindow, clock: Clock, guesses: GuessRecorder | None = None) -> dict:
+    """Append one metrics row (means over the window's steps and processes, and held-out figures and probe guesses
+    when due)."""
     (student, teacher), sums, tokens = models, window.sums, window.tokens
     if accelerator.num_processes > 1:  # the mean loss over processes and the tokens of all of them
         names = sorted(sums)
@@ -286,6 +383,8 @@ def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerato
         if accelerator.is_main_process:
             trained = recipe.hf_student(accelerator.unwrap_model(student))
             record.update({f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()})
+            if guesses is not None:
+                guesses.record(run_dir, recipe, trained, teacher, step)
         accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         with open(RunPaths(run_dir).metrics, "a", encoding="utf-8") as handle:

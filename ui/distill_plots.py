@@ -11,8 +11,10 @@ LOSS_PARTS = [("loss_kl", "KL (teacher‖student)"), ("loss_mlm", "MLM"), ("loss
 
 
 def loss_figure(records: list[dict]) -> go.Figure:
-    """Total loss on the left; each unweighted part on the right (only parts that are in use)."""
+    """Total loss on the left; each unweighted part on the right (only parts that are in use). Rows without a loss
+    (step 0's evaluation of the untrained student) are left out."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("total (weighted) loss", "loss parts (unweighted)"))
+    records = [r for r in records if "loss" in r]
     steps = [r["step"] for r in records]
     fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in records], name="total", mode="lines+markers"), 1, 1)
     for key, label in LOSS_PARTS:
@@ -25,7 +27,8 @@ def loss_figure(records: list[dict]) -> go.Figure:
 
 
 def eval_figure(records: list[dict]) -> go.Figure:
-    """Held-out figures at each evaluation: student accuracy, teacher accuracy, top-1 agreement."""
+    """Held-out figures at each evaluation, step 0 (the untrained student) included: student accuracy, teacher
+    accuracy, top-1 agreement."""
     evaluated = [r for r in records if "eval_mlm_acc" in r]
     fig = go.Figure()
     for key, label in [("eval_agreement", "top-1 agreement with teacher"), ("eval_mlm_acc", "student MLM accuracy"),
@@ -43,17 +46,19 @@ def eval_figure(records: list[dict]) -> go.Figure:
 
 
 def progress_line(info: dict, records: list[dict], queue_position: int = 0) -> str:
-    """State, step of steps, speed and time left on one line; the run's last message below it."""
+    """State, step of steps, speed and time left on one line; the run's last message below it. Speed and time left
+    come from the newest trained row (step 0's evaluation has none) and are left out before it."""
     state, step, total = info.get("state", "unknown"), info.get("step") or 0, info.get("max_steps") or 0
     line = f"**{info.get('id', '')}** · {state} · step {step} of {total}"
     if state == "queued" and queue_position:
         line += f" · place in line: {queue_position}"
     if records:
-        last = records[-1]
-        line += f" · {last.get('tokens_per_s', 0):,.0f} tokens/s"
-        rate = last.get("steps_per_s", 0)
-        if state == "running" and rate > 0 and total > step:
-            line += f" · about {format_seconds((total - step) / rate)} left"
+        last = next((r for r in reversed(records) if "steps_per_s" in r), None)
+        if last is not None:
+            line += f" · {last.get('tokens_per_s', 0):,.0f} tokens/s"
+            rate = last.get("steps_per_s", 0)
+            if state == "running" and rate > 0 and total > step:
+                line += f" · about {format_seconds((total - step) / rate)} left"
         if "eval_agreement" in (evaluated := next((r for r in reversed(records) if "eval_mlm_acc" in r), {})):
             line += f" · agreement {evaluated['eval_agreement']:.1%}"
     if info.get("message"):

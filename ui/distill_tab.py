@@ -1,8 +1,10 @@
-"""The Distill tab: configure a run, start it as a child process, watch its curves, stop and resume it."""
+"""The Distill tab: configure a run, start it as a child process, watch its curves and what the student guesses,
+stop and resume it, and download its metrics and student."""
 from __future__ import annotations
 
 import inspect
 import secrets
+import tempfile
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -13,7 +15,10 @@ import pandas as pd
 from core.formatting import parse_int_list
 from core.models.student import teacher_depth
 from core.models.vocab import ALIGNMENTS
-from core.runs.store import ACTIVE_STATES, list_runs, read_console, read_metrics, run_dir_of
+from core.runs.export import write_metrics_csv, write_student_zip
+from core.runs.guesses import COLUMNS as GUESS_COLUMNS
+from core.runs.guesses import read_guesses
+from core.runs.store import ACTIVE_STATES, list_runs, read_console, read_metrics, run_dir_of, run_info
 from train.config import BUNDLED_CORPUS, DistillConfig
 from train.launcher import can_see
 from ui.context import AppContext, user_errors
@@ -24,6 +29,7 @@ LOSS_DEFAULTS = DEFAULTS.losses
 UPLOAD = "upload a .txt"
 RUN_COLUMNS = ["run", "state", "step", "teacher", "student", "owner", "shared"]
 RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every column in view, "shared" included
+GUESS_LABEL = "Student's guesses at"
 NO_RUN_CHOSEN = "Choose a run in the 'Run shown below' list first (start one above if the list is empty)."
 DELETE_HELP = ("Delete the chosen run and its files. A run you have just stopped is waited for (a few seconds) while "
                "it saves its checkpoint; if it is still saving, the error says so and Delete can be called again.")
@@ -219,6 +225,59 @@ def share_run(ctx: AppContext, run_id: str | None, owner: str | None, shared: bo
     return f"Run {run_id} is {'shared with everyone' if shared else 'private'}."
 
 
+def visible_run_dir(ctx: AppContext, run_id: str | None, owner: str | None) -> Path:
+    """The chosen run's directory; ValueError when none is chosen, it does not exist, or this owner may not see it."""
+    run_dir = run_dir_of(chosen(run_id), ctx.launcher.root)
+    if not run_dir.is_dir() or not can_see(run_info(run_dir), owner, ctx.launcher.shared):
+        raise ValueError(f"There is no run '{run_id}' among the runs you can see; choose one in the 'Run shown below' "
+                         "list.")
+    return run_dir
+
+
+@dataclass
+class GuessView:
+    """What the guesses table last showed: the run, and the newest evaluated step it offered. A slider left on that
+    newest step follows the run to its next evaluation; one moved back stays where it was put."""
+    run_id: str | None = None
+    newest: int | None = None
+
+
+def run_guesses(ctx: AppContext, run_id: str | None, owner: str | None, step: float | None = None,
+                view: GuessView | None = None):
+    """/run_guesses: the probe sentences with the teacher's and the student's top-3 guesses at the evaluated step
+    nearest at or before `step` (None: the newest), a mark where their first guesses agree; the slider over the
+    evaluated steps; the new GuessView. An empty table while nothing is evaluated or no run is chosen."""
+    empty = pd.DataFrame(columns=GUESS_COLUMNS)
+    if not run_id:
+        return empty, gr.Slider(interactive=False, label=GUESS_LABEL), GuessView()
+    history = read_guesses(visible_run_dir(ctx, run_id, owner))
+    steps = history.steps
+    if not steps:
+        return empty, gr.Slider(0, 1, value=0, interactive=False, label=GUESS_LABEL), GuessView(run_id)
+    view = view or GuessView()
+    follow = step is None or view.run_id != run_id or view.newest is None or step >= view.newest
+    shown = steps[-1] if follow else history.nearest_step(step)
+    slider = gr.Slider(steps[0], max(steps[-1], steps[0] + 1), value=shown, step=1, interactive=len(steps) > 1,
+                       label=f"{GUESS_LABEL}: step {shown} (evaluated: {', '.join(map(str, steps))})")
+    return pd.DataFrame(history.rows(shown), columns=GUESS_COLUMNS), slider, GuessView(run_id, steps[-1])
+
+
+def download_folder() -> Path:
+    """A fresh folder under the system's temporary folder, which Gradio serves files from."""
+    return Path(tempfile.mkdtemp(prefix="rudistil-run-"))
+
+
+def metrics_csv(ctx: AppContext, run_id: str | None, owner: str | None) -> str:
+    """/run_metrics_csv: the chosen run's metrics, one row a logged step and one column a field, as a CSV file."""
+    return str(write_metrics_csv(visible_run_dir(ctx, run_id, owner), download_folder()))
+
+
+def student_zip(ctx: AppContext, run_id: str | None, owner: str | None) -> str:
+    """/run_student_zip: the chosen run's student (final when finished, else its newest checkpoint) as a zip of a
+    Hugging Face model folder with its tokenizer."""
+    return str(write_student_zip(visible_run_dir(ctx, run_id, owner), download_folder()))
+
+
 def teacher_changed(ctx: AppContext, name: str) -> gr.Slider:
     """The student's depth follows the teacher's: at most its layers, half of them to start with."""
     line = ctx.offline_line(name)
@@ -267,6 +326,18 @@ def build(ctx: AppContext) -> dict:
                                                                            "student.")
             losses_plot = gr.Plot(loss_figure([]), label="Losses", elem_id="distill-losses")
             eval_plot = gr.Plot(eval_figure([]), label="Agreement and accuracy", elem_id="distill-eval")
+            with gr.Accordion("What did the student learn? Its guesses on probe sentences", open=True):
+                gr.Markdown("The teacher's and the student's three best words for each [MASK], at each evaluation "
+                            "(step 0 is the student before training); ✓ where their first guesses agree.")
+                guess_step = gr.Slider(0, 1, value=0, step=1, interactive=False, label=GUESS_LABEL,
+                                       elem_id="distill-guess-step")
+                guess_table = gr.Dataframe(pd.DataFrame(columns=GUESS_COLUMNS), interactive=False, wrap=True,
+                                           elem_id="distill-guesses")
+            guess_view = gr.State(GuessView())
+            with gr.Row():
+                get_metrics = gr.Button("Download metrics (CSV)", elem_id="distill-metrics-csv")
+                get_student = gr.Button("Download student (zip)", elem_id="distill-student-zip")
+            download = gr.File(label="File of the chosen run", interactive=False, elem_id="distill-download")
             with gr.Accordion("Console output", open=False):
                 console = gr.Code(label="console.log (last lines)", language=None, lines=12)
     timer = gr.Timer(2.0)
@@ -279,10 +350,17 @@ def build(ctx: AppContext) -> dict:
                 api_name="start_run", concurrency_limit=1)
 
     watch_outputs = [runs, selected, status, losses_plot, eval_plot, console, share_selected]
+    guess_io = dict(inputs=[selected, owner, guess_step, guess_view], outputs=[guess_table, guess_step, guess_view],
+                    show_progress="hidden")
+    follow_guesses = dict(fn=handler(run_guesses, ctx), api_visibility="private", **guess_io)
     timer.tick(handler(watch, ctx), [selected, owner], [*watch_outputs, stop], show_progress="hidden",
-               api_visibility="private")
+               api_visibility="private").then(**follow_guesses)
     follow_stop = dict(fn=handler(stop_button, ctx), inputs=[selected, owner], outputs=stop, api_visibility="private")
-    selected.change(handler(show_run, ctx), [selected, owner], watch_outputs, api_name="run_status").then(**follow_stop)
+    selected.change(handler(show_run, ctx), [selected, owner], watch_outputs, api_name="run_status").then(
+        **follow_stop).then(**follow_guesses)
+    guess_step.release(handler(run_guesses, ctx), api_name="run_guesses", **guess_io)
+    get_metrics.click(handler(metrics_csv, ctx), [selected, owner], download, api_name="run_metrics_csv")
+    get_student.click(handler(student_zip, ctx), [selected, owner], download, api_name="run_student_zip")
     stop.click(handler(stop_run, ctx), [selected, owner], watch_outputs, api_name="stop_run").then(**follow_stop)
     resume.click(handler(resume_run, ctx), [selected, owner, more_steps], watch_outputs,
                  api_name="resume_run").then(**follow_stop)

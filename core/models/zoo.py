@@ -4,6 +4,7 @@ A model is named in one of five ways:
   - a known name from KNOWN_MODELS ("rubert-base-cased-conversational", "bundled-teacher", ...);
   - "arch:<known name>": that model's exact architecture with random weights (for speed measurements);
   - "run:<run id>": the student of a distillation run (its final model, else its last checkpoint);
+  - "run:<run id>@init": that run's student as it was before its first step;
   - a path to a local Hugging Face model directory;
   - a Hugging Face Hub id ("owner/name").
 Every loader goes through AutoModelForMaskedLM / AutoTokenizer and never enables remote code, and every loaded model
@@ -37,7 +38,7 @@ from core.models.tokenizer import (
     wordpiece_from_vocab,
 )
 from core.paths import ASSETS, runs_root
-from core.runs import run_dir_of, run_model_dir
+from core.runs import RunPaths, run_dir_of, run_model_dir, run_version
 
 ARCH_DIR = ASSETS / "archs"
 BUNDLED_DIR = ASSETS / "models"
@@ -163,7 +164,7 @@ def resolve(name: str) -> tuple[str, str]:
         arch_config(name[5:])  # validates the name
         return "arch", name[5:]
     if name.startswith("run:"):
-        run_id = name[4:]
+        run_id, _ = run_name_parts(name)
         run_dir = run_dir_of(run_id)
         if not run_dir.is_dir():
             raise ValueError(f"There is no run '{run_id}' in {runs_root()}.")
@@ -176,6 +177,36 @@ def resolve(name: str) -> tuple[str, str]:
         return "hub", name
     raise ValueError(f"Unknown model '{name}'. Use a known name ({', '.join(KNOWN_MODELS)}), "
                      "'arch:<name>', 'run:<run id>', a local model folder, or a Hub id like owner/name.")
+
+
+def run_name_parts(name: str) -> tuple[str, str | None]:
+    """("<run id>", None) for "run:<run id>", ("<run id>", "init") for "run:<run id>@init"; ValueError for any
+    other copy named after '@' (run ids never hold '@')."""
+    run_id, at, copy = name.strip()[4:].partition("@")
+    if at and copy != "init":
+        raise ValueError(f"'{name}' names an unknown copy of run '{run_id}': use run:{run_id} for its trained "
+                         f"student or run:{run_id}@init for its student before training.")
+    return run_id, copy or None
+
+
+def run_student_dir(name: str, run_dir: Path) -> Path:
+    """The model folder that a "run:..." name loads: init/ for "@init", else the run's current student.
+    Raises ValueError when that copy is not saved."""
+    if run_name_parts(name)[1] == "init":
+        init = RunPaths(run_dir).init
+        if not (init / "config.json").is_file():
+            raise ValueError(f"Run '{run_dir.name}' kept no copy of its student before training (it has no init "
+                             "folder); only runs started by train.distill keep one, so load run:"
+                             f"{run_dir.name} or start a new run.")
+        return init
+    return run_model_dir(run_dir)
+
+
+def run_model_version(name: str) -> str | None:
+    """What a loaded copy of a "run:..." model is a copy of, for caches: "init" for "@init" (it never changes),
+    else the run's run_version ("final", the newest checkpoint's name, or None). ValueError for a bad name."""
+    run_id, copy = run_name_parts(name)
+    return copy if copy else run_version(run_dir_of(run_id))
 
 
 def load(name: str, device: str | torch.device = "cpu", attentions: bool = False,
@@ -192,7 +223,7 @@ def load(name: str, device: str | torch.device = "cpu", attentions: bool = False
     if source == "arch":
         return _load_arch(name, location, device, attn, dtype)
     if source == "run":
-        location = str(run_model_dir(Path(location)))
+        location = str(run_student_dir(name, Path(location)))
     if source == "hub" and not is_cached(location) and not hub_reachable():
         raise ValueError(f"The model '{location}' is not in this machine's Hugging Face cache and the Hub cannot be "
                          "reached. Use a bundled model (bundled-teacher, bundled-student) or download it where there "

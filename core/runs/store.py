@@ -55,6 +55,14 @@ class RunPaths:
         return self.root / "student"
 
     @property
+    def init(self) -> Path:  # the student before its first step, a Hugging Face model folder with its tokenizer
+        return self.root / "init"
+
+    @property
+    def guesses(self) -> Path:  # the probe sentences' top guesses at each evaluation (core.runs.guesses)
+        return self.root / "guesses.jsonl"
+
+    @property
     def final(self) -> Path:
         return self.root / "final"
 
@@ -134,10 +142,14 @@ def read_metrics(run_dir: Path, name: str | None = None) -> list[dict]:
     return records
 
 
-def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Keep only records up to last_step: a resumed run logs the later steps again."""
-    kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
-    atomic_write_text(RunPaths(run_dir).metrics, "".join(json.dumps(r) + "\n" for r in kept))
+def truncate_metrics(run_dir: Path, last_step: int, name: str | None = None) -> None:
+    """Keep only records up to last_step (`name`: another JSON-lines file of the run, left alone when absent): a
+    resumed run logs the later steps again."""
+    path = Path(run_dir) / name if name else RunPaths(run_dir).metrics
+    if name and not path.is_file():
+        return
+    kept = [r for r in read_metrics(run_dir, name) if r.get("step", 0) <= last_step]
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
 
 
 def read_config(run_dir: Path) -> dict:
@@ -200,6 +212,11 @@ def model_source(run_dir: Path) -> tuple[str, Path] | None:
     return (checkpoint.name, checkpoint) if checkpoint else None
 
 
+def has_init(run_dir: Path) -> bool:
+    """Whether the run kept its student as it was before training (init/, loadable as "run:<id>@init")."""
+    return (RunPaths(run_dir).init / "config.json").is_file()
+
+
 def has_model(info: dict) -> bool:
     """Whether a run_info() row has a student to load (finished, or at least one checkpoint)."""
     return bool(info.get("final") or info.get("checkpoint"))
@@ -230,6 +247,7 @@ def run_info(run_dir: Path) -> dict:
         "queued_at": status.get("queued_at", status.get("created", 0)),
         "checkpoint": checkpoint.name if checkpoint else None,
         "final": bool(source and source[0] == "final"),
+        "init": has_init(run_dir),
         "owner": status.get("owner"),
         "public": bool(status.get("public", False)),
     }
