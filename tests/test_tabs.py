@@ -37,3 +37,20 @@ def test_every_tab_refreshes_its_model_lists_on_load_and_when_opened(tiny_teache
                     assert block_id in {tab._id for tab in tabs.values()}
     missing = {event: {dropdowns[i].label for i in set(dropdowns) - ids} for event, ids in refreshed.items()}
     assert set(refreshed) == {"load", "select"} and missing == {"load": set(), "select": set()}, missing
+
+
+def test_a_run_and_its_untrained_start_are_both_offered_and_both_load(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    from core.models.cache import ModelCache
+    from ui.context import AppContext
+
+    run = runs_dir / "with-start"
+    shutil.copytree(tiny_student_dir, run / "final")
+    shutil.copytree(tiny_teacher_dir, run / "init")  # a different model, so the two loads can be told apart
+    (run / "status.json").write_text(json.dumps({"state": "finished"}), encoding="utf-8")
+    ctx = AppContext(default_teacher=str(tiny_teacher_dir), default_student=str(tiny_student_dir))
+    names = ctx.model_choices()
+    assert names.index("run:with-start@init") == names.index("run:with-start") + 1
+    cache = ModelCache()
+    trained, start = cache.get("run:with-start"), cache.get("run:with-start@init")
+    assert trained.model.config.model_type == "distilbert" and start.model.config.model_type == "bert"
+    assert cache.get("run:with-start@init") is start  # kept: the untrained start never changes

@@ -33,14 +33,16 @@ class AppContext:
         return cls(teacher, student, pair_notice(teacher, student, fallback), on_space=bool(os.environ.get("SPACE_ID")))
 
     def model_choices(self, include_arch: bool = False) -> list[str]:
-        """Known models, then the students of finished or checkpointed runs ("run:<id>"), then with include_arch the
-        random-weight architectures ("arch:<name>").
+        """Known models, then the students of finished or checkpointed runs ("run:<id>", each followed by its untrained
+        starting point "run:<id>@init" when the run kept one), then with include_arch the random-weight architectures
+        ("arch:<name>").
 
         Read from the runs folder on every call, never kept: call it each time a list is shown (page load, tab
         opened) and a run that finished a moment ago is in it."""
         names = list(zoo.KNOWN_MODELS)
-        names += [f"run:{r['id']}" for r in list_runs(self.launcher.root) if has_model(r)
-                  and (r["public"] or not self.on_space)]
+        for run in list_runs(self.launcher.root):
+            if has_model(run) and (run["public"] or not self.on_space):
+                names += [f"run:{run['id']}"] + ([f"run:{run['id']}@init"] if run.get("init") else [])
         if include_arch:
             names += [f"arch:{a}" for a in zoo.arch_names()]
         return names

@@ -5,7 +5,6 @@ import threading
 from collections import OrderedDict
 
 from core.models import zoo
-from core.runs import run_dir_of, run_version
 
 
 class ModelCache:
@@ -25,7 +24,7 @@ class ModelCache:
     def _key(name: str, attentions: bool) -> tuple:
         version = None
         if name.startswith("run:"):
-            version = run_version(run_dir_of(name[4:]))
+            version = zoo.run_model_version(name)  # "init" for run:<id>@init (it never changes), else run_version
         return (name, attentions, version)
 
     def is_loaded(self, name: str, attentions: bool = False) -> bool:

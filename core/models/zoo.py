@@ -37,7 +37,7 @@ from core.models.tokenizer import (
     is_cased_vocabulary,
     wordpiece_from_vocab,
 )
-from core.paths import ASSETS, runs_root
+from core.paths import ASSETS
 from core.runs import RunPaths, run_dir_of, run_model_dir, run_version
 
 ARCH_DIR = ASSETS / "archs"
@@ -167,7 +167,7 @@ def resolve(name: str) -> tuple[str, str]:
         run_id, _ = run_name_parts(name)
         run_dir = run_dir_of(run_id)
         if not run_dir.is_dir():
-            raise ValueError(f"There is no run '{run_id}' in {runs_root()}.")
+            raise ValueError(f"There is no run '{run_id}'.")
         return "run", str(run_dir)
     if Path(name).expanduser().is_dir():
         return "local", str(Path(name).expanduser().resolve())
