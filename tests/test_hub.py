@@ -58,7 +58,7 @@ def test_dry_run_says_how_much_and_where_and_downloads_nothing(fake, capsys):
 def test_download_fetches_only_the_planned_files_shows_a_progress_bar_and_reports(fake, capsys):
     assert hub.main([]) == 0
     assert fake.downloads == [(h, list(lab_sizes(h))) for h in ALL_IDS]
-    assert all(hub.is_complete(h) for h in ALL_IDS)
+    assert all(zoo.is_cached(h) for h in ALL_IDS)
     captured = capsys.readouterr()
     bar = captured.err.replace("\r", "\n")
     whole = f"{total_of(ALL_IDS) / 1e9:.2f}G"  # tqdm's reading of the bytes, as 1.73G
@@ -79,10 +79,10 @@ def test_cached_models_are_skipped_without_asking_the_hub(fake, capsys):
 
 
 def test_a_model_with_only_its_config_cached_is_not_complete(fake):
-    write_cached(fake.cache_dir, BASE_ID, ["config.json"])  # what zoo.is_cached alone would accept
-    assert zoo.is_cached(BASE_ID) and not hub.is_complete(BASE_ID)
+    write_cached(fake.cache_dir, BASE_ID, ["config.json"])  # a download cut short after the config
+    assert not zoo.is_cached(BASE_ID)
     write_cached(fake.cache_dir, BASE_ID, ["pytorch_model.bin", "vocab.txt"])
-    assert hub.is_complete(BASE_ID)
+    assert zoo.is_cached(BASE_ID)
 
 
 def test_models_chooses_a_subset_by_the_labs_names(fake, capsys):
@@ -132,10 +132,10 @@ def test_a_connection_lost_midway_keeps_what_finished_and_says_to_run_again(monk
     line = one_error_line(capsys.readouterr().err, after_bar=True)
     assert "lost while downloading distilrubert-base-cased-conversational" in line
     assert "rubert-base-cased-conversational is complete and stays cached" in line and "run the download again" in line
-    assert hub.is_complete(TEACHER_ID) and not hub.is_complete(BASE_ID)
+    assert zoo.is_cached(TEACHER_ID) and not zoo.is_cached(BASE_ID)
     fake.fail_on = None  # the network is back
     assert hub.main([]) == 0 and TEACHER_ID not in [d[0] for d in fake.downloads[2:]]
-    assert all(hub.is_complete(h) for h in ALL_IDS)
+    assert all(zoo.is_cached(h) for h in ALL_IDS)
 
 
 def test_unknown_model_names_are_refused_in_one_line(fake, capsys):

@@ -140,7 +140,7 @@ def cache_status() -> str:
     lines = [f"Hugging Face cache: `{hub.cache_folder()}`", ""]
     for name in hub.hub_models():
         known = KNOWN_MODELS[name]
-        state = "cached" if hub.is_complete(known.hub_id) else "not cached"
+        state = "cached" if zoo.is_cached(known.hub_id) else "not cached"
         lines.append(f"- {name} (about {known.published.get('size_mb', '?')} MB): **{state}**")
     return "\n".join(lines)
 

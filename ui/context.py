@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.models import hub, zoo
+from core.models import zoo
 from core.models.cache import ModelCache
 from core.runs.store import has_model, list_runs, read_status
 from train.launcher import RunLauncher
@@ -88,7 +88,7 @@ def pair_notice(teacher: str, student: str, fallback: str = "") -> str:
     `fallback` is zoo.default_pair()'s line when the DeepPavlov models were out of reach (empty otherwise); the
     notice then also says how to have them on this machine."""
     if (teacher, student) == zoo.DEEPPAVLOV_PAIR:
-        cached = all(hub.is_complete(zoo.KNOWN_MODELS[n].hub_id) for n in zoo.DEEPPAVLOV_PAIR)
+        cached = all(zoo.is_cached(zoo.KNOWN_MODELS[n].hub_id) for n in zoo.DEEPPAVLOV_PAIR)
         where = "this machine's Hugging Face cache" if cached else "the Hugging Face Hub, downloaded on first use"
         return f"The lab uses DeepPavlov's pair: {teacher} (teacher) and {student} (student), from {where}."
     how = ("To use DeepPavlov's pair without a network, run python -m core.models.hub once while online (or on a "

@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 from core.models import zoo
 
 CONFIG = "config.json"
-WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # transformers reads the first it finds, so one is enough
+WEIGHTS = zoo.WEIGHT_FILES
+VOCABULARIES = zoo.VOCABULARY_FILES
 TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
-VOCABULARIES = ("vocab.txt", "tokenizer.json")  # a tokenizer needs one of them
 
 # (model name, bytes written so far over the whole download, bytes of the whole download)
 ProgressFn = Callable[[str, int, int], None]
@@ -101,18 +101,6 @@ def format_bytes(size: int) -> str:
     return f"{size} B"
 
 
-def _in_cache(hub_id: str, filename: str, cache_dir: Path) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-    return isinstance(try_to_load_from_cache(hub_id, filename, cache_dir=str(cache_dir)), str)
-
-
-def is_complete(hub_id: str, cache_dir: Path | None = None) -> bool:
-    """True when the cache holds what loading needs offline: config.json, the weights and a vocabulary."""
-    cache_dir = cache_dir or cache_folder()
-    return (_in_cache(hub_id, CONFIG, cache_dir) and any(_in_cache(hub_id, f, cache_dir) for f in WEIGHTS)
-            and any(_in_cache(hub_id, f, cache_dir) for f in VOCABULARIES))
-
-
 def choose_names(names: Sequence[str] | None) -> list[str]:
     """The models to prepare: all Hub models when `names` is empty, else those named; ValueError for other names."""
     known = hub_models()
@@ -170,7 +158,7 @@ def plan_download(names: Sequence[str] | None = None, cache_dir: Path | None = N
     models = []
     for name in names:
         hub_id = zoo.KNOWN_MODELS[name].hub_id
-        if is_complete(hub_id, cache_dir):
+        if zoo.is_cached(hub_id, cache_dir):
             models.append(ModelPlan(name, hub_id, cached=True))
             continue
         if not zoo.hub_reachable():
@@ -253,7 +241,7 @@ def _kept(done: list[Downloaded]) -> str:
 def pair_line(cache_dir: Path | None = None) -> str:
     """After a download: whether the app will start with the DeepPavlov pair, in one sentence."""
     teacher, student = zoo.DEEPPAVLOV_PAIR
-    missing = [n for n in zoo.DEEPPAVLOV_PAIR if not is_complete(zoo.KNOWN_MODELS[n].hub_id, cache_dir)]
+    missing = [n for n in zoo.DEEPPAVLOV_PAIR if not zoo.is_cached(zoo.KNOWN_MODELS[n].hub_id, cache_dir)]
     if not missing:
         return (f"After a restart the app uses the DeepPavlov pair ({teacher} as teacher, {student} as student), "
                 "with or without a network.")

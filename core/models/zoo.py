@@ -124,10 +124,21 @@ def hub_reachable(timeout_s: float = 1.5) -> bool:
         return False
 
 
-def is_cached(hub_id: str) -> bool:
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # transformers reads the first it finds: one is enough
+VOCABULARY_FILES = ("vocab.txt", "tokenizer.json")  # a tokenizer needs one of them
+
+
+def is_cached(hub_id: str, cache_dir: str | Path | None = None) -> bool:
+    """True when the Hugging Face cache (default: transformers' own) holds what loading `hub_id` needs offline:
+    config.json, a weights file and a vocabulary. A download cut short after config.json is not cached."""
     from huggingface_hub import try_to_load_from_cache
-    found = try_to_load_from_cache(hub_id, "config.json")
-    return isinstance(found, str)
+
+    def found(filename: str) -> bool:
+        where = try_to_load_from_cache(hub_id, filename, cache_dir=str(cache_dir) if cache_dir else None)
+        return isinstance(where, str)
+
+    return (found("config.json") and any(found(f) for f in WEIGHT_FILES)
+            and any(found(f) for f in VOCABULARY_FILES))
 
 
 def is_available(name: str) -> bool:
