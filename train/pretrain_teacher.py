@@ -3,6 +3,10 @@
 A cased WordPiece tokenizer is trained on the corpus, then a small BERT masked LM learns by MLM alone. The
 weights with the best held-out masked-token accuracy are kept. Everything follows from --seed, so the bundled
 teacher can be rebuilt bit for bit on the same machine and library versions.
+
+With --init-embeddings navec, the token embeddings of whole-word entries (and so the tied MLM output) start from
+navec's Russian news word vectors (natasha project; `pip install natasha`) instead of random rows; a larger
+--vocab-size, with --min-frequency 1 on a small corpus, holds more whole words for them to reach.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import copy
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -19,6 +24,7 @@ from transformers import BertConfig, BertForMaskedLM, get_linear_schedule_with_w
 
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.distill.evaluate import masked_batches, mlm_figures
+from core.models import word_vectors
 from core.models.tokenizer import train_wordpiece
 from core.paths import ASSETS, REPO_ROOT
 
@@ -40,6 +46,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--corpus", default=str(ASSETS / "corpus" / "train.txt"), help="training lines (UTF-8)")
     p.add_argument("--valid-corpus", default=str(ASSETS / "corpus" / "valid.txt"), help="held-out lines")
     p.add_argument("--vocab-size", type=int, default=6000, help="WordPiece entries, special tokens included")
+    p.add_argument("--min-frequency", type=int, default=2,
+                   help="fewest occurrences in the corpus for a WordPiece merge; 1 lets a large vocabulary hold "
+                        "words seen once")
+    p.add_argument("--init-embeddings", choices=["none", "navec"], default="none",
+                   help="start whole-word token embeddings from navec's Russian news word vectors (pip install "
+                        "natasha) instead of random rows")
+    p.add_argument("--navec-file", default=None,
+                   help="a navec .tar to read instead of the news vectors inside natasha (with --init-embeddings "
+                        "navec)")
     p.add_argument("--layers", type=int, default=4, help="transformer layers")
     p.add_argument("--hidden", type=int, default=256, help="hidden width")
     p.add_argument("--heads", type=int, default=4, help="attention heads")
@@ -60,21 +75,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_args(args: argparse.Namespace) -> str | None:
+    """The first argument a run cannot start with, as a sentence; None when all are usable."""
+    if args.min_frequency < 1:
+        return f"--min-frequency must be 1 or more; got {args.min_frequency}."
+    if args.navec_file and args.init_embeddings != "navec":
+        return "--navec-file is read only with --init-embeddings navec; add that option or leave the file out."
+    return None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         lines, valid_lines = read_corpus(args.corpus), read_corpus(args.valid_corpus)
+        vectors = word_vectors.load_navec(args.navec_file) if args.init_embeddings == "navec" else None
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    tokenizer = train_wordpiece(lines, args.vocab_size)
+    tokenizer = train_wordpiece(lines, args.vocab_size, min_frequency=args.min_frequency)
+    words = word_vectors.corpus_words(lines, tokenizer)
+    whole_words = len(word_vectors.whole_word_entries(tokenizer, words))
+    print(f"vocabulary: {len(tokenizer):,} entries, {whole_words:,} of them whole words of the corpus", file=sys.stderr)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=args.ffn,
                         max_position_embeddings=max(args.max_length, args.max_positions),
                         hidden_dropout_prob=args.dropout,
                         attention_probs_dropout_prob=args.dropout, pad_token_id=tokenizer.pad_token_id)
     model = BertForMaskedLM(config)
+    embedding_init = None
+    if vectors is not None:  # draws nothing from torch's global generator: other weights, data and dropout as without
+        embedding_init = word_vectors.init_token_embeddings(model, tokenizer, vectors, seed=args.seed, words=words)
+        print(word_vectors.describe(embedding_init), file=sys.stderr)
     train = tokenize_lines(lines, tokenizer, args.max_length)
     valid = masked_batches(valid_lines, tokenizer, args.max_length, seed=args.seed)
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -109,7 +145,9 @@ def main(argv=None) -> int:
                 copy.deepcopy(model).to(getattr(torch, args.save_dtype)).save_pretrained(out)
                 tokenizer.save_pretrained(out)
     record = {"args": {k: portable(v) for k, v in vars(args).items()}, "best": best, "log": log,
-              "train_lines": len(lines), "train_tokens": train.tokens,
+              "train_lines": len(lines), "train_tokens": train.tokens, "vocab_entries": len(tokenizer),
+              "whole_word_entries": whole_words,
+              "init_embeddings": asdict(embedding_init) if embedding_init else None,
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
     (out / "pretraining.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",
