@@ -1,5 +1,9 @@
-"""Small readings and writings shared by every room: durations as people read them, lists of numbers as typed."""
+"""Small readings and writings shared by every room: durations as people read them, lists of numbers as typed,
+library errors quoted as whole sentences, and command lines whose mistakes are one line."""
 from __future__ import annotations
+
+import argparse
+from typing import NoReturn
 
 
 def format_seconds(seconds: float) -> str:
@@ -45,3 +49,11 @@ def error_sentence(error: BaseException, limit: int = MAX_QUOTE) -> str:
         text = cut[:end] if end > 0 else cut[:cut.rfind(" ")] + " …"
     text = text.rstrip(" :;,")
     return text if text.endswith((".", "!", "?", "…", ")")) else text + "."
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one stderr line ("error: ... (see --help)") and exit code 2, as for
+    every other bad input of the lab's command lines, instead of argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")

@@ -3,6 +3,7 @@ imports gradio, scripts never import tests, and no module or room imports anothe
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,12 @@ def test_ruff_is_clean():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--quiet", "."], cwd=REPO, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_command_line_refuses_a_bad_flag_in_one_line():
+    """Each command's parser is core.formatting.OneLineParser: one stderr line and exit code 2."""
+    for module in ("train.distill", "core.bench", "core.models.hub"):
+        done = subprocess.run([sys.executable, "-m", module, "--no-such-flag"], cwd=REPO, capture_output=True,
+                              text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, (module, done.stderr)
+        assert done.stderr.startswith("error: unrecognized arguments: --no-such-flag"), (module, done.stderr)

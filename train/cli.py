@@ -4,18 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.formatting import parse_int_list
+from core.formatting import OneLineParser, parse_int_list
 from core.models.vocab import ALIGNMENTS
 from train.config import DistillConfig, build_config, read_config_file
 
 # What may change when a run is resumed; everything else shapes the student or its data and must stay.
 RESUMABLE_CHANGES = {"max_steps", "save_every", "log_every", "eval_every", "eval_lines", "keep_checkpoints",
                      "mixed_precision", "device", "output_dir", "trace"}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr and exit code 2, as for every other bad input
-        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def int_list(text: str) -> list[int]:

@@ -19,17 +19,11 @@ from core.bench.profile import profile_breakdown
 from core.bench.records import Peaks, Progress, Row
 from core.bench.report import card_gap, write_json
 from core.bench.variants import choose_fast, reference_variant
-from core.formatting import format_seconds, parse_int_list
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one stderr line and exit 2, as for every user mistake
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
+from core.formatting import OneLineParser, format_seconds, parse_int_list
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = _Parser(prog="python -m core.bench", description="Measure encoder latency and throughput of teacher and "
+    p = OneLineParser(prog="python -m core.bench", description="Measure encoder latency and throughput of teacher and "
                 "students as the DeepPavlov model card did, beside the card's figures.")
     p.add_argument("--models", default=",".join(CARD_MODELS),
                    help="comma-separated model names: arch:<name>, a known name, run:<id>, a folder or a Hub id "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from core.formatting import OneLineParser
 from core.models import zoo
 
 CONFIG = "config.json"
@@ -259,16 +260,10 @@ def report(done: list[Downloaded], plan: DownloadPlan) -> str:
     return f"{what} {pair_line(plan.cache_dir)}"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one stderr line and exit 2, as for every user mistake
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = _Parser(prog="python -m core.models.hub", description="Download DeepPavlov's Conversational RuBERT and its "
-                "DistilRuBERT students into the Hugging Face cache (only the files the lab loads), so the lab uses "
-                "them on a machine without a network.")
+    p = OneLineParser(prog="python -m core.models.hub", description=(
+        "Download DeepPavlov's Conversational RuBERT and its DistilRuBERT students into the Hugging Face cache (only "
+        "the files the lab loads), so the lab uses them on a machine without a network."))
     p.add_argument("--models", default="", help="comma-separated names among " + ", ".join(hub_models())
                    + " (default: all of them)")
     p.add_argument("--dry-run", action="store_true", help="print what would be downloaded, how much and where; "
