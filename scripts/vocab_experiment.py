@@ -25,6 +25,7 @@ from core.paths import ASSETS, runs_root
 from core.runs.store import RunPaths, read_metrics
 
 RESULTS = ASSETS / "results"
+ALIGNMENT_NAMES = ("match", "reduce", "match-pieces", "reduce-shared")
 VARIANTS = {
     "same vocabulary": [],
     "reduced, match": ["--align", "match"],
@@ -96,13 +97,19 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--runs", default=str(runs_root()))
     p.add_argument("--plot-only", action="store_true", help="redraw the png from the saved JSON, without training")
+    p.add_argument("--alignments", default=",".join(a for a in ALIGNMENT_NAMES),
+                   help="which reduced-vocabulary students to train, comma-separated (default: all four)")
     args = p.parse_args()
     if args.plot_only:
         saved = json.loads((RESULTS / "vocab_experiment.json").read_text(encoding="utf-8"))
         plot(saved["rows"], RESULTS / "vocab_experiment.png")
         return
     started = time.time()
-    dirs = {name: distil(name, extra, args) for name, extra in VARIANTS.items()}
+    wanted = {"same vocabulary"} | {f"reduced, {a}" for a in args.alignments.replace(" ", "").split(",") if a}
+    unknown = sorted(wanted - set(VARIANTS))
+    if unknown:
+        p.error(f"unknown alignment {unknown[0].removeprefix('reduced, ')}; choose among {', '.join(ALIGNMENT_NAMES)}")
+    dirs = {name: distil(name, extra, args) for name, extra in VARIANTS.items() if name in wanted}
     paths = {"teacher": str(zoo.BUNDLED_DIR / "teacher"), **{n: str(RunPaths(d).final) for n, d in dirs.items()}}
     seconds = latency(paths)
     rows = []
