@@ -3,6 +3,7 @@ library errors quoted as whole sentences, and command lines whose mistakes are o
 from __future__ import annotations
 
 import argparse
+import re
 from typing import NoReturn
 
 
@@ -19,12 +20,12 @@ def format_seconds(seconds: float) -> str:
 
 
 def parse_int_list(text: str, what: str, example: str = "1,16") -> list[int]:
-    """Whole numbers typed as "0, 2,4" -> [0, 2, 4].
+    """Whole numbers typed as "0, 2,4" or "0 2 4" -> [0, 2, 4]: commas and spaces both separate them.
 
     Raises ValueError naming `what` (e.g. "Batch sizes") when a part is not a whole number or nothing is given.
     """
     try:
-        values = [int(part) for part in str(text).replace(" ", "").split(",") if part]
+        values = [int(part) for part in re.split(r"[,\s]+", str(text).strip()) if part]
     except ValueError:
         raise ValueError(f"{what} must be whole numbers separated by commas, such as {example}; "
                          f"got '{text}'.") from None
