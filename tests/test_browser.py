@@ -118,7 +118,8 @@ def test_distill_start_watch_curves_and_stop(page):
     teacher = page.locator("#distill-teacher input")
     teacher.click()
     teacher.fill("run:")
-    expect(page.get_by_role("option", name=f"run:{run_id}")).to_be_visible()
+    expect(page.get_by_role("option", name=f"run:{run_id}", exact=True)).to_be_visible()
+    expect(page.get_by_role("option", name=f"run:{run_id}@init", exact=True)).to_be_visible()  # its untrained start
     teacher.press("Escape")
 
 

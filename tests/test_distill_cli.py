@@ -32,6 +32,21 @@ def test_help_lists_the_main_flags(capsys):
         assert flag in text
 
 
+# settings refused by DistillConfig.check before anything loads (the app's launcher refuses them the same way)
+BAD_SETTINGS = {
+    "narrow": ["--student-vocab-size", "3000", "--student-hidden", "-64"],
+    "narrow-positive": ["--student-vocab-size", "3000", "--student-hidden", "4"],
+    "vocab": ["--student-vocab-size", "2000000"],
+    "inf-temperature": ["--temperature", "inf"],
+    "nan-alpha": ["--alpha-kl", "nan"],
+    "inf-alpha": ["--alpha-cos", "inf"],
+    "nan-clip": ["--grad-clip", "nan"],
+    "nan-decay": ["--weight-decay", "nan"],
+    "huge-batch": ["--batch-size", "100001"],
+    "huge-steps": ["--max-steps", "10000001"],
+}
+
+
 def bad_corpus(tmp_path, kind):
     path = tmp_path / f"{kind}.txt"
     path.write_bytes({"empty": b"\n\n", "binary": bytes(range(256)) * 8, "cp1251": "Привет мир".encode("cp1251")}[kind])
@@ -50,6 +65,16 @@ def bad_corpus(tmp_path, kind):
     ("teacher", "does not exist"),
     ("hub", "cannot be reached"),
     ("flag", "invalid int"),
+    ("narrow", "--student-hidden must be at least 8; got -64."),
+    ("narrow-positive", "--student-hidden must be at least 8; got 4."),
+    ("vocab", "--student-vocab-size must be between 100 and 1,000,000; got 2,000,000."),
+    ("inf-temperature", "The temperature must be a finite number above 0; got inf."),
+    ("nan-alpha", "The loss weight alpha_kl must be a finite number; got nan."),
+    ("inf-alpha", "The loss weight alpha_cos must be a finite number; got inf."),
+    ("nan-clip", "--grad-clip must be a finite number above 0; got nan."),
+    ("nan-decay", "--weight-decay must be a finite number, 0 or above; got nan."),
+    ("huge-batch", "--batch-size must be at most 100,000; got 100,001."),
+    ("huge-steps", "--max-steps must be at most 10,000,000; got 10,000,001."),
 ])
 def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tiny_teacher_dir, tiny_corpus, capsys):
     out = tmp_path / "run"
@@ -59,7 +84,8 @@ def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tin
         args["corpus"] = str(bad_corpus(tmp_path, case))
     extra = {"steps": ["--max-steps", "0"], "batch": ["--batch-size", "0"], "temperature": ["--temperature", "0"],
              "alphas": ["--alpha-kl", "0", "--alpha-mlm", "0", "--alpha-cos", "0"],
-             "layers": ["--student-layers", "5"], "flag": ["--max-steps", "many"]}.get(case, [])
+             "layers": ["--student-layers", "5"], "flag": ["--max-steps", "many"],
+             **{case: flags for case, flags in BAD_SETTINGS.items()}}.get(case, [])
     if case == "teacher":
         args["teacher"] = str(tmp_path / "no-such-teacher")
     if case == "hub":

@@ -100,7 +100,9 @@ def test_a_run_with_only_step_0_evaluated_shows_its_curve_and_no_speed(ctx):
     from ui.distill_plots import eval_figure, loss_figure, progress_line
     paths = make_evaluated_run(ctx.launcher.root)
     records = read_metrics(paths.root)
-    assert len(loss_figure(records).data[0].x) == 0  # no trained step yet: an empty loss curve, no error
+    empty = loss_figure(records)  # no trained step yet: an empty panel that says so, no error, no fake axes
+    assert not empty.data and "No loss logged yet" in empty.layout.annotations[0].text
+    assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
     assert list(eval_figure(records).data[0].x) == [0]
     line = progress_line({"id": "r", "state": "running", "step": 0, "max_steps": 100}, records)
     assert "tokens/s" not in line and "left" not in line and "agreement 0.0%" in line
@@ -158,3 +160,13 @@ def test_the_tab_keeps_its_api_names_and_adds_the_guesses_and_downloads(ctx):
             "run_metrics_csv", "run_student_zip"} <= names
     status = next(d for d in demo.fns.values() if d.api_name == "run_status")
     assert len(status.outputs) == 7  # /run_status's outputs unchanged
+
+
+def test_before_any_run_both_panels_say_no_run_yet_without_axes(ctx):
+    from ui.distill_plots import eval_figure, loss_figure
+    *_, losses, evaluations, console, shared = distill_tab.show_run(ctx, None, None)
+    for figure in (losses, evaluations, loss_figure([], run_chosen=False), eval_figure([], run_chosen=False)):
+        assert not figure.data
+        assert [a.text for a in figure.layout.annotations] == ["No run yet: choose a run or start one."]
+        assert figure.layout.xaxis.visible is False and figure.layout.yaxis.visible is False
+        assert "xaxis2" not in figure.to_dict()["layout"]  # one panel, not the loss figure's two empty subplots

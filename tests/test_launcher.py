@@ -6,7 +6,16 @@ import time
 
 import pytest
 
-from core.runs.store import checkpoint_step, list_runs, read_config, read_console, read_metrics, read_status, run_dir_of
+from core.runs.store import (
+    checkpoint_step,
+    list_runs,
+    pid_alive,
+    read_config,
+    read_console,
+    read_metrics,
+    read_status,
+    run_dir_of,
+)
 from core.textfiles import wide_encoding
 from tests.support.waiting import wait_for
 from train.config import DistillConfig
@@ -175,3 +184,93 @@ def test_the_console_shows_the_command_without_server_paths(launcher, tiny_teach
     wait_for(lambda: read_status(run_dir).get("state") == "finished", timeout=240)
     first = read_console(run_dir, max_lines=10_000).splitlines()[0]
     assert first == f"$ python -m train.distill --config runs/{run_id}/request.json --output-dir runs/{run_id}"
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(student_vocab_size=3000, student_hidden=-64), "--student-hidden must be at least 8; got -64."),
+    (dict(student_vocab_size=2_000_000), "--student-vocab-size must be between 100 and 1,000,000; got 2,000,000."),
+    (dict(temperature=float("inf")), "The temperature must be a finite number above 0; got inf."),
+    (dict(alpha_kl=float("nan")), "The loss weight alpha_kl must be a finite number; got nan."),
+    (dict(alpha_mlm=float("inf")), "The loss weight alpha_mlm must be a finite number; got inf."),
+    (dict(batch_size=100_001), "--batch-size must be at most 100,000; got 100,001."),
+    (dict(steps=10_000_001), "--max-steps must be at most 10,000,000; got 10,000,001."),
+])
+def test_settings_that_would_fail_later_are_refused_at_submit(runs_dir, tiny_teacher_dir, tiny_corpus, settings,
+                                                              message):
+    with pytest.raises(ValueError) as error:
+        RunLauncher(runs_dir).submit(config(tiny_teacher_dir, tiny_corpus, **settings))
+    assert str(error.value) == message
+    assert list(runs_dir.iterdir()) == []
+
+
+def stop_when_stopped(launcher, run_id) -> dict:
+    """Stop a running run and wait until it reads stopped; every status read meanwhile says it was asked to stop."""
+    run_dir = run_dir_of(run_id, launcher.root)
+    launcher.stop(run_id)
+    while (status := read_status(run_dir)).get("state") == "running":
+        time.sleep(0.02)
+    assert "unexpectedly" not in status["message"], status
+    return status
+
+
+def test_resume_at_once_after_stop_continues_to_the_new_end(launcher, tiny_teacher_dir, tiny_corpus):
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: checkpoint_step(run_dir) >= 2)
+    stop_when_stopped(launcher, run_id)
+    stopped_at = checkpoint_step(run_dir)
+    assert launcher.resume(run_id, max_steps=stopped_at + 4) == f"Resuming from step {stopped_at}."
+    wait_for(lambda: read_status(run_dir).get("state") in ("finished", "stopped", "failed"), timeout=240)
+    status = read_status(run_dir)
+    assert (status["state"], status["step"]) == ("finished", stopped_at + 4), status
+    assert read_metrics(run_dir)[-1]["step"] == stopped_at + 4
+
+
+def test_resume_after_the_stopped_process_has_exited_unreaped_continues(runs_dir, tiny_teacher_dir, tiny_corpus):
+    """The tester's race: the old process has ended but is not reaped yet when Resume queues the run; reaping it
+    must not turn the queued run back into a stopped one."""
+    launcher = RunLauncher(runs_dir, poll_s=3600).start()  # the watcher looks only when woken (submit, resume)
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: checkpoint_step(run_dir) >= 2)
+    pid = read_status(run_dir)["pid"]
+    stop_when_stopped(launcher, run_id)
+    wait_for(lambda: not pid_alive(pid), timeout=60)  # ended, a zombie nobody has reaped
+    stopped_at = checkpoint_step(run_dir)
+    launcher.resume(run_id, max_steps=stopped_at + 4)
+    wait_for(lambda: read_status(run_dir).get("pid") not in (None, pid), timeout=30)  # a new process started
+    wait_for(lambda: read_status(run_dir).get("state") in ("finished", "stopped", "failed"), timeout=240)
+    status = read_status(run_dir)
+    assert (status["state"], status["step"]) == ("finished", stopped_at + 4), status
+
+
+def test_a_run_stopped_in_its_first_seconds_says_it_was_stopped(launcher, tiny_teacher_dir, tiny_corpus):
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: read_status(run_dir).get("state") == "running", every=0.01)
+    stop_when_stopped(launcher, run_id)
+    time.sleep(4 * launcher.poll_s)  # the watcher has reaped the process: the final word
+    status = read_status(run_dir)
+    step = checkpoint_step(run_dir)
+    assert status["state"] == "stopped"
+    if step:  # the run caught the signal in its loop and saved
+        assert status["message"] == f"Stopped at step {step}; checkpoint saved, resume continues from here."
+    else:
+        assert status["message"] == "Stopped as asked, before its first checkpoint; resume starts again from step 0."
+
+
+def test_stopping_a_resumed_finished_run_at_once_names_the_step_it_continues_from(launcher, tiny_teacher_dir,
+                                                                                    tiny_corpus):
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=4))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: read_status(run_dir).get("state") == "finished", timeout=240)
+    old_pid = read_status(run_dir)["pid"]
+    launcher.resume(run_id, max_steps=100000)
+    wait_for(lambda: read_status(run_dir).get("state") == "running" and read_status(run_dir)["pid"] != old_pid,
+             every=0.01)
+    stop_when_stopped(launcher, run_id)
+    time.sleep(4 * launcher.poll_s)
+    status, step = read_status(run_dir), checkpoint_step(run_dir)
+    assert status["state"] == "stopped" and step >= 4
+    assert "first checkpoint" not in status["message"]
+    assert f"step {step}" in status["message"], status

@@ -343,7 +343,7 @@ def test_failed_action_keeps_its_message_in_the_status_line(tiny_teacher_dir, ti
     with pytest.raises(gr.Error, match="has no \\[MASK\\]"):
         predict_tab.fill_mask(ctx, errors, **inputs)
     line = predict_tab.failure_status(errors, "fill_mask", *inputs.values())
-    assert line.startswith("**Predict failed:** The text has no [MASK]: write [MASK]") and line.endswith("'")
+    assert line.startswith("**Predict failed:** The text has no \\[MASK\\]: write \\[MASK\\]") and line.endswith("'")
     assert predict_tab.failure_status(errors, "fill_mask", *inputs.values()) == ""  # shown once, then gone
     with pytest.raises(gr.Error, match="no run 'gone'"):  # a load error (gr.Error from the context) is kept too
         predict_tab.probe_summary(ctx, errors, ctx.default_teacher, "run:gone", "")

@@ -6,11 +6,13 @@ import pytest
 from core.paths import REPO_ROOT
 from core.runs.store import (
     RunPaths,
+    checkpoint_step,
     console_error,
     has_model,
     list_runs,
     model_source,
     read_console,
+    read_status,
     run_info,
     run_version,
     write_request,
@@ -113,3 +115,30 @@ def test_run_info_tells_whether_the_untrained_student_was_kept(tmp_path):
     paths.init.mkdir()
     (paths.init / "config.json").write_text("{}")
     assert run_info(paths.root)["init"] is True
+
+
+def test_a_progress_bar_is_never_taken_for_the_reason_a_run_ended(tmp_path):
+    paths = make_run(tmp_path)
+    paths.console.write_text("$ python -m train.distill --resume runs/x\nRuntimeError: CUDA went away\n"
+                             "distilling:  16%|█▌        | 16/100 [00:03<00:15,  5.30step/s, loss=10.703]\r"
+                             "distilling:  17%|█▋        | 17/100 [00:03<00:15,  5.31step/s, loss=10.703]\n",
+                             encoding="utf-8")
+    assert console_error(paths.root) == "RuntimeError: CUDA went away"
+    paths.console.write_text("distilling:   0%|          | 0/100 [00:00<?, ?step/s]\n", encoding="utf-8")
+    assert console_error(paths.root) == ""
+
+
+def test_a_dead_process_reads_as_stopped_as_asked_when_it_was_asked(tmp_path):
+    dead = 2 ** 22 + 12345  # above the default pid_max of 4194304: no such process
+    paths = make_run(tmp_path, pid=dead)
+    write_status(paths.root, state="running", stop_requested=True)
+    status = read_status(paths.root)
+    assert status["state"] == "stopped"
+    assert status["message"] == "Stopped as asked, before its first checkpoint; resume starts again from step 0."
+    (paths.root / "checkpoints").mkdir()
+    (paths.root / "checkpoints" / "step-000040.pt").write_bytes(b"")
+    assert checkpoint_step(paths.root) == 40
+    assert read_status(paths.root)["message"] == \
+        "Stopped as asked, before its next checkpoint; resume continues from step 40."
+    write_status(paths.root, stop_requested=False)
+    assert read_status(paths.root)["message"] == "The process ended unexpectedly; resume continues from step 40."

@@ -100,9 +100,30 @@ def test_the_shuffled_baseline_pairs_no_sentence_with_itself():
     x = RNG.normal(size=(8, 256))
     y = x @ random_orthogonal(256)  # the same geometry
     assert similarity.linear_cka(x, y) == pytest.approx(1.0)
-    assert similarity.shuffled_cka(x, y) == pytest.approx(debiased_cka(x, y[order]), rel=1e-9)
+    assert similarity.shuffled_cka(x, y, shuffles=1) == pytest.approx(debiased_cka(x, y[order]), rel=1e-9)
     assert similarity.shuffled_cka(x, y) < 0.5
-    assert similarity.shuffled_cka(x, y, "biased") == pytest.approx(hsic_cka(x, y[order]), rel=1e-9)
+    assert similarity.shuffled_cka(x, y, "biased", shuffles=1) == pytest.approx(hsic_cka(x, y[order]), rel=1e-9)
+
+
+def test_the_shuffled_baseline_is_the_mean_of_twenty_shuffles_with_its_spread():
+    """With 4 or 5 sentences one shuffle said 0.99 or -0.38: the baseline is the mean of 20 derangements, and their
+    standard deviation says how far CKA moves by chance at that size."""
+    for n in (4, 5, 30):
+        x = RNG.normal(size=(n, 16))
+        y = x @ RNG.normal(size=(16, 8)) + 0.3 * RNG.normal(size=(n, 8))
+        values = []
+        for seed in range(20):
+            order = similarity.derangement(n, seed)
+            assert not np.any(order == np.arange(n))
+            values.append(debiased_cka(x, y[order]))
+        mean, spread = similarity.shuffled_cka_spread(x, y)
+        assert (mean, spread) == (pytest.approx(np.mean(values), abs=1e-9), pytest.approx(np.std(values), abs=1e-9))
+        assert similarity.shuffled_cka(x, y) == pytest.approx(np.mean(values), abs=1e-9)
+        note = similarity.reliability_note(n)
+        assert (f"With {n} sentences CKA is unreliable" in note) == (n < 20)
+    assert similarity.reliability_note(20) == ""
+    small = RNG.normal(size=(4, 16))
+    assert similarity.shuffled_cka_spread(small, small @ RNG.normal(size=(16, 16)))[1] > 0.1  # spread shows it
 
 
 def test_cka_refuses_what_it_cannot_compute():

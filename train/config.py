@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from core.models.vocab import ALIGNMENTS
 from core.paths import ASSETS
 
 BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
+# upper bounds far beyond any sensible run: a typo (an extra zero or three) is refused before anything loads
+MAX_STEPS = 10_000_000
+MAX_BATCH_SIZE = 100_000
+MAX_STUDENT_VOCAB = 1_000_000
+MIN_STUDENT_HIDDEN = 8  # the narrowest width whose heads keep a few dimensions each
 
 
 LOSS_FIELDS = tuple(f.name for f in dataclasses.fields(LossWeights))  # alpha_kl, ..., temperature, kl_masked_only
@@ -99,6 +105,10 @@ class DistillConfig:
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be a whole number of at least 1; got {value}.")
+        for name, value, most in [("max_steps", self.max_steps, MAX_STEPS),
+                                  ("batch_size", self.batch_size, MAX_BATCH_SIZE)]:
+            if value > most:
+                raise ValueError(f"--{name.replace('_', '-')} must be at most {most:,}; got {value:,}.")
         if self.student_layers is not None and self.student_layers < 1:
             raise ValueError(f"--student-layers must be at least 1; got {self.student_layers}.")
         if self.max_length < 8 or self.max_length > 4096:
@@ -109,8 +119,10 @@ class DistillConfig:
             raise ValueError(f"--lr must be above 0 and at most 1; got {self.lr}.")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"--warmup is a fraction of the steps, from 0 to below 1; got {self.warmup}.")
-        if self.grad_clip <= 0:
-            raise ValueError(f"--grad-clip must be above 0; got {self.grad_clip}.")
+        if not 0 < self.grad_clip < math.inf:
+            raise ValueError(f"--grad-clip must be a finite number above 0; got {self.grad_clip}.")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"--weight-decay must be a finite number, 0 or above; got {self.weight_decay}.")
         if self.eval_every % self.log_every:
             raise ValueError(f"--eval-every ({self.eval_every}) must be a multiple of --log-every ({self.log_every}), "
                              "so evaluations land on logged steps.")
@@ -128,8 +140,12 @@ class DistillConfig:
         if self.student_hidden and not self.student_vocab_size:
             raise ValueError("A narrower student (--student-hidden) needs its own vocabulary: "
                              "also give --student-vocab-size.")
-        if self.student_vocab_size is not None and self.student_vocab_size < 100:
-            raise ValueError(f"--student-vocab-size must be at least 100; got {self.student_vocab_size}.")
+        if self.student_vocab_size is not None and not 100 <= self.student_vocab_size <= MAX_STUDENT_VOCAB:
+            raise ValueError(f"--student-vocab-size must be between 100 and {MAX_STUDENT_VOCAB:,}; "
+                             f"got {self.student_vocab_size:,}.")
+        if self.student_hidden is not None and self.student_hidden < MIN_STUDENT_HIDDEN:
+            # whether it divides into the teacher's attention heads is checked once the teacher is loaded
+            raise ValueError(f"--student-hidden must be at least {MIN_STUDENT_HIDDEN}; got {self.student_hidden}.")
         self.losses.check(reduced_vocab=self.reduced_vocab)
 
 

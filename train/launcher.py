@@ -30,6 +30,7 @@ from core.runs.store import (
     read_json,
     read_status,
     run_dir_of,
+    stopped_message,
     write_request,
     write_status,
 )
@@ -95,17 +96,23 @@ class RunLauncher:
             self._wake.clear()
 
     def pump(self) -> None:
-        """Reap finished children, record why they failed, start queued runs while there is room."""
+        """Reap finished children, record why they failed, start queued runs while there is room.
+
+        Every change of a run's state made here or by an action happens under the lock, and a run whose previous
+        process is still exiting is not started again until that process is reaped: an exit never overwrites what a
+        later Resume or Stop wrote."""
         with self._lock:
             for run_id, child in list(self._children.items()):
                 if child.poll() is not None:
                     del self._children[run_id]
-                    self._record_exit(run_id, child.returncode)
+                    self._record_exit(run_id, child)
             runs = list_runs(self.root)
-            running = sum(r["state"] == "running" for r in runs)
+            running = len({r["id"] for r in runs if r["state"] == "running"} | set(self._children))
             for info in sorted((r for r in runs if r["state"] == "queued"), key=lambda r: r["queued_at"]):
                 if running >= self.max_running:
                     break
+                if info["id"] in self._children:  # its last process wrote "stopped" and is still exiting
+                    continue
                 self._spawn(info["id"])
                 running += 1
 
@@ -124,22 +131,28 @@ class RunLauncher:
                                  start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         self._children[run_id] = child
-        write_status(paths.root, state="running", pid=child.pid, message="Starting ...")
+        self._stopping.discard(run_id)
+        write_status(paths.root, state="running", pid=child.pid, stop_requested=False, message="Starting ...")
 
-    def _record_exit(self, run_id: str, code: int) -> None:
+    def _record_exit(self, run_id: str, child: subprocess.Popen) -> None:
+        """Finish the status of a run whose process `child` has ended, when the run itself did not (killed, crashed).
+        Only the status of that very process is touched: one queued again or stopped meanwhile is left as it is."""
         paths = RunPaths(self.root / run_id)
         asked_to_stop = run_id in self._stopping
         self._stopping.discard(run_id)
         if not paths.root.is_dir():  # deleted meanwhile: writing a status would bring the folder back
             return
         status = read_json(paths.status, {}) or {}  # as written, not as inferred from a dead pid
-        if status.get("state") in ("finished", "stopped", "failed"):
-            return
-        if asked_to_stop and code == -signal.SIGTERM:  # stopped before the run could catch the signal
-            write_status(paths.root, state="stopped", message="Stopped before its first checkpoint.")
-            return
-        reason = console_error(paths.root) or f"The process ended with exit code {code}."
-        write_status(paths.root, state="failed" if code else "stopped", message=reason)
+        if status.get("state") != "running" or status.get("pid") != child.pid:
+            return  # the run recorded its own end, or was queued, taken out or restarted since
+        code = child.returncode
+        if asked_to_stop or status.get("stop_requested"):  # stopped before it could catch the signal
+            write_status(paths.root, state="stopped", message=stopped_message(paths.root, asked=True))
+        elif code:
+            reason = console_error(paths.root) or f"The process ended with exit code {code}."
+            write_status(paths.root, state="failed", message=reason)
+        else:
+            write_status(paths.root, state="stopped", message=stopped_message(paths.root, asked=False))
 
     # -- actions
     def submit(self, cfg: DistillConfig, owner: str | None = None, public: bool = False,
@@ -179,33 +192,39 @@ class RunLauncher:
         return run_dir, info
 
     def stop(self, run_id: str, requester: str | None = None) -> str:
-        run_dir, info = self._controlled(run_id, requester)
-        if info.get("state") == "queued":
-            write_status(run_dir, state="stopped", message="Taken out of the queue before it started.")
-            return "Taken out of the queue."
-        if info.get("state") != "running":
-            raise ValueError(f"The run is not running (it is {info.get('state')}).")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info["pid"], signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
-        self._stopping.add(run_id)
+        with self._lock:
+            run_dir, info = self._controlled(run_id, requester)
+            if info.get("state") == "queued":
+                write_status(run_dir, state="stopped", message="Taken out of the queue before it started.")
+                return "Taken out of the queue."
+            if info.get("state") != "running":
+                raise ValueError(f"The run is not running (it is {info.get('state')}).")
+            # recorded first, so that whoever sees the process gone (the watcher, read_status) knows it was asked to
+            write_status(run_dir, stop_requested=True, message="Stopping: the run saves a checkpoint and ends.")
+            self._stopping.add(run_id)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info["pid"], signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
         return "Stopping: the run saves a checkpoint and ends."
 
     def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None) -> str:
-        run_dir, info = self._controlled(run_id, requester)
-        if info.get("state") in ACTIVE_STATES:
-            raise ValueError(f"The run is already {info.get('state')}.")
-        config = read_json(RunPaths(run_dir).config)
-        if not config:
-            raise ValueError("This run never started, so there is nothing to resume; start a new run instead.")
-        steps = max_steps or config["max_steps"]
-        if checkpoint_step(run_dir) >= steps:
-            raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
-        arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
-        self._stopping.discard(run_id)
-        write_status(run_dir, state="queued", message="Waiting to resume.", launch_args=arguments,
-                     queued_at=time.time())
+        with self._lock:
+            run_dir, info = self._controlled(run_id, requester)
+            if info.get("state") in ACTIVE_STATES:
+                raise ValueError(f"The run is already {info.get('state')}.")
+            config = read_json(RunPaths(run_dir).config)
+            if not config:
+                raise ValueError("This run never started, so there is nothing to resume; start a new run instead.")
+            steps = max_steps or config["max_steps"]
+            step = checkpoint_step(run_dir)
+            if step >= steps:
+                raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
+            arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
+            self._stopping.discard(run_id)
+            where = f"from step {step}" if step else "from step 0 (it saved no checkpoint)"
+            write_status(run_dir, state="queued", message=f"Waiting to resume {where}.", launch_args=arguments,
+                         stop_requested=False, queued_at=time.time())
         self._wake.set()
-        return f"Resuming from step {checkpoint_step(run_dir)}."
+        return f"Resuming from step {step}."
 
     def delete(self, run_id: str, requester: str | None = None) -> str:
         """Remove a run and its files. A run this launcher was asked to stop is waited for, at most stop_wait_s

@@ -103,13 +103,7 @@ def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
         "MLM accuracy": [f"{r['mlm_acc']:.1%}" for r in rows],
         "top-1 agreement": ["—" if r["student"] == "teacher" else f"{r['agreement']:.1%}" for r in rows],
     })
-    positions = ["top center", "bottom center"]  # students at the same size get their labels apart
-    fig = go.Figure(go.Scatter(x=[r["params"] / 1e6 for r in rows], y=[r["agreement"] for r in rows],
-                               mode="markers+text", text=[r["student"] for r in rows], marker=dict(size=14),
-                               textposition=[positions[i % 2] for i in range(len(rows))]))
-    fig.update_layout(title="compression against quality", xaxis_title="parameters (millions)",
-                      yaxis_title="top-1 agreement with the teacher", yaxis=dict(tickformat=".0%", range=[0, 1.1]),
-                      xaxis=dict(rangemode="tozero"), height=360)
+    fig = tradeoff_figure(rows)
     machine = data.get("machine", {})
     note = (f"{data['steps']:,} distillation steps each, student vocabulary {data['student_vocab_size']:,} and width "
             f"{data['student_hidden']}; latency of one 128-token sample on {machine.get('torch_threads', '?')} "
@@ -124,6 +118,64 @@ def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
                 f"same-vocabulary student, and cost {100 * (same['agreement'] - best['agreement']):.0f} points of "
                 f"agreement with the teacher at these equal steps.\n\n" + note)
     return table, fig, note
+
+
+LABEL_ROOM = 0.12  # of the y axis (agreement): the height a point's label takes above or below it
+LABEL_X_ROOM = 0.12  # of the x span: half a label's width beside the rightmost point
+
+
+def label_positions(xs: list[float], ys: list[float]) -> list[str]:
+    """Where each point's label goes: above it, except that of two points at about the same size (within 5% of the
+    x span) the lower one's label goes below, so their labels do not meet."""
+    span = max(max(xs) - min(xs), 1e-9)
+    positions = ["top center"] * len(xs)
+    for i in range(len(xs)):
+        for j in range(len(xs)):
+            if i != j and abs(xs[i] - xs[j]) <= 0.05 * span and (ys[i], -i) < (ys[j], -j) \
+                    and positions[j] == "top center":
+                positions[i] = "bottom center"
+    return positions
+
+
+def tradeoff_figure(rows: list[dict]) -> go.Figure:
+    """Agreement with the teacher against parameters, one labelled point a model; the axes leave room for every
+    label (the teacher's at 100% was cut at the top)."""
+    xs, ys = [r["params"] / 1e6 for r in rows], [r["agreement"] for r in rows]
+    positions = label_positions(xs, ys)
+    low = min([0.0] + [y - LABEL_ROOM for y, p in zip(ys, positions) if p.startswith("bottom")])
+    high = max([1.0] + [y + LABEL_ROOM for y, p in zip(ys, positions) if p.startswith("top")]) + 0.03
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="markers+text", text=[r["student"] for r in rows],
+                               marker=dict(size=14), textposition=positions, cliponaxis=True))
+    fig.update_layout(title="compression against quality", xaxis_title="parameters (millions)",
+                      yaxis_title="top-1 agreement with the teacher",
+                      yaxis=dict(tickformat=".0%", range=[low, high]),
+                      xaxis=dict(range=[0, max(xs) * (1 + LABEL_X_ROOM) + 1e-9]), height=380)
+    return fig
+
+
+AUTHORS_ALIGNMENTS = ("match", "reduce")  # Kolesnikova et al.; the lab adds match-pieces and reduce-shared
+
+
+def experiment_heading(rows: list[dict] | None) -> str:
+    """The experiment's heading and one line naming the students its results hold (not those it could hold)."""
+    line = "## Experiment: students with a smaller vocabulary\nThe bundled teacher distilled at equal steps into 2-layer "
+    if not rows:
+        return line + "students: one with the same vocabulary, and students with a reduced vocabulary and width."
+    names = [r["student"] for r in rows]
+    aligned = [n.split(",", 1)[1].strip() for n in names if n.startswith("reduced") and "," in n]
+    authors = [f"*{a}*" for a in aligned if a in AUTHORS_ALIGNMENTS]
+    lab = [f"*{a}*" for a in aligned if a not in AUTHORS_ALIGNMENTS]
+    kinds = (["the authors' " + " and ".join(authors)] if authors else []) + (
+        ["the lab's " + " and ".join(lab)] if lab else [])
+    parts = ["one with the same vocabulary"] if "same vocabulary" in names else []
+    if kinds:
+        parts.append(f"student{'s' if len(aligned) > 1 else ''} with a reduced vocabulary and width aligned by "
+                     + " and by ".join(kinds))
+    return line + ("students: " + ", and ".join(parts) + "." if parts else "students.")
+
+
+def experiment_rows() -> list[dict] | None:
+    return json.loads(RESULTS.read_text(encoding="utf-8"))["rows"] if RESULTS.is_file() else None
 
 
 OFFLINE_PREP = """
@@ -186,9 +238,7 @@ def build(ctx: AppContext) -> dict:
                 "E5-2698 v4 and Tesla P100. The **Benchmark** tab measures the same on your hardware.")
     gr.Dataframe(card_table(), interactive=False)
     gr.Markdown(LESSON)
-    gr.Markdown("## Experiment: students with a smaller vocabulary\nThe bundled teacher distilled at equal steps into "
-                "2-layer students: one with the same vocabulary, and students with a reduced vocabulary and width "
-                "aligned by the authors' *match* and *reduce* and by the lab's *match-pieces* and *reduce-shared*.")
+    gr.Markdown(experiment_heading(experiment_rows()))
     table, fig, summary = experiment_results()
     if table is not None:
         gr.Dataframe(table, interactive=False)

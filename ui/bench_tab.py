@@ -96,7 +96,10 @@ def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
     models = list(dict.fromkeys(r["model"] for r in rows))
     note = card_bar_note(rows, device, kind)
     figure = go.Figure()
-    bar_style = dict(texttemplate="%{y:.3g}", textposition="outside", cliponaxis=False)
+    # Every bar keeps its value: plotly shrinks an outside label to its bar's width by default (constraintext), which
+    # left the narrow grouped bars of a short or small value with a label too small to draw.
+    bar_style = dict(texttemplate="%{y:.3g}", textposition="outside", cliponaxis=False, constraintext="none",
+                     textangle=0, textfont=dict(size=11))
     if not note:
         figure.add_bar(name=CARD_MACHINE[device], x=[short_name(m) for m in models],
                        y=[bench.card_figure(m, device, kind) for m in models], marker_color=MODE_COLOURS["card"],
@@ -110,7 +113,8 @@ def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
     tallest = max((y for trace in figure.data for y in trace.y if y is not None), default=0.0)
     title = f"{name} at batch {batch}<br><sup>{unit}</sup>" + (f"<br><sup>{note}</sup>" if note else "")
     figure.update_layout(title=title, barmode="group", height=380, margin=dict(l=40, r=10, t=90, b=40),
-                         legend=dict(orientation="h", y=-0.15), template="plotly_white")
+                         legend=dict(orientation="h", y=-0.15), template="plotly_white",
+                         uniformtext=dict(minsize=10, mode="show"))  # never hide a label for being small
     if tallest > 0:
         figure.update_yaxes(range=[0, tallest * HEADROOM])
     return figure
@@ -263,7 +267,7 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         models = gr.Dropdown(ctx.model_choices(include_arch=True), value=list(bench.CARD_MODELS), multiselect=True,
                              allow_custom_value=True, label="Models", scale=3, elem_id="bench-models",
-                             info="arch:<name> needs no download; a Hub id or a run's student works too")
+                             info="arch:NAME needs no download; a Hub id or a run's student works too")
         device = gr.Radio(["cpu", "cuda"] if cuda else ["cpu"], value="cpu", label="Device",
                           info=None if cuda else "no GPU on this machine")
     with gr.Row():

@@ -1,7 +1,13 @@
 """What every tab shares: the model cache, the default pair, the offline notice and the rules for model names."""
 from __future__ import annotations
 
+import html
 import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +40,8 @@ class AppContext:
 
     def model_choices(self, include_arch: bool = False) -> list[str]:
         """Known models, then the students of finished or checkpointed runs ("run:<id>", each followed by its untrained
-        starting point "run:<id>@init" when the run kept one), then with include_arch the random-weight architectures
-        ("arch:<name>").
+        starting point "run:RUN_ID@init" when the run kept one), then with include_arch the random-weight architectures
+        ("arch:NAME").
 
         Read from the runs folder on every call, never kept: call it each time a list is shown (page load, tab
         opened) and a run that finished a moment ago is in it."""
@@ -78,8 +84,10 @@ class AppContext:
             if progress is not None and not self.cache.is_loaded(name, attentions):
                 progress(0, desc=f"Loading {name} ...")
             return self.cache.get(name, attentions)
+        except gr.Error:
+            raise
         except ValueError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            raise user_error(str(error)) from None
 
 
 def pair_notice(teacher: str, student: str, fallback: str = "") -> str:
@@ -99,8 +107,35 @@ def pair_notice(teacher: str, student: str, fallback: str = "") -> str:
     return f"{line} {fallback} {how}" if fallback else line
 
 
+def page_text(text: str) -> str:
+    """Text shown as HTML (a gr.Error's toast, a plotly label), escaped so that '<' and '&' show as typed."""
+    return html.escape(str(text), quote=False)
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|~$])")
+
+
+def markdown_text(text: str) -> str:
+    """Text put into a gr.Markdown (a sentence, a message, a table cell) shown as typed: HTML escaped, Markdown's
+    emphasis, code, link, table and LaTeX characters backslashed, line breaks as spaces (a table row is one line)."""
+    text = " ".join(str(text).splitlines())
+    return MARKDOWN_SPECIALS.sub(r"\\\1", page_text(text))
+
+
+def user_error(message: str) -> gr.Error:
+    """The gr.Error for a sentence meant for a person: the page renders a gr.Error's message as HTML, so it is
+    escaped (a name such as '<b>x</b>' shows as typed, not bold)."""
+    return gr.Error(page_text(message), print_exception=False)
+
+
+def error_message(error: Exception) -> str:
+    """The sentence of a ValueError or gr.Error as written (str() of a gr.Error is its repr, quotes and all)."""
+    return html.unescape(error.message) if isinstance(error, gr.Error) else str(error)
+
+
 def user_errors(fn):
-    """Turn a ValueError raised by core code into a gr.Error the page shows as one sentence."""
+    """Turn a ValueError raised by core code into a gr.Error the page shows as one sentence; a gr.Error (already a
+    sentence for the page, and itself a ValueError) passes unchanged."""
     import functools
     import inspect
 
@@ -109,14 +144,76 @@ def user_errors(fn):
         def generator_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
             except ValueError as error:
-                raise gr.Error(str(error), print_exception=False) from None
+                raise user_error(str(error)) from None
         return generator_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except gr.Error:
+            raise
         except ValueError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            raise user_error(str(error)) from None
     return wrapper
+
+
+@dataclass
+class ErrorLines:
+    """The last error of each action, keyed by the action and its inputs, so the page can keep it in view.
+
+    A handler that fails raises gr.Error (the toast, and the message API callers receive); the page then asks for
+    the message with the same inputs and shows it in a status line until the next success.
+    """
+    limit: int = 64
+    _lines: OrderedDict = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextmanager
+    def kept(self, key: tuple) -> Iterator[None]:
+        """Run a handler's body; a ValueError or gr.Error is recorded under `key` and raised as gr.Error."""
+        try:
+            yield
+        except ValueError as error:  # gr.Error is a ValueError too
+            message = error_message(error)
+            with self._lock:
+                self._lines[key] = message
+                while len(self._lines) > self.limit:
+                    self._lines.popitem(last=False)
+            raise user_error(message) from None
+
+    def take(self, key: tuple) -> str:
+        with self._lock:
+            return self._lines.pop(key, "")
+
+    def wrap(self, action: str, fn, inputs: int):
+        """fn (a handler bound to its context) with its errors kept under (action, its first `inputs` arguments):
+        the event's inputs, without the gr.Progress Gradio passes after them. The signature stays fn's, so the API
+        keeps its parameter names."""
+        import functools
+
+        @functools.wraps(fn)
+        def kept_fn(*args, **kwargs):
+            with self.kept(self.key(action, args[:inputs])):
+                return fn(*args, **kwargs)
+        return kept_fn
+
+    @staticmethod
+    def key(action: str, inputs) -> tuple:
+        """The key of an action's inputs, as text: a NaN layer or an unhashable value still finds its line."""
+        return (action, *map(repr, inputs))
+
+    def failure(self, what: str, action: str):
+        """The listener for an action's .failure(): given the same inputs, the status line of its error."""
+        def line(*inputs) -> str:
+            return failure_line(what, self.take(self.key(action, inputs)))
+        return line
+
+
+def failure_line(what: str, message: str) -> str:
+    """The visible status line after a failed action: what failed and why (the message shown as written, never as
+    HTML or Markdown); empty when there is no message."""
+    return f"**{what} failed:** {markdown_text(message)}" if message else ""

@@ -10,11 +10,29 @@ LOSS_PARTS = [("loss_kl", "KL (teacher‖student)"), ("loss_mlm", "MLM"), ("loss
               ("loss_att", "attention MSE"), ("loss_hidden_mse", "hidden MSE (projected)")]
 
 
-def loss_figure(records: list[dict]) -> go.Figure:
+NO_RUN = "No run yet: choose a run or start one."
+
+
+def empty_figure(title: str, text: str, height: int) -> go.Figure:
+    """A panel with a title and one short line in the middle, and no axes to read: nothing is drawn yet."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=height, title=title, margin=dict(l=40, r=10, t=40, b=40))
+    return fig
+
+
+def loss_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
     """Total loss on the left; each unweighted part on the right (only parts that are in use). Rows without a loss
-    (step 0's evaluation of the untrained student) are left out."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("total (weighted) loss", "loss parts (unweighted)"))
+    (step 0's evaluation of the untrained student) are left out. No run chosen (`run_chosen` False), or no loss
+    logged yet: an empty panel that says so."""
     records = [r for r in records if "loss" in r]
+    if not run_chosen:
+        return empty_figure("losses", NO_RUN, 330)
+    if not records:
+        return empty_figure("losses", "No loss logged yet: curves appear here as the run trains.", 330)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("total (weighted) loss", "loss parts (unweighted)"))
     steps = [r["step"] for r in records]
     fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in records], name="total", mode="lines+markers"), 1, 1)
     for key, label in LOSS_PARTS:
@@ -26,20 +44,21 @@ def loss_figure(records: list[dict]) -> go.Figure:
     return fig
 
 
-def eval_figure(records: list[dict]) -> go.Figure:
+def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
     """Held-out figures at each evaluation, step 0 (the untrained student) included: student accuracy, teacher
-    accuracy, top-1 agreement."""
+    accuracy, top-1 agreement. No run chosen, or no evaluation yet: an empty panel that says so."""
     evaluated = [r for r in records if "eval_mlm_acc" in r]
+    if not run_chosen:
+        return empty_figure("held-out masked positions", NO_RUN, 300)
+    if not evaluated:
+        return empty_figure("held-out masked positions",
+                            "No evaluation yet: held-out figures appear here as the run is evaluated.", 300)
     fig = go.Figure()
     for key, label in [("eval_agreement", "top-1 agreement with teacher"), ("eval_mlm_acc", "student MLM accuracy"),
                        ("eval_teacher_mlm_acc", "teacher MLM accuracy")]:
         if any(key in r for r in evaluated):
             fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r.get(key) for r in evaluated],
                                      name=label, mode="lines+markers"))
-    if not evaluated:
-        fig.add_annotation(text="No evaluation yet: held-out figures appear here as the run is evaluated.",
-                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=300, title="held-out masked positions", yaxis=dict(range=[0, 1], tickformat=".0%"),
                       xaxis_title="step", margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
     return fig

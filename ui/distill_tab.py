@@ -174,7 +174,8 @@ def show_run(ctx: AppContext, run_id: str | None, owner: str | None):
     infos = list_runs(ctx.launcher.root)  # read once: the table, the chosen run and the queue use it
     table, ids = runs_table(ctx, owner, infos)
     if not run_id or run_id not in ids:
-        return table, gr.Dropdown(choices=ids), "No run selected.", loss_figure([]), eval_figure([]), "", False
+        return table, gr.Dropdown(choices=ids), "No run selected.", loss_figure([], run_chosen=False), \
+            eval_figure([], run_chosen=False), "", False
     run_dir = run_dir_of(run_id, ctx.launcher.root)
     info, records = next(i for i in infos if i["id"] == run_id), read_metrics(run_dir)
     line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos))
@@ -324,8 +325,9 @@ def build(ctx: AppContext) -> dict:
                 delete = gr.Button("Delete", elem_id="distill-delete")
                 share_selected = gr.Checkbox(False, label="Shared", info="Everyone may see this run and use its "
                                                                            "student.")
-            losses_plot = gr.Plot(loss_figure([]), label="Losses", elem_id="distill-losses")
-            eval_plot = gr.Plot(eval_figure([]), label="Agreement and accuracy", elem_id="distill-eval")
+            losses_plot = gr.Plot(loss_figure([], run_chosen=False), label="Losses", elem_id="distill-losses")
+            eval_plot = gr.Plot(eval_figure([], run_chosen=False), label="Agreement and accuracy",
+                                elem_id="distill-eval")
             with gr.Accordion("What did the student learn? Its guesses on probe sentences", open=True):
                 gr.Markdown("The teacher's and the student's three best words for each [MASK], at each evaluation "
                             "(step 0 is the student before training); ✓ where their first guesses agree.")

@@ -40,6 +40,49 @@ def short_text(sentence: str, chars: int = TEXT_LABEL_CHARS) -> str:
     return html.escape(textwrap.shorten(sentence, width=chars, placeholder="…"))
 
 
+LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
+LABEL_FONT_PX = 10
+MAP_PLOT_PX = (1100, 460)  # about the plotting area of the maps, all columns together: (width, height)
+
+
+def _label_box(x: float, y: float, chars: int, position: str, px: tuple[float, float]) -> tuple:
+    """(x0, x1, y0, y1) in data units of a label beside (x, y); px: data units per pixel on (x, y)."""
+    width, height, gap = chars * 0.6 * LABEL_FONT_PX * px[0], 1.3 * LABEL_FONT_PX * px[1], 8
+    if position == "top center":
+        return x - width / 2, x + width / 2, y + gap * px[1], y + gap * px[1] + height
+    if position == "bottom center":
+        return x - width / 2, x + width / 2, y - gap * px[1] - height, y - gap * px[1]
+    if position == "middle right":
+        return x + gap * px[0], x + gap * px[0] + width, y - height / 2, y + height / 2
+    return x - gap * px[0] - width, x - gap * px[0], y - height / 2, y + height / 2
+
+
+def label_layout(xy: np.ndarray, texts: list[str], size_px: tuple[float, float]) -> tuple[list[str], list[str]]:
+    """Text and position of each point's label so that no two labels cover each other: each label takes the first
+    of above, below, right and left that is free; a label with no free place (and a second copy of a point) is left
+    out, its sentence still in the hover.
+
+    xy: (n, 2) the map's points; size_px: (width, height) of the map's plotting area in pixels."""
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    span = np.maximum(high - low, 1e-9) * np.array([1.5, 1.24])  # the axes' range, padded as map_figure pads it
+    px = (span[0] / size_px[0], span[1] / size_px[1])
+    placed, shown, positions = [], [], []
+    seen = set()
+    for (x, y), text in zip(xy.tolist(), texts):
+        place = None
+        if (x, y) not in seen:
+            for position in LABEL_POSITIONS:
+                box = _label_box(x, y, len(html.unescape(text)), position, px)
+                if not any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):
+                    place = position
+                    placed.append(box)
+                    break
+        seen.add((x, y))
+        shown.append(text if place else "")
+        positions.append(place or "top center")
+    return shown, positions
+
+
 def label_colours(labels: tuple[str, ...]) -> dict[str, str]:
     """A colour for each distinct label in order of first appearance; the palette repeats past its 20 colours."""
     return {label: LABEL_PALETTE[i % len(LABEL_PALETTE)] for i, label in enumerate(dict.fromkeys(labels))}
@@ -72,12 +115,19 @@ def map_figure(sentences: SentenceSet, spaces: list[Space], coords: list[np.ndar
         return dict(axes, hovertext=[hover[i] for i in index], hoverinfo="text", **style)
 
     for col, xy in enumerate(coords, start=1):
+        if with_text and dims == 2:
+            size = (MAP_PLOT_PX[0] / len(spaces), MAP_PLOT_PX[1])
+            shown, places = label_layout(xy, texts, size)
+        elif with_text:  # 3D turns: only copies of one point lose their label
+            shown = [t if i == min(j for j in range(len(xy)) if np.array_equal(xy[j], xy[i])) else ""
+                     for i, t in enumerate(texts)]
+            places = ["top center"] * len(texts)
         for group, colour in colours.items():
             index = [i for i, label in enumerate(labels) if label == group]
             style = dict(marker=dict(size=marker_size, color=colour if labelled else UNLABELLED, opacity=0.8))
             if with_text:
-                style.update(mode="markers+text", text=[texts[i] for i in index], textposition="top center",
-                             textfont=dict(size=10, color="#333"))
+                style.update(mode="markers+text", text=[shown[i] for i in index],
+                             textposition=[places[i] for i in index], textfont=dict(size=LABEL_FONT_PX, color="#333"))
             else:
                 style.update(mode="markers")
             fig.add_trace(kind(name=group, legendgroup=group, showlegend=col == 1, **points(xy, index, **style)),
@@ -135,10 +185,19 @@ def scores_table(spaces: list[Space], pairs: list[tuple[int, int, dict]]) -> pd.
 
 
 def scores_note(pairs: list[tuple[int, int, dict]]) -> str:
-    """One line on how to read the scores table: the estimator and the baseline, and why kNN overlap is n/a."""
+    """How to read the scores table: the estimator, the baseline and its spread, whether CKA is reliable at this
+    size, and why kNN overlap is n/a."""
     scores = pairs[0][2]
-    line = (f"CKA: {scores['estimator']} estimator. 'Rows shuffled' is the CKA of the same vectors with one side's "
-            "sentences out of order (fixed seed): what unmatched sentences score.")
+    spreads = [s["cka_shuffled_sd"] for _, _, s in pairs if not math.isnan(s.get("cka_shuffled_sd", math.nan))]
+    line = (f"CKA: {scores['estimator']} estimator. 'Rows shuffled' is the mean CKA of the same vectors with one "
+            f"side's sentences out of order, over {scores.get('shuffles', 1)} fixed-seed shuffles: what unmatched "
+            "sentences score")
+    if spreads:
+        low, high = min(spreads), max(spreads)
+        line += f" (standard deviation {number(low)}" + (f" to {number(high)}" if high - low >= 5e-4 else "") + ")"
+    line += "."
+    if scores.get("cka_note"):
+        line += " " + scores["cka_note"]
     if scores["knn_note"]:
         line += " " + scores["knn_note"]
     return line

@@ -26,7 +26,7 @@ from core.compare.sentences import (
 )
 from core.compare.similarity import ESTIMATORS, KNN_K
 from ui import embed_plots
-from ui.context import AppContext, user_errors
+from ui.context import AppContext, ErrorLines, markdown_text, user_errors
 from ui.downloads import Downloads, file_box, file_boxes, table
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
@@ -44,8 +44,9 @@ compare too.
   changes. Sets of up to {embed_plots.TEXT_LABELS_UP_TO} sentences show their text beside the points.
 - **How alike**: linear CKA (1 = the same geometry up to rotation and scale). The **debiased** estimator (default)
   is near 0 for unrelated spaces; the original **biased** one is high for unrelated spaces when the sentences are
-  few against the vector width. Beside each CKA, the same with one side's sentences shuffled: what unmatched
-  sentences score. kNN overlap: the mean share of each sentence's {KNN_K} nearest neighbours (cosine) that two
+  few against the vector width. Beside each CKA, the mean over 20 fixed shuffles of one side's sentences: what
+  unmatched sentences score; with fewer than 20 sentences CKA is unreliable, and the note says so.
+  kNN overlap: the mean share of each sentence's {KNN_K} nearest neighbours (cosine) that two
   spaces agree on; it needs at least {KNN_K + 2} sentences. **Layer similarity** shows both for every pair of
   layers and outlines, for each layer, the closest reference layer.
 - Uploads: a UTF-8 `.txt` (one sentence a line) or `.csv` (a `sentence` or `text` column, optional `label` or
@@ -197,9 +198,10 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
             f"{time.perf_counter() - embedded:.1f} s (cached results are instant). {embed_plots.scores_note(pairs)}")
     flat = [s.model for s in spaces if not embed.varies(s.vectors)]
     if flat:
-        note += f" Every sentence has the same vector in {', '.join(flat)} at this layer: nothing to map."
+        names = markdown_text(", ".join(flat))  # as typed
+        note += f" Every sentence has the same vector in {names} at this layer: nothing to map."
     notices = [ctx.load(choice.name).notice for choice in chosen]  # loaded already: read from the cache
-    note += "".join(f" {notice}" for notice in notices if notice)
+    note += "".join(f" {markdown_text(notice)}" for notice in notices if notice)  # they name the models as typed
     return (figure, embed_plots.scores_table(spaces, pairs), note,
             gr.Dropdown(choices=sentence_choices(sentences), value=None),
             map_downloads(sentences, spaces, coords, pairs, figure))
@@ -220,8 +222,20 @@ def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, mod
 
 
 def fit_neighbour_columns(table):
-    """Column widths for the neighbours table as it now is: a narrow rank, the models' columns equal."""
-    return gr.Dataframe(column_widths=embed_plots.neighbour_column_widths(max(1, len(table.columns) - 1)))
+    """The neighbours table as it now is, its headers (one a model shown) and widths (a narrow rank, the models'
+    columns equal) set with it, so a third model's column is named and sized."""
+    return gr.Dataframe(value=table, headers=list(table.columns),
+                        column_widths=embed_plots.neighbour_column_widths(max(1, len(table.columns) - 1)))
+
+
+def neighbours_for_maps(scores) -> gr.Dataframe:
+    """The empty neighbours table after drawing: one column a map just drawn (named as in the scores table), so no
+    header of an earlier drawing stays."""
+    frame = scores if isinstance(scores, pd.DataFrame) else pd.DataFrame(scores)
+    names = list(dict.fromkeys([*frame.get("space A", []), *frame.get("space B", [])]))
+    if not names:
+        return gr.skip()
+    return fit_neighbour_columns(pd.DataFrame(columns=["rank", *names]))
 
 
 @user_errors
@@ -297,11 +311,12 @@ def build(ctx: AppContext) -> dict:
                              info="Debiased: near 0 for unrelated spaces. Biased: the original, high for few "
                                   "sentences.")
         draw_button = gr.Button("Draw", variant="primary", elem_id="embed-draw")
+    failed = gr.Markdown("", elem_id="embed-status")  # what the last action that failed said, until one succeeds
     map_plot = gr.Plot(label="Maps", elem_id="embed-map")
     with gr.Row():
         scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
                               wrap=True, scale=3, elem_id="embed-scores")
-        status = gr.Markdown(scale=2)
+        status = gr.Markdown(scale=2, elem_id="embed-note")
     files = {}  # action -> its download boxes, hidden until the action has shown something
     with gr.Row():
         files["draw"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["draw"]]
@@ -319,7 +334,7 @@ def build(ctx: AppContext) -> dict:
     layer_plot = gr.Plot(label="Layer similarity")
     with gr.Row():
         files["layers"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["layers"]]
-    kept = {action: gr.State() for action in ("draw", "layers")}  # per session: what each action last showed
+    kept_state = {action: gr.State() for action in ("draw", "layers")}  # per session: what each action last showed
 
     source.change(show_source, source, [upload, typed], api_visibility="private")
     # Also read again when a list is opened: a run may finish while the tab stays open.
@@ -329,22 +344,38 @@ def build(ctx: AppContext) -> dict:
         dropdown.focus(refresh, None, lists, api_visibility="private")
     inputs = [source, upload, typed, first, second, third, layer1, layer2, layer3, pooling, method, dims]
     quiet = dict(api_visibility="private", show_progress="hidden")
-    draw_button.click(functools.partial(draw_maps, ctx), inputs + [estimator],
-                      [map_plot, scores, status, chosen, kept["draw"]], api_name="embedding_map",
-                      ).success(functools.partial(show_downloads, "draw"), kept["draw"], files["draw"], **quiet)
-    show_neighbours = functools.partial(find_neighbours, ctx)
+    errors = ErrorLines()  # the last failure of each action, for the status line (a toast alone goes unseen)
+
+    def kept(action: str, handler, event_inputs: list):
+        """handler bound to the context, its failures kept for the status line; the event and its failure line."""
+        return errors.wrap(action, functools.partial(handler, ctx), len(event_inputs)), event_inputs
+
+    def status_lines(event, action: str, what: str, event_inputs: list) -> None:
+        event.success(lambda: "", None, failed, **quiet)
+        event.failure(errors.failure(what, action), event_inputs, failed, **quiet)
+
+    draw_fn, draw_inputs = kept("draw", draw_maps, inputs + [estimator])
+    drawn = draw_button.click(draw_fn, draw_inputs, [map_plot, scores, status, chosen, kept_state["draw"]],
+                              api_name="embedding_map")
+    drawn.success(functools.partial(show_downloads, "draw"), kept_state["draw"], files["draw"], **quiet)
+    drawn.success(neighbours_for_maps, scores, neighbour_rows, **quiet)
+    status_lines(drawn, "draw", "Draw", draw_inputs)
+    neighbours_fn, neighbours_inputs = kept("neighbours", find_neighbours, inputs + [chosen, k])
     # Two or three models' columns: the widths follow the table once it is filled.
-    for shown in (neighbours_button.click(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows],
+    for shown in (neighbours_button.click(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
                                           api_name="neighbours"),
-                  chosen.select(show_neighbours, inputs + [chosen, k], [map_plot, neighbour_rows],
+                  chosen.select(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
                                 api_visibility="private")):
         shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
         shown.success(show_neighbour_download, neighbour_rows, files["neighbours"], **quiet)
-    layers_button.click(functools.partial(compare_layers, ctx), [source, upload, typed, first, second, third, pooling,
-                                                                   estimator], [layer_plot, kept["layers"]],
-                        api_name="layer_similarity",
-                        ).success(functools.partial(show_downloads, "layers"), kept["layers"], files["layers"], **quiet)
+        status_lines(shown, "neighbours", "Neighbours", neighbours_inputs)
+    layers_fn, layers_inputs = kept("layers", compare_layers,
+                                    [source, upload, typed, first, second, third, pooling, estimator])
+    compared = layers_button.click(layers_fn, layers_inputs, [layer_plot, kept_state["layers"]],
+                                   api_name="layer_similarity")
+    compared.success(functools.partial(show_downloads, "layers"), kept_state["layers"], files["layers"], **quiet)
+    status_lines(compared, "layers", "Layer similarity", layers_inputs)
     return dict(source=source, upload=upload, typed=typed, first=first, second=second, third=third, map_plot=map_plot,
                 scores=scores, chosen=chosen, neighbour_rows=neighbour_rows, layer_plot=layer_plot,
-                estimator=estimator, files=files, refresh=(refresh, lists))
+                estimator=estimator, files=files, failed=failed, refresh=(refresh, lists))
 

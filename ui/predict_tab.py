@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from core.compare import predict, tables
 from core.compare.probes import fill_mask_probes
-from ui.context import AppContext
+from ui.context import AppContext, ErrorLines, failure_line, markdown_text, page_text
 from ui.downloads import Downloads, file_box, file_boxes, table
 
 DEFAULT_TOP_K = 5
@@ -79,41 +75,12 @@ class ModelChoice:
         return chosen
 
 
-@dataclass
-class ErrorLines:
-    """The last error of each action, keyed by the action and its inputs, so the page can keep it in view.
-
-    A handler that fails raises gr.Error (the toast, and the message API callers receive); the page then asks for
-    the message with the same inputs and shows it in a status line until the next success.
-    """
-    limit: int = 64
-    _lines: OrderedDict = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @contextmanager
-    def kept(self, key: tuple) -> Iterator[None]:
-        """Run a handler's body; a ValueError or gr.Error is recorded under `key` and raised as gr.Error."""
-        try:
-            yield
-        except (ValueError, gr.Error) as error:
-            message = error.message if isinstance(error, gr.Error) else str(error)
-            with self._lock:
-                self._lines[key] = message
-                while len(self._lines) > self.limit:
-                    self._lines.popitem(last=False)
-            raise gr.Error(message, print_exception=False) from None
-
-    def take(self, key: tuple) -> str:
-        with self._lock:
-            return self._lines.pop(key, "")
-
-
 ACTIONS = {"fill_mask": "Predict", "mask_each_word": "Mask each word", "probe_summary": "Probe summary"}
 
 
 def status_line(action: str, message: str) -> str:
-    """The visible line after a failed action: what failed and why."""
-    return f"**{ACTIONS[action]} failed:** {message}" if message else ""
+    """The visible line after a failed action: what failed and why (the message shown as written, never as HTML)."""
+    return failure_line(ACTIONS[action], message)
 
 
 def _models(ctx: AppContext, choice: ModelChoice, progress) -> list:
@@ -135,8 +102,8 @@ def label(name: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+    """Text shown as typed inside Markdown (a table cell, the sentence line): never read as HTML or emphasis."""
+    return markdown_text(text)
 
 
 def _shared_colours(token_lists: list[list[str]]) -> dict[str, str]:
@@ -151,17 +118,19 @@ def _shared_colours(token_lists: list[list[str]]) -> dict[str, str]:
 
 
 def sentence_title(text: str, limit: int = 90) -> str:
-    """The sentence a figure shows, quoted, shortened at a word to about `limit` characters."""
+    """The sentence a figure shows, quoted, shortened at a word to about `limit` characters, escaped: plotly reads
+    titles as HTML."""
     if len(text) > limit:
         text = (text[:limit - 1].rsplit(" ", 1)[0] or text[:limit - 1]) + " …"
-    return "«" + text + "»"
+    return "«" + page_text(text) + "»"
 
 
 def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
     """Horizontal bars: one row of subplots per mask, one subplot per model, best guess on top; titled with the
     sentence, so the figure says what it shows."""
     masks, models = len(result.results[0].masks), len(result.results)
-    titles = [label(r.model) + (f" · mask {m + 1}" if masks > 1 else "") for m in range(masks) for r in result.results]
+    titles = [page_text(label(r.model)) + (f" · mask {m + 1}" if masks > 1 else "")
+              for m in range(masks) for r in result.results]
     row_height = 50 + 24 * result.top_k  # pixels
     height = masks * row_height + 70
     fig = make_subplots(rows=masks, cols=models, subplot_titles=titles, horizontal_spacing=0.12,
@@ -170,13 +139,14 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
         colours = _shared_colours([r.masks[m].tokens for r in result.results])
         for c, r in enumerate(result.results):
             guess = r.masks[m]
+            words = [page_text(w) for w in guess.words]  # plotly reads tick and hover text as HTML
             fig.add_trace(go.Bar(
                 x=guess.probs, y=list(range(len(guess.tokens))), orientation="h",
                 marker_color=[colours.get(t, UNSHARED) for t in guess.tokens],
                 text=[f"{p:.1%}" for p in guess.probs], textposition="auto",
-                customdata=guess.words, hovertemplate="%{customdata}: %{x:.2%}<extra></extra>", showlegend=False,
+                customdata=words, hovertemplate="%{customdata}: %{x:.2%}<extra></extra>", showlegend=False,
             ), row=m + 1, col=c + 1)
-            fig.update_yaxes(tickvals=list(range(len(guess.tokens))), ticktext=guess.words, autorange="reversed",
+            fig.update_yaxes(tickvals=list(range(len(guess.tokens))), ticktext=words, autorange="reversed",
                              row=m + 1, col=c + 1)
             fig.update_xaxes(showticklabels=False, rangemode="tozero", row=m + 1, col=c + 1)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), bargap=0.2,
@@ -197,7 +167,7 @@ def agreement_markdown(result: predict.SentenceComparison) -> str:
             lines.append(f"| {m + 1} | {_cell(label(pair.other))} | {_cell(words)} | {'yes' if item.top1 else 'no'} | "
                          f"{item.overlap:.0%} | {_kl_text(item.kl)} |")
             if item.shared_vocab < reference.masks[m].log_probs.numel():
-                notes.add(f"KL between {label(pair.reference)} and {label(pair.other)} is taken over the "
+                notes.add(f"KL between {_cell(label(pair.reference))} and {_cell(label(pair.other))} is taken over the "
                           f"{item.shared_vocab:,} vocabulary entries whose string both vocabularies hold.")
     head = (f"**Sentence:** {_cell(result.text)}\n\n"
             f"Agreement with model 1 (**{_cell(label(result.results[0].model))}**), KL(model 1 ‖ model).")
@@ -208,6 +178,17 @@ def _kl_text(kl: float) -> str:
     return "n/a (no shared strings)" if math.isnan(kl) else f"{kl:.3f}"
 
 
+# The KL scale spans the whole strip (one row alone left it a few pixels long, its ticks on top of each other),
+# with a few ticks well apart.
+KL_COLORBAR = dict(title=dict(text="KL", side="top"), len=1.0, lenmode="fraction", y=0.5, yanchor="middle",
+                   thickness=14, nticks=5, tickformat=".2g", ypad=0)
+
+
+def strip_height(pairs: int) -> int:
+    """The strip's height in pixels: tall enough that the KL scale has room for its ticks."""
+    return max(320, 170 + 120 * pairs)
+
+
 def word_strip_figure(strip: predict.WordStrip) -> go.Figure:
     """A heat strip: words on x; for each model against model 1 a row of top-1 agreement and a row of KL."""
     pairs = strip.pairs
@@ -216,23 +197,23 @@ def word_strip_figure(strip: predict.WordStrip) -> go.Figure:
     kl_max = max([a.kl for p in pairs for a in p.items if not math.isnan(a.kl)] + [1e-6])
     for i, pair in enumerate(pairs):
         reference, other = strip.results[0], strip.results[pair.other_index]
-        hover = [f"{w}: {reference[j].words[0]} / {other[j].words[0]}" for j, w in enumerate(strip.words)]
+        hover = [page_text(f"{w}: {reference[j].words[0]} / {other[j].words[0]}") for j, w in enumerate(strip.words)]
+        name = page_text(label(pair.other))
         agree = [a.top1 for a in pair.items]
         fig.add_trace(go.Heatmap(
-            z=[agree], x=x, y=[f"top-1 agrees · {label(pair.other)}"], zmin=0, zmax=1,
+            z=[agree], x=x, y=[f"top-1 agrees · {name}"], zmin=0, zmax=1,
             colorscale=[[0, "#e4572e"], [1, "#4caf50"]], showscale=False,
             text=[["✓" if v else "✗" for v in agree]], texttemplate="%{text}", customdata=[hover],
             hovertemplate="%{customdata}<extra></extra>", xgap=2), row=2 * i + 1, col=1)
         kl = [a.kl for a in pair.items]
-        domain = fig.layout[f"yaxis{2 * i + 2}"].domain
         fig.add_trace(go.Heatmap(
-            z=[kl], x=x, y=[f"KL · {label(pair.other)}"], zmin=0, zmax=kl_max, colorscale="Blues",
+            z=[kl], x=x, y=[f"KL · {name}"], zmin=0, zmax=kl_max, colorscale="Blues",
             text=[[_kl_text(v) for v in kl]], texttemplate="%{text}", customdata=[hover],
             hovertemplate="%{customdata}<br>KL %{z:.3f}<extra></extra>", xgap=2, showscale=i == 0,
-            colorbar=dict(title="KL", len=domain[1] - domain[0], y=sum(domain) / 2, thickness=12)),
+            colorbar=KL_COLORBAR),
             row=2 * i + 2, col=1)
-    fig.update_xaxes(tickvals=x, ticktext=strip.words, tickangle=-30)
-    fig.update_layout(height=150 + 120 * len(pairs), margin=dict(l=10, r=10, t=50, b=10),
+    fig.update_xaxes(tickvals=x, ticktext=[page_text(w) for w in strip.words], tickangle=-30)
+    fig.update_layout(height=strip_height(len(pairs)), margin=dict(l=10, r=10, t=50, b=10),
                       title=dict(text=sentence_title(strip.sentence), x=0.5, xanchor="center", font=dict(size=14)))
     return fig
 
@@ -275,12 +256,13 @@ def summary_figure(summary: predict.ProbeSummary) -> go.Figure:
         pair = summary.pair_of(m)
         values = [score.accuracy] + ([pair.mean("top1"), pair.mean("overlap")] if pair else [None, None])
         colour = SHARED_PALETTE[m]
-        fig.add_trace(go.Bar(x=metrics, y=values, name=f"{m + 1}. {label(score.model)}", marker_color=colour,
+        fig.add_trace(go.Bar(x=metrics, y=values, name=f"{m + 1}. {page_text(label(score.model))}", marker_color=colour,
                              text=[f"{v:.0%}" if v is not None and not math.isnan(v) else "" for v in values],
                              textposition="outside"), row=1, col=1)
         if pair:
             kl_top = max(kl_top, 0.0 if math.isnan(pair.mean("kl")) else pair.mean("kl"))
-            fig.add_trace(go.Bar(x=[f"{m + 1}. {label(score.model)}"], y=[pair.mean("kl")], marker_color=colour,
+            fig.add_trace(go.Bar(x=[f"{m + 1}. {page_text(label(score.model))}"], y=[pair.mean("kl")],
+                                 marker_color=colour,
                                  showlegend=False, text=[_kl_text(pair.mean("kl"))], textposition="outside"),
                           row=1, col=2)
     # Headroom above the tallest bar, so a label drawn above it stays clear of the subplot title.
@@ -342,7 +324,7 @@ def fill_mask_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=No
         text = predict.check_text(sentence)  # before loading anything: a typo should not wait for a model
         models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
         result = predict.compare(models, text, int(top_k))
-        notes = "".join(f"\n\n*{n}*" for n in _notices(models))
+        notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         figure = prediction_figure(result)
         return figure, agreement_markdown(result) + notes, prediction_downloads(result, figure)
 
@@ -360,7 +342,7 @@ def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model
         text = predict.check_text(sentence, with_masks=False)
         models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
         result = predict.mask_each_word(models, text, int(top_k))
-        notes = "".join(f"\n\n*{n}*" for n in _notices(models))
+        notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         names = [m.name for m in models]
         figure = word_strip_figure(result)
         return figure, word_strip_markdown(result, names) + notes, word_downloads(result, names, figure)

@@ -279,15 +279,21 @@ def nearest(space: Space, index: int, k: int = 5) -> list[tuple[int, float]]:
 def compare(a: Space, b: Space, k: int = similarity.KNN_K, estimator: str = "debiased") -> dict:
     """How alike two spaces of the same sentences are, any widths.
 
-    Returns {"cka": linear CKA, "cka_shuffled": the same with b's rows shuffled (no sentence matched, fixed seed: what
-    CKA gives for unmatched sentences), "estimator": "debiased" or "biased", "knn_overlap": mean share of each
+    Returns {"cka": linear CKA, "cka_shuffled": the mean CKA with b's rows shuffled over "shuffles" fixed-seed
+    derangements (no sentence matched: what CKA gives for unmatched sentences), "cka_shuffled_sd": their standard
+    deviation, "shuffles": how many, "cka_note": a sentence when the sentences are too few for CKA to be reliable
+    ("" otherwise), "estimator": "debiased" or "biased", "knn_overlap": mean share of each
     sentence's k cosine nearest neighbours the spaces agree on (NaN for k >= n - 1), "k": k, "knn_note": why
     kNN overlap is NaN ("" when it is not)}. ValueError as similarity.linear_cka.
     """
     estimator = similarity.check_estimator(estimator)
     n = a.vectors.shape[0]
+    shuffled, spread = similarity.shuffled_cka_spread(a.vectors, b.vectors, estimator)
     return {"cka": similarity.linear_cka(a.vectors, b.vectors, estimator),
-            "cka_shuffled": similarity.shuffled_cka(a.vectors, b.vectors, estimator),
+            "cka_shuffled": shuffled,
+            "cka_shuffled_sd": spread,
+            "shuffles": similarity.SHUFFLES,
+            "cka_note": similarity.reliability_note(n),
             "estimator": estimator,
             "knn_overlap": similarity.knn_overlap(a.vectors, b.vectors, k),
             "k": k,

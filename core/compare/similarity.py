@@ -118,13 +118,43 @@ def derangement(n: int, seed: int = SHUFFLE_SEED) -> np.ndarray:
     return result
 
 
-def shuffled_cka(x: np.ndarray, y: np.ndarray, estimator: str = "debiased", seed: int = SHUFFLE_SEED) -> float:
-    """CKA of x against y with y's rows shuffled so that no sentence meets itself: what unmatched sentences score.
+SHUFFLES = 20  # derangements the shuffled baseline averages over: one alone swings widely for few sentences
+RELIABLE_SENTENCES = 20  # below this, CKA and its baseline move a lot with the choice of sentences
 
-    A baseline to read a CKA against: the same vectors and widths, the pairing of sentences destroyed. Fixed seed.
+
+def shuffled_cka_spread(x: np.ndarray, y: np.ndarray, estimator: str = "debiased", shuffles: int = SHUFFLES,
+                        seed: int = SHUFFLE_SEED) -> tuple[float, float]:
+    """(mean, standard deviation) of CKA of x against y with y's rows deranged, over `shuffles` fixed-seed
+    derangements (seeds seed, seed + 1, ...): what unmatched sentences score, and how much that moves.
+
+    One derangement alone is a poor baseline with few sentences (4 sentences: 0.99 with one seed, -0.38 with
+    another); the spread says how far a CKA can move by chance at this size. NaN where CKA is NaN.
     """
     _check_rows(x, y)
-    return linear_cka(x, np.asarray(y)[derangement(len(y), seed)], estimator)
+    y = np.asarray(y)
+    values = cka_matrix([x], [y[derangement(len(y), seed + i)] for i in range(shuffles)], estimator)[0]
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std())
+
+
+def shuffled_cka(x: np.ndarray, y: np.ndarray, estimator: str = "debiased", seed: int = SHUFFLE_SEED,
+                 shuffles: int = SHUFFLES) -> float:
+    """Mean CKA of x against y with y's rows shuffled so that no sentence meets itself: what unmatched sentences
+    score, over `shuffles` fixed-seed derangements (shuffled_cka_spread gives the spread too).
+
+    A baseline to read a CKA against: the same vectors and widths, the pairing of sentences destroyed.
+    """
+    return shuffled_cka_spread(x, y, estimator, shuffles, seed)[0]
+
+
+def reliability_note(n: int) -> str:
+    """One sentence when n sentences are too few for CKA to mean much; "" from RELIABLE_SENTENCES on."""
+    if n >= RELIABLE_SENTENCES:
+        return ""
+    return (f"With {n} sentences CKA is unreliable: it moves a lot with the choice of sentences, as the spread of the "
+            f"shuffled baseline shows; use at least {RELIABLE_SENTENCES} sentences.")
 
 
 @one_blas_thread

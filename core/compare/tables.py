@@ -91,12 +91,13 @@ def map_rows(sentences: SentenceSet, spaces: Sequence[Space], coords: Sequence[n
 
 def score_rows(spaces: Sequence[Space], pairs: Sequence[tuple[int, int, dict]]) -> list[dict]:
     """How alike every pair of spaces is (embed.compare_pairs): the CKA estimator, linear CKA, CKA with one side's
-    rows shuffled and kNN overlap@k, unrounded."""
+    rows shuffled (the mean over several shuffles, and their standard deviation) and kNN overlap@k, unrounded."""
     rows = []
     for a, b, scores in pairs:
         rows.append({"space A": space_name(a, spaces[a]), "space B": space_name(b, spaces[b]),
                      "estimator": scores["estimator"], "linear CKA": _value(scores["cka"]),
                      "CKA, rows shuffled": _value(scores["cka_shuffled"]),
+                     "CKA, rows shuffled (sd)": _value(scores.get("cka_shuffled_sd", float("nan"))),
                      f"kNN overlap@{scores['k']}": _value(scores["knn_overlap"])})
     return rows
 

@@ -12,6 +12,7 @@ A recipe computes the parts that apply to it and reports the others as 0.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,12 +36,17 @@ class LossWeights:
         return getattr(self, "alpha_" + part.removeprefix("loss_"))
 
     def check(self, reduced_vocab: bool = False) -> None:
-        """Raise ValueError unless T > 0, no alpha is negative and one alpha that applies is above 0.
+        """Raise ValueError unless T is finite and > 0, every alpha is finite and not negative, and one alpha that
+        applies is above 0.
 
         The hidden-state term of a reduced-vocabulary student is alpha_hidden_mse; of others, alpha_cos and alpha_att.
         """
-        if not self.temperature > 0:
-            raise ValueError(f"The temperature must be above 0; got {self.temperature}.")
+        if not 0 < self.temperature < math.inf:
+            raise ValueError(f"The temperature must be a finite number above 0; got {self.temperature}.")
+        for part in LOSS_PARTS:
+            if not math.isfinite(self.weight(part)):
+                name = "alpha_" + part.removeprefix("loss_")
+                raise ValueError(f"The loss weight {name} must be a finite number; got {self.weight(part)}.")
         if any(self.weight(part) < 0 for part in LOSS_PARTS):
             raise ValueError("Loss weights (alphas) cannot be negative.")
         applying = ("loss_kl", "loss_mlm", "loss_hidden_mse") if reduced_vocab else \

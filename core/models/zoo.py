@@ -2,9 +2,9 @@
 
 A model is named in one of five ways:
   - a known name from KNOWN_MODELS ("rubert-base-cased-conversational", "bundled-teacher", ...);
-  - "arch:<known name>": that model's exact architecture with random weights (for speed measurements);
-  - "run:<run id>": the student of a distillation run (its final model, else its last checkpoint);
-  - "run:<run id>@init": that run's student as it was before its first step;
+  - "arch:NAME" (NAME a known name): that model's exact architecture with random weights (for speed measurements);
+  - "run:RUN_ID": the student of a distillation run (its final model, else its last checkpoint);
+  - "run:RUN_ID@init": that run's student as it was before its first step;
   - a path to a local Hugging Face model directory;
   - a Hugging Face Hub id ("owner/name").
 Every loader goes through AutoModelForMaskedLM / AutoTokenizer and never enables remote code, and every loaded model
@@ -178,20 +178,26 @@ def resolve(name: str) -> tuple[str, str]:
         run_id, _ = run_name_parts(name)
         run_dir = run_dir_of(run_id)
         if not run_dir.is_dir():
-            raise ValueError(f"There is no run '{run_id}'.")
+            # the run's id only: the runs folder's path is this server's business
+            raise ValueError(f"There is no run '{run_id}': choose a run's student from the model list (run:RUN_ID), "
+                             "or start a run in the Distill tab.")
         return "run", str(run_dir)
     if Path(name).expanduser().is_dir():
         return "local", str(Path(name).expanduser().resolve())
+    if Path(name).expanduser().exists():
+        raise ValueError(f"'{name}' is a file, not a model folder: give the folder that holds its config.json, "
+                         "weights and tokenizer files.")
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
         raise ValueError(f"The folder '{name}' does not exist.")
     if HUB_ID_PATTERN.match(name):
         return "hub", name
     raise ValueError(f"Unknown model '{name}'. Use a known name ({', '.join(KNOWN_MODELS)}), "
-                     "'arch:<name>', 'run:<run id>', a local model folder, or a Hub id like owner/name.")
+                     "arch:NAME for a known name's architecture, run:RUN_ID for a run's student, a local model folder, "
+                     "or a Hub id like owner/name.")
 
 
 def run_name_parts(name: str) -> tuple[str, str | None]:
-    """("<run id>", None) for "run:<run id>", ("<run id>", "init") for "run:<run id>@init"; ValueError for any
+    """(RUN_ID, None) for "run:RUN_ID", (RUN_ID, "init") for "run:RUN_ID@init"; ValueError for any
     other copy named after '@' (run ids never hold '@')."""
     run_id, at, copy = name.strip()[4:].partition("@")
     if at and copy != "init":

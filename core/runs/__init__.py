@@ -48,6 +48,7 @@ from core.runs.store import (
     run_info,
     run_model_dir,
     run_version,
+    stopped_message,
     truncate_metrics,
     without_server_paths,
     write_request,
@@ -58,5 +59,5 @@ __all__ = ["ACTIVE_STATES", "RUN_ID_PATTERN", "RunPaths", "atomic_write", "atomi
            "checkpoint_step", "console_error", "delete_run", "has_init", "has_model", "latest_checkpoint", "list_runs",
            "load_checkpoint", "model_source", "new_run_id", "pid_alive", "read_config", "read_console", "read_json",
            "read_metrics", "read_status", "rng_state", "run_dir_of", "run_info", "run_model_dir", "run_version",
-           "save_checkpoint", "set_rng_state", "truncate_metrics", "without_server_paths", "write_request",
-           "write_status"]
+           "save_checkpoint", "set_rng_state", "stopped_message", "truncate_metrics", "without_server_paths",
+           "write_request", "write_status"]

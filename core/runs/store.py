@@ -123,8 +123,19 @@ def read_status(run_dir: Path) -> dict:
     status = read_json(RunPaths(run_dir).status, {}) or {}
     if status.get("state") == "running" and not pid_alive(status.get("pid")):
         status["state"] = "stopped"
-        status["message"] = "The process ended unexpectedly; resume continues from the last checkpoint."
+        status["message"] = stopped_message(run_dir, asked=bool(status.get("stop_requested")))
     return status
+
+
+def stopped_message(run_dir: Path, asked: bool) -> str:
+    """Why a run whose process ended without recording it is stopped, and where resume continues: `asked`, it was
+    stopped on request before it could save a checkpoint; else its process ended unexpectedly."""
+    step = checkpoint_step(run_dir)
+    where = f"resume continues from step {step}" if step else "resume starts again from step 0"
+    if asked:
+        return (f"Stopped as asked, before its next checkpoint; {where}." if step else
+                f"Stopped as asked, before its first checkpoint; {where}.")
+    return f"The process ended unexpectedly; {where}."
 
 
 def read_metrics(run_dir: Path, name: str | None = None) -> list[dict]:
@@ -190,14 +201,19 @@ def read_console(run_dir: Path, max_lines: int = 40, max_chars: int = 20_000) ->
     return without_server_paths(run_dir, tail)
 
 
+PROGRESS_BAR = re.compile(r"\d+%\||\|\s*\d+/\d+\s*\[")  # tqdm: "distilling:  16%|█▌   | 16/100 [00:03<...]"
+
+
 def console_error(run_dir: Path) -> str:
-    """Why a run failed, from its console: the last 'error: ...' line, else the last unindented line; "" if none."""
+    """Why a run failed, from its console: the last 'error: ...' line, else the last unindented line that is not a
+    progress bar, a warning or the run's own bookkeeping; "" if none."""
     lines = read_console(run_dir, max_lines=200, max_chars=60_000).splitlines()
     for line in reversed(lines):
         if line.startswith("error: "):
             return line[len("error: "):]
     for line in reversed(lines):
-        if line.strip() and not line.startswith((" ", "\t", "$")):
+        if line.strip() and not line.startswith((" ", "\t", "$", "warning: ", "run directory: ")) \
+                and not PROGRESS_BAR.search(line):
             return line.strip()[:300]
     return ""
 
