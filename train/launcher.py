@@ -88,15 +88,18 @@ class RunLauncher:
 
     def _watch(self) -> None:
         while True:
+            waiting = False
             try:
-                self.pump()
+                waiting = self.pump()
             except Exception as error:  # the watcher must outlive any one bad run directory
                 print(f"run launcher: {error}", file=sys.stderr)
-            self._wake.wait(self.poll_s)
+            # a queued run whose previous process is still exiting starts as soon as that process is reaped
+            self._wake.wait(min(self.poll_s, 0.2) if waiting else self.poll_s)
             self._wake.clear()
 
-    def pump(self) -> None:
-        """Reap finished children, record why they failed, start queued runs while there is room.
+    def pump(self) -> bool:
+        """Reap finished children, record why they failed, start queued runs while there is room; True when a queued
+        run waits for its previous process to exit.
 
         Every change of a run's state made here or by an action happens under the lock, and a run whose previous
         process is still exiting is not started again until that process is reaped: an exit never overwrites what a
@@ -108,13 +111,16 @@ class RunLauncher:
                     self._record_exit(run_id, child)
             runs = list_runs(self.root)
             running = len({r["id"] for r in runs if r["state"] == "running"} | set(self._children))
+            waiting = False
             for info in sorted((r for r in runs if r["state"] == "queued"), key=lambda r: r["queued_at"]):
+                if info["id"] in self._children:  # its last process wrote "stopped" and is still exiting
+                    waiting = True
+                    continue
                 if running >= self.max_running:
                     break
-                if info["id"] in self._children:  # its last process wrote "stopped" and is still exiting
-                    continue
                 self._spawn(info["id"])
                 running += 1
+            return waiting
 
     def _spawn(self, run_id: str) -> None:
         paths = RunPaths(self.root / run_id)
