@@ -62,3 +62,24 @@ def test_plot_bundled_curves_shows_its_stages(tmp_path, capsys):
     printed = capsys.readouterr()
     assert [line.split("] ", 1)[1].split(" ")[0] for line in stage_lines(printed.err)] == ["reading", "drawing"]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and printed.out == f"wrote {out}\n"
+
+
+def test_bench_distill_step_prints_tokens_mfu_and_memory(capsys):
+    from scripts import bench_distill_step
+    assert bench_distill_step.main(["--pair", "arch-tiny", "--device", "cpu", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens/s" in out and "MFU" in out and "peak memory" in out
+
+
+def test_distill_step_flops_count_the_teacher_once_and_the_student_three_times():
+    from core.bench.plan import ModelShape, distill_step_flops
+    teacher = ModelShape("t", "arch", layers=12, hidden=768, heads=12, ffn=3072, max_seq_len=512, params=0,
+                         vocab=119547)
+    student = ModelShape("s", "arch", layers=6, hidden=768, heads=12, ffn=3072, max_seq_len=512, params=0,
+                         vocab=119547)
+    flops = distill_step_flops(teacher, student, 32, 256)
+    per_layer = 2 * 256 * (4 * 768**2 + 2 * 768 * 3072) + 4 * 256**2 * 768
+    head = 2 * 256 * (768**2 + 768 * 119547)
+    assert flops["teacher_forward"] == 32 * (12 * per_layer + head)
+    assert flops["student_forward_backward"] == 3 * 32 * (6 * per_layer + head)
+    assert flops["total"] == flops["teacher_forward"] + flops["student_forward_backward"]

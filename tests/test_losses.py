@@ -13,6 +13,7 @@ from core.distill.losses import (
     hidden_mse_loss,
     kl_loss,
     mlm_loss,
+    softened_kl,
     total_loss,
 )
 
@@ -65,6 +66,37 @@ def test_kl_is_zero_for_identical_logits_and_positive_otherwise():
     logits = torch.randn(BS, SEQ, VOCAB)
     assert kl_loss(logits, logits.clone(), MASK.bool(), 2.0).item() == pytest.approx(0.0, abs=1e-6)
     assert kl_loss(logits, torch.randn(BS, SEQ, VOCAB), MASK.bool(), 2.0).item() > 0
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 2 * VOCAB, 5 * VOCAB, 10**9])
+def test_kl_in_row_blocks_equals_the_whole_formula_in_value_and_gradient(chunk_elements):
+    student, teacher_logits = torch.randn(BS, SEQ, VOCAB) * 3, torch.randn(BS, SEQ, VOCAB) * 3
+    whole_input = student.clone().requires_grad_()
+    whole = softened_kl(whole_input[MASK.bool()], teacher_logits[MASK.bool()], 2.0)
+    whole.backward()
+    blocks_input = student.clone().requires_grad_()
+    blocks = kl_loss(blocks_input, teacher_logits, MASK.bool(), 2.0, chunk_elements=chunk_elements)
+    (blocks * 3.0).backward()  # a factor from later in the graph reaches the saved gradient
+    assert blocks.item() == pytest.approx(whole.item(), rel=1e-5)
+    assert torch.allclose(blocks_input.grad, 3.0 * whole_input.grad, atol=1e-6)
+    assert blocks_input.grad[~MASK.bool()].abs().max() == 0  # padding gets no gradient
+
+
+def test_kl_in_16_bit_logits_matches_fp32_and_keeps_the_gradient_16_bit():
+    student, teacher_logits = torch.randn(BS, SEQ, VOCAB), torch.randn(BS, SEQ, VOCAB)
+    half = student.bfloat16().requires_grad_()
+    loss = kl_loss(half, teacher_logits.bfloat16(), MASK.bool(), 2.0, chunk_elements=VOCAB)
+    loss.backward()
+    exact = kl_loss(half.detach().float(), teacher_logits.bfloat16().float(), MASK.bool(), 2.0)
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(exact.item(), rel=1e-5)
+    assert half.grad.dtype == torch.bfloat16
+
+
+def test_kl_of_no_position_is_zero_with_a_graph():
+    student = torch.randn(BS, SEQ, VOCAB, requires_grad=True)
+    loss = kl_loss(student, torch.randn(BS, SEQ, VOCAB), torch.zeros(BS, SEQ, dtype=torch.bool), 2.0)
+    loss.backward()
+    assert loss.item() == 0 and student.grad.abs().max() == 0
 
 
 def test_mlm_matches_plain_cross_entropy():

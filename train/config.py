@@ -55,6 +55,8 @@ class DistillConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     adam_eps: float = 1e-6
     grad_clip: float = 5.0
+    gradient_checkpointing: bool = False  # recompute the student's layers in backward: less memory, ~30% more time
+    compile: bool = False  # torch.compile student and teacher: a minute of compiling, then faster steps on a GPU
     # losses: temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, alpha_hidden_mse, kl_masked_only
     losses: LossWeights = field(default_factory=LossWeights)
     # bookkeeping

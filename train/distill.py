@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 from core.compare.predict import predict_masks
 from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.distill.data import step_generator
+from core.models.aligned_head import pad_vocab_product
 from core.models.masked_lm import display_word
 from core.models.zoo import LoadedModel
 from core.paths import runs_root
@@ -69,13 +70,37 @@ def make_accelerator(cfg: DistillConfig) -> Accelerator:
     return Accelerator(cpu=cpu, mixed_precision=precision)
 
 
+def place_teacher(teacher: torch.nn.Module, accelerator: Accelerator, pad_vocab: bool = True) -> torch.nn.Module:
+    """The teacher on the run's device, frozen; on a GPU with its vocabulary product padded (core.models.aligned_head)
+    and, in mixed precision, in 16 bits (it only runs forward, in no_grad, so fp32 weights would only cost memory
+    and time)."""
+    teacher.requires_grad_(False)
+    if accelerator.device.type != "cuda":
+        return teacher.to(accelerator.device)
+    if pad_vocab:
+        pad_vocab_product(teacher)
+    if accelerator.mixed_precision in ("bf16", "fp16"):
+        return teacher.to(accelerator.device, dtype=torch.bfloat16 if accelerator.mixed_precision == "bf16"
+                          else torch.float16)
+    return teacher.to(accelerator.device)
+
+
+def place_student(recipe, accelerator: Accelerator, pad_vocab: bool = True) -> torch.nn.Module:
+    """The module the optimizer trains, on the run's device; on a GPU the student's vocabulary product padded."""
+    if accelerator.device.type == "cuda" and pad_vocab:
+        pad_vocab_product(recipe.student)
+    return recipe.trainable().to(accelerator.device)
+
+
 def optimizer_for(cfg: DistillConfig, params: list[tuple[str, torch.nn.Parameter]]) -> torch.optim.Optimizer:
     # Biases and LayerNorm weights are not decayed, as in BERT's and DistilBERT's training.
+    # On a GPU the fused AdamW kernel updates every parameter in one launch instead of a dozen per tensor.
     decay = [p for n, p in params if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in params if p.requires_grad and p.ndim <= 1]
+    fused = all(p.device.type == "cuda" for p in decay + no_decay) or None
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
-                             lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.adam_eps)
+                             lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.adam_eps, fused=fused)
 
 
 def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> None:
@@ -225,13 +250,17 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     recipe, is_main, rank, world = setup.recipe, accelerator.is_main_process, accelerator.process_index, \
         accelerator.num_processes
     stop = StopRequested()
-    student, teacher = recipe.trainable(), recipe.teacher.to(accelerator.device)
+    student, teacher = place_student(recipe, accelerator), place_teacher(recipe.teacher, accelerator)
+    if cfg.gradient_checkpointing:
+        recipe.student.gradient_checkpointing_enable()
     optimizer = optimizer_for(cfg, list(student.named_parameters()))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * cfg.max_steps), cfg.max_steps)
     cursor = DataCursor(setup.batches_for, rank, world)
     step, window, clock = restore(cfg, run_dir, resume, (student, optimizer, scheduler), cursor, accelerator)
     student, optimizer = accelerator.prepare(student, optimizer)
     student.train()
+    # compiled views of the same modules: the optimizer, DDP and checkpoints keep working on the modules themselves
+    models = (torch.compile(student), torch.compile(teacher)) if cfg.compile else (student, teacher)
     guesses = GuessRecorder.for_run(is_main)
     if step == 0:
         evaluate_start(run_dir, recipe, (student, teacher), accelerator, clock, guesses)
@@ -240,7 +269,7 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
                     mininterval=0.5 if sys.stderr.isatty() else 5.0)
     trace = []
     while step < cfg.max_steps:
-        parts, tokens = forward_backward(cfg, recipe, student, teacher, cursor, accelerator, step, trace)
+        parts, tokens = forward_backward(cfg, recipe, (student, *models), cursor, accelerator, step, trace)
         bad_loss, stop_asked = agreed_flags(accelerator, not math.isfinite(parts["loss"]), stop.flag)
         if bad_loss:
             return fail_on_bad_loss(run_dir, parts["loss"], step, last_saved, is_main)
@@ -310,9 +339,13 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
     return step, window, clock
 
 
-def forward_backward(cfg: DistillConfig, recipe, student, teacher, cursor: DataCursor, accelerator: Accelerator,
+def forward_backward(cfg: DistillConfig, recipe, models: tuple, cursor: DataCursor, accelerator: Accelerator,
                      step: int, trace: list) -> tuple[dict[str, float], int]:
-    """One optimizer step's micro-batches through the losses and backward. Returns (mean loss parts, tokens)."""
+    """One optimizer step's micro-batches through the losses and backward. Returns (mean loss parts, tokens).
+
+    models: (the prepared student, the student to run, the teacher to run); the last two are compiled with
+    --compile."""
+    student, run_student, teacher = models
     parts, tokens = {}, 0
     for micro in range(cfg.grad_accum):
         rows = cursor.next_rows()
@@ -324,7 +357,7 @@ def forward_backward(cfg: DistillConfig, recipe, student, teacher, cursor: DataC
         last = micro == cfg.grad_accum - 1
         with nullcontext() if last else accelerator.no_sync(student):  # gradients sync once, on the last
             with accelerator.autocast():
-                losses = recipe.losses(student, teacher, batch)
+                losses = recipe.losses(run_student, teacher, batch)
             accelerator.backward(losses["loss"] / cfg.grad_accum)
         for name, value in losses.items():
             parts[name] = parts.get(name, 0.0) + value.item() / cfg.grad_accum

@@ -64,9 +64,14 @@ class ModelShape:
     ffn: int
     max_seq_len: int
     params: int
+    vocab: int = 0
 
     def flops_per_sample(self, seq_len: int) -> float:
         return encoder_flops(self.layers, self.hidden, self.ffn, seq_len)
+
+    def masked_lm_flops_per_sample(self, seq_len: int) -> float:
+        """Encoder and MLM head (transform h x h, decoder h x vocab) over every position of one sample."""
+        return self.flops_per_sample(seq_len) + 2 * seq_len * (self.hidden * self.hidden + self.hidden * self.vocab)
 
 
 @dataclass
@@ -106,6 +111,16 @@ def encoder_flops(layers: int, hidden: int, ffn: int, seq_len: int) -> float:
     """
     s, h, f = seq_len, hidden, ffn
     return layers * (2 * s * (4 * h * h + 2 * h * f) + 4 * s * s * h)
+
+
+def distill_step_flops(teacher: ModelShape, student: ModelShape, batch_size: int, seq_len: int) -> dict[str, float]:
+    """Model FLOPs of one distillation step over a (batch_size, seq_len) batch: the teacher's forward and the
+    student's forward and backward (backward counted as twice the forward, as in Kaplan et al., 2020 and the PaLM
+    paper's MFU), both with their MLM heads over every position. The losses' softmaxes are not counted."""
+    teacher_forward = teacher.masked_lm_flops_per_sample(seq_len) * batch_size
+    student_forward = student.masked_lm_flops_per_sample(seq_len) * batch_size
+    return {"teacher_forward": teacher_forward, "student_forward_backward": 3 * student_forward,
+            "total": teacher_forward + 3 * student_forward}
 
 
 def forward_memory_bytes(shape: ModelShape, batch_size: int, seq_len: int, mode: str, element_bytes: int) -> float:
@@ -162,7 +177,11 @@ def model_config(name: str, load: Loader = default_loader):
 
 
 def model_shape(name: str, load: Loader = default_loader) -> ModelShape:
-    config = model_config(name, load)
+    return config_shape(name, zoo.resolve(name)[0], model_config(name, load))
+
+
+def config_shape(name: str, source: str, config) -> ModelShape:
+    """The shape of a model from its transformers config; ValueError for an architecture that is not BERT-like."""
     try:
         d, layers = dims(config), num_layers(config)
     except AttributeError:
@@ -173,8 +192,9 @@ def model_shape(name: str, load: Loader = default_loader) -> ModelShape:
         max_seq_len -= (config.pad_token_id or 0) + 1
     with torch.device("meta"):  # counts parameters without allocating them
         meta = AutoModelForMaskedLM.from_config(config)
-    return ModelShape(name=name, source=zoo.resolve(name)[0], layers=layers, hidden=d["hidden"], heads=d["heads"],
-                      ffn=d["ffn"], max_seq_len=max_seq_len, params=sum(p.numel() for p in meta.parameters()))
+    return ModelShape(name=name, source=source, layers=layers, hidden=d["hidden"], heads=d["heads"],
+                      ffn=d["ffn"], max_seq_len=max_seq_len, params=sum(p.numel() for p in meta.parameters()),
+                      vocab=d["vocab"])
 
 
 def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, ModelShape]:

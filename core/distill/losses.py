@@ -13,6 +13,7 @@ A recipe computes the parts that apply to it and reports the others as 0.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -78,13 +79,101 @@ def softened_kl(student_rows: torch.Tensor, teacher_rows: torch.Tensor, temperat
     return F.kl_div(s, t, reduction="batchmean", log_target=True) * temperature ** 2
 
 
+KL_CHUNK_ELEMENTS = 2**25  # logits of each model in fp32 at once in kl_loss: 128 MB per block of rows
+# The compiled kernel holds no fp32 copy of a block (only its 16-bit gradient), so on a GPU blocks are 4x larger:
+# fewer launches, each well past launch overhead.
+KL_CHUNK_ELEMENTS_GPU = 2**27
+
+
+def _kl_block(student_block: torch.Tensor, teacher_block: torch.Tensor, temperature: float,
+              scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block of rows: (sum over its rows of KL(softmax(t/T) || softmax(s/T)), scale * d/ds of that sum * T).
+
+    student_block, teacher_block: (rows, vocab) logits; scale: a 0-d tensor (T / n, kept out of the compiled code's
+    constants so a new n does not recompile). The gradient comes back in the student logits' dtype."""
+    log_s = F.log_softmax(student_block.float() / temperature, dim=-1)  # (rows, vocab)
+    log_t = F.log_softmax(teacher_block.float() / temperature, dim=-1)
+    p_t = log_t.exp()
+    return (p_t * (log_t - log_s)).sum(), ((log_s.exp() - p_t) * scale).to(student_block.dtype)
+
+
+class _BlockKernel:
+    """_kl_block, compiled by torch.compile on a GPU: the dozen element-wise passes over a block become two fused
+    kernels, which makes the KL term about ten times faster at RuBERT's vocabulary size. Falls back to plain
+    PyTorch (with a warning) where compiling fails, and on the CPU, where it would cost more time than it saves."""
+
+    def __init__(self):
+        self.compiled, self.failed = None, False
+
+    def __call__(self, student_block, teacher_block, temperature, scale):
+        if student_block.device.type != "cuda" or self.failed:
+            return _kl_block(student_block, teacher_block, temperature, scale)
+        try:
+            if self.compiled is None:
+                self.compiled = torch.compile(_kl_block, dynamic=True)
+            return self.compiled(student_block, teacher_block, temperature, scale)
+        except Exception as error:  # no Triton, an unsupported GPU: the plain code computes the same
+            warnings.warn(f"The KL term runs uncompiled ({type(error).__name__}: {str(error)[:200]}).", stacklevel=2)
+            self.failed = True
+            return _kl_block(student_block, teacher_block, temperature, scale)
+
+
+kl_block_kernel = _BlockKernel()
+
+
+class _ChunkedSoftenedKL(torch.autograd.Function):
+    """softened_kl computed block by block of rows, its gradient worked out in the same pass.
+
+    d/ds of T^2 * KL(softmax(t/T) || softmax(s/T)) / n is T * (softmax(s/T) - softmax(t/T)) / n, so the forward pass
+    writes that gradient (in the logits' own dtype) and backward only scales it: no fp32 copy of the whole
+    (rows x vocab) logits is alive at any time, and nothing is recomputed. The same analytic-gradient, chunked
+    approach as Liger Kernel's fused losses (Hsu et al., 2024) and Apple's Cut Cross-Entropy (Wijmans et al., 2024).
+    """
+
+    @staticmethod
+    def forward(ctx, student_flat, teacher_flat, rows, temperature, chunk_rows):
+        n, every_row = rows.numel(), rows.numel() == student_flat.shape[0]
+        wants_grad = ctx.needs_input_grad[0]
+        grad = (torch.empty_like(student_flat) if every_row else torch.zeros_like(student_flat)) if wants_grad \
+            else None  # (bs * seq, vocab), the logits' dtype
+        total = torch.zeros((), dtype=torch.float32, device=student_flat.device)
+        scale = torch.tensor(temperature / n, dtype=torch.float32, device=student_flat.device)
+        for start in range(0, n, chunk_rows):
+            # every row selected (no padding): blocks are views, not gathered copies
+            block = slice(start, start + chunk_rows) if every_row else rows[start:start + chunk_rows]
+            loss, block_grad = kl_block_kernel(student_flat[block], teacher_flat[block], temperature, scale)
+            total += loss
+            if wants_grad:
+                grad[block] = block_grad
+        if wants_grad:
+            ctx.save_for_backward(grad)
+        return total * temperature ** 2 / n
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_output.to(grad.dtype), None, None, None, None
+
+
 def kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, positions: torch.Tensor,
-            temperature: float) -> torch.Tensor:
-    """softened_kl over the selected positions.
+            temperature: float, chunk_elements: int | None = None) -> torch.Tensor:
+    """softened_kl over the selected positions, equal to it to float rounding (tested to 1e-5), in bounded memory.
 
     student_logits, teacher_logits: (bs, seq, vocab); positions: (bs, seq) bool, the positions that count.
+    At most `chunk_elements` logits of each model (default 2^25 on CPU, 2^27 on a GPU) are in one block; the
+    gradient is one tensor of the student logits' shape and dtype. At RuBERT's vocabulary and batch 32 x 256 on an
+    H200 the whole-tensor formula peaked at 29.7 GiB for the step; this one at 10.8 GiB.
     """
-    return softened_kl(student_logits[positions], teacher_logits[positions], temperature)
+    vocab = student_logits.shape[-1]
+    rows = positions.reshape(-1).nonzero().squeeze(1)  # (n,) flat indices of the selected positions
+    if rows.numel() == 0:
+        return zero_like(student_logits)
+    student_flat = student_logits.reshape(-1, vocab)  # (bs * seq, vocab), a view
+    teacher_flat = teacher_logits.detach().reshape(-1, vocab)
+    if chunk_elements is None:
+        chunk_elements = KL_CHUNK_ELEMENTS_GPU if student_logits.device.type == "cuda" else KL_CHUNK_ELEMENTS
+    chunk_rows = max(1, chunk_elements // vocab)
+    return _ChunkedSoftenedKL.apply(student_flat, teacher_flat, rows, float(temperature), chunk_rows)
 
 
 def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
