@@ -11,14 +11,15 @@ import hashlib
 import sys
 from pathlib import Path
 
-from core.compare.probes import fill_mask_probes, topic_sentences
+from core.compare.probes import everyday_probes, fill_mask_probes, topic_sentences
 from core.paths import ASSETS
 from scripts.progress import stage
 
 
 def probe_sentences() -> list[str]:
     """Every probe sentence as it reads in full: a corpus line containing one would leak it into training."""
-    return [s for _, s in topic_sentences()] + [p.sentence.replace("[MASK]", p.expected) for p in fill_mask_probes()]
+    return ([s for _, s in topic_sentences()] + [p.sentence.replace("[MASK]", p.expected) for p in fill_mask_probes()]
+            + [p.sentence.replace("[MASK]", answer) for p in everyday_probes() for answer in p.answers])
 
 
 def main(argv: list[str] | None = None) -> int:

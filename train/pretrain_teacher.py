@@ -71,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and masks")
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16",
                    help="float16 halves the size of the bundled files; the lab loads them back as float32")
+    p.add_argument("--device", choices=["auto", "cpu"], default="auto",
+                   help="auto: the GPU when there is one (bf16 autocast there), else the CPU")
     p.add_argument("--output-dir", required=True)
     return p.parse_args(argv)
 
@@ -107,21 +109,31 @@ def main(argv=None) -> int:
                         hidden_dropout_prob=args.dropout,
                         attention_probs_dropout_prob=args.dropout, pad_token_id=tokenizer.pad_token_id)
     model = BertForMaskedLM(config)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu")
     embedding_init = None
     if vectors is not None:  # draws nothing from torch's global generator: other weights, data and dropout as without
         embedding_init = word_vectors.init_token_embeddings(model, tokenizer, vectors, seed=args.seed, words=words)
         print(word_vectors.describe(embedding_init), file=sys.stderr)
+    model.to(device)
     train = tokenize_lines(lines, tokenizer, args.max_length)
     valid = masked_batches(valid_lines, tokenizer, args.max_length, seed=args.seed)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6,
+                                  fused=device.type == "cuda" or None)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * args.steps), args.steps)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     log, best, epoch, batches, position = [], None, 0, [], 0
     started = time.perf_counter()
+    # bf16 autocast on a GPU; the CPU trains in fp32, as the bundled teacher was
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    record = {"args": {k: portable(v) for k, v in vars(args).items()}, "train_lines": len(lines),
+              "train_tokens": train.tokens, "vocab_entries": len(tokenizer), "whole_word_entries": whole_words,
+              "init_embeddings": asdict(embedding_init) if embedding_init else None,
+              "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
+              "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
     model.train()
     for step in tqdm(range(1, args.steps + 1), desc="pretraining", unit="step", mininterval=5):
         if position >= len(batches):
@@ -129,7 +141,8 @@ def main(argv=None) -> int:
             position, epoch = 0, epoch + 1
         batch = mlm_batch([train.sequences[i] for i in batches[position]], tokenizer, step_generator(args.seed, step))
         position += 1
-        loss = model(**batch).loss
+        with autocast:
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -142,14 +155,11 @@ def main(argv=None) -> int:
             print(json.dumps(log[-1]), file=sys.stderr)
             if best is None or figures["mlm_acc"] > best["valid_mlm_acc"]:
                 best = log[-1]
-                copy.deepcopy(model).to(getattr(torch, args.save_dtype)).save_pretrained(out)
+                copy.deepcopy(model).cpu().to(getattr(torch, args.save_dtype)).save_pretrained(out)
                 tokenizer.save_pretrained(out)
-    record = {"args": {k: portable(v) for k, v in vars(args).items()}, "best": best, "log": log,
-              "train_lines": len(lines), "train_tokens": train.tokens, "vocab_entries": len(tokenizer),
-              "whole_word_entries": whole_words,
-              "init_embeddings": asdict(embedding_init) if embedding_init else None,
-              "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-    (out / "pretraining.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+            # written at every evaluation: a run stopped early keeps its curve and its best weights
+            (out / "pretraining.json").write_text(json.dumps({**record, "best": best, "log": log}, indent=1),
+                                                  encoding="utf-8")
     print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",
           file=sys.stderr)
     return 0
