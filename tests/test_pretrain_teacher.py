@@ -22,3 +22,38 @@ def test_masked_only_head_gives_the_library_loss_and_gradients():
     theirs.backward()
     for (name, a), (_, b) in zip(model.named_parameters(), reference.named_parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+
+
+def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from tests.support.models import corpus_lines
+    from train import pretrain_teacher
+
+    lines = corpus_lines()
+    (tmp_path / "train.txt").write_text("\n".join(lines[:300]), encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("\n".join(lines[300:340]), encoding="utf-8")
+    common = ["--corpus", str(tmp_path / "train.txt"), "--valid-corpus", str(tmp_path / "valid.txt"), "--layers", "1",
+              "--hidden", "32", "--heads", "2", "--ffn", "64", "--vocab-size", "300", "--steps", "4",
+              "--eval-every", "2", "--batch-size", "8", "--save-dtype", "float32", "--precision", "fp32",
+              "--device", "cpu"]
+    assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "whole")]) == 0
+    common += ["--tokenizer", str(tmp_path / "whole")]  # the trainer breaks ties differently in each process
+    assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "whole")]) == 0
+
+    real_figures, calls = pretrain_teacher.mlm_figures, []
+
+    def crash_at_second_evaluation(model, batches):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if killed after the checkpoint of step 2
+        return real_figures(model, batches)
+
+    monkeypatch.setattr(pretrain_teacher, "mlm_figures", crash_at_second_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "parts")])
+    monkeypatch.setattr(pretrain_teacher, "mlm_figures", real_figures)
+    assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "parts"), "--resume"]) == 0
+    whole = load_file(tmp_path / "whole" / "model.safetensors")
+    parts = load_file(tmp_path / "parts" / "model.safetensors")
+    assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import BertConfig, BertForMaskedLM, get_linear_schedule_with_warmup
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, get_linear_schedule_with_warmup
 
 from core.bench import machine
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--navec-file", default=None,
                    help="a navec .tar to read instead of the news vectors inside natasha (with --init-embeddings "
                         "navec)")
+    p.add_argument("--tokenizer", help="a saved tokenizer folder to use instead of training one (the WordPiece "
+                                       "trainer breaks frequency ties differently from one process to the next)")
     p.add_argument("--layers", type=int, default=4, help="transformer layers")
     p.add_argument("--hidden", type=int, default=256, help="hidden width")
     p.add_argument("--heads", type=int, default=4, help="attention heads")
@@ -79,6 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="auto: bf16 autocast on a GPU and on CPUs that multiply bf16 in hardware (AMX, AVX-512 BF16), "
                         "else fp32; weights and optimizer stay fp32")
     p.add_argument("--output-dir", required=True)
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT_DIR/checkpoint.pt (written at every evaluation) with the same options")
     return p.parse_args(argv)
 
 
@@ -89,6 +93,11 @@ def check_args(args: argparse.Namespace) -> str | None:
     if args.navec_file and args.init_embeddings != "navec":
         return "--navec-file is read only with --init-embeddings navec; add that option or leave the file out."
     return None
+
+
+def options(args: argparse.Namespace) -> dict:
+    """The options that shape a run (all but --resume): a resumed run must have the same."""
+    return {k: v for k, v in vars(args).items() if k != "resume"}
 
 
 def masked_lm_loss(model: BertForMaskedLM, batch: dict) -> torch.Tensor:
@@ -114,7 +123,13 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    tokenizer = train_wordpiece(lines, args.vocab_size, min_frequency=args.min_frequency)
+    out = Path(args.output_dir)
+    checkpoint_path = out / "checkpoint.pt"
+    resuming = args.resume and checkpoint_path.is_file()
+    if resuming or args.tokenizer:  # a resumed run keeps the vocabulary its weights were trained with
+        tokenizer = AutoTokenizer.from_pretrained(out if resuming else args.tokenizer)
+    else:
+        tokenizer = train_wordpiece(lines, args.vocab_size, min_frequency=args.min_frequency)
     words = word_vectors.corpus_words(lines, tokenizer)
     whole_words = len(word_vectors.whole_word_entries(tokenizer, words))
     print(f"vocabulary: {len(tokenizer):,} entries, {whole_words:,} of them whole words of the corpus", file=sys.stderr)
@@ -138,10 +153,23 @@ def main(argv=None) -> int:
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6,
                                   fused=device.type == "cuda" or None)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * args.steps), args.steps)
-    out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log, best, epoch, batches, position = [], None, 0, [], 0
-    started = time.perf_counter()
+    log, best, epoch, batches, position, first_step, before_s = [], None, 0, [], 0, 1, 0.0
+    if resuming:
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state["vocab_entries"] != len(tokenizer) or state["args"] != options(args):
+            print("error: the checkpoint was written with other options or another corpus; resume with the same "
+                  "ones, or start a new --output-dir.", file=sys.stderr)
+            return 2
+        for module, key in ((model, "model"), (optimizer, "optimizer"), (scheduler, "scheduler")):
+            module.load_state_dict(state[key])
+        torch.set_rng_state(state["rng"])
+        log, best, epoch, position, before_s = state["log"], state["best"], state["epoch"], state["position"], \
+            state["elapsed_s"]
+        batches = length_grouped_batches(train.lengths, args.batch_size, args.seed, epoch - 1) if epoch else []
+        first_step = state["step"] + 1
+        print(f"resumed at step {state['step']}", file=sys.stderr)
+    started = time.perf_counter() - before_s
     precision = args.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" or machine.cpu_has_fast_bf16() else "fp32"
@@ -152,7 +180,8 @@ def main(argv=None) -> int:
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
               "precision": precision, "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
     model.train()
-    for step in tqdm(range(1, args.steps + 1), desc="pretraining", unit="step", mininterval=5):
+    for step in tqdm(range(first_step, args.steps + 1), initial=first_step - 1, total=args.steps, desc="pretraining",
+                     unit="step", mininterval=5):
         if position >= len(batches):
             batches = length_grouped_batches(train.lengths, args.batch_size, args.seed, epoch)
             position, epoch = 0, epoch + 1
@@ -174,9 +203,15 @@ def main(argv=None) -> int:
                 best = log[-1]
                 copy.deepcopy(model).cpu().to(getattr(torch, args.save_dtype)).save_pretrained(out)
                 tokenizer.save_pretrained(out)
-            # written at every evaluation: a run stopped early keeps its curve and its best weights
+            # written at every evaluation: a run stopped early keeps its curve and its best weights, and resumes
             (out / "pretraining.json").write_text(json.dumps({**record, "best": best, "log": log}, indent=1),
                                                   encoding="utf-8")
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "step": step, "epoch": epoch,
+                     "position": position, "log": log, "best": best, "elapsed_s": time.perf_counter() - started,
+                     "vocab_entries": len(tokenizer), "args": options(args)}
+            torch.save(state, checkpoint_path.with_suffix(".tmp"))
+            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
     print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",
           file=sys.stderr)
     return 0
