@@ -7,7 +7,7 @@ from core.runs.store import RunPaths, read_metrics, write_status
 from train.config import DistillConfig
 from train.launcher import RunLauncher
 from ui import distill_tab
-from ui.context import AppContext
+from ui.context import AppContext, markdown_text
 from ui.distill_tab import RunSettings, runs_table, start_run_from_form, stop_button, student_label
 
 pytestmark = pytest.mark.unit
@@ -170,3 +170,80 @@ def test_before_any_run_both_panels_say_no_run_yet_without_axes(ctx):
         assert [a.text for a in figure.layout.annotations] == ["No run yet: choose a run or start one."]
         assert figure.layout.xaxis.visible is False and figure.layout.yaxis.visible is False
         assert "xaxis2" not in figure.to_dict()["layout"]  # one panel, not the loss figure's two empty subplots
+
+
+def make_finished_run(root, student_dir, run_id="20250102-120000-abcd", owner=None):
+    """make_evaluated_run's records, finished, with the tiny student as its final model."""
+    import shutil
+    paths = make_evaluated_run(root, run_id, steps=(0, 20), owner=owner)
+    shutil.copytree(student_dir, paths.final)
+    write_status(paths.root, state="finished", step=20)
+    return paths
+
+
+@pytest.fixture
+def hub_uploads(monkeypatch):
+    """HfApi's create_repo and upload_folder stood in for; each upload's file names are recorded."""
+    from pathlib import Path
+
+    from huggingface_hub import HfApi
+    uploads = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **_: f"https://huggingface.co/{repo_id}")
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, *, repo_id, folder_path, **_: uploads.append(
+        (repo_id, sorted(p.name for p in Path(folder_path).iterdir()))))
+    return uploads
+
+
+def test_publish_pushes_the_chosen_finished_run_with_the_apps_token(ctx, tiny_student_dir, hub_uploads,
+                                                                     monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    paths = make_finished_run(ctx.launcher.root, tiny_student_dir)
+    line = distill_tab.publish_run(ctx, paths.root.name, None, " someone/tiny ", False)
+    assert line == markdown_text(f"Published run {paths.root.name} to https://huggingface.co/someone/tiny")
+    [(repo_id, files)] = hub_uploads
+    assert repo_id == "someone/tiny" and {"README.md", "model.safetensors", "config.json"} <= set(files)
+
+
+def test_publish_refuses_in_one_sentence_without_server_paths(ctx, tiny_student_dir, hub_uploads, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    root = ctx.launcher.root
+    finished = make_finished_run(root, tiny_student_dir)
+    stopped = make_evaluated_run(root, "20250103-120000-abcd", steps=(0, 20))
+    (stopped.root / "checkpoints").mkdir()
+    (stopped.root / "checkpoints" / "step-000020.pt").write_bytes(b"")  # its process gone: stopped, not running
+    cases = [((stopped.root.name, None, "someone/tiny"),
+              "has not finished (it is stopped): its newest checkpoint is step-000020.pt; resume it to the end "
+              "(python -m train.distill --resume runs/20250103-120000-abcd)"),
+             ((finished.root.name, None, "tiny"), "is not of the form owner/name"),
+             ((None, None, "someone/tiny"), "Choose a run")]
+    for inputs, says in cases:
+        with pytest.raises(ValueError) as error:
+            distill_tab.publish_run(ctx, *inputs)
+        assert says in str(error.value) and str(root) not in str(error.value)
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(ValueError, match="set HF_TOKEN"):
+        distill_tab.publish_run(ctx, finished.root.name, None, "someone/tiny")
+    assert hub_uploads == []
+
+
+def test_a_shared_app_neither_shows_nor_runs_publishing(runs_dir, tiny_student_dir, hub_uploads, monkeypatch):
+    import gradio as gr
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    shared = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir, shared=True))
+    finished = make_finished_run(runs_dir, tiny_student_dir, owner="alice")
+    with pytest.raises(ValueError, match="turned off on a shared app"):
+        distill_tab.publish_run(shared, finished.root.name, "alice", "alice/tiny")
+    with gr.Blocks() as demo:
+        distill_tab.build(shared)
+    assert "publish_run" not in {d.api_name for d in demo.fns.values()}
+    assert hub_uploads == []
+
+
+@pytest.mark.parametrize("token", ["", "hf_test"])
+def test_the_publish_control_is_there_only_with_a_token(ctx, monkeypatch, token):
+    import gradio as gr
+    monkeypatch.setenv("HF_TOKEN", token)
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    names = {d.api_name for d in demo.fns.values() if d.api_name and d.api_visibility == "public"}
+    assert ("publish_run" in names) == bool(token)

@@ -125,8 +125,11 @@ def test_ruff_is_clean():
 
 def test_every_command_line_refuses_a_bad_flag_in_one_line():
     """Each command's parser is core.formatting.OneLineParser: one stderr line and exit code 2."""
-    for module in ("train.distill", "core.bench", "core.models.hub"):
+    for module in ("train.distill", "train.publish", "train.pretrain_teacher", "core.bench", "core.models.hub",
+                   "scripts.gpu_check", "scripts.teacher_levers", "scripts.bench_distill_step"):
         done = subprocess.run([sys.executable, "-m", module, "--no-such-flag"], cwd=REPO, capture_output=True,
                               text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         assert done.returncode == 2 and done.stderr.count("\n") == 1, (module, done.stderr)
-        assert done.stderr.startswith("error: unrecognized arguments: --no-such-flag"), (module, done.stderr)
+        # commands with a required argument name it first; the others the flag
+        assert done.stderr.startswith(("error: unrecognized arguments: --no-such-flag",
+                                       "error: the following arguments are required")), (module, done.stderr)

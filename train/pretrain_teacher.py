@@ -26,6 +26,7 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, get_linear_
 from core.bench import machine
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.distill.evaluate import masked_batches, mlm_figures
+from core.formatting import OneLineParser
 from core.models import word_vectors
 from core.models.tokenizer import train_wordpiece
 from core.paths import ASSETS, REPO_ROOT
@@ -43,8 +44,7 @@ def portable(value):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m train.pretrain_teacher", description=__doc__,
-                                formatter_class=HelpFormatter)
+    p = OneLineParser(prog="python -m train.pretrain_teacher", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--corpus", default=str(ASSETS / "corpus" / "train.txt"), help="training lines (UTF-8)")
     p.add_argument("--valid-corpus", default=str(ASSETS / "corpus" / "valid.txt"), help="held-out lines")
     p.add_argument("--vocab-size", type=int, default=6000, help="WordPiece entries, special tokens included")

@@ -3,6 +3,7 @@ stop and resume it, and download its metrics and student."""
 from __future__ import annotations
 
 import inspect
+import os
 import secrets
 import tempfile
 from dataclasses import dataclass, fields
@@ -18,10 +19,19 @@ from core.models.vocab import ALIGNMENTS
 from core.runs.export import write_metrics_csv, write_student_zip
 from core.runs.guesses import COLUMNS as GUESS_COLUMNS
 from core.runs.guesses import read_guesses
-from core.runs.store import ACTIVE_STATES, list_runs, read_console, read_metrics, run_dir_of, run_info
+from core.runs.store import (
+    ACTIVE_STATES,
+    list_runs,
+    read_console,
+    read_metrics,
+    run_dir_of,
+    run_info,
+    without_server_paths,
+)
 from train.config import BUNDLED_CORPUS, DistillConfig
 from train.launcher import can_see
-from ui.context import AppContext, user_errors
+from train.publish import publish
+from ui.context import AppContext, ErrorLines, markdown_text, user_errors
 from ui.distill_plots import eval_figure, loss_figure, progress_line
 
 DEFAULTS = DistillConfig()
@@ -33,6 +43,9 @@ GUESS_LABEL = "Student's guesses at"
 NO_RUN_CHOSEN = "Choose a run in the 'Run shown below' list first (start one above if the list is empty)."
 DELETE_HELP = ("Delete the chosen run and its files. A run you have just stopped is waited for (a few seconds) while "
                "it saves its checkpoint; if it is still saving, the error says so and Delete can be called again.")
+PUBLISH_HELP = ("Push the chosen finished run's student to a Hugging Face model repository with the app's token "
+                "(HF_TOKEN): the weights in safetensors, the tokenizer and a model card with the recipe, the data and "
+                "the held-out figures; the same as `python -m train.publish RUN --repo-id owner/name`.")
 ALIGN_HELP = """The authors' alignments (Kolesnikova et al., 2022): **reduce**: the student reads the teacher's tokens
 split into its own pieces; its logits are summed over the pieces of each teacher token and mapped onto the teacher's
 whole vocabulary. **match**: the student reads its own tokenisation; positions whose tokens are the same string in
@@ -279,6 +292,33 @@ def student_zip(ctx: AppContext, run_id: str | None, owner: str | None) -> str:
     return str(write_student_zip(visible_run_dir(ctx, run_id, owner), download_folder()))
 
 
+def publish_token() -> str | None:
+    """The token the app publishes with: HF_TOKEN of its environment. Without one the tab has no Publish control."""
+    return os.environ.get("HF_TOKEN", "").strip() or None
+
+
+def publish_run(ctx: AppContext, run_id: str | None, owner: str | None, repo_id: str | None,
+                private: bool | None = False) -> str:
+    """/publish_run: push the chosen finished run's student, its tokenizer and its model card to the Hub repository
+    `repo_id` (owner/name) with the app's token, through train.publish.publish; returns the line saying where.
+
+    ValueError: a shared app (its token would write to any repository for every visitor), no run chosen, an
+    unfinished run, a malformed repository id, no token, or a Hub that cannot be reached or refuses."""
+    if ctx.launcher.shared:
+        raise ValueError("Publishing is turned off on a shared app, where the app's token would write for every "
+                         "visitor; download the student (zip) and publish it with python -m train.publish.")
+    run_dir = visible_run_dir(ctx, run_id, owner)
+    token = publish_token()
+    if not token:
+        raise ValueError("Publishing needs a Hugging Face token with write access: set HF_TOKEN where the app runs "
+                         "and restart it.")
+    try:
+        result = publish(run_dir, repo_id or "", token=token, private=bool(private))
+    except ValueError as error:  # the page names runs by id, never by the server's folders
+        raise ValueError(without_server_paths(run_dir, str(error))) from None
+    return markdown_text(f"Published run {run_id} to {result.url}")
+
+
 def teacher_changed(ctx: AppContext, name: str) -> gr.Slider:
     """The student's depth follows the teacher's: at most its layers, half of them to start with."""
     line = ctx.offline_line(name)
@@ -340,6 +380,8 @@ def build(ctx: AppContext) -> dict:
                 get_metrics = gr.Button("Download metrics (CSV)", elem_id="distill-metrics-csv")
                 get_student = gr.Button("Download student (zip)", elem_id="distill-student-zip")
             download = gr.File(label="File of the chosen run", interactive=False, elem_id="distill-download")
+            # a shared app's token would publish for every visitor, to any repository it may write to
+            publishing = publish_controls() if publish_token() and not ctx.launcher.shared else None
             with gr.Accordion("Console output", open=False):
                 console = gr.Code(label="console.log (last lines)", language=None, lines=12)
     timer = gr.Timer(2.0)
@@ -369,8 +411,29 @@ def build(ctx: AppContext) -> dict:
     delete.click(handler(delete_run, ctx), [selected, owner], watch_outputs, api_name="delete_run",
                  api_description=DELETE_HELP).then(**follow_stop)
     share_selected.input(handler(share_run, ctx), [selected, owner, share_selected], status, api_name="share_run")
+    if publishing is not None:
+        errors = ErrorLines()  # the failure stays in view under the button: an upload can outlast its toast
+        publish_inputs = [selected, owner, publishing["repo_id"], publishing["private"]]
+        published = publishing["button"].click(errors.wrap("publish", handler(publish_run, ctx), len(publish_inputs)),
+                                               publish_inputs, publishing["result"], api_name="publish_run",
+                                               concurrency_limit=1)
+        published.failure(errors.failure("Publishing", "publish"), publish_inputs, publishing["result"],
+                          api_visibility="private", show_progress="hidden")
     return {"start": start, "selected": selected, "status": status, "teacher": form["teacher"],
             "refresh": (handler(refresh_lists, ctx), [form["teacher"]])}
+
+
+def publish_controls() -> dict:
+    """The Publish to the Hub controls: repository id, private, the button and the line reporting the result."""
+    with gr.Accordion("Publish to the Hub", open=False, elem_id="distill-publish-group"):
+        gr.Markdown(PUBLISH_HELP)
+        with gr.Row():
+            repo_id = gr.Textbox(label="Repository id", placeholder="your-name/distilrubert-tiny", scale=3,
+                                 elem_id="distill-publish-repo", info="owner/name on huggingface.co; created if new.")
+            private = gr.Checkbox(False, label="Private", info="A new repository is private.", scale=1)
+        button = gr.Button("Publish to the Hub", elem_id="distill-publish")
+        result = gr.Markdown(elem_id="distill-published")
+    return {"repo_id": repo_id, "private": private, "button": button, "result": result}
 
 
 def settings_form(ctx: AppContext) -> dict:
