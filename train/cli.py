@@ -11,7 +11,7 @@ from train.config import DistillConfig, build_config, read_config_file
 # What may change when a run is resumed; everything else shapes the student or its data and must stay.
 RESUMABLE_CHANGES = {"max_steps", "save_every", "log_every", "eval_every", "eval_lines", "keep_checkpoints",
                      "mixed_precision", "device", "output_dir", "trace", "gradient_checkpointing",
-                     "compile"}
+                     "compile", "report_to"}
 
 
 def int_list(text: str) -> list[int]:
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (or --output-dir) from its last checkpoint")
     g.add_argument("--trace", action="store_true", help="record each process's batches and a weight checksum")
+    g.add_argument("--report-to", metavar="TRACKERS", help="experiment trackers that also receive every metrics "
+                   "record and the options: tensorboard, trackio, wandb, mlflow, several separated by commas, or "
+                   "none (default); local ones write under RUN_DIR/tracking")
     return p
 
 

@@ -12,6 +12,7 @@ import yaml
 from core.distill.losses import LossWeights
 from core.models.vocab import ALIGNMENTS
 from core.paths import ASSETS
+from train.tracking import check_installed, tracker_names
 
 BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
 # upper bounds far beyond any sensible run: a typo (an extra zero or three) is refused before anything loads
@@ -70,6 +71,7 @@ class DistillConfig:
     device: str = "auto"  # "auto" (the GPU when there is one) or "cpu"
     output_dir: str | None = None  # None: runs/<timestamp>
     trace: bool = False  # write each rank's sample indices and a weight checksum (to check multi-process runs)
+    report_to: list[str] = field(default_factory=list)  # experiment trackers (train.tracking.TRACKERS); [] for none
 
     @classmethod
     def from_dict(cls, values: dict) -> DistillConfig:
@@ -82,6 +84,8 @@ class DistillConfig:
         nested = dataclasses.asdict(nested) if isinstance(nested, LossWeights) else dict(nested)
         nested.update({k: v for k, v in values.items() if k in LOSS_FIELDS})
         rest = {k: v for k, v in values.items() if k not in LOSS_FIELDS and k != "losses"}
+        if "report_to" in rest:  # "tensorboard,wandb" from a flag, a list or a string from a file
+            rest["report_to"] = tracker_names(rest["report_to"])
         return cls(**rest, losses=LossWeights(**nested))
 
     @property
@@ -149,6 +153,7 @@ class DistillConfig:
             # whether it divides into the teacher's attention heads is checked once the teacher is loaded
             raise ValueError(f"--student-hidden must be at least {MIN_STUDENT_HIDDEN}; got {self.student_hidden}.")
         self.losses.check(reduced_vocab=self.reduced_vocab)
+        check_installed(tracker_names(self.report_to))
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DistillConfig)}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -47,7 +47,9 @@ from core.runs.guesses import GUESS_TOP_K, Guess, append_guesses, guess_row, has
 from core.runs.store import RunPaths, new_run_id, read_json, read_metrics, truncate_metrics, write_status
 from train.cli import parse_args
 from train.config import DistillConfig
+from train.memory import check_step_memory
 from train.setup import DistillSetup, prepare
+from train.tracking import log_metrics, start_tracking, tracking_dir
 
 
 class StopRequested:
@@ -62,12 +64,19 @@ class StopRequested:
         self.flag = True
 
 
-def make_accelerator(cfg: DistillConfig) -> Accelerator:
-    cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+def uses_cpu(cfg: DistillConfig) -> bool:
+    return cfg.device == "cpu" or not torch.cuda.is_available()
+
+
+def make_accelerator(cfg: DistillConfig, run_dir: Path | None = None) -> Accelerator:
+    """The run's Accelerator: its device and precision, and the trackers of --report-to, which write under
+    RUN_DIR/tracking (train.tracking). run_dir may be None only without trackers."""
+    cpu = uses_cpu(cfg)
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-    return Accelerator(cpu=cpu, mixed_precision=precision)
+    tracking = dict(log_with=cfg.report_to, project_dir=str(tracking_dir(run_dir))) if cfg.report_to else {}
+    return Accelerator(cpu=cpu, mixed_precision=precision, **tracking)
 
 
 def place_teacher(teacher: torch.nn.Module, accelerator: Accelerator, pad_vocab: bool = True) -> torch.nn.Module:
@@ -257,6 +266,7 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * cfg.max_steps), cfg.max_steps)
     cursor = DataCursor(setup.batches_for, rank, world)
     step, window, clock = restore(cfg, run_dir, resume, (student, optimizer, scheduler), cursor, accelerator)
+    start_tracking(accelerator, cfg.to_dict(), run_dir, step, resume)
     student, optimizer = accelerator.prepare(student, optimizer)
     student.train()
     # compiled views of the same modules: the optimizer, DDP and checkpoints keep working on the modules themselves
@@ -393,9 +403,15 @@ def evaluate_start(run_dir: Path, recipe, models: tuple, accelerator: Accelerato
         record = {"step": 0, "epoch": 0, "elapsed_s": clock.elapsed(),
                   **{f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()}}
         guesses.record(run_dir, recipe, trained, teacher, 0)
-        with open(RunPaths(run_dir).metrics, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_metrics(run_dir, record, accelerator)
     accelerator.wait_for_everyone()
+
+
+def append_metrics(run_dir: Path, record: dict, accelerator: Accelerator) -> None:
+    """One row to metrics.jsonl and its numbers to the run's trackers (main process only)."""
+    with open(RunPaths(run_dir).metrics, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    log_metrics(accelerator, record)
 
 
 def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerator: Accelerator, step: int, lr: float,
@@ -420,8 +436,7 @@ def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerato
                 guesses.record(run_dir, recipe, trained, teacher, step)
         accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        with open(RunPaths(run_dir).metrics, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_metrics(run_dir, record, accelerator)
         write_status(run_dir, step=step)
     return record
 
@@ -467,11 +482,13 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()  # our own bar shows the run; loading bars would bury one-line errors
     try:
         cfg, resume = parse_args(argv)
-        accelerator = make_accelerator(cfg)
-        set_seed(cfg.seed)
+        PartialState(cpu=uses_cpu(cfg))  # the processes meet before the Accelerator, whose trackers need the run_dir
         run_id = broadcast_object_list([new_run_id()])[0]  # every process must agree on one directory
         run_dir = Path(cfg.output_dir) if cfg.output_dir else runs_root() / run_id
+        accelerator = make_accelerator(cfg, run_dir)
+        set_seed(cfg.seed)
         setup = prepare(cfg, run_dir, resume, verbose=accelerator.is_main_process, world=accelerator.num_processes)
+        check_memory(cfg, setup, accelerator, resume)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -492,6 +509,23 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # any other failure is recorded for the app, then shown in full
         _fail(run_dir, accelerator, f"{type(error).__name__}: {error}")
         raise
+    finally:
+        accelerator.end_training()  # closes the trackers
+
+
+def check_memory(cfg: DistillConfig, setup: DistillSetup, accelerator: Accelerator, resume: bool) -> None:
+    """Print the estimated peak memory of a step (train.memory), or raise ValueError when it would not fit on any
+    process's device: every process refuses alike, so none waits for the others forever."""
+    try:
+        line, refusal = check_step_memory(cfg, setup.recipe, accelerator.device, accelerator.mixed_precision,
+                                          resume), None
+    except ValueError as error:
+        line, refusal = None, str(error)
+    refusal = next((r for r in gather_object([refusal]) if r), None)
+    if refusal:
+        raise ValueError(refusal)
+    if accelerator.is_main_process:
+        print(line, file=sys.stderr)
 
 
 def _fail(run_dir: Path, accelerator, message: str) -> None:
