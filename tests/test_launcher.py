@@ -1,12 +1,18 @@
 """The app's run launcher: a queue on disk, one run at a time, ownership on a shared app, failures with reasons."""
 
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
+from core.runs.checkpoints import checkpoint_paths
 from core.runs.store import (
+    RunPaths,
     checkpoint_step,
     list_runs,
     pid_alive,
@@ -17,6 +23,8 @@ from core.runs.store import (
     run_dir_of,
 )
 from core.textfiles import wide_encoding
+from tests.support.cli import SHORT
+from tests.support.models import REPO
 from tests.support.waiting import wait_for
 from train.config import DistillConfig
 from train.launcher import RunLauncher, evaluation_interval
@@ -274,3 +282,115 @@ def test_stopping_a_resumed_finished_run_at_once_names_the_step_it_continues_fro
     assert status["state"] == "stopped" and step >= 4
     assert "first checkpoint" not in status["message"]
     assert f"step {step}" in status["message"], status
+
+
+def start_and_stop(launcher: RunLauncher, actor: RunLauncher, cfg: DistillConfig, delay_s: float) -> dict:
+    """Submit a run through `launcher`, stop it `delay_s` seconds later through `actor`, wait until its process (if
+    it had one) is gone and reaped, and return its final status."""
+    run_id = launcher.submit(cfg)
+    run_dir = run_dir_of(run_id, launcher.root)
+    time.sleep(delay_s)
+    actor.stop(run_id)
+    wait_for(lambda: read_status(run_dir).get("state") not in ("queued", "running"), timeout=30, every=0.02)
+    pid = json.loads(RunPaths(run_dir).status.read_text()).get("pid")  # as written, not inferred
+    wait_for(lambda: not pid_alive(pid) and run_id not in launcher._children, timeout=30, every=0.05)
+    return read_status(run_dir)
+
+
+def test_runs_stopped_as_they_start_end_stopped_never_failed_or_training(runs_dir, tiny_teacher_dir, tiny_corpus):
+    """Stop pressed soon after Start, ten times, at moments from 'still queued' to 'process starting'; every other
+    Stop goes through a second launcher on the same folder (an app restarted beside the old one), whose lock the
+    watcher does not share. Each run ends stopped (or taken out of the queue), and no process keeps training."""
+    launcher = RunLauncher(runs_dir, poll_s=0.05).start()
+    other = RunLauncher(runs_dir)  # never started: it only acts
+    cfg = config(tiny_teacher_dir, tiny_corpus, steps=100000)
+    messages = []
+    for trial, delay_s in enumerate([0, 0, 0.005, 0.005, 0.02, 0.02, 0.1, 0.1, 0.8, 1.6]):
+        status = start_and_stop(launcher, other if trial % 2 else launcher, cfg, delay_s)
+        assert status["state"] == "stopped" and "without saying why" not in status["message"], (trial, status)
+        messages.append(status["message"])
+    time.sleep(0.3)  # a watcher that got a stopped run wrong would have written it by now
+    assert {r["state"] for r in list_runs(runs_dir)} == {"stopped"}
+    assert any(m.startswith("Stopped as asked") for m in messages), messages  # some stops reached a process
+
+
+def test_a_damaged_run_does_not_stop_the_launcher(runs_dir, tiny_teacher_dir, tiny_corpus):
+    waiting = RunLauncher(runs_dir)  # not started: the runs stay queued while they are damaged
+    broken = {name: waiting.submit(config(tiny_teacher_dir, tiny_corpus)) for name in ("status", "request")}
+    run_dir_of(broken["status"], runs_dir).joinpath("status.json").write_text("[1]")
+    run_dir_of(broken["request"], runs_dir).joinpath("request.json").write_text("null")
+    launcher = RunLauncher(runs_dir, poll_s=0.2).start()
+    good = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=4))
+    wait_for(lambda: read_status(run_dir_of(good, runs_dir)).get("state") == "finished", timeout=240)
+    runs = {r["id"]: r for r in list_runs(runs_dir)}
+    assert runs[broken["status"]]["state"] == runs[broken["request"]]["state"] == "damaged"
+    assert runs[broken["request"]]["message"] == (f"The file {broken['request']}/request.json is damaged (it holds "
+                                                  "null, not a JSON object); delete the run, or repair the file by "
+                                                  "hand.")
+    assert not run_dir_of(broken["request"], runs_dir).joinpath("console.log").exists()  # never started
+
+
+def test_kill_9_shows_the_run_stopped_at_its_checkpoint(launcher, tiny_teacher_dir, tiny_corpus):
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: checkpoint_step(run_dir) >= 2)
+    stale = run_dir / "checkpoints" / ".step-000099.pt.tmp-4194399"  # as a save killed by kill -9 leaves it
+    stale.write_bytes(b"partial")
+    os.kill(read_status(run_dir)["pid"], signal.SIGKILL)
+    wait_for(lambda: run_id not in launcher._children and read_status(run_dir).get("state") != "running")
+    status, step = read_status(run_dir), checkpoint_step(run_dir)
+    assert (status["state"], status["step"]) == ("stopped", step), status
+    assert status["message"] == (f"Stopped at step {step} (the process ended without saying why); resume continues "
+                                 f"from the checkpoint of step {step}.")
+    assert launcher.resume(run_id, max_steps=step + 2) == f"Resuming from step {step}."
+    wait_for(lambda: read_status(run_dir).get("state") == "finished", timeout=240)
+    assert not stale.exists()  # cleared when the run started again
+
+
+def test_resume_passes_over_an_unreadable_newest_checkpoint(launcher, tiny_teacher_dir, tiny_corpus):
+    run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
+    run_dir = run_dir_of(run_id, launcher.root)
+    wait_for(lambda: checkpoint_step(run_dir) >= 4)
+    stop_when_stopped(launcher, run_id)
+    *_, previous, newest = checkpoint_paths(run_dir)
+    newest.write_bytes(newest.read_bytes()[:1000])  # cut short, as a copy or a disk that filled up leaves it
+    before, after = int(previous.stem[5:]), int(newest.stem[5:])
+    reason = f"{newest.name} is cut short (it stops after 1,000 bytes, before the end of the saved state)."
+    assert launcher.resume(run_id, max_steps=after + 2) == \
+        f"Resuming from step {before}. {reason} {previous.name} was used instead."
+    wait_for(lambda: read_status(run_dir).get("state") in ("finished", "stopped", "failed"), timeout=240)
+    assert read_status(run_dir)["state"] == "finished", read_status(run_dir)
+    assert f"warning: {reason} {previous.name} was used instead." in read_console(run_dir, max_lines=10_000)
+    final = after + 2
+    assert [r["step"] for r in read_metrics(run_dir)] == sorted(set(range(0, final + 1, 2)) | {final})
+    assert (run_dir / "checkpoints" / f"{newest.name}.unreadable").is_file()  # set aside, for a person to look at
+
+
+FULL_DISK = """import shutil, sys
+real, seen = shutil.disk_usage, []
+def disk_usage(path):  # room for the run's first checkpoint, then 900 bytes
+    if str(path).endswith("checkpoints"):
+        seen.append(path)
+        if len(seen) > 1:
+            return real(path)._replace(free=900)
+    return real(path)
+shutil.disk_usage = disk_usage
+from train.distill import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_on_a_full_disk_fails_naming_the_checkpoint_it_keeps(tmp_path, tiny_teacher_dir, tiny_corpus):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-c", FULL_DISK, "--teacher", str(tiny_teacher_dir), "--corpus",
+                             str(tiny_corpus), "--max-steps", "6", "--save-every", "2", "--output-dir", str(out),
+                             *SHORT], cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    status = read_status(out)
+    assert status["state"] == "failed"
+    assert re.fullmatch(r"The disk is full: the checkpoint of step 4 needs about [\d.,]+ [KM]B and 900 bytes are "
+                        r"free, so it was not written; the run keeps its checkpoint of step 2 \(step-000002\.pt\), "
+                        r"so free some space and resume from there\.", status["message"]), status["message"]
+    assert f"error: {status['message']}\n" in result.stderr
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000002.pt"]  # no partial file

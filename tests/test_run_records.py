@@ -2,6 +2,7 @@
 and its metrics and student as files to download. One short run of the command line serves every test."""
 import csv
 import json
+import os
 import shutil
 import zipfile
 
@@ -152,3 +153,31 @@ def test_student_download_before_any_checkpoint_says_to_wait(tmp_path):
         write_student_zip(run_dir, tmp_path)
     with pytest.raises(ValueError, match="has logged no metrics yet"):
         write_metrics_csv(run_dir, tmp_path)
+
+
+def damage(path, how: str) -> None:
+    """Damage a checkpoint file as a full disk, a failed copy or a stray write would."""
+    data = path.read_bytes()
+    if how == "bad pickle":  # a whole zip whose saved state cannot be unpickled
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, content in members.items():
+                archive.writestr(name, b"\x80\x02garbage" if name.endswith("data.pkl") else content)
+        return
+    path.write_bytes({"truncated": data[:len(data) // 3], "empty": b"", "random": os.urandom(len(data))}[how])
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "random", "bad pickle"])
+def test_a_run_loads_its_newest_readable_checkpoint_and_names_the_unreadable_one(runs, how):
+    copy = runs / f"20250101-000004-{how.replace(' ', '-')}"
+    shutil.copytree(runs / RUN_ID, copy)
+    shutil.rmtree(RunPaths(copy).final)  # as if still training: its newest checkpoint is what loads
+    damage(copy / "checkpoints" / "step-000008.pt", how)
+    loaded = zoo.load(f"run:{copy.name}")
+    assert loaded.notice.startswith(f"Run '{copy.name}': step-000008.pt ")
+    assert loaded.notice.endswith(" step-000004.pt was used instead.") and "\n" not in loaded.notice
+    assert zoo.run_model_version(f"run:{copy.name}") == "step-000004.pt"
+    state = torch.load(copy / "checkpoints" / "step-000004.pt", weights_only=False)["model"]
+    [key] = [k for k in state if k.endswith("word_embeddings.weight")]
+    assert torch.equal(loaded.model.base_model.embeddings.word_embeddings.weight, state[key])

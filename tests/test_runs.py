@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from core.paths import REPO_ROOT
 from core.runs.store import (
@@ -20,6 +21,13 @@ from core.runs.store import (
 )
 
 pytestmark = pytest.mark.unit
+
+
+def write_checkpoint(run_dir, step: int) -> None:
+    """A small checkpoint file that loads: the entries a resume needs, with no weights."""
+    path = run_dir / "checkpoints" / f"step-{step:06d}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {}, "optimizer": {}, "scheduler": {}, "step": step, "epoch": 0, "rng": []}, path)
 
 
 def make_run(root, run_id="20250101-120000-abcd", **status):
@@ -46,9 +54,8 @@ def test_final_wins_over_the_newest_checkpoint_in_every_reader(tmp_path):
     paths = make_run(tmp_path)
     assert model_source(paths.root) is None and run_version(paths.root) is None
     assert not has_model(run_info(paths.root))
-    (paths.root / "checkpoints").mkdir()
     for step in (2, 10):
-        (paths.root / "checkpoints" / f"step-{step:06d}.pt").write_bytes(b"")
+        write_checkpoint(paths.root, step)
     assert model_source(paths.root) == ("step-000010.pt", paths.root / "checkpoints" / "step-000010.pt")
     assert run_version(paths.root) == "step-000010.pt" and has_model(run_info(paths.root))
     paths.final.mkdir()
@@ -135,10 +142,10 @@ def test_a_dead_process_reads_as_stopped_as_asked_when_it_was_asked(tmp_path):
     status = read_status(paths.root)
     assert status["state"] == "stopped"
     assert status["message"] == "Stopped as asked, before its first checkpoint; resume starts again from step 0."
-    (paths.root / "checkpoints").mkdir()
-    (paths.root / "checkpoints" / "step-000040.pt").write_bytes(b"")
+    write_checkpoint(paths.root, 40)
     assert checkpoint_step(paths.root) == 40
     assert read_status(paths.root)["message"] == \
         "Stopped as asked, before its next checkpoint; resume continues from step 40."
     write_status(paths.root, stop_requested=False)
-    assert read_status(paths.root)["message"] == "The process ended unexpectedly; resume continues from step 40."
+    assert read_status(paths.root)["message"] == ("Stopped at step 40 (the process ended without saying why); resume "
+                                                  "continues from the checkpoint of step 40.")

@@ -36,15 +36,24 @@ from core.models.masked_lm import display_word
 from core.models.zoo import LoadedModel
 from core.paths import runs_root
 from core.runs.checkpoints import (
+    DiskFullError,
     atomic_write_text,
-    latest_checkpoint,
-    load_checkpoint,
+    checkpoint_to_resume,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from core.runs.guesses import GUESS_TOP_K, Guess, append_guesses, guess_row, has_teacher_guesses
-from core.runs.store import RunPaths, new_run_id, read_json, read_metrics, truncate_metrics, write_status
+from core.runs.store import (
+    RunPaths,
+    new_run_id,
+    read_json,
+    read_metrics,
+    remove_stale_temp_files,
+    stop_requested,
+    truncate_metrics,
+    write_status,
+)
 from train.cli import parse_args
 from train.config import DistillConfig
 from train.memory import check_step_memory
@@ -259,6 +268,8 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     recipe, is_main, rank, world = setup.recipe, accelerator.is_main_process, accelerator.process_index, \
         accelerator.num_processes
     stop = StopRequested()
+    if is_main and stop_requested(run_dir, os.getpid()):
+        stop.flag = True  # a Stop recorded while this process was starting, before it could catch SIGTERM
     student, teacher = place_student(recipe, accelerator), place_teacher(recipe.teacher, accelerator)
     if cfg.gradient_checkpointing:
         recipe.student.gradient_checkpointing_enable()
@@ -316,10 +327,11 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
     Returns (step, log window, clock) to continue from: (0, empty, zero) when there is nothing to resume.
     """
     is_main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
-    path = latest_checkpoint(run_dir) if resume else None
+    found = checkpoint_to_resume(run_dir, set_aside=is_main) if resume else None
+    path = found.path if found else None
     step, window, clock = 0, LogWindow(), Clock()
     if path is not None:
-        state = load_checkpoint(path)
+        state = found.state
         for module, key in zip(trained, ("model", "optimizer", "scheduler")):
             module.load_state_dict(state[key])
         step = state["step"]
@@ -341,6 +353,10 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
             print(f"warning: {message}", file=sys.stderr)
     else:
         message = "Started."
+    if found is not None and found.note:  # newer checkpoints that could not be read, each named
+        message = f"{message} {found.note}"
+        if is_main:
+            print(f"warning: {found.note}", file=sys.stderr)
     if is_main:
         truncate_metrics(run_dir, step)
         truncate_metrics(run_dir, step, RunPaths(run_dir).guesses.name)
@@ -486,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         run_id = broadcast_object_list([new_run_id()])[0]  # every process must agree on one directory
         run_dir = Path(cfg.output_dir) if cfg.output_dir else runs_root() / run_id
         accelerator = make_accelerator(cfg, run_dir)
+        if accelerator.is_main_process:
+            remove_stale_temp_files(run_dir)  # what a process killed while writing left behind
         set_seed(cfg.seed)
         setup = prepare(cfg, run_dir, resume, verbose=accelerator.is_main_process, world=accelerator.num_processes)
         check_memory(cfg, setup, accelerator, resume)
@@ -501,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.wait_for_everyone()
     try:
         return train(cfg, run_dir, setup, accelerator, resume)
+    except DiskFullError as error:  # the sentence names the checkpoint the run keeps
+        _fail(run_dir, accelerator, str(error))
+        return 1
     except torch.OutOfMemoryError:
         message = (f"Out of memory with batch size {cfg.batch_size} and max length {cfg.max_length}: "
                    "lower --batch-size or --max-length (or raise --grad-accum), then resume.")

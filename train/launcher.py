@@ -4,6 +4,9 @@ Each run is `python -m train.distill --config runs/<id>/request.json --output-di
 person types, so the app and the command line make identical runs. A queued run is a directory whose status says
 "queued"; a watcher thread starts the oldest one when nothing else runs. Children receive SIGTERM when the app dies
 (Linux), which makes them save a checkpoint and stop cleanly: killing the app loses nothing.
+
+A run whose files are damaged is listed as "damaged" and never started; the others keep running and starting. A
+child that ends by a signal (SIGTERM before it could catch it, kill -9) is stopped at its last checkpoint, not failed.
 """
 from __future__ import annotations
 
@@ -15,22 +18,28 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from core.distill.data import read_corpus
 from core.paths import REPO_ROOT, runs_root
+from core.runs.checkpoints import newest_readable_checkpoint
 from core.runs.store import (
     ACTIVE_STATES,
+    CONFIG_FIELDS,
+    DamagedRunFile,
     RunPaths,
     checkpoint_step,
     console_error,
     delete_run,
+    json_object,
     list_runs,
     new_run_id,
-    read_json,
     read_status,
+    remove_stale_temp_files,
     run_dir_of,
     stopped_message,
+    update_status,
     write_request,
     write_status,
 )
@@ -38,13 +47,18 @@ from train.config import BUNDLED_CORPUS, DistillConfig
 
 EVALUATIONS_PER_RUN = 6  # held-out evaluations over an app run: enough points for a curve, little time spent
 STOP_WAIT_S = 10.0  # how long delete waits for a run it was asked to stop (the run saves a checkpoint first)
+STOPPING = "Stopping: the run saves a checkpoint and ends."
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM when the app's process goes away."""
+    """In the child, before exec: ask Linux to send SIGTERM when the app's process goes away, and give SIGTERM its
+    default action (an app started with SIGTERM ignored would pass that on, and a Stop sent before the run can catch
+    the signal would be lost instead of ending it)."""
     try:
         import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.signal(signal.SIGTERM, 0)  # 0 = SIG_DFL
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -58,6 +72,23 @@ def can_control(info: dict, requester: str | None, shared: bool) -> bool:
 
 def can_see(info: dict, requester: str | None, shared: bool) -> bool:
     return not shared or info.get("public") or (info.get("owner") and info["owner"] == requester)
+
+
+def take_out_of_queue(status: dict) -> dict | None:
+    """An update_status change: a run still queued is stopped before it started; any other is left alone."""
+    if status.get("state") != "queued":
+        return None
+    return dict(state="stopped", message="Taken out of the queue before it started.")
+
+
+def stop_request(status: dict, pid: int, checked: bool) -> dict | None:
+    """An update_status change: record that process `pid` of the run is asked to stop. checked: only while the
+    status still names that process as running (not when it ended or was restarted since it was read); False for a
+    run whose status was damaged, whose process this launcher knows."""
+    if checked and (status.get("state") != "running" or status.get("pid") != pid):
+        return None
+    # written before the signal is sent, so that whoever sees the process gone (the watcher, read_status) knows
+    return dict(state="running", pid=pid, stop_requested=True, message=STOPPING)
 
 
 class RunLauncher:
@@ -108,7 +139,11 @@ class RunLauncher:
             for run_id, child in list(self._children.items()):
                 if child.poll() is not None:
                     del self._children[run_id]
-                    self._record_exit(run_id, child)
+                    try:
+                        self._record_exit(run_id, child)
+                    except OSError as error:  # its folder cannot be written; the other runs go on
+                        print(f"run launcher: the end of run {run_id} could not be recorded: {error}",
+                              file=sys.stderr)
             runs = list_runs(self.root)
             running = len({r["id"] for r in runs if r["state"] == "running"} | set(self._children))
             waiting = False
@@ -118,47 +153,68 @@ class RunLauncher:
                     continue
                 if running >= self.max_running:
                     break
-                self._spawn(info["id"])
-                running += 1
+                try:
+                    started = self._spawn(info["id"])
+                except OSError as error:  # this run cannot start (its folder unwritable, say); the next ones can
+                    with contextlib.suppress(OSError):
+                        write_status(self.root / info["id"], state="failed",
+                                     message=f"The run could not be started: {error.strerror or error}.")
+                    continue
+                running += started
             return waiting
 
-    def _spawn(self, run_id: str) -> None:
+    def _spawn(self, run_id: str) -> bool:
+        """Start the queued run's process; False when its status no longer says queued (taken out of the line, or
+        started by another launcher on the same folder since the listing). The check, the start and the status that
+        names the new process happen under the run's status lock (core.runs.update_status)."""
         paths = RunPaths(self.root / run_id)
-        arguments = read_status(paths.root).get("launch_args") or ["--config", str(paths.request),
-                                                                   "--output-dir", str(paths.root)]
-        command = [sys.executable, "-m", "train.distill", *arguments]
-        log = open(paths.console, "a", encoding="utf-8")
-        # the command as a person would type it in the repository: no server paths in what the page shows
-        shown = " ".join(a.replace(str(self.root), "runs") for a in ["python", *command[1:]])
-        log.write(f"$ {shown}\n")
-        log.flush()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUDISTIL_RUNS_DIR": str(self.root)}
-        child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                 start_new_session=True, preexec_fn=_die_with_parent)
-        log.close()
-        self._children[run_id] = child
-        self._stopping.discard(run_id)
-        write_status(paths.root, state="running", pid=child.pid, stop_requested=False, message="Starting ...")
+        remove_stale_temp_files(paths.root)  # what a process killed while writing left behind
+
+        def start(status: dict) -> dict | None:
+            if status.get("state") != "queued":
+                return None
+            arguments = status.get("launch_args") or ["--config", str(paths.request), "--output-dir", str(paths.root)]
+            command = [sys.executable, "-m", "train.distill", *arguments]
+            with open(paths.console, "a", encoding="utf-8") as log:
+                # the command as a person would type it in the repository: no server paths in what the page shows
+                shown = " ".join(a.replace(str(self.root), "runs") for a in ["python", *command[1:]])
+                log.write(f"$ {shown}\n")
+                log.flush()
+                env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUDISTIL_RUNS_DIR": str(self.root)}
+                child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+            self._children[run_id] = child
+            self._stopping.discard(run_id)
+            return dict(state="running", pid=child.pid, stop_requested=False, message="Starting ...")
+
+        return update_status(paths.root, start) is not None
 
     def _record_exit(self, run_id: str, child: subprocess.Popen) -> None:
         """Finish the status of a run whose process `child` has ended, when the run itself did not (killed, crashed).
-        Only the status of that very process is touched: one queued again or stopped meanwhile is left as it is."""
+        Only the status of that very process is touched: one queued again or stopped meanwhile is left as it is.
+
+        Asked to stop, or ended by a signal (SIGTERM before its handler was in place, kill -9, the memory killer):
+        stopped at its newest readable checkpoint. Ended with an exit code: failed, with the reason from its console.
+        Ended with 0 without saying so: stopped."""
         paths = RunPaths(self.root / run_id)
         asked_to_stop = run_id in self._stopping
         self._stopping.discard(run_id)
         if not paths.root.is_dir():  # deleted meanwhile: writing a status would bring the folder back
             return
-        status = read_json(paths.status, {}) or {}  # as written, not as inferred from a dead pid
+        try:
+            status = json_object(paths.status) or {}  # as written, not as inferred from a dead pid
+        except DamagedRunFile:
+            return  # listed as damaged, with the file named; guessing its state would hide that
         if status.get("state") != "running" or status.get("pid") != child.pid:
             return  # the run recorded its own end, or was queued, taken out or restarted since
         code = child.returncode
-        if asked_to_stop or status.get("stop_requested"):  # stopped before it could catch the signal
-            write_status(paths.root, state="stopped", message=stopped_message(paths.root, asked=True))
-        elif code:
+        asked = asked_to_stop or status.get("stop_requested") is True
+        if asked or code <= 0:
+            write_status(paths.root, state="stopped", step=checkpoint_step(paths.root),
+                         message=stopped_message(paths.root, asked=asked))
+        else:
             reason = console_error(paths.root) or f"The process ended with exit code {code}."
             write_status(paths.root, state="failed", message=reason)
-        else:
-            write_status(paths.root, state="stopped", message=stopped_message(paths.root, asked=False))
 
     # -- actions
     def submit(self, cfg: DistillConfig, owner: str | None = None, public: bool = False,
@@ -198,39 +254,65 @@ class RunLauncher:
         return run_dir, info
 
     def stop(self, run_id: str, requester: str | None = None) -> str:
+        """Take a queued run out of the line, or ask a running one to save a checkpoint and end (SIGTERM).
+
+        Each decision is checked and written under the launcher's lock and the run's status lock
+        (core.runs.update_status): a run this or another launcher starts meanwhile is stopped as a running one, and
+        one that ends meanwhile is left as it ended. The stop is written to the run's status before the signal is
+        sent: a process still starting reads it once it can catch the signal (core.runs.stop_requested), and one
+        that the signal ends is recorded as stopped. Raises ValueError for a run that is neither queued nor running,
+        or that belongs to another session."""
         with self._lock:
             run_dir, info = self._controlled(run_id, requester)
-            if info.get("state") == "queued":
-                write_status(run_dir, state="stopped", message="Taken out of the queue before it started.")
-                return "Taken out of the queue."
-            if info.get("state") != "running":
-                raise ValueError(f"The run is not running (it is {info.get('state')}).")
-            # recorded first, so that whoever sees the process gone (the watcher, read_status) knows it was asked to
-            write_status(run_dir, stop_requested=True, message="Stopping: the run saves a checkpoint and ends.")
-            self._stopping.add(run_id)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(info["pid"], signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
-        return "Stopping: the run saves a checkpoint and ends."
+            for _ in range(3):  # each turn sees a newer state: queued -> running -> ended at most
+                child = self._children.get(run_id)
+                live_child = child is not None and child.poll() is None
+                state = info.get("state")
+                if state == "queued":
+                    if update_status(run_dir, take_out_of_queue) is not None:
+                        return "Taken out of the queue."
+                elif state == "running" or (live_child and state in ("damaged", None)):
+                    pid = info["pid"] if state == "running" else child.pid  # damaged: its process is ours
+                    if update_status(run_dir, partial(stop_request, pid=pid, checked=state == "running")) is not None:
+                        self._stopping.add(run_id)
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
+                        return STOPPING
+                else:
+                    break
+                info = read_status(run_dir)
+            raise ValueError(f"The run is not running (it is {info.get('state') or 'unknown'}).")
 
     def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None) -> str:
+        """Put a stopped, failed, finished or damaged-status run back in line, to continue from its newest readable
+        checkpoint up to `max_steps` (None: its own). Raises ValueError (a DamagedRunFile naming the file when its
+        config.json cannot be used) when it cannot be resumed."""
         with self._lock:
             run_dir, info = self._controlled(run_id, requester)
             if info.get("state") in ACTIVE_STATES:
                 raise ValueError(f"The run is already {info.get('state')}.")
-            config = read_json(RunPaths(run_dir).config)
+            child = self._children.get(run_id)
+            if info.get("state") == "damaged" and child is not None and child.poll() is None:
+                raise ValueError("The run's process is still running; stop it, then resume it.")
+            config_path = RunPaths(run_dir).config
+            config = json_object(config_path, CONFIG_FIELDS)
             if not config:
                 raise ValueError("This run never started, so there is nothing to resume; start a new run instead.")
+            if "max_steps" not in config:
+                raise DamagedRunFile(config_path, "it has no 'max_steps'")
             steps = max_steps or config["max_steps"]
-            step = checkpoint_step(run_dir)
+            found = newest_readable_checkpoint(run_dir, keys=None)
+            step = found.step
             if step >= steps:
                 raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
             arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
             self._stopping.discard(run_id)
             where = f"from step {step}" if step else "from step 0 (it saved no checkpoint)"
-            write_status(run_dir, state="queued", message=f"Waiting to resume {where}.", launch_args=arguments,
+            note = f" {found.note}" if found.note else ""
+            write_status(run_dir, state="queued", message=f"Waiting to resume {where}.{note}", launch_args=arguments,
                          stop_requested=False, queued_at=time.time())
         self._wake.set()
-        return f"Resuming from step {step}."
+        return f"Resuming from step {step}.{note}"
 
     def delete(self, run_id: str, requester: str | None = None) -> str:
         """Remove a run and its files. A run this launcher was asked to stop is waited for, at most stop_wait_s
@@ -252,12 +334,17 @@ class RunLauncher:
             if child is not None:  # its status says it ended; the process may still be exiting
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(timeout=self.stop_wait_s)
+                if child.poll() is None and info.get("state") in ("damaged", None):  # its end was never recorded
+                    raise ValueError("The run's process is still running; stop it, then delete it.")
             delete_run(run_dir)  # the watcher reaps the child later and, the folder gone, writes nothing
         return f"Deleted run {run_id}."
 
     def set_public(self, run_id: str, requester: str | None, public: bool) -> None:
-        run_dir, _ = self._controlled(run_id, requester)
-        write_status(run_dir, public=bool(public))
+        with self._lock:
+            run_dir, info = self._controlled(run_id, requester)
+            if info.get("state") == "damaged":  # a new status.json would hide what is wrong and lose the rest
+                raise ValueError(info["message"])
+            write_status(run_dir, public=bool(public))
 
     def queue_position(self, run_id: str, runs: list[dict] | None = None) -> int:
         """1 for the next run to start; 0 when the run is not waiting. `runs`: list_runs() already read, if any."""

@@ -38,7 +38,7 @@ from core.models.tokenizer import (
     wordpiece_from_vocab,
 )
 from core.paths import ASSETS
-from core.runs import RunPaths, run_dir_of, run_model_dir, run_version
+from core.runs import RunModel, RunPaths, run_dir_of, run_model, run_version
 
 ARCH_DIR = ASSETS / "archs"
 BUNDLED_DIR = ASSETS / "models"
@@ -206,17 +206,23 @@ def run_name_parts(name: str) -> tuple[str, str | None]:
     return run_id, copy or None
 
 
-def run_student_dir(name: str, run_dir: Path) -> Path:
-    """The model folder that a "run:..." name loads: init/ for "@init", else the run's current student.
-    Raises ValueError when that copy is not saved."""
+def run_student(name: str, run_dir: Path) -> RunModel:
+    """The model folder that a "run:..." name loads, with its notice: init/ for "@init", else the run's current
+    student (final/, else its newest checkpoint that can be read; the notice names any newer one that could not).
+    Raises ValueError when that copy is not saved, or no checkpoint of the run can be read."""
     if run_name_parts(name)[1] == "init":
         init = RunPaths(run_dir).init
         if not (init / "config.json").is_file():
             raise ValueError(f"Run '{run_dir.name}' kept no copy of its student before training (it has no init "
                              "folder); only runs started by train.distill keep one, so load run:"
                              f"{run_dir.name} or start a new run.")
-        return init
-    return run_model_dir(run_dir)
+        return RunModel(init)
+    return run_model(run_dir)
+
+
+def run_student_dir(name: str, run_dir: Path) -> Path:
+    """The model folder that a "run:..." name loads (run_student's folder, without its notice)."""
+    return run_student(name, run_dir).path
 
 
 def run_model_version(name: str) -> str | None:
@@ -233,14 +239,17 @@ def load(name: str, device: str | torch.device = "cpu", attentions: bool = False
     attentions=True selects the eager attention kernel, the only one that returns attention maps. Raises ValueError
     with a sentence a person can act on when the name is unknown, the model is out of reach, the folder lacks a
     model_type or a vocabulary, or the checkpoint has no masked-LM head (a randomly initialised head predicts noise).
-    A cased vocabulary paired with a lowercasing tokenizer is read cased, and `notice` says so.
+    A cased vocabulary paired with a lowercasing tokenizer is read cased, and `notice` says so; a run's student
+    loaded from an older checkpoint because the newest cannot be read has a notice naming that file.
     """
     source, location = resolve(name)
     attn = "eager" if attentions else "sdpa"
     if source == "arch":
         return _load_arch(name, location, device, attn, dtype)
+    run_notice = ""
     if source == "run":
-        location = str(run_student_dir(name, Path(location)))
+        student = run_student(name, Path(location))
+        location, run_notice = str(student.path), student.notice
     if source == "hub" and not is_cached(location) and not hub_reachable():
         raise ValueError(f"The model '{location}' is not in this machine's Hugging Face cache and the Hub cannot be "
                          "reached. Use a bundled model (bundled-teacher, bundled-student) or download it where there "
@@ -251,7 +260,7 @@ def load(name: str, device: str | torch.device = "cpu", attentions: bool = False
                                attn_implementation=attn, output_loading_info=True)
     check_mlm_head(name, model, info["missing_keys"])
     model.to(device).eval()
-    return LoadedModel(name, model, tokenizer, source, notice)
+    return LoadedModel(name, model, tokenizer, source, " ".join(n for n in (run_notice, notice) if n))
 
 
 def from_library(name: str, loader, *args, **kwargs):
