@@ -13,6 +13,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 TITLE = "RuDistil Lab"
 MAX_UPLOAD = "20mb"
+# Gradio's cache (uploads, and the files handlers return) is swept every half hour of files older than an hour.
+DELETE_CACHE = (1800, 3600)  # (how often, how old), seconds
 CSS = """
 .offline-notice {border-left: 4px solid #e9a23b; padding: 4px 10px; background: rgba(233,162,59,.08)}
 .pair-notice {border-left: 4px solid #7a8699; padding: 4px 10px}
@@ -21,7 +23,11 @@ CSS = """
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(description="Serve RuDistil Lab in the browser.")
+    p = argparse.ArgumentParser(
+        description="Serve RuDistil Lab in the browser.",
+        epilog="Limits of one request, from the environment: RUDISTIL_MAX_BENCH_S (estimated seconds of a benchmark; "
+               "default 300 on a Space, 3600 elsewhere), RUDISTIL_MAX_EMBED_S (estimated seconds of embedding; 120 "
+               "on a Space, 600 elsewhere), RUDISTIL_MAX_HUB_MB (download of a Hub model on a Space; 1000).")
     p.add_argument("--host", default=env("RUDISTIL_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
                    help="address to listen on (env RUDISTIL_HOST)")
     p.add_argument("--port", type=int, default=int(env("RUDISTIL_PORT", env("GRADIO_SERVER_PORT", "7860"))),
@@ -43,7 +49,7 @@ def build_app(ctx):
 
     tabs = [("Distill", "distill", distill_tab), ("Predictions", "predict", predict_tab),
             ("Embeddings", "embed", embed_tab), ("Benchmark", "bench", bench_tab), ("About", "about", about_tab)]
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\nSee, run and measure the knowledge distillation of Russian language models: "
                     "DeepPavlov's conversational RuBERT and its DistilRuBERT students, or the lab's own tiny pair.")
         # The line that names the pair in use: a warning's colours only when the lab fell back to its bundled pair.
@@ -64,6 +70,7 @@ def build_app(ctx):
 def main(argv: list[str] | None = None) -> None:
     from ui import embed_tab
     from ui.context import AppContext
+    from ui.downloads import remove_old_folders
 
     args = parse_args(argv)
     try:
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             ctx.check_name(name)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    remove_old_folders()  # download folders a previous run of the app left behind
     embed_tab.warm_up_in_background()  # UMAP compiles with numba on first use; do it before anyone asks
     ctx.launcher.start()  # runs queued before a restart start again, one at a time
     demo = build_app(ctx)

@@ -92,6 +92,25 @@ BAD_INPUTS = [
     ("/run_benchmark", dict(models=["bundled-student"], device="cpu", batch_sizes="0", seq_len=32)),
     ("/run_benchmark", dict(models=["bundled-student"], device="cpu", batch_sizes="1", seq_len=100000)),
     ("/run_benchmark", dict(models=["bundled-student"], device="cuda", batch_sizes="1", seq_len=32)),
+    # inputs of the wrong type or size, as gradio_client and raw HTTP can send them
+    ("/fill_mask", dict(model_1="bundled-teacher", model_2="bundled-student", top_k=None, sentence="Привет [MASK]")),
+    ("/fill_mask", dict(model_1="bundled-teacher", model_2="bundled-student", top_k="abc", sentence="Привет [MASK]")),
+    ("/fill_mask", dict(model_1=5, model_2="bundled-student", top_k=5, sentence="Привет [MASK]")),
+    ("/fill_mask", dict(model_1=["bundled-teacher"], model_2="bundled-student", top_k=5, sentence="Привет [MASK]")),
+    ("/fill_mask", dict(model_1="x" * 300, model_2="bundled-student", top_k=5, sentence="Привет [MASK]")),
+    ("/neighbours", dict(source="Typed sentences", sentences="a\nb\nc\nd", model_1="bundled-teacher",
+                         model_2="bundled-student", highlight="1", neighbours=None)),
+    ("/embedding_map", dict(source="Typed sentences", sentences="a\nb\nc\nd", model_1="bundled-teacher",
+                            model_2="bundled-student", layer_1="x")),
+    ("/embedding_map", dict(source="Typed sentences", sentences="a\nb\nc\nd", model_1="bundled-teacher",
+                            model_2="bundled-student", pooling=None, method=None, dims=None)),
+    ("/layer_similarity", dict(source="Probe set", model_1="bundled-teacher", model_2="bundled-student",
+                               pooling=None)),
+    ("/run_benchmark", dict(models=["bundled-student"], device="cpu", batch_sizes="1", seq_len="x")),
+    ("/run_benchmark", dict(models=["bundled-student"], device="cpu", batch_sizes="1", seq_len=32, modes=None)),
+    ("/run_benchmark", dict(models=["bundled-student"], device="cpu", batch_sizes="1", seq_len=32, runs=1000000)),
+    ("/run_benchmark", dict(models=["bundled-student"], device="cpu", batch_sizes="300", seq_len=32)),
+    ("/run_benchmark", dict(models=5, device="cpu", batch_sizes="1", seq_len=32)),
 ]
 
 

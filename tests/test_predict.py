@@ -183,8 +183,9 @@ def test_text_longer_than_the_model_reads(tiny_teacher, tiny_student):
 def test_bad_choices_get_a_sentence(tiny_teacher, tiny_student):
     with pytest.raises(ValueError, match="two or three models"):
         predict.compare([tiny_teacher], ONE_MASK)
-    with pytest.raises(ValueError, match="Top-k must be between"):
-        predict.compare([tiny_teacher, tiny_student], ONE_MASK, top_k=0)
+    for bad in (0, 51, 2.5, "5", None, True):
+        with pytest.raises(ValueError, match="Top-k must be a whole number from 1 to 50"):
+            predict.compare([tiny_teacher, tiny_student], ONE_MASK, top_k=bad)
     with pytest.raises(ValueError, match="without \\[MASK\\]"):
         predict.mask_each_word([tiny_teacher, tiny_student], ONE_MASK)
     with pytest.raises(ValueError, match="at most 64"):

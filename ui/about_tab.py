@@ -2,6 +2,7 @@
 and the download of the DeepPavlov models for a class without a network."""
 from __future__ import annotations
 
+import functools
 import json
 
 import gradio as gr
@@ -187,9 +188,10 @@ tokenizer settings), says first how much and where, and skips what is already ca
 """
 
 
-def cache_status() -> str:
-    """Which of the lab's Hub models this machine's cache holds, one line each, read from disk on every call."""
-    lines = [f"Hugging Face cache: `{hub.cache_folder()}`", ""]
+def cache_status(on_space: bool = False) -> str:
+    """Which of the lab's Hub models this machine's cache holds, one line each, read from disk on every call; on a
+    Space without the cache's folder (a public page names no folder of the server)."""
+    lines = ["Hugging Face cache of this Space:" if on_space else f"Hugging Face cache: `{hub.cache_folder()}`", ""]
     for name in hub.hub_models():
         known = KNOWN_MODELS[name]
         state = "cached" if zoo.is_cached(known.hub_id) else "not cached"
@@ -218,7 +220,7 @@ def build_offline_prep(ctx: AppContext) -> gr.Markdown:
     """The download section: the cache's state, and the button only where the Hub is reachable and it is not a
     shared Space (a Space preloads the models). Returns the status Markdown, redrawn when the tab is opened."""
     gr.Markdown(OFFLINE_PREP)
-    status = gr.Markdown(cache_status(), elem_id="about-cache-status")
+    status = gr.Markdown(cache_status(ctx.on_space), elem_id="about-cache-status")
     if ctx.on_space:
         gr.Markdown("This Space downloads the DeepPavlov models when it starts.")
     elif not zoo.hub_reachable():
@@ -245,4 +247,4 @@ def build(ctx: AppContext) -> dict:
         gr.Plot(fig)
     gr.Markdown(summary)
     status = build_offline_prep(ctx)
-    return {"refresh": (cache_status, [status])}
+    return {"refresh": (functools.partial(cache_status, ctx.on_space), [status])}

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import re
+import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +17,25 @@ import torch
 
 from core import bench
 from core.bench import machine
+from core.bench.plan import MAX_BATCH_SIZE, MAX_RUNS, MAX_SEQ_LEN, check_estimate
 from core.formatting import format_seconds, parse_int_list
-from ui.context import AppContext, user_errors
+from ui.context import (
+    AppContext,
+    CheckedCheckboxGroup,
+    CheckedNumber,
+    CheckedRadio,
+    error_message,
+    flag,
+    model_name,
+    one_of,
+    queue_guard,
+    session_id,
+    shown,
+    some_of,
+    user_errors,
+    whole_number,
+)
+from ui.downloads import BENCH_PREFIX, remove_old_folders
 
 MODE_COLOURS = {"card": "#9aa5b1", "reference": "#3b6fb6", "fast": "#e9a23b"}
 CARD_MACHINE = {"cpu": "card: Xeon E5-2698 v4", "cuda": "card: Tesla P100"}
@@ -37,12 +56,44 @@ def short_name(model: str) -> str:
     return model.removeprefix("arch:").replace("-cased-conversational", "")
 
 
+QUEUE_GROUP = "benchmark"  # one measurement at a time: two would slow each other
+PER_SESSION = 1  # benchmarks one session may have waiting or running
+
+
+def model_list_input(models) -> list[str]:
+    """The Models input as names: a list (one name alone counts), blanks left out; ValueError for anything else."""
+    if isinstance(models, str) or models is None:
+        models = [models]
+    if not isinstance(models, (list, tuple)):
+        raise ValueError(f"Models must be a list of model names; got {shown(models)}.")
+    return [n for n in (model_name(m) for m in models) if n]
+
+
+def batch_size_input(batch_sizes) -> list[int]:
+    """Batch sizes typed as "1,16" (or sent as a list of whole numbers); ValueError otherwise."""
+    if isinstance(batch_sizes, (list, tuple)):
+        return [whole_number(b, "Each batch size", 1, MAX_BATCH_SIZE) for b in batch_sizes]
+    if not isinstance(batch_sizes, str):
+        raise ValueError(f"Batch sizes must be whole numbers separated by commas, such as 1,16; got "
+                         f"{shown(batch_sizes)}.")
+    return parse_int_list(batch_sizes, "Batch sizes")
+
+
+def runs_input(runs) -> int | None:
+    """Timed runs: None or 0 for the automatic count, else a whole number up to MAX_RUNS."""
+    return None if runs is None else whole_number(runs, "Timed runs", 0, MAX_RUNS) or None
+
+
 def config_from_inputs(models, device, batch_sizes, seq_len, modes, runs, compile_fast) -> bench.BenchConfig:
-    if seq_len is None or float(seq_len) != int(seq_len):
-        raise ValueError("Sequence length must be a whole number of tokens.")
-    return bench.BenchConfig(models=[m.strip() for m in (models or []) if m and m.strip()], device=device or "cpu",
-                             batch_sizes=parse_int_list(batch_sizes, "Batch sizes"), seq_len=int(seq_len),
-                             modes=list(modes or []), runs=int(runs) if runs else None, compile=bool(compile_fast))
+    """The form's inputs, each checked by type and range, as a BenchConfig; ValueError with a sentence naming the
+    input. Runs of 0 (or none) mean the automatic count."""
+    return bench.BenchConfig(models=model_list_input(models),
+                             device=one_of("cpu" if device is None else device, "Device", bench.DEVICES),
+                             batch_sizes=batch_size_input(batch_sizes),
+                             seq_len=whole_number(seq_len, "Sequence length", 1, MAX_SEQ_LEN),
+                             modes=some_of(modes, "Modes", bench.MODES),
+                             runs=runs_input(runs),
+                             compile=flag(compile_fast, "torch.compile"))
 
 
 CHART_KINDS = {  # kind -> (title, unit line, row field)
@@ -196,62 +247,136 @@ def checked_config(ctx: AppContext, models, device, batch_sizes, seq_len, modes,
     config = config_from_inputs(models, device, batch_sizes, seq_len, modes, runs, compile_fast)
     for name in config.models:
         ctx.check_name(name)
-        line = ctx.offline_line(name)
+        line = ctx.offline_line(name, checked=True)
         if line:
             raise ValueError(line)
     return config
+
+
+def planned(ctx: AppContext, *inputs) -> bench.Plan:
+    """The checked request and its estimates; the shared model cache loads what a plan needs (shared with the other
+    tabs). Errors are sentences as a Space may show them."""
+    try:
+        config = checked_config(ctx, *inputs)
+        return bench.make_plan(config, ctx.cache.get)
+    except ValueError as error:
+        raise ValueError(ctx.public_text(error_message(error))) from None
+
+
+def checked_plan(ctx: AppContext, *inputs) -> bench.Plan:
+    """planned(), refused when its estimate is over ctx.max_bench_s."""
+    plan = planned(ctx, *inputs)
+    check_estimate(plan, ctx.max_bench_s)
+    return plan
+
+
+def over_the_time_limit(ctx: AppContext, *inputs) -> None:
+    """The check made when a run arrives, before it is queued: ValueError only for a plan over the time limit (any
+    other mistake is answered by the run itself, with the same sentence the estimate shows)."""
+    try:
+        plan = planned(ctx, *inputs)
+    except ValueError:
+        return
+    check_estimate(plan, ctx.max_bench_s)
 
 
 def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=None, seq_len=None, modes=None,
                        runs=None, compile=None) -> str:
     """How long and how much memory the measurement as set will take, or why it cannot run."""
     try:
-        config = checked_config(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
-        plan = bench.make_plan(config, ctx.cache.get)  # the shared cache: loads are shared with the other tabs
+        plan = checked_plan(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
     except ValueError as error:
-        return f"**Cannot run as set:** {error}"
+        return f"**Cannot run as set:** {error_message(error)}"
     busy = machine.busy_note()
     return f"**Before you run:** {plan.describe()}" + (f"\n\n*Note: {busy}*" if busy else "")
 
 
+class StopFlags:
+    """One stop flag per session (a browser tab, or one gradio_client Client): Stop ends the measurement of the
+    session that asks, between two forward passes, and no one else's."""
+
+    def __init__(self):
+        self._flags: dict[str | None, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str | None) -> threading.Event:
+        """A fresh flag for a measurement of `session` that starts now."""
+        with self._lock:
+            flag_ = self._flags[session] = threading.Event()
+            return flag_
+
+    def stop(self, session: str | None) -> bool:
+        """Raise the flag of `session`'s measurement; False when it has none running."""
+        with self._lock:
+            flag_ = self._flags.get(session)
+            if flag_ is None or flag_.is_set():
+                return False
+            flag_.set()
+            return True
+
+    def end(self, session: str | None, flag_: threading.Event) -> None:
+        """Forget the flag of a measurement that ended (unless a newer one of the session replaced it)."""
+        with self._lock:
+            if self._flags.get(session) is flag_:
+                del self._flags[session]
+
+
 @user_errors
-def run_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=None, seq_len=None, modes=None, runs=None,
-                  compile=None):
-    """Stream the benchmark: the progress line on every pass, tables, charts and files on every result."""
-    config = checked_config(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
-    plan = bench.make_plan(config, ctx.cache.get)
-    folder = Path(tempfile.mkdtemp(prefix="rudistil-bench-"))
+def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, batch_sizes=None, seq_len=None,
+                  modes=None, runs=None, compile=None):
+    """Stream the benchmark: the progress line on every pass, tables, charts and files on every result. Stop (the
+    session's flag in `stops`) ends it between two forward passes with what was measured so far."""
+    plan = checked_plan(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
+    config, session = plan.config, session_id()
+    stop = stops.start(session)
+    folder = None
     started, rows, peaks = time.perf_counter(), [], None
-    machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
-    view = BenchView(progress=progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s),
-                     card=_frame(card_only_rows(config.models, config.device), CARD_COLUMNS))
-    yield view.outputs()
-    for event in bench.iter_benchmark(config, ctx.cache.get, plan):
-        if isinstance(event, bench.Progress):
-            view.progress = progress_text(event.fraction, event.message, started, plan.estimate_s)
-            yield view.outputs("progress")
-            continue
-        if isinstance(event, bench.Peaks):
-            peaks, view.limits = event, limits_text(event)
-            yield view.outputs("limits")
-            continue
-        rows.append(event)
-        result = bench.report(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
-        view.results = _frame(result["rows"], ROW_COLUMNS)
-        view.latency = latency_figure(result["rows"], config.device)
-        view.throughput = throughput_figure(result["rows"], config.device)
-        view.card = _frame(result["card"], CARD_COLUMNS)
-        view.ratios = _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)
-        view.csv, view.json = write_downloads(folder, result)  # after every row, so a stopped run keeps its results
-        yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json")
-    took = format_seconds(time.perf_counter() - started)
-    view.progress = progress_text(1.0, f"done: {len(rows)} measurements in {took} (estimated "
-                                  f"{format_seconds(plan.estimate_s)})", started, plan.estimate_s)
-    yield view.outputs()
+    try:
+        machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
+        view = BenchView(progress=progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s),
+                         card=_frame(card_only_rows(config.models, config.device), CARD_COLUMNS))
+        yield view.outputs()
+        for event in bench.iter_benchmark(config, ctx.cache.get, plan, stop):
+            if isinstance(event, bench.Progress):
+                view.progress = progress_text(event.fraction, event.message, started, plan.estimate_s)
+                yield view.outputs("progress")
+                continue
+            if isinstance(event, bench.Peaks):
+                peaks, view.limits = event, limits_text(event)
+                yield view.outputs("limits")
+                continue
+            rows.append(event)
+            result = bench.report(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
+            view.results = _frame(result["rows"], ROW_COLUMNS)
+            view.latency = latency_figure(result["rows"], config.device)
+            view.throughput = throughput_figure(result["rows"], config.device)
+            view.card = _frame(result["card"], CARD_COLUMNS)
+            view.ratios = _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)
+            folder = folder or Path(tempfile.mkdtemp(prefix=BENCH_PREFIX))
+            view.csv, view.json = write_downloads(folder, result)  # after every row: a stopped run keeps its results
+            yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json")
+        took = format_seconds(time.perf_counter() - started)
+        if stop.is_set():
+            done = (f"stopped: {len(rows)} of {len(plan.jobs)} measurements in {took}; what was measured is above "
+                    "and in the downloads")
+        else:
+            done = f"done: {len(rows)} measurements in {took} (estimated {format_seconds(plan.estimate_s)})"
+        view.progress = progress_text(1.0, done, started, plan.estimate_s)
+        yield view.outputs()
+    except ValueError as error:  # a model that fails to load while measuring: said as a Space may say it
+        raise ValueError(ctx.public_text(error_message(error))) from None
+    finally:
+        stops.end(session, stop)
+        if folder is not None:  # Gradio has copied the files it was given into its own cache
+            shutil.rmtree(folder, ignore_errors=True)
+        remove_old_folders()
 
 
-def stop_benchmark() -> str:
-    return "Stopped. The results measured so far are above and in the downloads."
+def stop_benchmark(stops: StopFlags) -> str:
+    """Stop the caller's own measurement (the session's) between two forward passes."""
+    if stops.stop(session_id()):
+        return "Stopping after this forward pass; the results measured so far stay above and in the downloads."
+    return "Nothing of yours is being measured."
 
 
 def model_list(ctx: AppContext) -> gr.Dropdown:
@@ -268,16 +393,17 @@ def build(ctx: AppContext) -> dict:
         models = gr.Dropdown(ctx.model_choices(include_arch=True), value=list(bench.CARD_MODELS), multiselect=True,
                              allow_custom_value=True, label="Models", scale=3, elem_id="bench-models",
                              info="arch:NAME needs no download; a Hub id or a run's student works too")
-        device = gr.Radio(["cpu", "cuda"] if cuda else ["cpu"], value="cpu", label="Device",
+        device = CheckedRadio(["cpu", "cuda"] if cuda else ["cpu"], value="cpu", label="Device",
                           info=None if cuda else "no GPU on this machine")
     with gr.Row():
         batch_sizes = gr.Textbox("1,16", label="Batch sizes", elem_id="bench-batch-sizes",
                                  info="comma-separated; the card used 1 and 16")
-        seq_len = gr.Number(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)", elem_id="bench-seq-len",
-                            info="the card used 512")
-        modes = gr.CheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes", elem_id="bench-modes",
-                                 info="reference: fp32 eager; fast: 16-bit and SDPA")
-        runs = gr.Number(0, precision=0, label="Timed runs", info="0: automatic (about 3 s of runs, 3 to 10)")
+        seq_len = CheckedNumber(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)",
+                                elem_id="bench-seq-len", info="the card used 512")
+        modes = CheckedCheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes", elem_id="bench-modes",
+                                     info="reference: fp32 eager; fast: 16-bit and SDPA")
+        runs = CheckedNumber(0, precision=0, label="Timed runs",
+                             info=f"0: automatic (about 3 s of runs, 3 to 10); at most {MAX_RUNS}")
         compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape")
     inputs = [models, device, batch_sizes, seq_len, modes, runs, compile_fast]
     estimate_md = gr.Markdown()
@@ -302,12 +428,18 @@ def build(ctx: AppContext) -> dict:
     # function would add a second, unnamed /estimate event on the same triggers)
     gr.on(None, functools.partial(estimate_benchmark, ctx), inputs=inputs, outputs=estimate_md,
           api_name="estimate_benchmark", show_progress="hidden")
-    run_event = run_button.click(functools.partial(run_benchmark, ctx), inputs=inputs, api_name="run_benchmark",
-                                 show_progress="minimal", concurrency_limit=1,
-                                 concurrency_id="benchmark",  # two runs would slow each other
+    stops = StopFlags()
+    # One measurement at a time; a run over the time limit, or a second one from the same visitor, is refused before
+    # it is queued.
+    guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks",
+                        functools.partial(over_the_time_limit, ctx))
+    run_event = run_button.click(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
+                                 api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
+                                 concurrency_id=QUEUE_GROUP, validator=guard,
                                  outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios,
                                           limits_md, csv_file, json_file])
-    stop_button.click(stop_benchmark, outputs=progress_md, cancels=[run_event], api_name="stop_benchmark")
+    stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, cancels=[run_event],
+                      api_name="stop_benchmark")
     return dict(models=models, device=device, batch_sizes=batch_sizes, seq_len=seq_len, modes=modes, runs=runs,
                 compile=compile_fast, estimate=estimate_md, run=run_button, stop=stop_button, progress=progress_md,
                 results=results, latency_plot=latency_plot, throughput_plot=throughput_plot, card=card,

@@ -1,22 +1,52 @@
-"""What every tab shares: the model cache, the default pair, the offline notice and the rules for model names."""
+"""What every tab shares: the model cache, the default pair, the offline notice, the rules for model names, the
+checks every handler makes of its inputs, and the limits a shared app keeps."""
 from __future__ import annotations
 
 import html
+import math
+import numbers
 import os
 import re
+import tempfile
 import threading
+import time
+from abc import ABCMeta
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
-from core.models import zoo
+from core.models import hub, zoo
 from core.models.cache import ModelCache
-from core.runs.store import has_model, list_runs, read_status
+from core.paths import REPO_ROOT
+from core.runs.store import has_model, list_runs, read_status, run_dir_of
 from train.launcher import RunLauncher
+
+MAX_NAME_CHARS = 200  # a model name longer than this is refused before anything looks it up
+HUB_SIZE_TTL_S = 600.0  # a Hub repository's size is asked again after ten minutes
+
+
+def on_a_space() -> bool:
+    """True inside a Hugging Face Space (the SPACE_ID variable the Space sets)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def setting(name: str, default: float) -> float:
+    """A number from the environment variable `name`, else `default`; ValueError naming the variable when it is
+    not a positive number."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, not '{text}'.")
+    return value
 
 
 @dataclass
@@ -27,16 +57,27 @@ class AppContext:
     on_space: bool = False  # a public Hugging Face Space: no local paths, runs owned by browser sessions
     cache: ModelCache = field(default_factory=ModelCache)
     launcher: RunLauncher | None = None  # created by create(); one per app, shared by every session
+    # Limits of one request; None takes the environment variable, else the default for a Space or for one's own machine.
+    max_bench_s: float | None = None  # estimated seconds of a benchmark (RUDISTIL_MAX_BENCH_S; 5 min / 1 h)
+    max_embed_s: float | None = None  # estimated seconds of embedding (RUDISTIL_MAX_EMBED_S; 2 min / 10 min)
+    max_hub_mb: float | None = None  # MB a Hub model not cached may download (RUDISTIL_MAX_HUB_MB; 1,000 MB)
+    _hub_sizes: dict = field(default_factory=dict, init=False, repr=False)  # hub id -> (when asked, bytes)
 
     def __post_init__(self):
         if self.launcher is None:
             self.launcher = RunLauncher(shared=self.on_space)
+        if self.max_bench_s is None:
+            self.max_bench_s = setting("RUDISTIL_MAX_BENCH_S", 300.0 if self.on_space else 3600.0)
+        if self.max_embed_s is None:
+            self.max_embed_s = setting("RUDISTIL_MAX_EMBED_S", 120.0 if self.on_space else 600.0)
+        if self.max_hub_mb is None:
+            self.max_hub_mb = setting("RUDISTIL_MAX_HUB_MB", 1000.0)
 
     @classmethod
     def create(cls, teacher: str | None = None, student: str | None = None) -> AppContext:
         (default_teacher, default_student), fallback = zoo.default_pair()
         teacher, student = teacher or default_teacher, student or default_student
-        return cls(teacher, student, pair_notice(teacher, student, fallback), on_space=bool(os.environ.get("SPACE_ID")))
+        return cls(teacher, student, pair_notice(teacher, student, fallback), on_space=on_a_space())
 
     def model_choices(self, include_arch: bool = False) -> list[str]:
         """Known models, then the students of finished or checkpointed runs ("run:<id>", each followed by its untrained
@@ -53,41 +94,109 @@ class AppContext:
             names += [f"arch:{a}" for a in zoo.arch_names()]
         return names
 
-    def check_name(self, name: str) -> str:
-        """Refuse what a public app must not load: local paths on a Space, anything that is not a model name."""
-        name = (name or "").strip()
-        source, location = zoo.resolve(name)  # raises ValueError with a sentence for unknown names
-        if source == "local" and self.on_space:
-            raise ValueError("Local folders cannot be loaded on a shared Space; choose a listed model or a Hub id.")
-        if source == "run" and self.on_space and not read_status(Path(location)).get("public"):
-            raise ValueError("This run's owner has not shared it; on a shared Space a run's student is usable by "
-                             "everyone only after its owner ticks 'Share'.")
+    def check_name(self, name) -> str:
+        """The name, stripped, when this app may load it; ValueError with one sentence otherwise.
+
+        Anything but text of at most MAX_NAME_CHARS characters is refused first. On a Space only known names,
+        arch:NAME, a shared run's run:RUN_ID and Hub ids of the form owner/name pass, and the answer never depends
+        on what exists on the server: every path gets the same sentence, an unknown run and another person's
+        unshared run the same sentence, and a Hub id is checked on the Hub alone (its download size included)."""
+        name = model_name(name)
+        if not self.on_space:
+            zoo.resolve(name)  # raises ValueError with a sentence for unknown names
+            return name
+        if not name or name in zoo.KNOWN_MODELS or name.startswith("arch:"):
+            zoo.resolve(name)
+        elif name.startswith("run:"):
+            run_id, _ = zoo.run_name_parts(name)
+            run_dir = run_dir_of(run_id, self.launcher.root)  # a ValueError naming the id for one that is not valid
+            if not (run_dir.is_dir() and read_status(run_dir).get("public")):
+                raise ValueError(f"No shared run is named '{run_id}': on this Space a run's student can be used once "
+                                 "its owner ticks 'Share' in the Distill tab; choose one from the model list.")
+        elif zoo.HUB_ID_PATTERN.match(name):
+            self.check_hub_model(name)
+        else:
+            raise ValueError(f"On this Space only the listed models, a shared run's run:RUN_ID and Hub ids of the form "
+                             f"owner/name can be loaded; '{name}' is none of these.")
         return name
 
-    def offline_line(self, name: str) -> str:
-        """The visible line for a Hub model chosen while the Hub is out of reach (empty when all is well)."""
+    def check_hub_model(self, hub_id: str) -> None:
+        """On a Space: a Hub model is loadable when it is cached, or when the Hub says that the files the lab would
+        download weigh at most max_hub_mb; ValueError otherwise (the offline line when the Hub is out of reach)."""
+        if not zoo.is_cached(hub_id):
+            if not zoo.hub_reachable():
+                raise ValueError(out_of_reach_line(hub_id))
+            size = self.hub_download_bytes(hub_id)
+            limit = self.max_hub_mb * 1e6
+            if size > limit:
+                raise ValueError(f"'{hub_id}' would download {hub.format_bytes(size)} from the Hugging Face Hub; this "
+                                 f"Space loads models of at most {hub.format_bytes(int(limit))}: choose a smaller "
+                                 "model or run the lab on your own machine.")
+        if Path(hub_id).exists():  # loading would read the server's folder of that name instead of the Hub's model
+            raise ValueError(f"'{hub_id}' cannot be loaded on this Space; choose a listed model or another Hub id.")
+
+    def hub_download_bytes(self, hub_id: str) -> int:
+        """Bytes of the files loading `hub_id` fetches (config, one weights file, tokenizer files), from the Hub's
+        file metadata, remembered for HUB_SIZE_TTL_S; ValueError naming the repository when the Hub refuses it or
+        it lacks what the lab loads, the offline line when the Hub does not answer."""
+        asked, size = self._hub_sizes.get(hub_id, (-math.inf, 0))
+        if time.monotonic() - asked > HUB_SIZE_TTL_S:
+            try:
+                size = sum(hub.select_files(hub_id, hub.repo_sizes(hub_id)).values())
+            except ValueError as error:
+                if str(error) == hub.offline_sentence():  # names this server's cache folder: say it without it
+                    raise ValueError(out_of_reach_line(hub_id)) from None
+                raise
+            if len(self._hub_sizes) > 256:
+                self._hub_sizes.clear()
+            self._hub_sizes[hub_id] = (time.monotonic(), size)
+        return size
+
+    def offline_line(self, name, checked: bool = False) -> str:
+        """The visible line for a Hub model chosen while the Hub is out of reach (empty when all is well).
+
+        The name is checked first (check_name, unless `checked`), so a handler that only asks about a name refuses
+        what a load would refuse. On a Space a name of the Hub's form is a Hub id whatever the server's folders."""
+        if not checked:
+            name = self.check_name(name)
         known = zoo.KNOWN_MODELS.get(name)
         hub_id = known.hub_id if known else (name if zoo.HUB_ID_PATTERN.match(name or "") and
-                                             not Path(name).exists() else None)
+                                             (self.on_space or not Path(name).exists()) else None)
         if hub_id and not zoo.is_cached(hub_id) and not zoo.hub_reachable():
-            return (f"'{name}' is on the Hugging Face Hub, which this machine cannot reach, and it is not cached: "
-                    "choose bundled-teacher / bundled-student, or a run's student.")
+            return out_of_reach_line(name)
         return ""
 
-    def load(self, name: str, attentions: bool = False, progress: gr.Progress | None = None) -> zoo.LoadedModel:
+    def public_text(self, text: str) -> str:
+        """`text` as a Space may show it: the runs folder written as "runs", and the lab's own folder, the
+        temporary folder (Gradio's uploads are there) and the Hugging Face cache left out. Unchanged elsewhere,
+        where the person using the app is the one who keeps the files."""
+        if not self.on_space:
+            return text
+        root = Path(self.launcher.root)
+        for folder, shown in ((root, "runs"), (REPO_ROOT, ""), (Path(tempfile.gettempdir()), ""),
+                              (hub.cache_folder(), "")):
+            for form in dict.fromkeys([str(folder), str(folder.resolve())]):
+                text = text.replace(form + os.sep, shown + os.sep if shown else "").replace(form, shown or ".")
+        return text
+
+    def load(self, name, attentions: bool = False, progress: gr.Progress | None = None) -> zoo.LoadedModel:
         """Load through the shared cache, with a progress message; user mistakes become gr.Error."""
         try:
             name = self.check_name(name)
-            line = self.offline_line(name)
+            line = self.offline_line(name, checked=True)
             if line:
                 raise ValueError(line)
             if progress is not None and not self.cache.is_loaded(name, attentions):
                 progress(0, desc=f"Loading {name} ...")
             return self.cache.get(name, attentions)
-        except gr.Error:
-            raise
-        except ValueError as error:
-            raise user_error(str(error)) from None
+        except ValueError as error:  # gr.Error too: its sentence, never its repr
+            raise user_error(self.public_text(error_message(error))) from None
+
+
+def out_of_reach_line(name: str) -> str:
+    """The sentence for a Hub model that is not cached while the Hub cannot be reached."""
+    return (f"'{name}' is on the Hugging Face Hub, which this machine cannot reach, and it is not cached: "
+            "choose bundled-teacher / bundled-student, or a run's student.")
 
 
 def pair_notice(teacher: str, student: str, fallback: str = "") -> str:
@@ -135,7 +244,7 @@ def error_message(error: Exception) -> str:
 
 def user_errors(fn):
     """Turn a ValueError raised by core code into a gr.Error the page shows as one sentence; a gr.Error (already a
-    sentence for the page, and itself a ValueError) passes unchanged."""
+    sentence for the page, and itself a ValueError) keeps its sentence."""
     import functools
     import inspect
 
@@ -144,21 +253,194 @@ def user_errors(fn):
         def generator_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except ValueError as error:
-                raise user_error(str(error)) from None
+            except ValueError as error:  # gr.Error too: its sentence, never its repr
+                raise user_error(error_message(error)) from None
         return generator_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
         except ValueError as error:
-            raise user_error(str(error)) from None
+            raise user_error(error_message(error)) from None
     return wrapper
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Input checks: what a handler does first with each input, whoever sent it (the page, gradio_client or raw HTTP)
+
+
+def shown(value) -> str:
+    """A value as an error sentence quotes it: text in quotes (cut at 40 characters), numbers as written, "nothing"
+    for None, and other things by their kind ("a list")."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"'{value if len(value) <= 40 else value[:40] + '…'}'"
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    return f"a {type(value).__name__}"
+
+
+def whole_number(value, what: str, low: int, high: int) -> int:
+    """`value` as an int from `low` to `high`; a float with no fraction and text such as " 12 " count.
+    ValueError naming `what` and the range for anything else (None, "ten", 2.5, inf, NaN, True, a list)."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    ok = (isinstance(number, numbers.Real) and not isinstance(number, bool) and math.isfinite(number)
+          and number == int(number) and low <= number <= high)
+    if not ok:
+        raise ValueError(f"{what} must be a whole number from {low:,} to {high:,}; got {shown(value)}.")
+    return int(number)
+
+
+def one_of(value, what: str, options: Sequence[str]) -> str:
+    """The option `value` names, compared without case or surrounding spaces; ValueError listing the options."""
+    if isinstance(value, str):
+        for option in options:
+            if value.strip().lower() == option.lower():
+                return option
+    raise ValueError(f"{what} must be one of {', '.join(options)}; got {shown(value)}.")
+
+
+def some_of(value, what: str, options: Sequence[str]) -> list[str]:
+    """One or more of `options` (a list, or one of them alone), in the order given, each once; ValueError when
+    none is chosen or one is not an option."""
+    chosen = [value] if isinstance(value, str) else value
+    if not isinstance(chosen, (list, tuple)) or not chosen:
+        raise ValueError(f"{what} must be one or more of {', '.join(options)}; got {shown(value)}.")
+    return list(dict.fromkeys(one_of(item, what, options) for item in chosen))
+
+
+def text_input(value, what: str) -> str:
+    """Text as typed; None is empty text. ValueError for anything that is not text."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be text; got {shown(value)}.")
+    return value
+
+
+def flag(value, what: str) -> bool:
+    """A tick box: True or False (None is False); ValueError for anything else."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ValueError(f"{what} must be true or false; got {shown(value)}.")
+
+
+def model_name(value, what: str = "A model") -> str:
+    """A model's name, stripped ("" for None or blank); ValueError for anything that is not text, or for a name over
+    MAX_NAME_CHARS characters (which is never looked up)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is chosen by its name as text (such as bundled-teacher), not {shown(value)}.")
+    name = value.strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"Model names have at most {MAX_NAME_CHARS} characters; {what.lower()} has {len(name):,}.")
+    return name
+
+
+def _as_given(preprocess, payload):
+    """Gradio's preprocessing of a value, or the value as it came when Gradio cannot read it: the handler's check
+    then refuses it with a sentence naming the input, where Gradio would answer with its generic error."""
+    try:
+        return preprocess(payload)
+    except Exception:
+        return payload
+
+
+class _NoStub(type(gr.Number)):
+    """Gradio's component metaclass, less its writing of a .pyi stub beside the module that defines a component: the
+    Checked components below add no events and no __init__, so nothing else of it is needed."""
+
+    def __new__(mcs, name, bases, attrs):
+        return ABCMeta.__new__(mcs, name, bases, attrs)
+
+
+class CheckedNumber(gr.Number, metaclass=_NoStub):
+    """gr.Number whose value reaches the handler even when it is not a number ("x", None, inf)."""
+    is_template = True  # drawn as a gr.Number
+
+    def preprocess(self, payload):
+        return _as_given(super().preprocess, payload)
+
+
+class CheckedSlider(gr.Slider, metaclass=_NoStub):
+    """gr.Slider whose value reaches the handler even when it is not a number or lies outside the slider."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return _as_given(super().preprocess, payload)
+
+
+class CheckedRadio(gr.Radio, metaclass=_NoStub):
+    """gr.Radio whose value reaches the handler even when it is not one of the choices."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return _as_given(super().preprocess, payload)
+
+
+class CheckedCheckboxGroup(gr.CheckboxGroup, metaclass=_NoStub):
+    """gr.CheckboxGroup whose value reaches the handler even when it is not a list of the choices."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return _as_given(super().preprocess, payload)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sessions: who is asking, and how many of their requests wait or run
+
+
+def session_id() -> str | None:
+    """The session (a browser tab, or one gradio_client Client) of the request being handled; None outside one."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def pending_requests(session: str, group: str) -> int:
+    """How many requests of `session` in the concurrency group `group` wait in Gradio's queue or run now.
+
+    Read from the queue of the app handling the current request (Gradio 6 keeps every event from its arrival to its
+    end in Queue.event_ids_to_events); 0 outside a request."""
+    from gradio.context import LocalContext
+
+    queue = getattr(LocalContext.blocks.get(None), "_queue", None)
+    events = list(getattr(queue, "event_ids_to_events", {}).values())
+    return sum(1 for event in events if event.session_hash == session and event.concurrency_id == group)
+
+
+def queue_guard(group: str, limit: int, one: str, many: str, check=None):
+    """A Gradio validator (the `validator` of an event), run when a request arrives, before it is queued.
+
+    It refuses the request when its session already has `limit` requests of `group` waiting or running (`one` and
+    `many` name such a request, as in "benchmark", "benchmarks"), or when `check(*inputs)` raises ValueError (its
+    sentence is the answer). The refusal is one gr.validate per input, the sentence on the first: gradio_client
+    raises it as a ValidationError, the page shows it under that input."""
+    def validator(*inputs):
+        message = ""
+        session = session_id()
+        if session is not None and pending_requests(session, group) >= limit:
+            have = f"1 {one}" if limit == 1 else f"{limit} {many}"
+            message = (f"You already have {have} waiting or running, the most this app takes from one visitor at a "
+                       f"time; wait for {'it' if limit == 1 else 'one'} to finish.")
+        elif check is not None:
+            try:
+                check(*inputs)
+            except ValueError as error:
+                message = error_message(error)
+        if not message:
+            return [gr.validate(True, "") for _ in inputs]
+        return [gr.validate(False, message)] + [gr.validate(True, "") for _ in inputs[1:]]
+    return validator
 
 
 @dataclass

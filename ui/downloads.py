@@ -5,7 +5,9 @@ follow-up event, so the action's API outputs stay as they are and no model runs 
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 SUFFIXES = {pd.DataFrame: ".csv", go.Figure: ".html"}
+DOWNLOAD_PREFIX = "rudistil-download-"  # the folders write_files makes
+BENCH_PREFIX = "rudistil-bench-"  # the Benchmark tab's result files
+RUN_PREFIX = "rudistil-run-"  # the Distill tab's metrics and student downloads
+TEMPORARY_PREFIXES = (DOWNLOAD_PREFIX, BENCH_PREFIX, RUN_PREFIX)
+MAX_FOLDER_AGE_S = 3600.0  # Gradio copies what a handler returns into its own cache; older copies here are litter
 
 
 @dataclass
@@ -48,9 +55,33 @@ def write_figure(folder: Path, name: str, figure: go.Figure) -> Path:
     return path
 
 
+def remove_old_folders(max_age_s: float = MAX_FOLDER_AGE_S, root: Path | None = None) -> list[Path]:
+    """Remove the lab's temporary folders (TEMPORARY_PREFIXES, in the system's temporary folder or `root`) last
+    changed more than `max_age_s` seconds ago; returns those removed. Run when the app starts, when a benchmark ends
+    and whenever downloads are written."""
+    root = Path(root or tempfile.gettempdir())
+    removed, now = [], time.time()
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            old = entry.name.startswith(TEMPORARY_PREFIXES) and entry.is_dir() and not entry.is_symlink() \
+                and now - entry.stat().st_mtime > max_age_s
+        except OSError:  # gone meanwhile
+            continue
+        if old:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def write_files(downloads: Downloads, prefix: str) -> list[Path]:
-    """Every table and figure in a fresh temporary folder (named after `prefix`), in order; their paths."""
-    folder = Path(tempfile.mkdtemp(prefix=f"rudistil-{prefix}-"))
+    """Every table and figure in a fresh temporary folder (named after `prefix`), in order; their paths. Folders
+    written over an hour ago are removed first."""
+    remove_old_folders()
+    folder = Path(tempfile.mkdtemp(prefix=f"{DOWNLOAD_PREFIX}{prefix}-"))
     return [write_table(folder, name, item) if isinstance(item, pd.DataFrame) else write_figure(folder, name, item)
             for name, item in downloads.files.items()]
 

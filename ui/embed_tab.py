@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
+import torch
 
+from core.bench import machine
+from core.bench.plan import ENCODER_EFFICIENCY, encoder_flops
 from core.compare import embed, tables
 from core.compare.sentences import (
     FILE_TYPES,
@@ -25,13 +28,38 @@ from core.compare.sentences import (
     typed_set,
 )
 from core.compare.similarity import ESTIMATORS, KNN_K
+from core.formatting import format_seconds
+from core.models.student import dims as model_dims
+from core.models.student import num_layers
 from ui import embed_plots
-from ui.context import AppContext, ErrorLines, markdown_text, user_errors
+from ui.context import (
+    AppContext,
+    CheckedNumber,
+    CheckedRadio,
+    CheckedSlider,
+    ErrorLines,
+    markdown_text,
+    model_name,
+    one_of,
+    queue_guard,
+    text_input,
+    user_errors,
+    whole_number,
+)
 from ui.downloads import Downloads, file_box, file_boxes, table
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
+POOLINGS = ["mean", "CLS"]
+METHODS = ["PCA", "UMAP"]
+DIMENSIONS = ["2D", "3D"]
 DEFAULT_NEIGHBOURS = 5
+MAX_NEIGHBOURS = 20  # the slider's end
+MAX_LAYER = 100  # beyond any model here; each model's own range is checked when it is loaded
 DEFAULT_ESTIMATOR = ESTIMATORS[0]  # debiased
+QUEUE_GROUP = "embeddings"  # Draw, Neighbours and Layer similarity share one concurrency budget
+CONCURRENCY = 2  # embedding requests computed at once, all sessions together
+PER_SESSION = 2  # embedding requests one session may have waiting or running
+EMBED_BATCH = 32  # sentences a forward pass, as core.compare.embed.all_layers embeds them
 
 INTRO = f"""Embed the same sentences with two or three models (teacher, students, a run's student) and look at the
 spaces side by side. Each model tokenises with its own tokenizer, so students with their own vocabulary and width
@@ -68,27 +96,83 @@ class ModelChoice:
 
 
 def sentence_set(source: str, upload: str | None, typed: str | None) -> SentenceSet:
+    """The sentences the source names: an upload, the typed lines or the probe set; ValueError with a sentence for
+    a source that is not one of SOURCES, a missing upload, or text that is not text."""
+    source = one_of(source, "Sentences", SOURCES)
     if source == "Upload a file":
         if not upload:
             raise ValueError("Upload a .txt or .csv file of sentences first.")
         return read_sentence_file(upload)
     if source == "Typed sentences":
-        return typed_set(typed or "")
+        return typed_set(text_input(typed, "Typed sentences"))
     return probe_set()
 
 
-def _layer(value) -> int | None:
+def _layer(value, number: int) -> int | None:
+    """A layer box: None (or an empty box, NaN) is the last layer, else a whole number."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return int(value)
+    return whole_number(value, f"The layer of model {number}", -MAX_LAYER, MAX_LAYER)
 
 
 def chosen_models(names: list[str | None], layers: list) -> list[ModelChoice]:
-    """The filled-in model boxes with their layers; ValueError when fewer than two are filled."""
-    chosen = [ModelChoice(n.strip(), _layer(layer)) for n, layer in zip(names, layers) if n and n.strip()]
+    """The filled-in model boxes with their layers; ValueError when a box holds no name or fewer than two are
+    filled."""
+    chosen = []
+    for number, (name, layer) in enumerate(zip(names, layers), start=1):
+        name = model_name(name, f"Model {number}")
+        if name:
+            chosen.append(ModelChoice(name, _layer(layer, number)))
     if len(chosen) < 2:
         raise ValueError("Choose at least two models to compare.")
     return chosen
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """How sentences become points: the sentence vector, the map and its dimensions, the CKA estimator."""
+    pooling: str  # "mean" or "cls", as core.compare.embed names them
+    method: str  # "PCA" or "UMAP"
+    dims: int  # 2 or 3
+    estimator: str  # "debiased" or "biased"
+
+
+def map_settings(pooling, method=METHODS[0], dims=DIMENSIONS[0], estimator=None) -> MapSettings:
+    """The tab's choices checked (None for the estimator is its default); ValueError naming the one that is not
+    among its options."""
+    return MapSettings(one_of(pooling, "Sentence vector", POOLINGS).lower(), one_of(method, "Map", METHODS),
+                       int(one_of(dims, "Dimensions", DIMENSIONS)[0]),
+                       one_of(DEFAULT_ESTIMATOR if estimator is None else estimator, "CKA estimator", ESTIMATORS))
+
+
+def embedding_seconds(loaded, sentences: SentenceSet, pooling: str) -> tuple[float, int]:
+    """(estimated seconds, tokens) of embedding `sentences` with `loaded`: the encoder's FLOPs over batches of
+    EMBED_BATCH sentences of similar length, at this machine's measured float32 rate; (0, tokens) when cached."""
+    lengths = sorted(embed.token_lengths(loaded, sentences))
+    if embed.is_embedded(loaded, sentences, pooling):
+        return 0.0, sum(lengths)
+    batches = [lengths[i:i + EMBED_BATCH] for i in range(0, len(lengths), EMBED_BATCH)]
+    try:
+        shape, layers = model_dims(loaded.model.config), num_layers(loaded.model.config)
+        flops = sum(len(b) * encoder_flops(layers, shape["hidden"], shape["ffn"], max(b)) for b in batches)
+    except AttributeError:  # not a BERT-like config: two FLOPs a parameter a token
+        params = sum(p.numel() for p in loaded.model.base_model.parameters())
+        flops = sum(2 * params * len(b) * max(b) for b in batches)
+    rate = machine.quick_rate(torch.float32, "cpu") * ENCODER_EFFICIENCY["cpu", "reference"]
+    return flops / rate, sum(lengths)
+
+
+def check_embedding_work(ctx: AppContext, models: list, sentences: SentenceSet, pooling: str) -> None:
+    """Refuse, before any embedding runs, a request whose estimated time is over ctx.max_embed_s; ValueError saying
+    the sentences, their tokens, the estimate and the limit."""
+    estimates = [embedding_seconds(m, sentences, pooling) for m in models]
+    seconds = sum(s for s, _ in estimates)
+    if seconds > ctx.max_embed_s:
+        tokens = max(t for _, t in estimates)
+        raise ValueError(f"Embedding these {len(sentences):,} sentences ({tokens:,} tokens a model) with "
+                         f"{len(models)} models would take about {format_seconds(seconds)} here, more than the "
+                         f"{format_seconds(ctx.max_embed_s)} one request may take on this app; use fewer or shorter "
+                         "sentences, or smaller models.")
 
 
 def _scaled(progress, part: int, parts: int, done: float, desc: str) -> None:
@@ -98,16 +182,25 @@ def _scaled(progress, part: int, parts: int, done: float, desc: str) -> None:
 
 def _spaces(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], pooling: str,
             progress) -> list[embed.Space]:
+    """Each chosen model's space at its layer; the layers and the time it would take are checked before any
+    embedding starts."""
+    models = [ctx.load(choice.name, progress=progress) for choice in chosen]
+    for loaded, choice in zip(models, chosen):
+        embed.resolve_layer(loaded, choice.layer)
+    check_embedding_work(ctx, models, sentences, pooling)
     spaces = []
-    for i, choice in enumerate(chosen):
-        loaded = ctx.load(choice.name, progress=progress)
+    for i, (loaded, choice) in enumerate(zip(models, chosen)):
         step = functools.partial(_scaled, progress, i, len(chosen))
-        spaces.append(embed.embed_space(loaded, sentences, choice.layer, pooling.lower(), progress=step))
+        spaces.append(embed.embed_space(loaded, sentences, choice.layer, pooling, progress=step))
     return spaces
 
 
 def sentence_index(sentences: SentenceSet, choice) -> int:
     """The sentence a user picked: '12. text' from the list, a number, or the sentence itself."""
+    if isinstance(choice, float) and choice == int(choice):
+        choice = int(choice)
+    if choice is not None and not isinstance(choice, (str, int)) or isinstance(choice, bool):
+        raise ValueError(f"Choose a sentence by its number or its text, not a {type(choice).__name__}.")
     text = str(choice if choice is not None else "").strip()
     if not text:
         raise ValueError("Choose a sentence from the list (draw the maps first), or type its number.")
@@ -126,12 +219,12 @@ def sentence_choices(sentences: SentenceSet) -> list[str]:
     return [f"{i}. {s}" for i, s in enumerate(sentences.sentences)]
 
 
-def _maps(spaces: list[embed.Space], sentences: SentenceSet, method: str, dims: str, progress,
+def _maps(spaces: list[embed.Space], sentences: SentenceSet, method: str, dims: int, progress,
           highlight: int | None = None, near: list[list[int]] | None = None):
     """Every space projected, the later maps turned onto the first, drawn side by side: (figure, the points as
     drawn, one (n, 2) or (n, 3) array a space)."""
     progress(1.0, desc=f"{method} map ...")
-    coords = [embed.project(s, method.lower(), int(dims[0])) for s in spaces]
+    coords = [embed.project(s, method.lower(), dims) for s in spaces]
     aligned = [coords[0]] + [embed.align(coords[0], c) for c in coords[1:]]
     return embed_plots.map_figure(sentences, spaces, aligned, method, highlight, near), aligned
 
@@ -186,14 +279,14 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
               cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
     """Maps, the how-alike table, a status line, the sentence list for highlighting, and the downloads (kept in a
     gr.State, which API clients do not receive)."""
-    sentences = sentence_set(source, file, sentences)
-    estimator = cka_estimator or DEFAULT_ESTIMATOR
-    started = time.perf_counter()
     chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
-    spaces = _spaces(ctx, sentences, chosen, pooling, progress)
+    settings = map_settings(pooling, method, dims, cka_estimator)
+    sentences = sentence_set(source, file, sentences)
+    started = time.perf_counter()
+    spaces = _spaces(ctx, sentences, chosen, settings.pooling, progress)
     embedded = time.perf_counter()
-    figure, coords = _maps(spaces, sentences, method, dims, progress)
-    pairs = embed.compare_pairs(spaces, estimator=estimator)
+    figure, coords = _maps(spaces, sentences, settings.method, settings.dims, progress)
+    pairs = embed.compare_pairs(spaces, estimator=settings.estimator)
     note = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped and compared in "
             f"{time.perf_counter() - embedded:.1f} s (cached results are instant). {embed_plots.scores_note(pairs)}")
     flat = [s.model for s in spaces if not embed.varies(s.vectors)]
@@ -212,12 +305,15 @@ def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, mod
                     model_3=None, layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
                     highlight=None, neighbours=None, progress=gr.Progress()):
     """The maps with one sentence and its neighbours marked, and the neighbours of each space side by side."""
+    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
+    settings = map_settings(pooling, method, dims)
+    k = whole_number(neighbours, "Neighbours", 1, MAX_NEIGHBOURS)
     sentences = sentence_set(source, file, sentences)
     index = sentence_index(sentences, highlight)
-    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
-    spaces = _spaces(ctx, sentences, chosen, pooling, progress)
-    found = [embed.nearest(s, index, int(neighbours)) for s in spaces]
-    figure, _ = _maps(spaces, sentences, method, dims, progress, index, [[i for i, _ in f] for f in found])
+    spaces = _spaces(ctx, sentences, chosen, settings.pooling, progress)
+    found = [embed.nearest(s, index, k) for s in spaces]
+    figure, _ = _maps(spaces, sentences, settings.method, settings.dims, progress, index,
+                      [[i for i, _ in f] for f in found])
     return figure, embed_plots.neighbours_table(sentences, spaces, found)
 
 
@@ -243,19 +339,24 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
                    pooling=None, cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
     """Heat maps of CKA and kNN overlap between every layer of model 1 and every layer of each other model, and the
     downloads (kept in a gr.State, which API clients do not receive)."""
-    sentences = sentence_set(source, file, sentences)
     names = [c.name for c in chosen_models([model_1, model_2, model_3], [None] * 3)]
+    settings = map_settings(pooling, estimator=cka_estimator)
+    sentences = sentence_set(source, file, sentences)
     models = [ctx.load(n, progress=progress) for n in names]
+    check_embedding_work(ctx, models, sentences, settings.pooling)
     results = []
     for i, other in enumerate(models[1:]):
         step = functools.partial(_scaled, progress, i, len(models) - 1)
-        results.append(embed.layer_similarity(models[0], other, sentences, pooling.lower(), progress=step,
-                                              estimator=cka_estimator or DEFAULT_ESTIMATOR))
+        results.append(embed.layer_similarity(models[0], other, sentences, settings.pooling, progress=step,
+                                              estimator=settings.estimator))
     figure = embed_plots.layer_figure([m.name for m in models], results)
     return figure, layer_downloads([m.name for m in models], results, figure)
 
 
 def show_source(source_name: str):
+    """The upload box for an upload, the text box for typed sentences (nothing for a name that is not a source)."""
+    if source_name not in SOURCES:
+        return gr.skip(), gr.skip()
     return gr.File(visible=source_name == SOURCES[1]), gr.Textbox(visible=source_name == SOURCES[2])
 
 
@@ -281,7 +382,7 @@ def build(ctx: AppContext) -> dict:
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=2):
-            source = gr.Radio(SOURCES, value=SOURCES[0], label="Sentences",
+            source = CheckedRadio(SOURCES, value=SOURCES[0], label="Sentences",
                               info="The topic-labelled probe set, your own file, or lines typed below.")
             upload = gr.File(label="Sentences file (.txt, .csv): one sentence a line, or a 'sentence' column and an "
                                    "optional 'label' column", file_types=list(FILE_TYPES), type="filepath",
@@ -292,24 +393,28 @@ def build(ctx: AppContext) -> dict:
             with gr.Row():
                 first = gr.Dropdown(choices, value=ctx.default_teacher, label="Model 1 (reference)",
                                     allow_custom_value=True, scale=3)
-                layer1 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80, info="0 embeddings, -1 last")
+                layer1 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
+                                       info="0 embeddings, -1 last")
             with gr.Row():
                 second = gr.Dropdown(choices, value=ctx.default_student, label="Model 2", allow_custom_value=True,
                                      scale=3)
-                layer2 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80, info="0 embeddings, -1 last")
+                layer2 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
+                                       info="0 embeddings, -1 last")
             with gr.Row():
                 third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
                                     scale=3)
-                layer3 = gr.Number(-1, precision=0, label="layer", scale=1, min_width=80, info="0 embeddings, -1 last")
+                layer3 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
+                                       info="0 embeddings, -1 last")
     with gr.Row():
-        pooling = gr.Radio(["mean", "CLS"], value="mean", label="Sentence vector",
-                           info="Mean of the token vectors, or the [CLS] token's vector.")
-        method = gr.Radio(["PCA", "UMAP"], value="PCA", label="Map",
-                          info="PCA keeps global distances; UMAP keeps neighbourhoods.")
-        dims = gr.Radio(["2D", "3D"], value="2D", label="Dimensions", info="3D maps can be turned with the mouse.")
-        estimator = gr.Radio(list(ESTIMATORS), value=DEFAULT_ESTIMATOR, label="CKA estimator",
-                             info="Debiased: near 0 for unrelated spaces. Biased: the original, high for few "
-                                  "sentences.")
+        pooling = CheckedRadio(POOLINGS, value=POOLINGS[0], label="Sentence vector",
+                               info="Mean of the token vectors, or the [CLS] token's vector.")
+        method = CheckedRadio(METHODS, value=METHODS[0], label="Map",
+                              info="PCA keeps global distances; UMAP keeps neighbourhoods.")
+        dims = CheckedRadio(DIMENSIONS, value=DIMENSIONS[0], label="Dimensions",
+                            info="3D maps can be turned with the mouse.")
+        estimator = CheckedRadio(list(ESTIMATORS), value=DEFAULT_ESTIMATOR, label="CKA estimator",
+                                 info="Debiased: near 0 for unrelated spaces. Biased: the original, high for few "
+                                      "sentences.")
         draw_button = gr.Button("Draw", variant="primary", elem_id="embed-draw")
     failed = gr.Markdown("", elem_id="embed-status")  # what the last action that failed said, until one succeeds
     map_plot = gr.Plot(label="Maps", elem_id="embed-map")
@@ -323,7 +428,8 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         chosen = gr.Dropdown([], value=None, label="Highlight a sentence (its number or text)", allow_custom_value=True,
                              scale=4, info="Marks it in every map and lists its nearest neighbours.")
-        k = gr.Slider(1, 20, value=DEFAULT_NEIGHBOURS, step=1, label="neighbours", scale=1, info="How many to list.")
+        k = CheckedSlider(1, MAX_NEIGHBOURS, value=DEFAULT_NEIGHBOURS, step=1, label="neighbours", scale=1,
+                          info="How many to list.")
         neighbours_button = gr.Button("Neighbours", scale=1)
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
                                   column_widths=embed_plots.neighbour_column_widths(2), elem_id="embed-neighbours",
@@ -344,6 +450,10 @@ def build(ctx: AppContext) -> dict:
         dropdown.focus(refresh, None, lists, api_visibility="private")
     inputs = [source, upload, typed, first, second, third, layer1, layer2, layer3, pooling, method, dims]
     quiet = dict(api_visibility="private", show_progress="hidden")
+    # One concurrency budget for the three heavy actions, and a few places in the queue per visitor, refused before
+    # the request is queued.
+    heavy = dict(concurrency_id=QUEUE_GROUP, concurrency_limit=CONCURRENCY,
+                 validator=queue_guard(QUEUE_GROUP, PER_SESSION, "embedding request", "embedding requests"))
     errors = ErrorLines()  # the last failure of each action, for the status line (a toast alone goes unseen)
 
     def kept(action: str, handler, event_inputs: list):
@@ -356,23 +466,23 @@ def build(ctx: AppContext) -> dict:
 
     draw_fn, draw_inputs = kept("draw", draw_maps, inputs + [estimator])
     drawn = draw_button.click(draw_fn, draw_inputs, [map_plot, scores, status, chosen, kept_state["draw"]],
-                              api_name="embedding_map")
+                              api_name="embedding_map", **heavy)
     drawn.success(functools.partial(show_downloads, "draw"), kept_state["draw"], files["draw"], **quiet)
     drawn.success(neighbours_for_maps, scores, neighbour_rows, **quiet)
     status_lines(drawn, "draw", "Draw", draw_inputs)
     neighbours_fn, neighbours_inputs = kept("neighbours", find_neighbours, inputs + [chosen, k])
     # Two or three models' columns: the widths follow the table once it is filled.
     for shown in (neighbours_button.click(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
-                                          api_name="neighbours"),
+                                          api_name="neighbours", **heavy),
                   chosen.select(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
-                                api_visibility="private")):
+                                api_visibility="private", **heavy)):
         shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
         shown.success(show_neighbour_download, neighbour_rows, files["neighbours"], **quiet)
         status_lines(shown, "neighbours", "Neighbours", neighbours_inputs)
     layers_fn, layers_inputs = kept("layers", compare_layers,
                                     [source, upload, typed, first, second, third, pooling, estimator])
     compared = layers_button.click(layers_fn, layers_inputs, [layer_plot, kept_state["layers"]],
-                                   api_name="layer_similarity")
+                                   api_name="layer_similarity", **heavy)
     compared.success(functools.partial(show_downloads, "layers"), kept_state["layers"], files["layers"], **quiet)
     status_lines(compared, "layers", "Layer similarity", layers_inputs)
     return dict(source=source, upload=upload, typed=typed, first=first, second=second, third=third, map_plot=map_plot,

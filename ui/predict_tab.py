@@ -18,10 +18,25 @@ from plotly.subplots import make_subplots
 
 from core.compare import predict, tables
 from core.compare.probes import fill_mask_probes
-from ui.context import AppContext, ErrorLines, failure_line, markdown_text, page_text
+from ui.context import (
+    AppContext,
+    CheckedSlider,
+    ErrorLines,
+    failure_line,
+    markdown_text,
+    model_name,
+    page_text,
+    queue_guard,
+    text_input,
+    whole_number,
+)
 from ui.downloads import Downloads, file_box, file_boxes, table
 
 DEFAULT_TOP_K = 5
+MAX_SHOWN_TOP_K = 20  # the slider's end (core.compare.predict itself takes up to MAX_TOP_K)
+QUEUE_GROUP = "predictions"  # the tab's actions share one concurrency budget
+CONCURRENCY = 4  # predictions computed at once, all sessions together
+PER_SESSION = 4  # predictions one session may have waiting or running
 FALLBACK_EXAMPLES = [
     "Я сегодня приготовила овощной [MASK] с фрикадельками.",
     "Давай вечером сходим в [MASK], там новый фильм.",
@@ -68,8 +83,10 @@ class ModelChoice:
     model_3: str | None = None
 
     def names(self) -> list[str]:
-        """The chosen names, stripped, empty ones left out; ValueError when fewer than two are chosen."""
-        chosen = [n.strip() for n in (self.model_1, self.model_2, self.model_3) if n and n.strip()]
+        """The chosen names, stripped, empty ones left out; ValueError when one is not a name (not text, too long)
+        or fewer than two are chosen."""
+        given = (self.model_1, self.model_2, self.model_3)
+        chosen = [n for n in (model_name(v, f"Model {i}") for i, v in enumerate(given, start=1)) if n]
         if len(chosen) < 2:
             raise ValueError("Choose at least two models to compare.")
         return chosen
@@ -85,6 +102,19 @@ def status_line(action: str, message: str) -> str:
 
 def _models(ctx: AppContext, choice: ModelChoice, progress) -> list:
     return [ctx.load(name, progress=progress) for name in choice.names()]
+
+
+def checked_top_k(value) -> int:
+    """Top-k as a whole number from 1 to MAX_SHOWN_TOP_K; ValueError otherwise."""
+    return whole_number(value, "Top-k", 1, MAX_SHOWN_TOP_K)
+
+
+def checked_request(model_1, model_2, model_3, top_k, sentence, with_masks: bool) -> tuple[ModelChoice, int, str]:
+    """Every input of Predict and Mask each word checked before any model loads: (models, top-k, the text)."""
+    choice = ModelChoice(model_1, model_2, model_3)
+    choice.names()
+    k = checked_top_k(top_k)
+    return choice, k, predict.check_text(text_input(sentence, "The sentence"), with_masks=with_masks)
 
 
 def _notices(models: list) -> list[str]:
@@ -320,10 +350,11 @@ def show_downloads(action: str, downloads: Downloads | None):
 def fill_mask_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
                    sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str, Downloads]:
     """Predict: (bars figure, agreement Markdown, downloads) for a sentence with [MASK]."""
-    with errors.kept(("fill_mask", model_1, model_2, model_3, top_k, sentence)):
-        text = predict.check_text(sentence)  # before loading anything: a typo should not wait for a model
-        models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
-        result = predict.compare(models, text, int(top_k))
+    with errors.kept(errors.key("fill_mask", (model_1, model_2, model_3, top_k, sentence))):
+        # before loading anything: a typo should not wait for a model
+        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, with_masks=True)
+        models = _models(ctx, choice, progress)
+        result = predict.compare(models, text, k)
         notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         figure = prediction_figure(result)
         return figure, agreement_markdown(result) + notes, prediction_downloads(result, figure)
@@ -338,10 +369,10 @@ def fill_mask(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, m
 def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
                         sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str, Downloads]:
     """Mask each word: (heat-strip figure, per-word Markdown table, downloads) for a sentence without [MASK]."""
-    with errors.kept(("mask_each_word", model_1, model_2, model_3, top_k, sentence)):
-        text = predict.check_text(sentence, with_masks=False)
-        models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
-        result = predict.mask_each_word(models, text, int(top_k))
+    with errors.kept(errors.key("mask_each_word", (model_1, model_2, model_3, top_k, sentence))):
+        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, with_masks=False)
+        models = _models(ctx, choice, progress)
+        result = predict.mask_each_word(models, text, k)
         notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         names = [m.name for m in models]
         figure = word_strip_figure(result)
@@ -357,7 +388,7 @@ def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=No
 def probe_summary_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None,
                        progress=gr.Progress()) -> tuple[pd.DataFrame, go.Figure, pd.DataFrame, Downloads]:
     """Probe summary: (per-model table, figure, every-probe table, downloads) over the bundled probe set."""
-    with errors.kept(("probe_summary", model_1, model_2, model_3)):
+    with errors.kept(errors.key("probe_summary", (model_1, model_2, model_3))):
         models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
         progress(0.5, desc="Predicting the probe set ...")
         result = predict.probe_summary(models)
@@ -378,7 +409,7 @@ def clear_status() -> str:
 
 def failure_status(errors: ErrorLines, action: str, *inputs) -> str:
     """The status line after `action` failed with these inputs."""
-    return status_line(action, errors.take((action, *inputs)))
+    return status_line(action, errors.take(errors.key(action, inputs)))
 
 
 def model_lists(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
@@ -404,7 +435,7 @@ def build(ctx: AppContext) -> dict:
                              info="Usually a student, or a run's student.", elem_id="predict-model-2")
         third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
                             info="A second student to compare, or empty.", elem_id="predict-model-3")
-        top_k = gr.Slider(1, 20, value=DEFAULT_TOP_K, step=1, label="Top-k",
+        top_k = CheckedSlider(1, MAX_SHOWN_TOP_K, value=DEFAULT_TOP_K, step=1, label="Top-k",
                           info="Guesses shown per model at each mask.")
     examples = example_sentences()
     sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8, elem_id="predict-sentence",
@@ -450,8 +481,12 @@ def build(ctx: AppContext) -> dict:
         (summary_button.click, "probe_summary", probe_summary_kept, [first, second, third],
          [summary, summary_plot, probe_rows], dict(api_name="probe_summary")),
     ]
+    # One budget for the tab's actions, and a few places in the queue per visitor, refused before queueing.
+    budget = dict(concurrency_id=QUEUE_GROUP, concurrency_limit=CONCURRENCY,
+                  validator=queue_guard(QUEUE_GROUP, PER_SESSION, "prediction", "predictions"))
     for trigger, action, handler, event_inputs, outputs, naming in wiring:
-        event = trigger(functools.partial(handler, ctx, errors), event_inputs, outputs + [kept[action]], **naming)
+        event = trigger(functools.partial(handler, ctx, errors), event_inputs, outputs + [kept[action]], **naming,
+                        **budget)
         event.success(clear_status, None, status, api_visibility="private", show_progress="hidden")
         event.success(functools.partial(show_downloads, action), kept[action], files[action],
                       api_visibility="private", show_progress="hidden")

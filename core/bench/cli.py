@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -11,6 +14,10 @@ from core.bench.machine import busy_note
 from core.bench.plan import (
     CARD_MODELS,
     CARD_SEQ_LEN,
+    MAX_BATCH_SIZE,
+    MAX_RUNS,
+    MAX_SEQ_LEN,
+    MAX_WARMUP,
     BenchConfig,
     default_loader,
     make_plan,
@@ -29,18 +36,58 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated model names: arch:<name>, a known name, run:<id>, a folder or a Hub id "
                         "(default: the card's teacher and base student as random-weight architectures)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--batch-sizes", default="1,16", help="comma-separated batch sizes (default 1,16)")
-    p.add_argument("--seq-len", type=int, default=CARD_SEQ_LEN, help="tokens per sequence (default 512)")
+    p.add_argument("--batch-sizes", default="1,16", help=f"comma-separated batch sizes, each 1 to {MAX_BATCH_SIZE} "
+                   "(default 1,16)")
+    p.add_argument("--seq-len", type=int, default=CARD_SEQ_LEN, help=f"tokens per sequence, at most {MAX_SEQ_LEN} "
+                   "and the models' own limit (default 512)")
     p.add_argument("--modes", default="reference,fast", help="reference (fp32 eager), fast (16-bit SDPA) or both")
-    p.add_argument("--runs", type=int, default=None, help="timed runs per measurement (default: ~3 s of runs, 3-10)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 2, or 1 for runs over a second)")
+    p.add_argument("--runs", type=int, default=None, help=f"timed runs per measurement, 1 to {MAX_RUNS} (default: "
+                   "~3 s of runs, 3-10)")
+    p.add_argument("--warmup", type=int, default=None, help=f"warm-up runs, 0 to {MAX_WARMUP} (default 2, or 1 for "
+                   "runs over a second)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path (slow to start)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own choice, "
-                   "one per core)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch, at most the CPU count "
+                   "(default: torch's own choice, one per core)")
     p.add_argument("--profile", action="store_true", help="also print where the fast path spends its time, "
                    "at batch 1, for each model")
     p.add_argument("--json", dest="json_path", default=None, help="write rows, machine and limits to this JSON file")
     return p.parse_args(argv)
+
+
+def check_threads(threads: int | None) -> None:
+    """--threads from 1 to this machine's CPU count (more threads than cores only wait for each other)."""
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cores:
+        raise ValueError(f"--threads must be from 1 to {cores} (this machine's CPU count), not {threads}.")
+
+
+def check_json_path(path: str | None) -> Path | None:
+    """The --json file, checked before anything is measured: not a folder, and in a folder that exists (or can be
+    made) and can be written; ValueError naming the path otherwise."""
+    if path is None:
+        return None
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"--json {path} is a folder; give a file name such as {Path(path) / 'bench.json'}.")
+    if target.exists():
+        try:
+            with open(target, "a", encoding="utf-8"):
+                pass
+        except OSError as error:
+            raise ValueError(f"--json {path} cannot be written ({error.strerror or error}).") from None
+        return target
+    folder = target.parent
+    while not folder.exists():  # write_json makes the missing folders: they must be made in the first that exists
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"--json {path} cannot be written: {folder} is a file, not a folder.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"--json {path} cannot be written: the folder {folder} is not writable "
+                         f"({error.strerror or error}).") from None
+    return target
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
@@ -99,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
     args = parse_args(argv)
     try:
+        check_threads(args.threads)
+        check_json_path(args.json_path)
         if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads must be at least 1, not {args.threads}.")
             torch.set_num_threads(args.threads)
         config = config_from_args(args)
         plan = make_plan(config)
@@ -144,5 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         _print_profiles(config, list(plan.shapes))
     print(f"\nTotal wall time {format_seconds(result['wall_s'])} (estimated {format_seconds(plan.estimate_s)}).")
     if args.json_path:
-        print(f"Wrote {write_json(result, args.json_path)}")
+        try:
+            print(f"Wrote {write_json(result, args.json_path)}")
+        except OSError as error:
+            sys.stderr.write(f"error: could not write {args.json_path} ({error.strerror or error}).\n")
+            return 2
     return 0

@@ -103,15 +103,19 @@ def make_row(variant: Variant, loaded: zoo.LoadedModel, shape: ModelShape, batch
                runs=len(timings), check=variant.check.text() if variant.check else "", tried=variant.tried)
 
 
-def iter_benchmark(config: BenchConfig, load: Loader = default_loader,
-                   plan: Plan | None = None) -> Iterator[Progress | Peaks | Row]:
+def iter_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Plan | None = None,
+                   stop: threading.Event | None = None) -> Iterator[Progress | Peaks | Row]:
     """Measure every model x mode x batch size. Yields Progress as work proceeds, the machine's Peaks once before
     the first measurement, and a Row as each result is ready.
 
-    Closing the generator (a Stop button) ends the benchmark between two forward passes.
+    Setting `stop` (from any thread), or closing the generator, ends the benchmark between two forward passes; a
+    measurement cut short yields no Row.
     """
     plan = plan or make_plan(config, load)
     work_done, total = 0.0, max(plan.estimate_s, 1e-6)
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
 
     def progress(message: str, step_s: float = 0.0) -> Progress:
         nonlocal work_done
@@ -124,11 +128,15 @@ def iter_benchmark(config: BenchConfig, load: Loader = default_loader,
     yield peaks
     yield progress("Measured the arithmetic limit.", plan.setup_s["peaks"])
     for name, shape in plan.shapes.items():
+        if stopped():
+            return
         yield progress(f"Loading {name} ...")
         loaded = load(name, True)
         reference = reference_variant(loaded.model, config.device)
         yield progress(f"Loaded {name}.", plan.setup_s[f"load:{name}"])
         for mode in config.modes:
+            if stopped():
+                return
             variant = reference
             if mode == "fast":
                 yield progress(f"{name}: choosing and checking the fast path ...")
@@ -145,17 +153,24 @@ def iter_benchmark(config: BenchConfig, load: Loader = default_loader,
                         phase = "warm-up" if seconds is None else f"run {len(timings)}/{job.runs}"
                         step = job.run_s + (job.first_pass_extra_s if i == 0 else 0.0)
                         yield progress(f"{name} {mode} batch {job.batch_size}: {phase}", step)
+                        if stopped():
+                            passes.close()
+                            break
+                if stopped():
+                    return
                 yield make_row(variant, loaded, shape, job.batch_size, config.seq_len, timings,
                                memory.peak_bytes, peaks.by_dtype)
             variant = None  # frees the fast copies before the next mode or model
 
 
 def run_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Plan | None = None,
-                  on_event: Callable[[Progress | Peaks | Row], None] | None = None) -> dict:
-    """Run a whole benchmark and return its report (the same dict `--json` writes)."""
+                  on_event: Callable[[Progress | Peaks | Row], None] | None = None,
+                  stop: threading.Event | None = None) -> dict:
+    """Run a whole benchmark and return its report (the same dict `--json` writes); setting `stop` ends it between
+    two forward passes, with the rows measured so far."""
     plan = plan or make_plan(config, load)
     start, rows, peaks, machine_info = time.perf_counter(), [], None, machine.machine_dict(config.device)
-    for event in iter_benchmark(config, load, plan):
+    for event in iter_benchmark(config, load, plan, stop):
         if isinstance(event, Row):
             rows.append(event)
         elif isinstance(event, Peaks):

@@ -3,6 +3,7 @@ memory and time made from the models' FLOPs and a quick matmul calibration of th
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,13 @@ ENCODER_EFFICIENCY = {("cpu", "reference"): 0.55, ("cpu", "fast"): 0.75,
                       ("cuda", "reference"): 0.5, ("cuda", "fast"): 0.4}
 RANDOM_INIT_PARAMS_PER_S = 40e6  # arch: models draw their random weights at about this rate on one CPU core
 COMPILE_SECONDS = 30.0  # torch.compile (with freezing) of one encoder for one input shape, on 2 CPU cores
+# Caps on one request, whoever sends it: past them a measurement says nothing more and only holds the machine.
+MAX_RUNS = 50  # timed runs per measurement
+MAX_WARMUP = 20  # warm-up runs per measurement
+MAX_BATCH_SIZE = 256
+MAX_SEQ_LEN = 4096  # tokens; each model's own limit (512 for the card's) is checked as well
+MAX_MODELS = 8
+MAX_NAME_CHARS = 200  # characters of a model name
 
 Loader = Callable[[str, bool], zoo.LoadedModel]  # (name, attentions) -> loaded model on the CPU
 
@@ -197,6 +205,44 @@ def config_shape(name: str, source: str, config) -> ModelShape:
                       vocab=d["vocab"])
 
 
+def _in_range(value, what: str, low: int, high: int, unit: str = "") -> None:
+    """ValueError naming `what` and the limit it passes, unless `value` is a whole number from `low` to `high`."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueError(f"{what} must be a whole number{unit}, not {value!r}.")
+    if value < low:
+        raise ValueError(f"{what} must be at least {low}{unit.rstrip('s') if low == 1 else unit}, not {value}.")
+    if value > high:
+        raise ValueError(f"{what} must be at most {high:,}{unit} here, not {value:,}.")
+
+
+def check_limits(config: BenchConfig) -> None:
+    """The request's sizes within the caps (MAX_RUNS, MAX_BATCH_SIZE, MAX_SEQ_LEN, ...), each a whole number;
+    ValueError with one sentence that names the limit. Nothing is loaded."""
+    if len(config.models) > MAX_MODELS:
+        raise ValueError(f"Benchmark at most {MAX_MODELS} models at a time, not {len(config.models)}.")
+    for name in config.models:
+        if not isinstance(name, str):
+            raise ValueError(f"A model is named by text (such as arch:rubert-base-cased-conversational), not a "
+                             f"{type(name).__name__}.")
+        if len(name) > MAX_NAME_CHARS:
+            raise ValueError(f"Model names have at most {MAX_NAME_CHARS} characters; one has {len(name):,}.")
+    for batch_size in config.batch_sizes:
+        _in_range(batch_size, "Batch size", 1, MAX_BATCH_SIZE)
+    _in_range(config.seq_len, "Sequence length", 1, MAX_SEQ_LEN, " tokens")
+    if config.runs is not None:
+        _in_range(config.runs, "The number of timed runs", 1, MAX_RUNS)
+    if config.warmup is not None:
+        _in_range(config.warmup, "The number of warm-up runs", 0, MAX_WARMUP)
+
+
+def check_estimate(plan: Plan, limit_s: float | None) -> None:
+    """Refuse a plan estimated to take longer than `limit_s` seconds (None: no limit); ValueError saying both."""
+    if limit_s is not None and plan.estimate_s > limit_s:
+        raise ValueError(f"This measurement would take about {format_seconds(plan.estimate_s)}, more than the "
+                         f"{format_seconds(limit_s)} one benchmark may take here; choose fewer models, batch sizes, "
+                         "modes or timed runs, or a shorter sequence length.")
+
+
 def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, ModelShape]:
     """Check everything a run needs before it starts; raise ValueError with one sentence a person can act on."""
     if not config.models:
@@ -211,15 +257,7 @@ def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, Mo
     if not config.batch_sizes:
         raise ValueError("Give at least one batch size.")
     config.batch_sizes, config.modes = list(dict.fromkeys(config.batch_sizes)), list(dict.fromkeys(config.modes))
-    for batch_size in config.batch_sizes:
-        if batch_size < 1:
-            raise ValueError(f"Batch size must be at least 1, not {batch_size}.")
-    if config.seq_len < 1:
-        raise ValueError(f"Sequence length must be at least 1 token, not {config.seq_len}.")
-    if config.runs is not None and config.runs < 1:
-        raise ValueError(f"The number of timed runs must be at least 1, not {config.runs}.")
-    if config.warmup is not None and config.warmup < 0:
-        raise ValueError(f"The number of warm-up runs cannot be negative ({config.warmup}).")
+    check_limits(config)
     shapes = {}
     for name in dict.fromkeys(config.models):
         shape = shapes[name] = model_shape(name, load)

@@ -101,7 +101,8 @@ def resolve_layer(loaded: LoadedModel, layer: int | None) -> int:
     last = layer_count(loaded)
     if layer is None:
         return last
-    if int(layer) != layer or not -(last + 1) <= layer <= last:
+    number = isinstance(layer, (int, float)) and not isinstance(layer, bool) and np.isfinite(layer)
+    if not number or int(layer) != layer or not -(last + 1) <= layer <= last:
         raise ValueError(f"{loaded.name} has layers 0 to {last} (0 = embeddings, {last} = last); "
                          "choose one of them, or -1 for the last.")
     return int(layer) % (last + 1)
@@ -117,10 +118,10 @@ def model_version(loaded: LoadedModel) -> str:
 
 
 def _check_pooling(pooling: str) -> str:
-    pooling = (pooling or "").lower()
-    if pooling not in POOLINGS:
-        raise ValueError(f"Pooling must be one of {', '.join(POOLINGS)}, not '{pooling}'.")
-    return pooling
+    name = pooling.strip().lower() if isinstance(pooling, str) else ""
+    if name not in POOLINGS:
+        raise ValueError(f"Pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}.")
+    return name
 
 
 def _max_positions(config) -> int:
@@ -168,6 +169,19 @@ def all_layers(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mean
     if found is None:
         found = EMBEDDINGS.put(key, _pooled_layers(loaded, sentences.sentences, pooling, batch_size, progress))
     return found
+
+
+def token_lengths(loaded: LoadedModel, sentences: SentenceSet) -> list[int]:
+    """How many tokens `loaded` reads of each sentence (its first MAX_TOKENS at most): what embedding them costs."""
+    max_length = min(MAX_TOKENS, _max_positions(loaded.model.config))
+    ids = loaded.tokenizer(list(sentences.sentences), truncation=True, max_length=max_length,
+                           return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    return [len(i) for i in ids]
+
+
+def is_embedded(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mean") -> bool:
+    """True when the vectors of `sentences` by `loaded` with this pooling are cached: embedding them costs nothing."""
+    return EMBEDDINGS.get((model_version(loaded), _check_pooling(pooling), sentences.key)) is not None
 
 
 def embed_space(loaded: LoadedModel, sentences: SentenceSet, layer: int | None = None, pooling: str = "mean",
@@ -231,10 +245,11 @@ def project(space: Space, method: str = "pca", dims: int = 2) -> np.ndarray:
     placed by PCA, whichever method. ValueError for an unknown method, dims other than 2 or 3, or fewer than 4
     sentences.
     """
-    method = (method or "").lower()
-    if method not in METHODS:
-        raise ValueError(f"The map method must be PCA or UMAP, not '{method}'.")
-    if dims not in (2, 3):
+    name = method.strip().lower() if isinstance(method, str) else ""
+    if name not in METHODS:
+        raise ValueError(f"The map method must be PCA or UMAP, not {method!r}.")
+    method = name
+    if isinstance(dims, bool) or dims not in (2, 3):
         raise ValueError("Maps are 2D or 3D.")
     n = space.vectors.shape[0]
     if n < MIN_MAP_SENTENCES:
@@ -267,8 +282,10 @@ def align(reference: np.ndarray, coords: np.ndarray) -> np.ndarray:
 def nearest(space: Space, index: int, k: int = 5) -> list[tuple[int, float]]:
     """The k sentences most cosine-similar to sentence `index`, nearest first, as (index, cosine); itself left out."""
     n = space.vectors.shape[0]
-    if not 0 <= index < n:
-        raise ValueError(f"Sentence number {index} is outside the set of {n} sentences.")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+        raise ValueError(f"Sentence number {index!r} is outside the set of {n} sentences.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"The number of neighbours must be a whole number of at least 1, not {k!r}.")
     unit = space.vectors / np.maximum(np.linalg.norm(space.vectors, axis=1, keepdims=True), 1e-12)  # (n, hidden)
     cosine = unit @ unit[index]  # (n,)
     cosine[index] = -np.inf

@@ -127,6 +127,8 @@ def check_text(text: str | None, with_masks: bool = True) -> str:
 
     Composing here (the tokenizers compose too) keeps words, spans and tables in the spelling the model read.
     """
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"The sentence must be text, not a {type(text).__name__}.")
     text = nfc((text or "").strip())
     if not text:
         raise ValueError("The text is empty: type a Russian sentence" + (" with [MASK] for the missing word." if
@@ -147,10 +149,12 @@ def check_text(text: str | None, with_masks: bool = True) -> str:
 
 
 def _check_top_k(top_k: int) -> int:
-    top_k = int(top_k)
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise ValueError(f"Top-k must be between 1 and {MAX_TOP_K}; got {top_k}.")
-    return top_k
+    """top_k as an int from 1 to MAX_TOP_K (a float with no fraction counts); ValueError for anything else."""
+    whole = (isinstance(top_k, (int, float)) and not isinstance(top_k, bool) and math.isfinite(top_k)
+             and top_k == int(top_k))
+    if not whole or not 1 <= top_k <= MAX_TOP_K:
+        raise ValueError(f"Top-k must be a whole number from 1 to {MAX_TOP_K}; got {top_k!r}.")
+    return int(top_k)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

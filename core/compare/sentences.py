@@ -50,11 +50,15 @@ def probe_set() -> SentenceSet:
 
 def typed_set(text: str) -> SentenceSet:
     """Sentences typed one a line."""
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"Typed sentences must be text, one a line, not a {type(text).__name__}.")
     return _checked([(line, "") for line in (text or "").splitlines()], "the typed text", "Line", 1)
 
 
 def read_sentence_file(path: str | Path) -> SentenceSet:
     """Sentences from a UTF-8 .txt (one a line) or .csv/.tsv (a sentence/text column, optional label/topic column)."""
+    if not isinstance(path, (str, Path)):
+        raise ValueError(f"The sentences file must be given as an uploaded file, not a {type(path).__name__}.")
     path = Path(path)
     name = path.name
     if path.suffix.lower() not in FILE_TYPES:

@@ -53,7 +53,7 @@ SHUFFLE_SEED = 0
 
 def check_estimator(estimator: str) -> str:
     """The estimator's name in lower case; ValueError for anything but 'debiased' or 'biased'."""
-    name = (estimator or "").strip().lower()
+    name = estimator.strip().lower() if isinstance(estimator, str) else ""
     if name not in ESTIMATORS:
         raise ValueError(f"The CKA estimator must be 'debiased' or 'biased', not '{estimator}'.")
     return name
