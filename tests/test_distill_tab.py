@@ -247,3 +247,24 @@ def test_the_publish_control_is_there_only_with_a_token(ctx, monkeypatch, token)
         distill_tab.build(ctx)
     names = {d.api_name for d in demo.fns.values() if d.api_name and d.api_visibility == "public"}
     assert ("publish_run" in names) == bool(token)
+
+
+@pytest.mark.parametrize("form, sentence", [
+    ({"steps": "ten"}, "Steps must be a whole number from 1 to 10,000,000; got 'ten'."),
+    ({"steps": float("inf")}, "Steps must be a whole number from 1 to 10,000,000; got inf."),
+    ({"batch_size": 1e9}, "Batch size must be a whole number from 1 to 100,000; got 1000000000.0."),
+    ({"temperature": "x"}, "The temperature must be a finite number; got 'x'."),
+    ({"alpha_kl": float("nan")}, "alpha_kl must be a finite number; got nan."),
+    ({"student_layers": "abc"}, "Student layers must be a whole number from 1 to 48; got 'abc'."),
+])
+def test_run_settings_of_the_wrong_kind_are_refused_with_a_sentence(form, sentence):
+    from ui.distill_tab import RunSettings
+    with pytest.raises(ValueError) as refused:
+        RunSettings(**form).config("bundled-teacher")
+    assert str(refused.value) == sentence
+
+
+def test_run_settings_typed_as_text_are_read_as_numbers():
+    from ui.distill_tab import RunSettings
+    cfg = RunSettings(steps="20", batch_size=" 8 ", temperature="1.5").config("bundled-teacher")
+    assert (cfg.max_steps, cfg.batch_size, cfg.losses.temperature) == (20, 8, 1.5)

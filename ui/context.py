@@ -298,6 +298,20 @@ def whole_number(value, what: str, low: int, high: int) -> int:
     return int(number)
 
 
+def real_number(value, what: str) -> float:
+    """`value` as a finite float; text such as " 0.5 " counts. ValueError naming `what` for anything else (None,
+    "ten", inf, NaN, True, a list)."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if not (isinstance(number, numbers.Real) and not isinstance(number, bool) and math.isfinite(number)):
+        raise ValueError(f"{what} must be a finite number; got {shown(value)}.")
+    return float(number)
+
+
 def one_of(value, what: str, options: Sequence[str]) -> str:
     """The option `value` names, compared without case or surrounding spaces; ValueError listing the options."""
     if isinstance(value, str):

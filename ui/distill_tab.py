@@ -28,10 +28,20 @@ from core.runs.store import (
     run_info,
     without_server_paths,
 )
-from train.config import BUNDLED_CORPUS, DistillConfig
+from train.config import BUNDLED_CORPUS, MAX_STEPS, MAX_STUDENT_VOCAB, DistillConfig
 from train.launcher import can_see
 from train.publish import publish
-from ui.context import AppContext, ErrorLines, markdown_text, user_errors
+from ui.context import (
+    AppContext,
+    CheckedNumber,
+    CheckedRadio,
+    CheckedSlider,
+    ErrorLines,
+    markdown_text,
+    real_number,
+    user_errors,
+    whole_number,
+)
 from ui.distill_plots import eval_figure, loss_figure, progress_line
 
 DEFAULTS = DistillConfig()
@@ -94,23 +104,30 @@ class RunSettings:
         def given(value, default):
             return default if value is None else value
 
+        def whole(value, what, default, low, high):
+            return default if value is None else whole_number(value, what, low, high)
+
+        def real(value, what, default):
+            return default if value is None else real_number(value, what)
+
         reduced = bool(self.reduced_vocab)
         return DistillConfig.from_dict(dict(
             teacher=teacher, corpus=BUNDLED_CORPUS,
-            student_layers=int(self.student_layers) if self.student_layers else None,
+            student_layers=whole(self.student_layers or None, "Student layers", None, 1, 48),
             init_layers=parse_layers(self.init_layers), student_type=given(self.student_type, DEFAULTS.student_type),
-            max_steps=int(given(self.steps, DEFAULTS.max_steps)),
-            batch_size=int(given(self.batch_size, DEFAULTS.batch_size)),
-            lr=float(given(self.learning_rate, DEFAULTS.lr)),
-            temperature=float(given(self.temperature, LOSS_DEFAULTS.temperature)),
-            alpha_kl=float(given(self.alpha_kl, LOSS_DEFAULTS.alpha_kl)),
-            alpha_mlm=float(given(self.alpha_mlm, LOSS_DEFAULTS.alpha_mlm)),
-            alpha_cos=float(given(self.alpha_cos, LOSS_DEFAULTS.alpha_cos)),
-            alpha_att=float(given(self.alpha_att, LOSS_DEFAULTS.alpha_att)),
-            max_length=int(given(self.max_length, DEFAULTS.max_length)),
-            save_every=int(given(self.save_every, DEFAULTS.save_every)),
-            student_vocab_size=int(self.student_vocab_size) if reduced and self.student_vocab_size else None,
-            student_hidden=int(self.student_hidden) if reduced and self.student_hidden else None,
+            max_steps=whole(self.steps, "Steps", DEFAULTS.max_steps, 1, MAX_STEPS),
+            batch_size=whole(self.batch_size, "Batch size", DEFAULTS.batch_size, 1, 100_000),
+            lr=real(self.learning_rate, "The learning rate", DEFAULTS.lr),
+            temperature=real(self.temperature, "The temperature", LOSS_DEFAULTS.temperature),
+            alpha_kl=real(self.alpha_kl, "alpha_kl", LOSS_DEFAULTS.alpha_kl),
+            alpha_mlm=real(self.alpha_mlm, "alpha_mlm", LOSS_DEFAULTS.alpha_mlm),
+            alpha_cos=real(self.alpha_cos, "alpha_cos", LOSS_DEFAULTS.alpha_cos),
+            alpha_att=real(self.alpha_att, "alpha_att", LOSS_DEFAULTS.alpha_att),
+            max_length=whole(self.max_length, "Max length", DEFAULTS.max_length, 8, 100_000),
+            save_every=whole(self.save_every, "Save every", DEFAULTS.save_every, 1, MAX_STEPS),
+            student_vocab_size=whole(self.student_vocab_size or None, "Student vocabulary size", None, 100,
+                                     MAX_STUDENT_VOCAB) if reduced else None,
+            student_hidden=whole(self.student_hidden or None, "Student width", None, 8, 100_000) if reduced else None,
             align=given(self.align, DEFAULTS.align)))
 
 
@@ -443,12 +460,12 @@ def settings_form(ctx: AppContext) -> dict:
                                   allow_custom_value=True, elem_id="distill-teacher",
                                   info="The model to imitate: a known name, a run's student, or a Hub id.")
     depth = teacher_depth(ctx.default_teacher) or 12
-    form["student_layers"] = gr.Slider(1, depth, value=max(1, depth // 2), step=1, label="Student layers",
+    form["student_layers"] = CheckedSlider(1, depth, value=max(1, depth // 2), step=1, label="Student layers",
                                        info="Depth of the student; half the teacher's is DistilBERT's choice.")
     form["init_layers"] = gr.Textbox(label="Initialising teacher layers", placeholder="every k-th, e.g. 0,2",
                                      info="Teacher layers copied into the student, one per student layer; empty "
                                           "takes every k-th.")
-    form["student_type"] = gr.Radio(["same", "bert", "distilbert"], value="same", label="Student architecture",
+    form["student_type"] = CheckedRadio(["same", "bert", "distilbert"], value="same", label="Student architecture",
                                     info="DeepPavlov's students are DistilBERT (no token types, no pooler).")
     with gr.Group():
         form["corpus_source"] = gr.Radio(["bundled corpus", UPLOAD], value="bundled corpus", label="Corpus",
@@ -457,39 +474,41 @@ def settings_form(ctx: AppContext) -> dict:
         form["corpus_file"] = gr.File(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)",
                                       file_types=[".txt"], type="filepath", visible=False)
     with gr.Row():
-        form["steps"] = gr.Number(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps", elem_id="distill-steps",
+        form["steps"] = CheckedNumber(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps",
+                                      elem_id="distill-steps",
                                   info="Optimizer steps.")
-        form["batch_size"] = gr.Number(DEFAULTS.batch_size, precision=0, minimum=1, label="Batch size",
+        form["batch_size"] = CheckedNumber(DEFAULTS.batch_size, precision=0, minimum=1, label="Batch size",
                                        elem_id="distill-batch-size", info="Lines per step.")
-        form["learning_rate"] = gr.Number(DEFAULTS.lr, label="Learning rate", info="Peak of AdamW, after 5% warm-up.")
+        form["learning_rate"] = CheckedNumber(DEFAULTS.lr, label="Learning rate",
+                                              info="Peak of AdamW, after 5% warm-up.")
     with gr.Row():
-        form["temperature"] = gr.Number(LOSS_DEFAULTS.temperature, label="Temperature T",
+        form["temperature"] = CheckedNumber(LOSS_DEFAULTS.temperature, label="Temperature T",
                                         info="Softens both distributions in the KL term.")
-        form["alpha_kl"] = gr.Number(LOSS_DEFAULTS.alpha_kl, label="α KL", info="Weight of KL(teacher‖student)·T².")
-        form["alpha_mlm"] = gr.Number(LOSS_DEFAULTS.alpha_mlm, label="α MLM",
+        form["alpha_kl"] = CheckedNumber(LOSS_DEFAULTS.alpha_kl, label="α KL", info="Weight of KL(teacher‖student)·T².")
+        form["alpha_mlm"] = CheckedNumber(LOSS_DEFAULTS.alpha_mlm, label="α MLM",
                                       info="Weight of the student's own MLM loss.")
     with gr.Row():
-        form["alpha_cos"] = gr.Number(LOSS_DEFAULTS.alpha_cos, label="α cosine",
+        form["alpha_cos"] = CheckedNumber(LOSS_DEFAULTS.alpha_cos, label="α cosine",
                                       info="Weight of 1−cos(student layer, mean of k teacher layers).")
-        form["alpha_att"] = gr.Number(LOSS_DEFAULTS.alpha_att, label="α attention",
+        form["alpha_att"] = CheckedNumber(LOSS_DEFAULTS.alpha_att, label="α attention",
                                       info="Weight of the attention-map MSE (the small model's recipe).")
-        form["max_length"] = gr.Number(DEFAULTS.max_length, precision=0, minimum=8, label="Max length",
+        form["max_length"] = CheckedNumber(DEFAULTS.max_length, precision=0, minimum=8, label="Max length",
                                        elem_id="distill-max-length", info="Tokens per line; longer lines are cut.")
     with gr.Accordion("Smaller vocabulary and width (reduced students)", open=False):
         form["reduced_vocab"] = gr.Checkbox(False, label="Give the student its own smaller vocabulary",
                                             info="Trains a WordPiece vocabulary on the corpus; logits are aligned "
                                                  "below.")
         with gr.Row():
-            form["student_vocab_size"] = gr.Number(2000, precision=0, minimum=100, label="Student vocabulary size",
+            form["student_vocab_size"] = CheckedNumber(2000, precision=0, minimum=100, label="Student vocabulary size",
                                                    info="Entries of the new WordPiece vocabulary.")
-            form["student_hidden"] = gr.Number(None, precision=0, label="Student width",
+            form["student_hidden"] = CheckedNumber(None, precision=0, label="Student width",
                                                info="Hidden size; empty keeps the teacher's. Must divide by the "
                                                     "heads.")
         form["align"] = gr.Radio(list(ALIGNMENTS), value=DEFAULTS.align, label="Logit alignment",
                                  info="How teacher and student logits meet across vocabularies.")
         gr.Markdown(ALIGN_HELP)
     with gr.Row():
-        form["save_every"] = gr.Number(DEFAULTS.save_every, precision=0, minimum=1, label="Checkpoint every",
+        form["save_every"] = CheckedNumber(DEFAULTS.save_every, precision=0, minimum=1, label="Checkpoint every",
                                        info="Steps between checkpoints (resume starts from the last one).")
         form["share"] = gr.Checkbox(False, label="Share this run", info="Let everyone on this app see it and use its "
                                                                         "student.")
