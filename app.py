@@ -27,7 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Serve RuDistil Lab in the browser.",
         epilog="Limits of one request, from the environment: RUDISTIL_MAX_BENCH_S (estimated seconds of a benchmark; "
                "default 300 on a Space, 3600 elsewhere), RUDISTIL_MAX_EMBED_S (estimated seconds of embedding; 120 "
-               "on a Space, 600 elsewhere), RUDISTIL_MAX_HUB_MB (download of a Hub model on a Space; 1000).")
+               "on a Space, 600 elsewhere), RUDISTIL_MAX_HUB_MB (download of a Hub model on a Space; 1000), "
+               "RUDISTIL_MAX_RUN_S (estimated seconds of a distillation run; 1800 on a Space, 86400 elsewhere), "
+               "RUDISTIL_MAX_SESSION_RUNS (runs one visitor has queued or running; 2 on a Space, no limit elsewhere), "
+               "RUDISTIL_MAX_SESSION_MB (disk one visitor's runs take; 2000 on a Space, no limit elsewhere).")
     p.add_argument("--host", default=env("RUDISTIL_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
                    help="address to listen on (env RUDISTIL_HOST)")
     p.add_argument("--port", type=int, default=int(env("RUDISTIL_PORT", env("GRADIO_SERVER_PORT", "7860"))),

@@ -115,6 +115,25 @@ def test_cli_argument_errors_are_one_line(argv, start, capsys):
     assert code == 2 and err.startswith(start) and err.count("\n") == 1
 
 
+# the command lines of the abuse audit (issue 13, item 15): one stderr line, exit 2, nothing measured or written
+@pytest.mark.parametrize("case, start", [
+    ("long-model", "error: Model names have at most 200 characters; one has 300."),
+    ("threads", f"error: --threads must be from 1 to {os.cpu_count()} (this machine's CPU count), not 100000."),
+    ("json-folder", "error: --json {tmp} is a folder; give a file name such as {tmp}/bench.json."),
+    ("json-unwritable", "error: --json /proc/rudistil/bench.json cannot be written: the folder /proc is not writable"),
+])
+def test_audited_command_lines_are_one_line_exit_2_before_measuring(case, start, tmp_path, capsys, monkeypatch):
+    if case == "json-unwritable" and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc on this machine")
+    monkeypatch.setattr(bench_cli, "run_benchmark", lambda *a, **k: pytest.fail("measured despite the error"))
+    argv = {"long-model": ["--models", "x" * 300], "threads": ["--threads", "100000"],
+            "json-folder": ["--json", str(tmp_path)], "json-unwritable": ["--json", "/proc/rudistil/bench.json"]}[case]
+    code = bench_cli.main(["--models", "arch:distilrubert-tiny-cased-conversational-v1", "--seq-len", "32", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(start.format(tmp=tmp_path)) and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---- a tiny real measurement ----------------------------------------------------------------------------------
 
 def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_student_dir, tmp_path, capsys):

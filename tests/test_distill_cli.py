@@ -101,6 +101,54 @@ def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tin
     assert not out.exists()
 
 
+# the command lines of the abuse audit (issue 13, item 15): each is one stderr line and exit 2, before any folder
+CONFIG_FILES = {"config-betas": {"betas": "x"}, "config-student-layers": {"student_layers": "2"},
+                "config-lr": {"lr": "0.1"}}
+
+
+@pytest.mark.parametrize("case, message", [
+    ("long-teacher", "error: The model '" + "a" * 40 + "…' (300 characters) is not a known name, a Hub id or a "
+                     "folder this machine can open (File name too long)."),
+    ("config-betas", 'error: --betas must be a list of numbers; got "x".'),
+    ("config-student-layers", 'error: --student-layers must be a whole number or null; got "2".'),
+    ("config-lr", 'error: --lr must be a number; got "0.1".'),
+    ("output-proc", "error: The run directory '/proc/x' cannot be made: the folder '/proc' does not take new files or "
+                    "folders"),
+    ("output-file", "is a file; give --output-dir a folder (new or a run's)."),
+    ("temperature-inf", "error: The temperature must be a finite number above 0; got inf."),
+    ("temperature-huge", "error: The temperature must be at most 100 (distillation uses 1 to 20); got 1e+308."),
+    ("alpha-kl-nan", "error: The loss weight alpha_kl must be a finite number; got nan."),
+    ("alpha-kl-huge", "error: The loss weight alpha_kl must be at most 10,000; got 1e+308."),
+    ("corpus-folder", "error: The corpus '/etc' is a folder; give a text file, one sample a line."),
+])
+def test_audited_command_lines_are_one_line_exit_2_and_leave_no_folder(case, message, tmp_path, runs_dir,
+                                                                       tiny_teacher_dir, tiny_corpus, capsys):
+    out = tmp_path / "run"
+    argv = ["--teacher", str(tiny_teacher_dir), "--corpus", str(tiny_corpus), "--output-dir", str(out)]
+    if case == "long-teacher":
+        argv[1] = "a" * 300
+    elif case in CONFIG_FILES:
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps(CONFIG_FILES[case]), encoding="utf-8")
+        argv += ["--config", str(config)]
+    elif case == "output-proc":
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc on this machine")
+        argv[-1] = "/proc/x"
+    elif case == "output-file":
+        out.write_text("notes", encoding="utf-8")
+    elif case == "corpus-folder":
+        argv[3] = "/etc"
+    argv += {"temperature-inf": ["--temperature", "inf"], "temperature-huge": ["--temperature", "1e308"],
+             "alpha-kl-nan": ["--alpha-kl", "nan"], "alpha-kl-huge": ["--alpha-kl", "1e308"]}.get(case, [])
+    before = sorted(tmp_path.iterdir())
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert sorted(tmp_path.iterdir()) == before and list(runs_dir.iterdir()) == []
+    assert not Path("/proc/x").exists()
+
+
 def test_a_run_writes_its_directory_and_a_loadable_student(tmp_path, tiny_teacher_dir, tiny_corpus):
     long_line = tmp_path / "corpus.txt"
     long_line.write_text(tiny_corpus.read_text(encoding="utf-8") + " ".join(["очень"] * 300) + "\n", encoding="utf-8")

@@ -212,8 +212,8 @@ def test_publish_refuses_in_one_sentence_without_server_paths(ctx, tiny_student_
     (stopped.root / "checkpoints").mkdir()
     (stopped.root / "checkpoints" / "step-000020.pt").write_bytes(b"")  # its process gone: stopped, not running
     cases = [((stopped.root.name, None, "someone/tiny"),
-              "has not finished (it is stopped): its newest checkpoint is step-000020.pt; resume it to the end "
-              "(python -m train.distill --resume runs/20250103-120000-abcd)"),
+              "has no checkpoint that can be read: step-000020.pt is empty (0 bytes). No earlier checkpoint can be "
+              "used."),
              ((finished.root.name, None, "tiny"), "is not of the form owner/name"),
              ((None, None, "someone/tiny"), "Choose a run")]
     for inputs, says in cases:
@@ -254,7 +254,7 @@ def test_the_publish_control_is_there_only_with_a_token(ctx, monkeypatch, token)
     ({"steps": float("inf")}, "Steps must be a whole number from 1 to 10,000,000; got inf."),
     ({"batch_size": 1e9}, "Batch size must be a whole number from 1 to 100,000; got 1000000000.0."),
     ({"temperature": "x"}, "The temperature must be a finite number; got 'x'."),
-    ({"alpha_kl": float("nan")}, "alpha_kl must be a finite number; got nan."),
+    ({"alpha_kl": float("nan")}, "The loss weight alpha_kl must be a finite number; got nan."),  # the run's words
     ({"student_layers": "abc"}, "Student layers must be a whole number from 1 to 48; got 'abc'."),
 ])
 def test_run_settings_of_the_wrong_kind_are_refused_with_a_sentence(form, sentence):
@@ -268,3 +268,13 @@ def test_run_settings_typed_as_text_are_read_as_numbers():
     from ui.distill_tab import RunSettings
     cfg = RunSettings(steps="20", batch_size=" 8 ", temperature="1.5").config("bundled-teacher")
     assert (cfg.max_steps, cfg.batch_size, cfg.losses.temperature) == (20, 8, 1.5)
+
+
+def test_the_status_line_says_how_many_metrics_lines_were_skipped(ctx):
+    paths = make_evaluated_run(ctx.launcher.root, steps=(0, 10))
+    with open(paths.metrics, "a", encoding="utf-8") as metrics:
+        metrics.write('5\n[1, 2]\n{"step": 12, "loss": "high"}\n')
+    line = distill_tab.show_run(ctx, paths.root.name, None)[2]
+    assert line.endswith("  \n3 lines of metrics.jsonl are not records (JSON objects with a step) and were skipped.")
+    paths.metrics.write_text(paths.metrics.read_text().split("5\n")[0])
+    assert "skipped" not in distill_tab.show_run(ctx, paths.root.name, None)[2]

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,14 +76,19 @@ def test_bad_input_is_refused_before_anything_is_queued(launcher, tmp_path, tiny
     empty.write_text("\n")
     with pytest.raises(ValueError, match="no text"):
         launcher.submit(config(tiny_teacher_dir, tiny_corpus), uploaded_corpus=str(empty))
+    with pytest.raises(ValueError, match="does not exist"):  # the run would say so 20 s later, holding the queue
+        launcher.submit(config(tmp_path / "missing-teacher", tiny_corpus))
     assert list(launcher.root.iterdir()) == []
 
 
-def test_a_failing_run_shows_its_reason(launcher, tmp_path, tiny_corpus):
-    run_id = launcher.submit(config(tmp_path / "missing-teacher", tiny_corpus))
+def test_a_failing_run_shows_its_reason(launcher, tmp_path, tiny_teacher_dir, tiny_corpus):
+    broken = tmp_path / "broken-teacher"  # its config reads, so it is queued; its weights do not load
+    shutil.copytree(tiny_teacher_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    run_id = launcher.submit(config(broken, tiny_corpus))
     run_dir = run_dir_of(run_id, launcher.root)
     wait_for(lambda: read_status(run_dir).get("state") == "failed")
-    assert "does not exist" in read_status(run_dir)["message"]
+    assert "cannot be read" in read_status(run_dir)["message"]
 
 
 def test_on_a_shared_app_only_the_owner_controls_a_run(runs_dir, tiny_teacher_dir, tiny_corpus):

@@ -211,7 +211,7 @@ def unfinished_copy(finished_run, tmp_path):
     ("no-such-id", "There is no run 'no-such-id'"),
     ("no-owner", "is not of the form owner/name"),
     ("not-empty", "already exists and is not an empty folder"),
-    ("unfinished", "has not finished (it is stopped): its newest checkpoint is step-000004.pt"),
+    ("unreadable", "has no checkpoint that can be read: step-000004.pt"),
     ("no-repo-id", "--repo-id"),
 ])
 def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, runs_dir, capsys):
@@ -226,8 +226,10 @@ def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, ru
     elif case == "not-empty":
         out.mkdir()
         (out / "notes.txt").write_text("mine")
-    elif case == "unfinished":
-        run = str(unfinished_copy(finished_run, tmp_path))
+    elif case == "unreadable":
+        run = unfinished_copy(finished_run, tmp_path)
+        (run / "checkpoints" / "step-000004.pt").write_bytes(b"not a checkpoint")
+        run = str(run)
     argv = [run, "--dry-run", str(out)] + ([] if case == "no-repo-id" else ["--repo-id", repo_id])
     try:
         code = main(argv)
@@ -236,6 +238,25 @@ def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, ru
     assert code == 2
     assert says in one_error_line(capsys)
     assert [p.name for p in out.iterdir()] == ["notes.txt"] if case == "not-empty" else not out.exists()
+
+
+def test_an_unfinished_run_publishes_its_newest_readable_checkpoint(finished_run, tmp_path, capsys):
+    run = unfinished_copy(finished_run, tmp_path)
+    newest = run / "checkpoints" / "step-000006.pt"
+    newest.write_bytes((run / "checkpoints" / "step-000004.pt").read_bytes()[:1000])  # cut short by a crash
+    out = tmp_path / "out"
+    assert main([str(run), "--repo-id", "someone/tiny", "--dry-run", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out)
+    note = captured.err.strip()
+    assert note.startswith("note: Run 'unfinished' has not finished (it is stopped): its student at step 4 "
+                           "(step-000004.pt), the newest checkpoint that can be read, is published.")
+    assert "step-000006.pt" in note and "\n" not in note
+    published = AutoModelForMaskedLM.from_pretrained(out).state_dict()
+    trained = AutoModelForMaskedLM.from_pretrained(finished_run / "final").state_dict()
+    assert all(torch.equal(published[k], trained[k]) for k in trained)  # step 4's weights, as the run ended them
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "The run had not finished: this is its student at step 4 of 4" in card
 
 
 def test_a_run_id_under_the_runs_folder_is_found(finished_run, runs_dir, tmp_path, capsys):

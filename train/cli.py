@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from pathlib import Path
 
 from core.formatting import OneLineParser, parse_int_list
@@ -107,3 +109,21 @@ def parse_args(argv: list[str] | None) -> tuple[DistillConfig, bool]:
         cfg = build_config(read_config_file(config_file) if config_file else {}, overrides)
     cfg.check()
     return cfg, bool(resume)
+
+
+def check_output_dir(run_dir: Path) -> None:
+    """Refuse, before anything loads, a run directory that is a file or cannot be made or written: a trial folder is
+    made where the run's would be, then removed. ValueError naming the directory."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"The run directory '{run_dir}' is a file; give --output-dir a folder (new or a run's).")
+    parent = run_dir if run_dir.is_dir() else run_dir.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"The run directory '{run_dir}' cannot be made: '{parent}' is a file, not a folder.")
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=".rudistil-check-", dir=parent))
+    except OSError as error:
+        raise ValueError(f"The run directory '{run_dir}' cannot be made: the folder '{parent}' does not take new "
+                         f"files or folders ({error.strerror or error}).") from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +107,9 @@ class DistillConfig:
 
     def check(self) -> None:
         """Fail early, with one sentence a person can act on, before anything is loaded or written."""
+        check_kinds(self)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"--betas must be two numbers from 0 to below 1, such as [0.9, 0.98]; got {self.betas}.")
         positive = dict(max_steps=self.max_steps, batch_size=self.batch_size, grad_accum=self.grad_accum,
                         log_every=self.log_every, eval_every=self.eval_every, save_every=self.save_every,
                         keep_checkpoints=self.keep_checkpoints, eval_lines=self.eval_lines)
@@ -157,6 +162,44 @@ class DistillConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DistillConfig)}
+KINDS = {**typing.get_type_hints(DistillConfig), **typing.get_type_hints(LossWeights)}
+KINDS.pop("losses")
+
+
+def kind_ok(value, kind) -> bool:
+    """Whether `value`, read from JSON, YAML or a flag, is of the annotated `kind` (an int counts as a float; a bool
+    as nothing but a bool)."""
+    args = typing.get_args(kind)
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return any(kind_ok(value, arg) for arg in args)
+    if typing.get_origin(kind) is list:
+        return isinstance(value, list) and all(kind_ok(item, args[0]) for item in value)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return value is None if kind is type(None) else isinstance(value, kind)
+
+
+def kind_words(kind) -> str:
+    """What a value of `kind` is, as an error sentence says it: "a whole number or null", "a list of numbers"."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return " or ".join(kind_words(arg) for arg in typing.get_args(kind))
+    if typing.get_origin(kind) is list:
+        return "a list of " + kind_words(typing.get_args(kind)[0]).removeprefix("a ").replace("number", "numbers") \
+            .replace("text", "texts")
+    return {int: "a whole number", float: "a number", str: "text", bool: "true or false",
+            type(None): "null"}.get(kind, kind.__name__)
+
+
+def check_kinds(cfg: DistillConfig) -> None:
+    """ValueError naming the first option whose value is of the wrong kind ("2" for student_layers, "x" for betas)."""
+    values = cfg.to_dict()
+    for name, kind in KINDS.items():
+        if not kind_ok(values[name], kind):
+            given = json.dumps(values[name], ensure_ascii=False, default=str)
+            given = given if len(given) <= 60 else given[:60] + "…"
+            raise ValueError(f"--{name.replace('_', '-')} must be {kind_words(kind)}; got {given}.")
 
 
 def parse_problem(error: Exception) -> str:

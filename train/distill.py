@@ -54,7 +54,7 @@ from core.runs.store import (
     truncate_metrics,
     write_status,
 )
-from train.cli import parse_args
+from train.cli import check_output_dir, parse_args
 from train.config import DistillConfig
 from train.memory import check_step_memory
 from train.setup import DistillSetup, prepare
@@ -501,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         PartialState(cpu=uses_cpu(cfg))  # the processes meet before the Accelerator, whose trackers need the run_dir
         run_id = broadcast_object_list([new_run_id()])[0]  # every process must agree on one directory
         run_dir = Path(cfg.output_dir) if cfg.output_dir else runs_root() / run_id
+        check_output_dir(run_dir)
         accelerator = make_accelerator(cfg, run_dir)
         if accelerator.is_main_process:
             remove_stale_temp_files(run_dir)  # what a process killed while writing left behind

@@ -21,6 +21,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+import psutil
+
 from core.distill.data import read_corpus
 from core.paths import REPO_ROOT, runs_root
 from core.runs.checkpoints import newest_readable_checkpoint
@@ -43,6 +45,7 @@ from core.runs.store import (
     write_request,
     write_status,
 )
+from train.admission import RunLimits, admit, check_free_disk, folder_bytes
 from train.config import BUNDLED_CORPUS, DistillConfig
 
 EVALUATIONS_PER_RUN = 6  # held-out evaluations over an app run: enough points for a curve, little time spent
@@ -163,12 +166,29 @@ class RunLauncher:
                 running += started
             return waiting
 
+    def children_memory(self) -> int:
+        """Bytes of memory (resident) the runs this launcher started hold now; they end before a queued run starts."""
+        total = 0
+        for child in list(self._children.values()):
+            with contextlib.suppress(psutil.Error):
+                total += psutil.Process(child.pid).memory_info().rss
+        return total
+
     def _spawn(self, run_id: str) -> bool:
         """Start the queued run's process; False when its status no longer says queued (taken out of the line, or
-        started by another launcher on the same folder since the listing). The check, the start and the status that
-        names the new process happen under the run's status lock (core.runs.update_status)."""
+        started by another launcher on the same folder since the listing), or when the disk has no longer room for
+        what the run was estimated to write (the run then fails, saying so). The check, the start and the status
+        that names the new process happen under the run's status lock (core.runs.update_status)."""
         paths = RunPaths(self.root / run_id)
         remove_stale_temp_files(paths.root)  # what a process killed while writing left behind
+        try:
+            check_free_disk(self.root, read_status(paths.root).get("disk_needed", 0) - folder_bytes(paths.root),
+                            "The run")
+        except ValueError as error:
+            refusal = str(error)
+            update_status(paths.root, lambda s: dict(state="failed", message=refusal) if s.get("state") == "queued"
+                          else None)
+            return False
 
         def start(status: dict) -> dict | None:
             if status.get("state") != "queued":
@@ -218,12 +238,16 @@ class RunLauncher:
 
     # -- actions
     def submit(self, cfg: DistillConfig, owner: str | None = None, public: bool = False,
-               uploaded_corpus: str | None = None, uploaded_name: str | None = None) -> str:
+               uploaded_corpus: str | None = None, uploaded_name: str | None = None,
+               limits: RunLimits | None = None, session: str | None = None) -> str:
         """Check a configuration, put the run in line, and return its id.
 
         uploaded_corpus: a text file to copy into the run (the app's upload); uploaded_name: the name its owner gave
-        it, used in messages instead of the server's temporary path (default: the file's own name).
-        Raises ValueError for bad input, before anything is written."""
+        it, used in messages instead of the server's temporary path (default: the file's own name); limits: what one
+        run and one session may take (train.admission; default none but the free memory and disk); session: the
+        app's connection that asks, counted with the owner's runs.
+        Raises ValueError for bad input, or a run that would not fit or finish within the limits (the settings
+        checked against the teacher's config as the run checks them), before anything is written."""
         run_id = new_run_id()
         paths = RunPaths(run_dir_of(run_id, self.root))
         cfg.output_dir = str(paths.root)
@@ -231,16 +255,20 @@ class RunLauncher:
             cfg.eval_every = evaluation_interval(cfg.max_steps, cfg.log_every, self.evaluations_per_run)
         cfg.check()
         if uploaded_corpus:  # refuse a bad upload now, with its reason, rather than in a failed run
-            check_uploaded_corpus(uploaded_corpus, uploaded_name or Path(uploaded_corpus).name)
-        elif cfg.corpus != BUNDLED_CORPUS:
-            read_corpus(cfg.corpus)
+            lines = check_uploaded_corpus(uploaded_corpus, uploaded_name or Path(uploaded_corpus).name)
+        else:
+            lines = read_corpus(cfg.corpus_paths()[0], None if cfg.corpus != BUNDLED_CORPUS else "bundled")
+        estimate, needed = admit(cfg, lines, cfg.max_steps // cfg.eval_every, list_runs(self.root), self.root, owner,
+                                 limits or RunLimits(), Path(uploaded_corpus).stat().st_size if uploaded_corpus else 0,
+                                 self.children_memory(), session=session)
         paths.root.mkdir(parents=True)
         if uploaded_corpus:
             shutil.copyfile(uploaded_corpus, paths.corpus)  # the run keeps its own copy for resuming
             cfg.corpus = str(paths.corpus)
         write_request(paths.root, {k: v for k, v in cfg.to_dict().items() if k != "output_dir"})
         write_status(paths.root, state="queued", owner=owner, public=public, created=time.time(), queued_at=time.time(),
-                     max_steps=cfg.max_steps, message="Waiting for its turn.")
+                     max_steps=cfg.max_steps, message="Waiting for its turn.", disk_needed=needed,
+                     estimated_s=estimate.total_s if estimate else None, session=session)
         self._wake.set()
         return run_id
 
@@ -283,10 +311,12 @@ class RunLauncher:
                 info = read_status(run_dir)
             raise ValueError(f"The run is not running (it is {info.get('state') or 'unknown'}).")
 
-    def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None) -> str:
+    def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None,
+               limits: RunLimits | None = None, session: str | None = None) -> str:
         """Put a stopped, failed, finished or damaged-status run back in line, to continue from its newest readable
         checkpoint up to `max_steps` (None: its own). Raises ValueError (a DamagedRunFile naming the file when its
-        config.json cannot be used) when it cannot be resumed."""
+        config.json cannot be used) when it cannot be resumed, or, with `limits`, when the steps left would take
+        longer than one run may or the session has its most runs in line (train.admission)."""
         with self._lock:
             run_dir, info = self._controlled(run_id, requester)
             if info.get("state") in ACTIVE_STATES:
@@ -305,6 +335,8 @@ class RunLauncher:
             step = found.step
             if step >= steps:
                 raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
+            if limits is not None:
+                self._admit_resume(run_dir, config, steps, step, requester, session, limits)
             arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
             self._stopping.discard(run_id)
             where = f"from step {step}" if step else "from step 0 (it saved no checkpoint)"
@@ -313,6 +345,20 @@ class RunLauncher:
                          stop_requested=False, queued_at=time.time())
         self._wake.set()
         return f"Resuming from step {step}.{note}"
+
+    def _admit_resume(self, run_dir: Path, config: dict, steps: int, step: int, requester: str | None,
+                      session: str | None, limits: RunLimits) -> None:
+        """The checks of admit() for a run resumed at `step` up to `steps`; ValueError with the first refusal."""
+        try:
+            cfg = DistillConfig.from_dict({**{k: v for k, v in config.items() if k != "output_dir"},
+                                           "max_steps": steps})
+        except TypeError as error:
+            raise DamagedRunFile(RunPaths(run_dir).config, f"it holds options this lab does not know ({error})") \
+                from None
+        cfg.check()
+        lines = read_corpus(cfg.corpus_paths()[0], "the run's corpus")
+        admit(cfg, lines, max(1, (steps - step) // cfg.eval_every), list_runs(self.root), self.root, requester,
+              limits, reclaimable=self.children_memory(), steps_done=step, resumed=True, session=session)
 
     def delete(self, run_id: str, requester: str | None = None) -> str:
         """Remove a run and its files. A run this launcher was asked to stop is waited for, at most stop_wait_s

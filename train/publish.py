@@ -1,13 +1,15 @@
-"""Publish a finished run's student on the Hugging Face Hub with a model card: python -m train.publish --help
+"""Publish a run's student on the Hugging Face Hub with a model card: python -m train.publish --help
 
     python -m train.publish RUN --repo-id owner/name                 # push (token from --token, HF_TOKEN or login)
     python -m train.publish RUN --repo-id owner/name --dry-run OUT   # only write the folder that would be pushed
 
-RUN is a run directory or a run id under the runs folder. The folder holds the student in safetensors, its tokenizer
-and a README.md model card: YAML metadata for the Hub (language, license, library, pipeline, base model, tags), the
-recipe and the training data read from the run's config.json, and a table in the DeepPavlov model card's format
-(model | size | parameters | CPU latency | agreement and accuracy) with the held-out figures of the run's last
-evaluation. The push is huggingface_hub's create_repo(exist_ok=True) and upload_folder.
+RUN is a run directory or a run id under the runs folder; a run that has not finished publishes the student of its
+newest checkpoint that can be read (a note on stderr names it and any unreadable newer one). The folder holds the
+student in safetensors, its tokenizer and a README.md model card: YAML metadata for the Hub (language, license,
+library, pipeline, base model, tags), the recipe and the training data read from the run's config.json, and a table
+in the DeepPavlov model card's format (model | size | parameters | CPU latency | agreement and accuracy) with the
+held-out figures of the run's last evaluation. The push is huggingface_hub's create_repo(exist_ok=True) and
+upload_folder.
 """
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ from core.formatting import OneLineParser, error_sentence
 from core.models import zoo
 from core.models.student import dims, num_layers, teacher_depth
 from core.paths import ASSETS, runs_root
-from core.runs.checkpoints import latest_checkpoint
-from core.runs.store import RunPaths, model_source, read_json, read_metrics, read_status, run_dir_of
+from core.runs.checkpoints import latest_checkpoint, step_of
+from core.runs.store import RunPaths, model_source, read_json, read_metrics, read_status, run_dir_of, run_model
 from train.config import BUNDLED_CORPUS, DistillConfig
 
 DEFAULT_LICENSE = "apache-2.0"
@@ -79,10 +81,11 @@ class SpeedNote:
 
 @dataclass
 class Published:
-    """What publish() did: the folder written (None after a push, whose folder is temporary) and the repository's
-    address (None for a dry run)."""
+    """What publish() did: the folder written (None after a push, whose folder is temporary), the repository's
+    address (None for a dry run), and the note of a run published from a checkpoint (StudentToPublish.note)."""
     folder: Path | None
     url: str | None
+    note: str = ""
 
 
 # -- the run
@@ -105,20 +108,34 @@ def find_run(run: str | Path) -> Path:
     return path
 
 
-def finished_student(run_dir: Path) -> Path:
-    """The run's final/ model folder. ValueError, saying which checkpoint exists, when the run has not finished."""
+@dataclass
+class StudentToPublish:
+    """The model folder to publish; the step it was trained to (None: the finished run's final/); and, for a run
+    that has not finished, one or more sentences saying which checkpoint is published and which were unreadable."""
+    path: Path
+    step: int | None = None
+    note: str = ""
+
+
+def student_to_publish(run_dir: Path) -> StudentToPublish:
+    """final/ of a finished run; else the student of its newest readable checkpoint (core.runs.run_model, the
+    reader resume and run:<id> use, which passes over unreadable checkpoints and names them). ValueError when the
+    run has saved no checkpoint, or none can be read (each named)."""
     source = model_source(run_dir)
     if source and source[0] == "final":
-        return source[1]
+        return StudentToPublish(source[1])
     state = read_status(run_dir).get("state")
     how = f"has not finished (it is {state})" if state in ("queued", "running", "stopped", "failed") else \
         "has no finished student (no final/ folder)"
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None:
+    if latest_checkpoint(run_dir) is None:
         raise ValueError(f"Run '{run_dir.name}' {how} and has saved no checkpoint yet; publish it once it has "
-                         "finished.")
-    raise ValueError(f"Run '{run_dir.name}' {how}: its newest checkpoint is {checkpoint.name}; resume it to the end "
-                     f"(python -m train.distill --resume {run_dir}), then publish it.")
+                         "saved one.")
+    model = run_model(run_dir)
+    checkpoint = (read_json(model.path / "source.json", {}) or {}).get("checkpoint") or ""
+    step = step_of(Path(checkpoint))
+    note = (f"Run '{run_dir.name}' {how}: its student at step {step:,} ({checkpoint}), the newest checkpoint that "
+            f"can be read, is published.")
+    return StudentToPublish(model.path, step, f"{note} {model.notice}" if model.notice else note)
 
 
 def run_config(run_dir: Path) -> DistillConfig:
@@ -340,13 +357,16 @@ def card_data(cfg: DistillConfig, student_config, license: str, base_model: str)
 
 def model_card(run_dir: Path, repo_id: str, student_dir: Path, license: str = DEFAULT_LICENSE,
                base_model: str | None = None, latencies: dict[str, float] | None = None,
-               speed: SpeedNote | None = None):
+               speed: SpeedNote | None = None, step: int | None = None):
     """The README.md of the published folder as a huggingface_hub ModelCard.
 
     student_dir: the folder being published (its config gives the student's shape, size and parameters);
-    latencies: CPU seconds keyed by str(student_dir) and the teacher's name, from measure_latency."""
+    latencies: CPU seconds keyed by str(student_dir) and the teacher's name, from measure_latency; step: the step
+    of the checkpoint published from a run that has not finished (None: its final student)."""
     cfg, status, latencies = run_config(run_dir), read_status(run_dir), latencies or {}
-    evaluation = last_evaluation(read_metrics(run_dir))
+    if step is not None:  # a checkpoint's student: the figures and steps it was trained to, not the run's later ones
+        status = {**status, "step": step}
+    evaluation = last_evaluation([r for r in read_metrics(run_dir) if step is None or r["step"] <= step])
     student_config = AutoConfig.from_pretrained(student_dir)
     with torch.device("meta"):  # counts parameters without allocating them
         summary = zoo.model_summary(AutoModelForMaskedLM.from_config(student_config))
@@ -407,7 +427,9 @@ def model_card(run_dir: Path, repo_id: str, student_dir: Path, license: str = DE
         f'fill("Привет, как {_mask_token(student_dir)}?")',
         "```",
         "",
-        f"Published from run `{run_dir.name}` of RuDistil Lab with `python -m train.publish`.",
+        f"Published from run `{run_dir.name}` of RuDistil Lab with `python -m train.publish`."
+        + (f" The run had not finished: this is its student at step {step:,} of {cfg.max_steps:,}, its newest "
+           "checkpoint that could be read." if step is not None else ""),
         "",
     ])
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
@@ -421,9 +443,11 @@ def _mask_token(student_dir: Path) -> str:
 
 def write_folder(run_dir: Path, folder: Path, repo_id: str, license: str = DEFAULT_LICENSE,
                  base_model: str | None = None, measure_speed: bool = False) -> Path:
-    """Write the run's finished student (safetensors), its tokenizer and README.md into `folder` (created; it must
-    not exist or be empty). Returns `folder`. ValueError when the run has not finished or the folder is not empty."""
-    final, teacher = finished_student(run_dir), run_config(run_dir).teacher
+    """Write the run's student (safetensors; student_to_publish's folder), its tokenizer and README.md into `folder`
+    (created; it must not exist or be empty). Returns `folder`. ValueError when the run has no readable student or
+    the folder is not empty."""
+    student, teacher = student_to_publish(run_dir), run_config(run_dir).teacher
+    final = student.path
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ValueError(f"'{folder}' already exists and is not an empty folder; choose a new folder for the files.")
@@ -441,7 +465,8 @@ def write_folder(run_dir: Path, folder: Path, repo_id: str, license: str = DEFAU
             raise ValueError(f"The student of run '{run_dir.name}' was not saved as model.safetensors; save it "
                              "again with transformers 5.")
         latencies, speed = measure_latency(folder, teacher) if measure_speed else ({}, None)
-        model_card(run_dir, repo_id, folder, license, base_model, latencies, speed).save(folder / "README.md")
+        model_card(run_dir, repo_id, folder, license, base_model, latencies, speed, student.step).save(
+            folder / "README.md")
     except BaseException:  # a half-written folder would pass for a finished one
         for item in folder.iterdir():  # the folder was new or empty: what is in it now is ours
             if item.is_dir():
@@ -507,17 +532,20 @@ def hub_token(token: str | None = None) -> str:
 def publish(run: str | Path, repo_id: str, token: str | None = None, private: bool = False,
             license: str = DEFAULT_LICENSE, base_model: str | None = None, measure_speed: bool = False,
             dry_run_dir: str | Path | None = None) -> Published:
-    """Publish a finished run's student: the command line and the Distill tab both call this.
+    """Publish a run's student (final/, or for a run that has not finished its newest readable checkpoint's, with a
+    note saying so): the command line and the Distill tab both call this.
 
     With dry_run_dir, only write the folder there. Else create the repository (exist_ok) first, so that a bad token
     or an unreachable Hub fails before anything is written, then write the folder to a temporary folder, upload it
-    and remove it. Raises ValueError with one sentence for bad input (not a run, an unfinished run, a malformed repo
-    id, a non-empty dry-run folder), a missing token, or a Hub that cannot be reached or refuses."""
+    and remove it. Raises ValueError with one sentence for bad input (not a run, a run without a readable student, a
+    malformed repo id, a non-empty dry-run folder), a missing token, or a Hub that cannot be reached or refuses."""
     repo_id = check_repo_id(repo_id)
     run_dir = find_run(run)
     if dry_run_dir is not None:
-        return Published(write_folder(run_dir, Path(dry_run_dir), repo_id, license, base_model, measure_speed), None)
-    finished_student(run_dir)  # an unfinished run is refused before the token is asked for
+        note = student_to_publish(run_dir).note
+        return Published(write_folder(run_dir, Path(dry_run_dir), repo_id, license, base_model, measure_speed), None,
+                         note)
+    note = student_to_publish(run_dir).note  # a run without a readable student is refused before the token is asked
     api = HfApi(token=hub_token(token))
     # the repository first: a bad token or no network fails in a second, before the folder is written
     url = hub_call(repo_id, api.create_repo, repo_id, private=private, exist_ok=True, repo_type="model")
@@ -528,14 +556,15 @@ def publish(run: str | Path, repo_id: str, token: str | None = None, private: bo
                  commit_message="Publish a student distilled with RuDistil Lab")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return Published(None, str(url) if url else f"https://huggingface.co/{repo_id}")
+    return Published(None, str(url) if url else f"https://huggingface.co/{repo_id}", note)
 
 
 # -- the command line
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m train.publish", description=(
-        "Publish a finished run's student on the Hugging Face Hub: the model in safetensors, its tokenizer and a "
+        "Publish a run's student on the Hugging Face Hub (a run that has not finished: its newest readable "
+        "checkpoint's): the model in safetensors, its tokenizer and a "
         "model card (recipe, training data, size, held-out agreement and accuracy)."))
     p.add_argument("run", metavar="RUN", help="a run directory, or a run id under the runs folder")
     p.add_argument("--repo-id", required=True, help="the Hub repository, owner/name")
@@ -559,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if result.note:
+        print(f"note: {result.note}", file=sys.stderr)
     print(result.folder if result.folder is not None else f"published {result.url}")
     return 0
 

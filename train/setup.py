@@ -14,6 +14,7 @@ from core.distill.recipes import SameVocabRecipe
 from core.models import zoo
 from core.models.student import StudentSpec, layer_groups, make_student, num_layers
 from train.config import DistillConfig
+from train.preflight import check_against_teacher
 from train.reduced import reduced_recipe
 
 
@@ -49,13 +50,9 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise ValueError(f"The teacher's tokenizer lacks [MASK], [CLS] or [SEP]; '{cfg.teacher}' is not a "
                          "BERT-style MLM.")
-    max_positions = teacher.config.max_position_embeddings
-    if cfg.max_length > max_positions:
-        raise ValueError(f"--max-length {cfg.max_length} is longer than the teacher's maximum ({max_positions}).")
+    check_against_teacher(cfg, teacher.config)  # the app made the same checks before queueing the run
     teacher_layers = num_layers(teacher.config)
     student_layers = cfg.student_layers or max(1, teacher_layers // 2)
-    if student_layers > teacher_layers:
-        raise ValueError(f"The student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}).")
     if cfg.reduced_vocab:
         recipe = reduced_recipe(cfg, teacher, tokenizer, lines, valid, student_layers, verbose)
     else:

@@ -23,6 +23,7 @@ from core.models import hub, zoo
 from core.models.cache import ModelCache
 from core.paths import REPO_ROOT
 from core.runs.store import has_model, list_runs, read_status, run_dir_of
+from train.admission import RunLimits
 from train.launcher import RunLauncher
 
 MAX_NAME_CHARS = 200  # a model name longer than this is refused before anything looks it up
@@ -61,6 +62,9 @@ class AppContext:
     max_bench_s: float | None = None  # estimated seconds of a benchmark (RUDISTIL_MAX_BENCH_S; 5 min / 1 h)
     max_embed_s: float | None = None  # estimated seconds of embedding (RUDISTIL_MAX_EMBED_S; 2 min / 10 min)
     max_hub_mb: float | None = None  # MB a Hub model not cached may download (RUDISTIL_MAX_HUB_MB; 1,000 MB)
+    max_run_s: float | None = None  # estimated seconds of a distillation run (RUDISTIL_MAX_RUN_S; 30 min / 24 h)
+    max_session_runs: float | None = None  # runs of one session queued or running (RUDISTIL_MAX_SESSION_RUNS; 2 / none)
+    max_session_mb: float | None = None  # MB of disk one session's runs take (RUDISTIL_MAX_SESSION_MB; 2,000 / none)
     _hub_sizes: dict = field(default_factory=dict, init=False, repr=False)  # hub id -> (when asked, bytes)
 
     def __post_init__(self):
@@ -72,6 +76,16 @@ class AppContext:
             self.max_embed_s = setting("RUDISTIL_MAX_EMBED_S", 120.0 if self.on_space else 600.0)
         if self.max_hub_mb is None:
             self.max_hub_mb = setting("RUDISTIL_MAX_HUB_MB", 1000.0)
+        if self.max_run_s is None:
+            self.max_run_s = setting("RUDISTIL_MAX_RUN_S", 1800.0 if self.on_space else 86400.0)
+        if self.max_session_runs is None:
+            self.max_session_runs = setting("RUDISTIL_MAX_SESSION_RUNS", 2.0 if self.on_space else math.inf)
+        if self.max_session_mb is None:
+            self.max_session_mb = setting("RUDISTIL_MAX_SESSION_MB", 2000.0 if self.on_space else math.inf)
+
+    def run_limits(self) -> RunLimits:
+        """What one distillation run and one session's runs may take on this app (train.admission)."""
+        return RunLimits(self.max_run_s, self.max_session_runs, self.max_session_mb * 1e6)
 
     @classmethod
     def create(cls, teacher: str | None = None, student: str | None = None) -> AppContext:
@@ -282,9 +296,10 @@ def shown(value) -> str:
     return f"a {type(value).__name__}"
 
 
-def whole_number(value, what: str, low: int, high: int) -> int:
-    """`value` as an int from `low` to `high`; a float with no fraction and text such as " 12 " count.
-    ValueError naming `what` and the range for anything else (None, "ten", 2.5, inf, NaN, True, a list)."""
+def whole_number(value, what: str, low: int | None = None, high: int | None = None) -> int:
+    """`value` as an int from `low` to `high` (None: any whole number, its range checked by the caller); a float
+    with no fraction and text such as " 12 " count. ValueError naming `what` and the range for anything else (None,
+    "ten", 2.5, inf, NaN, True, a list)."""
     number = value
     if isinstance(value, str):
         try:
@@ -292,22 +307,24 @@ def whole_number(value, what: str, low: int, high: int) -> int:
         except ValueError:
             number = None
     ok = (isinstance(number, numbers.Real) and not isinstance(number, bool) and math.isfinite(number)
-          and number == int(number) and low <= number <= high)
+          and number == int(number) and (low is None or low <= number) and (high is None or number <= high))
     if not ok:
-        raise ValueError(f"{what} must be a whole number from {low:,} to {high:,}; got {shown(value)}.")
+        where = f" from {low:,} to {high:,}" if low is not None and high is not None else ""
+        raise ValueError(f"{what} must be a whole number{where}; got {shown(value)}.")
     return int(number)
 
 
-def real_number(value, what: str) -> float:
-    """`value` as a finite float; text such as " 0.5 " counts. ValueError naming `what` for anything else (None,
-    "ten", inf, NaN, True, a list)."""
+def real_number(value, what: str, finite: bool = True) -> float:
+    """`value` as a float, finite unless `finite` is False (the caller then checks its range); text such as " 0.5 "
+    counts. ValueError naming `what` for anything else (None, "ten", True, a list; inf and NaN when finite)."""
     number = value
     if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
             number = None
-    if not (isinstance(number, numbers.Real) and not isinstance(number, bool) and math.isfinite(number)):
+    if not (isinstance(number, numbers.Real) and not isinstance(number, bool)) or \
+            (finite and not math.isfinite(number)):
         raise ValueError(f"{what} must be a finite number; got {shown(value)}.")
     return float(number)
 

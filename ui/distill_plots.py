@@ -65,8 +65,9 @@ def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
 
 
 def progress_line(info: dict, records: list[dict], queue_position: int = 0) -> str:
-    """State, step of steps, speed and time left on one line; the run's last message below it. Speed and time left
-    come from the newest trained row (step 0's evaluation has none) and are left out before it."""
+    """State, step of steps, speed and time left on one line; the run's last message below it, then the note on
+    metrics lines that were skipped as unreadable (core.runs.Records.note), if any. Speed and time left come from
+    the newest trained row (step 0's evaluation has none) and are left out before it."""
     state, step, total = info.get("state", "unknown"), info.get("step") or 0, info.get("max_steps") or 0
     line = f"**{info.get('id', '')}** · {state} · step {step} of {total}"
     if state == "queued" and queue_position:
@@ -82,5 +83,7 @@ def progress_line(info: dict, records: list[dict], queue_position: int = 0) -> s
             line += f" · agreement {evaluated['eval_agreement']:.1%}"
     if info.get("message"):
         line += f"  \n{info['message']}"
+    if getattr(records, "note", ""):
+        line += f"  \n{records.note}"
     return line
 

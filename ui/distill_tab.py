@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from core.formatting import parse_int_list
+from core.formatting import format_seconds, parse_int_list
 from core.models.student import teacher_depth
 from core.models.vocab import ALIGNMENTS
 from core.runs.export import write_metrics_csv, write_student_zip
@@ -24,11 +24,12 @@ from core.runs.store import (
     list_runs,
     read_console,
     read_metrics,
+    read_status,
     run_dir_of,
     run_info,
     without_server_paths,
 )
-from train.config import BUNDLED_CORPUS, MAX_STEPS, MAX_STUDENT_VOCAB, DistillConfig
+from train.config import BUNDLED_CORPUS, MAX_STEPS, DistillConfig
 from train.launcher import can_see
 from train.publish import publish
 from ui.context import (
@@ -39,6 +40,7 @@ from ui.context import (
     ErrorLines,
     markdown_text,
     real_number,
+    session_id,
     user_errors,
     whole_number,
 )
@@ -53,9 +55,10 @@ GUESS_LABEL = "Student's guesses at"
 NO_RUN_CHOSEN = "Choose a run in the 'Run shown below' list first (start one above if the list is empty)."
 DELETE_HELP = ("Delete the chosen run and its files. A run you have just stopped is waited for (a few seconds) while "
                "it saves its checkpoint; if it is still saving, the error says so and Delete can be called again.")
-PUBLISH_HELP = ("Push the chosen finished run's student to a Hugging Face model repository with the app's token "
-                "(HF_TOKEN): the weights in safetensors, the tokenizer and a model card with the recipe, the data and "
-                "the held-out figures; the same as `python -m train.publish RUN --repo-id owner/name`.")
+PUBLISH_HELP = ("Push the chosen run's student (a run that has not finished: its newest readable checkpoint's) to a "
+                "Hugging Face model repository with the app's token (HF_TOKEN): the weights in safetensors, the "
+                "tokenizer and a model card with the recipe, the data and the held-out figures; the same as "
+                "`python -m train.publish RUN --repo-id owner/name`.")
 ALIGN_HELP = """The authors' alignments (Kolesnikova et al., 2022): **reduce**: the student reads the teacher's tokens
 split into its own pieces; its logits are summed over the pieces of each teacher token and mapped onto the teacher's
 whole vocabulary. **match**: the student reads its own tokenisation; positions whose tokens are the same string in
@@ -100,18 +103,20 @@ class RunSettings:
         return self.corpus_file
 
     def config(self, teacher: str) -> DistillConfig:
-        """The run's configuration; `teacher`: the teacher's name, already checked. Raises ValueError for bad layers."""
+        """The run's configuration, checked as the run checks it (DistillConfig.check); `teacher`: the teacher's name,
+        already checked. Raises ValueError: an input of the wrong kind names the input; a value out of range gets
+        the sentence the run itself would give."""
         def given(value, default):
             return default if value is None else value
 
-        def whole(value, what, default, low, high):
+        def whole(value, what, default, low=None, high=None):
             return default if value is None else whole_number(value, what, low, high)
 
         def real(value, what, default):
-            return default if value is None else real_number(value, what)
+            return default if value is None else real_number(value, what, finite=False)
 
         reduced = bool(self.reduced_vocab)
-        return DistillConfig.from_dict(dict(
+        cfg = DistillConfig.from_dict(dict(
             teacher=teacher, corpus=BUNDLED_CORPUS,
             student_layers=whole(self.student_layers or None, "Student layers", None, 1, 48),
             init_layers=parse_layers(self.init_layers), student_type=given(self.student_type, DEFAULTS.student_type),
@@ -125,10 +130,12 @@ class RunSettings:
             alpha_att=real(self.alpha_att, "alpha_att", LOSS_DEFAULTS.alpha_att),
             max_length=whole(self.max_length, "Max length", DEFAULTS.max_length, 8, 100_000),
             save_every=whole(self.save_every, "Save every", DEFAULTS.save_every, 1, MAX_STEPS),
-            student_vocab_size=whole(self.student_vocab_size or None, "Student vocabulary size", None, 100,
-                                     MAX_STUDENT_VOCAB) if reduced else None,
-            student_hidden=whole(self.student_hidden or None, "Student width", None, 8, 100_000) if reduced else None,
+            student_vocab_size=whole(self.student_vocab_size or None, "Student vocabulary size",
+                                     None) if reduced else None,
+            student_hidden=whole(self.student_hidden or None, "Student width", None) if reduced else None,
             align=given(self.align, DEFAULTS.align)))
+        cfg.check()
+        return cfg
 
 
 def owner_token(owner: str | None) -> str:
@@ -179,9 +186,12 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
     cfg = settings.config(teacher)
     ctx.launcher.start()
     run_id = ctx.launcher.submit(cfg, owner=owner_id, public=bool(settings.share), uploaded_corpus=upload,
-                                 uploaded_name=Path(upload).name if upload else None)
+                                 uploaded_name=Path(upload).name if upload else None, limits=ctx.run_limits(),
+                                 session=session_id())
     position = ctx.launcher.queue_position(run_id)
-    gr.Info(f"Run {run_id} is in line (place {position})." if position > 1 else f"Run {run_id} is starting.")
+    seconds = read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s")
+    about = f" It should take about {format_seconds(seconds)}." if seconds else ""
+    gr.Info((f"Run {run_id} is in line (place {position})." if position > 1 else f"Run {run_id} is starting.") + about)
     table, ids = runs_table(ctx, owner_id)
     return owner_id, gr.Dropdown(choices=ids, value=run_id), table
 
@@ -239,8 +249,9 @@ def stop_run(ctx: AppContext, run_id: str | None, owner: str | None):
 
 def resume_run(ctx: AppContext, run_id: str | None, owner: str | None, up_to_step: int | None = None):
     """Queue the chosen run again from its last checkpoint, up to `up_to_step` (0 or None: its own steps)."""
+    up_to = whole_number(up_to_step, "Resume up to step", 0, MAX_STEPS) if up_to_step is not None else 0
     ctx.launcher.start()
-    gr.Info(ctx.launcher.resume(chosen(run_id), owner, int(up_to_step) if up_to_step else None))
+    gr.Info(ctx.launcher.resume(chosen(run_id), owner, up_to or None, limits=ctx.run_limits(), session=session_id()))
     return show_run(ctx, run_id, owner)
 
 
@@ -316,11 +327,12 @@ def publish_token() -> str | None:
 
 def publish_run(ctx: AppContext, run_id: str | None, owner: str | None, repo_id: str | None,
                 private: bool | None = False) -> str:
-    """/publish_run: push the chosen finished run's student, its tokenizer and its model card to the Hub repository
-    `repo_id` (owner/name) with the app's token, through train.publish.publish; returns the line saying where.
+    """/publish_run: push the chosen run's student (a run that has not finished: its newest readable checkpoint's),
+    its tokenizer and its model card to the Hub repository `repo_id` (owner/name) with the app's token, through
+    train.publish.publish; returns the line saying where, and which checkpoint for an unfinished run.
 
-    ValueError: a shared app (its token would write to any repository for every visitor), no run chosen, an
-    unfinished run, a malformed repository id, no token, or a Hub that cannot be reached or refuses."""
+    ValueError: a shared app (its token would write to any repository for every visitor), no run chosen, a run
+    without a readable student, a malformed repository id, no token, or a Hub that cannot be reached or refuses."""
     if ctx.launcher.shared:
         raise ValueError("Publishing is turned off on a shared app, where the app's token would write for every "
                          "visitor; download the student (zip) and publish it with python -m train.publish.")
@@ -333,7 +345,7 @@ def publish_run(ctx: AppContext, run_id: str | None, owner: str | None, repo_id:
         result = publish(run_dir, repo_id or "", token=token, private=bool(private))
     except ValueError as error:  # the page names runs by id, never by the server's folders
         raise ValueError(without_server_paths(run_dir, str(error))) from None
-    return markdown_text(f"Published run {run_id} to {result.url}")
+    return markdown_text(f"Published run {run_id} to {result.url}" + (f". {result.note}" if result.note else ""))
 
 
 def teacher_changed(ctx: AppContext, name: str) -> gr.Slider:

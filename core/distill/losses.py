@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 
 LOSS_PARTS = ("loss_kl", "loss_mlm", "loss_cos", "loss_att", "loss_hidden_mse")  # metric names, in formula order
+# Bounds far past any recipe: T^2 and an alpha times a loss must stay finite in 16-bit and fp32 arithmetic.
+MAX_TEMPERATURE = 100.0
+MAX_ALPHA = 10_000.0
 
 
 @dataclass
@@ -37,17 +40,22 @@ class LossWeights:
         return getattr(self, "alpha_" + part.removeprefix("loss_"))
 
     def check(self, reduced_vocab: bool = False) -> None:
-        """Raise ValueError unless T is finite and > 0, every alpha is finite and not negative, and one alpha that
+        """Raise ValueError unless 0 < T <= MAX_TEMPERATURE, every alpha is from 0 to MAX_ALPHA, and one alpha that
         applies is above 0.
 
         The hidden-state term of a reduced-vocabulary student is alpha_hidden_mse; of others, alpha_cos and alpha_att.
         """
         if not 0 < self.temperature < math.inf:
             raise ValueError(f"The temperature must be a finite number above 0; got {self.temperature}.")
+        if self.temperature > MAX_TEMPERATURE:
+            raise ValueError(f"The temperature must be at most {MAX_TEMPERATURE:g} (distillation uses 1 to 20); got "
+                             f"{self.temperature:g}.")
         for part in LOSS_PARTS:
+            name = "alpha_" + part.removeprefix("loss_")
             if not math.isfinite(self.weight(part)):
-                name = "alpha_" + part.removeprefix("loss_")
                 raise ValueError(f"The loss weight {name} must be a finite number; got {self.weight(part)}.")
+            if self.weight(part) > MAX_ALPHA:
+                raise ValueError(f"The loss weight {name} must be at most {MAX_ALPHA:,g}; got {self.weight(part):g}.")
         if any(self.weight(part) < 0 for part in LOSS_PARTS):
             raise ValueError("Loss weights (alphas) cannot be negative.")
         applying = ("loss_kl", "loss_mlm", "loss_hidden_mse") if reduced_vocab else \

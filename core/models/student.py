@@ -46,7 +46,8 @@ class StudentSpec:
     hidden_size: int | None = None  # None: the teacher's width; smaller: weights sliced (reduced-width students)
 
 
-def _check_type(model_type: str) -> int:
+def check_model_type(model_type: str) -> int:
+    """The column of `model_type` in the lab's weight tables; ValueError for a type other than BERT or DistilBERT."""
     if model_type not in SUPPORTED_TYPES:
         raise ValueError(f"Model type '{model_type}' is not supported; the lab works with BERT and DistilBERT.")
     return SUPPORTED_TYPES.index(model_type)
@@ -67,7 +68,7 @@ def dims(config) -> dict:
 
 def canonical_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     """The weights of a BERT or DistilBERT masked LM under neutral names ("layers.3.q.weight", "word_emb.weight")."""
-    column = _check_type(model.config.model_type)
+    column = check_model_type(model.config.model_type)
     state = model.state_dict()
     out = {canon: state[names[column]] for canon, names in OUTER_NAMES.items()}
     if column == 0:
@@ -84,7 +85,7 @@ def canonical_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
 
 def load_canonical(model: PreTrainedModel, canon: dict[str, torch.Tensor]) -> None:
     """Write neutral-named weights into a BERT or DistilBERT model (shapes must already match)."""
-    column = _check_type(model.config.model_type)
+    column = check_model_type(model.config.model_type)
     target = {names[column]: canon[c] for c, names in OUTER_NAMES.items()}
     prefix = "bert.encoder.layer" if column == 0 else "distilbert.transformer.layer"
     for i in range(num_layers(model.config)):
@@ -127,11 +128,23 @@ def layer_groups(teacher_layers: int, student_layers: int) -> list[list[int]]:
     return [list(map(int, g)) for g in np.array_split(np.arange(1, teacher_layers + 1), student_layers)]
 
 
+def check_init_layers(init: list[int], layers: int, teacher_layers: int) -> None:
+    """ValueError unless `init` names one teacher layer (0-based, below teacher_layers) per student layer."""
+    if len(init) != layers:
+        raise ValueError(f"Give one initialising teacher layer per student layer: {layers} needed, {len(init)} given.")
+    if any(not 0 <= i < teacher_layers for i in init):
+        shown = str(init) if len(init) <= 24 else f"[{', '.join(map(str, init[:24]))}, ...]"
+        raise ValueError(f"Initialising layers must be between 0 and {teacher_layers - 1}; got {shown}.")
+
+
 def student_config(teacher_config, model_type: str, layers: int, hidden_size: int | None = None,
                    vocab_size: int | None = None):
-    """A config for the student: the teacher's dimensions, fewer layers, optionally narrower or a new vocabulary."""
+    """A config for the student: the teacher's dimensions, fewer layers, optionally narrower or a new vocabulary.
+    ValueError for a width above the teacher's or not divisible by its heads."""
     d = dims(teacher_config)
     hidden = hidden_size or d["hidden"]
+    if hidden > d["hidden"]:
+        raise ValueError(f"The student width ({hidden}) cannot exceed the teacher's ({d['hidden']}).")
     ffn = d["ffn"] * hidden // d["hidden"]
     vocab = vocab_size or d["vocab"]
     if hidden % d["heads"]:
@@ -154,12 +167,9 @@ def make_student(teacher: PreTrainedModel, spec: StudentSpec = StudentSpec()) ->
     if layers > teacher_layers:
         raise ValueError(f"The student cannot have more layers ({layers}) than the teacher ({teacher_layers}).")
     init = list(spec.init_layers) if spec.init_layers else default_init_layers(teacher_layers, layers)
-    if len(init) != layers:
-        raise ValueError(f"Give one initialising teacher layer per student layer: {layers} needed, {len(init)} given.")
-    if any(not 0 <= i < teacher_layers for i in init):
-        raise ValueError(f"Initialising layers must be between 0 and {teacher_layers - 1}; got {init}.")
+    check_init_layers(init, layers, teacher_layers)
     model_type = teacher.config.model_type if spec.model_type == "same" else spec.model_type
-    _check_type(model_type)
+    check_model_type(model_type)
     if spec.hidden_size and spec.hidden_size != dims(teacher.config)["hidden"]:
         raise ValueError("A narrower student also needs its own vocabulary: use "
                          "core.reduced_student.make_reduced_student.")

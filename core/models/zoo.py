@@ -182,9 +182,15 @@ def resolve(name: str) -> tuple[str, str]:
             raise ValueError(f"There is no run '{run_id}': choose a run's student from the model list (run:RUN_ID), "
                              "or start a run in the Distill tab.")
         return "run", str(run_dir)
-    if Path(name).expanduser().is_dir():
+    try:
+        is_dir, exists = Path(name).expanduser().is_dir(), Path(name).expanduser().exists()
+    except OSError as error:  # a name too long for a path, say: it is no folder here, and no Hub id either
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        raise ValueError(f"The model '{shown}' ({len(name):,} characters) is not a known name, a Hub id or a folder "
+                         f"this machine can open ({error.strerror or error}).") from None
+    if is_dir:
         return "local", str(Path(name).expanduser().resolve())
-    if Path(name).expanduser().exists():
+    if exists:
         raise ValueError(f"'{name}' is a file, not a model folder: give the folder that holds its config.json, "
                          "weights and tokenizer files.")
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):

@@ -158,6 +158,9 @@ STATUS_FIELDS = {
     "stop_requested": (lambda v: isinstance(v, bool), "true or false"),
     "launch_args": (lambda v: v is None or (isinstance(v, list) and all(isinstance(a, str) for a in v)),
                     "a list of texts"),
+    "disk_needed": (_whole, "a number of bytes"),
+    "session": (_text_or_none, "a text"),
+    "estimated_s": (lambda v: v is None or _number(v), "a number of seconds"),
 }
 # The fields of config.json and request.json that listings and the launcher read.
 CONFIG_FIELDS = {
@@ -497,6 +500,7 @@ def run_info(run_dir: Path) -> dict:
         "final": final,
         "init": has_init(run_dir),
         "owner": status.get("owner"),
+        "session": status.get("session"),  # the app's connection that queued it (a browser tab, an API client)
         "public": bool(status.get("public", False)),
     }
 
