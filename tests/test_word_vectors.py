@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from core.models import word_vectors
 from core.models.tokenizer import wordpiece_from_vocab
@@ -134,6 +135,30 @@ def test_missing_navec_says_how_to_install_it(monkeypatch):
         word_vectors.load_navec()
 
 
+def test_frozen_rows_stay_put_through_training_with_weight_decay(tokenizer):
+    model = tiny_bert(len(VOCAB), layers=1, hidden=32)
+    vectors = made_up_vectors(32)
+    word_vectors.init_token_embeddings(model, tokenizer, vectors, seed=0)
+    rows = word_vectors.vector_rows(tokenizer, vectors)
+    assert rows == sorted(VOCAB.index(entry) for entry in MATCHED)
+    weight = model.get_input_embeddings().weight
+    before = weight.detach().clone()
+    frozen = word_vectors.FrozenRows(weight, rows)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)
+    ids = torch.tensor([[2, 5, 6, 7, 8, 10, 11, 12, 3]])
+    for _ in range(3):
+        logits = model(input_ids=ids).logits  # the tied output layer reads the same rows
+        logits.logsumexp(-1).sum().backward()
+        assert not weight.grad[rows].any()
+        optimizer.step()
+        frozen.restore()
+        optimizer.zero_grad()
+    others = [i for i in range(len(VOCAB)) if i not in rows and i != 0]
+    assert torch.equal(weight.detach()[rows], before[rows])
+    assert not torch.equal(weight.detach()[others], before[others])  # the rest trained
+    assert model.get_output_embeddings().weight.data_ptr() == weight.data_ptr()
+
+
 @pytest.fixture
 def short_run(tmp_path):
     """Arguments of a pretraining run of a few seconds: 400 corpus lines, a 300-entry vocabulary, 1 x 32 BERT."""
@@ -160,6 +185,27 @@ def test_cli_initialises_from_vectors_and_records_the_count(short_run, tmp_path,
     assert f"navec: initialised {init['initialised']:,} of {record['vocab_entries']:,}" in capsys.readouterr().err
 
 
+def test_cli_freezes_the_vector_rows(short_run, tmp_path, monkeypatch):
+    words = set(word_vectors.corpus_words(corpus_lines(400), wordpiece_from_vocab(VOCAB)))
+    rng = np.random.default_rng(0)
+    vectors = {w.lower(): rng.normal(size=32) for w in words if w.isalpha()}
+    monkeypatch.setattr(word_vectors, "load_navec", lambda path=None: vectors)
+    runs = {}
+    for name, extra in (("free", []), ("frozen", ["--freeze-word-vectors"])):
+        out = tmp_path / name
+        assert pretrain_teacher.main([*short_run, "--init-embeddings", "navec", *extra, "--steps", "4",
+                                      "--output-dir", str(out)]) == 0
+        runs[name] = transformers.BertForMaskedLM.from_pretrained(out).get_input_embeddings().weight.detach()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "frozen")
+    rows = word_vectors.vector_rows(tokenizer, vectors, word_vectors.corpus_words(corpus_lines(400), tokenizer))
+    torch.manual_seed(0)  # the run's own start: the same seed, config and vectors
+    start = transformers.BertForMaskedLM(transformers.BertConfig.from_pretrained(tmp_path / "frozen"))
+    word_vectors.init_token_embeddings(start, tokenizer, vectors, seed=0,
+                                       words=word_vectors.corpus_words(corpus_lines(400), tokenizer))
+    assert rows and torch.allclose(runs["frozen"][rows], start.get_input_embeddings().weight.detach()[rows])
+    assert not torch.allclose(runs["free"][rows], start.get_input_embeddings().weight.detach()[rows])
+
+
 def test_cli_default_keeps_random_embeddings_and_counts_whole_words(short_run, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(word_vectors, "load_navec", lambda path=None: pytest.fail("navec read without the option"))
     out = tmp_path / "teacher"
@@ -174,6 +220,7 @@ def test_cli_default_keeps_random_embeddings_and_counts_whole_words(short_run, t
     (["--init-embeddings", "navec"], "which is not installed: pip install natasha"),
     (["--min-frequency", "0"], "--min-frequency must be 1 or more"),
     (["--navec-file", "x.tar"], "--navec-file is read only with --init-embeddings navec"),
+    (["--freeze-word-vectors"], "--freeze-word-vectors keeps rows started from word vectors"),
 ])
 def test_cli_refuses_with_one_line(short_run, tmp_path, monkeypatch, capsys, extra, message):
     monkeypatch.setattr(word_vectors, "find_spec", lambda name: None)  # neither navec nor natasha installed

@@ -54,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init-embeddings", choices=["none", "navec"], default="none",
                    help="start whole-word token embeddings from navec's Russian news word vectors (pip install "
                         "natasha) instead of random rows")
+    p.add_argument("--freeze-word-vectors", action="store_true",
+                   help="keep the rows started from word vectors (and so their tied MLM output) fixed while the rest "
+                        "trains (with --init-embeddings navec)")
     p.add_argument("--navec-file", default=None,
                    help="a navec .tar to read instead of the news vectors inside natasha (with --init-embeddings "
                         "navec)")
@@ -92,6 +95,8 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--min-frequency must be 1 or more; got {args.min_frequency}."
     if args.navec_file and args.init_embeddings != "navec":
         return "--navec-file is read only with --init-embeddings navec; add that option or leave the file out."
+    if args.freeze_word_vectors and args.init_embeddings != "navec":
+        return "--freeze-word-vectors keeps rows started from word vectors; add --init-embeddings navec."
     return None
 
 
@@ -145,6 +150,10 @@ def main(argv=None) -> int:
         embedding_init = word_vectors.init_token_embeddings(model, tokenizer, vectors, seed=args.seed, words=words)
         print(word_vectors.describe(embedding_init), file=sys.stderr)
     model.to(device)
+    frozen = None
+    if vectors is not None and args.freeze_word_vectors:
+        frozen = word_vectors.FrozenRows(model.get_input_embeddings().weight,
+                                         word_vectors.vector_rows(tokenizer, vectors, words))
     train = tokenize_lines(lines, tokenizer, args.max_length)
     valid = masked_batches(valid_lines, tokenizer, args.max_length, seed=args.seed)
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -192,6 +201,8 @@ def main(argv=None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        if frozen is not None:
+            frozen.restore()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         if step % args.eval_every == 0 or step == args.steps:

@@ -146,6 +146,23 @@ def whole_word_entries(tokenizer, words: set[str] | None = None) -> list[tuple[i
     return found
 
 
+def _matched(candidates: list[tuple[int, str]], vectors: WordVectors) -> tuple[list[int], list[str], int]:
+    """(row ids, their words in `vectors`, how many were found by reading ё as е) of the entries that have a vector."""
+    rows, keys, through_yo = [], [], 0
+    for index, entry in candidates:
+        key, by_yo = vector_key(entry, vectors)
+        if key is not None:
+            rows.append(index)
+            keys.append(key)
+            through_yo += by_yo
+    return rows, keys, through_yo
+
+
+def vector_rows(tokenizer, vectors: WordVectors, words: set[str] | None = None) -> list[int]:
+    """Ids of the vocabulary entries `init_token_embeddings` sets from word vectors (same `words`), in id order."""
+    return _matched(whole_word_entries(tokenizer, words), vectors)[0]
+
+
 def init_token_embeddings(model, tokenizer, vectors: WordVectors, seed: int = 0,
                           words: set[str] | None = None) -> EmbeddingInit:
     """Set the token-embedding rows of whole-word entries from word vectors, in place; returns what was done.
@@ -165,13 +182,7 @@ def init_token_embeddings(model, tokenizer, vectors: WordVectors, seed: int = 0,
                          f"tokenizer's {len(tokenizer)} entries.")
     vocab_size, hidden = weight.shape
     candidates = whole_word_entries(tokenizer, words)
-    rows, keys, through_yo = [], [], 0
-    for index, entry in candidates:
-        key, by_yo = vector_key(entry, vectors)
-        if key is not None:
-            rows.append(index)
-            keys.append(key)
-            through_yo += by_yo
+    rows, keys, through_yo = _matched(candidates, vectors)
     original = weight.detach().double()
     target_std = float(original[original.abs().sum(dim=1) > 0].std())
     if not rows:
@@ -189,6 +200,30 @@ def init_token_embeddings(model, tokenizer, vectors: WordVectors, seed: int = 0,
         weight[torch.tensor(rows)] = (projected * scale).to(weight.dtype)
     return EmbeddingInit(vocab_size, len(candidates), len(rows), through_yo, dim, hidden,
                          "none" if dim == hidden else f"orthogonal, seed {seed}", target_std, scale)
+
+
+class FrozenRows:
+    """Keeps chosen rows of an embedding matrix at their current values while the rest trains.
+
+    Their gradient is zeroed as it is computed (gradient clipping and Adam's moments never see it), and `restore()`,
+    called after each optimizer step, undoes what decoupled weight decay did to them. BERT's MLM output layer is tied
+    to the input embeddings, so the frozen rows are the same words' fixed output vectors: a model trained on a small
+    corpus keeps predicting in the word-vector space, where words it rarely saw sit next to words it saw often."""
+
+    def __init__(self, weight: torch.nn.Parameter, rows: list[int]):
+        self.weight = weight
+        self.rows = torch.tensor(rows, dtype=torch.long, device=weight.device)
+        self.values = weight.detach()[self.rows].clone()  # (n_rows, hidden)
+        self.handle = weight.register_hook(self._zero_rows)
+
+    def _zero_rows(self, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad[self.rows] = 0
+        return grad
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        self.weight[self.rows] = self.values
 
 
 def describe(result: EmbeddingInit, source: str = "navec") -> str:
