@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from core.distill.losses import LossWeights
+from core.distill.sources import CorpusSource
 from core.models.vocab import ALIGNMENTS
 from core.paths import ASSETS
 from train.tracking import check_installed, tracker_names
@@ -46,6 +47,11 @@ class DistillConfig:
     # data
     corpus: str = BUNDLED_CORPUS
     valid_corpus: str | None = None  # None: the bundled validation split, or 5% held out of a custom corpus
+    text_column: str = "text"  # the column of samples in .jsonl/.csv/.parquet files and Hub datasets
+    corpus_config: str | None = None  # a Hub dataset's configuration (subset)
+    corpus_split: str = "train"  # a Hub dataset's split
+    streaming: bool = False  # read the corpus as training goes instead of tokenising it to disk first
+    num_proc: int | None = None  # processes that tokenise the corpus; None: all CPUs for a large corpus
     max_length: int = 128
     mlm_probability: float = 0.15
     # optimisation
@@ -100,6 +106,18 @@ class DistillConfig:
                 ASSETS / "corpus" / "valid.txt"
         return Path(self.corpus), Path(self.valid_corpus) if self.valid_corpus else None
 
+    def corpus_sources(self) -> tuple[CorpusSource, CorpusSource | None]:
+        """The training corpus and the held-out one (None: held out of the training corpus)."""
+        train_path, valid_path = self.corpus_paths()
+        spec = str(train_path) if self.corpus == BUNDLED_CORPUS else self.corpus
+        train = CorpusSource(spec, self.text_column, self.corpus_config, self.corpus_split, self.streaming,
+                             "bundled" if self.corpus == BUNDLED_CORPUS else None)
+        if valid_path is None:
+            return train, None
+        valid_spec = str(valid_path) if self.corpus == BUNDLED_CORPUS and not self.valid_corpus else self.valid_corpus
+        return train, CorpusSource(valid_spec, self.text_column, self.corpus_config,
+                                   self.corpus_split if self.valid_corpus is None else "validation", self.streaming)
+
     def to_dict(self) -> dict:
         """Every option under its flat name, as config files and config.json hold them."""
         values = dataclasses.asdict(self)
@@ -120,6 +138,13 @@ class DistillConfig:
                                   ("batch_size", self.batch_size, MAX_BATCH_SIZE)]:
             if value > most:
                 raise ValueError(f"--{name.replace('_', '-')} must be at most {most:,}; got {value:,}.")
+        if self.num_proc is not None and not 1 <= self.num_proc <= 256:
+            raise ValueError(f"--num-proc must be from 1 to 256; got {self.num_proc}.")
+        if not self.text_column.strip():
+            raise ValueError("--text-column must name a column; got an empty name.")
+        if self.streaming and self.reduced_vocab:
+            raise ValueError("--streaming does not work with --student-vocab-size, which trains the student's "
+                             "vocabulary on the whole corpus first; leave one out.")
         if self.student_layers is not None and self.student_layers < 1:
             raise ValueError(f"--student-layers must be at least 1; got {self.student_layers}.")
         if self.max_length < 8 or self.max_length > 4096:

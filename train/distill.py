@@ -16,14 +16,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import broadcast_object_list, gather_object, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
@@ -134,11 +134,17 @@ def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> N
         write_status(run_dir, created=time.time())
 
 
+def holds(batches, count: int, keep_from: int) -> bool:
+    """Whether an epoch's batches number at least `count`; a streamed epoch (which has a `holds` and no length) is
+    read that far, keeping the batches from `keep_from` on."""
+    return batches.holds(count, keep_from) if hasattr(batches, "holds") else len(batches) >= count
+
+
 @dataclass
 class DataCursor:
     """Where a run is in its data. position counts the batches all processes together have taken this epoch, so a
     run resumed with another number of processes continues from the same place; rank r takes batch position + r."""
-    batches_for: Callable[[int], list[list[int]]]  # epoch -> that epoch's batches of row indices
+    batches_for: Callable[[int], Sequence[list[int]]]  # epoch -> that epoch's batches of row indices
     rank: int = 0
     world: int = 1
     epoch: int = 0
@@ -148,7 +154,7 @@ class DataCursor:
     def next_rows(self) -> list[int]:
         if self._batches is None:
             self._batches = self.batches_for(self.epoch)
-        if self.position + self.world > len(self._batches):  # too few batches left for every process: next epoch
+        if not holds(self._batches, self.position + self.world, self.position):  # too few for every process
             self.epoch, self.position, self._batches = self.epoch + 1, 0, self.batches_for(self.epoch + 1)
         rows = self._batches[self.position + self.rank]
         self.position += self.world
@@ -503,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(cfg.output_dir) if cfg.output_dir else runs_root() / run_id
         check_output_dir(run_dir)
         accelerator = make_accelerator(cfg, run_dir)
+        check_not_sharded(accelerator)
         if accelerator.is_main_process:
             remove_stale_temp_files(run_dir)  # what a process killed while writing left behind
         set_seed(cfg.seed)
@@ -533,6 +540,15 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         accelerator.end_training()  # closes the trackers
+
+
+def check_not_sharded(accelerator: Accelerator) -> None:
+    """Refuse FSDP (train/accelerate_fsdp.yaml on GPUs): a sharded student's forward is a collective, and this loop
+    evaluates and checkpoints it on the main process alone, which would wait forever. On CPU Accelerate runs that
+    config as DDP, which works."""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError("FSDP sharding is not supported by train.distill yet: its evaluations and checkpoints run "
+                         "on the main process only; launch with --multi_gpu (DDP) instead.")
 
 
 def check_memory(cfg: DistillConfig, setup: DistillSetup, accelerator: Accelerator, resume: bool) -> None:

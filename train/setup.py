@@ -6,11 +6,18 @@ train.reduced) for a student with its own smaller vocabulary.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.distill.data import TokenizedCorpus, length_grouped_batches, read_corpus, split_lines, tokenize_lines
+import numpy as np
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+
+from core.distill.batching import EpochBatches
 from core.distill.recipes import SameVocabRecipe
+from core.distill.sources import local_files
+from core.distill.training_data import TrainingData, load_training_data, training_texts
 from core.models import zoo
 from core.models.student import StudentSpec, layer_groups, make_student, num_layers
 from train.config import DistillConfig
@@ -22,27 +29,59 @@ from train.reduced import reduced_recipe
 class DistillSetup:
     cfg: DistillConfig
     recipe: SameVocabRecipe  # or ReducedVocabRecipe
+    data: TrainingData
 
-    def batches_for(self, epoch: int) -> list[list[int]]:
-        """Every batch of one epoch, as rows of the training corpus, in the order fixed by (seed, epoch)."""
-        return length_grouped_batches(self.recipe.train.lengths, self.cfg.batch_size, self.cfg.seed, epoch)
+    def batches_for(self, epoch: int):
+        """Every batch of one epoch, as rows of the training corpus, in the order fixed by (seed, epoch):
+        batches[i] is a list of rows (EpochBatches, or StreamEpoch for a streamed corpus)."""
+        train = self.recipe.train
+        if train is self.data.train:
+            return self.data.batches_for(epoch, self.cfg.batch_size)
+        # a recipe that tokenised the text itself (reduced vocabulary): batches of its own rows
+        return EpochBatches(np.asarray(train.lengths), self.cfg.batch_size, self.cfg.seed, epoch)
 
 
-def load_lines(cfg: DistillConfig) -> tuple[list[str], list[str]]:
-    train_path, valid_path = cfg.corpus_paths()
-    lines = read_corpus(train_path)
-    if valid_path is not None:
-        valid = read_corpus(valid_path)
+def main_process_first(load: Callable[[], TrainingData]) -> TrainingData:
+    """load() in the main process first (it writes the tokenised cache), then in the others (they read it). A
+    ValueError in the main process is raised in every process, so none waits for the others forever."""
+    state = PartialState()
+    if state.num_processes == 1:
+        return load()
+    data, refusal = None, None
+    if state.is_main_process:
+        try:
+            data = load()
+        except ValueError as error:
+            refusal = str(error)
+    refusal = broadcast_object_list([refusal])[0]
+    if refusal:
+        raise ValueError(refusal)
+    return data if state.is_main_process else load()
+
+
+def load_data(cfg: DistillConfig, tokenizer, verbose: bool) -> TrainingData:
+    """The run's corpus through `datasets` (core.distill.training_data); a progress bar when stderr is a terminal."""
+    import datasets
+
+    shown = verbose and sys.stderr.isatty()
+    if shown:
+        datasets.enable_progress_bars()
     else:
-        lines, valid = split_lines(lines, 0.05, cfg.seed)
-    return lines, valid[:cfg.eval_lines]
+        datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    train, valid = cfg.corpus_sources()
+    return main_process_first(lambda: load_training_data(train, valid, tokenizer, cfg.max_length, cfg.seed,
+                                                         cfg.eval_lines, cfg.num_proc,
+                                                         "tokenising" if shown else None))
 
 
 def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = True, world: int = 1) -> DistillSetup:
     """Load and check everything; raise ValueError (nothing written) when the run cannot start."""
     if not resume and (run_dir / "config.json").is_file():
         raise ValueError(f"'{run_dir}' already holds a run: use --resume to continue it, or another --output-dir.")
-    lines, valid = load_lines(cfg)
+    for source in cfg.corpus_sources():  # a missing file or an empty folder is told before any model loads
+        if source is not None:
+            local_files(source)
     teacher_loaded = zoo.load(cfg.teacher, attentions=cfg.losses.alpha_att > 0)
     teacher, tokenizer = teacher_loaded.model, teacher_loaded.tokenizer
     if teacher_loaded.notice and verbose:
@@ -51,23 +90,27 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
         raise ValueError(f"The teacher's tokenizer lacks [MASK], [CLS] or [SEP]; '{cfg.teacher}' is not a "
                          "BERT-style MLM.")
     check_against_teacher(cfg, teacher.config)  # the app made the same checks before queueing the run
+    data = load_data(cfg, tokenizer, verbose)
     teacher_layers = num_layers(teacher.config)
     student_layers = cfg.student_layers or max(1, teacher_layers // 2)
     if cfg.reduced_vocab:
-        recipe = reduced_recipe(cfg, teacher, tokenizer, lines, valid, student_layers, verbose)
+        recipe = reduced_recipe(cfg, teacher, tokenizer, training_texts(data), data.valid_lines, student_layers,
+                                verbose)
     else:
         student = make_student(teacher, StudentSpec(student_layers, cfg.init_layers, cfg.student_type))
         recipe = SameVocabRecipe(teacher, tokenizer, student, cfg.losses,
                                  layer_groups(teacher_layers, student_layers),
-                                 tokenize_lines(lines, tokenizer, cfg.max_length), valid, cfg.max_length,
-                                 cfg.mlm_probability, cfg.seed)
+                                 data.train, data.valid_lines, cfg.max_length, cfg.mlm_probability, cfg.seed)
     check_batches(recipe.train, cfg, world, verbose)
-    return DistillSetup(cfg, recipe)
+    return DistillSetup(cfg, recipe, data)
 
 
-def check_batches(train: TokenizedCorpus, cfg: DistillConfig, world: int, verbose: bool) -> None:
-    if len(train.sequences) < cfg.batch_size * world:
-        raise ValueError(f"The corpus has {len(train.sequences)} usable lines, fewer than one batch "
+def check_batches(train, cfg: DistillConfig, world: int, verbose: bool) -> None:
+    """Refuse a corpus with fewer training samples than one batch of every process; warn of cut samples."""
+    needed = cfg.batch_size * world
+    rows = train.count_rows(needed) if hasattr(train, "count_rows") else len(train.sequences)  # a stream: that far
+    if rows < needed:
+        raise ValueError(f"The corpus has {rows} usable lines, fewer than one batch "
                          f"({cfg.batch_size} x {world} processes): lower --batch-size or add text.")
     if train.truncated and verbose:
         print(f"warning: {train.truncated} lines were longer than --max-length {cfg.max_length} tokens and were cut.",

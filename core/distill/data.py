@@ -1,4 +1,5 @@
-"""Corpus reading, tokenising, length-grouped batching and dynamic MLM masking.
+"""In-memory corpus reading and tokenising (small files: uploads, held-out sets), length-grouped batching and
+dynamic MLM masking. A run's training corpus, of any size, goes through core.distill.training_data instead.
 
 Every random choice takes an explicit seed or generator, so a run resumed from a checkpoint sees exactly the
 batches and masks it would have seen without the interruption.

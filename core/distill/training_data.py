@@ -1,0 +1,89 @@
+"""A run's data from its corpus sources: the tokenised training corpus (on disk, or streamed) and held-out texts.
+
+    data = load_training_data(CorpusSource("corpus.txt"), None, tokenizer, max_length=128, seed=42)
+    batches = data.batches_for(epoch=0, batch_size=16)   # batches[i] -> rows of data.train
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import islice
+
+from core.distill.batching import EpochBatches
+from core.distill.sources import CorpusSource, open_corpus, text_column
+from core.distill.stream import StreamCorpus
+from core.distill.tokenized import MAX_VALID, ArrowCorpus, clean_text, split_tokenized, tokenize_dataset
+
+
+@dataclass
+class TrainingData:
+    train: ArrowCorpus | StreamCorpus
+    valid_lines: list[str]  # held-out samples, NFC-normalised and stripped
+    seed: int
+
+    def batches_for(self, epoch: int, batch_size: int):
+        """The batches of one epoch (EpochBatches, or StreamEpoch for a stream), fixed by (seed, epoch)."""
+        if isinstance(self.train, StreamCorpus):
+            return self.train.batches_for(batch_size, self.seed, epoch)
+        return EpochBatches(self.train.lengths, batch_size, self.seed, epoch)
+
+
+def no_text(source: CorpusSource) -> ValueError:
+    return ValueError(f"The corpus '{source.label}' has no text: it needs at least one non-blank line.")
+
+
+def first_texts(source: CorpusSource, count: int) -> list[str]:
+    """The first `count` non-blank samples of a corpus, cleaned as for training (held-out files)."""
+    dataset = open_corpus(source)
+    column = text_column(source)
+    texts = (clean_text(row[column]) for row in dataset.select_columns([column]))
+    found = list(islice((t for t in texts if t), count))
+    if not found:
+        raise no_text(source)
+    return found
+
+
+def check_stream_column(dataset, source: CorpusSource, column: str) -> None:
+    first = next(iter(dataset), None)
+    if first is None:
+        raise no_text(source)
+    if column not in first:
+        raise ValueError(f"The corpus '{source.label}' has no column '{column}' (its columns: "
+                         f"{', '.join(sorted(first))}); choose one with --text-column.")
+    if not isinstance(first[column], str | None):
+        raise ValueError(f"The column '{column}' of the corpus '{source.label}' holds "
+                         f"{type(first[column]).__name__} values, not text; choose a text column with --text-column.")
+
+
+def load_training_data(train: CorpusSource, valid: CorpusSource | None, tokenizer, max_length: int, seed: int,
+                       eval_lines: int = MAX_VALID, num_proc: int | None = None,
+                       progress: str | None = None) -> TrainingData:
+    """Open, tokenise (cached, see core.distill.tokenized) and split a run's corpus. Without `valid`, a held-out
+    split fixed by `seed` (a stream holds out its first MAX_VALID samples). Raises ValueError (one sentence) for a
+    corpus that cannot be read or has no text."""
+    dataset, column = open_corpus(train), text_column(train)
+    if train.streaming:
+        check_stream_column(dataset, train, column)
+        corpus = StreamCorpus(lambda: dataset, tokenizer, max_length, column, 0 if valid else MAX_VALID)
+        valid_lines = first_texts(valid, eval_lines) if valid else corpus.held_out_texts()[:eval_lines]
+        if corpus.count_rows(1) == 0:
+            raise no_text(train) if not valid_lines else ValueError(
+                f"The corpus '{train.label}' has only {len(valid_lines)} samples, all held out for evaluation; "
+                "add text or give --valid-corpus.")
+        return TrainingData(corpus, valid_lines, seed)
+    tokenized = tokenize_dataset(dataset, tokenizer, max_length, column, num_proc, progress)
+    if len(tokenized) == 0:
+        raise no_text(train)
+    if valid is not None:
+        return TrainingData(ArrowCorpus(tokenized), first_texts(valid, eval_lines), seed)
+    corpus, valid_lines = split_tokenized(tokenized, seed)
+    return TrainingData(corpus, valid_lines[:eval_lines], seed)
+
+
+def training_texts(data: TrainingData) -> list[str]:
+    """Every training sample's text, in memory (for recipes that must see the whole corpus at once). Raises
+    ValueError for a stream."""
+    if isinstance(data.train, StreamCorpus):
+        raise ValueError("A streamed corpus cannot train a student vocabulary (--student-vocab-size), which needs "
+                         "the whole corpus first; leave out --streaming.")
+    rows = data.train.sequences.rows
+    return data.train.dataset.select_columns(["text"]).select(rows)["text"][:]
