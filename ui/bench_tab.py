@@ -18,6 +18,7 @@ import torch
 from core import bench
 from core.bench import machine
 from core.bench.plan import MAX_BATCH_SIZE, MAX_RUNS, MAX_SEQ_LEN, check_estimate
+from core.bench.runtimes import RUNTIME_MODES, available_modes
 from core.formatting import format_seconds, parse_int_list
 from ui.context import (
     AppContext,
@@ -37,10 +38,11 @@ from ui.context import (
 )
 from ui.downloads import BENCH_PREFIX, remove_old_folders
 
-MODE_COLOURS = {"card": "#9aa5b1", "reference": "#3b6fb6", "fast": "#e9a23b"}
+MODE_COLOURS = {"card": "#9aa5b1", "reference": "#3b6fb6", "fast": "#e9a23b", "onnxruntime": "#5a9e6f",
+                "onnxruntime-int8": "#9bcf8e", "openvino": "#8e5ea2", "openvino-int8": "#c9a3d8"}
 CARD_MACHINE = {"cpu": "card: Xeon E5-2698 v4", "cuda": "card: Tesla P100"}
 ROW_COLUMNS = ["model", "mode", "dtype", "batch_size", "seq_len", "latency_s", "latency_p90_s", "throughput_samples_s",
-               "peak_mem_mb", "gflops", "share_of_peak", "params", "size_mb", "runs", "check", "tried"]
+               "peak_mem_mb", "gflops", "share_of_peak", "params", "size_mb", "runs", "setup_s", "check", "tried"]
 CARD_COLUMNS = ["model", "size_mb", "card_size_mb", "card_latency_s", "reference_latency_s", "fast_latency_s",
                 "card_throughput", "reference_throughput", "fast_throughput"]
 RATIO_COLUMNS = ["speed-up", "card", "reference (here)", "fast (here)"]
@@ -49,7 +51,11 @@ The card's headline compares teacher and students by **latency at batch 1** and 
 512-token sequences through the encoder. `arch:` models have the exact real architectures with random weights: speed
 does not depend on the weights, so nothing is downloaded. **reference** is fp32 with eager attention, as the card
 measured; **fast** is the quickest path this hardware offers (bf16 where the CPU multiplies it in hardware, 16-bit
-on a GPU, SDPA attention), checked against reference before it is timed."""
+on a GPU, SDPA attention), checked against reference before it is timed. **onnxruntime** (fp32 with its transformer
+fusions), **onnxruntime-int8** (dynamic quantisation), **openvino** (bf16 where the CPU has it, else f32) and
+**openvino-int8** (NNCF int8 weights) export the encoder to those runtimes, CPU only, with the same check (int8 modes
+report how far they agree); `size_mb` is then what the runtime loads from disk, and `setup_s` the export and compile
+time, which is never part of the timed runs. Only the modes this machine can run are offered."""
 
 
 def short_name(model: str) -> str:
@@ -176,10 +182,19 @@ def _frame(lines: list[dict], columns: list[str]) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), "")
 
 
+def card_columns(modes: list[str]) -> list[str]:
+    """The card table's columns: CARD_COLUMNS, then the latency of each runtime mode measured."""
+    return CARD_COLUMNS + [f"{m}_latency_s" for m in RUNTIME_MODES if m in modes]
+
+
 def ratio_rows(speedups: list[dict]) -> list[dict]:
     """The speed-ups as one line per question, with card, reference and fast side by side."""
     lines = []
     for item in speedups:
+        if "runtime_speedup" in item:
+            lines.append({"speed-up": f"{short_name(item['model'])}: fast latency / {item['mode']} latency "
+                                      f"(batch {item['batch_size']})", "fast (here)": item["runtime_speedup"]})
+            continue
         if "fast_speedup" in item:
             lines.append({"speed-up": f"{short_name(item['model'])}: reference latency / fast latency "
                                       f"(batch {item['batch_size']})", "fast (here)": item["fast_speedup"]})
@@ -288,7 +303,8 @@ def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=No
     except ValueError as error:
         return f"**Cannot run as set:** {error_message(error)}"
     busy = machine.busy_note()
-    return f"**Before you run:** {plan.describe()}" + (f"\n\n*Note: {busy}*" if busy else "")
+    notes = plan.skip_lines() + ([busy] if busy else [])
+    return f"**Before you run:** {plan.describe()}" + "".join(f"\n\n*Note: {n}*" for n in notes)
 
 
 class StopFlags:
@@ -350,7 +366,7 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
             view.results = _frame(result["rows"], ROW_COLUMNS)
             view.latency = latency_figure(result["rows"], config.device)
             view.throughput = throughput_figure(result["rows"], config.device)
-            view.card = _frame(result["card"], CARD_COLUMNS)
+            view.card = _frame(result["card"], card_columns(config.modes))
             view.ratios = _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)
             folder = folder or Path(tempfile.mkdtemp(prefix=BENCH_PREFIX))
             view.csv, view.json = write_downloads(folder, result)  # after every row: a stopped run keeps its results
@@ -400,8 +416,9 @@ def build(ctx: AppContext) -> dict:
                                  info="comma-separated; the card used 1 and 16")
         seq_len = CheckedNumber(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)",
                                 elem_id="bench-seq-len", info="the card used 512")
-        modes = CheckedCheckboxGroup(list(bench.MODES), value=list(bench.MODES), label="Modes", elem_id="bench-modes",
-                                     info="reference: fp32 eager; fast: 16-bit and SDPA")
+        modes = CheckedCheckboxGroup(available_modes(bench.MODES), value=["reference", "fast"], label="Modes",
+                                     elem_id="bench-modes", info="reference: fp32 eager; fast: 16-bit and SDPA; "
+                                     "onnxruntime, openvino: exported (CPU only, adds export time)")
         runs = CheckedNumber(0, precision=0, label="Timed runs",
                              info=f"0: automatic (about 3 s of runs, 3 to 10); at most {MAX_RUNS}")
         compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass, fields
 from functools import partial
@@ -13,6 +14,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from core.bench.runtimes.available import why_not
+from core.bench.runtimes.exported import export_name, run_exports
 from core.formatting import format_seconds, parse_int_list
 from core.models.student import teacher_depth
 from core.models.vocab import ALIGNMENTS
@@ -21,6 +24,7 @@ from core.runs.guesses import COLUMNS as GUESS_COLUMNS
 from core.runs.guesses import read_guesses
 from core.runs.store import (
     ACTIVE_STATES,
+    RunPaths,
     list_runs,
     read_console,
     read_metrics,
@@ -30,6 +34,8 @@ from core.runs.store import (
     without_server_paths,
 )
 from train.config import BUNDLED_CORPUS, MAX_STEPS, DistillConfig
+from train.export import export_model, mode_of
+from train.export import summary as export_summary
 from train.launcher import can_see
 from train.publish import publish
 from ui.context import (
@@ -320,6 +326,54 @@ def student_zip(ctx: AppContext, run_id: str | None, owner: str | None) -> str:
     return str(write_student_zip(visible_run_dir(ctx, run_id, owner), download_folder()))
 
 
+EXPORT_FORMATS = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def export_formats() -> list[str]:
+    """The export formats whose runtime is installed here."""
+    return [f for f in EXPORT_FORMATS if not why_not(mode_of(f, False))]
+
+
+def export_run(ctx: AppContext, run_id: str | None, owner: str | None, fmt: str | None = "onnx",
+               int8: bool | None = False) -> tuple[str, str]:
+    """/export_run: export the chosen finished run's student for ONNX Runtime or OpenVINO (as `python -m
+    train.export`) into the run's exports; returns the line of its measured size, speed and agreement, and the
+    folder as a zip. ValueError: no run chosen, a run not finished, a format not installed here."""
+    run_dir = visible_run_dir(ctx, run_id, owner)
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"Choose the format to export to: onnx or openvino, not {fmt!r}.")
+    if not (RunPaths(run_dir).final / "config.json").is_file():
+        raise ValueError(f"Run {run_id} has not finished: only a finished run's student is exported; wait for it, or "
+                         "download its newest checkpoint as a zip.")
+    folder = run_exports(run_dir) / export_name(fmt, bool(int8))
+    try:
+        report = export_model(str(run_dir), fmt, bool(int8), folder, label=f"run:{run_id}")
+    except ValueError as error:  # the page names runs by id, never by the server's folders
+        raise ValueError(without_server_paths(run_dir, str(error))) from None
+    archive = shutil.make_archive(str(download_folder() / f"{run_id}-{folder.name}"), "zip", folder.parent, folder.name)
+    line = (f"Exported run {run_id} for {EXPORT_FORMATS[fmt]}: {export_summary(report)}. The Predictions tab can run "
+            "it beside the PyTorch student.")
+    return markdown_text(line), archive
+
+
+def export_controls() -> dict:
+    """Export for ONNX Runtime / OpenVINO: format, int8, the button and the line reporting what was measured."""
+    formats = export_formats()
+    with gr.Accordion("Export for ONNX Runtime / OpenVINO", open=False, elem_id="distill-export-group"):
+        gr.Markdown("Export the chosen finished run's student to a folder that ONNX Runtime or OpenVINO runs without "
+                    "the lab (tokenizer and a README with its measured size, speed and agreement inside); the same as "
+                    "`python -m train.export run:RUN_ID --format onnx --output DIR`.")
+        with gr.Row():
+            fmt = gr.Radio(formats, value=formats[0] if formats else None, label="Format",
+                           elem_id="distill-export-format",
+                           info="only runtimes installed here" if formats else "neither runtime is installed here")
+            int8 = gr.Checkbox(False, label="int8 weights", info="ONNX Runtime dynamic quantisation, or NNCF weight "
+                                                                 "compression for OpenVINO")
+        button = gr.Button("Export student", elem_id="distill-export", interactive=bool(formats))
+        result = gr.Markdown(elem_id="distill-exported")
+    return {"format": fmt, "int8": int8, "button": button, "result": result}
+
+
 def publish_token() -> str | None:
     """The token the app publishes with: HF_TOKEN of its environment. Without one the tab has no Publish control."""
     return os.environ.get("HF_TOKEN", "").strip() or None
@@ -409,6 +463,7 @@ def build(ctx: AppContext) -> dict:
                 get_metrics = gr.Button("Download metrics (CSV)", elem_id="distill-metrics-csv")
                 get_student = gr.Button("Download student (zip)", elem_id="distill-student-zip")
             download = gr.File(label="File of the chosen run", interactive=False, elem_id="distill-download")
+            exporting = export_controls()
             # a shared app's token would publish for every visitor, to any repository it may write to
             publishing = publish_controls() if publish_token() and not ctx.launcher.shared else None
             with gr.Accordion("Console output", open=False):
@@ -440,6 +495,8 @@ def build(ctx: AppContext) -> dict:
     delete.click(handler(delete_run, ctx), [selected, owner], watch_outputs, api_name="delete_run",
                  api_description=DELETE_HELP).then(**follow_stop)
     share_selected.input(handler(share_run, ctx), [selected, owner, share_selected], status, api_name="share_run")
+    exporting["button"].click(handler(export_run, ctx), [selected, owner, exporting["format"], exporting["int8"]],
+                              [exporting["result"], download], api_name="export_run", concurrency_limit=1)
     if publishing is not None:
         errors = ErrorLines()  # the failure stays in view under the button: an upload can outlast its toast
         publish_inputs = [selected, owner, publishing["repo_id"], publishing["private"]]

@@ -16,8 +16,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from core.bench.runtimes.exported import exported_folders, load_exported, run_exports
 from core.compare import predict, tables
 from core.compare.probes import fill_mask_probes
+from core.runs.store import run_dir_of
 from ui.context import (
     AppContext,
     CheckedSlider,
@@ -28,6 +30,7 @@ from ui.context import (
     page_text,
     queue_guard,
     text_input,
+    user_errors,
     whole_number,
 )
 from ui.downloads import Downloads, file_box, file_boxes, table
@@ -412,6 +415,47 @@ def failure_status(errors: ErrorLines, action: str, *inputs) -> str:
     return status_line(action, errors.take(errors.key(action, inputs)))
 
 
+EXPORTED_HELP = ("A run's student exported in the Distill tab (ONNX Runtime or OpenVINO, int8 or not) fills in the "
+                 "sentence above beside the same student in PyTorch: the same words, and how far the two agree.")
+NO_EXPORTS = "Export a finished run's student in the Distill tab first; its exports are listed here."
+
+
+def exported_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """(label, value) of every export of the runs this app offers: value "run:RUN_ID:EXPORT" (EXPORT such as
+    "onnx-int8"); read from the runs folder on every call."""
+    choices = []
+    for name in ctx.model_choices():
+        if name.startswith("run:") and "@" not in name:
+            for folder in exported_folders(run_dir_of(name.removeprefix("run:"), ctx.launcher.root)):
+                choices.append((f"{name} · {folder.name}", f"{name}:{folder.name}"))
+    return choices
+
+
+def exported_list(ctx: AppContext) -> gr.Dropdown:
+    """The exports offered now (one made since the page opened is among them)."""
+    return gr.Dropdown(choices=exported_choices(ctx))
+
+
+def compare_exported(ctx: AppContext, exported=None, top_k=None, sentence=None,
+                     progress=gr.Progress()) -> tuple[go.Figure, str]:
+    """A run's student in PyTorch (model 1) and exported (model 2) fill in the sentence's [MASK]s:
+    (bars figure, agreement Markdown). ValueError: an export not offered here, a bad top-k or sentence."""
+    offered = [value for _, value in exported_choices(ctx)]
+    if not offered:
+        raise ValueError(NO_EXPORTS)
+    if exported not in offered:
+        raise ValueError(f"Choose an exported student from the list; {text_input(exported, 'The export')!r} is not "
+                         "one of them.")
+    k = checked_top_k(top_k)
+    text = predict.check_text(text_input(sentence, "The sentence"), with_masks=True)
+    name, export = exported.rsplit(":", 1)
+    pytorch = ctx.load(name, progress=progress)
+    progress(0.5, desc=f"Loading {name} [{export}] ...")
+    folder = run_exports(run_dir_of(name.removeprefix("run:"), ctx.launcher.root)) / export
+    result = predict.compare([pytorch, load_exported(folder, name=f"{name} [{export}]")], text, k)
+    return prediction_figure(result), agreement_markdown(result)
+
+
 def model_lists(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
     """Fresh choices for the three model dropdowns (a finished run's student appears), values left as they are."""
     choices = ctx.model_choices()
@@ -456,6 +500,14 @@ def build(ctx: AppContext) -> dict:
     files = {}  # action -> its download boxes, hidden until the action has shown something
     with gr.Row():
         files["fill_mask"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["fill_mask"]]
+    with gr.Accordion("The exported student beside PyTorch", open=False, elem_id="predict-exported-group"):
+        gr.Markdown(EXPORTED_HELP)
+        with gr.Row():
+            exported = gr.Dropdown(exported_choices(ctx), value=None, label="Exported student", scale=3,
+                                   elem_id="predict-exported", info="run · format; uses the sentence and top-k above")
+            exported_button = gr.Button("Compare with PyTorch", elem_id="predict-exported-run", scale=1)
+        exported_bars = gr.Plot(label="PyTorch (model 1) and exported (model 2)", elem_id="predict-exported-bars")
+        exported_agreement = gr.Markdown(elem_id="predict-exported-agreement")
     gr.Markdown("### Mask each word")
     strip = gr.Plot(label="Agreement per word", elem_id="predict-strip")
     strip_words = gr.Markdown(elem_id="predict-strip-words")
@@ -493,6 +545,10 @@ def build(ctx: AppContext) -> dict:
         event.failure(functools.partial(failure_status, errors, action), event_inputs, status,
                       api_visibility="private", show_progress="hidden")
 
+    exported.focus(functools.partial(exported_list, ctx), None, exported, api_visibility="private",
+                   show_progress="hidden")
+    exported_button.click(user_errors(functools.partial(compare_exported, ctx)), [exported, top_k, sentence],
+                          [exported_bars, exported_agreement], api_visibility="private", **budget)
     return dict(first=first, second=second, third=third, top_k=top_k, sentence=sentence, bars=bars,
                 agreement=agreement, strip=strip, summary=summary, status=status, files=files,
                 refresh=(functools.partial(model_lists, ctx), [first, second, third]))

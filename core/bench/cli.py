@@ -40,7 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(default 1,16)")
     p.add_argument("--seq-len", type=int, default=CARD_SEQ_LEN, help=f"tokens per sequence, at most {MAX_SEQ_LEN} "
                    "and the models' own limit (default 512)")
-    p.add_argument("--modes", default="reference,fast", help="reference (fp32 eager), fast (16-bit SDPA) or both")
+    p.add_argument("--modes", default="reference,fast",
+                   help="comma-separated: reference (fp32 eager), fast (16-bit SDPA), onnxruntime (fp32, fused), "
+                        "onnxruntime-int8 (dynamic), openvino (bf16 where the CPU has it, else f32), openvino-int8 "
+                        "(NNCF weights); a runtime mode that cannot run here is skipped with a line saying why "
+                        "(default reference,fast)")
     p.add_argument("--runs", type=int, default=None, help=f"timed runs per measurement, 1 to {MAX_RUNS} (default: "
                    "~3 s of runs, 3-10)")
     p.add_argument("--warmup", type=int, default=None, help=f"warm-up runs, 0 to {MAX_WARMUP} (default 2, or 1 for "
@@ -113,8 +117,11 @@ def _print_result(result: dict, device: str) -> None:
               f"{peak['theoretical_basis']}")
     print()
     _print_table(result["rows"], ["model", "mode", "dtype", "batch_size", "latency_s", "latency_p90_s",
-                                  "throughput_samples_s", "peak_mem_mb", "gflops", "share_of_peak",
-                                  "share_of_theoretical", "runs"])
+                                  "throughput_samples_s", "peak_mem_mb", "size_mb", "gflops", "share_of_peak",
+                                  "share_of_theoretical", "runs", "setup_s"])
+    checks = [r for r in result["rows"] if r["mode"] != "reference" and r["check"]]
+    for row in {(r["model"], r["mode"]): r for r in checks}.values():
+        print(f"check {row['model']} {row['mode']}: {row['check']}")
     gap = card_gap(result["rows"], device)
     if gap:
         print(f"\nBeside the card: nothing to compare, because {gap}")
@@ -125,10 +132,11 @@ def _print_result(result: dict, device: str) -> None:
     if not result["speedups"]:
         print("\nSpeed-ups: none; measure a teacher and a student, or both modes, to compare them.")
         return
-    print("\nSpeed-ups (latency: teacher / student; throughput: student / teacher; fast_speedup: reference / fast):")
+    print("\nSpeed-ups (latency: teacher / student; throughput: student / teacher; fast_speedup: reference / fast; "
+          "runtime_speedup: fast / that mode):")
     _print_table(result["speedups"], ["pair", "batch_size", "card_latency_ratio", "reference_latency_ratio",
                                       "fast_latency_ratio", "card_throughput_ratio", "reference_throughput_ratio",
-                                      "fast_throughput_ratio", "fast_speedup"])
+                                      "fast_throughput_ratio", "fast_speedup", "runtime_speedup"])
 
 
 def _print_profiles(config: BenchConfig, models: list[str]) -> None:
@@ -156,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {error}\n")
         return 2
     print(plan.describe(), flush=True)
+    for line in plan.skip_lines():
+        print(f"note: {line}", file=sys.stderr, flush=True)
     busy = busy_note()
     if busy:
         print(f"note: {busy}", file=sys.stderr, flush=True)
@@ -174,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             if event.tried and event.model not in explained:
                 explained.add(event.model)
                 bar.write(f"{event.model} fast path chosen from: {event.tried}", file=sys.stderr)
+            share = "" if event.share_of_peak is None else f", {event.share_of_peak:.0%} of the measured limit"
             bar.write(f"{event.model} {event.mode} ({event.dtype}) batch {event.batch_size}: "
-                      f"{event.latency_s:.4f} s, {event.throughput_samples_s:.2f} samples/s, "
-                      f"{event.share_of_peak:.0%} of the measured limit", file=sys.stderr)
+                      f"{event.latency_s:.4f} s, {event.throughput_samples_s:.2f} samples/s{share}", file=sys.stderr)
 
     try:
         result = run_benchmark(config, plan=plan, on_event=on_event)

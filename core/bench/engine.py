@@ -4,11 +4,15 @@ Random token sequences of `seq_len` go through the encoder only (`model.base_mod
 table did. The method follows optimum-benchmark: warm-up runs, then timed runs (CUDA events on a GPU), median and
 p90 latency, throughput in samples per second, peak memory (process RSS on CPU, allocator peak on GPU).
 
-Two modes:
+Modes:
   reference  fp32 weights, eager attention: what the card measured.
   fast       the fastest correct path on this hardware: bf16 (weights or autocast, whichever is faster) with
              SDPA attention where the CPU multiplies bf16 in hardware, fp16/bf16 with SDPA on a GPU, optionally
              torch.compile. Each candidate is checked against reference before it is timed.
+  onnxruntime, onnxruntime-int8, openvino, openvino-int8
+             the encoder exported and run by ONNX Runtime (fp32 with its transformer fusions, or dynamic int8) or
+             OpenVINO (bf16 where the CPU has it, else f32; or NNCF int8 weights), CPU only, checked as fast is
+             (core.bench.runtimes). Their export and compile time is reported apart (setup_s), never timed.
 
 This module runs the measurements. The parts live beside it: plan (settings, validation, estimates), variants
 (reference and fast paths, their check, timing), records (what a run yields), report (the card comparison and
@@ -31,6 +35,8 @@ from core.bench import machine
 from core.bench.plan import BenchConfig, Loader, ModelShape, Plan, default_loader, make_plan
 from core.bench.records import Peaks, Progress, Row
 from core.bench.report import report
+from core.bench.runtimes.available import RUNTIME_MODES, compute_dtype
+from core.bench.runtimes.variant import runtime_variant
 from core.bench.variants import Variant, choose_fast, iter_forward_times, reference_variant
 from core.models import zoo
 
@@ -90,17 +96,19 @@ def make_row(variant: Variant, loaded: zoo.LoadedModel, shape: ModelShape, batch
              timings: list[float], peak_bytes: float, peaks: dict[torch.dtype, tuple[float, float | None]]) -> Row:
     latency = statistics.median(timings)
     flops = shape.flops_per_sample(seq_len) * batch_size
-    practical, theoretical = peaks[variant.compute_dtype]
+    practical, theoretical = peaks.get(variant.compute_dtype, (None, None))  # no int8 limit is measured
     summary = zoo.model_summary(variant.model)
+    size_mb = variant.size_mb if variant.size_mb is not None else summary["size_mb"]
     return Row(model=loaded.name, mode=variant.mode, device=variant.model.device.type, dtype=variant.label,
-               batch_size=batch_size, seq_len=seq_len, params=summary["params"], size_mb=summary["size_mb"],
+               batch_size=batch_size, seq_len=seq_len, params=summary["params"], size_mb=size_mb,
                latency_s=_significant(latency), latency_p90_s=_significant(percentile(timings, 0.9)),
                throughput_samples_s=_significant(batch_size / latency), peak_mem_mb=round(peak_bytes / 2**20, 1),
                gflops=round(flops / latency / 1e9, 1),
                flops_per_sample_g=round(shape.flops_per_sample(seq_len) / 1e9, 2),
-               share_of_peak=round(flops / latency / practical, 3),
+               share_of_peak=round(flops / latency / practical, 3) if practical else None,
                share_of_theoretical=round(flops / latency / theoretical, 3) if theoretical else None,
-               runs=len(timings), check=variant.check.text() if variant.check else "", tried=variant.tried)
+               runs=len(timings), check=variant.check.text() if variant.check else "", tried=variant.tried,
+               setup_s=variant.setup_s)
 
 
 def iter_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Plan | None = None,
@@ -124,6 +132,7 @@ def iter_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Pla
 
     yield progress("Measuring this machine's arithmetic limit (a large matrix product) ...")
     dtypes = [torch.float32] + ([machine.fast_dtype(config.device)] if "fast" in config.modes else [])
+    dtypes += [compute_dtype(m) for m in config.modes if m in RUNTIME_MODES and compute_dtype(m) != torch.int8]
     peaks = measure_peaks(config.device, dtypes)
     yield peaks
     yield progress("Measured the arithmetic limit.", plan.setup_s["peaks"])
@@ -143,6 +152,10 @@ def iter_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Pla
                 variant, notes = choose_fast(reference, loaded, config.device, config.seq_len, config.compile)
                 yield progress(f"{name}: fast path is {variant.label} ({'; '.join(notes)})",
                                plan.setup_s[f"fast:{name}"])
+            elif mode in RUNTIME_MODES:
+                yield progress(f"{name}: exporting and compiling for {mode} ...")
+                variant, notes = runtime_variant(mode, reference, loaded)
+                yield progress(f"{name}: {variant.label} ready ({'; '.join(notes)})", plan.setup_s[f"{mode}:{name}"])
             for job in (j for j in plan.jobs if j.model == name and j.mode == mode):
                 timings: list[float] = []
                 passes = iter_forward_times(variant, job.batch_size, config.seq_len, job.runs, job.warmup)

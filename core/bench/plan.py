@@ -13,11 +13,13 @@ import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 from core.bench import machine
+from core.bench.runtimes.available import RUNTIME_MODES, compute_dtype, why_not
 from core.formatting import error_sentence, format_seconds
 from core.models import zoo
 from core.models.student import dims, num_layers
 
-MODES = ("reference", "fast")
+CARD_MODES = ("reference", "fast")  # what the card reproduction measures unless asked for more
+MODES = (*CARD_MODES, *RUNTIME_MODES)
 DEVICES = ("cpu", "cuda")
 CARD_MODELS = ("arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational")
 CARD_BATCH = {"latency": 1, "throughput": 16}  # the card: latency at batch 1, throughput at batch 16
@@ -31,8 +33,15 @@ ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert")  # position ids start aft
 # on the card reproduction on 2 Xeon cores with AMX (reference 0.50-0.67, fast 0.77-0.89 of the quick rate, which
 # itself is below the 2048^3 peak); GPU figures are typical eager values, not fitted here.
 ENCODER_EFFICIENCY = {("cpu", "reference"): 0.55, ("cpu", "fast"): 0.75,
-                      ("cuda", "reference"): 0.5, ("cuda", "fast"): 0.4}
+                      ("cuda", "reference"): 0.5, ("cuda", "fast"): 0.4,
+                      # runtime modes, of the quick rate of the dtype they multiply in (int8: of float32's),
+                      # from the issue's figures for the base student on a 2-core Zen 5 (ORT 153 ms, int8 103 ms,
+                      # OpenVINO bf16 69 ms, against reference 273 ms and fast 97 ms)
+                      ("cpu", "onnxruntime"): 0.9, ("cpu", "onnxruntime-int8"): 1.3,
+                      ("cpu", "openvino"): 0.95, ("cpu", "openvino-int8"): 0.85}
 RANDOM_INIT_PARAMS_PER_S = 40e6  # arch: models draw their random weights at about this rate on one CPU core
+RUNTIME_SETUP_S = 3.0  # a runtime mode's export, fusion, quantisation and compilation: this much, plus
+RUNTIME_SETUP_S_PER_MPARAM = 0.12  # this many seconds per million parameters (about 8 s for the tiny v1's 10 M)
 COMPILE_SECONDS = 30.0  # torch.compile (with freezing) of one encoder for one input shape, on 2 CPU cores
 # Caps on one request, whoever sends it: past them a measurement says nothing more and only holds the machine.
 MAX_RUNS = 50  # timed runs per measurement
@@ -55,7 +64,7 @@ class BenchConfig:
     device: str = "cpu"
     batch_sizes: list[int] = field(default_factory=lambda: list(CARD_BATCH_SIZES))
     seq_len: int = CARD_SEQ_LEN
-    modes: list[str] = field(default_factory=lambda: list(MODES))
+    modes: list[str] = field(default_factory=lambda: list(CARD_MODES))
     runs: int | None = None  # timed runs per measurement; None: about TARGET_TIMED_SECONDS of runs, 3 to 10
     warmup: int | None = None  # None: 2 runs, or 1 when one run takes over a second
     compile: bool = False  # torch.compile the fast path (adds ~30 s of compiling per model and batch size)
@@ -101,12 +110,17 @@ class Plan:
     setup_s: dict[str, float]  # estimated seconds of the steps around the timed runs: "peaks", "load:<m>", "fast:<m>"
     estimate_s: float
     calibration: dict  # quick matmul rates the estimate used, GFLOP/s by dtype
+    skipped: dict[str, str] = field(default_factory=dict)  # mode -> why it cannot run here
 
     def describe(self) -> str:
         rates = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in self.calibration.items())
         return (f"{len(self.jobs)} measurements of {len(self.shapes)} model(s); estimated time "
                 f"{format_seconds(self.estimate_s)} (from the models' FLOPs and a quick matmul calibration of this "
                 f"machine: {rates}).")
+
+    def skip_lines(self) -> list[str]:
+        """One line per mode asked for that cannot run here, saying why."""
+        return [f"{mode} skipped: {why}." for mode, why in self.skipped.items()]
 
 
 # ---- arithmetic ---------------------------------------------------------------------------------------------------
@@ -148,6 +162,8 @@ def memory_needed_bytes(shape: ModelShape, batch_size: int, seq_len: int, mode: 
     weights = shape.params * 4
     if mode == "fast":
         weights += shape.params * (4 + 2)  # an fp32 SDPA copy for autocast and a 16-bit copy
+    elif mode in RUNTIME_MODES:
+        weights += shape.params * (4 + 4)  # the exporter's copy and the runtime's own
     return weights + forward_memory_bytes(shape, batch_size, seq_len, mode, 4)
 
 
@@ -244,7 +260,9 @@ def check_estimate(plan: Plan, limit_s: float | None) -> None:
 
 
 def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, ModelShape]:
-    """Check everything a run needs before it starts; raise ValueError with one sentence a person can act on."""
+    """Check everything a run needs before it starts; raise ValueError with one sentence a person can act on.
+    Modes that cannot run here (see core.bench.runtimes.available) are taken out of config.modes; make_plan says
+    which and why."""
     if not config.models:
         raise ValueError("Choose at least one model to benchmark.")
     if config.device not in DEVICES:
@@ -254,6 +272,11 @@ def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, Mo
     unknown_modes = [m for m in config.modes if m not in MODES]
     if not config.modes or unknown_modes:
         raise ValueError(f"Modes must be among {', '.join(MODES)}; got '{', '.join(config.modes)}'.")
+    skipped = {m: why_not(m, config.device) for m in dict.fromkeys(config.modes) if why_not(m, config.device)}
+    if len(skipped) == len(set(config.modes)):
+        raise ValueError("None of the modes asked for can run here: " +
+                         "; ".join(f"{m}: {why}" for m, why in skipped.items()) + ".")
+    config.modes = [m for m in config.modes if m not in skipped]
     if not config.batch_sizes:
         raise ValueError("Give at least one batch size.")
     config.batch_sizes, config.modes = list(dict.fromkeys(config.batch_sizes)), list(dict.fromkeys(config.modes))
@@ -284,10 +307,15 @@ def auto_runs(run_s: float) -> int:
 
 def make_plan(config: BenchConfig, load: Loader = default_loader) -> Plan:
     """Validate the request and estimate how long it will take, before anything is loaded or measured."""
+    asked = list(dict.fromkeys(config.modes))
     shapes = validate(config, load)
-    dtypes = {"reference": torch.float32, "fast": machine.fast_dtype(config.device)}
-    rates = {mode: machine.quick_rate(dtypes[mode], config.device) for mode in config.modes}
-    jobs, setup = [], {"peaks": 1.1 * len(set(dtypes[m] for m in config.modes) | {torch.float32})}
+    skipped = {m: why_not(m, config.device) for m in asked if m not in config.modes}
+    dtypes = {"reference": torch.float32, "fast": machine.fast_dtype(config.device),
+              **{m: compute_dtype(m) for m in RUNTIME_MODES}}
+    rate_dtypes = {m: torch.float32 if dtypes[m] == torch.int8 else dtypes[m] for m in dtypes}
+    rates = {mode: machine.quick_rate(rate_dtypes[mode], config.device) for mode in config.modes}
+    peak_dtypes = {rate_dtypes[m] for m in config.modes} | {torch.float32}
+    jobs, setup = [], {"peaks": 1.1 * len(peak_dtypes)}
     for name, shape in shapes.items():
         if shape.source == "arch":
             setup[f"load:{name}"] = 0.5 + shape.params / RANDOM_INIT_PARAMS_PER_S
@@ -301,6 +329,10 @@ def make_plan(config: BenchConfig, load: Loader = default_loader) -> Plan:
             check_s = 256 / config.seq_len * per_sample.get("reference", 3 * per_sample["fast"])
             setup[f"fast:{name}"] = (shape.params * 10 / 1e9 + 3 * check_s + 8 * per_sample["fast"] +
                                      (COMPILE_SECONDS if config.compile else 0.0))
+        for mode in (m for m in config.modes if m in RUNTIME_MODES):
+            # export, fusion or quantisation, compilation, and the check on 256 tokens in reference and this mode
+            check_s = 256 / config.seq_len * (per_sample.get("reference", 3 * per_sample[mode]) + per_sample[mode])
+            setup[f"{mode}:{name}"] = RUNTIME_SETUP_S + shape.params / 1e6 * RUNTIME_SETUP_S_PER_MPARAM + check_s
         for mode in config.modes:
             for batch_size in config.batch_sizes:
                 run_s = 0.002 + per_sample[mode] * batch_size
@@ -309,5 +341,5 @@ def make_plan(config: BenchConfig, load: Loader = default_loader) -> Plan:
                 extra = COMPILE_SECONDS if mode == "fast" and config.compile else 0.0
                 jobs.append(Job(name, mode, batch_size, runs, max(warmup, 1 if extra else 0), run_s, extra))
     total = sum(setup.values()) + sum(job.run_s * (job.runs + job.warmup) + job.first_pass_extra_s for job in jobs)
-    calibration = {machine.dtype_name(dtypes[m]): rates[m] / 1e9 for m in config.modes}
-    return Plan(config, shapes, jobs, setup, total, calibration)
+    calibration = {machine.dtype_name(rate_dtypes[m]): rates[m] / 1e9 for m in config.modes}
+    return Plan(config, shapes, jobs, setup, total, calibration, skipped)

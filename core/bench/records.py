@@ -30,11 +30,12 @@ class Row:
     peak_mem_mb: float
     gflops: float  # achieved GFLOP/s of the encoder's matrix products
     flops_per_sample_g: float
-    share_of_peak: float  # of the measured matmul limit for this dtype
+    share_of_peak: float | None  # of the measured matmul limit for this dtype (None: int8, no limit measured)
     share_of_theoretical: float | None
     runs: int
     check: str  # the correctness check fast mode passed ("" for reference)
     tried: str  # fast mode: the candidates timed at batch 1 before the fastest correct one was chosen
+    setup_s: float | None = None  # runtime modes: seconds of export, conversion and compilation, not in any run
 
 
 @dataclass

@@ -7,8 +7,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from core.bench import machine
-from core.bench.plan import CARD_BATCH, CARD_SEQ_LEN, MODES, BenchConfig, Plan
+from core.bench.plan import CARD_BATCH, CARD_MODES, CARD_SEQ_LEN, BenchConfig, Plan
 from core.bench.records import Peaks, Row
+from core.bench.runtimes.available import RUNTIME_MODES
 from core.models import zoo
 
 CARD_DEVICE = {"cpu": "cpu", "cuda": "gpu"}  # the card's figures are keyed cpu_* and gpu_*
@@ -56,6 +57,11 @@ def card_gap(rows: list[dict], device: str, kinds: tuple[str, ...] = tuple(CARD_
             f"add {' and '.join(str(b) for b in sorted(set(wanted.values())))} to the batch sizes.")
 
 
+def measured_modes(rows: list[dict]) -> list[str]:
+    """reference and fast (always reported, measured or not), then each runtime mode that was measured."""
+    return [*CARD_MODES, *(m for m in RUNTIME_MODES if any(r["mode"] == m for r in rows))]
+
+
 def _pick(rows: list[dict], model: str, mode: str, batch_size: int) -> dict | None:
     return next((r for r in rows if r["model"] == model and r["mode"] == mode and r["batch_size"] == batch_size), None)
 
@@ -68,7 +74,7 @@ def card_comparison(rows: list[dict], device: str = "cpu") -> list[dict]:
                 "card_size_mb": published(model).get("size_mb"),
                 "card_latency_s": card_figure(model, device, "latency"),
                 "card_throughput": card_figure(model, device, "throughput")}
-        for mode in MODES:
+        for mode in measured_modes(rows):
             one = _pick(rows, model, mode, CARD_BATCH["latency"])
             sixteen = _pick(rows, model, mode, CARD_BATCH["throughput"])
             line[f"{mode}_latency_s"] = one["latency_s"] if one else None
@@ -82,7 +88,8 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
-    """Teacher/student speed-up ratios, published and measured, plus fast against reference for each model.
+    """Teacher/student speed-up ratios, published and measured, plus fast against reference for each model, and
+    each runtime mode against fast (runtime_speedup: fast latency / that mode's latency).
 
     The teacher is the model the lab knows as a teacher, else the one with the most FLOPs. One line per student and
     batch size measured for both: the latency ratio is teacher over student, the throughput ratio student over
@@ -106,7 +113,7 @@ def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
             line = {"pair": f"{teacher} / {student}", "batch_size": batch_size}
             for kind in CARD_BATCH:
                 line[f"card_{kind}_ratio"] = card[kind] if batch_size == CARD_BATCH[kind] else None
-            for mode in MODES:
+            for mode in measured_modes(rows):
                 t, s = _pick(rows, teacher, mode, batch_size), _pick(rows, student, mode, batch_size)
                 line[f"{mode}_latency_ratio"] = _ratio(t["latency_s"], s["latency_s"]) if t and s else None
                 line[f"{mode}_throughput_ratio"] = (_ratio(s["throughput_samples_s"], t["throughput_samples_s"])
@@ -118,6 +125,12 @@ def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
             if ref and fast:
                 out.append({"pair": f"{model}: fast / reference at batch {batch_size}", "model": model,
                             "batch_size": batch_size, "fast_speedup": round(ref["latency_s"] / fast["latency_s"], 2)})
+            for mode in RUNTIME_MODES:
+                other = _pick(rows, model, mode, batch_size)
+                if fast and other:
+                    out.append({"pair": f"{model}: {mode} / fast at batch {batch_size}", "model": model,
+                                "mode": mode, "batch_size": batch_size,
+                                "runtime_speedup": round(fast["latency_s"] / other["latency_s"], 2)})
     return out
 
 

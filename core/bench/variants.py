@@ -14,6 +14,7 @@ from transformers import PreTrainedModel
 
 from core.bench import machine
 from core.models import zoo
+from core.models.masked_lm import apply_mlm_head
 
 COSINE_THRESHOLD = 0.999  # random weights: hidden states of fast against reference
 AGREEMENT_THRESHOLD = 0.99  # trained models: top-1 masked predictions of fast against reference
@@ -29,20 +30,24 @@ class Check:
 
     def text(self) -> str:
         sign = ">=" if self.passed else "<"
-        return f"{self.metric} {self.value:.5f} {sign} {self.threshold} over {self.positions} positions"
+        text = f"{self.metric} {self.value:.5f} {sign} {self.threshold} over {self.positions} positions"
+        return text if self.passed else text + " (BELOW THE THRESHOLD)"
 
 
 @dataclass
 class Variant:
-    """One way of running a model: its weights, attention kernel, autocast and compilation."""
+    """One way of running a model: its weights, attention kernel, autocast and compilation, or another runtime."""
     mode: str
     label: str  # goes into the row's dtype field
     model: PreTrainedModel  # the full masked LM, on the device
     compute_dtype: torch.dtype
     autocast: torch.dtype | None = None
-    compiled: Callable | None = None
+    compiled: Callable | None = None  # a compiled encoder, or a runtime's session called as the encoder is
     check: Check | None = None
     tried: str = ""  # what choose_fast timed or refused before settling on this variant
+    runtime: bool = False  # `compiled` is ONNX Runtime or OpenVINO; `model` is the reference it was exported from
+    size_mb: float | None = None  # size on disk of what a runtime loads (None: the weights in fp32, as the card)
+    setup_s: float | None = None  # seconds of export, conversion and compilation before the first run
 
     @property
     def encoder(self) -> Callable:
@@ -159,7 +164,9 @@ def check_variant(reference: Variant, candidate: Variant, trained: bool, tokeniz
     embeddings and output, so a wrong layer shows; one wrong layer of the tiny-v1 architecture gives about 0.94.)
     """
     device = reference.model.device
-    if trained and tokenizer is not None and tokenizer.mask_token is not None:
+    # a runtime gives the encoder's output alone: the reference's own head turns it into logits (BERT, DistilBERT)
+    head_known = not candidate.runtime or reference.model.config.model_type in ("bert", "distilbert")
+    if trained and head_known and tokenizer is not None and tokenizer.mask_token is not None:
         agree = total = 0
         with torch.inference_mode():
             for batch in probe_batches(tokenizer, max_length=min(128, reference.model.config.max_position_embeddings)):
@@ -167,7 +174,11 @@ def check_variant(reference: Variant, candidate: Variant, trained: bool, tokeniz
                 masked = batch["input_ids"] == tokenizer.mask_token_id  # (bs, seq_len)
                 want = reference.model(**batch).logits[masked].argmax(-1)  # (n_masked,)
                 with candidate.context():
-                    got = candidate.model(**batch).logits[masked].argmax(-1)
+                    if candidate.runtime:
+                        hidden = candidate.encoder(**batch).last_hidden_state[masked]  # (n_masked, hidden)
+                        got = apply_mlm_head(reference.model, hidden).argmax(-1)
+                    else:
+                        got = candidate.model(**batch).logits[masked].argmax(-1)
                 agree += int((want == got).sum())
                 total += int(masked.sum())
         value = agree / max(total, 1)

@@ -1,0 +1,174 @@
+"""Exporting a PyTorch model to ONNX Runtime or OpenVINO with the field's own tools, and making its int8 version.
+
+ONNX: torch.onnx.export with the TorchScript exporter (dynamo=False), whose attention pattern ONNX Runtime's
+transformer optimizer recognises (its dynamo graphs get no fused Attention at onnxruntime 1.32), then that optimizer's
+BERT fusions (Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization); int8 by dynamic quantisation
+(int8 weights, activations quantised per batch). OpenVINO: openvino.convert_model straight from the module with
+SDPA attention; int8 by NNCF's weight compression (int8 weights, products in the inference precision). Weights are
+saved in fp32 (not OpenVINO's default fp16), so fp32 and int8 sizes compare.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel
+
+from core.models.student import dims
+
+OPSET = 17
+ONNX_NAME = "model.onnx"  # the names optimum uses, so its ORTModel / OVModel classes find them too
+OPENVINO_NAME = "openvino_model.xml"
+INPUT_NAMES = ["input_ids", "attention_mask"]
+
+
+class EncoderHidden(torch.nn.Module):
+    """(input_ids, attention_mask) (bs, seq_len) int64 -> last hidden state (bs, seq_len, hidden) of the encoder."""
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.encoder = model.base_model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class MaskedLMLogits(torch.nn.Module):
+    """(input_ids, attention_mask) (bs, seq_len) int64 -> logits (bs, seq_len, vocab) of the whole masked LM."""
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def with_attention(model: PreTrainedModel, attention: str) -> PreTrainedModel:
+    """`model` itself when it already uses `attention` ("eager" or "sdpa") in fp32, else an fp32 copy that does."""
+    if model.config._attn_implementation == attention and model.dtype == torch.float32:
+        return model
+    copied = copy.deepcopy(model).float().eval()
+    with contextlib.suppress(ValueError, ImportError):
+        copied.set_attn_implementation(attention)
+    return copied
+
+
+def example_inputs(model: PreTrainedModel, seq_len: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(5, max(6, model.config.vocab_size), (1, min(seq_len, model.config.max_position_embeddings)))
+    return ids, torch.ones_like(ids)
+
+
+@contextlib.contextmanager
+def quiet():
+    """The exporters' deprecation warnings, log lines and progress bars kept off the console."""
+    loggers = [logging.getLogger(name) for name in (None, "nncf", "transformers")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+def export_onnx(module: torch.nn.Module, model: PreTrainedModel, path: Path, output: str) -> Path:
+    """`module` as an ONNX graph at `path`, batch and sequence length dynamic, one output named `output`."""
+    axes = {name: {0: "batch", 1: "sequence"} for name in [*INPUT_NAMES, output]}
+    with quiet(), torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(module.eval(), example_inputs(model), str(path), input_names=INPUT_NAMES,
+                          output_names=[output], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return path
+
+
+def fuse_onnx(source: Path, target: Path, model: PreTrainedModel) -> dict[str, int]:
+    """ONNX Runtime's BERT fusions applied to `source`, saved at `target`; the fused operators and their counts."""
+    from onnxruntime.transformers import optimizer
+    shape = dims(model.config)
+    with quiet():
+        fused = optimizer.optimize_model(str(source), model_type="bert", num_heads=shape["heads"],
+                                         hidden_size=shape["hidden"])
+        fused.save_model_to_file(str(target))
+    return {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+
+
+def quantize_onnx(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantisation of `source` (weights int8 per tensor, activations per batch), saved at `target`."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with quiet():  # the fused graph's contrib operators have no inferred types: float32 is theirs
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return target
+
+
+def convert_openvino(module: torch.nn.Module, model: PreTrainedModel, path: Path, int8: bool) -> Path:
+    """`module` as OpenVINO IR (xml + bin) at `path`, shapes dynamic; int8 weights by NNCF when `int8`."""
+    import openvino as ov
+    ids, mask = example_inputs(model)
+    with quiet(), torch.inference_mode(False), torch.no_grad():
+        converted = ov.convert_model(module.eval(), example_input={"input_ids": ids, "attention_mask": mask})
+        if int8:
+            import nncf
+            converted = nncf.compress_weights(converted)  # int8 asymmetric, per output channel
+        ov.save_model(converted, str(path), compress_to_fp16=False)
+    return path
+
+
+@dataclass
+class Built:
+    """What an export left: the file the runtime opens, every file it reads, and how long it took."""
+    main: Path
+    files: list[Path]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+
+def build(mode: str, model: PreTrainedModel, folder: Path, whole_model: bool) -> Built:
+    """Export `model` for a runtime mode ("onnxruntime", "onnxruntime-int8", "openvino", "openvino-int8") into
+    `folder`: its encoder (output "last_hidden_state") or, with `whole_model`, the masked LM (output "logits").
+    Raises ValueError with a sentence when an exporter fails."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    output = "logits" if whole_model else "last_hidden_state"
+    wrap = MaskedLMLogits if whole_model else EncoderHidden
+    start = time.perf_counter()
+    try:
+        if mode.startswith("onnxruntime"):
+            raw = export_onnx(wrap(with_attention(model, "eager")), model, folder / "exported.onnx", output)
+            target = folder / ONNX_NAME
+            fused_path = folder / "fused.onnx" if mode.endswith("int8") else target
+            fused = fuse_onnx(raw, fused_path, model)
+            raw.unlink()
+            notes = ["fused: " + ", ".join(f"{k} {v}" for k, v in fused.items())]
+            if mode.endswith("int8"):
+                quantize_onnx(fused_path, target)
+                fused_path.unlink()
+                notes.append("dynamic int8 quantisation")
+            files = [target]
+        elif mode.startswith("openvino"):
+            target = convert_openvino(wrap(with_attention(model, "sdpa")), model, folder / OPENVINO_NAME,
+                                      mode.endswith("int8"))
+            files = [target, target.with_suffix(".bin")]
+            notes = ["NNCF int8 weight compression"] if mode.endswith("int8") else []
+        else:
+            raise ValueError(f"'{mode}' is not a runtime mode; choose one of onnxruntime, onnxruntime-int8, openvino, "
+                             "openvino-int8.")
+    except (RuntimeError, TypeError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"Exporting {model.config.model_type} for {mode} failed: {first}") from None
+    return Built(target, files, time.perf_counter() - start, notes)
