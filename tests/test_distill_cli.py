@@ -115,6 +115,8 @@ CONFIG_FILES = {"config-betas": {"betas": "x"}, "config-student-layers": {"stude
     ("output-proc", "error: The run directory '/proc/x' cannot be made: the folder '/proc' does not take new files or "
                     "folders"),
     ("output-file", "is a file; give --output-dir a folder (new or a run's)."),
+    ("output-other-files", "already holds other files and is not a run's folder; give --output-dir a new or empty "
+                           "folder, or a run's folder to resume it."),
     ("temperature-inf", "error: The temperature must be a finite number above 0; got inf."),
     ("temperature-huge", "error: The temperature must be at most 100 (distillation uses 1 to 20); got 1e+308."),
     ("alpha-kl-nan", "error: The loss weight alpha_kl must be a finite number; got nan."),
@@ -137,6 +139,9 @@ def test_audited_command_lines_are_one_line_exit_2_and_leave_no_folder(case, mes
         argv[-1] = "/proc/x"
     elif case == "output-file":
         out.write_text("notes", encoding="utf-8")
+    elif case == "output-other-files":  # such as /etc: a run must not scatter its files among others
+        out.mkdir()
+        (out / "passwd").write_text("root:x:0:0", encoding="utf-8")
     elif case == "corpus-folder":
         argv[3] = "/etc"
     argv += {"temperature-inf": ["--temperature", "inf"], "temperature-huge": ["--temperature", "1e308"],
@@ -146,6 +151,8 @@ def test_audited_command_lines_are_one_line_exit_2_and_leave_no_folder(case, mes
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert sorted(tmp_path.iterdir()) == before and list(runs_dir.iterdir()) == []
+    if case == "output-other-files":
+        assert [p.name for p in out.iterdir()] == ["passwd"]
     assert not Path("/proc/x").exists()
 
 

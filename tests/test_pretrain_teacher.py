@@ -57,3 +57,20 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
     whole = load_file(tmp_path / "whole" / "model.safetensors")
     parts = load_file(tmp_path / "parts" / "model.safetensors")
     assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)
+
+
+@pytest.mark.parametrize("prepare, message", [
+    (lambda out: out.write_text("notes", encoding="utf-8"), "is a file; give a folder"),
+    (lambda out: (out.mkdir(), (out / "passwd").write_text("root:x:0:0", encoding="utf-8")),
+     "already holds other files and is not a teacher's folder"),
+])
+def test_an_output_folder_that_is_not_a_teachers_is_refused_untouched(tmp_path, capsys, prepare, message):
+    from train import pretrain_teacher
+
+    out = tmp_path / "teacher"
+    prepare(out)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert pretrain_teacher.main(["--output-dir", str(out), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --output-dir") and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

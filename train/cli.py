@@ -8,12 +8,13 @@ from pathlib import Path
 
 from core.formatting import OneLineParser, parse_int_list
 from core.models.vocab import ALIGNMENTS
+from core.runs.store import RunPaths
 from train.config import DistillConfig, build_config, read_config_file
 
 # What may change when a run is resumed; everything else shapes the student or its data and must stay.
 RESUMABLE_CHANGES = {"max_steps", "save_every", "log_every", "eval_every", "eval_lines", "keep_checkpoints",
                      "mixed_precision", "device", "output_dir", "trace", "gradient_checkpointing",
-                     "compile", "report_to"}
+                     "compile", "report_to", "num_proc"}
 
 
 def int_list(text: str) -> list[int]:
@@ -46,8 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reduce-op", choices=["sum", "mean"], help="reduce, reduce-shared: sum (default) or mean of the "
                    "student's logits over a teacher token's pieces")
     g = p.add_argument_group("data")
-    g.add_argument("--corpus", help="UTF-8 text file, one sample a line ('bundled' for the lab's corpus)")
-    g.add_argument("--valid-corpus", help="held-out lines for evaluation (default: bundled split or 5%% held out)")
+    g.add_argument("--corpus", help="'bundled' (the lab's corpus); a UTF-8 .txt file, one sample a line; a .jsonl, "
+                   ".csv or .parquet file (see --text-column); a folder or glob ('data/*.parquet') of such files; or a "
+                   "Hub dataset id (see --corpus-config, --corpus-split)")
+    g.add_argument("--valid-corpus", help="held-out samples for evaluation, any kind --corpus takes (a Hub dataset: "
+                   "its validation split) (default: the bundled split, or 5%% of the corpus, at most 500 samples; "
+                   "with --streaming its first 500)")
+    g.add_argument("--text-column", help="the column of samples in .jsonl, .csv, .parquet files and Hub datasets "
+                   f"(default {d.text_column})")
+    g.add_argument("--corpus-config", help="configuration (subset) of a Hub dataset")
+    g.add_argument("--corpus-split", help=f"split of a Hub dataset (default {d.corpus_split})")
+    g.add_argument("--streaming", action="store_true", help="read the corpus as training goes, for corpora larger "
+                   "than the disk cache (default: tokenise it once into Arrow files, reused by the next run)")
+    g.add_argument("--num-proc", type=int, help="processes that tokenise the corpus (default: every CPU for a "
+                   "corpus over 100,000 samples)")
     g.add_argument("--max-length", type=int, help=f"tokens per sample, longer lines are cut (default {d.max_length})")
     g.add_argument("--mlm-probability", type=float, help=f"share of tokens masked (default {d.mlm_probability})")
     g = p.add_argument_group("optimisation")
@@ -117,6 +130,11 @@ def check_output_dir(run_dir: Path) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"The run directory '{run_dir}' is a file; give --output-dir a folder (new or a run's).")
+    paths = RunPaths(run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not any(
+            p.exists() for p in (paths.config, paths.request, paths.status)):
+        raise ValueError(f"The folder '{run_dir}' already holds other files and is not a run's folder; give "
+                         "--output-dir a new or empty folder, or a run's folder to resume it.")
     parent = run_dir if run_dir.is_dir() else run_dir.parent
     while not parent.exists():
         parent = parent.parent

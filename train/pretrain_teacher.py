@@ -89,12 +89,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+TEACHER_FILES = ("pretraining.json", "checkpoint.pt", "config.json")  # a folder holding one is a teacher's
+
+
 def check_args(args: argparse.Namespace) -> str | None:
     """The first argument a run cannot start with, as a sentence; None when all are usable."""
     if args.min_frequency < 1:
         return f"--min-frequency must be 1 or more; got {args.min_frequency}."
     if args.navec_file and args.init_embeddings != "navec":
         return "--navec-file is read only with --init-embeddings navec; add that option or leave the file out."
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        return f"--output-dir '{out}' is a file; give a folder (new, empty, or a teacher's to resume)."
+    if out.is_dir() and any(out.iterdir()) and not any((out / name).exists() for name in TEACHER_FILES):
+        return (f"--output-dir '{out}' already holds other files and is not a teacher's folder; give a new or empty "
+                "folder.")
     if args.freeze_word_vectors and args.init_embeddings != "navec":
         return "--freeze-word-vectors keeps rows started from word vectors; add --init-embeddings navec."
     return None
