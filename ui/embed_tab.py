@@ -17,7 +17,7 @@ import torch
 
 from core.bench import machine
 from core.bench.plan import ENCODER_EFFICIENCY, encoder_flops
-from core.compare import embed, tables
+from core.compare import embed, quality, similarity, tables
 from core.compare.sentences import (
     FILE_TYPES,
     MAX_SENTENCE_CHARS,
@@ -273,6 +273,18 @@ def show_neighbour_download(shown: pd.DataFrame | None):
 # Handlers: (context, the inputs by their API names)
 
 
+def purity_note(sentences: SentenceSet, spaces: list[embed.Space]) -> str:
+    """For labelled sentences (every one labelled, at least two labels), each space's share of same-label
+    neighbours against chance, as a sentence; "" otherwise."""
+    labels = sentences.labels
+    if len(sentences) < 3 or not all(labels) or len(set(labels)) < 2:
+        return ""
+    k = similarity.effective_k(len(sentences), quality.TOPIC_K)
+    shares = ", ".join(f"{markdown_text(s.model)} {quality.label_purity(s.vectors, labels, k):.0%}" for s in spaces)
+    return (f" Same-label neighbours (of each sentence's {k} nearest, cosine): {shares}; chance "
+            f"{quality.chance_purity(labels):.0%}.")
+
+
 @user_errors
 def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
               layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
@@ -289,6 +301,7 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
     pairs = embed.compare_pairs(spaces, estimator=settings.estimator)
     note = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped and compared in "
             f"{time.perf_counter() - embedded:.1f} s (cached results are instant). {embed_plots.scores_note(pairs)}")
+    note += purity_note(sentences, spaces)
     flat = [s.model for s in spaces if not embed.varies(s.vectors)]
     if flat:
         names = markdown_text(", ".join(flat))  # as typed

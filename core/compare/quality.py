@@ -2,6 +2,8 @@
 fill-in probes top-1/top-5, everyday probes top-1/top-5, and topic purity of sentence neighbourhoods."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from core.compare import embed, similarity
@@ -28,19 +30,26 @@ def everyday_hits(loaded: LoadedModel, k: int) -> float:
                for p, r in zip(probes, results)) / len(probes)
 
 
-def topic_purity(loaded: LoadedModel, k: int = TOPIC_K) -> float:
-    """Mean share (0..1) of each topic probe sentence's k nearest neighbours (cosine, last layer, mean pooling)
-    that carry its topic. Chance is about the mean topic share, roughly 1/number of topics."""
-    sentences = probe_set()
-    space = embed.embed_space(loaded, sentences)
-    labels = np.asarray(sentences.labels)
-    neighbours = similarity.knn_indices(space.vectors, k)  # (n, k), self excluded
+def label_purity(vectors: np.ndarray, labels: Sequence[str], k: int = TOPIC_K) -> float:
+    """Mean share (0..1) of each row's k nearest other rows (cosine) that carry its label.
+
+    vectors: (n, hidden); labels: n texts; k shrinks to n - 1 for fewer rows. ValueError when the lengths differ."""
+    labels = np.asarray(labels)
+    if len(labels) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors but {len(labels)} labels: give one label a vector.")
+    neighbours = similarity.knn_indices(vectors, k)  # (n, k), each row left out of its own neighbours
     return float((labels[neighbours] == labels[:, None]).mean())
 
 
-def chance_purity() -> float:
-    """The topic purity a model with random neighbourhoods would get: sum over topics of share x (count-1)/(n-1)."""
-    labels = probe_set().labels
+def chance_purity(labels: Sequence[str]) -> float:
+    """The purity random neighbourhoods would get: sum over labels of (count/n) x (count-1)/(n-1)."""
     n = len(labels)
     counts = np.unique(np.asarray(labels), return_counts=True)[1]
     return float((counts * (counts - 1)).sum() / (n * (n - 1)))
+
+
+def topic_purity(loaded: LoadedModel, k: int = TOPIC_K) -> float:
+    """label_purity of the topic probe sentences' embeddings (last layer, mean pooling); chance is
+    chance_purity(probe_set().labels), about 6% for 16 equal topics."""
+    sentences = probe_set()
+    return label_purity(embed.embed_space(loaded, sentences).vectors, sentences.labels, k)
