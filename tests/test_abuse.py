@@ -193,7 +193,7 @@ def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tin
 @pytest.mark.parametrize("change, message", [
     (dict(seq_len="x"), "Sequence length must be a whole number from 1 to 4,096; got 'x'."),
     (dict(seq_len=None), "Sequence length must be a whole number from 1 to 4,096; got nothing."),
-    (dict(modes=None), "Modes must be one or more of reference, fast; got nothing."),
+    (dict(modes=None), f"Modes must be one or more of {', '.join(bench_plan.MODES)}; got nothing."),
     (dict(runs=1_000_000), "Timed runs must be a whole number from 0 to 50; got 1000000."),
     (dict(runs="ten"), "Timed runs must be a whole number from 0 to 50; got 'ten'."),
     (dict(batch_sizes="300"), "Batch size must be at most 256 here, not 300."),
@@ -478,7 +478,9 @@ def test_5000_lines_of_250_tokens_are_refused_on_a_space_before_embedding(bundle
     assert len(lengths) == 5000 and set(lengths) == {250}  # [CLS], 248 words, [SEP]
     teacher_s, tokens = embed_tab.embedding_seconds(bundled_teacher, lines, "mean")
     assert tokens == 5000 * 250
-    assert teacher_s == pytest.approx(5000 * encoder_flops_by_hand(4, 256, 1024, 250) / rate, rel=1e-9)
+    config = bundled_teacher.model.config
+    by_hand = encoder_flops_by_hand(config.num_hidden_layers, config.hidden_size, config.intermediate_size, 250)
+    assert teacher_s == pytest.approx(5000 * by_hand / rate, rel=1e-9)
     student = ctx.load("bundled-student")
     student_s, _ = embed_tab.embedding_seconds(student, lines, "mean")
     expected = (f"Embedding these 5,000 sentences (1,250,000 tokens a model) with 2 models would take about "
