@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from core.models import hub, zoo
 from core.models.zoo import KNOWN_MODELS
 from core.paths import ASSETS
+from ui import lesson
 from ui.context import AppContext, user_errors
 
 RESULTS = ASSETS / "results" / "vocab_experiment.json"
@@ -58,25 +59,6 @@ own tokens, and positions whose tokens are the same string in both are compared 
 trainable projection lifts the narrower student's hidden states to the teacher's width for an MSE on them,
 weighted by $\alpha_{hidden}$ in place of the cosine loss.
 """
-
-LESSON = """
-## A 10-minute lesson
-
-1. **(2 min) The promise.** Open **Benchmark**, keep the teacher and base-student architectures, batch 1, and press
-   *Run*. While it measures, read the model card's row beside it: half the layers, about twice the speed.
-2. **(3 min) Watch a student learn.** In **Distill**, keep the bundled teacher, 2 student layers, 150 steps, and
-   press *Start run*. The KL curve falls first; the agreement curve rises toward the teacher's accuracy. Ask: why
-   does the student agree with the teacher more often than it is right?
-3. **(2 min) What did it keep?** In **Predictions**, pick a probe sentence and compare the two models' top-5 words.
-   Press *Probe summary* for agreement over every probe. Try *Mask each word* on a sentence of your own: where do
-   the models disagree, and is it on frequent or rare words?
-4. **(2 min) Inside the models.** In **Embeddings**, draw the probe set with UMAP. Topics form islands in both
-   spaces; CKA and neighbour overlap say how alike the two maps are. *Layer similarity* shows which student layer
-   resembles which teacher layer.
-5. **(1 min) The price of a smaller vocabulary.** Come back here and read the experiment below: parameters and
-   speed bought against agreement lost.
-"""
-
 
 def card_table() -> pd.DataFrame:
     rows = []
@@ -239,7 +221,7 @@ def build(ctx: AppContext) -> dict:
     gr.Markdown("## The model card's speed table\nseq_len 512; latency at batch 1, throughput at batch 16; Intel Xeon "
                 "E5-2698 v4 and Tesla P100. The **Benchmark** tab measures the same on your hardware.")
     gr.Dataframe(card_table(), interactive=False)
-    gr.Markdown(LESSON)
+    gr.Markdown(lesson.lesson_markdown(lesson.read_figures()))
     gr.Markdown(experiment_heading(experiment_rows()))
     table, fig, summary = experiment_results()
     if table is not None:
