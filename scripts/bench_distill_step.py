@@ -69,7 +69,7 @@ def make_setup(pair: str, batch_size: int | None = None, max_length: int | None 
     cfg = DistillConfig(teacher=teacher_name, batch_size=batch_size, max_length=max_length, device=device)
     recipe = SameVocabRecipe(loaded.model, loaded.tokenizer, student, cfg.losses,
                              layer_groups(num_layers(loaded.model.config), layers), corpus)
-    return DistillSetup(cfg, recipe)
+    return DistillSetup(cfg, recipe, data=None)  # measure() draws its batches from recipe.train itself
 
 
 @cache
