@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 import sys
 
 # The app runs several things at once (users' requests, a distillation run in a child process). OpenMP threads that
@@ -33,12 +35,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                "RUDISTIL_MAX_SESSION_MB (disk one visitor's runs take; 2000 on a Space, no limit elsewhere).")
     p.add_argument("--host", default=env("RUDISTIL_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
                    help="address to listen on (env RUDISTIL_HOST)")
-    p.add_argument("--port", type=int, default=int(env("RUDISTIL_PORT", env("GRADIO_SERVER_PORT", "7860"))),
-                   help="port (env RUDISTIL_PORT)")
+    p.add_argument("--port", default=env("RUDISTIL_PORT", env("GRADIO_SERVER_PORT", "7860")),
+                   help="port, 1 to 65535 (env RUDISTIL_PORT)")  # checked in check_address, in one sentence
     p.add_argument("--teacher", default=env("RUDISTIL_TEACHER"), help="default teacher (env RUDISTIL_TEACHER); "
                    "default: the DeepPavlov teacher when reachable, else bundled-teacher")
     p.add_argument("--student", default=env("RUDISTIL_STUDENT"), help="default student (env RUDISTIL_STUDENT)")
     return p.parse_args(argv)
+
+
+def fail(message: str):
+    """The command line's edge: one `error:` line on stderr and exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_port(port) -> int:
+    """The port as a whole number from 1 to 65535; ValueError with a sentence otherwise."""
+    try:
+        number = int(str(port).strip())
+    except ValueError:
+        raise ValueError(f"--port must be a whole number from 1 to 65535, not {str(port)!r}.") from None
+    if not 1 <= number <= 65535:
+        raise ValueError(f"--port must be a whole number from 1 to 65535, not {number}.")
+    return number
+
+
+def check_address(host: str, port) -> int:
+    """The port, once `host` is an address of this machine and the port is free on it (checked by binding it for
+    a moment, as the server will); ValueError with a sentence a person can act on otherwise. Without this, a bad
+    host or a busy port surfaced as Gradio's traceback ("Cannot find empty port")."""
+    number = check_port(port)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, number, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        raise ValueError(f"--host {host} is not an address or host name this machine can resolve; use 127.0.0.1 "
+                         "(this machine only) or 0.0.0.0 (every network interface).") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no user
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ValueError(f"port {number} on {host} is already in use (another program, or another copy of "
+                                 "the app); choose another with --port.") from None
+            if error.errno == errno.EACCES:
+                raise ValueError(f"port {number} needs administrator rights on this machine; choose one from 1024 "
+                                 "up with --port.") from None
+            raise ValueError(f"cannot listen on {host} port {number}: {error.strerror or error}; --host must be an "
+                             "address of this machine, such as 127.0.0.1 or 0.0.0.0.") from None
+    return number
 
 
 def build_app(ctx):
@@ -77,18 +122,22 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_args(argv)
     try:
+        port = check_address(args.host, args.port)  # before anything slow: a typo is answered at once
         ctx = AppContext.create(args.teacher, args.student)
         for name in (ctx.default_teacher, ctx.default_student):
             ctx.check_name(name)
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        fail(str(error))
     remove_old_folders()  # download folders a previous run of the app left behind
     embed_tab.warm_up_in_background()  # UMAP compiles with numba on first use; do it before anyone asks
     ctx.launcher.start()  # runs queued before a restart start again, one at a time
     demo = build_app(ctx)
     demo.queue(max_size=64, default_concurrency_limit=4)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, allowed_paths=[],
-                strict_cors=True, css=CSS, footer_links=["api", "settings"])
+    try:
+        demo.launch(server_name=args.host, server_port=port, max_file_size=MAX_UPLOAD, allowed_paths=[],
+                    strict_cors=True, css=CSS, footer_links=["api", "settings"])
+    except OSError as error:  # the port was taken between the check and the launch
+        fail(f"cannot listen on {args.host} port {port}: {error}; choose another with --port.")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,14 @@ def decode_utf8(raw: bytes, name: str) -> str:
         line = raw[:error.start].count(b"\n") + 1
         raise ValueError(f"'{name}' is not UTF-8 text (first bad byte on line {line}); save it as UTF-8 and try "
                          "again.") from None
+
+
+# Bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069), and the left-to-right
+# and right-to-left marks (U+200E, U+200F). Invisible, they reorder how the rest of a line is drawn: a U+202E in a
+# sentence mirrored a figure's title. No Russian sentence needs them.
+BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F])
+
+
+def without_bidi_controls(text: str) -> str:
+    """`text` with every bidirectional control character removed."""
+    return text.translate(BIDI_CONTROLS)

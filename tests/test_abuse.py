@@ -315,7 +315,14 @@ def test_cli_refuses_a_json_path_it_cannot_write_before_measuring(tmp_path, caps
         assert bench_cli.main(["--models", TINY_ARCH, "--json", path]) == 2
         err = capsys.readouterr().err
         assert err.startswith(start) and err.count("\n") == 1, err
-    bench_cli.check_json_path(str(tmp_path / "new" / "bench.json"))  # a folder still to be made is fine
+    # a folder that does not exist is refused, not made: a mistyped path left folders behind (user review)
+    for path in (tmp_path / "new" / "bench.json", tmp_path / "new" / "deeper" / "bench.json"):
+        assert bench_cli.main(["--models", TINY_ARCH, "--json", str(path)]) == 2
+        assert capsys.readouterr().err == (f"error: --json {path} cannot be written: the folder {path.parent} does "
+                                           "not exist; make it first (mkdir -p) or give a file in a folder that "
+                                           "exists.\n")
+        assert not (tmp_path / "new").exists()
+    bench_cli.check_json_path(str(tmp_path / "bench.json"))  # a new file in a folder that exists is fine
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -378,10 +385,11 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
         assert other.predict(api_name="/stop_benchmark") == "Nothing of yours is being measured."
         wait_for(lambda: "run 2/50" in progress_line(), timeout=60, every=0.2)  # someone else's Stop changed nothing
         asked = time.monotonic()
-        assert mine.predict(api_name="/stop_benchmark").startswith("Stopping after this forward pass")
+        answer = mine.predict(api_name="/stop_benchmark")  # Stop answers with the run's own final line
         progress, table, *_ = job.result(timeout=60)
         assert time.monotonic() - asked < 30 and job.status().code.name != "CANCELLED"
-        assert "stopped: 0 of 1 measurements" in progress and not table["data"]
+        assert "stopped after 0 of 1 measurements" in progress and not table["data"] and answer == progress
+        assert "100%" not in progress and "█" * 20 not in progress  # the bar of a stopped run is never full
         ctx.max_bench_s = 5.0
         with pytest.raises(ValidationError, match="would take about .*, more than the 5 s one benchmark may take"):
             other.predict(**long_run, api_name="/run_benchmark")  # refused before it is queued

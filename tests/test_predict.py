@@ -304,7 +304,7 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, tiny_teache
         assert figure is not None and "**Sentence:** Давай вечером" in markdown
         strip, table = client.predict(**names, top_k=5, sentence="Мы долго гуляли по парку.",
                                       api_name="/mask_each_word")
-        assert "| гуляли |" in table and "**Sentence:** Мы долго гуляли по парку." in table
+        assert "| гуляли" in table and "**Sentence:** Мы долго гуляли по парку." in table
         summary, _, rows = client.predict(**names, api_name="/probe_summary")
         assert len(rows["data"]) == len(probes)
         assert [row[0] for row in summary["data"]] == [f"1. {predict_tab.label(ctx.default_teacher)}",
@@ -381,7 +381,7 @@ def test_empty_tables_have_real_headers(tiny_teacher_dir, tiny_student_dir, runs
     from ui import predict_tab
 
     assert list(predict_tab.summary_table().columns) == [
-        "model", "accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1", "top-5 overlap",
+        "model", "top-1 accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1", "top-5 overlap",
         "mean KL (nats)"]
     assert list(predict_tab.probe_table().columns) == ["sentence", "expected", "topic"]
     demo, _, parts = built_tab(tab_context(tiny_teacher_dir, tiny_student_dir))
@@ -513,7 +513,16 @@ def test_probe_summary_downloads_hold_both_tables_and_the_figure(tiny_teacher_di
     assert [p.name for p in (summary_path, rows_path, html_path)] == ["probe-summary.csv", "probe-rows.csv",
                                                                        "probe-summary.html"]
     shown = summary.astype(object).where(summary.notna(), "")
-    assert read_csv(summary_path).values.tolist() == [[str(v) for v in row] for row in shown.values.tolist()]
+
+    def as_number(cell) -> str:
+        """A share as the page shows it ("50.0%") or as the download keeps it (0.5), the same way."""
+        cell = str(cell)
+        if cell.endswith("%"):
+            return f"{float(cell[:-1]) / 100:.4f}"
+        return f"{float(cell):.4f}" if "." in cell and cell.replace(".", "", 1).isdigit() else cell
+
+    downloaded = [[as_number(c) for c in row] for row in read_csv(summary_path).values.tolist()]
+    assert downloaded == [[as_number(v) for v in row] for row in shown.values.tolist()]
     assert list(read_csv(summary_path).columns) == list(summary.columns)
     every = read_csv(rows_path)
     assert list(every.columns) == list(rows.columns) and every.values.tolist() == rows.astype(str).values.tolist()

@@ -45,7 +45,9 @@ ROW_COLUMNS = ["model", "mode", "dtype", "batch_size", "seq_len", "latency_s", "
                "peak_mem_mb", "gflops", "share_of_peak", "params", "size_mb", "runs", "setup_s", "check", "tried"]
 CARD_COLUMNS = ["model", "size_mb", "card_size_mb", "card_latency_s", "reference_latency_s", "fast_latency_s",
                 "card_throughput", "reference_throughput", "fast_throughput"]
-RATIO_COLUMNS = ["speed-up", "card", "reference (here)", "fast (here)"]
+# "card", "reference (here)" and "fast (here)": one ratio between two models, as the card gave it, then measured
+# here in each mode; "between modes (here)": one model in two modes, a ratio the card has no column for
+RATIO_COLUMNS = ["speed-up", "card", "reference (here)", "fast (here)", "between modes (here)"]
 INTRO = """### Speed: the model card's table, measured here
 The card's headline compares teacher and students by **latency at batch 1** and **throughput at batch 16**, with
 512-token sequences through the encoder. `arch:` models have the exact real architectures with random weights: speed
@@ -169,7 +171,8 @@ def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
                            marker_color=MODE_COLOURS[mode], **bar_style)
     tallest = max((y for trace in figure.data for y in trace.y if y is not None), default=0.0)
     title = f"{name} at batch {batch}<br><sup>{unit}</sup>" + (f"<br><sup>{note}</sup>" if note else "")
-    figure.update_layout(title=title, barmode="group", height=380, margin=dict(l=40, r=10, t=90, b=40),
+    # r=50: the last bar's label is centred on it and wider than it; a 10 px margin cut it off at the right edge
+    figure.update_layout(title=title, barmode="group", height=380, margin=dict(l=40, r=50, t=90, b=40),
                          legend=dict(orientation="h", y=-0.15), template="plotly_white",
                          uniformtext=dict(minsize=10, mode="show"))  # never hide a label for being small
     if tallest > 0:
@@ -193,11 +196,11 @@ def ratio_rows(speedups: list[dict]) -> list[dict]:
     for item in speedups:
         if "runtime_speedup" in item:
             lines.append({"speed-up": f"{short_name(item['model'])}: fast latency / {item['mode']} latency "
-                                      f"(batch {item['batch_size']})", "fast (here)": item["runtime_speedup"]})
+                                      f"(batch {item['batch_size']})", "between modes (here)": item["runtime_speedup"]})
             continue
         if "fast_speedup" in item:
             lines.append({"speed-up": f"{short_name(item['model'])}: reference latency / fast latency "
-                                      f"(batch {item['batch_size']})", "fast (here)": item["fast_speedup"]})
+                                      f"(batch {item['batch_size']})", "between modes (here)": item["fast_speedup"]})
             continue
         teacher, student = (short_name(part) for part in item["pair"].split(" / "))
         batch = item["batch_size"]
@@ -225,12 +228,27 @@ def write_downloads(folder: Path, result: dict) -> tuple[str, str]:
     return str(csv_path), str(json_path)
 
 
-def progress_text(fraction: float, message: str, started: float, estimate_s: float) -> str:
+def progress_text(fraction: float, message: str, started: float, estimate_s: float, final: bool = False) -> str:
+    """The progress line: a bar, the share done, the message and the time; a final line (done or stopped) gives
+    the time taken and no time left."""
     elapsed = time.perf_counter() - started
     filled = round(20 * fraction)
+    if final:
+        return f"`{'█' * filled}{'░' * (20 - filled)}` {fraction:.0%} · {message}"
     left = max(estimate_s - elapsed, 0.0) if fraction < 0.99 else 0.0
     return (f"`{'█' * filled}{'░' * (20 - filled)}` {fraction:.0%} · {message} · elapsed "
             f"{format_seconds(elapsed)}, about {format_seconds(left)} left")
+
+
+def stopped_line(measured: int, planned: int, took: str, earlier_shown: bool) -> str:
+    """What a Stop leaves: how many of the planned measurements were made, and where they are."""
+    if measured:
+        return (f"stopped after {measured} of {planned} measurements in {took}; what was measured is above and in "
+                "the downloads")
+    if earlier_shown:
+        return (f"stopped after 0 of {planned} measurements in {took}, before the first one finished; the tables "
+                "above still show your previous benchmark")
+    return f"stopped after 0 of {planned} measurements in {took}, before the first one finished"
 
 
 @dataclass
@@ -307,6 +325,22 @@ def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=No
     return f"**Before you run:** {plan.describe()}" + "".join(f"\n\n*Note: {n}*" for n in notes)
 
 
+STOP_WAIT_S = 20.0  # Stop waits this long for the run to end, so its answer is the run's own final line
+
+
+class StopFlag(threading.Event):
+    """A measurement's stop flag, with the final line the measurement ends with once it has ended."""
+
+    def __init__(self):
+        super().__init__()
+        self.ended = threading.Event()
+        self.final_line = ""
+
+    def finish(self, line: str) -> None:
+        self.final_line = line
+        self.ended.set()
+
+
 class StopFlags:
     """One stop flag per session (a browser tab, or one gradio_client Client): Stop ends the measurement of the
     session that asks, between two forward passes, and no one else's."""
@@ -314,23 +348,25 @@ class StopFlags:
     def __init__(self):
         self._flags: dict[str | None, threading.Event] = {}
         self._lock = threading.Lock()
+        # sessions whose page shows a benchmark's rows: a later run stopped before its first row leaves them there
+        self.showing: set[str | None] = set()
 
-    def start(self, session: str | None) -> threading.Event:
+    def start(self, session: str | None) -> StopFlag:
         """A fresh flag for a measurement of `session` that starts now."""
         with self._lock:
-            flag_ = self._flags[session] = threading.Event()
+            flag_ = self._flags[session] = StopFlag()
             return flag_
 
-    def stop(self, session: str | None) -> bool:
-        """Raise the flag of `session`'s measurement; False when it has none running."""
+    def stop(self, session: str | None) -> StopFlag | None:
+        """Raise the flag of `session`'s measurement and return it; None when it has none running."""
         with self._lock:
             flag_ = self._flags.get(session)
             if flag_ is None or flag_.is_set():
-                return False
+                return None
             flag_.set()
-            return True
+            return flag_
 
-    def end(self, session: str | None, flag_: threading.Event) -> None:
+    def end(self, session: str | None, flag_: StopFlag) -> None:
         """Forget the flag of a measurement that ended (unless a newer one of the session replaced it)."""
         with self._lock:
             if self._flags.get(session) is flag_:
@@ -346,14 +382,17 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
     config, session = plan.config, session_id()
     stop = stops.start(session)
     folder = None
-    started, rows, peaks = time.perf_counter(), [], None
+    started, rows, peaks, fraction = time.perf_counter(), [], None, 0.0
+    earlier_shown = session in stops.showing
     try:
         machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
         view = BenchView(progress=progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s),
                          card=_frame(card_only_rows(config.models, config.device), CARD_COLUMNS))
-        yield view.outputs()
+        # a previous benchmark's rows stay on the page until this one's first row replaces them
+        yield view.outputs("progress") if earlier_shown else view.outputs()
         for event in bench.iter_benchmark(config, ctx.cache.get, plan, stop):
             if isinstance(event, bench.Progress):
+                fraction = event.fraction
                 view.progress = progress_text(event.fraction, event.message, started, plan.estimate_s)
                 yield view.outputs("progress")
                 continue
@@ -370,29 +409,41 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
             view.ratios = _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)
             folder = folder or Path(tempfile.mkdtemp(prefix=BENCH_PREFIX))
             view.csv, view.json = write_downloads(folder, result)  # after every row: a stopped run keeps its results
-            yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json")
+            stops.showing.add(session)
+            yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json", "limits")
         took = format_seconds(time.perf_counter() - started)
         if stop.is_set():
-            done = (f"stopped: {len(rows)} of {len(plan.jobs)} measurements in {took}; what was measured is above "
-                    "and in the downloads")
+            # the bar shows how far the run got, never full: a stopped run did not do all it planned
+            view.progress = progress_text(min(fraction, 0.99), stopped_line(len(rows), len(plan.jobs), took,
+                                                                            earlier_shown), started,
+                                          plan.estimate_s, final=True)
+            stop.finish(view.progress)  # Stop's own answer is this line too, whichever reaches the page last
+            yield view.outputs("progress", "limits") if earlier_shown and not rows else view.outputs()
         else:
             done = f"done: {len(rows)} measurements in {took} (estimated {format_seconds(plan.estimate_s)})"
-        view.progress = progress_text(1.0, done, started, plan.estimate_s)
-        yield view.outputs()
+            view.progress = progress_text(1.0, done, started, plan.estimate_s, final=True)
+            stop.finish(view.progress)
+            yield view.outputs()
     except ValueError as error:  # a model that fails to load while measuring: said as a Space may say it
         raise ValueError(ctx.public_text(error_message(error))) from None
     finally:
+        stop.ended.set()  # an error ended it: Stop waits no longer
         stops.end(session, stop)
         if folder is not None:  # Gradio has copied the files it was given into its own cache
             shutil.rmtree(folder, ignore_errors=True)
         remove_old_folders()
 
 
-def stop_benchmark(stops: StopFlags) -> str:
-    """Stop the caller's own measurement (the session's) between two forward passes."""
-    if stops.stop(session_id()):
-        return "Stopping after this forward pass; the results measured so far stay above and in the downloads."
-    return "Nothing of yours is being measured."
+def stop_benchmark(stops: StopFlags, wait_s: float = STOP_WAIT_S) -> str:
+    """Stop the caller's own measurement (the session's) between two forward passes, and answer with the line it
+    ended with. Both this answer and the run's last message write the progress line, in either order: so both are
+    the same final line, unless the run takes longer than `wait_s` to reach the end of its forward pass."""
+    flag_ = stops.stop(session_id())
+    if flag_ is None:
+        return "Nothing of yours is being measured."
+    if flag_.ended.wait(wait_s) and flag_.final_line:
+        return flag_.final_line
+    return "Stopping after this forward pass; the results measured so far stay above and in the downloads."
 
 
 def model_list(ctx: AppContext) -> gr.Dropdown:
@@ -421,7 +472,9 @@ def build(ctx: AppContext) -> dict:
                                      "onnxruntime, openvino: exported (CPU only, adds export time)")
         runs = CheckedNumber(0, precision=0, label="Timed runs",
                              info=f"0: automatic (about 3 s of runs, 3 to 10); at most {MAX_RUNS}")
-        compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape")
+        # min_width: at an 800 px window the row's share left the checkbox's label clipped
+        compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape",
+                                   min_width=220, scale=1)
     inputs = [models, device, batch_sizes, seq_len, modes, runs, compile_fast]
     estimate_md = gr.Markdown()
     with gr.Row():
@@ -450,13 +503,15 @@ def build(ctx: AppContext) -> dict:
     # it is queued.
     guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks",
                         functools.partial(over_the_time_limit, ctx))
-    run_event = run_button.click(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
-                                 api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
-                                 concurrency_id=QUEUE_GROUP, validator=guard,
-                                 outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios,
-                                          limits_md, csv_file, json_file])
-    stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, cancels=[run_event],
-                      api_name="stop_benchmark")
+    run_button.click(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
+                     api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
+                     concurrency_id=QUEUE_GROUP, validator=guard,
+                     outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios, limits_md,
+                              csv_file, json_file])
+    # No cancels=[run_event]: cancelling dropped the run's last message, so the page never heard that it stopped.
+    # The Stop flag ends the run between two forward passes, and the run itself sends the final line and rows.
+    stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, api_name="stop_benchmark",
+                      show_progress="hidden")
     return dict(models=models, device=device, batch_sizes=batch_sizes, seq_len=seq_len, modes=modes, runs=runs,
                 compile=compile_fast, estimate=estimate_md, run=run_button, stop=stop_button, progress=progress_md,
                 results=results, latency_plot=latency_plot, throughput_plot=throughput_plot, card=card,
@@ -464,8 +519,14 @@ def build(ctx: AppContext) -> dict:
 
 
 def limits_text(peaks: bench.Peaks) -> str:
-    lines = ["**This machine's arithmetic limits** (`share_of_peak` in the table is of the measured one):"]
+    lines = ["**This machine's arithmetic limits**, measured when the run started:"]
     for dtype, peak in peaks.as_dict().items():
         lines.append(f"- {dtype}: measured matrix product {peak['measured_gflops']:,.0f} GFLOP/s; "
                      f"theoretical {peak['theoretical_basis']}")
+    lines.append("\n`share_of_peak` is a row's `gflops` divided by the measured matrix product of its dtype (one "
+                 "2048 x 2048 product on CPU, timed for about a second), so 1.00 means as fast as that product. It is "
+                 "a reference, not a ceiling: a row can pass 1.00 when the CPU clock was higher during its "
+                 "runs (turbo, fewer programs sharing the machine) or its smaller matrices sit better in the caches. "
+                 "The theoretical figure is the ceiling. The *Before you run* estimate uses a different, quicker "
+                 "product (1024 x 1024, a quarter of a second), so its GFLOP/s differ from these.")
     return "\n".join(lines)

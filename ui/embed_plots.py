@@ -166,8 +166,12 @@ def map_figure(sentences: SentenceSet, spaces: list[Space], coords: list[np.ndar
 
 
 def number(value: float | None) -> str:
-    """Three decimals, or n/a for a figure that does not exist (NaN or None)."""
-    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+    """Three decimals, or n/a for a figure that does not exist (NaN or None); a small negative figure that rounds
+    to zero reads 0.000, not -0.000."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text
 
 
 def scores_headers(k: int) -> list[str]:

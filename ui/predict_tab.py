@@ -46,7 +46,8 @@ FALLBACK_EXAMPLES = [
     "Не забудь взять [MASK], на улице дождь.",
     "Мой [MASK] опять разрядился, дай зарядку.",
 ]
-SHARED_PALETTE = qualitative.Plotly + qualitative.D3
+# D3's grey (#7f7f7f) left out: grey means "only one model guesses it" (UNSHARED), never a shared word
+SHARED_PALETTE = [c for c in qualitative.Plotly + qualitative.D3 if c.lower() not in ("#7f7f7f", "#c9ced6")]
 UNSHARED = "#c9ced6"
 PROBE_COLUMNS = ["sentence", "expected", "topic"]  # then one column per model, named after it
 
@@ -182,9 +183,11 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
             fig.update_yaxes(tickvals=list(range(len(guess.tokens))), ticktext=words, autorange="reversed",
                              row=m + 1, col=c + 1)
             fig.update_xaxes(showticklabels=False, rangemode="tozero", row=m + 1, col=c + 1)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), bargap=0.2,
-                      title=dict(text=sentence_title(result.text), x=0.5, xanchor="center", y=0.99, yanchor="top",
-                                 font=dict(size=14)))
+    # The title is placed in pixels from the top: at y=0.99 of a 20-mask figure (3,500 px) it sat 35 px down, on
+    # the first row's subplot titles. The top margin leaves it its own band above them.
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=90, b=10), bargap=0.2,
+                      title=dict(text=sentence_title(result.text), x=0.5, xanchor="center", y=1.0, yref="container",
+                                 yanchor="top", pad=dict(t=12), font=dict(size=14)))
     return fig
 
 
@@ -234,7 +237,7 @@ def word_strip_figure(strip: predict.WordStrip) -> go.Figure:
         name = page_text(label(pair.other))
         agree = [a.top1 for a in pair.items]
         fig.add_trace(go.Heatmap(
-            z=[agree], x=x, y=[f"top-1 agrees · {name}"], zmin=0, zmax=1,
+            z=[agree], x=x, y=[f"top-1 = model 1's? · {name}"], zmin=0, zmax=1,
             colorscale=[[0, "#e4572e"], [1, "#4caf50"]], showscale=False,
             text=[["✓" if v else "✗" for v in agree]], texttemplate="%{text}", customdata=[hover],
             hovertemplate="%{customdata}<extra></extra>", xgap=2), row=2 * i + 1, col=1)
@@ -257,19 +260,37 @@ def word_strip_markdown(strip: predict.WordStrip, model_names: list[str]) -> str
     for j, word in enumerate(strip.words):
         cells = []
         for m in range(len(model_names)):
-            mark = {True: " ✓", False: "", None: " (split)"}[strip.recovered[m][j]]
+            mark = " = word" if strip.recovered[m][j] else ""
             cells.append(_cell(strip.results[m][j].words[0]) + mark)
-        lines.append(f"| {_cell(word)} | " + " | ".join(cells) + " |")
-    note = (f"**Sentence:** {_cell(strip.sentence)}\n\nBest guess of each model for each masked word; ✓ marks the "
-            "masked word itself, *(split)* a word that model's vocabulary cannot spell as one entry.")
+        # "(split)" describes the masked word (no single entry of the vocabulary spells it), not a model's guess
+        split = [label(n) for m, n in enumerate(model_names) if strip.recovered[m][j] is None]
+        shown_word = _cell(word) + (f" (split: {_cell(', '.join(split))})" if split else "")
+        lines.append(f"| {shown_word} | " + " | ".join(cells) + " |")
+    note = (f"**Sentence:** {_cell(strip.sentence)}\n\nBest guess of each model for each masked word. *= word*: the "
+            "guess is the masked word itself. *(split: model)* after a masked word: that model's vocabulary cannot "
+            "spell it as one entry, so no guess can be it. In the strip above, ✓ and ✗ say something else: whether "
+            "the model's top-1 guess agrees with model 1's.")
     return note + "\n\n" + "\n".join(lines)
 
 
-def summary_table(summary: predict.ProbeSummary | None = None) -> pd.DataFrame:
-    """The probe-set summary, one row per model; with no summary, its empty table with the same headers."""
+def summary_table(summary: predict.ProbeSummary | None = None, as_shown: bool = True) -> pd.DataFrame:
+    """The probe-set summary, one row per model; with no summary, its empty table with the same headers.
+
+    As shown on the page (`as_shown`), the shares read as percentages like the chart's; the downloads keep the
+    fractions as numbers."""
     if summary is None:
         return pd.DataFrame(columns=predict.summary_columns(predict.SUMMARY_TOP_K))
-    return pd.DataFrame(predict.summary_rows(summary, label), columns=predict.summary_columns(summary.top_k))
+    columns = predict.summary_columns(summary.top_k)
+    table = pd.DataFrame(predict.summary_rows(summary, label), columns=columns)
+    if as_shown:
+        for column in ("top-1 accuracy", "top-1 agreement with model 1", f"top-{summary.top_k} overlap"):
+            table[column] = [_percent(v) for v in table[column]]
+    return table
+
+
+def _percent(value) -> str:
+    """A share in [0, 1] as "10.1%"; "" where it does not apply."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
 
 
 def probe_table(summary: predict.ProbeSummary | None = None) -> pd.DataFrame:
@@ -299,7 +320,8 @@ def summary_figure(summary: predict.ProbeSummary) -> go.Figure:
                                  showlegend=False, text=[_kl_text(pair.mean("kl"))], textposition="outside"),
                           row=1, col=2)
     # Headroom above the tallest bar, so a label drawn above it stays clear of the subplot title.
-    fig.update_yaxes(range=[0, 1.2], tickformat=".0%", row=1, col=1)
+    # the ticks stop at 100%: a share cannot pass it, and a tick at 120% said it could
+    fig.update_yaxes(range=[0, 1.2], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1.0], row=1, col=1)
     fig.update_yaxes(range=[0, max(kl_top, 1e-3) * 1.3], row=1, col=2)
     fig.update_traces(cliponaxis=True)
     fig.update_layout(barmode="group", height=400, margin=dict(l=10, r=10, t=50, b=10),
@@ -337,7 +359,7 @@ def word_downloads(strip: predict.WordStrip, model_names: list[str], figure: go.
 
 def summary_downloads(summary: predict.ProbeSummary, figure: go.Figure) -> Downloads:
     """The probe summary's per-model table, its every-probe table and its figure."""
-    return _downloads("probe_summary", summary_table(summary), probe_table(summary), figure)
+    return _downloads("probe_summary", summary_table(summary, as_shown=False), probe_table(summary), figure)
 
 
 def show_downloads(action: str, downloads: Downloads | None):

@@ -66,8 +66,9 @@ def check_threads(threads: int | None) -> None:
 
 
 def check_json_path(path: str | None) -> Path | None:
-    """The --json file, checked before anything is measured: not a folder, and in a folder that exists (or can be
-    made) and can be written; ValueError naming the path otherwise."""
+    """The --json file, checked before anything is measured: not a folder, and in a folder that exists and can be
+    written; ValueError naming the path otherwise. A missing folder is refused rather than made: a mistyped path
+    would otherwise leave its folders behind, and the results somewhere no one looks."""
     if path is None:
         return None
     target = Path(path).expanduser()
@@ -81,8 +82,14 @@ def check_json_path(path: str | None) -> Path | None:
             raise ValueError(f"--json {path} cannot be written ({error.strerror or error}).") from None
         return target
     folder = target.parent
-    while not folder.exists():  # write_json makes the missing folders: they must be made in the first that exists
-        folder = folder.parent
+    if not folder.exists():
+        missing = folder
+        while not missing.parent.exists():
+            missing = missing.parent
+        if missing.parent.is_dir():
+            raise ValueError(f"--json {path} cannot be written: the folder {folder} does not exist; make it first "
+                             "(mkdir -p) or give a file in a folder that exists.")
+        folder = missing.parent
     if not folder.is_dir():
         raise ValueError(f"--json {path} cannot be written: {folder} is a file, not a folder.")
     try:

@@ -115,8 +115,8 @@ class Plan:
     def describe(self) -> str:
         rates = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in self.calibration.items())
         return (f"{len(self.jobs)} measurements of {len(self.shapes)} model(s); estimated time "
-                f"{format_seconds(self.estimate_s)} (from the models' FLOPs and a quick matmul calibration of this "
-                f"machine: {rates}).")
+                f"{format_seconds(self.estimate_s)} (from the models' FLOPs and a quick 1024 x 1024 matrix product "
+                f"timed for the estimate only: {rates}; the run measures its own, larger limit).")
 
     def skip_lines(self) -> list[str]:
         """One line per mode asked for that cannot run here, saying why."""

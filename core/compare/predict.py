@@ -25,6 +25,7 @@ from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.models.masked_lm import MASK, MaskPrediction, display_word, encode, masked_lm_logits
 from core.models.tokenizer import nfc
 from core.models.zoo import LoadedModel
+from core.textfiles import without_bidi_controls
 
 MAX_MASKS = 20
 MAX_CHARS = 2000
@@ -94,7 +95,7 @@ SPLIT_NOTE = ("split (left out): probes whose expected word this model's vocabul
 
 def summary_columns(top_k: int) -> list[str]:
     """The columns of `summary_rows`, in order."""
-    return ["model", "accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1",
+    return ["model", "top-1 accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1",
             f"top-{top_k} overlap", "mean KL (nats)"]
 
 
@@ -123,13 +124,14 @@ def _round(value: float) -> float | None:
 
 
 def check_text(text: str | None, with_masks: bool = True) -> str:
-    """The text stripped and composed (NFC), or a ValueError with a sentence saying what to change.
+    """The text stripped of bidirectional controls and white space and composed (NFC), or a ValueError with a
+    sentence saying what to change.
 
     Composing here (the tokenizers compose too) keeps words, spans and tables in the spelling the model read.
     """
     if text is not None and not isinstance(text, str):
         raise ValueError(f"The sentence must be text, not a {type(text).__name__}.")
-    text = nfc((text or "").strip())
+    text = nfc(without_bidi_controls(text or "").strip())  # a U+202E reordered the titles drawn from it
     if not text:
         raise ValueError("The text is empty: type a Russian sentence" + (" with [MASK] for the missing word." if
                                                                            with_masks else "."))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.compare import probes
-from core.textfiles import decode_utf8
+from core.textfiles import decode_utf8, without_bidi_controls
 
 MAX_SENTENCES = 5000
 MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences
@@ -103,7 +103,7 @@ def _checked(rows: list[tuple[str, str]], source: str, unit: str, first: int) ->
     """Blank rows dropped, white space tidied, limits enforced with a message that names the offending row."""
     sentences, labels = [], []
     for number, (sentence, label) in enumerate(rows, start=first):
-        sentence = " ".join(sentence.split())
+        sentence = " ".join(without_bidi_controls(sentence).split())  # invisible controls reorder drawn text
         if not sentence:
             continue
         if len(sentence) > MAX_SENTENCE_CHARS:

@@ -236,19 +236,31 @@ def knn_overlap(x: np.ndarray, y: np.ndarray, k: int = KNN_K) -> float:
     return float(knn_overlap_matrix([x], [y], k)[0, 0])
 
 
+def does_not_vary(x: np.ndarray, tolerance: float = 1e-10) -> bool:
+    """Whether every row of x (n, width) is the same vector, to rounding: then no sentence is nearer than another,
+    and neighbours are only the order of the ties."""
+    x = np.asarray(x, dtype=np.float64)
+    spread = float(np.sum((x - x.mean(axis=0)) ** 2))
+    return spread <= tolerance * max(float(np.sum(x**2)), 1e-300)
+
+
 def knn_overlap_matrix(spaces_a: list[np.ndarray], spaces_b: list[np.ndarray], k: int = KNN_K) -> np.ndarray:
     """kNN overlap between every space of spaces_a and every space of spaces_b: (len(spaces_a), len(spaces_b)).
 
-    All NaN when k >= n - 1 (knn_unavailable says why).
+    All NaN when k >= n - 1 (knn_unavailable says why); NaN where either space does not vary (30 copies of one
+    sentence scored 1.000 from the tie order alone, while CKA rightly said n/a).
     """
     for x in spaces_a + spaces_b:
         _check_rows(spaces_a[0], x)
     result = np.full((len(spaces_a), len(spaces_b)), np.nan)
     if knn_unavailable(spaces_a[0].shape[0], k):
         return result
-    neighbours_b = [knn_indices(y, k) for y in spaces_b]
+    neighbours_b = [None if does_not_vary(y) else knn_indices(y, k) for y in spaces_b]
     for i, x in enumerate(spaces_a):
+        if does_not_vary(x):
+            continue
         neighbours_a = knn_indices(x, k)
         for j, found in enumerate(neighbours_b):
-            result[i, j] = neighbour_overlap(neighbours_a, found)
+            if found is not None:
+                result[i, j] = neighbour_overlap(neighbours_a, found)
     return result

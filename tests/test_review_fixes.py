@@ -1,0 +1,89 @@
+"""Faults a fresh user found in review, each a test with the right value."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.unit
+
+
+def test_bidi_controls_are_removed_from_sentences_before_use():
+    from core.compare import predict
+    from core.compare.sentences import typed_set
+
+    controls = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
+    assert predict.check_text(f"\u202eМой [MASK]{controls} разрядился.") == "Мой [MASK] разрядился."
+    assert typed_set("один\u202e два\nтри\u2066").sentences == ("один два", "три")
+
+
+def test_knn_overlap_is_na_when_the_vectors_do_not_vary():
+    from core.compare import similarity
+
+    same = np.tile(np.arange(8.0), (30, 1))  # 30 copies of one sentence
+    varied = np.random.default_rng(0).normal(size=(30, 8))
+    assert np.isnan(similarity.knn_overlap(same, same)) and np.isnan(similarity.knn_overlap(varied, same))
+    assert similarity.knn_overlap(varied, varied) == 1.0
+
+
+def test_a_figure_that_rounds_to_zero_reads_0_000():
+    from ui.embed_plots import number
+
+    assert number(-0.0002) == "0.000" and number(-0.002) == "-0.002" and number(float("nan")) == "n/a"
+
+
+def test_a_stopped_benchmark_says_what_it_measured_under_a_bar_that_is_not_full():
+    from ui import bench_tab
+
+    line = bench_tab.progress_text(0.4, bench_tab.stopped_line(3, 8, "12 s", False), 0.0, 30.0, final=True)
+    assert line.startswith("`" + "█" * 8 + "░" * 12 + "` 40%") and "stopped after 3 of 8 measurements" in line
+    assert "left" not in line
+    assert "previous benchmark" in bench_tab.stopped_line(0, 8, "1 s", True)
+
+
+def test_the_speed_up_of_fast_over_reference_is_not_in_the_fast_column():
+    from ui import bench_tab
+
+    rows = bench_tab.ratio_rows([{"model": "arch:x", "batch_size": 1, "fast_speedup": 2.5},
+                                 {"model": "arch:x", "batch_size": 1, "mode": "onnxruntime", "runtime_speedup": 1.5}])
+    assert [r.get("between modes (here)") for r in rows] == [2.5, 1.5]
+    assert all("fast (here)" not in r for r in rows)
+
+
+def test_shared_words_never_get_the_unshared_grey():
+    from ui import predict_tab
+
+    assert "#7f7f7f" not in [c.lower() for c in predict_tab.SHARED_PALETTE]
+
+
+def run_app(argv, capsys):
+    import app
+
+    with pytest.raises(SystemExit) as exit_:
+        app.main(argv)
+    err = capsys.readouterr().err
+    return exit_.value.code, err
+
+
+def test_app_refuses_a_bad_port_or_host_in_one_line_with_exit_2(capsys):
+    code, err = run_app(["--port", "99999"], capsys)
+    assert code == 2 and err == "error: --port must be a whole number from 1 to 65535, not 99999.\n"
+    code, err = run_app(["--host", "999.1.1.1", "--port", "7861"], capsys)
+    assert code == 2 and err.startswith("error: --host 999.1.1.1 is not") and err.count("\n") == 1, err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, err = run_app(["--host", "127.0.0.1", "--port", str(port)], capsys)
+    assert code == 2 and err == (f"error: port {port} on 127.0.0.1 is already in use (another program, or another "
+                                 "copy of the app); choose another with --port.\n")
+
+
+def test_app_refuses_an_unknown_teacher_with_exit_2(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    code, err = run_app(["--host", "127.0.0.1", "--port", str(port), "--teacher", "nope-model"], capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
