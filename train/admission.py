@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.distill.tokenized import MAX_VALID
 from core.runs.checkpoints import format_bytes
 from core.runs.store import ACTIVE_STATES
 from train.config import DistillConfig
@@ -55,6 +56,34 @@ def check_free_disk(root: Path, needed: int, what: str = "This run") -> None:
         raise ValueError(f"{what} needs about {format_bytes(needed)} of disk for its checkpoints and student, and the "
                          f"app's disk has {format_bytes(free)} free; delete runs you no longer need, or choose a "
                          "smaller student.")
+
+
+def held_out_lines(lines: int) -> int:
+    """Lines a corpus without its own held-out file gives to evaluation (core.distill.tokenized.held_out_rows)."""
+    return 0 if lines < 2 else min(MAX_VALID, max(1, int(lines * 0.05)))
+
+
+def lines_needed(batch_size: int, held_out: bool) -> int:
+    """The fewest non-blank lines a corpus needs for one batch of `batch_size` to train on, and, when the held-out
+    lines come out of it (`held_out`), at least one line to evaluate on."""
+    if not held_out:
+        return batch_size
+    lines = batch_size + 1
+    while lines - held_out_lines(lines) < batch_size:
+        lines += 1
+    return lines
+
+
+def check_corpus_lines(lines: int, batch_size: int, name: str, held_out: bool) -> None:
+    """ValueError, before the run is queued, for a corpus of `lines` non-blank lines too short to train on: the run
+    would fail on it at its start. `name`: the corpus as its owner knows it."""
+    needed = lines_needed(batch_size, held_out)
+    if lines < needed:
+        split = (f"{batch_size:,} to train on, one batch, and {needed - batch_size:,} held out to evaluate the "
+                 "student" if held_out else f"one batch of {batch_size:,}")
+        raise ValueError(f"The corpus '{name}' has {lines:,} line{'s' if lines != 1 else ''} of text; a run with a "
+                         f"batch size of {batch_size:,} needs at least {needed:,} ({split}): add lines, or lower the "
+                         "batch size.")
 
 
 def check_session(runs: list[dict], root: Path, owner: str | None, session: str | None, needed: int,

@@ -23,6 +23,8 @@ MAX_STEPS = 10_000_000
 MAX_BATCH_SIZE = 100_000
 MAX_STUDENT_VOCAB = 1_000_000
 MIN_STUDENT_HIDDEN = 8  # the narrowest width whose heads keep a few dimensions each
+MIN_STUDENT_VOCAB = 100
+MAX_LENGTH_RANGE = (8, 4096)  # tokens a line: the shortest that leaves room to mask, the longest any teacher reads
 
 
 LOSS_FIELDS = tuple(f.name for f in dataclasses.fields(LossWeights))  # alpha_kl, ..., temperature, kl_masked_only
@@ -147,8 +149,9 @@ class DistillConfig:
                              "vocabulary on the whole corpus first; leave one out.")
         if self.student_layers is not None and self.student_layers < 1:
             raise ValueError(f"--student-layers must be at least 1; got {self.student_layers}.")
-        if self.max_length < 8 or self.max_length > 4096:
-            raise ValueError(f"--max-length must be between 8 and 4096 tokens; got {self.max_length}.")
+        if not MAX_LENGTH_RANGE[0] <= self.max_length <= MAX_LENGTH_RANGE[1]:
+            raise ValueError(f"--max-length must be between {MAX_LENGTH_RANGE[0]} and {MAX_LENGTH_RANGE[1]} tokens; "
+                             f"got {self.max_length}.")
         if not 0 < self.mlm_probability < 1:
             raise ValueError(f"--mlm-probability must be between 0 and 1; got {self.mlm_probability}.")
         if not self.lr > 0 or self.lr > 1:
@@ -176,8 +179,9 @@ class DistillConfig:
         if self.student_hidden and not self.student_vocab_size:
             raise ValueError("A narrower student (--student-hidden) needs its own vocabulary: "
                              "also give --student-vocab-size.")
-        if self.student_vocab_size is not None and not 100 <= self.student_vocab_size <= MAX_STUDENT_VOCAB:
-            raise ValueError(f"--student-vocab-size must be between 100 and {MAX_STUDENT_VOCAB:,}; "
+        vocab = self.student_vocab_size
+        if vocab is not None and not MIN_STUDENT_VOCAB <= vocab <= MAX_STUDENT_VOCAB:
+            raise ValueError(f"--student-vocab-size must be between {MIN_STUDENT_VOCAB} and {MAX_STUDENT_VOCAB:,}; "
                              f"got {self.student_vocab_size:,}.")
         if self.student_hidden is not None and self.student_hidden < MIN_STUDENT_HIDDEN:
             # whether it divides into the teacher's attention heads is checked once the teacher is loaded

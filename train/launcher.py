@@ -45,7 +45,7 @@ from core.runs.store import (
     write_request,
     write_status,
 )
-from train.admission import RunLimits, admit, check_free_disk, folder_bytes
+from train.admission import RunLimits, admit, check_corpus_lines, check_free_disk, folder_bytes
 from train.config import BUNDLED_CORPUS, DistillConfig
 
 EVALUATIONS_PER_RUN = 6  # held-out evaluations over an app run: enough points for a curve, little time spent
@@ -261,6 +261,11 @@ class RunLauncher:
         estimate, needed = admit(cfg, lines, cfg.max_steps // cfg.eval_every, list_runs(self.root), self.root, owner,
                                  limits or RunLimits(), Path(uploaded_corpus).stat().st_size if uploaded_corpus else 0,
                                  self.children_memory(), session=session)
+        # too few lines would fail the run at its start (train.setup.check_batches), after its place in line
+        corpus_name = (uploaded_name or Path(uploaded_corpus).name) if uploaded_corpus else \
+            ("bundled" if cfg.corpus == BUNDLED_CORPUS else cfg.corpus)
+        check_corpus_lines(len(lines), cfg.batch_size, corpus_name,
+                           held_out=(bool(uploaded_corpus) or cfg.corpus != BUNDLED_CORPUS) and not cfg.valid_corpus)
         paths.root.mkdir(parents=True)
         if uploaded_corpus:
             shutil.copyfile(uploaded_corpus, paths.corpus)  # the run keeps its own copy for resuming

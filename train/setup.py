@@ -110,7 +110,7 @@ def check_batches(train, cfg: DistillConfig, world: int, verbose: bool) -> None:
     needed = cfg.batch_size * world
     rows = train.count_rows(needed) if hasattr(train, "count_rows") else len(train.sequences)  # a stream: that far
     if rows < needed:
-        raise ValueError(f"The corpus has {rows} usable lines, fewer than one batch "
+        raise ValueError(f"The corpus has {rows} usable line{'' if rows == 1 else 's'}, fewer than one batch "
                          f"({cfg.batch_size} x {world} processes): lower --batch-size or add text.")
     if train.truncated and verbose:
         print(f"warning: {train.truncated} lines were longer than --max-length {cfg.max_length} tokens and were cut.",

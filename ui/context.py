@@ -342,9 +342,30 @@ def some_of(value, what: str, options: Sequence[str]) -> list[str]:
     """One or more of `options` (a list, or one of them alone), in the order given, each once; ValueError when
     none is chosen or one is not an option."""
     chosen = [value] if isinstance(value, str) else value
-    if not isinstance(chosen, (list, tuple)) or not chosen:
+    if isinstance(chosen, (list, tuple)) and not chosen:  # every box left unticked
+        raise ValueError(f"{what} must be one or more of {', '.join(options)}; none is chosen.")
+    if not isinstance(chosen, (list, tuple)):
         raise ValueError(f"{what} must be one or more of {', '.join(options)}; got {shown(value)}.")
     return list(dict.fromkeys(one_of(item, what, options) for item in chosen))
+
+
+FLAG = re.compile(r"--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+
+
+def form_words(text: str, labels: dict[str, str], phrases: Sequence[tuple[str, str]] = ()) -> str:
+    """A sentence of the command line's checks (train.config, train.preflight, ...) in a form's words: each
+    `phrases` (old, new) replaced first (advice about flags the form has no field for), then each flag named in
+    `labels` ("--lr" -> "Learning rate") by its field's label, as it is written at the start of the sentence and in
+    quotes within it. The command line keeps its own sentences: it never calls this."""
+    for old, new in phrases:
+        text = text.replace(old, new)
+
+    def label(match: re.Match) -> str:
+        name = labels.get(match.group(0))
+        if name is None:
+            return match.group(0)
+        return name if match.start() == 0 else f"'{name}'"
+    return FLAG.sub(label, text)
 
 
 def text_input(value, what: str) -> str:

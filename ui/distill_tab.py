@@ -33,7 +33,14 @@ from core.runs.store import (
     run_info,
     without_server_paths,
 )
-from train.config import BUNDLED_CORPUS, MAX_STEPS, DistillConfig
+from train.config import (
+    BUNDLED_CORPUS,
+    MAX_BATCH_SIZE,
+    MAX_LENGTH_RANGE,
+    MAX_STEPS,
+    MIN_STUDENT_VOCAB,
+    DistillConfig,
+)
 from train.export import export_model, mode_of
 from train.export import summary as export_summary
 from train.launcher import can_see
@@ -44,6 +51,8 @@ from ui.context import (
     CheckedRadio,
     CheckedSlider,
     ErrorLines,
+    error_message,
+    form_words,
     markdown_text,
     real_number,
     session_id,
@@ -58,6 +67,24 @@ UPLOAD = "upload a .txt"
 RUN_COLUMNS = ["run", "state", "step", "teacher", "student", "owner", "shared"]
 RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every column in view, "shared" included
 GUESS_LABEL = "Student's guesses at"
+# the guesses table's headers as shown (core.runs.guesses.COLUMNS, shortened) and widths: one line of headers, and
+# every column in view at 1280 px, the guesses wrapped in their cells
+GUESS_HEADERS = ["sentence", "expected", "teacher's top 3", "student's top 3", "same 1st"]
+GUESS_COLUMN_WIDTHS = ["27%", "14%", "25%", "25%", "9%"]
+STUDENT_VOCAB_DEFAULT = 2000  # the form's vocabulary size when the smaller vocabulary is ticked
+# the command line's flags as the form labels them: the shared checks (train.config, train.preflight, train.estimate)
+# name flags, and the page names the fields a person sees (form_words)
+FORM_LABELS = {
+    "--teacher": "Teacher", "--student-layers": "Student layers", "--init-layers": "Initialising teacher layers",
+    "--student-type": "Student architecture", "--max-steps": "Steps", "--batch-size": "Batch size",
+    "--lr": "Learning rate", "--temperature": "Temperature T", "--alpha-kl": "α KL", "--alpha-mlm": "α MLM",
+    "--alpha-cos": "α cosine", "--alpha-att": "α attention", "--max-length": "Max length",
+    "--student-vocab-size": "Student vocabulary size", "--student-hidden": "Student width",
+    "--align": "Logit alignment", "--save-every": "Checkpoint every"}
+# advice about flags the form has no field for (train.memory.run_levers), left out or said in the form's terms
+FORM_PHRASES = [(" (a higher --grad-accum keeps the batch of a step)", ""), (", or add --gradient-checkpointing", ""),
+                ("resume with --gradient-checkpointing, or free memory", "free memory"),
+                (" (or raise --grad-accum)", ""), (", and --reduce-op sum or mean", "")]
 NO_RUN_CHOSEN = "Choose a run in the 'Run shown below' list first (start one above if the list is empty)."
 DELETE_HELP = ("Delete the chosen run and its files. A run you have just stopped is waited for (a few seconds) while "
                "it saves its checkpoint; if it is still saving, the error says so and Delete can be called again.")
@@ -124,24 +151,31 @@ class RunSettings:
         reduced = bool(self.reduced_vocab)
         cfg = DistillConfig.from_dict(dict(
             teacher=teacher, corpus=BUNDLED_CORPUS,
-            student_layers=whole(self.student_layers or None, "Student layers", None, 1, 48),
+            student_layers=whole(self.student_layers, "Student layers", None, 1, 48),  # 0 is refused, not "half"
             init_layers=parse_layers(self.init_layers), student_type=given(self.student_type, DEFAULTS.student_type),
             max_steps=whole(self.steps, "Steps", DEFAULTS.max_steps, 1, MAX_STEPS),
-            batch_size=whole(self.batch_size, "Batch size", DEFAULTS.batch_size, 1, 100_000),
-            lr=real(self.learning_rate, "The learning rate", DEFAULTS.lr),
+            batch_size=whole(self.batch_size, "Batch size", DEFAULTS.batch_size, 1, MAX_BATCH_SIZE),
+            lr=real(self.learning_rate, "Learning rate", DEFAULTS.lr),
             temperature=real(self.temperature, "The temperature", LOSS_DEFAULTS.temperature),
             alpha_kl=real(self.alpha_kl, "alpha_kl", LOSS_DEFAULTS.alpha_kl),
             alpha_mlm=real(self.alpha_mlm, "alpha_mlm", LOSS_DEFAULTS.alpha_mlm),
             alpha_cos=real(self.alpha_cos, "alpha_cos", LOSS_DEFAULTS.alpha_cos),
             alpha_att=real(self.alpha_att, "alpha_att", LOSS_DEFAULTS.alpha_att),
-            max_length=whole(self.max_length, "Max length", DEFAULTS.max_length, 8, 100_000),
-            save_every=whole(self.save_every, "Save every", DEFAULTS.save_every, 1, MAX_STEPS),
-            student_vocab_size=whole(self.student_vocab_size or None, "Student vocabulary size",
-                                     None) if reduced else None,
-            student_hidden=whole(self.student_hidden or None, "Student width", None) if reduced else None,
+            max_length=whole(self.max_length, "Max length", DEFAULTS.max_length, *MAX_LENGTH_RANGE),
+            save_every=whole(self.save_every, "Checkpoint every", DEFAULTS.save_every, 1, MAX_STEPS),
+            # 0 goes on to DistillConfig.check, which refuses it as it refuses any size out of range; empty: the
+            # form's default, which its box shows
+            student_vocab_size=whole(self.student_vocab_size, "Student vocabulary size",
+                                     STUDENT_VOCAB_DEFAULT) if reduced else None,
+            student_hidden=whole(self.student_hidden, "Student width", None) if reduced else None,
             align=given(self.align, DEFAULTS.align)))
         cfg.check()
         return cfg
+
+
+def in_form_words(text: str) -> str:
+    """A sentence of the run's own checks as the page says it: the form's field labels instead of flags."""
+    return form_words(text, FORM_LABELS, FORM_PHRASES)
 
 
 def owner_token(owner: str | None) -> str:
@@ -189,11 +223,14 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
     if line:
         raise ValueError(line)
     upload = settings.uploaded_corpus()
-    cfg = settings.config(teacher)
-    ctx.launcher.start()
-    run_id = ctx.launcher.submit(cfg, owner=owner_id, public=bool(settings.share), uploaded_corpus=upload,
-                                 uploaded_name=Path(upload).name if upload else None, limits=ctx.run_limits(),
-                                 session=session_id())
+    try:  # the run's checks name its flags; the page names the form's fields
+        cfg = settings.config(teacher)
+        ctx.launcher.start()
+        run_id = ctx.launcher.submit(cfg, owner=owner_id, public=bool(settings.share), uploaded_corpus=upload,
+                                     uploaded_name=Path(upload).name if upload else None, limits=ctx.run_limits(),
+                                     session=session_id())
+    except ValueError as error:
+        raise ValueError(in_form_words(error_message(error))) from None
     position = ctx.launcher.queue_position(run_id)
     seconds = read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s")
     about = f" It should take about {format_seconds(seconds)}." if seconds else ""
@@ -215,15 +252,21 @@ start_run_from_form.__signature__ = inspect.Signature(
     + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None) for f in fields(RunSettings)])
 
 
-def show_run(ctx: AppContext, run_id: str | None, owner: str | None):
-    """The runs table, the run list, and the chosen run's progress line, curves, console and sharing."""
+def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None):
+    """The runs table, the run list, and the chosen run's progress line, curves, console and sharing. No run chosen,
+    or one no longer among those this owner can see (deleted): the list's choice is cleared, so that nothing keeps
+    asking for it, and the line is `notice` (what the last action did, such as "Deleted run ...") or says so."""
     infos = list_runs(ctx.launcher.root)  # read once: the table, the chosen run and the queue use it
     table, ids = runs_table(ctx, owner, infos)
     if not run_id or run_id not in ids:
-        return table, gr.Dropdown(choices=ids), "No run selected.", loss_figure([], run_chosen=False), \
+        # only a choice that is gone is cleared: a tick begun before Start must not undo the choice of the new run
+        dropdown = gr.Dropdown(choices=ids, value=None) if run_id else gr.Dropdown(choices=ids)
+        return table, dropdown, notice or "No run selected.", loss_figure([], run_chosen=False), \
             eval_figure([], run_chosen=False), "", False
     run_dir = run_dir_of(run_id, ctx.launcher.root)
     info, records = next(i for i in infos if i["id"] == run_id), read_metrics(run_dir)
+    if info.get("message"):  # the run's own words name flags; the page names the form's fields
+        info = {**info, "message": in_form_words(info["message"])}
     line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos))
     return (table, gr.Dropdown(choices=ids), line, loss_figure(records), eval_figure(records), read_console(run_dir),
             info["public"])
@@ -235,9 +278,9 @@ def stop_button(ctx: AppContext, run_id: str | None, owner: str | None) -> gr.Bu
     return gr.Button(interactive=bool(infos) and infos[0]["state"] in ACTIVE_STATES)
 
 
-def watch(ctx: AppContext, run_id: str | None, owner: str | None):
+def watch(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None):
     """The timer's refresh: show_run's outputs and the Stop button's state."""
-    return *show_run(ctx, run_id, owner), stop_button(ctx, run_id, owner)
+    return *show_run(ctx, run_id, owner, notice), stop_button(ctx, run_id, owner)
 
 
 def chosen(run_id: str | None) -> str:
@@ -257,14 +300,20 @@ def resume_run(ctx: AppContext, run_id: str | None, owner: str | None, up_to_ste
     """Queue the chosen run again from its last checkpoint, up to `up_to_step` (0 or None: its own steps)."""
     up_to = whole_number(up_to_step, "Resume up to step", 0, MAX_STEPS) if up_to_step is not None else 0
     ctx.launcher.start()
-    gr.Info(ctx.launcher.resume(chosen(run_id), owner, up_to or None, limits=ctx.run_limits(), session=session_id()))
+    try:  # the run's checks name its flags; the page names the form's fields
+        line = ctx.launcher.resume(chosen(run_id), owner, up_to or None, limits=ctx.run_limits(), session=session_id())
+    except ValueError as error:
+        raise ValueError(in_form_words(error_message(error))) from None
+    gr.Info(line)
     return show_run(ctx, run_id, owner)
 
 
 def delete_run(ctx: AppContext, run_id: str | None, owner: str | None):
-    """Delete the chosen run, waiting a few seconds for one that is stopping (see RunLauncher.delete)."""
-    gr.Info(ctx.launcher.delete(chosen(run_id), owner))
-    return show_run(ctx, run_id, owner)
+    """Delete the chosen run, waiting a few seconds for one that is stopping (see RunLauncher.delete); show_run's
+    outputs with no run chosen and the line saying it was deleted, then that line again for the tab's notice (the
+    line the status shows while no run is chosen)."""
+    line = ctx.launcher.delete(chosen(run_id), owner)
+    return *show_run(ctx, run_id, owner, line), line
 
 
 def share_run(ctx: AppContext, run_id: str | None, owner: str | None, shared: bool) -> str:
@@ -291,11 +340,15 @@ class GuessView:
 
 
 def run_guesses(ctx: AppContext, run_id: str | None, owner: str | None, step: float | None = None,
-                view: GuessView | None = None):
-    """/run_guesses: the probe sentences with the teacher's and the student's top-3 guesses at the evaluated step
-    nearest at or before `step` (None: the newest), a mark where their first guesses agree; the slider over the
-    evaluated steps; the new GuessView. An empty table while nothing is evaluated or no run is chosen."""
-    empty = pd.DataFrame(columns=GUESS_COLUMNS)
+                view: GuessView | None = None, exact: bool = False):
+    """The probe sentences with the teacher's and the student's top-3 guesses at the evaluated step nearest at or
+    before `step` (None: the newest), a mark where their first guesses agree; the slider over the evaluated steps;
+    the new GuessView. An empty table while nothing is evaluated or no run is chosen.
+
+    exact: `step` is what was asked for (the slider released there, an API call); otherwise it is the slider's
+    value as the page last drew it, and the newest step is shown when the slider was left on the newest step or
+    belonged to another run (GuessView)."""
+    empty = guess_table([])
     if not run_id:
         return empty, gr.Slider(interactive=False, label=GUESS_LABEL), GuessView()
     history = read_guesses(visible_run_dir(ctx, run_id, owner))
@@ -303,11 +356,35 @@ def run_guesses(ctx: AppContext, run_id: str | None, owner: str | None, step: fl
     if not steps:
         return empty, gr.Slider(0, 1, value=0, interactive=False, label=GUESS_LABEL), GuessView(run_id)
     view = view or GuessView()
-    follow = step is None or view.run_id != run_id or view.newest is None or step >= view.newest
+    follow = step is None or (not exact and (view.run_id != run_id or view.newest is None or step >= view.newest))
     shown = steps[-1] if follow else history.nearest_step(step)
     slider = gr.Slider(steps[0], max(steps[-1], steps[0] + 1), value=shown, step=1, interactive=len(steps) > 1,
                        label=f"{GUESS_LABEL}: step {shown} (evaluated: {', '.join(map(str, steps))})")
-    return pd.DataFrame(history.rows(shown), columns=GUESS_COLUMNS), slider, GuessView(run_id, steps[-1])
+    return guess_table(history.rows(shown)), slider, GuessView(run_id, steps[-1])
+
+
+def guess_table(rows: list[dict]) -> pd.DataFrame:
+    """GuessHistory.rows as the page shows them, under GUESS_HEADERS."""
+    return pd.DataFrame([[row[c] for c in GUESS_COLUMNS] for row in rows], columns=GUESS_HEADERS)
+
+
+def guesses_at(ctx: AppContext, run_id: str | None, owner: str | None, step: float | None = None,
+               view: GuessView | None = None):
+    """/run_guesses: the guesses at the evaluated step nearest at or before `step` (0: the untrained student; None:
+    the newest); see run_guesses."""
+    return run_guesses(ctx, run_id, owner, step, view, exact=True)
+
+
+def follow_guesses(ctx: AppContext, run_id: str | None, owner: str | None, step: float | None = None,
+                   view: GuessView | None = None):
+    """The refresh of the guesses after each tick of the timer and each change of the chosen run: run_guesses, and
+    for a run no longer among those this owner can see (deleted a moment ago, say) an empty table, not an error
+    every two seconds."""
+    try:
+        visible_run_dir(ctx, run_id, owner)
+    except ValueError:
+        run_id = None
+    return run_guesses(ctx, run_id, owner, step, view)
 
 
 def download_folder() -> Path:
@@ -444,6 +521,7 @@ def build(ctx: AppContext) -> dict:
                 stop = gr.Button("Stop", variant="stop", elem_id="distill-stop", interactive=False)
                 resume = gr.Button("Resume")
                 more_steps = gr.Number(0, precision=0, minimum=0, label="Resume up to step", min_width=120,
+                                       placeholder="0",
                                        info="0 keeps the run's own number of steps.")
                 delete = gr.Button("Delete", elem_id="distill-delete")
                 share_selected = gr.Checkbox(False, label="Shared", info="Everyone may see this run and use its "
@@ -456,9 +534,10 @@ def build(ctx: AppContext) -> dict:
                             "(step 0 is the student before training); ✓ where their first guesses agree.")
                 guess_step = gr.Slider(0, 1, value=0, step=1, interactive=False, label=GUESS_LABEL,
                                        elem_id="distill-guess-step")
-                guess_table = gr.Dataframe(pd.DataFrame(columns=GUESS_COLUMNS), interactive=False, wrap=True,
-                                           elem_id="distill-guesses")
+                guesses = gr.Dataframe(guess_table([]), interactive=False, wrap=True,
+                                       column_widths=GUESS_COLUMN_WIDTHS, elem_id="distill-guesses")
             guess_view = gr.State(GuessView())
+            notice = gr.State("")  # the status line while no run is chosen: what the last Delete did
             with gr.Row():
                 get_metrics = gr.Button("Download metrics (CSV)", elem_id="distill-metrics-csv")
                 get_student = gr.Button("Download student (zip)", elem_id="distill-student-zip")
@@ -478,21 +557,21 @@ def build(ctx: AppContext) -> dict:
                 api_name="start_run", concurrency_limit=1)
 
     watch_outputs = [runs, selected, status, losses_plot, eval_plot, console, share_selected]
-    guess_io = dict(inputs=[selected, owner, guess_step, guess_view], outputs=[guess_table, guess_step, guess_view],
+    guess_io = dict(inputs=[selected, owner, guess_step, guess_view], outputs=[guesses, guess_step, guess_view],
                     show_progress="hidden")
-    follow_guesses = dict(fn=handler(run_guesses, ctx), api_visibility="private", **guess_io)
-    timer.tick(handler(watch, ctx), [selected, owner], [*watch_outputs, stop], show_progress="hidden",
-               api_visibility="private").then(**follow_guesses)
+    refresh_guesses = dict(fn=handler(follow_guesses, ctx), api_visibility="private", **guess_io)
+    timer.tick(handler(watch, ctx), [selected, owner, notice], [*watch_outputs, stop], show_progress="hidden",
+               api_visibility="private").then(**refresh_guesses)
     follow_stop = dict(fn=handler(stop_button, ctx), inputs=[selected, owner], outputs=stop, api_visibility="private")
-    selected.change(handler(show_run, ctx), [selected, owner], watch_outputs, api_name="run_status").then(
-        **follow_stop).then(**follow_guesses)
-    guess_step.release(handler(run_guesses, ctx), api_name="run_guesses", **guess_io)
+    selected.change(handler(show_run, ctx), [selected, owner, notice], watch_outputs, api_name="run_status").then(
+        **follow_stop).then(**refresh_guesses)
+    guess_step.release(handler(guesses_at, ctx), api_name="run_guesses", **guess_io)
     get_metrics.click(handler(metrics_csv, ctx), [selected, owner], download, api_name="run_metrics_csv")
     get_student.click(handler(student_zip, ctx), [selected, owner], download, api_name="run_student_zip")
     stop.click(handler(stop_run, ctx), [selected, owner], watch_outputs, api_name="stop_run").then(**follow_stop)
     resume.click(handler(resume_run, ctx), [selected, owner, more_steps], watch_outputs,
                  api_name="resume_run").then(**follow_stop)
-    delete.click(handler(delete_run, ctx), [selected, owner], watch_outputs, api_name="delete_run",
+    delete.click(handler(delete_run, ctx), [selected, owner], [*watch_outputs, notice], api_name="delete_run",
                  api_description=DELETE_HELP).then(**follow_stop)
     share_selected.input(handler(share_run, ctx), [selected, owner, share_selected], status, api_name="share_run")
     exporting["button"].click(handler(export_run, ctx), [selected, owner, exporting["format"], exporting["int8"]],
@@ -522,6 +601,11 @@ def publish_controls() -> dict:
     return {"repo_id": repo_id, "private": private, "button": button, "result": result}
 
 
+def default_text(value) -> str:
+    """What an empty box of the form shows: the default the run then takes (RunSettings: None is the default)."""
+    return f"{value} (default)"
+
+
 def settings_form(ctx: AppContext) -> dict:
     """The run's settings as inputs, keyed by RunSettings' field names (the /start_run API parameters)."""
     form = {}
@@ -544,33 +628,45 @@ def settings_form(ctx: AppContext) -> dict:
                                       file_types=[".txt"], type="filepath", visible=False)
     with gr.Row():
         form["steps"] = CheckedNumber(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps",
-                                      elem_id="distill-steps",
-                                  info="Optimizer steps.")
+                                      elem_id="distill-steps", placeholder=default_text(DEFAULTS.max_steps),
+                                      info="Optimizer steps.")
         form["batch_size"] = CheckedNumber(DEFAULTS.batch_size, precision=0, minimum=1, label="Batch size",
-                                       elem_id="distill-batch-size", info="Lines per step.")
-        form["learning_rate"] = CheckedNumber(DEFAULTS.lr, label="Learning rate",
+                                           elem_id="distill-batch-size", placeholder=default_text(DEFAULTS.batch_size),
+                                           info="Lines per step.")
+        form["learning_rate"] = CheckedNumber(DEFAULTS.lr, label="Learning rate", placeholder=default_text(DEFAULTS.lr),
                                               info="Peak of AdamW, after 5% warm-up.")
     with gr.Row():
         form["temperature"] = CheckedNumber(LOSS_DEFAULTS.temperature, label="Temperature T",
+                                            placeholder=default_text(LOSS_DEFAULTS.temperature),
                                         info="Softens both distributions in the KL term.")
-        form["alpha_kl"] = CheckedNumber(LOSS_DEFAULTS.alpha_kl, label="α KL", info="Weight of KL(teacher‖student)·T².")
+        form["alpha_kl"] = CheckedNumber(LOSS_DEFAULTS.alpha_kl, label="α KL",
+                                         placeholder=default_text(LOSS_DEFAULTS.alpha_kl),
+                                         info="Weight of KL(teacher‖student)·T².")
         form["alpha_mlm"] = CheckedNumber(LOSS_DEFAULTS.alpha_mlm, label="α MLM",
+                                          placeholder=default_text(LOSS_DEFAULTS.alpha_mlm),
                                       info="Weight of the student's own MLM loss.")
     with gr.Row():
         form["alpha_cos"] = CheckedNumber(LOSS_DEFAULTS.alpha_cos, label="α cosine",
+                                          placeholder=default_text(LOSS_DEFAULTS.alpha_cos),
                                       info="Weight of 1−cos(student layer, mean of k teacher layers).")
         form["alpha_att"] = CheckedNumber(LOSS_DEFAULTS.alpha_att, label="α attention",
+                                          placeholder=default_text(LOSS_DEFAULTS.alpha_att),
                                       info="Weight of the attention-map MSE (the small model's recipe).")
-        form["max_length"] = CheckedNumber(DEFAULTS.max_length, precision=0, minimum=8, label="Max length",
+        form["max_length"] = CheckedNumber(DEFAULTS.max_length, precision=0, minimum=MAX_LENGTH_RANGE[0],
+                                           maximum=MAX_LENGTH_RANGE[1], label="Max length",
+                                           placeholder=default_text(DEFAULTS.max_length),
                                        elem_id="distill-max-length", info="Tokens per line; longer lines are cut.")
     with gr.Accordion("Smaller vocabulary and width (reduced students)", open=False):
         form["reduced_vocab"] = gr.Checkbox(False, label="Give the student its own smaller vocabulary",
                                             info="Trains a WordPiece vocabulary on the corpus; logits are aligned "
                                                  "below.")
         with gr.Row():
-            form["student_vocab_size"] = CheckedNumber(2000, precision=0, minimum=100, label="Student vocabulary size",
+            form["student_vocab_size"] = CheckedNumber(STUDENT_VOCAB_DEFAULT, precision=0, minimum=MIN_STUDENT_VOCAB,
+                                                       label="Student vocabulary size",
+                                                       placeholder=default_text(STUDENT_VOCAB_DEFAULT),
                                                    info="Entries of the new WordPiece vocabulary.")
             form["student_hidden"] = CheckedNumber(None, precision=0, label="Student width",
+                                                   placeholder="the teacher's",
                                                info="Hidden size; empty keeps the teacher's. Must divide by the "
                                                     "heads.")
         form["align"] = gr.Radio(list(ALIGNMENTS), value=DEFAULTS.align, label="Logit alignment",
@@ -578,6 +674,7 @@ def settings_form(ctx: AppContext) -> dict:
         gr.Markdown(ALIGN_HELP)
     with gr.Row():
         form["save_every"] = CheckedNumber(DEFAULTS.save_every, precision=0, minimum=1, label="Checkpoint every",
+                                           placeholder=default_text(DEFAULTS.save_every),
                                        info="Steps between checkpoints (resume starts from the last one).")
         form["share"] = gr.Checkbox(False, label="Share this run", info="Let everyone on this app see it and use its "
                                                                         "student.")
