@@ -120,14 +120,17 @@ def test_cli_argument_errors_are_one_line(argv, start, capsys):
     ("long-model", "error: Model names have at most 200 characters; one has 300."),
     ("threads", f"error: --threads must be from 1 to {os.cpu_count()} (this machine's CPU count), not 100000."),
     ("json-folder", "error: --json {tmp} is a folder; give a file name such as {tmp}/bench.json."),
-    ("json-unwritable", "error: --json /proc/rudistil/bench.json cannot be written: the folder /proc is not writable"),
+    ("json-unwritable", "error: --json /proc/bench.json cannot be written: the folder /proc is not writable"),
+    ("json-missing-folder", "error: --json {tmp}/no/such/bench.json cannot be written: the folder {tmp}/no/such does "
+                            "not exist; make it first"),
 ])
 def test_audited_command_lines_are_one_line_exit_2_before_measuring(case, start, tmp_path, capsys, monkeypatch):
     if case == "json-unwritable" and not Path("/proc/self").is_dir():
         pytest.skip("no /proc on this machine")
     monkeypatch.setattr(bench_cli, "run_benchmark", lambda *a, **k: pytest.fail("measured despite the error"))
     argv = {"long-model": ["--models", "x" * 300], "threads": ["--threads", "100000"],
-            "json-folder": ["--json", str(tmp_path)], "json-unwritable": ["--json", "/proc/rudistil/bench.json"]}[case]
+            "json-folder": ["--json", str(tmp_path)], "json-unwritable": ["--json", "/proc/bench.json"],
+            "json-missing-folder": ["--json", str(tmp_path / "no" / "such" / "bench.json")]}[case]
     code = bench_cli.main(["--models", "arch:distilrubert-tiny-cased-conversational-v1", "--seq-len", "32", *argv])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(start.format(tmp=tmp_path)) and err.count("\n") == 1, err
