@@ -62,10 +62,7 @@ def figures() -> dict:
            "student_mlm_acc": heldout["mlm_acc"], "agreement": heldout["agreement"]}
     for name, loaded in (("teacher", teacher), ("student", student)):
         stage(f"{name}: probe sets and topic purity ...")
-        for k in (1, 5):
-            out[f"{name}_fill_in_top{k}"] = quality.fill_in_hits(loaded, k)
-            out[f"{name}_everyday_top{k}"] = quality.everyday_hits(loaded, k)
-        out[f"{name}_topic_purity"] = quality.topic_purity(loaded)
+        out.update({f"{name}_{key}": value for key, value in quality.probe_figures(loaded).items()})
     out["chance_topic_purity"] = quality.chance_purity(probe_set().labels)
     summary = probe_summary([teacher, student])
     out["probe_agreement"] = summary.pair_of(1).mean("top1")

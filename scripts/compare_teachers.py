@@ -36,10 +36,7 @@ def measure(name: str, folder: Path) -> dict:
     return {"folder": str(folder), "recipe": {k: record["args"].get(k) for k in RECIPE_KEYS},
             "train_tokens": record["train_tokens"], "device": record.get("device"),
             "curve": [[r["step"], r["valid_mlm_acc"], r["elapsed_s"]] for r in record["log"]],
-            "best": record["best"],
-            **{f"fill_in_top{k}": quality.fill_in_hits(loaded, k) for k in (1, 5)},
-            **{f"everyday_top{k}": quality.everyday_hits(loaded, k) for k in (1, 5)},
-            "topic_purity": quality.topic_purity(loaded)}
+            "best": record["best"], **quality.probe_figures(loaded)}
 
 
 def plot(results: dict, path: Path) -> None:

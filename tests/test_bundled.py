@@ -5,11 +5,8 @@ import unicodedata
 
 import pytest
 
-from core.compare import quality
-from core.compare.predict import predict_masks
 from core.compare.probes import everyday_probes, fill_mask_probes, topic_sentences
 from core.distill.data import read_corpus
-from core.distill.evaluate import masked_batches, mlm_figures
 from core.models import zoo
 from core.paths import ASSETS
 
@@ -24,8 +21,11 @@ def pair():
 
 
 @pytest.fixture(scope="module")
-def valid_batches(pair):
-    return masked_batches(read_corpus(CORPUS / "valid.txt"), pair[0].tokenizer, max_length=128, seed=1234)
+def measured():
+    """Every figure of the bundled pair, computed here (scripts.bundled_figures.figures)."""
+    from scripts.bundled_figures import figures
+
+    return figures()
 
 
 def test_corpus_size_and_split():
@@ -57,35 +57,25 @@ def test_models_are_small_and_load_offline(pair):
     assert recorded["student_layers"] == student.model.config.n_layers
 
 
-def test_teacher_masked_accuracy_on_validation(pair, valid_batches):
-    figures = mlm_figures(pair[0].model, valid_batches)
-    assert figures["mlm_acc"] >= 0.30, figures
+def test_teacher_masked_accuracy_on_validation(measured):
+    assert measured["teacher_mlm_acc"] >= 0.30, measured
 
 
-def test_student_agrees_with_the_teacher_on_validation(pair, valid_batches):
-    figures = mlm_figures(pair[1].model, valid_batches, teacher=pair[0].model)
-    assert figures["agreement"] >= 0.75, figures
+def test_student_agrees_with_the_teacher_on_validation(measured):
+    assert measured["agreement"] >= 0.75, measured
 
 
-def test_teacher_top5_on_fill_in_the_blank_probes(pair):
+def test_teacher_top5_on_fill_in_the_blank_probes(pair, measured):
     """The teacher must know words in context, far beyond guessing the corpus's most frequent words."""
     teacher = pair[0]
     probes = fill_mask_probes()
-    results = predict_masks(teacher, [p.sentence for p in probes], top_k=5)
-    hits = sum(p.expected in r.masks[0].tokens for p, r in zip(probes, results)) / len(probes)
+    hits = measured["teacher_fill_in_top5"]
     counts = collections.Counter(t for line in read_corpus(CORPUS / "train.txt")
                                  for t in teacher.tokenizer.tokenize(line) if t.isalpha())
     frequent = [t for t, _ in counts.most_common(5)]
     baseline = sum(p.expected in frequent for p in probes) / len(probes)
     print(f"teacher top-5 on {len(probes)} probes: {hits:.1%}; five most frequent words: {baseline:.1%}")
     assert hits >= 0.20 and hits >= baseline + 0.15
-
-
-@pytest.fixture(scope="module")
-def measured():
-    from scripts.bundled_figures import figures
-
-    return figures()
 
 
 def test_the_recorded_figures_are_the_models_figures(measured):
@@ -123,9 +113,9 @@ def test_everyday_probes_are_well_formed_and_unseen():
     assert not [p.sentence for p in probes if p.sentence.replace("[MASK]", p.answers[0]) in corpus]
 
 
-def test_teacher_on_the_everyday_probes_beats_naming_frequent_words(pair):
+def test_teacher_on_the_everyday_probes_beats_naming_frequent_words(pair, measured):
     teacher = pair[0]
-    top1, top5 = quality.everyday_hits(teacher, 1), quality.everyday_hits(teacher, 5)
+    top1, top5 = measured["teacher_everyday_top1"], measured["teacher_everyday_top5"]
     counts = collections.Counter(t for line in read_corpus(CORPUS / "train.txt")
                                  for t in teacher.tokenizer.tokenize(line) if t.isalpha())
     frequent = {t for t, _ in counts.most_common(5)}

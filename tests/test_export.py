@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from core.bench.runtimes import why_not
 from core.bench.runtimes.exported import exported_folders, load_exported, run_exports
 from core.compare import predict
+from tests.support.runtimes import needs
 from train import export as export_cli
 from train.launcher import RunLauncher
 from ui.context import AppContext
@@ -20,12 +20,6 @@ from ui.context import AppContext
 pytestmark = pytest.mark.unit
 
 SENTENCE = "Я люблю пить [MASK] с лимоном."
-
-
-def needs(mode: str) -> None:
-    why = why_not(mode)
-    if why:
-        pytest.skip(f"{mode} cannot run here: {why}")
 
 
 @pytest.mark.parametrize("fmt, int8", [("onnx", False), ("onnx", True), ("openvino", False), ("openvino", True)])

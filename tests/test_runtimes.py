@@ -14,16 +14,11 @@ from core.bench.runtimes import RUNTIME_MODES, available, why_not
 from core.bench.runtimes.variant import runtime_variant
 from core.bench.variants import reference_variant
 from core.models import zoo
+from tests.support.runtimes import needs
 
 pytestmark = pytest.mark.unit
 
 TINY_ARCH = "arch:distilrubert-tiny-cased-conversational-v1"
-
-
-def needs(mode: str) -> None:
-    why = why_not(mode)
-    if why:
-        pytest.skip(f"{mode} cannot run here: {why}")
 
 
 def test_a_missing_package_skips_its_mode_with_one_line(monkeypatch, capsys):

@@ -53,3 +53,10 @@ def topic_purity(loaded: LoadedModel, k: int = TOPIC_K) -> float:
     chance_purity(probe_set().labels), about 6% for 16 equal topics."""
     sentences = probe_set()
     return label_purity(embed.embed_space(loaded, sentences).vectors, sentences.labels, k)
+
+
+def probe_figures(loaded: LoadedModel) -> dict[str, float]:
+    """Every figure above for one model: fill_in_top1/5, everyday_top1/5 and topic_purity, each a share (0..1)."""
+    return {**{f"fill_in_top{k}": fill_in_hits(loaded, k) for k in (1, 5)},
+            **{f"everyday_top{k}": everyday_hits(loaded, k) for k in (1, 5)},
+            "topic_purity": topic_purity(loaded)}
