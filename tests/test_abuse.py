@@ -370,7 +370,7 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
         bench_tab.build(ctx)
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
     try:
-        mine, other = Client(demo.local_url, verbose=False), Client(demo.local_url, verbose=False)
+        mine, other, third = (Client(demo.local_url, verbose=False) for _ in range(3))
         # a second or more a pass on two cores, fifty passes: long enough to stop in the middle
         long_run = dict(models=[TINY_ARCH], device="cpu", batch_sizes="16", seq_len=512, modes=["reference"],
                         runs=50, compile=False)
@@ -382,14 +382,22 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
         wait_for(lambda: "run 1/50" in progress_line(), timeout=120, every=0.2)
         with pytest.raises(ValidationError, match="You already have 1 benchmark waiting or running"):
             mine.predict(**long_run, api_name="/run_benchmark")
-        assert other.predict(api_name="/stop_benchmark") == "Nothing of yours is being measured."
+        short_run = dict(long_run, batch_sizes="1", seq_len=16, runs=1)
+        waiting = other.submit(**short_run, api_name="/run_benchmark")  # waits behind mine: one at a time
+        wait_for(lambda: waiting.status().code.name == "IN_QUEUE", timeout=30, every=0.1)
+        assert third.predict(api_name="/stop_benchmark") == "Nothing of yours is being measured."
         wait_for(lambda: "run 2/50" in progress_line(), timeout=60, every=0.2)  # someone else's Stop changed nothing
+        assert other.predict(api_name="/stop_benchmark") == bench_tab.CANCELLED_IN_QUEUE  # its waiting one
         asked = time.monotonic()
         answer = mine.predict(api_name="/stop_benchmark")  # Stop answers with the run's own final line
         progress, table, *_ = job.result(timeout=60)
         assert time.monotonic() - asked < 30 and job.status().code.name != "CANCELLED"
         assert "stopped after 0 of 1 measurements" in progress and not table["data"] and answer == progress
         assert "100%" not in progress and "█" * 20 not in progress  # the bar of a stopped run is never full
+        cancelled, cancelled_table, *_ = waiting.result(timeout=60)
+        assert cancelled == bench_tab.CANCELLED_IN_QUEUE and not cancelled_table["data"]
+        again, again_table, *_ = other.predict(**short_run, api_name="/run_benchmark")  # a later one is not cancelled
+        assert "done: 1 measurements" in again and len(again_table["data"]) == 1
         ctx.max_bench_s = 5.0
         with pytest.raises(ValidationError, match="would take about .*, more than the 5 s one benchmark may take"):
             other.predict(**long_run, api_name="/run_benchmark")  # refused before it is queued

@@ -29,6 +29,7 @@ from ui.context import (
     flag,
     model_name,
     one_of,
+    pending_requests,
     queue_guard,
     session_id,
     shown,
@@ -325,6 +326,7 @@ def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=No
     return f"**Before you run:** {plan.describe()}" + "".join(f"\n\n*Note: {n}*" for n in notes)
 
 
+CANCELLED_IN_QUEUE = "Cancelled your benchmark while it waited in the queue; nothing was measured."
 STOP_WAIT_S = 20.0  # Stop waits this long for the run to end, so its answer is the run's own final line
 
 
@@ -343,18 +345,32 @@ class StopFlag(threading.Event):
 
 class StopFlags:
     """One stop flag per session (a browser tab, or one gradio_client Client): Stop ends the measurement of the
-    session that asks, between two forward passes, and no one else's."""
+    session that asks, between two forward passes, and no one else's; a measurement still waiting in the queue is
+    cancelled, and ends without measuring when its turn comes."""
 
     def __init__(self):
         self._flags: dict[str | None, threading.Event] = {}
         self._lock = threading.Lock()
+        # when each session's waiting measurement was accepted into the queue, and when its Stop cancelled one: a
+        # cancellation counts only for a measurement accepted before it (not for one sent after the Stop)
+        self._accepted: dict[str | None, float] = {}
+        self._cancelled: dict[str | None, float] = {}
         # sessions whose page shows a benchmark's rows: a later run stopped before its first row leaves them there
         self.showing: set[str | None] = set()
 
+    def accept(self, session: str | None) -> None:
+        """Note that a measurement of `session` was accepted into the queue now."""
+        with self._lock:
+            self._accepted[session] = time.monotonic()
+
     def start(self, session: str | None) -> StopFlag:
-        """A fresh flag for a measurement of `session` that starts now."""
+        """A fresh flag for a measurement of `session` that starts now; already raised when Stop cancelled it while
+        it waited in the queue."""
         with self._lock:
             flag_ = self._flags[session] = StopFlag()
+            cancelled = self._cancelled.pop(session, None)
+            if cancelled is not None and cancelled >= self._accepted.get(session, float("inf")):
+                flag_.set()
             return flag_
 
     def stop(self, session: str | None) -> StopFlag | None:
@@ -365,6 +381,11 @@ class StopFlags:
                 return None
             flag_.set()
             return flag_
+
+    def cancel_waiting(self, session: str | None) -> None:
+        """Cancel the measurement `session` has waiting in the queue: it will end without measuring."""
+        with self._lock:
+            self._cancelled[session] = time.monotonic()
 
     def end(self, session: str | None, flag_: StopFlag) -> None:
         """Forget the flag of a measurement that ended (unless a newer one of the session replaced it)."""
@@ -384,6 +405,11 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
     folder = None
     started, rows, peaks, fraction = time.perf_counter(), [], None, 0.0
     earlier_shown = session in stops.showing
+    if stop.is_set():  # Stop reached it while it waited in the queue
+        stops.end(session, stop)
+        view = BenchView(progress=CANCELLED_IN_QUEUE)
+        yield view.outputs("progress") if earlier_shown else view.outputs()
+        return
     try:
         machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
         view = BenchView(progress=progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s),
@@ -438,8 +464,12 @@ def stop_benchmark(stops: StopFlags, wait_s: float = STOP_WAIT_S) -> str:
     """Stop the caller's own measurement (the session's) between two forward passes, and answer with the line it
     ended with. Both this answer and the run's last message write the progress line, in either order: so both are
     the same final line, unless the run takes longer than `wait_s` to reach the end of its forward pass."""
-    flag_ = stops.stop(session_id())
+    session = session_id()
+    flag_ = stops.stop(session)
     if flag_ is None:
+        if session is not None and pending_requests(session, QUEUE_GROUP):
+            stops.cancel_waiting(session)
+            return CANCELLED_IN_QUEUE
         return "Nothing of yours is being measured."
     if flag_.ended.wait(wait_s) and flag_.final_line:
         return flag_.final_line
@@ -502,7 +532,7 @@ def build(ctx: AppContext) -> dict:
     # One measurement at a time; a run over the time limit, or a second one from the same visitor, is refused before
     # it is queued.
     guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks",
-                        functools.partial(over_the_time_limit, ctx))
+                        functools.partial(over_the_time_limit, ctx), accepted=stops.accept)
     run_button.click(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
                      api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
                      concurrency_id=QUEUE_GROUP, validator=guard,

@@ -470,13 +470,14 @@ def pending_requests(session: str, group: str) -> int:
     return sum(1 for event in events if event.session_hash == session and event.concurrency_id == group)
 
 
-def queue_guard(group: str, limit: int, one: str, many: str, check=None):
+def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepted=None):
     """A Gradio validator (the `validator` of an event), run when a request arrives, before it is queued.
 
     It refuses the request when its session already has `limit` requests of `group` waiting or running (`one` and
     `many` name such a request, as in "benchmark", "benchmarks"), or when `check(*inputs)` raises ValueError (its
-    sentence is the answer). The refusal is one gr.validate per input, the sentence on the first: gradio_client
-    raises it as a ValidationError, the page shows it under that input."""
+    sentence is the answer); `accepted(session)` is called for a request it lets through. The refusal is one
+    gr.validate per input, the sentence on the first: gradio_client raises it as a ValidationError, the page shows it
+    under that input."""
     def validator(*inputs):
         message = ""
         session = session_id()
@@ -490,6 +491,8 @@ def queue_guard(group: str, limit: int, one: str, many: str, check=None):
             except ValueError as error:
                 message = error_message(error)
         if not message:
+            if accepted is not None:
+                accepted(session)
             return [gr.validate(True, "") for _ in inputs]
         return [gr.validate(False, message)] + [gr.validate(True, "") for _ in inputs[1:]]
     return validator
