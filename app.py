@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import os
 import socket
 import sys
@@ -115,6 +116,15 @@ def build_app(ctx):
     return demo
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` (already checked by check_address) is reachable from this machine only."""
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback
+                   for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM))
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     from ui import embed_tab
     from ui.context import AppContext
@@ -123,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         port = check_address(args.host, args.port)  # before anything slow: a typo is answered at once
-        ctx = AppContext.create(args.teacher, args.student)
+        # served to a network (a class on --host 0.0.0.0): each visitor's runs are theirs alone, as on a Space
+        ctx = AppContext.create(args.teacher, args.student, owned_runs=not is_loopback(args.host))
         for name in (ctx.default_teacher, ctx.default_student):
             ctx.check_name(name)
     except ValueError as error:

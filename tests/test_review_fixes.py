@@ -87,3 +87,31 @@ def test_app_refuses_an_unknown_teacher_with_exit_2(capsys, monkeypatch):
         port = free.getsockname()[1]
     code, err = run_app(["--host", "127.0.0.1", "--port", str(port), "--teacher", "nope-model"], capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("host, owned", [("127.0.0.1", False), ("localhost", False), ("::1", False),
+                                         ("0.0.0.0", True), ("::", True)])
+def test_runs_belong_to_their_sessions_when_the_app_is_served_beyond_this_machine(host, owned, capsys, monkeypatch):
+    from ui.context import AppContext
+
+    asked = {}
+
+    def create(teacher=None, student=None, owned_runs=None):
+        asked["owned_runs"] = owned_runs
+        raise ValueError("stopped before serving")
+
+    monkeypatch.setattr(AppContext, "create", staticmethod(create))
+    monkeypatch.setattr("app.check_address", lambda host, port: 7860)  # "::" may not be bindable here
+    code, err = run_app(["--host", host], capsys)
+    assert code == 2 and err == "error: stopped before serving\n"
+    assert asked["owned_runs"] is owned
+
+
+def test_an_app_with_owned_runs_keeps_each_sessions_runs_its_own(runs_dir, monkeypatch):
+    from ui.context import AppContext
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    owned = AppContext.create("bundled-teacher", "bundled-student", owned_runs=True)
+    private = AppContext.create("bundled-teacher", "bundled-student")
+    assert owned.launcher.shared and not owned.on_space  # local paths still allowed; runs owned
+    assert not private.launcher.shared

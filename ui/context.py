@@ -58,6 +58,9 @@ class AppContext:
     on_space: bool = False  # a public Hugging Face Space: no local paths, runs owned by browser sessions
     cache: ModelCache = field(default_factory=ModelCache)
     launcher: RunLauncher | None = None  # created by create(); one per app, shared by every session
+    # runs belong to the browser session that started them (others cannot see, stop, resume or delete them unless
+    # shared): on a Space, and on an app served beyond this machine; None: on a Space only
+    owned_runs: bool | None = None
     # Limits of one request; None takes the environment variable, else the default for a Space or for one's own machine.
     max_bench_s: float | None = None  # estimated seconds of a benchmark (RUDISTIL_MAX_BENCH_S; 5 min / 1 h)
     max_embed_s: float | None = None  # estimated seconds of embedding (RUDISTIL_MAX_EMBED_S; 2 min / 10 min)
@@ -69,7 +72,7 @@ class AppContext:
 
     def __post_init__(self):
         if self.launcher is None:
-            self.launcher = RunLauncher(shared=self.on_space)
+            self.launcher = RunLauncher(shared=self.on_space if self.owned_runs is None else self.owned_runs)
         if self.max_bench_s is None:
             self.max_bench_s = setting("RUDISTIL_MAX_BENCH_S", 300.0 if self.on_space else 3600.0)
         if self.max_embed_s is None:
@@ -88,10 +91,15 @@ class AppContext:
         return RunLimits(self.max_run_s, self.max_session_runs, self.max_session_mb * 1e6)
 
     @classmethod
-    def create(cls, teacher: str | None = None, student: str | None = None) -> AppContext:
+    def create(cls, teacher: str | None = None, student: str | None = None,
+               owned_runs: bool | None = None) -> AppContext:
+        """The app's context: the default pair (the DeepPavlov pair when it can be had, else the bundled one);
+        owned_runs as the field says (app.py turns it on when the app listens beyond this machine)."""
         (default_teacher, default_student), fallback = zoo.default_pair()
         teacher, student = teacher or default_teacher, student or default_student
-        return cls(teacher, student, pair_notice(teacher, student, fallback), on_space=on_a_space())
+        on_space = on_a_space()
+        return cls(teacher, student, pair_notice(teacher, student, fallback), on_space=on_space,
+                   owned_runs=on_space or bool(owned_runs))
 
     def model_choices(self, include_arch: bool = False) -> list[str]:
         """Known models, then the students of finished or checkpointed runs ("run:<id>", each followed by its untrained
