@@ -7,7 +7,8 @@ Makes a synthetic corpus of about --size-mb megabytes (the bundled training line
 (reading the tokenised cache). Each run is compared with a run on a 1 MB corpus with the same models. Prints, per run:
 seconds from start to the first optimizer step, and the peak resident memory of the run's process (RSS), and the
 proportional set size of its process tree (PSS: with the tokenising workers, shared pages counted once), in MiB, and
-their growth over the 1 MB run.
+their growth over the 1 MB run. The resident memory is also given as its anonymous part (heap and tensors); the rest
+is pages of the memory-mapped Arrow files, which the kernel reclaims under pressure.
 """
 from __future__ import annotations
 
@@ -44,15 +45,25 @@ def make_corpus(path: Path, size_mb: float) -> Path:
     return path
 
 
-def tree_memory(process: psutil.Process) -> tuple[int, int]:
-    """(resident bytes of the process, proportional set size of the process and its children in bytes: pages the
-    tokenising workers share with it, forked, are counted once)."""
+def anonymous_bytes(pid: int) -> int:
+    """Resident anonymous memory of a process (RssAnon: its heap and tensors, which only exiting frees), in bytes;
+    the rest of its RSS is pages of files it maps (the Arrow tables), which the kernel drops when memory runs short."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def tree_memory(process: psutil.Process) -> tuple[int, int, int]:
+    """(resident bytes of the process, its anonymous resident bytes, proportional set size of the process and its
+    children in bytes: pages the tokenising workers share with it, forked, are counted once)."""
     try:
-        own = process.memory_info().rss
+        own, anon = process.memory_info().rss, anonymous_bytes(process.pid)
         tree = sum(p.memory_full_info().pss for p in [process, *process.children(recursive=True)])
-    except psutil.Error:
-        return 0, 0
-    return own, tree
+    except (psutil.Error, OSError):
+        return 0, 0, 0
+    return own, anon, tree
 
 
 def run(corpus: Path, out: Path, cache: Path, steps: int, extra: list[str]) -> dict:
@@ -63,17 +74,17 @@ def run(corpus: Path, out: Path, cache: Path, steps: int, extra: list[str]) -> d
                "--device", "cpu", "--output-dir", str(out), *extra]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    process, peak_own, peak_tree, first_step = psutil.Process(child.pid), 0, 0, None
+    process, peak_own, peak_anon, peak_tree, first_step = psutil.Process(child.pid), 0, 0, 0, None
     while child.poll() is None:
-        own, tree = tree_memory(process)
-        peak_own, peak_tree = max(peak_own, own), max(peak_tree, tree)
+        own, anon, tree = tree_memory(process)
+        peak_own, peak_anon, peak_tree = max(peak_own, own), max(peak_anon, anon), max(peak_tree, tree)
         if first_step is None and out.is_dir() and any(r.get("step", 0) >= 1 for r in read_metrics(out)):
             first_step = time.perf_counter() - started
         time.sleep(0.1)
     stderr = child.stderr.read()
     if child.returncode != 0:
         raise SystemExit(f"error: the run on {corpus.name} failed: {stderr.strip().splitlines()[-1:]}")
-    return {"first_step_s": first_step, "peak_rss": peak_own, "peak_tree_rss": peak_tree,
+    return {"first_step_s": first_step, "peak_rss": peak_own, "peak_anon": peak_anon, "peak_tree_rss": peak_tree,
             "total_s": time.perf_counter() - started}
 
 
@@ -96,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
                                                           args.steps, extra)))
     mib = 2**20
     print(f"corpus {large.stat().st_size / mib:.1f} MiB, {args.steps} steps; growth is over the 1 MiB run")
-    print(f"{'run':<32} {'first step s':>12} {'peak RSS MiB':>13} {'growth':>8} {'tree PSS MiB':>13} {'growth':>8}")
+    print(f"{'run':<32} {'first step s':>12} {'peak RSS MiB':>13} {'growth':>8} {'of it anon':>11} {'growth':>8} "
+          f"{'tree PSS MiB':>13} {'growth':>8}")
     for label, r in rows:
         print(f"{label:<32} {r['first_step_s'] or float('nan'):>12.1f} {r['peak_rss'] / mib:>13.0f} "
-              f"{(r['peak_rss'] - base['peak_rss']) / mib:>8.0f} {r['peak_tree_rss'] / mib:>13.0f} "
+              f"{(r['peak_rss'] - base['peak_rss']) / mib:>8.0f} {r['peak_anon'] / mib:>11.0f} "
+              f"{(r['peak_anon'] - base['peak_anon']) / mib:>8.0f} {r['peak_tree_rss'] / mib:>13.0f} "
               f"{(r['peak_tree_rss'] - base['peak_tree_rss']) / mib:>8.0f}")
     return 0
 
