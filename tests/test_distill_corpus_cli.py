@@ -69,7 +69,6 @@ def test_a_jsonl_corpus_with_a_text_column_runs(tmp_path, tiny_teacher_dir):
     ("empty-jsonl", "has no text: it needs at least one non-blank line."),
     ("hub", "is not a local file or folder, and the Hub dataset of that name"),
     ("num-proc", "--num-proc must be from 1 to 256; got 0."),
-    ("stream-vocab", "--streaming does not work with --student-vocab-size"),
 ])
 def test_bad_corpus_sources_give_one_line_exit_2_and_no_run(case, message, tmp_path, tiny_teacher_dir, capsys):
     (tmp_path / "c.jsonl").write_text('{"id": 1, "reply": "привет"}\n', encoding="utf-8")
@@ -78,7 +77,7 @@ def test_bad_corpus_sources_give_one_line_exit_2_and_no_run(case, message, tmp_p
     corpus = {"column": tmp_path / "c.jsonl", "folder": tmp_path / "folder", "glob": tmp_path / "*.parquet",
               "missing": tmp_path / "none.txt", "empty-jsonl": tmp_path / "empty.jsonl",
               "hub": "someone/no-such-corpus"}.get(case, tmp_path / "c.jsonl")
-    extra = {"num-proc": ["--num-proc", "0"], "stream-vocab": ["--streaming", "--student-vocab-size", "300"]}
+    extra = {"num-proc": ["--num-proc", "0"]}
     out = tmp_path / "run"
     code = main(["--teacher", str(tiny_teacher_dir), "--corpus", str(corpus), "--output-dir", str(out),
                  "--text-column", "reply" if case not in ("column", "empty-jsonl") else "text",

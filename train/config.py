@@ -144,9 +144,6 @@ class DistillConfig:
             raise ValueError(f"--num-proc must be from 1 to 256; got {self.num_proc}.")
         if not self.text_column.strip():
             raise ValueError("--text-column must name a column; got an empty name.")
-        if self.streaming and self.reduced_vocab:
-            raise ValueError("--streaming does not work with --student-vocab-size, which trains the student's "
-                             "vocabulary on the whole corpus first; leave one out.")
         if self.student_layers is not None and self.student_layers < 1:
             raise ValueError(f"--student-layers must be at least 1; got {self.student_layers}.")
         if not MAX_LENGTH_RANGE[0] <= self.max_length <= MAX_LENGTH_RANGE[1]:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from accelerate import PartialState
@@ -17,12 +18,15 @@ from accelerate.utils import broadcast_object_list
 from core.distill.batching import EpochBatches
 from core.distill.recipes import SameVocabRecipe
 from core.distill.sources import local_files
-from core.distill.training_data import TrainingData, load_training_data, training_texts
+from core.distill.training_data import TrainingData, load_training_data
 from core.models import zoo
 from core.models.student import StudentSpec, layer_groups, make_student, num_layers
+from core.runs.store import RunPaths
 from train.config import DistillConfig
 from train.preflight import check_against_teacher
 from train.reduced import reduced_recipe
+
+Loaded = TypeVar("Loaded")
 
 
 @dataclass
@@ -37,11 +41,13 @@ class DistillSetup:
         train = self.recipe.train
         if train is self.data.train:
             return self.data.batches_for(epoch, self.cfg.batch_size)
-        # a recipe that tokenised the text itself (reduced vocabulary): batches of its own rows
+        # a recipe with rows of its own (a student's own tokenisation leaves out samples it finds no piece in)
+        if hasattr(train, "batches_for"):  # a stream
+            return train.batches_for(self.cfg.batch_size, self.cfg.seed, epoch)
         return EpochBatches(np.asarray(train.lengths), self.cfg.batch_size, self.cfg.seed, epoch)
 
 
-def main_process_first(load: Callable[[], TrainingData]) -> TrainingData:
+def main_process_first(load: Callable[[], Loaded]) -> Loaded:
     """load() in the main process first (it writes the tokenised cache), then in the others (they read it). A
     ValueError in the main process is raised in every process, so none waits for the others forever."""
     state = PartialState()
@@ -57,6 +63,24 @@ def main_process_first(load: Callable[[], TrainingData]) -> TrainingData:
     if refusal:
         raise ValueError(refusal)
     return data if state.is_main_process else load()
+
+
+def main_process_only(make: Callable[[], Loaded]) -> Loaded:
+    """make() in the main process only, its result sent to the others (a student's vocabulary: every process must
+    hold the very same one). A ValueError in the main process is raised in every process."""
+    state = PartialState()
+    if state.num_processes == 1:
+        return make()
+    made, refusal = None, None
+    if state.is_main_process:
+        try:
+            made = make()
+        except ValueError as error:
+            refusal = str(error)
+    made, refusal = broadcast_object_list([made, refusal])
+    if refusal:
+        raise ValueError(refusal)
+    return made
 
 
 def load_data(cfg: DistillConfig, tokenizer, verbose: bool) -> TrainingData:
@@ -94,8 +118,8 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
     teacher_layers = num_layers(teacher.config)
     student_layers = cfg.student_layers or max(1, teacher_layers // 2)
     if cfg.reduced_vocab:
-        recipe = reduced_recipe(cfg, teacher, tokenizer, training_texts(data), data.valid_lines, student_layers,
-                                verbose)
+        recipe = reduced_recipe(cfg, teacher, tokenizer, data, student_layers, verbose,
+                                RunPaths(run_dir).student if resume else None, main_process_only, main_process_first)
     else:
         student = make_student(teacher, StudentSpec(student_layers, cfg.init_layers, cfg.student_type))
         recipe = SameVocabRecipe(teacher, tokenizer, student, cfg.losses,

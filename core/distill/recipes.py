@@ -136,7 +136,9 @@ class ReducedVocabRecipe(SameVocabRecipe):
     projection: torch.nn.Linear | None = None  # student width -> teacher width, trained with the student
     align: str = "reduce"
     reduce_op: str = "sum"  # "sum" or "mean" of the student's logits over a teacher token's pieces
-    student_train: TokenizedCorpus | None = None  # the training lines in the student's own tokens, row for row
+    # the training rows in the student's own tokens, row for row with train: sequences[i] -> ids (a TokenizedCorpus,
+    # an ArrowCorpus read from disk, or a stream's StudentSide); None where the alignment never reads them
+    student_train: object | None = None
 
     @property
     def student_tokenizer(self):

@@ -43,9 +43,18 @@ def encode_batch(batch: dict, tokenizer, max_length: int, column: str) -> dict:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """A digest of everything in the tokenizer that changes its output: its kind, vocabulary, rules, special ids."""
+    """A digest of everything in the tokenizer that changes its output: its kind, vocabulary, rules, special ids.
+
+    The truncation and padding a fast tokenizer's backend holds are those of its last call, so they are left out."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    if backend is not None and (backend.truncation is not None or backend.padding is not None):
+        from tokenizers import Tokenizer
+
+        plain = Tokenizer.from_str(body)
+        plain.no_truncation()
+        plain.no_padding()
+        body = plain.to_str()
     text = f"{type(tokenizer).__name__}\n{body}\n{tokenizer.all_special_ids}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

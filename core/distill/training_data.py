@@ -1,7 +1,9 @@
-"""A run's data from its corpus sources: the tokenised training corpus (on disk, or streamed) and held-out texts.
+"""A run's data from its corpus sources: the tokenised training corpus (on disk, or streamed) and held-out texts;
+for a student with its own vocabulary (see core.distill.vocabulary), the corpus in the student's tokens too.
 
     data = load_training_data(CorpusSource("corpus.txt"), None, tokenizer, max_length=128, seed=42)
     batches = data.batches_for(epoch=0, batch_size=16)   # batches[i] -> rows of data.train
+    train, student_train = student_training_data(data, tokenizer, student_tokenizer, max_length=128)
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from dataclasses import dataclass
 from itertools import islice
 
 from core.distill.batching import EpochBatches
+from core.distill.paired import paired_corpora, tokenize_student
+from core.distill.paired_stream import PairedStream, StudentSide
 from core.distill.sources import CorpusSource, open_corpus, text_column
 from core.distill.stream import StreamCorpus
 from core.distill.tokenized import MAX_VALID, ArrowCorpus, clean_text, split_tokenized, tokenize_dataset
@@ -80,10 +84,26 @@ def load_training_data(train: CorpusSource, valid: CorpusSource | None, tokenize
 
 
 def training_texts(data: TrainingData) -> list[str]:
-    """Every training sample's text, in memory (for recipes that must see the whole corpus at once). Raises
+    """Every training sample's text, in memory (small corpora; core.distill.vocabulary reads any size). Raises
     ValueError for a stream."""
     if isinstance(data.train, StreamCorpus):
-        raise ValueError("A streamed corpus cannot train a student vocabulary (--student-vocab-size), which needs "
-                         "the whole corpus first; leave out --streaming.")
+        raise ValueError("A streamed corpus is read as training goes and cannot be held in memory; leave out "
+                         "--streaming.")
     rows = data.train.sequences.rows
     return data.train.dataset.select_columns(["text"]).select(rows)["text"][:]
+
+
+def student_training_data(data: TrainingData, teacher_tokenizer, student_tokenizer, max_length: int,
+                          num_proc: int | None = None, progress: str | None = None
+                          ) -> tuple[ArrowCorpus | PairedStream, ArrowCorpus | StudentSide]:
+    """(teacher corpus, student corpus): the training samples in the teacher's tokens and the student's own, row i
+    of both from the same sample; samples the student's tokenizer finds no piece in are left out of both. On disk,
+    tokenised once and cached (core.distill.paired), or read as training goes for a stream
+    (core.distill.paired_stream, whose batches come from the teacher corpus's batches_for). Raises ValueError when
+    no sample of a corpus on disk is left."""
+    if isinstance(data.train, StreamCorpus):
+        paired = PairedStream(data.train, student_tokenizer)
+        return paired, paired.student
+    student = tokenize_student(data.train.dataset, teacher_tokenizer, student_tokenizer, max_length, num_proc,
+                               progress)
+    return paired_corpora(data.train, student)

@@ -15,9 +15,11 @@ Four alignments compare the two models' logits (--align):
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from tokenizers import models
 
 from core.models.tokenizer import train_wordpiece
 
@@ -30,12 +32,35 @@ def special_tokens_of(tokenizer) -> list[str]:
     return [tokenizer.pad_token, tokenizer.unk_token, tokenizer.cls_token, tokenizer.sep_token, tokenizer.mask_token]
 
 
-def train_student_vocab(lines: list[str], vocab_size: int, teacher_tokenizer):
-    """A cased WordPiece tokenizer of vocab_size entries learnt on `lines`, with the teacher's special tokens."""
+def train_student_vocab(texts: Iterable[str] | Iterable[list[str]], vocab_size: int, teacher_tokenizer):
+    """A cased WordPiece tokenizer of vocab_size entries learnt on `texts` (samples, or batches of samples, read once
+    as they come: a generator over a corpus of any size will do), with the teacher's special tokens.
+
+    Entries are numbered in a fixed order (see in_fixed_order), so the same texts give the same ids in every run and
+    every process. Raises ValueError when vocab_size is not below the teacher's vocabulary."""
     if vocab_size >= len(teacher_tokenizer):
         raise ValueError(f"The student vocabulary ({vocab_size}) must be smaller than the teacher's "
                          f"({len(teacher_tokenizer)}).")
-    return train_wordpiece(lines, vocab_size, special_tokens=special_tokens_of(teacher_tokenizer))
+    specials = special_tokens_of(teacher_tokenizer)
+    return in_fixed_order(train_wordpiece(texts, vocab_size, special_tokens=specials), len(specials))
+
+
+def in_fixed_order(tokenizer, specials: int):
+    """The WordPiece tokenizer, in place, with its entries renumbered: the first `specials` ids as they are, then the
+    other entries by length (without "##"), word-initial before continuation, then by string.
+
+    The `tokenizers` trainer numbers entries of equal rank in hash order, which changes from one process to the
+    next; the entries themselves, and so every text's tokens, stay the same."""
+    backend = tokenizer.backend_tokenizer
+    vocab = backend.get_vocab(with_added_tokens=False)
+    by_id = sorted(vocab, key=vocab.get)
+    rest = sorted(by_id[specials:], key=lambda token: (len(token.removeprefix("##")), token.startswith("##"), token))
+    trained = backend.model
+    backend.model = models.WordPiece({token: i for i, token in enumerate(by_id[:specials] + rest)},
+                                     unk_token=trained.unk_token,
+                                     continuing_subword_prefix=trained.continuing_subword_prefix,
+                                     max_input_chars_per_word=trained.max_input_chars_per_word)
+    return tokenizer
 
 
 def greedy_split(token: str, vocab: dict[str, int], unk_token: str = "[UNK]") -> list[str]:
