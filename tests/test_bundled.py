@@ -58,11 +58,11 @@ def test_models_are_small_and_load_offline(pair):
 
 
 def test_teacher_masked_accuracy_on_validation(measured):
-    assert measured["teacher_mlm_acc"] >= 0.30, measured
+    assert measured["teacher_mlm_acc"] >= 0.40, measured
 
 
 def test_student_agrees_with_the_teacher_on_validation(measured):
-    assert measured["agreement"] >= 0.75, measured
+    assert measured["agreement"] >= 0.70, measured
 
 
 def test_teacher_top5_on_fill_in_the_blank_probes(pair, measured):
@@ -75,7 +75,7 @@ def test_teacher_top5_on_fill_in_the_blank_probes(pair, measured):
     frequent = [t for t, _ in counts.most_common(5)]
     baseline = sum(p.expected in frequent for p in probes) / len(probes)
     print(f"teacher top-5 on {len(probes)} probes: {hits:.1%}; five most frequent words: {baseline:.1%}")
-    assert hits >= 0.20 and hits >= baseline + 0.15
+    assert hits >= 0.55 and hits >= baseline + 0.15
 
 
 def test_the_recorded_figures_are_the_models_figures(measured):
@@ -92,7 +92,7 @@ def test_the_recorded_figures_are_the_models_figures(measured):
 
 def test_student_neighbourhoods_keep_the_teachers_topics(measured):
     """Topic purity far above chance for the teacher, and the student within 10 points of it."""
-    assert measured["teacher_topic_purity"] >= 1.5 * measured["chance_topic_purity"], measured
+    assert measured["teacher_topic_purity"] >= 3 * measured["chance_topic_purity"], measured
     assert measured["student_topic_purity"] >= measured["teacher_topic_purity"] - 0.10, measured
 
 
@@ -122,4 +122,4 @@ def test_teacher_on_the_everyday_probes_beats_naming_frequent_words(pair, measur
     baseline = sum(bool(frequent & set(p.answers)) for p in everyday_probes()) / len(everyday_probes())
     print(f"teacher on {len(everyday_probes())} everyday probes: top-1 {top1:.1%}, top-5 {top5:.1%}; "
           f"five most frequent words: {baseline:.1%}")
-    assert top5 > baseline and top5 >= top1
+    assert top5 >= 0.35 and top5 > baseline + 0.2 and top5 >= top1

@@ -216,3 +216,17 @@ def test_map_labels_never_share_a_spot():
     figure = embed_plots.map_figure(sentences, [space], [xy], "PCA")
     drawn = [t for trace in figure.data for t in trace.text if t]
     assert len(drawn) == len(set(drawn)) == sum(1 for s in shown if s)
+
+
+def test_the_experiment_names_the_teacher_its_figures_were_measured_on():
+    import json
+
+    from core.models import zoo
+    from ui import about_tab
+
+    bundled = json.loads((zoo.BUNDLED_DIR / "teacher" / "config.json").read_text())["vocab_size"]
+    same = [dict(student="teacher", params=11.8e6, vocab=bundled), dict(student="same vocabulary", params=9e6)]
+    other = [dict(student="teacher", params=4.9e6, vocab=bundled // 4), dict(student="same vocabulary", params=3e6)]
+    assert about_tab.experiment_heading(same).splitlines()[1].startswith("The bundled teacher distilled")
+    line = about_tab.experiment_heading(other).splitlines()[1]
+    assert line.startswith("The previous bundled teacher (4.9M parameters") and f"{bundled // 4:,}-entry" in line

@@ -3,10 +3,12 @@ words (through the API too), its estimated memory and time against the free memo
 limits one session keeps on a Space (runs in line, disk), with the free disk checked again when the run starts."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
+from core.models.zoo import BUNDLED_DIR
 from core.runs.store import RunPaths, list_runs, read_status, write_status
 from train import admission, estimate
 from train.admission import RunLimits, run_disk_bytes
@@ -19,8 +21,9 @@ from ui.distill_tab import RunSettings
 
 pytestmark = pytest.mark.unit
 
-# what the child (python -m train.distill) says for each setting, word for word; the bundled teacher has 4 layers,
-# 512 positions and width 256, so half its layers (2) is the student's depth
+# what the child (python -m train.distill) says for each setting, word for word; read from the bundled teacher's
+# config: 4 layers (half of them, 2, is the student's depth) and 512 positions
+BUNDLED_WIDTH = json.loads((BUNDLED_DIR / "teacher" / "config.json").read_text())["hidden_size"]
 CHILD_SENTENCES = [
     (dict(init_layers="99,100"), "Initialising layers must be between 0 and 3; got [99, 100]."),
     (dict(init_layers="-1,-2"), "Initialising layers must be between 0 and 3; got [-1, -2]."),
@@ -31,7 +34,7 @@ CHILD_SENTENCES = [
     (dict(reduced_vocab=True, student_vocab_size=2000, student_hidden=-1),
      "--student-hidden must be at least 8; got -1."),
     (dict(reduced_vocab=True, student_vocab_size=2000, student_hidden=1e9),
-     "The student width (1000000000) cannot exceed the teacher's (256)."),
+     f"The student width (1000000000) cannot exceed the teacher's ({BUNDLED_WIDTH})."),
     (dict(reduced_vocab=True, student_vocab_size=1e9),
      "--student-vocab-size must be between 100 and 1,000,000; got 1,000,000,000."),
     (dict(max_length=4096), "--max-length 4096 is longer than the teacher's maximum (512)."),

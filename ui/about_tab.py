@@ -140,9 +140,22 @@ def tradeoff_figure(rows: list[dict]) -> go.Figure:
 AUTHORS_ALIGNMENTS = ("match", "reduce")  # Kolesnikova et al.; the lab adds match-pieces and reduce-shared
 
 
+def experiment_teacher(rows: list[dict] | None) -> str:
+    """Which teacher the results were measured on: the bundled one, or, when its vocabulary differs from the teacher
+    bundled now, the previous bundled teacher, named by its size."""
+    teacher = next((r for r in rows or [] if r["student"] == "teacher"), None)
+    config = zoo.BUNDLED_DIR / "teacher" / "config.json"
+    if teacher is None or "vocab" not in teacher or not config.is_file():
+        return "The bundled teacher"
+    if json.loads(config.read_text(encoding="utf-8"))["vocab_size"] == teacher["vocab"]:
+        return "The bundled teacher"
+    return (f"The previous bundled teacher ({teacher['params'] / 1e6:.1f}M parameters, a {teacher['vocab']:,}-entry "
+            "vocabulary; the figures were measured on it)")
+
+
 def experiment_heading(rows: list[dict] | None) -> str:
     """The experiment's heading and one line naming the students its results hold (not those it could hold)."""
-    line = "## Experiment: students with a smaller vocabulary\nThe bundled teacher distilled at equal steps into 2-layer "
+    line = f"## Experiment: students with a smaller vocabulary\n{experiment_teacher(rows)} distilled at equal steps into 2-layer "
     if not rows:
         return line + "students: one with the same vocabulary, and students with a reduced vocabulary and width."
     names = [r["student"] for r in rows]
