@@ -137,6 +137,14 @@ def test_predictions_show_both_models_bars(page):
     page.locator("#predict-summary").click()
     expect(page.locator("#predict-summary-table")).to_contain_text("bundled-student", timeout=60_000)
     screenshot(page, "predictions")
+    # a failed Predict takes the previous sentence's results and downloads off the page
+    expect(page.locator("#predict-download-csv")).to_be_visible()
+    page.locator("#predict-sentence textarea").fill("Предложение без пропуска.")
+    page.locator("#predict-run").click()
+    expect(page.locator("#predict-status")).to_contain_text("Predict failed", timeout=30_000)
+    expect(page.locator("#predict-agreement")).not_to_contain_text(re.compile("top-1", re.IGNORECASE))
+    expect(page.locator("#predict-download-csv")).to_be_hidden()
+    expect(page.locator("#predict-bars .barlayer .trace")).to_have_count(0)
 
 
 def test_embedding_map_is_drawn(page):

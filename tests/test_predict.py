@@ -558,3 +558,32 @@ def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, t
     with pytest.raises(ValueError, match="a table named .csv or a figure named .html"):
         predict_tab.Downloads({"predictions.html": predict_tab.summary_table()})
     assert predict_tab.show_downloads("fill_mask", None) == (gr.skip(), gr.skip())  # nothing shown yet
+
+
+def test_a_failed_action_clears_the_results_and_downloads_of_the_previous_input(tiny_teacher_dir, tiny_student_dir,
+                                                                                runs_dir):
+    """After a failure the page must not keep showing (and offering for download) another input's results."""
+    import gradio as gr
+
+    from ui import embed_tab, predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    with gr.Blocks() as demo:
+        predicted, embedded = predict_tab.build(ctx), embed_tab.build(ctx)
+    fns = list(demo.fns.values())
+    boxes = {"fill_mask": 2, "mask_each_word": 2, "probe_summary": 3, "embedding_map": 3, "layer_similarity": 2}
+    for name, box_count in boxes.items():
+        action = next(fn for fn in fns if fn.api_name == name)
+        # every result it shows (a list of choices, such as the sentence to highlight, is no result)
+        action_outputs = {block._id for block in action.outputs if not isinstance(block, gr.Dropdown)}
+        clearing = [fn for fn in fns if fn.trigger_after == action._id and fn.trigger_only_on_failure
+                    and action_outputs <= {block._id for block in fn.outputs}]
+        assert len(clearing) == 1, name
+        updates = clearing[0].fn()
+        files = [u for u in updates if isinstance(u, gr.File)]
+        assert len(files) == box_count and all(not f.visible and f.value is None for f in files), name
+        shown = [block for block in clearing[0].outputs if not isinstance(block, gr.File)]
+        values = [u for u in updates if not isinstance(u, gr.File)]
+        assert values == [block.value for block in shown], name  # as the page first showed them: empty
+        assert not any(isinstance(v, str) and v.strip() for v in values), name
+    assert predicted and embedded

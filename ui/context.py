@@ -506,6 +506,17 @@ def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepte
     return validator
 
 
+def cleared(results: list, boxes: int = 0):
+    """A listener for an action's .failure() that puts its `results` components back as the page first showed them
+    and hides its `boxes` download boxes (listed after them), so a failed action never leaves the previous input's
+    results on the page, or offered for download, as the new input's."""
+    def clear():
+        updates = tuple(getattr(block, "value", None) for block in results) + tuple(
+            gr.File(value=None, visible=False) for _ in range(boxes))
+        return updates if len(updates) > 1 else updates[0]
+    return clear
+
+
 @dataclass
 class ErrorLines:
     """The last error of each action, keyed by the action and its inputs, so the page can keep it in view.

@@ -38,6 +38,7 @@ from ui.context import (
     CheckedRadio,
     CheckedSlider,
     ErrorLines,
+    cleared,
     markdown_text,
     model_name,
     one_of,
@@ -483,6 +484,8 @@ def build(ctx: AppContext) -> dict:
     drawn.success(functools.partial(show_downloads, "draw"), kept_state["draw"], files["draw"], **quiet)
     drawn.success(neighbours_for_maps, scores, neighbour_rows, **quiet)
     status_lines(drawn, "draw", "Draw", draw_inputs)
+    drawn_results = [map_plot, scores, status, neighbour_rows, kept_state["draw"]]
+    drawn.failure(cleared(drawn_results, len(files["draw"])), None, drawn_results + files["draw"], **quiet)
     neighbours_fn, neighbours_inputs = kept("neighbours", find_neighbours, inputs + [chosen, k])
     # Two or three models' columns: the widths follow the table once it is filled.
     for shown in (neighbours_button.click(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
@@ -498,6 +501,8 @@ def build(ctx: AppContext) -> dict:
                                    api_name="layer_similarity", **heavy)
     compared.success(functools.partial(show_downloads, "layers"), kept_state["layers"], files["layers"], **quiet)
     status_lines(compared, "layers", "Layer similarity", layers_inputs)
+    layer_results = [layer_plot, kept_state["layers"]]
+    compared.failure(cleared(layer_results, len(files["layers"])), None, layer_results + files["layers"], **quiet)
     return dict(source=source, upload=upload, typed=typed, first=first, second=second, third=third, map_plot=map_plot,
                 scores=scores, chosen=chosen, neighbour_rows=neighbour_rows, layer_plot=layer_plot,
                 estimator=estimator, files=files, failed=failed, refresh=(refresh, lists))

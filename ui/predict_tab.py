@@ -24,6 +24,7 @@ from ui.context import (
     AppContext,
     CheckedSlider,
     ErrorLines,
+    cleared,
     failure_line,
     markdown_text,
     model_name,
@@ -565,6 +566,9 @@ def build(ctx: AppContext) -> dict:
         event.success(functools.partial(show_downloads, action), kept[action], files[action],
                       api_visibility="private", show_progress="hidden")
         event.failure(functools.partial(failure_status, errors, action), event_inputs, status,
+                      api_visibility="private", show_progress="hidden")
+        results = outputs + [kept[action]]
+        event.failure(cleared(results, len(files[action])), None, results + files[action],
                       api_visibility="private", show_progress="hidden")
 
     exported.focus(functools.partial(exported_list, ctx), None, exported, api_visibility="private",
