@@ -473,3 +473,33 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
         assert Path(csv_path).read_text(encoding="utf-8").startswith("model,mode,device,dtype,batch_size")
     finally:
         demo.close()
+
+
+def test_timed_passes_hold_no_grad_mode_across_threads(tiny_teacher_dir):
+    """Gradio resumes a streaming handler in whichever worker thread is free, and grad mode belongs to the thread: a
+    model whose weights were made in inference mode (as the app's cache may hold them) must still be timed when
+    every pass runs in a new thread."""
+    import threading
+
+    from core.bench.variants import iter_forward_times
+
+    loaded = zoo.load(str(tiny_teacher_dir), attentions=True)  # eager attention in fp32: the reference variant as is
+    with torch.inference_mode():
+        model = copy.deepcopy(loaded.model)
+    variant = reference_variant(model, "cpu")
+    assert variant.model.base_model.embeddings.word_embeddings.weight.is_inference()
+    passes = iter_forward_times(variant, 2, 16, runs=2, warmup=1)
+    results, errors = [], []
+
+    def one_pass():
+        try:
+            results.append(next(passes))
+        except Exception as error:  # noqa: BLE001 - reported below with its message
+            errors.append(error)
+
+    for _ in range(3):
+        thread = threading.Thread(target=one_pass)
+        thread.start()
+        thread.join()
+    assert not errors, errors
+    assert results[0] is None and all(t > 0 for t in results[1:])

@@ -212,17 +212,24 @@ def _timed(fn: Callable[[], object], device: str) -> float:
 def iter_forward_times(variant: Variant, batch_size: int, seq_len: int, runs: int,
                        warmup: int) -> Iterator[float | None]:
     """Run warm-up passes (yielding None after each) and timed passes (yielding their seconds), one at a time,
-    so a caller can show progress and stop between passes."""
+    so a caller can show progress and stop between passes.
+
+    Inference mode and autocast are entered for each pass, never held across a yield: they belong to the thread,
+    and a caller such as Gradio resumes the generator in whichever worker thread is free."""
     device = variant.model.device.type
     inputs = random_tokens(variant.model.config.vocab_size, batch_size, seq_len, str(variant.model.device))
-    with torch.inference_mode(), variant.context():
-        for _ in range(warmup):
+
+    def forward():
+        with torch.inference_mode(), variant.context():
             variant.encoder(**inputs)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            yield None
-        for _ in range(runs):
-            yield _timed(lambda: variant.encoder(**inputs), device)
+
+    for _ in range(warmup):
+        forward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        yield None
+    for _ in range(runs):
+        yield _timed(forward, device)
 
 
 def time_forward(variant: Variant, batch_size: int, seq_len: int, runs: int, warmup: int) -> list[float]:
