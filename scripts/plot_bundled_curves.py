@@ -16,7 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import PercentFormatter  # noqa: E402
+from matplotlib.ticker import MaxNLocator, PercentFormatter, StrMethodFormatter  # noqa: E402
 
 from core.models.zoo import BUNDLED_DIR  # noqa: E402
 from core.paths import ASSETS  # noqa: E402
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     for ax in (left, right):
         ax.set_xlabel("step")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))  # "10,000" and its neighbours never overlap
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(args.out)
