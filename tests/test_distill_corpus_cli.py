@@ -1,16 +1,12 @@
 """python -m train.distill on the new corpus sources: exact resume across epochs with gradient accumulation (from the
 tokenised cache and from a stream), a .jsonl corpus with --text-column, and one-line refusals."""
 import json
-import signal
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from core.runs.store import read_metrics
-from tests.support.cli import SHORT, run_cli, start_cli
+from tests.support.cli import SHORT, assert_resumed_exactly, run_cli, whole_and_resumed
 from tests.support.models import corpus_lines
-from tests.support.waiting import wait_for
 from train.distill import main
 
 pytestmark = pytest.mark.cli
@@ -31,21 +27,9 @@ def test_kill_9_then_resume_matches_across_epochs_with_accumulation(streaming, t
     common = ["--teacher", tiny_teacher_dir, "--corpus", small_corpus / "train.txt", "--valid-corpus",
               small_corpus / "valid.txt", "--max-steps", 16, "--save-every", 3, "--grad-accum", 2, *SHORT,
               "--log-every", 4, "--eval-every", 8, "--trace", *(["--streaming"] if streaming else [])]
-    whole = tmp_path / "whole"
-    done = run_cli(*common, "--output-dir", whole)
-    assert done.returncode == 0, done.stderr
+    whole, killed = whole_and_resumed(common, tmp_path)
     assert read_metrics(whole)[-1]["epoch"] >= 2  # the run crossed two epoch boundaries
-    killed = tmp_path / "killed"
-    process = start_cli(*common, "--output-dir", killed)
-    wait_for(lambda: (killed / "checkpoints" / "step-000006.pt").exists())
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    resumed = run_cli("--resume", killed)
-    assert resumed.returncode == 0, resumed.stderr
-    a, b = load_file(whole / "final" / "model.safetensors"), load_file(killed / "final" / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    traced = [json.loads((run / "trace" / "rank0.json").read_text())["batches"] for run in (whole, killed)]
-    assert traced[1] == traced[0][-len(traced[1]):]  # the resumed run took the very batches of the whole one
+    assert_resumed_exactly(whole, killed)
 
 
 def test_a_jsonl_corpus_with_a_text_column_runs(tmp_path, tiny_teacher_dir):

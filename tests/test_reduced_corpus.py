@@ -1,12 +1,9 @@
 """A student with its own vocabulary on corpora of any size: the vocabulary learnt from batches read off the corpus,
 the student's own tokens made with `datasets.map` and cached, streaming, exact resume, and one-line refusals."""
 import json
-import signal
 from itertools import chain
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from core.distill.data import tokenize_parallel
 from core.distill.paired_stream import PairedStream
@@ -15,9 +12,8 @@ from core.distill.training_data import load_training_data, student_training_data
 from core.distill.vocabulary import corpus_vocabulary, vocabulary_texts
 from core.models.tokenizer import train_wordpiece
 from core.models.vocab import special_tokens_of, train_student_vocab
-from tests.support.cli import SHORT, run_cli, start_cli
+from tests.support.cli import SHORT, assert_resumed_exactly, run_cli, whole_and_resumed
 from tests.support.models import corpus_lines
-from tests.support.waiting import wait_for
 from train.distill import main
 
 REDUCED = ["--student-vocab-size", 300, "--student-hidden", 16, "--align", "match"]
@@ -135,20 +131,7 @@ def test_kill_9_then_resume_gives_a_reduced_student_the_same_batches(streaming, 
         source = ["--corpus", write_jsonl(tmp_path / "train.jsonl", corpus_lines(120)), "--text-column", "reply"]
     common = ["--teacher", tiny_teacher_dir, *source, *REDUCED, "--max-steps", 12, "--save-every", 3,
               "--grad-accum", 2, *SHORT, "--log-every", 4, "--eval-every", 8, "--trace"]
-    whole = tmp_path / "whole"
-    done = run_cli(*common, "--output-dir", whole)
-    assert done.returncode == 0, done.stderr
-    killed = tmp_path / "killed"
-    process = start_cli(*common, "--output-dir", killed)
-    wait_for(lambda: (killed / "checkpoints" / "step-000006.pt").exists())
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    resumed = run_cli("--resume", killed)
-    assert resumed.returncode == 0, resumed.stderr
-    a, b = load_file(whole / "final" / "model.safetensors"), load_file(killed / "final" / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)  # the same batches and masks, step for step
-    traced = [json.loads((run / "trace" / "rank0.json").read_text())["batches"] for run in (whole, killed)]
-    assert traced[1] == traced[0][-len(traced[1]):]
+    assert_resumed_exactly(*whole_and_resumed(common, tmp_path))  # the same batches and masks, step for step
 
 
 @pytest.mark.cli

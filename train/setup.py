@@ -47,40 +47,35 @@ class DistillSetup:
         return EpochBatches(np.asarray(train.lengths), self.cfg.batch_size, self.cfg.seed, epoch)
 
 
-def main_process_first(load: Callable[[], Loaded]) -> Loaded:
-    """load() in the main process first (it writes the tokenised cache), then in the others (they read it). A
-    ValueError in the main process is raised in every process, so none waits for the others forever."""
-    state = PartialState()
-    if state.num_processes == 1:
-        return load()
-    data, refusal = None, None
-    if state.is_main_process:
+def attempted_on_main(make: Callable[[], Loaded], send: bool) -> Loaded | None:
+    """make() in the main process, then its ValueError (if any) raised in every process, so none waits for the others
+    forever; returns make()'s result in the main process, and in the others that result when `send`, else None."""
+    made, refusal = None, None
+    if PartialState().is_main_process:
         try:
-            data = load()
+            made = make()
         except ValueError as error:
             refusal = str(error)
-    refusal = broadcast_object_list([refusal])[0]
+    sent, refusal = broadcast_object_list([made if send else None, refusal])
     if refusal:
         raise ValueError(refusal)
-    return data if state.is_main_process else load()
+    return made if PartialState().is_main_process else sent
+
+
+def main_process_first(load: Callable[[], Loaded]) -> Loaded:
+    """load() in the main process first (it writes the tokenised cache), then in the others (they read it)."""
+    if PartialState().num_processes == 1:
+        return load()
+    data = attempted_on_main(load, send=False)
+    return data if PartialState().is_main_process else load()
 
 
 def main_process_only(make: Callable[[], Loaded]) -> Loaded:
     """make() in the main process only, its result sent to the others (a student's vocabulary: every process must
     hold the very same one). A ValueError in the main process is raised in every process."""
-    state = PartialState()
-    if state.num_processes == 1:
+    if PartialState().num_processes == 1:
         return make()
-    made, refusal = None, None
-    if state.is_main_process:
-        try:
-            made = make()
-        except ValueError as error:
-            refusal = str(error)
-    made, refusal = broadcast_object_list([made, refusal])
-    if refusal:
-        raise ValueError(refusal)
-    return made
+    return attempted_on_main(make, send=True)
 
 
 def load_data(cfg: DistillConfig, tokenizer, verbose: bool) -> TrainingData:

@@ -368,8 +368,8 @@ class StopFlags:
         it waited in the queue."""
         with self._lock:
             flag_ = self._flags[session] = StopFlag()
-            cancelled = self._cancelled.pop(session, None)
-            if cancelled is not None and cancelled >= self._accepted.get(session, float("inf")):
+            cancelled, accepted = self._cancelled.pop(session, None), self._accepted.pop(session, float("inf"))
+            if cancelled is not None and cancelled >= accepted:
                 flag_.set()
             return flag_
 
