@@ -1,6 +1,6 @@
 """train/accelerate_fsdp.yaml: read by Accelerate as an FSDP2 config whose wrap policy finds the student's layers,
-and accepted by `accelerate launch` for a two-process CPU run. On CPU Accelerate sets FSDP aside and runs the
-processes as DDP (MULTI_CPU): sharding itself needs GPUs and is not run here."""
+and accepted by `accelerate launch` for a two-process CPU run (which Accelerate runs as DDP). The sharding itself
+(train.distill --fsdp, train.sharding) runs here on two CPU processes over gloo: tests/test_fsdp_runs.py."""
 import json
 import os
 import subprocess
@@ -51,13 +51,3 @@ def test_accelerate_launch_takes_the_config_and_runs_it_as_ddp_on_cpu(tmp_path, 
     assert result.returncode == 0, result.stderr[-2000:]
     ranks = [json.loads((out / "trace" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
-
-
-@pytest.mark.unit
-def test_a_sharded_accelerator_is_refused_in_one_sentence():
-    from types import SimpleNamespace
-
-    from train.distill import check_not_sharded
-    with pytest.raises(ValueError, match="FSDP sharding is not supported by train.distill yet"):
-        check_not_sharded(SimpleNamespace(distributed_type=DistributedType.FSDP))
-    check_not_sharded(SimpleNamespace(distributed_type=DistributedType.MULTI_CPU))

@@ -17,7 +17,15 @@ from core.models.student import StudentSpec, layer_groups, make_student, num_lay
 from train import distill, memory
 from train.config import DistillConfig
 from train.distill import main, optimizer_for
-from train.memory import GIB, ModelShape, StepMemory, estimate_step_memory, memory_verdict, run_levers
+from train.memory import (
+    GIB,
+    ModelShape,
+    StepMemory,
+    estimate_step_memory,
+    layer_params,
+    memory_verdict,
+    run_levers,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -155,3 +163,15 @@ def test_the_estimate_is_printed_before_training_starts(tmp_path, tiny_teacher_d
                  "--output-dir", str(tmp_path / "run")]) == 0
     lines = [line for line in said_before_training[0].splitlines() if line.startswith("estimated peak memory:")]
     assert len(lines) == 1 and lines[0].endswith("still to allocate") and "free (CPU)" in lines[0]
+
+
+def test_sharding_divides_the_student_states_and_adds_the_gathered_weights():
+    whole = estimate_step_memory(STUDENT, TEACHER, 32, 256, gpu=True, half=True)
+    sharded = estimate_step_memory(STUDENT, TEACHER, 32, 256, gpu=True, half=True, shards=8)
+    layer = layer_params(STUDENT)
+    assert layer == 7_087_872  # a BERT-base layer's parameters, as transformers' BertLayer counts them
+    gathered = STUDENT.params - 6 * layer + 2 * layer  # the root unit and two layers, whole in fp32
+    assert sharded.student_states == -(-whole.student_states // 8) + 4 * gathered
+    assert sharded.student_states < whole.student_states / 2
+    assert (sharded.activations, sharded.logits, sharded.teacher_weights) == \
+        (whole.activations, whole.logits, whole.teacher_weights)

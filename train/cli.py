@@ -14,7 +14,7 @@ from train.config import DistillConfig, build_config, read_config_file
 # What may change when a run is resumed; everything else shapes the student or its data and must stay.
 RESUMABLE_CHANGES = {"max_steps", "save_every", "log_every", "eval_every", "eval_lines", "keep_checkpoints",
                      "mixed_precision", "device", "output_dir", "trace", "gradient_checkpointing",
-                     "compile", "report_to", "num_proc"}
+                     "compile", "report_to", "num_proc", "fsdp"}
 
 
 def int_list(text: str) -> list[int]:
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--grad-clip", type=float, help=f"gradient norm clip (default {d.grad_clip})")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile student and teacher (on a GPU: about a minute of compiling, then faster steps)")
+    g.add_argument("--fsdp", action="store_true",
+                   help="shard the student, its gradients and its optimizer state over the processes of `accelerate "
+                   "launch` (PyTorch FSDP2; on GPUs or CPUs; implied by train/accelerate_fsdp.yaml on GPUs)")
     g.add_argument("--gradient-checkpointing", action="store_true",
                    help="recompute the student's activations in backward (less memory, about a third more time)")
     g = p.add_argument_group("losses")

@@ -68,6 +68,7 @@ class DistillConfig:
     grad_clip: float = 5.0
     gradient_checkpointing: bool = False  # recompute the student's layers in backward: less memory, ~30% more time
     compile: bool = False  # torch.compile student and teacher: a minute of compiling, then faster steps on a GPU
+    fsdp: bool = False  # shard the student over the processes (FSDP2, train.sharding); FSDP configs imply it
     # losses: temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, alpha_hidden_mse, kl_masked_only
     losses: LossWeights = field(default_factory=LossWeights)
     # bookkeeping
@@ -166,6 +167,8 @@ class DistillConfig:
             raise ValueError(f"--student-type must be same, bert or distilbert; got '{self.student_type}'.")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
             raise ValueError(f"--mixed-precision must be auto, no, fp16 or bf16; got '{self.mixed_precision}'.")
+        if self.fsdp and self.mixed_precision == "fp16":
+            raise ValueError("--fsdp trains in bf16 or fp32: use --mixed-precision bf16 or no.")
         if self.device not in ("auto", "cpu"):
             raise ValueError(f"--device must be auto or cpu; got '{self.device}'.")
         if self.align not in ALIGNMENTS or self.reduce_op not in ("sum", "mean"):

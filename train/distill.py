@@ -1,7 +1,8 @@
 """Distil a smaller masked LM from a larger one: python -m train.distill --help
 
 Runs on one CPU, one GPU, or many processes under `accelerate launch`. Each process reads its own share of every
-step's batches; gradients are averaged by Accelerate (DDP). Only the main process writes the run directory.
+step's batches; gradients are averaged by Accelerate (DDP), or, with --fsdp, the student is sharded over the processes
+(FSDP2, train.sharding). Only the main process writes the run directory.
 
 A new run keeps its untrained student (init/) and evaluates it before step 1 (the metrics row of step 0), so the
 curves start where the student started; at each evaluation it also records the student's top guesses on a few
@@ -17,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,7 @@ from train.cli import check_output_dir, parse_args
 from train.config import DistillConfig
 from train.memory import check_step_memory
 from train.setup import DistillSetup, prepare
+from train.sharding import full_state, load_full_state, root_gathered, shard, submodule_state
 from train.tracking import log_metrics, start_tracking, tracking_dir
 
 
@@ -85,7 +87,24 @@ def make_accelerator(cfg: DistillConfig, run_dir: Path | None = None) -> Acceler
     if precision == "auto":
         precision = "no" if cpu else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     tracking = dict(log_with=cfg.report_to, project_dir=str(tracking_dir(run_dir))) if cfg.report_to else {}
-    return Accelerator(cpu=cpu, mixed_precision=precision, **tracking)
+    accelerator = Accelerator(cpu=cpu, mixed_precision=precision, **tracking)
+    if sharded(cfg, accelerator):
+        check_shardable(accelerator)
+    return accelerator
+
+
+def sharded(cfg: DistillConfig, accelerator: Accelerator) -> bool:
+    """Whether the student is sharded (--fsdp, or an Accelerate FSDP config, which takes effect on GPUs only)."""
+    return cfg.fsdp or accelerator.distributed_type == DistributedType.FSDP
+
+
+def check_shardable(accelerator: Accelerator) -> None:
+    """Raise ValueError when sharding cannot run: a single process, or fp16 (its loss scaler is not used here)."""
+    if accelerator.num_processes < 2:
+        raise ValueError("--fsdp shards the student over several processes: start the run with "
+                         "`accelerate launch --num_processes N -m train.distill ...` (N of 2 or more).")
+    if accelerator.mixed_precision == "fp16":
+        raise ValueError("--fsdp trains in bf16 or fp32: this GPU has no bf16, so use --mixed-precision no.")
 
 
 def place_teacher(teacher: torch.nn.Module, accelerator: Accelerator, pad_vocab: bool = True) -> torch.nn.Module:
@@ -242,8 +261,8 @@ class GuessRecorder:
     teacher_guesses: list[Guess] | None = None
 
     @classmethod
-    def for_run(cls, is_main: bool) -> GuessRecorder:
-        if not is_main:
+    def for_run(cls, evaluating: bool) -> GuessRecorder:
+        if not evaluating:
             return cls([])
         try:
             return cls(guess_probes())
@@ -251,14 +270,17 @@ class GuessRecorder:
             print(f"warning: no probe guesses are recorded: the probe file cannot be read ({error}).", file=sys.stderr)
             return cls([])
 
-    def record(self, run_dir: Path, recipe, student, teacher, step: int) -> None:
+    def record(self, run_dir: Path, recipe, student, teacher, step: int, write: bool = True) -> None:
         """Append the student's guesses at `step` (with the sentences and the teacher's, when the file lacks them).
-        `student`: the Hugging Face student. A probe a model cannot read turns the recording off with a warning."""
+        `student`: the Hugging Face student. A probe a model cannot read turns the recording off with a warning.
+        write False: only run the student's forward (a sharded student's forward needs every process)."""
         if not self.probes:
             return
         sentences = [p.sentence for p in self.probes]
         try:
             student_guesses = top_guesses(student, recipe.student_tokenizer, sentences)
+            if not write:
+                return
             with_teacher = not has_teacher_guesses(run_dir)
             if with_teacher and self.teacher_guesses is None:
                 self.teacher_guesses = top_guesses(teacher, recipe.tokenizer, sentences)
@@ -279,18 +301,25 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     student, teacher = place_student(recipe, accelerator), place_teacher(recipe.teacher, accelerator)
     if cfg.gradient_checkpointing:
         recipe.student.gradient_checkpointing_enable()
+    is_sharded = sharded(cfg, accelerator)
+    if is_sharded:  # before the optimizer: the parameters become DTensors holding this process's slice
+        shard(student, accelerator.device)
     optimizer = optimizer_for(cfg, list(student.named_parameters()))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * cfg.max_steps), cfg.max_steps)
     cursor = DataCursor(setup.batches_for, rank, world)
-    step, window, clock = restore(cfg, run_dir, resume, (student, optimizer, scheduler), cursor, accelerator)
+    step, window, clock = restore(cfg, run_dir, resume, (student, optimizer, scheduler), cursor, accelerator,
+                                  is_sharded)
     start_tracking(accelerator, cfg.to_dict(), run_dir, step, resume)
-    student, optimizer = accelerator.prepare(student, optimizer)
+    if not is_sharded:  # DDP; a sharded student averages its own gradients (reduce-scatter)
+        student, optimizer = accelerator.prepare(student, optimizer)
     student.train()
     # compiled views of the same modules: the optimizer, DDP and checkpoints keep working on the modules themselves
     models = (torch.compile(student), torch.compile(teacher)) if cfg.compile else (student, teacher)
-    guesses = GuessRecorder.for_run(is_main)
+    # a sharded student's forward is a collective: every process evaluates, the main one writes
+    evaluating = is_main or is_sharded
+    guesses = GuessRecorder.for_run(evaluating)
     if step == 0:
-        evaluate_start(run_dir, recipe, (student, teacher), accelerator, clock, guesses)
+        evaluate_start(run_dir, recipe, (student, teacher), accelerator, clock, guesses, evaluating)
     last_saved = step
     progress = tqdm(total=cfg.max_steps, initial=step, disable=not is_main, desc="distilling", unit="step",
                     mininterval=0.5 if sys.stderr.isatty() else 5.0)
@@ -300,7 +329,10 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         bad_loss, stop_asked = agreed_flags(accelerator, not math.isfinite(parts["loss"]), stop.flag)
         if bad_loss:
             return fail_on_bad_loss(run_dir, parts["loss"], step, last_saved, is_main)
-        accelerator.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+        if is_sharded:  # the norm over every process's slices (DTensor gradients)
+            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+        else:
+            accelerator.clip_grad_norm_(student.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)  # flush the gradients as soon as we can
@@ -309,11 +341,11 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         window.add(parts, tokens)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             record = log_row(cfg, run_dir, recipe, (student, teacher), accelerator, step, scheduler.get_last_lr()[0],
-                             cursor.epoch, window, clock, guesses)
+                             cursor.epoch, window, clock, guesses, evaluating)
             progress.set_postfix(loss=f"{record['loss']:.3f}")
             window = LogWindow()
         if stop_asked or step % cfg.save_every == 0 or step == cfg.max_steps:
-            save(run_dir, cfg, accelerator, (student, optimizer, scheduler), step, cursor, window, clock)
+            save(run_dir, cfg, accelerator, (student, optimizer, scheduler), step, cursor, window, clock, is_sharded)
             last_saved = step
         if stop_asked:
             if is_main:
@@ -322,12 +354,12 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
             progress.close()
             return 0
     progress.close()
-    finish(run_dir, recipe, student, accelerator, step, trace if cfg.trace else None)
+    finish(run_dir, recipe, student, accelerator, step, trace if cfg.trace else None, is_sharded)
     return 0
 
 
 def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cursor: DataCursor,
-            accelerator: Accelerator) -> tuple[int, LogWindow, Clock]:
+            accelerator: Accelerator, is_sharded: bool = False) -> tuple[int, LogWindow, Clock]:
     """Load the newest checkpoint into (student, optimizer, scheduler) and the cursor; tell the status what happened.
 
     Returns (step, log window, clock) to continue from: (0, empty, zero) when there is nothing to resume.
@@ -338,8 +370,13 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
     step, window, clock = 0, LogWindow(), Clock()
     if path is not None:
         state = found.state
-        for module, key in zip(trained, ("model", "optimizer", "scheduler")):
-            module.load_state_dict(state[key])
+        student, optimizer, scheduler = trained
+        if is_sharded:  # every process read the whole checkpoint and keeps its slice
+            load_full_state(student, optimizer, state["model"], state["optimizer"])
+        else:
+            student.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
         cursor.restore(state)
         window, clock = LogWindow.restore(state.get("log_window")), Clock(state.get("elapsed_s", 0.0))
@@ -387,13 +424,27 @@ def forward_backward(cfg: DistillConfig, recipe, models: tuple, cursor: DataCurs
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         tokens += int(batch["attention_mask"].sum())
         last = micro == cfg.grad_accum - 1
-        with nullcontext() if last else accelerator.no_sync(student):  # gradients sync once, on the last
+        with nullcontext() if last else no_sync(student, accelerator):  # gradients sync once, on the last
             with accelerator.autocast():
                 losses = recipe.losses(run_student, teacher, batch)
             accelerator.backward(losses["loss"] / cfg.grad_accum)
         for name, value in losses.items():
             parts[name] = parts.get(name, 0.0) + value.item() / cfg.grad_accum
     return parts, tokens
+
+
+@contextmanager
+def no_sync(student: torch.nn.Module, accelerator: Accelerator):
+    """Accumulate this micro-batch's gradients locally, without averaging them over the processes."""
+    if not hasattr(student, "set_requires_gradient_sync"):  # DDP, or a single process
+        with accelerator.no_sync(student):
+            yield
+        return
+    student.set_requires_gradient_sync(False)  # a sharded (FSDP2) student
+    try:
+        yield
+    finally:
+        student.set_requires_gradient_sync(True)
 
 
 def agreed_flags(accelerator: Accelerator, bad_loss: bool, stop_asked: bool) -> tuple[bool, bool]:
@@ -414,18 +465,22 @@ def fail_on_bad_loss(run_dir: Path, loss: float, step: int, last_saved: int, is_
 
 
 def evaluate_start(run_dir: Path, recipe, models: tuple, accelerator: Accelerator, clock: Clock,
-                   guesses: GuessRecorder) -> None:
+                   guesses: GuessRecorder, evaluating: bool) -> None:
     """The metrics row of step 0: the untrained student's held-out figures (eval_*, no loss), and its guesses.
 
     Written once: a run resumed before its first checkpoint keeps the row it already has. Every process calls this;
-    the main process evaluates, the others wait."""
+    the evaluating ones (the main process, or all of them for a sharded student) evaluate, the main one writes."""
     student, teacher = models
-    if accelerator.is_main_process and not any(r.get("step") == 0 for r in read_metrics(run_dir)):
+    is_main = accelerator.is_main_process
+    written = broadcast_object_list([is_main and any(r.get("step") == 0 for r in read_metrics(run_dir))])[0]
+    if evaluating and not written:
         trained = recipe.hf_student(accelerator.unwrap_model(student))
-        record = {"step": 0, "epoch": 0, "elapsed_s": clock.elapsed(),
-                  **{f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()}}
-        guesses.record(run_dir, recipe, trained, teacher, 0)
-        append_metrics(run_dir, record, accelerator)
+        with root_gathered(accelerator.unwrap_model(student)):
+            record = {"step": 0, "epoch": 0, "elapsed_s": clock.elapsed(),
+                      **{f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()}}
+            guesses.record(run_dir, recipe, trained, teacher, 0, write=is_main)
+        if is_main:
+            append_metrics(run_dir, record, accelerator)
     accelerator.wait_for_everyone()
 
 
@@ -437,7 +492,8 @@ def append_metrics(run_dir: Path, record: dict, accelerator: Accelerator) -> Non
 
 
 def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerator: Accelerator, step: int, lr: float,
-            epoch: int, window: LogWindow, clock: Clock, guesses: GuessRecorder | None = None) -> dict:
+            epoch: int, window: LogWindow, clock: Clock, guesses: GuessRecorder | None = None,
+            evaluating: bool | None = None) -> dict:
     """Append one metrics row (means over the window's steps and processes, and held-out figures and probe guesses
     when due)."""
     (student, teacher), sums, tokens = models, window.sums, window.tokens
@@ -451,11 +507,12 @@ def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerato
               "tokens_per_s": tokens / seconds, "steps_per_s": window.steps / seconds, "epoch": epoch,
               "elapsed_s": clock.elapsed()}
     if step % cfg.eval_every == 0 or step == cfg.max_steps:
-        if accelerator.is_main_process:
+        if accelerator.is_main_process if evaluating is None else evaluating:
             trained = recipe.hf_student(accelerator.unwrap_model(student))
-            record.update({f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()})
-            if guesses is not None:
-                guesses.record(run_dir, recipe, trained, teacher, step)
+            with root_gathered(accelerator.unwrap_model(student)):
+                record.update({f"eval_{k}": v for k, v in recipe.evaluate(trained, teacher).items()})
+                if guesses is not None:
+                    guesses.record(run_dir, recipe, trained, teacher, step, write=accelerator.is_main_process)
         accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         append_metrics(run_dir, record, accelerator)
@@ -464,11 +521,16 @@ def log_row(cfg: DistillConfig, run_dir: Path, recipe, models: tuple, accelerato
 
 
 def save(run_dir: Path, cfg: DistillConfig, accelerator: Accelerator, trained: tuple, step: int, cursor: DataCursor,
-         window: LogWindow, clock: Clock) -> None:
-    """A checkpoint holding model, optimizer, scheduler, data place, log window, clock, config and every RNG."""
+         window: LogWindow, clock: Clock, is_sharded: bool = False) -> None:
+    """A checkpoint holding model, optimizer, scheduler, data place, log window, clock, config and every RNG; a
+    sharded student's whole weights and optimizer state are gathered to the main process first."""
     student, optimizer, scheduler = trained
     rngs = gather_object([rng_state()])  # every process's RNG, so dropout continues identically on resume
-    state = {"model": accelerator.unwrap_model(student).state_dict(), "optimizer": optimizer.state_dict(),
+    if is_sharded:
+        model_state, optimizer_state = full_state(student, optimizer)
+    else:
+        model_state, optimizer_state = accelerator.unwrap_model(student).state_dict(), optimizer.state_dict()
+    state = {"model": model_state, "optimizer": optimizer_state,
              "scheduler": scheduler.state_dict(), "step": step, **cursor.state(), "rng": rngs,
              "log_window": window.state(), "elapsed_s": clock.elapsed(), "config": cfg.to_dict(),
              "world_size": accelerator.num_processes}
@@ -477,21 +539,29 @@ def save(run_dir: Path, cfg: DistillConfig, accelerator: Accelerator, trained: t
     accelerator.wait_for_everyone()
 
 
-def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, trace: list | None) -> None:
+def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, trace: list | None,
+           is_sharded: bool = False) -> None:
     if trace is not None:
-        _write_trace(run_dir, accelerator, student, trace)
+        _write_trace(run_dir, accelerator, student, trace, is_sharded)
+    trainable = accelerator.unwrap_model(student)
+    hf_student = recipe.hf_student(trainable)
+    # a sharded student's whole weights, gathered to the main process (a collective)
+    whole = submodule_state(full_state(trainable)[0], trainable, hf_student) if is_sharded else None
     if accelerator.is_main_process:
         final = RunPaths(run_dir).final
-        recipe.hf_student(accelerator.unwrap_model(student)).save_pretrained(final)
+        hf_student.save_pretrained(final, state_dict=whole)
         recipe.student_tokenizer.save_pretrained(final)
         write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
     accelerator.wait_for_everyone()
 
 
-def _write_trace(run_dir: Path, accelerator, student, trace: list) -> None:
-    """Each process's sample indices and a checksum of its weights: evidence for multi-process tests."""
+def _write_trace(run_dir: Path, accelerator, student, trace: list, is_sharded: bool = False) -> None:
+    """Each process's sample indices and a checksum of its weights: evidence for multi-process tests. A sharded
+    student's checksum is of the whole weights, gathered on every process."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(accelerator.unwrap_model(student).state_dict().items()):
+    module = accelerator.unwrap_model(student)
+    weights = full_state(module, everywhere=True)[0] if is_sharded else module.state_dict()
+    for name, tensor in sorted(weights.items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     folder = RunPaths(run_dir).trace
@@ -509,7 +579,6 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = Path(cfg.output_dir) if cfg.output_dir else runs_root() / run_id
         check_output_dir(run_dir)
         accelerator = make_accelerator(cfg, run_dir)
-        check_not_sharded(accelerator)
         if accelerator.is_main_process:
             remove_stale_temp_files(run_dir)  # what a process killed while writing left behind
         set_seed(cfg.seed)
@@ -542,21 +611,13 @@ def main(argv: list[str] | None = None) -> int:
         accelerator.end_training()  # closes the trackers
 
 
-def check_not_sharded(accelerator: Accelerator) -> None:
-    """Refuse FSDP (train/accelerate_fsdp.yaml on GPUs): a sharded student's forward is a collective, and this loop
-    evaluates and checkpoints it on the main process alone, which would wait forever. On CPU Accelerate runs that
-    config as DDP, which works."""
-    if accelerator.distributed_type == DistributedType.FSDP:
-        raise ValueError("FSDP sharding is not supported by train.distill yet: its evaluations and checkpoints run "
-                         "on the main process only; launch with --multi_gpu (DDP) instead.")
-
-
 def check_memory(cfg: DistillConfig, setup: DistillSetup, accelerator: Accelerator, resume: bool) -> None:
     """Print the estimated peak memory of a step (train.memory), or raise ValueError when it would not fit on any
     process's device: every process refuses alike, so none waits for the others forever."""
     try:
+        shards = accelerator.num_processes if sharded(cfg, accelerator) else 1
         line, refusal = check_step_memory(cfg, setup.recipe, accelerator.device, accelerator.mixed_precision,
-                                          resume), None
+                                          resume, shards), None
     except ValueError as error:
         line, refusal = None, str(error)
     refusal = next((r for r in gather_object([refusal]) if r), None)

@@ -9,7 +9,9 @@ where core.models.aligned_head pads the vocabulary product), P = parameters.
 What `estimate_step_memory` counts (its parts are the fields of StepMemory):
 
 - student_states: the student's fp32 weights, gradients and AdamW's two moments, 4 + 4 + 8 = 16 bytes a parameter,
-  plus, under 16-bit autocast, the 2-byte copies of the weights autocast keeps for the step.
+  plus, under 16-bit autocast, the 2-byte copies of the weights autocast keeps for the step. Sharded over N
+  processes (--fsdp), 1/N of that, plus the fp32 weights gathered whole while they run: the root unit (embeddings
+  and MLM head, P minus the layers' parameters) and two layers (the one running and the next, prefetched).
 - teacher_weights: 2 bytes a parameter on a GPU in mixed precision (train.distill.place_teacher), 4 otherwise.
 - activations: what the student's forward keeps for backward. Per layer s*b*(18h + 4f + 5as) bytes in 16-bit, which
   is s*b*h*(34 + 5as/h) for f = 4h (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
@@ -96,13 +98,22 @@ def layer_activation_bytes(batch: int, seq: int, shape: ModelShape, element_byte
     return batch * seq * per_token * element_bytes // 2
 
 
+def layer_params(shape: ModelShape) -> int:
+    """Parameters of one transformer layer: Q, K, V and output projections (4h^2 + 4h), the feed-forward pair
+    (2hf + f + h) and two LayerNorms (4h)."""
+    h, f = shape.hidden, shape.ffn
+    return 4 * h * h + 2 * h * f + f + 9 * h
+
+
 def estimate_step_memory(student: ModelShape, teacher: ModelShape, batch: int, seq: int, *, gpu: bool,
-                         half: bool, gradient_checkpointing: bool = False, teacher_hidden: bool = True) -> StepMemory:
+                         half: bool, gradient_checkpointing: bool = False, teacher_hidden: bool = True,
+                         shards: int = 1) -> StepMemory:
     """The peak bytes of one training step of `student` distilled from `teacher` on batches of batch x seq tokens.
 
     gpu: the step runs on a GPU (vocabulary padded to 64, larger KL blocks); half: under 16-bit autocast (bf16 or
     fp16; the teacher's weights are then 16-bit too); teacher_hidden: the cosine loss reads the teacher's hidden
-    states. Pure arithmetic: see the module docstring for what is counted and the sources."""
+    states; shards: processes the student is sharded over (1: not sharded). Pure arithmetic: see the module
+    docstring for what is counted and the sources."""
     act = 2 if half else 4  # bytes of an activation or a logit
     teacher_bytes = 2 if gpu and half else 4  # place_teacher keeps the teacher in fp32 on CPU
     tokens = batch * seq
@@ -111,6 +122,9 @@ def estimate_step_memory(student: ModelShape, teacher: ModelShape, batch: int, s
         return -(-shape.vocab // PAD_TO) * PAD_TO if gpu else shape.vocab
 
     student_states = student.params * (16 + (2 if half else 0))
+    if shards > 1:
+        gathered = max(0, student.params - student.layers * layer_params(student)) + 2 * layer_params(student)
+        student_states = -(-student_states // shards) + 4 * gathered
     teacher_weights = teacher.params * teacher_bytes
     if gradient_checkpointing:
         activations = student.layers * tokens * student.hidden * act + layer_activation_bytes(batch, seq, student, act)
@@ -170,10 +184,12 @@ def run_levers(gradient_checkpointing: bool, resume: bool, device_name: str) -> 
         ("" if gradient_checkpointing else ", or add --gradient-checkpointing")
 
 
-def check_step_memory(cfg, recipe, device: torch.device, mixed_precision: str, resume: bool = False) -> str:
-    """The estimate for a run's config (train.config.DistillConfig) and loaded recipe on `device`, as one line to
-    print. Raises ValueError, one sentence naming what to lower, when it needs more than FREE_SHARE of the free
-    memory. On CPU the weights prepare() already loaded count as allocated."""
+def check_step_memory(cfg, recipe, device: torch.device, mixed_precision: str, resume: bool = False,
+                      shards: int = 1) -> str:
+    """The estimate for a run's config (train.config.DistillConfig) and loaded recipe on `device`, with the student
+    sharded over `shards` processes (1: not sharded), as one line to print. Raises ValueError, one sentence naming
+    what to lower, when it needs more than FREE_SHARE of the free memory. On CPU the weights prepare() already loaded
+    count as allocated."""
     gpu = device.type == "cuda"
     student, teacher = ModelShape.of(recipe.student), ModelShape.of(recipe.teacher)
     trainable = sum(p.numel() for p in recipe.trainable().parameters())  # with a reduced student's projection
@@ -182,7 +198,8 @@ def check_step_memory(cfg, recipe, device: torch.device, mixed_precision: str, r
     weights = cfg.losses
     estimate = estimate_step_memory(student, teacher, cfg.batch_size, cfg.max_length, gpu=gpu, half=half,
                                     gradient_checkpointing=cfg.gradient_checkpointing,
-                                    teacher_hidden=weights.alpha_cos > 0 or weights.alpha_hidden_mse > 0)
+                                    teacher_hidden=weights.alpha_cos > 0 or weights.alpha_hidden_mse > 0,
+                                    shards=shards)
     loaded = 0 if gpu else estimate.teacher_weights + 4 * student.params
     device_name = torch.cuda.get_device_name(device) if gpu else "CPU"
     line, refusal = memory_verdict(estimate, free_memory(device), device_name, loaded, processes_sharing(device),
