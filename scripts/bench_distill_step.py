@@ -91,7 +91,8 @@ def measure(setup: DistillSetup, device: str, steps: int = 20, warmup: int = 3, 
             peak_flops: float | None = None, compile_mode: str | None = None, profile_steps: int = 0,
             pad_vocab: bool = True) -> dict:
     """Time `steps` training steps after `warmup` ones. Returns medians in seconds, tokens/s, FLOPs, MFU (when
-    `peak_flops`, FLOP/s, is given) and peak memory in GiB (the allocator's on a GPU, the process RSS on CPU).
+    `peak_flops`, FLOP/s, is given) and peak memory in GiB (the allocator's on a GPU; on CPU both models' weights plus
+    the most memory the steps add, engine.PeakMemory).
 
     compile_models: "none", "student" or "both" (student and teacher) through torch.compile with `compile_mode`.
     profile_steps > 0: that many more steps run under torch.profiler; the result gains "profile" (the busiest
@@ -129,7 +130,9 @@ def measure(setup: DistillSetup, device: str, steps: int = 20, warmup: int = 3, 
         t4 = sync(device)
         return [t1 - t0, t2 - t1, t3 - t2, t4 - t3], batch
 
-    with PeakMemory(device) as memory:
+    weights = sum(t.numel() * t.element_size() for model in (teacher, student)
+                  for t in [*model.parameters(), *model.buffers()])  # loaded before the steps: not in their growth
+    with PeakMemory(device, weights) as memory:
         for step in range(steps + warmup):
             seconds, batch = one_step(step)
             if step >= warmup:

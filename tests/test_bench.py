@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from transformers import AutoModelForMaskedLM
 
 from core import bench
 from core.bench import cli as bench_cli
+from core.bench import engine
 from core.bench import plan as bench_plan
-from core.bench.engine import percentile
+from core.bench.engine import PeakMemory, percentile
 from core.bench.plan import (
     CARD_SEQ_LEN,
     MEMORY_HEADROOM,
@@ -29,7 +31,7 @@ from core.bench.plan import (
 from core.bench.variants import Variant, check_variant, fast_candidates, random_tokens, reference_variant
 from core.formatting import error_sentence
 from core.models import zoo
-from tests.support.models import REPO
+from tests.support.models import REPO, tiny_bert
 
 pytestmark = pytest.mark.unit
 
@@ -180,7 +182,7 @@ def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_st
         assert row["seq_len"] == 32 and row["device"] == "cpu" and row["runs"] == 1
         assert 0 < row["latency_s"] <= row["latency_p90_s"] < 30
         assert row["throughput_samples_s"] == pytest.approx(row["batch_size"] / row["latency_s"], rel=1e-3)
-        assert 10 < row["peak_mem_mb"] < 64 * 1024
+        assert 0 < row["peak_mem_mb"] < 64  # the tiny model's needs, not the process's hundreds of MB
         layers = model.config.num_hidden_layers if model.config.model_type == "bert" else model.config.n_layers
         flops = encoder_flops(layers, 32, 64, 32) * row["batch_size"]
         assert row["gflops"] == pytest.approx(flops / row["latency_s"] / 1e9, rel=0.02, abs=0.06)
@@ -202,6 +204,93 @@ def test_the_plan_estimates_time_before_anything_runs():
     student16 = next(j for j in plan.jobs if j.model == STUDENT_ARCH and j.batch_size == 16 and j.mode == "reference")
     assert teacher16.run_s == pytest.approx(2 * student16.run_s, rel=0.01)  # twice the FLOPs
     assert "estimated time" in plan.describe()
+
+
+# ---- peak memory: what the measured model needs, not what the process holds ------------------------------------
+
+@pytest.fixture(scope="module")
+def sized_models(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
+    """Two random BERTs saved as model folders: "big" (4 layers, 256 wide, about 9 MB) and "small" (2 x 32)."""
+    dirs = {}
+    for name, layers, hidden in (("big", 4, 256), ("small", 2, 32)):
+        dirs[name] = tmp_path_factory.mktemp(f"sized-{name}")
+        tiny_bert(len(tiny_tokenizer), layers=layers, hidden=hidden).save_pretrained(dirs[name])
+        tiny_tokenizer.save_pretrained(dirs[name])
+    return dirs
+
+
+def memory_rows(model_dirs: list[Path], monkeypatch, load=None, modes=("reference",)) -> list[dict]:
+    """Rows of a real CPU benchmark (batch 8 x 64 tokens, 1 warm-up, 2 runs); the machine's matmul limit, which
+    peak memory does not use, is a stand-in to spare a second of measuring per call."""
+    monkeypatch.setattr(engine, "measure_peaks", lambda device, dtypes: bench.Peaks(
+        {dtype: (1e12, None) for dtype in dtypes}, {str(dtype): "stand-in" for dtype in dtypes}))
+    cfg = config(models=[str(d) for d in model_dirs], batch_sizes=[8], seq_len=64, modes=list(modes), runs=2,
+                 warmup=1)
+    return bench.run_benchmark(cfg, load or bench_plan.default_loader)["rows"]
+
+
+def plain_weights_mb(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> float:
+    """Parameters (a tied pair yielded once by parameters()) at `dtype` plus buffers at their own, in MiB."""
+    params = sum(p.numel() for p in model.parameters()) * torch.tensor([], dtype=dtype).element_size()
+    return (params + sum(b.numel() * b.element_size() for b in model.buffers())) / 2**20
+
+
+def test_peak_memory_ignores_what_else_the_process_holds(sized_models, monkeypatch):
+    """The old figure, the process's resident set, grew by all 300 MB held elsewhere; the new one stays put."""
+    before, = memory_rows([sized_models["small"]], monkeypatch)
+    held = torch.ones(300 * 2**20 // 4)  # 300 MiB, written, so resident and allocated
+    with_held, = memory_rows([sized_models["small"]], monkeypatch)
+    assert held.sum() == held.numel()  # kept alive through the second measurement
+    assert with_held["peak_mem_mb"] == pytest.approx(before["peak_mem_mb"], abs=30)
+
+
+def test_a_bigger_model_shows_more_memory_than_a_smaller_one_measured_after_it(sized_models, monkeypatch):
+    """As in the app, the big model stays loaded (its cache) while the small one is measured after it."""
+    loaded: dict[str, zoo.LoadedModel] = {}
+
+    def cached(name: str, attentions: bool) -> zoo.LoadedModel:
+        return loaded.setdefault(name, zoo.load(name, attentions=attentions))
+
+    big, small = memory_rows([sized_models["big"], sized_models["small"]], monkeypatch, load=cached)
+    big_weights, small_weights = (plain_weights_mb(loaded[str(sized_models[n])].model) for n in ("big", "small"))
+    assert big_weights - small_weights > 8  # the two really differ by several MB of weights
+    assert big["peak_mem_mb"] - small["peak_mem_mb"] > 0.9 * (big_weights - small_weights)
+
+
+def test_peak_memory_is_at_least_the_weights(sized_models, monkeypatch):
+    rows = memory_rows([sized_models["big"]], monkeypatch, modes=("reference", "fast"))
+    model = zoo.load(str(sized_models["big"])).model
+    for row in rows:
+        dtype = torch.bfloat16 if "bfloat16 weights" in row["dtype"] else torch.float16 if "float16 weights" in \
+            row["dtype"] else torch.float32
+        assert row["peak_mem_mb"] >= plain_weights_mb(model, dtype) - 0.05, row  # rows round to 0.1 MB
+        assert row["peak_mem_mb"] < plain_weights_mb(model, dtype) + 200, row  # no process-wide figure
+
+
+def test_weights_bytes_counts_the_tied_embeddings_once(tiny_bert_reference):
+    _, reference = tiny_bert_reference
+    model = reference.model
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied
+    assert engine.weights_bytes(reference) == plain_weights_mb(model) * 2**20
+    as_runtime = Variant("onnxruntime", "fp32", model, torch.float32, runtime=True, size_mb=12.5)
+    assert engine.weights_bytes(as_runtime) == 12.5 * 2**20  # a runtime's own files, as the row's size_mb
+
+
+@pytest.mark.skipif(engine.MALLOC_IN_USE is None, reason="no glibc mallinfo2 here")
+def test_peak_memory_sees_blocks_that_reuse_resident_pages():
+    """Activations that reuse pages freed earlier and still resident leave the resident set (the old figure) where
+    it was; glibc's count of allocated bytes sees them, and the growth follows that count."""
+    size = 100 * 2**10 // 4  # 100 KiB, below glibc's mmap threshold: served from its heap
+    blocks = [torch.ones(size) for _ in range(160)]
+    kept = blocks[1::2]  # every other block stays, so the freed ones neither merge nor reach the heap's top
+    blocks.clear()  # 80 holes of 100 KiB inside the heap, still resident
+    with PeakMemory("cpu") as memory:
+        blocks = [torch.ones(size) for _ in range(80)]
+        time.sleep(0.03)  # a few 5 ms samples while they are held
+        blocks.clear()
+    assert len(kept) == 80 and memory.rss_growth_bytes < 2**20
+    assert memory.basis == "malloc" and 7.5 * 2**20 < memory.growth_bytes < 9 * 2**20  # 80 x 100 KiB = 7.8 MiB
+    assert memory.peak_bytes == memory.growth_bytes  # no weights given
 
 
 # ---- correctness of fast mode ---------------------------------------------------------------------------------

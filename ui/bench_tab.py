@@ -511,8 +511,9 @@ def build(ctx: AppContext) -> dict:
         run_button = gr.Button("Run benchmark", variant="primary", scale=3, elem_id="bench-run")
         stop_button = gr.Button("Stop", variant="stop", scale=1)
     progress_md = gr.Markdown("")
-    results = gr.Dataframe(_frame([], ROW_COLUMNS), label="Measurements (one row as each arrives)", interactive=False,
-                           elem_id="bench-results")
+    results = gr.Dataframe(_frame([], ROW_COLUMNS), interactive=False, elem_id="bench-results",
+                           label="Measurements (one row as each arrives; peak_mem_mb: the weights plus the most memory "
+                                 "the passes add, MB)")
     with gr.Row():
         latency_plot = gr.Plot(label="Latency")
         throughput_plot = gr.Plot(label="Throughput")

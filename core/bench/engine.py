@@ -2,7 +2,11 @@
 
 Random token sequences of `seq_len` go through the encoder only (`model.base_model`, no MLM head), as the card's
 table did. The method follows optimum-benchmark: warm-up runs, then timed runs (CUDA events on a GPU), median and
-p90 latency, throughput in samples per second, peak memory (process RSS on CPU, allocator peak on GPU).
+p90 latency, throughput in samples per second, and peak memory: on CPU the bytes of the variant's weights plus the
+most memory the warm-up and timed passes add to what the process had when they began (the larger growth of glibc's
+malloc counters and of the resident set); on a GPU the allocator's peak. So a CPU figure does not depend on what
+else the process holds (the app keeps other models, Gradio and earlier results), and a smaller model shows less
+than a bigger one measured before it.
 
 Modes:
   reference  fp32 weights, eager attention: what the card measured.
@@ -22,6 +26,8 @@ python -m core.bench --help
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import statistics
 import threading
@@ -50,26 +56,95 @@ def measure_peaks(device: str, dtypes: list[torch.dtype]) -> Peaks:
     return Peaks(by_dtype, basis)
 
 
-class PeakMemory:
-    """Peak memory while a block runs: the allocator's peak on a GPU, the process RSS sampled every 5 ms on CPU."""
+class _Mallinfo2(ctypes.Structure):
+    """glibc's struct mallinfo2 (glibc 2.33 and later): the allocator's counters, each in bytes (size_t)."""
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-    def __init__(self, device: str):
-        self.device, self.peak_bytes = device, 0
+
+def _malloc_in_use() -> Callable[[], int] | None:
+    """A function giving the bytes malloc has handed out and not yet had back, or None where the C library has no
+    mallinfo2 (musl, macOS, Windows, glibc before 2.33)."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows cannot open the running program by None
+        return None
+    mallinfo2.argtypes, mallinfo2.restype = [], _Mallinfo2
+
+    def in_use() -> int:
+        info = mallinfo2()  # glibc sums these over every arena (each torch thread may have its own)
+        return info.uordblks + info.hblkhd  # chunks in use inside the arenas + large chunks mapped on their own
+
+    return in_use
+
+
+MALLOC_IN_USE = _malloc_in_use()
+
+
+def weights_bytes(variant: Variant) -> float:
+    """Bytes a variant's weights occupy: for ONNX Runtime or OpenVINO the files the runtime loaded (Variant.size_mb,
+    as the row's size_mb), else the model's parameters and buffers at their own dtype, a storage shared by two of
+    them (the tied word embeddings and MLM decoder) counted once."""
+    if variant.size_mb is not None:
+        return variant.size_mb * 2**20
+    storages = {}
+    for tensor in [*variant.model.parameters(), *variant.model.buffers()]:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+    return float(sum(storages.values()))
+
+
+class PeakMemory:
+    """The memory a block of forward passes needs, in bytes (`peak_bytes`, read after the block).
+
+    GPU: torch.cuda.max_memory_allocated() over the block, which counts the weights already on the GPU.
+    CPU: `weights_bytes` (allocated before the block, so unseen by it) plus the growth of the process's memory over
+    what it had when the block began, the largest of samples taken every 5 ms and at both ends. Growth is the larger
+    of two counters: glibc's mallinfo2() (uordblks + hblkhd, over every arena), which sees activations that reuse
+    pages freed earlier and still resident, and the resident set size, which sees memory a runtime maps without
+    malloc (or a malloc that replaces glibc's) but misses such reuse. Without mallinfo2 (musl, macOS, Windows, glibc
+    before 2.33) the resident set alone can read low. The growth counts what other threads allocate meanwhile, and
+    a pass shorter than 5 ms may peak between two samples (its activations are then small beside its weights).
+    """
+
+    def __init__(self, device: str, weights_bytes: float = 0.0):
+        self.device, self.weights_bytes, self.peak_bytes = device, weights_bytes, 0.0
+        self.malloc_growth_bytes = 0 if MALLOC_IN_USE else None  # CPU: the largest growth each counter showed
+        self.rss_growth_bytes = 0
         self._stop = threading.Event()
+
+    @property
+    def growth_bytes(self) -> int:
+        return max(self.malloc_growth_bytes or 0, self.rss_growth_bytes)
+
+    @property
+    def basis(self) -> str:
+        """Which counter the figure came from: "cuda allocator", "malloc" or "resident set"."""
+        if self.device == "cuda":
+            return "cuda allocator"
+        return "malloc" if self.malloc_growth_bytes is not None and self.growth_bytes == self.malloc_growth_bytes \
+            else "resident set"
+
+    def _take_sample(self) -> None:
+        if MALLOC_IN_USE:
+            self.malloc_growth_bytes = max(self.malloc_growth_bytes, MALLOC_IN_USE() - self._malloc_start)
+        self.rss_growth_bytes = max(self.rss_growth_bytes, self._process.memory_info().rss - self._rss_start)
 
     def __enter__(self) -> PeakMemory:
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         else:
             self._process = psutil.Process()
-            self.peak_bytes = self._process.memory_info().rss
+            gc.collect()  # garbage freed during the passes would lower the counts and hide growth
+            self._malloc_start = MALLOC_IN_USE() if MALLOC_IN_USE else 0
+            self._rss_start = self._process.memory_info().rss
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
 
     def _sample(self) -> None:
         while not self._stop.wait(0.005):
-            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+            self._take_sample()
 
     def __exit__(self, *exc) -> None:
         if self.device == "cuda":
@@ -77,7 +152,8 @@ class PeakMemory:
         else:
             self._stop.set()
             self._thread.join()
-            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+            self._take_sample()
+            self.peak_bytes = self.weights_bytes + self.growth_bytes
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -159,7 +235,7 @@ def iter_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Pla
             for job in (j for j in plan.jobs if j.model == name and j.mode == mode):
                 timings: list[float] = []
                 passes = iter_forward_times(variant, job.batch_size, config.seq_len, job.runs, job.warmup)
-                with PeakMemory(config.device) as memory:
+                with PeakMemory(config.device, weights_bytes(variant)) as memory:
                     for i, seconds in enumerate(passes):
                         if seconds is not None:
                             timings.append(seconds)

@@ -27,6 +27,8 @@ class Row:
     latency_s: float  # median seconds of one forward pass of the whole batch
     latency_p90_s: float
     throughput_samples_s: float
+    # MiB the measured model needs: on CPU its weights plus the most memory the warm-up and timed passes add to what
+    # the process had allocated when they began; on a GPU the allocator's peak (engine.PeakMemory)
     peak_mem_mb: float
     gflops: float  # achieved GFLOP/s of the encoder's matrix products
     flops_per_sample_g: float
