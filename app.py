@@ -126,9 +126,12 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from starlette.middleware import Middleware
+
     from ui import embed_tab
     from ui.context import AppContext
     from ui.downloads import remove_old_folders
+    from ui.serving import PageCache, record_absent_bokeh
 
     args = parse_args(argv)
     try:
@@ -140,13 +143,15 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         fail(str(error))
     remove_old_folders()  # download folders a previous run of the app left behind
+    record_absent_bokeh()
     embed_tab.warm_up_in_background()  # UMAP compiles with numba on first use; do it before anyone asks
     ctx.launcher.start()  # runs queued before a restart start again, one at a time
     demo = build_app(ctx)
     demo.queue(max_size=64, default_concurrency_limit=4)
     try:
         demo.launch(server_name=args.host, server_port=port, max_file_size=MAX_UPLOAD, allowed_paths=[],
-                    strict_cors=True, css=CSS, footer_links=["api", "settings"])
+                    strict_cors=True, css=CSS, footer_links=["api", "settings"],
+                    app_kwargs={"middleware": [Middleware(PageCache)]})  # the page stays quick while models work
     except OSError as error:  # the port was taken between the check and the launch
         fail(f"cannot listen on {args.host} port {port}: {error}; choose another with --port.")
 

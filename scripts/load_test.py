@@ -35,6 +35,8 @@ SENTENCES = ["Доброе [MASK]! Как спалось?", "Спасибо за
              "Давай вечером сходим в [MASK].", "Я забыл [MASK] от почты."]
 HEAVY = dict(fill_mask=60, embed=0, uncached_embed=10, embed_lines=400, benchmarks=3)
 PAGE_TARGET_S = 0.5  # the page's p95 the heavy mix should stay under
+CONNECTING = 4  # clients connecting at once, before the clock starts
+CONNECT_TIMEOUT_S = 120.0
 KINDS = ("fill_mask", "embedding_map", "uncached_embedding", "benchmark")
 
 
@@ -85,7 +87,9 @@ class PagePoller:
         while not self._stop.is_set():
             started = time.perf_counter()
             try:
-                with urllib.request.urlopen(self.url, timeout=30) as answer:
+                # as a browser asks for it: compressed (Gradio compresses each answer with Brotli)
+                request = urllib.request.Request(self.url, headers={"Accept-Encoding": "gzip, deflate, br"})
+                with urllib.request.urlopen(request, timeout=30) as answer:
                     answer.read()
                 self.times.append(time.perf_counter() - started)
             except OSError:
@@ -130,7 +134,7 @@ def report(futures: list, wall: float, poller: PagePoller) -> int:
                 times.append(future.result())
             except Exception as error:  # count it and say why; a load test must not stop at the first failure
                 failures += 1
-                print(f"{kind} failed: {error_sentence(error)}", file=sys.stderr)
+                print(f"{kind} failed: {type(error).__name__}: {error_sentence(error)}", file=sys.stderr)
         if times:
             print(f"{kind:18s} {len(times):3d} answered  p50 {statistics.median(times):6.2f} s  "
                   f"p95 {percentile(times, 0.95):6.2f} s  max {max(times):6.2f} s")
@@ -164,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             # one client a simulated user, connected before the clock starts: the figures are the app's answers
             stage(f"connecting {len(jobs)} clients to {args.url} ...")
-            clients = list(pool.map(lambda _: Client(args.url, verbose=False), jobs))
+            # (a few at a time, with a patient timeout: each connection reads the API description, and dozens at
+            # once outwait httpx's 5-second default on 2 cores)
+            with ThreadPoolExecutor(max_workers=CONNECTING) as connecting:
+                clients = list(connecting.map(
+                    lambda _: Client(args.url, verbose=False, httpx_kwargs={"timeout": CONNECT_TIMEOUT_S}), jobs))
             stage("sending the first request, which loads the two models ...")
             warm = time.perf_counter()
             fill_mask(clients[0], 0, args)  # the first request loads the two models, once for everyone

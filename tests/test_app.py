@@ -1,5 +1,7 @@
 """The whole app through gradio_client: every endpoint, hostile input, runs that survive the app being killed."""
 
+import urllib.request
+
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
@@ -43,6 +45,13 @@ def state_of(client, run_id, owner):
 def test_every_main_action_has_a_stable_api_name(app):
     names = app.client().view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(f"/{n}" for n in ENDPOINTS) <= set(names)
+
+
+def test_each_address_gets_its_own_page_the_same_each_time(app):
+    pages = [urllib.request.urlopen(app.url.replace("127.0.0.1", host)).read()
+             for host in ("127.0.0.1", "localhost", "127.0.0.1")]
+    assert pages[0] == pages[2] and pages[0] != pages[1]  # kept per address (ui.serving.PageCache)
+    assert b'"root":"http://localhost:' in pages[1] and b'"root":"http://127.0.0.1:' in pages[0]
 
 
 def test_fill_mask_with_the_bundled_pair(app):
