@@ -26,7 +26,9 @@ CSS = """
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(
+    from core.formatting import OneLineParser  # light: no torch, no gradio
+
+    p = OneLineParser(
         description="Serve RuDistil Lab in the browser.",
         epilog="Limits of one request, from the environment: RUDISTIL_MAX_BENCH_S (estimated seconds of a benchmark; "
                "default 300 on a Space, 3600 elsewhere), RUDISTIL_MAX_EMBED_S (estimated seconds of embedding; 120 "

@@ -56,5 +56,10 @@ class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one stderr line ("error: ... (see --help)") and exit code 2, as for
     every other bad input of the lab's command lines, instead of argparse's usage block."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "-1,0" is a value (a list of layers counted from the end), not an unknown flag
+        self._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$|^-\d*\.\d+$")
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see --help)\n")

@@ -193,7 +193,8 @@ def test_killing_the_app_loses_no_run(tmp_path):
     first = start_app(runs, tmp_path / "first.log")
     try:
         client = first.client()
-        owner, run_id = start_run(client, steps=100000, save_every=100000)
+        # long enough to be killed midway, short enough for the 24 h limit even on a busy machine
+        owner, run_id = start_run(client, steps=20000, save_every=20000)
         run_dir = runs / run_id
         wait_for(lambda: read_status(run_dir).get("step", 0) >= 10)
     finally:

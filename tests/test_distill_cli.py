@@ -44,6 +44,8 @@ BAD_SETTINGS = {
     "nan-decay": ["--weight-decay", "nan"],
     "huge-batch": ["--batch-size", "100001"],
     "huge-steps": ["--max-steps", "10000001"],
+    "negative-seed": ["--seed", "-1"],
+    "layers-from-the-end": ["--init-layers", "-1,0"],  # a value, not an unknown flag
 }
 
 
@@ -75,6 +77,9 @@ def bad_corpus(tmp_path, kind):
     ("nan-decay", "--weight-decay must be a finite number, 0 or above; got nan."),
     ("huge-batch", "--batch-size must be at most 100,000; got 100,001."),
     ("huge-steps", "--max-steps must be at most 10,000,000; got 10,000,001."),
+    ("negative-seed", "--seed must be a whole number from 0 to 4,294,967,295; got -1."),
+    ("layers-from-the-end", "Initialising layers must be between 0 and 3; got [-1, 0]."),
+    ("device-file", "The corpus '/dev/null' is not a file or a folder of"),
 ])
 def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tiny_teacher_dir, tiny_corpus, capsys):
     out = tmp_path / "run"
@@ -88,6 +93,8 @@ def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tin
              **{case: flags for case, flags in BAD_SETTINGS.items()}}.get(case, [])
     if case == "teacher":
         args["teacher"] = str(tmp_path / "no-such-teacher")
+    if case == "device-file":
+        args["corpus"] = "/dev/null"
     if case == "hub":
         args["teacher"] = "DeepPavlov/rubert-base-cased-conversational"
     argv = ["--teacher", args["teacher"], "--corpus", args["corpus"], "--output-dir", str(out), *extra]

@@ -278,3 +278,41 @@ def test_the_status_line_says_how_many_metrics_lines_were_skipped(ctx):
     assert line.endswith("  \n3 lines of metrics.jsonl are not records (JSON objects with a step) and were skipped.")
     paths.metrics.write_text(paths.metrics.read_text().split("5\n")[0])
     assert "skipped" not in distill_tab.show_run(ctx, paths.root.name, None)[2]
+
+
+@pytest.mark.parametrize("owner", [{"x": 1}, 7, "x" * 100_000, "", "a\nb"])
+def test_an_owner_that_is_not_a_short_text_is_refused_by_every_handler(ctx, owner):
+    import gradio as gr
+    for fn, args in [(distill_tab.stop_run, ("some-run", owner)), (distill_tab.show_run, ("some-run", owner)),
+                     (start_run_from_form, (owner,))]:
+        with pytest.raises(gr.Error) as refused:
+            distill_tab.handler(fn, ctx)(*args)
+        assert "The owner must be the id this app gave your browser" in str(refused.value)
+        assert len(str(refused.value)) < 200  # never the value echoed back
+    assert not any(ctx.launcher.root.iterdir())  # nothing was started
+
+
+def test_the_start_message_says_the_settings_an_empty_box_took(ctx, monkeypatch):
+    said = []
+    monkeypatch.setattr(distill_tab.gr, "Info", said.append)
+    start_run_from_form(ctx, None, teacher="bundled-teacher", steps=None, batch_size=8, learning_rate=None)
+    assert "300 steps of 8 lines of up to 128 tokens, learning rate 0.0005, T 2." in said[0]
+
+
+@pytest.mark.parametrize("value, shown", [(2.5, 2.5), (3.0, 3), ("x", "x"), (None, None)])
+def test_a_whole_number_box_passes_a_fraction_on_to_be_refused(value, shown):
+    from ui.context import CheckedNumber, whole_number
+    box = CheckedNumber(1, precision=0)
+    assert box.preprocess(value) == shown
+    if value == 2.5:
+        with pytest.raises(ValueError, match="Steps must be a whole number"):
+            whole_number(box.preprocess(value), "Steps", 1, 10)
+
+
+@pytest.mark.parametrize("up_to, step", [("abc", None), (-5, None), (None, "abc")])
+def test_resume_and_guesses_answer_text_where_a_step_belongs_in_a_sentence(ctx, up_to, step):
+    with pytest.raises(ValueError, match="must be a (whole|finite) number"):
+        if up_to is not None:
+            distill_tab.resume_run(ctx, "some-run", None, up_to)
+        else:
+            distill_tab.run_guesses(ctx, "some-run", None, step)

@@ -63,6 +63,10 @@ def test_stop_then_resume_continues_from_the_checkpoint(launcher, tiny_teacher_d
     wait_for(lambda: read_status(run_dir).get("state") == "stopped")
     stopped_at = checkpoint_step(run_dir)
     assert stopped_at == read_status(run_dir)["step"]
+    with pytest.raises(ValueError) as behind:  # not "finished": the run is only asked to end where it already is
+        launcher.resume(run_id, max_steps=stopped_at)
+    assert str(behind.value) == (f"The run is already at step {stopped_at}; resume it up to a later step than that "
+                                 "(0 keeps its own number of steps).")
     launcher.resume(run_id, max_steps=stopped_at + 4)
     wait_for(lambda: read_status(run_dir).get("state") == "finished", timeout=240)
     final = stopped_at + 4
@@ -400,3 +404,11 @@ def test_a_run_on_a_full_disk_fails_naming_the_checkpoint_it_keeps(tmp_path, tin
                         r"so free some space and resume from there\.", status["message"]), status["message"]
     assert f"error: {status['message']}\n" in result.stderr
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000002.pt"]  # no partial file
+
+
+def test_a_queued_run_taken_out_says_whether_it_had_trained():
+    from train.launcher import take_out_of_queue
+    assert take_out_of_queue({"state": "queued"})["message"] == "Taken out of the queue before it started."
+    assert take_out_of_queue({"state": "queued", "step": 1200})["message"] == \
+        "Taken out of the queue before it resumed; it stays at step 1,200."
+    assert take_out_of_queue({"state": "running", "step": 5}) is None

@@ -80,6 +80,11 @@ def test_app_refuses_a_bad_port_or_host_in_one_line_with_exit_2(capsys):
                                  "copy of the app); choose another with --port.\n")
 
 
+def test_app_refuses_an_unknown_flag_in_one_line_with_exit_2(capsys):
+    code, err = run_app(["--bogus"], capsys)
+    assert code == 2 and err == "error: unrecognized arguments: --bogus (see --help)\n"
+
+
 def test_app_refuses_an_unknown_teacher_with_exit_2(capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with socket.socket() as free:

@@ -167,6 +167,8 @@ class DistillConfig:
             raise ValueError(f"--student-type must be same, bert or distilbert; got '{self.student_type}'.")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
             raise ValueError(f"--mixed-precision must be auto, no, fp16 or bf16; got '{self.mixed_precision}'.")
+        if not 0 <= self.seed < 2**32:  # numpy's and torch's generators take no other
+            raise ValueError(f"--seed must be a whole number from 0 to {2**32 - 1:,}; got {self.seed}.")
         if self.fsdp and self.mixed_precision == "fp16":
             raise ValueError("--fsdp trains in bf16 or fp32: use --mixed-precision bf16 or no.")
         if self.device not in ("auto", "cpu"):

@@ -81,7 +81,8 @@ def take_out_of_queue(status: dict) -> dict | None:
     """An update_status change: a run still queued is stopped before it started; any other is left alone."""
     if status.get("state") != "queued":
         return None
-    return dict(state="stopped", message="Taken out of the queue before it started.")
+    return dict(state="stopped", message="Taken out of the queue before it started." if not status.get("step") else
+                f"Taken out of the queue before it resumed; it stays at step {status['step']:,}.")
 
 
 def stop_request(status: dict, pid: int, checked: bool) -> dict | None:
@@ -338,6 +339,9 @@ class RunLauncher:
             steps = max_steps or config["max_steps"]
             found = newest_readable_checkpoint(run_dir, keys=None)
             step = found.step
+            if step >= steps and max_steps and step > 0:
+                raise ValueError(f"The run is already at step {step:,}; resume it up to a later step than that (0 "
+                                 "keeps its own number of steps).")
             if step >= steps:
                 raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
             if limits is not None:

@@ -423,10 +423,13 @@ class _NoStub(type(gr.Number)):
 
 
 class CheckedNumber(gr.Number, metaclass=_NoStub):
-    """gr.Number whose value reaches the handler even when it is not a number ("x", None, inf)."""
+    """gr.Number whose value reaches the handler even when it is not a number ("x", None, inf), or has a fraction
+    where the box asks for a whole number (Gradio would round 2.5 to 2 without a word)."""
     is_template = True  # drawn as a gr.Number
 
     def preprocess(self, payload):
+        if self.precision == 0 and isinstance(payload, float) and math.isfinite(payload) and payload != int(payload):
+            return payload
         return _as_given(super().preprocess, payload)
 
 

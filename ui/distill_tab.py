@@ -8,7 +8,7 @@ import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, fields
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 
 import gradio as gr
@@ -72,6 +72,7 @@ GUESS_LABEL = "Student's guesses at"
 GUESS_HEADERS = ["sentence", "expected", "teacher's top 3", "student's top 3", "same 1st"]
 GUESS_COLUMN_WIDTHS = ["27%", "14%", "25%", "25%", "9%"]
 STUDENT_VOCAB_DEFAULT = 2000  # the form's vocabulary size when the smaller vocabulary is ticked
+MAX_OWNER_CHARS = 64  # the ids this app makes are 24 characters (owner_token)
 # the command line's flags as the form labels them: the shared checks (train.config, train.preflight, train.estimate)
 # name flags, and the page names the fields a person sees (form_words)
 FORM_LABELS = {
@@ -173,6 +174,14 @@ class RunSettings:
         return cfg
 
 
+def settings_line(cfg: DistillConfig) -> str:
+    """The settings a run was started with, in a few words (an empty box takes the default its placeholder shows,
+    and a browser empties a number box holding text such as "Infinity"): "300 steps of 16 lines of up to 128
+    tokens, learning rate 0.0005, T 2"."""
+    return (f"{cfg.max_steps:,} steps of {cfg.batch_size:,} lines of up to {cfg.max_length:,} tokens, learning rate "
+            f"{cfg.lr:g}, T {cfg.losses.temperature:g}")
+
+
 def in_form_words(text: str) -> str:
     """A sentence of the run's own checks as the page says it: the form's field labels instead of flags."""
     return form_words(text, FORM_LABELS, FORM_PHRASES)
@@ -234,7 +243,8 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
     position = ctx.launcher.queue_position(run_id)
     seconds = read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s")
     about = f" It should take about {format_seconds(seconds)}." if seconds else ""
-    gr.Info((f"Run {run_id} is in line (place {position})." if position > 1 else f"Run {run_id} is starting.") + about)
+    gr.Info((f"Run {run_id} is in line (place {position})." if position > 1 else f"Run {run_id} is starting.") +
+            f" {settings_line(cfg)}." + about)
     table, ids = runs_table(ctx, owner_id)
     return owner_id, gr.Dropdown(choices=ids, value=run_id), table
 
@@ -349,6 +359,8 @@ def run_guesses(ctx: AppContext, run_id: str | None, owner: str | None, step: fl
     value as the page last drew it, and the newest step is shown when the slider was left on the newest step or
     belonged to another run (GuessView)."""
     empty = guess_table([])
+    # the slider's bounds are the run's evaluated steps: any number is answered with the nearest of them
+    step = None if step is None else real_number(step, "The step")
     if not run_id:
         return empty, gr.Slider(interactive=False, label=GUESS_LABEL), GuessView()
     history = read_guesses(visible_run_dir(ctx, run_id, owner))
@@ -493,9 +505,29 @@ def refresh_lists(ctx: AppContext) -> gr.Dropdown:
     return gr.Dropdown(choices=ctx.model_choices())
 
 
+def checked_owner(owner) -> str | None:
+    """The browser's id as a handler may use it: None (a browser new to the app) or a short text; ValueError for
+    anything else, which would otherwise be written into a run's status (an API caller can send any value)."""
+    if owner is None or (isinstance(owner, str) and 0 < len(owner) <= MAX_OWNER_CHARS and owner.isprintable()):
+        return owner
+    raise ValueError(f"The owner must be the id this app gave your browser: a text of 1 to {MAX_OWNER_CHARS} "
+                     "characters, or nothing for a new one.")
+
+
 def handler(fn, ctx: AppContext):
-    """fn with the context bound; user mistakes (ValueError) reach the page as one sentence."""
-    return user_errors(partial(fn, ctx))
+    """fn with the context bound, its `owner` checked (checked_owner); user mistakes (ValueError) reach the page as
+    one sentence."""
+    bound = partial(fn, ctx)
+    if "owner" not in inspect.signature(fn).parameters:
+        return user_errors(bound)
+
+    @wraps(bound)
+    def with_checked_owner(*args, **kwargs):
+        given = inspect.signature(bound).bind_partial(*args, **kwargs).arguments
+        checked_owner(given.get("owner"))
+        return bound(*args, **kwargs)
+
+    return user_errors(with_checked_owner)
 
 
 # -- layout and wiring
@@ -520,7 +552,7 @@ def build(ctx: AppContext) -> dict:
             with gr.Row():
                 stop = gr.Button("Stop", variant="stop", elem_id="distill-stop", interactive=False)
                 resume = gr.Button("Resume")
-                more_steps = gr.Number(0, precision=0, minimum=0, label="Resume up to step", min_width=120,
+                more_steps = CheckedNumber(0, precision=0, label="Resume up to step", min_width=120,
                                        placeholder="0",
                                        info="0 keeps the run's own number of steps.")
                 delete = gr.Button("Delete", elem_id="distill-delete")
@@ -532,7 +564,7 @@ def build(ctx: AppContext) -> dict:
             with gr.Accordion("What did the student learn? Its guesses on probe sentences", open=True):
                 gr.Markdown("The teacher's and the student's three best words for each [MASK], at each evaluation "
                             "(step 0 is the student before training); ✓ where their first guesses agree.")
-                guess_step = gr.Slider(0, 1, value=0, step=1, interactive=False, label=GUESS_LABEL,
+                guess_step = CheckedSlider(0, 1, value=0, step=1, interactive=False, label=GUESS_LABEL,
                                        elem_id="distill-guess-step")
                 guesses = gr.Dataframe(guess_table([]), interactive=False, wrap=True,
                                        column_widths=GUESS_COLUMN_WIDTHS, elem_id="distill-guesses")

@@ -398,9 +398,9 @@ def build(ctx: AppContext) -> dict:
         with gr.Column(scale=2):
             source = CheckedRadio(SOURCES, value=SOURCES[0], label="Sentences",
                               info="The topic-labelled probe set, your own file, or lines typed below.")
-            upload = gr.File(label="Sentences file (.txt, .csv): one sentence a line, or a 'sentence' column and an "
-                                   "optional 'label' column", file_types=list(FILE_TYPES), type="filepath",
-                             visible=False)
+            upload = gr.File(label="Sentences file (.txt, .csv, at most 20 MB): one sentence a line, or a 'sentence' "
+                                   "column and an optional 'label' column", file_types=list(FILE_TYPES),
+                             type="filepath", visible=False)
             typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False, info="Up to 5,000 sentences.",
                                placeholder="Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\n...")
         with gr.Column(scale=3):

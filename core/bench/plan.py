@@ -268,7 +268,7 @@ def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, Mo
     if config.device not in DEVICES:
         raise ValueError(f"Device must be 'cpu' or 'cuda', not '{config.device}'.")
     if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was asked for, but this machine has no usable NVIDIA GPU; use --device cpu.")
+        raise ValueError("CUDA was asked for, but this machine has no usable NVIDIA GPU; measure on the CPU.")
     unknown_modes = [m for m in config.modes if m not in MODES]
     if not config.modes or unknown_modes:
         raise ValueError(f"Modes must be among {', '.join(MODES)}; got '{', '.join(config.modes)}'.")

@@ -56,6 +56,8 @@ def local_files(source: CorpusSource) -> tuple[str, list[str]] | None:
         return builder_of(files, name), files
     if path.is_file():
         return BUILDERS.get(path.suffix.lower(), "text"), [str(path)]
+    if path.exists():  # a device, a pipe or a socket: nothing to read lines from twice
+        raise ValueError(f"The corpus '{name}' is not a file or a folder of {KINDS} files.")
     if Path(spec).suffix.lower() in BUILDERS or not HUB_ID.match(spec):
         raise ValueError(f"The corpus file '{name}' does not exist.")
     return None
