@@ -316,3 +316,20 @@ def test_resume_and_guesses_answer_text_where_a_step_belongs_in_a_sentence(ctx, 
             distill_tab.resume_run(ctx, "some-run", None, up_to)
         else:
             distill_tab.run_guesses(ctx, "some-run", None, step)
+
+
+def test_choices_outside_the_radios_get_the_tabs_own_sentences(ctx):
+    with pytest.raises(ValueError) as refused:
+        RunSettings(corpus_source="/etc/passwd").uploaded_corpus()
+    assert str(refused.value) == "Corpus must be 'bundled corpus' or 'upload a .txt'; got '/etc/passwd'."
+    with pytest.raises(ValueError, match="Logit alignment must be one of"):
+        distill_tab.start_run(ctx, None, RunSettings(teacher="bundled-teacher", align="sideways"))
+    ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", student_layers=1, max_steps=10))
+    run_id = runs_table(ctx, None)[1][0]
+    with pytest.raises(ValueError, match="Choose the format to export to: onnx or openvino, not 'tflite'."):
+        distill_tab.export_run(ctx, run_id, None, "tflite")
+    import gradio as gr
+    with gr.Blocks():
+        form = distill_tab.settings_form(ctx)
+    for name in ("corpus_source", "align"):
+        assert form[name].preprocess("/etc/passwd") == "/etc/passwd"  # reaches the check above, not Gradio's

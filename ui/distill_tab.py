@@ -56,6 +56,7 @@ from ui.context import (
     markdown_text,
     real_number,
     session_id,
+    shown,
     user_errors,
     whole_number,
 )
@@ -63,6 +64,7 @@ from ui.distill_plots import eval_figure, loss_figure, progress_line
 
 DEFAULTS = DistillConfig()
 LOSS_DEFAULTS = DEFAULTS.losses
+BUNDLED = "bundled corpus"
 UPLOAD = "upload a .txt"
 RUN_COLUMNS = ["run", "state", "step", "teacher", "student", "owner", "shared"]
 RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every column in view, "shared" included
@@ -129,7 +131,10 @@ class RunSettings:
     share: bool | None = None
 
     def uploaded_corpus(self) -> str | None:
-        """The uploaded corpus's path when the form asks for an upload; ValueError when none was given."""
+        """The uploaded corpus's path when the form asks for an upload; ValueError when none was given, or the
+        source is neither choice."""
+        if self.corpus_source not in (None, BUNDLED, UPLOAD):
+            raise ValueError(f"Corpus must be '{BUNDLED}' or '{UPLOAD}'; got {shown(self.corpus_source)}.")
         if self.corpus_source != UPLOAD:
             return None
         if not self.corpus_file:
@@ -430,7 +435,7 @@ def export_run(ctx: AppContext, run_id: str | None, owner: str | None, fmt: str 
     folder as a zip. ValueError: no run chosen, a run not finished, a format not installed here."""
     run_dir = visible_run_dir(ctx, run_id, owner)
     if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"Choose the format to export to: onnx or openvino, not {fmt!r}.")
+        raise ValueError(f"Choose the format to export to: onnx or openvino, not {shown(fmt)}.")
     if not (RunPaths(run_dir).final / "config.json").is_file():
         raise ValueError(f"Run {run_id} has not finished: only a finished run's student is exported; wait for it, or "
                          "download its newest checkpoint as a zip.")
@@ -453,7 +458,7 @@ def export_controls() -> dict:
                     "the lab (tokenizer and a README with its measured size, speed and agreement inside); the same as "
                     "`python -m train.export run:RUN_ID --format onnx --output DIR`.")
         with gr.Row():
-            fmt = gr.Radio(formats, value=formats[0] if formats else None, label="Format",
+            fmt = CheckedRadio(formats, value=formats[0] if formats else None, label="Format",
                            elem_id="distill-export-format",
                            info="only runtimes installed here" if formats else "neither runtime is installed here")
             int8 = gr.Checkbox(False, label="int8 weights", info="ONNX Runtime dynamic quantisation, or NNCF weight "
@@ -653,7 +658,7 @@ def settings_form(ctx: AppContext) -> dict:
     form["student_type"] = CheckedRadio(["same", "bert", "distilbert"], value="same", label="Student architecture",
                                     info="DeepPavlov's students are DistilBERT (no token types, no pooler).")
     with gr.Group():
-        form["corpus_source"] = gr.Radio(["bundled corpus", UPLOAD], value="bundled corpus", label="Corpus",
+        form["corpus_source"] = CheckedRadio([BUNDLED, UPLOAD], value=BUNDLED, label="Corpus",
                                          info="One sample a line, UTF-8. The bundled corpus is the lab's own "
                                               "conversational Russian.")
         form["corpus_file"] = gr.File(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)",
@@ -701,7 +706,7 @@ def settings_form(ctx: AppContext) -> dict:
                                                    placeholder="the teacher's",
                                                info="Hidden size; empty keeps the teacher's. Must divide by the "
                                                     "heads.")
-        form["align"] = gr.Radio(list(ALIGNMENTS), value=DEFAULTS.align, label="Logit alignment",
+        form["align"] = CheckedRadio(list(ALIGNMENTS), value=DEFAULTS.align, label="Logit alignment",
                                  info="How teacher and student logits meet across vocabularies.")
         gr.Markdown(ALIGN_HELP)
     with gr.Row():
