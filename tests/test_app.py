@@ -15,6 +15,9 @@ pytestmark = pytest.mark.app
 ENDPOINTS = ["start_run", "run_status", "stop_run", "resume_run", "delete_run", "share_run", "fill_mask",
              "mask_each_word", "probe_summary", "embedding_map", "neighbours", "layer_similarity", "run_benchmark",
              "stop_benchmark", "estimate_benchmark"]
+# a run meant to be stopped or killed midway: long enough for that, short enough for the app's 24 h limit even when
+# the machine is busy (the estimate follows the machine's speed at that moment)
+LONG_RUN_STEPS = 20_000
 SMALL_RUN = dict(teacher="bundled-teacher", student_layers=2, steps=12, batch_size=8, max_length=32, save_every=4)
 
 
@@ -153,7 +156,7 @@ def test_hostile_uploads_are_refused_with_a_reason(app, tmp_path):
 
 def test_start_shows_the_run_at_once_and_delete_right_after_stop_works(app):
     client = app.client()
-    owner, run_dropdown, table = client.predict(owner=None, **{**SMALL_RUN, "steps": 100000, "save_every": 4,
+    owner, run_dropdown, table = client.predict(owner=None, **{**SMALL_RUN, "steps": LONG_RUN_STEPS, "save_every": 4,
                                                                "student_layers": 1}, api_name="/start_run")
     run_id = run_dropdown["value"]
     row = dict(zip(table["headers"], next(r for r in table["data"] if r[0] == run_id)))
@@ -193,8 +196,7 @@ def test_killing_the_app_loses_no_run(tmp_path):
     first = start_app(runs, tmp_path / "first.log")
     try:
         client = first.client()
-        # long enough to be killed midway, short enough for the 24 h limit even on a busy machine
-        owner, run_id = start_run(client, steps=20000, save_every=20000)
+        owner, run_id = start_run(client, steps=LONG_RUN_STEPS, save_every=LONG_RUN_STEPS)
         run_dir = runs / run_id
         wait_for(lambda: read_status(run_dir).get("step", 0) >= 10)
     finally:
