@@ -523,12 +523,13 @@ def handler(fn, ctx: AppContext):
     """fn with the context bound, its `owner` checked (checked_owner); user mistakes (ValueError) reach the page as
     one sentence."""
     bound = partial(fn, ctx)
-    if "owner" not in inspect.signature(fn).parameters:
+    signature = inspect.signature(bound)  # once: the page's timer calls some handlers every second
+    if "owner" not in signature.parameters:
         return user_errors(bound)
 
     @wraps(bound)
     def with_checked_owner(*args, **kwargs):
-        given = inspect.signature(bound).bind_partial(*args, **kwargs).arguments
+        given = signature.bind_partial(*args, **kwargs).arguments
         checked_owner(given.get("owner"))
         return bound(*args, **kwargs)
 
