@@ -1,11 +1,14 @@
-"""train.pretrain_teacher's loss runs the vocabulary head at masked positions only and equals the library's."""
+"""train.pretrain_teacher: its MLM loss runs the vocabulary head at masked positions only and equals the library's;
+its nearby-lines contrastive loss; resume; refused options."""
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
 from tests.support.models import tiny_bert
-from train.pretrain_teacher import masked_lm_loss
+from train.pretrain_teacher import pretraining_losses
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +19,7 @@ def test_masked_only_head_gives_the_library_loss_and_gradients():
     labels = torch.full((3, 12), -100)
     labels[0, 2], labels[1, 7], labels[2, 0], labels[2, 11] = 17, 250, 5, 99
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
-    ours, theirs = masked_lm_loss(model, batch), reference(**batch).loss
+    ours, theirs = pretraining_losses(model, batch)["mlm"], reference(**batch).loss
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
     ours.backward()
     theirs.backward()
@@ -24,7 +27,9 @@ def test_masked_only_head_gives_the_library_loss_and_gradients():
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name
 
 
-def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["--contrastive-weight", "0.5", "--contrastive-window", "3"]],
+                         ids=["mlm", "mlm+contrast"])
+def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, monkeypatch, extra):
     from safetensors.torch import load_file
 
     from tests.support.models import corpus_lines
@@ -36,7 +41,7 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
     common = ["--corpus", str(tmp_path / "train.txt"), "--valid-corpus", str(tmp_path / "valid.txt"), "--layers", "1",
               "--hidden", "32", "--heads", "2", "--ffn", "64", "--vocab-size", "300", "--steps", "4",
               "--eval-every", "2", "--batch-size", "8", "--save-dtype", "float32", "--precision", "fp32",
-              "--device", "cpu"]
+              "--device", "cpu", *extra]
     assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "whole")]) == 0
     common += ["--tokenizer", str(tmp_path / "whole")]  # the trainer breaks ties differently in each process
     assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "whole")]) == 0
@@ -57,6 +62,9 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
     whole = load_file(tmp_path / "whole" / "model.safetensors")
     parts = load_file(tmp_path / "parts" / "model.safetensors")
     assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)
+    log = json.loads((tmp_path / "parts" / "pretraining.json").read_text(encoding="utf-8"))["log"]
+    assert [r["step"] for r in log] == [2, 4] and all(0 <= r["topic_purity"] <= 1 for r in log)
+    assert all(("contrast_loss" in r) == bool(extra) for r in log)
 
 
 @pytest.mark.parametrize("prepare, message", [
@@ -74,3 +82,33 @@ def test_an_output_folder_that_is_not_a_teachers_is_refused_untouched(tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith("error: --output-dir") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--contrastive-weight", "-1", "--contrastive-weight must be 0 or a positive number"),
+    ("--contrastive-weight", "nan", "--contrastive-weight must be 0 or a positive number"),
+    ("--contrastive-window", "0", "--contrastive-window must be 1 or more lines"),
+])
+def test_a_bad_contrastive_option_is_refused_in_one_line(tmp_path, capsys, option, value, message):
+    from train import pretrain_teacher
+
+    assert pretrain_teacher.main(["--output-dir", str(tmp_path / "t"), option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_contrast_term_is_info_nce_of_the_pairs_mean_pooled_last_states():
+    from train import neighbour_contrast
+
+    model = tiny_bert(vocab_size=300)
+    ids = torch.randint(5, 300, (4, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = mask[3, 4:] = 0
+    labels = torch.full((4, 9), -100)
+    labels[:, 1] = ids[:, 1]
+    losses = pretraining_losses(model, {"input_ids": ids, "attention_mask": mask, "labels": labels}, pairs=2)
+    hidden = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    pooled = torch.stack([hidden[i, :int(mask[i].sum())].mean(0) for i in range(4)])
+    assert losses["contrast"].item() == pytest.approx(neighbour_contrast.info_nce(pooled[:2], pooled[2:]).item(),
+                                                      rel=1e-5)

@@ -7,6 +7,10 @@ teacher can be rebuilt bit for bit on the same machine and library versions.
 With --init-embeddings navec, the token embeddings of whole-word entries (and so the tied MLM output) start from
 navec's Russian news word vectors (natasha project; `pip install natasha`) instead of random rows; a larger
 --vocab-size, with --min-frequency 1 on a small corpus, holds more whole words for them to reach.
+
+With --contrastive-weight above 0, each step also pairs every line with a nearby line of the corpus and adds a
+SimCSE-style InfoNCE loss on their mean-pooled last hidden states (train/neighbour_contrast.py): half the batch are
+anchors, half their neighbours. Each evaluation records the topic purity of the probe sentences' neighbourhoods.
 """
 from __future__ import annotations
 
@@ -24,12 +28,15 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, get_linear_schedule_with_warmup
 
 from core.bench import machine
+from core.compare import quality
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.distill.evaluate import masked_batches, mlm_figures
 from core.formatting import OneLineParser
 from core.models import word_vectors
 from core.models.tokenizer import train_wordpiece
+from core.models.zoo import LoadedModel
 from core.paths import ASSETS, REPO_ROOT
+from train import neighbour_contrast
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -74,6 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=0.06, help="share of steps of linear warm-up")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of hidden states and attention")
+    p.add_argument("--contrastive-weight", type=float, default=0.0,
+                   help="weight of the nearby-lines InfoNCE loss beside MLM's (0: MLM alone); half of each batch are "
+                        "then anchor lines and half their neighbours")
+    p.add_argument("--contrastive-window", type=int, default=8,
+                   help="a neighbour is 1 to this many lines before or after its anchor in the corpus file")
     p.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and masks")
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16",
@@ -104,6 +116,12 @@ def check_args(args: argparse.Namespace) -> str | None:
     if out.is_dir() and any(out.iterdir()) and not any((out / name).exists() for name in TEACHER_FILES):
         return (f"--output-dir '{out}' already holds other files and is not a teacher's folder; give a new or empty "
                 "folder.")
+    if not (args.contrastive_weight >= 0 and args.contrastive_weight < float("inf")):
+        return f"--contrastive-weight must be 0 or a positive number; got {args.contrastive_weight}."
+    if args.contrastive_window < 1:
+        return f"--contrastive-window must be 1 or more lines; got {args.contrastive_window}."
+    if args.contrastive_weight and args.batch_size < 4:
+        return f"--contrastive-weight needs --batch-size 4 or more (two pairs at least); got {args.batch_size}."
     if args.freeze_word_vectors and args.init_embeddings != "navec":
         return "--freeze-word-vectors keeps rows started from word vectors; add --init-embeddings navec."
     return None
@@ -114,14 +132,42 @@ def options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k != "resume"}
 
 
-def masked_lm_loss(model: BertForMaskedLM, batch: dict) -> torch.Tensor:
+def pretraining_losses(model: BertForMaskedLM, batch: dict, pairs: int = 0) -> dict[str, torch.Tensor]:
     """The MLM cross-entropy of `model` on a masked batch (input_ids, attention_mask, labels: (bs, seq)), equal to
     model(**batch).loss, with the vocabulary head run only at the masked positions (about 15%): the head is the
-    largest product of a small model with a large vocabulary."""
+    largest product of a small model with a large vocabulary. With pairs > 0, rows i and pairs + i are a pair of
+    nearby lines and "contrast" is their InfoNCE (neighbour_contrast.info_nce) on mean-pooled last hidden states."""
     hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     selected = batch["labels"] != -100  # (bs, seq)
     logits = model.cls(hidden[selected])  # (n_masked, vocab)
-    return F.cross_entropy(logits.float(), batch["labels"][selected])
+    losses = {"mlm": F.cross_entropy(logits.float(), batch["labels"][selected])}
+    if pairs:
+        pooled = neighbour_contrast.mean_pooled(hidden, batch["attention_mask"])  # (bs, hidden)
+        losses["contrast"] = neighbour_contrast.info_nce(pooled[:pairs], pooled[pairs:2 * pairs])
+    return losses
+
+
+def training_batch(train, indices: list[int], tokenizer, args, step: int) -> tuple[dict, int]:
+    """The masked batch of one step and its number of pairs: the lines at `indices`, and with a contrastive weight
+    also one nearby line for each, cut to the longest of them so the pairs add no padding."""
+    anchors = [train.sequences[i] for i in indices]
+    if not args.contrastive_weight:
+        return mlm_batch(anchors, tokenizer, step_generator(args.seed, step)), 0
+    near = neighbour_contrast.neighbours(indices, len(train.sequences), args.contrastive_window,
+                                         step_generator(args.seed, step, micro=1))
+    longest = max(len(a) for a in anchors)
+    sequences = anchors + [neighbour_contrast.cut_to(train.sequences[i], longest) for i in near]
+    return mlm_batch(sequences, tokenizer, step_generator(args.seed, step)), len(anchors)
+
+
+def probe_purity(model: BertForMaskedLM, tokenizer) -> float:
+    """Topic purity (0..1) of the topic probe sentences' 10 nearest neighbours, last layer, mean pooling, as
+    core.compare.quality.topic_purity measures the bundled models."""
+    model.eval()
+    try:
+        return quality.topic_purity(LoadedModel("teacher in training", model, tokenizer, "local"))
+    finally:
+        model.train()
 
 
 def main(argv=None) -> int:
@@ -173,6 +219,7 @@ def main(argv=None) -> int:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup * args.steps), args.steps)
     out.mkdir(parents=True, exist_ok=True)
     log, best, epoch, batches, position, first_step, before_s = [], None, 0, [], 0, 1, 0.0
+    anchors_per_step = args.batch_size // 2 if args.contrastive_weight else args.batch_size
     if resuming:
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         if state["vocab_entries"] != len(tokenizer) or state["args"] != options(args):
@@ -184,7 +231,7 @@ def main(argv=None) -> int:
         torch.set_rng_state(state["rng"])
         log, best, epoch, position, before_s = state["log"], state["best"], state["epoch"], state["position"], \
             state["elapsed_s"]
-        batches = length_grouped_batches(train.lengths, args.batch_size, args.seed, epoch - 1) if epoch else []
+        batches = length_grouped_batches(train.lengths, anchors_per_step, args.seed, epoch - 1) if epoch else []
         first_step = state["step"] + 1
         print(f"resumed at step {state['step']}", file=sys.stderr)
     started = time.perf_counter() - before_s
@@ -201,12 +248,13 @@ def main(argv=None) -> int:
     for step in tqdm(range(first_step, args.steps + 1), initial=first_step - 1, total=args.steps, desc="pretraining",
                      unit="step", mininterval=5):
         if position >= len(batches):
-            batches = length_grouped_batches(train.lengths, args.batch_size, args.seed, epoch)
+            batches = length_grouped_batches(train.lengths, anchors_per_step, args.seed, epoch)
             position, epoch = 0, epoch + 1
-        batch = mlm_batch([train.sequences[i] for i in batches[position]], tokenizer, step_generator(args.seed, step))
+        batch, pairs = training_batch(train, batches[position], tokenizer, args, step)
         position += 1
         with autocast:
-            loss = masked_lm_loss(model, {k: v.to(device) for k, v in batch.items()})
+            losses = pretraining_losses(model, {k: v.to(device) for k, v in batch.items()}, pairs)
+            loss = losses["mlm"] + args.contrastive_weight * losses["contrast"] if pairs else losses["mlm"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -216,8 +264,9 @@ def main(argv=None) -> int:
         optimizer.zero_grad(set_to_none=True)
         if step % args.eval_every == 0 or step == args.steps:
             figures = mlm_figures(model, valid)
-            log.append({"step": step, "loss": loss.item(), "valid_mlm_acc": figures["mlm_acc"], "epoch": epoch,
-                        "elapsed_s": round(time.perf_counter() - started, 1)})
+            log.append({"step": step, "loss": loss.item(), **{f"{k}_loss": v.item() for k, v in losses.items()},
+                        "valid_mlm_acc": figures["mlm_acc"], "topic_purity": probe_purity(model, tokenizer),
+                        "epoch": epoch, "elapsed_s": round(time.perf_counter() - started, 1)})
             print(json.dumps(log[-1]), file=sys.stderr)
             if best is None or figures["mlm_acc"] > best["valid_mlm_acc"]:
                 best = log[-1]
