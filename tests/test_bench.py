@@ -592,3 +592,16 @@ def test_timed_passes_hold_no_grad_mode_across_threads(tiny_teacher_dir):
         thread.join()
     assert not errors, errors
     assert results[0] is None and all(t > 0 for t in results[1:])
+
+
+def test_a_product_too_slow_for_its_time_is_measured_smaller(monkeypatch):
+    """bf16 on a CPU without bf16 units multiplies at about 1 GFLOP/s: one 2048^3 product would take 17 s of a
+    1-second calibration. The calibration then measures the largest product that takes about its time."""
+    from core.bench import machine
+
+    monkeypatch.setattr(machine, "_small_product_rate", lambda dtype, device: 1e9)
+    assert machine.product_size(torch.bfloat16, "cpu", 2048, 1.0) == 768  # 2 x 768^3 = 0.9 GFLOP, 0.9 s
+    assert machine.product_size(torch.bfloat16, "cpu", 2048, 0.001) == 256  # never below 256
+    monkeypatch.setattr(machine, "_small_product_rate", lambda dtype, device: 20e9)
+    assert machine.product_size(torch.float32, "cpu", 2048, 1.0) == 2048  # 0.86 s: as asked
+    assert machine.matmul_rate(torch.float32, "cpu", size=256, seconds=0.01) > 0

@@ -32,12 +32,14 @@ def test_a_part_that_fails_is_recorded_and_the_rest_still_run(tmp_path, monkeypa
     def broken(sizes):
         raise RuntimeError("no such kernel")
 
+    later = {"variants": {"a step measured after the failure": {"skipped": "not measured in this test"}}}
     monkeypatch.setattr(gpu_check, "card_table", broken)
+    monkeypatch.setattr(gpu_check, "distill_step", lambda sizes, report, time_limit_s: later)
     monkeypatch.setattr(gpu_check, "short_run", lambda sizes: {"skipped": True})
     assert gpu_check.main([str(tmp_path), "--dry-run"]) == 1
     data = json.loads((tmp_path / "gpu_check.json").read_text())
     assert data["errors"]["card"].startswith("RuntimeError: no such kernel")
-    assert "card" not in data and data["step"]["variants"] and data["run"] == {"skipped": True}
+    assert "card" not in data and data["step"] == later and data["run"] == {"skipped": True}
     assert "ERROR  card: RuntimeError: no such kernel" in capsys.readouterr().out
 
 

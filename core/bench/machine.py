@@ -137,8 +137,13 @@ def _sync(device: str) -> None:
 
 
 def matmul_rate(dtype: torch.dtype, device: str = "cpu", size: int = 2048, seconds: float = 1.0) -> float:
-    """FLOP/s of a square matrix product of `size`, best of repeated timings within about `seconds`."""
+    """FLOP/s of a square matrix product of `size`, best of repeated timings within about `seconds`.
+
+    When one product of `size` would take over four times `seconds` (bf16 on a CPU without bf16 units runs at about
+    1 GFLOP/s: 17 s for one 2048^3 product), the largest size whose product takes about `seconds` is measured instead,
+    at least 256."""
     generator = torch.Generator().manual_seed(0)
+    size = product_size(dtype, device, size, seconds)
     a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
     b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
     with torch.inference_mode():
@@ -151,6 +156,35 @@ def matmul_rate(dtype: torch.dtype, device: str = "cpu", size: int = 2048, secon
             _sync(device)
             best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
+
+
+SMALLEST_PRODUCT = 256
+
+
+def product_size(dtype: torch.dtype, device: str, size: int, seconds: float) -> int:
+    """`size`, or when one size^3 product would take over 4 x `seconds` at the rate of small products, the largest
+    multiple of 256 (at least 256) whose product takes about `seconds`."""
+    rate = _small_product_rate(dtype, device)
+    if 2 * size**3 / rate <= 4 * seconds:
+        return size
+    return max(SMALLEST_PRODUCT, int((rate * seconds / 2) ** (1 / 3)) // SMALLEST_PRODUCT * SMALLEST_PRODUCT)
+
+
+def _small_product_rate(dtype: torch.dtype, device: str) -> float:
+    """FLOP/s of the best of three 256^3 products: a floor for larger products' rate, found in a
+    fraction of a second."""
+    n = SMALLEST_PRODUCT
+    a = torch.ones(n, n, dtype=dtype, device=device)
+    best = float("inf")
+    with torch.inference_mode():
+        a @ a
+        _sync(device)
+        for _ in range(3):
+            start = time.perf_counter()
+            a @ a
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / max(best, 1e-9)
 
 
 def practical_peak(dtype: torch.dtype, device: str = "cpu") -> float:
