@@ -54,3 +54,17 @@ def test_a_run_and_its_untrained_start_are_both_offered_and_both_load(tiny_teach
     trained, start = cache.get("run:with-start"), cache.get("run:with-start@init")
     assert trained.model.config.model_type == "distilbert" and start.model.config.model_type == "bert"
     assert cache.get("run:with-start@init") is start  # kept: the untrained start never changes
+
+
+def test_every_api_answer_is_named_for_gradio_client_users(tiny_teacher_dir, tiny_student_dir):
+    """gradio_client lists each endpoint's outputs by label: an unlabelled one reads "value_51". The browser's owner
+    id (a BrowserState, which has no label) is the one exception."""
+    from app import build_app
+    from ui.context import AppContext
+
+    demo = build_app(AppContext(default_teacher=str(tiny_teacher_dir), default_student=str(tiny_student_dir)))
+    endpoints = demo.get_api_info()["named_endpoints"]
+    unnamed = {name: [r["label"] for r in endpoint["returns"] if str(r["label"]).startswith("value_")
+                      and r["component"] != "Browserstate"]
+               for name, endpoint in endpoints.items()}
+    assert len(endpoints) > 10 and not any(unnamed.values()), unnamed

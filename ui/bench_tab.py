@@ -506,11 +506,11 @@ def build(ctx: AppContext) -> dict:
         compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape",
                                    min_width=220, scale=1)
     inputs = [models, device, batch_sizes, seq_len, modes, runs, compile_fast]
-    estimate_md = gr.Markdown()
+    estimate_md = gr.Markdown(label="estimate", show_label=False)
     with gr.Row():
         run_button = gr.Button("Run benchmark", variant="primary", scale=3, elem_id="bench-run")
         stop_button = gr.Button("Stop", variant="stop", scale=1)
-    progress_md = gr.Markdown("")
+    progress_md = gr.Markdown("", label="progress", show_label=False)
     results = gr.Dataframe(_frame([], ROW_COLUMNS), interactive=False, elem_id="bench-results",
                            label="Measurements (one row as each arrives; peak_mem_mb: the weights plus the most memory "
                                  "the passes add, MB)")
@@ -520,7 +520,7 @@ def build(ctx: AppContext) -> dict:
     card = gr.Dataframe(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), interactive=False,
                         label="Beside the model card (card: seq_len 512, latency at batch 1, throughput at batch 16)")
     ratios = gr.Dataframe(_frame([], RATIO_COLUMNS), interactive=False, label="Speed-ups, card and here")
-    limits_md = gr.Markdown("")
+    limits_md = gr.Markdown("", label="notes on the measurements", show_label=False)
     with gr.Row():
         csv_file = gr.File(label="Results as CSV")
         json_file = gr.File(label="Results as JSON (with the machine record)")

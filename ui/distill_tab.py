@@ -464,7 +464,7 @@ def export_controls() -> dict:
             int8 = gr.Checkbox(False, label="int8 weights", info="ONNX Runtime dynamic quantisation, or NNCF weight "
                                                                  "compression for OpenVINO")
         button = gr.Button("Export student", elem_id="distill-export", interactive=bool(formats))
-        result = gr.Markdown(elem_id="distill-exported")
+        result = gr.Markdown(label="export message", show_label=False, elem_id="distill-exported")
     return {"format": fmt, "int8": int8, "button": button, "result": result}
 
 
@@ -554,7 +554,7 @@ def build(ctx: AppContext) -> dict:
                                 column_widths=RUN_COLUMN_WIDTHS, elem_id="distill-runs")
             selected = gr.Dropdown(ids, value=ids[0] if ids else None, label="Run shown below", allow_custom_value=True,
                                    info="Pick a run to watch; new runs are selected when they start.")
-            status = gr.Markdown("No run selected.", elem_id="run-status")
+            status = gr.Markdown("No run selected.", label="run status", show_label=False, elem_id="run-status")
             with gr.Row():
                 stop = gr.Button("Stop", variant="stop", elem_id="distill-stop", interactive=False)
                 resume = gr.Button("Resume")
@@ -573,7 +573,8 @@ def build(ctx: AppContext) -> dict:
                 guess_step = CheckedSlider(0, 1, value=0, step=1, interactive=False, label=GUESS_LABEL,
                                        elem_id="distill-guess-step")
                 guesses = gr.Dataframe(guess_table([]), interactive=False, wrap=True,
-                                       column_widths=GUESS_COLUMN_WIDTHS, elem_id="distill-guesses")
+                                       column_widths=GUESS_COLUMN_WIDTHS, label="guesses at the chosen step",
+                                       show_label=False, elem_id="distill-guesses")
             guess_view = gr.State(GuessView())
             notice = gr.State("")  # the status line while no run is chosen: what the last Delete did
             with gr.Row():

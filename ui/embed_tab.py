@@ -435,7 +435,7 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
                               wrap=True, scale=3, elem_id="embed-scores")
-        status = gr.Markdown(scale=2, elem_id="embed-note")
+        status = gr.Markdown(scale=2, label="map note", show_label=False, elem_id="embed-note")
     files = {}  # action -> its download boxes, hidden until the action has shown something
     with gr.Row():
         files["draw"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["draw"]]

@@ -519,7 +519,7 @@ def build(ctx: AppContext) -> dict:
 
     gr.Markdown("### Predictions")
     bars = gr.Plot(label="Top-k guesses", elem_id="predict-bars")
-    agreement = gr.Markdown(elem_id="predict-agreement")
+    agreement = gr.Markdown(label="agreement", show_label=False, elem_id="predict-agreement")
     files = {}  # action -> its download boxes, hidden until the action has shown something
     with gr.Row():
         files["fill_mask"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["fill_mask"]]
@@ -533,7 +533,7 @@ def build(ctx: AppContext) -> dict:
         exported_agreement = gr.Markdown(elem_id="predict-exported-agreement")
     gr.Markdown("### Mask each word")
     strip = gr.Plot(label="Agreement per word", elem_id="predict-strip")
-    strip_words = gr.Markdown(elem_id="predict-strip-words")
+    strip_words = gr.Markdown(label="each word masked", show_label=False, elem_id="predict-strip-words")
     with gr.Row():
         files["mask_each_word"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["mask_each_word"]]
     gr.Markdown("### Probe-set summary")
@@ -542,7 +542,8 @@ def build(ctx: AppContext) -> dict:
     gr.Markdown(f"*{predict.SPLIT_NOTE}*", elem_id="predict-split-note")
     summary_plot = gr.Plot(label="Probe-set summary", elem_id="predict-summary-plot")
     with gr.Accordion("Every probe", open=False):
-        probe_rows = gr.Dataframe(probe_table(), interactive=False, wrap=True, elem_id="predict-probe-rows")
+        probe_rows = gr.Dataframe(probe_table(), interactive=False, wrap=True, label="probe rows", show_label=False,
+                                  elem_id="predict-probe-rows")
     with gr.Row():
         files["probe_summary"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["probe_summary"]]
     kept = {action: gr.State() for action in DOWNLOAD_BOXES}  # per session: what each action last showed
