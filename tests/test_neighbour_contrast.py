@@ -1,4 +1,5 @@
-"""train.neighbour_contrast: pairs of nearby corpus lines and the SimCSE InfoNCE loss on them."""
+"""train.neighbour_contrast: pairs of nearby corpus lines and the SimCSE InfoNCE loss on them; the mean pooling
+they are compared by."""
 from __future__ import annotations
 
 import math
@@ -51,7 +52,9 @@ def test_info_nce_is_the_symmetric_cross_entropy_of_scaled_cosines():
 
 
 def test_mean_pooling_averages_the_real_tokens_only():
+    from core.compare.embed import mean_pool
+
     hidden = torch.arange(12.0).reshape(1, 4, 3).repeat(2, 1, 1)
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    pooled = neighbour_contrast.mean_pooled(hidden, mask)
+    pooled = mean_pool(hidden, mask)
     assert torch.equal(pooled, torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)]))

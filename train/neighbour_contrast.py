@@ -47,13 +47,6 @@ def cut_to(sequence: list[int], length: int) -> list[int]:
     return sequence[:max(length, 3) - 1] + sequence[-1:]
 
 
-def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(bs, seq, hidden) states and (bs, seq) mask -> (bs, hidden) mean over the real tokens, as the lab's
-    Embeddings tab pools them."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-
-
 def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float = TEMPERATURE) -> torch.Tensor:
     """Symmetric InfoNCE of pairs (first[i], second[i]) against every other row of the batch (SimCSE, eq. 1).
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, get_linear_schedule_with_warmup
 
 from core.bench import machine
-from core.compare import quality
+from core.compare import embed, quality
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.distill.evaluate import masked_batches, mlm_figures
 from core.formatting import OneLineParser
@@ -142,7 +142,7 @@ def pretraining_losses(model: BertForMaskedLM, batch: dict, pairs: int = 0) -> d
     logits = model.cls(hidden[selected])  # (n_masked, vocab)
     losses = {"mlm": F.cross_entropy(logits.float(), batch["labels"][selected])}
     if pairs:
-        pooled = neighbour_contrast.mean_pooled(hidden, batch["attention_mask"])  # (bs, hidden)
+        pooled = embed.mean_pool(hidden, batch["attention_mask"])  # (bs, hidden), as the Embeddings tab pools
         losses["contrast"] = neighbour_contrast.info_nce(pooled[:pairs], pooled[pairs:2 * pairs])
     return losses
 

@@ -146,16 +146,22 @@ def matmul_rate(dtype: torch.dtype, device: str = "cpu", size: int = 2048, secon
     size = product_size(dtype, device, size, seconds)
     a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
     b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
+    return 2 * size**3 / _best_product_time(a, b, device, seconds, repeats=1)
+
+
+def _best_product_time(a: torch.Tensor, b: torch.Tensor, device: str, seconds: float, repeats: int) -> float:
+    """Seconds of the fastest a @ b among those timed within `seconds`, at least `repeats` of them, after one
+    untimed product (it allocates and picks the kernel)."""
     with torch.inference_mode():
-        a @ b  # the first product allocates and picks the kernel
+        a @ b
         _sync(device)
-        best, deadline = float("inf"), time.perf_counter() + seconds
-        while time.perf_counter() < deadline or best == float("inf"):
+        best, timed, deadline = float("inf"), 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline or timed < repeats:
             start = time.perf_counter()
             a @ b
             _sync(device)
-            best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+            best, timed = min(best, time.perf_counter() - start), timed + 1
+    return max(best, 1e-9)
 
 
 SMALLEST_PRODUCT = 256
@@ -173,18 +179,8 @@ def product_size(dtype: torch.dtype, device: str, size: int, seconds: float) -> 
 def _small_product_rate(dtype: torch.dtype, device: str) -> float:
     """FLOP/s of the best of three 256^3 products: a floor for larger products' rate, found in a
     fraction of a second."""
-    n = SMALLEST_PRODUCT
-    a = torch.ones(n, n, dtype=dtype, device=device)
-    best = float("inf")
-    with torch.inference_mode():
-        a @ a
-        _sync(device)
-        for _ in range(3):
-            start = time.perf_counter()
-            a @ a
-            _sync(device)
-            best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / max(best, 1e-9)
+    a = torch.ones(SMALLEST_PRODUCT, SMALLEST_PRODUCT, dtype=dtype, device=device)
+    return 2 * SMALLEST_PRODUCT**3 / _best_product_time(a, a, device, seconds=0.0, repeats=3)
 
 
 def practical_peak(dtype: torch.dtype, device: str = "cpu") -> float:

@@ -128,6 +128,13 @@ def _max_positions(config) -> int:
     return int(getattr(config, "max_position_embeddings", MAX_TOKENS))
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(bs, seq, hidden) states and (bs, seq) mask -> (bs, hidden): the mean over the real tokens, padding left out.
+    The tab's "mean" pooling, and what the teacher's nearby-lines objective (train/neighbour_contrast.py) trains."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 @torch.inference_mode()
 def _pooled_layers(loaded: LoadedModel, sentences: tuple[str, ...], pooling: str, batch_size: int,
                    progress: Progress | None) -> np.ndarray:
@@ -147,8 +154,7 @@ def _pooled_layers(loaded: LoadedModel, sentences: tuple[str, ...], pooling: str
         mask = padded["attention_mask"].to(device)  # (bs, seq)
         hidden = model.base_model(input_ids=padded["input_ids"].to(device), attention_mask=mask,
                                   output_hidden_states=True).hidden_states  # layers + 1 of (bs, seq, hidden)
-        weights = (mask / mask.sum(dim=1, keepdim=True)).unsqueeze(-1)  # (bs, seq, 1), zero on padding
-        pooled = [h[:, 0] if pooling == "cls" else (h * weights).sum(dim=1) for h in hidden]  # (bs, hidden) each
+        pooled = [h[:, 0] if pooling == "cls" else mean_pool(h, mask) for h in hidden]  # (bs, hidden) each
         if result is None:
             result = np.empty((len(hidden), len(sentences), pooled[0].shape[-1]), dtype=np.float32)
         result[:, batch] = torch.stack(pooled).float().cpu().numpy()  # (layers + 1, bs, hidden)
