@@ -1,6 +1,7 @@
 """How fast is one distillation step, how close to the hardware's limit (MFU), and how much memory does it take?
 
 python -m scripts.bench_distill_step [--pair tiny|real|both] [--device cpu|cuda] [--steps 20] [--compile]
+                                    [--kl-masked-only] [--all-logits]
 
 tiny: the bundled teacher and its half-depth student; real: RuBERT-base's architecture with random weights and a
 6-layer DistilBERT student initialised from teacher layers 0, 2, 4, 7, 9, 11 (DistilRuBERT-base's recipe), batch 32 x
@@ -27,6 +28,7 @@ from core.bench import machine
 from core.bench.engine import PeakMemory
 from core.bench.plan import config_shape, distill_step_flops
 from core.distill.data import TokenizedCorpus, length_grouped_batches, step_generator, tokenize_lines
+from core.distill.losses import LossWeights, logit_positions
 from core.distill.recipes import SameVocabRecipe
 from core.formatting import OneLineParser
 from core.models import zoo
@@ -52,7 +54,10 @@ def random_corpus(vocab_size: int, rows: int, length: int, seed: int = 0) -> Tok
 
 
 def make_setup(pair: str, batch_size: int | None = None, max_length: int | None = None,
-               device: str = "auto") -> DistillSetup:
+               device: str = "auto", kl_masked_only: bool = False, all_logits: bool = False) -> DistillSetup:
+    """The pair's teacher and student with a recipe of the card's losses (KL over every position), or of the bundled
+    student's (kl_masked_only: KL at masked positions, T 1, alpha MLM 0.5); all_logits: both models compute logits
+    at every position, as before core.models.masked_lm.logits_only_at."""
     teacher_name, layers, init_layers, default_batch, default_length = PAIRS[pair]
     batch_size, max_length = batch_size or default_batch, max_length or default_length
     if teacher_name.startswith("bundled") and not zoo.is_available(teacher_name):
@@ -67,8 +72,11 @@ def make_setup(pair: str, batch_size: int | None = None, max_length: int | None 
         lines = (ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
         corpus = tokenize_lines(lines, loaded.tokenizer, max_length)
     cfg = DistillConfig(teacher=teacher_name, batch_size=batch_size, max_length=max_length, device=device)
+    if kl_masked_only:
+        cfg.losses = LossWeights(alpha_kl=5.0, alpha_mlm=0.5, alpha_cos=1.0, temperature=1.0, kl_masked_only=True)
     recipe = SameVocabRecipe(loaded.model, loaded.tokenizer, student, cfg.losses,
-                             layer_groups(num_layers(loaded.model.config), layers), corpus)
+                             layer_groups(num_layers(loaded.model.config), layers), corpus,
+                             logits_where_read=not all_logits)
     return DistillSetup(cfg, recipe, data=None)  # measure() draws its batches from recipe.train itself
 
 
@@ -109,7 +117,7 @@ def measure(setup: DistillSetup, device: str, steps: int = 20, warmup: int = 3, 
         teacher = torch.compile(teacher, mode=compile_mode)
     batches = length_grouped_batches(recipe.train.lengths, cfg.batch_size, 0, 0)
     phases = {name: [] for name in ("data", "forward", "backward", "optimizer")}
-    tokens, padded = [], []
+    tokens, padded, read = [], [], []  # real tokens, padded positions, positions with logits
     if device == "cuda":
         torch.cuda.empty_cache()
 
@@ -140,14 +148,19 @@ def measure(setup: DistillSetup, device: str, steps: int = 20, warmup: int = 3, 
                     phases[name].append(value)
                 tokens.append(int(batch["attention_mask"].sum()))
                 padded.append(batch["attention_mask"].numel())
+                read.append(int(logit_positions(batch["attention_mask"], batch["labels"], cfg.losses).sum())
+                            if recipe.logits_where_read and compile_models == "none" else padded[-1])
     profiled = profile(one_step, steps + warmup, profile_steps, device) if profile_steps else {}
     medians = {name: statistics.median(values) for name, values in phases.items()}
     step_s = sum(medians.values())
     seq_len = batch["attention_mask"].shape[1]
     flops = distill_step_flops(config_shape("teacher", "", recipe.teacher.config),
                                config_shape("student", "", recipe.hf_student(student).config),
-                               statistics.median(padded) // seq_len, seq_len)
+                               statistics.median(padded) // seq_len, seq_len,
+                               statistics.median(read) / statistics.median(padded))
     result = {"batch_size": cfg.batch_size, "seq_len": seq_len, "device": device,
+              "kl_masked_only": cfg.losses.kl_masked_only,
+              "logits_where_read": recipe.logits_where_read and compile_models == "none",
               "precision": accelerator.mixed_precision, "teacher_dtype": str(next(teacher.parameters()).dtype),
               "compiled": compile_models, "padded_vocab_product": pad_vocab, "compile_mode": compile_mode or "default",
               "steps": steps, "step_s": step_s,
@@ -197,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                    default="default", help="torch.compile's mode (reduce-overhead: CUDA graphs)")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many more steps")
+    p.add_argument("--kl-masked-only", action="store_true",
+                   help="the bundled student's losses (KL at masked positions) instead of the card's")
+    p.add_argument("--all-logits", action="store_true",
+                   help="also measure with logits at every position, as before they were computed only where read")
     args = p.parse_args(argv)
     if args.steps < 1 or (args.batch_size is not None and args.batch_size < 1) or \
             (args.max_length is not None and args.max_length < 8):
@@ -211,11 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {args.device}, {torch.get_num_threads()} threads, measured {machine.dtype_name(dtype)} matmul "
           f"peak {peak / 1e12:.2f} TFLOP/s, median of {args.steps} steps")
     for pair in pairs:
-        setup = make_setup(pair, args.batch_size, args.max_length, "cpu" if args.device == "cpu" else "auto")
-        result = measure(setup, args.device, args.steps, compile_models=args.compile, peak_flops=peak,
-                         compile_mode=None if args.compile_mode == "default" else args.compile_mode,
-                         profile_steps=args.profile)
-        print(describe(pair, result))
+        for all_logits in ([False, True] if args.all_logits else [False]):
+            setup = make_setup(pair, args.batch_size, args.max_length, "cpu" if args.device == "cpu" else "auto",
+                               args.kl_masked_only, all_logits)
+            result = measure(setup, args.device, args.steps, compile_models=args.compile, peak_flops=peak,
+                             compile_mode=None if args.compile_mode == "default" else args.compile_mode,
+                             profile_steps=args.profile)
+            print(describe(pair + (" (logits everywhere)" if all_logits else ""), result))
         if args.profile:
             busy = f"device busy {result['device_busy']:.0%} of the wall time, " if result["device_busy"] else ""
             print(f"{busy}{result['launches_per_step']:.0f} kernel launches a step\n{result['profile']}")

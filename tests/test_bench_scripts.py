@@ -83,3 +83,8 @@ def test_distill_step_flops_count_the_teacher_once_and_the_student_three_times()
     assert flops["teacher_forward"] == 32 * (12 * per_layer + head)
     assert flops["student_forward_backward"] == 3 * 32 * (6 * per_layer + head)
     assert flops["total"] == flops["teacher_forward"] + flops["student_forward_backward"]
+    decoder = 2 * 256 * 768 * 119547
+    read = distill_step_flops(teacher, student, 32, 256, head_share=0.15)  # logits at 15% of the positions
+    assert read["teacher_forward"] == pytest.approx(flops["teacher_forward"] - 0.85 * 32 * decoder)
+    left_out = 0.85 * 32 * decoder
+    assert read["student_forward_backward"] == pytest.approx(flops["student_forward_backward"] - 3 * left_out)

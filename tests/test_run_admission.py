@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from core.distill.losses import LossWeights
 from core.models.zoo import BUNDLED_DIR
 from core.runs.store import RunPaths, list_runs, read_status, write_status
 from train import admission, estimate
@@ -170,6 +171,10 @@ def test_the_estimate_grows_with_steps_and_batch(tiny_teacher_dir):
     assert one.step_s == more.step_s and more.total_s > 5 * one.total_s
     assert wider.step_s > 3 * one.step_s and wider.memory.total > one.memory.total
     assert one.describe().startswith("about ") and ", peak memory about " in one.describe()
+    # KL at masked positions only: the decoders run at 15% of the positions, a shorter step and smaller logits
+    masked = seconds(max_steps=100, losses=LossWeights(kl_masked_only=True))
+    assert masked.step_s < 0.8 * one.step_s and masked.memory.logits < 0.5 * one.memory.logits
+    assert masked.memory.activations == one.memory.activations
 
 
 def test_resume_past_the_time_limit_is_refused_and_its_steps_checked(ctx, runs_dir):

@@ -315,6 +315,8 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     student.train()
     # compiled views of the same modules: the optimizer, DDP and checkpoints keep working on the modules themselves
     models = (torch.compile(student), torch.compile(teacher)) if cfg.compile else (student, teacher)
+    if cfg.compile:
+        recipe.logits_where_read = False  # compiled graphs run the whole head: they would not see the per-step hook
     # a sharded student's forward is a collective: every process evaluates, the main one writes
     evaluating = is_main or is_sharded
     guesses = GuessRecorder.for_run(evaluating)

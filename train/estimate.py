@@ -2,9 +2,9 @@
 
 Memory: train.memory's estimate of one step's peak (the check the run itself makes once loaded). Time: the model
 FLOPs of a step (core.bench.plan.distill_step_flops: the teacher's forward, the student's forward and backward, MLM
-heads included) at STEP_EFFICIENCY of this machine's quick matrix-product rate (core.bench.machine.quick_rate), on
-lines of the corpus's typical length, plus the held-out evaluations and a fixed start. An estimate to a factor of
-about two, said as "about"; the rates are assumed, not measured for this run.
+decoders where the losses read logits) at STEP_EFFICIENCY of this machine's quick matrix-product rate
+(core.bench.machine.quick_rate), on lines of the corpus's typical length, plus the held-out evaluations and a fixed
+start. An estimate to a factor of about two, said as "about"; the rates are assumed, not measured for this run.
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from transformers import PretrainedConfig
 
 from core.bench import machine
 from core.bench.plan import config_shape, distill_step_flops
+from core.distill.evaluate import HELDOUT_MLM_PROBABILITY
 from core.formatting import format_seconds
 from train.config import DistillConfig
-from train.memory import ModelShape, StepMemory, estimate_step_memory, free_memory, gib, memory_verdict
+from train.memory import ModelShape, StepMemory, estimate_step_memory, free_memory, gib, head_share, memory_verdict
 
 # Share of quick_rate (a 1024^3 fp32 product on CPU, 16-bit on a GPU) one whole training step reaches: on a GPU the
 # real-size step measured 20% of the bf16 peak (README); on CPU small models spend much of a step outside products.
@@ -61,7 +62,7 @@ def estimate_run(cfg: DistillConfig, teacher: PretrainedConfig, student: Pretrai
     corpus `lines`, with `evaluations` held-out evaluations, continuing from step `steps_done`; reclaimable: bytes
     of CPU memory held now by runs that end before this one starts (counted as free on CPU)."""
     device = run_device(cfg)
-    gpu = device.type == "cuda"
+    gpu, share = device.type == "cuda", head_share(cfg)
     half = cfg.mixed_precision in ("bf16", "fp16") or (gpu and cfg.mixed_precision == "auto")
     teacher_shape, student_shape = config_shape(cfg.teacher, "", teacher), config_shape("student", "", student)
     params = student_shape.params
@@ -73,12 +74,14 @@ def estimate_run(cfg: DistillConfig, teacher: PretrainedConfig, student: Pretrai
         ModelShape(teacher_shape.params, teacher_shape.layers, teacher_shape.hidden, teacher_shape.ffn,
                    teacher_shape.heads, teacher_shape.vocab),
         cfg.batch_size, cfg.max_length, gpu=gpu, half=half, gradient_checkpointing=cfg.gradient_checkpointing,
-        teacher_hidden=cfg.losses.alpha_cos > 0 or cfg.losses.alpha_hidden_mse > 0)
+        teacher_hidden=cfg.losses.alpha_cos > 0 or cfg.losses.alpha_hidden_mse > 0, head_share=share)
     rate = machine.quick_rate(torch.bfloat16 if gpu else torch.float32, device.type) * STEP_EFFICIENCY[device.type]
     seq = max(3, round(typical_tokens(lines, cfg.max_length)))
-    step_s = distill_step_flops(teacher_shape, student_shape, cfg.batch_size, seq)["total"] * cfg.grad_accum / rate
-    evaluation_s = cfg.eval_lines * (teacher_shape.masked_lm_flops_per_sample(seq) +
-                                     student_shape.masked_lm_flops_per_sample(seq)) / rate
+    step_s = distill_step_flops(teacher_shape, student_shape, cfg.batch_size, seq, share)["total"] * cfg.grad_accum \
+        / rate
+    # evaluations run the heads at the masked positions only (core.models.masked_lm.masked_lm_logits)
+    evaluation_s = cfg.eval_lines * (teacher_shape.masked_lm_flops_per_sample(seq, HELDOUT_MLM_PROBABILITY) +
+                                     student_shape.masked_lm_flops_per_sample(seq, HELDOUT_MLM_PROBABILITY)) / rate
     load_s = (teacher_shape.params + params) * 4 / 500e6  # reading the teacher, writing the student's copies
     steps = max(0, cfg.max_steps - steps_done)
     total = START_S + load_s + steps * step_s + (evaluations + 1) * evaluation_s

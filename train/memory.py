@@ -19,10 +19,12 @@ What `estimate_step_memory` counts (its parts are the fields of StepMemory):
   layer's input (2 or 4 bytes * s*b*h per layer) is kept, plus one layer's full activations while it is recomputed.
   Also the teacher's hidden states (L + 1 of s*b*h, in the teacher's dtype) when the cosine loss reads them.
 - logits: the teacher's and the student's logits (b*s*V each, in their dtypes: 16-bit under autocast on a GPU, fp32
-  on CPU); the gradient core.distill.losses.kl_loss writes in forward (b*s*V in the student logits' dtype); and the
-  blocks kl_loss works in, fp32 copies of at most KL_CHUNK_ELEMENTS (2^25, CPU) or KL_CHUNK_ELEMENTS_GPU (2^27) logits
-  of each model: KL_BLOCKS_CPU of them alive at once on CPU (core.distill.losses._kl_block's two log-softmaxes, p_t
-  and a product), one on a GPU (the compiled kernel keeps no fp32 copy; one block covers the teacher's fp32 read).
+  on CPU; b*s is scaled by the share of positions whose logits are computed, the masking probability when the KL
+  term reads masked positions only); the gradient core.distill.losses.kl_loss writes in forward (b*s*V in the
+  student logits' dtype); and the blocks kl_loss works in, fp32 copies of at most KL_CHUNK_ELEMENTS (2^25, CPU) or
+  KL_CHUNK_ELEMENTS_GPU (2^27) logits of each model: KL_BLOCKS_CPU of them alive at once on CPU
+  (core.distill.losses._kl_block's two log-softmaxes, p_t and a product), one on a GPU (the compiled kernel keeps no
+  fp32 copy; one block covers the teacher's fp32 read).
 
 Not counted: the MLM cross-entropy's fp32 rows (about 2 * 0.15 * b*s*V * 4 bytes), the gradient of the logits in
 backward (by then the forward's activations are being freed), the allocator's fragmentation and the CUDA context. Not
@@ -48,7 +50,7 @@ from dataclasses import dataclass, fields
 import psutil
 import torch
 
-from core.distill.losses import KL_CHUNK_ELEMENTS, KL_CHUNK_ELEMENTS_GPU
+from core.distill.losses import KL_CHUNK_ELEMENTS, KL_CHUNK_ELEMENTS_GPU, logit_share
 from core.models.aligned_head import PAD_TO
 from core.models.student import dims, num_layers
 
@@ -107,13 +109,14 @@ def layer_params(shape: ModelShape) -> int:
 
 def estimate_step_memory(student: ModelShape, teacher: ModelShape, batch: int, seq: int, *, gpu: bool,
                          half: bool, gradient_checkpointing: bool = False, teacher_hidden: bool = True,
-                         shards: int = 1) -> StepMemory:
+                         shards: int = 1, head_share: float = 1.0) -> StepMemory:
     """The peak bytes of one training step of `student` distilled from `teacher` on batches of batch x seq tokens.
 
     gpu: the step runs on a GPU (vocabulary padded to 64, larger KL blocks); half: under 16-bit autocast (bf16 or
     fp16; the teacher's weights are then 16-bit too); teacher_hidden: the cosine loss reads the teacher's hidden
-    states; shards: processes the student is sharded over (1: not sharded). Pure arithmetic: see the module
-    docstring for what is counted and the sources."""
+    states; shards: processes the student is sharded over (1: not sharded); head_share: the share of the positions
+    whose logits are computed (core.distill.losses.logit_share). Pure arithmetic: see the module docstring for what
+    is counted and the sources."""
     act = 2 if half else 4  # bytes of an activation or a logit
     teacher_bytes = 2 if gpu and half else 4  # place_teacher keeps the teacher in fp32 on CPU
     tokens = batch * seq
@@ -133,8 +136,9 @@ def estimate_step_memory(student: ModelShape, teacher: ModelShape, batch: int, s
     if teacher_hidden:
         activations += (teacher.layers + 1) * tokens * teacher.hidden * teacher_bytes
     chunk, blocks = (KL_CHUNK_ELEMENTS_GPU, 1) if gpu else (KL_CHUNK_ELEMENTS, KL_BLOCKS_CPU)
-    logits = tokens * vocab(teacher) * act + 2 * tokens * vocab(student) * act \
-        + blocks * min(chunk, tokens * vocab(student)) * 4
+    rows = tokens * head_share  # positions with logits
+    logits = round(rows * vocab(teacher) * act + 2 * rows * vocab(student) * act
+                   + blocks * min(chunk, rows * vocab(student)) * 4)
     return StepMemory(student_states, teacher_weights, activations, logits)
 
 
@@ -184,6 +188,14 @@ def run_levers(gradient_checkpointing: bool, resume: bool, device_name: str) -> 
         ("" if gradient_checkpointing else ", or add --gradient-checkpointing")
 
 
+def head_share(cfg) -> float:
+    """The share of positions whose logits a step of a run of `cfg` (train.config.DistillConfig) computes: the
+    same-vocabulary recipe computes them only where its losses read them (core.distill.recipes), unless compiled."""
+    if cfg.reduced_vocab or cfg.compile:
+        return 1.0
+    return logit_share(cfg.losses, cfg.mlm_probability)
+
+
 def check_step_memory(cfg, recipe, device: torch.device, mixed_precision: str, resume: bool = False,
                       shards: int = 1) -> str:
     """The estimate for a run's config (train.config.DistillConfig) and loaded recipe on `device`, with the student
@@ -199,7 +211,7 @@ def check_step_memory(cfg, recipe, device: torch.device, mixed_precision: str, r
     estimate = estimate_step_memory(student, teacher, cfg.batch_size, cfg.max_length, gpu=gpu, half=half,
                                     gradient_checkpointing=cfg.gradient_checkpointing,
                                     teacher_hidden=weights.alpha_cos > 0 or weights.alpha_hidden_mse > 0,
-                                    shards=shards)
+                                    shards=shards, head_share=head_share(cfg))
     loaded = 0 if gpu else estimate.teacher_weights + 4 * student.params
     device_name = torch.cuda.get_device_name(device) if gpu else "CPU"
     line, refusal = memory_verdict(estimate, free_memory(device), device_name, loaded, processes_sharing(device),

@@ -86,9 +86,12 @@ class ModelShape:
     def flops_per_sample(self, seq_len: int) -> float:
         return encoder_flops(self.layers, self.hidden, self.ffn, seq_len)
 
-    def masked_lm_flops_per_sample(self, seq_len: int) -> float:
-        """Encoder and MLM head (transform h x h, decoder h x vocab) over every position of one sample."""
-        return self.flops_per_sample(seq_len) + 2 * seq_len * (self.hidden * self.hidden + self.hidden * self.vocab)
+    def masked_lm_flops_per_sample(self, seq_len: int, head_share: float = 1.0) -> float:
+        """Encoder and MLM head over one sample: the head's transform (h x h) at every position, its decoder
+        (h x vocab) at `head_share` of them (1: all; the share whose logits are computed, as with
+        core.models.masked_lm.logits_only_at)."""
+        return self.flops_per_sample(seq_len) + 2 * seq_len * (self.hidden * self.hidden +
+                                                               head_share * self.hidden * self.vocab)
 
 
 @dataclass
@@ -135,12 +138,15 @@ def encoder_flops(layers: int, hidden: int, ffn: int, seq_len: int) -> float:
     return layers * (2 * s * (4 * h * h + 2 * h * f) + 4 * s * s * h)
 
 
-def distill_step_flops(teacher: ModelShape, student: ModelShape, batch_size: int, seq_len: int) -> dict[str, float]:
+def distill_step_flops(teacher: ModelShape, student: ModelShape, batch_size: int, seq_len: int,
+                       head_share: float = 1.0) -> dict[str, float]:
     """Model FLOPs of one distillation step over a (batch_size, seq_len) batch: the teacher's forward and the
     student's forward and backward (backward counted as twice the forward, as in Kaplan et al., 2020 and the PaLM
-    paper's MFU), both with their MLM heads over every position. The losses' softmaxes are not counted."""
-    teacher_forward = teacher.masked_lm_flops_per_sample(seq_len) * batch_size
-    student_forward = student.masked_lm_flops_per_sample(seq_len) * batch_size
+    paper's MFU), both with their MLM decoders over `head_share` of the positions (1: every position; with the KL
+    term at masked positions only, the masking probability: core.distill.losses.logit_share). The losses'
+    softmaxes are not counted."""
+    teacher_forward = teacher.masked_lm_flops_per_sample(seq_len, head_share) * batch_size
+    student_forward = student.masked_lm_flops_per_sample(seq_len, head_share) * batch_size
     return {"teacher_forward": teacher_forward, "student_forward_backward": 3 * student_forward,
             "total": teacher_forward + 3 * student_forward}
 

@@ -13,9 +13,11 @@ import torch
 from core.distill.data import length_grouped_batches, mlm_batch, tokenize_lines
 from core.models.masked_lm import masked_lm_logits
 
+HELDOUT_MLM_PROBABILITY = 0.15  # the held-out masks' share of tokens, whatever the run trains with
+
 
 def masked_batches(lines: list[str], tokenizer, max_length: int = 128, batch_size: int = 32, seed: int = 1234,
-                   probability: float = 0.15) -> list[dict]:
+                   probability: float = HELDOUT_MLM_PROBABILITY) -> list[dict]:
     """Masked batches of the lines, identical on every call with the same arguments."""
     corpus = tokenize_lines(lines, tokenizer, max_length)
     generator = torch.Generator().manual_seed(seed)

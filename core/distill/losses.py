@@ -167,10 +167,10 @@ def kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, position
             temperature: float, chunk_elements: int | None = None) -> torch.Tensor:
     """softened_kl over the selected positions, equal to it to float rounding (tested to 1e-5), in bounded memory.
 
-    student_logits, teacher_logits: (bs, seq, vocab); positions: (bs, seq) bool, the positions that count.
-    At most `chunk_elements` logits of each model (default 2^25 on CPU, 2^27 on a GPU) are in one block; the
-    gradient is one tensor of the student logits' shape and dtype. At RuBERT's vocabulary and batch 32 x 256 on an
-    H200 the whole-tensor formula peaked at 29.7 GiB for the step; this one at 10.8 GiB.
+    student_logits, teacher_logits: (bs, seq, vocab), or (n, vocab) rows; positions: bool of the logits' leading
+    shape, the positions that count. At most `chunk_elements` logits of each model (default 2^25 on CPU, 2^27 on a
+    GPU) are in one block; the gradient is one tensor of the student logits' shape and dtype. At RuBERT's vocabulary
+    and batch 32 x 256 on an H200 the whole-tensor formula peaked at 29.7 GiB for the step; this one at 10.8 GiB.
     """
     vocab = student_logits.shape[-1]
     rows = positions.reshape(-1).nonzero().squeeze(1)  # (n,) flat indices of the selected positions
@@ -187,7 +187,7 @@ def kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, position
 def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the student's predictions at masked positions; labels are -100 elsewhere.
 
-    student_logits: (bs, seq, vocab); labels: (bs, seq).
+    student_logits: (bs, seq, vocab) with labels (bs, seq), or (n, vocab) rows with labels (n,).
     """
     selected = labels != -100  # (bs, seq)
     if not selected.any():
@@ -250,16 +250,43 @@ def hidden_mse_loss(student_states: list[torch.Tensor], teacher_hidden: tuple[to
     return torch.stack(losses).mean()
 
 
+def logit_positions(attention_mask: torch.Tensor, labels: torch.Tensor, weights: LossWeights) -> torch.Tensor:
+    """(bs, seq) bool: the positions whose logits some term reads, the KL term's and the MLM term's.
+
+    With kl_masked_only (or alpha_kl 0) these are the masked positions only, about 15% of the tokens; otherwise every
+    non-padding position. Logits elsewhere are never read, so the models need not compute them
+    (core.models.masked_lm.logits_only_at).
+    """
+    real = attention_mask.bool()
+    masked = (labels != -100) & real
+    none = torch.zeros_like(real)
+    kl = (masked if weights.kl_masked_only else real) if weights.alpha_kl > 0 else none
+    return kl | (masked if weights.alpha_mlm > 0 else none)
+
+
+def logit_share(weights: LossWeights, mlm_probability: float) -> float:
+    """The expected share of non-padding positions in `logit_positions`: 1 when the KL term reads every position,
+    otherwise the masking probability (0 when neither the KL nor the MLM term is on)."""
+    if weights.alpha_kl > 0 and not weights.kl_masked_only:
+        return 1.0
+    return mlm_probability if weights.alpha_kl > 0 or weights.alpha_mlm > 0 else 0.0
+
+
 def distillation_loss(student_out, teacher_out, attention_mask: torch.Tensor, labels: torch.Tensor,
                       weights: LossWeights, groups: list[list[int]]) -> dict[str, torch.Tensor]:
     """All the losses of a same-vocabulary student for one batch: parts unweighted, and "loss" from total_loss.
 
-    student_out, teacher_out: masked-LM outputs with logits (bs, seq, vocab) (and hidden_states / attentions when
-    their alphas are above 0); attention_mask, labels: (bs, seq). Parts whose alpha is 0 are not computed and are
-    reported as 0; loss_hidden_mse does not apply here and is not reported.
+    student_out, teacher_out: masked-LM outputs with logits (bs, seq, vocab), or (n, vocab) when both models computed
+    them only at `logit_positions(attention_mask, labels, weights)` (n of them, in (batch, position) order); with
+    hidden_states / attentions when their alphas are above 0. attention_mask, labels: (bs, seq). Both forms give the
+    same values. Parts whose alpha is 0 are not computed and are reported as 0; loss_hidden_mse does not apply here
+    and is not reported.
     """
     real = attention_mask.bool()
     positions = (labels != -100) & real if weights.kl_masked_only else real
+    if student_out.logits.dim() == 2:  # logits only where they are read: select the same rows of the rest
+        read = logit_positions(attention_mask, labels, weights)
+        positions, labels = positions[read], labels[read]  # (n,)
     zero = zero_like(student_out.logits)
     parts = {
         "loss_kl": kl_loss(student_out.logits, teacher_out.logits, positions, weights.temperature)

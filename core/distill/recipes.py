@@ -11,6 +11,7 @@ vocabulary, dt / ds = teacher / student width.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -22,10 +23,12 @@ from core.distill.losses import (
     distillation_loss,
     hidden_mse_loss,
     kl_loss,
+    logit_positions,
     mlm_loss,
     total_loss,
     zero_like,
 )
+from core.models.masked_lm import logits_only_at
 from core.models.vocab import (
     VocabMapping,
     aligned_positions,
@@ -52,6 +55,9 @@ class SameVocabRecipe:
     max_length: int = 128  # tokens per held-out sample
     mlm_probability: float = 0.15
     eval_seed: int = 42  # seed of the held-out masks
+    # Both models compute logits only where a loss reads them (logits_only_at); off under torch.compile, whose
+    # traced graphs would not see the per-step hook.
+    logits_where_read: bool = True
 
     @property
     def student_tokenizer(self):
@@ -65,11 +71,16 @@ class SameVocabRecipe:
         weights = self.weights
         wants = dict(output_hidden_states=weights.alpha_cos > 0, output_attentions=weights.alpha_att > 0)
         inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        with torch.no_grad():
+        read = logit_positions(batch["attention_mask"], batch["labels"], weights)  # (bs, t) bool
+        with torch.no_grad(), self._logits_at(teacher, read):
             teacher_out = teacher(**inputs, **wants)
-        student_out = trainable(**inputs, **wants)
+        with self._logits_at(self.student, read):  # the student itself: `trainable` may be its DDP wrapper
+            student_out = trainable(**inputs, **wants)
         return distillation_loss(student_out, teacher_out, batch["attention_mask"], batch["labels"], weights,
                                  self.groups)
+
+    def _logits_at(self, model, read: torch.Tensor):
+        return logits_only_at(model, read) if self.logits_where_read else nullcontext()
 
     def valid_batches(self) -> list[dict]:
         if not hasattr(self, "_valid_batches"):
