@@ -58,11 +58,12 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "parts")])
     monkeypatch.setattr(pretrain_teacher, "mlm_figures", real_figures)
-    assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "parts"), "--resume"]) == 0
+    (tmp_path / "parts").rename(tmp_path / "moved")  # a run folder moved elsewhere still resumes
+    assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "moved"), "--resume"]) == 0
     whole = load_file(tmp_path / "whole" / "model.safetensors")
-    parts = load_file(tmp_path / "parts" / "model.safetensors")
+    parts = load_file(tmp_path / "moved" / "model.safetensors")
     assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)
-    log = json.loads((tmp_path / "parts" / "pretraining.json").read_text(encoding="utf-8"))["log"]
+    log = json.loads((tmp_path / "moved" / "pretraining.json").read_text(encoding="utf-8"))["log"]
     assert [r["step"] for r in log] == [2, 4] and all(0 <= r["topic_purity"] <= 1 for r in log)
     assert all(("contrast_loss" in r) == bool(extra) for r in log)
 

@@ -128,8 +128,9 @@ def check_args(args: argparse.Namespace) -> str | None:
 
 
 def options(args: argparse.Namespace) -> dict:
-    """The options that shape a run (all but --resume): a resumed run must have the same."""
-    return {k: v for k, v in vars(args).items() if k != "resume"}
+    """The options that shape a run (all but --resume and the folder, which may have moved): a resumed run must have
+    the same."""
+    return {k: v for k, v in vars(args).items() if k not in ("resume", "output_dir")}
 
 
 def pretraining_losses(model: BertForMaskedLM, batch: dict, pairs: int = 0) -> dict[str, torch.Tensor]:
@@ -222,7 +223,8 @@ def main(argv=None) -> int:
     anchors_per_step = args.batch_size // 2 if args.contrastive_weight else args.batch_size
     if resuming:
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        if state["vocab_entries"] != len(tokenizer) or state["args"] != options(args):
+        saved = {k: v for k, v in state["args"].items() if k != "output_dir"}  # older checkpoints kept the folder
+        if state["vocab_entries"] != len(tokenizer) or saved != options(args):
             print("error: the checkpoint was written with other options or another corpus; resume with the same "
                   "ones, or start a new --output-dir.", file=sys.stderr)
             return 2

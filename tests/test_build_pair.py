@@ -1,0 +1,49 @@
+"""scripts.build_bundled_pair: its recipes are options the two trainers accept, each stage resumes where it stopped,
+and the finished pair is installed as the app loads it."""
+import json
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM
+
+from core.paths import ASSETS
+from scripts import build_bundled_pair as build
+from train import cli, pretrain_teacher
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_recipes_are_what_the_trainers_accept(tmp_path):
+    teacher = pretrain_teacher.parse_args(build.teacher_command(tmp_path, None)[3:])
+    assert pretrain_teacher.check_args(teacher) is None
+    assert (teacher.layers, teacher.hidden, teacher.vocab_size, teacher.init_embeddings, teacher.resume) == \
+        (4, 300, 30000, "navec", True)
+    assert teacher.contrastive_weight == 1 and str(teacher.output_dir) == str(tmp_path / "teacher")
+    cfg, resume = cli.parse_args(build.student_command(tmp_path)[3:])
+    assert not resume and cfg.student_layers == 2 and cfg.losses.kl_masked_only and cfg.losses.temperature == 1
+    assert cfg.teacher == str(tmp_path / "teacher")
+    assert "--tokenizer" in build.teacher_command(tmp_path, ASSETS / "models" / "teacher")
+
+
+def test_a_started_student_is_resumed_and_a_finished_one_left_alone(tmp_path):
+    run = tmp_path / "student"
+    (run / "final").mkdir(parents=True)
+    (run / "config.json").write_text("{}", encoding="utf-8")
+    assert build.student_command(tmp_path)[3:] == ["--resume", str(run)]
+    (run / "final" / "config.json").write_text("{}", encoding="utf-8")
+    assert build.student_command(tmp_path) is None
+
+
+def test_the_finished_pair_is_installed_as_the_app_loads_it(tmp_path, tiny_teacher_dir, tiny_student_dir):
+    work, into = tmp_path / "work", tmp_path / "models"
+    shutil.copytree(tiny_teacher_dir, work / "teacher")
+    (work / "teacher" / "pretraining.json").write_text(json.dumps({"log": []}), encoding="utf-8")
+    shutil.copytree(tiny_student_dir, work / "student" / "final")
+    (work / "student" / "config.json").write_text("{}", encoding="utf-8")
+    (work / "student" / "metrics.jsonl").write_text("", encoding="utf-8")
+    build.install(work, into)
+    assert sorted(p.name for p in (into / "teacher").iterdir()) == sorted(build.TEACHER_FILES)
+    student = AutoModelForMaskedLM.from_pretrained(into / "student")
+    assert student.dtype == torch.float16 and (into / "student" / "distill_config.json").is_file()
+
