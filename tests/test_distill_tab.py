@@ -73,6 +73,17 @@ def test_left_out_settings_take_the_config_defaults_and_zero_stays_zero():
     assert RunSettings(student_vocab_size=3000).config("t").student_vocab_size is None  # the box is not ticked
     with pytest.raises(ValueError, match="Upload a .txt corpus first"):
         RunSettings(corpus_source=distill_tab.UPLOAD).uploaded_corpus()
+    assert cfg.losses.kl_masked_only is False
+
+
+def test_the_kl_term_can_read_masked_positions_only_as_the_bundled_student_did():
+    cfg = RunSettings(kl_masked_only=True, temperature=1, alpha_mlm=0.5).config("bundled-teacher")
+    assert cfg.losses.kl_masked_only and "KL at masked positions only" in distill_tab.settings_line(cfg)
+    assert "masked" not in distill_tab.settings_line(RunSettings().config("bundled-teacher"))
+    with pytest.raises(ValueError) as refused:  # the run's own check, in the form's words
+        RunSettings(kl_masked_only=True, reduced_vocab=True, align="reduce").config("bundled-teacher")
+    said = distill_tab.in_form_words(str(refused.value))
+    assert "KL at masked positions only does not apply" in said and "--" not in said
 
 
 def make_evaluated_run(root, run_id="20250101-120000-abcd", steps=(0,), owner=None, public=False):

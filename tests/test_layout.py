@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,27 @@ def test_every_command_line_refuses_a_bad_flag_in_one_line():
         # commands with a required argument name it first; the others the flag
         assert done.stderr.startswith(("error: unrecognized arguments: --no-such-flag",
                                        "error: the following arguments are required")), (module, done.stderr)
+
+
+def heading_anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("document", ["README.md", "assets/README.md"])
+def test_every_link_in_the_docs_leads_somewhere(document):
+    path = REPO / document
+    text = path.read_text(encoding="utf-8")
+    anchors = {heading_anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        if target.startswith("#"):
+            assert target[1:] in anchors, f"{document}: no heading gives the anchor {target}"
+        else:
+            assert (path.parent / target.split("#")[0]).exists(), f"{document}: {target} is not in the repository"
+
+
+def test_heading_anchors_are_githubs():
+    assert heading_anchor("Smaller vocabularies: the paper's run") == "smaller-vocabularies-the-papers-run"
+    assert heading_anchor("Options, deployment and security") == "options-deployment-and-security"

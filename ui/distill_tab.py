@@ -83,7 +83,7 @@ FORM_LABELS = {
     "--lr": "Learning rate", "--temperature": "Temperature T", "--alpha-kl": "α KL", "--alpha-mlm": "α MLM",
     "--alpha-cos": "α cosine", "--alpha-att": "α attention", "--max-length": "Max length",
     "--student-vocab-size": "Student vocabulary size", "--student-hidden": "Student width",
-    "--align": "Logit alignment", "--save-every": "Checkpoint every"}
+    "--align": "Logit alignment", "--save-every": "Checkpoint every", "--kl-masked-only": "KL at masked positions only"}
 # advice about flags the form has no field for (train.memory.run_levers), left out or said in the form's terms
 FORM_PHRASES = [(" (a higher --grad-accum keeps the batch of a step)", ""), (", or add --gradient-checkpointing", ""),
                 ("resume with --gradient-checkpointing, or free memory", "free memory"),
@@ -122,6 +122,7 @@ class RunSettings:
     alpha_mlm: float | None = None
     alpha_cos: float | None = None
     alpha_att: float | None = None
+    kl_masked_only: bool | None = None  # the KL term at masked positions only (the bundled student's recipe)
     max_length: int | None = None  # tokens a line
     reduced_vocab: bool | None = None  # the student gets its own smaller vocabulary (and width)
     student_vocab_size: int | None = None
@@ -167,6 +168,7 @@ class RunSettings:
             alpha_mlm=real(self.alpha_mlm, "alpha_mlm", LOSS_DEFAULTS.alpha_mlm),
             alpha_cos=real(self.alpha_cos, "alpha_cos", LOSS_DEFAULTS.alpha_cos),
             alpha_att=real(self.alpha_att, "alpha_att", LOSS_DEFAULTS.alpha_att),
+            kl_masked_only=bool(given(self.kl_masked_only, LOSS_DEFAULTS.kl_masked_only)),
             max_length=whole(self.max_length, "Max length", DEFAULTS.max_length, *MAX_LENGTH_RANGE),
             save_every=whole(self.save_every, "Checkpoint every", DEFAULTS.save_every, 1, MAX_STEPS),
             # 0 goes on to DistillConfig.check, which refuses it as it refuses any size out of range; empty: the
@@ -184,7 +186,8 @@ def settings_line(cfg: DistillConfig) -> str:
     and a browser empties a number box holding text such as "Infinity"): "300 steps of 16 lines of up to 128
     tokens, learning rate 0.0005, T 2"."""
     return (f"{cfg.max_steps:,} steps of {cfg.batch_size:,} lines of up to {cfg.max_length:,} tokens, learning rate "
-            f"{cfg.lr:g}, T {cfg.losses.temperature:g}")
+            f"{cfg.lr:g}, T {cfg.losses.temperature:g}" + (", KL at masked positions only"
+                                                          if cfg.losses.kl_masked_only else ""))
 
 
 def in_form_words(text: str) -> str:
@@ -691,6 +694,11 @@ def settings_form(ctx: AppContext) -> dict:
         form["alpha_att"] = CheckedNumber(LOSS_DEFAULTS.alpha_att, label="α attention",
                                           placeholder=default_text(LOSS_DEFAULTS.alpha_att),
                                       info="Weight of the attention-map MSE (the small model's recipe).")
+        form["kl_masked_only"] = gr.Checkbox(LOSS_DEFAULTS.kl_masked_only, label="KL at masked positions only",
+                                             elem_id="distill-kl-masked-only",
+                                             info="Off: over every token, as DistilRuBERT. On: as the bundled student "
+                                                  "was made (with T 1, α MLM 0.5); faster, as logits are computed "
+                                                  "only there.")
         form["max_length"] = CheckedNumber(DEFAULTS.max_length, precision=0, minimum=MAX_LENGTH_RANGE[0],
                                            maximum=MAX_LENGTH_RANGE[1], label="Max length",
                                            placeholder=default_text(DEFAULTS.max_length),
