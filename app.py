@@ -127,10 +127,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def start_background_work(ctx) -> None:
+    """Before serving: measure this machine's speed for time estimates while nothing else of the app uses the cores
+    (measured while UMAP compiled, it came out about twenty times too slow, and a run of a few hours was refused as
+    one of 87), then compile UMAP's numba code before anyone asks for a map, then start the runs queued before a
+    restart, one at a time."""
+    import torch
+
+    from core.bench import machine
+    from ui import embed_tab
+
+    machine.quick_rate(torch.float32, "cpu")  # kept for five minutes: the first estimates use it
+    embed_tab.warm_up_in_background()
+    ctx.launcher.start()
+
+
 def main(argv: list[str] | None = None) -> None:
     from starlette.middleware import Middleware
 
-    from ui import embed_tab
     from ui.context import AppContext
     from ui.downloads import remove_old_folders
     from ui.serving import PageCache, record_absent_bokeh
@@ -146,8 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(error))
     remove_old_folders()  # download folders a previous run of the app left behind
     record_absent_bokeh()
-    embed_tab.warm_up_in_background()  # UMAP compiles with numba on first use; do it before anyone asks
-    ctx.launcher.start()  # runs queued before a restart start again, one at a time
+    start_background_work(ctx)
     demo = build_app(ctx)
     demo.queue(max_size=64, default_concurrency_limit=4)
     try:

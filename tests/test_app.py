@@ -213,3 +213,16 @@ def test_killing_the_app_loses_no_run(tmp_path):
         assert checkpoint_step(run_dir) == saved + 8
     finally:
         second.kill()
+
+
+def test_the_speed_for_estimates_is_measured_before_umap_compiles_and_queued_runs_start(monkeypatch):
+    import app as app_module
+    from core.bench import machine
+    from ui import embed_tab
+
+    order = []
+    monkeypatch.setattr(machine, "quick_rate", lambda dtype, device: order.append("speed"))
+    monkeypatch.setattr(embed_tab, "warm_up_in_background", lambda: order.append("umap"))
+    launcher = type("Launcher", (), {"start": lambda self: order.append("queued runs")})()
+    app_module.start_background_work(type("Context", (), {"launcher": launcher})())
+    assert order == ["speed", "umap", "queued runs"]
