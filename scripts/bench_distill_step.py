@@ -113,6 +113,8 @@ def measure(setup: DistillSetup, device: str, steps: int = 20, warmup: int = 3, 
     optimizer = optimizer_for(cfg, list(student.named_parameters()))
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, steps + warmup + profile_steps)
     forward = torch.compile(student, mode=compile_mode) if compile_models != "none" else student
+    if compile_models != "none":
+        recipe.logits_where_read = False  # as train.distill: compiled graphs compute the logits everywhere
     if compile_models == "both":
         teacher = torch.compile(teacher, mode=compile_mode)
     batches = length_grouped_batches(recipe.train.lengths, cfg.batch_size, 0, 0)
@@ -149,7 +151,7 @@ def measure(setup: DistillSetup, device: str, steps: int = 20, warmup: int = 3, 
                 tokens.append(int(batch["attention_mask"].sum()))
                 padded.append(batch["attention_mask"].numel())
                 read.append(int(logit_positions(batch["attention_mask"], batch["labels"], cfg.losses).sum())
-                            if recipe.logits_where_read and compile_models == "none" else padded[-1])
+                            if recipe.logits_where_read else padded[-1])
     profiled = profile(one_step, steps + warmup, profile_steps, device) if profile_steps else {}
     medians = {name: statistics.median(values) for name, values in phases.items()}
     step_s = sum(medians.values())
@@ -160,7 +162,7 @@ def measure(setup: DistillSetup, device: str, steps: int = 20, warmup: int = 3, 
                                statistics.median(read) / statistics.median(padded))
     result = {"batch_size": cfg.batch_size, "seq_len": seq_len, "device": device,
               "kl_masked_only": cfg.losses.kl_masked_only,
-              "logits_where_read": recipe.logits_where_read and compile_models == "none",
+              "logits_where_read": recipe.logits_where_read,
               "precision": accelerator.mixed_precision, "teacher_dtype": str(next(teacher.parameters()).dtype),
               "compiled": compile_models, "padded_vocab_product": pad_vocab, "compile_mode": compile_mode or "default",
               "steps": steps, "step_s": step_s,
