@@ -165,10 +165,10 @@ def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tin
          "Neighbours must be a whole number from 1 to 20; got nothing."),
         (embed_tab.find_neighbours, dict(highlight="1", neighbours="many"),
          "Neighbours must be a whole number from 1 to 20; got 'many'."),
-        (embed_tab.draw_maps, dict(layer_1="x"), "The layer of model 1 must be a whole number from -100 to 100; "
-                                                 "got 'x'."),
-        (embed_tab.draw_maps, dict(layer_2=1.5), "The layer of model 2 must be a whole number from -100 to 100; "
-                                                 "got 1.5."),
+        (embed_tab.draw_maps, dict(layer_1="x"), "The layer of model 1 must be a whole number; got 'x'."),
+        (embed_tab.draw_maps, dict(layer_2=1.5), "The layer of model 2 must be a whole number; got 1.5."),
+        (embed_tab.draw_maps, dict(layer_1=1e9), f"{ctx.default_teacher} has layers 0 to 4 (0 = embeddings, 4 = last); "
+                                                 "choose one of them, or -1 for the last."),
         (embed_tab.draw_maps, dict(pooling=None), "Sentence vector must be one of mean, CLS; got nothing."),
         (embed_tab.draw_maps, dict(method=None), "Map must be one of PCA, UMAP; got nothing."),
         (embed_tab.draw_maps, dict(dims=None), "Dimensions must be one of 2D, 3D; got nothing."),

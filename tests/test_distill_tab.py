@@ -114,7 +114,10 @@ def test_a_run_with_only_step_0_evaluated_shows_its_curve_and_no_speed(ctx):
     empty = loss_figure(records)  # no trained step yet: an empty panel that says so, no error, no fake axes
     assert not empty.data and "No loss logged yet" in empty.layout.annotations[0].text
     assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
-    assert list(eval_figure(records).data[0].x) == [0]
+    evaluated = eval_figure(records)
+    assert list(evaluated.data[0].x) == [0]
+    # whole, non-negative steps: ticks 0, 1 rather than plotly's -1, -0.5, 0, 0.5, 1 around a single point
+    assert evaluated.layout.xaxis.rangemode == "nonnegative" and evaluated.layout.xaxis.dtick == 1
     line = progress_line({"id": "r", "state": "running", "step": 0, "max_steps": 100}, records)
     assert "tokens/s" not in line and "left" not in line and "agreement 0.0%" in line
     records.append({"step": 10, "loss": 4.0, "tokens_per_s": 800.0, "steps_per_s": 2.0})
@@ -344,3 +347,14 @@ def test_choices_outside_the_radios_get_the_tabs_own_sentences(ctx):
         form = distill_tab.settings_form(ctx)
     for name in ("corpus_source", "align"):
         assert form[name].preprocess("/etc/passwd") == "/etc/passwd"  # reaches the check above, not Gradio's
+
+
+@pytest.mark.parametrize("position, busy, said", [
+    (0, True, "Run r is starting. 300 steps. It should take about 2 min 00 s."),
+    (1, False, "Run r is starting. 300 steps. It should take about 2 min 00 s."),
+    (1, True, "Run r is in line (place 1): it starts when the run in progress finishes. 300 steps. Once started, it "
+              "should take about 2 min 00 s."),
+    (2, False, "Run r is in line (place 2): it starts when the run queued before it has run."),
+    (4, True, "Run r is in line (place 4): it starts when the 3 runs queued before it have run.")])
+def test_a_run_that_waits_is_announced_in_line_not_starting(position, busy, said):
+    assert distill_tab.start_notice("r", position, busy, 120, "300 steps").startswith(said)

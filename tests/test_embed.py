@@ -392,7 +392,8 @@ def test_layer_figure_outlines_the_closest_layer_and_keeps_the_numbers(tiny_teac
     from ui import embed_plots
 
     result = embed.layer_similarity(tiny_teacher, tiny_student, sentences)
-    figure = embed_plots.layer_figure(["teacher", "student"], [result])
+    figure = embed_plots.layer_figure(["teacher", "student"], [result], "6 sentences (the typed text)")
+    assert figure.layout.title.text.startswith("6 sentences (the typed text): ")  # a figure left from earlier says so
     heatmaps = [t for t in figure.data if t.type == "heatmap"]
     assert len(heatmaps) == 2 and all(t.texttemplate for t in heatmaps)
     assert not [t for t in figure.data if t.type == "scatter"]  # no marker covers a number

@@ -92,6 +92,15 @@ def test_embeddings_notes_and_map_text_are_escaped():
     assert "<b>" not in embed_plots._hover("<b>x</b>", "<i>t</i>", 0).replace("<br>", "")
 
 
+def test_map_labels_keep_a_long_first_word_and_3d_labels_are_plain_text():
+    from ui import embed_plots
+
+    assert embed_plots.short_text("<script>alert(2)</script>", 12) == "&lt;script&gt;ale…"
+    assert embed_plots.short_text("<script>alert(2)</script>", 12, escaped=False) == "<script>ale…"
+    assert embed_plots.short_text("Завтра обещают дождь и ветер.", 20) == "Завтра обещают…"
+    assert embed_plots.short_text("  Кошка   спит.  ", 20) == "Кошка спит."
+
+
 def test_embeddings_failures_show_in_a_status_line(ctx):
     import gradio as gr
 
@@ -229,4 +238,4 @@ def test_the_experiment_names_the_teacher_its_figures_were_measured_on():
     other = [dict(student="teacher", params=4.9e6, vocab=bundled // 4), dict(student="same vocabulary", params=3e6)]
     assert about_tab.experiment_heading(same).splitlines()[1].startswith("The bundled teacher distilled")
     line = about_tab.experiment_heading(other).splitlines()[1]
-    assert line.startswith("The previous bundled teacher (4.9M parameters") and f"{bundled // 4:,}-entry" in line
+    assert line.startswith("An earlier bundled teacher (4.9M parameters") and f"{bundled // 4:,}-entry" in line

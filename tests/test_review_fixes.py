@@ -120,3 +120,14 @@ def test_an_app_with_owned_runs_keeps_each_sessions_runs_its_own(runs_dir, monke
     private = AppContext.create("bundled-teacher", "bundled-student")
     assert owned.launcher.shared and not owned.on_space  # local paths still allowed; runs owned
     assert not private.launcher.shared
+
+
+def test_mask_each_word_refuses_a_lower_case_mask_as_predict_reads_it():
+    from core.compare import predict
+
+    for mark in ("[MASK]", "[mask]", "[Mask]"):
+        with pytest.raises(ValueError, match="takes a sentence without"):
+            predict.check_text(f"Мама готовит {mark} на ужин.", with_masks=False)
+    with pytest.raises(ValueError, match=r"write \[MASK\] \(in capitals\)"):
+        predict.check_text("Мама готовит [mask] на ужин.")
+    assert predict.check_text("Мама готовит маску.", with_masks=False) == "Мама готовит маску."

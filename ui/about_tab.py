@@ -142,14 +142,14 @@ AUTHORS_ALIGNMENTS = ("match", "reduce")  # Kolesnikova et al.; the lab adds mat
 
 def experiment_teacher(rows: list[dict] | None) -> str:
     """Which teacher the results were measured on: the bundled one, or, when its vocabulary differs from the teacher
-    bundled now, the previous bundled teacher, named by its size."""
+    bundled now, an earlier bundled teacher, named by its size."""
     teacher = next((r for r in rows or [] if r["student"] == "teacher"), None)
     config = zoo.BUNDLED_DIR / "teacher" / "config.json"
     if teacher is None or "vocab" not in teacher or not config.is_file():
         return "The bundled teacher"
     if json.loads(config.read_text(encoding="utf-8"))["vocab_size"] == teacher["vocab"]:
         return "The bundled teacher"
-    return (f"The previous bundled teacher ({teacher['params'] / 1e6:.1f}M parameters, a {teacher['vocab']:,}-entry "
+    return (f"An earlier bundled teacher ({teacher['params'] / 1e6:.1f}M parameters, a {teacher['vocab']:,}-entry "
             "vocabulary; the figures were measured on it)")
 
 

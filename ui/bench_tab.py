@@ -509,7 +509,7 @@ def build(ctx: AppContext) -> dict:
     estimate_md = gr.Markdown(label="estimate", show_label=False)
     with gr.Row():
         run_button = gr.Button("Run benchmark", variant="primary", scale=3, elem_id="bench-run")
-        stop_button = gr.Button("Stop", variant="stop", scale=1)
+        stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False)  # active while one is asked for
     progress_md = gr.Markdown("", label="progress", show_label=False)
     results = gr.Dataframe(_frame([], ROW_COLUMNS), interactive=False, elem_id="bench-results",
                            label="Measurements (one row as each arrives; peak_mem_mb: the weights plus the most memory "
@@ -534,11 +534,13 @@ def build(ctx: AppContext) -> dict:
     # it is queued.
     guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks",
                         functools.partial(over_the_time_limit, ctx), accepted=stops.accept)
-    run_button.click(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
+    run_button.click(lambda: gr.Button(interactive=True), None, stop_button, queue=False, api_visibility="private")
+    measured = run_button.click(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
                      api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
                      concurrency_id=QUEUE_GROUP, validator=guard,
                      outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios, limits_md,
                               csv_file, json_file])
+    measured.then(lambda: gr.Button(interactive=False), None, stop_button, queue=False, api_visibility="private")
     # No cancels=[run_event]: cancelling dropped the run's last message, so the page never heard that it stopped.
     # The Stop flag ends the run between two forward passes, and the run itself sends the final line and rows.
     stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, api_name="stop_benchmark",

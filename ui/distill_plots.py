@@ -23,6 +23,12 @@ def empty_figure(title: str, text: str, height: int) -> go.Figure:
     return fig
 
 
+def step_axes(fig: go.Figure, steps: list[int]) -> None:
+    """Steps are whole and never negative: a run with only step 0 or 1 gets ticks 0 and 1, not -1, -0.5 and 0.5."""
+    few = max(steps) - min(steps) < 5
+    fig.update_xaxes(rangemode="nonnegative", tickformat=",d", **({"dtick": 1} if few else {}))
+
+
 def loss_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
     """Total loss on the left; each unweighted part on the right (only parts that are in use). Rows without a loss
     (step 0's evaluation of the untrained student) are left out. No run chosen (`run_chosen` False), or no loss
@@ -40,6 +46,7 @@ def loss_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
         if any(values):
             fig.add_trace(go.Scatter(x=steps, y=values, name=label, mode="lines"), 1, 2)
     fig.update_xaxes(title_text="step")
+    step_axes(fig, steps)
     fig.update_layout(height=330, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -61,6 +68,7 @@ def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
                                      name=label, mode="lines+markers"))
     fig.update_layout(height=300, title="held-out masked positions", yaxis=dict(range=[0, 1], tickformat=".0%"),
                       xaxis_title="step", margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
+    step_axes(fig, [r["step"] for r in evaluated])
     return fig
 
 

@@ -232,6 +232,21 @@ def runs_table(ctx: AppContext, owner: str | None, infos: list[dict] | None = No
 
 # -- handlers: each takes the app's context first, then the event's inputs
 
+def start_notice(run_id: str, position: int, busy: bool, seconds: float | None, settings: str) -> str:
+    """What Start run tells its owner: starting now, or its place in line (`position`, 1 for the next to start; 0: not
+    waiting) when the runs ahead of it or a run in progress (`busy`: every place to run is taken) hold it back; then
+    the time (`seconds`, the run's estimate) counts from its start. `settings`: settings_line of the run."""
+    if position and (position > 1 or busy):
+        before = "the run queued before it has" if position == 2 else f"the {position - 1} runs queued before it have"
+        ahead = "the run in progress finishes" if position == 1 else f"{before} run"
+        where = f"Run {run_id} is in line (place {position}): it starts when {ahead}."
+        about = f" Once started, it should take about {format_seconds(seconds)}." if seconds else ""
+    else:
+        where = f"Run {run_id} is starting."
+        about = f" It should take about {format_seconds(seconds)}." if seconds else ""
+    return f"{where} {settings}.{about}"
+
+
 def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
     """Queue a run; returns the owner id, the run list with the new run chosen, and the runs table."""
     owner_id = owner_token(owner)
@@ -248,11 +263,10 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
                                      session=session_id())
     except ValueError as error:
         raise ValueError(in_form_words(error_message(error))) from None
-    position = ctx.launcher.queue_position(run_id)
-    seconds = read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s")
-    about = f" It should take about {format_seconds(seconds)}." if seconds else ""
-    gr.Info((f"Run {run_id} is in line (place {position})." if position > 1 else f"Run {run_id} is starting.") +
-            f" {settings_line(cfg)}." + about)
+    runs = list_runs(ctx.launcher.root)
+    busy = sum(r["state"] == "running" for r in runs) >= ctx.launcher.max_running
+    gr.Info(start_notice(run_id, ctx.launcher.queue_position(run_id, runs), busy,
+                         read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s"), settings_line(cfg)))
     table, ids = runs_table(ctx, owner_id)
     return owner_id, gr.Dropdown(choices=ids, value=run_id), table
 
@@ -575,7 +589,7 @@ def build(ctx: AppContext) -> dict:
                             "(step 0 is the student before training); ✓ where their first guesses agree.")
                 guess_step = CheckedSlider(0, 1, value=0, step=1, interactive=False, label=GUESS_LABEL,
                                        elem_id="distill-guess-step")
-                guesses = gr.Dataframe(guess_table([]), interactive=False, wrap=True,
+                guesses = gr.Dataframe(guess_table([]), interactive=False, wrap=True, max_height=1200,  # all 8 rows
                                        column_widths=GUESS_COLUMN_WIDTHS, label="guesses at the chosen step",
                                        show_label=False, elem_id="distill-guesses")
             guess_view = gr.State(GuessView())

@@ -35,9 +35,15 @@ def _hover(sentence: str, label: str, index: int) -> str:
     return f"{wrapped}<br><i>#{index}{' · ' + html.escape(label) if label else ''}</i>"
 
 
-def short_text(sentence: str, chars: int = TEXT_LABEL_CHARS) -> str:
-    """The sentence cut at a word to at most `chars` characters, with an ellipsis when cut: a label beside a point."""
-    return html.escape(textwrap.shorten(sentence, width=chars, placeholder="…"))
+def short_text(sentence: str, chars: int = TEXT_LABEL_CHARS, escaped: bool = True) -> str:
+    """The sentence cut at a word to at most `chars` characters, with an ellipsis when cut (inside the first word when
+    that alone is longer): a label beside a point. escaped=False for 3D maps, whose labels plotly draws as plain text
+    (an entity would show as "&lt;"); 2D labels are read as plotly's HTML subset, so they are escaped."""
+    text = " ".join(sentence.split())
+    if len(text) > chars:
+        cut = textwrap.shorten(text, width=chars, placeholder="…")
+        text = cut if cut != "…" else text[:chars - 1] + "…"
+    return html.escape(text) if escaped else text
 
 
 LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left")
@@ -104,7 +110,7 @@ def map_figure(sentences: SentenceSet, spaces: list[Space], coords: list[np.ndar
     colours = label_colours(tuple(labels))
     hover = [_hover(s, sentences.labels[i], i) for i, s in enumerate(sentences.sentences)]
     with_text = len(sentences) <= TEXT_LABELS_UP_TO
-    texts = [short_text(s) for s in sentences.sentences] if with_text else None
+    texts = [short_text(s, escaped=dims == 2) for s in sentences.sentences] if with_text else None
     flat = go.Scattergl if len(sentences) > 2000 else go.Scatter  # WebGL keeps thousands of points responsive
     kind, marker_size = (go.Scatter3d, 3 if not with_text else 5) if dims == 3 else (flat, 6 if not with_text else 9)
 
@@ -224,13 +230,14 @@ def neighbour_column_widths(spaces: int) -> list[str]:
     return [f"{NEIGHBOUR_RANK_PERCENT}%"] + [f"{share:.1f}%"] * spaces
 
 
-def layer_figure(names: list[str], results: list[dict]) -> go.Figure:
+def layer_figure(names: list[str], results: list[dict], sentences: str = "") -> go.Figure:
     """Heat maps with each cell's value written on it: CKA (first row) and kNN overlap (second row) of every layer
     of names[0] (the reference, y) against every layer of each other model (x), one column a model.
 
     results: embed.layer_similarity of names[0] against each of names[1:]. The closest reference layer for each layer
     of the other model ("closest") is outlined, so the number in it stays readable. When kNN overlap is undefined
-    (too few sentences) its row says why instead.
+    (too few sentences) its row says why instead. `sentences` ("704 sentences (the probe set)") heads the title, so a
+    figure left from an earlier set of sentences says so.
     """
     reference, others = names[0], names[1:]
     k, knn_note = results[0]["k"], results[0]["knn_note"]
@@ -264,6 +271,7 @@ def layer_figure(names: list[str], results: list[dict]) -> go.Figure:
                     fig.add_shape(type="rect", x0=column - 0.46, x1=column + 0.46, y0=best - 0.46, y1=best + 0.46,
                                   line=dict(color="crimson", width=3), row=row, col=col)
     fig.update_layout(height=800, margin=dict(l=10, r=10, t=80, b=40),
-                      title=dict(text="Outlined: for each layer, the closest reference layer by CKA", x=0.5,
+                      title=dict(text=(f"{html.escape(sentences)}: " if sentences else "") +
+                                 "outlined, for each layer, the closest reference layer by CKA", x=0.5,
                                  y=0.995, font=dict(size=13)))
     return fig

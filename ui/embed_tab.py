@@ -55,7 +55,6 @@ METHODS = ["PCA", "UMAP"]
 DIMENSIONS = ["2D", "3D"]
 DEFAULT_NEIGHBOURS = 5
 MAX_NEIGHBOURS = 20  # the slider's end
-MAX_LAYER = 100  # beyond any model here; each model's own range is checked when it is loaded
 DEFAULT_ESTIMATOR = ESTIMATORS[0]  # debiased
 QUEUE_GROUP = "embeddings"  # Draw, Neighbours and Layer similarity share one concurrency budget
 CONCURRENCY = 2  # embedding requests computed at once, all sessions together
@@ -110,10 +109,11 @@ def sentence_set(source: str, upload: str | None, typed: str | None) -> Sentence
 
 
 def _layer(value, number: int) -> int | None:
-    """A layer box: None (or an empty box, NaN) is the last layer, else a whole number."""
+    """A layer box: None (or an empty box, NaN) is the last layer, else a whole number; its range is the model's,
+    checked when the model is loaded (core.compare.embed.resolve_layer names it)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return whole_number(value, f"The layer of model {number}", -MAX_LAYER, MAX_LAYER)
+    return whole_number(value, f"The layer of model {number}")
 
 
 def chosen_models(names: list[str | None], layers: list) -> list[ModelChoice]:
@@ -363,7 +363,8 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
         step = functools.partial(_scaled, progress, i, len(models) - 1)
         results.append(embed.layer_similarity(models[0], other, sentences, settings.pooling, progress=step,
                                               estimator=settings.estimator))
-    figure = embed_plots.layer_figure([m.name for m in models], results)
+    about = f"{len(sentences)} sentences ({sentences.source})"  # as the map's title names them
+    figure = embed_plots.layer_figure([m.name for m in models], results, about)
     return figure, layer_downloads([m.name for m in models], results, figure)
 
 
