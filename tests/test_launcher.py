@@ -22,6 +22,7 @@ from core.runs.store import (
     read_metrics,
     read_status,
     run_dir_of,
+    write_status,
 )
 from core.textfiles import wide_encoding
 from tests.support.cli import SHORT
@@ -412,3 +413,13 @@ def test_a_queued_run_taken_out_says_whether_it_had_trained():
     assert take_out_of_queue({"state": "queued", "step": 1200})["message"] == \
         "Taken out of the queue before it resumed; it stays at step 1,200."
     assert take_out_of_queue({"state": "running", "step": 5}) is None
+
+
+def test_a_second_stop_of_a_stopping_run_sends_no_second_signal(runs_dir):
+    idle = RunLauncher(runs_dir)  # no watcher: the run below is only a status
+    run_dir = runs_dir / "20260101-000000-abcd"
+    run_dir.mkdir()
+    # this test's own process as the run's: a second SIGTERM would end the test itself
+    write_status(run_dir, state="running", pid=os.getpid(), stop_requested=True, message="Stopping")
+    assert idle.stop(run_dir.name) == "The run is already stopping: it saves a checkpoint and ends."
+    assert read_status(run_dir)["state"] == "running"

@@ -51,6 +51,7 @@ from train.config import BUNDLED_CORPUS, DistillConfig
 EVALUATIONS_PER_RUN = 6  # held-out evaluations over an app run: enough points for a curve, little time spent
 STOP_WAIT_S = 10.0  # how long delete waits for a run it was asked to stop (the run saves a checkpoint first)
 STOPPING = "Stopping: the run saves a checkpoint and ends."
+ALREADY_STOPPING = "The run is already stopping: it saves a checkpoint and ends."
 
 
 def _die_with_parent() -> None:
@@ -305,6 +306,8 @@ class RunLauncher:
                 if state == "queued":
                     if update_status(run_dir, take_out_of_queue) is not None:
                         return "Taken out of the queue."
+                elif state == "running" and info.get("stop_requested"):
+                    return ALREADY_STOPPING  # a second signal could cut short the checkpoint the first one asked for
                 elif state == "running" or (live_child and state in ("damaged", None)):
                     pid = info["pid"] if state == "running" else child.pid  # damaged: its process is ours
                     if update_status(run_dir, partial(stop_request, pid=pid, checked=state == "running")) is not None:

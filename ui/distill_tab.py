@@ -345,6 +345,7 @@ def delete_run(ctx: AppContext, run_id: str | None, owner: str | None):
     outputs with no run chosen and the line saying it was deleted, then that line again for the tab's notice (the
     line the status shows while no run is chosen)."""
     line = ctx.launcher.delete(chosen(run_id), owner)
+    gr.Info(line)  # the run list and status line change too, but a toast says it where the eye already is
     return *show_run(ctx, run_id, owner, line), line
 
 
