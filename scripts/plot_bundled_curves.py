@@ -2,7 +2,8 @@
 
 python -m scripts.plot_bundled_curves [--out assets/results/bundled_curves.png]
 
-Left: the teacher's held-out masked-token accuracy during pretraining (models/teacher/pretraining.json). Right: the
+Left: the teacher's held-out masked-token accuracy during pretraining, and the topic purity of the probe sentences'
+neighbourhoods where it was recorded (models/teacher/pretraining.json). Right: the
 student's held-out top-1 agreement with the teacher and its own masked-token accuracy during distillation
 (models/student/distill_metrics.jsonl).
 """
@@ -39,9 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     student = [r for r in read_metrics(BUNDLED_DIR / "student", "distill_metrics.jsonl") if "eval_agreement" in r]
     stage("drawing ...")
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
-    left.plot([r["step"] for r in teacher], [r["valid_mlm_acc"] for r in teacher], marker="o", ms=3)
+    left.plot([r["step"] for r in teacher], [r["valid_mlm_acc"] for r in teacher], marker="o", ms=3,
+              label="held-out masked-token accuracy")
+    purity = [r for r in teacher if "topic_purity" in r]  # recorded by teachers pretrained since it was added
+    if purity:
+        left.plot([r["step"] for r in purity], [r["topic_purity"] for r in purity], marker="o", ms=3,
+                  label="topic purity of probe neighbourhoods")
+        left.legend(fontsize=8, loc="center right")
+    else:
+        left.set_ylabel("held-out masked-token accuracy")
     left.set_title("teacher pretraining (4 layers)")
-    left.set_ylabel("held-out masked-token accuracy")
     right.plot([r["step"] for r in student], [r["eval_agreement"] for r in student], marker="o", ms=3,
                label="top-1 agreement with the teacher")
     right.plot([r["step"] for r in student], [r["eval_mlm_acc"] for r in student], marker="o", ms=3,

@@ -47,3 +47,9 @@ def test_the_finished_pair_is_installed_as_the_app_loads_it(tmp_path, tiny_teach
     student = AutoModelForMaskedLM.from_pretrained(into / "student")
     assert student.dtype == torch.float16 and (into / "student" / "distill_config.json").is_file()
 
+
+
+def test_the_assets_readme_shows_the_recipes():
+    text = " ".join((ASSETS / "README.md").read_text(encoding="utf-8").replace("\\\n", " ").split())
+    for recipe in (build.TEACHER_RECIPE, build.STUDENT_RECIPE):
+        assert " ".join(recipe) in text

@@ -34,6 +34,14 @@ def test_the_lesson_quotes_the_measured_figures():
         assert needed in text
 
 
+def test_the_lesson_says_topics_gather_only_where_the_measured_purity_shows_it():
+    for teacher, student, on_teacher, on_student in ((0.74, 0.71, True, True), (0.74, 0.45, True, False),
+                                                     (0.26, 0.24, False, False)):
+        text = lesson_markdown({**FIGURES, "teacher_topic_purity": teacher, "student_topic_purity": student})
+        assert ("gather in groups on the teacher's map" in text) is on_teacher, text
+        assert ("and on the student's" in text) is on_student, text
+
+
 def test_step_1_the_teachers_guesses_and_the_probe_summary(client):
     example = FIGURES["lesson_example"]
     figure, agreement = client.predict(model_1=SETTINGS.teacher, model_2=SETTINGS.student, model_3="", top_k=5,
@@ -57,7 +65,8 @@ def test_step_1_the_teachers_guesses_and_the_probe_summary(client):
 def test_step_2_a_default_run_finishes_in_time_and_its_agreement_rises(client, tmp_path):
     started = time.perf_counter()
     owner, dropdown, _ = client.predict(owner=None, teacher=SETTINGS.teacher,
-                                        student_layers=FIGURES["teacher_layers"] // 2, api_name="/start_run")
+                                        student_layers=FIGURES["teacher_layers"] // 2,
+                                        kl_masked_only=SETTINGS.kl_masked_only, api_name="/start_run")
     run_id = dropdown["value"]
     wait_for(lambda: "finished" in client.predict(run_id=run_id, owner=owner, api_name="/run_status")[2],
              timeout=SETTINGS.run_minutes * 60, every=2)
