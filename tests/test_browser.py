@@ -149,6 +149,7 @@ def test_predictions_show_both_models_bars(page):
 
 def test_embedding_map_is_drawn(page):
     open_tab(page, "Embeddings")
+    page.locator("#embed-method").get_by_text("UMAP", exact=True).click()  # as the lesson asks: topics as islands
     page.locator("#embed-draw").click()
     seen(page.locator("#embed-map .scatterlayer .point"), "points of the probe sentences on the map", at_least=100)
     screenshot(page, "embeddings")

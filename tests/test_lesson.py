@@ -38,7 +38,7 @@ def test_the_lesson_says_topics_gather_only_where_the_measured_purity_shows_it()
     for teacher, student, on_teacher, on_student in ((0.74, 0.71, True, True), (0.74, 0.45, True, False),
                                                      (0.26, 0.24, False, False)):
         text = lesson_markdown({**FIGURES, "teacher_topic_purity": teacher, "student_topic_purity": student})
-        assert ("gather in groups on the teacher's map" in text) is on_teacher, text
+        assert ("gather in islands on the teacher's map" in text) is on_teacher, text
         assert ("and on the student's" in text) is on_student, text
 
 
@@ -79,7 +79,7 @@ def test_step_2_a_default_run_finishes_in_time_and_its_agreement_rises(client, t
 
 def test_step_3_same_label_neighbours_under_the_map(client):
     outputs = client.predict(source="Probe set", file=None, sentences="", model_1=SETTINGS.teacher,
-                             model_2=SETTINGS.student, model_3="", pooling="mean", method="PCA", dims="2D",
+                             model_2=SETTINGS.student, model_3="", pooling="mean", method="UMAP", dims="2D",
                              api_name="/embedding_map")
     note = next(o for o in outputs if isinstance(o, str) and "Same-label neighbours" in o)
     assert f"{SETTINGS.teacher} {pct(FIGURES['teacher_topic_purity'])}" in note, note

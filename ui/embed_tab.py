@@ -423,7 +423,7 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         pooling = CheckedRadio(POOLINGS, value=POOLINGS[0], label="Sentence vector",
                                info="Mean of the token vectors, or the [CLS] token's vector.")
-        method = CheckedRadio(METHODS, value=METHODS[0], label="Map",
+        method = CheckedRadio(METHODS, value=METHODS[0], label="Map", elem_id="embed-method",
                               info="PCA keeps global distances; UMAP keeps neighbourhoods.")
         dims = CheckedRadio(DIMENSIONS, value=DIMENSIONS[0], label="Dimensions",
                             info="3D maps can be turned with the mouse.")

@@ -47,7 +47,7 @@ def lesson_markdown(figures: dict | None) -> str:
     guesses = ", ".join(f"*{w}*" for w in example["teacher_top5"])
     grouped = "."  # said only when the measured purity shows it: most of a sentence's neighbours share its topic
     if figures["teacher_topic_purity"] >= GROUPED_PURITY:
-        grouped = ": each topic's sentences (one colour) gather in groups on the teacher's map"
+        grouped = ": each topic's sentences (one colour) gather in islands on the teacher's map"
         grouped += " and on the student's." if figures["student_topic_purity"] >= GROUPED_PURITY else "."
     tick = (", tick **KL at masked positions only** (the recipe that made the bundled student, two to three times "
             "faster than the card's)") if s.kl_masked_only else ""
@@ -72,11 +72,11 @@ The figures below were measured on this pair; the app shows the same.
    the untrained student, made of {figures['student_layers']} of the teacher's layers: it already agrees with the
    teacher on some masked words, and the curve rises as the KL term pulls it toward the teacher (the bundled
    student's own run: {started}). Ask: why does the student agree with the teacher more often than either is right?
-3. **(2 min) Inside the models.** In **Embeddings**, keep the probe set (704 sentences on 16 topics) and press
-   **Draw**{grouped} Under the maps, *same-label neighbours* says how many of each sentence's 10 nearest
-   sentences share its topic: teacher {pct(figures['teacher_topic_purity'])}, student
-   {pct(figures['student_topic_purity'])}, against {pct(figures['chance_topic_purity'])} by chance. The CKA column
-   says how alike the two spaces are.
+3. **(2 min) Inside the models.** In **Embeddings**, keep the probe set (704 sentences on 16 topics), choose
+   **UMAP** (it keeps each sentence's neighbours; PCA keeps only the largest directions) and press
+   **Draw**{grouped} Under the maps, *same-label neighbours* says how many of each sentence's 10 nearest sentences
+   share its topic: teacher {pct(figures['teacher_topic_purity'])}, student {pct(figures['student_topic_purity'])},
+   against {pct(figures['chance_topic_purity'])} by chance. The CKA column says how alike the two spaces are.
 4. **(1 min) The price.** In **Benchmark**, replace the models with {s.teacher} and {s.student}, batch size
    {s.bench_batch}, sequence length {s.bench_seq_len}, mode reference, and press **Run benchmark** (the estimate above
    the button says it takes under {s.bench_seconds} s). The student, with half the layers, runs about twice as fast:
