@@ -114,11 +114,14 @@ def test_eight_typed_sentences_against_noise_and_shuffled(bundled_teacher):
     """The sizes a class types: the biased CKA said 0.87 against noise and 0.78 with no sentence matched."""
     sentences = typed_set(EIGHT)
     a = embed.embed_space(bundled_teacher, sentences)
-    noise = embed.Space("noise", 0, 0, "mean", np.random.default_rng(0).normal(size=a.vectors.shape), ("noise",))
+    noises = [embed.Space("noise", 0, 0, "mean", np.random.default_rng(seed).normal(size=a.vectors.shape), ("noise",))
+              for seed in range(20)]
+    noise = noises[0]
     turned = embed.Space("turned", 0, 0, "mean", 2.0 * a.vectors @ random_orthogonal(a.vectors.shape[1]), ("t",))
-    against_noise = embed.compare(a, noise)
-    assert abs(against_noise["cka"]) < 0.25
-    assert embed.compare(a, noise, estimator="biased")["cka"] > 0.75
+    # one draw of noise against 8 sentences moves the debiased CKA by about 0.25 (its standard deviation): near 0 is a
+    # property of its mean, while the biased estimator is high for every draw
+    assert abs(np.mean([embed.compare(a, n)["cka"] for n in noises])) < 0.2
+    assert min(embed.compare(a, n, estimator="biased")["cka"] for n in noises) > 0.75
     same = embed.compare(a, turned)
     assert same["cka"] == pytest.approx(1.0)
     shuffled = [debiased_cka(a.vectors.astype(float), turned.vectors[similarity.derangement(8, seed)].astype(float))
