@@ -267,7 +267,7 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
     busy = sum(r["state"] == "running" for r in runs) >= ctx.launcher.max_running
     gr.Info(start_notice(run_id, ctx.launcher.queue_position(run_id, runs), busy,
                          read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s"), settings_line(cfg)))
-    table, ids = runs_table(ctx, owner_id)
+    table, ids = runs_table(ctx, owner_id, runs)  # the runs already read for the notice
     return owner_id, gr.Dropdown(choices=ids, value=run_id), table
 
 
