@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from core.models.tokenizer import save_tokenizer
 from core.runs import RunPaths
 
 
@@ -25,7 +26,7 @@ def main() -> None:
         raise SystemExit(f"error: {args.run_dir} has no finished student (final/).")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     AutoModelForMaskedLM.from_pretrained(final, dtype=torch.float32).to(torch.float16).save_pretrained(args.out_dir)
-    AutoTokenizer.from_pretrained(final).save_pretrained(args.out_dir)
+    save_tokenizer(AutoTokenizer.from_pretrained(final), args.out_dir)
     shutil.copyfile(paths.config, args.out_dir / "distill_config.json")
     shutil.copyfile(paths.metrics, args.out_dir / "distill_metrics.jsonl")
     print(f"exported {final} to {args.out_dir}")

@@ -8,6 +8,7 @@ import pytest
 from core.compare.probes import everyday_probes, fill_mask_probes, topic_sentences
 from core.distill.data import read_corpus
 from core.models import zoo
+from core.models.tokenizer import RUNTIME_KEYS
 from core.paths import ASSETS
 
 pytestmark = pytest.mark.unit
@@ -55,6 +56,16 @@ def test_models_are_small_and_load_offline(pair):
     assert student.tokenizer.get_vocab() == teacher.tokenizer.get_vocab()
     recorded = json.loads((zoo.BUNDLED_DIR / "student" / "distill_config.json").read_text())
     assert recorded["student_layers"] == student.model.config.n_layers
+
+
+@pytest.mark.parametrize("model", ["teacher", "student"])
+def test_shipped_tokenizers_carry_no_truncation_or_padding_of_a_call(model):
+    """A call's max_length 256 in the shipped files read as the models' limit (they take 512 positions)."""
+    folder = zoo.BUNDLED_DIR / model
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    backend = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    assert not set(RUNTIME_KEYS) & set(config) and backend["truncation"] is None and backend["padding"] is None
+    assert config["model_max_length"] == json.loads((folder / "config.json").read_text())["max_position_embeddings"]
 
 
 # Floors of the shipped pair on the validation split (3,170 lines): 37.1% and 76.2% measured; a change that costs

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from core.models.tokenizer import RUNTIME_KEYS
 from core.runs.guesses import read_guesses
 from core.runs.store import read_metrics, read_status
 from tests.support.cli import SHORT, run_cli, start_cli
@@ -186,6 +187,9 @@ def test_a_run_writes_its_directory_and_a_loadable_student(tmp_path, tiny_teache
     assert student.config.num_hidden_layers == 2
     assert student(**tokenizer(["Привет!"], return_tensors="pt")).logits.shape[-1] == len(tokenizer)
     assert read_status(out)["state"] == "finished"
+    for folder in ("student", "init", "final"):  # evaluation's truncated calls leave nothing in the saved files
+        saved = json.loads((out / folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        assert not set(RUNTIME_KEYS) & set(saved), folder
 
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, tiny_teacher_dir, tiny_corpus):

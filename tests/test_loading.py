@@ -15,7 +15,7 @@ from core.compare import predict
 from core.formatting import error_sentence
 from core.models import zoo
 from core.models.cache import ModelCache
-from core.models.tokenizer import compose_unicode, train_wordpiece, wordpiece_from_vocab
+from core.models.tokenizer import RUNTIME_KEYS, compose_unicode, save_tokenizer, train_wordpiece, wordpiece_from_vocab
 from tests.support.models import corpus_lines
 
 pytestmark = pytest.mark.unit
@@ -106,6 +106,21 @@ def test_saved_student_tokenizer_composes_after_loading(tmp_path, tiny_tokenizer
                                num_attention_heads=4, intermediate_size=64)).save_pretrained(tmp_path)
     loaded = zoo.load(str(tmp_path))
     assert loaded.tokenizer.tokenize(nfd(NFC_SENTENCE)) == tiny_tokenizer.tokenize(NFC_SENTENCE)
+
+
+def test_a_saved_tokenizer_carries_no_truncation_or_padding_from_earlier_calls(tmp_path, tiny_tokenizer):
+    """transformers 5 wrote a call's max_length 256 into the shipped tokenizer_config.json and tokenizer.json."""
+    text = ["привет мир " * 20, "да"]
+    tiny_tokenizer(text, truncation=True, max_length=7, padding="max_length")
+    save_tokenizer(tiny_tokenizer, tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    backend = json.loads((tmp_path / "tokenizer.json").read_text(encoding="utf-8"))
+    assert not set(RUNTIME_KEYS) & set(config) and config["model_max_length"] == tiny_tokenizer.model_max_length
+    assert backend["truncation"] is None and backend["padding"] is None
+    assert tiny_tokenizer.backend_tokenizer.truncation["max_length"] == 7  # the tokenizer in use is left as it was
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded(text)["input_ids"] == tiny_tokenizer(text)["input_ids"]  # whole lines, unpadded, as before saving
+    assert len(loaded(text)["input_ids"][0]) > 7
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from core.models.tokenizer import RUNTIME_KEYS
 from tests.support.models import tiny_bert
 from train.pretrain_teacher import pretraining_losses
 
@@ -66,6 +67,8 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
     log = json.loads((tmp_path / "moved" / "pretraining.json").read_text(encoding="utf-8"))["log"]
     assert [r["step"] for r in log] == [2, 4] and all(0 <= r["topic_purity"] <= 1 for r in log)
     assert all(("contrast_loss" in r) == bool(extra) for r in log)
+    saved = json.loads((tmp_path / "moved" / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert not set(RUNTIME_KEYS) & set(saved)  # evaluation's calls truncate to 256; the saved teacher does not
 
 
 @pytest.mark.parametrize("prepare, message", [

@@ -34,6 +34,7 @@ from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.distill.data import step_generator
 from core.models.aligned_head import pad_vocab_product
 from core.models.masked_lm import display_word
+from core.models.tokenizer import save_tokenizer
 from core.models.zoo import LoadedModel
 from core.paths import runs_root
 from core.runs.checkpoints import (
@@ -144,9 +145,9 @@ def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> N
     run_dir.mkdir(parents=True, exist_ok=True)
     (RunPaths(run_dir).config).write_text(json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
     setup.recipe.student.config.save_pretrained(RunPaths(run_dir).student)
-    setup.recipe.student_tokenizer.save_pretrained(RunPaths(run_dir).student)
+    save_tokenizer(setup.recipe.student_tokenizer, RunPaths(run_dir).student)
     setup.recipe.student.save_pretrained(RunPaths(run_dir).init)  # the student before training: run:<id>@init
-    setup.recipe.student_tokenizer.save_pretrained(RunPaths(run_dir).init)
+    save_tokenizer(setup.recipe.student_tokenizer, RunPaths(run_dir).init)
     (RunPaths(run_dir).metrics).write_text("")
     RunPaths(run_dir).guesses.write_text("")
     if "created" not in read_json(RunPaths(run_dir).status, {}):  # the app may have created the status already
@@ -552,7 +553,7 @@ def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, 
     if accelerator.is_main_process:
         final = RunPaths(run_dir).final
         hf_student.save_pretrained(final, state_dict=whole)
-        recipe.student_tokenizer.save_pretrained(final)
+        save_tokenizer(recipe.student_tokenizer, final)
         write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
     accelerator.wait_for_everyone()
 

@@ -27,6 +27,7 @@ from core.bench.runtimes.session import RuntimeSession
 from core.bench.variants import probe_batches, random_tokens
 from core.formatting import OneLineParser
 from core.models import zoo
+from core.models.tokenizer import save_tokenizer
 from core.runs import RunPaths, run_model_dir
 
 FORMATS = ("onnx", "openvino")
@@ -177,7 +178,7 @@ def export_model(target: str, fmt: str, int8: bool, output: str | Path,
     built = build(mode, model, output, whole_model=True)
     precision = openvino_dtype() if fmt == "openvino" else torch.float32
     session = RuntimeSession(built.main, precision=precision)
-    loaded.tokenizer.save_pretrained(output)
+    save_tokenizer(loaded.tokenizer, output)
     model.config.save_pretrained(output)
     seq_len = min(SPEED_SEQ_LEN, model.config.max_position_embeddings)
     inputs = random_tokens(model.config.vocab_size, 1, seq_len, "cpu")

@@ -30,6 +30,7 @@ from core.distill.losses import LOSS_PARTS
 from core.formatting import OneLineParser, error_sentence
 from core.models import zoo
 from core.models.student import dims, num_layers, teacher_depth
+from core.models.tokenizer import save_tokenizer
 from core.paths import ASSETS, runs_root
 from core.runs.checkpoints import latest_checkpoint, step_of
 from core.runs.store import RunPaths, model_source, read_json, read_metrics, read_status, run_dir_of, run_model
@@ -457,7 +458,7 @@ def write_folder(run_dir: Path, folder: Path, repo_id: str, license: str = DEFAU
         try:
             model = zoo.from_library(run_dir.name, AutoModelForMaskedLM.from_pretrained, final)
             model.save_pretrained(folder)  # transformers 5 writes model.safetensors, never pickles
-            AutoTokenizer.from_pretrained(final).save_pretrained(folder)
+            save_tokenizer(AutoTokenizer.from_pretrained(final), folder)
         except OSError as error:
             raise ValueError(f"Could not write the student of run '{run_dir.name}' to '{folder}': "
                              f"{error_sentence(error)}") from None

@@ -19,7 +19,7 @@ import numpy as np
 
 from core.distill.stream import StreamCorpus
 from core.distill.training_data import TrainingData
-from core.models.tokenizer import compose_unicode
+from core.models.tokenizer import compose_unicode, save_tokenizer
 from core.models.vocab import special_tokens_of, train_student_vocab
 
 VOCAB_SAMPLES = 1_000_000  # the most training samples a student's vocabulary is learnt from
@@ -84,7 +84,7 @@ def kept_folder(data: TrainingData, vocab_size: int, teacher_tokenizer, limit: i
 def keep(tokenizer, folder: Path) -> None:
     """Save the tokenizer as `folder`, whole or not at all (written aside, then renamed into place)."""
     aside = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
-    tokenizer.save_pretrained(aside)
+    save_tokenizer(tokenizer, aside)
     try:
         os.replace(aside, folder)
     except OSError:  # another process kept the same vocabulary first
