@@ -87,7 +87,8 @@ def test_dry_run_writes_a_card_the_hub_reads_with_the_metadata(dry_run_folder, t
     assert card.data.license == "apache-2.0"
     assert card.data.library_name == "transformers"
     assert card.data.pipeline_tag == "fill-mask"
-    assert card.data.base_model == tiny_teacher_dir.name  # a local teacher by its name, never this machine's path
+    assert card.data.base_model is None  # the Hub reads base_model as a model id; a local teacher has none
+    assert f"`{tiny_teacher_dir.name}`" in card.text  # named in the text instead, never by this machine's path
     assert "knowledge-distillation" in card.data.tags and "bert" in card.data.tags
     assert str(tiny_teacher_dir.parent) not in card.content
 
@@ -109,6 +110,7 @@ def test_the_card_states_the_runs_recipe_data_and_last_evaluation(dry_run_folder
     teacher_row = next(line for line in text.splitlines() if line.startswith("| Teacher ("))
     assert teacher_row.endswith(f"| — | {last['eval_teacher_mlm_acc']:.1%} |")
     assert "CPU latency was not measured" in text
+    assert "had not finished" not in text  # the run finished: its final student is published
 
 
 def test_the_folder_loads_and_fills_a_mask_as_the_runs_final_model(dry_run_folder, finished_run):
@@ -147,7 +149,18 @@ def test_the_deeppavlov_teacher_is_the_base_model_by_its_hub_id():
     assert publish.base_model_of("rubert-base-cased-conversational") == "DeepPavlov/rubert-base-cased-conversational"
     assert publish.base_model_of("DeepPavlov/rubert-base-cased-conversational") == \
         "DeepPavlov/rubert-base-cased-conversational"
-    assert publish.base_model_of("bundled-teacher") == "bundled-teacher"
+    assert publish.base_model_of("someone/their-teacher") == "someone/their-teacher"  # named by Hub id
+    assert publish.base_model_of("bundled-teacher") is None  # no Hub id: the card leaves base_model out
+    assert publish.base_model_of("run:20250101-120000-abcd") is None
+
+
+def test_a_local_teacher_folder_is_no_base_model_and_a_given_one_is_kept(finished_run, tmp_path):
+    folder = tmp_path / "owner" / "teacher"
+    folder.mkdir(parents=True)
+    assert publish.base_model_of(str(folder)) is None
+    assert main([str(finished_run), "--repo-id", "someone/tiny", "--base-model", "someone/base", "--dry-run",
+                 str(tmp_path / "out")]) == 0
+    assert ModelCard.load(tmp_path / "out" / "README.md").data.base_model == "someone/base"
 
 
 def test_a_push_uploads_the_folder_and_says_where(finished_run, hub_calls, capsys):
@@ -257,6 +270,20 @@ def test_an_unfinished_run_publishes_its_newest_readable_checkpoint(finished_run
     assert all(torch.equal(published[k], trained[k]) for k in trained)  # step 4's weights, as the run ended them
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "The run had not finished: this is its student at step 4 of 4" in card
+
+
+def test_an_unfinished_run_evaluated_before_its_checkpoint_names_the_checkpoints_step(finished_run, tmp_path):
+    """A run stopped at step 6 after evaluating at step 4 published a card saying "step 4 of 16"."""
+    run = unfinished_copy(finished_run, tmp_path)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    kept = [r for r in rows if not ("eval_agreement" in r and r["step"] == 4)]
+    assert len(kept) < len(rows)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    assert main([str(run), "--repo-id", "someone/tiny", "--dry-run", str(tmp_path / "out")]) == 0
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    evaluated = max(r["step"] for r in kept if "eval_agreement" in r)
+    assert "this is its student at step 4 of 4" in card
+    assert f"last evaluation (step {evaluated})" in card and evaluated < 4
 
 
 def test_a_run_id_under_the_runs_folder_is_found(finished_run, runs_dir, tmp_path, capsys):

@@ -180,13 +180,15 @@ def teacher_label(teacher: str) -> str:
     return teacher
 
 
-def base_model_of(teacher: str) -> str:
-    """The card's base_model: the Hub id of a known DeepPavlov teacher (or of a teacher named by Hub id), else the
-    teacher's name."""
+def base_model_of(teacher: str) -> str | None:
+    """The card's base_model: the Hub id of a known DeepPavlov teacher, or the teacher's own when it was named by a
+    Hub id (owner/name, not a folder here); None for a teacher with no Hub id (a local folder, the bundled teacher, a
+    run's student), since the Hub reads base_model as a model id (`--base-model` names one)."""
     known = known_teacher(teacher)
-    if known and known.hub_id:
+    if known:
         return known.hub_id
-    return teacher_label(teacher)
+    label = teacher_label(teacher)
+    return teacher if label == teacher and teacher.count("/") == 1 and not teacher.startswith("run:") else None
 
 
 def teacher_figures(teacher: str, evaluation: dict) -> ModelFigures:
@@ -349,7 +351,7 @@ def data_lines(cfg: DistillConfig, run_dir: Path, status: dict, evaluation: dict
     return out
 
 
-def card_data(cfg: DistillConfig, student_config, license: str, base_model: str) -> dict:
+def card_data(cfg: DistillConfig, student_config, license: str, base_model: str | None) -> dict:
     """The card's YAML metadata as ModelCardData's keyword arguments."""
     return dict(language=CARD_LANGUAGE, license=license, library_name="transformers", pipeline_tag="fill-mask",
                 base_model=base_model, tags=["knowledge-distillation", "distillation", student_config.model_type,
@@ -383,10 +385,10 @@ def model_card(run_dir: Path, repo_id: str, student_dir: Path, license: str = DE
     teacher_link = f"[{teacher_name}](https://huggingface.co/{known.hub_id})" if known and known.hub_id else \
         f"`{teacher_name}`"
     name = repo_id.split("/")[-1]
-    step = evaluation.get("step")
-    evaluated = (f"Held-out figures from the run's last evaluation (step {step:,}): top-1 agreement is the share "
-                 "of masked tokens where the student's first guess is the teacher's; masked-token accuracy is the "
-                 "share where a model's first guess is the true token." if evaluation else
+    evaluated_step = evaluation.get("step", 0)  # the evaluation's step; `step` stays the published checkpoint's
+    evaluated = (f"Held-out figures from the run's last evaluation (step {evaluated_step:,}): top-1 agreement is the "
+                 "share of masked tokens where the student's first guess is the teacher's; masked-token accuracy is "
+                 "the share where a model's first guess is the true token." if evaluation else
                  "The run logged no held-out evaluation.")
     if speed is not None:
         timed = (f"CPU latency: median of {SPEED_RUNS} forward passes of one random sequence of {speed.seq_len} "
@@ -572,8 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="a Hugging Face token with write access (default: HF_TOKEN, else a saved login)")
     p.add_argument("--private", action="store_true", help="create the repository private")
     p.add_argument("--license", default=DEFAULT_LICENSE, help=f"the card's license (default {DEFAULT_LICENSE})")
-    p.add_argument("--base-model", help="the card's base_model (default: the teacher's Hub id for a DeepPavlov "
-                                        "teacher, else the teacher's name)")
+    p.add_argument("--base-model", help="the card's base_model, a Hub model id (default: the teacher's Hub id when "
+                                        "it has one; none for a local teacher)")
     p.add_argument("--measure-speed", action="store_true", help="measure CPU latency for the card: the student, "
                    "and the teacher when it is on this machine (batch 1, up to 512 tokens; seconds to a minute)")
     p.add_argument("--dry-run", metavar="OUT_DIR", help="only write the folder to OUT_DIR (new or empty); push nothing")
