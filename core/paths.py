@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -11,3 +13,20 @@ ASSETS = REPO_ROOT / "assets"
 def runs_root() -> Path:
     """The folder that holds run directories: $RUDISTIL_RUNS_DIR, else runs/ in the repository."""
     return Path(os.environ.get("RUDISTIL_RUNS_DIR", REPO_ROOT / "runs"))
+
+
+def check_can_make(folder: Path, name: str) -> None:
+    """Refuse, before any work, a folder that cannot be made or written: its nearest existing parent must be a folder
+    that takes new entries (a trial folder is made there, then removed). ValueError naming `name` (the flag and
+    path a person gave, e.g. "--output '/proc/x'") and the cause; nothing is left behind either way."""
+    folder = Path(folder).expanduser()
+    parent = folder if folder.is_dir() else folder.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{name} cannot be made: '{parent}' is a file, not a folder.")
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=".rudistil-check-", dir=parent))
+    except OSError as error:
+        raise ValueError(f"{name} cannot be made: the folder '{parent}' does not take new files or folders "
+                         f"({error.strerror or error}).") from None

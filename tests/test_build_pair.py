@@ -2,6 +2,7 @@
 and the finished pair is installed as the app loads it."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from transformers import AutoModelForMaskedLM
 
 from core.paths import ASSETS
 from scripts import build_bundled_pair as build
+from scripts import export_student
 from train import cli, pretrain_teacher
 
 pytestmark = pytest.mark.unit
@@ -53,3 +55,47 @@ def test_the_assets_readme_shows_the_recipes():
     text = " ".join((ASSETS / "README.md").read_text(encoding="utf-8").replace("\\\n", " ").split())
     for recipe in (build.TEACHER_RECIPE, build.STUDENT_RECIPE):
         assert " ".join(recipe) in text
+
+
+def student_run(tmp_path, student_dir):
+    run = tmp_path / "run"
+    shutil.copytree(student_dir, run / "final")
+    (run / "config.json").write_text("{}", encoding="utf-8")
+    (run / "metrics.jsonl").write_text("", encoding="utf-8")
+    return run
+
+
+def test_an_earlier_export_is_replaced_whole(tmp_path, tiny_student_dir):
+    run, out = student_run(tmp_path, tiny_student_dir), tmp_path / "out"
+    assert export_student.main([str(run), str(out)]) == 0
+    (out / "README.md").write_text("an earlier card", encoding="utf-8")
+    assert export_student.main([str(run), str(out)]) == 0
+    assert not (out / "README.md").exists() and AutoModelForMaskedLM.from_pretrained(out).dtype == torch.float16
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("case, says", [
+    ("no-run", "is not a folder; give a run's folder"),
+    ("unfinished", "has no finished student (final/)"),
+    ("out-is-file", "is a file; give a folder"),
+    ("out-holds-other-files", "holds other files and is not an earlier export"),
+    ("cannot-make", "cannot be made: the folder '/proc'"),
+])
+def test_export_student_refuses_in_one_line_and_touches_nothing(case, says, tmp_path, tiny_student_dir, capsys):
+    run, out = student_run(tmp_path, tiny_student_dir), tmp_path / "out"
+    if case == "no-run":
+        run = tmp_path / "nothere"
+    elif case == "unfinished":
+        shutil.rmtree(run / "final")
+    elif case == "out-is-file":
+        out.write_text("mine", encoding="utf-8")
+    elif case == "out-holds-other-files":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine", encoding="utf-8")
+    elif case == "cannot-make":
+        out = Path("/proc/x")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    assert export_student.main([str(run), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and says in err and err.count("\n") == 1, err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before

@@ -88,6 +88,15 @@ def test_an_output_folder_that_is_not_a_teachers_is_refused_untouched(tmp_path, 
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(capsys):
+    from train import pretrain_teacher
+
+    assert pretrain_teacher.main(["--output-dir", "/proc/x/teacher", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --output-dir '/proc/x/teacher' cannot be made: the folder '/proc' does not take new files " \
+                  "or folders (No such file or directory).\n", err
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--contrastive-weight", "-1", "--contrastive-weight must be 0 or a positive number"),
     ("--contrastive-weight", "nan", "--contrastive-weight must be 0 or a positive number"),

@@ -226,6 +226,7 @@ def unfinished_copy(finished_run, tmp_path):
     ("not-empty", "already exists and is not an empty folder"),
     ("unreadable", "has no checkpoint that can be read: step-000004.pt"),
     ("no-repo-id", "--repo-id"),
+    ("cannot-make", "cannot be made: the folder '/proc' does not take new files"),
 ])
 def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, runs_dir, capsys):
     out = tmp_path / "out"
@@ -243,6 +244,8 @@ def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, ru
         run = unfinished_copy(finished_run, tmp_path)
         (run / "checkpoints" / "step-000004.pt").write_bytes(b"not a checkpoint")
         run = str(run)
+    elif case == "cannot-make":
+        out = Path("/proc/x")
     argv = [run, "--dry-run", str(out)] + ([] if case == "no-repo-id" else ["--repo-id", repo_id])
     try:
         code = main(argv)

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 from core.formatting import OneLineParser, parse_int_list
 from core.models.vocab import ALIGNMENTS
+from core.paths import check_can_make
 from core.runs.store import RunPaths
 from train.config import DistillConfig, build_config, read_config_file
 
@@ -138,13 +137,4 @@ def check_output_dir(run_dir: Path) -> None:
             p.exists() for p in (paths.config, paths.request, paths.status)):
         raise ValueError(f"The folder '{run_dir}' already holds other files and is not a run's folder; give "
                          "--output-dir a new or empty folder, or a run's folder to resume it.")
-    parent = run_dir if run_dir.is_dir() else run_dir.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"The run directory '{run_dir}' cannot be made: '{parent}' is a file, not a folder.")
-    try:
-        shutil.rmtree(tempfile.mkdtemp(prefix=".rudistil-check-", dir=parent))
-    except OSError as error:
-        raise ValueError(f"The run directory '{run_dir}' cannot be made: the folder '{parent}' does not take new "
-                         f"files or folders ({error.strerror or error}).") from None
+    check_can_make(run_dir, f"The run directory '{run_dir}'")

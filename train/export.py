@@ -28,6 +28,7 @@ from core.bench.variants import probe_batches, random_tokens
 from core.formatting import OneLineParser
 from core.models import zoo
 from core.models.tokenizer import save_tokenizer
+from core.paths import check_can_make
 from core.runs import RunPaths, run_model_dir
 
 FORMATS = ("onnx", "openvino")
@@ -83,6 +84,7 @@ def check_output(output: Path) -> None:
         raise ValueError(f"--output {output} is a file; give a folder.")
     if output.is_dir() and any(output.iterdir()) and not (output / EXPORT_INFO).is_file():
         raise ValueError(f"--output {output} is a folder with other files in it; give a new or empty folder.")
+    check_can_make(output, f"--output {output}")
 
 
 def _median_ms(fn: Callable[[], object], runs: int) -> float:

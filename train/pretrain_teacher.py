@@ -35,7 +35,7 @@ from core.formatting import OneLineParser
 from core.models import word_vectors
 from core.models.tokenizer import save_tokenizer, train_wordpiece
 from core.models.zoo import LoadedModel
-from core.paths import ASSETS, REPO_ROOT
+from core.paths import ASSETS, REPO_ROOT, check_can_make
 from train import neighbour_contrast
 
 
@@ -116,6 +116,10 @@ def check_args(args: argparse.Namespace) -> str | None:
     if out.is_dir() and any(out.iterdir()) and not any((out / name).exists() for name in TEACHER_FILES):
         return (f"--output-dir '{out}' already holds other files and is not a teacher's folder; give a new or empty "
                 "folder.")
+    try:
+        check_can_make(out, f"--output-dir '{out}'")
+    except ValueError as error:
+        return str(error)
     if not (args.contrastive_weight >= 0 and args.contrastive_weight < float("inf")):
         return f"--contrastive-weight must be 0 or a positive number; got {args.contrastive_weight}."
     if args.contrastive_window < 1:

@@ -31,7 +31,7 @@ from core.formatting import OneLineParser, error_sentence
 from core.models import zoo
 from core.models.student import dims, num_layers, teacher_depth
 from core.models.tokenizer import save_tokenizer
-from core.paths import ASSETS, runs_root
+from core.paths import ASSETS, check_can_make, runs_root
 from core.runs.checkpoints import latest_checkpoint, step_of
 from core.runs.store import RunPaths, model_source, read_json, read_metrics, read_status, run_dir_of, run_model
 from train.config import BUNDLED_CORPUS, DistillConfig
@@ -454,6 +454,7 @@ def write_folder(run_dir: Path, folder: Path, repo_id: str, license: str = DEFAU
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ValueError(f"'{folder}' already exists and is not an empty folder; choose a new folder for the files.")
+    check_can_make(folder, f"The folder '{folder}'")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
