@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,10 +65,12 @@ def install(work: Path, into: Path) -> None:
 
 def run_stage(command: list[str]) -> bool:
     print("running:", shlex.join(["python", *command[1:]]), flush=True)
-    if subprocess.run(command).returncode:
+    code = subprocess.run(command).returncode
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):  # the trainer saved a checkpoint and stopped
+        print("stopped; run this command again to resume.", file=sys.stderr)
+    elif code:
         print("error: that stage failed; fix what it said and run this command again to resume.", file=sys.stderr)
-        return False
-    return True
+    return code == 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,6 +172,7 @@ def test_a_run_writes_its_directory_and_a_loadable_student(tmp_path, tiny_teache
                      "--output-dir", out, *SHORT, "--max-length", 128)
     assert result.returncode == 0, result.stderr
     assert "warning: 1 lines were longer" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"finished 8 steps; the student is in {out / 'final'}"
     config = json.loads((out / "config.json").read_text())
     assert config["max_steps"] == 8 and config["teacher"] == str(tiny_teacher_dir)
     records = read_metrics(out)
@@ -280,9 +281,12 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_teacher_dir, tin
                         "--save-every", 100000, "--output-dir", out, *SHORT)
     wait_for(lambda: len(read_metrics(out)) >= 3)  # step 0's evaluation, then steps 2 and 4
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM  # as a shell reports a stopped command: not finished
     status = read_status(out)
     assert status["state"] == "stopped"
+    said = process.stderr.read().strip().splitlines()[-1] if process.stderr else ""
+    assert said == f"stopped at step {status['step']} of 100000; checkpoint saved. Resume with: python -m " \
+                   f"train.distill --resume {out}", said
     checkpoints = list((out / "checkpoints").iterdir())
     assert len(checkpoints) == 1 and int(checkpoints[0].stem.split("-")[1]) == status["step"] >= 4
 

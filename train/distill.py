@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -65,15 +66,20 @@ from train.tracking import log_metrics, start_tracking, tracking_dir
 
 
 class StopRequested:
-    """Set by SIGTERM/SIGINT; the loop checks it between steps, saves a checkpoint and ends cleanly."""
+    """Set by SIGTERM/SIGINT; the loop checks it between steps, saves a checkpoint and ends cleanly. exit_code: what
+    the process then returns, 128 + the signal's number as a shell reports a stopped command (130 for Ctrl-C, 143
+    for SIGTERM), so a script or scheduler does not take the stopped run for a finished one; 0 when the stop was
+    asked through the run's status (the app's Stop before the process could catch a signal)."""
 
     def __init__(self):
         self.flag = False
+        self.exit_code = 0
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._set)
 
-    def _set(self, *_):
+    def _set(self, signum, _frame):
         self.flag = True
+        self.exit_code = 128 + signum
 
 
 def uses_cpu(cfg: DistillConfig) -> bool:
@@ -351,11 +357,13 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
             save(run_dir, cfg, accelerator, (student, optimizer, scheduler), step, cursor, window, clock, is_sharded)
             last_saved = step
         if stop_asked:
+            progress.close()
             if is_main:
                 write_status(run_dir, state="stopped", step=step,
                              message=f"Stopped at step {step}; checkpoint saved, resume continues from here.")
-            progress.close()
-            return 0
+                print(f"stopped at step {step} of {cfg.max_steps}; checkpoint saved. Resume with: python -m "
+                      f"train.distill --resume {shlex.quote(str(run_dir))}", file=sys.stderr)
+            return stop.exit_code
     progress.close()
     finish(run_dir, recipe, student, accelerator, step, trace if cfg.trace else None, is_sharded)
     return 0
@@ -555,6 +563,7 @@ def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, 
         hf_student.save_pretrained(final, state_dict=whole)
         save_tokenizer(recipe.student_tokenizer, final)
         write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
+        print(f"finished {step} steps; the student is in {final}", file=sys.stderr)
     accelerator.wait_for_everyone()
 
 
