@@ -21,6 +21,25 @@ def test_local_folders_and_runs(tiny_teacher_dir, runs_dir):
     assert zoo.resolve("run:r1") == ("run", str(runs_dir / "r1"))
 
 
+def test_a_run_folder_given_by_path_loads_its_student_as_its_run_name_does(tiny_student_dir, runs_dir, tmp_path):
+    """python -m core.bench --models runs/ID said the folder had no model_type, though train.export took it."""
+    import json
+    import shutil
+
+    import torch
+
+    from core.bench.plan import model_config
+
+    run = runs_dir / "20250101-120000-abcd"
+    shutil.copytree(tiny_student_dir, run / "final")
+    (run / "status.json").write_text(json.dumps({"state": "finished"}), encoding="utf-8")
+    assert zoo.resolve(str(run)) == ("run", str(run.resolve()))
+    by_path, by_name = zoo.load(str(run)), zoo.load(f"run:{run.name}")
+    assert by_path.source == "run" and all(torch.equal(a, b) for a, b in zip(
+        by_path.model.state_dict().values(), by_name.model.state_dict().values()))
+    assert model_config(str(run)).model_type == by_name.model.config.model_type
+
+
 @pytest.mark.parametrize("name, message", [
     ("", "Choose a model"),
     ("arch:gpt-7", "No architecture"),

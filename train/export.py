@@ -29,7 +29,6 @@ from core.formatting import OneLineParser
 from core.models import zoo
 from core.models.tokenizer import save_tokenizer
 from core.paths import check_can_make
-from core.runs import RunPaths, run_model_dir
 
 FORMATS = ("onnx", "openvino")
 SPEED_SEQ_LEN = 128  # tokens of the sequence the README's latency is measured on, at batch 1
@@ -68,14 +67,6 @@ def precision_label(fmt: str, int8: bool, runtime_precision: str) -> str:
     if not int8:
         return runtime_precision
     return "int8 dynamic" if fmt == "onnx" else f"int8 weights, {runtime_precision}"
-
-
-def model_name_of(target: str) -> str:
-    """A run folder given by path becomes the folder of its student (final/, else its newest checkpoint)."""
-    path = Path(target).expanduser()
-    if path.is_dir() and RunPaths(path).status.is_file():
-        return str(run_model_dir(path))
-    return target
 
 
 def check_output(output: Path) -> None:
@@ -171,7 +162,7 @@ def export_model(target: str, fmt: str, int8: bool, output: str | Path,
         raise ValueError(f"Cannot export for {mode}: {why}.")
     output = Path(output).expanduser()
     check_output(output)
-    loaded = load(model_name_of(target))
+    loaded = load(target)  # a run folder given by path loads its student
     if loaded.tokenizer.mask_token is None:
         raise ValueError(f"'{target}' has a tokenizer without a mask token; only masked LMs are exported here.")
     model = loaded.model if loaded.model.dtype == torch.float32 else copy.deepcopy(loaded.model).float()

@@ -5,7 +5,7 @@ A model is named in one of five ways:
   - "arch:NAME" (NAME a known name): that model's exact architecture with random weights (for speed measurements);
   - "run:RUN_ID": the student of a distillation run (its final model, else its last checkpoint);
   - "run:RUN_ID@init": that run's student as it was before its first step;
-  - a path to a local Hugging Face model directory;
+  - a path to a local Hugging Face model directory, or to a run's directory (loaded as its run:RUN_ID);
   - a Hugging Face Hub id ("owner/name").
 Every loader goes through AutoModelForMaskedLM / AutoTokenizer and never enables remote code, and every loaded model
 passes the same checks: a config.json that names its model_type, a tokenizer with a vocabulary, a cased vocabulary
@@ -189,7 +189,9 @@ def resolve(name: str) -> tuple[str, str]:
         raise ValueError(f"The model '{shown}' ({len(name):,} characters) is not a known name, a Hub id or a folder "
                          f"this machine can open ({error.strerror or error}).") from None
     if is_dir:
-        return "local", str(Path(name).expanduser().resolve())
+        folder = Path(name).expanduser().resolve()
+        # a run's folder given by path loads as its run:ID does: its student, final/ or its newest checkpoint
+        return ("run" if RunPaths(folder).status.is_file() else "local"), str(folder)
     if exists:
         raise ValueError(f"'{name}' is a file, not a model folder: give the folder that holds its config.json, "
                          "weights and tokenizer files.")
@@ -216,7 +218,7 @@ def run_student(name: str, run_dir: Path) -> RunModel:
     """The model folder that a "run:..." name loads, with its notice: init/ for "@init", else the run's current
     student (final/, else its newest checkpoint that can be read; the notice names any newer one that could not).
     Raises ValueError when that copy is not saved, or no checkpoint of the run can be read."""
-    if run_name_parts(name)[1] == "init":
+    if name.startswith("run:") and run_name_parts(name)[1] == "init":
         init = RunPaths(run_dir).init
         if not (init / "config.json").is_file():
             raise ValueError(f"Run '{run_dir.name}' kept no copy of its student before training (it has no init "
