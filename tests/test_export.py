@@ -33,6 +33,7 @@ def test_the_export_folder_runs_without_the_lab(fmt, int8, tiny_student_dir, tmp
     assert info["format"] == fmt and info["int8"] == int8 and info["positions"] > 0 and 0 <= info["agreement"] <= 1
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert "## Run it" in readme and f"{info['size_mb']:,.1f} MB" in readme and "Top-1 agreement" in readme
+    assert readme.startswith(f"# {tiny_student_dir.name}, exported") and str(tmp_path) not in readme  # no path
     assert (out / "tokenizer.json").is_file() and (out / "config.json").is_file()
     if fmt == "onnx" and not int8:
         assert info["agreement"] >= 0.99  # fp32 says the same words

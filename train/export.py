@@ -150,7 +150,8 @@ masked positions. Export and compilation took {report.export_s:.1f} s.
 def export_model(target: str, fmt: str, int8: bool, output: str | Path,
                  load: Callable[[str], zoo.LoadedModel] = zoo.load, label: str | None = None) -> ExportReport:
     """Export `target` (any name the lab loads, or a run folder) to `output`; measure and describe it there.
-    `label`: the model's name in the README and export.json (default `target`).
+    `label`: the model's name in the README and export.json (default `target`; a folder by its own name, never this
+    machine's path).
 
     Raises ValueError with a sentence: an unknown format, a runtime not installed, an output folder holding other
     files, a model that cannot be loaded or exported."""
@@ -180,7 +181,8 @@ def export_model(target: str, fmt: str, int8: bool, output: str | Path,
         pytorch_ms = _median_ms(lambda: model(**inputs), SPEED_RUNS)
     agreement, positions = top1_agreement(loaded, session)
     report = ExportReport(
-        source=label or target, format=fmt, int8=int8, runtime=session.runtime,
+        source=label or (Path(target).expanduser().resolve().name if Path(target).expanduser().is_dir() else target),
+        format=fmt, int8=int8, runtime=session.runtime,
         precision=precision_label(fmt, int8, session.precision), folder=output.name,
         size_mb=round(built.size_bytes / 2**20, 1),
         pytorch_size_mb=zoo.model_summary(model)["size_mb"], seq_len=seq_len,
