@@ -68,6 +68,9 @@ def test_a_folder_and_a_glob_read_all_their_files(tmp_path, tiny_tokenizer):
     ("binary", "looks like a binary file"),
     ("long-line", "has a line of 100,001 characters (line 2)"),
     ("broken-json", "could not be read"),
+    ("cp1251-jsonl", "cp1251.jsonl' is not UTF-8 text (first bad byte on line 2); save it as UTF-8"),
+    ("cp1251-csv", "cp1251.csv' is not UTF-8 text (first bad byte on line 3); save it as UTF-8"),
+    ("empty-csv-column", "holds float64, not text (a column with no text at all reads as numbers)"),
 ])
 def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
     paths = write_sources(tmp_path)
@@ -77,7 +80,9 @@ def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
                     "empty-jsonl": str(tmp_path / "empty.jsonl"), "blank-txt": str(tmp_path / "blank.txt"),
                     "cp1251": str(tmp_path / "bad.txt"), "utf16": str(tmp_path / "bad.txt"),
                     "binary": str(tmp_path / "bad.txt"), "long-line": str(tmp_path / "bad.txt"),
-                    "broken-json": str(tmp_path / "broken.jsonl")}[case], {"not-text": "id"}.get(case, "text")
+                    "broken-json": str(tmp_path / "broken.jsonl"), "cp1251-jsonl": str(tmp_path / "cp1251.jsonl"),
+                    "cp1251-csv": str(tmp_path / "cp1251.csv"),
+                    "empty-csv-column": str(tmp_path / "blank-column.csv")}[case], {"not-text": "id"}.get(case, "text")
     (tmp_path / "empty").mkdir()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "a.txt").write_text("привет", encoding="utf-8")
@@ -88,6 +93,9 @@ def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
     (tmp_path / "empty.jsonl").write_text('{"text": "  "}\n{"text": ""}\n', encoding="utf-8")
     (tmp_path / "blank.txt").write_text("\n \n", encoding="utf-8")
     (tmp_path / "broken.jsonl").write_text('{"text": "мир"\n', encoding="utf-8")
+    (tmp_path / "cp1251.jsonl").write_bytes('{"text": "мир"}\n'.encode() + '{"text": "привет"}\n'.encode("cp1251"))
+    (tmp_path / "cp1251.csv").write_bytes("id,text\n1,мир\n".encode() + "2,привет\n".encode("cp1251"))
+    (tmp_path / "blank-column.csv").write_text("id,text\n1,\n2,\n", encoding="utf-8")
     if case == "glob":
         paths["parquet"].unlink()
     bad = {"cp1251": "первая\n".encode() + "вторая".encode("cp1251"), "utf16": "Привет\nмир\n".encode("utf-16"),
@@ -106,7 +114,8 @@ def test_a_missing_hub_dataset_offline_is_one_sentence(monkeypatch):
     with pytest.raises(ValueError) as caught:
         open_corpus(CorpusSource("someone/no-such-corpus", config="ru", split="train"))
     assert str(caught.value).startswith("The corpus 'someone/no-such-corpus' is not a local file or folder, and the "
-                                        "Hub dataset of that name (config ru, split train) could not be loaded")
+                                        "Hub cannot be reached to load a dataset of that name")
+    assert "None" not in str(caught.value)  # datasets' own sentence said "not cached in None"
     assert "\n" not in str(caught.value)
 
 

@@ -51,7 +51,7 @@ def test_a_jsonl_corpus_with_a_text_column_runs(tmp_path, tiny_teacher_dir):
     ("glob", "matches no file"),
     ("missing", "does not exist."),
     ("empty-jsonl", "has no text: it needs at least one non-blank line."),
-    ("hub", "is not a local file or folder, and the Hub dataset of that name"),
+    ("hub", "is not a local file or folder, and the Hub cannot be reached to load a dataset of that name"),
     ("num-proc", "--num-proc must be from 1 to 256; got 0."),
 ])
 def test_bad_corpus_sources_give_one_line_exit_2_and_no_run(case, message, tmp_path, tiny_teacher_dir, capsys):

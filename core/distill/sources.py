@@ -86,9 +86,10 @@ def builder_of(files: list[str], name: str) -> str:
     return kinds[0]
 
 
-def check_text_file(path: str | Path, name: str) -> None:
+def check_text_file(path: str | Path, name: str, samples_are_lines: bool = True) -> None:
     """Refuse a text corpus that is not UTF-8 (naming UTF-16/UTF-32 or binary, or the line of the first bad byte),
-    has a line over MAX_LINE_CHARS, or has no text. Reads the file in CHUNK_BYTES pieces: memory stays flat."""
+    and, when its samples are its lines (a .txt corpus), one with a line over MAX_LINE_CHARS or no text. Reads the
+    file in CHUNK_BYTES pieces: memory stays flat."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     lines_before, tail, has_text = 0, "", False
     with open(path, "rb") as handle:
@@ -111,7 +112,7 @@ def check_text_file(path: str | Path, name: str) -> None:
                                  "and try again.") from None
             parts = (tail + text).split("\n")
             tail = parts.pop() if not final else ""
-            for offset, part in enumerate(parts):
+            for offset, part in enumerate(parts if samples_are_lines else ()):
                 if len(part) > MAX_LINE_CHARS and len(part.strip()) > MAX_LINE_CHARS:
                     raise ValueError(f"The corpus '{name}' has a line of {len(part.strip()):,} characters (line "
                                      f"{lines_before + offset + 1}); put one sample on each line, at most "
@@ -121,10 +122,10 @@ def check_text_file(path: str | Path, name: str) -> None:
             if final:
                 break
             chunk = handle.read(CHUNK_BYTES)
-            if len(tail) > MAX_LINE_CHARS * 4:  # a line still growing past any allowed length
+            if samples_are_lines and len(tail) > MAX_LINE_CHARS * 4:  # a line growing past any allowed length
                 raise ValueError(f"The corpus '{name}' has a line of more than {MAX_LINE_CHARS:,} characters (line "
                                  f"{lines_before + 1}); put one sample on each line.")
-    if not has_text:
+    if samples_are_lines and not has_text:
         raise ValueError(f"The corpus '{name}' has no text: it needs at least one non-blank line.")
 
 
@@ -134,9 +135,9 @@ def open_corpus(source: CorpusSource):
     import datasets
 
     found = local_files(source)
-    if found is not None and found[0] == "text":
+    if found is not None and found[0] in ("text", "json", "csv"):  # datasets' own decoding error names no file
         for file in found[1]:
-            check_text_file(file, source.label)
+            check_text_file(file, source.label, samples_are_lines=found[0] == "text")
     try:
         if found is None:
             dataset = datasets.load_dataset(source.spec, source.config, split=source.split,
@@ -146,6 +147,12 @@ def open_corpus(source: CorpusSource):
     except Exception as error:  # datasets' parser, generation and network errors: one sentence each
         if found is not None:
             raise ValueError(f"The corpus '{source.label}' could not be read: {first_line(error)}.") from None
+        from core.models.zoo import hub_reachable
+        if not hub_reachable():  # datasets' own sentence then says "... not cached in None"
+            raise ValueError(f"The corpus '{source.label}' is not a local file or folder, and the Hub cannot be "
+                             "reached to load a dataset of that name that is not in this machine's datasets cache; "
+                             "give a local file (.txt, .jsonl, .csv, .parquet) or load the dataset once where "
+                             "there is internet.") from None
         raise ValueError(f"The corpus '{source.label}' is not a local file or folder, and the Hub dataset of that "
                          f"name (config {source.config or 'default'}, split {source.split}) could not be loaded: "
                          f"{first_line(error)}.") from None
@@ -175,8 +182,9 @@ def check_column(dataset, source: CorpusSource, is_text_file: bool) -> None:
                          "with --text-column.")
     dtype = getattr(features[column], "dtype", None)
     if dtype not in ("string", "large_string"):
+        empty = " (a column with no text at all reads as numbers)" if str(dtype).startswith("float") else ""
         raise ValueError(f"The column '{column}' of the corpus '{source.label}' holds {dtype or 'nested values'}, "
-                         "not text; choose a text column with --text-column.")
+                         f"not text{empty}; choose a text column with --text-column.")
 
 
 def text_column(source: CorpusSource) -> str:
