@@ -347,3 +347,14 @@ def test_the_config_holds_one_loss_weights_and_keeps_flat_names():
     assert DistillConfig.from_dict(flat) == cfg  # config.json written by a run reads back the same
     with pytest.raises(ValueError, match="Unknown option.*alpha_kll"):
         build_config({"alpha_kll": 1}, {})
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "error: --resume: the folder '{p}/nothere' does not exist; give the run directory of an earlier run"),
+    ("not-a-run", "error: --resume: '{p}' is not a run directory (it has no config.json)"),
+])
+def test_resume_names_what_is_wrong_with_the_folder(case, message, tmp_path, capsys):
+    folder = tmp_path / "nothere" if case == "missing" else tmp_path
+    assert main(["--resume", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message.format(p=tmp_path)), err

@@ -112,8 +112,14 @@ def parse_args(argv: list[str] | None) -> tuple[DistillConfig, bool]:
     overrides = {k: v for k, v in args.items() if v is not None and v is not False}
     if resume:
         run_dir = Path(resume if isinstance(resume, str) else overrides.get("output_dir") or "")
-        if not str(run_dir) or not (run_dir / "config.json").is_file():
+        if not str(run_dir) or str(run_dir) == ".":
             raise ValueError("--resume needs the run directory of an earlier run (--resume RUN_DIR or --output-dir).")
+        if not run_dir.is_dir():
+            raise ValueError(f"--resume: the folder '{run_dir}' does not exist; give the run directory of an earlier "
+                             "run (runs/<id>).")
+        if not (run_dir / "config.json").is_file():
+            raise ValueError(f"--resume: '{run_dir}' is not a run directory (it has no config.json); give the folder "
+                             "train.distill made for the run (runs/<id>).")
         saved = read_config_file(run_dir / "config.json")
         changed = sorted(k for k, v in {**(read_config_file(config_file) if config_file else {}), **overrides}.items()
                          if k not in RESUMABLE_CHANGES and saved.get(k) != v)
