@@ -38,6 +38,10 @@ def test_a_run_folder_given_by_path_loads_its_student_as_its_run_name_does(tiny_
     assert by_path.source == "run" and all(torch.equal(a, b) for a, b in zip(
         by_path.model.state_dict().values(), by_name.model.state_dict().values()))
     assert model_config(str(run)).model_type == by_name.model.config.model_type
+    from core.models.cache import ModelCache
+
+    # cached by what the run holds now, as run:ID is: a newer student is loaded afresh, not served from the cache
+    assert ModelCache._key(str(run), False)[2] == ModelCache._key(f"run:{run.name}", False)[2] == "final"
 
 
 @pytest.mark.parametrize("name, message", [

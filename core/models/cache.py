@@ -23,7 +23,7 @@ class ModelCache:
     @staticmethod
     def _key(name: str, attentions: bool) -> tuple:
         version = None
-        if name.startswith("run:"):
+        if name.startswith("run:") or zoo.is_run_folder(name):
             version = zoo.run_model_version(name)  # "init" for run:<id>@init (it never changes), else run_version
         return (name, attentions, version)
 

@@ -189,9 +189,8 @@ def resolve(name: str) -> tuple[str, str]:
         raise ValueError(f"The model '{shown}' ({len(name):,} characters) is not a known name, a Hub id or a folder "
                          f"this machine can open ({error.strerror or error}).") from None
     if is_dir:
-        folder = Path(name).expanduser().resolve()
         # a run's folder given by path loads as its run:ID does: its student, final/ or its newest checkpoint
-        return ("run" if RunPaths(folder).status.is_file() else "local"), str(folder)
+        return ("run" if is_run_folder(name) else "local"), str(Path(name).expanduser().resolve())
     if exists:
         raise ValueError(f"'{name}' is a file, not a model folder: give the folder that holds its config.json, "
                          "weights and tokenizer files.")
@@ -202,6 +201,14 @@ def resolve(name: str) -> tuple[str, str]:
     raise ValueError(f"Unknown model '{name}'. Use a known name ({', '.join(KNOWN_MODELS)}), "
                      "arch:NAME for a known name's architecture, run:RUN_ID for a run's student, a local model folder, "
                      "or a Hub id like owner/name.")
+
+
+def is_run_folder(name: str) -> bool:
+    """Whether `name` is the path of a run's directory (one with a status.json, as train.distill writes)."""
+    try:
+        return RunPaths(Path(name).expanduser()).status.is_file()
+    except OSError:  # a name too long for a path
+        return False
 
 
 def run_name_parts(name: str) -> tuple[str, str | None]:
@@ -235,7 +242,10 @@ def run_student_dir(name: str, run_dir: Path) -> Path:
 
 def run_model_version(name: str) -> str | None:
     """What a loaded copy of a "run:..." model is a copy of, for caches: "init" for "@init" (it never changes),
-    else the run's run_version ("final", the newest checkpoint's name, or None). ValueError for a bad name."""
+    else the run's run_version ("final", the newest checkpoint's name, or None); for a run's folder given by path,
+    its run_version. ValueError for a bad name."""
+    if not name.startswith("run:"):
+        return run_version(Path(name).expanduser().resolve())
     run_id, copy = run_name_parts(name)
     return copy if copy else run_version(run_dir_of(run_id))
 
