@@ -102,6 +102,38 @@ def fuse_onnx(source: Path, target: Path, model: PreTrainedModel) -> dict[str, i
     return {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
 
 
+def share_transposed_weights(path: Path) -> int:
+    """Rewrite the ONNX graph at `path` so that a weight stored twice, once as is and once transposed, is stored once.
+
+    The TorchScript exporter folds the tied MLM output layer's transpose into a second copy of the token embeddings
+    (vocab x hidden floats: most of a small student); here that copy becomes a Transpose node on the embeddings,
+    which ONNX Runtime folds again in memory when a session loads. Only 2-D initializers that are exactly the
+    transpose of another are replaced, so the graph computes the same values. Returns the bytes saved on disk."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    graph = onnx.load(str(path))
+    weights = {w.name: w for w in graph.graph.initializer if len(w.dims) == 2 and min(w.dims) > 1}
+    by_shape: dict[tuple[int, ...], list[str]] = {}
+    for name, w in weights.items():
+        by_shape.setdefault(tuple(w.dims), []).append(name)
+    saved, transposes = 0, []
+    for name, w in list(weights.items()):
+        for other in by_shape.get(tuple(reversed(w.dims)), []):
+            if other in weights and other != name and \
+                    np.array_equal(numpy_helper.to_array(weights[other]).T, numpy_helper.to_array(w)):
+                transposes.append(helper.make_node("Transpose", [other], [name], name=f"{name}/shared", perm=[1, 0]))
+                graph.graph.initializer.remove(w)
+                saved += w.ByteSize()
+                del weights[name]
+                break
+    if transposes:
+        for node in reversed(transposes):  # before every node: their inputs are initializers
+            graph.graph.node.insert(0, node)
+        onnx.save(graph, str(path))
+    return saved
+
+
 def quantize_onnx(source: Path, target: Path) -> Path:
     """Dynamic int8 quantisation of `source` (weights int8 per tensor, activations per batch), saved at `target`."""
     import onnx
@@ -155,6 +187,8 @@ def build(mode: str, model: PreTrainedModel, folder: Path, whole_model: bool) ->
             fused = fuse_onnx(raw, fused_path, model)
             raw.unlink()
             notes = ["fused: " + ", ".join(f"{k} {v}" for k, v in fused.items())]
+            if not mode.endswith("int8") and share_transposed_weights(target):
+                notes.append("tied output layer stored once")
             if mode.endswith("int8"):
                 quantize_onnx(fused_path, target)
                 fused_path.unlink()
