@@ -26,17 +26,38 @@ def wide_encoding(head: bytes) -> str | None:
     return None
 
 
+# The first bytes of the files people take for text: documents and archives. A .docx, .xlsx, .odt or .epub is a ZIP.
+SIGNATURES = [(b"PK\x03\x04", "a ZIP archive (a Word .docx, a spreadsheet or an e-book are ZIP files too)"),
+              (b"%PDF-", "a PDF document"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Word or Excel document"),
+              (b"{\\rtf", "an RTF document"), (b"\x1f\x8b", "a gzip-compressed file"),
+              (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!", "a RAR archive")]
+
+
+def not_text(head: bytes, name: str) -> ValueError | None:
+    """A refusal naming what the file is when its first bytes show a document, an archive, UTF-16/32 text or
+    binary data (NUL bytes) instead of UTF-8 text; None when they may be text. `name`: the file as its owner
+    called it."""
+    for signature, kind in SIGNATURES:
+        if head.startswith(signature):
+            return ValueError(f"'{name}' is {kind}, not plain text; save or export it as plain text (.txt, UTF-8) "
+                              "and try again.")
+    encoding = wide_encoding(head[:4096])
+    if encoding:
+        return ValueError(f"'{name}' is saved as {encoding} text; save it as UTF-8 (in most editors: Save as, "
+                          "Encoding: UTF-8) and try again.")
+    if b"\x00" in head:
+        return ValueError(f"'{name}' looks like a binary file, not text (it contains NUL bytes); give a UTF-8 text "
+                          "file.")
+    return None
+
+
 def decode_utf8(raw: bytes, name: str) -> str:
     """`raw` as text (UTF-8, a BOM accepted). Raises ValueError naming the file as `name` (the name its owner gave
     it, never a server's temporary path): its encoding when it is UTF-16 or UTF-32, binary when it holds NUL bytes,
-    else the line of the first byte that is not UTF-8."""
-    encoding = wide_encoding(raw[:4096])
-    if encoding:
-        raise ValueError(f"'{name}' is saved as {encoding} text; save it as UTF-8 (in most editors: Save as, "
-                         "Encoding: UTF-8) and try again.")
-    if b"\x00" in raw[:1 << 20]:
-        raise ValueError(f"'{name}' looks like a binary file, not text (it contains NUL bytes); give a UTF-8 text "
-                         "file.")
+    a document or archive by its first bytes (see not_text), else the line of the first byte that is not UTF-8."""
+    refusal = not_text(raw[:1 << 20], name)
+    if refusal:
+        raise refusal
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -66,6 +66,9 @@ def test_a_folder_and_a_glob_read_all_their_files(tmp_path, tiny_tokenizer):
     ("cp1251", "is not UTF-8 text (first bad byte on line 2)"),
     ("utf16", "is saved as UTF-16 text"),
     ("binary", "looks like a binary file"),
+    ("docx", "'{p}/other/notes.docx' is a ZIP archive (a Word .docx, a spreadsheet or an e-book are ZIP files "
+             "too), not plain text; save or export it as plain text (.txt, UTF-8) and try again."),
+    ("rtf", "'{p}/bad.txt' is an RTF document, not plain text"),
     ("long-line", "has a line of 100,001 characters (line 2)"),
     ("broken-json", "could not be read"),
     ("cp1251-jsonl", "cp1251.jsonl' is not UTF-8 text (first bad byte on line 2); save it as UTF-8"),
@@ -81,12 +84,13 @@ def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
                     "cp1251": str(tmp_path / "bad.txt"), "utf16": str(tmp_path / "bad.txt"),
                     "binary": str(tmp_path / "bad.txt"), "long-line": str(tmp_path / "bad.txt"),
                     "broken-json": str(tmp_path / "broken.jsonl"), "cp1251-jsonl": str(tmp_path / "cp1251.jsonl"),
-                    "cp1251-csv": str(tmp_path / "cp1251.csv"),
+                    "cp1251-csv": str(tmp_path / "cp1251.csv"), "docx": str(tmp_path / "other" / "notes.docx"),
+                    "rtf": str(tmp_path / "bad.txt"),
                     "empty-csv-column": str(tmp_path / "blank-column.csv")}[case], {"not-text": "id"}.get(case, "text")
     (tmp_path / "empty").mkdir()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "a.txt").write_text("привет", encoding="utf-8")
-    (tmp_path / "other" / "notes.docx").write_bytes(b"PK")
+    (tmp_path / "other" / "notes.docx").write_bytes(b"PK\x03\x04" + "привет".encode() * 50)
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / "a.csv").write_text("text\nпривет\n", encoding="utf-8")
     (tmp_path / "mixed" / "b.jsonl").write_text('{"text": "мир"}\n', encoding="utf-8")
@@ -99,7 +103,9 @@ def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
     if case == "glob":
         paths["parquet"].unlink()
     bad = {"cp1251": "первая\n".encode() + "вторая".encode("cp1251"), "utf16": "Привет\nмир\n".encode("utf-16"),
-           "binary": bytes(range(256)) * 4, "long-line": "коротко\n".encode() + b"a" * 100_001 + b"\n"}
+           "binary": bytes(range(256)) * 4,
+           "rtf": b"{\\rtf1\\ansi " + "привет".encode() + b"}",
+           "long-line": "коротко\n".encode() + b"a" * 100_001 + b"\n"}
     if case in bad:
         (tmp_path / "bad.txt").write_bytes(bad[case])
     with pytest.raises(ValueError) as caught:

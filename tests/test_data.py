@@ -124,3 +124,15 @@ def test_an_uploaded_sentence_file_in_utf16_is_named_by_its_encoding(tmp_path):
     path.write_bytes("Мы ходили в кино.\nКошка спит.\n".encode("utf-16-le"))
     with pytest.raises(ValueError, match="'фразы.txt' is saved as UTF-16 text"):
         read_sentence_file(path)
+
+
+@pytest.mark.parametrize("head, kind", [(b"%PDF-1.7\n", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"),
+                                        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Word or Excel document")])
+def test_a_document_given_as_text_is_named_for_what_it_is(tmp_path, head, kind):
+    from core.compare.sentences import read_sentence_file
+    path = tmp_path / "фразы.txt"
+    path.write_bytes(head + "Мы ходили в кино.\n".encode() * 20)
+    for read in (lambda p: read_corpus(p, name=p.name), read_sentence_file):
+        with pytest.raises(ValueError, match=f"'фразы.txt' is {kind}.*, not plain text; save or export it as plain "
+                                             r"text \(\.txt, UTF-8\)"):
+            read(path)

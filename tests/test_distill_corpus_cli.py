@@ -69,3 +69,22 @@ def test_bad_corpus_sources_give_one_line_exit_2_and_no_run(case, message, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "--valid-corpus: The corpus file '{path}' does not exist."),
+    ("empty", "--valid-corpus: The corpus '{path}' has no text: it needs at least one non-blank line."),
+    ("binary", "--valid-corpus: '{path}' looks like a binary file"),
+])
+def test_a_bad_held_out_corpus_is_named_by_its_option(case, message, tmp_path, tiny_teacher_dir, small_corpus, capsys):
+    valid = tmp_path / f"{case}.txt"
+    if case == "empty":
+        valid.write_text("\n \n", encoding="utf-8")
+    elif case == "binary":
+        valid.write_bytes(bytes(range(256)) * 4)
+    out = tmp_path / "run"
+    code = main(["--teacher", str(tiny_teacher_dir), "--corpus", str(small_corpus / "train.txt"),
+                 "--valid-corpus", str(valid), "--output-dir", str(out), "--max-steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message.format(path=valid) in err[0], err
+    assert not out.exists()

@@ -97,6 +97,15 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(capsys)
                   "or folders (No such file or directory).\n", err
 
 
+def test_a_missing_held_out_corpus_is_named_by_its_option(tmp_path, capsys):
+    from train import pretrain_teacher
+
+    missing = tmp_path / "valid.txt"
+    assert pretrain_teacher.main(["--output-dir", str(tmp_path / "t"), "--valid-corpus", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: --valid-corpus: The corpus file '{missing}' does not exist.\n"
+    assert not (tmp_path / "t").exists()
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--contrastive-weight", "-1", "--contrastive-weight must be 0 or a positive number"),
     ("--contrastive-weight", "nan", "--contrastive-weight must be 0 or a positive number"),

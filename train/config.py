@@ -119,7 +119,8 @@ class DistillConfig:
             return train, None
         valid_spec = str(valid_path) if self.corpus == BUNDLED_CORPUS and not self.valid_corpus else self.valid_corpus
         return train, CorpusSource(valid_spec, self.text_column, self.corpus_config,
-                                   self.corpus_split if self.valid_corpus is None else "validation", self.streaming)
+                                   self.corpus_split if self.valid_corpus is None else "validation", self.streaming,
+                                   flag="--valid-corpus" if self.valid_corpus else None)
 
     def to_dict(self) -> dict:
         """Every option under its flat name, as config files and config.json hold them."""

@@ -182,7 +182,11 @@ def main(argv=None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        lines, valid_lines = read_corpus(args.corpus), read_corpus(args.valid_corpus)
+        lines = read_corpus(args.corpus)
+        try:
+            valid_lines = read_corpus(args.valid_corpus)
+        except ValueError as error:
+            raise ValueError(f"--valid-corpus: {error}") from None
         vectors = word_vectors.load_navec(args.navec_file) if args.init_embeddings == "navec" else None
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

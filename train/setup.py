@@ -100,7 +100,10 @@ def prepare(cfg: DistillConfig, run_dir: Path, resume: bool, verbose: bool = Tru
         raise ValueError(f"'{run_dir}' already holds a run: use --resume to continue it, or another --output-dir.")
     for source in cfg.corpus_sources():  # a missing file or an empty folder is told before any model loads
         if source is not None:
-            local_files(source)
+            try:
+                local_files(source)
+            except ValueError as error:
+                raise source.refusal(error) from None
     teacher_loaded = zoo.load(cfg.teacher, attentions=cfg.losses.alpha_att > 0)
     teacher, tokenizer = teacher_loaded.model, teacher_loaded.tokenizer
     if teacher_loaded.notice and verbose:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.textfiles import wide_encoding
+from core.textfiles import not_text
 
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 KINDS = ".txt, .jsonl, .csv or .parquet"
@@ -33,10 +33,15 @@ class CorpusSource:
     split: str = "train"
     streaming: bool = False
     name: str | None = None  # how messages call it; default spec
+    flag: str | None = None  # the option that named it, when not --corpus: its refusals begin with it
 
     @property
     def label(self) -> str:
         return self.name or self.spec
+
+    def refusal(self, error: ValueError) -> ValueError:
+        """`error` as this corpus's refusal: prefixed with its option ("--valid-corpus: ...") when it has one."""
+        return ValueError(f"{self.flag}: {error}") if self.flag else error
 
 
 def local_files(source: CorpusSource) -> tuple[str, list[str]] | None:
@@ -94,13 +99,9 @@ def check_text_file(path: str | Path, name: str, samples_are_lines: bool = True)
     lines_before, tail, has_text = 0, "", False
     with open(path, "rb") as handle:
         head = handle.read(1 << 20)
-        encoding = wide_encoding(head[:4096])
-        if encoding:
-            raise ValueError(f"'{name}' is saved as {encoding} text; save it as UTF-8 (in most editors: Save as, "
-                             "Encoding: UTF-8) and try again.")
-        if b"\x00" in head:
-            raise ValueError(f"'{name}' looks like a binary file, not text (it contains NUL bytes); give a UTF-8 "
-                             "text file.")
+        refusal = not_text(head, name)
+        if refusal:
+            raise refusal
         chunk = head
         while True:
             final = not chunk

@@ -36,13 +36,18 @@ def no_text(source: CorpusSource) -> ValueError:
 
 
 def first_texts(source: CorpusSource, count: int) -> list[str]:
-    """The first `count` non-blank samples of a corpus, cleaned as for training (held-out files)."""
-    dataset = open_corpus(source)
-    column = text_column(source)
-    texts = (clean_text(row[column]) for row in dataset.select_columns([column]))
-    found = list(islice((t for t in texts if t), count))
+    """The first `count` non-blank samples of a corpus, cleaned as for training (held-out files).
+    Raises ValueError (prefixed with the corpus's option, see CorpusSource.refusal) when it cannot be read or has no
+    text."""
+    try:
+        dataset = open_corpus(source)
+        column = text_column(source)
+        texts = (clean_text(row[column]) for row in dataset.select_columns([column]))
+        found = list(islice((t for t in texts if t), count))
+    except ValueError as error:
+        raise source.refusal(error) from None
     if not found:
-        raise no_text(source)
+        raise source.refusal(no_text(source))
     return found
 
 
