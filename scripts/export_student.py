@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from core.formatting import OneLineParser
+from core.models.saving import save_model
 from core.models.tokenizer import save_tokenizer
 from core.paths import check_can_make
 from core.runs import RunPaths
@@ -48,7 +49,7 @@ def export(run_dir: Path, out_dir: Path) -> None:
     aside.mkdir(parents=True)
     try:
         model = AutoModelForMaskedLM.from_pretrained(paths.final, dtype=torch.float32).to(torch.float16)
-        model.save_pretrained(aside)
+        save_model(model, aside)
         save_tokenizer(AutoTokenizer.from_pretrained(paths.final), aside)
         shutil.copyfile(paths.config, aside / EXPORT_MARK)
         shutil.copyfile(paths.metrics, aside / "distill_metrics.jsonl")

@@ -43,6 +43,8 @@ def test_a_jsonl_corpus_with_a_text_column_runs(tmp_path, tiny_teacher_dir):
     config = json.loads((out / "config.json").read_text())
     assert config["text_column"] == "reply" and config["streaming"] is False
     assert (out / "final" / "model.safetensors").is_file()
+    for folder in (out / "init", out / "final"):  # readable as the files beside them, not 0600 (safetensors #782)
+        assert (folder / "model.safetensors").stat().st_mode & 0o777 == (folder / "config.json").stat().st_mode & 0o777
 
 
 @pytest.mark.parametrize("case, message", [

@@ -3,6 +3,7 @@ configs without model_type refused in one sentence."""
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from pathlib import Path
 
@@ -222,3 +223,16 @@ def test_library_errors_are_quoted_as_whole_sentences(raw, expected):
 def test_long_library_error_without_sentence_end_is_cut_at_a_word():
     quoted = error_sentence(OSError("x" * 10 + " word" * 100), limit=60)
     assert quoted.endswith(" …") and len(quoted) <= 62 and "wo …" not in quoted
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_saved_weights_are_as_readable_as_the_config_beside_them(tmp_path, umask):
+    from core.models.saving import save_model
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32))
+    before = os.umask(umask)
+    try:
+        save_model(model, tmp_path / "model")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "model" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -35,6 +35,7 @@ from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.distill.data import step_generator
 from core.models.aligned_head import pad_vocab_product
 from core.models.masked_lm import display_word
+from core.models.saving import save_model
 from core.models.tokenizer import save_tokenizer
 from core.models.zoo import LoadedModel
 from core.paths import runs_root
@@ -152,7 +153,7 @@ def write_run_start(run_dir: Path, cfg: DistillConfig, setup: DistillSetup) -> N
     (RunPaths(run_dir).config).write_text(json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
     setup.recipe.student.config.save_pretrained(RunPaths(run_dir).student)
     save_tokenizer(setup.recipe.student_tokenizer, RunPaths(run_dir).student)
-    setup.recipe.student.save_pretrained(RunPaths(run_dir).init)  # the student before training: run:<id>@init
+    save_model(setup.recipe.student, RunPaths(run_dir).init)  # the student before training: run:<id>@init
     save_tokenizer(setup.recipe.student_tokenizer, RunPaths(run_dir).init)
     (RunPaths(run_dir).metrics).write_text("")
     RunPaths(run_dir).guesses.write_text("")
@@ -560,7 +561,7 @@ def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, 
     whole = submodule_state(full_state(trainable)[0], trainable, hf_student) if is_sharded else None
     if accelerator.is_main_process:
         final = RunPaths(run_dir).final
-        hf_student.save_pretrained(final, state_dict=whole)
+        save_model(hf_student, final, state_dict=whole)
         save_tokenizer(recipe.student_tokenizer, final)
         write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
         print(f"finished {step} steps; the student is in {final}", file=sys.stderr)

@@ -33,6 +33,7 @@ from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, st
 from core.distill.evaluate import masked_batches, mlm_figures
 from core.formatting import OneLineParser
 from core.models import word_vectors
+from core.models.saving import save_model
 from core.models.tokenizer import save_tokenizer, train_wordpiece
 from core.models.zoo import LoadedModel
 from core.paths import ASSETS, REPO_ROOT, check_can_make
@@ -280,7 +281,7 @@ def main(argv=None) -> int:
             print(json.dumps(log[-1]), file=sys.stderr)
             if best is None or figures["mlm_acc"] > best["valid_mlm_acc"]:
                 best = log[-1]
-                copy.deepcopy(model).cpu().to(getattr(torch, args.save_dtype)).save_pretrained(out)
+                save_model(copy.deepcopy(model).cpu().to(getattr(torch, args.save_dtype)), out)
                 save_tokenizer(tokenizer, out)
             # written at every evaluation: a run stopped early keeps its curve and its best weights, and resumes
             (out / "pretraining.json").write_text(json.dumps({**record, "best": best, "log": log}, indent=1),

@@ -29,6 +29,7 @@ from transformers.utils import logging as hf_logging
 from core.distill.losses import LOSS_PARTS
 from core.formatting import OneLineParser, error_sentence
 from core.models import zoo
+from core.models.saving import save_model
 from core.models.student import dims, num_layers, teacher_depth
 from core.models.tokenizer import save_tokenizer
 from core.paths import ASSETS, check_can_make, runs_root
@@ -460,7 +461,7 @@ def write_folder(run_dir: Path, folder: Path, repo_id: str, license: str = DEFAU
     try:
         try:
             model = zoo.from_library(run_dir.name, AutoModelForMaskedLM.from_pretrained, final)
-            model.save_pretrained(folder)  # transformers 5 writes model.safetensors, never pickles
+            save_model(model, folder)  # transformers 5 writes model.safetensors, never pickles
             save_tokenizer(AutoTokenizer.from_pretrained(final), folder)
         except OSError as error:
             raise ValueError(f"Could not write the student of run '{run_dir.name}' to '{folder}': "

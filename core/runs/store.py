@@ -578,6 +578,7 @@ def _export_snapshot(paths: RunPaths, checkpoint_name: str, state: dict) -> None
     """Write the student of a loaded checkpoint as snapshot/, a model folder with its tokenizer (atomically)."""
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
+    from core.models.saving import save_model
     from core.models.tokenizer import save_tokenizer
     weights = {key.removeprefix("student."): value for key, value in state["model"].items()
                if not key.startswith("projection.")}  # reduced-vocabulary runs train a projection beside the student
@@ -586,7 +587,7 @@ def _export_snapshot(paths: RunPaths, checkpoint_name: str, state: dict) -> None
     model.tie_weights()
     tmp = paths.root / f".snapshot-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    save_model(model, tmp)
     save_tokenizer(AutoTokenizer.from_pretrained(paths.student), tmp)
     (tmp / "source.json").write_text(json.dumps({"checkpoint": checkpoint_name}))
     shutil.rmtree(paths.snapshot, ignore_errors=True)
