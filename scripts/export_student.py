@@ -16,10 +16,9 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from core.formatting import OneLineParser
-from core.models.saving import save_model
-from core.models.tokenizer import save_tokenizer
 from core.paths import check_can_make
 from core.runs import RunPaths
+from core.saving import save_model, save_tokenizer
 
 EXPORT_MARK = "distill_config.json"  # what an earlier export holds
 

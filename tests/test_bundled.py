@@ -8,8 +8,8 @@ import pytest
 from core.compare.probes import everyday_probes, fill_mask_probes, topic_sentences
 from core.distill.data import read_corpus
 from core.models import zoo
-from core.models.tokenizer import RUNTIME_KEYS
 from core.paths import ASSETS
+from core.saving import RUNTIME_KEYS
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from core.models.tokenizer import RUNTIME_KEYS
 from core.runs.guesses import read_guesses
 from core.runs.store import read_metrics, read_status
+from core.saving import RUNTIME_KEYS
 from tests.support.cli import SHORT, run_cli, start_cli
 from tests.support.models import REPO
 from tests.support.waiting import wait_for

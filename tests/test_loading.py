@@ -16,7 +16,8 @@ from core.compare import predict
 from core.formatting import error_sentence
 from core.models import zoo
 from core.models.cache import ModelCache
-from core.models.tokenizer import RUNTIME_KEYS, compose_unicode, save_tokenizer, train_wordpiece, wordpiece_from_vocab
+from core.models.tokenizer import compose_unicode, train_wordpiece, wordpiece_from_vocab
+from core.saving import RUNTIME_KEYS, save_tokenizer
 from tests.support.models import corpus_lines
 
 pytestmark = pytest.mark.unit
@@ -227,7 +228,7 @@ def test_long_library_error_without_sentence_end_is_cut_at_a_word():
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_saved_weights_are_as_readable_as_the_config_beside_them(tmp_path, umask):
-    from core.models.saving import save_model
+    from core.saving import save_model
     model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                        intermediate_size=32))
     before = os.umask(umask)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from core.models.tokenizer import RUNTIME_KEYS
+from core.saving import RUNTIME_KEYS
 from tests.support.models import tiny_bert
 from train.pretrain_teacher import pretraining_losses
 

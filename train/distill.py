@@ -35,8 +35,6 @@ from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.distill.data import step_generator
 from core.models.aligned_head import pad_vocab_product
 from core.models.masked_lm import display_word
-from core.models.saving import save_model
-from core.models.tokenizer import save_tokenizer
 from core.models.zoo import LoadedModel
 from core.paths import runs_root
 from core.runs.checkpoints import (
@@ -58,6 +56,7 @@ from core.runs.store import (
     truncate_metrics,
     write_status,
 )
+from core.saving import save_model, save_tokenizer
 from train.cli import check_output_dir, parse_args
 from train.config import DistillConfig
 from train.memory import check_step_memory

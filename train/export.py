@@ -27,8 +27,8 @@ from core.bench.runtimes.session import RuntimeSession
 from core.bench.variants import probe_batches, random_tokens
 from core.formatting import OneLineParser
 from core.models import zoo
-from core.models.tokenizer import save_tokenizer
 from core.paths import check_can_make
+from core.saving import save_tokenizer
 
 FORMATS = ("onnx", "openvino")
 SPEED_SEQ_LEN = 128  # tokens of the sequence the README's latency is measured on, at batch 1

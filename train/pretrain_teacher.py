@@ -33,10 +33,10 @@ from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, st
 from core.distill.evaluate import masked_batches, mlm_figures
 from core.formatting import OneLineParser
 from core.models import word_vectors
-from core.models.saving import save_model
-from core.models.tokenizer import save_tokenizer, train_wordpiece
+from core.models.tokenizer import train_wordpiece
 from core.models.zoo import LoadedModel
 from core.paths import ASSETS, REPO_ROOT, check_can_make
+from core.saving import save_model, save_tokenizer
 from train import neighbour_contrast
 
 

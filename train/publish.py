@@ -29,12 +29,11 @@ from transformers.utils import logging as hf_logging
 from core.distill.losses import LOSS_PARTS
 from core.formatting import OneLineParser, error_sentence
 from core.models import zoo
-from core.models.saving import save_model
 from core.models.student import dims, num_layers, teacher_depth
-from core.models.tokenizer import save_tokenizer
 from core.paths import ASSETS, check_can_make, runs_root
 from core.runs.checkpoints import latest_checkpoint, step_of
 from core.runs.store import RunPaths, model_source, read_json, read_metrics, read_status, run_dir_of, run_model
+from core.saving import save_model, save_tokenizer
 from train.config import BUNDLED_CORPUS, DistillConfig
 
 DEFAULT_LICENSE = "apache-2.0"

@@ -19,8 +19,9 @@ import numpy as np
 
 from core.distill.stream import StreamCorpus
 from core.distill.training_data import TrainingData
-from core.models.tokenizer import compose_unicode, save_tokenizer
+from core.models.tokenizer import compose_unicode
 from core.models.vocab import special_tokens_of, train_student_vocab
+from core.saving import save_tokenizer
 
 VOCAB_SAMPLES = 1_000_000  # the most training samples a student's vocabulary is learnt from
 TEXT_BATCH = 1000  # samples read together

@@ -6,7 +6,6 @@ Every tokenizer here composes Unicode first (NFC): text copied on macOS often sp
 """
 from __future__ import annotations
 
-import copy
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -120,26 +119,3 @@ def wordpiece_from_vocab(tokens: list[str]) -> BertTokenizerFast:
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tokens.index("[CLS]")), ("[SEP]", tokens.index("[SEP]"))])
     return _bert_tokenizer(backend)
-
-
-# What a call such as tokenizer(texts, truncation=True, max_length=256, padding=True) leaves behind, and how the
-# tokenizer was loaded: transformers 5 keeps both on the fast backend and in init_kwargs, and save_pretrained writes
-# them into tokenizer.json and tokenizer_config.json, where a reader takes a call's max_length for the model's limit.
-RUNTIME_KEYS = ("max_length", "stride", "truncation_strategy", "truncation_side", "pad_to_multiple_of",
-                "pad_token_type_id", "padding_side", "is_local", "local_files_only")
-
-
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder) -> None:
-    """`tokenizer.save_pretrained(folder)` without the truncation and padding state earlier calls left on it.
-
-    The saved tokenizer.json has no "truncation" or "padding" entry and tokenizer_config.json none of RUNTIME_KEYS;
-    `model_max_length` (the model's own limit) is kept. The tokenizer passed in is not changed.
-    """
-    clean = copy.deepcopy(tokenizer)
-    backend = getattr(clean, "backend_tokenizer", None)
-    if backend is not None:
-        backend.no_truncation()
-        backend.no_padding()
-    for key in RUNTIME_KEYS:
-        clean.init_kwargs.pop(key, None)
-    clean.save_pretrained(folder)
