@@ -39,6 +39,8 @@ LEVERS = {
 
 def command(lever: str, out: Path, args: argparse.Namespace) -> list[str]:
     extra = ["--navec-file", args.navec_file] if args.navec_file and "navec" in LEVERS[lever] else []
+    extra += [*(["--corpus", args.corpus] if args.corpus else []),
+              *(["--valid-corpus", args.valid_corpus] if args.valid_corpus else [])]
     return [sys.executable, "-m", "train.pretrain_teacher", *LEVERS[lever], *extra, "--steps", str(args.steps),
             "--batch-size", str(args.batch_size), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
             "--output-dir", str(out / lever)]
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--corpus", help="training lines (default: the bundled corpus)")
+    p.add_argument("--valid-corpus", help="held-out lines (default: the bundled validation split)")
     p.add_argument("--navec-file", help="navec .tar to read instead of the one inside natasha")
     p.add_argument("--deadline", type=float, default=0, help="seconds after which running levers are stopped")
     p.add_argument("--threads", type=int, default=2, help="CPU threads per lever process")
