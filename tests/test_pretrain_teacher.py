@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from core.saving import RUNTIME_KEYS
 from tests.support.models import tiny_bert
@@ -110,11 +111,18 @@ def test_a_missing_held_out_corpus_is_named_by_its_option(tmp_path, capsys):
     ("--contrastive-weight", "-1", "--contrastive-weight must be 0 or a positive number"),
     ("--contrastive-weight", "nan", "--contrastive-weight must be 0 or a positive number"),
     ("--contrastive-window", "0", "--contrastive-window must be 1 or more lines"),
+    ("--steps", "-1", "--steps must be 1 or more; got -1."),
+    ("--vocab-size", "0", "--vocab-size must be 1 or more; got 0."),
+    ("--heads", "4 --hidden 30", "--hidden must be a multiple of --heads"),
+    ("--dropout", "2", "--dropout is a probability, from 0 to below 1; got 2.0."),
+    ("--lr", "nan", "--lr must be a positive number"),
+    ("--warmup", "1.5", "--warmup is a share of the steps"),
+    ("--max-length", "600", "--max-positions (512) must be at least --max-length (600)."),
 ])
 def test_a_bad_contrastive_option_is_refused_in_one_line(tmp_path, capsys, option, value, message):
     from train import pretrain_teacher
 
-    assert pretrain_teacher.main(["--output-dir", str(tmp_path / "t"), option, value]) == 2
+    assert pretrain_teacher.main(["--output-dir", str(tmp_path / "t"), option, *value.split()]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "t").exists()
@@ -134,3 +142,21 @@ def test_the_contrast_term_is_info_nce_of_the_pairs_mean_pooled_last_states():
     pooled = torch.stack([hidden[i, :int(mask[i].sum())].mean(0) for i in range(4)])
     assert losses["contrast"].item() == pytest.approx(neighbour_contrast.info_nce(pooled[:2], pooled[2:]).item(),
                                                       rel=1e-5)
+
+
+def test_a_vocabulary_smaller_than_the_alphabet_is_named_in_a_warning(tmp_path, capsys):
+    from tests.support.models import corpus_lines
+    from train import pretrain_teacher
+
+    lines = corpus_lines(120)
+    (tmp_path / "train.txt").write_text("\n".join(lines[:100]), encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("\n".join(lines[100:]), encoding="utf-8")
+    assert pretrain_teacher.main(["--corpus", str(tmp_path / "train.txt"),
+                                  "--valid-corpus", str(tmp_path / "valid.txt"), "--layers", "1", "--hidden", "32",
+                                  "--heads", "2", "--ffn", "64", "--vocab-size", "5",
+                                  "--steps", "1", "--eval-every", "1", "--batch-size", "4", "--device", "cpu",
+                                  "--output-dir", str(tmp_path / "t")]) == 0
+    entries = len(AutoTokenizer.from_pretrained(tmp_path / "t"))
+    assert entries > 5
+    assert f"warning: --vocab-size 5 is below what the alphabet alone needs (every letter and sign, alone and as a " \
+           f"word's continuation): the vocabulary holds {entries:,} entries." in capsys.readouterr().err

@@ -105,10 +105,37 @@ def parse_args(argv=None) -> argparse.Namespace:
 TEACHER_FILES = ("pretraining.json", "checkpoint.pt", "config.json")  # a folder holding one is a teacher's
 
 
+def check_numbers(args: argparse.Namespace) -> str | None:
+    """The first number a model cannot be built or trained with, as a sentence; None when all are usable."""
+    at_least_one = {"--vocab-size": args.vocab_size, "--min-frequency": args.min_frequency, "--layers": args.layers,
+                    "--hidden": args.hidden, "--heads": args.heads, "--ffn": args.ffn, "--steps": args.steps,
+                    "--batch-size": args.batch_size, "--eval-every": args.eval_every}
+    for flag, value in at_least_one.items():
+        if value < 1:
+            return f"{flag} must be 1 or more; got {value}."
+    if args.hidden % args.heads:
+        return (f"--hidden must be a multiple of --heads (each head takes an equal share of the width); got "
+                f"{args.hidden} and {args.heads}.")
+    if args.max_length < 3:
+        return f"--max-length must be 3 or more tokens ([CLS], a word, [SEP]); got {args.max_length}."
+    if args.max_positions < args.max_length:
+        return f"--max-positions ({args.max_positions}) must be at least --max-length ({args.max_length})."
+    if not 0 < args.lr < float("inf"):
+        return f"--lr must be a positive number, such as 1e-3; got {args.lr}."
+    if not 0 <= args.warmup < 1:
+        return f"--warmup is a share of the steps, from 0 to below 1; got {args.warmup}."
+    if not 0 <= args.weight_decay < float("inf"):
+        return f"--weight-decay must be 0 or a positive number; got {args.weight_decay}."
+    if not 0 <= args.dropout < 1:
+        return f"--dropout is a probability, from 0 to below 1; got {args.dropout}."
+    return None
+
+
 def check_args(args: argparse.Namespace) -> str | None:
     """The first argument a run cannot start with, as a sentence; None when all are usable."""
-    if args.min_frequency < 1:
-        return f"--min-frequency must be 1 or more; got {args.min_frequency}."
+    problem = check_numbers(args)
+    if problem:
+        return problem
     if args.navec_file and args.init_embeddings != "navec":
         return "--navec-file is read only with --init-embeddings navec; add that option or leave the file out."
     out = Path(args.output_dir)
@@ -203,6 +230,10 @@ def main(argv=None) -> int:
     words = word_vectors.corpus_words(lines, tokenizer)
     whole_words = len(word_vectors.whole_word_entries(tokenizer, words))
     print(f"vocabulary: {len(tokenizer):,} entries, {whole_words:,} of them whole words of the corpus", file=sys.stderr)
+    if len(tokenizer) > args.vocab_size and not (resuming or args.tokenizer):
+        print(f"warning: --vocab-size {args.vocab_size:,} is below what the alphabet alone needs (every letter and "
+              f"sign, alone and as a word's continuation): the vocabulary holds {len(tokenizer):,} entries.",
+              file=sys.stderr)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=args.ffn,
                         max_position_embeddings=max(args.max_length, args.max_positions),
