@@ -19,6 +19,12 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {rest // 60:02d} min"
 
 
+def count(number: int, noun: str) -> str:
+    """A number with its noun in the right form, thousands separated: count(1, "step") -> "1 step",
+    count(16000, "line") -> "16,000 lines". English plurals by -s, which every noun the lab counts takes."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def parse_int_list(text: str, what: str, example: str = "1,16") -> list[int]:
     """Whole numbers typed as "0, 2,4" or "0 2 4" -> [0, 2, 4]: commas and spaces both separate them.
 

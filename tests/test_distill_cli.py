@@ -171,7 +171,7 @@ def test_a_run_writes_its_directory_and_a_loadable_student(tmp_path, tiny_teache
     result = run_cli("--teacher", tiny_teacher_dir, "--corpus", long_line, "--max-steps", 8, "--save-every", 4,
                      "--output-dir", out, *SHORT, "--max-length", 128)
     assert result.returncode == 0, result.stderr
-    assert "warning: 1 lines were longer" in result.stderr
+    assert "warning: 1 line was longer than --max-length 128 tokens and was cut." in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"finished 8 steps; the student is in {out / 'final'}"
     config = json.loads((out / "config.json").read_text())
     assert config["max_steps"] == 8 and config["teacher"] == str(tiny_teacher_dir)

@@ -311,6 +311,8 @@ def test_the_start_message_says_the_settings_an_empty_box_took(ctx, monkeypatch)
     monkeypatch.setattr(distill_tab.gr, "Info", said.append)
     start_run_from_form(ctx, None, teacher="bundled-teacher", steps=None, batch_size=8, learning_rate=None)
     assert "300 steps of 8 lines of up to 128 tokens, learning rate 0.0005, T 2." in said[0]
+    start_run_from_form(ctx, None, teacher="bundled-teacher", steps=1, batch_size=1, learning_rate=None)
+    assert "1 step of 1 line of up to 128 tokens" in said[1]
 
 
 @pytest.mark.parametrize("value, shown", [(2.5, 2.5), (3.0, 3), ("x", "x"), (None, None)])

@@ -1,7 +1,7 @@
 """Small shared readings: typed number lists and durations."""
 import pytest
 
-from core.formatting import format_seconds, parse_int_list
+from core.formatting import count, format_seconds, parse_int_list
 
 pytestmark = pytest.mark.unit
 
@@ -21,3 +21,9 @@ def test_bad_lists_are_refused_in_a_sentence(text, message):
 
 def test_durations_read_as_people_read_them():
     assert [format_seconds(s) for s in (42, 185, 7620)] == ["42 s", "3 min 05 s", "2 h 07 min"]
+
+
+@pytest.mark.parametrize("number, noun, said", [(1, "step", "1 step"), (0, "step", "0 steps"), (2, "line", "2 lines"),
+                                                (16000, "token", "16,000 tokens")])
+def test_a_count_takes_the_nouns_form_for_its_number(number, noun, said):
+    assert count(number, noun) == said

@@ -33,6 +33,7 @@ from transformers.utils import logging as hf_logging
 from core.compare.predict import predict_masks
 from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.distill.data import step_generator
+from core.formatting import count
 from core.models.aligned_head import pad_vocab_product
 from core.models.masked_lm import display_word
 from core.models.zoo import LoadedModel
@@ -562,8 +563,8 @@ def finish(run_dir: Path, recipe, student, accelerator: Accelerator, step: int, 
         final = RunPaths(run_dir).final
         save_model(hf_student, final, state_dict=whole)
         save_tokenizer(recipe.student_tokenizer, final)
-        write_status(run_dir, state="finished", step=step, message=f"Finished {step} steps.")
-        print(f"finished {step} steps; the student is in {final}", file=sys.stderr)
+        write_status(run_dir, state="finished", step=step, message=f"Finished {count(step, 'step')}.")
+        print(f"finished {count(step, 'step')}; the student is in {final}", file=sys.stderr)
     accelerator.wait_for_everyone()
 
 

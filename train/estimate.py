@@ -16,7 +16,7 @@ from transformers import PretrainedConfig
 from core.bench import machine
 from core.bench.plan import config_shape, distill_step_flops
 from core.distill.evaluate import HELDOUT_MLM_PROBABILITY
-from core.formatting import format_seconds
+from core.formatting import count, format_seconds
 from train.config import DistillConfig
 from train.memory import ModelShape, StepMemory, estimate_step_memory, free_memory, gib, head_share, memory_verdict
 
@@ -98,7 +98,8 @@ def check_estimate(estimate: RunEstimate, max_s: float | None) -> None:
         raise ValueError(refusal)
     if max_s is not None and estimate.total_s > max_s:
         step = format_seconds(estimate.step_s) if estimate.step_s >= 1 else f"{estimate.step_s:.2f} s"
-        raise ValueError(f"This run would take about {format_seconds(estimate.total_s)} ({estimate.steps:,} steps of "
-                         f"about {step} each, estimated from the FLOPs of a step and this machine's speed), more "
-                         f"than the {format_seconds(max_s)} one run may take on this app; choose fewer steps, a "
-                         "smaller batch size or max length, or run python -m train.distill on your own machine.")
+        raise ValueError(f"This run would take about {format_seconds(estimate.total_s)} "
+                         f"({count(estimate.steps, 'step')} of about {step} each, estimated from the FLOPs of a "
+                         f"step and this machine's speed), more than the {format_seconds(max_s)} one run may take "
+                         "on this app; choose fewer steps, a smaller batch size or max length, or run "
+                         "python -m train.distill on your own machine.")

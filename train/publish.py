@@ -27,7 +27,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from core.distill.losses import LOSS_PARTS
-from core.formatting import OneLineParser, error_sentence
+from core.formatting import OneLineParser, count, error_sentence
 from core.models import zoo
 from core.models.student import dims, num_layers, teacher_depth
 from core.paths import ASSETS, check_can_make, runs_root
@@ -343,8 +343,8 @@ def data_lines(cfg: DistillConfig, run_dir: Path, status: dict, evaluation: dict
     steps = int(status.get("step") or cfg.max_steps)
     accumulation = f" × {cfg.grad_accum} accumulated micro-batches" if cfg.grad_accum > 1 else ""
     out = [f"- Corpus: {corpus}{counted}.",
-           f"- {steps:,} optimizer steps, batch size {cfg.batch_size} lines per process{accumulation}; lines cut at "
-           f"{cfg.max_length} tokens; {cfg.mlm_probability:.0%} of tokens masked.",
+           f"- {count(steps, 'optimizer step')}, batch size {count(cfg.batch_size, 'line')} per process{accumulation}; "
+           f"lines cut at {count(cfg.max_length, 'token')}; {cfg.mlm_probability:.0%} of tokens masked.",
            f"- Held-out evaluation: up to {cfg.eval_lines:,} lines of {held}."]
     if evaluation.get("eval_masked_positions"):
         out[-1] = out[-1][:-1] + f", {int(evaluation['eval_masked_positions']):,} masked tokens."

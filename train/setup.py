@@ -19,6 +19,7 @@ from core.distill.batching import EpochBatches
 from core.distill.recipes import SameVocabRecipe
 from core.distill.sources import local_files
 from core.distill.training_data import TrainingData, load_training_data
+from core.formatting import count
 from core.models import zoo
 from core.models.student import StudentSpec, layer_groups, make_student, num_layers
 from core.runs.store import RunPaths
@@ -135,5 +136,6 @@ def check_batches(train, cfg: DistillConfig, world: int, verbose: bool) -> None:
         raise ValueError(f"The corpus has {rows} usable line{'' if rows == 1 else 's'}, fewer than one batch "
                          f"({cfg.batch_size} x {world} processes): lower --batch-size or add text.")
     if train.truncated and verbose:
-        print(f"warning: {train.truncated} lines were longer than --max-length {cfg.max_length} tokens and were cut.",
+        print(f"warning: {count(train.truncated, 'line')} {'was' if train.truncated == 1 else 'were'} longer than "
+              f"--max-length {cfg.max_length} tokens and {'was' if train.truncated == 1 else 'were'} cut.",
               file=sys.stderr)

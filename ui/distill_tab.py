@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.bench.runtimes.available import why_not
 from core.bench.runtimes.exported import export_name, run_exports
-from core.formatting import format_seconds, parse_int_list
+from core.formatting import count, format_seconds, parse_int_list
 from core.models.student import teacher_depth
 from core.models.vocab import ALIGNMENTS
 from core.runs.export import write_metrics_csv, write_student_zip
@@ -185,9 +185,9 @@ def settings_line(cfg: DistillConfig) -> str:
     """The settings a run was started with, in a few words (an empty box takes the default its placeholder shows,
     and a browser empties a number box holding text such as "Infinity"): "300 steps of 16 lines of up to 128
     tokens, learning rate 0.0005, T 2"."""
-    return (f"{cfg.max_steps:,} steps of {cfg.batch_size:,} lines of up to {cfg.max_length:,} tokens, learning rate "
-            f"{cfg.lr:g}, T {cfg.losses.temperature:g}" + (", KL at masked positions only"
-                                                          if cfg.losses.kl_masked_only else ""))
+    return (f"{count(cfg.max_steps, 'step')} of {count(cfg.batch_size, 'line')} of up to "
+            f"{count(cfg.max_length, 'token')}, learning rate {cfg.lr:g}, T {cfg.losses.temperature:g}"
+            + (", KL at masked positions only" if cfg.losses.kl_masked_only else ""))
 
 
 def in_form_words(text: str) -> str:
