@@ -116,8 +116,11 @@ def test_a_run_with_only_step_0_evaluated_shows_its_curve_and_no_speed(ctx):
     assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
     evaluated = eval_figure(records)
     assert list(evaluated.data[0].x) == [0]
-    # whole, non-negative steps: ticks 0, 1 rather than plotly's -1, -0.5, 0, 0.5, 1 around a single point
-    assert evaluated.layout.xaxis.rangemode == "nonnegative" and evaluated.layout.xaxis.dtick == 1
+    # whole steps: ticks 0, 1 rather than plotly's -1, -0.5, 0, 0.5, 1 around a single point; the range reaches
+    # half a step past it, so its marker is drawn whole and no tick is negative
+    assert tuple(evaluated.layout.xaxis.range) == (-0.5, 0.5) and evaluated.layout.xaxis.dtick == 1
+    one_step = loss_figure([{"step": 1, "loss": 3.0, "loss_kl": 2.0, "loss_mlm": 1.0}])
+    assert [t.mode for t in one_step.data] == ["lines+markers"] * 3  # a single point, drawn as a marker
     line = progress_line({"id": "r", "state": "running", "step": 0, "max_steps": 100}, records)
     assert "tokens/s" not in line and "left" not in line and "agreement 0.0%" in line
     records.append({"step": 10, "loss": 4.0, "tokens_per_s": 800.0, "steps_per_s": 2.0})

@@ -24,9 +24,13 @@ def empty_figure(title: str, text: str, height: int) -> go.Figure:
 
 
 def step_axes(fig: go.Figure, steps: list[int]) -> None:
-    """Steps are whole and never negative: a run with only step 0 or 1 gets ticks 0 and 1, not -1, -0.5 and 0.5."""
-    few = max(steps) - min(steps) < 5
-    fig.update_xaxes(rangemode="nonnegative", tickformat=",d", **({"dtick": 1} if few else {}))
+    """Steps are whole and never negative: a run with only step 0 or 1 gets ticks 0 and 1, not -1, -0.5 and 0.5.
+    The range reaches a little past the first and last step, less than one tick, so their markers are drawn whole
+    rather than cut in half by the plot's edge, and no negative tick appears."""
+    low, high = min(steps), max(steps)
+    few = high - low < 5
+    pad = 0.5 if few else 0.02 * (high - low)
+    fig.update_xaxes(range=[low - pad, high + pad], tickformat=",d", **({"dtick": 1, "tick0": 0} if few else {}))
 
 
 def loss_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
@@ -41,10 +45,11 @@ def loss_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("total (weighted) loss", "loss parts (unweighted)"))
     steps = [r["step"] for r in records]
     fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in records], name="total", mode="lines+markers"), 1, 1)
+    parts_mode = "lines+markers" if len(steps) <= 30 else "lines"  # a line through one point is not drawn at all
     for key, label in LOSS_PARTS:
         values = [r.get(key, 0.0) for r in records]
         if any(values):
-            fig.add_trace(go.Scatter(x=steps, y=values, name=label, mode="lines"), 1, 2)
+            fig.add_trace(go.Scatter(x=steps, y=values, name=label, mode=parts_mode), 1, 2)
     fig.update_xaxes(title_text="step")
     step_axes(fig, steps)
     fig.update_layout(height=330, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
@@ -66,7 +71,7 @@ def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
         if any(key in r for r in evaluated):
             fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r.get(key) for r in evaluated],
                                      name=label, mode="lines+markers"))
-    fig.update_layout(height=300, title="held-out masked positions", yaxis=dict(range=[0, 1], tickformat=".0%"),
+    fig.update_layout(height=300, title="held-out masked positions", yaxis=dict(range=[-0.03, 1.03], tickformat=".0%"),
                       xaxis_title="step", margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
     step_axes(fig, [r["step"] for r in evaluated])
     return fig
