@@ -8,6 +8,7 @@ from core.distill.tokenized import held_out_rows
 from tests.test_distill_tab import make_evaluated_run
 from train.admission import lines_needed
 from train.config import DistillConfig
+from train.distill import guess_probes
 from train.launcher import RunLauncher
 from ui import distill_tab
 from ui.context import AppContext, some_of
@@ -189,7 +190,9 @@ def test_the_guesses_table_is_readable_at_1280_px_without_sideways_scrolling(ctx
 
     import gradio as gr
     sync_api = pytest.importorskip("playwright.sync_api")
-    paths = make_evaluated_run(ctx.launcher.root, steps=(0, 20))  # the run the list shows first
+    longest = max((probe.expected for probe in guess_probes()), key=len)  # a run's probes' longest expected word
+    paths = make_evaluated_run(ctx.launcher.root, steps=(0, 20),  # the run the list shows first
+                               probes=(("Будешь [MASK] с печеньем?", "чай"), ("Я иду с [MASK].", longest)))
     with gr.Blocks() as demo:
         distill_tab.build(ctx)
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
@@ -201,10 +204,11 @@ def test_the_guesses_table_is_readable_at_1280_px_without_sideways_scrolling(ctx
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(60_000)
             page.goto(demo.local_url)
-            page.wait_for_function("() => document.querySelector('#distill-guesses')?.innerText.includes('Будешь')")
+            page.wait_for_function("(word) => document.querySelector('#distill-guesses')?.innerText.includes(word)",
+                                   arg=longest)
             page.screenshot(path=str(ctx.launcher.root.parent / "guesses.png"), full_page=True)
             print("screenshot:", ctx.launcher.root.parent / "guesses.png")
-            sizes = page.evaluate("""() => {
+            sizes = page.evaluate("""(word) => {
                 const table = document.querySelector('#distill-guesses');
                 const visible = e => e.getBoundingClientRect().height > 0;
                 const header = [...table.querySelectorAll('thead tr')].filter(visible)[0];
@@ -213,12 +217,21 @@ def test_the_guesses_table_is_readable_at_1280_px_without_sideways_scrolling(ctx
                 const headers = [...table.querySelectorAll('thead th')].filter(visible)
                     .map(th => th.getBoundingClientRect());
                 const box = table.getBoundingClientRect();
+                const walker = document.createTreeWalker(table, NodeFilter.SHOW_TEXT);
+                let lines = 0;
+                while (walker.nextNode()) {
+                    if (walker.currentNode.textContent.trim() !== word) continue;
+                    const range = document.createRange();
+                    range.selectNodeContents(walker.currentNode);
+                    lines = Math.max(lines, new Set([...range.getClientRects()].map(r => Math.round(r.top))).size);
+                }
                 return {header: header.getBoundingClientRect().height, scrolls: scroller.length,
-                        right: Math.max(...headers.map(h => h.right)), edge: box.right};
-            }""")
+                        right: Math.max(...headers.map(h => h.right)), edge: box.right, word_lines: lines};
+            }""", longest)
             browser.close()
         assert sizes["header"] < 70, sizes  # one or two lines of header, not ~190 px
         assert sizes["scrolls"] == 0 and sizes["right"] <= sizes["edge"] + 1, sizes  # every column in view
+        assert sizes["word_lines"] == 1, sizes  # the longest expected word of a run's probes on one line
         assert paths.root.is_dir()
     finally:
         demo.close()

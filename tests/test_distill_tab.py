@@ -86,8 +86,10 @@ def test_the_kl_term_can_read_masked_positions_only_as_the_bundled_student_did()
     assert "KL at masked positions only does not apply" in said and "--" not in said
 
 
-def make_evaluated_run(root, run_id="20250101-120000-abcd", steps=(0,), owner=None, public=False):
-    """A run directory whose metrics and guesses hold evaluations at `steps` (step 0: no loss, as a run writes it)."""
+def make_evaluated_run(root, run_id="20250101-120000-abcd", steps=(0,), owner=None, public=False,
+                       probes=(("Будешь [MASK] с печеньем?", "чай"),)):
+    """A run directory whose metrics and guesses hold evaluations at `steps` (step 0: no loss, as a run writes it),
+    the guesses on `probes` ((sentence, expected word) pairs)."""
     import json
 
     from core.runs.guesses import Guess, append_guesses, guess_row
@@ -99,11 +101,11 @@ def make_evaluated_run(root, run_id="20250101-120000-abcd", steps=(0,), owner=No
             {"step": s, "loss": 5.0 - s / 100, "loss_kl": 1.0, "tokens_per_s": 900.0, "steps_per_s": 2.0,
              "eval_agreement": s / 100, "eval_mlm_acc": 0.1, "eval_teacher_mlm_acc": 0.3} for s in steps]
     paths.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    teacher = [Guess(("чай", "кофе", "суп"), (0.5, 0.2, 0.1))]
+    teacher = [Guess(("чай", "кофе", "суп"), (0.5, 0.2, 0.1))] * len(probes)
     for s in steps:
-        student = [Guess(("чай" if s >= 20 else "и", "сок", "в"), (0.3, 0.1, 0.05))]
-        append_guesses(paths.root, guess_row(s, student, [("Будешь [MASK] с печеньем?", "чай")] if s == steps[0]
-                                             else None, teacher if s == steps[0] else None))
+        student = [Guess(("чай" if s >= 20 else "и", "сок", "в"), (0.3, 0.1, 0.05))] * len(probes)
+        append_guesses(paths.root, guess_row(s, student, list(probes) if s == steps[0] else None,
+                                             teacher if s == steps[0] else None))
     return paths
 
 

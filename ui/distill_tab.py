@@ -70,9 +70,9 @@ RUN_COLUMNS = ["run", "state", "step", "teacher", "student", "owner", "shared"]
 RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every column in view, "shared" included
 GUESS_LABEL = "Student's guesses at"
 # the guesses table's headers as shown (core.runs.guesses.COLUMNS, shortened) and widths: one line of headers, and
-# every column in view at 1280 px, the guesses wrapped in their cells
+# every column in view at 1280 px, the guesses wrapped in their cells and the longest expected word on one line
 GUESS_HEADERS = ["sentence", "expected", "teacher's top 3", "student's top 3", "same 1st"]
-GUESS_COLUMN_WIDTHS = ["27%", "14%", "25%", "25%", "9%"]
+GUESS_COLUMN_WIDTHS = ["25%", "16%", "25%", "25%", "9%"]
 STUDENT_VOCAB_DEFAULT = 2000  # the form's vocabulary size when the smaller vocabulary is ticked
 MAX_OWNER_CHARS = 64  # the ids this app makes are 24 characters (owner_token)
 # the command line's flags as the form labels them: the shared checks (train.config, train.preflight, train.estimate)
