@@ -585,3 +585,27 @@ def test_tables_refuse_results_that_do_not_fit(sentences):
         tables.map_rows(sentences, [space], [np.zeros((len(sentences) - 1, 2))])
     with pytest.raises(ValueError, match="needs 2 results; 1 given"):
         tables.layer_rows(["a", "b", "c"], [{}])
+
+
+@pytest.mark.parametrize("highlight, said", [("", "Choose a sentence from the list (draw the maps first), or type its "
+                                                  "number."),
+                                             ("7", "There is no sentence 7; the set has sentences 0 to 3."),
+                                             ("2", "")])
+def test_a_neighbours_request_without_a_sentence_of_the_set_is_refused_before_it_runs(highlight, said):
+    """Refused by the event's validator, under the sentence list: the request never runs, so the maps already drawn
+    are not replaced by an error."""
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    with gr.Blocks() as demo:
+        parts = embed_tab.build(AppContext(default_teacher="bundled-teacher", default_student="bundled-student"))
+    events = [fn for fn in demo.fns.values() if fn.api_name == "neighbours"]
+    inputs = [block._id for block in events[0].inputs]
+    values = ["Typed sentences", None, "один\nдва\nтри\nчетыре", "bundled-teacher", "bundled-student", None, -1, -1,
+              -1, "mean", "PCA", "2D", highlight, 3]
+    answer = events[0].validator(*values)
+    at = inputs.index(parts["chosen"]._id)
+    assert [a["message"] for a in answer] == [said if i == at else "" for i in range(len(values))]
+    assert [a["is_valid"] for a in answer] == [not said or i != at for i in range(len(values))]

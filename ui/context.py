@@ -481,14 +481,14 @@ def pending_requests(session: str, group: str) -> int:
     return sum(1 for event in events if event.session_hash == session and event.concurrency_id == group)
 
 
-def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepted=None):
+def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepted=None, at: int = 0):
     """A Gradio validator (the `validator` of an event), run when a request arrives, before it is queued.
 
     It refuses the request when its session already has `limit` requests of `group` waiting or running (`one` and
     `many` name such a request, as in "benchmark", "benchmarks"), or when `check(*inputs)` raises ValueError (its
     sentence is the answer); `accepted(session)` is called for a request it lets through. The refusal is one
-    gr.validate per input, the sentence on the first: gradio_client raises it as a ValidationError, the page shows it
-    under that input."""
+    gr.validate per input, the sentence on input `at` (default the first): gradio_client raises it as a
+    ValidationError, the page shows it under that input, and the event's outputs keep what they showed."""
     def validator(*inputs):
         message = ""
         session = session_id()
@@ -505,7 +505,8 @@ def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepte
             if accepted is not None:
                 accepted(session)
             return [gr.validate(True, "") for _ in inputs]
-        return [gr.validate(False, message)] + [gr.validate(True, "") for _ in inputs[1:]]
+        at_input = at if 0 <= at < len(inputs) else 0
+        return [gr.validate(i != at_input, message if i == at_input else "") for i in range(len(inputs))]
     return validator
 
 

@@ -314,6 +314,19 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
             map_downloads(sentences, spaces, coords, pairs, figure))
 
 
+def chosen_sentence_check(source=None, file=None, sentences=None, *rest) -> None:
+    """Before a Neighbours request is queued: ValueError (see sentence_index) when no sentence is chosen or the one
+    chosen is not in the set. Sentences that cannot be read pass here; the request itself says what is wrong."""
+    highlight = rest[-2] if len(rest) >= 2 else None
+    if highlight is None or not str(highlight).strip():
+        raise ValueError("Choose a sentence from the list (draw the maps first), or type its number.")
+    try:
+        chosen_set = sentence_set(source, file, sentences)
+    except (ValueError, TypeError, OSError):
+        return
+    sentence_index(chosen_set, highlight)
+
+
 @user_errors
 def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None,
                     model_3=None, layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
@@ -488,11 +501,16 @@ def build(ctx: AppContext) -> dict:
     drawn_results = [map_plot, scores, status, neighbour_rows, kept_state["draw"]]
     drawn.failure(cleared(drawn_results, len(files["draw"])), None, drawn_results + files["draw"], **quiet)
     neighbours_fn, neighbours_inputs = kept("neighbours", find_neighbours, inputs + [chosen, k])
+    # A sentence not chosen, or not in the set, is told under the list before the request is queued, so the maps
+    # already drawn stay on the page.
+    neighbours_guard = dict(heavy, validator=queue_guard(QUEUE_GROUP, PER_SESSION, "embedding request",
+                                                         "embedding requests", check=chosen_sentence_check,
+                                                         at=len(inputs)))
     # Two or three models' columns: the widths follow the table once it is filled.
     for shown in (neighbours_button.click(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
-                                          api_name="neighbours", **heavy),
+                                          api_name="neighbours", **neighbours_guard),
                   chosen.select(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
-                                api_visibility="private", **heavy)):
+                                api_visibility="private", **neighbours_guard)):
         shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
         shown.success(show_neighbour_download, neighbour_rows, files["neighbours"], **quiet)
         status_lines(shown, "neighbours", "Neighbours", neighbours_inputs)
