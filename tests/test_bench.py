@@ -391,10 +391,9 @@ def test_flops_match_the_reference_and_torchs_counter(name, reference_gflop):
 def test_published_figures_and_speedups():
     assert bench.published(TEACHER_ARCH)["cpu_latency_s"] == 0.655
     assert bench.published("DeepPavlov/distilrubert-base-cased-conversational")["size_mb"] == 517
-    rows = [dict(model=m, mode=mode, batch_size=b, latency_s=lat, throughput_samples_s=b / lat, size_mb=1.0)
-            for m, mode, b, lat in [(STUDENT_ARCH, "reference", 1, 0.2), (TEACHER_ARCH, "reference", 1, 0.5),
-                                    (TEACHER_ARCH, "reference", 16, 6.0), (STUDENT_ARCH, "reference", 16, 3.2),
-                                    (STUDENT_ARCH, "fast", 1, 0.05)]]
+    rows = measured((STUDENT_ARCH, "reference", 1, 0.2), (TEACHER_ARCH, "reference", 1, 0.5),
+                    (TEACHER_ARCH, "reference", 16, 6.0), (STUDENT_ARCH, "reference", 16, 3.2),
+                    (STUDENT_ARCH, "fast", 1, 0.05))
     batch1, batch16, *per_model = bench.speedups(rows, "cpu")
     assert batch1["pair"].startswith(TEACHER_ARCH)  # the teacher is found by its role, not by order
     assert (batch1["batch_size"], batch16["batch_size"]) == (1, 16)
@@ -425,6 +424,21 @@ def test_ratios_at_a_batch_size_the_card_did_not_use():
                     "card_throughput_ratio": None, "reference_latency_ratio": 2.4, "reference_throughput_ratio": 2.4,
                     "fast_latency_ratio": 3.0, "fast_throughput_ratio": 3.0}
     assert [line["fast_speedup"] for line in fast_lines] == [3.2, 4.0]
+
+
+def test_figures_at_another_length_never_stand_beside_the_cards():
+    """The card measured 512-token sequences: 128-token figures keep their own columns, the card's stay empty."""
+    rows = measured((TEACHER_ARCH, "reference", 1, 0.4), (STUDENT_ARCH, "reference", 1, 0.18),
+                    (TEACHER_ARCH, "reference", 16, 6.0), (STUDENT_ARCH, "reference", 16, 3.0), seq_len=128)
+    card = {line["model"]: line for line in bench.card_comparison(rows, "cpu")}
+    assert card[TEACHER_ARCH]["card_latency_s"] is None and card[TEACHER_ARCH]["card_throughput"] is None
+    assert card[TEACHER_ARCH]["reference_latency_s"] == 0.4 and card[TEACHER_ARCH]["card_size_mb"] is not None
+    batch1, batch16, *_ = bench.speedups(rows, "cpu")
+    assert batch1["card_latency_ratio"] is None and batch16["card_throughput_ratio"] is None
+    assert batch1["reference_latency_ratio"] == round(0.4 / 0.18, 2)
+    both = rows + measured((TEACHER_ARCH, "reference", 1, 0.7), (STUDENT_ARCH, "reference", 1, 0.35))  # and at 512
+    card = {line["model"]: line for line in bench.card_comparison(both, "cpu")}
+    assert (card[TEACHER_ARCH]["card_latency_s"], card[TEACHER_ARCH]["reference_latency_s"]) == (0.655, 0.7)
 
 
 def test_card_figures_on_a_gpu_come_from_the_cards_gpu_column():

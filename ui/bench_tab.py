@@ -518,8 +518,11 @@ def build(ctx: AppContext) -> dict:
         latency_plot = gr.Plot(label="Latency")
         throughput_plot = gr.Plot(label="Throughput")
     card = gr.Dataframe(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), interactive=False,
-                        label="Beside the model card (card: seq_len 512, latency at batch 1, throughput at batch 16)")
-    ratios = gr.Dataframe(_frame([], RATIO_COLUMNS), interactive=False, label="Speed-ups, card and here")
+                        label="Beside the model card (card: seq_len 512; *_latency_s in seconds at batch 1, "
+                              "*_throughput in samples/s at batch 16; the card's columns stay empty for a model "
+                              "measured at another length)")
+    ratios = gr.Dataframe(_frame([], RATIO_COLUMNS), interactive=False,
+                          label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
     limits_md = gr.Markdown("", label="notes on the measurements", show_label=False)
     with gr.Row():
         csv_file = gr.File(label="Results as CSV")

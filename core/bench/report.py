@@ -67,16 +67,19 @@ def _pick(rows: list[dict], model: str, mode: str, batch_size: int) -> dict | No
 
 
 def card_comparison(rows: list[dict], device: str = "cpu") -> list[dict]:
-    """One line per model: the card's latency (batch 1) and throughput (batch 16) beside the measured ones."""
+    """One line per model: the card's latency (s, batch 1) and throughput (samples/s, batch 16) beside the measured
+    ones. The card measured CARD_SEQ_LEN-token sequences: a model measured at other lengths only shows its own
+    figures, with the card's left empty (card_gap says why), never two lengths side by side."""
     table = []
     for model in dict.fromkeys(r["model"] for r in rows):
-        line = {"model": model, "size_mb": next(r["size_mb"] for r in rows if r["model"] == model),
-                "card_size_mb": published(model).get("size_mb"),
-                "card_latency_s": card_figure(model, device, "latency"),
-                "card_throughput": card_figure(model, device, "throughput")}
+        own = [r for r in rows if r["model"] == model]
+        at_card = [r for r in own if r.get("seq_len") == CARD_SEQ_LEN]
+        line = {"model": model, "size_mb": own[0]["size_mb"], "card_size_mb": published(model).get("size_mb"),
+                "card_latency_s": card_figure(model, device, "latency") if at_card else None,
+                "card_throughput": card_figure(model, device, "throughput") if at_card else None}
         for mode in measured_modes(rows):
-            one = _pick(rows, model, mode, CARD_BATCH["latency"])
-            sixteen = _pick(rows, model, mode, CARD_BATCH["throughput"])
+            one = _pick(at_card or own, model, mode, CARD_BATCH["latency"])
+            sixteen = _pick(at_card or own, model, mode, CARD_BATCH["throughput"])
             line[f"{mode}_latency_s"] = one["latency_s"] if one else None
             line[f"{mode}_throughput"] = sixteen["throughput_samples_s"] if sixteen else None
         table.append(line)
@@ -94,7 +97,8 @@ def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
     The teacher is the model the lab knows as a teacher, else the one with the most FLOPs. One line per student and
     batch size measured for both: the latency ratio is teacher over student, the throughput ratio student over
     teacher (at one batch size the two agree up to rounding). The card's latency ratio sits on the batch-1 line,
-    its throughput ratio on the batch-16 line, where the card measured them.
+    its throughput ratio on the batch-16 line, where the card measured them, and only when those lines were measured
+    at the card's sequence length.
     """
     models = list(dict.fromkeys(r["model"] for r in rows))
     if not models:
@@ -111,8 +115,10 @@ def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
                   {r["batch_size"] for r in rows if r["model"] == student})
         for batch_size in sorted(shared):
             line = {"pair": f"{teacher} / {student}", "batch_size": batch_size}
+            pair_rows = [_pick(rows, m, mode, batch_size) for m in (teacher, student) for mode in measured_modes(rows)]
+            at_card = all(r.get("seq_len") == CARD_SEQ_LEN for r in pair_rows if r)  # the card's length, or no ratio
             for kind in CARD_BATCH:
-                line[f"card_{kind}_ratio"] = card[kind] if batch_size == CARD_BATCH[kind] else None
+                line[f"card_{kind}_ratio"] = card[kind] if batch_size == CARD_BATCH[kind] and at_card else None
             for mode in measured_modes(rows):
                 t, s = _pick(rows, teacher, mode, batch_size), _pick(rows, student, mode, batch_size)
                 line[f"{mode}_latency_ratio"] = _ratio(t["latency_s"], s["latency_s"]) if t and s else None
