@@ -33,14 +33,13 @@ SIGNATURES = [(b"PK\x03\x04", "a ZIP archive (a Word .docx, a spreadsheet or an 
               (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!", "a RAR archive")]
 
 
-def not_text(head: bytes, name: str) -> ValueError | None:
+def not_text(head: bytes, name: str, want: str = "plain text (.txt, UTF-8)") -> ValueError | None:
     """A refusal naming what the file is when its first bytes show a document, an archive, UTF-16/32 text or
     binary data (NUL bytes) instead of UTF-8 text; None when they may be text. `name`: the file as its owner
-    called it."""
+    called it; `want`: what to save a document as instead."""
     for signature, kind in SIGNATURES:
         if head.startswith(signature):
-            return ValueError(f"'{name}' is {kind}, not plain text; save or export it as plain text (.txt, UTF-8) "
-                              "and try again.")
+            return ValueError(f"'{name}' is {kind}, not plain text; save or export it as {want} and try again.")
     encoding = wide_encoding(head[:4096])
     if encoding:
         return ValueError(f"'{name}' is saved as {encoding} text; save it as UTF-8 (in most editors: Save as, "

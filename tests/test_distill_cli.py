@@ -275,6 +275,14 @@ def test_unreadable_config_file_is_one_whole_sentence(tmp_path, suffix, text, ca
     assert err[0].endswith("fix it and try again."), err
 
 
+def test_a_config_file_that_is_a_document_is_named_for_what_it_is(tmp_path, capsys):
+    path = tmp_path / "recipe.yaml"
+    path.write_bytes(b"%PDF-1.7\n%\xe2\xe3\n1 0 obj")
+    assert main(["--config", str(path)]) == 2
+    assert capsys.readouterr().err == (f"error: The config file '{path}' is a PDF document, not plain text; save or "
+                                       "export it as a YAML or JSON text file and try again.\n")
+
+
 def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_teacher_dir, tiny_corpus):
     out = tmp_path / "run"
     process = start_cli("--teacher", tiny_teacher_dir, "--corpus", tiny_corpus, "--max-steps", 100000,

@@ -15,6 +15,7 @@ from core.distill.losses import LossWeights
 from core.distill.sources import CorpusSource
 from core.models.vocab import ALIGNMENTS
 from core.paths import ASSETS
+from core.textfiles import not_text
 from train.tracking import check_installed, tracker_names
 
 BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
@@ -249,6 +250,10 @@ def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"The config file '{path}' does not exist.")
+    with open(path, "rb") as handle:
+        refusal = not_text(handle.read(1 << 16), str(path), want="a YAML or JSON text file")
+    if refusal:  # a PDF or a Word file: say what it is rather than where YAML first fails on it
+        raise ValueError(f"The config file {refusal}")
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
