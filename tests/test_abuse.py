@@ -285,10 +285,16 @@ def test_a_benchmark_over_the_time_limit_is_refused_before_it_runs(runs_dir, mon
         AppContext("bundled-teacher", "bundled-student")
 
 
+def test_cli_runs_0_is_the_automatic_count_as_in_the_tab():
+    args = bench_cli.parse_args(["--models", TINY_ARCH, "--runs", "0"])
+    assert bench_cli.config_from_args(args).runs is None
+
+
 @pytest.mark.parametrize("argv, line", [
     (["--threads", "999"], f"error: --threads must be from 1 to {os.cpu_count()} (this machine's CPU count), not 999."),
     (["--threads", "0"], f"error: --threads must be from 1 to {os.cpu_count()} (this machine's CPU count), not 0."),
     (["--runs", "1000000"], "error: The number of timed runs must be at most 50 here, not 1,000,000."),
+    (["--runs", "-2"], "error: --runs must be 0 (about 3 s of runs) or 1 to 50; got -2."),
     (["--batch-sizes", "200,300"], "error: Batch size must be at most 256 here, not 300."),
     (["--seq-len", "100000"], "error: Sequence length must be at most 4,096 tokens here, not 100,000."),
     (["--warmup", "1000"], "error: The number of warm-up runs must be at most 20 here, not 1,000."),

@@ -45,8 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "onnxruntime-int8 (dynamic), openvino (bf16 where the CPU has it, else f32), openvino-int8 "
                         "(NNCF weights); a runtime mode that cannot run here is skipped with a line saying why "
                         "(default reference,fast)")
-    p.add_argument("--runs", type=int, default=None, help=f"timed runs per measurement, 1 to {MAX_RUNS} (default: "
-                   "~3 s of runs, 3-10)")
+    p.add_argument("--runs", type=int, default=None, help=f"timed runs per measurement, 1 to {MAX_RUNS}, or 0 for "
+                   "about 3 s of runs, 3 to 10 (the default, as the Benchmark tab's 0)")
     p.add_argument("--warmup", type=int, default=None, help=f"warm-up runs, 0 to {MAX_WARMUP} (default 2, or 1 for "
                    "runs over a second)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path (slow to start)")
@@ -102,9 +102,12 @@ def check_json_path(path: str | None) -> Path | None:
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """The benchmark the flags ask for; ValueError with a sentence for a negative --runs (0 is automatic)."""
+    if args.runs is not None and args.runs < 0:
+        raise ValueError(f"--runs must be 0 (about 3 s of runs) or 1 to {MAX_RUNS}; got {args.runs}.")
     return BenchConfig(models=[m.strip() for m in args.models.split(",") if m.strip()], device=args.device.strip(),
                        batch_sizes=parse_int_list(args.batch_sizes, "Batch sizes"), seq_len=args.seq_len,
-                       modes=[m.strip() for m in args.modes.split(",") if m.strip()], runs=args.runs,
+                       modes=[m.strip() for m in args.modes.split(",") if m.strip()], runs=args.runs or None,
                        warmup=args.warmup, compile=args.compile)
 
 
