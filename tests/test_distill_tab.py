@@ -365,3 +365,12 @@ def test_choices_outside_the_radios_get_the_tabs_own_sentences(ctx):
     (4, True, "Run r is in line (place 4): it starts when the 3 runs queued before it have run.")])
 def test_a_run_that_waits_is_announced_in_line_not_starting(position, busy, said):
     assert distill_tab.start_notice("r", position, busy, 120, "300 steps").startswith(said)
+
+
+@pytest.mark.parametrize("shared, said", [(True, "Let everyone on this app see it"), (False, "every page already sees")])
+def test_the_share_box_says_what_sharing_does_where_the_app_runs(runs_dir, shared, said):
+    import gradio as gr
+    with gr.Blocks():
+        form = distill_tab.settings_form(AppContext("bundled-teacher", "bundled-student",
+                                                    launcher=RunLauncher(runs_dir, shared=shared)))
+    assert said in form["share"].info

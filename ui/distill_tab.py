@@ -73,6 +73,9 @@ GUESS_LABEL = "Student's guesses at"
 # every column in view at 1280 px, the guesses wrapped in their cells and the longest expected word on one line
 GUESS_HEADERS = ["sentence", "expected", "teacher's top 3", "student's top 3", "same 1st"]
 GUESS_COLUMN_WIDTHS = ["25%", "16%", "25%", "25%", "9%"]
+# Runs have owners on a Space and on an app served to a network; on this machine alone every page sees every run.
+SHARE_INFO = {True: "Let everyone on this app see it and use its student.",
+              False: "Matters on a Space or an app served to a network; here every page already sees every run."}
 STUDENT_VOCAB_DEFAULT = 2000  # the form's vocabulary size when the smaller vocabulary is ticked
 MAX_OWNER_CHARS = 64  # the ids this app makes are 24 characters (owner_token)
 # the command line's flags as the form labels them: the shared checks (train.config, train.preflight, train.estimate)
@@ -738,6 +741,5 @@ def settings_form(ctx: AppContext) -> dict:
         form["save_every"] = CheckedNumber(DEFAULTS.save_every, precision=0, minimum=1, label="Checkpoint every",
                                            placeholder=default_text(DEFAULTS.save_every),
                                        info="Steps between checkpoints (resume starts from the last one).")
-        form["share"] = gr.Checkbox(False, label="Share this run", info="Let everyone on this app see it and use its "
-                                                                        "student.")
+        form["share"] = gr.Checkbox(False, label="Share this run", info=SHARE_INFO[bool(ctx.launcher.shared)])
     return form
