@@ -367,7 +367,8 @@ def test_a_run_that_waits_is_announced_in_line_not_starting(position, busy, said
     assert distill_tab.start_notice("r", position, busy, 120, "300 steps").startswith(said)
 
 
-@pytest.mark.parametrize("shared, said", [(True, "Let everyone on this app see it"), (False, "every page already sees")])
+@pytest.mark.parametrize("shared, said", [(True, "Let everyone on this app see it"),
+                                          (False, "every page already sees")])
 def test_the_share_box_says_what_sharing_does_where_the_app_runs(runs_dir, shared, said):
     import gradio as gr
     with gr.Blocks():

@@ -578,8 +578,7 @@ def _export_snapshot(paths: RunPaths, checkpoint_name: str, state: dict) -> None
     """Write the student of a loaded checkpoint as snapshot/, a model folder with its tokenizer (atomically)."""
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
-    from core.saving import save_model
-    from core.saving import save_tokenizer
+    from core.saving import save_model, save_tokenizer
     weights = {key.removeprefix("student."): value for key, value in state["model"].items()
                if not key.startswith("projection.")}  # reduced-vocabulary runs train a projection beside the student
     model = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(paths.student))
