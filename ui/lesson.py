@@ -77,8 +77,9 @@ The figures below were measured on this pair; the app shows the same.
    **Draw**{grouped} Under the maps, *same-label neighbours* says how many of each sentence's 10 nearest sentences
    share its topic: teacher {pct(figures['teacher_topic_purity'])}, student {pct(figures['student_topic_purity'])},
    against {pct(figures['chance_topic_purity'])} by chance. The CKA column says how alike the two spaces are.
-4. **(1 min) The price.** In **Benchmark**, replace the models with {s.teacher} and {s.student}, batch size
-   {s.bench_batch}, sequence length {s.bench_seq_len}, mode reference, and press **Run benchmark** (the estimate above
+4. **(1 min) The price.** In **Benchmark**, replace the models with {s.teacher} and {s.student}, set **Batch sizes**
+   to {s.bench_batch} and **Sequence length** to {s.bench_seq_len}, leave only **reference** ticked under **Modes**,
+   and press **Run benchmark** (the estimate above
    the button says it takes under {s.bench_seconds} s). The student, with half the layers, runs about twice as fast:
    the model card's promise for the real pair.
 5. **(1 min) A smaller vocabulary.** Read the experiment below: parameters and speed bought against agreement lost.
