@@ -187,7 +187,8 @@ def build(mode: str, model: PreTrainedModel, folder: Path, whole_model: bool) ->
             fused = fuse_onnx(raw, fused_path, model)
             raw.unlink()
             notes = ["fused: " + ", ".join(f"{k} {v}" for k, v in fused.items())]
-            if not mode.endswith("int8") and share_transposed_weights(target):
+            # only the masked LM has a tied output layer; the benchmark's encoder graphs are not read again
+            if whole_model and not mode.endswith("int8") and share_transposed_weights(target):
                 notes.append("tied output layer stored once")
             if mode.endswith("int8"):
                 quantize_onnx(fused_path, target)
