@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from core.formatting import OneLineParser
-from core.paths import check_can_make
+from core.paths import check_output_folder
 from core.runs import RunPaths
 from core.saving import save_model, save_tokenizer
 
@@ -29,12 +29,9 @@ def check_paths(run_dir: Path, out_dir: Path) -> str | None:
         return f"'{run_dir}' is not a folder; give a run's folder (runs/<id>)."
     if not (RunPaths(run_dir).final / "config.json").is_file():
         return f"'{run_dir}' has no finished student (final/); finish the run first (python -m train.distill --resume)."
-    if out_dir.exists() and not out_dir.is_dir():
-        return f"'{out_dir}' is a file; give a folder (new, empty, or an earlier export)."
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / EXPORT_MARK).is_file():
-        return f"'{out_dir}' holds other files and is not an earlier export; give a new or empty folder."
     try:
-        check_can_make(out_dir, f"'{out_dir}'")
+        check_output_folder(out_dir, f"The output folder '{out_dir}'", "an earlier export", "replace it",
+                            marks=(EXPORT_MARK,))
     except ValueError as error:
         return str(error)
     return None

@@ -77,8 +77,8 @@ def test_an_earlier_export_is_replaced_whole(tmp_path, tiny_student_dir):
 @pytest.mark.parametrize("case, says", [
     ("no-run", "is not a folder; give a run's folder"),
     ("unfinished", "has no finished student (final/)"),
-    ("out-is-file", "is a file; give a folder"),
-    ("out-holds-other-files", "holds other files and is not an earlier export"),
+    ("out-is-file", "is a file; give a new or empty folder, or an earlier export to replace it."),
+    ("out-holds-other-files", "already holds other files and is not an earlier export; give a new or empty folder"),
     ("cannot-make", "cannot be made: the folder '/proc'"),
 ])
 def test_export_student_refuses_in_one_line_and_touches_nothing(case, says, tmp_path, tiny_student_dir, capsys):

@@ -120,11 +120,11 @@ CONFIG_FILES = {"config-betas": {"betas": "x"}, "config-student-layers": {"stude
     ("config-betas", 'error: --betas must be a list of numbers; got "x".'),
     ("config-student-layers", 'error: --student-layers must be a whole number or null; got "2".'),
     ("config-lr", 'error: --lr must be a number; got "0.1".'),
-    ("output-proc", "error: The run directory '/proc/x' cannot be made: the folder '/proc' does not take new files or "
+    ("output-proc", "error: --output-dir '/proc/x' cannot be made: the folder '/proc' does not take new files or "
                     "folders"),
-    ("output-file", "is a file; give --output-dir a folder (new or a run's)."),
-    ("output-other-files", "already holds other files and is not a run's folder; give --output-dir a new or empty "
-                           "folder, or a run's folder to resume it."),
+    ("output-file", "is a file; give a new or empty folder, or a run's folder to resume it."),
+    ("output-other-files", "already holds other files and is not a run's folder; give a new or empty folder, or a "
+                           "run's folder to resume it."),
     ("temperature-inf", "error: The temperature must be a finite number above 0; got inf."),
     ("temperature-huge", "error: The temperature must be at most 100 (distillation uses 1 to 20); got 1e+308."),
     ("alpha-kl-nan", "error: The loss weight alpha_kl must be a finite number; got nan."),

@@ -57,10 +57,10 @@ def test_export_mistakes_are_one_line_exit_2(tiny_student_dir, tmp_path, capsys)
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine", encoding="utf-8")
-    cases = [(["--format", "onnx", "--output", str(busy)], "is a folder with other files in it"),
+    cases = [(["--format", "onnx", "--output", str(busy)], "already holds other files and is not an earlier export"),
              (["--format", "tflite", "--output", str(tmp_path / "x")], "argument --format: invalid choice"),
              (["--output", str(tmp_path / "x")], "the following arguments are required: --format"),
-             (["--format", "onnx", "--output", "/proc/x"], "--output /proc/x cannot be made: the folder '/proc'"),
+             (["--format", "onnx", "--output", "/proc/x"], "--output '/proc/x' cannot be made: the folder '/proc'"),
              (["--format", "onnx", "--output", str(busy / "notes.txt" / "x")], "is a file, not a folder")]
     for args, words in cases:
         assert exit_code([str(tiny_student_dir), *args]) == 2

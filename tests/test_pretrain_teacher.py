@@ -73,7 +73,8 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
 
 
 @pytest.mark.parametrize("prepare, message", [
-    (lambda out: out.write_text("notes", encoding="utf-8"), "is a file; give a folder"),
+    (lambda out: out.write_text("notes", encoding="utf-8"),
+     "is a file; give a new or empty folder, or a teacher's folder to resume it."),
     (lambda out: (out.mkdir(), (out / "passwd").write_text("root:x:0:0", encoding="utf-8")),
      "already holds other files and is not a teacher's folder"),
 ])

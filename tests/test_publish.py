@@ -223,7 +223,7 @@ def unfinished_copy(finished_run, tmp_path):
     ("not-a-run", "is not a distillation run"),
     ("no-such-id", "There is no run 'no-such-id'"),
     ("no-owner", "is not of the form owner/name"),
-    ("not-empty", "already exists and is not an empty folder"),
+    ("not-empty", "already holds other files; give a new or empty folder."),
     ("unreadable", "has no checkpoint that can be read: step-000004.pt"),
     ("no-repo-id", "--repo-id"),
     ("cannot-make", "cannot be made: the folder '/proc' does not take new files"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core.formatting import OneLineParser, parse_int_list
 from core.models.vocab import ALIGNMENTS
-from core.paths import check_can_make
+from core.paths import check_output_folder
 from core.runs.store import RunPaths
 from train.config import DistillConfig, build_config, read_config_file
 
@@ -133,14 +133,8 @@ def parse_args(argv: list[str] | None) -> tuple[DistillConfig, bool]:
 
 
 def check_output_dir(run_dir: Path) -> None:
-    """Refuse, before anything loads, a run directory that is a file or cannot be made or written: a trial folder is
-    made where the run's would be, then removed. ValueError naming the directory."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"The run directory '{run_dir}' is a file; give --output-dir a folder (new or a run's).")
+    """Refuse, before anything loads, a run directory that is a file, holds other files than a run's, or cannot be
+    made or written (core.paths.check_output_folder). ValueError naming --output-dir and the directory."""
     paths = RunPaths(run_dir)
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not any(
-            p.exists() for p in (paths.config, paths.request, paths.status)):
-        raise ValueError(f"The folder '{run_dir}' already holds other files and is not a run's folder; give "
-                         "--output-dir a new or empty folder, or a run's folder to resume it.")
-    check_can_make(run_dir, f"The run directory '{run_dir}'")
+    check_output_folder(paths.root, f"--output-dir '{paths.root}'", "a run's folder", "resume it",
+                        marks=tuple(p.name for p in (paths.config, paths.request, paths.status)))

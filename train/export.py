@@ -27,7 +27,7 @@ from core.bench.runtimes.session import RuntimeSession
 from core.bench.variants import probe_batches, random_tokens
 from core.formatting import OneLineParser
 from core.models import zoo
-from core.paths import check_can_make
+from core.paths import check_output_folder
 from core.saving import save_tokenizer
 
 FORMATS = ("onnx", "openvino")
@@ -71,11 +71,7 @@ def precision_label(fmt: str, int8: bool, runtime_precision: str) -> str:
 
 def check_output(output: Path) -> None:
     """The output is a new or empty folder, or an earlier export (which is replaced); ValueError otherwise."""
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a folder.")
-    if output.is_dir() and any(output.iterdir()) and not (output / EXPORT_INFO).is_file():
-        raise ValueError(f"--output {output} is a folder with other files in it; give a new or empty folder.")
-    check_can_make(output, f"--output {output}")
+    check_output_folder(output, f"--output '{output}'", "an earlier export", "replace it", marks=(EXPORT_INFO,))
 
 
 def _median_ms(fn: Callable[[], object], runs: int) -> float:

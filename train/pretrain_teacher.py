@@ -35,7 +35,7 @@ from core.formatting import OneLineParser
 from core.models import word_vectors
 from core.models.tokenizer import train_wordpiece
 from core.models.zoo import LoadedModel
-from core.paths import ASSETS, REPO_ROOT, check_can_make
+from core.paths import ASSETS, REPO_ROOT, check_output_folder
 from core.saving import save_model, save_tokenizer
 from train import neighbour_contrast
 
@@ -138,14 +138,9 @@ def check_args(args: argparse.Namespace) -> str | None:
         return problem
     if args.navec_file and args.init_embeddings != "navec":
         return "--navec-file is read only with --init-embeddings navec; add that option or leave the file out."
-    out = Path(args.output_dir)
-    if out.exists() and not out.is_dir():
-        return f"--output-dir '{out}' is a file; give a folder (new, empty, or a teacher's to resume)."
-    if out.is_dir() and any(out.iterdir()) and not any((out / name).exists() for name in TEACHER_FILES):
-        return (f"--output-dir '{out}' already holds other files and is not a teacher's folder; give a new or empty "
-                "folder.")
     try:
-        check_can_make(out, f"--output-dir '{out}'")
+        check_output_folder(args.output_dir, f"--output-dir '{args.output_dir}'", "a teacher's folder", "resume it",
+                            marks=TEACHER_FILES)
     except ValueError as error:
         return str(error)
     if not (args.contrastive_weight >= 0 and args.contrastive_weight < float("inf")):

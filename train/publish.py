@@ -30,7 +30,7 @@ from core.distill.losses import LOSS_PARTS
 from core.formatting import OneLineParser, count, error_sentence
 from core.models import zoo
 from core.models.student import dims, num_layers, teacher_depth
-from core.paths import ASSETS, check_can_make, runs_root
+from core.paths import ASSETS, check_output_folder, runs_root
 from core.runs.checkpoints import latest_checkpoint, step_of
 from core.runs.store import RunPaths, model_source, read_json, read_metrics, read_status, run_dir_of, run_model
 from core.saving import save_model, save_tokenizer
@@ -452,9 +452,7 @@ def write_folder(run_dir: Path, folder: Path, repo_id: str, license: str = DEFAU
     student, teacher = student_to_publish(run_dir), run_config(run_dir).teacher
     final = student.path
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise ValueError(f"'{folder}' already exists and is not an empty folder; choose a new folder for the files.")
-    check_can_make(folder, f"The folder '{folder}'")
+    check_output_folder(folder, f"The folder '{folder}'")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
