@@ -227,6 +227,17 @@ def test_map_labels_never_share_a_spot():
     assert len(drawn) == len(set(drawn)) == sum(1 for s in shown if s)
 
 
+def test_the_experiment_table_gives_every_point_the_plot_draws():
+    from ui import about_tab
+
+    table, figure, _ = about_tab.experiment_results()  # assets/results/vocab_experiment.json ships
+    trace = figure.data[0]
+    assert list(table["model"]) == list(trace.text)
+    for shown, agreement, name in zip(table["top-1 agreement"], trace.y, trace.text):
+        assert shown.startswith(f"{agreement:.1%}"), (name, shown, agreement)
+    assert table["top-1 agreement"][list(trace.text).index("teacher")] == "100.0% (itself)"
+
+
 def test_the_experiment_names_the_teacher_its_figures_were_measured_on():
     import json
 
