@@ -27,7 +27,7 @@ GPU_PEAK_TFLOPS: dict[str, tuple[float, float]] = {
     "A10": (125.0, 31.2),
     "T4": (65.0, 8.1),
     "V100": (125.0, 15.7),
-    "P100": (18.7, 9.3),  # the card's GPU: no tensor cores, fp16 at twice the fp32 rate
+    "P100": (21.2, 10.6),  # the card's Tesla P100-SXM2: no tensor cores, fp16 at twice the fp32 rate
 }
 
 

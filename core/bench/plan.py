@@ -30,7 +30,7 @@ TARGET_TIMED_SECONDS = 3.0  # auto run count: enough runs for ~3 s of timing, at
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert")  # position ids start after the padding index
 
 # Share of the quick (1024^3) matmul calibration that a whole encoder reaches, by (device, mode). CPU figures fitted
-# on the card reproduction on 2 Xeon cores with AMX (reference 0.50-0.67, fast 0.77-0.89 of the quick rate, which
+# on the card reproduction on 2 Xeon cores with AMX (reference 0.55-0.75, fast 0.74-0.89 of the quick rate, which
 # itself is below the 2048^3 peak); GPU figures are typical eager values, not fitted here.
 ENCODER_EFFICIENCY = {("cpu", "reference"): 0.55, ("cpu", "fast"): 0.75,
                       ("cuda", "reference"): 0.5, ("cuda", "fast"): 0.4,

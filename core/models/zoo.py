@@ -79,7 +79,7 @@ KNOWN_MODELS: dict[str, KnownModel] = {m.name: m for m in [
                hub_id="DeepPavlov/distilrubert-tiny-cased-conversational-v1",
                published=dict(size_mb=41)),
     KnownModel("bundled-teacher", "teacher",
-               "The lab's own tiny Russian BERT (4 layers, 256 wide), pretrained on the bundled corpus; works offline",
+               "The lab's own tiny Russian BERT (4 layers, 300 wide), pretrained on the bundled corpus; works offline",
                bundled_dir="teacher"),
     KnownModel("bundled-student", "student",
                "The lab's own 2-layer student, distilled from bundled-teacher by train.distill; works offline",
