@@ -67,7 +67,7 @@ class DistillConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     adam_eps: float = 1e-6
     grad_clip: float = 5.0
-    gradient_checkpointing: bool = False  # recompute the student's layers in backward: less memory, about a third more time
+    gradient_checkpointing: bool = False  # recompute the student's layers in backward: less memory, a third more time
     compile: bool = False  # torch.compile student and teacher: a minute of compiling, then faster steps on a GPU
     fsdp: bool = False  # shard the student over the processes (FSDP2, train.sharding); FSDP configs imply it
     # losses: temperature, alpha_kl, alpha_mlm, alpha_cos, alpha_att, alpha_hidden_mse, kl_masked_only
