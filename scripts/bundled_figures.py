@@ -3,11 +3,13 @@
 python -m scripts.bundled_figures [--out assets/results/bundled_quality.json]
 
 Writes, for the models in assets/models: the teacher's and the student's held-out masked-token accuracy (validation
-split, 15% masked with seed 1234) and their top-1 agreement; top-1 and top-5 hits on the fill-in and everyday probe
-sets; topic purity of the probe sentences' neighbourhoods (10 nearest, cosine, last layer, mean pooling) and its
-chance level; the probe summary's agreement; the distillation's agreement before its first step and at its end; and
-the lesson's example sentence (a fill-in probe whose expected word both models name first). tests/test_bundled.py
-recomputes each figure and compares it with this file; the About tab reads the file to state what a class will see.
+split, 15% masked with seed 1234) and their top-1 agreement, with the agreement of a fresh student made from the
+teacher as the bundled one was (its layers copied, before any step) on the same positions; top-1 and top-5 hits on
+the fill-in and everyday probe sets; topic purity of the probe sentences' neighbourhoods (10 nearest, cosine, last
+layer, mean pooling) and its chance level; the probe summary's agreement; the distillation's agreement before its
+first step and at its end on the run's own evaluation lines; and the lesson's example sentence (a fill-in probe whose
+expected word both models name first). tests/test_bundled.py recomputes each figure and compares it with this file;
+the About tab reads the file to state what a class will see.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from core.compare.sentences import probe_set
 from core.distill.data import read_corpus
 from core.distill.evaluate import masked_batches, mlm_figures
 from core.models import zoo
+from core.models.student import StudentSpec, make_student
 from core.paths import ASSETS
 from core.runs.store import read_metrics
 from scripts.progress import stage
@@ -51,6 +54,14 @@ def distillation_curve() -> dict:
             "last_step": rows[-1]["step"], "last_agreement": rows[-1]["eval_agreement"]}
 
 
+def initial_student(teacher, student):
+    """The bundled student's starting point: a student of its type and depth with the teacher's layers it names in
+    config.json (init_layers) copied in, before any distillation step."""
+    config = student.model.config
+    spec = StudentSpec(num_layers=config.n_layers, init_layers=config.init_layers, model_type=config.model_type)
+    return make_student(teacher.model, spec).eval()
+
+
 def figures() -> dict:
     teacher, student = zoo.load("bundled-teacher"), zoo.load("bundled-student")
     stage("held-out masked positions ...")
@@ -59,7 +70,9 @@ def figures() -> dict:
     heldout = mlm_figures(student.model, batches, teacher=teacher.model)
     out = {"teacher_layers": teacher.model.config.num_hidden_layers, "student_layers": student.model.config.n_layers,
            "valid_masked_positions": heldout["masked_positions"], "teacher_mlm_acc": heldout["teacher_mlm_acc"],
-           "student_mlm_acc": heldout["mlm_acc"], "agreement": heldout["agreement"]}
+           "student_mlm_acc": heldout["mlm_acc"], "agreement": heldout["agreement"],
+           "initial_agreement": mlm_figures(initial_student(teacher, student), batches,
+                                            teacher=teacher.model)["agreement"]}
     for name, loaded in (("teacher", teacher), ("student", student)):
         stage(f"{name}: probe sets and topic purity ...")
         out.update({f"{name}_{key}": value for key, value in quality.probe_figures(loaded).items()})
