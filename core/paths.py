@@ -1,6 +1,7 @@
 """Where the lab's files are: the repository, the assets that ship with it, and the runs folder."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -28,8 +29,10 @@ def check_can_make(folder: Path, name: str) -> None:
     try:
         shutil.rmtree(tempfile.mkdtemp(prefix=".rudistil-check-", dir=parent))
     except OSError as error:
-        raise ValueError(f"{name} cannot be made: the folder '{parent}' does not take new files or folders "
-                         f"({error.strerror or error}).") from None
+        # /proc answers "No such file or directory" for a folder it exists beside: that cause would contradict
+        why = "" if error.errno == errno.ENOENT else f" ({error.strerror or error})"
+        raise ValueError(f"{name} cannot be made: the folder '{parent}' does not take new files or folders"
+                         f"{why}.") from None
 
 
 def check_output_folder(folder: Path, name: str, kind: str = "", action: str = "",

@@ -75,7 +75,9 @@ def test_an_earlier_export_is_replaced_whole(tmp_path, tiny_student_dir):
 
 
 @pytest.mark.parametrize("case, says", [
-    ("no-run", "is not a folder; give a run's folder"),
+    ("no-run", "does not exist; give a run's folder"),
+    ("run-is-file", "is not a folder; give a run's folder"),
+    ("not-a-run", "is not a distillation run's folder (it has no config.json)"),
     ("unfinished", "has no finished student (final/)"),
     ("out-is-file", "is a file; give a new or empty folder, or an earlier export to replace it."),
     ("out-holds-other-files", "already holds other files and is not an earlier export; give a new or empty folder"),
@@ -85,6 +87,13 @@ def test_export_student_refuses_in_one_line_and_touches_nothing(case, says, tmp_
     run, out = student_run(tmp_path, tiny_student_dir), tmp_path / "out"
     if case == "no-run":
         run = tmp_path / "nothere"
+    elif case == "run-is-file":
+        run = tmp_path / "run.txt"
+        run.write_text("mine", encoding="utf-8")
+    elif case == "not-a-run":
+        run = tmp_path / "photos"
+        run.mkdir()
+        (run / "photo.jpg").write_bytes(b"\xff\xd8")
     elif case == "unfinished":
         shutil.rmtree(run / "final")
     elif case == "out-is-file":
