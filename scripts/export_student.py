@@ -25,14 +25,15 @@ EXPORT_MARK = "distill_config.json"  # what an earlier export holds
 
 def check_paths(run_dir: Path, out_dir: Path) -> str | None:
     """The first reason the export cannot start, as a sentence; None when it can."""
+    paths = RunPaths(run_dir)
     if not run_dir.exists():
         return f"'{run_dir}' does not exist; give a run's folder (runs/<id>)."
     if not run_dir.is_dir():
         return f"'{run_dir}' is not a folder; give a run's folder (runs/<id>)."
-    if not RunPaths(run_dir).config.is_file():
+    if not paths.config.is_file():
         return (f"'{run_dir}' is not a distillation run's folder (it has no config.json); give a run's folder "
                 "(runs/<id>).")
-    if not (RunPaths(run_dir).final / "config.json").is_file():
+    if not (paths.final / "config.json").is_file():
         return f"'{run_dir}' has no finished student (final/); finish the run first (python -m train.distill --resume)."
     try:
         check_output_folder(out_dir, f"The output folder '{out_dir}'", "an earlier export", "replace it",
