@@ -28,13 +28,20 @@ def count(number: int, noun: str) -> str:
 def parse_int_list(text: str, what: str, example: str = "1,16") -> list[int]:
     """Whole numbers typed as "0, 2,4" or "0 2 4" -> [0, 2, 4]: commas and spaces both separate them.
 
-    Raises ValueError naming `what` (e.g. "Batch sizes") when a part is not a whole number or nothing is given.
+    Raises ValueError naming `what` (e.g. "Batch sizes") when a part is not a whole number, when nothing is given,
+    or when two commas have nothing between them ("1,,16": a number left out, more likely than a slip of the key).
+    Repeats are the caller's to judge (a batch size given twice is measured once; a layer given twice is refused).
     """
+    text = str(text).strip()
+    shown = text if len(text) <= 60 else text[:60] + "…"
+    if re.search(r",\s*,|^,", text):
+        raise ValueError(f"{what} has an empty place between two commas in '{shown}'; give a number there or remove "
+                         f"a comma, such as {example}.")
     try:
-        values = [int(part) for part in re.split(r"[,\s]+", str(text).strip()) if part]
+        values = [int(part) for part in re.split(r"[,\s]+", text) if part]
     except ValueError:
         raise ValueError(f"{what} must be whole numbers separated by commas, such as {example}; "
-                         f"got '{text}'.") from None
+                         f"got '{shown}'.") from None
     if not values:
         raise ValueError(f"Give at least one {what.rstrip('s').lower()}.")
     return values

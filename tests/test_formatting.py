@@ -7,13 +7,15 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize("text, values", [("1,16", [1, 16]), ("1 16", [1, 16]), (" 0, 2 ,4 ", [0, 2, 4]),
-                                          ("1,,2", [1, 2]), ("7", [7])])
+                                          ("1,2,", [1, 2]), ("7", [7])])
 def test_numbers_are_separated_by_commas_or_spaces(text, values):
     assert parse_int_list(text, "Batch sizes") == values
 
 
 @pytest.mark.parametrize("text, message", [("1 x", "whole numbers separated by commas"), ("", "at least one"),
-                                           ("2.5", "whole numbers")])
+                                           ("2.5", "whole numbers"), ("1,,16", "empty place between two commas"),
+                                           (",16", "empty place"), ("1, ,16", "empty place"),
+                                           ("1,x" + "0" * 10_000, r"got '1,x0{57}…'\.")])
 def test_bad_lists_are_refused_in_a_sentence(text, message):
     with pytest.raises(ValueError, match=message):
         parse_int_list(text, "Batch sizes")

@@ -43,6 +43,8 @@ CHILD_SENTENCES = [
     (dict(temperature=1e308), "The temperature must be at most 100 (distillation uses 1 to 20); got 1e+308."),
     (dict(alpha_kl=1e308), "The loss weight alpha_kl must be at most 10,000; got 1e+308."),
     (dict(alpha_kl=math.nan), "The loss weight alpha_kl must be a finite number; got nan."),
+    (dict(init_layers="0,0"), "Initialising layers name a teacher layer more than once ([0, 0]); give 2 different "
+                              "layers between 0 and 3."),
 ]
 CHILD_FLAGS = {"init_layers": "--init-layers", "student_hidden": "--student-hidden", "max_length": "--max-length",
                "student_vocab_size": "--student-vocab-size", "temperature": "--temperature", "alpha_kl": "--alpha-kl",

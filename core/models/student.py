@@ -129,12 +129,16 @@ def layer_groups(teacher_layers: int, student_layers: int) -> list[list[int]]:
 
 
 def check_init_layers(init: list[int], layers: int, teacher_layers: int) -> None:
-    """ValueError unless `init` names one teacher layer (0-based, below teacher_layers) per student layer."""
+    """ValueError unless `init` names one different teacher layer (0-based, below teacher_layers) per student layer."""
     if len(init) != layers:
         raise ValueError(f"Give one initialising teacher layer per student layer: {layers} needed, {len(init)} given.")
     if any(not 0 <= i < teacher_layers for i in init):
         shown = str(init) if len(init) <= 24 else f"[{', '.join(map(str, init[:24]))}, ...]"
         raise ValueError(f"Initialising layers must be between 0 and {teacher_layers - 1}; got {shown}.")
+    if len(set(init)) < len(init):
+        # two student layers copied from one teacher layer start identical and learn alike: a slip, not a recipe
+        raise ValueError(f"Initialising layers name a teacher layer more than once ({init}); give {layers} different "
+                         f"layers between 0 and {teacher_layers - 1}.")
 
 
 def student_config(teacher_config, model_type: str, layers: int, hidden_size: int | None = None,
