@@ -1,6 +1,8 @@
 """Copy a finished run's student into a model folder to ship, in float16, with the run's config and metrics beside it.
 
-python -m scripts.export_student RUN_DIR OUT_DIR
+python -m scripts.export_student RUN OUT_DIR
+
+RUN is a run's folder or its run id under the runs folder.
 
 OUT_DIR is new, empty, or an earlier export (a folder with distill_config.json), which is replaced whole.
 """
@@ -18,29 +20,22 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from core.formatting import OneLineParser
 from core.paths import check_output_folder
 from core.runs import RunPaths
+from core.runs.store import find_run_dir
 from core.saving import save_model, save_tokenizer
 
 EXPORT_MARK = "distill_config.json"  # what an earlier export holds
 
 
-def check_paths(run_dir: Path, out_dir: Path) -> str | None:
-    """The first reason the export cannot start, as a sentence; None when it can."""
-    paths = RunPaths(run_dir)
-    if not run_dir.exists():
-        return f"'{run_dir}' does not exist; give a run's folder (runs/<id>)."
-    if not run_dir.is_dir():
-        return f"'{run_dir}' is not a folder; give a run's folder (runs/<id>)."
-    if not paths.config.is_file():
-        return (f"'{run_dir}' is not a distillation run's folder (it has no config.json); give a run's folder "
-                "(runs/<id>).")
-    if not (paths.final / "config.json").is_file():
-        return f"'{run_dir}' has no finished student (final/); finish the run first (python -m train.distill --resume)."
-    try:
-        check_output_folder(out_dir, f"The output folder '{out_dir}'", "an earlier export", "replace it",
-                            marks=(EXPORT_MARK,))
-    except ValueError as error:
-        return str(error)
-    return None
+def finished_run(run: str, out_dir: Path) -> Path:
+    """The folder of the finished run named by `run` (a folder or a run id). ValueError, one sentence, when it is not
+    a run, has no finished student, or `out_dir` is neither new, empty nor an earlier export."""
+    run_dir = find_run_dir(run)
+    if not (RunPaths(run_dir).final / "config.json").is_file():
+        raise ValueError(f"'{run}' has no finished student (final/); finish the run first "
+                         "(python -m train.distill --resume).")
+    check_output_folder(out_dir, f"The output folder '{out_dir}'", "an earlier export", "replace it",
+                        marks=(EXPORT_MARK,))
+    return run_dir
 
 
 def export(run_dir: Path, out_dir: Path) -> None:
@@ -64,15 +59,16 @@ def export(run_dir: Path, out_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python -m scripts.export_student", description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run", help="a run's folder, or its run id under the runs folder")
     p.add_argument("out_dir", type=Path)
     args = p.parse_args(argv)
-    problem = check_paths(args.run_dir, args.out_dir)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    try:
+        run_dir = finished_run(args.run, args.out_dir)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    export(args.run_dir, args.out_dir)
-    print(f"exported {RunPaths(args.run_dir).final} to {args.out_dir}")
+    export(run_dir, args.out_dir)
+    print(f"exported {RunPaths(run_dir).final} to {args.out_dir}")
     return 0
 
 

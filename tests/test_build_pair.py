@@ -74,9 +74,16 @@ def test_an_earlier_export_is_replaced_whole(tmp_path, tiny_student_dir):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
+def test_export_student_takes_a_run_id_as_train_publish_does(runs_dir, tmp_path, tiny_student_dir):
+    run = student_run(tmp_path, tiny_student_dir)
+    shutil.move(run, runs_dir / "20250101-120000-abcd")
+    assert export_student.main(["20250101-120000-abcd", str(tmp_path / "out")]) == 0
+    assert AutoModelForMaskedLM.from_pretrained(tmp_path / "out").dtype == torch.float16
+
+
 @pytest.mark.parametrize("case, says", [
     ("no-run", "does not exist; give a run's folder"),
-    ("run-is-file", "is not a folder; give a run's folder"),
+    ("run-is-file", "is a file, not a folder; give a run's folder"),
     ("not-a-run", "is not a distillation run's folder (it has no config.json)"),
     ("unfinished", "has no finished student (final/)"),
     ("out-is-file", "is a file; give a new or empty folder, or an earlier export to replace it."),

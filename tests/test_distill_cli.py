@@ -47,6 +47,8 @@ BAD_SETTINGS = {
     "huge-steps": ["--max-steps", "10000001"],
     "negative-seed": ["--seed", "-1"],
     "layers-from-the-end": ["--init-layers", "-1,0"],  # a value, not an unknown flag
+    "same-layer-twice": ["--init-layers", "3,3"],
+    "layer-left-out": ["--init-layers", "0,,3"],
 }
 
 
@@ -80,6 +82,8 @@ def bad_corpus(tmp_path, kind):
     ("huge-steps", "--max-steps must be at most 10,000,000; got 10,000,001."),
     ("negative-seed", "--seed must be a whole number from 0 to 4,294,967,295; got -1."),
     ("layers-from-the-end", "Initialising layers must be between 0 and 3; got [-1, 0]."),
+    ("same-layer-twice", "Initialising layers name a teacher layer more than once ([3, 3]); give 2 different layers"),
+    ("layer-left-out", "Layer numbers has an empty place between two commas in '0,,3'"),
     ("device-file", "The corpus '/dev/null' is not a file or a folder of"),
 ])
 def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tiny_teacher_dir, tiny_corpus, capsys):
@@ -358,8 +362,9 @@ def test_the_config_holds_one_loss_weights_and_keeps_flat_names():
 
 
 @pytest.mark.parametrize("case, message", [
-    ("missing", "error: --resume: the folder '{p}/nothere' does not exist; give the run directory of an earlier run"),
-    ("not-a-run", "error: --resume: '{p}' is not a run directory (it has no config.json)"),
+    ("missing", "error: --resume: '{p}/nothere' does not exist; give a run's folder (runs/<id>) or a run id."),
+    ("not-a-run", "error: --resume: '{p}' is not a distillation run's folder (it has no config.json); give a run's "
+                  "folder (runs/<id>) or a run id."),
 ])
 def test_resume_names_what_is_wrong_with_the_folder(case, message, tmp_path, capsys):
     folder = tmp_path / "nothere" if case == "missing" else tmp_path

@@ -302,6 +302,5 @@ def test_the_command_line_process_refuses_in_one_line(tmp_path):
                              "--dry-run", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: '{tmp_path}' is not a distillation run: it has no "
-                                                  "config.json (a run directory holds config.json, metrics.jsonl, "
-                                                  "checkpoints/ and final/)."]
+    assert result.stderr.strip().splitlines() == [f"error: '{tmp_path}' is not a distillation run's folder (it has no "
+                                                  "config.json); give a run's folder (runs/<id>) or a run id."]

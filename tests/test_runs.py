@@ -9,6 +9,7 @@ from core.runs.store import (
     RunPaths,
     checkpoint_step,
     console_error,
+    find_run_dir,
     has_model,
     list_runs,
     model_source,
@@ -35,6 +36,26 @@ def make_run(root, run_id="20250101-120000-abcd", **status):
     paths.root.mkdir(parents=True)
     write_status(paths.root, state="queued", **status)
     return paths
+
+
+def test_every_tool_finds_a_run_by_folder_or_id_and_says_the_same_when_it_cannot(runs_dir, tmp_path, monkeypatch):
+    run = runs_dir / "20250101-120000-abcd"
+    run.mkdir()
+    (run / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert find_run_dir(str(run)) == run and find_run_dir("20250101-120000-abcd") == run
+    give = "give a run's folder (runs/<id>) or a run id."
+    for name, says in [("nope", f"There is no run 'nope' in this lab's runs folder and no folder of that name here; "
+                                f"{give}"),
+                       (f"{tmp_path}/nope", f"'{tmp_path}/nope' does not exist; {give}"),
+                       ("notes.txt", f"'notes.txt' is a file, not a folder; {give}"),
+                       (str(runs_dir), f"'{runs_dir}' is not a distillation run's folder (it has no config.json); "
+                                       f"{give}"),
+                       ("../runs", f"'../runs' does not exist; {give}")]:
+        with pytest.raises(ValueError) as refused:
+            find_run_dir(name)
+        assert str(refused.value) == says
 
 
 def test_a_queued_run_shows_the_teacher_and_student_it_asked_for(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 from core.formatting import OneLineParser, parse_int_list
 from core.models.vocab import ALIGNMENTS
 from core.paths import check_output_folder
-from core.runs.store import RunPaths
+from core.runs.store import RunPaths, find_run_dir
 from train.config import DistillConfig, build_config, read_config_file
 
 # What may change when a run is resumed; everything else shapes the student or its data and must stay.
@@ -111,15 +111,13 @@ def parse_args(argv: list[str] | None) -> tuple[DistillConfig, bool]:
     config_file, resume = args.pop("config"), args.pop("resume")
     overrides = {k: v for k, v in args.items() if v is not None and v is not False}
     if resume:
-        run_dir = Path(resume if isinstance(resume, str) else overrides.get("output_dir") or "")
-        if not str(run_dir) or str(run_dir) == ".":
+        named = resume if isinstance(resume, str) else overrides.get("output_dir") or ""
+        if not str(named).strip() or str(named).strip() == ".":
             raise ValueError("--resume needs the run directory of an earlier run (--resume RUN_DIR or --output-dir).")
-        if not run_dir.is_dir():
-            raise ValueError(f"--resume: the folder '{run_dir}' does not exist; give the run directory of an earlier "
-                             "run (runs/<id>).")
-        if not (run_dir / "config.json").is_file():
-            raise ValueError(f"--resume: '{run_dir}' is not a run directory (it has no config.json); give the folder "
-                             "train.distill made for the run (runs/<id>).")
+        try:
+            run_dir = find_run_dir(named)
+        except ValueError as error:
+            raise ValueError(f"--resume: {error}") from None
         saved = read_config_file(run_dir / "config.json")
         changed = sorted(k for k, v in {**(read_config_file(config_file) if config_file else {}), **overrides}.items()
                          if k not in RESUMABLE_CHANGES and saved.get(k) != v)

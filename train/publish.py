@@ -30,9 +30,9 @@ from core.distill.losses import LOSS_PARTS
 from core.formatting import OneLineParser, count, error_sentence
 from core.models import zoo
 from core.models.student import dims, num_layers, teacher_depth
-from core.paths import ASSETS, check_output_folder, runs_root
+from core.paths import ASSETS, check_output_folder
 from core.runs.checkpoints import latest_checkpoint, step_of
-from core.runs.store import RunPaths, model_source, read_json, read_metrics, read_status, run_dir_of, run_model
+from core.runs.store import RunPaths, find_run_dir, model_source, read_json, read_metrics, read_status, run_model
 from core.saving import save_model, save_tokenizer
 from train.config import BUNDLED_CORPUS, DistillConfig
 
@@ -90,24 +90,6 @@ class Published:
 
 
 # -- the run
-
-def find_run(run: str | Path) -> Path:
-    """The run directory named by `run`: a folder, else a run id under the runs folder. ValueError when it is not
-    a run (no config.json)."""
-    text = str(run).strip()
-    path = Path(text).expanduser()
-    if not path.is_dir():
-        try:
-            path = run_dir_of(text)
-        except ValueError:
-            raise ValueError(f"'{text}' is neither a run directory nor a run id under {runs_root()}.") from None
-        if not path.is_dir():
-            raise ValueError(f"There is no run '{text}': give a run directory, or a run id under {runs_root()}.")
-    if not RunPaths(path).config.is_file():
-        raise ValueError(f"'{text}' is not a distillation run: it has no config.json (a run directory holds "
-                         "config.json, metrics.jsonl, checkpoints/ and final/).")
-    return path
-
 
 @dataclass
 class StudentToPublish:
@@ -542,7 +524,7 @@ def publish(run: str | Path, repo_id: str, token: str | None = None, private: bo
     and remove it. Raises ValueError with one sentence for bad input (not a run, a run without a readable student, a
     malformed repo id, a non-empty dry-run folder), a missing token, or a Hub that cannot be reached or refuses."""
     repo_id = check_repo_id(repo_id)
-    run_dir = find_run(run)
+    run_dir = find_run_dir(run)
     if dry_run_dir is not None:
         note = student_to_publish(run_dir).note
         return Published(write_folder(run_dir, Path(dry_run_dir), repo_id, license, base_model, measure_speed), None,

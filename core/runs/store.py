@@ -92,6 +92,29 @@ def run_dir_of(run_id: str, root: Path | None = None) -> Path:
     return (root or runs_root()) / run_id
 
 
+def find_run_dir(run: str | Path) -> Path:
+    """The directory of the run named by `run`: a run's folder by its path, else a run id under the runs folder.
+
+    Raises ValueError, one sentence in the same words for every tool, when neither exists, when the path is a file,
+    or when the folder is not a distillation run's (it has no config.json, which a run writes when it starts).
+    """
+    text = str(run).strip()
+    path = Path(text).expanduser()
+    give = "give a run's folder (runs/<id>) or a run id"
+    if not path.exists() and RUN_ID_PATTERN.match(text) and ".." not in text:
+        path = runs_root() / text
+        if not path.exists():  # the id alone: where the runs folder lies is the server's business
+            raise ValueError(f"There is no run '{text}' in this lab's runs folder and no folder of that name here; "
+                             f"{give}.")
+    if not path.exists():
+        raise ValueError(f"'{text}' does not exist; {give}.")
+    if not path.is_dir():
+        raise ValueError(f"'{text}' is a file, not a folder; {give}.")
+    if not RunPaths(path).config.is_file():
+        raise ValueError(f"'{text}' is not a distillation run's folder (it has no config.json); {give}.")
+    return path
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
