@@ -114,6 +114,8 @@ def test_a_missing_held_out_corpus_is_named_by_its_option(tmp_path, capsys):
     ("--contrastive-window", "0", "--contrastive-window must be 1 or more lines"),
     ("--steps", "-1", "--steps must be 1 or more; got -1."),
     ("--vocab-size", "0", "--vocab-size must be 1 or more; got 0."),
+    ("--vocab-size", "169", "--vocab-size must be at least 170 (BERT's 5 special tokens and the 165 letters, digits "
+                            "and signs every vocabulary holds); got 169."),
     ("--heads", "4 --hidden 30", "--hidden must be a multiple of --heads"),
     ("--dropout", "2", "--dropout is a probability, from 0 to below 1; got 2.0."),
     ("--lr", "nan", "--lr must be a positive number"),
@@ -145,19 +147,25 @@ def test_the_contrast_term_is_info_nce_of_the_pairs_mean_pooled_last_states():
                                                       rel=1e-5)
 
 
-def test_a_vocabulary_smaller_than_the_alphabet_is_named_in_a_warning(tmp_path, capsys):
+def test_a_vocabulary_smaller_than_the_corpus_alphabet_is_refused_with_the_size_that_works(tmp_path, capsys):
+    from core.distill.data import read_corpus
+    from core.models.tokenizer import train_wordpiece
     from tests.support.models import corpus_lines
     from train import pretrain_teacher
 
     lines = corpus_lines(120)
     (tmp_path / "train.txt").write_text("\n".join(lines[:100]), encoding="utf-8")
     (tmp_path / "valid.txt").write_text("\n".join(lines[100:]), encoding="utf-8")
-    assert pretrain_teacher.main(["--corpus", str(tmp_path / "train.txt"),
-                                  "--valid-corpus", str(tmp_path / "valid.txt"), "--layers", "1", "--hidden", "32",
-                                  "--heads", "2", "--ffn", "64", "--vocab-size", "5",
-                                  "--steps", "1", "--eval-every", "1", "--batch-size", "4", "--device", "cpu",
-                                  "--output-dir", str(tmp_path / "t")]) == 0
-    entries = len(AutoTokenizer.from_pretrained(tmp_path / "t"))
-    assert entries > 5
-    assert f"warning: --vocab-size 5 is below what the alphabet alone needs (every letter and sign, alone and as a " \
-           f"word's continuation): the vocabulary holds {entries:,} entries." in capsys.readouterr().err
+    # the smallest vocabulary this corpus gives: every letter and sign, alone and as a continuation
+    needed = len(train_wordpiece(read_corpus(str(tmp_path / "train.txt")), 1, min_frequency=1))
+    args = ["--corpus", str(tmp_path / "train.txt"), "--valid-corpus", str(tmp_path / "valid.txt"), "--layers", "1",
+            "--hidden", "32", "--heads", "2", "--ffn", "64", "--min-frequency", "1", "--steps", "1",
+            "--eval-every", "1", "--batch-size", "4", "--device", "cpu", "--output-dir", str(tmp_path / "t")]
+    assert needed > 170
+    assert pretrain_teacher.main([*args, "--vocab-size", str(needed - 1)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: --vocab-size {needed - 1} is below what this corpus's alphabet alone needs (every letter and sign, "
+        f"alone and as a word's continuation): give {needed} or more.")
+    assert not (tmp_path / "t").exists()
+    assert pretrain_teacher.main([*args, "--vocab-size", str(needed)]) == 0
+    assert len(AutoTokenizer.from_pretrained(tmp_path / "t")) == needed

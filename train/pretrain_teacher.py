@@ -33,7 +33,7 @@ from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, st
 from core.distill.evaluate import masked_batches, mlm_figures
 from core.formatting import OneLineParser
 from core.models import word_vectors
-from core.models.tokenizer import train_wordpiece
+from core.models.tokenizer import ALPHABET, BERT_SPECIALS, MIN_VOCAB_SIZE, train_wordpiece
 from core.models.zoo import LoadedModel
 from core.paths import ASSETS, REPO_ROOT, check_output_folder
 from core.saving import save_model, save_tokenizer
@@ -113,6 +113,9 @@ def check_numbers(args: argparse.Namespace) -> str | None:
     for flag, value in at_least_one.items():
         if value < 1:
             return f"{flag} must be 1 or more; got {value}."
+    if args.vocab_size < MIN_VOCAB_SIZE:
+        return (f"--vocab-size must be at least {MIN_VOCAB_SIZE} (BERT's {len(BERT_SPECIALS)} special tokens and the "
+                f"{len(ALPHABET)} letters, digits and signs every vocabulary holds); got {args.vocab_size:,}.")
     if args.hidden % args.heads:
         return (f"--hidden must be a multiple of --heads (each head takes an equal share of the width); got "
                 f"{args.hidden} and {args.heads}.")
@@ -226,9 +229,11 @@ def main(argv=None) -> int:
     whole_words = len(word_vectors.whole_word_entries(tokenizer, words))
     print(f"vocabulary: {len(tokenizer):,} entries, {whole_words:,} of them whole words of the corpus", file=sys.stderr)
     if len(tokenizer) > args.vocab_size and not (resuming or args.tokenizer):
-        print(f"warning: --vocab-size {args.vocab_size:,} is below what the alphabet alone needs (every letter and "
-              f"sign, alone and as a word's continuation): the vocabulary holds {len(tokenizer):,} entries.",
+        # a smaller vocabulary than asked for would be a different model than the one the command names
+        print(f"error: --vocab-size {args.vocab_size:,} is below what this corpus's alphabet alone needs (every "
+              f"letter and sign, alone and as a word's continuation): give {len(tokenizer):,} or more.",
               file=sys.stderr)
+        return 2
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=args.ffn,
                         max_position_embeddings=max(args.max_length, args.max_positions),

@@ -19,6 +19,8 @@ BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 ALPHABET = sorted(set("абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"
                       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                       ".,!?;:()\"'«»—–-…%№@#$&*+=/<>[]{}_~^|\\"))
+# Every vocabulary train_wordpiece learns holds BERT's specials and the whole alphabet, whatever size is asked for.
+MIN_VOCAB_SIZE = len(BERT_SPECIALS) + len(ALPHABET)
 # Letters that a lowercasing or accent-stripping normalizer changes; a cased Russian vocabulary needs them intact.
 CASE_PROBE = "ЁЙ ёй Ab"
 _BRACKETED = re.compile(r"^\[[^\]]*\]$")  # [PAD], [unused12]: upper case there says nothing about the vocabulary
