@@ -69,6 +69,14 @@ def test_export_mistakes_are_one_line_exit_2(tiny_student_dir, tmp_path, capsys)
     assert (busy / "notes.txt").is_file()
 
 
+def test_an_unknown_run_is_named_in_the_terminals_words(runs_dir, tmp_path, capsys):
+    assert exit_code(["run:nope", "--format", "onnx", "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: There is no run 'nope' in this lab's runs folder: name a run that train.distill or the "
+                   "Distill tab started (run:RUN_ID, RUN_ID being its folder's name), or start one."]
+    assert not (tmp_path / "x").exists()
+
+
 def exit_code(argv: list[str]) -> int:
     """main's return code, or argparse's exit code for a usage error."""
     try:

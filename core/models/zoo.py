@@ -179,8 +179,9 @@ def resolve(name: str) -> tuple[str, str]:
         run_dir = run_dir_of(run_id)
         if not run_dir.is_dir():
             # the run's id only: the runs folder's path is this server's business
-            raise ValueError(f"There is no run '{run_id}': choose a run's student from the model list (run:RUN_ID), "
-                             "or start a run in the Distill tab.")
+            # the terminal's user and the page's both read it: name both ways a run is made
+            raise ValueError(f"There is no run '{run_id}' in this lab's runs folder: name a run that train.distill "
+                             "or the Distill tab started (run:RUN_ID, RUN_ID being its folder's name), or start one.")
         return "run", str(run_dir)
     try:
         is_dir, exists = Path(name).expanduser().is_dir(), Path(name).expanduser().exists()
