@@ -587,3 +587,137 @@ def test_a_failed_action_clears_the_results_and_downloads_of_the_previous_input(
         assert values == [block.value for block in shown], name  # as the page first showed them: empty
         assert not any(isinstance(v, str) and v.strip() for v in values), name
     assert predicted and embedded
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Faults a new user met: Mask each word on the page's own default sentence, unreadable bars, top-k moved silently
+
+
+def whole_words_first(guesses: list[dict]) -> str:
+    """The best of the pipeline's guesses that is a whole word: no continuation piece, punctuation or special token."""
+    return next(g["token_str"] for g in guesses if g["token_str"].isalnum())
+
+
+@pytest.mark.parametrize("text", [ONE_MASK, TWO_MASKS], ids=["one-mask", "two-masks"])
+def test_fill_in_puts_the_reference_models_best_whole_word_at_each_mask(text, tiny_teacher):
+    filled = predict.fill_in(tiny_teacher, text, probes=[])
+    expected = [whole_words_first(guesses) for guesses in fill_mask_pipeline(tiny_teacher, text, predict.MAX_TOP_K)]
+    assert filled.words == expected and filled.guessed_by == tiny_teacher.name
+    pieces = text.split("[MASK]")
+    assert filled.sentence == pieces[0] + "".join(w + rest for w, rest in zip(expected, pieces[1:]))
+    assert [filled.sentence[start:end] for start, end in filled.spans] == expected
+
+
+def test_fill_in_takes_a_probe_sentences_expected_word_and_refuses_a_sentence_of_masks_alone(tiny_teacher):
+    probe = FillMaskProbe("Мы пили [MASK] с вареньем.", "чай", "food")
+    filled = predict.fill_in(tiny_teacher, " Мы пили [MASK] с вареньем. ", probes=[probe])
+    assert (filled.sentence, filled.words, filled.guessed_by) == ("Мы пили чай с вареньем.", ["чай"], None)
+    plain = predict.fill_in(tiny_teacher, "Мы пили чай.", probes=[probe])
+    assert (plain.sentence, plain.words) == ("Мы пили чай.", [])
+    for text, message in [("[MASK]", "no words besides \\[MASK\\]"), (" [MASK] , [MASK] ", "no words besides"),
+                          ("", "text is empty"), ("Мы пили [mask].", "Write \\[MASK\\] in capitals"),
+                          ("слово [MASK] " * 21, "use at most 20")]:
+        with pytest.raises(ValueError, match=message):
+            predict.fill_in(tiny_teacher, text, probes=[probe])
+
+
+def test_mask_each_word_on_the_pages_default_sentence_fills_its_mask_first(tiny_teacher_dir, tiny_student_dir,
+                                                                            runs_dir):
+    import gradio as gr
+
+    from core.compare.probes import fill_mask_probes
+    from ui import predict_tab
+    from ui.context import error_message
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    _, _, parts = built_tab(ctx)
+    default = parts["sentence"].value
+    probe = next(p for p in fill_mask_probes() if p.sentence == default)  # the default is a probe sentence
+    names = [ctx.default_teacher, ctx.default_student]
+    figure, markdown, kept = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), *names, "",
+                                                             parts["top_k"].value, default)
+    sentence = default.replace("[MASK]", probe.expected)
+    strip = predict.mask_each_word([ctx.load(n) for n in names], sentence, parts["top_k"].value)
+    assert figure.layout.title.text == predict_tab.sentence_title(sentence)
+    assert list(figure.layout.xaxis.ticktext) == strip.words and probe.expected in strip.words
+    assert f"**Sentence:** {predict_tab.markdown_text(sentence)}" in markdown
+    assert f"probe set's expected word first: *{probe.expected}*" in markdown
+    rows = [line for line in markdown.splitlines() if "*(filled in)*" in line]
+    assert len(rows) == 1 and rows[0].startswith(f"| {probe.expected} *(filled in)*")  # only the word put in
+    assert kept is not None
+    # a sentence that is not a probe: model 1's best whole word goes in, and the note names model 1
+    _, markdown, _ = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), *names, "", 3, TWO_MASKS)
+    words = predict.fill_in(ctx.load(ctx.default_teacher), TWO_MASKS, probes=[]).words
+    assert f"model 1's (**{predict_tab.label(ctx.default_teacher)}**) most probable whole words first: " \
+           f"*{words[0]}*, *{words[1]}*" in markdown
+    for text, message in [("[MASK]", "The sentence has no words besides [MASK]; type a sentence around it"),
+                          ("", "The text is empty: type a Russian sentence.")]:
+        with pytest.raises(gr.Error) as error:
+            predict_tab.mask_each_word(ctx, predict_tab.ErrorLines(), *names, "", 5, text)
+        assert error_message(error.value).startswith(message)
+
+
+def test_probe_summary_bars_each_name_their_model(tiny_teacher, tiny_student, other_vocab):
+    from ui import predict_tab
+
+    models = [tiny_teacher, tiny_student, other_vocab]
+    summary = predict.probe_summary(models, make_probes(models, 6), top_k=5)
+    figure = predict_tab.summary_figure(summary)
+    shares = [t for t in figure.data if t.xaxis == "x"]
+    kls = [t for t in figure.data if t.xaxis == "x2"]
+    assert len(shares) == 3 and len(kls) == 2
+    for m, (score, trace) in enumerate(zip(summary.scores, shares)):
+        metrics, tags = trace.x
+        assert trace.name == f"{m + 1}. {predict_tab.label(score.model)}"  # the legend names each number
+        assert set(tags) == {f"model {m + 1}"}  # under every bar: its model
+        pair = summary.pair_of(m)
+        expected = {"accuracy": score.accuracy}
+        if pair:
+            expected.update({"top-1 agreement": pair.mean("top1"), "top-5 overlap": pair.mean("overlap")})
+        assert dict(zip(metrics, trace.y)) == pytest.approx(expected)
+    for trace, pair in zip(kls, summary.pairs):
+        assert list(trace.x) == [f"model {pair.other_index + 1}"] and trace.y[0] == pytest.approx(pair.mean("kl"))
+        assert trace.marker.color == shares[pair.other_index].marker.color
+    assert figure.layout.xaxis.showticklabels is not False and figure.layout.xaxis2.showticklabels is not False
+    # the legend keeps to the figure's bottom edge, below the tick labels, never at a fixed distance over them
+    assert (figure.layout.legend.yref, figure.layout.legend.y, figure.layout.legend.yanchor) == ("container", 0,
+                                                                                                  "bottom")
+
+
+def test_prediction_bars_share_one_labelled_probability_scale(tiny_teacher, tiny_student, other_vocab):
+    from ui import predict_tab
+
+    result = predict.compare([tiny_teacher, tiny_student, other_vocab], TWO_MASKS, 4)
+    figure = predict_tab.prediction_figure(result)
+    top = max(p for r in result.results for guess in r.masks for p in guess.probs)
+    axes = [figure.layout[name] for name in figure.layout if name.startswith("xaxis")]
+    assert len(axes) == 6
+    for axis in axes:
+        assert axis.showticklabels is not False and axis.tickformat == ".0%"
+        assert axis.range[0] == 0 and top <= axis.range[1] <= 1.1 * top
+    assert len({tuple(axis.range) for axis in axes}) == 1  # one scale: bar lengths compare across models
+
+
+def test_top_k_is_a_number_box_and_out_of_range_is_refused(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    """The page's slider moves a typed number into its range before sending it (Gradio's Slider does so when the
+    box loses focus), so 50 became 20 without a word; a number box sends what was typed, and the check refuses it."""
+    import gradio as gr
+
+    from ui import predict_tab
+    from ui.context import error_message
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    _, _, parts = built_tab(ctx)
+    top_k = parts["top_k"]
+    assert top_k.get_block_name() == "number" and (top_k.minimum, top_k.maximum) == (1, predict_tab.MAX_SHOWN_TOP_K)
+    assert f"1 to {predict_tab.MAX_SHOWN_TOP_K}" in top_k.info
+    inputs = [ctx.default_teacher, ctx.default_student, ""]
+    for typed in (0, 21, 50, 2.5, -3):
+        sent = top_k.preprocess(typed)  # what the handler receives from the page or gradio_client
+        assert sent == typed
+        for handler, sentence in ((predict_tab.fill_mask, ONE_MASK), (predict_tab.mask_each_word, "Мы гуляли.")):
+            with pytest.raises(gr.Error) as error:
+                handler(ctx, predict_tab.ErrorLines(), *inputs, sent, sentence)
+            assert error_message(error.value) == f"Top-k must be a whole number from 1 to 20; got {typed}."
+    figure, _ = predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), *inputs, top_k.preprocess(20), ONE_MASK)
+    assert {len(trace.x) for trace in figure.data} == {20}  # the end of the range is taken as typed

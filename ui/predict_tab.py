@@ -22,7 +22,7 @@ from core.compare.probes import fill_mask_probes
 from core.runs.store import run_dir_of
 from ui.context import (
     AppContext,
-    CheckedSlider,
+    CheckedNumber,
     ErrorLines,
     cleared,
     failure_line,
@@ -37,7 +37,7 @@ from ui.context import (
 from ui.downloads import Downloads, file_box, file_boxes, table
 
 DEFAULT_TOP_K = 5
-MAX_SHOWN_TOP_K = 20  # the slider's end (core.compare.predict itself takes up to MAX_TOP_K)
+MAX_SHOWN_TOP_K = 20  # the most guesses the page shows (core.compare.predict itself takes up to MAX_TOP_K)
 QUEUE_GROUP = "predictions"  # the tab's actions share one concurrency budget
 CONCURRENCY = 4  # predictions computed at once, all sessions together
 PER_SESSION = 4  # predictions one session may have waiting or running
@@ -62,7 +62,10 @@ the same colour everywhere, words only one model guesses are grey.
   Continuation pieces are drawn as `…ка` (the vocabulary's `##ка`).
 - Models are compared by the **strings** they predict, so models with different vocabularies compare.
   KL is KL(model 1 ‖ other) over the entries whose string both vocabularies hold (the plain KL when they are equal).
-- **Mask each word** takes a sentence without `[MASK]` and masks every word in turn (the whole word as one `[MASK]`).
+- **Mask each word** masks every word of the sentence in turn (the whole word as one `[MASK]`). A `[MASK]` already
+  in it is filled in first: with the expected word when the sentence is one of the probe set (as the default is),
+  else with model 1's most probable whole word; the result names the word put in.
+- **Top-k** takes a whole number from 1 to {MAX_SHOWN_TOP_K}; another is refused, never changed silently.
 - Text is read with its letters composed (NFC), so й and ё typed as two characters (as macOS often copies them) read
   the same as one.
 - **Downloads** appear under each result: its tables as CSV, its figure as an HTML page that opens without a network.
@@ -114,8 +117,10 @@ def checked_top_k(value) -> int:
     return whole_number(value, "Top-k", 1, MAX_SHOWN_TOP_K)
 
 
-def checked_request(model_1, model_2, model_3, top_k, sentence, with_masks: bool) -> tuple[ModelChoice, int, str]:
-    """Every input of Predict and Mask each word checked before any model loads: (models, top-k, the text)."""
+def checked_request(model_1, model_2, model_3, top_k, sentence,
+                    with_masks: bool | None) -> tuple[ModelChoice, int, str]:
+    """Every input of Predict and Mask each word checked before any model loads: (models, top-k, the text);
+    with_masks as core.compare.predict.check_text takes it."""
     choice = ModelChoice(model_1, model_2, model_3)
     choice.names()
     k = checked_top_k(top_k)
@@ -166,10 +171,12 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
     masks, models = len(result.results[0].masks), len(result.results)
     titles = [page_text(label(r.model)) + (f" · mask {m + 1}" if masks > 1 else "")
               for m in range(masks) for r in result.results]
-    row_height = 50 + 24 * result.top_k  # pixels
+    row_height = 70 + 24 * result.top_k  # pixels, the probability scale under the bars included
     height = masks * row_height + 70
     fig = make_subplots(rows=masks, cols=models, subplot_titles=titles, horizontal_spacing=0.12,
-                        vertical_spacing=45 / height if masks > 1 else 0.0)
+                        vertical_spacing=65 / height if masks > 1 else 0.0)
+    # One probability scale for every subplot: each of its own made a 20% bar as long as another model's 90% one.
+    top = max(p for r in result.results for guess in r.masks for p in guess.probs)
     for m in range(masks):
         colours = _shared_colours([r.masks[m].tokens for r in result.results])
         for c, r in enumerate(result.results):
@@ -183,7 +190,7 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
             ), row=m + 1, col=c + 1)
             fig.update_yaxes(tickvals=list(range(len(guess.tokens))), ticktext=words, autorange="reversed",
                              row=m + 1, col=c + 1)
-            fig.update_xaxes(showticklabels=False, rangemode="tozero", row=m + 1, col=c + 1)
+            fig.update_xaxes(range=[0, top * 1.05], tickformat=".0%", nticks=5, row=m + 1, col=c + 1)
     # The title is placed in pixels from the top: at y=0.99 of a 20-mask figure (3,500 px) it sat 35 px down, on
     # the first row's subplot titles. The top margin leaves it its own band above them.
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=90, b=10), bargap=0.2,
@@ -255,7 +262,22 @@ def word_strip_figure(strip: predict.WordStrip) -> go.Figure:
     return fig
 
 
-def word_strip_markdown(strip: predict.WordStrip, model_names: list[str]) -> str:
+def filled_note(filled: predict.FilledIn) -> str:
+    """One sentence saying which word went in at each [MASK] before each word was masked; "" when none did."""
+    if not filled.words:
+        return ""
+    words = ", ".join(f"*{_cell(w)}*" for w in filled.words)
+    source = ("the probe set's expected word" if filled.guessed_by is None else
+              f"model 1's (**{_cell(label(filled.guessed_by))}**) most probable whole word"
+              + ("s" if len(filled.words) > 1 else ""))
+    marks, them = ("Each [MASK] was", "those too") if len(filled.words) > 1 else ("The [MASK] was", "that one too")
+    return (f"{_cell(marks)} filled in with {source} first: {words}. Each word of the sentence, {them}, is then "
+            "masked in turn; the table marks what was filled in.")
+
+
+def word_strip_markdown(strip: predict.WordStrip, model_names: list[str],
+                        filled: predict.FilledIn | None = None) -> str:
+    filled_spans = set(filled.spans) if filled else set()
     header = "| word | " + " | ".join(_cell(label(n)) for n in model_names) + " |"
     lines = [header, "|---" * (len(model_names) + 1) + "|"]
     for j, word in enumerate(strip.words):
@@ -265,9 +287,11 @@ def word_strip_markdown(strip: predict.WordStrip, model_names: list[str]) -> str
             cells.append(_cell(strip.results[m][j].words[0]) + mark)
         # "(split)" describes the masked word (no single entry of the vocabulary spells it), not a model's guess
         split = [label(n) for m, n in enumerate(model_names) if strip.recovered[m][j] is None]
-        shown_word = _cell(word) + (f" (split: {_cell(', '.join(split))})" if split else "")
+        shown_word = (_cell(word) + (" *(filled in)*" if strip.spans[j] in filled_spans else "")
+                      + (f" (split: {_cell(', '.join(split))})" if split else ""))
         lines.append(f"| {shown_word} | " + " | ".join(cells) + " |")
-    note = (f"**Sentence:** {_cell(strip.sentence)}\n\nBest guess of each model for each masked word. *= word*: the "
+    note = (f"**Sentence:** {_cell(strip.sentence)}\n\n" + (filled_note(filled) + "\n\n" if filled else "")
+            + "Best guess of each model for each masked word. *= word*: the "
             "guess is the masked word itself. *(split: model)* after a masked word: that model's vocabulary cannot "
             "spell it as one entry, so no guess can be it. In the strip above, ✓ and ✗ say something else: whether "
             "the model's top-1 guess agrees with model 1's.")
@@ -302,32 +326,43 @@ def probe_table(summary: predict.ProbeSummary | None = None) -> pd.DataFrame:
 
 
 def summary_figure(summary: predict.ProbeSummary) -> go.Figure:
-    """Grouped bars of accuracy and agreement per model, and the mean KL of each other model from model 1."""
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3], horizontal_spacing=0.12,
+    """Bars of each model's accuracy and agreement with model 1, and of each other model's mean KL from model 1.
+
+    Every bar has its model's number under it ("model 2") and the legend below names each number, so no bar is told
+    by its colour alone. The legend keeps to the figure's bottom edge, below the axis labels however many lines
+    they take: a legend a fixed distance under the plot covers labels that wrap or turn on a narrow page."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3], horizontal_spacing=0.1,
                         subplot_titles=["accuracy and agreement with model 1", "mean KL from model 1 (nats)"])
     metrics = ["accuracy", "top-1 agreement", f"top-{summary.top_k} overlap"]
     kl_top = 0.0
     for m, score in enumerate(summary.scores):
         pair = summary.pair_of(m)
-        values = [score.accuracy] + ([pair.mean("top1"), pair.mean("overlap")] if pair else [None, None])
-        colour = SHARED_PALETTE[m]
-        fig.add_trace(go.Bar(x=metrics, y=values, name=f"{m + 1}. {page_text(label(score.model))}", marker_color=colour,
-                             text=[f"{v:.0%}" if v is not None and not math.isnan(v) else "" for v in values],
-                             textposition="outside"), row=1, col=1)
+        number, colour = f"model {m + 1}", SHARED_PALETTE[m]
+        # model 1 against itself has no agreement: its one bar is its accuracy
+        values = [score.accuracy] + ([pair.mean("top1"), pair.mean("overlap")] if pair else [])
+        shown = metrics[:len(values)]
+        fig.add_trace(go.Bar(x=[shown, [number] * len(shown)], y=values, marker_color=colour,
+                             name=f"{m + 1}. {page_text(label(score.model))}",
+                             text=[_percent_whole(v) for v in values], textposition="outside"), row=1, col=1)
         if pair:
             kl_top = max(kl_top, 0.0 if math.isnan(pair.mean("kl")) else pair.mean("kl"))
-            fig.add_trace(go.Bar(x=[f"{m + 1}. {page_text(label(score.model))}"], y=[pair.mean("kl")],
-                                 marker_color=colour,
-                                 showlegend=False, text=[_kl_text(pair.mean("kl"))], textposition="outside"),
-                          row=1, col=2)
+            fig.add_trace(go.Bar(x=[number], y=[pair.mean("kl")], marker_color=colour, showlegend=False,
+                                 text=[_kl_text(pair.mean("kl"))], textposition="outside"), row=1, col=2)
     # Headroom above the tallest bar, so a label drawn above it stays clear of the subplot title.
     # the ticks stop at 100%: a share cannot pass it, and a tick at 120% said it could
     fig.update_yaxes(range=[0, 1.2], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1.0], row=1, col=1)
     fig.update_yaxes(range=[0, max(kl_top, 1e-3) * 1.3], row=1, col=2)
+    fig.update_xaxes(showticklabels=True, automargin=True)
     fig.update_traces(cliponaxis=True)
-    fig.update_layout(barmode="group", height=400, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.18))
+    # each bar has a category of its own (metric, model): "group" would still leave a gap for every other model
+    fig.update_layout(barmode="overlay", height=440, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container"))
     return fig
+
+
+def _percent_whole(value: float) -> str:
+    """A share as "32%" above its bar; "" when it cannot be computed."""
+    return "" if math.isnan(value) else f"{value:.0%}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -394,20 +429,22 @@ def fill_mask(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, m
 
 def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
                         sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str, Downloads]:
-    """Mask each word: (heat-strip figure, per-word Markdown table, downloads) for a sentence without [MASK]."""
+    """Mask each word: (heat-strip figure, per-word Markdown table, downloads) for a sentence; its [MASK]s, if
+    any, filled in first (predict.fill_in: the probe set's expected word, else model 1's best whole word)."""
     with errors.kept(errors.key("mask_each_word", (model_1, model_2, model_3, top_k, sentence))):
-        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, with_masks=False)
+        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, with_masks=None)
         models = _models(ctx, choice, progress)
-        result = predict.mask_each_word(models, text, k)
+        filled = predict.fill_in(models[0], text)
+        result = predict.mask_each_word(models, filled.sentence, k)
         notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         names = [m.name for m in models]
         figure = word_strip_figure(result)
-        return figure, word_strip_markdown(result, names) + notes, word_downloads(result, names, figure)
+        return figure, word_strip_markdown(result, names, filled) + notes, word_downloads(result, names, figure)
 
 
 def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
                    sentence=None, progress=gr.Progress()) -> tuple[go.Figure, str]:
-    """Mask each word: (heat-strip figure, per-word Markdown table) for a sentence without [MASK]."""
+    """Mask each word: (heat-strip figure, per-word Markdown table) for a sentence; its [MASK]s filled in first."""
     return mask_each_word_kept(ctx, errors, model_1, model_2, model_3, top_k, sentence, progress)[:2]
 
 
@@ -502,12 +539,16 @@ def build(ctx: AppContext) -> dict:
                              info="Usually a student, or a run's student.", elem_id="predict-model-2")
         third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
                             info="A second student to compare, or empty.", elem_id="predict-model-3")
-        top_k = CheckedSlider(1, MAX_SHOWN_TOP_K, value=DEFAULT_TOP_K, step=1, label="Top-k",
-                          info="Guesses shown per model at each mask.")
+        # A number box, not a slider: the page's slider moves a typed 50 to 20 without a word, and the guesses
+        # shown would not be the number asked for. Out of range, the check before predicting says so.
+        top_k = CheckedNumber(DEFAULT_TOP_K, precision=0, minimum=1, maximum=MAX_SHOWN_TOP_K, step=1, label="Top-k",
+                              info=f"Guesses shown per model at each mask, 1 to {MAX_SHOWN_TOP_K}.",
+                              elem_id="predict-top-k")
     examples = example_sentences()
     sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8, elem_id="predict-sentence",
                           placeholder="Я люблю пить [MASK] с лимоном.",
-                          info="[MASK] marks each missing word; pick a probe sentence below to fill it in.")
+                          info="[MASK] marks each missing word; pick a probe sentence below to fill it in. "
+                               "Mask each word fills the [MASK] in first.")
     # Picking an example only fills the textbox: no API endpoint for it.
     gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8,
                 api_visibility="private")

@@ -123,11 +123,13 @@ def _round(value: float) -> float | None:
 # Input checks
 
 
-def check_text(text: str | None, with_masks: bool = True) -> str:
+def check_text(text: str | None, with_masks: bool | None = True) -> str:
     """The text stripped of bidirectional controls and white space and composed (NFC), or a ValueError with a
     sentence saying what to change.
 
-    Composing here (the tokenizers compose too) keeps words, spans and tables in the spelling the model read.
+    with_masks: True, the text must hold a [MASK]; False, it must hold none; None, either (the [MASK]s of a sentence
+    whose words are masked in turn are filled in first, see fill_in). Composing here (the tokenizers compose too)
+    keeps words, spans and tables in the spelling the model read.
     """
     if text is not None and not isinstance(text, str):
         raise ValueError(f"The sentence must be text, not a {type(text).__name__}.")
@@ -138,7 +140,7 @@ def check_text(text: str | None, with_masks: bool = True) -> str:
     if len(text) > MAX_CHARS:
         raise ValueError(f"The text is {len(text)} characters long; shorten it to at most {MAX_CHARS}.")
     count = text.count(MASK)
-    if with_masks:
+    if with_masks or (with_masks is None and count):
         if count == 0:
             hint = " (in capitals)" if "[mask]" in text.lower() else ""
             raise ValueError(f"The text has no {MASK}: write {MASK}{hint} where a word is missing, "
@@ -146,6 +148,8 @@ def check_text(text: str | None, with_masks: bool = True) -> str:
         if count > MAX_MASKS:
             raise ValueError(f"The text has {count} {MASK} marks; use at most {MAX_MASKS}.")
     elif MASK.lower() in text.lower():  # "[mask]" too: Predict reads it as a mistyped mark, so it is one here
+        if with_masks is None:
+            raise ValueError(f"Write {MASK} in capitals where a word is to be filled in first, or remove the mark.")
         raise ValueError(f"'Mask each word' takes a sentence without {MASK}; remove the marks or use Predict.")
     return text
 
@@ -256,6 +260,58 @@ def mask_each_word(models: Sequence[LoadedModel], sentence: str, top_k: int = 5,
         for m in masks:
             m.log_probs = None
     return WordStrip(sentence, [w for w, _ in words], [span for _, span in words], results, recovered, pairs)
+
+
+@dataclass
+class FilledIn:
+    """A sentence whose [MASK]s were each filled in with one word, so that its words can be masked in turn."""
+    sentence: str  # the text with every [MASK] replaced by its word
+    words: list[str]  # the word put in at each [MASK], in order
+    spans: list[tuple[int, int]]  # character span of each word put in, in `sentence`
+    guessed_by: str | None  # the model whose best guesses went in; None: the probe set's expected word
+
+
+def fill_in(reference: LoadedModel, text: str, probes: Sequence[FillMaskProbe] | None = None) -> FilledIn:
+    """Every [MASK] of a text replaced by one whole word: the expected word when the text is a sentence of the probe
+    set (`probes`, by default the bundled one), else the reference model's most probable whole word at each mask
+    (each mask predicted on its own, as everywhere here). A text without [MASK] comes back as it is.
+
+    ValueError when no word is left once the masks are taken out, or when the model has no whole word (a
+    continuation piece, punctuation or a special token only) among its MAX_TOP_K best guesses at a mask.
+    """
+    text = check_text(text, with_masks=None)
+    if MASK not in text:
+        return FilledIn(text, [], [], None)
+    if not sentence_words(text.replace(MASK, " ")):
+        raise ValueError(f"The sentence has no words besides {MASK}; type a sentence around it, "
+                         "e.g. 'Я люблю пить [MASK] с лимоном.'")
+    words, guessed_by = _expected_words(text, probes), None
+    if words is None:
+        guessed_by = reference.name
+        words = []
+        for number, guess in enumerate(predict_masks(reference, [text], MAX_TOP_K, keep_distribution=False)[0].masks,
+                                       start=1):
+            word = next((t for t in guess.tokens if t.isalnum()), None)  # not "##ка", not "," and not "[UNK]"
+            if word is None:
+                raise ValueError(f"'{reference.name}' guesses no whole word among its {MAX_TOP_K} best at {MASK} "
+                                 f"number {number}; type the word there yourself.")
+            words.append(word)
+    pieces = text.split(MASK)
+    sentence, spans = pieces[0], []
+    for word, rest in zip(words, pieces[1:]):
+        spans.append((len(sentence), len(sentence) + len(word)))
+        sentence += word + rest
+    return FilledIn(sentence, words, spans, guessed_by)
+
+
+def _expected_words(text: str, probes: Sequence[FillMaskProbe] | None) -> list[str] | None:
+    """The expected word of the probe whose sentence is `text`, as a list; None when no probe is."""
+    if probes is None:
+        try:
+            probes = fill_mask_probes()
+        except FileNotFoundError:
+            probes = ()
+    return next(([p.expected] for p in probes if p.sentence == text), None)
 
 
 def _chunks(items: Sequence, size: int) -> list:
