@@ -3,9 +3,9 @@ from dataclasses import fields
 
 import pytest
 
-from core.runs.store import RunPaths, read_metrics, write_status
+from core.runs.store import RunPaths, list_runs, read_metrics, write_status
 from train.config import DistillConfig
-from train.launcher import RunLauncher
+from train.launcher import RunLauncher, can_control
 from ui import distill_tab
 from ui.context import AppContext, markdown_text
 from ui.distill_tab import RunSettings, runs_table, start_run_from_form, stop_button, student_label
@@ -375,3 +375,60 @@ def test_the_share_box_says_what_sharing_does_where_the_app_runs(runs_dir, share
         form = distill_tab.settings_form(AppContext("bundled-teacher", "bundled-student",
                                                     launcher=RunLauncher(runs_dir, shared=shared)))
     assert said in form["share"].info
+
+
+def pdf_named_txt(folder, name="notes.txt"):
+    """A PDF document renamed to .txt, as a person might upload it."""
+    path = folder / name
+    path.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8)
+    return path
+
+
+def test_a_pdf_named_txt_is_refused_under_the_corpus_box_as_it_is_uploaded(ctx, tmp_path):
+    """The corpus box tells a file that is not text as it arrives, in the sentence Start run refuses it with."""
+    import gradio as gr
+
+    upload = pdf_named_txt(tmp_path)
+    with pytest.raises(ValueError) as refused:  # the later check stays
+        start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_tab.UPLOAD,
+                            corpus_file=str(upload))
+    assert "'notes.txt' is a PDF document, not plain text" in str(refused.value)
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "distill-corpus-file")
+    note = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "distill-corpus-note")
+    uploaded = [d for d in demo.fns.values() if (box._id, "change") in d.targets]
+    assert [[o._id for o in d.outputs] for d in uploaded] == [[note._id]]
+    assert uploaded[0].fn(str(upload)) == markdown_text(str(refused.value))
+    good = tmp_path / "corpus.txt"
+    good.write_text("Привет, как дела?\n\nВсё хорошо.\n", encoding="utf-8")
+    assert uploaded[0].fn(str(good)) == "'corpus.txt': 2 samples, one a line."
+    assert uploaded[0].fn(None) == ""  # the box cleared: nothing is said
+    source = [d for d in demo.fns.values() if (form_source_id(demo), "change") in d.targets][0]
+    assert [u.visible for u in source.fn(distill_tab.UPLOAD)] == [True, True]
+    assert [u.visible for u in source.fn(distill_tab.BUNDLED)] == [False, False]
+
+
+def form_source_id(demo) -> int:
+    return next(b._id for b in demo.blocks.values() if getattr(b, "label", None) == "Corpus")
+
+
+def test_on_a_private_app_every_run_is_the_persons_own_whatever_page_started_it(runs_dir):
+    """A browser's id does not outlive the app that gave it, and the command line gives none: on the person's own
+    machine every run is still theirs. On a shared app visitors see their own runs and shared ones only."""
+    earlier = make_evaluated_run(runs_dir, "20250101-120000-aaaa", owner="earlier-page").root.name
+    command_line = make_evaluated_run(runs_dir, "20250101-120001-bbbb", owner=None).root.name
+    mine = make_evaluated_run(runs_dir, "20250101-120002-cccc", owner="this-page").root.name
+    shared = make_evaluated_run(runs_dir, "20250101-120003-dddd", owner="someone", public=True).root.name
+    private = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
+    table, ids = runs_table(private, "this-page")
+    assert set(ids) == {earlier, command_line, mine, shared}
+    assert dict(zip(table["run"], table["owner"])) == dict.fromkeys(ids, "you")
+    infos = {info["id"]: info for info in list_runs(runs_dir)}
+    assert all(can_control(info, "this-page", private.launcher.shared) for info in infos.values())
+    space = AppContext("bundled-teacher", "bundled-student", on_space=True, launcher=RunLauncher(runs_dir, shared=True))
+    table, ids = runs_table(space, "this-page")
+    assert dict(zip(table["run"], table["owner"])) == {mine: "you", shared: "other"}
+    assert [i for i, info in infos.items() if can_control(info, "this-page", space.launcher.shared)] == [mine]
+    with pytest.raises(ValueError, match="belongs to another session"):
+        space.launcher.delete(shared, "this-page")

@@ -609,3 +609,28 @@ def test_a_neighbours_request_without_a_sentence_of_the_set_is_refused_before_it
     at = inputs.index(parts["chosen"]._id)
     assert [a["message"] for a in answer] == [said if i == at else "" for i in range(len(values))]
     assert [a["is_valid"] for a in answer] == [not said or i != at for i in range(len(values))]
+
+
+def test_a_pdf_named_txt_is_refused_under_the_upload_box_as_it_is_uploaded(tmp_path):
+    """The sentences box tells a file Draw would refuse as it arrives, in Draw's own sentence."""
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext, markdown_text
+
+    upload = tmp_path / "sentences.txt"
+    upload.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8)
+    with pytest.raises(ValueError) as refused:  # what Draw, Neighbours and Layer similarity read the upload with
+        embed_tab.sentence_set("Upload a file", str(upload), None)
+    assert "'sentences.txt' is a PDF document, not plain text" in str(refused.value)
+    with gr.Blocks() as demo:
+        parts = embed_tab.build(AppContext(default_teacher="bundled-teacher", default_student="bundled-student"))
+    uploaded = [d for d in demo.fns.values() if (parts["upload"]._id, "change") in d.targets]
+    assert [[o._id for o in d.outputs] for d in uploaded] == [[parts["upload_note"]._id]]
+    assert uploaded[0].fn(str(upload)) == markdown_text(str(refused.value))
+    table = tmp_path / "mine.csv"
+    table.write_text("sentence,label\nКошка спит.,кошки\nСобака лает.,собаки\n", encoding="utf-8")
+    assert uploaded[0].fn(str(table)) == "mine.csv: 2 sentences with labels."
+    assert uploaded[0].fn(None) == ""  # the box cleared: nothing is said
+    assert [u.visible for u in embed_tab.show_source("Upload a file")] == [True, True, False]
+    assert [u.visible for u in embed_tab.show_source("Probe set")] == [False, False, False]

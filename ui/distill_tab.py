@@ -43,7 +43,7 @@ from train.config import (
 )
 from train.export import export_model, mode_of
 from train.export import summary as export_summary
-from train.launcher import can_see
+from train.launcher import can_see, check_uploaded_corpus
 from train.publish import publish
 from ui.context import (
     AppContext,
@@ -68,6 +68,9 @@ BUNDLED = "bundled corpus"
 UPLOAD = "upload a .txt"
 RUN_COLUMNS = ["run", "state", "step", "teacher", "student", "owner", "shared"]
 RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every column in view, "shared" included
+# the runs table's height before it scrolls: its header and nine runs, each two lines high (a run's id wraps in its
+# column)
+RUNS_TABLE_PX = 40 + 9 * 60
 GUESS_LABEL = "Student's guesses at"
 # the guesses table's headers as shown (core.runs.guesses.COLUMNS, shortened) and widths: one line of headers, and
 # every column in view at 1280 px, the guesses wrapped in their cells and the longest expected word on one line
@@ -210,6 +213,24 @@ def parse_layers(text: str | None) -> list[int] | None:
     return parse_int_list(text, "Initialising layers", example="0,2,4")
 
 
+def show_corpus_file(source: str | None) -> tuple[gr.File, gr.Markdown]:
+    """The corpus box and the line under it, shown only when the corpus is an upload."""
+    return gr.File(visible=source == UPLOAD), gr.Markdown(visible=source == UPLOAD)
+
+
+def corpus_file_line(path: str | None) -> str:
+    """The line under the corpus box once a file is uploaded: the sentence Start run would refuse it with (the same
+    check, train.launcher.check_uploaded_corpus), or how many samples it holds; empty when the box is cleared."""
+    if not path:
+        return ""
+    name = Path(path).name  # Gradio keeps an upload under the name its owner gave it
+    try:
+        lines = check_uploaded_corpus(path, name)
+    except ValueError as error:
+        return markdown_text(error_message(error))
+    return markdown_text(f"'{name}': {count(len(lines), 'sample')}, one a line.")
+
+
 def student_label(info: dict) -> str:
     """The student of a run_info() row in a few words: "2 L", or "2 L · width 264 · vocab 3,000 · reduce"."""
     parts = [f"{info['student_layers']} L" if info.get("student_layers") else "half"]
@@ -220,6 +241,19 @@ def student_label(info: dict) -> str:
     return " · ".join(parts)
 
 
+def run_owner(run_owner_id: str | None, owner: str | None, shared: bool) -> str:
+    """The runs table's owner cell: "you", "other", or "-" for a run started without an owner (the command line).
+
+    On a private app the person at the keyboard started every run, whichever page or browser id did: a browser's id
+    lasts only as long as the app that gave it (Gradio's BrowserState is sealed with a key made at each start), and
+    every page may already stop, resume and delete any run (train.launcher.can_control)."""
+    if not shared:
+        return "you"
+    if not run_owner_id:
+        return "-"
+    return "you" if run_owner_id == owner else "other"
+
+
 def runs_table(ctx: AppContext, owner: str | None, infos: list[dict] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The runs this owner may see, as a table and their ids; `infos`: list_runs() already read, if any."""
     rows, ids = [], []
@@ -227,7 +261,7 @@ def runs_table(ctx: AppContext, owner: str | None, infos: list[dict] | None = No
         if not can_see(info, owner, ctx.launcher.shared):
             continue
         ids.append(info["id"])
-        mine = "you" if info["owner"] and info["owner"] == owner else ("-" if not info["owner"] else "other")
+        mine = run_owner(info["owner"], owner, ctx.launcher.shared)
         rows.append([info["id"], info["state"], f"{info['step']}/{info['max_steps']}", info["teacher"],
                      student_label(info), mine, "yes" if info["public"] else "no"])
     return pd.DataFrame(rows, columns=RUN_COLUMNS), ids
@@ -567,11 +601,13 @@ def build(ctx: AppContext) -> dict:
                 "you can type in a terminal; it keeps going if you close the page, and stops cleanly when asked.")
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
-            form = settings_form(ctx)
+            corpus_note = gr.Markdown("", visible=False, render=False, label="corpus file check",
+                                      show_label=False, elem_id="distill-corpus-note")
+            form = settings_form(ctx, corpus_note)
             start = gr.Button("Start run", variant="primary", elem_id="distill-start")
         with gr.Column(scale=3, min_width=420):
             table, ids = runs_table(ctx, None)
-            runs = gr.Dataframe(table, label="Runs", interactive=False, max_height=220, wrap=True,
+            runs = gr.Dataframe(table, label="Runs", interactive=False, max_height=RUNS_TABLE_PX, wrap=True,
                                 column_widths=RUN_COLUMN_WIDTHS, elem_id="distill-runs")
             selected = gr.Dropdown(ids, value=ids[0] if ids else None, label="Run shown below", allow_custom_value=True,
                                    info="Pick a run to watch; new runs are selected when they start.")
@@ -609,8 +645,11 @@ def build(ctx: AppContext) -> dict:
                 console = gr.Code(label="console.log (last lines)", language=None, lines=12)
     timer = gr.Timer(2.0)
 
-    form["corpus_source"].change(lambda choice: gr.File(visible=choice == UPLOAD), form["corpus_source"],
-                                 form["corpus_file"], api_visibility="private")
+    form["corpus_source"].change(show_corpus_file, form["corpus_source"], [form["corpus_file"], corpus_note],
+                                 api_visibility="private")
+    # a file that is not text is told as it arrives, not only once Start run is pressed
+    form["corpus_file"].change(corpus_file_line, form["corpus_file"], corpus_note, api_visibility="private",
+                               show_progress="hidden")
     form["teacher"].change(handler(teacher_changed, ctx), form["teacher"], form["student_layers"],
                            api_visibility="private")
     start.click(handler(start_run_from_form, ctx), [owner], [owner, selected, runs], inputs_kwargs=form,
@@ -666,8 +705,9 @@ def default_text(value) -> str:
     return f"{value} (default)"
 
 
-def settings_form(ctx: AppContext) -> dict:
-    """The run's settings as inputs, keyed by RunSettings' field names (the /start_run API parameters)."""
+def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None) -> dict:
+    """The run's settings as inputs, keyed by RunSettings' field names (the /start_run API parameters);
+    `corpus_note` (made with render=False) is placed under the corpus box, where it is read."""
     form = {}
     form["teacher"] = gr.Dropdown(ctx.model_choices(), value=ctx.default_teacher, label="Teacher",
                                   allow_custom_value=True, elem_id="distill-teacher",
@@ -685,7 +725,10 @@ def settings_form(ctx: AppContext) -> dict:
                                          info="One sample a line, UTF-8. The bundled corpus is the lab's own "
                                               "conversational Russian.")
         form["corpus_file"] = gr.File(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)",
-                                      file_types=[".txt"], type="filepath", visible=False)
+                                      file_types=[".txt"], type="filepath", visible=False,
+                                      elem_id="distill-corpus-file")
+        if corpus_note is not None:
+            corpus_note.render()
     with gr.Row():
         form["steps"] = CheckedNumber(DEFAULTS.max_steps, precision=0, minimum=1, label="Steps",
                                       elem_id="distill-steps", placeholder=default_text(DEFAULTS.max_steps),

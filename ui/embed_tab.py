@@ -28,7 +28,7 @@ from core.compare.sentences import (
     typed_set,
 )
 from core.compare.similarity import ESTIMATORS, KNN_K
-from core.formatting import format_seconds
+from core.formatting import count, format_seconds
 from core.models.student import dims as model_dims
 from core.models.student import num_layers
 from ui import embed_plots
@@ -39,6 +39,7 @@ from ui.context import (
     CheckedSlider,
     ErrorLines,
     cleared,
+    error_message,
     markdown_text,
     model_name,
     one_of,
@@ -382,10 +383,25 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
 
 
 def show_source(source_name: str):
-    """The upload box for an upload, the text box for typed sentences (nothing for a name that is not a source)."""
+    """The upload box and the line under it for an upload, the text box for typed sentences (nothing for a name that
+    is not a source)."""
     if source_name not in SOURCES:
-        return gr.skip(), gr.skip()
-    return gr.File(visible=source_name == SOURCES[1]), gr.Textbox(visible=source_name == SOURCES[2])
+        return gr.skip(), gr.skip(), gr.skip()
+    upload = source_name == SOURCES[1]
+    return gr.File(visible=upload), gr.Markdown(visible=upload), gr.Textbox(visible=source_name == SOURCES[2])
+
+
+def upload_line(upload: str | None) -> str:
+    """The line under the upload box once a file is uploaded: the sentence Draw would refuse it with (the same
+    check, core.compare.sentences.read_sentence_file), or how many sentences it holds; empty when it is cleared."""
+    if not upload:
+        return ""
+    try:
+        uploaded = read_sentence_file(upload)
+    except ValueError as error:
+        return markdown_text(error_message(error))
+    labelled = " with labels" if all(uploaded.labels) else ""
+    return markdown_text(f"{uploaded.source}: {count(len(uploaded), 'sentence')}{labelled}.")
 
 
 def model_lists(ctx: AppContext):
@@ -414,7 +430,9 @@ def build(ctx: AppContext) -> dict:
                               info="The topic-labelled probe set, your own file, or lines typed below.")
             upload = gr.File(label="Sentences file (.txt, .csv, at most 20 MB): one sentence a line, or a 'sentence' "
                                    "column and an optional 'label' column", file_types=list(FILE_TYPES),
-                             type="filepath", visible=False)
+                             type="filepath", visible=False, elem_id="embed-upload")
+            upload_note = gr.Markdown("", visible=False, label="sentences file check", show_label=False,
+                                      elem_id="embed-upload-note")
             typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False, info="Up to 5,000 sentences.",
                                placeholder="Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\n...")
         with gr.Column(scale=3):
@@ -470,7 +488,9 @@ def build(ctx: AppContext) -> dict:
         files["layers"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["layers"]]
     kept_state = {action: gr.State() for action in ("draw", "layers")}  # per session: what each action last showed
 
-    source.change(show_source, source, [upload, typed], api_visibility="private")
+    source.change(show_source, source, [upload, upload_note, typed], api_visibility="private")
+    # a file Draw would refuse is told as it arrives, not only once an action is asked for
+    upload.change(upload_line, upload, upload_note, api_visibility="private", show_progress="hidden")
     # Also read again when a list is opened: a run may finish while the tab stays open.
     refresh = functools.partial(model_lists, ctx)
     lists = [first, second, third]
@@ -522,7 +542,8 @@ def build(ctx: AppContext) -> dict:
     status_lines(compared, "layers", "Layer similarity", layers_inputs)
     layer_results = [layer_plot, kept_state["layers"]]
     compared.failure(cleared(layer_results, len(files["layers"])), None, layer_results + files["layers"], **quiet)
-    return dict(source=source, upload=upload, typed=typed, first=first, second=second, third=third, map_plot=map_plot,
-                scores=scores, chosen=chosen, neighbour_rows=neighbour_rows, layer_plot=layer_plot,
+    return dict(source=source, upload=upload, upload_note=upload_note, typed=typed, first=first, second=second,
+                third=third, map_plot=map_plot, scores=scores, chosen=chosen, neighbour_rows=neighbour_rows,
+                layer_plot=layer_plot,
                 estimator=estimator, files=files, failed=failed, refresh=(refresh, lists))
 
