@@ -28,6 +28,7 @@ from core.bench.plan import (
     model_shape,
     validate,
 )
+from core.bench.report import is_result_file
 from core.bench.variants import Variant, check_variant, fast_candidates, random_tokens, reference_variant
 from core.formatting import error_sentence
 from core.models import zoo
@@ -137,6 +138,79 @@ def test_audited_command_lines_are_one_line_exit_2_before_measuring(case, start,
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(start.format(tmp=tmp_path)) and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+FOREIGN_FILES = {  # what a mistyped --json path may hold, none of it a result of this command
+    "notes": "measured by hand: 0.12 s\n",
+    "model-config": json.dumps({"model_type": "bert", "hidden_size": 768}),
+    "json-list": json.dumps([{"rows": []}]),
+    "half-a-result": json.dumps({"rows": [], "machine": {}}),
+    "another-tools-result": (REPO / "assets" / "results" / "gpu_check_h200.json").read_text(encoding="utf-8"),
+}
+
+
+@pytest.mark.parametrize("kind", FOREIGN_FILES)
+def test_cli_refuses_to_overwrite_a_file_it_did_not_write(kind, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench_cli, "run_benchmark", lambda *a, **k: pytest.fail("measured despite the error"))
+    path = tmp_path / "bench.json"
+    path.write_text(FOREIGN_FILES[kind], encoding="utf-8")
+    code = bench_cli.main(["--models", TEACHER_ARCH, "--seq-len", "32", "--json", str(path)])
+    assert code == 2
+    assert capsys.readouterr().err == (f"error: --json {path} already exists and is not a benchmark result of this "
+                                       "command; give a new file name, or move or delete that file first.\n")
+    assert path.read_text(encoding="utf-8") == FOREIGN_FILES[kind]
+
+
+def test_result_files_are_told_from_other_files(tmp_path):
+    assert is_result_file(REPO / "assets" / "results" / "bench_card_cpu.json")  # an earlier one, as shipped
+    assert not is_result_file(REPO / "assets" / "results" / "gpu_check_h200.json")
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(256)))
+    assert not is_result_file(binary)
+
+
+@pytest.mark.parametrize("below", ["bench.json", "more/bench.json"])
+def test_cli_refuses_a_json_path_through_a_file(below, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench_cli, "run_benchmark", lambda *a, **k: pytest.fail("measured despite the error"))
+    (tmp_path / "notes.txt").write_text("keep me", encoding="utf-8")
+    code = bench_cli.main(["--models", TEACHER_ARCH, "--seq-len", "32", "--json", str(tmp_path / "notes.txt" / below)])
+    assert code == 2
+    assert capsys.readouterr().err == (f"error: --json {tmp_path}/notes.txt/{below} cannot be written: "
+                                       f"{tmp_path}/notes.txt is a file, not a folder.\n")
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_cli_help_says_which_files_json_replaces(capsys):
+    with pytest.raises(SystemExit):
+        bench_cli.main(["--help"])
+    assert "an earlier result of this command there is replaced, any other existing file is refused" in " ".join(
+        capsys.readouterr().out.split())
+
+
+def test_cli_replaces_its_own_earlier_result_and_nothing_else(tiny_teacher_dir, tmp_path, capsys, monkeypatch):
+    path = tmp_path / "bench.json"
+    path.write_text("", encoding="utf-8")  # an empty file holds nothing to lose
+    tiny = ["--models", str(tiny_teacher_dir), "--modes", "reference", "--seq-len", "16", "--runs", "1",
+            "--warmup", "0", "--json", str(path)]
+    assert bench_cli.main([*tiny, "--batch-sizes", "1"]) == 0
+    assert [r["batch_size"] for r in json.loads(path.read_text(encoding="utf-8"))["rows"]] == [1]
+    assert bench_cli.main([*tiny, "--batch-sizes", "2"]) == 0  # its own earlier result: replaced
+    assert [r["batch_size"] for r in json.loads(path.read_text(encoding="utf-8"))["rows"]] == [2]
+    capsys.readouterr()
+    # a file that appears at the path while the benchmark measures is kept, and the command says why it wrote nothing
+    measure = bench_cli.run_benchmark
+
+    def measure_while_someone_writes(*args, **kwargs):
+        result = measure(*args, **kwargs)
+        path.write_text("notes written meanwhile\n", encoding="utf-8")
+        return result
+
+    monkeypatch.setattr(bench_cli, "run_benchmark", measure_while_someone_writes)
+    assert bench_cli.main([*tiny, "--batch-sizes", "1"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: --json {path} already exists and is not a benchmark result of this command; give a new file name, "
+        "or move or delete that file first.")
+    assert path.read_text(encoding="utf-8") == "notes written meanwhile\n"
 
 
 # ---- a tiny real measurement ----------------------------------------------------------------------------------

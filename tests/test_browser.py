@@ -1,8 +1,10 @@
 """Every tab in a real headless Chromium, with the bundled models, checked for what a person sees. Screenshots go to
 test-output/screenshots/."""
+import json
 import re
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -123,6 +125,60 @@ def test_distill_start_watch_curves_and_stop(page):
     teacher.press("Escape")
 
 
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{4}$")
+
+
+def pdf_named_txt(folder: Path, name: str) -> Path:
+    """A PDF document renamed to .txt, as a person might upload it."""
+    path = folder / name
+    path.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8)
+    return path
+
+
+def test_distill_corpus_that_is_not_text_is_told_as_it_is_uploaded(page, tmp_path):
+    expect = sync_api().expect
+    open_tab(page, "Distill")
+    page.get_by_text("upload a .txt", exact=True).click()
+    page.locator("#distill-corpus-file input[type=file]").set_input_files(str(pdf_named_txt(tmp_path, "notes.txt")))
+    note = page.locator("#distill-corpus-note")
+    expect(note).to_contain_text("'notes.txt' is a PDF document, not plain text; save or export it as plain text",
+                                 timeout=60_000)
+    screenshot(page, "distill-corpus-not-text")
+    page.get_by_text("bundled corpus", exact=True).click()
+    expect(note).to_be_hidden()
+
+
+def test_the_runs_table_shows_nine_runs_before_it_scrolls(page, tmp_path_factory):
+    log = next(tmp_path_factory.getbasetemp().glob("browser*/app.log"), None)  # the page's app keeps its runs beside
+    assert log is not None, "the app's log, beside its runs folder, was not found"
+    runs = log.parent / "runs"
+    runs.mkdir(exist_ok=True)
+    made = [runs / f"20000101-0000{i:02d}-ab{i:02d}" for i in range(12)]
+    try:
+        for i, run in enumerate(made):  # stopped runs from long ago, listed after any run of the other tests
+            run.mkdir()
+            (run / "status.json").write_text(json.dumps({"state": "stopped", "step": 10, "max_steps": 30,
+                                                         "created": 946_684_800 + i}), encoding="utf-8")
+            (run / "config.json").write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": 30,
+                                                         "student_layers": 2}), encoding="utf-8")
+        open_tab(page, "Distill")
+        table = page.locator("#distill-runs")
+        text_of(table, made[-1].name, "the runs table after twelve runs were added")  # the timer refreshes it
+        table.scroll_into_view_if_needed()
+        in_view = table.evaluate("""(table, pattern) => {
+            const box = table.getBoundingClientRect(), re = new RegExp(pattern);
+            return [...new Set([...table.querySelectorAll("span")].filter(e => {
+                const r = e.getBoundingClientRect();
+                return re.test(e.innerText.trim()) && r.height > 0 && r.top >= box.top && r.bottom <= box.bottom;
+            }).map(e => e.innerText.trim()))];
+        }""", RUN_ID.pattern)
+        screenshot(page, "distill-runs-table")
+        assert len(in_view) >= 8, f"the runs table shows {len(in_view)} runs before it scrolls: {in_view}"
+    finally:
+        for run in made:
+            shutil.rmtree(run, ignore_errors=True)
+
+
 def test_predictions_show_both_models_bars(page):
     expect = sync_api().expect
     open_tab(page, "Predictions")
@@ -147,12 +203,71 @@ def test_predictions_show_both_models_bars(page):
     expect(page.locator("#predict-bars .barlayer .trace")).to_have_count(0)
 
 
+def overlaps(a: dict, b: dict) -> bool:
+    """Whether two bounding boxes share any area."""
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+def test_predictions_on_the_pages_defaults(page):
+    """Mask each word on the default sentence (a probe holding [MASK]) answers; a top-k typed past the range is
+    refused, not moved into it; the probe summary's bars are each named, the legend clear of their labels."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Predictions")
+    page.locator("#predict-each-word").click()
+    seen(page.locator("#predict-strip .hm"), "the per-word strip of the default sentence")
+    words = page.locator("#predict-strip-words")
+    expect(words).to_contain_text("was filled in with the probe set's expected word first")
+    expect(words).to_contain_text("(filled in)")
+    expect(page.locator("#predict-status")).not_to_contain_text("failed")
+    top_k = page.locator("#predict-top-k input[type=number]")
+    for typed in ("50", "0"):
+        top_k.fill(typed)
+        top_k.press("Tab")
+        assert top_k.input_value() == typed, f"Top-k {typed} was changed to {top_k.input_value()} on the page"
+        page.locator("#predict-run").click()
+        expect(page.locator("#predict-status")).to_contain_text(
+            f"Predict failed: Top-k must be a whole number from 1 to 20; got {typed}.", timeout=30_000)
+    set_number(page, "predict-top-k", 5)
+    page.set_viewport_size({"width": 760, "height": 1000})  # narrow, where the legend once covered the labels
+    try:
+        page.locator("#predict-summary").click()
+        plot = page.locator("#predict-summary-plot")
+        seen(plot.locator(".barlayer .point"), "bars of the probe summary", at_least=4)
+        page.wait_for_timeout(1000)  # the figure is laid out again for the narrow page
+        labels = plot.locator(".xtick text, .xtick2 text, .x2tick text")
+        texts = labels.all_text_contents()
+        for text in ("model 1", "model 2", "accuracy", "top-1 agreement", "top-5 overlap"):
+            assert text in texts, f"no tick label {text!r} under the probe summary's bars: {texts}"
+        legend = plot.locator(".legend").bounding_box()
+        covered = [labels.nth(i).text_content() for i in range(labels.count())
+                   if overlaps(labels.nth(i).bounding_box(), legend)]
+        assert not covered, f"the legend covers the tick labels {covered}"
+        expect(plot.locator(".legend")).to_contain_text("1. bundled-teacher")
+        screenshot(page, "predictions-summary-narrow")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
 def test_embedding_map_is_drawn(page):
     open_tab(page, "Embeddings")
     page.locator("#embed-method").get_by_text("UMAP", exact=True).click()  # as the lesson asks: topics as islands
     page.locator("#embed-draw").click()
     seen(page.locator("#embed-map .scatterlayer .point"), "points of the probe sentences on the map", at_least=100)
     screenshot(page, "embeddings")
+
+
+def test_embeddings_upload_that_is_not_text_is_told_as_it_is_uploaded(page, tmp_path):
+    expect = sync_api().expect
+    open_tab(page, "Embeddings")
+    page.get_by_text("Upload a file", exact=True).click()
+    page.locator("#embed-upload input[type=file]").set_input_files(str(pdf_named_txt(tmp_path, "sentences.txt")))
+    note = page.locator("#embed-upload-note")
+    expect(note).to_contain_text("'sentences.txt' is a PDF document, not plain text", timeout=60_000)
+    screenshot(page, "embeddings-upload-not-text")
+    page.get_by_text("Probe set", exact=True).click()
+    expect(note).to_be_hidden()
 
 
 def test_short_benchmark_fills_the_table(page):
@@ -183,3 +298,79 @@ def test_about_tab_teaches(page):
     seen(page.locator(".katex"), "formulas of the three losses, typeset", at_least=3)
     expect(page.locator("table", has_text="distilrubert-small-cased-conversational").first).to_be_visible()
     screenshot(page, "about")
+
+
+def set_benchmark(page, models: list[str], batch_sizes: str, seq_len: int, runs: int) -> None:
+    """The Benchmark tab's form set to `models`, reference mode only, and the sizes given, whatever it held."""
+    open_tab(page, "Benchmark")
+    box = page.locator("#bench-models input")
+    box.click()
+    while page.locator("#bench-models .token").count():  # each chosen model is a token with its own remove button
+        page.locator("#bench-models .token .token-remove").first.click()
+    for name in models:
+        box.fill(name)
+        box.press("Enter")
+    box.press("Escape")
+    page.locator("#bench-batch-sizes textarea").fill(batch_sizes)
+    set_number(page, "bench-seq-len", seq_len)
+    set_number(page, "bench-runs", runs)
+    page.locator("#bench-modes").get_by_role("checkbox", name="reference", exact=True).set_checked(True)
+    page.locator("#bench-modes").get_by_role("checkbox", name="fast", exact=True).set_checked(False)
+
+
+def run_button_is_ready(page) -> None:
+    """Run enabled under its own label, Stop disabled: what the page shows when nothing of its own is measured."""
+    expect = sync_api().expect
+    expect(page.locator("#bench-run")).to_be_enabled(timeout=30_000)
+    expect(page.locator("#bench-run")).to_have_text("Run benchmark")
+    expect(page.locator("#bench-stop")).to_be_disabled()
+
+
+def test_benchmark_run_button_is_disabled_while_its_benchmark_runs(page):
+    expect = sync_api().expect
+    set_benchmark(page, ["bundled-teacher", "bundled-student"], "1", 32, 50)
+    expect(page.locator("#bench-estimate")).to_contain_text("Before you run: 2 measurements of 2 model(s)")
+    run_button_is_ready(page)
+    page.locator("#bench-run").click()
+    # a second click could not start a second benchmark, and the button says so
+    expect(page.locator("#bench-run")).to_be_disabled(timeout=10_000)
+    expect(page.locator("#bench-run")).to_have_text("Running…")
+    expect(page.locator("#bench-stop")).to_be_enabled()
+    text_of(page.locator("#bench-progress"), r"done: 2 measurements", "the progress line once the benchmark ends")
+    run_button_is_ready(page)
+
+
+def test_benchmark_estimate_during_a_run_is_for_the_next_one_and_stop_frees_the_button(page):
+    expect = sync_api().expect
+    set_benchmark(page, ["bundled-teacher", "bundled-student"], "8,16", 128, 50)  # a minute or more; stopped early
+    page.locator("#bench-run").click()
+    expect(page.locator("#bench-run")).to_be_disabled(timeout=10_000)
+    text_of(page.locator("#bench-progress"), r"starting|measuring|warm", "the progress line of the running benchmark")
+    page.locator("#bench-batch-sizes textarea").fill("1")  # new settings while the old ones are measured
+    estimate = page.locator("#bench-estimate")
+    expect(estimate).to_contain_text("Before your next run: 2 measurements of 2 model(s)", timeout=30_000)
+    expect(estimate).to_contain_text("keeps the settings it started with")
+    screenshot(page, "benchmark-running")
+    expect(page.locator("#bench-run")).to_be_disabled()  # still running: the estimate above was not of this run
+    page.locator("#bench-stop").click()
+    text_of(page.locator("#bench-progress"), r"stopped after", "the progress line after Stop")
+    run_button_is_ready(page)
+
+
+def test_benchmark_run_button_is_enabled_again_after_a_refused_request(page):
+    expect = sync_api().expect
+    notices = page.locator(".toast-wrap")  # textContent: screenshot() hides the notices from view
+    # a mistake the benchmark itself answers: an error notice, and Run is offered again
+    set_benchmark(page, ["bundled-student"], "0", 32, 1)
+    page.locator("#bench-run").click()
+    expect(notices).to_contain_text("Batch size must be at least 1", timeout=30_000)
+    run_button_is_ready(page)
+    # a request over the time limit, refused before it is queued: a notice says why, and Run is offered again
+    card_models = ["arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational"]
+    set_benchmark(page, card_models, ",".join(map(str, range(1, 65))), 512, 50)
+    expect(page.locator("#bench-estimate")).to_contain_text("Cannot run as set: This measurement would take about",
+                                                            timeout=60_000)
+    page.locator("#bench-run").click()
+    expect(notices).to_contain_text("This measurement would take about", timeout=30_000)
+    run_button_is_ready(page)
+    expect(page.locator("#bench-progress")).not_to_contain_text("starting")

@@ -323,7 +323,69 @@ def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=No
         return f"**Cannot run as set:** {error_message(error)}"
     busy = machine.busy_note()
     notes = plan.skip_lines() + ([busy] if busy else [])
+    session = session_id()
+    if session is not None and pending_requests(session, QUEUE_GROUP):
+        # settings changed while a benchmark runs: the line above its progress must not read as its description
+        notes.insert(0, "your benchmark below keeps the settings it started with; this estimate is for your next run")
+        return f"**Before your next run:** {plan.describe()}" + "".join(f"\n\n*Note: {n}*" for n in notes)
     return f"**Before you run:** {plan.describe()}" + "".join(f"\n\n*Note: {n}*" for n in notes)
+
+
+class Admissions:
+    """Sessions whose Run click the page's first step checked and admitted a moment ago (that step disables the Run
+    button). The run it starts is let through without a second check: a second check could refuse it (an estimate
+    near the limit, made again with a new calibration), and Gradio's page runs nothing after a refused request,
+    which would leave the Run button disabled for good."""
+
+    def __init__(self, ttl_s: float = 60.0):
+        self.ttl_s = ttl_s  # an admission the page never followed with its run (the tab closed) lapses
+        self._when: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, session: str | None) -> None:
+        if session is not None:
+            with self._lock:
+                self._when[session] = time.monotonic()
+
+    def take(self, session: str | None) -> bool:
+        """Whether `session` was admitted within ttl_s; the admission is used up."""
+        with self._lock:
+            when = self._when.pop(session, None) if session is not None else None
+        return when is not None and time.monotonic() - when <= self.ttl_s
+
+
+RUN_LABEL, RUNNING_LABEL = "Run benchmark", "Running…"
+
+
+@user_errors
+def admit_run(admissions: Admissions, guard, *inputs) -> tuple[gr.Button, gr.Button]:
+    """The page's first step of a run: the request checked by `guard` (the run's own validator), refused with the
+    guard's sentence, else admitted with Run disabled (one benchmark per page at a time) and Stop enabled.
+
+    A refusal is an error notice rather than a validator's line under Models: the status updates of the page's other
+    events (the Distill tab's timer ticks every two seconds) wipe that line within moments."""
+    refusal = next((v["message"] for v in guard(*inputs) if not v["is_valid"] and v["message"]), "")
+    if refusal:
+        raise ValueError(refusal)
+    admissions.add(session_id())
+    return gr.Button(RUNNING_LABEL, interactive=False), gr.Button(interactive=True)
+
+
+def admitted_or(admissions: Admissions, guard, accepted):
+    """The run's validator: a request the page's first step admitted goes through (`accepted(session)` noted);
+    any other (gradio_client, raw HTTP) is checked by `guard`."""
+    def validator(*inputs):
+        session = session_id()
+        if admissions.take(session):
+            accepted(session)
+            return [gr.validate(True, "") for _ in inputs]
+        return guard(*inputs)
+    return validator
+
+
+def idle_buttons() -> tuple[gr.Button, gr.Button]:
+    """Run enabled, Stop disabled: the benchmark ended, however it ended."""
+    return gr.Button(RUN_LABEL, interactive=True), gr.Button(interactive=False)
 
 
 CANCELLED_IN_QUEUE = "Cancelled your benchmark while it waited in the queue; nothing was measured."
@@ -500,17 +562,17 @@ def build(ctx: AppContext) -> dict:
         modes = CheckedCheckboxGroup(available_modes(bench.MODES), value=["reference", "fast"], label="Modes",
                                      elem_id="bench-modes", info="reference: fp32 eager; fast: 16-bit and SDPA; "
                                      "onnxruntime, openvino: exported (CPU only, adds export time)")
-        runs = CheckedNumber(0, precision=0, label="Timed runs",
+        runs = CheckedNumber(0, precision=0, label="Timed runs", elem_id="bench-runs",
                              info=f"0: automatic (about 3 s of runs, 3 to 10); at most {MAX_RUNS}")
         # min_width: at an 800 px window the row's share left the checkbox's label clipped
         compile_fast = gr.Checkbox(False, label="torch.compile the fast path", info="about 30 s more per input shape",
                                    min_width=220, scale=1)
     inputs = [models, device, batch_sizes, seq_len, modes, runs, compile_fast]
-    estimate_md = gr.Markdown(label="estimate", show_label=False)
+    estimate_md = gr.Markdown(label="estimate", show_label=False, elem_id="bench-estimate")
     with gr.Row():
-        run_button = gr.Button("Run benchmark", variant="primary", scale=3, elem_id="bench-run")
-        stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False)  # active while one is asked for
-    progress_md = gr.Markdown("", label="progress", show_label=False)
+        run_button = gr.Button(RUN_LABEL, variant="primary", scale=3, elem_id="bench-run")
+        stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="bench-stop")
+    progress_md = gr.Markdown("", label="progress", show_label=False, elem_id="bench-progress")
     results = gr.Dataframe(_frame([], ROW_COLUMNS), interactive=False, elem_id="bench-results",
                            label="Measurements (one row as each arrives; peak_mem_mb: the weights plus the most memory "
                                  "the passes add, MB)")
@@ -532,18 +594,29 @@ def build(ctx: AppContext) -> dict:
     # function would add a second, unnamed /estimate event on the same triggers)
     gr.on(None, functools.partial(estimate_benchmark, ctx), inputs=inputs, outputs=estimate_md,
           api_name="estimate_benchmark", show_progress="hidden")
-    stops = StopFlags()
+    stops, admissions = StopFlags(), Admissions()
     # One measurement at a time; a run over the time limit, or a second one from the same visitor, is refused before
     # it is queued.
-    guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks",
-                        functools.partial(over_the_time_limit, ctx), accepted=stops.accept)
-    run_button.click(lambda: gr.Button(interactive=True), None, stop_button, queue=False, api_visibility="private")
-    measured = run_button.click(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
-                     api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
-                     concurrency_id=QUEUE_GROUP, validator=guard,
-                     outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios, limits_md,
-                              csv_file, json_file])
-    measured.then(lambda: gr.Button(interactive=False), None, stop_button, queue=False, api_visibility="private")
+    check = functools.partial(over_the_time_limit, ctx)
+    # The page checks the request first, in a step of its own that disables Run while the benchmark runs: a second
+    # click would otherwise vanish in the page (Gradio drops a click on an event still running). Only that step may
+    # refuse a page's request: a request refused by a validator runs nothing after it, so a button disabled before
+    # the refusal would stay disabled.
+    page_guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks", check)
+    client_guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks", check, accepted=stops.accept)
+    # queued, as the page shows a notice only for a queued event's error; beside a running benchmark, not behind it
+    admitted = run_button.click(functools.partial(admit_run, admissions, page_guard), inputs=inputs,
+                                outputs=[run_button, stop_button], concurrency_limit=None, show_progress="hidden",
+                                api_visibility="private")
+    measured = admitted.success(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
+                                api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
+                                concurrency_id=QUEUE_GROUP,
+                                validator=admitted_or(admissions, client_guard, stops.accept),
+                                outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios, limits_md,
+                                         csv_file, json_file])
+    # Gradio 6's page runs .then only after a success, so .failure as well: the button must never stay disabled
+    for ended in (measured.then, measured.failure):
+        ended(idle_buttons, None, [run_button, stop_button], queue=False, api_visibility="private")
     # No cancels=[run_event]: cancelling dropped the run's last message, so the page never heard that it stopped.
     # The Stop flag ends the run between two forward passes, and the run itself sends the final line and rows.
     stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, api_name="stop_benchmark",

@@ -24,7 +24,7 @@ from core.bench.plan import (
 )
 from core.bench.profile import profile_breakdown
 from core.bench.records import Peaks, Progress, Row
-from core.bench.report import card_gap, write_json
+from core.bench.report import card_gap, is_result_file, write_json
 from core.bench.variants import choose_fast, reference_variant
 from core.formatting import OneLineParser, format_seconds, parse_int_list
 
@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(default: torch's own choice, one per core)")
     p.add_argument("--profile", action="store_true", help="also print where the fast path spends its time, "
                    "at batch 1, for each model")
-    p.add_argument("--json", dest="json_path", default=None, help="write rows, machine and limits to this JSON file")
+    p.add_argument("--json", dest="json_path", default=None, help="write rows, machine and limits to this JSON file; "
+                   "an earlier result of this command there is replaced, any other existing file is refused (exit 2)")
     return p.parse_args(argv)
 
 
@@ -66,8 +67,9 @@ def check_threads(threads: int | None) -> None:
 
 
 def check_json_path(path: str | None) -> Path | None:
-    """The --json file, checked before anything is measured: not a folder, and in a folder that exists and can be
-    written; ValueError naming the path otherwise. A missing folder is refused rather than made: a mistyped path
+    """The --json file, checked before anything is measured and again before it is written: not a folder, new or an
+    earlier result of this command (never another file, which would be lost), and in a folder that exists and can
+    be written; ValueError naming the path otherwise. A missing folder is refused rather than made: a mistyped path
     would otherwise leave its folders behind, and the results somewhere no one looks."""
     if path is None:
         return None
@@ -75,6 +77,18 @@ def check_json_path(path: str | None) -> Path | None:
     if target.is_dir():
         raise ValueError(f"--json {path} is a folder; give a file name such as {Path(path) / 'bench.json'}.")
     if target.exists():
+        if not target.is_file():
+            raise ValueError(f"--json {path} is not a regular file; give the name of a new file or of an earlier "
+                             "result of this command.")
+        try:
+            # an empty file holds nothing to lose; anything else must be this command's own earlier result
+            ours = not target.stat().st_size or is_result_file(target)
+        except OSError as error:
+            raise ValueError(f"--json {path} exists and cannot be read ({error.strerror or error}), so it cannot be "
+                             "told apart from a file that must not be replaced; give a new file name.") from None
+        if not ours:
+            raise ValueError(f"--json {path} already exists and is not a benchmark result of this command; give a "
+                             "new file name, or move or delete that file first.")
         try:
             with open(target, "a", encoding="utf-8"):
                 pass
@@ -212,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nTotal wall time {format_seconds(result['wall_s'])} (estimated {format_seconds(plan.estimate_s)}).")
     if args.json_path:
         try:
+            check_json_path(args.json_path)  # the measurement took a while: the file may have appeared since
             print(f"Wrote {write_json(result, args.json_path)}")
+        except ValueError as error:
+            sys.stderr.write(f"error: {error}\n")
+            return 2
         except OSError as error:
             sys.stderr.write(f"error: could not write {args.json_path} ({error.strerror or error}).\n")
             return 2

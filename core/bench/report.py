@@ -154,6 +154,26 @@ def report(config: BenchConfig, rows: list[Row], plan: Plan, wall_s: float, peak
             "speedups": speedups(row_dicts, config.device)}
 
 
+# What marks a file as a result this lab wrote (report() adds more, and earlier versions wrote fewer of the rest)
+RESULT_KEYS = ("machine", "config", "rows", "card", "speedups")
+RESULT_MAX_BYTES = 16 * 2**20  # far above any result (a few hundred rows); a larger file is something else
+
+
+def is_result_file(path: str | Path) -> bool:
+    """Whether `path` holds a benchmark result as report() makes it and write_json() writes it: a JSON object with
+    RESULT_KEYS, its rows a list. Anything else (another JSON file, text, a large file) is not; OSError when the file
+    cannot be read."""
+    path = Path(path)
+    if path.stat().st_size > RESULT_MAX_BYTES:
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (isinstance(data, dict) and all(key in data for key in RESULT_KEYS) and isinstance(data["rows"], list)
+            and isinstance(data["config"], dict))
+
+
 def write_json(data: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
