@@ -682,6 +682,23 @@ def test_timed_passes_hold_no_grad_mode_across_threads(tiny_teacher_dir):
     assert results[0] is None and all(t > 0 for t in results[1:])
 
 
+def test_the_quick_rate_keeps_its_highest_reading_and_measures_again_after_five_minutes(monkeypatch):
+    """Load only lowers a reading: one taken while a run trains must not slow every estimate after it."""
+    from core.bench import machine
+
+    readings, clock = iter([100e9, 30e9, 140e9]), [1000.0]
+    monkeypatch.setattr(machine, "_QUICK_RATES", {})
+    monkeypatch.setattr(machine, "matmul_rate", lambda dtype, device, size, seconds: next(readings))
+    monkeypatch.setattr(machine.time, "monotonic", lambda: clock[0])
+    assert machine.quick_rate(torch.float32) == 100e9
+    clock[0] += machine.QUICK_RATE_TTL_S - 1
+    assert machine.quick_rate(torch.float32) == 100e9  # reused: no new reading
+    clock[0] += 2
+    assert machine.quick_rate(torch.float32) == 100e9  # read again under load (30): the higher reading stands
+    clock[0] += machine.QUICK_RATE_TTL_S + 1
+    assert machine.quick_rate(torch.float32) == 140e9
+
+
 def test_a_product_too_slow_for_its_time_is_measured_smaller(monkeypatch):
     """bf16 on a CPU without bf16 units multiplies at about 1 GFLOP/s: one 2048^3 product would take 17 s of a
     1-second calibration. The calibration then measures the largest product that takes about its time."""

@@ -190,15 +190,20 @@ def practical_peak(dtype: torch.dtype, device: str = "cpu") -> float:
 
 
 _QUICK_RATES: dict[tuple[torch.dtype, str], tuple[float, float]] = {}  # (dtype, device) -> (when, FLOP/s)
-QUICK_RATE_TTL_S = 300.0  # the app lives for days; other programs come and go
+QUICK_RATE_TTL_S = 300.0  # measured again after this long: a reading taken under load is raised by a later one
 
 
 def quick_rate(dtype: torch.dtype, device: str = "cpu") -> float:
-    """A fast calibration (a quarter of a second) for time estimates made before a benchmark starts; reused for
-    five minutes, so an estimate that follows every change of a form stays instant."""
+    """A fast calibration (a quarter of a second) for time estimates made before a benchmark or a run starts, in
+    FLOP/s: the highest reading of this process so far, measured again every five minutes, so an estimate that
+    follows every change of a form stays instant.
+
+    The highest, not the latest: load only ever lowers a reading (one taken while the app's own run trains read a
+    fifth of the machine's speed on 2 cores), and what is estimated runs with the machine to itself, as the app runs
+    one thing at a time."""
     when, rate = _QUICK_RATES.get((dtype, device), (-math.inf, 0.0))
     if time.monotonic() - when > QUICK_RATE_TTL_S:
-        rate = matmul_rate(dtype, device, size=1024, seconds=0.25)
+        rate = max(rate, matmul_rate(dtype, device, size=1024, seconds=0.25))
         _QUICK_RATES[dtype, device] = (time.monotonic(), rate)
     return rate
 
