@@ -371,3 +371,23 @@ def test_resume_names_what_is_wrong_with_the_folder(case, message, tmp_path, cap
     assert main(["--resume", str(folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message.format(p=tmp_path)), err
+
+
+def test_the_first_rows_speed_leaves_out_the_untrained_students_evaluation(tmp_path, tiny_teacher_dir, tiny_corpus,
+                                                                          monkeypatch):
+    import time
+
+    from train import distill
+
+    evaluate_start = distill.evaluate_start
+
+    def slow_evaluation(*args, **kwargs):  # as a real teacher's held-out evaluation takes seconds
+        time.sleep(4)
+        return evaluate_start(*args, **kwargs)
+
+    monkeypatch.setattr(distill, "evaluate_start", slow_evaluation)
+    out = tmp_path / "run"
+    assert main(["--teacher", str(tiny_teacher_dir), "--corpus", str(tiny_corpus), "--max-steps", "2",
+                 "--output-dir", str(out), *SHORT]) == 0
+    first = next(r for r in read_metrics(out) if r["step"] == 2)
+    assert first["steps_per_s"] > 1.0  # two tiny steps; counted with the 4 s evaluation it would be under 0.5

@@ -331,6 +331,7 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     if step == 0:
         evaluate_start(run_dir, recipe, (student, teacher), accelerator, clock, guesses, evaluating)
     last_saved = step
+    window.started = time.perf_counter()  # the first row's speed is the steps', not the setup's or step 0's evaluation
     progress = tqdm(total=cfg.max_steps, initial=step, disable=not is_main, desc="distilling", unit="step",
                     mininterval=0.5 if sys.stderr.isatty() else 5.0)
     trace = []
