@@ -164,3 +164,9 @@ def test_every_link_in_the_docs_leads_somewhere(document):
 def test_heading_anchors_are_githubs():
     assert heading_anchor("Smaller vocabularies: the paper's run") == "smaller-vocabularies-the-papers-run"
     assert heading_anchor("Options, deployment and security") == "options-deployment-and-security"
+
+
+def test_the_shipped_screenshots_are_those_the_readme_shows():
+    from scripts.readme_screenshots import TARGET, shown_in_readme
+
+    assert shown_in_readme() == {path.name for path in TARGET.glob("*.png")}
