@@ -391,3 +391,23 @@ def test_the_first_rows_speed_leaves_out_the_untrained_students_evaluation(tmp_p
                  "--output-dir", str(out), *SHORT]) == 0
     first = next(r for r in read_metrics(out) if r["step"] == 2)
     assert first["steps_per_s"] > 1.0  # two tiny steps; counted with the 4 s evaluation it would be under 0.5
+
+
+def test_a_finished_run_resumed_for_more_steps_no_longer_offers_its_old_final_student(tmp_path, tiny_teacher_dir,
+                                                                                      tiny_corpus, monkeypatch):
+    from core.runs.store import model_source
+    from train import distill
+
+    out = tmp_path / "run"
+    assert main(["--teacher", str(tiny_teacher_dir), "--corpus", str(tiny_corpus), "--max-steps", "2",
+                 "--save-every", "2", "--output-dir", str(out), *SHORT]) == 0
+    assert model_source(out)[0] == "final"
+
+    def power_cut(*args, **kwargs):  # the resumed run ends before its first new step is saved
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(distill, "forward_backward", power_cut)
+    with pytest.raises(RuntimeError, match="power cut"):
+        main(["--resume", str(out), "--max-steps", "6"])
+    # publish, export, run:<id> and the Predictions tab all read model_source: the step-2 checkpoint, not final/
+    assert model_source(out) == ("step-000002.pt", out / "checkpoints" / "step-000002.pt")

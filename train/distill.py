@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -416,6 +417,10 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
     if is_main:
         truncate_metrics(run_dir, step)
         truncate_metrics(run_dir, step, RunPaths(run_dir).guesses.name)
+        if step < cfg.max_steps and RunPaths(run_dir).final.exists():
+            # a finished run resumed for more steps: its final/ is no longer the current student, and every reader
+            # takes final/ first (core.runs.model_source); the checkpoint of that step, just restored, stays
+            shutil.rmtree(RunPaths(run_dir).final)
         write_status(run_dir, state="running", pid=os.getpid(), step=step, max_steps=cfg.max_steps,
                      message=message)
     return step, window, clock
