@@ -148,19 +148,61 @@ def test_distill_corpus_that_is_not_text_is_told_as_it_is_uploaded(page, tmp_pat
     expect(note).to_be_hidden()
 
 
-def test_the_runs_table_shows_nine_runs_before_it_scrolls(page, tmp_path_factory):
-    log = next(tmp_path_factory.getbasetemp().glob("browser*/app.log"), None)  # the page's app keeps its runs beside
+def app_runs_folder(tmp_path_factory) -> Path:
+    """The runs folder of the page's app (beside its log)."""
+    log = next(tmp_path_factory.getbasetemp().glob("browser*/app.log"), None)
     assert log is not None, "the app's log, beside its runs folder, was not found"
     runs = log.parent / "runs"
     runs.mkdir(exist_ok=True)
+    return runs
+
+
+def stopped_run(run: Path, created: float) -> Path:
+    """A stopped run's folder from long ago, listed after any run of the other tests."""
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"state": "stopped", "step": 10, "max_steps": 30,
+                                                 "created": created}), encoding="utf-8")
+    (run / "config.json").write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": 30,
+                                                 "student_layers": 2}), encoding="utf-8")
+    return run
+
+
+def test_delete_asks_before_a_run_is_gone(page, tmp_path_factory):
+    expect = sync_api().expect
+    run = stopped_run(app_runs_folder(tmp_path_factory) / "20000101-000100-dd01", 946_684_700)
+    try:
+        open_tab(page, "Distill")
+        text_of(page.locator("#distill-runs"), run.name, "the runs table with the run to delete")
+        shown = page.locator("#distill-run-shown input")
+        shown.fill(run.name)
+        shown.press("Enter")
+        text_of(page.locator("#run-status"), run.name, "the status of the run to delete")
+        confirm, keep = page.locator("#distill-delete-confirm"), page.locator("#distill-delete-keep")
+        page.locator("#distill-delete").click()
+        expect(confirm).to_have_text(f"Delete {run.name} for good")
+        page.wait_for_timeout(1000)
+        assert run.is_dir(), "the first press deleted the run"
+        keep.click()
+        expect(confirm).to_be_hidden()
+        expect(page.locator("#distill-delete")).to_be_visible()
+        page.locator("#distill-delete").click()
+        screenshot(page, "distill-delete-asks")
+        confirm.click()
+        expect(page.locator("#distill-delete")).to_be_visible(timeout=30_000)
+        deadline = time.time() + 30
+        while run.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert not run.exists(), "the confirmed delete left the run's folder"
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def test_the_runs_table_shows_nine_runs_before_it_scrolls(page, tmp_path_factory):
+    runs = app_runs_folder(tmp_path_factory)
     made = [runs / f"20000101-0000{i:02d}-ab{i:02d}" for i in range(12)]
     try:
-        for i, run in enumerate(made):  # stopped runs from long ago, listed after any run of the other tests
-            run.mkdir()
-            (run / "status.json").write_text(json.dumps({"state": "stopped", "step": 10, "max_steps": 30,
-                                                         "created": 946_684_800 + i}), encoding="utf-8")
-            (run / "config.json").write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": 30,
-                                                         "student_layers": 2}), encoding="utf-8")
+        for i, run in enumerate(made):
+            stopped_run(run, 946_684_800 + i)
         open_tab(page, "Distill")
         table = page.locator("#distill-runs")
         text_of(table, made[-1].name, "the runs table after twelve runs were added")  # the timer refreshes it

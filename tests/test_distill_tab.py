@@ -1,4 +1,5 @@
 """The Distill tab's handlers without a browser: the runs table, the Stop button, the model lists, the settings."""
+import re
 from dataclasses import fields
 
 import pytest
@@ -432,3 +433,12 @@ def test_on_a_private_app_every_run_is_the_persons_own_whatever_page_started_it(
     assert [i for i, info in infos.items() if can_control(info, "this-page", space.launcher.shared)] == [mine]
     with pytest.raises(ValueError, match="belongs to another session"):
         space.launcher.delete(shared, "this-page")
+
+
+def test_delete_names_the_run_it_asks_about_and_needs_a_chosen_run():
+    hidden, confirm, keep = distill_tab.ask_delete("20250101-120000-abcd")
+    assert (hidden.visible, confirm.value, confirm.visible, keep.visible) == \
+        (False, "Delete 20250101-120000-abcd for good", True, True)
+    with pytest.raises(ValueError, match=re.escape(distill_tab.NO_RUN_CHOSEN)):
+        distill_tab.ask_delete(None)
+    assert [b.visible for b in distill_tab.keep_run()] == [True, False, False]

@@ -386,6 +386,18 @@ def delete_run(ctx: AppContext, run_id: str | None, owner: str | None):
     return *show_run(ctx, run_id, owner, line), line
 
 
+def ask_delete(run_id: str | None) -> tuple[gr.Button, gr.Button, gr.Button]:
+    """The page's first Delete press: Delete gives way to a button naming the run to delete for good, and Keep it.
+    Deleting cannot be undone, and a class's runs sit side by side in one list."""
+    return (gr.Button(visible=False), gr.Button(f"Delete {chosen(run_id)} for good", visible=True),
+            gr.Button(visible=True))
+
+
+def keep_run() -> tuple[gr.Button, gr.Button, gr.Button]:
+    """Delete back in place of the confirmation (confirmed, kept, or another run chosen)."""
+    return gr.Button(visible=True), gr.Button(visible=False), gr.Button(visible=False)
+
+
 def share_run(ctx: AppContext, run_id: str | None, owner: str | None, shared: bool) -> str:
     """Make the chosen run visible (and its student usable) to everyone, or private again; returns the new line."""
     ctx.launcher.set_public(chosen(run_id), owner, bool(shared))
@@ -610,6 +622,7 @@ def build(ctx: AppContext) -> dict:
             runs = gr.Dataframe(table, label="Runs", interactive=False, max_height=RUNS_TABLE_PX, wrap=True,
                                 column_widths=RUN_COLUMN_WIDTHS, elem_id="distill-runs")
             selected = gr.Dropdown(ids, value=ids[0] if ids else None, label="Run shown below", allow_custom_value=True,
+                                   elem_id="distill-run-shown",
                                    info="Pick a run to watch; new runs are selected when they start.")
             status = gr.Markdown("No run selected.", label="run status", show_label=False, elem_id="run-status")
             with gr.Row():
@@ -619,6 +632,9 @@ def build(ctx: AppContext) -> dict:
                                        placeholder="0",
                                        info="0 keeps the run's own number of steps.")
                 delete = gr.Button("Delete", elem_id="distill-delete")
+                confirm_delete = gr.Button("Delete for good", variant="stop", visible=False,
+                                           elem_id="distill-delete-confirm")
+                keep = gr.Button("Keep it", visible=False, elem_id="distill-delete-keep")
                 share_selected = gr.Checkbox(False, label="Shared", info="Everyone may see this run and use its "
                                                                            "student.")
             losses_plot = gr.Plot(loss_figure([], run_chosen=False), label="Losses", elem_id="distill-losses")
@@ -670,8 +686,16 @@ def build(ctx: AppContext) -> dict:
     stop.click(handler(stop_run, ctx), [selected, owner], watch_outputs, api_name="stop_run").then(**follow_stop)
     resume.click(handler(resume_run, ctx), [selected, owner, more_steps], watch_outputs,
                  api_name="resume_run").then(**follow_stop)
-    delete.click(handler(delete_run, ctx), [selected, owner], [*watch_outputs, notice], api_name="delete_run",
-                 api_description=DELETE_HELP).then(**follow_stop)
+    # Delete asks first; the API's /delete_run is the confirming press, so a client deletes in one call as before
+    deleting = [delete, confirm_delete, keep]
+    delete.click(user_errors(ask_delete), selected, deleting, api_visibility="private", queue=False)
+    keep.click(keep_run, None, deleting, api_visibility="private", queue=False)
+    selected.change(keep_run, None, deleting, api_visibility="private", queue=False)
+    deleted = confirm_delete.click(handler(delete_run, ctx), [selected, owner], [*watch_outputs, notice],
+                                   api_name="delete_run", api_description=DELETE_HELP)
+    deleted.then(**follow_stop)
+    for ended in (deleted.then, deleted.failure):  # the page runs .then after a success only
+        ended(keep_run, None, deleting, api_visibility="private", queue=False)
     share_selected.input(handler(share_run, ctx), [selected, owner, share_selected], status, api_name="share_run")
     exporting["button"].click(handler(export_run, ctx), [selected, owner, exporting["format"], exporting["int8"]],
                               [exporting["result"], download], api_name="export_run", concurrency_limit=1)
