@@ -45,6 +45,7 @@ def test_every_tool_finds_a_run_by_folder_or_id_and_says_the_same_when_it_cannot
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert find_run_dir(str(run)) == run and find_run_dir("20250101-120000-abcd") == run
+    assert find_run_dir("run:20250101-120000-abcd") == run  # as the model lists name it
     give = "give a run's folder (runs/<id>) or a run id."
     for name, says in [("nope", f"There is no run 'nope' in this lab's runs folder and no folder of that name here; "
                                 f"{give}"),

@@ -93,12 +93,15 @@ def run_dir_of(run_id: str, root: Path | None = None) -> Path:
 
 
 def find_run_dir(run: str | Path) -> Path:
-    """The directory of the run named by `run`: a run's folder by its path, else a run id under the runs folder.
+    """The directory of the run named by `run`: a run's folder by its path, else a run id (or run:RUN_ID, as models
+    are named) under the runs folder.
 
     Raises ValueError, one sentence in the same words for every tool, when neither exists, when the path is a file,
     or when the folder is not a distillation run's (it has no config.json, which a run writes when it starts).
     """
     text = str(run).strip()
+    if text.startswith("run:") and not Path(text).exists():  # the name models take everywhere else: run:RUN_ID
+        text = text[4:]
     path = Path(text).expanduser()
     give = "give a run's folder (runs/<id>) or a run id"
     if not path.exists() and RUN_ID_PATTERN.match(text) and ".." not in text:
