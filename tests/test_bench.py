@@ -634,7 +634,7 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
                 "models", "device", "batch_sizes", "seq_len", "modes", "runs", "compile"]
         models = [str(tiny_teacher_dir), str(tiny_student_dir)]
         text = client.predict(models, "cpu", "1,2", 16, ["reference", "fast"], 1, False, api_name="/estimate_benchmark")
-        assert text.startswith("**Before you run:** 8 measurements of 2 model(s); estimated time")
+        assert text.startswith("**Before you run:** 8 measurements of 2 models; estimated time")
         refused = client.predict(models, "cpu", "1,2", 999, ["reference"], 1, False, api_name="/estimate_benchmark")
         assert "longer than" in refused
         with pytest.raises(Exception, match="Batch size must be at least 1"):

@@ -324,7 +324,7 @@ def test_short_benchmark_fills_the_table(page):
     page.locator("#bench-batch-sizes textarea").fill("1")
     set_number(page, "bench-seq-len", 32)
     page.locator("#bench-modes").get_by_text("fast", exact=True).click()  # reference only: a quick measurement
-    sync_api().expect(page.get_by_text("2 measurements of 2 model(s)")).to_be_visible()  # the estimate comes first
+    sync_api().expect(page.get_by_text("2 measurements of 2 models")).to_be_visible()  # the estimate comes first
     page.locator("#bench-run").click()
     results = sync_api().expect(page.locator("#bench-results"))
     for name in ("bundled-teacher", "bundled-student", "float32"):  # a row per model, streamed in as measured
@@ -371,7 +371,7 @@ def run_button_is_ready(page) -> None:
 def test_benchmark_run_button_is_disabled_while_its_benchmark_runs(page):
     expect = sync_api().expect
     set_benchmark(page, ["bundled-teacher", "bundled-student"], "1", 32, 50)
-    expect(page.locator("#bench-estimate")).to_contain_text("Before you run: 2 measurements of 2 model(s)")
+    expect(page.locator("#bench-estimate")).to_contain_text("Before you run: 2 measurements of 2 models")
     run_button_is_ready(page)
     page.locator("#bench-run").click()
     # a second click could not start a second benchmark, and the button says so
@@ -390,7 +390,7 @@ def test_benchmark_estimate_during_a_run_is_for_the_next_one_and_stop_frees_the_
     text_of(page.locator("#bench-progress"), r"starting|measuring|warm", "the progress line of the running benchmark")
     page.locator("#bench-batch-sizes textarea").fill("1")  # new settings while the old ones are measured
     estimate = page.locator("#bench-estimate")
-    expect(estimate).to_contain_text("Before your next run: 2 measurements of 2 model(s)", timeout=30_000)
+    expect(estimate).to_contain_text("Before your next run: 2 measurements of 2 models", timeout=30_000)
     expect(estimate).to_contain_text("keeps the settings it started with")
     screenshot(page, "benchmark-running")
     expect(page.locator("#bench-run")).to_be_disabled()  # still running: the estimate above was not of this run

@@ -48,7 +48,7 @@ def test_dry_run_says_how_much_and_where_and_downloads_nothing(fake, capsys):
     assert hub.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
     head = out.splitlines()[0]
-    assert hub.format_bytes(total_of(ALL_IDS)) in head and str(fake.cache_dir) in head and "4 model(s)" in head
+    assert hub.format_bytes(total_of(ALL_IDS)) in head and str(fake.cache_dir) in head and "4 models" in head
     assert "nothing was downloaded" in out.lower()
     for name in hub.hub_models():
         assert name in out
@@ -75,7 +75,7 @@ def test_cached_models_are_skipped_without_asking_the_hub(fake, capsys):
     out = capsys.readouterr().out
     assert TEACHER_ID not in fake.info_calls and TEACHER_ID not in [d[0] for d in fake.downloads]
     assert re.search(r"rubert-base-cased-conversational\s+already cached", out)
-    assert out.splitlines()[0].startswith(hub.format_bytes(total_of(ALL_IDS[1:])) + " to download: 3 model(s)")
+    assert out.splitlines()[0].startswith(hub.format_bytes(total_of(ALL_IDS[1:])) + " to download: 3 models")
 
 
 def test_a_model_with_only_its_config_cached_is_not_complete(fake):
@@ -117,7 +117,7 @@ def test_offline_with_everything_cached_has_nothing_to_do(monkeypatch, tmp_path,
         write_cached(fake.cache_dir, hub_id, lab_sizes(hub_id))
     assert hub.main([]) == 0
     out = capsys.readouterr().out
-    assert "All 4 model(s) are already in the Hugging Face cache" in out and "Nothing to download" in out
+    assert "All 4 models are already in the Hugging Face cache" in out and "Nothing to download" in out
 
 
 def test_a_hub_api_that_does_not_answer_is_the_offline_line(monkeypatch, tmp_path, capsys):

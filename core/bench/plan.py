@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM
 
 from core.bench import machine
 from core.bench.runtimes.available import RUNTIME_MODES, compute_dtype, why_not
-from core.formatting import error_sentence, format_seconds
+from core.formatting import count, error_sentence, format_seconds
 from core.models import zoo
 from core.models.student import dims, num_layers
 
@@ -117,7 +117,7 @@ class Plan:
 
     def describe(self) -> str:
         rates = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in self.calibration.items())
-        return (f"{len(self.jobs)} measurements of {len(self.shapes)} model(s); estimated time "
+        return (f"{count(len(self.jobs), 'measurement')} of {count(len(self.shapes), 'model')}; estimated time "
                 f"{format_seconds(self.estimate_s)} (from the models' FLOPs and a quick 1024 x 1024 matrix product "
                 f"timed for the estimate only: {rates}; the run measures its own, larger limit).")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from core.formatting import OneLineParser
+from core.formatting import OneLineParser, count
 from core.models import zoo
 
 CONFIG = "config.json"
@@ -64,9 +64,10 @@ class DownloadPlan:
         """The plan as lines: the total and the cache folder first, then one line a model."""
         fetch = self.to_fetch
         if not fetch:
-            head = f"All {len(self.models)} model(s) are already in the Hugging Face cache at {self.cache_dir}."
+            head = (f"{'All ' + count(len(self.models), 'model') + ' are' if len(self.models) > 1 else 'The model is'} "
+                    f"already in the Hugging Face cache at {self.cache_dir}.")
         else:
-            head = (f"{format_bytes(self.size_bytes)} to download: {len(fetch)} model(s) into the Hugging Face "
+            head = (f"{format_bytes(self.size_bytes)} to download: {count(len(fetch), 'model')} into the Hugging Face "
                     f"cache at {self.cache_dir}.")
         width = max(len(m.name) for m in self.models)
         lines = [head]
