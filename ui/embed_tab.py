@@ -428,8 +428,8 @@ def build(ctx: AppContext) -> dict:
         with gr.Column(scale=2):
             source = CheckedRadio(SOURCES, value=SOURCES[0], label="Sentences",
                               info="The topic-labelled probe set, your own file, or lines typed below.")
-            upload = gr.File(label="Sentences file (.txt, .csv, at most 20 MB): one sentence a line, or a 'sentence' "
-                                   "column and an optional 'label' column", file_types=list(FILE_TYPES),
+            # short enough for one line beside the box's clear button; the tab's notes above say the file's layout
+            upload = gr.File(label="Sentences file (.txt or .csv, at most 20 MB)", file_types=list(FILE_TYPES),
                              type="filepath", visible=False, elem_id="embed-upload")
             upload_note = gr.Markdown("", visible=False, label="sentences file check", show_label=False,
                                       elem_id="embed-upload-note")
