@@ -590,7 +590,7 @@ def test_a_failed_action_clears_the_results_and_downloads_of_the_previous_input(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Faults a new user met: Mask each word on the page's own default sentence, unreadable bars, top-k moved silently
+# The page's defaults work: Mask each word on the default sentence, bars that name their model, top-k as typed
 
 
 def whole_words_first(guesses: list[dict]) -> str:
