@@ -404,7 +404,7 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
         cancelled, cancelled_table, *_ = waiting.result(timeout=60)
         assert cancelled == bench_tab.CANCELLED_IN_QUEUE and not cancelled_table["data"]
         again, again_table, *_ = other.predict(**short_run, api_name="/run_benchmark")  # a later one is not cancelled
-        assert "done: 1 measurements" in again and len(again_table["data"]) == 1
+        assert "done: 1 measurement in" in again and len(again_table["data"]) == 1
         ctx.max_bench_s = 5.0
         with pytest.raises(ValidationError, match="would take about .*, more than the 5 s one benchmark may take"):
             other.predict(**long_run, api_name="/run_benchmark")  # refused before it is queued
@@ -419,7 +419,7 @@ def test_a_finished_benchmark_removes_its_temporary_folder(tiny_student_dir, run
     outputs = list(bench_tab.run_benchmark(ctx, bench_tab.StopFlags(), [str(tiny_student_dir)], "cpu", "1", 16,
                                            ["reference"], 1, False))
     csv_path = next(out[7] for out in outputs if isinstance(out[7], str))
-    assert "done: 1 measurements" in outputs[-1][0]
+    assert "done: 1 measurement in" in outputs[-1][0]
     assert Path(csv_path).parent.name.startswith("rudistil-bench-") and not Path(csv_path).parent.exists()
 
 

@@ -40,6 +40,8 @@ def test_a_stopped_benchmark_says_what_it_measured_under_a_bar_that_is_not_full(
     assert line.startswith("`" + "█" * 8 + "░" * 12 + "` 40%") and "stopped after 3 of 8 measurements" in line
     assert "left" not in line
     assert "previous benchmark" in bench_tab.stopped_line(0, 8, "1 s", True)
+    # the bar is the share measured, whatever share of the time the unfinished measurement had taken
+    assert [bench_tab.stopped_fraction(m, 4) for m in (0, 1, 4)] == [0.0, 0.25, 0.99]
 
 
 def test_the_speed_up_of_fast_over_reference_is_not_in_the_fast_column():

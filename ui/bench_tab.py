@@ -19,7 +19,7 @@ from core import bench
 from core.bench import machine
 from core.bench.plan import MAX_BATCH_SIZE, MAX_RUNS, MAX_SEQ_LEN, check_estimate
 from core.bench.runtimes import RUNTIME_MODES, available_modes
-from core.formatting import format_seconds, parse_int_list
+from core.formatting import count, format_seconds, parse_int_list
 from ui.context import (
     AppContext,
     CheckedCheckboxGroup,
@@ -239,6 +239,11 @@ def progress_text(fraction: float, message: str, started: float, estimate_s: flo
     left = max(estimate_s - elapsed, 0.0) if fraction < 0.99 else 0.0
     return (f"`{'█' * filled}{'░' * (20 - filled)}` {fraction:.0%} · {message} · elapsed "
             f"{format_seconds(elapsed)}, about {format_seconds(left)} left")
+
+
+def stopped_fraction(measured: int, planned: int) -> float:
+    """The bar of a stopped benchmark: the share of its planned measurements that were made, below 1."""
+    return min(measured / max(planned, 1), 0.99)
 
 
 def stopped_line(measured: int, planned: int, took: str, earlier_shown: bool) -> str:
@@ -465,7 +470,7 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
     config, session = plan.config, session_id()
     stop = stops.start(session)
     folder = None
-    started, rows, peaks, fraction = time.perf_counter(), [], None, 0.0
+    started, rows, peaks = time.perf_counter(), [], None
     earlier_shown = session in stops.showing
     if stop.is_set():  # Stop reached it while it waited in the queue
         stops.end(session, stop)
@@ -480,7 +485,6 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
         yield view.outputs("progress") if earlier_shown else view.outputs()
         for event in bench.iter_benchmark(config, ctx.cache.get, plan, stop):
             if isinstance(event, bench.Progress):
-                fraction = event.fraction
                 view.progress = progress_text(event.fraction, event.message, started, plan.estimate_s)
                 yield view.outputs("progress")
                 continue
@@ -501,14 +505,16 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
             yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json", "limits")
         took = format_seconds(time.perf_counter() - started)
         if stop.is_set():
-            # the bar shows how far the run got, never full: a stopped run did not do all it planned
-            view.progress = progress_text(min(fraction, 0.99), stopped_line(len(rows), len(plan.jobs), took,
-                                                                            earlier_shown), started,
+            # the bar shows the share of the measurements made, never full: a stopped run did not do all it planned
+            # (the running bar's time share counted the unfinished measurement's warm-up: 73% after 1 of 4)
+            measured, planned = len(rows), len(plan.jobs)
+            view.progress = progress_text(stopped_fraction(measured, planned),
+                                          stopped_line(measured, planned, took, earlier_shown), started,
                                           plan.estimate_s, final=True)
             stop.finish(view.progress)  # Stop's own answer is this line too, whichever reaches the page last
             yield view.outputs("progress", "limits") if earlier_shown and not rows else view.outputs()
         else:
-            done = f"done: {len(rows)} measurements in {took} (estimated {format_seconds(plan.estimate_s)})"
+            done = f"done: {count(len(rows), 'measurement')} in {took} (estimated {format_seconds(plan.estimate_s)})"
             view.progress = progress_text(1.0, done, started, plan.estimate_s, final=True)
             stop.finish(view.progress)
             yield view.outputs()
