@@ -135,17 +135,21 @@ def pdf_named_txt(folder: Path, name: str) -> Path:
     return path
 
 
-def test_distill_corpus_that_is_not_text_is_told_as_it_is_uploaded(page, tmp_path):
+@pytest.mark.parametrize("tab, upload, box, name, note, back", [
+    ("Distill", "upload a .txt", "distill-corpus-file", "notes.txt", "distill-corpus-note", "bundled corpus"),
+    ("Embeddings", "Upload a file", "embed-upload", "sentences.txt", "embed-upload-note", "Probe set"),
+])
+def test_a_file_that_is_not_text_is_told_as_it_is_uploaded(page, tmp_path, tab, upload, box, name, note, back):
     expect = sync_api().expect
-    open_tab(page, "Distill")
-    page.get_by_text("upload a .txt", exact=True).click()
-    page.locator("#distill-corpus-file input[type=file]").set_input_files(str(pdf_named_txt(tmp_path, "notes.txt")))
-    note = page.locator("#distill-corpus-note")
-    expect(note).to_contain_text("'notes.txt' is a PDF document, not plain text; save or export it as plain text",
-                                 timeout=60_000)
-    screenshot(page, "distill-corpus-not-text")
-    page.get_by_text("bundled corpus", exact=True).click()
-    expect(note).to_be_hidden()
+    open_tab(page, tab)
+    page.get_by_text(upload, exact=True).click()
+    page.locator(f"#{box} input[type=file]").set_input_files(str(pdf_named_txt(tmp_path, name)))
+    shown = page.locator(f"#{note}")
+    expect(shown).to_contain_text(f"'{name}' is a PDF document, not plain text; save or export it as plain text",
+                                  timeout=60_000)
+    screenshot(page, f"{tab.lower()}-upload-not-text")
+    page.get_by_text(back, exact=True).click()
+    expect(shown).to_be_hidden()
 
 
 def app_runs_folder(tmp_path_factory) -> Path:
@@ -298,18 +302,6 @@ def test_embedding_map_is_drawn(page):
     page.locator("#embed-draw").click()
     seen(page.locator("#embed-map .scatterlayer .point"), "points of the probe sentences on the map", at_least=100)
     screenshot(page, "embeddings")
-
-
-def test_embeddings_upload_that_is_not_text_is_told_as_it_is_uploaded(page, tmp_path):
-    expect = sync_api().expect
-    open_tab(page, "Embeddings")
-    page.get_by_text("Upload a file", exact=True).click()
-    page.locator("#embed-upload input[type=file]").set_input_files(str(pdf_named_txt(tmp_path, "sentences.txt")))
-    note = page.locator("#embed-upload-note")
-    expect(note).to_contain_text("'sentences.txt' is a PDF document, not plain text", timeout=60_000)
-    screenshot(page, "embeddings-upload-not-text")
-    page.get_by_text("Probe set", exact=True).click()
-    expect(note).to_be_hidden()
 
 
 def test_short_benchmark_fills_the_table(page):
