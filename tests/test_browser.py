@@ -408,3 +408,28 @@ def test_benchmark_run_button_is_enabled_again_after_a_refused_request(page):
     expect(notices).to_contain_text("This measurement would take about", timeout=30_000)
     run_button_is_ready(page)
     expect(page.locator("#bench-progress")).not_to_contain_text("starting")
+
+
+def test_predictions_of_a_sentence_that_is_not_russian_carry_a_note(page):
+    """English is predicted all the same, with one line saying the models know Russian; Mask each word too, and a
+    Russian sentence carries no such line."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Predictions")
+    sentence, note = page.locator("#predict-sentence textarea"), "the models here know Russian"
+    sentence.fill("The cat sat on the [MASK].")
+    page.locator("#predict-run").click()
+    seen(page.locator("#predict-bars .barlayer .trace"), "bars of the English sentence")
+    agreement = page.locator("#predict-agreement")
+    text_of(agreement, "This sentence has no Russian words; " + note, "the note under the English sentence")
+    expect(agreement).to_contain_text(re.compile("top-1", re.IGNORECASE))  # its results shown under the note
+    expect(page.locator("#predict-status")).not_to_contain_text("failed")
+    screenshot(page, "predictions-not-russian")
+    sentence.fill("Der Hund bellt laut")
+    page.locator("#predict-each-word").click()
+    text_of(page.locator("#predict-strip-words"), "This sentence has no Russian words", "the note of Mask each word")
+    seen(page.locator("#predict-strip .hm"), "the per-word strip of the German sentence")
+    sentence.fill("Не забудь взять [MASK], на улице дождь.")
+    page.locator("#predict-run").click()
+    text_of(agreement, r"Не забудь взять", "the Russian sentence's results")
+    expect(agreement).not_to_contain_text(note)

@@ -721,3 +721,104 @@ def test_top_k_is_a_number_box_and_out_of_range_is_refused(tiny_teacher_dir, tin
             assert error_message(error.value) == f"Top-k must be a whole number from 1 to 20; got {typed}."
     figure, _ = predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), *inputs, top_k.preprocess(20), ONE_MASK)
     assert {len(trace.x) for trace in figure.data} == {20}  # the end of the range is taken as typed
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A sentence that is not Russian is still predicted, with a note that the models know Russian
+
+
+@pytest.mark.parametrize("text, cyrillic, other, russian", [
+    (ONE_MASK, 6, 0, True),
+    ("The cat sat on the [MASK].", 0, 5, False),
+    ("😀 [MASK] 😀", 0, 0, False),
+    ("123 [MASK] 456", 0, 0, False),
+    ("Der Hund [MASK] laut", 0, 3, False),
+    ("Я купил новый iPhone и [MASK].", 4, 1, True),  # a brand name in Latin leaves a sentence Russian
+    ("Мой [MASK] сломался, fix it", 2, 2, True),  # half is enough
+    ("Мой [MASK] is broken, please fix it", 1, 5, False),
+    ("мoлоко и [mask]", 2, 0, True),  # a Latin o inside a Russian word; a lower-case mark is no word either
+], ids=["russian", "english", "emoji", "digits", "german", "brand-name", "half", "mostly-english", "look-alike"])
+def test_word_scripts_counts_cyrillic_words_and_others(text, cyrillic, other, russian):
+    from core.compare.sentences import WordScripts, word_scripts
+
+    scripts = word_scripts(text)
+    assert scripts == WordScripts(cyrillic, other) and scripts.russian is russian
+
+
+def test_language_note_says_whether_none_or_most_words_are_not_russian():
+    from ui.predict_tab import LITTLE_RUSSIAN, NO_RUSSIAN, language_note
+
+    assert language_note("The cat sat on the [MASK].") == NO_RUSSIAN
+    assert language_note("😀 [MASK] 😀") == language_note("2 + 2 = [MASK]") == NO_RUSSIAN
+    assert language_note("Мой [MASK] is broken, please fix it") == LITTLE_RUSSIAN
+    assert language_note(ONE_MASK) == language_note("Я купил новый iPhone и [MASK].") == ""
+
+
+def paragraphs_after_the_sentence(markdown: str) -> list[str]:
+    """The Markdown's paragraphs after its first, the "**Sentence:**" line."""
+    first, *rest = markdown.split("\n\n")
+    assert first.startswith("**Sentence:**")
+    return rest
+
+
+@pytest.mark.parametrize("sentence, note", [
+    ("The cat sat on the [MASK].", "NO_RUSSIAN"),
+    ("😀 [MASK] 😀", "NO_RUSSIAN"),
+    ("Der Hund [MASK] laut", "NO_RUSSIAN"),
+    ("Мой [MASK] is broken, please fix it", "LITTLE_RUSSIAN"),
+    (ONE_MASK, None),
+], ids=["english", "emoji", "german", "mostly-english", "russian"])
+def test_predict_shows_the_note_under_the_sentence_and_still_predicts(sentence, note, tiny_teacher_dir,
+                                                                      tiny_student_dir, runs_dir):
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    figure, markdown = predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
+                                             ctx.default_student, "", 5, sentence)
+    assert {len(trace.x) for trace in figure.data} == {5}  # predicted all the same: a note, not an error
+    rest = paragraphs_after_the_sentence(markdown)
+    if note:
+        assert rest[0] == f"*{getattr(predict_tab, note)}*" and markdown.count("know Russian") == 1
+    else:
+        assert "know Russian" not in markdown and rest[0].startswith("Agreement with model 1")
+
+
+@pytest.mark.parametrize("sentence, note", [
+    ("The cat sat on the [MASK].", "NO_RUSSIAN"),  # judged as typed, not with model 1's Russian word filled in
+    ("12 34 56", "NO_RUSSIAN"),
+    ("Мы [MASK] walked in the park today", "LITTLE_RUSSIAN"),
+    ("Мы долго гуляли по парку.", None),
+], ids=["english", "digits", "mostly-english", "russian"])
+def test_mask_each_word_shows_the_note_under_the_sentence(sentence, note, tiny_teacher_dir, tiny_student_dir,
+                                                          runs_dir):
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    figure, markdown = predict_tab.mask_each_word(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
+                                                  ctx.default_student, "", 5, sentence)
+    assert len(figure.data) == 2  # the strip is drawn all the same
+    rest = paragraphs_after_the_sentence(markdown)
+    if note:
+        assert rest[0] == f"*{getattr(predict_tab, note)}*" and markdown.count("know Russian") == 1
+    else:
+        assert "know Russian" not in markdown
+
+
+def test_the_exported_comparison_shows_the_note_too(tiny_teacher_dir, tiny_student_dir, runs_dir, tmp_path,
+                                                    monkeypatch):
+    """The exported student fills in the sentence typed above: the same note goes with its results."""
+    import dataclasses
+
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    student = ctx.load(ctx.default_student)
+    # A stand-in export: the student itself under an export's name, so no export has to be made here.
+    monkeypatch.setattr(predict_tab, "exported_choices", lambda _: [("run:r · onnx", "run:r:onnx")])
+    monkeypatch.setattr(predict_tab, "run_dir_of", lambda *_: tmp_path)
+    monkeypatch.setattr(predict_tab, "load_exported", lambda _, name: dataclasses.replace(student, name=name))
+    monkeypatch.setattr(ctx, "load", lambda *_, **__: student)
+    for sentence, note in (("The cat sat on the [MASK].", predict_tab.NO_RUSSIAN), (ONE_MASK, None)):
+        _, markdown = predict_tab.compare_exported(ctx, "run:r:onnx", 3, sentence, progress=lambda *a, **k: 0)
+        rest = paragraphs_after_the_sentence(markdown)
+        assert rest[0] == f"*{note}*" if note else "know Russian" not in markdown

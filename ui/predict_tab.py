@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from core.bench.runtimes.exported import exported_folders, load_exported, run_exports
 from core.compare import predict, tables
 from core.compare.probes import fill_mask_probes
+from core.compare.sentences import word_scripts
 from core.runs.store import run_dir_of
 from ui.context import (
     AppContext,
@@ -51,6 +52,9 @@ FALLBACK_EXAMPLES = [
 SHARED_PALETTE = [c for c in qualitative.Plotly + qualitative.D3 if c.lower() not in ("#7f7f7f", "#c9ced6")]
 UNSHARED = "#c9ced6"
 PROBE_COLUMNS = ["sentence", "expected", "topic"]  # then one column per model, named after it
+NO_RUSSIAN = "This sentence has no Russian words; the models here know Russian, so their guesses say little."
+LITTLE_RUSSIAN = ("Most words of this sentence are not Russian; the models here know Russian, so their guesses say "
+                  "little.")
 
 INTRO = f"""Type a Russian sentence with `[MASK]` where a word is missing (up to {predict.MAX_MASKS} masks), or pick one
 from the probe set. Each model's top-k guesses stand side by side; a word found in more than one model's list has
@@ -66,6 +70,8 @@ the same colour everywhere, words only one model guesses are grey.
   in it is filled in first: with the expected word when the sentence is one of the probe set (as the default is),
   else with model 1's most probable whole word; the result names the word put in.
 - **Top-k** takes a whole number from 1 to {MAX_SHOWN_TOP_K}; another is refused, never changed silently.
+- A sentence with no Russian words, or mostly other ones, is still predicted, with a note under it: the models
+  here know Russian, so their guesses at English, emoji or digits say little.
 - Text is read with its letters composed (NFC), so й and ё typed as two characters (as macOS often copies them) read
   the same as one.
 - **Downloads** appear under each result: its tables as CSV, its figure as an HTML page that opens without a network.
@@ -125,6 +131,20 @@ def checked_request(model_1, model_2, model_3, top_k, sentence,
     choice.names()
     k = checked_top_k(top_k)
     return choice, k, predict.check_text(text_input(sentence, "The sentence"), with_masks=with_masks)
+
+
+def language_note(text: str) -> str:
+    """The note shown with the results of a sentence that is not Russian (it is still predicted); "" for one that
+    is. `text` is the sentence as typed, before Mask each word fills its [MASK]s in with a model's words."""
+    scripts = word_scripts(text)
+    if scripts.russian:
+        return ""
+    return LITTLE_RUSSIAN if scripts.cyrillic else NO_RUSSIAN
+
+
+def _noted(note: str) -> str:
+    """The language note as its own paragraph under the sentence line; "" when there is none."""
+    return f"*{note}*\n\n" if note else ""
 
 
 def _notices(models: list) -> list[str]:
@@ -199,7 +219,8 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
     return fig
 
 
-def agreement_markdown(result: predict.SentenceComparison) -> str:
+def agreement_markdown(result: predict.SentenceComparison, note: str = "") -> str:
+    """The sentence, `note` under it (see language_note), and each model's agreement with model 1 at each mask."""
     lines = [f"| mask | model | top-1 guesses | top-1 agreement | top-{result.top_k} overlap | KL (nats) |",
              "|---|---|---|---|---|---|"]
     reference = result.results[0]
@@ -213,7 +234,7 @@ def agreement_markdown(result: predict.SentenceComparison) -> str:
             if item.shared_vocab < reference.masks[m].log_probs.numel():
                 notes.add(f"KL between {_cell(label(pair.reference))} and {_cell(label(pair.other))} is taken over the "
                           f"{item.shared_vocab:,} vocabulary entries whose string both vocabularies hold.")
-    head = (f"**Sentence:** {_cell(result.text)}\n\n"
+    head = (f"**Sentence:** {_cell(result.text)}\n\n" + _noted(note) +
             f"Agreement with model 1 (**{_cell(label(result.results[0].model))}**), KL(model 1 ‖ model).")
     return "\n".join([head, "", *lines, "", *sorted(notes)])
 
@@ -276,7 +297,8 @@ def filled_note(filled: predict.FilledIn) -> str:
 
 
 def word_strip_markdown(strip: predict.WordStrip, model_names: list[str],
-                        filled: predict.FilledIn | None = None) -> str:
+                        filled: predict.FilledIn | None = None, note: str = "") -> str:
+    """The sentence, `note` under it (see language_note), and each model's best guess for each masked word."""
     filled_spans = set(filled.spans) if filled else set()
     header = "| word | " + " | ".join(_cell(label(n)) for n in model_names) + " |"
     lines = [header, "|---" * (len(model_names) + 1) + "|"]
@@ -290,12 +312,13 @@ def word_strip_markdown(strip: predict.WordStrip, model_names: list[str],
         shown_word = (_cell(word) + (" *(filled in)*" if strip.spans[j] in filled_spans else "")
                       + (f" (split: {_cell(', '.join(split))})" if split else ""))
         lines.append(f"| {shown_word} | " + " | ".join(cells) + " |")
-    note = (f"**Sentence:** {_cell(strip.sentence)}\n\n" + (filled_note(filled) + "\n\n" if filled else "")
-            + "Best guess of each model for each masked word. *= word*: the "
-            "guess is the masked word itself. *(split: model)* after a masked word: that model's vocabulary cannot "
-            "spell it as one entry, so no guess can be it. In the strip above, ✓ and ✗ say something else: whether "
-            "the model's top-1 guess agrees with model 1's.")
-    return note + "\n\n" + "\n".join(lines)
+    head = (f"**Sentence:** {_cell(strip.sentence)}\n\n" + _noted(note)
+            + (filled_note(filled) + "\n\n" if filled else "")
+            + "Best guess of each model for each masked word. *= word*: the guess is the masked word itself. "
+            "*(split: model)* after a masked word: that model's vocabulary cannot spell it as one entry, so no guess "
+            "can be it. In the strip above, ✓ and ✗ say something else: whether the model's top-1 guess agrees with "
+            "model 1's.")
+    return head + "\n\n" + "\n".join(lines)
 
 
 def summary_table(summary: predict.ProbeSummary | None = None, as_shown: bool = True) -> pd.DataFrame:
@@ -418,7 +441,8 @@ def fill_mask_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=No
         result = predict.compare(models, text, k)
         notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         figure = prediction_figure(result)
-        return figure, agreement_markdown(result) + notes, prediction_downloads(result, figure)
+        markdown = agreement_markdown(result, language_note(text)) + notes
+        return figure, markdown, prediction_downloads(result, figure)
 
 
 def fill_mask(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
@@ -439,7 +463,8 @@ def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model
         notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         names = [m.name for m in models]
         figure = word_strip_figure(result)
-        return figure, word_strip_markdown(result, names, filled) + notes, word_downloads(result, names, figure)
+        markdown = word_strip_markdown(result, names, filled, language_note(text)) + notes
+        return figure, markdown, word_downloads(result, names, figure)
 
 
 def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,
@@ -513,7 +538,7 @@ def compare_exported(ctx: AppContext, exported=None, top_k=None, sentence=None,
     progress(0.5, desc=f"Loading {name} [{export}] ...")
     folder = run_exports(run_dir_of(name.removeprefix("run:"), ctx.launcher.root)) / export
     result = predict.compare([pytorch, load_exported(folder, name=f"{name} [{export}]")], text, k)
-    return prediction_figure(result), agreement_markdown(result)
+    return prediction_figure(result), agreement_markdown(result, language_note(text))
 
 
 def model_lists(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:

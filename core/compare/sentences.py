@@ -5,6 +5,7 @@ In a notebook:
     probe_set()                   # the topic probe sentences, labelled by topic
     typed_set(text)               # one sentence a line
     read_sentence_file("my.csv")  # a .txt, one sentence a line, or a table with a 'sentence' or 'text' column
+    word_scripts("The cat sat on the [MASK].")  # WordScripts(cyrillic=0, other=5): not a Russian sentence
 
 Every way in gives a SentenceSet within the same limits, or a ValueError that says which line to change.
 """
@@ -13,10 +14,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.compare import probes
+from core.models.masked_lm import MASK
 from core.textfiles import decode_utf8, without_bidi_controls
 
 MAX_SENTENCES = 5000
@@ -24,6 +28,7 @@ MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pa
 FILE_TYPES = (".txt", ".csv", ".tsv")
 SENTENCE_COLUMNS = ("sentence", "text")
 LABEL_COLUMNS = ("label", "topic")
+_LETTER_RUNS = re.compile(r"[^\W\d_]+")  # a word's letters: digits, underscores, marks and emoji split or drop out
 
 
 @dataclass(frozen=True)
@@ -117,3 +122,31 @@ def _checked(rows: list[tuple[str, str]], source: str, unit: str, first: int) ->
         raise ValueError(f"There are {len(sentences)} sentences in {source}, more than the {MAX_SENTENCES} a map "
                          "can take; keep fewer of them.")
     return SentenceSet(tuple(sentences), tuple(labels), source)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Is it Russian? The models here learnt Russian: their guesses in a sentence of other words say little.
+
+
+@dataclass(frozen=True)
+class WordScripts:
+    """The words of a sentence by their letters; [MASK] and what has no letters (digits, emoji) are not counted."""
+    cyrillic: int  # words written mostly in Cyrillic letters
+    other: int  # words written mostly in other letters: Latin, Greek, Chinese, ...
+
+    @property
+    def russian(self) -> bool:
+        """At least half the words are Cyrillic: a Russian sentence with a brand name or two in Latin still is one."""
+        return self.cyrillic > 0 and self.cyrillic >= self.other
+
+
+def word_scripts(text: str) -> WordScripts:
+    """How many words of `text` are Cyrillic and how many are not, its [MASK]s (in any case) left out."""
+    words = _LETTER_RUNS.findall(re.sub(re.escape(MASK), " ", text, flags=re.IGNORECASE))
+    cyrillic = sum(_is_cyrillic(word) for word in words)
+    return WordScripts(cyrillic, len(words) - cyrillic)
+
+
+def _is_cyrillic(word: str) -> bool:
+    # most letters, not all: a Latin look-alike typed into a Russian word ("мoлоко" with a Latin o) leaves it Russian
+    return 2 * sum("CYRILLIC" in unicodedata.name(letter, "") for letter in word) > len(word)
