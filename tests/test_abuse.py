@@ -107,6 +107,7 @@ def test_checked_components_pass_what_gradio_cannot_read_on_to_the_handler():
     assert number.preprocess(2.6) == 2.6  # not rounded to 3: a fraction in a whole-number box is refused by name
     assert number.preprocess("x") == "x" and slider.preprocess("abc") == "abc" and slider.preprocess(None) is None
     assert slider.preprocess(25) == 25 and radio.preprocess("max") == "max" and group.preprocess(None) is None
+    assert number.preprocess(True) is True and slider.preprocess(True) is True  # not read as 1: refused by name
     assert not list(Path(__file__).parents[1].glob("ui/*.pyi"))  # no stub files written beside the module
 
 

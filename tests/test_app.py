@@ -86,6 +86,7 @@ BAD_INPUTS = [
     ("/fill_mask", dict(model_1="not a model", model_2="bundled-student", top_k=5, sentence="Привет [MASK]")),
     ("/fill_mask", dict(model_1="DeepPavlov/rubert-base-cased-conversational", model_2="bundled-student", top_k=5,
                         sentence="Привет [MASK]")),
+    ("/fill_mask", dict(model_1="bundled-teacher", model_2="bundled-student", top_k=True, sentence="Привет [MASK]")),
     ("/mask_each_word", dict(model_1="bundled-teacher", model_2="bundled-student", top_k=5, sentence="[MASK]")),
     ("/probe_summary", dict(model_1="bundled-teacher", model_2="", model_3="")),
     ("/embedding_map", dict(source="Typed sentences", sentences="одно\nдва", model_1="bundled-teacher",

@@ -430,6 +430,8 @@ class CheckedNumber(gr.Number, metaclass=_NoStub):
     def preprocess(self, payload):
         if self.precision == 0 and isinstance(payload, float) and math.isfinite(payload) and payload != int(payload):
             return payload
+        if isinstance(payload, bool):  # Gradio reads True as 1: the handler refuses it by name instead
+            return payload
         return _as_given(super().preprocess, payload)
 
 
@@ -438,6 +440,8 @@ class CheckedSlider(gr.Slider, metaclass=_NoStub):
     is_template = True
 
     def preprocess(self, payload):
+        if isinstance(payload, bool):  # Gradio reads True as 1: the handler refuses it by name instead
+            return payload
         return _as_given(super().preprocess, payload)
 
 
