@@ -280,6 +280,36 @@ def test_the_plan_estimates_time_before_anything_runs():
     assert "estimated time" in plan.describe()
 
 
+@pytest.mark.parametrize("given, measured, note", [
+    ([1, 1, 1], [1], "batch size 1 was given three times; it is measured once."),
+    ([16, 1, 16], [16, 1], "batch size 16 was given twice; it is measured once."),
+    ([4] * 5, [4], "batch size 4 was given 5 times; it is measured once."),
+    ([1, 8, 1, 16, 8, 8], [1, 8, 16], "batch sizes 1 and 8 were given more than once; each is measured once."),
+    ([1, 16], [1, 16], None),
+])
+def test_a_batch_size_given_more_than_once_is_measured_once_and_said_so(given, measured, note):
+    plan = bench.make_plan(config(batch_sizes=given, modes=["reference"]))
+    assert plan.config.batch_sizes == measured and [j.batch_size for j in plan.jobs] == measured
+    assert plan.skip_lines() == ([note] if note else [])
+
+
+def test_the_estimate_and_the_command_line_tell_of_a_repeated_batch_size(runs_dir, monkeypatch, capsys):
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    note = "batch size 1 was given three times; it is measured once."
+    line = bench_tab.estimate_benchmark(AppContext("bundled-teacher", "bundled-student"), [STUDENT_ARCH], "cpu",
+                                        "1,1,1", 32, ["reference"], 1, False)
+    assert line.startswith("**Before you run:** 1 measurement of 1 model;") and f"*Note: {note}*" in line
+
+    def stop_before_measuring(*args, **kwargs):
+        raise ValueError("Stopped before measuring.")
+
+    monkeypatch.setattr(bench_cli, "run_benchmark", stop_before_measuring)
+    bench_cli.main(["--models", STUDENT_ARCH, "--batch-sizes", "1,1,1", "--seq-len", "32", "--modes", "reference"])
+    assert f"note: {note}" in capsys.readouterr().err.splitlines()
+
+
 # ---- peak memory: what the measured model needs, not what the process holds ------------------------------------
 
 @pytest.fixture(scope="module")
@@ -577,6 +607,23 @@ def test_charts_label_every_bar_and_leave_room_above_the_tallest():
     throughput = bench_tab.throughput_figure(chart_rows(), "cpu")
     assert [round(y, 4) for y in throughput.data[0].y] == [0.3754, 0.5803]  # the card's own figures
     assert list(throughput.data[2].y) == pytest.approx([10.0, 20.0])  # 16 / (16 * 0.4 / 4), 16 / (16 * 0.2 / 4)
+
+
+def test_a_bar_without_a_value_is_left_out_rather_than_drawn_blank():
+    """Plotly hides the label of a blank (None) bar and, once the streamed figure gives it a value, draws that bar
+    without its label; a model not measured yet in a mode, or without a card figure, has no bar in that trace."""
+    from ui import bench_tab
+
+    streamed = chart_rows(batch_sizes=(1,), models=("bundled-teacher", "bundled-student"))[:3]  # student fast to come
+    card = chart_rows(batch_sizes=(1,), models=(TEACHER_ARCH, "bundled-student"))  # the card knows the teacher only
+    bundled, card_pair = ["bundled-teacher", "bundled-student"], ["rubert-base", "bundled-student"]
+    for rows, models, traces in ((streamed, bundled, [("reference (here)", bundled), ("fast (here)", bundled[:1])]),
+                                 (card, card_pair, [("card: Xeon E5-2698 v4", card_pair[:1]),
+                                                    ("reference (here)", card_pair), ("fast (here)", card_pair)])):
+        figure = bench_tab.latency_figure(rows, "cpu")
+        assert [(trace.name, list(trace.x)) for trace in figure.data] == traces
+        assert all(y is not None for trace in figure.data for y in trace.y)
+        assert list(figure.layout.xaxis.categoryarray) == models  # in the order measured, whichever trace is first
 
 
 @pytest.mark.parametrize("rows, kind, note", [

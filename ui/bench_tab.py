@@ -146,6 +146,19 @@ def title_lines(figure: go.Figure) -> list[str]:
     return [re.sub(r"<[^>]+>", "", line) for line in (figure.layout.title.text or "").split("<br>")]
 
 
+def add_bars(figure: go.Figure, name: str, values: dict[str, float | None], **style) -> None:
+    """One trace of bars: one for each model with a value, none for a model without (no trace when none has one).
+
+    A missing value is left out rather than sent as None: plotly hides the label of a blank bar (display none, its
+    point lying off the axis) and, when the value arrives in the streamed figure, reuses that hidden label, measures
+    it as 0 x 0 and drops it, then caches that size for the label's text: the finished chart would keep that bar
+    unlabelled.
+    """
+    shown = {model: y for model, y in values.items() if y is not None}
+    if shown:
+        figure.add_bar(name=name, x=[short_name(m) for m in shown], y=list(shown.values()), **style)
+
+
 def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
     """Card, reference and fast bars per model at the card's batch for this kind where measured, else the nearest.
 
@@ -161,16 +174,14 @@ def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
     bar_style = dict(texttemplate="%{y:.3g}", textposition="outside", cliponaxis=False, constraintext="none",
                      textangle=0, textfont=dict(size=11))
     if not note:
-        figure.add_bar(name=CARD_MACHINE[device], x=[short_name(m) for m in models],
-                       y=[bench.card_figure(m, device, kind) for m in models], marker_color=MODE_COLOURS["card"],
-                       **bar_style)
+        add_bars(figure, CARD_MACHINE[device], {m: bench.card_figure(m, device, kind) for m in models},
+                 marker_color=MODE_COLOURS["card"], **bar_style)
     for mode in bench.MODES:
-        found = {r["model"]: r for r in rows if r["mode"] == mode and r["batch_size"] == batch}
-        if found:
-            figure.add_bar(name=f"{mode} (here)", x=[short_name(m) for m in models],
-                           y=[found[m][value] if m in found else None for m in models],
-                           marker_color=MODE_COLOURS[mode], **bar_style)
-    tallest = max((y for trace in figure.data for y in trace.y if y is not None), default=0.0)
+        found = {r["model"]: r[value] for r in rows if r["mode"] == mode and r["batch_size"] == batch}
+        add_bars(figure, f"{mode} (here)", found, marker_color=MODE_COLOURS[mode], **bar_style)
+    # the models in the order measured, whichever trace names them first
+    figure.update_xaxes(categoryorder="array", categoryarray=[short_name(m) for m in models])
+    tallest = max((y for trace in figure.data for y in trace.y), default=0.0)
     title = f"{name} at batch {batch}<br><sup>{unit}</sup>" + (f"<br><sup>{note}</sup>" if note else "")
     # r=50: the last bar's label is centred on it and wider than it; a 10 px margin cut it off at the right edge
     figure.update_layout(title=title, barmode="group", height=380, margin=dict(l=40, r=50, t=90, b=40),
@@ -583,8 +594,8 @@ def build(ctx: AppContext) -> dict:
                            label="Measurements (one row as each arrives; peak_mem_mb: the weights plus the most memory "
                                  "the passes add, MB)")
     with gr.Row():
-        latency_plot = gr.Plot(label="Latency")
-        throughput_plot = gr.Plot(label="Throughput")
+        latency_plot = gr.Plot(label="Latency", elem_id="bench-latency")
+        throughput_plot = gr.Plot(label="Throughput", elem_id="bench-throughput")
     card = gr.Dataframe(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), interactive=False,
                         label="Beside the model card (card: seq_len 512; *_latency_s in seconds at batch 1, "
                               "*_throughput in samples/s at batch 16; the card's columns stay empty for a model "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,7 @@ class Plan:
     estimate_s: float
     calibration: dict  # quick matmul rates the estimate used, GFLOP/s by dtype
     skipped: dict[str, str] = field(default_factory=dict)  # mode -> why it cannot run here
+    repeated: dict[int, int] = field(default_factory=dict)  # batch size given more than once -> times given
 
     def describe(self) -> str:
         rates = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in self.calibration.items())
@@ -122,8 +124,26 @@ class Plan:
                 f"timed for the estimate only: {rates}; the run measures its own, larger limit).")
 
     def skip_lines(self) -> list[str]:
-        """One line per mode asked for that cannot run here, saying why."""
-        return [f"{mode} skipped: {why}." for mode, why in self.skipped.items()]
+        """One line per mode asked for that cannot run here, saying why; then one line for the batch sizes given
+        more than once, whose repeats are not measured."""
+        line = repeat_line(self.repeated)
+        return [f"{mode} skipped: {why}." for mode, why in self.skipped.items()] + ([line] if line else [])
+
+
+TIMES = {2: "twice", 3: "three times"}
+
+
+def repeat_line(repeated: dict[int, int]) -> str:
+    """What happens to batch sizes given more than once (batch size -> times given), in one sentence; "" for none.
+
+    A repeat would time the same shape again and add nothing the first measurement did not show."""
+    if not repeated:
+        return ""
+    if len(repeated) == 1:
+        (batch_size, times), = repeated.items()
+        return f"batch size {batch_size} was given {TIMES.get(times, f'{times} times')}; it is measured once."
+    *first, last = map(str, repeated)
+    return f"batch sizes {', '.join(first)} and {last} were given more than once; each is measured once."
 
 
 # ---- arithmetic ---------------------------------------------------------------------------------------------------
@@ -314,8 +334,10 @@ def auto_runs(run_s: float) -> int:
 def make_plan(config: BenchConfig, load: Loader = default_loader) -> Plan:
     """Validate the request and estimate how long it will take, before anything is loaded or measured."""
     asked = list(dict.fromkeys(config.modes))
-    shapes = validate(config, load)
+    given = list(config.batch_sizes) if isinstance(config.batch_sizes, (list, tuple)) else []
+    shapes = validate(config, load)  # measures each batch size once: config.batch_sizes loses its repeats
     skipped = {m: why_not(m, config.device) for m in asked if m not in config.modes}
+    repeated = {b: times for b, times in Counter(given).items() if times > 1}
     dtypes = {"reference": torch.float32, "fast": machine.fast_dtype(config.device),
               **{m: compute_dtype(m) for m in RUNTIME_MODES}}
     rate_dtypes = {m: torch.float32 if dtypes[m] == torch.int8 else dtypes[m] for m in dtypes}
@@ -348,4 +370,4 @@ def make_plan(config: BenchConfig, load: Loader = default_loader) -> Plan:
                 jobs.append(Job(name, mode, batch_size, runs, max(warmup, 1 if extra else 0), run_s, extra))
     total = sum(setup.values()) + sum(job.run_s * (job.runs + job.warmup) + job.first_pass_extra_s for job in jobs)
     calibration = {machine.dtype_name(rate_dtypes[m]): rates[m] / 1e9 for m in config.modes}
-    return Plan(config, shapes, jobs, setup, total, calibration, skipped)
+    return Plan(config, shapes, jobs, setup, total, calibration, skipped, repeated)
