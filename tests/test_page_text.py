@@ -173,10 +173,20 @@ def test_every_benchmark_bar_keeps_its_value_label():
         figure = bench_tab.bar_figure(rows, "cpu", kind)
         assert figure.layout.uniformtext.mode == "show"  # never hidden for being small
         for trace in figure.data:
-            assert trace.texttemplate and trace.textposition == "outside"
+            assert trace.texttemplate == "%{text}" and trace.textposition == "outside"
+            assert list(trace.text) == [bench_tab.value_label(y) for y in trace.y]  # one label a bar, its own value
             assert trace.constraintext == "none" and trace.cliponaxis is False  # not shrunk to the bar's width
         tallest = max(y for trace in figure.data for y in trace.y if y is not None)
         assert figure.layout.yaxis.range[1] >= tallest * 1.15  # room above the tallest bar for its label
+
+
+@pytest.mark.parametrize("value, label", [(0.063, "0.0630"), (78.3, "78.3"), (3715.2, "3,715"), (123456.0, "123,456"),
+                                          (0.00012345, "0.000123"), (1.0, "1.00"), (999.6, "1,000"), (99.96, "100"),
+                                          (0.0, "0")])
+def test_bar_value_labels_have_three_significant_digits_and_no_exponent(value, label):
+    from ui import bench_tab
+
+    assert bench_tab.value_label(value) == label
 
 
 def test_about_plot_keeps_every_label_inside_and_text_follows_the_rows():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import shutil
 import tempfile
@@ -146,6 +147,17 @@ def title_lines(figure: go.Figure) -> list[str]:
     return [re.sub(r"<[^>]+>", "", line) for line in (figure.layout.title.text or "").split("<br>")]
 
 
+def value_label(value: float) -> str:
+    """A bar's value never in exponent form: three significant digits below 100 (0.0630, 78.3), whole numbers from
+    100 (3,715; plotly's %{y:.3g} wrote a GPU's 3,715 samples/s as 3.72e+3)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    rounded = float(f"{value:.3g}")  # 99.96 -> 100, so its decimals are counted from 100, not from 99.96
+    if abs(rounded) >= 100:
+        return f"{value:,.0f}"
+    return f"{rounded:.{2 - math.floor(math.log10(abs(rounded)))}f}"
+
+
 def add_bars(figure: go.Figure, name: str, values: dict[str, float | None], **style) -> None:
     """One trace of bars: one for each model with a value, none for a model without (no trace when none has one).
 
@@ -156,7 +168,8 @@ def add_bars(figure: go.Figure, name: str, values: dict[str, float | None], **st
     """
     shown = {model: y for model, y in values.items() if y is not None}
     if shown:
-        figure.add_bar(name=name, x=[short_name(m) for m in shown], y=list(shown.values()), **style)
+        figure.add_bar(name=name, x=[short_name(m) for m in shown], y=list(shown.values()),
+                       text=[value_label(y) for y in shown.values()], **style)
 
 
 def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
@@ -171,7 +184,7 @@ def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
     figure = go.Figure()
     # Every bar keeps its value: plotly shrinks an outside label to its bar's width by default (constraintext), which
     # left the narrow grouped bars of a short or small value with a label too small to draw.
-    bar_style = dict(texttemplate="%{y:.3g}", textposition="outside", cliponaxis=False, constraintext="none",
+    bar_style = dict(texttemplate="%{text}", textposition="outside", cliponaxis=False, constraintext="none",
                      textangle=0, textfont=dict(size=11))
     if not note:
         add_bars(figure, CARD_MACHINE[device], {m: bench.card_figure(m, device, kind) for m in models},
