@@ -603,7 +603,8 @@ def test_charts_label_every_bar_and_leave_room_above_the_tallest():
         tallest = max(y for trace in figure.data for y in trace.y)
         assert figure.layout.yaxis.range[1] >= 1.15 * tallest  # the label above the tallest bar fits in the plot
         for trace in figure.data:
-            assert trace.texttemplate == "%{y:.3g}" and trace.textposition == "outside" and trace.cliponaxis is False
+            assert trace.texttemplate == "%{text}" and trace.textposition == "outside" and trace.cliponaxis is False
+            assert list(trace.text) == [bench_tab.value_label(y) for y in trace.y]
     throughput = bench_tab.throughput_figure(chart_rows(), "cpu")
     assert [round(y, 4) for y in throughput.data[0].y] == [0.3754, 0.5803]  # the card's own figures
     assert list(throughput.data[2].y) == pytest.approx([10.0, 20.0])  # 16 / (16 * 0.4 / 4), 16 / (16 * 0.2 / 4)
