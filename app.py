@@ -93,7 +93,9 @@ def build_app(ctx):
     """The app's gr.Blocks: a title, the offline notice and one tab a module of ui/. `ctx`: a ui.context.AppContext.
 
     A tab whose build() returns {"refresh": (function, outputs)} has those outputs redrawn when the page loads and
-    each time the tab is opened, so its model lists include runs that finished since the app started."""
+    each time the tab is opened, so its model lists include runs that finished since the app started; one that returns
+    {"load": (function, inputs, outputs)} has that function run once as the page loads (the Distill tab opens on the
+    visitor's run)."""
     import gradio as gr
 
     from ui import about_tab, bench_tab, distill_tab, embed_tab, predict_tab
@@ -110,11 +112,14 @@ def build_app(ctx):
             for label, tab_id, module in tabs:
                 with gr.Tab(label, id=tab_id) as tab:
                     parts = module.build(ctx)
-                refresh = parts.get("refresh") if isinstance(parts, dict) else None
-                if refresh:
-                    function, outputs = refresh
+                parts = parts if isinstance(parts, dict) else {}
+                if "refresh" in parts:
+                    function, outputs = parts["refresh"]
                     demo.load(function, None, outputs, api_visibility="private")
                     tab.select(function, None, outputs, api_visibility="private")
+                if "load" in parts:
+                    function, inputs, outputs = parts["load"]
+                    demo.load(function, inputs, outputs, api_visibility="private", show_progress="hidden")
     return demo
 
 

@@ -433,3 +433,57 @@ def test_predictions_of_a_sentence_that_is_not_russian_carry_a_note(page):
     page.locator("#predict-run").click()
     text_of(agreement, r"Не забудь взять", "the Russian sentence's results")
     expect(agreement).not_to_contain_text(note)
+
+
+def test_a_reloaded_page_opens_on_the_persons_run_and_draws_it(page):
+    """After a reload the run list shows the person's run without being chosen again, its progress and curves drawn:
+    the run training now, and once it has finished, still the newest."""
+    expect = sync_api().expect
+    page.reload()  # no answer of an earlier test's action still on its way to this page
+    open_tab(page, "Distill")
+    set_number(page, "distill-steps", 40)  # a loss logged every 10 steps
+    set_number(page, "distill-batch-size", 8)
+    set_number(page, "distill-max-length", 32)
+    page.locator("#distill-start").click()
+    text = text_of(page.locator("#run-status"), r"(running · step [1-9]\d*|finished · step \d+) of 40",
+                   "the progress line of the new run")
+    run_id = re.search(r"(\d{8}-\d{6}-[0-9a-f]{4})", text)[1]
+    for state in ("running|finished", "finished"):  # reloaded while it trains, then once it has finished
+        page.reload()
+        open_tab(page, "Distill")
+        expect(page.locator("#distill-run-shown input")).to_have_value(run_id, timeout=30_000)
+        text_of(page.locator("#run-status"), rf"{run_id} · ({state}) · step", "the progress line after a reload")
+        seen(page.locator("#distill-eval .scatterlayer .point"), "the evaluations drawn after a reload", timeout=240)
+        deadline = time.time() + 240
+        while line_points(page, "distill-losses") < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        assert line_points(page, "distill-losses") >= 2, "the reloaded page drew no loss curve"
+        text_of(page.locator("#run-status"), r"· finished ·", "the progress line once the run ends", timeout=240)
+    screenshot(page, "distill-reloaded")
+
+
+def bar_labels(page, plot_id: str) -> tuple[int, list[str]]:
+    """A bar chart's bars, and the value labels a person can see on them."""
+    plot = page.locator(f"#{plot_id} .barlayer .point")
+    texts = page.locator(f"#{plot_id} .barlayer .point text")
+    return plot.count(), [texts.nth(i).text_content() for i in range(texts.count()) if texts.nth(i).is_visible()]
+
+
+def test_benchmark_charts_label_every_bar_once_the_streamed_run_ends(page):
+    """The charts are redrawn as each measurement arrives; the last bar (the student in fast mode, missing from
+    every earlier drawing) has its value above it like the others."""
+    set_benchmark(page, ["bundled-teacher", "bundled-student"], "1", 32, 3)
+    page.locator("#bench-modes").get_by_role("checkbox", name="fast", exact=True).set_checked(True)
+    sync_api().expect(page.locator("#bench-estimate")).to_contain_text("4 measurements of 2 models")
+    page.locator("#bench-run").click()
+    sync_api().expect(page.locator("#bench-run")).to_be_disabled(timeout=10_000)  # this run's line, not an earlier
+    text_of(page.locator("#bench-progress"), r"done: 4 measurements", "the progress line once the benchmark ends")
+    for plot_id in ("bench-latency", "bench-throughput"):
+        deadline = time.time() + 10  # the last figure may still be drawing when the progress line says done
+        while (shown := bar_labels(page, plot_id))[0] != len(shown[1]) and time.time() < deadline:
+            time.sleep(0.25)
+        bars, labels = shown
+        assert bars == 4, f"{plot_id}: expected reference and fast bars for both models, the page drew {bars}"
+        assert len(labels) == bars and all(re.fullmatch(r"[\d.,]+", t) for t in labels), \
+            f"{plot_id}: {bars} bars but these value labels: {labels}"
+    screenshot(page, "benchmark-charts-labelled")

@@ -1,4 +1,5 @@
 """The Distill tab's handlers without a browser: the runs table, the Stop button, the model lists, the settings."""
+import os
 import re
 from dataclasses import fields
 
@@ -442,3 +443,72 @@ def test_delete_names_the_run_it_asks_about_and_needs_a_chosen_run():
     with pytest.raises(ValueError, match=re.escape(distill_tab.NO_RUN_CHOSEN)):
         distill_tab.ask_delete(None)
     assert [b.visible for b in distill_tab.keep_run()] == [True, False, False]
+
+
+def made_run(root, run_id: str, created: float, state: str, owner: str | None = None, public: bool = False) -> str:
+    """A run folder with only its status: enough for list_runs and the runs table. A running run's process is this
+    one (a run whose process is gone reads as stopped)."""
+    (root / run_id).mkdir()
+    write_status(root / run_id, state=state, step=1, max_steps=10, owner=owner, public=public, created=created,
+                 pid=os.getpid())
+    return run_id
+
+
+def test_a_page_opens_on_its_visitors_training_run_else_their_newest_never_anothers(runs_dir):
+    older_training = made_run(runs_dir, "20250101-120000-aaaa", 1.0, "running", owner="alice")
+    newest_of_alice = made_run(runs_dir, "20250101-120001-bbbb", 2.0, "stopped", owner="alice")
+    made_run(runs_dir, "20250101-120002-cccc", 3.0, "running", owner="bob", public=True)  # shared, seen by alice
+    made_run(runs_dir, "20250101-120003-dddd", 4.0, "running", owner=None)  # the command line's
+    space = AppContext("bundled-teacher", "bundled-student", on_space=True, launcher=RunLauncher(runs_dir, shared=True))
+    assert distill_tab.run_to_open(space, "alice") == older_training  # training beats newer
+    opened, *_ = distill_tab.open_run(space, "alice")
+    assert opened.value == older_training
+    assert {choice[0] for choice in opened.choices} == {older_training, newest_of_alice, "20250101-120002-cccc"}
+    write_status(runs_dir / older_training, state="stopped")
+    assert distill_tab.run_to_open(space, "alice") == newest_of_alice
+    for stranger in ("carol", None):  # bob's shared run is listed for them, but is not theirs to open on
+        assert distill_tab.run_to_open(space, stranger) is None
+        assert distill_tab.open_run(space, stranger)[0].value is None
+    assert distill_tab.run_to_open(space, "bob") == "20250101-120002-cccc"
+    private = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
+    assert distill_tab.run_to_open(private, None) == "20250101-120003-dddd"  # every run is the person's own here
+
+
+def test_the_page_load_chooses_the_run_and_the_choice_draws_it(runs_dir):
+    import gradio as gr
+    mine = make_evaluated_run(runs_dir, "20250101-120000-abcd", steps=(0, 20), owner="alice").root.name
+    write_status(runs_dir / mine, pid=os.getpid())  # still training: its process is this one
+    space = AppContext("bundled-teacher", "bundled-student", on_space=True, launcher=RunLauncher(runs_dir, shared=True))
+    with gr.Blocks() as demo:
+        parts = distill_tab.build(space)
+    selected = parts["selected"]
+    assert selected.value is None  # nobody's run before the page says whose it is
+    load, inputs, outputs = parts["load"]  # what the app runs as the page loads
+    assert outputs[0] is selected and len(inputs) == 1
+    opened, table, slider, view = load("alice")
+    # the guesses at the newest step come with the choice: no refresh can take the empty slider for a step chosen
+    assert (opened.value, slider.value, view) == (mine, 20, distill_tab.GuessView(mine, 20)) and not table.empty
+    drawn = [d for d in demo.fns.values() if (selected._id, "change") in d.targets and parts["status"] in d.outputs]
+    assert len(drawn) == 1  # a value set by the load is drawn as a person's choice is
+    line = drawn[0].fn(mine, "alice", "")[2]
+    assert mine in line and "step 20" in line
+
+
+def test_the_export_shows_its_work_under_its_button_not_on_the_file_box(ctx):
+    import gradio as gr
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    by_id = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    line, box, button = by_id["distill-exported"], by_id["distill-download"], by_id["distill-export"]
+    export = next(d for d in demo.fns.values() if d.api_name == "export_run")
+    assert export.outputs == [line, box] and list(export.show_progress_on) == [line]
+    pressed = next(d for d in demo.fns.values() if (button._id, "click") in d.targets)
+    assert pressed.outputs == [line]  # the line says what is done at once, then carries the export's progress
+    assert pressed.fn("20250101-120000-abcd", "onnx", True) == (
+        "Exporting run 20250101-120000-abcd for ONNX Runtime with int8 weights: converting its student, then "
+        "measuring its size, speed and agreement …")
+    assert pressed.fn(None, "onnx", False) == ""  # no run: the export's own sentence says so
+    failed = next(d for d in demo.fns.values() if d.outputs == [line] and d.fn is not pressed.fn)
+    with pytest.raises(gr.Error, match="has not finished"):
+        export.fn(make_evaluated_run(ctx.launcher.root).root.name, None, "onnx", False)
+    assert failed.fn("20250101-120000-abcd", None, "onnx", False).startswith("**Export failed:** Run 20250101-")

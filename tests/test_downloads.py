@@ -68,3 +68,62 @@ def test_each_action_fills_its_download_boxes_in_the_same_session(tiny_teacher_d
     # another session has shown nothing: its boxes stay hidden, not filled with the first session's files
     untouched = asyncio.run(files_before_any_action(SessionState(demo)))
     assert untouched == [{"__type__": "update"}] * 2
+
+
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8
+
+
+def test_a_file_of_another_type_sent_through_the_api_gets_the_sentence_the_page_gives(runs_dir, tmp_path, capfd):
+    """A PDF sent to /embedding_map or /start_run reaches the tab's own check: the client gets the sentence the page
+    writes under the upload box, and the server's log no traceback (gr.File refused it with a bare HTTP 400 where
+    the event has a validator, and with its own words and a traceback where it has none)."""
+    import gradio as gr
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from core.compare.sentences import read_sentence_file
+    from train.launcher import RunLauncher, check_uploaded_corpus
+    from ui import distill_tab, embed_tab
+    from ui.context import AppContext, markdown_text
+
+    pdf = tmp_path / "notes.pdf"
+    pdf.write_bytes(PDF)
+    said = {}
+    for check, key in ((read_sentence_file, "embed"), (lambda path: check_uploaded_corpus(path, pdf.name), "corpus")):
+        with pytest.raises(ValueError) as refused:
+            check(pdf)
+        said[key] = str(refused.value)
+    ctx = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
+    with gr.Blocks() as demo:
+        parts = {"distill": distill_tab.build(ctx), "embed": embed_tab.build(ctx)}
+    assert embed_tab.upload_line(str(pdf)) == markdown_text(said["embed"])  # the page's line under the box
+    assert distill_tab.corpus_file_line(str(pdf)) == markdown_text(said["corpus"])
+    assert parts["embed"]["upload"].file_types == [".txt", ".csv", ".tsv"]  # the page's file picker still filters
+    demo.queue().launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        with pytest.raises(AppError) as refused:
+            client.predict(source="Upload a file", file=handle_file(str(pdf)), model_1="bundled-teacher",
+                           model_2="bundled-student", api_name="/embedding_map")
+        assert str(refused.value) == said["embed"]
+        with pytest.raises(AppError) as refused:
+            client.predict(owner=None, teacher="bundled-teacher", corpus_source=distill_tab.UPLOAD,
+                           corpus_file=handle_file(str(pdf)), api_name="/start_run")
+        assert str(refused.value) == said["corpus"]
+    finally:
+        demo.close()
+    log = capfd.readouterr()
+    assert "Traceback" not in log.out + log.err and "Invalid file type" not in log.out + log.err, log
+    assert not list(runs_dir.iterdir())  # no run was queued
+
+
+def test_the_upload_box_passes_a_file_of_another_type_on_by_its_path(tmp_path):
+    from gradio.data_classes import FileData, ListFiles
+
+    from ui.context import CheckedFile
+
+    box = CheckedFile(file_types=[".txt"], type="filepath")
+    for name in ("notes.pdf", "notes.txt"):
+        assert box.preprocess(FileData(path=str(tmp_path / name))) == str(tmp_path / name)
+    assert box.preprocess(ListFiles([FileData(path=str(tmp_path / "a.pdf"))])) == str(tmp_path / "a.pdf")
+    assert box.preprocess(None) is None

@@ -47,6 +47,7 @@ from train.launcher import can_see, check_uploaded_corpus
 from train.publish import publish
 from ui.context import (
     AppContext,
+    CheckedFile,
     CheckedNumber,
     CheckedRadio,
     CheckedSlider,
@@ -267,6 +268,17 @@ def runs_table(ctx: AppContext, owner: str | None, infos: list[dict] | None = No
     return pd.DataFrame(rows, columns=RUN_COLUMNS), ids
 
 
+def run_to_open(ctx: AppContext, owner: str | None, infos: list[dict] | None = None) -> str | None:
+    """The run a page shows as it opens: this owner's run training now (the newest, when several are), else their
+    newest run, else None. Only runs the table marks "you" (run_owner) count, so a page on a shared app never opens on
+    another visitor's run, shared or not; `infos`: list_runs() already read, if any."""
+    shared = ctx.launcher.shared
+    mine = [info for info in (list_runs(ctx.launcher.root) if infos is None else infos)
+            if can_see(info, owner, shared) and run_owner(info["owner"], owner, shared) == "you"]
+    training = [info for info in mine if info["state"] == "running"]
+    return (training or mine)[0]["id"] if mine else None
+
+
 # -- handlers: each takes the app's context first, then the event's inputs
 
 def start_notice(run_id: str, position: int, busy: bool, seconds: float | None, settings: str) -> str:
@@ -339,6 +351,18 @@ def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str
     line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos))
     return (table, gr.Dropdown(choices=ids), line, loss_figure(records), eval_figure(records), read_console(run_dir),
             info["public"])
+
+
+def open_run(ctx: AppContext, owner: str | None):
+    """The run list as a page opens, on the run that matters to its visitor (run_to_open), and that run's guesses at
+    its newest evaluated step (follow_guesses' outputs). Choosing the run fills the progress line, the curves and the
+    console, as a person's choice does. The guesses come in the same update as the choice: a refresh of them begun
+    later then reads the slider on the run's newest step, never the empty slider of before, which it would take for
+    a step the person moved back to."""
+    infos = list_runs(ctx.launcher.root)
+    _, ids = runs_table(ctx, owner, infos)
+    run_id = run_to_open(ctx, owner, infos)
+    return gr.Dropdown(choices=ids, value=run_id), *follow_guesses(ctx, run_id, owner)
 
 
 def stop_button(ctx: AppContext, run_id: str | None, owner: str | None) -> gr.Button:
@@ -517,6 +541,16 @@ def export_run(ctx: AppContext, run_id: str | None, owner: str | None, fmt: str 
     return markdown_text(line), archive
 
 
+def export_started(run_id: str | None, fmt: str | None, int8: bool | None) -> str:
+    """The line under Export while it works: what is exported, and what takes the time. Empty when there is nothing
+    to export; the export's own sentence then says why."""
+    if not run_id or fmt not in EXPORT_FORMATS:
+        return ""
+    weights = " with int8 weights" if int8 else ""
+    return markdown_text(f"Exporting run {run_id} for {EXPORT_FORMATS[fmt]}{weights}: converting its student, then "
+                         "measuring its size, speed and agreement …")
+
+
 def export_controls() -> dict:
     """Export for ONNX Runtime / OpenVINO: format, int8, the button and the line reporting what was measured."""
     formats = export_formats()
@@ -606,8 +640,9 @@ def handler(fn, ctx: AppContext):
 # -- layout and wiring
 
 def build(ctx: AppContext) -> dict:
-    """The tab's layout and events; returns its main components and "refresh": (function, outputs) for the app to
-    run when the page loads and when the tab is opened."""
+    """The tab's layout and events; returns its main components, "refresh": (function, outputs) for the app to run
+    when the page loads and when the tab is opened, and "load": (function, inputs, outputs) for it to run when the
+    page loads."""
     owner = gr.BrowserState(None, storage_key="rudistil-owner")
     gr.Markdown("Distil a smaller student from a teacher, live. The run is the same `python -m train.distill` command "
                 "you can type in a terminal; it keeps going if you close the page, and stops cleanly when asked.")
@@ -621,9 +656,11 @@ def build(ctx: AppContext) -> dict:
             table, ids = runs_table(ctx, None)
             runs = gr.Dataframe(table, label="Runs", interactive=False, max_height=RUNS_TABLE_PX, wrap=True,
                                 column_widths=RUN_COLUMN_WIDTHS, elem_id="distill-runs")
-            selected = gr.Dropdown(ids, value=ids[0] if ids else None, label="Run shown below", allow_custom_value=True,
+            # no run chosen until the page opens: which run is the visitor's is known only then (open_run)
+            selected = gr.Dropdown(ids, value=None, label="Run shown below", allow_custom_value=True,
                                    elem_id="distill-run-shown",
-                                   info="Pick a run to watch; new runs are selected when they start.")
+                                   info="Pick a run to watch. The page opens on your run in training, else your "
+                                        "newest; a new run is chosen as it starts.")
             status = gr.Markdown("No run selected.", label="run status", show_label=False, elem_id="run-status")
             with gr.Row():
                 stop = gr.Button("Stop", variant="stop", elem_id="distill-stop", interactive=False)
@@ -697,18 +734,29 @@ def build(ctx: AppContext) -> dict:
     for ended in (deleted.then, deleted.failure):  # the page runs .then after a success only
         ended(keep_run, None, deleting, api_visibility="private", queue=False)
     share_selected.input(handler(share_run, ctx), [selected, owner, share_selected], status, api_name="share_run")
-    exporting["button"].click(handler(export_run, ctx), [selected, owner, exporting["format"], exporting["int8"]],
-                              [exporting["result"], download], api_name="export_run", concurrency_limit=1)
+    # An export takes a while: the line under its button says what is being done and carries the progress, which
+    # would otherwise show on the file box above, away from where the person pressed; a failure stays there too.
+    errors = ErrorLines()  # the failure stays in view under the button: the work can outlast its toast
+    export_inputs = [selected, owner, exporting["format"], exporting["int8"]]
+    exported = exporting["button"].click(export_started, export_inputs[:1] + export_inputs[2:], exporting["result"],
+                                         api_visibility="private", queue=False, show_progress="hidden").then(
+        errors.wrap("export", handler(export_run, ctx), len(export_inputs)), export_inputs,
+        [exporting["result"], download], api_name="export_run", concurrency_limit=1,
+        show_progress_on=exporting["result"])
+    exported.failure(errors.failure("Export", "export"), export_inputs, exporting["result"], api_visibility="private",
+                     show_progress="hidden")
     if publishing is not None:
-        errors = ErrorLines()  # the failure stays in view under the button: an upload can outlast its toast
         publish_inputs = [selected, owner, publishing["repo_id"], publishing["private"]]
         published = publishing["button"].click(errors.wrap("publish", handler(publish_run, ctx), len(publish_inputs)),
                                                publish_inputs, publishing["result"], api_name="publish_run",
                                                concurrency_limit=1)
         published.failure(errors.failure("Publishing", "publish"), publish_inputs, publishing["result"],
                           api_visibility="private", show_progress="hidden")
+    # "load": the page opens on its visitor's run (the browser's id is read from its storage before load events
+    # run), which the choice's change event then draws
     return {"start": start, "selected": selected, "status": status, "teacher": form["teacher"],
-            "refresh": (handler(refresh_lists, ctx), [form["teacher"]])}
+            "refresh": (handler(refresh_lists, ctx), [form["teacher"]]),
+            "load": (handler(open_run, ctx), [owner], [selected, guesses, guess_step, guess_view])}
 
 
 def publish_controls() -> dict:
@@ -748,9 +796,9 @@ def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None) -> di
         form["corpus_source"] = CheckedRadio([BUNDLED, UPLOAD], value=BUNDLED, label="Corpus",
                                          info="One sample a line, UTF-8. The bundled corpus is the lab's own "
                                               "conversational Russian.")
-        form["corpus_file"] = gr.File(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)",
-                                      file_types=[".txt"], type="filepath", visible=False,
-                                      elem_id="distill-corpus-file")
+        form["corpus_file"] = CheckedFile(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)",
+                                        file_types=[".txt"], type="filepath", visible=False,
+                                        elem_id="distill-corpus-file")
         if corpus_note is not None:
             corpus_note.render()
     with gr.Row():

@@ -102,3 +102,4 @@ def file_boxes(downloads: Downloads | None, prefix: str, boxes: int):
 def file_box(label: str, elem_id: str) -> gr.File:
     """A download box, hidden until it has a file."""
     return gr.File(label=label, visible=False, interactive=False, elem_id=elem_id)
+

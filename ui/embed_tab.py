@@ -34,6 +34,7 @@ from core.models.student import num_layers
 from ui import embed_plots
 from ui.context import (
     AppContext,
+    CheckedFile,
     CheckedNumber,
     CheckedRadio,
     CheckedSlider,
@@ -429,8 +430,8 @@ def build(ctx: AppContext) -> dict:
             source = CheckedRadio(SOURCES, value=SOURCES[0], label="Sentences",
                               info="The topic-labelled probe set, your own file, or lines typed below.")
             # short enough for one line beside the box's clear button; the tab's notes above say the file's layout
-            upload = gr.File(label="Sentences file (.txt or .csv, at most 20 MB)", file_types=list(FILE_TYPES),
-                             type="filepath", visible=False, elem_id="embed-upload")
+            upload = CheckedFile(label="Sentences file (.txt or .csv, at most 20 MB)", file_types=list(FILE_TYPES),
+                               type="filepath", visible=False, elem_id="embed-upload")
             upload_note = gr.Markdown("", visible=False, label="sentences file check", show_label=False,
                                       elem_id="embed-upload-note")
             typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False, info="Up to 5,000 sentences.",
