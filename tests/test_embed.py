@@ -259,7 +259,7 @@ def test_text_and_table_uploads(tmp_path):
     ("columns.csv", "id,words\n1,Привет\n".encode(), "no 'sentence' or 'text' column"),
     ("many.txt", "\n".join(f"Предложение {i}." for i in range(MAX_SENTENCES + 1)).encode(), "5001 sentences"),
     ("long.txt", ("Короткая.\n" + "а" * (MAX_SENTENCE_CHARS + 1)).encode(), "Line 2 of long.txt has 1001"),
-    ("sheet.xlsx", b"PK\x03\x04", "not a .txt or .csv"),
+    ("sheet.xlsx", b"PK\x03\x04", "not a .txt, .csv or .tsv file"),
     ("blank.csv", b"sentence,label\n,x\n", "no sentences in blank.csv"),
     ("huge.csv", ("sentence\n" + "б" * 200_000).encode(), "a cell of more than"),
 ])

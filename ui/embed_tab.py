@@ -103,7 +103,7 @@ def sentence_set(source: str, upload: str | None, typed: str | None) -> Sentence
     source = one_of(source, "Sentences", SOURCES)
     if source == "Upload a file":
         if not upload:
-            raise ValueError("Upload a .txt or .csv file of sentences first.")
+            raise ValueError("Upload a .txt, .csv or .tsv file of sentences first.")
         return read_sentence_file(upload)
     if source == "Typed sentences":
         return typed_set(text_input(typed, "Typed sentences"))

@@ -67,8 +67,8 @@ def read_sentence_file(path: str | Path) -> SentenceSet:
     path = Path(path)
     name = path.name
     if path.suffix.lower() not in FILE_TYPES:
-        raise ValueError(f"{name} is not a .txt or .csv file; upload one sentence a line (.txt) or a table with a "
-                         "'sentence' column (.csv).")
+        raise ValueError(f"{name} is not a .txt, .csv or .tsv file; upload one sentence a line (.txt) or a table with "
+                         "a 'sentence' column (.csv, .tsv).")
     data = path.read_bytes()
     if not data.strip():
         raise ValueError(f"{name} is empty; put one sentence on each line.")
