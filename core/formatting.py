@@ -1,9 +1,13 @@
 """Small readings and writings shared by every room: durations as people read them, lists of numbers as typed,
-library errors quoted as whole sentences, and command lines whose mistakes are one line."""
+library errors quoted as whole sentences, and command lines whose mistakes are one line and that answer at once."""
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import re
+import signal
+import sys
 from typing import NoReturn
 
 
@@ -76,3 +80,50 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see --help)\n")
+
+
+STOPPED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a command's work (run_command). A class of its own because CPython takes a plain
+    KeyboardInterrupt that leaves a string exec (dataclasses build their methods so) as unhandled even once it is
+    caught, and under `python -m` then ends the process by SIGINT instead of with the command's exit code."""
+
+
+def run_command(parser: str, work: str) -> NoReturn:
+    """The `python -m` entry of a command whose work loads torch and transformers; exits with the work's code.
+
+    parser, work: "module:function". The parser's module is light (argparse and the lab's own small modules), so
+    --help and a mistyped flag answer at once instead of after seconds of imports; the work's module is imported
+    only once the flags are read, and its function returns the exit code for them. Ctrl-C ends the command with
+    one line and STOPPED_EXIT_CODE, never a traceback: at once while the flags are read and the libraries load
+    (_stop_now), and during the work through Interrupted, so that its cleanup runs (train.distill handles Ctrl-C
+    itself while it trains, and saves a checkpoint).
+    """
+    signal.signal(signal.SIGINT, _stop_now)
+    try:
+        args = _function(parser)().parse_args(sys.argv[1:])
+        run = _function(work)
+        signal.signal(signal.SIGINT, _interrupt)
+        code = run(args)
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        code = STOPPED_EXIT_CODE
+    sys.exit(code)
+
+
+def _function(name: str):
+    module, function = name.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _stop_now(signum, frame) -> NoReturn:
+    # Nothing is written yet, and an exception thrown into these imports can leave a library half-loaded or, raised
+    # through torch's C++, abort the process: end it here. os.write: print could find stderr's buffer mid-write.
+    os.write(sys.stderr.fileno(), b"Stopped.\n")
+    os._exit(STOPPED_EXIT_CODE)
+
+
+def _interrupt(signum, frame) -> NoReturn:
+    raise Interrupted

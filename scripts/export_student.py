@@ -8,6 +8,11 @@ OUT_DIR is new, empty, or an earlier export (a folder with distill_config.json),
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
+    from core.formatting import run_command
+
+    run_command("train.cli:export_student_parser", "scripts.export_student:run")
+
 import argparse
 import os
 import shutil
@@ -17,11 +22,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from core.formatting import OneLineParser
 from core.paths import check_output_folder
 from core.runs import RunPaths
 from core.runs.store import find_run_dir
 from core.saving import save_model, save_tokenizer
+from train.cli import export_student_parser
 
 EXPORT_MARK = "distill_config.json"  # what an earlier export holds
 
@@ -57,11 +62,12 @@ def export(run_dir: Path, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m scripts.export_student", description=__doc__,
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="a run's folder, or its run id under the runs folder")
-    p.add_argument("out_dir", type=Path)
-    args = p.parse_args(argv)
+    """The command line in this process: argparse exits 2 on a malformed flag, then run() returns the exit code."""
+    return run(export_student_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export the run the flags name; exit code 2 and one line for what a person can fix."""
     try:
         run_dir = finished_run(args.run, args.out_dir)
     except ValueError as error:
@@ -70,7 +76,3 @@ def main(argv: list[str] | None = None) -> int:
     export(run_dir, args.out_dir)
     print(f"exported {RunPaths(run_dir).final} to {args.out_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
 """python -m train.publish on a real short run, offline: the folder a dry run writes (card, safetensors weights,
 tokenizer), pushes without a token or a reachable Hub, a push with the Hub's calls stood in for, and bad input."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,32 @@ def test_the_folder_loads_and_fills_a_mask_as_the_runs_final_model(dry_run_folde
         assert torch.allclose(ours, theirs)
 
 
+FILE_LINE = re.compile(r"  (\S+) +([\d.]+) (B|kB|MB|GB)")  # a file the dry run lists, with its size
+UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def test_a_dry_run_lists_the_folder_it_wrote_and_the_cards_figures(finished_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(finished_run), "--repo-id", " someone/tiny ", "--dry-run", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"Wrote {out}, the folder a push to someone/tiny uploads:"
+    listed = {m[1]: float(m[2]) * UNITS[m[3]] for line in lines if (m := FILE_LINE.fullmatch(line))}
+    on_disk = {p.name: p.stat().st_size for p in out.iterdir()}
+    assert set(listed) == set(on_disk) and {"README.md", "model.safetensors", "config.json"} <= set(listed)
+    for name, size in listed.items():  # shown to one decimal of its unit
+        assert abs(size - on_disk[name]) <= 0.05 * max(1e3, on_disk[name]), name
+    assert lines[len(listed) + 1].startswith(f"  {len(on_disk)} files, ")
+    row = next(line for line in (out / "README.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| Student (someone/tiny)"))
+    size, params, _, agreement, accuracy = [cell.strip() for cell in row.split("|")[2:7]]
+    last = [r for r in read_metrics(finished_run) if "eval_agreement" in r][-1]
+    assert lines[-2] == (f"Card: 4 optimizer steps of 4; last evaluation at step {last['step']}: top-1 agreement "
+                         f"with the teacher {agreement}, masked-token accuracy {accuracy}; size {size} MB (fp32, as "
+                         f"the card's table counts it), {params} parameters.")
+    assert agreement == f"{last['eval_agreement']:.1%}"
+    assert lines[-1] == f"To push this folder as it is: hf upload someone/tiny {out}"
+
+
 def test_measure_speed_puts_latencies_in_the_table(finished_run, tmp_path):
     folder = tmp_path / "timed"
     assert main([str(finished_run), "--repo-id", "someone/tiny", "--dry-run", str(folder), "--measure-speed"]) == 0
@@ -263,7 +290,8 @@ def test_an_unfinished_run_publishes_its_newest_readable_checkpoint(finished_run
     out = tmp_path / "out"
     assert main([str(run), "--repo-id", "someone/tiny", "--dry-run", str(out)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == str(out)
+    assert captured.out.splitlines()[0] == f"Wrote {out}, the folder a push to someone/tiny uploads:"
+    assert "Card: 4 optimizer steps of 4; " in captured.out
     note = captured.err.strip()
     assert note.startswith("note: Run 'unfinished' has not finished (it is stopped): its student at step 4 "
                            "(step-000004.pt), the newest checkpoint that can be read, is published.")
@@ -293,7 +321,7 @@ def test_a_run_id_under_the_runs_folder_is_found(finished_run, runs_dir, tmp_pat
     shutil.copytree(finished_run, runs_dir / "20250101-120000-abcd")
     out = tmp_path / "out"
     assert main(["20250101-120000-abcd", "--repo-id", "someone/tiny", "--dry-run", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
+    assert capsys.readouterr().out.splitlines()[0] == f"Wrote {out}, the folder a push to someone/tiny uploads:"
     assert (out / "README.md").is_file()
 
 

@@ -1,6 +1,8 @@
-"""The configuration of a distillation run: defaults, reading a YAML/JSON file, and the sanity checks."""
+"""The configuration of a distillation run: defaults, reading a YAML/JSON file, the command line's flags over them,
+and the sanity checks."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -14,7 +16,8 @@ import yaml
 from core.distill.losses import LossWeights
 from core.distill.sources import CorpusSource
 from core.models.vocab import ALIGNMENTS
-from core.paths import ASSETS
+from core.paths import ASSETS, check_output_folder
+from core.runs.store import RunPaths, find_run_dir
 from core.textfiles import not_text
 from train.tracking import check_installed, tracker_names
 
@@ -26,6 +29,10 @@ MAX_STUDENT_VOCAB = 1_000_000
 MIN_STUDENT_HIDDEN = 8  # the narrowest width whose heads keep a few dimensions each
 MIN_STUDENT_VOCAB = 100
 MAX_LENGTH_RANGE = (8, 4096)  # tokens a line: the shortest that leaves room to mask, the longest any teacher reads
+# What may change when a run is resumed; everything else shapes the student or its data and must stay.
+RESUMABLE_CHANGES = {"max_steps", "save_every", "log_every", "eval_every", "eval_lines", "keep_checkpoints",
+                     "mixed_precision", "device", "output_dir", "trace", "gradient_checkpointing",
+                     "compile", "report_to", "num_proc", "fsdp"}
 
 
 LOSS_FIELDS = tuple(f.name for f in dataclasses.fields(LossWeights))  # alpha_kl, ..., temperature, kl_masked_only
@@ -271,3 +278,38 @@ def build_config(file_values: dict, overrides: dict) -> DistillConfig:
     """Defaults, then the config file, then command-line flags (only those given)."""
     values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
     return DistillConfig.from_dict(values)
+
+
+def from_flags(flags: argparse.Namespace) -> tuple[DistillConfig, bool]:
+    """(config, resume) from train.distill's parsed flags (train.cli.distill_parser): defaults, then the --config
+    file, then the flags given; a resumed run keeps its config.json, where only RESUMABLE_CHANGES may differ.
+    Raises ValueError for inconsistent input."""
+    args = dict(vars(flags))
+    config_file, resume = args.pop("config"), args.pop("resume")
+    overrides = {k: v for k, v in args.items() if v is not None and v is not False}
+    if resume:
+        named = resume if isinstance(resume, str) else overrides.get("output_dir") or ""
+        if not str(named).strip() or str(named).strip() == ".":
+            raise ValueError("--resume needs the run directory of an earlier run (--resume RUN_DIR or --output-dir).")
+        try:
+            run_dir = find_run_dir(named)
+        except ValueError as error:
+            raise ValueError(f"--resume: {error}") from None
+        saved = read_config_file(run_dir / "config.json")
+        changed = sorted(k for k, v in {**(read_config_file(config_file) if config_file else {}), **overrides}.items()
+                         if k not in RESUMABLE_CHANGES and saved.get(k) != v)
+        if changed:
+            raise ValueError(f"A resumed run keeps its settings; these cannot change: {', '.join(changed)}.")
+        cfg = build_config(saved, {**overrides, "output_dir": str(run_dir)})
+    else:
+        cfg = build_config(read_config_file(config_file) if config_file else {}, overrides)
+    cfg.check()
+    return cfg, bool(resume)
+
+
+def check_output_dir(run_dir: Path) -> None:
+    """Refuse, before anything loads, a run directory that is a file, holds other files than a run's, or cannot be
+    made or written (core.paths.check_output_folder). ValueError naming --output-dir and the directory."""
+    paths = RunPaths(run_dir)
+    check_output_folder(paths.root, f"--output-dir '{paths.root}'", "a run's folder", "resume it",
+                        marks=tuple(p.name for p in (paths.config, paths.request, paths.status)))

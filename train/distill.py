@@ -10,6 +10,12 @@ probe sentences (guesses.jsonl).
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
+    from core.formatting import run_command
+
+    run_command("train.cli:distill_parser", "train.distill:run")
+
+import argparse
 import hashlib
 import json
 import math
@@ -59,8 +65,8 @@ from core.runs.store import (
     write_status,
 )
 from core.saving import save_model, save_tokenizer
-from train.cli import check_output_dir, parse_args
-from train.config import DistillConfig
+from train.cli import distill_parser
+from train.config import DistillConfig, check_output_dir, from_flags
 from train.memory import check_step_memory
 from train.setup import DistillSetup, prepare
 from train.sharding import full_state, load_full_state, root_gathered, shard, submodule_state
@@ -590,9 +596,15 @@ def _write_trace(run_dir: Path, accelerator, student, trace: list, is_sharded: b
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line in this process: argparse exits 2 on a malformed flag, then run() returns the exit code."""
+    return run(distill_parser().parse_args(argv))
+
+
+def run(flags: argparse.Namespace) -> int:
+    """Check the parsed flags (exit code 2 and one line for what a person can fix), then distil."""
     hf_logging.disable_progress_bar()  # our own bar shows the run; loading bars would bury one-line errors
     try:
-        cfg, resume = parse_args(argv)
+        cfg, resume = from_flags(flags)
         PartialState(cpu=uses_cpu(cfg))  # the processes meet before the Accelerator, whose trackers need the run_dir
         run_id = broadcast_object_list([new_run_id()])[0]  # every process must agree on one directory
         run_dir = Path(cfg.output_dir) if cfg.output_dir else runs_root() / run_id
@@ -651,6 +663,3 @@ def _fail(run_dir: Path, accelerator, message: str) -> None:
         write_status(run_dir, state="failed", message=message)
     print(f"error: {message}", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

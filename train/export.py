@@ -8,6 +8,12 @@ top-1 agreement compare with the PyTorch student. Exit code 2 with one line on s
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
+    from core.formatting import run_command
+
+    run_command("train.cli:export_parser", "train.export:run")
+
+import argparse
 import copy
 import json
 import shutil
@@ -25,12 +31,12 @@ from core.bench.runtimes.convert import ONNX_NAME, OPENVINO_NAME, build
 from core.bench.runtimes.exported import EXPORT_INFO
 from core.bench.runtimes.session import RuntimeSession
 from core.bench.variants import probe_batches, random_tokens
-from core.formatting import OneLineParser
 from core.models import zoo
 from core.paths import check_output_folder
 from core.saving import save_tokenizer
+from train.cli import EXPORT_FORMATS as FORMATS
+from train.cli import export_parser
 
-FORMATS = ("onnx", "openvino")
 SPEED_SEQ_LEN = 128  # tokens of the sequence the README's latency is measured on, at batch 1
 SPEED_RUNS = 5
 
@@ -201,15 +207,12 @@ def summary(report: ExportReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m train.export", description="Export a masked LM (a run's student by default) "
-                      "to a folder that ONNX Runtime or OpenVINO loads without the lab, with its tokenizer and a "
-                      "README of its measured size, speed and agreement with PyTorch.")
-    p.add_argument("model", help="run:RUN_ID, a run folder, a known model name, a model folder or a Hub id")
-    p.add_argument("--format", required=True, choices=FORMATS, help="onnx (ONNX Runtime) or openvino")
-    p.add_argument("--int8", action="store_true", help="int8 weights: ONNX Runtime's dynamic quantisation, or "
-                   "NNCF's weight compression for OpenVINO")
-    p.add_argument("--output", required=True, help="a new or empty folder (an earlier export there is replaced)")
-    args = p.parse_args(argv)
+    """The command line in this process: argparse exits 2 on a malformed flag, then run() returns the exit code."""
+    return run(export_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export as the flags say; exit code 2 and one line for what a person can fix."""
     try:
         report = export_model(args.model, args.format, args.int8, args.output)
     except ValueError as error:
@@ -217,7 +220,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Exported {args.model} to {args.output}: {summary(report)}.")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,18 +1,15 @@
 """Pretrain the lab's own tiny Russian teacher from scratch: python -m train.pretrain_teacher --help
 
-A cased WordPiece tokenizer is trained on the corpus, then a small BERT masked LM learns by MLM alone. The
-weights with the best held-out masked-token accuracy are kept. Everything follows from --seed, so the bundled
-teacher can be rebuilt bit for bit on the same machine and library versions.
-
-With --init-embeddings navec, the token embeddings of whole-word entries (and so the tied MLM output) start from
-navec's Russian news word vectors (natasha project; `pip install natasha`) instead of random rows; a larger
---vocab-size, with --min-frequency 1 on a small corpus, holds more whole words for them to reach.
-
-With --contrastive-weight above 0, each step also pairs every line with a nearby line of the corpus and adds a
-SimCSE-style InfoNCE loss on their mean-pooled last hidden states (train/neighbour_contrast.py): half the batch are
-anchors, half their neighbours. Each evaluation records the topic purity of the probe sentences' neighbourhoods.
+A cased WordPiece tokenizer is trained on the corpus, then a small BERT masked LM learns by MLM, with optional navec
+word vectors as starting embeddings and an optional nearby-lines contrastive loss; the weights with the best
+held-out masked-token accuracy are kept. The options and what each does: train.cli.pretrain_teacher_parser.
 """
 from __future__ import annotations
+
+if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
+    from core.formatting import run_command
+
+    run_command("train.cli:pretrain_teacher_parser", "train.pretrain_teacher:run")
 
 import argparse
 import copy
@@ -31,17 +28,13 @@ from core.bench import machine
 from core.compare import embed, quality
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.distill.evaluate import masked_batches, mlm_figures
-from core.formatting import OneLineParser
 from core.models import word_vectors
 from core.models.tokenizer import ALPHABET, BERT_SPECIALS, MIN_VOCAB_SIZE, train_wordpiece
 from core.models.zoo import LoadedModel
-from core.paths import ASSETS, REPO_ROOT, check_output_folder
+from core.paths import REPO_ROOT, check_output_folder
 from core.saving import save_model, save_tokenizer
 from train import neighbour_contrast
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+from train.cli import pretrain_teacher_parser
 
 
 def portable(value):
@@ -52,54 +45,8 @@ def portable(value):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = OneLineParser(prog="python -m train.pretrain_teacher", description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--corpus", default=str(ASSETS / "corpus" / "train.txt"), help="training lines (UTF-8)")
-    p.add_argument("--valid-corpus", default=str(ASSETS / "corpus" / "valid.txt"), help="held-out lines")
-    p.add_argument("--vocab-size", type=int, default=6000, help="WordPiece entries, special tokens included")
-    p.add_argument("--min-frequency", type=int, default=2,
-                   help="fewest occurrences in the corpus for a WordPiece merge; 1 lets a large vocabulary hold "
-                        "words seen once")
-    p.add_argument("--init-embeddings", choices=["none", "navec"], default="none",
-                   help="start whole-word token embeddings from navec's Russian news word vectors (pip install "
-                        "natasha) instead of random rows")
-    p.add_argument("--freeze-word-vectors", action="store_true",
-                   help="keep the rows started from word vectors (and so their tied MLM output) fixed while the rest "
-                        "trains (with --init-embeddings navec)")
-    p.add_argument("--navec-file", default=None,
-                   help="a navec .tar to read instead of the news vectors inside natasha (with --init-embeddings "
-                        "navec)")
-    p.add_argument("--tokenizer", help="a saved tokenizer folder to use instead of training one (the WordPiece "
-                                       "trainer breaks frequency ties differently from one process to the next)")
-    p.add_argument("--layers", type=int, default=4, help="transformer layers")
-    p.add_argument("--hidden", type=int, default=256, help="hidden width")
-    p.add_argument("--heads", type=int, default=4, help="attention heads")
-    p.add_argument("--ffn", type=int, default=1024, help="feed-forward width")
-    p.add_argument("--max-length", type=int, default=128, help="tokens per training line")
-    p.add_argument("--max-positions", type=int, default=512, help="longest input the model accepts")
-    p.add_argument("--steps", type=int, default=7000, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=64, help="lines per step")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW")
-    p.add_argument("--warmup", type=float, default=0.06, help="share of steps of linear warm-up")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
-    p.add_argument("--dropout", type=float, default=0.1, help="dropout of hidden states and attention")
-    p.add_argument("--contrastive-weight", type=float, default=0.0,
-                   help="weight of the nearby-lines InfoNCE loss beside MLM's (0: MLM alone); half of each batch are "
-                        "then anchor lines and half their neighbours")
-    p.add_argument("--contrastive-window", type=int, default=8,
-                   help="a neighbour is 1 to this many lines before or after its anchor in the corpus file")
-    p.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and masks")
-    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float16",
-                   help="float16 halves the size of the bundled files; the lab loads them back as float32")
-    p.add_argument("--device", choices=["auto", "cpu"], default="auto",
-                   help="auto: the GPU when there is one (bf16 autocast there), else the CPU")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto: bf16 autocast on a GPU and on CPUs that multiply bf16 in hardware (AMX, AVX-512 BF16), "
-                        "else fp32; weights and optimizer stay fp32")
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--resume", action="store_true",
-                   help="continue from OUTPUT_DIR/checkpoint.pt (written at every evaluation) with the same options")
-    return p.parse_args(argv)
+    """The flags of train.cli.pretrain_teacher_parser; argparse exits 2 on a malformed one."""
+    return pretrain_teacher_parser().parse_args(argv)
 
 
 TEACHER_FILES = ("pretraining.json", "checkpoint.pt", "config.json")  # a folder holding one is a teacher's
@@ -202,7 +149,12 @@ def probe_purity(model: BertForMaskedLM, tokenizer) -> float:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    """The command line in this process: argparse exits 2 on a malformed flag, then run() returns the exit code."""
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the parsed flags (exit code 2 and one line for what a person can fix), then pretrain."""
     problem = check_args(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -327,6 +279,3 @@ def main(argv=None) -> int:
           file=sys.stderr)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

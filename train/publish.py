@@ -13,8 +13,14 @@ upload_folder.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
+    from core.formatting import run_command
+
+    run_command("train.cli:publish_parser", "train.publish:run")
+
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -27,16 +33,17 @@ from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from core.distill.losses import LOSS_PARTS
-from core.formatting import OneLineParser, count, error_sentence
+from core.formatting import count, error_sentence
 from core.models import zoo
+from core.models.hub import format_bytes
 from core.models.student import dims, num_layers, teacher_depth
 from core.paths import ASSETS, check_output_folder
 from core.runs.checkpoints import latest_checkpoint, step_of
 from core.runs.store import RunPaths, find_run_dir, model_source, read_json, read_metrics, read_status, run_model
 from core.saving import save_model, save_tokenizer
+from train.cli import DEFAULT_LICENSE, publish_parser
 from train.config import BUNDLED_CORPUS, DistillConfig
 
-DEFAULT_LICENSE = "apache-2.0"
 CARD_LANGUAGE = "ru"
 SPEED_SEQ_LEN = 512  # the DeepPavlov card's sequence length; shorter when the model accepts fewer positions
 SPEED_RUNS = 5  # timed forward passes per model, after one warm-up pass
@@ -81,12 +88,28 @@ class SpeedNote:
 
 
 @dataclass
+class CardFacts:
+    """The card's key figures, which a dry run prints: the optimizer steps the published student was trained (of
+    the run's max_steps), its fp32 size in MiB and parameters, and the last held-out evaluation it quotes (step and
+    shares from 0 to 1; None where the run made none)."""
+    steps: int
+    max_steps: int
+    size_mb: float
+    params: int
+    evaluated_step: int | None = None
+    agreement: float | None = None
+    mlm_acc: float | None = None
+
+
+@dataclass
 class Published:
     """What publish() did: the folder written (None after a push, whose folder is temporary), the repository's
-    address (None for a dry run), and the note of a run published from a checkpoint (StudentToPublish.note)."""
+    address (None for a dry run), the note of a run published from a checkpoint (StudentToPublish.note), and the
+    card's key figures (a dry run's)."""
     folder: Path | None
     url: str | None
     note: str = ""
+    facts: CardFacts | None = None
 
 
 # -- the run
@@ -136,6 +159,37 @@ def run_config(run_dir: Path) -> DistillConfig:
 def last_evaluation(records: list[dict]) -> dict:
     """The last metrics row holding held-out figures (eval_*), or {} when none does."""
     return next((r for r in reversed(records) if any(k.startswith("eval_") for k in r)), {})
+
+
+def published_status(run_dir: Path, step: int | None) -> dict:
+    """The run's status.json as the card reads it: for a checkpoint's student (step not None), the step it was
+    trained to, not the run's later ones."""
+    status = read_status(run_dir)
+    return status if step is None else {**status, "step": step}
+
+
+def published_evaluation(run_dir: Path, step: int | None) -> dict:
+    """The last evaluation of the published student: up to `step` for a checkpoint's (None: the run's last)."""
+    return last_evaluation([r for r in read_metrics(run_dir) if step is None or r["step"] <= step])
+
+
+def trained_steps(cfg: DistillConfig, status: dict) -> int:
+    return int(status.get("step") or cfg.max_steps)
+
+
+def parameter_summary(student_config) -> dict:
+    """zoo.model_summary (fp32 size in MiB, parameters) of a model of this config."""
+    with torch.device("meta"):  # counts parameters without allocating them
+        return zoo.model_summary(AutoModelForMaskedLM.from_config(student_config))
+
+
+def card_facts(run_dir: Path, student_dir: Path, step: int | None = None) -> CardFacts:
+    """The key figures of the card model_card writes for `student_dir` (step: as model_card's)."""
+    cfg, evaluation = run_config(run_dir), published_evaluation(run_dir, step)
+    summary = parameter_summary(AutoConfig.from_pretrained(student_dir))
+    return CardFacts(trained_steps(cfg, published_status(run_dir, step)), cfg.max_steps, summary["size_mb"],
+                     summary["params"], evaluation.get("step", 0) if evaluation else None,
+                     evaluation.get("eval_agreement"), evaluation.get("eval_mlm_acc"))
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -322,7 +376,7 @@ def data_lines(cfg: DistillConfig, run_dir: Path, status: dict, evaluation: dict
     counted = f", {lines:,} non-blank lines" if lines else ""
     held = (f"the held-out file `{valid_path.name}`" if valid_path is not None
             else "5% of the corpus's lines held out from training")
-    steps = int(status.get("step") or cfg.max_steps)
+    steps = trained_steps(cfg, status)
     accumulation = f" × {cfg.grad_accum} accumulated micro-batches" if cfg.grad_accum > 1 else ""
     out = [f"- Corpus: {corpus}{counted}.",
            f"- {count(steps, 'optimizer step')}, batch size {count(cfg.batch_size, 'line')} per process{accumulation}; "
@@ -348,13 +402,10 @@ def model_card(run_dir: Path, repo_id: str, student_dir: Path, license: str = DE
     student_dir: the folder being published (its config gives the student's shape, size and parameters);
     latencies: CPU seconds keyed by str(student_dir) and the teacher's name, from measure_latency; step: the step
     of the checkpoint published from a run that has not finished (None: its final student)."""
-    cfg, status, latencies = run_config(run_dir), read_status(run_dir), latencies or {}
-    if step is not None:  # a checkpoint's student: the figures and steps it was trained to, not the run's later ones
-        status = {**status, "step": step}
-    evaluation = last_evaluation([r for r in read_metrics(run_dir) if step is None or r["step"] <= step])
+    cfg, latencies = run_config(run_dir), latencies or {}
+    status, evaluation = published_status(run_dir, step), published_evaluation(run_dir, step)
     student_config = AutoConfig.from_pretrained(student_dir)
-    with torch.device("meta"):  # counts parameters without allocating them
-        summary = zoo.model_summary(AutoModelForMaskedLM.from_config(student_config))
+    summary = parameter_summary(student_config)
     d = dims(student_config)
     teacher_row = teacher_figures(cfg.teacher, evaluation)
     teacher_row.cpu_latency_s = latencies.get(cfg.teacher)
@@ -526,9 +577,9 @@ def publish(run: str | Path, repo_id: str, token: str | None = None, private: bo
     repo_id = check_repo_id(repo_id)
     run_dir = find_run_dir(run)
     if dry_run_dir is not None:
-        note = student_to_publish(run_dir).note
-        return Published(write_folder(run_dir, Path(dry_run_dir), repo_id, license, base_model, measure_speed), None,
-                         note)
+        student = student_to_publish(run_dir)
+        folder = write_folder(run_dir, Path(dry_run_dir), repo_id, license, base_model, measure_speed)
+        return Published(folder, None, student.note, card_facts(run_dir, folder, student.step))
     note = student_to_publish(run_dir).note  # a run without a readable student is refused before the token is asked
     api = HfApi(token=hub_token(token))
     # the repository first: a bad token or no network fails in a second, before the folder is written
@@ -545,27 +596,34 @@ def publish(run: str | Path, repo_id: str, token: str | None = None, private: bo
 
 # -- the command line
 
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m train.publish", description=(
-        "Publish a run's student on the Hugging Face Hub (a run that has not finished: its newest readable "
-        "checkpoint's): the model in safetensors, its tokenizer and a "
-        "model card (recipe, training data, size, held-out agreement and accuracy)."))
-    p.add_argument("run", metavar="RUN", help="a run directory, or a run id under the runs folder")
-    p.add_argument("--repo-id", required=True, help="the Hub repository, owner/name")
-    p.add_argument("--token", help="a Hugging Face token with write access (default: HF_TOKEN, else a saved login)")
-    p.add_argument("--private", action="store_true", help="create the repository private")
-    p.add_argument("--license", default=DEFAULT_LICENSE, help=f"the card's license (default {DEFAULT_LICENSE})")
-    p.add_argument("--base-model", help="the card's base_model, a Hub model id (default: the teacher's Hub id when "
-                                        "it has one; none for a local teacher)")
-    p.add_argument("--measure-speed", action="store_true", help="measure CPU latency for the card: the student, "
-                   "and the teacher when it is on this machine (batch 1, up to 512 tokens; seconds to a minute)")
-    p.add_argument("--dry-run", metavar="OUT_DIR", help="only write the folder to OUT_DIR (new or empty); push nothing")
-    return p
+def dry_run_lines(folder: Path, repo_id: str, facts: CardFacts) -> list[str]:
+    """What a dry run prints: the folder and the repository a push would upload it to, each file with its size (in
+    decimal units, as the Hub shows them), and the card's key figures."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    names, sizes = [str(p.relative_to(folder)) for p in files], [p.stat().st_size for p in files]
+    width = max(map(len, names), default=0)
+    if facts.evaluated_step is None:
+        evaluated = "no held-out evaluation"
+    else:
+        evaluated = (f"last evaluation at step {facts.evaluated_step:,}: top-1 agreement with the teacher "
+                     f"{percent(facts.agreement)}, masked-token accuracy {percent(facts.mlm_acc)}")
+    return [f"Wrote {folder}, the folder a push to {repo_id} uploads:",
+            *(f"  {name:<{width}}  {format_bytes(size):>9}" for name, size in zip(names, sizes)),
+            f"  {count(len(files), 'file')}, {format_bytes(sum(sizes))} in all",
+            f"Card: {count(facts.steps, 'optimizer step')} of {facts.max_steps:,}; {evaluated}; size "
+            f"{megabytes(facts.size_mb)} MB (fp32, as the card's table counts it), {millions(facts.params)} "
+            "parameters.",
+            f"To push this folder as it is: hf upload {repo_id} {shlex.quote(str(folder))}"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line in this process: argparse exits 2 on a malformed flag, then run() returns the exit code."""
+    return run(publish_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Publish, or with --dry-run write and describe the folder; exit code 2 and one line for what a person can fix."""
     hf_logging.disable_progress_bar()  # loading bars would bury the one-line result
-    args = build_parser().parse_args(argv)
     try:
         result = publish(args.run, args.repo_id, token=args.token, private=args.private, license=args.license,
                          base_model=args.base_model, measure_speed=args.measure_speed, dry_run_dir=args.dry_run)
@@ -574,9 +632,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
-    print(result.folder if result.folder is not None else f"published {result.url}")
+    if result.folder is None:
+        print(f"published {result.url}")
+    else:
+        print("\n".join(dry_run_lines(result.folder, check_repo_id(args.repo_id), result.facts)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,4 @@
-"""python -m core.bench: the speed benchmark's command line (see core.bench.cli)."""
-import sys
+"""python -m core.bench: the speed benchmark's command line (see core.bench.cli and core.formatting.run_command)."""
+from core.formatting import run_command
 
-from core.bench.cli import main
-
-sys.exit(main())
+run_command("core.bench.cli:build_parser", "core.bench.cli:run")

@@ -29,7 +29,7 @@ from core.bench.variants import choose_fast, reference_variant
 from core.formatting import OneLineParser, format_seconds, parse_int_list
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m core.bench", description="Measure encoder latency and throughput of teacher and "
                 "students as the DeepPavlov model card did, beside the card's figures.")
     p.add_argument("--models", default=",".join(CARD_MODELS),
@@ -56,7 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "at batch 1, for each model")
     p.add_argument("--json", dest="json_path", default=None, help="write rows, machine and limits to this JSON file; "
                    "an earlier result of this command there is replaced, any other existing file is refused (exit 2)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def check_threads(threads: int | None) -> None:
@@ -175,8 +179,13 @@ def _print_profiles(config: BenchConfig, models: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line in this process: argparse exits 2 on a malformed flag, then run() returns the exit code."""
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure as the flags say and print the tables; exit code 2 and one line for what a person can fix."""
     from tqdm import tqdm
-    args = parse_args(argv)
     try:
         check_threads(args.threads)
         check_json_path(args.json_path)

@@ -1,0 +1,127 @@
+"""The command lines read their flags before torch and transformers load, so --help and a mistyped flag answer at
+once; and Ctrl-C before the work starts ends with one line and exit code 130, never a traceback."""
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.models import REPO
+
+pytestmark = pytest.mark.cli
+
+HEAVY = ("torch", "transformers")
+# each command with a flag argparse refuses
+COMMANDS = {
+    "train.distill": ["--max-steps", "abc"],
+    "train.pretrain_teacher": ["--output-dir", "out", "--steps", "abc"],
+    "train.publish": ["RUN", "--repo-id", "someone/tiny", "--no-such-flag"],
+    "train.export": ["MODEL", "--output", "out", "--format", "tflite"],
+    "scripts.export_student": ["RUN"],
+    "core.bench": ["--seq-len", "abc"],
+}
+# `python -m core.bench` imports the package core.bench first, whose __init__ imports the benchmark engine (torch)
+PACKAGE_LOADS_TORCH = pytest.mark.xfail(strict=True, reason="core/bench/__init__.py imports torch")
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """The modules a process imported, from the lines `python -X importtime` writes to stderr."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", module, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+@pytest.mark.parametrize("module", [pytest.param(m, marks=PACKAGE_LOADS_TORCH) if m == "core.bench" else m
+                                    for m in COMMANDS])
+def test_help_and_a_bad_flag_answer_without_loading_torch(module):
+    shown = run_module(module, "--help")
+    assert shown.returncode == 0 and shown.stdout.startswith(f"usage: python -m {module}"), shown.stderr[-2000:]
+    assert heavy_in(imported_modules(shown.stderr)) == []
+    refused = run_module(module, *COMMANDS[module])
+    said = [line for line in refused.stderr.splitlines() if not line.startswith("import time:")]
+    assert refused.returncode == 2 and len(said) == 1 and said[0].startswith("error: "), said
+    assert heavy_in(imported_modules(refused.stderr)) == []
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_each_entry_names_a_parser_and_the_work_it_runs(module):
+    """The names run_command is given resolve: the parser's builds a parser, the work's is run()."""
+    source = REPO / (module.replace(".", "/") + ("/__main__.py" if module == "core.bench" else ".py"))
+    calls = [node for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_command"]
+    assert len(calls) == 1
+    parser, work = (arg.value.split(":") for arg in calls[0].args)
+    assert getattr(importlib.import_module(parser[0]), parser[1])().prog == f"python -m {module}"
+    assert work == ["core.bench.cli" if module == "core.bench" else module, "run"]
+    assert callable(importlib.import_module(work[0]).run)
+
+
+def test_the_importtime_reading_sees_torch_when_it_is_loaded():
+    """The check above would pass on a process that imported nothing it can see."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import torch"], capture_output=True, text=True,
+                          timeout=300)
+    assert "torch" in heavy_in(imported_modules(done.stderr))
+
+
+def test_the_distill_help_states_the_configs_defaults():
+    """train.cli writes DistillConfig's defaults into the help without importing it (it loads torch)."""
+    from core.models.vocab import ALIGNMENTS
+    from train import cli
+    from train.config import DistillConfig
+
+    defaults = DistillConfig().to_dict()
+    stated = {}
+    for action in cli.distill_parser()._actions:
+        found = re.search(r"\(default ([^):]+)\)", action.help or "")
+        if found and defaults.get(action.dest) is not None:  # None's default is told in words: runs/<date-time-id>
+            stated[action.dest] = found.group(1)
+    assert len(stated) >= 20  # every option with a plain default says it
+    for name, text in stated.items():
+        value = defaults[name]
+        assert (float(text) == value) if isinstance(value, (int, float)) else (text == value), (name, text, value)
+    assert cli.ALIGNMENTS == ALIGNMENTS
+
+
+def wait_until_torch_loads(process: subprocess.Popen) -> None:
+    """Until the process has begun loading torch's library: past the flags, inside the imports."""
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None and time.monotonic() < deadline, "torch never loaded"
+        if "libtorch" in maps.read_text(errors="replace"):  # an ended process's (a zombie's until reaped) is empty
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/PID/maps")
+@pytest.mark.parametrize("module", ["train.distill", "train.publish"])
+def test_ctrl_c_during_the_imports_is_one_line_and_exit_130(module, tmp_path, tiny_teacher_dir, tiny_corpus):
+    out = tmp_path / "out"
+    args = {"train.distill": ["--teacher", str(tiny_teacher_dir), "--corpus", str(tiny_corpus), "--max-steps", "2",
+                              "--output-dir", str(out)],
+            "train.publish": [str(tmp_path), "--repo-id", "someone/tiny", "--dry-run", str(out)]}[module]
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        wait_until_torch_loads(process)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert (process.returncode, stderr, stdout) == (130, "Stopped.\n", "")
+    assert not out.exists()
