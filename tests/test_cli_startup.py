@@ -28,8 +28,6 @@ COMMANDS = {
     "scripts.export_student": ["RUN"],
     "core.bench": ["--seq-len", "abc"],
 }
-# `python -m core.bench` imports the package core.bench first, whose __init__ imports the benchmark engine (torch)
-PACKAGE_LOADS_TORCH = pytest.mark.xfail(strict=True, reason="core/bench/__init__.py imports torch")
 
 
 def imported_modules(stderr: str) -> set[str]:
@@ -46,8 +44,7 @@ def heavy_in(modules: set[str]) -> list[str]:
     return sorted(m for m in modules if m.split(".")[0] in HEAVY)
 
 
-@pytest.mark.parametrize("module", [pytest.param(m, marks=PACKAGE_LOADS_TORCH) if m == "core.bench" else m
-                                    for m in COMMANDS])
+@pytest.mark.parametrize("module", COMMANDS)
 def test_help_and_a_bad_flag_answer_without_loading_torch(module):
     shown = run_module(module, "--help")
     assert shown.returncode == 0 and shown.stdout.startswith(f"usage: python -m {module}"), shown.stderr[-2000:]

@@ -517,7 +517,7 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
                 yield view.outputs("limits")
                 continue
             rows.append(event)
-            result = bench.report(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
+            result = bench.result_record(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
             view.results = _frame(result["rows"], ROW_COLUMNS)
             view.latency = latency_figure(result["rows"], config.device)
             view.throughput = throughput_figure(result["rows"], config.device)

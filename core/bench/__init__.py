@@ -8,23 +8,26 @@ validation, estimates), variants (reference and fast paths, their check, timing)
 records (what a run yields), report (the card comparison and result files), profile (where the time goes),
 machine (what hardware this is) and cli (the command line).
 """
-from core.bench.engine import iter_benchmark, run_benchmark
-from core.bench.plan import (
-    CARD_BATCH,
-    CARD_BATCH_SIZES,
-    CARD_MODELS,
-    CARD_SEQ_LEN,
-    DEVICES,
-    MODES,
-    BenchConfig,
-    Plan,
-    make_plan,
-)
-from core.bench.records import Peaks, Progress, Row
-from core.bench.report import card_comparison, card_figure, card_gap, published, report, speedups, write_json
+import importlib
 
-__all__ = [
-    "CARD_BATCH", "CARD_BATCH_SIZES", "CARD_MODELS", "CARD_SEQ_LEN", "DEVICES", "MODES", "BenchConfig", "Peaks", "Plan",
-    "Progress", "Row", "card_comparison", "card_figure", "card_gap", "iter_benchmark", "make_plan", "published",
-    "report", "run_benchmark", "speedups", "write_json",
-]
+# name -> the module that defines it; imported when first read (PEP 562), so `python -m core.bench --help`, which
+# imports this package first, answers without loading torch
+_HOMES = {
+    "iter_benchmark": "engine", "run_benchmark": "engine",
+    "CARD_BATCH": "limits", "CARD_BATCH_SIZES": "limits", "CARD_MODELS": "limits", "CARD_SEQ_LEN": "limits",
+    "DEVICES": "plan", "MODES": "plan", "BenchConfig": "plan", "Plan": "plan", "make_plan": "plan",
+    "Peaks": "records", "Progress": "records", "Row": "records",
+    "card_comparison": "report", "card_figure": "report", "card_gap": "report", "published": "report",
+    "result_record": "report", "speedups": "report", "write_json": "report",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'core.bench' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"core.bench.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

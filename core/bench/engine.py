@@ -40,7 +40,7 @@ import torch
 from core.bench import machine
 from core.bench.plan import BenchConfig, Loader, ModelShape, Plan, default_loader, make_plan
 from core.bench.records import Peaks, Progress, Row
-from core.bench.report import report
+from core.bench.report import result_record
 from core.bench.runtimes.available import RUNTIME_MODES, compute_dtype
 from core.bench.runtimes.variant import runtime_variant
 from core.bench.variants import Variant, choose_fast, iter_forward_times, reference_variant
@@ -266,5 +266,5 @@ def run_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Plan
             peaks = event
         if on_event:
             on_event(event)
-    return report(config, rows, plan, time.perf_counter() - start, peaks, machine_info)
+    return result_record(config, rows, plan, time.perf_counter() - start, peaks, machine_info)
 

@@ -14,6 +14,18 @@ import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 from core.bench import machine
+from core.bench.limits import (  # noqa: F401 (the card's settings and the caps, read from here as well)
+    CARD_BATCH,
+    CARD_BATCH_SIZES,
+    CARD_MODELS,
+    CARD_SEQ_LEN,
+    MAX_BATCH_SIZE,
+    MAX_MODELS,
+    MAX_NAME_CHARS,
+    MAX_RUNS,
+    MAX_SEQ_LEN,
+    MAX_WARMUP,
+)
 from core.bench.runtimes.available import RUNTIME_MODES, compute_dtype, why_not
 from core.formatting import count, error_sentence, format_seconds
 from core.models import zoo
@@ -22,10 +34,6 @@ from core.models.student import dims, num_layers
 CARD_MODES = ("reference", "fast")  # what the card reproduction measures unless asked for more
 MODES = (*CARD_MODES, *RUNTIME_MODES)
 DEVICES = ("cpu", "cuda")
-CARD_MODELS = ("arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational")
-CARD_BATCH = {"latency": 1, "throughput": 16}  # the card: latency at batch 1, throughput at batch 16
-CARD_BATCH_SIZES = tuple(CARD_BATCH.values())
-CARD_SEQ_LEN = 512
 MEMORY_HEADROOM = 0.85  # refuse a run whose estimate exceeds this share of the free memory
 TARGET_TIMED_SECONDS = 3.0  # auto run count: enough runs for ~3 s of timing, at least 3, at most 10
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert")  # position ids start after the padding index
@@ -44,13 +52,6 @@ RANDOM_INIT_PARAMS_PER_S = 40e6  # arch: models draw their random weights at abo
 RUNTIME_SETUP_S = 3.0  # a runtime mode's export, fusion, quantisation and compilation: this much, plus
 RUNTIME_SETUP_S_PER_MPARAM = 0.12  # this many seconds per million parameters (about 8 s for the tiny v1's 10 M)
 COMPILE_SECONDS = 30.0  # torch.compile (with freezing) of one encoder for one input shape, on 2 CPU cores
-# Caps on one request, whoever sends it: past them a measurement says nothing more and only holds the machine.
-MAX_RUNS = 50  # timed runs per measurement
-MAX_WARMUP = 20  # warm-up runs per measurement
-MAX_BATCH_SIZE = 256
-MAX_SEQ_LEN = 4096  # tokens; each model's own limit (512 for the card's) is checked as well
-MAX_MODELS = 8
-MAX_NAME_CHARS = 200  # characters of a model name
 
 Loader = Callable[[str, bool], zoo.LoadedModel]  # (name, attentions) -> loaded model on the CPU
 

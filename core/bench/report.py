@@ -140,8 +140,8 @@ def speedups(rows: list[dict], device: str = "cpu") -> list[dict]:
     return out
 
 
-def report(config: BenchConfig, rows: list[Row], plan: Plan, wall_s: float, peaks: Peaks | None,
-           machine_info: dict | None = None) -> dict:
+def result_record(config: BenchConfig, rows: list[Row], plan: Plan, wall_s: float, peaks: Peaks | None,
+                  machine_info: dict | None = None) -> dict:
     """Everything a result file holds: the machine, the limits assumed, the rows and their comparison with the card.
 
     machine_info: the record taken before the run started (its load average is then other programs' alone).
@@ -154,15 +154,15 @@ def report(config: BenchConfig, rows: list[Row], plan: Plan, wall_s: float, peak
             "speedups": speedups(row_dicts, config.device)}
 
 
-# What marks a file as a result this lab wrote (report() adds more, and earlier versions wrote fewer of the rest)
+# What marks a file as a result this lab wrote (result_record() adds more, and earlier versions wrote fewer of the rest)
 RESULT_KEYS = ("machine", "config", "rows", "card", "speedups")
 RESULT_MAX_BYTES = 16 * 2**20  # far above any result (a few hundred rows); a larger file is something else
 
 
 def is_result_file(path: str | Path) -> bool:
-    """Whether `path` holds a benchmark result as report() makes it and write_json() writes it: a JSON object with
-    RESULT_KEYS, its rows a list. Anything else (another JSON file, text, a large file) is not; OSError when the file
-    cannot be read."""
+    """Whether `path` holds a benchmark result as result_record() makes it and write_json() writes it: a JSON object
+    with RESULT_KEYS, its rows a list. Anything else (another JSON file, text, a large file) is not; OSError when the
+    file cannot be read."""
     path = Path(path)
     if path.stat().st_size > RESULT_MAX_BYTES:
         return False
