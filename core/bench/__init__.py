@@ -3,10 +3,10 @@
     from core.bench import BenchConfig, run_benchmark
     result = run_benchmark(BenchConfig(models=["bundled-teacher", "bundled-student"], seq_len=128))
 
-What a notebook or the Benchmark tab calls is imported here; everything else from its own module: plan (settings,
-validation, estimates), variants (reference and fast paths, their check, timing), engine (the measurement loop),
-records (what a run yields), report (the card comparison and result files), profile (where the time goes),
-machine (what hardware this is) and cli (the command line).
+What a notebook or the Benchmark tab calls can be imported from here; everything else from its own module: limits
+(the card's settings, the caps on a request), plan (settings, validation, estimates), variants (reference and fast
+paths, their check, timing), engine (the measurement loop), records (what a run yields), report (the card comparison
+and result files), profile (where the time goes), machine (what hardware this is), flags and cli (the command line).
 """
 import importlib
 
