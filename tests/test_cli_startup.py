@@ -122,3 +122,26 @@ def test_ctrl_c_during_the_imports_is_one_line_and_exit_130(module, tmp_path, ti
         process.kill()
     assert (process.returncode, stderr, stdout) == (130, "Stopped.\n", "")
     assert not out.exists()
+
+
+def console_scripts() -> dict[str, str]:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+
+
+@pytest.mark.parametrize("script", ["rudistil-distill", "rudistil-bench", "rudistil-publish"])
+def test_the_console_scripts_start_as_lightly_as_python_m(script):
+    """rudistil-distill and the others run their command's flags first as `python -m` does: --help without torch."""
+    module, function = console_scripts()[script].split(":")
+    call = f"import sys; sys.argv = ['{script}', '--help']; from {module} import {function}; {function}()"
+    shown = subprocess.run([sys.executable, "-X", "importtime", "-c", call], cwd=REPO, capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: python -m "), shown.stderr[-2000:]
+    assert heavy_in(imported_modules(shown.stderr)) == []
+
+
+def test_every_console_script_names_a_function_that_exists():
+    for script, target in console_scripts().items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), script

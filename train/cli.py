@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.formatting import OneLineParser, parse_int_list
+from core.formatting import OneLineParser, parse_int_list, run_command
 from core.paths import ASSETS
 
 if TYPE_CHECKING:
@@ -235,3 +235,16 @@ def export_student_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="a new or empty folder, or an earlier export (a "
                    "folder with distill_config.json), which is replaced whole")
     return p
+
+
+# -- the installed console scripts (pyproject.toml): the same light start as `python -m`
+
+
+def distill_command() -> None:
+    """rudistil-distill: python -m train.distill."""
+    run_command("train.cli:distill_parser", "train.distill:run")
+
+
+def publish_command() -> None:
+    """rudistil-publish: python -m train.publish."""
+    run_command("train.cli:publish_parser", "train.publish:run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.bench.limits import CARD_MODELS, CARD_SEQ_LEN, MAX_BATCH_SIZE, MAX_RUNS, MAX_SEQ_LEN, MAX_WARMUP
-from core.formatting import OneLineParser
+from core.formatting import OneLineParser, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,3 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_path", default=None, help="write rows, machine and limits to this JSON file; "
                    "an earlier result of this command there is replaced, any other existing file is refused (exit 2)")
     return p
+
+
+def command() -> None:
+    """rudistil-bench, the installed console script: python -m core.bench."""
+    run_command("core.bench.flags:build_parser", "core.bench.cli:run")
