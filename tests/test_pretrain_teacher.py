@@ -31,7 +31,7 @@ def test_masked_only_head_gives_the_library_loss_and_gradients():
 
 @pytest.mark.parametrize("extra", [[], ["--contrastive-weight", "0.5", "--contrastive-window", "3"]],
                          ids=["mlm", "mlm+contrast"])
-def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, monkeypatch, extra):
+def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, monkeypatch, capsys, extra):
     from safetensors.torch import load_file
 
     from tests.support.models import corpus_lines
@@ -57,8 +57,11 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, 
         return real_figures(model, batches)
 
     monkeypatch.setattr(pretrain_teacher, "mlm_figures", crash_at_second_evaluation)
-    with pytest.raises(KeyboardInterrupt):
-        pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "parts")])
+    capsys.readouterr()
+    assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "parts")]) == 130  # as a shell's Ctrl-C
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == (f"Stopped at step 4: the checkpoint of step 2 is in {tmp_path / 'parts'}; run the same command "
+                    "with --resume to go on from it.")
     monkeypatch.setattr(pretrain_teacher, "mlm_figures", real_figures)
     (tmp_path / "parts").rename(tmp_path / "moved")  # a run folder moved elsewhere still resumes
     assert pretrain_teacher.main([*common, "--output-dir", str(tmp_path / "moved"), "--resume"]) == 0

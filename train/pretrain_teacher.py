@@ -28,6 +28,7 @@ from core.bench import machine
 from core.compare import embed, quality
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.distill.evaluate import masked_batches, mlm_figures
+from core.formatting import STOPPED_EXIT_CODE
 from core.models import word_vectors
 from core.models.tokenizer import ALPHABET, BERT_SPECIALS, MIN_VOCAB_SIZE, train_wordpiece
 from core.models.zoo import LoadedModel
@@ -239,42 +240,51 @@ def run(args: argparse.Namespace) -> int:
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
               "precision": precision, "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
     model.train()
-    for step in tqdm(range(first_step, args.steps + 1), initial=first_step - 1, total=args.steps, desc="pretraining",
-                     unit="step", mininterval=5):
-        if position >= len(batches):
-            batches = length_grouped_batches(train.lengths, anchors_per_step, args.seed, epoch)
-            position, epoch = 0, epoch + 1
-        batch, pairs = training_batch(train, batches[position], tokenizer, args, step)
-        position += 1
-        with autocast:
-            losses = pretraining_losses(model, {k: v.to(device) for k, v in batch.items()}, pairs)
-            loss = losses["mlm"] + args.contrastive_weight * losses["contrast"] if pairs else losses["mlm"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if frozen is not None:
-            frozen.restore()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step % args.eval_every == 0 or step == args.steps:
-            figures = mlm_figures(model, valid)
-            log.append({"step": step, "loss": loss.item(), **{f"{k}_loss": v.item() for k, v in losses.items()},
-                        "valid_mlm_acc": figures["mlm_acc"], "topic_purity": probe_purity(model, tokenizer),
-                        "epoch": epoch, "elapsed_s": round(time.perf_counter() - started, 1)})
-            print(json.dumps(log[-1]), file=sys.stderr)
-            if best is None or figures["mlm_acc"] > best["valid_mlm_acc"]:
-                best = log[-1]
-                save_model(copy.deepcopy(model).cpu().to(getattr(torch, args.save_dtype)), out)
-                save_tokenizer(tokenizer, out)
-            # written at every evaluation: a run stopped early keeps its curve and its best weights, and resumes
-            (out / "pretraining.json").write_text(json.dumps({**record, "best": best, "log": log}, indent=1),
-                                                  encoding="utf-8")
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "step": step, "epoch": epoch,
-                     "position": position, "log": log, "best": best, "elapsed_s": time.perf_counter() - started,
-                     "vocab_entries": len(tokenizer), "args": options(args)}
-            torch.save(state, checkpoint_path.with_suffix(".tmp"))
-            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+    step = first_step
+    try:
+        for step in tqdm(range(first_step, args.steps + 1), initial=first_step - 1, total=args.steps,
+                         desc="pretraining", unit="step", mininterval=5):
+            if position >= len(batches):
+                batches = length_grouped_batches(train.lengths, anchors_per_step, args.seed, epoch)
+                position, epoch = 0, epoch + 1
+            batch, pairs = training_batch(train, batches[position], tokenizer, args, step)
+            position += 1
+            with autocast:
+                losses = pretraining_losses(model, {k: v.to(device) for k, v in batch.items()}, pairs)
+                loss = losses["mlm"] + args.contrastive_weight * losses["contrast"] if pairs else losses["mlm"]
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            if frozen is not None:
+                frozen.restore()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step % args.eval_every == 0 or step == args.steps:
+                figures = mlm_figures(model, valid)
+                log.append({"step": step, "loss": loss.item(), **{f"{k}_loss": v.item() for k, v in losses.items()},
+                            "valid_mlm_acc": figures["mlm_acc"], "topic_purity": probe_purity(model, tokenizer),
+                            "epoch": epoch, "elapsed_s": round(time.perf_counter() - started, 1)})
+                print(json.dumps(log[-1]), file=sys.stderr)
+                if best is None or figures["mlm_acc"] > best["valid_mlm_acc"]:
+                    best = log[-1]
+                    save_model(copy.deepcopy(model).cpu().to(getattr(torch, args.save_dtype)), out)
+                    save_tokenizer(tokenizer, out)
+                # written at every evaluation: a run stopped early keeps its curve and its best weights, and resumes
+                (out / "pretraining.json").write_text(json.dumps({**record, "best": best, "log": log}, indent=1),
+                                                      encoding="utf-8")
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "step": step,
+                         "epoch": epoch, "position": position, "log": log, "best": best,
+                         "elapsed_s": time.perf_counter() - started, "vocab_entries": len(tokenizer),
+                         "args": options(args)}
+                torch.save(state, checkpoint_path.with_suffix(".tmp"))
+                checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+    except KeyboardInterrupt:  # Ctrl-C (core.formatting.Interrupted): say what is kept, not a traceback
+        saved = log[-1]["step"] if log else None
+        kept = (f"the checkpoint of step {saved:,} is in {out}; run the same command with --resume to go on from it"
+                if saved else "no evaluation was reached, so nothing was saved")
+        print(f"Stopped at step {step:,}: {kept}.", file=sys.stderr)
+        return STOPPED_EXIT_CODE
     print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",
           file=sys.stderr)
     return 0
