@@ -191,10 +191,10 @@ def test_the_guesses_table_is_readable_at_1280_px_without_sideways_scrolling(ctx
     import gradio as gr
     sync_api = pytest.importorskip("playwright.sync_api")
     longest = max((probe.expected for probe in guess_probes()), key=len)  # a run's probes' longest expected word
-    paths = make_evaluated_run(ctx.launcher.root, steps=(0, 20),  # the run the list shows first
+    paths = make_evaluated_run(ctx.launcher.root, steps=(0, 20),  # the page opens on it: a local app's newest run
                                probes=(("Будешь [MASK] с печеньем?", "чай"), ("Я иду с [MASK].", longest)))
     with gr.Blocks() as demo:
-        distill_tab.build(ctx)
+        demo.load(*distill_tab.build(ctx)["load"])  # as app.py wires it
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
     try:
         with sync_api.sync_playwright() as playwright:
