@@ -822,3 +822,16 @@ def test_the_exported_comparison_shows_the_note_too(tiny_teacher_dir, tiny_stude
         _, markdown = predict_tab.compare_exported(ctx, "run:r:onnx", 3, sentence, progress=lambda *a, **k: 0)
         rest = paragraphs_after_the_sentence(markdown)
         assert rest[0] == f"*{note}*" if note else "know Russian" not in markdown
+
+
+def test_the_page_opens_on_a_sentence_both_bundled_models_get_right():
+    from core.compare.predict import predict_masks
+    from core.compare.probes import fill_mask_probes
+    from core.models import zoo
+    from ui import predict_tab
+
+    first = predict_tab.example_sentences()[0]
+    expected = next(p.expected for p in fill_mask_probes() if p.sentence == first)
+    for name in ("bundled-teacher", "bundled-student"):
+        assert predict_masks(zoo.load(name), [first], top_k=5)[0].masks[0].tokens[0] == expected, name
+    assert sorted(predict_tab.example_sentences()) == sorted(p.sentence for p in fill_mask_probes())  # all offered

@@ -21,6 +21,7 @@ from core.compare import predict, tables
 from core.compare.probes import fill_mask_probes
 from core.compare.sentences import word_scripts
 from core.runs.store import run_dir_of
+from ui import lesson
 from ui.context import (
     AppContext,
     CheckedNumber,
@@ -79,10 +80,15 @@ the same colour everywhere, words only one model guesses are grey.
 
 
 def example_sentences() -> list[str]:
+    """The probe sentences, the lesson's example first: the page opens on a sentence the bundled teacher and student
+    both get right (the first probe has the small teacher wrong, a poor first screen for a class)."""
     try:
-        return [p.sentence for p in fill_mask_probes()] or FALLBACK_EXAMPLES
+        sentences = [p.sentence for p in fill_mask_probes()] or FALLBACK_EXAMPLES
     except FileNotFoundError:
         return FALLBACK_EXAMPLES
+    figures = lesson.read_figures()
+    first = figures["lesson_example"]["sentence"] if figures and "lesson_example" in figures else None
+    return [first, *(s for s in sentences if s != first)] if first in sentences else sentences
 
 
 # ---------------------------------------------------------------------------------------------------------------------
