@@ -835,3 +835,15 @@ def test_the_page_opens_on_a_sentence_both_bundled_models_get_right():
     for name in ("bundled-teacher", "bundled-student"):
         assert predict_masks(zoo.load(name), [first], top_k=5)[0].masks[0].tokens[0] == expected, name
     assert sorted(predict_tab.example_sentences()) == sorted(p.sentence for p in fill_mask_probes())  # all offered
+
+
+def test_kl_of_nearly_equal_distributions_is_never_below_zero():
+    import torch
+
+    from core.compare.agreement import kl_divergence
+
+    log_p = torch.log_softmax(torch.tensor([2.0, 1.0, 0.5]), dim=0)
+    assert float((log_p.exp() * (log_p - (log_p + 1e-6))).sum()) < 0  # what rounding can give: -0.000 on the page
+    assert kl_divergence(log_p, log_p + 1e-6) == 0.0
+    log_q = torch.log_softmax(torch.tensor([0.5, 1.0, 2.0]), dim=0)
+    assert kl_divergence(log_p, log_q) == pytest.approx(float((log_p.exp() * (log_p - log_q)).sum()))

@@ -56,8 +56,11 @@ def shared_vocabulary(first: PreTrainedTokenizerBase,
 
 
 def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> float:
-    """KL(p || q) = sum p (log p - log q) for two log-distributions over the same entries."""
-    return float((log_p.exp() * (log_p - log_q)).sum())
+    """KL(p || q) = sum p (log p - log q) for two log-distributions over the same entries; in nats, never below 0.
+
+    Two nearly equal distributions (a student and its ONNX export) can sum to -0.000 in float32 rounding; KL is not
+    negative, and a class shown "-0.000" asks why."""
+    return max(0.0, float((log_p.exp() * (log_p - log_q)).sum()))
 
 
 def shared_kl(log_p: torch.Tensor, first: PreTrainedTokenizerBase, log_q: torch.Tensor,
