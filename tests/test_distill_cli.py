@@ -413,3 +413,13 @@ def test_a_finished_run_resumed_for_more_steps_no_longer_offers_its_old_final_st
         main(["--resume", str(out), "--max-steps", "6"])
     # publish, export, run:<id> and the Predictions tab all read model_source: the step-2 checkpoint, not final/
     assert model_source(out) == ("step-000002.pt", out / "checkpoints" / "step-000002.pt")
+
+
+def test_a_run_resumed_for_more_steps_lays_its_schedule_over_the_new_length(tmp_path, tiny_teacher_dir, tiny_corpus):
+    """As README and the Resume box say: the rate, at 0 where the run ended, goes back up and decays to 0 again."""
+    out = tmp_path / "run"
+    assert main(["--teacher", str(tiny_teacher_dir), "--corpus", str(tiny_corpus), "--max-steps", "4",
+                 "--save-every", "4", "--output-dir", str(out), *SHORT]) == 0
+    assert main(["--resume", str(out), "--max-steps", "8"]) == 0
+    rate = {r["step"]: r["lr"] for r in read_metrics(out) if "lr" in r}
+    assert rate[4] == 0.0 and rate[6] > rate[8] == 0.0  # SHORT logs every 2 steps

@@ -104,7 +104,9 @@ def distill_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", choices=["auto", "cpu"], help="auto uses the GPU when there is one")
     g.add_argument("--output-dir", help="run directory (default runs/<date-time-id>)")
     g.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR (or --output-dir) from its last checkpoint")
+                   help="continue the run in RUN_DIR (or --output-dir) from its last checkpoint; with a larger "
+                   "--max-steps the learning-rate schedule is laid over the new length (the rate goes back up to "
+                   "where a run of that length would be, then decays to 0 at its end)")
     g.add_argument("--trace", action="store_true", help="record each process's batches and a weight checksum")
     g.add_argument("--report-to", metavar="TRACKERS", help="experiment trackers that also receive every metrics "
                    "record and the options: tensorboard, trackio, wandb, mlflow, several separated by commas, or "

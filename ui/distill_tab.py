@@ -667,7 +667,8 @@ def build(ctx: AppContext) -> dict:
                 resume = gr.Button("Resume")
                 more_steps = CheckedNumber(0, precision=0, label="Resume up to step", min_width=120,
                                        placeholder="0",
-                                       info="0 keeps the run's own number of steps.")
+                                       info="0 keeps the run's own number of steps; more lays the learning-rate "
+                                            "schedule over the new length (the rate goes back up).")
                 delete = gr.Button("Delete", elem_id="distill-delete")
                 confirm_delete = gr.Button("Delete for good", variant="stop", visible=False,
                                            elem_id="distill-delete-confirm")
