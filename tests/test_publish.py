@@ -301,6 +301,7 @@ def test_an_unfinished_run_publishes_its_newest_readable_checkpoint(finished_run
     assert all(torch.equal(published[k], trained[k]) for k in trained)  # step 4's weights, as the run ended them
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "The run had not finished: this is its student at step 4 of 4" in card
+    assert "before the published" not in card  # evaluated at the step it publishes
 
 
 def test_an_unfinished_run_evaluated_before_its_checkpoint_names_the_checkpoints_step(finished_run, tmp_path):
@@ -315,6 +316,7 @@ def test_an_unfinished_run_evaluated_before_its_checkpoint_names_the_checkpoints
     evaluated = max(r["step"] for r in kept if "eval_agreement" in r)
     assert "this is its student at step 4 of 4" in card
     assert f"last evaluation (step {evaluated})" in card and evaluated < 4
+    assert f"They describe the student at step {evaluated}, before the published step-4 weights" in card
 
 
 def test_a_run_id_under_the_runs_folder_is_found(finished_run, runs_dir, tmp_path, capsys):

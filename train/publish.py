@@ -423,6 +423,9 @@ def model_card(run_dir: Path, repo_id: str, student_dir: Path, license: str = DE
                  "share of masked tokens where the student's first guess is the teacher's; masked-token accuracy is "
                  "the share where a model's first guess is the true token." if evaluation else
                  "The run logged no held-out evaluation.")
+    if evaluation and step is not None and evaluated_step < step:  # stopped between an evaluation and a checkpoint
+        evaluated += (f" They describe the student at step {evaluated_step:,}, before the published step-{step:,} "
+                      "weights: the run stopped before it evaluated them.")
     if speed is not None:
         timed = (f"CPU latency: median of {SPEED_RUNS} forward passes of one random sequence of {speed.seq_len} "
                  f"tokens, float32, on {speed.cpu} ({speed.threads} threads), measured when the model was published. "
