@@ -85,6 +85,8 @@ def bad_corpus(tmp_path, kind):
     ("same-layer-twice", "Initialising layers name a teacher layer more than once ([3, 3]); give 2 different layers"),
     ("layer-left-out", "Layer numbers has an empty place between two commas in '0,,3'"),
     ("device-file", "The corpus '/dev/null' is not a file or a folder of"),
+    ("align-alone", "--align and --reduce-op set how logits meet across two vocabularies; the student shares the "
+                    "teacher's unless you also give --student-vocab-size."),
 ])
 def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tiny_teacher_dir, tiny_corpus, capsys):
     out = tmp_path / "run"
@@ -95,6 +97,7 @@ def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tin
     extra = {"steps": ["--max-steps", "0"], "batch": ["--batch-size", "0"], "temperature": ["--temperature", "0"],
              "alphas": ["--alpha-kl", "0", "--alpha-mlm", "0", "--alpha-cos", "0"],
              "layers": ["--student-layers", "5"], "flag": ["--max-steps", "many"],
+             "align-alone": ["--align", "match", "--reduce-op", "mean"],
              **{case: flags for case, flags in BAD_SETTINGS.items()}}.get(case, [])
     if case == "teacher":
         args["teacher"] = str(tmp_path / "no-such-teacher")

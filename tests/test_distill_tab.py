@@ -512,3 +512,9 @@ def test_the_export_shows_its_work_under_its_button_not_on_the_file_box(ctx):
     with pytest.raises(gr.Error, match="has not finished"):
         export.fn(make_evaluated_run(ctx.launcher.root).root.name, None, "onnx", False)
     assert failed.fn("20250101-120000-abcd", None, "onnx", False).startswith("**Export failed:** Run 20250101-")
+
+
+def test_an_alignment_left_in_the_hidden_radio_is_not_sent_with_a_shared_vocabulary():
+    """The command line refuses --align for a student sharing the teacher's vocabulary; the form sends the default."""
+    assert RunSettings(align="match").config("bundled-teacher").align == DistillConfig().align
+    assert RunSettings(align="match", reduced_vocab=True).config("bundled-teacher").align == "match"

@@ -303,6 +303,12 @@ def from_flags(flags: argparse.Namespace) -> tuple[DistillConfig, bool]:
         cfg = build_config(saved, {**overrides, "output_dir": str(run_dir)})
     else:
         cfg = build_config(read_config_file(config_file) if config_file else {}, overrides)
+        default = DistillConfig()
+        aligning = [k for k in ("align", "reduce_op") if getattr(cfg, k) != getattr(default, k)]
+        if aligning and not cfg.student_vocab_size:  # else silently unused, yet written to the run's config.json
+            flags = " and ".join(f"--{k.replace('_', '-')}" for k in aligning)
+            raise ValueError(f"{flags} set how logits meet across two vocabularies; the student shares the teacher's "
+                             "unless you also give --student-vocab-size.")
     cfg.check()
     return cfg, bool(resume)
 

@@ -7,7 +7,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import partial, wraps
 from pathlib import Path
 
@@ -184,8 +184,10 @@ class RunSettings:
                                      STUDENT_VOCAB_DEFAULT) if reduced else None,
             student_hidden=whole(self.student_hidden, "Student width", None) if reduced else None,
             align=given(self.align, DEFAULTS.align)))
-        cfg.check()
-        return cfg
+        cfg.check()  # refuses an alignment outside the radio's choices by name, even one the run would not use
+        # the alignment of two vocabularies means nothing to a student sharing the teacher's, and the command line
+        # refuses it there: a choice left in the hidden radio is not sent
+        return cfg if reduced else replace(cfg, align=DEFAULTS.align)
 
 
 def settings_line(cfg: DistillConfig) -> str:
