@@ -71,7 +71,8 @@ The figures below were measured on this pair; the app shows the same.
    press **Start run** (it takes under {s.run_minutes} minutes on a 2-core laptop). The agreement curve's first point is
    the untrained student, made of {figures['student_layers']} of the teacher's layers: it already agrees with the
    teacher on some masked words, and the curve rises as the KL term pulls it toward the teacher (the bundled
-   student's own run: {started}). Ask: why does the student agree with the teacher more often than either is right?
+   student's own run, on its own evaluation lines: {started}). Ask: why does the student agree with the teacher more
+   often than either is right?
 3. **(2 min) Inside the models.** In **Embeddings**, keep the probe set (704 sentences on 16 topics), choose
    **UMAP** (it keeps each sentence's neighbours; PCA keeps only the largest directions) and press
    **Draw**{grouped} Under the maps, *same-label neighbours* says how many of each sentence's 10 nearest sentences
