@@ -1,7 +1,7 @@
-"""Faults a fresh user found in the Distill tab, each with the right answer: Delete clears the choice and polling
-stops asking for the deleted run; 0s and empty boxes are refused or shown, never silently replaced; the page names
-the form's fields, not the command line's flags; a corpus too short is refused before queueing; the guesses table
-fits; /run_guesses at step 0 shows step 0."""
+"""Faults a fresh user found in the Distill tab, each with the right answer: Delete of the last run clears the
+choice, Delete of another shows the newest run left, and polling stops asking for the deleted run; 0s and empty boxes
+are refused or shown, never silently replaced; the page names the form's fields, not the command line's flags; a
+corpus too short is refused before queueing; the guesses table fits; /run_guesses at step 0 shows step 0."""
 import pytest
 
 from core.distill.tokenized import held_out_rows
@@ -29,9 +29,9 @@ def test_delete_clears_the_choice_says_so_and_nothing_asks_for_the_run_again(ctx
     ctx.launcher.stop(run_id)  # Stop, then Delete at once
     table, dropdown, status, *_, notice = distill_tab.delete_run(ctx, run_id, None)
     assert dropdown.value is None and run_id not in dropdown.choices and run_id not in table["run"].tolist()
-    assert status == notice == f"Deleted run {run_id}."
+    assert status == f"Deleted run {run_id}. {distill_tab.NO_RUNS}" and notice == f"Deleted run {run_id}."
     # the timer and the list's change: the line stays, no error for the deleted run
-    assert distill_tab.watch(ctx, None, None, notice)[2] == f"Deleted run {run_id}."
+    assert distill_tab.watch(ctx, None, None, notice)[2] == f"Deleted run {run_id}. {distill_tab.NO_RUNS}"
     assert distill_tab.show_run(ctx, run_id, None)[1].value is None  # a page still naming it lets go of it
     guesses, slider, view = distill_tab.follow_guesses(ctx, run_id, None, 0, distill_tab.GuessView(run_id, 20))
     assert guesses.empty and view.run_id is None
@@ -148,7 +148,7 @@ def test_guesses_at_step_0_show_the_untrained_student(ctx):
 
 
 @pytest.mark.app
-def test_through_the_api_delete_clears_and_run_guesses_honours_step_0(ctx, monkeypatch):
+def test_through_the_api_delete_shows_the_run_left_and_run_guesses_honours_step_0(ctx, monkeypatch):
     import gradio as gr
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
@@ -177,7 +177,9 @@ def test_through_the_api_delete_clears_and_run_guesses_honours_step_0(ctx, monke
         run_id = dropdown["value"]
         client.predict(run_id=run_id, owner=owner, api_name="/stop_run")
         outputs = client.predict(run_id=run_id, owner=owner, api_name="/delete_run")
-        assert outputs[1].get("value") is None and outputs[2] == f"Deleted run {run_id}."
+        # the newest run left is shown, chosen in the list; its line follows the deletion's
+        assert outputs[1].get("value") == paths.root.name
+        assert outputs[2].startswith(f"Deleted run {run_id}.  \n") and paths.root.name in outputs[2]
         # the page's polling asks no more for it; a caller still naming it gets the line, not an error
         assert client.predict(run_id=run_id, owner=owner, api_name="/run_status")[2] == f"Deleted run {run_id}."
     finally:

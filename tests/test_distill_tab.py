@@ -23,7 +23,7 @@ def ctx(runs_dir):
 
 def test_the_student_column_marks_reduced_vocabulary_runs():
     assert student_label({"student_layers": 2}) == "2 L"
-    assert student_label({"student_layers": None}) == "half"
+    assert student_label({"student_layers": None}) == "half"  # no teacher whose depth could be read
     assert student_label({"student_layers": 2, "student_vocab_size": 3000, "align": "reduce"}) == \
         "2 L · vocab 3,000 · reduce"
     assert student_label({"student_layers": 3, "student_vocab_size": 30000, "student_hidden": 264,
@@ -168,8 +168,8 @@ def test_downloads_serve_the_chosen_visible_run_only(runs_dir, tmp_path):
             handler_fn(shared, None, "alice")
     with pytest.raises(ValueError, match="among the runs you can see"):
         distill_tab.run_guesses(shared, paths.root.name, "bob")
-    with pytest.raises(ValueError, match="no saved student yet"):
-        distill_tab.student_zip(shared, paths.root.name, "alice")
+    with pytest.raises(ValueError, match="was stopped before saving its first checkpoint, so it has no student"):
+        distill_tab.student_zip(shared, paths.root.name, "alice")  # its process is gone: it will save none
 
 
 def test_the_tab_keeps_its_api_names_and_adds_the_guesses_and_downloads(ctx):
@@ -509,7 +509,7 @@ def test_the_export_shows_its_work_under_its_button_not_on_the_file_box(ctx):
         "measuring its size, speed and agreement …")
     assert pressed.fn(None, "onnx", False) == ""  # no run: the export's own sentence says so
     failed = next(d for d in demo.fns.values() if d.outputs == [line] and d.fn is not pressed.fn)
-    with pytest.raises(gr.Error, match="has not finished"):
+    with pytest.raises(gr.Error, match="is stopped, not finished"):  # its process is gone
         export.fn(make_evaluated_run(ctx.launcher.root).root.name, None, "onnx", False)
     assert failed.fn("20250101-120000-abcd", None, "onnx", False).startswith("**Export failed:** Run 20250101-")
 

@@ -353,8 +353,9 @@ class RunLauncher:
             self._stopping.discard(run_id)
             where = f"from step {step}" if step else "from step 0 (it saved no checkpoint)"
             note = f" {found.note}" if found.note else ""
+            # max_steps: the target the page shows while queued (config.json gets it only when the process starts)
             write_status(run_dir, state="queued", message=f"Waiting to resume {where}.{note}", launch_args=arguments,
-                         stop_requested=False, queued_at=time.time())
+                         max_steps=steps, stop_requested=False, queued_at=time.time())
         self._wake.set()
         return f"Resuming from step {step}.{note}"
 

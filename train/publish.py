@@ -14,9 +14,9 @@ upload_folder.
 from __future__ import annotations
 
 if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
-    from core.formatting import run_command
+    from train.cli import publish_command
 
-    run_command("train.cli:publish_parser", "train.publish:run")
+    publish_command()
 
 import argparse
 import os
@@ -39,7 +39,16 @@ from core.models.hub import format_bytes
 from core.models.student import dims, num_layers, teacher_depth
 from core.paths import ASSETS, check_output_folder
 from core.runs.checkpoints import latest_checkpoint, step_of
-from core.runs.store import RunPaths, find_run_dir, model_source, read_json, read_metrics, read_status, run_model
+from core.runs.store import (
+    RunPaths,
+    find_run_dir,
+    model_source,
+    no_student_message,
+    read_json,
+    read_metrics,
+    read_status,
+    run_model,
+)
 from core.saving import save_model, save_tokenizer
 from train.cli import DEFAULT_LICENSE, publish_parser
 from train.config import BUNDLED_CORPUS, DistillConfig
@@ -134,8 +143,7 @@ def student_to_publish(run_dir: Path) -> StudentToPublish:
     how = f"has not finished (it is {state})" if state in ("queued", "running", "stopped", "failed") else \
         "has no finished student (no final/ folder)"
     if latest_checkpoint(run_dir) is None:
-        raise ValueError(f"Run '{run_dir.name}' {how} and has saved no checkpoint yet; publish it once it has "
-                         "saved one.")
+        raise ValueError(no_student_message(run_dir))
     model = run_model(run_dir)
     checkpoint = (read_json(model.path / "source.json", {}) or {}).get("checkpoint") or ""
     step = step_of(Path(checkpoint))

@@ -11,6 +11,12 @@ LOSS_PARTS = [("loss_kl", "KL (teacher‖student)"), ("loss_mlm", "MLM"), ("loss
 
 
 NO_RUN = "No run yet: choose a run or start one."
+# The axes' titles, units included. The KL term (times T²) and the MLM cross-entropy are in nats (natural
+# logarithms) per position; the cosine distance (1 - cos) and the MSE terms have no unit, so the total mixes both.
+STEP_TITLE = "optimizer step"
+TOTAL_LOSS_TITLE = "α-weighted sum (nats + unitless)"
+PART_LOSS_TITLE = "nats (KL, MLM); unitless (cos, MSE)"
+EVAL_TITLE = "share of masked positions (%)"
 
 
 def empty_figure(title: str, text: str, height: int) -> go.Figure:
@@ -34,15 +40,18 @@ def step_axes(fig: go.Figure, steps: list[int]) -> None:
 
 
 def loss_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
-    """Total loss on the left; each unweighted part on the right (only parts that are in use). Rows without a loss
-    (step 0's evaluation of the untrained student) are left out. No run chosen (`run_chosen` False), or no loss
+    """Total loss on the left; each unweighted part on the right (only parts that are in use), against the optimizer
+    step. KL and MLM are in nats per position, cosine and MSE have no unit (the axes' titles say so). Rows without a
+    loss (step 0's evaluation of the untrained student) are left out. No run chosen (`run_chosen` False), or no loss
     logged yet: an empty panel that says so."""
     records = [r for r in records if "loss" in r]
     if not run_chosen:
         return empty_figure("losses", NO_RUN, 330)
     if not records:
         return empty_figure("losses", "No loss logged yet: curves appear here as the run trains.", 330)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("total (weighted) loss", "loss parts (unweighted)"))
+    # room between the panels for the right one's y-axis title and tick labels
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("total (weighted) loss", "loss parts (unweighted)"),
+                        horizontal_spacing=0.14)
     steps = [r["step"] for r in records]
     fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in records], name="total", mode="lines+markers"), 1, 1)
     parts_mode = "lines+markers" if len(steps) <= 30 else "lines"  # a line through one point is not drawn at all
@@ -50,15 +59,18 @@ def loss_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
         values = [r.get(key, 0.0) for r in records]
         if any(values):
             fig.add_trace(go.Scatter(x=steps, y=values, name=label, mode=parts_mode), 1, 2)
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=STEP_TITLE)
+    fig.update_yaxes(title_text=TOTAL_LOSS_TITLE, row=1, col=1)
+    fig.update_yaxes(title_text=PART_LOSS_TITLE, row=1, col=2)
     step_axes(fig, steps)
-    fig.update_layout(height=330, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=330, margin=dict(l=60, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
 def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
     """Held-out figures at each evaluation, step 0 (the untrained student) included: student accuracy, teacher
-    accuracy, top-1 agreement. No run chosen, or no evaluation yet: an empty panel that says so."""
+    accuracy, top-1 agreement, each a share of the held-out masked positions (in %) against the optimizer step. No
+    run chosen, or no evaluation yet: an empty panel that says so."""
     evaluated = [r for r in records if "eval_mlm_acc" in r]
     if not run_chosen:
         return empty_figure("held-out masked positions", NO_RUN, 300)
@@ -71,8 +83,10 @@ def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
         if any(key in r for r in evaluated):
             fig.add_trace(go.Scatter(x=[r["step"] for r in evaluated], y=[r.get(key) for r in evaluated],
                                      name=label, mode="lines+markers"))
-    fig.update_layout(height=300, title="held-out masked positions", yaxis=dict(range=[-0.03, 1.03], tickformat=".0%"),
-                      xaxis_title="step", margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(height=300, title="held-out masked positions",
+                      yaxis=dict(range=[-0.03, 1.03], tickformat=".0%", title_text=EVAL_TITLE),
+                      xaxis_title=STEP_TITLE, margin=dict(l=60, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.3))
     step_axes(fig, [r["step"] for r in evaluated])
     return fig
 

@@ -96,6 +96,7 @@ FORM_PHRASES = [(" (a higher --grad-accum keeps the batch of a step)", ""), (", 
                 ("resume with --gradient-checkpointing, or free memory", "free memory"),
                 (" (or raise --grad-accum)", ""), (", and --reduce-op sum or mean", "")]
 NO_RUN_CHOSEN = "Choose a run in the 'Run shown below' list first (start one above if the list is empty)."
+NO_RUNS = "No runs yet: set up a run and press Start run."  # the status line when this owner can see no run
 DELETE_HELP = ("Delete the chosen run and its files. A run you have just stopped is waited for (a few seconds) while "
                "it saves its checkpoint; if it is still saving, the error says so and Delete can be called again.")
 PUBLISH_HELP = ("Push the chosen run's student (a run that has not finished: its newest readable checkpoint's) to a "
@@ -234,9 +235,39 @@ def corpus_file_line(path: str | None) -> str:
     return markdown_text(f"'{name}': {count(len(lines), 'sample')}, one a line.")
 
 
+# Teachers' layer counts read so far, by name: the runs table asks every two seconds, and a Hub teacher's config
+# would be asked for again each time. Only counts found are kept: a name not readable yet (a Hub model still to be
+# downloaded, a run with no student yet) is asked again.
+TEACHER_DEPTHS: dict[str, int] = {}
+
+
+def known_teacher_depth(name: str | None) -> int | None:
+    """The number of layers of the teacher `name` (core.models.student.teacher_depth, remembered once found); None
+    when it cannot be read."""
+    if not name:
+        return None
+    if name not in TEACHER_DEPTHS:
+        depth = teacher_depth(name)
+        if depth is None:
+            return None
+        TEACHER_DEPTHS[name] = depth
+    return TEACHER_DEPTHS[name]
+
+
+def student_layer_count(info: dict) -> int | None:
+    """The student's number of layers of a run_info() row: the one asked for, else half the teacher's (at least 1,
+    as train.setup makes it); None when it is not set and the teacher's depth cannot be read."""
+    if info.get("student_layers"):
+        return info["student_layers"]
+    depth = known_teacher_depth(info.get("teacher"))
+    return max(1, depth // 2) if depth else None
+
+
 def student_label(info: dict) -> str:
-    """The student of a run_info() row in a few words: "2 L", or "2 L · width 264 · vocab 3,000 · reduce"."""
-    parts = [f"{info['student_layers']} L" if info.get("student_layers") else "half"]
+    """The student of a run_info() row in a few words: "2 L", or "2 L · width 264 · vocab 3,000 · reduce"; an unset
+    depth is worked out from the teacher's (student_layer_count), and is "half" only when that cannot be read."""
+    layers = student_layer_count(info)
+    parts = [f"{layers} L" if layers else "half"]
     if info.get("student_vocab_size"):
         if info.get("student_hidden"):
             parts.append(f"width {info['student_hidden']}")
@@ -335,24 +366,38 @@ start_run_from_form.__signature__ = inspect.Signature(
     + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None) for f in fields(RunSettings)])
 
 
-def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None):
+def refusal_line(refused: str | None) -> str:
+    """The status line's first line while Start's last press was refused: its sentence, shown as written."""
+    return f"**Start run refused:** {markdown_text(refused)}  \n" if refused else ""
+
+
+def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None,
+             refused: str | None = None, choose: bool = False):
     """The runs table, the run list, and the chosen run's progress line, curves, console and sharing. No run chosen,
     or one no longer among those this owner can see (deleted): the list's choice is cleared, so that nothing keeps
-    asking for it, and the line is `notice` (what the last action did, such as "Deleted run ...") or says so."""
+    asking for it, and the line is `notice` (what the last action did, such as "Deleted run ...") or says so, and
+    says there are no runs when this owner can see none. `refused`: the sentence Start was last refused with, put
+    first on the line (refusal_line); `choose`: the list is set to `run_id` (a run the handler chose, such as the
+    one shown after Delete)."""
     infos = list_runs(ctx.launcher.root)  # read once: the table, the chosen run and the queue use it
     table, ids = runs_table(ctx, owner, infos)
     if not run_id or run_id not in ids:
         # only a choice that is gone is cleared: a tick begun before Start must not undo the choice of the new run
-        dropdown = gr.Dropdown(choices=ids, value=None) if run_id else gr.Dropdown(choices=ids)
-        return table, dropdown, notice or "No run selected.", loss_figure([], run_chosen=False), \
+        dropdown = gr.Dropdown(choices=ids, value=None) if run_id or choose else gr.Dropdown(choices=ids)
+        if ids:
+            line = notice or "No run selected."
+        else:
+            line = f"{notice} {NO_RUNS}" if notice else NO_RUNS
+        return table, dropdown, refusal_line(refused) + line, loss_figure([], run_chosen=False), \
             eval_figure([], run_chosen=False), "", False
     run_dir = run_dir_of(run_id, ctx.launcher.root)
     info, records = next(i for i in infos if i["id"] == run_id), read_metrics(run_dir)
     if info.get("message"):  # the run's own words name flags; the page names the form's fields
         info = {**info, "message": in_form_words(info["message"])}
     line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos))
-    return (table, gr.Dropdown(choices=ids), line, loss_figure(records), eval_figure(records), read_console(run_dir),
-            info["public"])
+    dropdown = gr.Dropdown(choices=ids, value=run_id) if choose else gr.Dropdown(choices=ids)
+    return (table, dropdown, refusal_line(refused) + line, loss_figure(records), eval_figure(records),
+            read_console(run_dir), info["public"])
 
 
 def open_run(ctx: AppContext, owner: str | None):
@@ -373,9 +418,10 @@ def stop_button(ctx: AppContext, run_id: str | None, owner: str | None) -> gr.Bu
     return gr.Button(interactive=bool(infos) and infos[0]["state"] in ACTIVE_STATES)
 
 
-def watch(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None):
+def watch(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None,
+          refused: str | None = None):
     """The timer's refresh: show_run's outputs and the Stop button's state."""
-    return *show_run(ctx, run_id, owner, notice), stop_button(ctx, run_id, owner)
+    return *show_run(ctx, run_id, owner, notice, refused), stop_button(ctx, run_id, owner)
 
 
 def chosen(run_id: str | None) -> str:
@@ -405,11 +451,16 @@ def resume_run(ctx: AppContext, run_id: str | None, owner: str | None, up_to_ste
 
 def delete_run(ctx: AppContext, run_id: str | None, owner: str | None):
     """Delete the chosen run, waiting a few seconds for one that is stopping (see RunLauncher.delete); show_run's
-    outputs with no run chosen and the line saying it was deleted, then that line again for the tab's notice (the
-    line the status shows while no run is chosen)."""
+    outputs for the newest run left that this owner can see, chosen in the list, its line after the deletion's (none
+    left: no run chosen, and the line saying the run was deleted and that there are no runs), then the deletion's line
+    for the tab's notice (the line the status shows while no run is chosen)."""
     line = ctx.launcher.delete(chosen(run_id), owner)
     gr.Info(line)  # the run list and status line change too, but a toast says it where the eye already is
-    return *show_run(ctx, run_id, owner, line), line
+    _, ids = runs_table(ctx, owner)  # newest first, as list_runs gives them
+    shown = list(show_run(ctx, ids[0] if ids else None, owner, line, choose=True))
+    if ids:  # the run now shown has its own line: the deletion's goes first, until the next redraw
+        shown[2] = f"{line}  \n{shown[2]}"
+    return *shown, line
 
 
 def ask_delete(run_id: str | None) -> tuple[gr.Button, gr.Button, gr.Button]:
@@ -530,8 +581,7 @@ def export_run(ctx: AppContext, run_id: str | None, owner: str | None, fmt: str 
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"Choose the format to export to: onnx or openvino, not {shown(fmt)}.")
     if not (RunPaths(run_dir).final / "config.json").is_file():
-        raise ValueError(f"Run {run_id} has not finished: only a finished run's student is exported; wait for it, or "
-                         "download its newest checkpoint as a zip.")
+        raise ValueError(not_finished_message(run_info(run_dir)))
     folder = run_exports(run_dir) / export_name(fmt, bool(int8))
     try:
         report = export_model(str(run_dir), fmt, bool(int8), folder, label=f"run:{run_id}")
@@ -541,6 +591,18 @@ def export_run(ctx: AppContext, run_id: str | None, owner: str | None, fmt: str 
     line = (f"Exported run {run_id} for {EXPORT_FORMATS[fmt]}: {export_summary(report)}. The Predictions tab can run "
             "it beside the PyTorch student.")
     return markdown_text(line), archive
+
+
+def not_finished_message(info: dict) -> str:
+    """Why a run_info() row's student is not exported (only a finished run's is), and what to do by its state: a
+    queued or running run will finish, so wait; a stopped, failed or damaged one finishes only if resumed. The
+    newest checkpoint is offered as a zip only when there is one."""
+    zip_offer = ", or download its newest checkpoint as a zip" if info.get("checkpoint") else ""
+    if info["state"] in ACTIVE_STATES:
+        return (f"Run {info['id']} has not finished: only a finished run's student is exported; wait for it to "
+                f"finish{zip_offer}.")
+    return (f"Run {info['id']} is {info['state']}, not finished: only a finished run's student is exported; resume "
+            f"it to its last step{zip_offer}.")
 
 
 def export_started(run_id: str | None, fmt: str | None, int8: bool | None) -> str:
@@ -620,6 +682,22 @@ def checked_owner(owner) -> str | None:
         return owner
     raise ValueError(f"The owner must be the id this app gave your browser: a text of 1 to {MAX_OWNER_CHARS} "
                      "characters, or nothing for a new one.")
+
+
+def keep_refusal(errors: ErrorLines, fn):
+    """Start's handler `fn` with the sentence it is refused with kept under the asking session (session_id), for
+    take_refusal to put on the status line once the toast has gone. The signature stays fn's: the API keeps its
+    parameter names."""
+    @wraps(fn)
+    def kept(*args, **kwargs):
+        with errors.kept(("start", session_id())):
+            return fn(*args, **kwargs)
+    return kept
+
+
+def take_refusal(errors: ErrorLines) -> str:
+    """The sentence this session's last Start was refused with (keep_refusal); "" when there is none."""
+    return errors.take(("start", session_id()))
 
 
 def handler(fn, ctx: AppContext):
@@ -708,18 +786,25 @@ def build(ctx: AppContext) -> dict:
                                show_progress="hidden")
     form["teacher"].change(handler(teacher_changed, ctx), form["teacher"], form["student_layers"],
                            api_visibility="private")
-    start.click(handler(start_run_from_form, ctx), [owner], [owner, selected, runs], inputs_kwargs=form,
-                api_name="start_run", concurrency_limit=1)
-
     watch_outputs = [runs, selected, status, losses_plot, eval_plot, console, share_selected]
+    # A refused Start leaves its sentence first on the status line, which the timer redraws, until Start next
+    # succeeds: its toast fades in seconds, and a person who looked away would not know why nothing happened.
+    refused = gr.State("")
+    start_errors = ErrorLines()
+    started = start.click(keep_refusal(start_errors, handler(start_run_from_form, ctx)), [owner],
+                          [owner, selected, runs], inputs_kwargs=form, api_name="start_run", concurrency_limit=1)
+    started.success(lambda: "", None, refused, api_visibility="private", queue=False)
+    started.failure(partial(take_refusal, start_errors), None, refused, api_visibility="private", queue=False).then(
+        handler(watch, ctx), [selected, owner, notice, refused], [*watch_outputs, stop], show_progress="hidden",
+        api_visibility="private")
     guess_io = dict(inputs=[selected, owner, guess_step, guess_view], outputs=[guesses, guess_step, guess_view],
                     show_progress="hidden")
     refresh_guesses = dict(fn=handler(follow_guesses, ctx), api_visibility="private", **guess_io)
-    timer.tick(handler(watch, ctx), [selected, owner, notice], [*watch_outputs, stop], show_progress="hidden",
-               api_visibility="private").then(**refresh_guesses)
+    timer.tick(handler(watch, ctx), [selected, owner, notice, refused], [*watch_outputs, stop],
+               show_progress="hidden", api_visibility="private").then(**refresh_guesses)
     follow_stop = dict(fn=handler(stop_button, ctx), inputs=[selected, owner], outputs=stop, api_visibility="private")
-    selected.change(handler(show_run, ctx), [selected, owner, notice], watch_outputs, api_name="run_status").then(
-        **follow_stop).then(**refresh_guesses)
+    selected.change(handler(show_run, ctx), [selected, owner, notice, refused], watch_outputs,
+                    api_name="run_status").then(**follow_stop).then(**refresh_guesses)
     guess_step.release(handler(guesses_at, ctx), api_name="run_guesses", **guess_io)
     get_metrics.click(handler(metrics_csv, ctx), [selected, owner], download, api_name="run_metrics_csv")
     get_student.click(handler(student_zip, ctx), [selected, owner], download, api_name="run_student_zip")

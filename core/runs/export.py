@@ -5,7 +5,7 @@ import csv
 import zipfile
 from pathlib import Path
 
-from core.runs.store import RunPaths, read_json, read_metrics, run_model_dir
+from core.runs.store import ACTIVE_STATES, RunPaths, read_json, read_metrics, read_status, run_model_dir
 
 
 def metrics_columns(records: list[dict]) -> list[str]:
@@ -16,13 +16,28 @@ def metrics_columns(records: list[dict]) -> list[str]:
     return columns
 
 
+def no_metrics_message(run_dir: Path) -> str:
+    """Why a run has logged no metrics, and what to do, by its state: a queued or running run will log its step-0
+    evaluation, so wait; a stopped or failed one never will unless resumed or started again; a damaged one names its
+    damaged file."""
+    name, state = Path(run_dir).name, read_status(run_dir).get("state")
+    if state in (None, *ACTIVE_STATES):
+        return f"Run '{name}' has logged no metrics yet: wait for its first evaluation."
+    if state == "damaged":
+        reason = read_status(run_dir)["message"]  # names the damaged file and what to do
+        return f"Run '{name}' has no metrics: {reason[:1].lower()}{reason[1:]}"
+    ended = {"stopped": "was stopped", "failed": "failed"}.get(state, "ended")
+    return (f"Run '{name}' {ended} before its first evaluation, so it has no metrics; resume it or start a new "
+            "run.")
+
+
 def write_metrics_csv(run_dir: Path, folder: Path) -> Path:
     """<run id>-metrics.csv in `folder`: one row a logged step (step 0's evaluation included), one column a field
     of any row; a field a row lacks (step 0 has no loss) is left empty. Raises ValueError when nothing is logged."""
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
     if not records:
-        raise ValueError(f"Run '{run_dir.name}' has logged no metrics yet: wait for its first evaluation.")
+        raise ValueError(no_metrics_message(run_dir))
     path = Path(folder) / f"{run_dir.name}-metrics.csv"
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=metrics_columns(records), restval="")

@@ -514,7 +514,9 @@ def run_info(run_dir: Path) -> dict:
         "state": state,
         "message": without_server_paths(run_dir, message),
         "step": status.get("step", 0),
-        "max_steps": config.get("max_steps", status.get("max_steps")),
+        # a run queued or running is headed for its status's target (a resume's, before its config.json is rewritten)
+        "max_steps": status["max_steps"] if state in ACTIVE_STATES and status.get("max_steps") else config.get(
+            "max_steps", status.get("max_steps")),
         "teacher": config.get("teacher", ""),
         "student_layers": config.get("student_layers"),
         "student_vocab_size": config.get("student_vocab_size"),
@@ -573,7 +575,8 @@ def run_model(run_dir: Path) -> RunModel:
     """The run's student as a model folder: final/ when finished, else its newest checkpoint that loads, exported to
     snapshot/ (a newer unreadable checkpoint is passed over and named in the notice).
 
-    Raises ValueError when the run has no student yet, or none of its checkpoints can be read (each named)."""
+    Raises ValueError when the run has no student (no_student_message: wait for it, or resume or start again), or
+    none of its checkpoints can be read (each named)."""
     paths = RunPaths(run_dir)
     name = paths.root.name
     source = model_source(paths.root)
@@ -583,7 +586,7 @@ def run_model(run_dir: Path) -> RunModel:
     if source is None and checked.unreadable:
         raise ValueError(f"Run '{name}' has no checkpoint that can be read: {checked.note}")
     if source is None or not (paths.student / "config.json").is_file():
-        raise ValueError(f"Run '{name}' has no saved student yet: wait for its first checkpoint.")
+        raise ValueError(no_student_message(paths.root))
     snapshot = paths.snapshot
     if (read_json(snapshot / "source.json", {}) or {}).get("checkpoint") == source[0]:
         return RunModel(snapshot, _run_notice(name, checked.note))
@@ -594,6 +597,26 @@ def run_model(run_dir: Path) -> RunModel:
         return RunModel(snapshot, _run_notice(name, found.note))
     _export_snapshot(paths, found.path.name, found.state)
     return RunModel(snapshot, _run_notice(name, found.note))
+
+
+def no_student_message(run_dir: Path) -> str:
+    """Why a run that has saved no student (no final/, no readable checkpoint) has none, and what to do, by its
+    state: a queued or running run (or one without a status yet) will save one, so wait; a stopped or failed one
+    never will unless resumed (or, when it never started, started again); a damaged one names its damaged file."""
+    run_dir = Path(run_dir)
+    name = run_dir.name
+    status = read_status(run_dir)
+    state = status.get("state")
+    if state in (None, *ACTIVE_STATES):
+        return f"Run '{name}' has no saved student yet: wait for its first checkpoint."
+    if state == "damaged":
+        reason = status["message"]  # names the damaged file and what to do
+        return f"Run '{name}' has no saved student: {reason[:1].lower()}{reason[1:]}"
+    ended = {"stopped": "was stopped", "failed": "failed"}.get(state, "ended")
+    if not RunPaths(run_dir).config.is_file():  # resume needs the config.json a run writes as it starts
+        return f"Run '{name}' {ended} before it started, so it has no student; start a new run."
+    return (f"Run '{name}' {ended} before saving its first checkpoint, so it has no student; resume it (it starts "
+            "again from step 0) or start a new run.")
 
 
 def _run_notice(name: str, note: str) -> str:
