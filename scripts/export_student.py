@@ -9,9 +9,9 @@ OUT_DIR is new, empty, or an earlier export (a folder with distill_config.json),
 from __future__ import annotations
 
 if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
-    from core.formatting import run_command
+    from train.cli import export_student_command
 
-    run_command("train.cli:export_student_parser", "scripts.export_student:run")
+    export_student_command()
 
 import argparse
 import os
@@ -27,6 +27,7 @@ from core.runs import RunPaths
 from core.runs.store import find_run_dir
 from core.saving import save_model, save_tokenizer
 from train.cli import export_student_parser
+from train.export import check_finished_run
 
 EXPORT_MARK = "distill_config.json"  # what an earlier export holds
 
@@ -35,9 +36,7 @@ def finished_run(run: str, out_dir: Path) -> Path:
     """The folder of the finished run named by `run` (a folder or a run id). ValueError, one sentence, when it is not
     a run, has no finished student, or `out_dir` is neither new, empty nor an earlier export."""
     run_dir = find_run_dir(run)
-    if not (RunPaths(run_dir).final / "config.json").is_file():
-        raise ValueError(f"'{run}' has no finished student (final/); finish the run first "
-                         "(python -m train.distill --resume).")
+    check_finished_run(run_dir, run)  # in the words of train.export, which refuses an unfinished run as this does
     check_output_folder(out_dir, f"The output folder '{out_dir}'", "an earlier export", "replace it",
                         marks=(EXPORT_MARK,))
     return run_dir

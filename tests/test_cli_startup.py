@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import os
 import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -55,17 +57,59 @@ def test_help_and_a_bad_flag_answer_without_loading_torch(module):
     assert heavy_in(imported_modules(refused.stderr)) == []
 
 
-@pytest.mark.parametrize("module", COMMANDS)
-def test_each_entry_names_a_parser_and_the_work_it_runs(module):
-    """The names run_command is given resolve: the parser's builds a parser, the work's is run()."""
-    source = REPO / (module.replace(".", "/") + ("/__main__.py" if module == "core.bench" else ".py"))
-    calls = [node for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+# each command's entry: the function its `python -m` and its console script run (train.cli's, core.bench's own)
+ENTRIES = {"train.distill": "train.cli:distill_command", "train.pretrain_teacher": "train.cli:pretrain_teacher_command",
+           "train.publish": "train.cli:publish_command", "train.export": "train.cli:export_command",
+           "scripts.export_student": "train.cli:export_student_command", "core.bench": "core.bench.flags:command"}
+
+
+def source_of(module: str) -> Path:
+    return REPO / (module.replace(".", "/") + ("/__main__.py" if module == "core.bench" else ".py"))
+
+
+def run_command_pair(function) -> tuple[list[str], list[str]]:
+    """The (parser, work) names, each [module, function], of the one run_command call in `function`'s body."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    calls = [node for node in ast.walk(tree)
              if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_command"]
     assert len(calls) == 1
     parser, work = (arg.value.split(":") for arg in calls[0].args)
+    return parser, work
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_each_entry_names_a_parser_and_the_work_it_runs(module):
+    """The names each command's entry gives run_command resolve: the parser's builds the command's parser, the work's
+    is the module's run()."""
+    entry_module, entry = ENTRIES[module].split(":")
+    parser, work = run_command_pair(getattr(importlib.import_module(entry_module), entry))
     assert getattr(importlib.import_module(parser[0]), parser[1])().prog == f"python -m {module}"
     assert work == ["core.bench.cli" if module == "core.bench" else module, "run"]
     assert callable(importlib.import_module(work[0]).run)
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_python_m_runs_the_entry_the_console_script_would(module):
+    """`python -m MODULE` calls its entry function, so the parser and work pair is written in one place only."""
+    tree = ast.parse(source_of(module).read_text(encoding="utf-8"))
+    if source_of(module).name == "__main__.py":  # a package's __main__ is all entry
+        block = tree
+    else:
+        main_blocks = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
+        assert len(main_blocks) == 1
+        block = main_blocks[0]
+    entry_module, entry = ENTRIES[module].split(":")
+    imported = [(node.module, alias.name) for node in ast.walk(block) if isinstance(node, ast.ImportFrom)
+                for alias in node.names]
+    called = [ast.unparse(node.func) for node in ast.walk(block) if isinstance(node, ast.Call)]
+    assert imported == [(entry_module, entry)] and called == [entry]
+
+
+def test_the_console_scripts_point_at_the_entries():
+    scripts = console_scripts()
+    assert scripts["rudistil-distill"] == ENTRIES["train.distill"]
+    assert scripts["rudistil-publish"] == ENTRIES["train.publish"]
+    assert scripts["rudistil-bench"] == ENTRIES["core.bench"]
 
 
 def test_the_importtime_reading_sees_torch_when_it_is_loaded():
@@ -77,7 +121,6 @@ def test_the_importtime_reading_sees_torch_when_it_is_loaded():
 
 def test_the_distill_help_states_the_configs_defaults():
     """train.cli writes DistillConfig's defaults into the help without importing it (it loads torch)."""
-    from core.models.vocab import ALIGNMENTS
     from train import cli
     from train.config import DistillConfig
 
@@ -91,7 +134,18 @@ def test_the_distill_help_states_the_configs_defaults():
     for name, text in stated.items():
         value = defaults[name]
         assert (float(text) == value) if isinstance(value, (int, float)) else (text == value), (name, text, value)
-    assert cli.ALIGNMENTS == ALIGNMENTS
+
+
+def test_the_align_choices_are_the_one_list_of_alignments():
+    """--align and --reduce-op offer core.models.alignments' lists themselves, those the config's check holds runs
+    to, read without torch (the --help test above)."""
+    from core.models import alignments, vocab
+    from train import cli, config
+
+    choices = {action.dest: action.choices for action in cli.distill_parser()._actions}
+    assert choices["align"] is alignments.ALIGNMENTS and config.ALIGNMENTS is alignments.ALIGNMENTS
+    assert choices["reduce_op"] is alignments.REDUCE_OPS and config.REDUCE_OPS is alignments.REDUCE_OPS
+    assert tuple(vocab.ALIGNMENTS) == alignments.ALIGNMENTS  # the alignments core.models.vocab implements
 
 
 def wait_until_torch_loads(process: subprocess.Popen) -> None:

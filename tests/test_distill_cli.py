@@ -48,6 +48,7 @@ BAD_SETTINGS = {
     "negative-seed": ["--seed", "-1"],
     "layers-from-the-end": ["--init-layers", "-1,0"],  # a value, not an unknown flag
     "same-layer-twice": ["--init-layers", "3,3"],
+    "layers-reversed": ["--init-layers", "3,1"],
     "layer-left-out": ["--init-layers", "0,,3"],
 }
 
@@ -83,6 +84,8 @@ def bad_corpus(tmp_path, kind):
     ("negative-seed", "--seed must be a whole number from 0 to 4,294,967,295; got -1."),
     ("layers-from-the-end", "Initialising layers must be between 0 and 3; got [-1, 0]."),
     ("same-layer-twice", "Initialising layers name a teacher layer more than once ([3, 3]); give 2 different layers"),
+    ("layers-reversed", "Initialising layers must go from shallower to deeper teacher layers, as the student's layers "
+                        "do: give [1, 3] rather than [3, 1]."),
     ("layer-left-out", "Layer numbers has an empty place between two commas in '0,,3'"),
     ("device-file", "The corpus '/dev/null' is not a file or a folder of"),
     ("align-alone", "--align and --reduce-op set how logits meet across two vocabularies; the student shares the "

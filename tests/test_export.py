@@ -4,6 +4,7 @@ Each test that needs a runtime skips with the reason when its package is not ins
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 
@@ -131,5 +132,124 @@ def test_an_unfinished_run_is_not_exported(tiny_teacher_dir, tiny_student_dir, r
     (run / "checkpoints").mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"state": "running"}), encoding="utf-8")
     ctx = AppContext(str(tiny_teacher_dir), str(tiny_student_dir), launcher=RunLauncher(runs_dir))
-    with pytest.raises(ValueError, match="Run running-run has not finished"):
+    with pytest.raises(ValueError, match="only a finished run's student is exported"):
         distill_tab.export_run(ctx, "running-run", None, "onnx", False)
+
+
+def unfinished_run(runs_dir, student_dir, run_id: str, status: dict, step: int = 3):
+    """A run stopped or still training at `step`: its student's shape (student/), its checkpoint of that step with
+    the student's weights as train.distill saves them, and no final/."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    run = runs_dir / run_id
+    shutil.copytree(student_dir, run / "student")
+    (run / "config.json").write_text("{}", encoding="utf-8")
+    (run / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    weights = AutoModelForMaskedLM.from_pretrained(student_dir).state_dict()
+    (run / "checkpoints").mkdir()
+    torch.save({"model": {f"student.{k}": v for k, v in weights.items()}, "step": step},
+               run / "checkpoints" / f"step-{step:06d}.pt")
+    return run
+
+
+def test_the_command_refuses_an_unfinished_run_as_the_tab_does(runs_dir, tiny_student_dir, tmp_path, capsys):
+    """Its newest checkpoint is not the student the run was asked for: the command says how to finish the run (or
+    to finish it where it stands) and writes nothing, by run id and by folder alike."""
+    needs("onnxruntime")
+    run = unfinished_run(runs_dir, tiny_student_dir, "stopped-run", {"state": "stopped", "step": 3})
+    out = tmp_path / "x"
+    capsys.readouterr()
+    for named in ("run:stopped-run", str(run)):
+        assert exit_code([named, "--format", "onnx", "--output", str(out)]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            "error: Run 'stopped-run' has no finished student (final/): only a finished run's student is exported; "
+            f"finish it with python -m train.distill --resume {named} (or with --max-steps 3 to finish it at its "
+            "checkpoint of step 3, training no further), then export it."]
+        assert not out.exists()
+
+
+def test_a_run_still_training_is_waited_for(runs_dir, tiny_student_dir, tmp_path, capsys):
+    needs("onnxruntime")
+    unfinished_run(runs_dir, tiny_student_dir, "busy-run", {"state": "running", "pid": os.getpid(), "step": 3})
+    capsys.readouterr()
+    assert exit_code(["run:busy-run", "--format", "onnx", "--output", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: Run 'busy-run' is still training: only a finished run's student is exported; wait for it to finish, "
+        "then export it."]
+
+
+def test_scripts_export_student_refuses_in_the_same_words(runs_dir, tiny_student_dir, tmp_path, capsys):
+    from scripts import export_student
+
+    unfinished_run(runs_dir, tiny_student_dir, "stopped-run", {"state": "stopped", "step": 3})
+    capsys.readouterr()
+    assert export_student.main(["run:stopped-run", str(tmp_path / "out")]) == 2
+    said = capsys.readouterr().err
+    assert "finish it with python -m train.distill --resume run:stopped-run (or with --max-steps 3" in said
+    assert exit_code(["run:stopped-run", "--format", "onnx", "--output", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == said
+
+
+def test_a_runs_student_before_training_is_exported_while_it_trains(runs_dir, tiny_student_dir, tmp_path, capsys):
+    """run:RUN_ID@init names a finished copy (the student before its first step), so it is exported."""
+    needs("onnxruntime")
+    run = unfinished_run(runs_dir, tiny_student_dir, "stopped-run", {"state": "stopped", "step": 3})
+    shutil.copytree(tiny_student_dir, run / "init")
+    assert exit_code(["run:stopped-run@init", "--format", "onnx", "--output", str(tmp_path / "x")]) == 0
+    assert json.loads((tmp_path / "x" / "export.json").read_text(encoding="utf-8"))["source"] == "run:stopped-run@init"
+
+
+@pytest.mark.parametrize("agreement, int8, fmt, note", [
+    (0.9375, True, "onnx", "Low agreement (below 99%): this export predicts a different top word than the PyTorch "
+                           "model at 6.2% of the 96 masked positions; for a closer export, use fp32 weights instead "
+                           "of int8, or OpenVINO (its int8 compresses the weights only)."),
+    (0.9792, True, "openvino", "Low agreement (below 99%): this export predicts a different top word than the "
+                               "PyTorch model at 2.1% of the 96 masked positions; for a closer export, use fp32 "
+                               "weights instead of int8."),
+    (0.9, False, "openvino", "Low agreement (below 99%): this export predicts a different top word than the PyTorch "
+                             "model at 10.0% of the 96 masked positions; for a closer export, use ONNX Runtime (it "
+                             "computes in float32 on every CPU)."),
+    (0.99, True, "onnx", ""),
+    (1.0, False, "onnx", ""),
+])
+def test_a_low_agreement_is_flagged_with_what_it_means(agreement, int8, fmt, note):
+    assert export_cli.agreement_note(agreement, 96, fmt, int8) == note
+
+
+@pytest.mark.parametrize("measured", [(0.9375, 96), (1.0, 96)])
+def test_the_flag_is_in_the_printed_line_the_readme_and_export_json(measured, tiny_student_dir, tmp_path, capsys,
+                                                                     monkeypatch):
+    """An export whose agreement falls below 99% says so wherever its agreement is reported; one above says nothing
+    more. The measurement is set here: a tiny random student's agreement is whatever its near-ties give."""
+    needs("onnxruntime")
+    monkeypatch.setattr(export_cli, "top1_agreement", lambda loaded, session: measured)
+    out = tmp_path / "onnx"
+    assert export_cli.main([str(tiny_student_dir), "--format", "onnx", "--output", str(out)]) == 0
+    note = export_cli.agreement_note(*measured, "onnx", False)
+    assert bool(note) == (measured[0] < 0.99)
+    line = capsys.readouterr().out
+    info = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert info["agreement"] == measured[0] and info["agreement_note"] == note
+    if note:
+        assert line.endswith(f"over 96 masked positions. {note}\n")
+        assert readme.endswith(f"\n**{note}**\n")
+    else:
+        assert line.endswith("over 96 masked positions.\n") and "Low agreement" not in readme
+
+
+def test_an_int8_onnx_export_stores_the_word_embeddings_once(tiny_student_dir, tmp_path):
+    """The tied MLM output layer reads the embeddings' int8 table (transposed) instead of a second quantised copy:
+    one (vocab, hidden) matrix in the file, and the export still says the PyTorch student's words."""
+    needs("onnxruntime-int8")
+    import onnx
+    from transformers import AutoConfig
+
+    report = export_cli.export_model(str(tiny_student_dir), "onnx", True, tmp_path / "int8")
+    config = AutoConfig.from_pretrained(tiny_student_dir)
+    shape = {config.vocab_size, config.dim}
+    graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
+    tables = [w.name for w in graph.initializer if len(w.dims) == 2 and set(w.dims) == shape]
+    assert len(tables) == 1, tables
+    assert report.agreement > 0.8  # random weights: near-ties that int8 may flip

@@ -45,6 +45,8 @@ CHILD_SENTENCES = [
     (dict(alpha_kl=math.nan), "The loss weight alpha_kl must be a finite number; got nan."),
     (dict(init_layers="0,0"), "Initialising layers name a teacher layer more than once ([0, 0]); give 2 different "
                               "layers between 0 and 3."),
+    (dict(init_layers="3,1"), "Initialising layers must go from shallower to deeper teacher layers, as the student's "
+                              "layers do: give [1, 3] rather than [3, 1]."),
 ]
 CHILD_FLAGS = {"init_layers": "--init-layers", "student_hidden": "--student-hidden", "max_length": "--max-length",
                "student_vocab_size": "--student-vocab-size", "temperature": "--temperature", "alpha_kl": "--alpha-kl",

@@ -82,6 +82,9 @@ def test_default_layers_keep_both_ends_and_sit_in_their_loss_groups(teacher_laye
     (StudentSpec(num_layers=2, init_layers=[0]), "one initialising teacher layer"),
     (StudentSpec(num_layers=2, init_layers=[0, 4]), "between 0 and 3"),
     (StudentSpec(num_layers=2, init_layers=[3, 3]), r"name a teacher layer more than once \(\[3, 3\]\); give 2 "),
+    (StudentSpec(num_layers=2, init_layers=[3, 1]), r"must go from shallower to deeper teacher layers, as the "
+                                                    r"student's layers do: give \[1, 3\] rather than \[3, 1\]\.$"),
+    (StudentSpec(num_layers=3, init_layers=[0, 3, 2]), r"give \[0, 2, 3\] rather than \[0, 3, 2\]\.$"),
     (StudentSpec(num_layers=2, model_type="gpt2"), "not supported"),
 ])
 def test_bad_student_specs(spec, message):

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from core.formatting import OneLineParser, parse_int_list, run_command
+from core.models.alignments import ALIGNMENTS, REDUCE_OPS
 from core.paths import ASSETS
 
 if TYPE_CHECKING:
     from train.config import DistillConfig
 
-ALIGNMENTS = ("match", "reduce", "match-pieces", "reduce-shared")  # core.models.vocab.ALIGNMENTS, which loads torch
 DEFAULT_LICENSE = "apache-2.0"  # of a published model card
 EXPORT_FORMATS = ("onnx", "openvino")
 
@@ -50,7 +50,7 @@ def distill_parser() -> argparse.ArgumentParser:
     g.add_argument("--student-hidden", type=int, help="narrower student width (needs --student-vocab-size)")
     g.add_argument("--align", choices=ALIGNMENTS, help="how logits meet across vocabularies (default reduce): match "
                    "and reduce as the paper's code, match-pieces and reduce-shared the lab's variants")
-    g.add_argument("--reduce-op", choices=["sum", "mean"], help="reduce, reduce-shared: sum (default) or mean of the "
+    g.add_argument("--reduce-op", choices=REDUCE_OPS, help="reduce, reduce-shared: sum (default) or mean of the "
                    "student's logits over a teacher token's pieces")
     g = p.add_argument_group("data")
     g.add_argument("--corpus", help="'bundled' (the lab's corpus); a UTF-8 .txt file, one sample a line; a .jsonl, "
@@ -218,10 +218,11 @@ def publish_parser() -> argparse.ArgumentParser:
 
 
 def export_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m train.export", description="Export a masked LM (a run's student by default) "
-                      "to a folder that ONNX Runtime or OpenVINO loads without the lab, with its tokenizer and a "
-                      "README of its measured size, speed and agreement with PyTorch.")
-    p.add_argument("model", help="run:RUN_ID, a run folder, a known model name, a model folder or a Hub id")
+    p = OneLineParser(prog="python -m train.export", description="Export a masked LM (a finished run's student by "
+                      "default) to a folder that ONNX Runtime or OpenVINO loads without the lab, with its tokenizer "
+                      "and a README of its measured size, speed and agreement with PyTorch (flagged when low).")
+    p.add_argument("model", help="run:RUN_ID or a run folder (a finished run's; run:RUN_ID@init: its student before "
+                   "training), a known model name, a model folder or a Hub id")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="onnx (ONNX Runtime) or openvino")
     p.add_argument("--int8", action="store_true", help="int8 weights: ONNX Runtime's dynamic quantisation, or "
                    "NNCF's weight compression for OpenVINO")
@@ -239,14 +240,29 @@ def export_student_parser() -> argparse.ArgumentParser:
     return p
 
 
-# -- the installed console scripts (pyproject.toml): the same light start as `python -m`
+# -- each command's entry: what `python -m MODULE` runs and what its console script in pyproject.toml points at, so
+# the pair of its parser and its work is written once. Each reads the flags before its work's module loads torch.
 
-
-def distill_command() -> None:
-    """rudistil-distill: python -m train.distill."""
+def distill_command() -> NoReturn:
+    """python -m train.distill; rudistil-distill."""
     run_command("train.cli:distill_parser", "train.distill:run")
 
 
-def publish_command() -> None:
-    """rudistil-publish: python -m train.publish."""
+def pretrain_teacher_command() -> NoReturn:
+    """python -m train.pretrain_teacher."""
+    run_command("train.cli:pretrain_teacher_parser", "train.pretrain_teacher:run")
+
+
+def publish_command() -> NoReturn:
+    """python -m train.publish; rudistil-publish."""
     run_command("train.cli:publish_parser", "train.publish:run")
+
+
+def export_command() -> NoReturn:
+    """python -m train.export."""
+    run_command("train.cli:export_parser", "train.export:run")
+
+
+def export_student_command() -> NoReturn:
+    """python -m scripts.export_student (a script of the checkout, not installed)."""
+    run_command("train.cli:export_student_parser", "scripts.export_student:run")

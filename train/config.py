@@ -15,7 +15,7 @@ import yaml
 
 from core.distill.losses import LossWeights
 from core.distill.sources import CorpusSource
-from core.models.vocab import ALIGNMENTS
+from core.models.alignments import ALIGNMENTS, REDUCE_OPS
 from core.paths import ASSETS, check_output_folder
 from core.runs.store import RunPaths, find_run_dir
 from core.textfiles import not_text
@@ -52,8 +52,8 @@ class DistillConfig:
     # reduced vocabulary and width (Kolesnikova et al. 2022); None keeps the teacher's
     student_vocab_size: int | None = None
     student_hidden: int | None = None
-    align: str = "reduce"  # how logits are compared across vocabularies: one of core.models.vocab.ALIGNMENTS
-    reduce_op: str = "sum"  # "sum" or "mean" of student logits over the pieces of a teacher token
+    align: str = "reduce"  # how logits are compared across vocabularies: one of core.models.alignments.ALIGNMENTS
+    reduce_op: str = "sum"  # one of core.models.alignments.REDUCE_OPS: of student logits over a teacher token's pieces
     # data
     corpus: str = BUNDLED_CORPUS
     valid_corpus: str | None = None  # None: the bundled validation split, or 5% held out of a custom corpus
@@ -182,7 +182,7 @@ class DistillConfig:
             raise ValueError("--fsdp trains in bf16 or fp32: use --mixed-precision bf16 or no.")
         if self.device not in ("auto", "cpu"):
             raise ValueError(f"--device must be auto or cpu; got '{self.device}'.")
-        if self.align not in ALIGNMENTS or self.reduce_op not in ("sum", "mean"):
+        if self.align not in ALIGNMENTS or self.reduce_op not in REDUCE_OPS:
             raise ValueError(f"--align must be one of {', '.join(ALIGNMENTS)}, and --reduce-op sum or mean.")
         if self.reduced_vocab and self.losses.kl_masked_only and self.align == "reduce":
             raise ValueError("--kl-masked-only does not apply to --align reduce, where the student reads the "

@@ -11,9 +11,9 @@ probe sentences (guesses.jsonl).
 from __future__ import annotations
 
 if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
-    from core.formatting import run_command
+    from train.cli import distill_command
 
-    run_command("train.cli:distill_parser", "train.distill:run")
+    distill_command()
 
 import argparse
 import hashlib

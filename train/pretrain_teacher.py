@@ -7,9 +7,9 @@ held-out masked-token accuracy are kept. The options and what each does: train.c
 from __future__ import annotations
 
 if __name__ == "__main__":  # read the flags (train.cli) before the imports below load torch: see run_command
-    from core.formatting import run_command
+    from train.cli import pretrain_teacher_command
 
-    run_command("train.cli:pretrain_teacher_parser", "train.pretrain_teacher:run")
+    pretrain_teacher_command()
 
 import argparse
 import copy

@@ -39,5 +39,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command() -> None:
-    """rudistil-bench, the installed console script: python -m core.bench."""
+    """python -m core.bench; rudistil-bench."""
     run_command("core.bench.flags:build_parser", "core.bench.cli:run")

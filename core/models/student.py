@@ -129,7 +129,8 @@ def layer_groups(teacher_layers: int, student_layers: int) -> list[list[int]]:
 
 
 def check_init_layers(init: list[int], layers: int, teacher_layers: int) -> None:
-    """ValueError unless `init` names one different teacher layer (0-based, below teacher_layers) per student layer."""
+    """ValueError unless `init` names one different teacher layer (0-based, below teacher_layers) per student layer,
+    in increasing order."""
     if len(init) != layers:
         raise ValueError(f"Give one initialising teacher layer per student layer: {layers} needed, {len(init)} given.")
     if any(not 0 <= i < teacher_layers for i in init):
@@ -139,6 +140,11 @@ def check_init_layers(init: list[int], layers: int, teacher_layers: int) -> None
         # two student layers copied from one teacher layer start identical and learn alike: a slip, not a recipe
         raise ValueError(f"Initialising layers name a teacher layer more than once ({init}); give {layers} different "
                          f"layers between 0 and {teacher_layers - 1}.")
+    if init != sorted(init):
+        # each student layer reads what the one below it computed, as the teacher layer it is copied from read what
+        # shallower ones computed: copies out of order start the student from a computation no layer was trained on
+        raise ValueError(f"Initialising layers must go from shallower to deeper teacher layers, as the student's "
+                         f"layers do: give {sorted(init)} rather than {init}.")
 
 
 def student_config(teacher_config, model_type: str, layers: int, hidden_size: int | None = None,

@@ -3,9 +3,10 @@
 ONNX: torch.onnx.export with the TorchScript exporter (dynamo=False), whose attention pattern ONNX Runtime's
 transformer optimizer recognises (its dynamo graphs get no fused Attention at onnxruntime 1.32), then that optimizer's
 BERT fusions (Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization); int8 by dynamic quantisation
-(int8 weights, activations quantised per batch). OpenVINO: openvino.convert_model straight from the module with
-SDPA attention; int8 by NNCF's weight compression (int8 weights, products in the inference precision). Weights are
-saved in fp32 (not OpenVINO's default fp16), so fp32 and int8 sizes compare.
+(int8 weights, activations quantised per batch); in both, the tied MLM output layer is stored once. OpenVINO:
+openvino.convert_model straight from the module with SDPA attention; int8 by NNCF's weight compression (int8 weights,
+products in the inference precision). Weights are saved in fp32 (not OpenVINO's default fp16), so fp32 and int8
+sizes compare.
 """
 from __future__ import annotations
 
@@ -102,45 +103,109 @@ def fuse_onnx(source: Path, target: Path, model: PreTrainedModel) -> dict[str, i
     return {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
 
 
-def share_transposed_weights(path: Path) -> int:
-    """Rewrite the ONNX graph at `path` so that a weight stored twice, once as is and once transposed, is stored once.
-
-    The TorchScript exporter folds the tied MLM output layer's transpose into a second copy of the token embeddings
-    (vocab x hidden floats: most of a small student); here that copy becomes a Transpose node on the embeddings,
-    which ONNX Runtime folds again in memory when a session loads. Only 2-D initializers that are exactly the
-    transpose of another are replaced, so the graph computes the same values. Returns the bytes saved on disk."""
+def transposed_copies(model) -> dict[str, str]:
+    """{copy: original} for the 2-D initializers of the ONNX `model` (a ModelProto) that hold exactly the transpose
+    of another: the tied MLM output layer, which the TorchScript exporter writes as a second, transposed copy of the
+    token embeddings ((hidden, vocab) beside (vocab, hidden) floats: most of a small student)."""
     import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-    graph = onnx.load(str(path))
-    weights = {w.name: w for w in graph.graph.initializer if len(w.dims) == 2 and min(w.dims) > 1}
+    from onnx import numpy_helper
+    weights = {w.name: w for w in model.graph.initializer if len(w.dims) == 2 and min(w.dims) > 1}
     by_shape: dict[tuple[int, ...], list[str]] = {}
     for name, w in weights.items():
         by_shape.setdefault(tuple(w.dims), []).append(name)
-    saved, transposes = 0, []
-    for name, w in list(weights.items()):
+    copies: dict[str, str] = {}
+    for name, w in weights.items():
+        if name in copies.values():
+            continue
         for other in by_shape.get(tuple(reversed(w.dims)), []):
-            if other in weights and other != name and \
+            if other != name and other not in copies and \
                     np.array_equal(numpy_helper.to_array(weights[other]).T, numpy_helper.to_array(w)):
-                transposes.append(helper.make_node("Transpose", [other], [name], name=f"{name}/shared", perm=[1, 0]))
-                graph.graph.initializer.remove(w)
-                saved += w.ByteSize()
-                del weights[name]
+                copies[name] = other
                 break
-    if transposes:
-        for node in reversed(transposes):  # before every node: their inputs are initializers
-            graph.graph.node.insert(0, node)
+    return copies
+
+
+def share_transposed_weights(path: Path) -> int:
+    """Rewrite the ONNX graph at `path` so that a weight stored twice, once as is and once transposed
+    (transposed_copies), is stored once: the copy becomes a Transpose node on the original, which ONNX Runtime folds
+    again in memory when a session loads. The graph computes the same values. Returns the bytes saved on disk."""
+    import onnx
+    from onnx import helper
+    graph = onnx.load(str(path))
+    copies = transposed_copies(graph)
+    if not copies:
+        return 0
+    initializers = {w.name: w for w in graph.graph.initializer}
+    saved = 0
+    for copy_name, original in copies.items():
+        graph.graph.node.insert(0, helper.make_node("Transpose", [original], [copy_name], name=f"{copy_name}/shared",
+                                                    perm=[1, 0]))  # before every node: its input is an initializer
+        saved += initializers[copy_name].ByteSize()
+        graph.graph.initializer.remove(initializers[copy_name])
+    onnx.save(graph, str(path))
+    return saved
+
+
+# the names ONNX Runtime's quantizer gives the int8 form of an initializer W, its scale and its zero point
+QUANTIZED, SCALE, ZERO_POINT = "_quantized", "_scale", "_zero_point"
+
+
+def share_quantized_copies(path: Path, copies: dict[str, str]) -> int:
+    """Rewrite the dynamically quantised ONNX graph at `path` so that the int8 form of a transposed copy (the tied MLM
+    output layer, `copies` as transposed_copies found them before quantisation) is read from its original's int8 form
+    through a Transpose node, with the original's scale and zero point: the token embeddings are then stored once.
+
+    The quantizer stores the embeddings (EmbedLayerNormalization's table) as uint8 with a zero point and the output
+    layer's MatMul weight as int8 without one: two quantisations of the same matrix, each within half a step of its
+    floats. The output layer's MatMulInteger takes uint8 weights as well, so it reads the embeddings' form instead.
+    A copy whose int8 form is read by anything but a MatMulInteger's weight input, or whose original was left in
+    floats, is left as it is. Returns the bytes saved on disk."""
+    import onnx
+    from onnx import helper
+    graph = onnx.load(str(path))
+    initializers = {w.name: w for w in graph.graph.initializer}
+    users: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in graph.graph.node:
+        for index, name in enumerate(node.input):
+            users.setdefault(name, []).append((node, index))
+
+    def read_as_weight(name: str) -> bool:  # only ever the weight input of a MatMulInteger
+        found = users.get(name + QUANTIZED, [])
+        return bool(found) and all(node.op_type == "MatMulInteger" and index == 1 for node, index in found)
+
+    saved = 0
+    for copy_name, original in copies.items():
+        if not read_as_weight(copy_name):  # transposed_copies may name either of the two the copy
+            copy_name, original = original, copy_name
+        copy_names = [copy_name + suffix for suffix in (QUANTIZED, SCALE, ZERO_POINT)]
+        original_names = [original + suffix for suffix in (QUANTIZED, SCALE, ZERO_POINT)]
+        if not read_as_weight(copy_name) or not all(name in initializers for name in copy_names + original_names):
+            continue
+        shared = f"{original_names[0]}/transposed"
+        for copy_part, original_part in zip(copy_names, original_names):
+            for node, index in users.get(copy_part, []):
+                node.input[index] = shared if copy_part == copy_names[0] else original_part
+            saved += initializers[copy_part].ByteSize()
+            graph.graph.initializer.remove(initializers[copy_part])
+        graph.graph.node.insert(0, helper.make_node("Transpose", [original_names[0]], [shared], name=shared,
+                                                    perm=[1, 0]))
+    if saved:
         onnx.save(graph, str(path))
     return saved
 
 
 def quantize_onnx(source: Path, target: Path) -> Path:
-    """Dynamic int8 quantisation of `source` (weights int8 per tensor, activations per batch), saved at `target`."""
+    """Dynamic int8 quantisation of `source` (weights int8 per tensor, activations per batch), saved at `target`; a
+    weight that `source` holds twice, once transposed (the tied MLM output layer), stays one copy in int8 as well:
+    the output layer reads the embeddings' uint8 table (share_quantized_copies)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    copies = transposed_copies(onnx.load(str(source)))
     with quiet():  # the fused graph's contrib operators have no inferred types: float32 is theirs
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    if copies:
+        share_quantized_copies(target, copies)
     return target
 
 
@@ -193,7 +258,7 @@ def build(mode: str, model: PreTrainedModel, folder: Path, whole_model: bool) ->
             if mode.endswith("int8"):
                 quantize_onnx(fused_path, target)
                 fused_path.unlink()
-                notes.append("dynamic int8 quantisation")
+                notes.append("dynamic int8 quantisation, a tied output layer stored once")
             files = [target]
         elif mode.startswith("openvino"):
             target = convert_openvino(wrap(with_attention(model, "sdpa")), model, folder / OPENVINO_NAME,
