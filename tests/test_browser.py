@@ -487,3 +487,109 @@ def test_benchmark_charts_label_every_bar_once_the_streamed_run_ends(page):
         assert len(labels) == bars and all(re.fullmatch(r"[\d.,]+", t) for t in labels), \
             f"{plot_id}: {bars} bars but these value labels: {labels}"
     screenshot(page, "benchmark-charts-labelled")
+
+
+def test_a_refused_start_stays_on_the_status_line_after_its_toast(page):
+    """Start refused: the sentence is still on the status line once the toast has faded (10 s) and the timer has
+    redrawn the line several times."""
+    open_tab(page, "Distill")
+    set_number(page, "distill-batch-size", 1_000_000)
+    try:
+        page.locator("#distill-start").click()
+        said = r"Start run refused: Batch size must be a whole number from 1 to 100,000; got 1000000"
+        text_of(page.locator("#run-status"), said, "the status line after a refused Start", timeout=30)
+        page.wait_for_timeout(12_000)  # past the toast's 10 s: five ticks of the timer
+        text_of(page.locator("#run-status"), said, "the status line once the toast has gone", timeout=1)
+        screenshot(page, "distill-start-refused")
+    finally:
+        set_number(page, "distill-batch-size", 8)
+
+
+def run_with_losses(run: Path, created: float) -> Path:
+    """stopped_run with a loss and an evaluation logged at steps 0 to 10, so that both plots draw axes."""
+    stopped_run(run, created)
+    rows = [{"step": 0, "eval_agreement": 0.1, "eval_mlm_acc": 0.1, "eval_teacher_mlm_acc": 0.3}] + [
+        {"step": s, "loss": 5.0 - s / 10, "loss_kl": 1.0, "loss_mlm": 2.0, "loss_cos": 0.4, "eval_agreement": 0.2,
+         "eval_mlm_acc": 0.2, "eval_teacher_mlm_acc": 0.3} for s in (5, 10)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return run
+
+
+def test_the_plots_name_their_axes_and_delete_shows_the_newest_run_left(page, tmp_path_factory):
+    from core.runs.store import list_runs
+    expect = sync_api().expect
+    runs = app_runs_folder(tmp_path_factory)
+    older = run_with_losses(runs / "20000101-000200-ee01", 946_684_900)
+    newer = run_with_losses(runs / "20000101-000201-ee02", 946_684_901)
+    try:
+        open_tab(page, "Distill")
+        text_of(page.locator("#distill-runs"), newer.name, "the runs table with the run to delete")
+        shown = page.locator("#distill-run-shown input")
+        shown.fill(newer.name)
+        shown.press("Enter")
+        text_of(page.locator("#run-status"), newer.name, "the status of the run to delete")
+        for plot_id, titles in [("distill-losses", ["α-weighted sum (nats + unitless)",
+                                                    "nats (KL, MLM); unitless (cos, MSE)"]),
+                                ("distill-eval", ["share of masked positions (%)"])]:
+            plot = page.locator(f"#{plot_id}")
+            y_titles = plot.locator(".g-ytitle text, .g-y2title text")  # plotly's classes of the first two y axes
+            seen(y_titles, f"the y-axis titles of {plot_id}", len(titles), timeout=30)
+            box = plot.bounding_box()
+            for title in titles:
+                drawn = y_titles.filter(has_text=title)
+                expect(drawn).to_be_visible()
+                where = drawn.bounding_box()
+                assert where["x"] >= box["x"] and where["y"] >= box["y"] and \
+                    where["y"] + where["height"] <= box["y"] + box["height"] + 1, \
+                    f"{plot_id}: the title {title!r} is cut by the plot's edge: title {where}, plot {box}"
+        screenshot(page, "distill-axes-titled")
+        page.locator("#distill-delete").click()
+        page.locator("#distill-delete-confirm").click()
+        deadline = time.time() + 30
+        while newer.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert not newer.exists(), "the confirmed delete left the run's folder"
+        left = list_runs(runs)[0]["id"]  # newest first; every run is the person's own on this app
+        expect(shown).to_have_value(left, timeout=30_000)
+        text_of(page.locator("#run-status"), rf"\*?\*?{left}\*?\*? · ", "the status of the run shown after Delete",
+                timeout=30)
+    finally:
+        for run in (older, newer):
+            shutil.rmtree(run, ignore_errors=True)
+
+
+EMBED_EIGHT = ["Мы ходили в кино.", "Кошка спит на диване.", "Завтра обещают дождь.", "Я люблю читать книги.",
+               "Поезд опаздывает на час.", "Мама готовит суп.", "Купи хлеба по дороге домой.", "Матч начнётся в семь."]
+
+
+def test_embedding_downloads_follow_the_maps_on_the_page(page):
+    """Neighbours offers its list as a file; drawing the maps again (other sentences) takes the list and its file
+    away, and each map's axes say which component they show."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    typed = page.get_by_label("Sentences, one a line")
+    typed.fill("\n".join(EMBED_EIGHT))
+    page.locator("#embed-draw").click()
+    expect(page.locator("#embed-download-map-csv")).to_be_visible(timeout=120_000)
+    expect(page.locator("#embed-map .g-xtitle")).to_have_text("PCA component 1")
+    expect(page.locator("#embed-map .g-ytitle")).to_have_text("PCA component 2")
+    expect(page.locator("#embed-download-neighbours-csv")).to_be_hidden()
+    page.locator("#embed-chosen input").click()
+    page.get_by_role("option", name="3. Я люблю читать книги.").click()  # picking it asks for its neighbours
+    neighbours_file = page.locator("#embed-download-neighbours-csv")
+    expect(neighbours_file).to_be_visible(timeout=120_000)
+    link = neighbours_file.locator("a")
+    expect(link).to_have_attribute("href", re.compile(r"/neighbours\.csv$"))
+    rows = page.request.get(link.get_attribute("href")).text().splitlines()
+    assert rows[0].startswith("sentence number,sentence,") and ",neighbour," in rows[0], rows[0]
+    assert all(row.startswith("3,Я люблю читать книги.,") for row in rows[1:]) and len(rows) == 1 + 2 * 5, rows
+    expect(page.locator("#embed-neighbours")).to_contain_text("(#")  # a neighbour, by its text and number
+    screenshot(page, "embeddings-neighbours-file")
+    typed.fill("\n".join(EMBED_EIGHT[:6]))
+    page.locator("#embed-draw").click()
+    expect(neighbours_file).to_be_hidden(timeout=120_000)
+    expect(page.locator("#embed-neighbours")).not_to_contain_text("(#")  # the table is empty again
+    expect(page.locator("#embed-download-map-csv")).to_be_visible()
+    expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 6 sentences")

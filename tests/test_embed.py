@@ -10,7 +10,7 @@ import torch
 from test_similarity import brute_knn, debiased_cka, hsic_cka, random_orthogonal
 from transformers import DistilBertConfig, DistilBertForMaskedLM
 
-from core.compare import embed, similarity
+from core.compare import embed, similarity, tables
 from core.compare.sentences import (
     MAX_SENTENCE_CHARS,
     MAX_SENTENCES,
@@ -391,6 +391,49 @@ def test_map_labels_few_sentences_and_frames_the_3d_cube(tiny_teacher):
     assert all(trace.mode == "markers" and not trace.text for trace in figure.data)
 
 
+def axis_titles(layout: dict) -> dict[str, str]:
+    """Each axis of a figure's layout (plotly's JSON: xaxis, yaxis2, scene.zaxis, ...) with its title's text ("" for
+    none)."""
+    def text(axis: dict) -> str:
+        title = axis.get("title") or {}
+        return title.get("text") or "" if isinstance(title, dict) else str(title)
+
+    titles = {name: text(axis) for name, axis in layout.items() if name.startswith(("xaxis", "yaxis"))}
+    for name, scene in layout.items():
+        if name.startswith("scene"):
+            titles.update({f"{name}.{a}axis": text(scene.get(f"{a}axis", {})) for a in "xyz"})
+    return titles
+
+
+def test_every_map_axis_says_which_component_it_is(tiny_teacher_dir, tiny_student_dir):
+    """The maps' axes carry no numbers (the later maps are turned): each is titled with the component it shows, on
+    the page and in the downloaded page."""
+    from tests.support.downloads import html_figure, paths
+    from ui import embed_plots, embed_tab
+    from ui.context import AppContext
+
+    teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
+    ctx = AppContext(default_teacher=teacher, default_student=student)
+    for dims in ("2D", "3D"):
+        figure, *_, kept = embed_tab.draw_maps(ctx, "Typed sentences", None, EIGHT, teacher, student, teacher,
+                                               -1, -1, 1, "mean", "PCA", dims)
+        _, _, html_path = paths(embed_tab.show_downloads("draw", kept)[:3])
+        for layout in (json.loads(figure.to_json())["layout"], html_figure(html_path)[1]):
+            titles = axis_titles(layout)
+            if dims == "2D":
+                assert titles == {f"{a}axis{n}": f"PCA component {1 if a == 'x' else 2}" for a in "xy"
+                                  for n in ("", "2", "3")}
+            else:
+                assert titles == {f"scene{n}.{a}axis": f"component {i}" for n in ("", "2", "3")
+                                  for i, a in enumerate("xyz", start=1)}
+                assert layout["title"]["text"].startswith("PCA 3D")  # the method, which 3D titles leave out
+    few = typed_set(EIGHT)
+    space = embed.embed_space(zoo.load(teacher), few)
+    umap = embed_plots.map_figure(few, [space], [embed.project(space, "pca", 2)], "UMAP")
+    assert axis_titles(json.loads(umap.to_json())["layout"]) == {"xaxis": "UMAP component 1",
+                                                                 "yaxis": "UMAP component 2"}
+
+
 def test_layer_figure_outlines_the_closest_layer_and_keeps_the_numbers(tiny_teacher, tiny_student, sentences):
     from ui import embed_plots
 
@@ -400,6 +443,10 @@ def test_layer_figure_outlines_the_closest_layer_and_keeps_the_numbers(tiny_teac
     heatmaps = [t for t in figure.data if t.type == "heatmap"]
     assert len(heatmaps) == 2 and all(t.texttemplate for t in heatmaps)
     assert not [t for t in figure.data if t.type == "scatter"]  # no marker covers a number
+    titles = axis_titles(json.loads(figure.to_json())["layout"])
+    assert titles == {"xaxis": "student layer", "yaxis": "teacher layer", "xaxis2": "student layer",
+                      "yaxis2": "teacher layer"}
+    assert heatmaps[0].colorbar.title.text == "linear CKA, kNN overlap"  # the one scale both rows share
     outlined = sorted((round((s.x0 + s.x1) / 2), round((s.y0 + s.y1) / 2)) for s in figure.layout.shapes)
     expected = [(column, int(row)) for column, row in enumerate(result["closest"])]
     assert outlined == sorted(expected * 2)  # the same cells on the CKA and kNN maps
@@ -461,7 +508,9 @@ def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_s
     upload = labelled_upload(tmp_path)
     figure, scores, _, _, kept = embed_tab.draw_maps(ctx, "Upload a file", str(upload), "", teacher, student, teacher,
                                                      -1, -1, 1, "mean", "PCA", "2D")
-    map_path, scores_path, html_path = paths(embed_tab.show_downloads("draw", kept))
+    *shown, neighbours = embed_tab.show_downloads("draw", kept)
+    map_path, scores_path, html_path = paths(tuple(shown))
+    assert neighbours.visible is False and neighbours.value is None  # no neighbours listed under new maps
     assert [p.name for p in (map_path, scores_path, html_path)] == ["embedding-map.csv", "how-alike.csv",
                                                                     "embedding-map.html"]
     points = read_csv(map_path)
@@ -489,7 +538,7 @@ def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_s
 
     figure, scores, _, _, kept = embed_tab.draw_maps(ctx, "Typed sentences", None, EIGHT, teacher, student, "",
                                                      -1, -1, -1, "CLS", "PCA", "3D")
-    points_path, scores_path, html_path = paths(embed_tab.show_downloads("draw", kept))
+    points_path, scores_path, html_path = paths(embed_tab.show_downloads("draw", kept)[:3])
     points = read_csv(points_path)
     assert list(points.columns)[-3:] == ["x", "y", "z"] and len(points) == 16
     first = figure.data[0]  # typed sentences have no labels: one trace a map
@@ -499,23 +548,48 @@ def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_s
     assert_offline_page_of(html_path, figure)
 
 
-def test_neighbours_download_is_the_table_shown(tiny_teacher_dir, tiny_student_dir):
+def test_neighbours_download_names_each_sentence_and_its_neighbour_by_text(tiny_teacher_dir, tiny_student_dir):
+    """A row of neighbours.csv reads without the page: the sentence chosen and its neighbour, each by number and
+    text, the map, the rank and the cosine (computed here from the sentence vectors), and the page's ●."""
     import gradio as gr
 
-    from tests.support.downloads import paths, read_csv
+    from tests.support.downloads import assert_offline_page_of, paths, read_csv
     from ui import embed_tab
     from ui.context import AppContext
 
     teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
     ctx = AppContext(default_teacher=teacher, default_student=student)
-    _, shown = embed_tab.find_neighbours(ctx, "Typed sentences", None, EIGHT, teacher, student, "", -1, -1, -1,
-                                         "mean", "PCA", "2D", "3. Я люблю читать книги.", 4)
-    (path,) = paths(embed_tab.show_neighbour_download(shown))
-    assert path.name == "neighbours.csv"
-    table = read_csv(path)
-    assert list(table.columns) == list(shown.columns) and table.values.tolist() == shown.astype(str).values.tolist()
-    assert len(table) == 4 and all("(#" in cell for cell in table.iloc[:, 1])
-    assert embed_tab.show_neighbour_download(None) == gr.skip()  # nothing shown yet: the box stays as it is
+    figure, shown, kept = embed_tab.find_neighbours(ctx, "Typed sentences", None, EIGHT, teacher, student, "", -1,
+                                                    -1, -1, "mean", "PCA", "2D", "3. Я люблю читать книги.", 4)
+    files = {p.name: p for p in paths(embed_tab.show_downloads("neighbours", kept))}
+    assert list(files) == ["embedding-map.csv", "embedding-map.html", "neighbours.csv"]
+    table = read_csv(files["neighbours.csv"])
+    assert list(table.columns) == ["sentence number", "sentence", "label", "map", "model", "layer", "rank",
+                                   "neighbour number", "neighbour", "neighbour label", "cosine",
+                                   "in every map's list"]
+    assert len(table) == 2 * 4
+    assert set(table["sentence number"]) == {"3"} and set(table["sentence"]) == {"Я люблю читать книги."}
+    eight = typed_set(EIGHT)
+    for number, (name, layer) in enumerate(((teacher, "4"), (student, "2")), start=1):
+        vectors = embed.embed_space(zoo.load(name), eight).vectors.astype(float)  # (8, hidden)
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        cosine = unit @ unit[3]
+        nearest = [int(i) for i in np.argsort(-cosine) if i != 3][:4]
+        rows = table[table["map"] == str(number)]
+        assert set(rows["model"]) == {name} and set(rows["layer"]) == {layer}
+        assert list(rows["rank"]) == ["1", "2", "3", "4"]
+        assert list(rows["neighbour number"]) == [str(i) for i in nearest]
+        assert list(rows["neighbour"]) == [eight.sentences[i] for i in nearest]
+        np.testing.assert_allclose(rows["cosine"].astype(float), cosine[nearest], rtol=1e-5)
+        assert list(rows["label"]) == [""] * 4 and list(rows["neighbour label"]) == [""] * 4  # typed: no labels
+    marked = {cell[2:].rsplit(" (#", 1)[0] for cell in shown.iloc[:, 1] if cell.startswith("● ")}
+    assert set(table.loc[table["in every map's list"] == "yes", "neighbour"]) == marked
+    assert set(table.loc[table["in every map's list"] == "no", "neighbour"]).isdisjoint(marked)
+    assert_offline_page_of(files["embedding-map.html"], figure)  # the maps as Neighbours drew them, marked
+    assert {t.name for t in figure.data} >= {"chosen", "neighbours"}
+    assert embed_tab.show_downloads("neighbours", None) == (gr.skip(),) * 3  # nothing shown yet: left as they are
+    with pytest.raises(ValueError, match="its own list of neighbours"):
+        tables.neighbour_rows(eight, [embed.Space("m", 1, 2, "mean", np.zeros((8, 4)), ("k",))], 3, [[(8, 0.5)]])
 
 
 def test_layer_downloads_hold_every_pair_of_layers(tiny_teacher_dir, tiny_student_dir, sentences):
@@ -566,20 +640,21 @@ def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, t
               "neighbours": [d for d in dependencies if parts["neighbour_rows"]._id in d["outputs"]
                              and d["trigger_after"] is None]}
     assert len(events["neighbours"]) == 2  # the button and picking a sentence
+    elem_ids = {name: elem_id for row in embed_tab.DOWNLOAD_BOXES.values() for name, _, elem_id in row}
+    by_id = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
     for action, boxes in parts["files"].items():
+        # each action's boxes: those of the files it makes, and those of a view it replaces (Draw: the neighbours')
+        assert [b._id for b in boxes] == [by_id[elem_ids[name]]._id for name in embed_tab.ACTION_FILES[action]]
         assert boxes and all(isinstance(b, gr.File) and not b.visible for b in boxes)  # hidden until there is a file
         for event in events[action]:
-            source = parts["neighbour_rows"]._id if action == "neighbours" else event["outputs"][-1]
-            if action != "neighbours":
-                assert isinstance(demo.blocks[source], gr.State)
+            source = event["outputs"][-1]
+            assert isinstance(demo.blocks[source], gr.State)
             writes = [d for d in dependencies if d["trigger_after"] == event["id"] and d["trigger_only_on_success"]
                       and d["outputs"] == [b._id for b in boxes]]
             assert len(writes) == 1 and writes[0]["inputs"] == [source] and writes[0]["api_visibility"] == "private"
 
 
 def test_tables_refuse_results_that_do_not_fit(sentences):
-    from core.compare import tables
-
     space = embed.Space("m", 1, 2, "mean", np.zeros((len(sentences), 4)), ("k",))
     with pytest.raises(ValueError, match="one point per sentence"):
         tables.map_rows(sentences, [space], [np.zeros((len(sentences) - 1, 2))])

@@ -485,6 +485,7 @@ def test_mask_each_word_downloads_hold_the_per_word_table(tiny_teacher_dir, tiny
                                                                       (2, ctx.default_student)))
     assert list(table["word"]) == strip.words == ["Мы", "долго", "гуляли", "по", "парку"]
     assert list(table["position"]) == ["1", "2", "3", "4", "5"]
+    assert set(table["sentence"]) == {sentence} and set(table["filled in"]) == {"no"}  # each row says its sentence
     assert list(table[f"{teacher}: guess"]) == [m.words[0] for m in strip.results[0]]
     assert list(table[f"{student}: guess"]) == [m.words[0] for m in strip.results[1]]
     assert list(table[f"{student}: masked word recovered"]) == [
@@ -571,7 +572,8 @@ def test_a_failed_action_clears_the_results_and_downloads_of_the_previous_input(
     with gr.Blocks() as demo:
         predicted, embedded = predict_tab.build(ctx), embed_tab.build(ctx)
     fns = list(demo.fns.values())
-    boxes = {"fill_mask": 2, "mask_each_word": 2, "probe_summary": 3, "embedding_map": 3, "layer_similarity": 2}
+    # Draw's boxes include the neighbours': their table is taken off the page with the maps
+    boxes = {"fill_mask": 2, "mask_each_word": 2, "probe_summary": 3, "embedding_map": 4, "layer_similarity": 2}
     for name, box_count in boxes.items():
         action = next(fn for fn in fns if fn.api_name == name)
         # every result it shows (a list of choices, such as the sentence to highlight, is no result)
@@ -626,6 +628,7 @@ def test_mask_each_word_on_the_pages_default_sentence_fills_its_mask_first(tiny_
     import gradio as gr
 
     from core.compare.probes import fill_mask_probes
+    from tests.support.downloads import paths, read_csv
     from ui import predict_tab
     from ui.context import error_message
 
@@ -644,7 +647,10 @@ def test_mask_each_word_on_the_pages_default_sentence_fills_its_mask_first(tiny_
     assert f"probe set's expected word first: *{probe.expected}*" in markdown
     rows = [line for line in markdown.splitlines() if "*(filled in)*" in line]
     assert len(rows) == 1 and rows[0].startswith(f"| {probe.expected} *(filled in)*")  # only the word put in
-    assert kept is not None
+    # the download says so too, and names the sentence whose words were masked
+    table = read_csv(paths(predict_tab.show_downloads("mask_each_word", kept))[0])
+    assert set(table["sentence"]) == {sentence} and list(table["word"]) == strip.words
+    assert list(table["filled in"]) == ["yes" if w == probe.expected else "no" for w in strip.words]
     # a sentence that is not a probe: model 1's best whole word goes in, and the note names model 1
     _, markdown, _ = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), *names, "", 3, TWO_MASKS)
     words = predict.fill_in(ctx.load(ctx.default_teacher), TWO_MASKS, probes=[]).words
@@ -696,6 +702,48 @@ def test_prediction_bars_share_one_labelled_probability_scale(tiny_teacher, tiny
         assert axis.showticklabels is not False and axis.tickformat == ".0%"
         assert axis.range[0] == 0 and top <= axis.range[1] <= 1.1 * top
     assert len({tuple(axis.range) for axis in axes}) == 1  # one scale: bar lengths compare across models
+
+
+def axis_titles(layout: dict) -> dict[str, str]:
+    """Each x and y axis of a figure's layout (plotly's JSON) with its title's text ("" for none)."""
+    def text(axis: dict) -> str:
+        title = axis.get("title") or {}
+        return title.get("text") or "" if isinstance(title, dict) else str(title)
+
+    return {name: text(axis) for name, axis in layout.items() if name.startswith(("xaxis", "yaxis"))}
+
+
+def test_every_axis_says_what_it_holds_and_the_downloads_keep_it(tiny_teacher_dir, tiny_student_dir, runs_dir,
+                                                                  tiny_teacher, tiny_student, other_vocab):
+    import json
+
+    from tests.support.downloads import html_figure, paths
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    names = [ctx.default_teacher, ctx.default_student, ctx.default_teacher]
+    figure, _, kept = predict_tab.fill_mask_kept(ctx, predict_tab.ErrorLines(), *names, 3, TWO_MASKS)
+    downloaded = html_figure(paths(predict_tab.show_downloads("fill_mask", kept))[1])[1]
+    for layout in (json.loads(figure.to_json())["layout"], downloaded):
+        titles = axis_titles(layout)
+        assert len(titles) == 2 * 2 * 3  # two masks, three models, two axes each
+        assert all(t == ("probability (%)" if name.startswith("x") else "guess (best first)")
+                   for name, t in titles.items())
+    sentence = "Мы долго гуляли по парку."
+    figure, _, kept = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), *names[:2], "", 3, sentence)
+    downloaded = html_figure(paths(predict_tab.show_downloads("mask_each_word", kept))[1])[1]
+    for layout in (json.loads(figure.to_json())["layout"], downloaded):
+        titles = axis_titles(layout)
+        # the words' axis is titled once, under the last row; each row is named by its label beside it
+        assert titles == {"xaxis": "", "xaxis2": "masked word (in sentence order)", "yaxis": "", "yaxis2": ""}
+    assert [t.colorbar.title.text for t in figure.data if t.showscale] == ["KL (nats)"]
+    student = predict_tab.label(names[1])
+    assert [list(t.y) for t in figure.data] == [[f"top-1 = model 1's? · {student}"], [f"KL · {student}"]]
+    models = [tiny_teacher, tiny_student, other_vocab]
+    summary = predict_tab.summary_figure(predict.probe_summary(models, make_probes(models, 6), top_k=5))
+    assert axis_titles(json.loads(summary.to_json())["layout"]) == {
+        "xaxis": "measure and model", "yaxis": "share of probes (%)", "xaxis2": "model", "yaxis2": "mean KL (nats)"}
+    assert summary.layout.yaxis.tickformat == ".0%"  # shares are read in %, as the title says
 
 
 def test_top_k_is_a_number_box_and_out_of_range_is_refused(tiny_teacher_dir, tiny_student_dir, runs_dir):

@@ -86,17 +86,21 @@ def write_files(downloads: Downloads, prefix: str) -> list[Path]:
             for name, item in downloads.files.items()]
 
 
-def file_boxes(downloads: Downloads | None, prefix: str, boxes: int):
-    """The updates of a tab's `boxes` gr.File components: each shown with its file, or left as it is when there is
-    nothing (yet) to download. One box gets one update, not a tuple (Gradio's rule for a single output)."""
+def file_boxes(downloads: Downloads | None, prefix: str, names: list[str]):
+    """The updates of the gr.File boxes of `names` (file names, in the order of the event's outputs) after an action:
+    a box whose file the action made shows it, written afresh; a box it made none for is emptied and hidden, since
+    its file came from a view the action replaced. With nothing (yet) to download every box is left as it is. One
+    box gets one update, not a tuple (Gradio's rule for a single output). ValueError for a file with no box."""
     if downloads is None or not downloads.files:
-        updates = tuple(gr.skip() for _ in range(boxes))
+        updates = tuple(gr.skip() for _ in names)
     else:
-        paths = write_files(downloads, prefix)
-        if len(paths) != boxes:
-            raise ValueError(f"{len(paths)} files for {boxes} download boxes.")
-        updates = tuple(gr.File(value=str(path), visible=True) for path in paths)
-    return updates[0] if boxes == 1 else updates
+        unboxed = [name for name in downloads.files if name not in names]
+        if unboxed:
+            raise ValueError(f"No download box for {', '.join(unboxed)}.")
+        paths = {path.name: path for path in write_files(downloads, prefix)}
+        updates = tuple(gr.File(value=str(paths[name]), visible=True) if name in paths
+                        else gr.File(value=None, visible=False) for name in names)
+    return updates[0] if len(names) == 1 else updates
 
 
 def file_box(label: str, elem_id: str) -> gr.File:

@@ -94,6 +94,12 @@ def label_colours(labels: tuple[str, ...]) -> dict[str, str]:
     return {label: LABEL_PALETTE[i % len(LABEL_PALETTE)] for i, label in enumerate(dict.fromkeys(labels))}
 
 
+def component_titles(method: str, dims: int) -> list[str]:
+    """The axis titles of a map: "PCA component 1", "PCA component 2" in 2D; "component 1" to "component 3" in 3D,
+    where a longer title runs out of its cube's corner (the figure's title names the method)."""
+    return [f"{method.upper() + ' ' if dims == 2 else ''}component {i}" for i in range(1, dims + 1)]
+
+
 def map_figure(sentences: SentenceSet, spaces: list[Space], coords: list[np.ndarray], method: str,
                highlight: int | None = None, neighbours: list[list[int]] | None = None) -> go.Figure:
     """One scatter a model, coloured by label, hover showing the sentence; a highlighted sentence and its neighbours.
@@ -154,18 +160,24 @@ def map_figure(sentences: SentenceSet, spaces: list[Space], coords: list[np.ndar
                                                                      symbol="diamond",
                                                                      line=dict(color="black", width=1)))),
                           row=1, col=col)
-    axis = dict(showticklabels=False, title=None, zeroline=False)
-    fig.update_xaxes(**axis)
-    fig.update_yaxes(**axis)
+    # The numbers on a map's axes mean nothing on their own (the later maps are turned); the titles say which
+    # component each axis is.
+    axis = dict(showticklabels=False, zeroline=False)
+    names = component_titles(method, dims)
     title = f"{method.upper()} {dims}D of {len(sentences)} sentences ({sentences.source})"
     if dims == 3:
-        # A cube seen from a little further than plotly's default, so no corner leaves the subplot.
-        fig.update_scenes(xaxis=dict(axis, title=""), yaxis=dict(axis, title=""), zaxis=dict(axis, title=""),
-                          aspectmode="cube", camera=dict(eye=dict(x=1.7, y=1.7, z=1.1), center=dict(x=0, y=0, z=0)))
+        # A cube seen from further than plotly's default and a little to its left, so no corner leaves the subplot
+        # and the third axis's title, drawn left of the cube, stays inside it.
+        fig.update_scenes(**{f"{a}axis": dict(axis, title=dict(text=name, font=dict(size=11)))
+                             for a, name in zip("xyz", names)},
+                          aspectmode="cube", camera=dict(eye=dict(x=2.1, y=2.1, z=1.35),
+                                                         center=dict(x=0.08, y=-0.08, z=0)))
         fig.update_layout(height=660, margin=dict(l=10, r=10, t=60, b=40))
     else:
-        fig.update_layout(height=560, margin=dict(l=10, r=10, t=60, b=30))
-    fig.update_layout(legend=dict(orientation="h", y=-0.02, yanchor="top", itemsizing="constant"),
+        fig.update_xaxes(**axis, title=dict(text=names[0], standoff=4, font=dict(size=12)))
+        fig.update_yaxes(**axis, title=dict(text=names[1], standoff=4, font=dict(size=12)))
+        fig.update_layout(height=560, margin=dict(l=30, r=10, t=60, b=30))
+    fig.update_layout(legend=dict(orientation="h", y=-0.04, yanchor="top", itemsizing="constant"),
                       hoverlabel=dict(align="left"),
                       title=dict(text=title, x=0.5, font=dict(size=14)))
     return fig
@@ -263,6 +275,7 @@ def layer_figure(names: list[str], results: list[dict], sentences: str = "") -> 
                 continue
             fig.add_trace(go.Heatmap(z=values, x=list(range(values.shape[1])), y=list(range(values.shape[0])),
                                      zmin=0, zmax=1, colorscale="Viridis", showscale=row == 1 and col == 1,
+                                     colorbar=dict(title=dict(text="linear CKA, kNN overlap", side="right")),
                                      texttemplate="%{z:.2f}", textfont=dict(size=11),
                                      hovertemplate="reference layer %{y}<br>other layer %{x}<br>%{z:.3f}"
                                                    "<extra></extra>"), row=row, col=col)

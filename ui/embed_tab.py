@@ -81,8 +81,9 @@ compare too.
   layers and outlines, for each layer, the closest reference layer.
 - Uploads: a UTF-8 `.txt` (one sentence a line) or `.csv` (a `sentence` or `text` column, optional `label` or
   `topic`), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
-- **Downloads** appear under each result: the map's points, the scores and the neighbours as CSV, the figures as
-  HTML pages that open without a network.
+- **Downloads** appear under each result: the map's points, the scores and the neighbours (each sentence beside its
+  neighbour's) as CSV, the figures as HTML pages that open without a network. They hold what the page shows:
+  Neighbours replaces the map's files with the maps it marks, and Draw takes away the neighbours' file.
 """
 
 
@@ -233,9 +234,9 @@ def _maps(spaces: list[embed.Space], sentences: SentenceSet, method: str, dims: 
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Downloads: what each action showed, by the file name it downloads as (in the order of the tab's file boxes)
+# Downloads: what each action showed, by the file name it downloads as
 
-DOWNLOAD_BOXES = {  # action -> (file name, label of its box, elem_id)
+DOWNLOAD_BOXES = {  # row of boxes on the page -> (file name, label of its box, elem_id)
     "draw": [("embedding-map.csv", "Map coordinates (CSV)", "embed-download-map-csv"),
              ("how-alike.csv", "How alike (CSV)", "embed-download-scores-csv"),
              ("embedding-map.html", "Maps (HTML, opens offline)", "embed-download-map-html")],
@@ -243,33 +244,41 @@ DOWNLOAD_BOXES = {  # action -> (file name, label of its box, elem_id)
     "layers": [("layer-similarity.csv", "CKA and kNN overlap per pair of layers (CSV)", "embed-download-layers-csv"),
                ("layer-similarity.html", "Figure (HTML, opens offline)", "embed-download-layers-html")],
 }
-
-
-def _downloads(action: str, *items) -> Downloads:
-    return Downloads(dict(zip([name for name, _, _ in DOWNLOAD_BOXES[action]], items, strict=True)))
+# action -> the boxes whose view it replaces: it fills those it made a file for and empties the others. Draw
+# redraws the maps and empties the neighbours table; Neighbours redraws the maps with the sentence marked.
+ACTION_FILES = {
+    "draw": ["embedding-map.csv", "how-alike.csv", "embedding-map.html", "neighbours.csv"],
+    "neighbours": ["embedding-map.csv", "embedding-map.html", "neighbours.csv"],
+    "layers": ["layer-similarity.csv", "layer-similarity.html"],
+}
 
 
 def map_downloads(sentences: SentenceSet, spaces: list[embed.Space], coords: list, pairs: list,
                   figure: go.Figure) -> Downloads:
     """Draw's points (one row per map and sentence), its how-alike scores unrounded and its maps."""
-    return _downloads("draw", table(tables.map_rows(sentences, spaces, coords)),
-                      table(tables.score_rows(spaces, pairs)), figure)
+    return Downloads({"embedding-map.csv": table(tables.map_rows(sentences, spaces, coords)),
+                      "how-alike.csv": table(tables.score_rows(spaces, pairs)), "embedding-map.html": figure})
+
+
+def neighbour_downloads(sentences: SentenceSet, spaces: list[embed.Space], coords: list, figure: go.Figure,
+                        index: int, found: list) -> Downloads:
+    """Neighbours' points and maps as they are drawn now (the sentence and its neighbours marked) and its
+    neighbours (one row per map and rank, the sentence and the neighbour each by number and text)."""
+    return Downloads({"embedding-map.csv": table(tables.map_rows(sentences, spaces, coords)),
+                      "embedding-map.html": figure,
+                      "neighbours.csv": table(tables.neighbour_rows(sentences, spaces, index, found))})
 
 
 def layer_downloads(names: list[str], results: list[dict], figure: go.Figure) -> Downloads:
     """Layer similarity's matrices in long form (one row per pair of layers) and its heat maps."""
-    return _downloads("layers", table(tables.layer_rows(names, results)), figure)
+    return Downloads({"layer-similarity.csv": table(tables.layer_rows(names, results)),
+                      "layer-similarity.html": figure})
 
 
 def show_downloads(action: str, downloads: Downloads | None):
-    """The action's download boxes, each with its file written afresh from what the action showed."""
-    return file_boxes(downloads, f"embed-{action}", len(DOWNLOAD_BOXES[action]))
-
-
-def show_neighbour_download(shown: pd.DataFrame | None):
-    """The neighbours table as the page shows it, as a CSV file."""
-    filled = shown is not None and not shown.empty
-    return show_downloads("neighbours", _downloads("neighbours", shown) if filled else None)
+    """The boxes of ACTION_FILES[action], in its order: each file the action made written afresh and shown, the
+    others emptied and hidden; all left as they are when the action has shown nothing yet."""
+    return file_boxes(downloads, f"embed-{action}", ACTION_FILES[action])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -333,7 +342,8 @@ def chosen_sentence_check(source=None, file=None, sentences=None, *rest) -> None
 def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None,
                     model_3=None, layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
                     highlight=None, neighbours=None, progress=gr.Progress()):
-    """The maps with one sentence and its neighbours marked, and the neighbours of each space side by side."""
+    """The maps with one sentence and its neighbours marked, the neighbours of each space side by side, and the
+    downloads (kept in a gr.State, which API clients do not receive)."""
     chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
     settings = map_settings(pooling, method, dims)
     k = whole_number(neighbours, "Neighbours", 1, MAX_NEIGHBOURS)
@@ -341,9 +351,10 @@ def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, mod
     index = sentence_index(sentences, highlight)
     spaces = _spaces(ctx, sentences, chosen, settings.pooling, progress)
     found = [embed.nearest(s, index, k) for s in spaces]
-    figure, _ = _maps(spaces, sentences, settings.method, settings.dims, progress, index,
-                      [[i for i, _ in f] for f in found])
-    return figure, embed_plots.neighbours_table(sentences, spaces, found)
+    figure, coords = _maps(spaces, sentences, settings.method, settings.dims, progress, index,
+                           [[i for i, _ in f] for f in found])
+    return (figure, embed_plots.neighbours_table(sentences, spaces, found),
+            neighbour_downloads(sentences, spaces, coords, figure, index, found))
 
 
 def fit_neighbour_columns(table):
@@ -469,25 +480,27 @@ def build(ctx: AppContext) -> dict:
         scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
                               wrap=True, scale=3, elem_id="embed-scores")
         status = gr.Markdown(scale=2, label="map note", show_label=False, elem_id="embed-note")
-    files = {}  # action -> its download boxes, hidden until the action has shown something
+    boxes = {}  # file name -> its download box, hidden until an action has made the file
     with gr.Row():
-        files["draw"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["draw"]]
+        boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["draw"])
     with gr.Row():
         chosen = gr.Dropdown([], value=None, label="Highlight a sentence (its number or text)", allow_custom_value=True,
-                             scale=4, info="Marks it in every map and lists its nearest neighbours.")
+                             scale=4, info="Marks it in every map and lists its nearest neighbours.",
+                             elem_id="embed-chosen")
         k = CheckedSlider(1, MAX_NEIGHBOURS, value=DEFAULT_NEIGHBOURS, step=1, label="neighbours", scale=1,
                           info="How many to list.")
-        neighbours_button = gr.Button("Neighbours", scale=1)
+        neighbours_button = gr.Button("Neighbours", scale=1, elem_id="embed-neighbours-run")
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
                                   column_widths=embed_plots.neighbour_column_widths(2), elem_id="embed-neighbours",
                                   label="Nearest neighbours by cosine (● = in every model's list)")
     with gr.Row():
-        files["neighbours"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["neighbours"]]
+        boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["neighbours"])
     layers_button = gr.Button("Layer similarity")
     layer_plot = gr.Plot(label="Layer similarity")
     with gr.Row():
-        files["layers"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["layers"]]
-    kept_state = {action: gr.State() for action in ("draw", "layers")}  # per session: what each action last showed
+        boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["layers"])
+    files = {action: [boxes[name] for name in names] for action, names in ACTION_FILES.items()}
+    kept_state = {action: gr.State() for action in ACTION_FILES}  # per session: what each action last showed
 
     source.change(show_source, source, [upload, upload_note, typed], api_visibility="private")
     # a file Draw would refuse is told as it arrives, not only once an action is asked for
@@ -528,12 +541,14 @@ def build(ctx: AppContext) -> dict:
                                                          "embedding requests", check=chosen_sentence_check,
                                                          at=len(inputs)))
     # Two or three models' columns: the widths follow the table once it is filled.
-    for shown in (neighbours_button.click(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
+    neighbours_outputs = [map_plot, neighbour_rows, kept_state["neighbours"]]
+    for shown in (neighbours_button.click(neighbours_fn, neighbours_inputs, neighbours_outputs,
                                           api_name="neighbours", **neighbours_guard),
-                  chosen.select(neighbours_fn, neighbours_inputs, [map_plot, neighbour_rows],
+                  chosen.select(neighbours_fn, neighbours_inputs, neighbours_outputs,
                                 api_visibility="private", **neighbours_guard)):
         shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
-        shown.success(show_neighbour_download, neighbour_rows, files["neighbours"], **quiet)
+        shown.success(functools.partial(show_downloads, "neighbours"), kept_state["neighbours"],
+                      files["neighbours"], **quiet)
         status_lines(shown, "neighbours", "Neighbours", neighbours_inputs)
     layers_fn, layers_inputs = kept("layers", compare_layers,
                                     [source, upload, typed, first, second, third, pooling, estimator])

@@ -191,16 +191,20 @@ def sentence_title(text: str, limit: int = 90) -> str:
     return "«" + page_text(text) + "»"
 
 
+PROBABILITY_AXIS = "probability (%)"
+GUESS_AXIS = "guess (best first)"
+
+
 def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
     """Horizontal bars: one row of subplots per mask, one subplot per model, best guess on top; titled with the
-    sentence, so the figure says what it shows."""
+    sentence, so the figure says what it shows, and each axis with what it holds (PROBABILITY_AXIS, GUESS_AXIS)."""
     masks, models = len(result.results[0].masks), len(result.results)
     titles = [page_text(label(r.model)) + (f" · mask {m + 1}" if masks > 1 else "")
               for m in range(masks) for r in result.results]
-    row_height = 70 + 24 * result.top_k  # pixels, the probability scale under the bars included
+    row_height = 90 + 24 * result.top_k  # pixels, the probability scale and its title under the bars included
     height = masks * row_height + 70
     fig = make_subplots(rows=masks, cols=models, subplot_titles=titles, horizontal_spacing=0.12,
-                        vertical_spacing=65 / height if masks > 1 else 0.0)
+                        vertical_spacing=85 / height if masks > 1 else 0.0)
     # One probability scale for every subplot: each of its own made a 20% bar as long as another model's 90% one.
     top = max(p for r in result.results for guess in r.masks for p in guess.probs)
     for m in range(masks):
@@ -215,8 +219,9 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
                 customdata=words, hovertemplate="%{customdata}: %{x:.2%}<extra></extra>", showlegend=False,
             ), row=m + 1, col=c + 1)
             fig.update_yaxes(tickvals=list(range(len(guess.tokens))), ticktext=words, autorange="reversed",
-                             row=m + 1, col=c + 1)
-            fig.update_xaxes(range=[0, top * 1.05], tickformat=".0%", nticks=5, row=m + 1, col=c + 1)
+                             title=dict(text=GUESS_AXIS, standoff=6), row=m + 1, col=c + 1)
+            fig.update_xaxes(range=[0, top * 1.05], tickformat=".0%", nticks=5,
+                             title=dict(text=PROBABILITY_AXIS, standoff=6), row=m + 1, col=c + 1)
     # The title is placed in pixels from the top: at y=0.99 of a 20-mask figure (3,500 px) it sat 35 px down, on
     # the first row's subplot titles. The top margin leaves it its own band above them.
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=90, b=10), bargap=0.2,
@@ -251,7 +256,7 @@ def _kl_text(kl: float) -> str:
 
 # The KL scale spans the whole strip (one row alone left it a few pixels long, its ticks on top of each other),
 # with a few ticks well apart.
-KL_COLORBAR = dict(title=dict(text="KL", side="top"), len=1.0, lenmode="fraction", y=0.5, yanchor="middle",
+KL_COLORBAR = dict(title=dict(text="KL (nats)", side="top"), len=1.0, lenmode="fraction", y=0.5, yanchor="middle",
                    thickness=14, nticks=5, tickformat=".2g", ypad=0)
 
 
@@ -260,8 +265,12 @@ def strip_height(pairs: int) -> int:
     return max(320, 170 + 120 * pairs)
 
 
+MASKED_WORD_AXIS = "masked word (in sentence order)"
+
+
 def word_strip_figure(strip: predict.WordStrip) -> go.Figure:
-    """A heat strip: words on x; for each model against model 1 a row of top-1 agreement and a row of KL."""
+    """A heat strip: words on x (titled MASKED_WORD_AXIS under the last row); for each model against model 1 a row
+    of top-1 agreement and a row of KL, each row named beside it, the KL scale in nats."""
     pairs = strip.pairs
     fig = make_subplots(rows=2 * len(pairs), cols=1, shared_xaxes=True, vertical_spacing=0.08)
     x = list(range(len(strip.words)))
@@ -284,6 +293,7 @@ def word_strip_figure(strip: predict.WordStrip) -> go.Figure:
             colorbar=KL_COLORBAR),
             row=2 * i + 2, col=1)
     fig.update_xaxes(tickvals=x, ticktext=[page_text(w) for w in strip.words], tickangle=-30)
+    fig.update_xaxes(title=dict(text=MASKED_WORD_AXIS, standoff=6), row=2 * len(pairs), col=1)  # under the last row
     fig.update_layout(height=strip_height(len(pairs)), margin=dict(l=10, r=10, t=50, b=10),
                       title=dict(text=sentence_title(strip.sentence), x=0.5, xanchor="center", font=dict(size=14)))
     return fig
@@ -354,6 +364,10 @@ def probe_table(summary: predict.ProbeSummary | None = None) -> pd.DataFrame:
     return pd.DataFrame(summary.rows)
 
 
+SUMMARY_AXES = {"share": "share of probes (%)", "measures": "measure and model", "kl": "mean KL (nats)",
+                 "models": "model"}
+
+
 def summary_figure(summary: predict.ProbeSummary) -> go.Figure:
     """Bars of each model's accuracy and agreement with model 1, and of each other model's mean KL from model 1.
 
@@ -379,9 +393,12 @@ def summary_figure(summary: predict.ProbeSummary) -> go.Figure:
                                  text=[_kl_text(pair.mean("kl"))], textposition="outside"), row=1, col=2)
     # Headroom above the tallest bar, so a label drawn above it stays clear of the subplot title.
     # the ticks stop at 100%: a share cannot pass it, and a tick at 120% said it could
-    fig.update_yaxes(range=[0, 1.2], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1.0], row=1, col=1)
-    fig.update_yaxes(range=[0, max(kl_top, 1e-3) * 1.3], row=1, col=2)
+    fig.update_yaxes(range=[0, 1.2], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1.0], row=1, col=1,
+                     title=dict(text=SUMMARY_AXES["share"], standoff=6))
+    fig.update_yaxes(range=[0, max(kl_top, 1e-3) * 1.3], row=1, col=2, title=dict(text=SUMMARY_AXES["kl"], standoff=6))
     fig.update_xaxes(showticklabels=True, automargin=True)
+    fig.update_xaxes(title=dict(text=SUMMARY_AXES["measures"], standoff=6), row=1, col=1)
+    fig.update_xaxes(title=dict(text=SUMMARY_AXES["models"], standoff=6), row=1, col=2)
     fig.update_traces(cliponaxis=True)
     # each bar has a category of its own (metric, model): "group" would still leave a gap for every other model
     fig.update_layout(barmode="overlay", height=440, margin=dict(l=10, r=10, t=50, b=10),
@@ -417,9 +434,11 @@ def prediction_downloads(result: predict.SentenceComparison, figure: go.Figure) 
     return _downloads("fill_mask", table(tables.prediction_rows(result, label)), figure)
 
 
-def word_downloads(strip: predict.WordStrip, model_names: list[str], figure: go.Figure) -> Downloads:
-    """Mask each word's per-word table (each model's guess, agreement and KL with model 1) and its strip figure."""
-    return _downloads("mask_each_word", table(tables.word_rows(strip, model_names, label)), figure)
+def word_downloads(strip: predict.WordStrip, model_names: list[str], figure: go.Figure,
+                   filled: predict.FilledIn | None = None) -> Downloads:
+    """Mask each word's per-word table (the sentence, which words were filled in, each model's guess, agreement and
+    KL with model 1) and its strip figure."""
+    return _downloads("mask_each_word", table(tables.word_rows(strip, model_names, label, filled)), figure)
 
 
 def summary_downloads(summary: predict.ProbeSummary, figure: go.Figure) -> Downloads:
@@ -429,7 +448,7 @@ def summary_downloads(summary: predict.ProbeSummary, figure: go.Figure) -> Downl
 
 def show_downloads(action: str, downloads: Downloads | None):
     """The action's download boxes, each with its file written afresh from what the action showed."""
-    return file_boxes(downloads, action.replace("_", "-"), len(DOWNLOAD_BOXES[action]))
+    return file_boxes(downloads, action.replace("_", "-"), [name for name, _, _ in DOWNLOAD_BOXES[action]])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -470,7 +489,7 @@ def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model
         names = [m.name for m in models]
         figure = word_strip_figure(result)
         markdown = word_strip_markdown(result, names, filled, language_note(text)) + notes
-        return figure, markdown, word_downloads(result, names, figure)
+        return figure, markdown, word_downloads(result, names, figure, filled)
 
 
 def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=None,

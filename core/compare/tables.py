@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from core.compare.embed import Space
-from core.compare.predict import SentenceComparison, WordStrip
+from core.compare.predict import FilledIn, SentenceComparison, WordStrip
 from core.compare.sentences import SentenceSet
 
 RECOVERED = {True: "yes", False: "no", None: "split"}  # WordStrip.recovered as people read it
@@ -46,15 +46,20 @@ def prediction_rows(result: SentenceComparison, name: Callable[[str], str] = str
     return rows
 
 
-def word_rows(strip: WordStrip, models: Sequence[str], name: Callable[[str], str] = str) -> list[dict]:
-    """One row per word of "Mask each word": each model's best guess and whether it is the masked word ("yes", "no",
-    or "split" where that model's vocabulary cannot spell the word as one entry), then for each model after the
-    first its top-1 agreement (1 or 0), top-k overlap and KL (nats) with model 1 at that word."""
+def word_rows(strip: WordStrip, models: Sequence[str], name: Callable[[str], str] = str,
+              filled: FilledIn | None = None) -> list[dict]:
+    """One row per word of "Mask each word": the sentence whose words were masked (its [MASK]s filled in, see
+    `filled`), the word's position and text, whether it was put in at a [MASK] ("yes" or "no"), each model's best
+    guess and whether it is the masked word ("yes", "no", or "split" where that model's vocabulary cannot spell the
+    word as one entry), then for each model after the first its top-1 agreement (1 or 0), top-k overlap and KL
+    (nats) with model 1 at that word."""
     models = [numbered(i, model, name) for i, model in enumerate(models)]
     overlap = f"top-{len(strip.results[0][0].tokens)} overlap"  # the k each model guessed
+    put_in = set(filled.spans) if filled else set()
     rows = []
     for j, word in enumerate(strip.words):
-        row = {"position": j + 1, "word": word}
+        row = {"sentence": strip.sentence, "position": j + 1, "word": word,
+               "filled in": "yes" if strip.spans[j] in put_in else "no"}
         for m, model in enumerate(models):
             row[f"{model}: guess"] = strip.results[m][j].words[0]
             row[f"{model}: masked word recovered"] = RECOVERED[strip.recovered[m][j]]
@@ -86,6 +91,30 @@ def map_rows(sentences: SentenceSet, spaces: Sequence[Space], coords: Sequence[n
             rows.append({"sentence number": i, "sentence": sentence, "label": label, "map": s + 1,
                          "model": space.model, "layer": space.layer,
                          **{axis: float(value) for axis, value in zip(AXES, xy[i])}})
+    return rows
+
+
+def neighbour_rows(sentences: SentenceSet, spaces: Sequence[Space], index: int,
+                   found: Sequence[Sequence[tuple[int, float]]]) -> list[dict]:
+    """One row per map and rank of Neighbours: the chosen sentence (number from 0, text, label), the map's model and
+    layer, then the neighbour at that rank (number, text, label), its cosine with the chosen sentence, and whether
+    every map lists it ("yes" or "no", the page's ●).
+
+    found: for each space, embed.nearest's (sentence number, cosine) pairs, nearest first. ValueError when there is
+    not one list a space, or a number is outside the set.
+    """
+    n = len(sentences)
+    if len(found) != len(spaces) or not 0 <= index < n or any(not 0 <= i < n for near in found for i, _ in near):
+        raise ValueError("Each map needs its own list of neighbours from the sentence set; ask for them again.")
+    shared = set.intersection(*[{i for i, _ in near} for near in found]) if found else set()
+    rows = []
+    for s, (space, near) in enumerate(zip(spaces, found)):
+        for rank, (i, cosine) in enumerate(near, start=1):
+            rows.append({"sentence number": index, "sentence": sentences.sentences[index],
+                         "label": sentences.labels[index], "map": s + 1, "model": space.model, "layer": space.layer,
+                         "rank": rank, "neighbour number": i, "neighbour": sentences.sentences[i],
+                         "neighbour label": sentences.labels[i], "cosine": _value(cosine),
+                         "in every map's list": "yes" if i in shared else "no"})
     return rows
 
 
