@@ -593,3 +593,29 @@ def test_embedding_downloads_follow_the_maps_on_the_page(page):
     expect(page.locator("#embed-neighbours")).not_to_contain_text("(#")  # the table is empty again
     expect(page.locator("#embed-download-map-csv")).to_be_visible()
     expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 6 sentences")
+
+
+def test_neighbours_of_a_sentence_not_in_the_set_says_so_and_keeps_the_maps(page):
+    """A number typed into the sentence list that the set does not have is answered on the page (the status line),
+    the maps drawn stay, unmarked by an error; a Draw that fails empties the sentence list with the maps."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    typed = page.get_by_label("Sentences, one a line")
+    typed.fill("\n".join(EMBED_EIGHT))
+    page.locator("#embed-draw").click()
+    expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 8 sentences", timeout=120_000)
+    chosen = page.locator("#embed-chosen input")
+    chosen.fill("99")
+    chosen.press("Enter")
+    page.locator("#embed-neighbours-run").click()
+    expect(page.locator("#embed-status")).to_contain_text(
+        "Neighbours failed: There is no sentence 99; the set has sentences 0 to 7.", timeout=60_000)
+    expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 8 sentences")
+    screenshot(page, "embeddings-neighbours-refused")
+    typed.fill(EMBED_EIGHT[0])
+    page.locator("#embed-draw").click()
+    expect(page.locator("#embed-status")).to_contain_text("Draw failed:", timeout=60_000)
+    expect(chosen).to_have_value("")
+    expect(page.locator("#embed-chosen")).not_to_contain_text("Error")

@@ -638,8 +638,12 @@ def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, t
     events = {"draw": [d for d in dependencies if d["api_name"] == "embedding_map"],
               "layers": [d for d in dependencies if d["api_name"] == "layer_similarity"],
               "neighbours": [d for d in dependencies if parts["neighbour_rows"]._id in d["outputs"]
-                             and d["trigger_after"] is None]}
+                             and isinstance(demo.blocks[d["outputs"][-1]], gr.State)]}
     assert len(events["neighbours"]) == 2  # the button and picking a sentence
+    # each after a check of the sentence chosen with no outputs: a refusal marks nothing on the page "Error"
+    by_event = {d["id"]: d for d in dependencies}
+    checks = [by_event[d["trigger_after"]] for d in events["neighbours"]]
+    assert all(c["outputs"] == [] and c["trigger_after"] is None for c in checks)
     elem_ids = {name: elem_id for row in embed_tab.DOWNLOAD_BOXES.values() for name, _, elem_id in row}
     by_id = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
     for action, boxes in parts["files"].items():

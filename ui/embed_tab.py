@@ -534,6 +534,8 @@ def build(ctx: AppContext) -> dict:
     status_lines(drawn, "draw", "Draw", draw_inputs)
     drawn_results = [map_plot, scores, status, neighbour_rows, kept_state["draw"]]
     drawn.failure(cleared(drawn_results, len(files["draw"])), None, drawn_results + files["draw"], **quiet)
+    # the list of the maps' sentences goes with the maps (and with it the "Error" mark a failed Draw leaves on it)
+    drawn.failure(lambda: gr.Dropdown(choices=[], value=None), None, chosen, **quiet)
     neighbours_fn, neighbours_inputs = kept("neighbours", find_neighbours, inputs + [chosen, k])
     # A sentence not chosen, or not in the set, is told under the list before the request is queued, so the maps
     # already drawn stay on the page.
@@ -542,10 +544,14 @@ def build(ctx: AppContext) -> dict:
                                                          at=len(inputs)))
     # Two or three models' columns: the widths follow the table once it is filled.
     neighbours_outputs = [map_plot, neighbour_rows, kept_state["neighbours"]]
-    for shown in (neighbours_button.click(neighbours_fn, neighbours_inputs, neighbours_outputs,
-                                          api_name="neighbours", **neighbours_guard),
-                  chosen.select(neighbours_fn, neighbours_inputs, neighbours_outputs,
-                                api_visibility="private", **neighbours_guard)):
+    # The page asks first, in a step of its own with no outputs, whether the sentence chosen is in the set: the page
+    # shows nothing of a validator's refusal, and a failed step marks each of its outputs "Error". The maps stay.
+    check_fn = errors.wrap("neighbours", chosen_sentence_check, len(neighbours_inputs))
+    for trigger, naming in ((neighbours_button.click, dict(api_name="neighbours")),
+                            (chosen.select, dict(api_visibility="private"))):
+        checked = trigger(check_fn, neighbours_inputs, None, api_visibility="private", show_progress="hidden")
+        checked.failure(errors.failure("Neighbours", "neighbours"), neighbours_inputs, failed, **quiet)
+        shown = checked.success(neighbours_fn, neighbours_inputs, neighbours_outputs, **naming, **neighbours_guard)
         shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
         shown.success(functools.partial(show_downloads, "neighbours"), kept_state["neighbours"],
                       files["neighbours"], **quiet)
