@@ -55,6 +55,18 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture
+def ctx(runs_dir, monkeypatch):
+    """An app context over a private runs folder whose launcher never starts a process: runs submitted stay queued.
+    (A test module with a context of its own defines its own `ctx`.)"""
+    from train.launcher import RunLauncher
+    from ui.context import AppContext
+
+    context = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
+    monkeypatch.setattr(context.launcher, "start", lambda: context.launcher)
+    return context
+
+
 @pytest.fixture(scope="session")
 def bundled_teacher():
     """The lab's own tiny Russian BERT teacher (assets/models/teacher), loaded as the app loads it."""

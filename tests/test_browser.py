@@ -171,16 +171,23 @@ def stopped_run(run: Path, created: float) -> Path:
     return run
 
 
+def choose_run(page, name: str):
+    """The Distill tab, showing the run `name` as a person chooses it (typed into the run list once the runs table
+    lists it), after its status line names it; returns the list's input."""
+    open_tab(page, "Distill")
+    text_of(page.locator("#distill-runs"), name, "the runs table with the run")
+    shown = page.locator("#distill-run-shown input")
+    shown.fill(name)
+    shown.press("Enter")
+    text_of(page.locator("#run-status"), name, "the status of the run chosen")
+    return shown
+
+
 def test_delete_asks_before_a_run_is_gone(page, tmp_path_factory):
     expect = sync_api().expect
     run = stopped_run(app_runs_folder(tmp_path_factory) / "20000101-000100-dd01", 946_684_700)
     try:
-        open_tab(page, "Distill")
-        text_of(page.locator("#distill-runs"), run.name, "the runs table with the run to delete")
-        shown = page.locator("#distill-run-shown input")
-        shown.fill(run.name)
-        shown.press("Enter")
-        text_of(page.locator("#run-status"), run.name, "the status of the run to delete")
+        choose_run(page, run.name)
         confirm, keep = page.locator("#distill-delete-confirm"), page.locator("#distill-delete-keep")
         page.locator("#distill-delete").click()
         expect(confirm).to_have_text(f"Delete {run.name} for good")
@@ -522,12 +529,7 @@ def test_the_plots_name_their_axes_and_delete_shows_the_newest_run_left(page, tm
     older = run_with_losses(runs / "20000101-000200-ee01", 946_684_900)
     newer = run_with_losses(runs / "20000101-000201-ee02", 946_684_901)
     try:
-        open_tab(page, "Distill")
-        text_of(page.locator("#distill-runs"), newer.name, "the runs table with the run to delete")
-        shown = page.locator("#distill-run-shown input")
-        shown.fill(newer.name)
-        shown.press("Enter")
-        text_of(page.locator("#run-status"), newer.name, "the status of the run to delete")
+        shown = choose_run(page, newer.name)
         for plot_id, titles in [("distill-losses", ["α-weighted sum (nats + unitless)",
                                                     "nats (KL, MLM); unitless (cos, MSE)"]),
                                 ("distill-eval", ["share of masked positions (%)"])]:

@@ -9,19 +9,10 @@ from tests.test_distill_tab import make_evaluated_run
 from train.admission import lines_needed
 from train.config import DistillConfig
 from train.distill import guess_probes
-from train.launcher import RunLauncher
 from ui import distill_tab
-from ui.context import AppContext, some_of
+from ui.context import some_of
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def ctx(runs_dir, monkeypatch):
-    """An app context over a private runs folder whose launcher never starts a process: submitted runs stay queued."""
-    context = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
-    monkeypatch.setattr(context.launcher, "start", lambda: context.launcher)
-    return context
 
 
 def test_delete_clears_the_choice_says_so_and_nothing_asks_for_the_run_again(ctx):

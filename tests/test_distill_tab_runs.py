@@ -19,12 +19,6 @@ from ui.distill_plots import eval_figure, loss_figure
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def ctx(runs_dir, monkeypatch):
-    """An app context over a private runs folder whose launcher never starts a process: queued runs stay queued."""
-    context = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
-    monkeypatch.setattr(context.launcher, "start", lambda: context.launcher)
-    return context
 
 
 def shared_ctx(runs_dir) -> AppContext:
