@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import re
 import shutil
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +21,18 @@ import torch
 from core import bench
 from core.bench import machine
 from core.bench.plan import MAX_BATCH_SIZE, MAX_RUNS, MAX_SEQ_LEN, check_estimate
-from core.bench.runtimes import RUNTIME_MODES, available_modes
-from core.formatting import count, format_seconds, parse_int_list
+from core.bench.runtimes import available_modes
+from core.formatting import count, error_sentence, format_seconds, parse_int_list
 from ui.context import (
     AppContext,
     CheckedCheckboxGroup,
     CheckedNumber,
     CheckedRadio,
+    ErrorLines,
     error_message,
+    failure_line,
     flag,
+    markdown_text,
     model_name,
     one_of,
     pending_requests,
@@ -43,13 +48,19 @@ from ui.downloads import BENCH_PREFIX, remove_old_folders
 MODE_COLOURS = {"card": "#9aa5b1", "reference": "#3b6fb6", "fast": "#e9a23b", "onnxruntime": "#5a9e6f",
                 "onnxruntime-int8": "#9bcf8e", "openvino": "#8e5ea2", "openvino-int8": "#c9a3d8"}
 CARD_MACHINE = {"cpu": "card: Xeon E5-2698 v4", "cuda": "card: Tesla P100"}
-ROW_COLUMNS = ["model", "mode", "dtype", "batch_size", "seq_len", "latency_s", "latency_p90_s", "throughput_samples_s",
-               "peak_mem_mb", "gflops", "share_of_peak", "params", "size_mb", "runs", "setup_s", "check", "tried"]
-CARD_COLUMNS = ["model", "size_mb", "card_size_mb", "card_latency_s", "reference_latency_s", "fast_latency_s",
-                "card_throughput", "reference_throughput", "fast_throughput"]
+# The page's tables fit a 1280-pixel window without sideways scrolling (narrower, their headers wrap). Each table maps
+# its columns to the characters each needs (each word of its header unbroken: the tables' font is monospace, and a
+# name breaks at a hyphen or a space, else anywhere) and shares its width in those proportions (column_widths). The
+# measurements table names models as the charts do (short_name) and leaves out what the downloads keep: gflops
+# (share_of_peak gives it against this machine's limit), runs, params, and what is the same at every batch of a
+# model and mode (size_mb is in the card table; setup_s, check and tried in the notes under the tables).
+ROW_COLUMNS = {"model": 14, "mode": 11, "dtype": 13, "batch_size": 10, "seq_len": 7, "latency_s": 9,
+               "latency_p90_s": 13, "throughput_samples_s": 20, "peak_mem_mb": 11, "share_of_peak": 13}
+# One line per model and source of figures (the card, or a mode measured here): any number of modes fits.
+CARD_COLUMNS = {"model": 40, "figures": 24, "size_mb": 8, "latency_s": 10, "throughput": 10}
 # "card", "reference (here)" and "fast (here)": one ratio between two models, as the card gave it, then measured
 # here in each mode; "between modes (here)": one model in two modes, a ratio the card has no column for
-RATIO_COLUMNS = ["speed-up", "card", "reference (here)", "fast (here)", "between modes (here)"]
+RATIO_COLUMNS = {"speed-up": 60, "card": 8, "reference (here)": 10, "fast (here)": 10, "between modes (here)": 13}
 INTRO = """### Speed: the model card's table, measured here
 The card's headline compares teacher and students by **latency at batch 1** and **throughput at batch 16**, with
 512-token sequences through the encoder. `arch:` models have the exact real architectures with random weights: speed
@@ -205,14 +216,67 @@ def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
     return figure
 
 
-def _frame(lines: list[dict], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(lines, columns=columns)
+def _frame(lines: list[dict], columns) -> pd.DataFrame:
+    frame = pd.DataFrame(lines, columns=list(columns))
     return frame.astype(object).where(frame.notna(), "")
 
 
-def card_columns(modes: list[str]) -> list[str]:
-    """The card table's columns: CARD_COLUMNS, then the latency of each runtime mode measured."""
-    return CARD_COLUMNS + [f"{m}_latency_s" for m in RUNTIME_MODES if m in modes]
+def column_widths(columns: dict[str, int]) -> list[str]:
+    """Each column's share of the table's width in percent: the characters it needs, plus two for the cell's padding.
+    Rounded down, so the shares never add up to more than the table (a pixel more scrolled it sideways)."""
+    units = [chars + 2 for chars in columns.values()]
+    return [f"{math.floor(1000 * u / sum(units)) / 10}%" for u in units]
+
+
+def table(value: pd.DataFrame, columns: dict[str, int], label: str, elem_id: str) -> gr.Dataframe:
+    """A read-only results table whose columns share the page's width (column_widths), long values wrapped."""
+    return gr.Dataframe(value, interactive=False, wrap=True, column_widths=column_widths(columns), label=label,
+                        elem_id=elem_id)
+
+
+def card_rows(card: list[dict], rows: list[dict], device: str) -> list[dict]:
+    """bench.card_comparison's lines (one per model) as the card table's: for each model the card's figures (when
+    the card has the model; empty figures for a model measured at another length), then each mode measured here,
+    with the size_mb that mode loads."""
+    lines = []
+    for line in card:
+        model = line["model"]
+        if bench.published(model):
+            lines.append({"model": model, "figures": CARD_MACHINE[device], "size_mb": line["card_size_mb"],
+                          "latency_s": line["card_latency_s"], "throughput": line["card_throughput"]})
+        for mode in dict.fromkeys(r["mode"] for r in rows if r["model"] == model):
+            size = next(r["size_mb"] for r in rows if r["model"] == model and r["mode"] == mode)
+            lines.append({"model": model, "figures": f"{mode} (here)", "size_mb": size,
+                          "latency_s": line.get(f"{mode}_latency_s"), "throughput": line.get(f"{mode}_throughput")})
+    return lines
+
+
+def check_notes(rows: list[dict]) -> list[str]:
+    """One Markdown line per model and mode checked against reference (fast and the runtimes): the check it passed,
+    the candidates timed before the fastest was chosen, and the export time (never part of the timed runs)."""
+    first = {}  # the first row of each model and mode: the same check at every batch, and the candidates at batch 1
+    for r in rows:
+        if r.get("check"):
+            first.setdefault((r["model"], r["mode"]), r)
+    lines = []
+    for (model, mode), row in first.items():
+        parts = [f"checked against reference: {row['check']}"]
+        if row.get("tried"):
+            parts.append(f"candidates timed: {row['tried']}")
+        if row.get("setup_s") is not None:
+            parts.append(f"setup_s (export and compile) {format_seconds(row['setup_s'])}, not part of the timed runs")
+        what = f"{model}, {mode}, {row['dtype']}"
+        lines.append(f"- {markdown_text(what)}: {markdown_text('; '.join(parts))}")
+    return lines
+
+
+def notes_text(rows: list[dict], peaks: bench.Peaks | None) -> str:
+    """The notes under the tables: how each mode was checked, then this machine's arithmetic limits."""
+    checks = check_notes(rows)
+    parts = ["**How each mode was checked** (every field of every row is in the downloads):", *checks] if checks else []
+    if peaks is not None:
+        parts.append(("\n" if parts else "") + limits_text(peaks))
+    return "\n".join(parts)
 
 
 def ratio_rows(speedups: list[dict]) -> list[dict]:
@@ -241,9 +305,9 @@ def ratio_rows(speedups: list[dict]) -> list[dict]:
 def card_only_rows(models: list[str], device: str) -> list[dict]:
     """The card's figures for the chosen models, shown before any measurement arrives."""
     device = device if device in bench.DEVICES else "cpu"
-    return [{"model": m, "card_size_mb": bench.published(m).get("size_mb"),
-             "card_latency_s": bench.card_figure(m, device, "latency"),
-             "card_throughput": bench.card_figure(m, device, "throughput")} for m in models if bench.published(m)]
+    return [{"model": m, "figures": CARD_MACHINE[device], "size_mb": bench.published(m).get("size_mb"),
+             "latency_s": bench.card_figure(m, device, "latency"),
+             "throughput": bench.card_figure(m, device, "throughput")} for m in models if bench.published(m)]
 
 
 def write_downloads(folder: Path, result: dict) -> tuple[str, str]:
@@ -384,12 +448,14 @@ class Admissions:
 
 
 RUN_LABEL, RUNNING_LABEL = "Run benchmark", "Running…"
+WAITING_LINE = "Waiting for its turn: one benchmark at a time runs on this app."
 
 
 @user_errors
-def admit_run(admissions: Admissions, guard, *inputs) -> tuple[gr.Button, gr.Button]:
+def admit_run(admissions: Admissions, guard, *inputs) -> tuple[gr.Button, gr.Button, str]:
     """The page's first step of a run: the request checked by `guard` (the run's own validator), refused with the
-    guard's sentence, else admitted with Run disabled (one benchmark per page at a time) and Stop enabled.
+    guard's sentence, else admitted with Run disabled (one benchmark per page at a time), Stop enabled and the
+    progress line WAITING_LINE, so that the last run's line (done, stopped or failed) never reads as this one's.
 
     A refusal is an error notice rather than a validator's line under Models: the status updates of the page's other
     events (the Distill tab's timer ticks every two seconds) wipe that line within moments."""
@@ -397,7 +463,7 @@ def admit_run(admissions: Admissions, guard, *inputs) -> tuple[gr.Button, gr.But
     if refusal:
         raise ValueError(refusal)
     admissions.add(session_id())
-    return gr.Button(RUNNING_LABEL, interactive=False), gr.Button(interactive=True)
+    return gr.Button(RUNNING_LABEL, interactive=False), gr.Button(interactive=True), WAITING_LINE
 
 
 def admitted_or(admissions: Admissions, guard, accepted):
@@ -410,6 +476,35 @@ def admitted_or(admissions: Admissions, guard, accepted):
             return [gr.validate(True, "") for _ in inputs]
         return guard(*inputs)
     return validator
+
+
+def kept_errors(errors: ErrorLines, fn):
+    """The handler `fn` (a streaming one stays streaming) with the sentence it fails with kept under the asking
+    session, for failed_view. The signature stays fn's: the API keeps its parameter names."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streamed(*args, **kwargs):
+            with errors.kept(("benchmark", session_id())):
+                yield from fn(*args, **kwargs)
+        return streamed
+
+    @functools.wraps(fn)
+    def kept(*args, **kwargs):
+        with errors.kept(("benchmark", session_id())):
+            return fn(*args, **kwargs)
+    return kept
+
+
+NO_REASON = ("the benchmark ended without saying why; try again, and if it fails again the app's log has the "
+             "details.")
+
+
+def failed_view(errors: ErrorLines, stops: StopFlags) -> tuple:
+    """The page's outputs after a refused or failed benchmark: why, on the progress line (kept until the next run),
+    and the tables, charts, notes and downloads emptied, as they showed another request's results."""
+    session = session_id()
+    stops.showing.discard(session)  # a later run stopped before its first row has no earlier rows to point to
+    return BenchView(progress=failure_line("Benchmark", errors.take(("benchmark", session)) or NO_REASON)).outputs()
 
 
 def idle_buttons() -> tuple[gr.Button, gr.Button]:
@@ -473,6 +568,12 @@ class StopFlags:
             flag_.set()
             return flag_
 
+    def stopping(self, session: str | None) -> StopFlag | None:
+        """The flag of `session`'s measurement when Stop has already raised it (it ends after its forward pass)."""
+        with self._lock:
+            flag_ = self._flags.get(session)
+            return flag_ if flag_ is not None and flag_.is_set() else None
+
     def cancel_waiting(self, session: str | None) -> None:
         """Cancel the measurement `session` has waiting in the queue: it will end without measuring."""
         with self._lock:
@@ -513,15 +614,17 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
                 yield view.outputs("progress")
                 continue
             if isinstance(event, bench.Peaks):
-                peaks, view.limits = event, limits_text(event)
-                yield view.outputs("limits")
+                peaks, view.limits = event, notes_text([], event)
+                if not earlier_shown:  # the notes of the rows still shown stay with them
+                    yield view.outputs("limits")
                 continue
             rows.append(event)
             result = bench.result_record(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
-            view.results = _frame(result["rows"], ROW_COLUMNS)
+            view.results = _frame([dict(r, model=short_name(r["model"])) for r in result["rows"]], ROW_COLUMNS)
             view.latency = latency_figure(result["rows"], config.device)
             view.throughput = throughput_figure(result["rows"], config.device)
-            view.card = _frame(result["card"], card_columns(config.modes))
+            view.card = _frame(card_rows(result["card"], result["rows"], config.device), CARD_COLUMNS)
+            view.limits = notes_text(result["rows"], peaks)
             view.ratios = _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)
             folder = folder or Path(tempfile.mkdtemp(prefix=BENCH_PREFIX))
             view.csv, view.json = write_downloads(folder, result)  # after every row: a stopped run keeps its results
@@ -536,14 +639,22 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
                                           stopped_line(measured, planned, took, earlier_shown), started,
                                           plan.estimate_s, final=True)
             stop.finish(view.progress)  # Stop's own answer is this line too, whichever reaches the page last
-            yield view.outputs("progress", "limits") if earlier_shown and not rows else view.outputs()
+            yield view.outputs("progress") if earlier_shown and not rows else view.outputs()
         else:
             done = f"done: {count(len(rows), 'measurement')} in {took} (estimated {format_seconds(plan.estimate_s)})"
             view.progress = progress_text(1.0, done, started, plan.estimate_s, final=True)
             stop.finish(view.progress)
             yield view.outputs()
-    except ValueError as error:  # a model that fails to load while measuring: said as a Space may say it
-        raise ValueError(ctx.public_text(error_message(error))) from None
+    except Exception as error:
+        if isinstance(error, ValueError):  # a model that fails to load while measuring: said as a Space may say it
+            message = ctx.public_text(error_message(error))
+        else:  # a fault of PyTorch or a runtime: a sentence for the page, the traceback for the app's log
+            traceback.print_exc()
+            message = ctx.public_text(f"The benchmark stopped on an error while measuring: {error_sentence(error)} "
+                                      "Try again with fewer models, batch sizes or modes; if it happens again, the "
+                                      "app's log has the details.")
+        stop.finish(failure_line("Benchmark", message))  # Stop's answer too, should Stop come as it failed
+        raise ValueError(message) from None
     finally:
         stop.ended.set()  # an error ended it: Stop waits no longer
         stops.end(session, stop)
@@ -557,7 +668,7 @@ def stop_benchmark(stops: StopFlags, wait_s: float = STOP_WAIT_S) -> str:
     ended with. Both this answer and the run's last message write the progress line, in either order: so both are
     the same final line, unless the run takes longer than `wait_s` to reach the end of its forward pass."""
     session = session_id()
-    flag_ = stops.stop(session)
+    flag_ = stops.stop(session) or stops.stopping(session)  # pressed again: the same answer, never "cancelled"
     if flag_ is None:
         if session is not None and pending_requests(session, QUEUE_GROUP):
             stops.cancel_waiting(session)
@@ -603,22 +714,24 @@ def build(ctx: AppContext) -> dict:
         run_button = gr.Button(RUN_LABEL, variant="primary", scale=3, elem_id="bench-run")
         stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="bench-stop")
     progress_md = gr.Markdown("", label="progress", show_label=False, elem_id="bench-progress")
-    results = gr.Dataframe(_frame([], ROW_COLUMNS), interactive=False, elem_id="bench-results",
-                           label="Measurements (one row as each arrives; peak_mem_mb: the weights plus the most memory "
-                                 "the passes add, MB)")
+    results = table(_frame([], ROW_COLUMNS), ROW_COLUMNS, elem_id="bench-results",
+                    label="Measurements (one row as each arrives; models named as in the charts; latency_s: median "
+                          "seconds a batch; peak_mem_mb: the weights plus the most memory the passes add, MB; full "
+                          "names, gflops, runs and params are in the downloads)")
     with gr.Row():
         latency_plot = gr.Plot(label="Latency", elem_id="bench-latency")
         throughput_plot = gr.Plot(label="Throughput", elem_id="bench-throughput")
-    card = gr.Dataframe(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), interactive=False,
-                        label="Beside the model card (card: seq_len 512; *_latency_s in seconds at batch 1, "
-                              "*_throughput in samples/s at batch 16; the card's columns stay empty for a model "
-                              "measured at another length)")
-    ratios = gr.Dataframe(_frame([], RATIO_COLUMNS), interactive=False,
-                          label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
-    limits_md = gr.Markdown("", label="notes on the measurements", show_label=False)
+    card = table(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), CARD_COLUMNS,
+                 elem_id="bench-card",
+                 label="Beside the model card (latency_s: seconds at batch 1; throughput: samples/s at batch 16; "
+                       "size_mb: what the mode loads; the card measured seq_len 512, so its figures stay empty for a "
+                       "model measured at another length)")
+    ratios = table(_frame([], RATIO_COLUMNS), RATIO_COLUMNS, elem_id="bench-ratios",
+                   label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
+    limits_md = gr.Markdown("", label="notes on the measurements", show_label=False, elem_id="bench-notes")
     with gr.Row():
-        csv_file = gr.File(label="Results as CSV")
-        json_file = gr.File(label="Results as JSON (with the machine record)")
+        csv_file = gr.File(label="Results as CSV", elem_id="bench-csv")
+        json_file = gr.File(label="Results as JSON (with the machine record)", elem_id="bench-json")
 
     # no triggers: on page load and on every change of an input, as one endpoint (a Markdown whose value is a
     # function would add a second, unnamed /estimate event on the same triggers)
@@ -634,19 +747,24 @@ def build(ctx: AppContext) -> dict:
     # the refusal would stay disabled.
     page_guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks", check)
     client_guard = queue_guard(QUEUE_GROUP, PER_SESSION, "benchmark", "benchmarks", check, accepted=stops.accept)
+    errors = ErrorLines()  # why this session's last request failed, for the progress line once the notice fades
     # queued, as the page shows a notice only for a queued event's error; beside a running benchmark, not behind it
-    admitted = run_button.click(functools.partial(admit_run, admissions, page_guard), inputs=inputs,
-                                outputs=[run_button, stop_button], concurrency_limit=None, show_progress="hidden",
-                                api_visibility="private")
-    measured = admitted.success(functools.partial(run_benchmark, ctx, stops), inputs=inputs,
+    admitted = run_button.click(kept_errors(errors, functools.partial(admit_run, admissions, page_guard)),
+                                inputs=inputs, outputs=[run_button, stop_button, progress_md], concurrency_limit=None,
+                                show_progress="hidden", api_visibility="private")
+    outputs = [progress_md, results, latency_plot, throughput_plot, card, ratios, limits_md, csv_file, json_file]
+    measured = admitted.success(kept_errors(errors, functools.partial(run_benchmark, ctx, stops)), inputs=inputs,
                                 api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
                                 concurrency_id=QUEUE_GROUP,
-                                validator=admitted_or(admissions, client_guard, stops.accept),
-                                outputs=[progress_md, results, latency_plot, throughput_plot, card, ratios, limits_md,
-                                         csv_file, json_file])
+                                validator=admitted_or(admissions, client_guard, stops.accept), outputs=outputs)
     # Gradio 6's page runs .then only after a success, so .failure as well: the button must never stay disabled
     for ended in (measured.then, measured.failure):
         ended(idle_buttons, None, [run_button, stop_button], queue=False, api_visibility="private")
+    # A refused or failed request says why on the progress line and takes the results of the one before it off the
+    # page; writing every output also removes the "Error" mark the failed event leaves on each.
+    for failed in (admitted.failure, measured.failure):
+        failed(functools.partial(failed_view, errors, stops), None, outputs, queue=False, show_progress="hidden",
+               api_visibility="private")
     # No cancels=[run_event]: cancelling dropped the run's last message, so the page never heard that it stopped.
     # The Stop flag ends the run between two forward passes, and the run itself sends the final line and rows.
     stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, api_name="stop_benchmark",
@@ -662,10 +780,10 @@ def limits_text(peaks: bench.Peaks) -> str:
     for dtype, peak in peaks.as_dict().items():
         lines.append(f"- {dtype}: measured matrix product {peak['measured_gflops']:,.0f} GFLOP/s; "
                      f"theoretical {peak['theoretical_basis']}")
-    lines.append("\n`share_of_peak` is a row's `gflops` divided by the measured matrix product of its dtype (one "
-                 "2048 x 2048 product on CPU, timed for about a second), so 1.00 means as fast as that product. It is "
-                 "a reference, not a ceiling: a row can pass 1.00 when the CPU clock was higher during its "
-                 "runs (turbo, fewer programs sharing the machine) or its smaller matrices sit better in the caches. "
-                 "The theoretical figure is the ceiling. The *Before you run* estimate uses a different, quicker "
-                 "product (1024 x 1024, a quarter of a second), so its GFLOP/s differ from these.")
+    lines.append("\n`share_of_peak` is a row's `gflops` (in the downloads) divided by the measured matrix product of "
+                 "its dtype (one 2048 x 2048 product on CPU, timed for about a second), so 1.00 means as fast as that "
+                 "product. It is a reference, not a ceiling: a row can pass 1.00 when the CPU clock was higher during "
+                 "its runs (turbo, fewer programs sharing the machine) or its smaller matrices sit better in the "
+                 "caches. The theoretical figure is the ceiling. The *Before you run* estimate uses a different, "
+                 "quicker product (1024 x 1024, a quarter of a second), so its GFLOP/s differ from these.")
     return "\n".join(lines)

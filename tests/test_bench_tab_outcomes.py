@@ -1,0 +1,251 @@
+"""The Benchmark tab after each way a run can end: refused, failed while measuring, stopped (twice), and the tables a
+run leaves, which must fit the page while the downloads keep every field."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.unit
+
+STUDENT_ARCH = "arch:distilrubert-base-cased-conversational"
+INPUTS = dict(models=["bundled-student"], device="cpu", batch_sizes="1", seq_len=16, modes=["reference"], runs=1,
+              compile=False)
+
+
+def row(model: str, mode: str = "reference", batch_size: int = 1, seq_len: int = 512, **changes) -> dict:
+    """One measurement as the engine yields it, as a dict (core.bench.records.Row)."""
+    from core.bench.records import Row
+
+    fields = dict(model=model, mode=mode, device="cpu", dtype="float32 (eager)", batch_size=batch_size,
+                  seq_len=seq_len, params=1_000, size_mb=10.0, latency_s=0.5, latency_p90_s=0.6,
+                  throughput_samples_s=batch_size / 0.5, peak_mem_mb=20.0, gflops=3.0, flops_per_sample_g=1.5,
+                  share_of_peak=0.2, share_of_theoretical=0.1, runs=3, check="", tried="")
+    return asdict(Row(**{**fields, **changes}))
+
+
+def kept_run(ctx, stops):
+    """The run handler as the tab wires it: its failures kept for the progress line."""
+    from ui import bench_tab
+
+    errors = bench_tab.ErrorLines()
+    return errors, bench_tab.kept_errors(errors, bench_tab.run_benchmark)
+
+
+def test_a_refused_run_says_why_on_the_progress_line_and_empties_every_result(runs_dir):
+    import gradio as gr
+
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    ctx, stops = AppContext("bundled-teacher", "bundled-student"), bench_tab.StopFlags()
+    stops.showing.add(None)  # an earlier benchmark's rows are on this page (no request: the session is None)
+    errors, run = kept_run(ctx, stops)
+    with pytest.raises(gr.Error):
+        next(run(ctx, stops, **{**INPUTS, "batch_sizes": "abc"}))
+    progress, results, latency, throughput, card, ratios, notes, csv, json_file = bench_tab.failed_view(errors, stops)
+    assert progress == ("**Benchmark failed:** Batch sizes must be whole numbers separated by commas, such as 1,16; "
+                        "got 'abc'.")
+    assert results.empty and list(results.columns) == list(bench_tab.ROW_COLUMNS)
+    assert card.empty and ratios.empty and (latency, throughput, notes, csv, json_file) == (None, None, "", None, None)
+    assert None not in stops.showing  # a later run stopped early no longer says the previous rows are above
+    # the line is taken once: a later failure with nothing kept says it has no reason rather than repeating this one
+    assert bench_tab.failed_view(errors, stops)[0] == f"**Benchmark failed:** {bench_tab.NO_REASON}"
+
+
+def test_a_refusal_before_the_run_is_kept_for_the_progress_line_too():
+    from ui import bench_tab
+
+    errors, stops = bench_tab.ErrorLines(), bench_tab.StopFlags()
+
+    def guard(*inputs):
+        return [{"is_valid": False, "message": "This measurement would take about 2 h."}]
+
+    admit = bench_tab.kept_errors(errors, bench_tab.admit_run)
+    with pytest.raises(Exception, match="would take about 2 h"):
+        admit(bench_tab.Admissions(), guard, *INPUTS.values())
+    assert bench_tab.failed_view(errors, stops)[0] == "**Benchmark failed:** This measurement would take about 2 h."
+
+
+def test_an_admitted_run_replaces_the_last_runs_line_at_once():
+    """The last run's "done", "stopped" or "failed" line must not stand above a run that has not yet started."""
+    from ui import bench_tab
+
+    def guard(*inputs):
+        return [{"is_valid": True, "message": ""} for _ in inputs]
+
+    run, stop, progress = bench_tab.admit_run(bench_tab.Admissions(), guard, *INPUTS.values())
+    assert (run.interactive, stop.interactive) == (False, True)
+    assert progress == "Waiting for its turn: one benchmark at a time runs on this app."
+
+
+def test_the_wrapped_handlers_keep_their_api_parameters_and_the_run_still_streams():
+    import functools
+    import inspect
+
+    from ui import bench_tab
+
+    errors = bench_tab.ErrorLines()
+    run = bench_tab.kept_errors(errors, functools.partial(bench_tab.run_benchmark, None, None))
+    assert inspect.isgeneratorfunction(run)
+    assert list(inspect.signature(run).parameters) == list(INPUTS)
+
+
+def fake_plan(models: list[str]):
+    from core import bench
+
+    config = bench.BenchConfig(models=models, batch_sizes=[1], seq_len=16, modes=["reference"], runs=1)
+    return SimpleNamespace(config=config, estimate_s=1.0, calibration={}, jobs=[object()], describe=lambda: "1 job")
+
+
+def test_a_fault_while_measuring_is_a_sentence_and_stops_answer_says_the_same(runs_dir, monkeypatch):
+    import gradio as gr
+
+    from core import bench
+    from core.bench.records import Row
+    from ui import bench_tab
+    from ui.context import AppContext, error_message
+
+    def measure_then_fail(config, load, plan, stop):
+        yield Row(**row("bundled-student", seq_len=16))
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory:\nyou tried to allocate 9 GB")
+
+    monkeypatch.setattr(bench_tab, "checked_plan", lambda ctx, *inputs: fake_plan(["bundled-student"]))
+    monkeypatch.setattr(bench, "iter_benchmark", measure_then_fail)
+    monkeypatch.setattr(bench_tab.machine, "machine_dict", lambda device: {})
+    ctx, stops = AppContext("bundled-teacher", "bundled-student"), bench_tab.StopFlags()
+    flags = []
+    start = stops.start
+    monkeypatch.setattr(stops, "start", lambda session: flags.append(start(session)) or flags[-1])
+    errors, run = kept_run(ctx, stops)
+    shown = []
+    with pytest.raises(gr.Error) as error:
+        for outputs in run(ctx, stops, **INPUTS):
+            shown.append(outputs)
+    said = ("The benchmark stopped on an error while measuring: DefaultCPUAllocator: can't allocate memory: you tried "
+            "to allocate 9 GB. Try again with fewer models, batch sizes or modes; if it happens again, the app's log "
+            "has the details.")
+    assert error_message(error.value) == said
+    assert any(isinstance(out[1], pd.DataFrame) and len(out[1]) == 1 for out in shown)  # a row was on the page
+    assert flags[0].ended.is_set() and flags[0].final_line == f"**Benchmark failed:** {said}"
+    view = bench_tab.failed_view(errors, stops)
+    assert view[0] == f"**Benchmark failed:** {said}" and view[1].empty and view[7] is None
+
+
+def test_stop_pressed_again_while_the_run_ends_its_pass_is_not_told_it_was_cancelled(monkeypatch):
+    from ui import bench_tab
+
+    monkeypatch.setattr(bench_tab, "session_id", lambda: "me")
+    monkeypatch.setattr(bench_tab, "pending_requests", lambda session, group: 1)  # the run itself, still running
+    stops = bench_tab.StopFlags()
+    flag_ = stops.start("me")
+    first = bench_tab.stop_benchmark(stops, wait_s=0.01)
+    second = bench_tab.stop_benchmark(stops, wait_s=0.01)
+    assert flag_.is_set() and first == second == ("Stopping after this forward pass; the results measured so far "
+                                                  "stay above and in the downloads.")
+    flag_.finish("stopped after 2 of 4 measurements")
+    assert bench_tab.stop_benchmark(stops, wait_s=0.01) == "stopped after 2 of 4 measurements"
+    stops.end("me", flag_)
+    assert bench_tab.stop_benchmark(stops, wait_s=0.01) == bench_tab.CANCELLED_IN_QUEUE  # a run queued behind it
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The tables: narrow enough for the page, with every field in the downloads
+
+
+@pytest.mark.parametrize("name", ["ROW_COLUMNS", "CARD_COLUMNS", "RATIO_COLUMNS"])
+def test_each_column_has_room_for_its_header_and_the_widths_fill_the_table(name):
+    from ui import bench_tab
+
+    columns = getattr(bench_tab, name)
+    # a header breaks only between its words: "between modes (here)" over three lines, "batch_size" not at all
+    assert all(chars >= max(map(len, header.split())) for header, chars in columns.items()), columns
+    widths = bench_tab.column_widths(columns)
+    assert len(widths) == len(columns) and 99.5 < sum(float(w.rstrip("%")) for w in widths) <= 100
+
+
+def test_the_card_table_gives_each_source_of_figures_a_line(monkeypatch):
+    from core import bench
+    from ui import bench_tab
+
+    rows = [row(STUDENT_ARCH, mode, batch, size_mb=size, latency_s=latency, throughput_samples_s=batch / latency)
+            for mode, size, latency in (("reference", 500.0, 0.4), ("fast", 250.0, 0.1), ("onnxruntime", 480.0, 0.2))
+            for batch in (1, 16)]
+    rows.append(row("bundled-student", "reference", 1, seq_len=32, size_mb=40.0, latency_s=0.01))
+    lines = bench_tab.card_rows(bench.card_comparison(rows, "cpu"), rows, "cpu")
+    assert [(line["model"], line["figures"]) for line in lines] == [
+        (STUDENT_ARCH, "card: Xeon E5-2698 v4"), (STUDENT_ARCH, "reference (here)"), (STUDENT_ARCH, "fast (here)"),
+        (STUDENT_ARCH, "onnxruntime (here)"), ("bundled-student", "reference (here)")]
+    card, fast, runtime, other = lines[0], lines[2], lines[3], lines[4]
+    assert (card["latency_s"], card["throughput"]) == (bench.card_figure(STUDENT_ARCH, "cpu", "latency"),
+                                                       bench.card_figure(STUDENT_ARCH, "cpu", "throughput"))
+    assert card["size_mb"] == bench.published(STUDENT_ARCH)["size_mb"]
+    assert (fast["size_mb"], fast["latency_s"], fast["throughput"]) == (250.0, 0.1, 160.0)
+    assert (runtime["size_mb"], runtime["latency_s"]) == (480.0, 0.2)  # the runtime's own file, its own latency
+    assert (other["latency_s"], other["throughput"]) == (0.01, None)  # batch 16 was not measured
+    frame = bench_tab._frame(lines, bench_tab.CARD_COLUMNS)
+    assert list(frame.columns) == list(bench_tab.CARD_COLUMNS)
+
+
+def test_a_model_measured_at_another_length_has_no_card_figures_beside_it():
+    from core import bench
+    from ui import bench_tab
+
+    rows = [row(STUDENT_ARCH, "reference", 1, seq_len=128)]
+    card = bench_tab.card_rows(bench.card_comparison(rows, "cpu"), rows, "cpu")[0]
+    assert card["figures"] == "card: Xeon E5-2698 v4" and (card["latency_s"], card["throughput"]) == (None, None)
+
+
+def test_the_notes_say_how_each_mode_was_checked_as_written():
+    from ui import bench_tab
+
+    rows = [row("my_model", "reference"),
+            row("my_model", "fast", 1, dtype="bfloat16 (sdpa)", check="top-1 agreement 1.00 >= 0.99",
+                tried="bfloat16 (sdpa): 4.0 ms at batch 1"),
+            row("my_model", "fast", 16, dtype="bfloat16 (sdpa)", check="top-1 agreement 1.00 >= 0.99"),
+            row("my_model", "onnxruntime", 1, dtype="float32 (onnxruntime)", check="cosine 0.9999", setup_s=12.0)]
+    # Markdown source: the page shows "\_" as "_" and "&gt;" as ">"
+    assert bench_tab.check_notes(rows) == [
+        r"- my\_model, fast, bfloat16 (sdpa): checked against reference: top-1 agreement 1.00 &gt;= 0.99; candidates "
+        r"timed: bfloat16 (sdpa): 4.0 ms at batch 1",
+        r"- my\_model, onnxruntime, float32 (onnxruntime): checked against reference: cosine 0.9999; setup\_s "
+        r"(export and compile) 12 s, not part of the timed runs"]
+    assert bench_tab.notes_text(rows[:1], None) == ""  # reference alone: nothing was checked
+
+
+@pytest.mark.app
+def test_the_page_shows_fewer_columns_and_the_downloads_keep_every_field(tiny_teacher_dir, tiny_student_dir,
+                                                                         runs_dir):
+    import gradio as gr
+    from gradio_client import Client
+
+    from core.bench.records import Row
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    with gr.Blocks() as demo:
+        bench_tab.build(AppContext.create())
+    demo.queue().launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        models = [str(tiny_teacher_dir), str(tiny_student_dir)]
+        outputs = client.predict(models, "cpu", "1", 16, ["reference", "fast"], 1, False, api_name="/run_benchmark")
+        progress, table, _, _, card, ratios, notes, csv_path, json_path = outputs
+        assert "done: 4 measurements" in progress
+        assert table["headers"] == list(bench_tab.ROW_COLUMNS) and len(table["data"]) == 4
+        assert card["headers"] == list(bench_tab.CARD_COLUMNS)
+        assert [line[1] for line in card["data"]] == ["reference (here)", "fast (here)"] * 2
+        assert notes.startswith("**How each mode was checked**") and notes.count("\n- ") >= 2
+        assert "float32: measured matrix product" in notes
+        fields = list(Row.__dataclass_fields__)
+        assert Path(csv_path).read_text(encoding="utf-8").splitlines()[0].split(",") == fields
+        saved = json.loads(Path(json_path).read_text(encoding="utf-8"))
+        assert all(list(line) == fields for line in saved["rows"]) and len(saved["card"]) == 2
+        with pytest.raises(Exception, match="Batch sizes must be whole numbers separated by commas"):
+            client.predict(models, "cpu", "abc", 16, ["reference"], 1, False, api_name="/run_benchmark")
+    finally:
+        demo.close()
