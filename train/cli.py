@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from core.formatting import OneLineParser, parse_int_list, run_command
 from core.models.alignments import ALIGNMENTS, REDUCE_OPS
 from core.paths import ASSETS
+from train.choices import DEVICES, MIXED_PRECISIONS, STUDENT_TYPES
 
 if TYPE_CHECKING:
     from train.config import DistillConfig
@@ -45,7 +46,7 @@ def distill_parser() -> argparse.ArgumentParser:
     g.add_argument("--init-layers", type=int_list, help="teacher layers (0-based) that initialise the student "
                    "(default: evenly spaced, keeping the first and the last, as DistilBERT: 12 -> 6 layers gives "
                    "0,2,4,7,9,11)")
-    g.add_argument("--student-type", choices=["same", "bert", "distilbert"], help="architecture of the student")
+    g.add_argument("--student-type", choices=STUDENT_TYPES, help="architecture of the student")
     g.add_argument("--student-vocab-size", type=int, help="train a smaller WordPiece vocabulary for the student")
     g.add_argument("--student-hidden", type=int, help="narrower student width (needs --student-vocab-size)")
     g.add_argument("--align", choices=ALIGNMENTS, help="how logits meet across vocabularies (default reduce): match "
@@ -100,8 +101,8 @@ def distill_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-lines", type=int, help="held-out lines used by each evaluation (default 300)")
     g.add_argument("--save-every", type=int, help="steps between checkpoints (default 100)")
     g.add_argument("--keep-checkpoints", type=int, help="checkpoints kept on disk (default 2)")
-    g.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], help="default auto: bf16/fp16 on GPU")
-    g.add_argument("--device", choices=["auto", "cpu"], help="auto uses the GPU when there is one")
+    g.add_argument("--mixed-precision", choices=MIXED_PRECISIONS, help="default auto: bf16/fp16 on GPU")
+    g.add_argument("--device", choices=DEVICES, help="auto uses the GPU when there is one")
     g.add_argument("--output-dir", help="run directory (default runs/<date-time-id>)")
     g.add_argument("--resume", nargs="?", const=True, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (or --output-dir) from its last checkpoint; with a larger "

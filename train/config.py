@@ -17,8 +17,9 @@ from core.distill.losses import LossWeights
 from core.distill.sources import CorpusSource
 from core.models.alignments import ALIGNMENTS, REDUCE_OPS
 from core.paths import ASSETS, check_output_folder
-from core.runs.store import RunPaths, find_run_dir
+from core.runs.store import RunPaths, find_run_dir, quoted_id
 from core.textfiles import not_text
+from train.choices import DEVICES, MIXED_PRECISIONS, STUDENT_TYPES
 from train.tracking import check_installed, tracker_names
 
 BUNDLED_CORPUS = "bundled"  # the corpus that ships in assets/corpus
@@ -48,7 +49,7 @@ class DistillConfig:
     student_layers: int | None = None  # None: half the teacher's layers
     init_layers: list[int] | None = None  # teacher layers (0-based) copied into the student; None: evenly spaced,
     # keeping the first and the last
-    student_type: str = "same"  # "same", "bert" or "distilbert"
+    student_type: str = "same"  # one of STUDENT_TYPES: "same" (the teacher's architecture), "bert", "distilbert"
     # reduced vocabulary and width (Kolesnikova et al. 2022); None keeps the teacher's
     student_vocab_size: int | None = None
     student_hidden: int | None = None
@@ -86,8 +87,8 @@ class DistillConfig:
     eval_lines: int = 300
     save_every: int = 100
     keep_checkpoints: int = 2
-    mixed_precision: str = "auto"  # "auto" (bf16/fp16 on GPU, none on CPU), "no", "fp16", "bf16"
-    device: str = "auto"  # "auto" (the GPU when there is one) or "cpu"
+    mixed_precision: str = "auto"  # one of MIXED_PRECISIONS: "auto" (bf16/fp16 on GPU, none on CPU), "no", ...
+    device: str = "auto"  # one of DEVICES: "auto" (the GPU when there is one) or "cpu"
     output_dir: str | None = None  # None: runs/<timestamp>
     trace: bool = False  # write each rank's sample indices and a weight checksum (to check multi-process runs)
     report_to: list[str] = field(default_factory=list)  # experiment trackers (train.tracking.TRACKERS); [] for none
@@ -172,16 +173,16 @@ class DistillConfig:
         if self.eval_every % self.log_every:
             raise ValueError(f"--eval-every ({self.eval_every}) must be a multiple of --log-every ({self.log_every}), "
                              "so evaluations land on logged steps.")
-        if self.student_type not in ("same", "bert", "distilbert"):
-            raise ValueError(f"--student-type must be same, bert or distilbert; got '{self.student_type}'.")
-        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-            raise ValueError(f"--mixed-precision must be auto, no, fp16 or bf16; got '{self.mixed_precision}'.")
+        if self.student_type not in STUDENT_TYPES:
+            raise ValueError(f"--student-type must be {either(STUDENT_TYPES)}; got '{self.student_type}'.")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise ValueError(f"--mixed-precision must be {either(MIXED_PRECISIONS)}; got '{self.mixed_precision}'.")
         if not 0 <= self.seed < 2**32:  # numpy's and torch's generators take no other
             raise ValueError(f"--seed must be a whole number from 0 to {2**32 - 1:,}; got {self.seed}.")
         if self.fsdp and self.mixed_precision == "fp16":
             raise ValueError("--fsdp trains in bf16 or fp32: use --mixed-precision bf16 or no.")
-        if self.device not in ("auto", "cpu"):
-            raise ValueError(f"--device must be auto or cpu; got '{self.device}'.")
+        if self.device not in DEVICES:
+            raise ValueError(f"--device must be {either(DEVICES)}; got '{self.device}'.")
         if self.align not in ALIGNMENTS or self.reduce_op not in REDUCE_OPS:
             raise ValueError(f"--align must be one of {', '.join(ALIGNMENTS)}, and --reduce-op sum or mean.")
         if self.reduced_vocab and self.losses.kl_masked_only and self.align == "reduce":
@@ -199,6 +200,11 @@ class DistillConfig:
             raise ValueError(f"--student-hidden must be at least {MIN_STUDENT_HIDDEN}; got {self.student_hidden}.")
         self.losses.check(reduced_vocab=self.reduced_vocab)
         check_installed(tracker_names(self.report_to))
+
+
+def either(options: tuple[str, ...]) -> str:
+    """The options as a sentence lists them: "auto, no, fp16 or bf16"."""
+    return f"{', '.join(options[:-1])} or {options[-1]}" if len(options) > 1 else options[0]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(DistillConfig)}
@@ -254,8 +260,16 @@ def parse_problem(error: Exception) -> str:
 
 
 def read_config_file(path: str | Path) -> dict:
+    """The options of a YAML or JSON config file, by their flat names (dashes read as underscores); {} for an empty
+    file. ValueError, one sentence naming the file, when it is missing, not text, not valid YAML or JSON, or not a
+    mapping."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # a name the system refuses as a path (too long)
+        raise ValueError(f"The config file {quoted_id(path)} ({len(str(path)):,} characters) cannot be opened "
+                         f"({error.strerror or error}); give a shorter path.") from None
+    if not found:
         raise ValueError(f"The config file '{path}' does not exist.")
     with open(path, "rb") as handle:
         refusal = not_text(handle.read(1 << 16), str(path), want="a YAML or JSON text file")
@@ -317,5 +331,9 @@ def check_output_dir(run_dir: Path) -> None:
     """Refuse, before anything loads, a run directory that is a file, holds other files than a run's, or cannot be
     made or written (core.paths.check_output_folder). ValueError naming --output-dir and the directory."""
     paths = RunPaths(run_dir)
-    check_output_folder(paths.root, f"--output-dir '{paths.root}'", "a run's folder", "resume it",
-                        marks=tuple(p.name for p in (paths.config, paths.request, paths.status)))
+    try:
+        check_output_folder(paths.root, f"--output-dir '{paths.root}'", "a run's folder", "resume it",
+                            marks=tuple(p.name for p in (paths.config, paths.request, paths.status)))
+    except OSError as error:  # a name the system refuses as a path (too long)
+        raise ValueError(f"--output-dir {quoted_id(paths.root)} ({len(str(paths.root)):,} characters) cannot be "
+                         f"made ({error.strerror or error}); give a shorter path.") from None

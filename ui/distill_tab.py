@@ -16,7 +16,9 @@ import pandas as pd
 
 from core.bench.runtimes.available import why_not
 from core.bench.runtimes.exported import export_name, run_exports
+from core.distill.training_data import check_readable
 from core.formatting import count, format_seconds, parse_int_list
+from core.models import zoo
 from core.models.student import teacher_depth
 from core.models.vocab import ALIGNMENTS
 from core.runs.export import write_metrics_csv, write_student_zip
@@ -26,6 +28,7 @@ from core.runs.store import (
     ACTIVE_STATES,
     RunPaths,
     list_runs,
+    quoted_id,
     read_console,
     read_metrics,
     read_status,
@@ -39,11 +42,12 @@ from train.config import (
     MAX_LENGTH_RANGE,
     MAX_STEPS,
     MIN_STUDENT_VOCAB,
+    STUDENT_TYPES,
     DistillConfig,
 )
 from train.export import export_model, mode_of
 from train.export import summary as export_summary
-from train.launcher import can_see, check_uploaded_corpus
+from train.launcher import can_control, can_see, check_uploaded_corpus
 from train.publish import publish
 from ui.context import (
     AppContext,
@@ -119,7 +123,7 @@ class RunSettings:
     teacher: str | None = None
     student_layers: int | None = None  # None: half the teacher's layers
     init_layers: str | None = None  # "0,2": teacher layers copied into the student; empty: every k-th
-    student_type: str | None = None  # "same", "bert" or "distilbert"
+    student_type: str | None = None  # one of train.config.STUDENT_TYPES
     corpus_source: str | None = None  # "bundled corpus" or UPLOAD
     corpus_file: str | None = None  # the upload's server path; its file name is the one its owner gave it
     steps: int | None = None
@@ -222,17 +226,54 @@ def show_corpus_file(source: str | None) -> tuple[gr.File, gr.Markdown]:
     return gr.File(visible=source == UPLOAD), gr.Markdown(visible=source == UPLOAD)
 
 
-def corpus_file_line(path: str | None) -> str:
+def corpus_file_line(path: str | None, tokenizer=None) -> str:
     """The line under the corpus box once a file is uploaded: the sentence Start run would refuse it with (the same
-    check, train.launcher.check_uploaded_corpus), or how many samples it holds; empty when the box is cleared."""
+    checks, train.launcher.check_uploaded_corpus and, with the teacher's `tokenizer`, its share of unknown tokens,
+    core.distill.training_data.check_readable), or how many samples it holds; empty when the box is cleared."""
     if not path:
         return ""
     name = Path(path).name  # Gradio keeps an upload under the name its owner gave it
     try:
         lines = check_uploaded_corpus(path, name)
+        if tokenizer is not None:
+            check_readable(lines, tokenizer, name)
     except ValueError as error:
         return markdown_text(error_message(error))
     return markdown_text(f"'{name}': {count(len(lines), 'sample')}, one a line.")
+
+
+def corpus_note_line(ctx: AppContext, path: str | None, teacher: str | None = None) -> str:
+    """corpus_file_line, with the tokenizer of the teacher chosen when it can be read (teacher_tokenizer): said as the
+    file arrives and again when the teacher changes."""
+    return corpus_file_line(path, teacher_tokenizer(ctx, teacher) if path and teacher else None)
+
+
+def teacher_tokenizer(ctx: AppContext, name: str | None):
+    """The tokenizer of the teacher `name`, read without its weights, to count a corpus's unknown tokens. None when
+    it cannot be read here: a name this app does not load, an architecture (random weights, a stand-in vocabulary),
+    a Hub model not cached while the Hub is out of reach, a run without a student folder; Start run or the run
+    itself then says what is wrong."""
+    try:
+        name = ctx.check_name(name)
+        if ctx.offline_line(name, checked=True):
+            return None
+        source, location = zoo.resolve(name)
+        if source == "arch":
+            return None
+        if source == "run":  # every copy of a run's student (init, checkpoints, final) has this tokenizer
+            location = str(RunPaths(Path(location)).student)
+        return zoo.load_tokenizer(name, location)[0]
+    except ValueError:
+        return None
+
+
+def check_upload_readable(ctx: AppContext, upload: str, teacher: str) -> None:
+    """Refuse an uploaded corpus that the teacher's tokenizer cannot read (core.distill.training_data.check_readable),
+    as the run would, before it is queued; its other faults are refused by the launcher's own checks."""
+    name = Path(upload).name
+    tokenizer = teacher_tokenizer(ctx, teacher)
+    if tokenizer is not None:
+        check_readable(check_uploaded_corpus(upload, name), tokenizer, name)
 
 
 # Teachers' layer counts read so far, by name: the runs table asks every two seconds, and a Hub teacher's config
@@ -339,6 +380,8 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
     upload = settings.uploaded_corpus()
     try:  # the run's checks name its flags; the page names the form's fields
         cfg = settings.config(teacher)
+        if upload:
+            check_upload_readable(ctx, upload, teacher)
         ctx.launcher.start()
         run_id = ctx.launcher.submit(cfg, owner=owner_id, public=bool(settings.share), uploaded_corpus=upload,
                                      uploaded_name=Path(upload).name if upload else None, limits=ctx.run_limits(),
@@ -432,8 +475,9 @@ def chosen(run_id: str | None) -> str:
 
 
 def stop_run(ctx: AppContext, run_id: str | None, owner: str | None):
-    """Stop the chosen run (it saves a checkpoint and ends) and show it. ValueError: no run chosen, not its owner."""
-    gr.Info(ctx.launcher.stop(chosen(run_id), owner))
+    """Stop the chosen run (it saves a checkpoint and ends) and show it. ValueError: no run chosen, one this owner
+    cannot see (deleted), not its owner, or a run not queued or running."""
+    gr.Info(ctx.launcher.stop(visible_run_dir(ctx, run_id, owner).name, owner))
     return show_run(ctx, run_id, owner)
 
 
@@ -442,7 +486,8 @@ def resume_run(ctx: AppContext, run_id: str | None, owner: str | None, up_to_ste
     up_to = whole_number(up_to_step, "Resume up to step", 0, MAX_STEPS) if up_to_step is not None else 0
     ctx.launcher.start()
     try:  # the run's checks name its flags; the page names the form's fields
-        line = ctx.launcher.resume(chosen(run_id), owner, up_to or None, limits=ctx.run_limits(), session=session_id())
+        line = ctx.launcher.resume(visible_run_dir(ctx, run_id, owner).name, owner, up_to or None,
+                                   limits=ctx.run_limits(), session=session_id())
     except ValueError as error:
         raise ValueError(in_form_words(error_message(error))) from None
     gr.Info(line)
@@ -454,13 +499,36 @@ def delete_run(ctx: AppContext, run_id: str | None, owner: str | None):
     outputs for the newest run left that this owner can see, chosen in the list, its line after the deletion's (none
     left: no run chosen, and the line saying the run was deleted and that there are no runs), then the deletion's line
     for the tab's notice (the line the status shows while no run is chosen)."""
-    line = ctx.launcher.delete(chosen(run_id), owner)
+    line = ctx.launcher.delete(check_deletable(ctx, run_id, owner).name, owner)
     gr.Info(line)  # the run list and status line change too, but a toast says it where the eye already is
     _, ids = runs_table(ctx, owner)  # newest first, as list_runs gives them
     shown = list(show_run(ctx, ids[0] if ids else None, owner, line, choose=True))
     if ids:  # the run now shown has its own line: the deletion's goes first, until the next redraw
         shown[2] = f"{line}  \n{shown[2]}"
     return *shown, line
+
+
+def check_deletable(ctx: AppContext, run_id: str | None, owner: str | None) -> Path:
+    """The chosen run's directory when this owner may delete it now; ValueError saying why not, and what to do: no
+    run chosen, one this owner cannot see, another's run, or a run queued or running and not asked to stop (a run
+    stopping is waited for by the deletion, RunLauncher.delete)."""
+    run_dir = visible_run_dir(ctx, run_id, owner)
+    status = read_status(run_dir)
+    if not can_control({**status, "id": run_dir.name}, owner, ctx.launcher.shared):
+        raise ValueError("This run belongs to another session: only the person who started it can delete it.")
+    if status.get("state") == "queued":
+        raise ValueError(f"Run {run_dir.name} is waiting in line: press Stop to take it out of the line, then "
+                         "Delete.")
+    if status.get("state") == "running" and not status.get("stop_requested"):
+        raise ValueError(f"Run {run_dir.name} is running: press Stop first (it saves a checkpoint and ends), then "
+                         "Delete.")
+    return run_dir
+
+
+def ask_to_delete(ctx: AppContext, run_id: str | None, owner: str | None) -> tuple[gr.Button, gr.Button, gr.Button]:
+    """Delete's first press: the confirmation (ask_delete) for a run that can be deleted now, else at once the
+    sentence saying why not and what to do (check_deletable), before anything is confirmed."""
+    return ask_delete(check_deletable(ctx, run_id, owner).name)
 
 
 def ask_delete(run_id: str | None) -> tuple[gr.Button, gr.Button, gr.Button]:
@@ -477,16 +545,22 @@ def keep_run() -> tuple[gr.Button, gr.Button, gr.Button]:
 
 def share_run(ctx: AppContext, run_id: str | None, owner: str | None, shared: bool) -> str:
     """Make the chosen run visible (and its student usable) to everyone, or private again; returns the new line."""
-    ctx.launcher.set_public(chosen(run_id), owner, bool(shared))
+    ctx.launcher.set_public(visible_run_dir(ctx, run_id, owner).name, owner, bool(shared))
     return f"Run {run_id} is {'shared with everyone' if shared else 'private'}."
 
 
 def visible_run_dir(ctx: AppContext, run_id: str | None, owner: str | None) -> Path:
-    """The chosen run's directory; ValueError when none is chosen, it does not exist, or this owner may not see it."""
-    run_dir = run_dir_of(chosen(run_id), ctx.launcher.root)
-    if not run_dir.is_dir() or not can_see(run_info(run_dir), owner, ctx.launcher.shared):
-        raise ValueError(f"There is no run '{run_id}' among the runs you can see; choose one in the 'Run shown below' "
-                         "list.")
+    """The chosen run's directory; ValueError when none is chosen, it does not exist (deleted, or an id typed wrong),
+    or this owner may not see it."""
+    try:
+        run_dir = run_dir_of(chosen(run_id), ctx.launcher.root)
+    except ValueError:
+        if not run_id:
+            raise
+        run_dir = None  # an id no run can have (a slash, 300 characters): there is no such run, as for any other
+    if run_dir is None or not run_dir.is_dir() or not can_see(run_info(run_dir), owner, ctx.launcher.shared):
+        raise ValueError(f"There is no run {quoted_id(run_id)} among the runs you can see; choose one in the 'Run "
+                         "shown below' list.")
     return run_dir
 
 
@@ -749,12 +823,14 @@ def build(ctx: AppContext) -> dict:
                                        placeholder="0",
                                        info="0 keeps the run's own number of steps; more lays the learning-rate "
                                             "schedule over the new length (the rate goes back up).")
-                delete = gr.Button("Delete", elem_id="distill-delete")
-                confirm_delete = gr.Button("Delete for good", variant="stop", visible=False,
+            share_selected = gr.Checkbox(False, label="Shared", info="Everyone may see this run and use its student.")
+            # a row of their own, as wide as their words (the confirmation names the run): the confirmation and Keep
+            # it side by side
+            with gr.Row():
+                delete = gr.Button("Delete", scale=0, elem_id="distill-delete")
+                confirm_delete = gr.Button("Delete for good", variant="stop", visible=False, scale=0, min_width=400,
                                            elem_id="distill-delete-confirm")
-                keep = gr.Button("Keep it", visible=False, elem_id="distill-delete-keep")
-                share_selected = gr.Checkbox(False, label="Shared", info="Everyone may see this run and use its "
-                                                                           "student.")
+                keep = gr.Button("Keep it", visible=False, scale=0, elem_id="distill-delete-keep")
             losses_plot = gr.Plot(loss_figure([], run_chosen=False), label="Losses", elem_id="distill-losses")
             eval_plot = gr.Plot(eval_figure([], run_chosen=False), label="Agreement and accuracy",
                                 elem_id="distill-eval")
@@ -782,8 +858,10 @@ def build(ctx: AppContext) -> dict:
     form["corpus_source"].change(show_corpus_file, form["corpus_source"], [form["corpus_file"], corpus_note],
                                  api_visibility="private")
     # a file that is not text is told as it arrives, not only once Start run is pressed
-    form["corpus_file"].change(corpus_file_line, form["corpus_file"], corpus_note, api_visibility="private",
-                               show_progress="hidden")
+    # the share of unknown tokens depends on the teacher: the line is said again when the teacher changes
+    for changed in (form["corpus_file"], form["teacher"]):
+        changed.change(partial(corpus_note_line, ctx), [form["corpus_file"], form["teacher"]], corpus_note,
+                       api_visibility="private", show_progress="hidden")
     form["teacher"].change(handler(teacher_changed, ctx), form["teacher"], form["student_layers"],
                            api_visibility="private")
     watch_outputs = [runs, selected, status, losses_plot, eval_plot, console, share_selected]
@@ -813,7 +891,9 @@ def build(ctx: AppContext) -> dict:
                  api_name="resume_run").then(**follow_stop)
     # Delete asks first; the API's /delete_run is the confirming press, so a client deletes in one call as before
     deleting = [delete, confirm_delete, keep]
-    delete.click(user_errors(ask_delete), selected, deleting, api_visibility="private", queue=False)
+    # through the queue: the page shows no error of an event sent outside it, and a run still training is refused
+    delete.click(handler(ask_to_delete, ctx), [selected, owner], deleting, api_visibility="private",
+                 show_progress="hidden")
     keep.click(keep_run, None, deleting, api_visibility="private", queue=False)
     selected.change(keep_run, None, deleting, api_visibility="private", queue=False)
     deleted = confirm_delete.click(handler(delete_run, ctx), [selected, owner], [*watch_outputs, notice],
@@ -878,7 +958,7 @@ def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None) -> di
     form["init_layers"] = gr.Textbox(label="Initialising teacher layers", placeholder="every k-th, e.g. 0,2",
                                      info="Teacher layers copied into the student, one per student layer; empty "
                                           "takes every k-th.")
-    form["student_type"] = CheckedRadio(["same", "bert", "distilbert"], value="same", label="Student architecture",
+    form["student_type"] = CheckedRadio(list(STUDENT_TYPES), value=DEFAULTS.student_type, label="Student architecture",
                                     info="DeepPavlov's students are DistilBERT (no token types, no pooler).")
     with gr.Group():
         form["corpus_source"] = CheckedRadio([BUNDLED, UPLOAD], value=BUNDLED, label="Corpus",

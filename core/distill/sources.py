@@ -47,7 +47,8 @@ class CorpusSource:
 def local_files(source: CorpusSource) -> tuple[str, list[str]] | None:
     """(datasets builder, files) of a local corpus, or None when spec names no local path and may be a Hub id.
 
-    Raises ValueError for a missing file, a folder or glob with no corpus files, or files of mixed kinds."""
+    Raises ValueError for a missing file, a folder or glob with no corpus files, files of mixed kinds, or a name
+    that cannot be a path here."""
     spec, name = source.spec, source.label
     path = Path(spec).expanduser()
     if any(c in spec for c in "*?["):
@@ -56,12 +57,18 @@ def local_files(source: CorpusSource) -> tuple[str, list[str]] | None:
             raise ValueError(f"The corpus pattern '{name}' matches no file; give a file, a folder or a pattern "
                              f"of {KINDS} files.")
         return builder_of(files, name), files
-    if path.is_dir():
+    try:
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+    except OSError as error:  # a name the system refuses as a path (too long): say so, not a traceback
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        raise ValueError(f"The corpus '{shown}' ({len(name):,} characters) is not a file or folder this machine can "
+                         f"open ({error.strerror or error}); give a shorter path.") from None
+    if is_dir:
         files = folder_files(path, name)
         return builder_of(files, name), files
-    if path.is_file():
+    if is_file:
         return BUILDERS.get(path.suffix.lower(), "text"), [str(path)]
-    if path.exists():  # a device, a pipe or a socket: nothing to read lines from twice
+    if exists:  # a device, a pipe or a socket: nothing to read lines from twice
         raise ValueError(f"The corpus '{name}' is not a file or a folder of {KINDS} files.")
     if Path(spec).suffix.lower() in BUILDERS or not HUB_ID.match(spec):
         raise ValueError(f"The corpus file '{name}' does not exist.")

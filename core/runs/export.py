@@ -5,7 +5,7 @@ import csv
 import zipfile
 from pathlib import Path
 
-from core.runs.store import ACTIVE_STATES, RunPaths, read_json, read_metrics, read_status, run_model_dir
+from core.runs.store import RunPaths, missing_message, read_json, read_metrics, run_model_dir
 
 
 def metrics_columns(records: list[dict]) -> list[str]:
@@ -16,19 +16,19 @@ def metrics_columns(records: list[dict]) -> list[str]:
     return columns
 
 
+# core.runs.store.missing_message's sentences for a run without metrics
+NO_METRICS = {
+    "waiting": "Run '{name}' has logged no metrics yet: wait for its first evaluation.",
+    "damaged": "Run '{name}' has no metrics: {reason}",
+    "unstarted": "Run '{name}' {ended} before it started, so it has no metrics; start a new run.",
+    "ended": "Run '{name}' {ended} before its first evaluation, so it has no metrics; resume it or start a new run.",
+}
+
+
 def no_metrics_message(run_dir: Path) -> str:
-    """Why a run has logged no metrics, and what to do, by its state: a queued or running run will log its step-0
-    evaluation, so wait; a stopped or failed one never will unless resumed or started again; a damaged one names its
-    damaged file."""
-    name, state = Path(run_dir).name, read_status(run_dir).get("state")
-    if state in (None, *ACTIVE_STATES):
-        return f"Run '{name}' has logged no metrics yet: wait for its first evaluation."
-    if state == "damaged":
-        reason = read_status(run_dir)["message"]  # names the damaged file and what to do
-        return f"Run '{name}' has no metrics: {reason[:1].lower()}{reason[1:]}"
-    ended = {"stopped": "was stopped", "failed": "failed"}.get(state, "ended")
-    return (f"Run '{name}' {ended} before its first evaluation, so it has no metrics; resume it or start a new "
-            "run.")
+    """Why a run has logged no metrics, and what to do (core.runs.store.missing_message): wait for a queued or running
+    run's step-0 evaluation; resume a stopped or failed one, or start it again when it never started."""
+    return missing_message(run_dir, NO_METRICS)
 
 
 def write_metrics_csv(run_dir: Path, folder: Path) -> Path:

@@ -85,10 +85,17 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
+def quoted_id(run_id) -> str:
+    """A run id as a sentence quotes it: in quotes, cut at 40 characters (an id typed or sent may be any length)."""
+    text = str(run_id)
+    return f"'{text if len(text) <= 40 else text[:40] + '…'}'"
+
+
 def run_dir_of(run_id: str, root: Path | None = None) -> Path:
     """The directory of a run id, refusing ids that could point outside the runs folder."""
-    if not RUN_ID_PATTERN.match(run_id or "") or ".." in run_id:
-        raise ValueError(f"'{run_id}' is not a valid run id (letters, digits, '.', '_' and '-' only).")
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
+        raise ValueError(f"{quoted_id(run_id)} is not a valid run id (letters, digits, '.', '_' and '-' only, at "
+                         "most 128 characters).")
     return (root or runs_root()) / run_id
 
 
@@ -100,22 +107,31 @@ def find_run_dir(run: str | Path) -> Path:
     or when the folder is not a distillation run's (it has no config.json, which a run writes when it starts).
     """
     text = str(run).strip()
-    if text.startswith("run:") and not Path(text).exists():  # the name models take everywhere else: run:RUN_ID
+    if text.startswith("run:") and not _exists(Path(text)):  # the name models take everywhere else: run:RUN_ID
         text = text[4:]
     path = Path(text).expanduser()
     give = "give a run's folder (runs/<id>) or a run id"
-    if not path.exists() and RUN_ID_PATTERN.match(text) and ".." not in text:
+    if not _exists(path) and RUN_ID_PATTERN.match(text) and ".." not in text:
         path = runs_root() / text
         if not path.exists():  # the id alone: where the runs folder lies is the server's business
             raise ValueError(f"There is no run '{text}' in this lab's runs folder and no folder of that name here; "
                              f"{give}.")
-    if not path.exists():
-        raise ValueError(f"'{text}' does not exist; {give}.")
+    shown = f"'{text}'" if len(text) <= 200 else quoted_id(text)  # a path in full, unless it cannot be one
+    if not _exists(path):
+        raise ValueError(f"{shown} does not exist; {give}.")
     if not path.is_dir():
-        raise ValueError(f"'{text}' is a file, not a folder; {give}.")
+        raise ValueError(f"{shown} is a file, not a folder; {give}.")
     if not RunPaths(path).config.is_file():
-        raise ValueError(f"'{text}' is not a distillation run's folder (it has no config.json); {give}.")
+        raise ValueError(f"{shown} is not a distillation run's folder (it has no config.json); {give}.")
     return path
+
+
+def _exists(path: Path) -> bool:
+    """Whether `path` exists; a name the system refuses as a path (too long) names nothing here."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -599,24 +615,40 @@ def run_model(run_dir: Path) -> RunModel:
     return RunModel(snapshot, _run_notice(name, found.note))
 
 
-def no_student_message(run_dir: Path) -> str:
-    """Why a run that has saved no student (no final/, no readable checkpoint) has none, and what to do, by its
-    state: a queued or running run (or one without a status yet) will save one, so wait; a stopped or failed one
-    never will unless resumed (or, when it never started, started again); a damaged one names its damaged file."""
+# What a run lacks, said by its state (missing_message): {name}, {ended} ("was stopped", "failed") and {reason} (a
+# damaged file's sentence) are filled in.
+NO_STUDENT = {
+    "waiting": "Run '{name}' has no saved student yet: wait for its first checkpoint.",
+    "damaged": "Run '{name}' has no saved student: {reason}",
+    "unstarted": "Run '{name}' {ended} before it started, so it has no student; start a new run.",
+    "ended": "Run '{name}' {ended} before saving its first checkpoint, so it has no student; resume it (it starts "
+             "again from step 0) or start a new run.",
+}
+
+
+def missing_message(run_dir: Path, words: dict[str, str]) -> str:
+    """Why a run lacks something (`words`: NO_STUDENT, core.runs.export.NO_METRICS), and what to do, by its state:
+    a queued or running run (or one without a status yet) will make it, so wait; a stopped or failed one never will
+    unless resumed, or, when it never started (no config.json, which resume needs), started again; a damaged one
+    names its damaged file."""
     run_dir = Path(run_dir)
-    name = run_dir.name
     status = read_status(run_dir)
     state = status.get("state")
     if state in (None, *ACTIVE_STATES):
-        return f"Run '{name}' has no saved student yet: wait for its first checkpoint."
-    if state == "damaged":
-        reason = status["message"]  # names the damaged file and what to do
-        return f"Run '{name}' has no saved student: {reason[:1].lower()}{reason[1:]}"
-    ended = {"stopped": "was stopped", "failed": "failed"}.get(state, "ended")
-    if not RunPaths(run_dir).config.is_file():  # resume needs the config.json a run writes as it starts
-        return f"Run '{name}' {ended} before it started, so it has no student; start a new run."
-    return (f"Run '{name}' {ended} before saving its first checkpoint, so it has no student; resume it (it starts "
-            "again from step 0) or start a new run.")
+        case = "waiting"
+    elif state == "damaged":
+        case = "damaged"
+    else:
+        case = "ended" if RunPaths(run_dir).config.is_file() else "unstarted"
+    reason = status.get("message", "")
+    return words[case].format(name=run_dir.name, reason=reason[:1].lower() + reason[1:],
+                              ended={"stopped": "was stopped", "failed": "failed"}.get(state, "ended"))
+
+
+def no_student_message(run_dir: Path) -> str:
+    """Why a run that has saved no student (no final/, no readable checkpoint) has none, and what to do
+    (missing_message)."""
+    return missing_message(run_dir, NO_STUDENT)
 
 
 def _run_notice(name: str, note: str) -> str:
