@@ -104,13 +104,14 @@ class AppContext:
                    owned_runs=on_space or bool(owned_runs))
 
     def model_choices(self, include_arch: bool = False) -> list[str]:
-        """Known models, then the students of finished or checkpointed runs ("run:<id>", each followed by its untrained
-        starting point "run:RUN_ID@init" when the run kept one), then with include_arch the random-weight architectures
-        ("arch:NAME").
+        """Known models (the default pair first, those that cannot load now last: a Hub model not cached while the Hub
+        is out of reach), then the students of finished or checkpointed runs ("run:<id>", each followed by its
+        untrained starting point "run:RUN_ID@init" when the run kept one), then with include_arch the random-weight
+        architectures ("arch:NAME").
 
         Read from the runs folder on every call, never kept: call it each time a list is shown (page load, tab
         opened) and a run that finished a moment ago is in it."""
-        names = list(zoo.KNOWN_MODELS)
+        names = self.known_models()
         for run in list_runs(self.launcher.root):
             if has_model(run) and (run["public"] or not self.on_space):
                 names += [f"run:{run['id']}"] + ([f"run:{run['id']}@init"] if run.get("init") else [])
@@ -118,18 +119,42 @@ class AppContext:
             names += [f"arch:{a}" for a in zoo.arch_names()]
         return names
 
+    @property
+    def pair(self) -> tuple[str, str]:
+        """The default teacher and student: what an empty model box is told to choose."""
+        return self.default_teacher, self.default_student
+
+    def box_choices(self) -> tuple[list[str], list[str], list[str]]:
+        """The choices of a tab's three model boxes (reference, compared, optional third): the first led by the
+        default teacher, the second by the default student, the third by an empty choice. A dropdown takes its first
+        choice when Enter is pressed in its empty box, so an emptied box comes back to its own default."""
+        choices = self.model_choices()
+        return led_by(choices, self.default_teacher), led_by(choices, self.default_student), [""] + choices
+
+    def known_models(self) -> list[str]:
+        """The table of known models in the order the lists offer them: the default pair, then the others that can
+        load now, then those that cannot (offline, DeepPavlov's). A dropdown takes its first choice when Enter is
+        pressed in its empty box: offline that was a Hub model that cannot load."""
+        pair = [name for name in (self.default_teacher, self.default_student) if name in zoo.KNOWN_MODELS]
+        rest = [name for name in zoo.KNOWN_MODELS if name not in pair]
+        return pair + sorted(rest, key=lambda name: not zoo.is_available(name))  # stable: the table's order within
+
     def check_name(self, name) -> str:
         """The name, stripped, when this app may load it; ValueError with one sentence otherwise.
 
-        Anything but text of at most MAX_NAME_CHARS characters is refused first. On a Space only known names,
-        arch:NAME, a shared run's run:RUN_ID and Hub ids of the form owner/name pass, and the answer never depends
-        on what exists on the server: every path gets the same sentence, an unknown run and another person's
-        unshared run the same sentence, and a Hub id is checked on the Hub alone (its download size included)."""
+        Anything but text of at most MAX_NAME_CHARS characters is refused first, and an empty name with the app's
+        default pair as the models to choose. On a Space only known names, arch:NAME, a shared run's run:RUN_ID and
+        Hub ids of the form owner/name pass, and the answer never depends on what exists on the server: every path
+        gets the same sentence, an unknown run and another person's unshared run the same sentence, and a Hub id is
+        checked on the Hub alone (its download size included)."""
         name = model_name(name)
+        if not name:  # offline, the table's own example (a Hub id) would name a model that cannot load
+            raise ValueError(f"Choose a model, such as {self.default_teacher} or {self.default_student}, or another "
+                             "from the list.")
         if not self.on_space:
             zoo.resolve(name)  # raises ValueError with a sentence for unknown names
             return name
-        if not name or name in zoo.KNOWN_MODELS or name.startswith("arch:"):
+        if name in zoo.KNOWN_MODELS or name.startswith("arch:"):
             zoo.resolve(name)
         elif name.startswith("run:"):
             run_id, _ = zoo.run_name_parts(name)
@@ -215,6 +240,25 @@ class AppContext:
             return self.cache.get(name, attentions)
         except ValueError as error:  # gr.Error too: its sentence, never its repr
             raise user_error(self.public_text(error_message(error))) from None
+
+
+def led_by(choices: list[str], first: str) -> list[str]:
+    """`choices` with `first` moved to the front, when it is one of them."""
+    return [first, *(c for c in choices if c != first)] if first in choices else choices
+
+
+def empty_models_line(empty: list[int], suggested: Sequence[str] = ()) -> str:
+    """The sentence for model boxes of a comparison left empty (0 for model 1, 1 for model 2), naming a model for
+    each when `suggested` (the app's default teacher and student) holds one."""
+    boxes = " and ".join(str(i + 1) for i in empty)
+    line = (f"Model{'s' if len(empty) > 1 else ''} {boxes} {'are' if len(empty) > 1 else 'is'} empty: choose at "
+            "least two models to compare")
+    names = [suggested[i] for i in empty if i < len(suggested) and suggested[i]]
+    if len(names) < len(empty):
+        return line + "."
+    if len(empty) > 1:
+        return f"{line}, such as {names[0]} and {names[1]}."
+    return f"{line}, such as {names[0]} as model {empty[0] + 1}."
 
 
 def out_of_reach_line(name: str) -> str:
@@ -502,6 +546,13 @@ def pending_requests(session: str, group: str) -> int:
     return sum(1 for event in events if event.session_hash == session and event.concurrency_id == group)
 
 
+def busy_line(limit: int, one: str, many: str) -> str:
+    """The sentence refusing a request of a visitor who already has `limit` of them waiting or running."""
+    have = f"1 {one}" if limit == 1 else f"{limit} {many}"
+    return (f"You already have {have} waiting or running, the most this app takes from one visitor at a time; wait "
+            f"for {'it' if limit == 1 else 'one'} to finish.")
+
+
 def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepted=None, at: int = 0):
     """A Gradio validator (the `validator` of an event), run when a request arrives, before it is queued.
 
@@ -514,9 +565,7 @@ def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepte
         message = ""
         session = session_id()
         if session is not None and pending_requests(session, group) >= limit:
-            have = f"1 {one}" if limit == 1 else f"{limit} {many}"
-            message = (f"You already have {have} waiting or running, the most this app takes from one visitor at a "
-                       f"time; wait for {'it' if limit == 1 else 'one'} to finish.")
+            message = busy_line(limit, one, many)
         elif check is not None:
             try:
                 check(*inputs)
@@ -529,6 +578,67 @@ def queue_guard(group: str, limit: int, one: str, many: str, check=None, accepte
         at_input = at if 0 <= at < len(inputs) else 0
         return [gr.validate(i != at_input, message if i == at_input else "") for i in range(len(inputs))]
     return validator
+
+
+ADMISSION_TTL_S = 5.0  # an admitted request follows its admission within moments; one the page dropped lapses
+
+
+class VisitorLimit:
+    """A concurrency group's places per visitor, with its refusal told on the page.
+
+    Gradio's page shows a validator's refusal only under a text box among the event's inputs (nothing under a
+    dropdown, a number, a radio or a file) and runs none of the event's .failure listeners after it, so a visitor at
+    the limit saw a click do nothing. The page therefore asks first, in a step of its own (`admit`), which refuses
+    with an error the page shows as a notice and the tab's status line; the event's `validator` lets each request so
+    admitted through once, and answers any other (gradio_client, raw HTTP) as queue_guard does. An admission counts
+    as a place until its request arrives, so two quick clicks cannot both pass the last place."""
+
+    def __init__(self, group: str, limit: int, one: str, many: str, ttl_s: float = ADMISSION_TTL_S):
+        self.group, self.limit, self.one, self.many, self.ttl_s = group, limit, one, many, ttl_s
+        self._admitted: dict[str, list[float]] = {}  # session -> when each of its admissions was given
+        self._lock = threading.Lock()
+
+    def _current(self, session: str) -> list[float]:
+        now = time.monotonic()
+        when = [t for t in self._admitted.get(session, []) if now - t <= self.ttl_s]
+        if when:
+            self._admitted[session] = when
+        else:
+            self._admitted.pop(session, None)
+        return when
+
+    def admit(self, check=None):
+        """The page's first step (inputs as the event's, no outputs): ValueError with the busy sentence when the
+        session has `limit` requests waiting, running or admitted, or with `check(*inputs)`'s own; else the request
+        is admitted."""
+        def step(*inputs) -> None:
+            if check is not None:
+                check(*inputs)
+            session = session_id()
+            if session is None:
+                return
+            with self._lock:
+                if pending_requests(session, self.group) + len(self._current(session)) >= self.limit:
+                    raise ValueError(busy_line(self.limit, self.one, self.many))
+                if len(self._admitted) > 1024:  # sessions that left admissions unused (a tab closed at once)
+                    for other in list(self._admitted):
+                        self._current(other)
+                self._admitted.setdefault(session, []).append(time.monotonic())
+        return step
+
+    def validator(self, check=None, at: int = 0):
+        """The event's validator: a request the page's `admit` let through passes (its admission used up); any
+        other is answered by queue_guard(group, limit, one, many, check, at=at)."""
+        guard = queue_guard(self.group, self.limit, self.one, self.many, check, at=at)
+
+        def validate(*inputs):
+            session = session_id()
+            with self._lock:
+                admitted = session is not None and bool(self._current(session))
+                if admitted:
+                    self._admitted[session].pop(0)
+            return [gr.validate(True, "") for _ in inputs] if admitted else guard(*inputs)
+        return validate
 
 
 def cleared(results: list, boxes: int = 0):

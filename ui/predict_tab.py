@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +27,14 @@ from ui.context import (
     AppContext,
     CheckedNumber,
     ErrorLines,
+    VisitorLimit,
     cleared,
+    empty_models_line,
     failure_line,
     markdown_text,
     model_name,
     page_text,
-    queue_guard,
     text_input,
-    user_errors,
     whole_number,
 )
 from ui.downloads import Downloads, file_box, file_boxes, table
@@ -70,6 +71,8 @@ the same colour everywhere, words only one model guesses are grey.
 - **Mask each word** masks every word of the sentence in turn (the whole word as one `[MASK]`). A `[MASK]` already
   in it is filled in first: with the expected word when the sentence is one of the probe set (as the default is),
   else with model 1's most probable whole word; the result names the word put in.
+- Write each blank as `[MASK]`, in capitals with its square brackets: the models read nothing else as a blank, so
+  `[mask]`, an unclosed `[MASK`, `<mask>` or `___` is refused with a line saying what to write instead.
 - **Top-k** takes a whole number from 1 to {MAX_SHOWN_TOP_K}; another is refused, never changed silently.
 - A sentence with no Russian words, or mostly other ones, is still predicted, with a note under it: the models
   here know Russian, so their guesses at English, emoji or digits say little.
@@ -102,17 +105,19 @@ class ModelChoice:
     model_2: str | None = None
     model_3: str | None = None
 
-    def names(self) -> list[str]:
-        """The chosen names, stripped, empty ones left out; ValueError when one is not a name (not text, too long)
-        or fewer than two are chosen."""
+    def names(self, suggested: Sequence[str] = ()) -> list[str]:
+        """The chosen names, stripped, an empty model 3 left out; ValueError when one is not a name (not text, too
+        long) or model 1 or 2 is empty (the sentence names `suggested[i]` for box i + 1, the app's default pair)."""
         given = (self.model_1, self.model_2, self.model_3)
-        chosen = [n for n in (model_name(v, f"Model {i}") for i, v in enumerate(given, start=1)) if n]
-        if len(chosen) < 2:
-            raise ValueError("Choose at least two models to compare.")
-        return chosen
+        chosen = [model_name(v, f"Model {i}") for i, v in enumerate(given, start=1)]
+        empty = [i for i in (0, 1) if not chosen[i]]
+        if empty:
+            raise ValueError(empty_models_line(empty, suggested))
+        return [n for n in chosen if n]
 
 
-ACTIONS = {"fill_mask": "Predict", "mask_each_word": "Mask each word", "probe_summary": "Probe summary"}
+ACTIONS = {"fill_mask": "Predict", "mask_each_word": "Mask each word", "probe_summary": "Probe summary",
+           "compare_exported": "Compare with PyTorch"}
 
 
 def status_line(action: str, message: str) -> str:
@@ -121,7 +126,7 @@ def status_line(action: str, message: str) -> str:
 
 
 def _models(ctx: AppContext, choice: ModelChoice, progress) -> list:
-    return [ctx.load(name, progress=progress) for name in choice.names()]
+    return [ctx.load(name, progress=progress) for name in choice.names(ctx.pair)]
 
 
 def checked_top_k(value) -> int:
@@ -129,12 +134,12 @@ def checked_top_k(value) -> int:
     return whole_number(value, "Top-k", 1, MAX_SHOWN_TOP_K)
 
 
-def checked_request(model_1, model_2, model_3, top_k, sentence,
-                    with_masks: bool | None) -> tuple[ModelChoice, int, str]:
+def checked_request(model_1, model_2, model_3, top_k, sentence, with_masks: bool | None,
+                    suggested: Sequence[str] = ()) -> tuple[ModelChoice, int, str]:
     """Every input of Predict and Mask each word checked before any model loads: (models, top-k, the text);
-    with_masks as core.compare.predict.check_text takes it."""
+    with_masks as core.compare.predict.check_text takes it, `suggested` as ModelChoice.names."""
     choice = ModelChoice(model_1, model_2, model_3)
-    choice.names()
+    choice.names(suggested)
     k = checked_top_k(top_k)
     return choice, k, predict.check_text(text_input(sentence, "The sentence"), with_masks=with_masks)
 
@@ -461,7 +466,7 @@ def fill_mask_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=No
     """Predict: (bars figure, agreement Markdown, downloads) for a sentence with [MASK]."""
     with errors.kept(errors.key("fill_mask", (model_1, model_2, model_3, top_k, sentence))):
         # before loading anything: a typo should not wait for a model
-        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, with_masks=True)
+        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, True, ctx.pair)
         models = _models(ctx, choice, progress)
         result = predict.compare(models, text, k)
         notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
@@ -481,7 +486,7 @@ def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model
     """Mask each word: (heat-strip figure, per-word Markdown table, downloads) for a sentence; its [MASK]s, if
     any, filled in first (predict.fill_in: the probe set's expected word, else model 1's best whole word)."""
     with errors.kept(errors.key("mask_each_word", (model_1, model_2, model_3, top_k, sentence))):
-        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, with_masks=None)
+        choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, None, ctx.pair)
         models = _models(ctx, choice, progress)
         filled = predict.fill_in(models[0], text)
         result = predict.mask_each_word(models, filled.sentence, k)
@@ -568,8 +573,7 @@ def compare_exported(ctx: AppContext, exported=None, top_k=None, sentence=None,
 
 def model_lists(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
     """Fresh choices for the three model dropdowns (a finished run's student appears), values left as they are."""
-    choices = ctx.model_choices()
-    return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices), gr.Dropdown(choices=[""] + choices)
+    return tuple(gr.Dropdown(choices=choices) for choices in ctx.box_choices())
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -580,14 +584,14 @@ def build(ctx: AppContext) -> dict:
     """The tab's layout and wiring; returns its main components and "refresh": (function, outputs), which the app
     runs on every page load and whenever the tab is opened, so the model lists include runs finished meanwhile."""
     errors = ErrorLines()
-    choices = ctx.model_choices()
+    choices_1, choices_2, choices_3 = ctx.box_choices()
     gr.Markdown(INTRO)
     with gr.Row():
-        first = gr.Dropdown(choices, value=ctx.default_teacher, label="Model 1 (reference)", allow_custom_value=True,
+        first = gr.Dropdown(choices_1, value=ctx.default_teacher, label="Model 1 (reference)", allow_custom_value=True,
                             info="Usually the teacher; the others are compared with it.", elem_id="predict-model-1")
-        second = gr.Dropdown(choices, value=ctx.default_student, label="Model 2", allow_custom_value=True,
+        second = gr.Dropdown(choices_2, value=ctx.default_student, label="Model 2", allow_custom_value=True,
                              info="Usually a student, or a run's student.", elem_id="predict-model-2")
-        third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
+        third = gr.Dropdown(choices_3, value="", label="Model 3 (optional)", allow_custom_value=True,
                             info="A second student to compare, or empty.", elem_id="predict-model-3")
         # A number box, not a slider: the page's slider moves a typed 50 to 20 without a word, and the guesses
         # shown would not be the number asked for. Out of range, the check before predicting says so.
@@ -597,8 +601,8 @@ def build(ctx: AppContext) -> dict:
     examples = example_sentences()
     sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8, elem_id="predict-sentence",
                           placeholder="Я люблю пить [MASK] с лимоном.",
-                          info="[MASK] marks each missing word; pick a probe sentence below to fill it in. "
-                               "Mask each word fills the [MASK] in first.")
+                          info="Write each missing word as [MASK], in capitals with its square brackets; pick a "
+                               "probe sentence below to fill the box in. Mask each word fills the [MASK] in first.")
     # Picking an example only fills the textbox: no API endpoint for it.
     gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8,
                 api_visibility="private")
@@ -620,6 +624,7 @@ def build(ctx: AppContext) -> dict:
             exported = gr.Dropdown(exported_choices(ctx), value=None, label="Exported student", scale=3,
                                    elem_id="predict-exported", info="run · format; uses the sentence and top-k above")
             exported_button = gr.Button("Compare with PyTorch", elem_id="predict-exported-run", scale=1)
+        exported_status = gr.Markdown("", elem_id="predict-exported-status")
         exported_bars = gr.Plot(label="PyTorch (model 1) and exported (model 2)", elem_id="predict-exported-bars")
         exported_agreement = gr.Markdown(elem_id="predict-exported-agreement")
     gr.Markdown("### Mask each word")
@@ -640,33 +645,46 @@ def build(ctx: AppContext) -> dict:
     kept = {action: gr.State() for action in DOWNLOAD_BOXES}  # per session: what each action last showed
 
     inputs = [first, second, third, top_k, sentence]
-    wiring = [  # (trigger, action, handler, inputs, outputs, naming)
-        (predict_button.click, "fill_mask", fill_mask_kept, inputs, [bars, agreement], dict(api_name="fill_mask")),
-        (sentence.submit, "fill_mask", fill_mask_kept, inputs, [bars, agreement], dict(api_visibility="private")),
-        (each_button.click, "mask_each_word", mask_each_word_kept, inputs, [strip, strip_words],
-         dict(api_name="mask_each_word")),
-        (summary_button.click, "probe_summary", probe_summary_kept, [first, second, third],
-         [summary, summary_plot, probe_rows], dict(api_name="probe_summary")),
+    wiring = [  # (triggers, action, handler, inputs, outputs); each action's API name is the action
+        ([predict_button.click, sentence.submit], "fill_mask", fill_mask_kept, inputs, [bars, agreement]),
+        ([each_button.click], "mask_each_word", mask_each_word_kept, inputs, [strip, strip_words]),
+        ([summary_button.click], "probe_summary", probe_summary_kept, [first, second, third],
+         [summary, summary_plot, probe_rows]),
     ]
-    # One budget for the tab's actions, and a few places in the queue per visitor, refused before queueing.
-    budget = dict(concurrency_id=QUEUE_GROUP, concurrency_limit=CONCURRENCY,
-                  validator=queue_guard(QUEUE_GROUP, PER_SESSION, "prediction", "predictions"))
-    for trigger, action, handler, event_inputs, outputs, naming in wiring:
-        event = trigger(functools.partial(handler, ctx, errors), event_inputs, outputs + [kept[action]], **naming,
-                        **budget)
-        event.success(clear_status, None, status, api_visibility="private", show_progress="hidden")
-        event.success(functools.partial(show_downloads, action), kept[action], files[action],
-                      api_visibility="private", show_progress="hidden")
-        event.failure(functools.partial(failure_status, errors, action), event_inputs, status,
-                      api_visibility="private", show_progress="hidden")
+    # One budget for the tab's actions, and a few places in the queue per visitor, refused before queueing: the page
+    # asks in a step of its own first, as a validator's refusal would not show (see VisitorLimit).
+    limit = VisitorLimit(QUEUE_GROUP, PER_SESSION, "prediction", "predictions")
+    budget = dict(concurrency_id=QUEUE_GROUP, concurrency_limit=CONCURRENCY)
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    for triggers, action, handler, event_inputs, outputs in wiring:
+        admitted = gr.on(triggers, errors.wrap(action, limit.admit(), len(event_inputs)), event_inputs, None,
+                         concurrency_limit=None, **quiet)
+        admitted.failure(functools.partial(failure_status, errors, action), event_inputs, status, **quiet)
+        at = event_inputs.index(sentence) if sentence in event_inputs else 0  # a text box shows a refusal
+        event = admitted.success(functools.partial(handler, ctx, errors), event_inputs, outputs + [kept[action]],
+                                 api_name=action, validator=limit.validator(at=at), **budget)
+        event.success(clear_status, None, status, **quiet)
+        event.success(functools.partial(show_downloads, action), kept[action], files[action], **quiet)
+        event.failure(functools.partial(failure_status, errors, action), event_inputs, status, **quiet)
         results = outputs + [kept[action]]
-        event.failure(cleared(results, len(files[action])), None, results + files[action],
-                      api_visibility="private", show_progress="hidden")
+        event.failure(cleared(results, len(files[action])), None, results + files[action], **quiet)
 
     exported.focus(functools.partial(exported_list, ctx), None, exported, api_visibility="private",
                    show_progress="hidden")
-    exported_button.click(user_errors(functools.partial(compare_exported, ctx)), [exported, top_k, sentence],
-                          [exported_bars, exported_agreement], api_visibility="private", **budget)
+    exported_inputs = [exported, top_k, sentence]
+    admitted = exported_button.click(errors.wrap("compare_exported", limit.admit(), len(exported_inputs)),
+                                     exported_inputs, None, concurrency_limit=None, **quiet)
+    admitted.failure(functools.partial(failure_status, errors, "compare_exported"), exported_inputs, exported_status,
+                     **quiet)
+    compared = admitted.success(errors.wrap("compare_exported", functools.partial(compare_exported, ctx),
+                                            len(exported_inputs)), exported_inputs,
+                                [exported_bars, exported_agreement], api_visibility="private",
+                                validator=limit.validator(at=2), **budget)
+    compared.success(clear_status, None, exported_status, **quiet)
+    compared.failure(functools.partial(failure_status, errors, "compare_exported"), exported_inputs, exported_status,
+                     **quiet)
+    compared.failure(cleared([exported_bars, exported_agreement]), None, [exported_bars, exported_agreement], **quiet)
     return dict(first=first, second=second, third=third, top_k=top_k, sentence=sentence, bars=bars,
-                agreement=agreement, strip=strip, summary=summary, status=status, files=files,
+                agreement=agreement, strip=strip, summary=summary, status=status, exported_status=exported_status,
+                files=files,
                 refresh=(functools.partial(model_lists, ctx), [first, second, third]))

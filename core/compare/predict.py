@@ -13,6 +13,7 @@ Rules every function here follows:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,10 +23,10 @@ from transformers import PreTrainedTokenizerBase
 
 from core.compare.agreement import Agreement, PairAgreement, pair_agreements
 from core.compare.probes import FillMaskProbe, fill_mask_probes
+from core.compare.sentences import visible_text
 from core.models.masked_lm import MASK, MaskPrediction, display_word, encode, masked_lm_logits
 from core.models.tokenizer import nfc
 from core.models.zoo import LoadedModel
-from core.textfiles import without_bidi_controls
 
 MAX_MASKS = 20
 MAX_CHARS = 2000
@@ -123,34 +124,106 @@ def _round(value: float) -> float | None:
 # Input checks
 
 
+EXAMPLE = "e.g. 'Я люблю пить [MASK] с лимоном.'"
+# A blank typed another way than [MASK] (the models read it as plain text): a word "mask" (Latin, Cyrillic look-alike
+# letters, or Russian "маска") with brackets around or beside it, empty brackets, or underscores.
+_BLANK_LIKE = re.compile(r"(?P<open>[\[<({]?)[ \t]*\b(?P<word>[mм][aа][sсѕ][kк][aа]?)\b[ \t]*(?P<close>[\]>)}]?)"
+                         r"|(?P<empty>\[[ \t]*[._?…*-]*[ \t]*\])|(?P<line>_{2,}|(?<!\w)_(?!\w))", re.IGNORECASE)
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+
+
+def mistyped_blanks(text: str) -> list[tuple[str, str]]:
+    """Each blank of `text` typed another way than [MASK], in order: (as typed, what is wrong with it), such as
+    ("[mask]", "is not in capitals") or ("<mask>", "is RoBERTa's mask, not BERT's").
+
+    Not counted: [MASK] itself, and words that only look alike where text may hold them: "mask" or "маска" in a
+    sentence, "(mask)" or "(маска)" in round brackets."""
+    found = []
+    for match in _BLANK_LIKE.finditer(text):
+        typed = match.group(0).strip()
+        if match.group("empty") or match.group("line"):
+            found.append((typed, "has no word between its brackets" if match.group("empty") else
+                          "is an underscore" if typed == "_" else "is a line of underscores"))
+            continue
+        word, opened, closed = match.group("word"), match.group("open"), match.group("close")
+        if typed == MASK:
+            continue
+        if _CYRILLIC.search(word):
+            if opened == "[":
+                found.append((typed, "has Cyrillic letters in it"))
+        elif opened == "[" and closed == "]":
+            found.append((typed, "has spaces inside its brackets" if typed.upper() != MASK else "is not in capitals"))
+        elif opened == "[" or closed == "]":
+            found.append((typed, "has no closing bracket" if opened == "[" else "has no opening bracket"))
+        elif opened == "<" or closed == ">":
+            found.append((typed, "is RoBERTa's mask, not BERT's"))
+        elif word != "MASK":  # "(mask)" or "mask" in lower case: a word, as in a gloss
+            continue
+        elif opened and closed:
+            found.append((typed, "is not in square brackets"))
+        else:
+            found.append((typed, "has no square brackets"))
+    return found
+
+
+def _touching_masks(text: str) -> str:
+    """The first stretch of `text` where a [MASK] touches a letter, a digit or another [MASK] ("" when none does):
+    filled in with a whole word, it would run into them."""
+    for match in re.finditer(re.escape(MASK), text):
+        before, after = text[:match.start()], text[match.end():]
+        if before.endswith(MASK) or after.startswith(MASK) or (before[-1:].isalnum() or after[:1].isalnum()):
+            left, right = before[-24:], after[:24]  # cut at spaces: a word shown whole or not at all
+            left = "…" + left.split(" ", 1)[-1] if len(before) > 24 else left
+            right = right.rsplit(" ", 1)[0] + "…" if len(after) > 24 else right
+            return (left + MASK + right).strip()
+    return ""
+
+
 def check_text(text: str | None, with_masks: bool | None = True) -> str:
-    """The text stripped of bidirectional controls and white space and composed (NFC), or a ValueError with a
-    sentence saying what to change.
+    """The text stripped of white space and of characters that draw nothing (see sentences.visible_text) and
+    composed (NFC), or a ValueError with a sentence saying what to change.
 
     with_masks: True, the text must hold a [MASK]; False, it must hold none; None, either (the [MASK]s of a sentence
-    whose words are masked in turn are filled in first, see fill_in). Composing here (the tokenizers compose too)
-    keeps words, spans and tables in the spelling the model read.
+    whose words are masked in turn are filled in first, see fill_in, so none may touch a letter or another [MASK]).
+    Any of them refuses a blank typed another way (see mistyped_blanks), naming it and how to write it, as the models
+    would read it as text. Composing here (the tokenizers compose too) keeps words, spans and tables in the
+    spelling the model read.
     """
     if text is not None and not isinstance(text, str):
         raise ValueError(f"The sentence must be text, not a {type(text).__name__}.")
-    text = nfc(without_bidi_controls(text or "").strip())  # a U+202E reordered the titles drawn from it
+    text = nfc(visible_text(text or "").strip())  # a U+202E reordered the titles drawn from it
     if not text:
         raise ValueError("The text is empty: type a Russian sentence" + (" with [MASK] for the missing word." if
                                                                            with_masks else "."))
     if len(text) > MAX_CHARS:
         raise ValueError(f"The text is {len(text)} characters long; shorten it to at most {MAX_CHARS}.")
-    count = text.count(MASK)
-    if with_masks or (with_masks is None and count):
-        if count == 0:
-            hint = " (in capitals)" if "[mask]" in text.lower() else ""
-            raise ValueError(f"The text has no {MASK}: write {MASK}{hint} where a word is missing, "
-                             "e.g. 'Я люблю пить [MASK] с лимоном.'")
-        if count > MAX_MASKS:
-            raise ValueError(f"The text has {count} {MASK} marks; use at most {MAX_MASKS}.")
-    elif MASK.lower() in text.lower():  # "[mask]" too: Predict reads it as a mistyped mark, so it is one here
-        if with_masks is None:
-            raise ValueError(f"Write {MASK} in capitals where a word is to be filled in first, or remove the mark.")
+    count, typos = text.count(MASK), mistyped_blanks(text)
+    typed, wrong = typos[0] if typos else ("", "")
+    more = f" (and {len(typos) - 1} more like it)" if len(typos) > 1 else ""
+    if with_masks is False and (count or typos):
+        if not count:
+            raise ValueError(f"'Mask each word' takes a sentence without a blank; '{typed}'{more} looks like one: take "
+                             "it out, or write it as [MASK] and use Predict.")
         raise ValueError(f"'Mask each word' takes a sentence without {MASK}; remove the marks or use Predict.")
+    write = f"write {MASK} (in capitals)" if wrong == "is not in capitals" else f"write the blank as {MASK}"
+    if typos and not count:
+        if with_masks is None:
+            raise ValueError(f"'{typed}'{more} {wrong}, so the models would read it as text. Write {MASK} in "
+                             "capitals where a word is to be filled in first, or remove the mark.")
+        raise ValueError(f"The text has no {MASK}: '{typed}'{more} {wrong}, so the models would read it as text; "
+                         f"{write} where a word is missing, {EXAMPLE}")
+    if typos:
+        raise ValueError(f"Besides its {MASK}, the text has '{typed}'{more}, which {wrong}, so the models would read "
+                         f"it as text; write each blank as {MASK}, or take '{typed}' out.")
+    if with_masks and count == 0:
+        raise ValueError(f"The text has no {MASK}: write {MASK} where a word is missing, {EXAMPLE}")
+    if count > MAX_MASKS:
+        raise ValueError(f"The text has {count} {MASK} marks; use at most {MAX_MASKS}.")
+    touching = _touching_masks(text) if with_masks is None else ""
+    if touching:
+        raise ValueError(f"'Mask each word' fills each {MASK} in with a whole word, but in '{touching}' a {MASK} "
+                         "touches a letter or another [MASK], so that word would run into it; put a space on each "
+                         f"side of {MASK}.")
     return text
 
 

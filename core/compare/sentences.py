@@ -6,6 +6,7 @@ In a notebook:
     typed_set(text)               # one sentence a line
     read_sentence_file("my.csv")  # a .txt, one sentence a line, or a table with a 'sentence' or 'text' column
     word_scripts("The cat sat on the [MASK].")  # WordScripts(cyrillic=0, other=5): not a Russian sentence
+    visible_text("Кошка\u200b спит")  # "Кошка спит": invisible characters taken out
 
 Every way in gives a SentenceSet within the same limits, or a ValueError that says which line to change.
 """
@@ -21,14 +22,41 @@ from pathlib import Path
 
 from core.compare import probes
 from core.models.masked_lm import MASK
-from core.textfiles import decode_utf8, without_bidi_controls
+from core.textfiles import decode_utf8, not_text, without_bidi_controls
 
 MAX_SENTENCES = 5000
 MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences
 FILE_TYPES = (".txt", ".csv", ".tsv")
-SENTENCE_COLUMNS = ("sentence", "text")
-LABEL_COLUMNS = ("label", "topic")
+SENTENCE_COLUMNS = ("sentence", "text", "sentences", "предложение", "текст")  # a table's header, any case
+LABEL_COLUMNS = ("label", "topic", "метка", "тема")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")  # a word's letters: digits, underscores, marks and emoji split or drop out
+# Characters that draw nothing: C0 and C1 controls other than tab and line ends, the soft hyphen (web pages put it
+# inside words, where it split a word into two for the tokenizer), zero-width space, word joiner and a stray BOM.
+# A line of only these looked empty on the page yet counted as a sentence.
+INVISIBLE = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0), 0xAD, 0x200B,
+                           0x2060, 0xFEFF])
+
+
+def visible_text(text: str) -> str:
+    """`text` without the characters that draw nothing or reorder the rest (bidirectional controls, see
+    core.textfiles); a text of only such characters comes back empty."""
+    return without_bidi_controls(text).translate(INVISIBLE)
+
+
+def cyrillic_8bit(data: bytes) -> str | None:
+    """"Windows-1251" or "KOI8-R" when the bytes of `data` that are not UTF-8 read as Russian in that one-byte
+    encoding, else None.
+
+    Russian in either encoding is mostly bytes from 0xC0 up, where both keep their Cyrillic letters: Windows-1251 its
+    lower case from 0xE0, KOI8-R from 0xC0 to 0xDF, and a Russian text is mostly lower case. Latin-1 French or
+    German has a few such bytes among many ASCII letters, so a share of the letters is asked for too."""
+    stray = [ord(c) - 0xDC00 for c in data.decode("utf-8", "surrogateescape") if "\udc80" <= c <= "\udcff"]
+    high = sum(b >= 0xC0 for b in stray)
+    ascii_letters = sum(0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A for b in data)
+    if high < 3 or high < 0.3 * (high + ascii_letters):
+        return None
+    upper_half = sum(b >= 0xE0 for b in stray)
+    return "Windows-1251" if upper_half >= high - upper_half else "KOI8-R"
 
 
 @dataclass(frozen=True)
@@ -57,11 +85,12 @@ def typed_set(text: str) -> SentenceSet:
     """Sentences typed one a line."""
     if text is not None and not isinstance(text, str):
         raise ValueError(f"Typed sentences must be text, one a line, not a {type(text).__name__}.")
-    return _checked([(line, "") for line in (text or "").splitlines()], "the typed text", "Line", 1)
+    return _checked([(line, "") for line in (text or "").splitlines()], 1, "the typed text", "Line")
 
 
 def read_sentence_file(path: str | Path) -> SentenceSet:
-    """Sentences from a UTF-8 .txt (one a line) or .csv/.tsv (a sentence/text column, optional label/topic column)."""
+    """Sentences from a UTF-8 .txt (one a line) or .csv/.tsv (under a header naming a column sentence, text,
+    предложение or текст, and optionally one label, topic, метка or тема)."""
     if not isinstance(path, (str, Path)):
         raise ValueError(f"The sentences file must be given as an uploaded file, not a {type(path).__name__}.")
     path = Path(path)
@@ -70,17 +99,35 @@ def read_sentence_file(path: str | Path) -> SentenceSet:
         raise ValueError(f"{name} is not a .txt, .csv or .tsv file; upload one sentence a line (.txt) or a table with "
                          "a 'sentence' column (.csv, .tsv).")
     data = path.read_bytes()
-    if not data.strip():
+    text = _decoded(data, name)
+    if not visible_text(text).strip():
         raise ValueError(f"{name} is empty; put one sentence on each line.")
-    text = decode_utf8(data, name)
     if path.suffix.lower() == ".txt":
-        return _checked([(line, "") for line in text.splitlines()], name, "Line", 1)
-    return _checked(_table_rows(text, name), name, "Row", 2)
+        return _checked([(line, "") for line in text.splitlines()], 1, name, "Line")
+    return _checked(*_table_rows(text, name), name, "Row")
 
 
-def _table_rows(text: str, name: str) -> list[tuple[str, str]]:
-    """(sentence, label) of each row of a CSV/TSV whose delimiter is the commonest of tab, ';' and ',' in its header."""
-    header_line = text.splitlines()[0] if text else ""
+def _decoded(data: bytes, name: str) -> str:
+    """The file's text (UTF-8); a Russian file saved in Windows-1251 or KOI8-R is refused by the name of its
+    encoding, with how to save it as UTF-8 (Excel and Notepad on a Russian Windows save Windows-1251)."""
+    refusal = not_text(data[:1 << 20], name)  # a document or an archive is named for what it is
+    if refusal:
+        raise refusal
+    try:
+        return decode_utf8(data, name)
+    except ValueError:
+        encoding = cyrillic_8bit(data[:1 << 20])
+        if encoding is None:
+            raise
+        raise ValueError(f"'{name}' is not UTF-8 text: it reads as Russian saved as {encoding}. Save it as UTF-8 (in "
+                         "Excel: Save as, 'CSV UTF-8'; in Notepad: Save as, Encoding UTF-8) and upload it again.") \
+            from None
+
+
+def _table_rows(text: str, name: str) -> tuple[list[tuple[str, str]], int]:
+    """(sentence, label) of each row of a CSV/TSV under its header (its first row that is not blank), and the number
+    of the first of them; the delimiter is the commonest of tab, ';' and ',' in the header."""
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
     counts = {d: header_line.count(d) for d in ("\t", ";", ",")}
     delimiter = max(counts, key=counts.get) if max(counts.values()) else "\t"
     try:
@@ -90,13 +137,25 @@ def _table_rows(text: str, name: str) -> list[tuple[str, str]]:
             raise ValueError(f"{name} has a cell of more than {csv.field_size_limit()} characters; a sentence may "
                              f"have at most {MAX_SENTENCE_CHARS}: split it into sentences.") from None
         raise ValueError(f"{name} could not be read as a table ({error}); check its quotes or save it again.") from None
-    columns = [c.strip().lower() for c in rows[0]]
+    top = next(i for i, row in enumerate(rows) if any(visible_text(c).strip() for c in row))  # the file is not blank
+    header, rows = rows[top], rows[top + 1:]
+    columns = [visible_text(c).strip().lower() for c in header]
     sentence = next((columns.index(c) for c in SENTENCE_COLUMNS if c in columns), None)
     label = next((columns.index(c) for c in LABEL_COLUMNS if c in columns), None)
     if sentence is None:
-        raise ValueError(f"{name} has no 'sentence' or 'text' column (its columns: {', '.join(rows[0][:10])}); "
-                         "name the column of sentences 'sentence'.")
-    return [(_cell(row, sentence), _cell(row, label)) for row in rows[1:]]
+        shown = ", ".join(f"'{c if len(c) <= 30 else c[:30] + '…'}'" for c in header[:6])
+        raise ValueError(f"{name} has no 'sentence' or 'text' column: its header (the first row) is {shown}"
+                         f"{', …' if len(header) > 6 else ''}; put a header row above the sentences with 'sentence' "
+                         "over their column (and 'label' over the labels, if any), or save the sentences one a line "
+                         "as a .txt file.")
+    for number, row in enumerate(rows, start=top + 2):
+        # more cells than the header names: the separator is inside a sentence, and part of it would be its label
+        if any(cell.strip() for cell in row[len(header):]):
+            mark = {"\t": "tabs", ";": "semicolons", ",": "commas"}[delimiter]
+            raise ValueError(f"Row {number} of {name} has {len(row)} cells but its header names {len(header)}: the "
+                             f"columns are split by {mark}, and a sentence holds some too. Put each sentence in double "
+                             "quotes, or save the table with another separator.")
+    return [(_cell(row, sentence), _cell(row, label)) for row in rows], top + 2
 
 
 def _cell(row: list[str], column: int | None) -> str:
@@ -104,20 +163,21 @@ def _cell(row: list[str], column: int | None) -> str:
     return row[column] if column is not None and column < len(row) else ""
 
 
-def _checked(rows: list[tuple[str, str]], source: str, unit: str, first: int) -> SentenceSet:
+def _checked(rows: list[tuple[str, str]], first: int, source: str, unit: str) -> SentenceSet:
     """Blank rows dropped, white space tidied, limits enforced with a message that names the offending row."""
     sentences, labels = [], []
     for number, (sentence, label) in enumerate(rows, start=first):
-        sentence = " ".join(without_bidi_controls(sentence).split())  # invisible controls reorder drawn text
+        sentence = " ".join(visible_text(sentence).split())  # invisible controls reorder drawn text
         if not sentence:
             continue
         if len(sentence) > MAX_SENTENCE_CHARS:
             raise ValueError(f"{unit} {number} of {source} has {len(sentence)} characters; a sentence may have at "
                              f"most {MAX_SENTENCE_CHARS}: split it into sentences.")
         sentences.append(sentence)
-        labels.append(" ".join(label.split()))
+        labels.append(" ".join(visible_text(label).split()))
     if not sentences:
-        raise ValueError(f"There are no sentences in {source}; put one sentence on each line.")
+        where = "a line of its own" if unit == "Line" else "a row of its own, under the header 'sentence'"
+        raise ValueError(f"There are no sentences in {source}; put each sentence on {where}.")
     if len(sentences) > MAX_SENTENCES:
         raise ValueError(f"There are {len(sentences)} sentences in {source}, more than the {MAX_SENTENCES} a map "
                          "can take; keep fewer of them.")
