@@ -621,3 +621,294 @@ def test_neighbours_of_a_sentence_not_in_the_set_says_so_and_keeps_the_maps(page
     expect(page.locator("#embed-status")).to_contain_text("Draw failed:", timeout=60_000)
     expect(chosen).to_have_value("")
     expect(page.locator("#embed-chosen")).not_to_contain_text("Error")
+
+
+TABLE_FIT = """table => {
+    const viewport = table.querySelector('.virtual-table-viewport') || table;
+    const headers = [...table.querySelectorAll('th')].map(th => {
+        const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+        let lines = 0, text = '';
+        while (walker.nextNode()) {
+            const words = walker.currentNode.textContent.replace('\u22ee', '').trim();  // less the column menu's mark
+            if (!words) continue;
+            const range = document.createRange();
+            range.selectNodeContents(walker.currentNode);
+            lines += range.getClientRects().length;
+            text += words;
+        }
+        return [text, lines];
+    }).filter(([text]) => text);
+    return {sideways: viewport.scrollWidth - viewport.clientWidth, headers};
+}"""
+
+
+def bench_errors_shown(page) -> int:
+    """The bare "Error" marks a person sees on the page (the notices hidden: they say more than that)."""
+    page.add_style_tag(content=".toast-wrap {display: none !important}")
+    return page.locator(":text-is('Error'):visible").count()
+
+
+def test_benchmark_tables_fit_and_a_refused_run_takes_the_previous_results_away(page):
+    """At a 1280-pixel window every table fits without sideways scrolling, each header word on one line. A run then
+    refused, by the run itself (batch sizes "abc") or before it is queued (over the time limit), says why on the
+    progress line, leaves no bare "Error" mark, and no longer shows the earlier rows, charts or files as its own."""
+    expect = sync_api().expect
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    try:
+        set_benchmark(page, ["bundled-student"], "1", 16, 1)
+        expect(page.locator("#bench-estimate")).to_contain_text("Before you run: 1 measurement of 1 model")
+        page.locator("#bench-run").click()
+        expect(page.locator("#bench-run")).to_be_disabled(timeout=10_000)
+        text_of(page.locator("#bench-progress"), r"done: 1 measurement", "the progress line once the benchmark ends")
+        results, csv_link = page.locator("#bench-results"), page.locator("#bench-csv a")
+        expect(results).to_contain_text("bundled-student")
+        expect(csv_link).to_be_visible()
+        for table_id in ("bench-results", "bench-card", "bench-ratios"):
+            fit = page.locator(f"#{table_id}").evaluate(TABLE_FIT)
+            assert fit["sideways"] <= 0, f"{table_id} scrolls sideways by {fit['sideways']} px"
+            broken = [(text, lines) for text, lines in fit["headers"] if lines > len(text.split())]
+            assert len(fit["headers"]) >= 5 and not broken, f"{table_id}: headers broken inside a word: {broken}"
+        screenshot(page, "benchmark-tables-1280")
+        page.locator("#bench-batch-sizes textarea").fill("abc")
+        page.locator("#bench-run").click()
+        text_of(page.locator("#bench-progress"), r"Benchmark failed: Batch sizes must be whole numbers separated by "
+                r"commas, such as 1,16; got 'abc'\.", "the progress line after a refused run", timeout=30)
+        expect(results).not_to_contain_text("bundled-student")
+        expect(csv_link).to_have_count(0)
+        expect(page.locator("#bench-latency .barlayer .trace")).to_have_count(0)
+        assert bench_errors_shown(page) == 0, "a bare Error mark is left on the Benchmark tab"
+        run_button_is_ready(page)
+        screenshot(page, "benchmark-refused")
+        card_models = ["arch:rubert-base-cased-conversational", "arch:distilrubert-base-cased-conversational"]
+        set_benchmark(page, card_models, ",".join(map(str, range(1, 65))), 512, 50)
+        expect(page.locator("#bench-estimate")).to_contain_text("Cannot run as set: This measurement would take",
+                                                                timeout=60_000)
+        page.locator("#bench-run").click()
+        text_of(page.locator("#bench-progress"), r"Benchmark failed: This measurement would take about .*; choose "
+                "fewer models", "the progress line after a run over the time limit", timeout=30)
+        assert bench_errors_shown(page) == 0, "a bare Error mark is left after the time limit's refusal"
+        run_button_is_ready(page)
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The Predictions tab's input: a blank typed another way, an emptied model box, a visitor over the limit
+
+
+def test_predictions_say_how_to_write_a_mistyped_blank(page):
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Predictions")
+    sentence, status = page.locator("#predict-sentence textarea"), page.locator("#predict-status")
+    sentence.fill("Не забудь взять [MASK, на улице дождь.")
+    page.locator("#predict-run").click()
+    expect(status).to_contain_text(
+        "Predict failed: The text has no [MASK]: '[MASK' has no closing bracket, so the models would read it as text; "
+        "write the blank as [MASK] where a word is missing", timeout=60_000)
+    sentence.fill("Не забудь взять [ MASK ], на улице дождь.")
+    page.locator("#predict-each-word").click()
+    expect(status).to_contain_text(
+        "Mask each word failed: '[ MASK ]' has spaces inside its brackets, so the models would read it as text. Write "
+        "[MASK] in capitals where a word is to be filled in first, or remove the mark.", timeout=60_000)
+    screenshot(page, "predictions-mistyped-blank")
+
+
+def test_an_emptied_model_box_comes_back_to_its_default_or_names_one(page):
+    """Enter in an emptied box takes the first model of its list, the box's own default (offline once a Hub model
+    that could not load); an empty box left so is named, with the model to choose."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Predictions")
+    box = page.locator("#predict-model-2 input")
+    box.click()
+    box.fill("")
+    box.press("Enter")
+    expect(box).to_have_value("bundled-student")
+    box.click()
+    box.fill("")
+    box.press("Tab")
+    expect(box).to_have_value("")
+    page.locator("#predict-run").click()
+    expect(page.locator("#predict-status")).to_contain_text(
+        "Predict failed: Model 2 is empty: choose at least two models to compare, such as bundled-student as model 2.",
+        timeout=60_000)
+    page.reload()
+
+
+def test_predictions_over_the_visitor_limit_say_so_on_the_page(page, monkeypatch, tmp_path):
+    """A second action while the visitor's one place is taken: refused before it is queued, in the status line and a
+    notice (a validator's refusal showed nothing on the page); the first prediction still arrives."""
+    import threading
+
+    import gradio as gr
+
+    from core.compare import predict
+    from train.launcher import RunLauncher
+    from ui import predict_tab
+    from ui.context import AppContext
+
+    expect = sync_api().expect
+    release, compare = threading.Event(), predict.compare
+
+    def held(*args, **kwargs):  # still running when the second click comes
+        release.wait(120)
+        return compare(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "compare", held)
+    monkeypatch.setattr(predict_tab, "PER_SESSION", 1)
+    with gr.Blocks() as demo:
+        predict_tab.build(AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(tmp_path / "runs")))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    visitor = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        visitor.goto(demo.local_url)
+        visitor.locator("#predict-run").click()
+        deadline = time.time() + 60
+        while not any(e.concurrency_id == predict_tab.QUEUE_GROUP for e in demo._queue.event_ids_to_events.values()):
+            assert time.time() < deadline, "the first prediction was never queued"
+            time.sleep(0.1)
+        visitor.locator("#predict-each-word").click()
+        said = ("You already have 1 prediction waiting or running, the most this app takes from one visitor at a "
+                "time; wait for it to finish.")
+        expect(visitor.locator("#predict-status")).to_contain_text(f"Mask each word failed: {said}", timeout=60_000)
+        expect(visitor.locator(".toast-wrap")).to_contain_text(said)
+        screenshot(visitor, "predictions-visitor-limit")
+        release.set()
+        seen(visitor.locator("#predict-bars .barlayer .trace"), "bars of the prediction let through")
+    finally:
+        release.set()
+        visitor.close()
+        demo.close()
+
+
+def test_delete_of_a_training_run_says_to_stop_it_first_and_the_confirmation_sits_beside_keep(page, tmp_path_factory):
+    """Delete of a run still training is refused at once, before any confirmation, saying to press Stop first; for a
+    stopped run the confirmation and Keep it sit side by side."""
+    import os
+    expect = sync_api().expect
+    runs = app_runs_folder(tmp_path_factory)
+    stopped = stopped_run(runs / "20000101-000300-ff01", 946_685_000)
+    training = stopped_run(runs / "20000101-000301-ff02", 946_685_001)
+    status = json.loads((training / "status.json").read_text(encoding="utf-8"))
+    status.update(state="running", pid=os.getpid())  # a live process: this one
+    (training / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    confirm, keep = page.locator("#distill-delete-confirm"), page.locator("#distill-delete-keep")
+    try:
+        choose_run(page, training.name)
+        page.locator("#distill-delete").click()
+        expect(page.locator(".toast-wrap")).to_contain_text(
+            f"Run {training.name} is running: press Stop first (it saves a checkpoint and ends), then Delete.",
+            timeout=30_000)
+        expect(confirm).to_be_hidden()
+        assert training.is_dir()
+        choose_run(page, stopped.name)
+        page.locator("#distill-delete").click()
+        expect(confirm).to_have_text(f"Delete {stopped.name} for good", timeout=30_000)
+        expect(keep).to_be_visible()
+        asked, kept = confirm.bounding_box(), keep.bounding_box()
+        assert abs(asked["y"] - kept["y"]) < 2 and kept["x"] >= asked["x"] + asked["width"], \
+            f"Keep it is not beside the confirmation: confirmation {asked}, Keep it {kept}"
+        screenshot(page, "distill-delete-side-by-side")
+        keep.click()
+        expect(confirm).to_be_hidden()
+    finally:
+        for run in (stopped, training):
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def test_a_corpus_the_teacher_cannot_read_is_told_under_its_box_and_refused_by_start(page, tmp_path):
+    """A corpus of emoji and symbols: the line under the corpus box gives its share of unknown tokens as it is
+    uploaded, and Start run is refused with that sentence on the status line."""
+    expect = sync_api().expect
+    open_tab(page, "Distill")
+    corpus = tmp_path / "emoji.txt"
+    corpus.write_text("\n".join(["😀🎉 🔥🔥 👍 ✨✨"] * 40) + "\n", encoding="utf-8")
+    page.get_by_text("upload a .txt", exact=True).click()
+    clear = page.locator("#distill-corpus-file button[aria-label='Clear']")  # a file an earlier test left there
+    try:
+        expect(page.locator("#distill-corpus-file")).to_be_visible(timeout=30_000)
+        if clear.count():
+            clear.click()
+        page.locator("#distill-corpus-file input[type=file]").set_input_files(str(corpus))
+        said = "100% of the tokens of the corpus 'emoji.txt' are unknown to the teacher's tokenizer ([UNK])"
+        expect(page.locator("#distill-corpus-note")).to_contain_text(said, timeout=60_000)
+        page.locator("#distill-start").click()
+        text_of(page.locator("#run-status"), re.escape(f"Start run refused: {said}"),
+                "the status line after Start with a corpus the teacher cannot read", timeout=60)
+        screenshot(page, "distill-corpus-unreadable")
+    finally:
+        if clear.count():
+            clear.click()
+        page.get_by_text("bundled corpus", exact=True).click()
+
+
+EMBED_WITH_EMOJI = ["🐱", "Кошка спит на диване.", "🚀", "Завтра обещают дождь.", "🍕", "Мы ходили в кино.",
+                    "Кошка 🐱", "Кошка 🚀"]
+
+
+def test_neighbours_with_other_settings_shows_their_own_scores_beside_the_maps(page):
+    """Draw, then Neighbours with another layer and sentence vector: the how-alike table, its file and the note are
+    of the maps Neighbours drew, not of Draw's."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    page.get_by_label("Sentences, one a line").fill("\n".join(EMBED_EIGHT))
+    page.locator("#embed-draw").click()
+    scores = page.locator("#embed-scores")
+    expect(scores).to_contain_text("1. bundled-teacher (L4)", timeout=120_000)
+    set_number(page, "embed-layer-1", 2)
+    page.locator("#embed-pooling").get_by_text("CLS", exact=True).click()
+    page.locator("#embed-chosen input").click()
+    page.get_by_role("option", name="3. Я люблю читать книги.").click()  # picking it asks for its neighbours
+    expect(page.locator("#embed-map")).to_contain_text("bundled-teacher · layer 2/4 · cls", timeout=120_000)
+    expect(scores).to_contain_text("1. bundled-teacher (L2)", timeout=30_000)
+    expect(scores).not_to_contain_text("(L4)")
+    link = page.locator("#embed-download-scores-csv a")
+    expect(link).to_have_attribute("href", re.compile(r"/how-alike\.csv$"))
+    rows = page.request.get(link.get_attribute("href")).text().splitlines()
+    assert rows[1].startswith("1. bundled-teacher (L2),2. bundled-student (L2),"), rows
+    expect(page.locator("#embed-note")).to_contain_text("8 sentences:")
+    expect(page.locator("#embed-chosen input")).to_have_value("3. Я люблю читать книги.")  # the list kept its choice
+    screenshot(page, "embeddings-neighbours-other-settings")
+    page.get_by_role("button", name="Layer similarity").click()  # its title names the sentence vector it shows
+    layers = page.locator("#embed-layers")
+    expect(layers).to_contain_text("8 sentences (the typed text), [CLS] vectors", timeout=120_000)
+    expect(layers).to_contain_text("CKA is unreliable with fewer than 20 sentences")
+    expect(layers).to_contain_text("A blank cell: every sentence has the same vector at one of its layers")
+    layers.scroll_into_view_if_needed()
+    layers.screenshot(path=SCREENSHOTS / "embeddings-layers-few-sentences.png")
+
+
+def test_embeddings_say_which_sentences_share_a_point_and_what_the_upload_box_takes(page, tmp_path):
+    """Emoji the tokenizer has no piece for are named in the note; three sentences for UMAP are refused with how
+    many to add; the upload box names every file type it takes and refuses a Windows-1251 file by the encoding to
+    use."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    typed = page.get_by_label("Sentences, one a line")
+    typed.fill("\n".join(EMBED_WITH_EMOJI))
+    page.locator("#embed-draw").click()
+    note = page.locator("#embed-note")
+    expect(note).to_contain_text("3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to bundled-teacher",
+                                 timeout=120_000)
+    expect(note).to_contain_text("2 sentences (#6 and #7) differ only in characters unknown to bundled-teacher and "
+                                 "bundled-student, read as [UNK]; they share one point on those maps.")
+    screenshot(page, "embeddings-unknown-tokens-note")
+    typed.fill("\n".join(EMBED_EIGHT[:3]))
+    page.locator("#embed-method").get_by_text("UMAP", exact=True).click()
+    page.locator("#embed-draw").click()
+    expect(page.locator("#embed-status")).to_contain_text(
+        "Draw failed: The maps need at least 4 different sentences; there are 3: add 1 more.", timeout=60_000)
+    page.get_by_role("radio", name="Upload a file").check()
+    box = page.locator("#embed-upload")
+    expect(box).to_contain_text("UTF-8 .txt, .csv or .tsv")
+    windows = tmp_path / "windows.txt"
+    windows.write_bytes("\n".join(EMBED_EIGHT).encode("cp1251"))
+    box.locator("input[type=file]").set_input_files(str(windows))
+    expect(page.locator("#embed-upload-note")).to_contain_text("'windows.txt' is not UTF-8 text", timeout=60_000)
+    expect(page.locator("#embed-upload-note")).to_contain_text("as UTF-8")
+    screenshot(page, "embeddings-upload-windows-1251")

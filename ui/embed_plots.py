@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from core.compare.embed import Space
 from core.compare.sentences import SentenceSet
+from core.compare.similarity import RELIABLE_SENTENCES
 from core.compare.tables import space_name
 
 # 20 colours from plotly's qualitative sets, picked one by one as far (CIELAB) from those already picked as possible,
@@ -248,8 +249,9 @@ def layer_figure(names: list[str], results: list[dict], sentences: str = "") -> 
 
     results: embed.layer_similarity of names[0] against each of names[1:]. The closest reference layer for each layer
     of the other model ("closest") is outlined, so the number in it stays readable. When kNN overlap is undefined
-    (too few sentences) its row says why instead. `sentences` ("704 sentences (the probe set)") heads the title, so a
-    figure left from an earlier set of sentences says so.
+    (too few sentences) its row says why instead. `sentences` ("704 sentences (the probe set), mean of token
+    vectors") heads the title, so a figure left from earlier settings says so; a line under it warns when the
+    sentences are too few for CKA to be reliable (results' "cka_note"), and says why a cell is blank (CKA NaN).
     """
     reference, others = names[0], names[1:]
     k, knn_note = results[0]["k"], results[0]["knn_note"]
@@ -283,8 +285,17 @@ def layer_figure(names: list[str], results: list[dict], sentences: str = "") -> 
                 if best >= 0:
                     fig.add_shape(type="rect", x0=column - 0.46, x1=column + 0.46, y0=best - 0.46, y1=best + 0.46,
                                   line=dict(color="crimson", width=3), row=row, col=col)
-    fig.update_layout(height=800, margin=dict(l=10, r=10, t=80, b=40),
-                      title=dict(text=(f"{html.escape(sentences)}: " if sentences else "") +
-                                 "outlined, for each layer, the closest reference layer by CKA", x=0.5,
-                                 y=0.995, font=dict(size=13)))
+    title = (f"{html.escape(sentences)}: " if sentences else "") + "outlined, for each layer, the closest reference " \
+        "layer by CKA"
+    # What the maps' note says goes under the title too: the figure may be read, or downloaded, alone.
+    notes = []
+    if results[0].get("cka_note"):
+        notes.append(f"CKA is unreliable with fewer than {RELIABLE_SENTENCES} sentences: it moves a lot with the "
+                     "choice of sentences.")
+    if any(np.isnan(result["cka"]).any() for result in results):
+        notes.append("A blank cell: every sentence has the same vector at one of its layers (the [CLS] vector at "
+                     "layer 0 does), so CKA is undefined.")
+    title += "".join(f"<br><span style='font-size:12px'>{note}</span>" for note in notes)
+    fig.update_layout(height=800, margin=dict(l=10, r=10, t=80 + 18 * len(notes), b=40),
+                      title=dict(text=title, x=0.5, y=0.995, yanchor="top", pad=dict(t=14), font=dict(size=13)))
     return fig

@@ -39,12 +39,13 @@ from ui.context import (
     CheckedRadio,
     CheckedSlider,
     ErrorLines,
+    VisitorLimit,
     cleared,
+    empty_models_line,
     error_message,
     markdown_text,
     model_name,
     one_of,
-    queue_guard,
     text_input,
     user_errors,
     whole_number,
@@ -53,6 +54,7 @@ from ui.downloads import Downloads, file_box, file_boxes, table
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
 POOLINGS = ["mean", "CLS"]
+POOLING_NAMES = {"mean": "mean of token vectors", "cls": "[CLS] vectors"}  # by core.compare.embed's names
 METHODS = ["PCA", "UMAP"]
 DIMENSIONS = ["2D", "3D"]
 DEFAULT_NEIGHBOURS = 5
@@ -62,6 +64,8 @@ QUEUE_GROUP = "embeddings"  # Draw, Neighbours and Layer similarity share one co
 CONCURRENCY = 2  # embedding requests computed at once, all sessions together
 PER_SESSION = 2  # embedding requests one session may have waiting or running
 EMBED_BATCH = 32  # sentences a forward pass, as core.compare.embed.all_layers embeds them
+# What the upload box takes, short enough for one line beside its clear button (the 20 MB is app.py's MAX_UPLOAD)
+UPLOAD_LABEL = f"Sentences file (UTF-8 {', '.join(FILE_TYPES[:-1])} or {FILE_TYPES[-1]}, at most 20 MB)"
 
 INTRO = f"""Embed the same sentences with two or three models (teacher, students, a run's student) and look at the
 spaces side by side. Each model tokenises with its own tokenizer, so students with their own vocabulary and width
@@ -79,11 +83,16 @@ compare too.
   kNN overlap: the mean share of each sentence's {KNN_K} nearest neighbours (cosine) that two
   spaces agree on; it needs at least {KNN_K + 2} sentences. **Layer similarity** shows both for every pair of
   layers and outlines, for each layer, the closest reference layer.
-- Uploads: a UTF-8 `.txt` (one sentence a line) or `.csv` (a `sentence` or `text` column, optional `label` or
-  `topic`), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
+- Uploads: a `.txt` (one sentence a line), or a `.csv` or `.tsv` table (comma, semicolon or tab between columns; a
+  `sentence` or `text` column, optional `label` or `topic`), saved as UTF-8 (a Windows-1251 file is refused: save it
+  as UTF-8), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
+- A map needs at least {embed.MIN_MAP_SENTENCES} different sentences, as each model reads them: sentences a model
+  reads as the same tokens (emoji and symbols missing from its vocabulary read as `[UNK]`) share one point, and the
+  note names them.
 - **Downloads** appear under each result: the map's points, the scores and the neighbours (each sentence beside its
   neighbour's) as CSV, the figures as HTML pages that open without a network. They hold what the page shows:
-  Neighbours replaces the map's files with the maps it marks, and Draw takes away the neighbours' file.
+  Neighbours draws the maps again with the settings now chosen, marks the sentence and puts the how-alike table
+  of those maps beside them (and in the files); Draw takes away the neighbours' file.
 """
 
 
@@ -119,17 +128,15 @@ def _layer(value, number: int) -> int | None:
     return whole_number(value, f"The layer of model {number}")
 
 
-def chosen_models(names: list[str | None], layers: list) -> list[ModelChoice]:
-    """The filled-in model boxes with their layers; ValueError when a box holds no name or fewer than two are
-    filled."""
-    chosen = []
-    for number, (name, layer) in enumerate(zip(names, layers), start=1):
-        name = model_name(name, f"Model {number}")
-        if name:
-            chosen.append(ModelChoice(name, _layer(layer, number)))
-    if len(chosen) < 2:
-        raise ValueError("Choose at least two models to compare.")
-    return chosen
+def chosen_models(names: list[str | None], layers: list, suggested: tuple[str, ...] = ()) -> list[ModelChoice]:
+    """The filled-in model boxes with their layers; ValueError when a box holds no name, or model 1 or 2 is empty
+    (the sentence names `suggested`, the app's default pair, for them)."""
+    names = [model_name(name, f"Model {number}") for number, name in enumerate(names, start=1)]
+    empty = [i for i in (0, 1) if i >= len(names) or not names[i]]
+    if empty:
+        raise ValueError(empty_models_line(empty, suggested))
+    return [ModelChoice(name, _layer(layer, number))
+            for number, (name, layer) in enumerate(zip(names, layers), start=1) if name]
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,16 @@ def embedding_seconds(loaded, sentences: SentenceSet, pooling: str) -> tuple[flo
     return flops / rate, sum(lengths)
 
 
+def check_models_and_sentences(ctx: AppContext, models: list, sentences: SentenceSet, pooling: str) -> None:
+    """Before any embedding: ValueError when it would take too long (check_embedding_work), when the set has fewer
+    different sentences than a map needs (core.compare.embed.check_map_sentences), or when a model reads them all as
+    the same tokens (core.compare.embed.check_readable)."""
+    check_embedding_work(ctx, models, sentences, pooling)
+    embed.check_map_sentences(sentences)
+    for loaded in models:
+        embed.check_readable(loaded, sentences)
+
+
 def check_embedding_work(ctx: AppContext, models: list, sentences: SentenceSet, pooling: str) -> None:
     """Refuse, before any embedding runs, a request whose estimated time is over ctx.max_embed_s; ValueError saying
     the sentences, their tokens, the estimate and the limit."""
@@ -186,12 +203,12 @@ def _scaled(progress, part: int, parts: int, done: float, desc: str) -> None:
 
 def _spaces(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], pooling: str,
             progress) -> list[embed.Space]:
-    """Each chosen model's space at its layer; the layers and the time it would take are checked before any
-    embedding starts."""
+    """Each chosen model's space at its layer; the layers, the time it would take and the sentences
+    (check_models_and_sentences) are checked before any embedding starts."""
     models = [ctx.load(choice.name, progress=progress) for choice in chosen]
     for loaded, choice in zip(models, chosen):
         embed.resolve_layer(loaded, choice.layer)
-    check_embedding_work(ctx, models, sentences, pooling)
+    check_models_and_sentences(ctx, models, sentences, pooling)
     spaces = []
     for i, (loaded, choice) in enumerate(zip(models, chosen)):
         step = functools.partial(_scaled, progress, i, len(chosen))
@@ -200,7 +217,11 @@ def _spaces(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], 
 
 
 def sentence_index(sentences: SentenceSet, choice) -> int:
-    """The sentence a user picked: '12. text' from the list, a number, or the sentence itself."""
+    """The sentence a user picked: '12. text' from the list, a number ('12' or '12.'), or the sentence itself.
+
+    A '12. text' from a list made for other sentences is found by its text when the set has it elsewhere; when the
+    set's sentence 12 is another text and the set lacks this one, ValueError says so, rather than marking the
+    other sentence."""
     if isinstance(choice, float) and choice == int(choice):
         choice = int(choice)
     if choice is not None and not isinstance(choice, (str, int)) or isinstance(choice, bool):
@@ -208,15 +229,26 @@ def sentence_index(sentences: SentenceSet, choice) -> int:
     text = str(choice if choice is not None else "").strip()
     if not text:
         raise ValueError("Choose a sentence from the list (draw the maps first), or type its number.")
-    head = text.split(".", 1)[0]
-    if head.isdigit() and (text == head or text[len(head):].startswith(". ")):
-        index = int(head)
-        if not 0 <= index < len(sentences):
-            raise ValueError(f"There is no sentence {index}; the set has sentences 0 to {len(sentences) - 1}.")
-        return index
-    if text in sentences.sentences:
+    if text in sentences.sentences:  # a sentence of the set that itself begins "12. "
         return sentences.sentences.index(text)
-    raise ValueError("That sentence is not in the current set; pick one from the list.")
+    head, _, listed = text.partition(".")
+    listed = listed.strip()
+    if not head.isdigit() or (listed and not text[len(head):].startswith(". ")):
+        raise ValueError("That sentence is not in the current set; pick one from the list.")
+    index = int(head)
+    if listed and not (0 <= index < len(sentences) and sentences.sentences[index] == listed):
+        if listed in sentences.sentences:
+            return sentences.sentences.index(listed)
+        raise ValueError(f"'{short_quote(listed)}' is not among these {len(sentences)} sentences (the list was made "
+                         "for other sentences); draw the maps again and pick one from the new list.")
+    if not 0 <= index < len(sentences):
+        raise ValueError(f"There is no sentence {index}; the set has sentences 0 to {len(sentences) - 1}.")
+    return index
+
+
+def short_quote(text: str, chars: int = 40) -> str:
+    """A sentence quoted in a message: cut to `chars` characters with an ellipsis."""
+    return text if len(text) <= chars else text[:chars - 1] + "…"
 
 
 def sentence_choices(sentences: SentenceSet) -> list[str]:
@@ -245,7 +277,8 @@ DOWNLOAD_BOXES = {  # row of boxes on the page -> (file name, label of its box, 
                ("layer-similarity.html", "Figure (HTML, opens offline)", "embed-download-layers-html")],
 }
 # action -> the boxes whose view it replaces: it fills those it made a file for and empties the others. Draw
-# redraws the maps and empties the neighbours table; Neighbours redraws the maps with the sentence marked.
+# redraws the maps and empties the neighbours table; Neighbours redraws the maps with the sentence marked (and
+# show_beside writes the how-alike table of those maps, in its own box).
 ACTION_FILES = {
     "draw": ["embedding-map.csv", "how-alike.csv", "embedding-map.html", "neighbours.csv"],
     "neighbours": ["embedding-map.csv", "embedding-map.html", "neighbours.csv"],
@@ -297,38 +330,98 @@ def purity_note(sentences: SentenceSet, spaces: list[embed.Space]) -> str:
             f"{quality.chance_purity(labels):.0%}.")
 
 
+MAX_LISTED = 8  # sentence numbers a note lists before it counts the rest
+
+
+def numbers_text(numbers: tuple[int, ...]) -> str:
+    """Sentence numbers as a note lists them: "#1, #4 and #9"; past MAX_LISTED, "#1, #2, ... and 12 more"."""
+    shown = [f"#{i}" for i in numbers[:MAX_LISTED]]
+    if len(numbers) > MAX_LISTED:
+        return f"{', '.join(shown)} and {len(numbers) - MAX_LISTED} more"
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def same_tokens_note(models: list, sentences: SentenceSet) -> str:
+    """The different sentences that models read as the same tokens, which therefore share one point on their maps,
+    and why; models that read a group alike (one tokenizer) are named together. "" when there are none."""
+    readers: dict[tuple, list[str]] = {}  # (sentences, why, tokens read) -> the models' names, as typed
+    for loaded in {m.name: m for m in models}.values():
+        for group in embed.same_tokens(loaded, sentences):
+            why = ("unknown" if group.unknown_only else "cut" if group.truncated
+                   else "partly unknown" if group.with_unknown else "same")
+            readers.setdefault((group.sentences, why, embed.tokens_read(loaded)), []).append(loaded.name)
+    lines = []
+    for (numbers, why, read), names in readers.items():
+        who = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+        what = {"unknown": f"are only unknown tokens ([UNK]) to {who}: none of their characters is in the vocabulary",
+                "cut": f"begin with the same {read} tokens, all that {who} {'reads' if len(names) == 1 else 'read'}",
+                "partly unknown": f"differ only in characters unknown to {who}, read as [UNK]",
+                "same": f"are the same tokens to {who}"}[why]
+        where = "its map" if len(names) == 1 else "those maps"
+        lines.append(f" {len(numbers)} sentences ({numbers_text(numbers)}) {what}; they share one point on {where}.")
+    return markdown_text("".join(lines))
+
+
+@dataclass
+class Drawn:
+    """One drawing of the maps: the spaces, the figure and its points, and what the note says of them besides the
+    how-alike scores (which depend on the CKA estimator too)."""
+    sentences: SentenceSet
+    spaces: list[embed.Space]
+    figure: go.Figure
+    coords: list  # one (n, 2) or (n, 3) array a space, as drawn
+    timing: str  # "8 sentences: embedded in 0.4 s, mapped in 0.1 s (...)."
+    remarks: str  # same-label neighbours, spaces that do not vary, sentences that share a point, model notices
+
+    def note(self, pairs: list) -> str:
+        """The note beside the how-alike table of `pairs` (embed.compare_pairs of these spaces)."""
+        return f"{self.timing} {embed_plots.scores_note(pairs)}{self.remarks}"
+
+
+def _draw(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], settings: MapSettings, progress,
+          index: int | None = None, k: int = 0) -> tuple[Drawn, list]:
+    """The maps of every chosen model: (the drawing, each space's k nearest neighbours of sentence `index`, marked
+    on the maps; [] without an index)."""
+    started = time.perf_counter()
+    spaces = _spaces(ctx, sentences, chosen, settings.pooling, progress)
+    embedded = time.perf_counter()
+    found = [embed.nearest(s, index, k) for s in spaces] if index is not None else []
+    near = [[i for i, _ in f] for f in found] if found else None
+    figure, coords = _maps(spaces, sentences, settings.method, settings.dims, progress, index, near)
+    timing = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped in "
+              f"{time.perf_counter() - embedded:.1f} s (cached results are instant).")
+    remarks = purity_note(sentences, spaces)
+    flat = [s.model for s in spaces if not embed.varies(s.vectors)]
+    if flat:
+        names = markdown_text(", ".join(flat))  # as typed
+        remarks += f" Every sentence has the same vector in {names} at this layer: nothing to map."
+    models = [ctx.load(choice.name) for choice in chosen]  # loaded already: read from the cache
+    remarks += same_tokens_note(models, sentences)
+    remarks += "".join(f" {markdown_text(m.notice)}" for m in models if m.notice)  # they name the models as typed
+    return Drawn(sentences, spaces, figure, coords, timing, remarks), found
+
+
 @user_errors
 def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
               layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
               cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
     """Maps, the how-alike table, a status line, the sentence list for highlighting, and the downloads (kept in a
     gr.State, which API clients do not receive)."""
-    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
+    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3], ctx.pair)
     settings = map_settings(pooling, method, dims, cka_estimator)
     sentences = sentence_set(source, file, sentences)
-    started = time.perf_counter()
-    spaces = _spaces(ctx, sentences, chosen, settings.pooling, progress)
-    embedded = time.perf_counter()
-    figure, coords = _maps(spaces, sentences, settings.method, settings.dims, progress)
-    pairs = embed.compare_pairs(spaces, estimator=settings.estimator)
-    note = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped and compared in "
-            f"{time.perf_counter() - embedded:.1f} s (cached results are instant). {embed_plots.scores_note(pairs)}")
-    note += purity_note(sentences, spaces)
-    flat = [s.model for s in spaces if not embed.varies(s.vectors)]
-    if flat:
-        names = markdown_text(", ".join(flat))  # as typed
-        note += f" Every sentence has the same vector in {names} at this layer: nothing to map."
-    notices = [ctx.load(choice.name).notice for choice in chosen]  # loaded already: read from the cache
-    note += "".join(f" {markdown_text(notice)}" for notice in notices if notice)  # they name the models as typed
-    return (figure, embed_plots.scores_table(spaces, pairs), note,
+    drawn, _ = _draw(ctx, sentences, chosen, settings, progress)
+    pairs = embed.compare_pairs(drawn.spaces, estimator=settings.estimator)
+    return (drawn.figure, embed_plots.scores_table(drawn.spaces, pairs), drawn.note(pairs),
             gr.Dropdown(choices=sentence_choices(sentences), value=None),
-            map_downloads(sentences, spaces, coords, pairs, figure))
+            map_downloads(sentences, drawn.spaces, drawn.coords, pairs, drawn.figure))
 
 
-def chosen_sentence_check(source=None, file=None, sentences=None, *rest) -> None:
+def chosen_sentence_check(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
+                          layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
+                          highlight=None, *rest) -> None:
     """Before a Neighbours request is queued: ValueError (see sentence_index) when no sentence is chosen or the one
     chosen is not in the set. Sentences that cannot be read pass here; the request itself says what is wrong."""
-    highlight = rest[-2] if len(rest) >= 2 else None
     if highlight is None or not str(highlight).strip():
         raise ValueError("Choose a sentence from the list (draw the maps first), or type its number.")
     try:
@@ -338,23 +431,44 @@ def chosen_sentence_check(source=None, file=None, sentences=None, *rest) -> None
     sentence_index(chosen_set, highlight)
 
 
+@dataclass
+class NeighboursShown(Downloads):
+    """Neighbours' downloads, and the maps it drew with the settings now chosen (sentences, models, layers,
+    pooling): the page puts their own how-alike table, note and sentence list beside them, since Draw's would be of
+    other settings."""
+    drawn: Drawn | None = None
+
+
 @user_errors
 def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None,
                     model_3=None, layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
                     highlight=None, neighbours=None, progress=gr.Progress()):
     """The maps with one sentence and its neighbours marked, the neighbours of each space side by side, and the
-    downloads (kept in a gr.State, which API clients do not receive)."""
-    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3])
+    downloads with the maps drawn (kept in a gr.State, which API clients do not receive; show_beside makes the page's
+    table and note of them)."""
+    chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3], ctx.pair)
     settings = map_settings(pooling, method, dims)
     k = whole_number(neighbours, "Neighbours", 1, MAX_NEIGHBOURS)
     sentences = sentence_set(source, file, sentences)
     index = sentence_index(sentences, highlight)
-    spaces = _spaces(ctx, sentences, chosen, settings.pooling, progress)
-    found = [embed.nearest(s, index, k) for s in spaces]
-    figure, coords = _maps(spaces, sentences, settings.method, settings.dims, progress, index,
-                           [[i for i, _ in f] for f in found])
-    return (figure, embed_plots.neighbours_table(sentences, spaces, found),
-            neighbour_downloads(sentences, spaces, coords, figure, index, found))
+    drawn, found = _draw(ctx, sentences, chosen, settings, progress, index, k)
+    shown = neighbour_downloads(sentences, drawn.spaces, drawn.coords, drawn.figure, index, found)
+    return (drawn.figure, embed_plots.neighbours_table(sentences, drawn.spaces, found),
+            NeighboursShown(shown.files, drawn))
+
+
+@user_errors
+def show_beside(shown: NeighboursShown | None, cka_estimator=DEFAULT_ESTIMATOR):
+    """Beside the maps Neighbours drew: their how-alike table (with the CKA estimator now chosen), the note, the
+    list of their sentences and the how-alike.csv box; all left as they are before Neighbours has drawn any."""
+    drawn = getattr(shown, "drawn", None)
+    if drawn is None:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    pairs = embed.compare_pairs(drawn.spaces, estimator=one_of(cka_estimator, "CKA estimator", ESTIMATORS))
+    scores = Downloads({"how-alike.csv": table(tables.score_rows(drawn.spaces, pairs))})
+    return (embed_plots.scores_table(drawn.spaces, pairs), drawn.note(pairs),
+            gr.Dropdown(choices=sentence_choices(drawn.sentences)),
+            file_boxes(scores, "embed-neighbours-scores", ["how-alike.csv"]))
 
 
 def fit_neighbour_columns(table):
@@ -379,17 +493,18 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
                    pooling=None, cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
     """Heat maps of CKA and kNN overlap between every layer of model 1 and every layer of each other model, and the
     downloads (kept in a gr.State, which API clients do not receive)."""
-    names = [c.name for c in chosen_models([model_1, model_2, model_3], [None] * 3)]
+    names = [c.name for c in chosen_models([model_1, model_2, model_3], [None] * 3, ctx.pair)]
     settings = map_settings(pooling, estimator=cka_estimator)
     sentences = sentence_set(source, file, sentences)
     models = [ctx.load(n, progress=progress) for n in names]
-    check_embedding_work(ctx, models, sentences, settings.pooling)
+    check_models_and_sentences(ctx, models, sentences, settings.pooling)
     results = []
     for i, other in enumerate(models[1:]):
         step = functools.partial(_scaled, progress, i, len(models) - 1)
         results.append(embed.layer_similarity(models[0], other, sentences, settings.pooling, progress=step,
                                               estimator=settings.estimator))
-    about = f"{len(sentences)} sentences ({sentences.source})"  # as the map's title names them
+    # as the map's title names them, with the sentence vector: a figure left beside newer maps says what it shows
+    about = f"{len(sentences)} sentences ({sentences.source}), {POOLING_NAMES[settings.pooling]}"
     figure = embed_plots.layer_figure([m.name for m in models], results, about)
     return figure, layer_downloads([m.name for m in models], results, figure)
 
@@ -418,8 +533,7 @@ def upload_line(upload: str | None) -> str:
 
 def model_lists(ctx: AppContext):
     """The three model lists as they are now: a run that finished since the page opened is in them."""
-    choices = ctx.model_choices()
-    return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices), gr.Dropdown(choices=[""] + choices)
+    return tuple(gr.Dropdown(choices=choices) for choices in ctx.box_choices())
 
 
 def warm_up_in_background() -> None:
@@ -434,14 +548,14 @@ def warm_up_in_background() -> None:
 def build(ctx: AppContext) -> dict:
     """The tab's layout and events; returns its main components and "refresh": (function, outputs), which the app
     runs on every page load and whenever the tab is opened, so the model lists include runs finished meanwhile."""
-    choices = ctx.model_choices()
+    choices_1, choices_2, choices_3 = ctx.box_choices()
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=2):
             source = CheckedRadio(SOURCES, value=SOURCES[0], label="Sentences",
                               info="The topic-labelled probe set, your own file, or lines typed below.")
             # short enough for one line beside the box's clear button; the tab's notes above say the file's layout
-            upload = CheckedFile(label="Sentences file (.txt or .csv, at most 20 MB)", file_types=list(FILE_TYPES),
+            upload = CheckedFile(label=UPLOAD_LABEL, file_types=list(FILE_TYPES),
                                type="filepath", visible=False, elem_id="embed-upload")
             upload_note = gr.Markdown("", visible=False, label="sentences file check", show_label=False,
                                       elem_id="embed-upload-note")
@@ -449,22 +563,22 @@ def build(ctx: AppContext) -> dict:
                                placeholder="Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\n...")
         with gr.Column(scale=3):
             with gr.Row():
-                first = gr.Dropdown(choices, value=ctx.default_teacher, label="Model 1 (reference)",
+                first = gr.Dropdown(choices_1, value=ctx.default_teacher, label="Model 1 (reference)",
                                     allow_custom_value=True, scale=3)
                 layer1 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
-                                       info="0 embeddings, -1 last")
+                                       info="0 embeddings, -1 last", elem_id="embed-layer-1")
             with gr.Row():
-                second = gr.Dropdown(choices, value=ctx.default_student, label="Model 2", allow_custom_value=True,
+                second = gr.Dropdown(choices_2, value=ctx.default_student, label="Model 2", allow_custom_value=True,
                                      scale=3)
                 layer2 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
-                                       info="0 embeddings, -1 last")
+                                       info="0 embeddings, -1 last", elem_id="embed-layer-2")
             with gr.Row():
-                third = gr.Dropdown([""] + choices, value="", label="Model 3 (optional)", allow_custom_value=True,
+                third = gr.Dropdown(choices_3, value="", label="Model 3 (optional)", allow_custom_value=True,
                                     scale=3)
                 layer3 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
-                                       info="0 embeddings, -1 last")
+                                       info="0 embeddings, -1 last", elem_id="embed-layer-3")
     with gr.Row():
-        pooling = CheckedRadio(POOLINGS, value=POOLINGS[0], label="Sentence vector",
+        pooling = CheckedRadio(POOLINGS, value=POOLINGS[0], label="Sentence vector", elem_id="embed-pooling",
                                info="Mean of the token vectors, or the [CLS] token's vector.")
         method = CheckedRadio(METHODS, value=METHODS[0], label="Map", elem_id="embed-method",
                               info="PCA keeps global distances; UMAP keeps neighbourhoods.")
@@ -496,7 +610,7 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["neighbours"])
     layers_button = gr.Button("Layer similarity")
-    layer_plot = gr.Plot(label="Layer similarity")
+    layer_plot = gr.Plot(label="Layer similarity", elem_id="embed-layers")
     with gr.Row():
         boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["layers"])
     files = {action: [boxes[name] for name in names] for action, names in ACTION_FILES.items()}
@@ -513,10 +627,18 @@ def build(ctx: AppContext) -> dict:
     inputs = [source, upload, typed, first, second, third, layer1, layer2, layer3, pooling, method, dims]
     quiet = dict(api_visibility="private", show_progress="hidden")
     # One concurrency budget for the three heavy actions, and a few places in the queue per visitor, refused before
-    # the request is queued.
-    heavy = dict(concurrency_id=QUEUE_GROUP, concurrency_limit=CONCURRENCY,
-                 validator=queue_guard(QUEUE_GROUP, PER_SESSION, "embedding request", "embedding requests"))
+    # the request is queued: the page asks first, in a step of its own whose refusal the status line shows (a
+    # validator's refusal shows nothing on the page; see VisitorLimit).
+    limit = VisitorLimit(QUEUE_GROUP, PER_SESSION, "embedding request", "embedding requests")
+    heavy = dict(concurrency_id=QUEUE_GROUP, concurrency_limit=CONCURRENCY, validator=limit.validator())
     errors = ErrorLines()  # the last failure of each action, for the status line (a toast alone goes unseen)
+
+    def admitted(trigger, action: str, what: str, event_inputs: list, check=None):
+        """The page's first step of an action: the visitor's places (and `check`), a refusal on the status line."""
+        step = trigger(errors.wrap(action, limit.admit(check), len(event_inputs)), event_inputs, None,
+                       concurrency_limit=None, **quiet)
+        step.failure(errors.failure(what, action), event_inputs, failed, **quiet)
+        return step
 
     def kept(action: str, handler, event_inputs: list):
         """handler bound to the context, its failures kept for the status line; the event and its failure line."""
@@ -527,8 +649,8 @@ def build(ctx: AppContext) -> dict:
         event.failure(errors.failure(what, action), event_inputs, failed, **quiet)
 
     draw_fn, draw_inputs = kept("draw", draw_maps, inputs + [estimator])
-    drawn = draw_button.click(draw_fn, draw_inputs, [map_plot, scores, status, chosen, kept_state["draw"]],
-                              api_name="embedding_map", **heavy)
+    drawn = admitted(draw_button.click, "draw", "Draw", draw_inputs).success(
+        draw_fn, draw_inputs, [map_plot, scores, status, chosen, kept_state["draw"]], api_name="embedding_map", **heavy)
     drawn.success(functools.partial(show_downloads, "draw"), kept_state["draw"], files["draw"], **quiet)
     drawn.success(neighbours_for_maps, scores, neighbour_rows, **quiet)
     status_lines(drawn, "draw", "Draw", draw_inputs)
@@ -539,33 +661,33 @@ def build(ctx: AppContext) -> dict:
     neighbours_fn, neighbours_inputs = kept("neighbours", find_neighbours, inputs + [chosen, k])
     # A sentence not chosen, or not in the set, is told under the list before the request is queued, so the maps
     # already drawn stay on the page.
-    neighbours_guard = dict(heavy, validator=queue_guard(QUEUE_GROUP, PER_SESSION, "embedding request",
-                                                         "embedding requests", check=chosen_sentence_check,
-                                                         at=len(inputs)))
+    neighbours_guard = dict(heavy, validator=limit.validator(check=chosen_sentence_check, at=len(inputs)))
     # Two or three models' columns: the widths follow the table once it is filled.
     neighbours_outputs = [map_plot, neighbour_rows, kept_state["neighbours"]]
     # The page asks first, in a step of its own with no outputs, whether the sentence chosen is in the set: the page
     # shows nothing of a validator's refusal, and a failed step marks each of its outputs "Error". The maps stay.
-    check_fn = errors.wrap("neighbours", chosen_sentence_check, len(neighbours_inputs))
     for trigger, naming in ((neighbours_button.click, dict(api_name="neighbours")),
                             (chosen.select, dict(api_visibility="private"))):
-        checked = trigger(check_fn, neighbours_inputs, None, api_visibility="private", show_progress="hidden")
-        checked.failure(errors.failure("Neighbours", "neighbours"), neighbours_inputs, failed, **quiet)
+        checked = admitted(trigger, "neighbours", "Neighbours", neighbours_inputs, check=chosen_sentence_check)
         shown = checked.success(neighbours_fn, neighbours_inputs, neighbours_outputs, **naming, **neighbours_guard)
         shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
         shown.success(functools.partial(show_downloads, "neighbours"), kept_state["neighbours"],
                       files["neighbours"], **quiet)
+        # the maps are redrawn with the settings now chosen: the table, note and list beside them follow
+        shown.success(show_beside, [kept_state["neighbours"], estimator],
+                      [scores, status, chosen, boxes["how-alike.csv"]], **quiet)
         status_lines(shown, "neighbours", "Neighbours", neighbours_inputs)
     layers_fn, layers_inputs = kept("layers", compare_layers,
                                     [source, upload, typed, first, second, third, pooling, estimator])
-    compared = layers_button.click(layers_fn, layers_inputs, [layer_plot, kept_state["layers"]],
-                                   api_name="layer_similarity", **heavy)
+    compared = admitted(layers_button.click, "layers", "Layer similarity", layers_inputs).success(
+        layers_fn, layers_inputs, [layer_plot, kept_state["layers"]], api_name="layer_similarity", **heavy)
     compared.success(functools.partial(show_downloads, "layers"), kept_state["layers"], files["layers"], **quiet)
     status_lines(compared, "layers", "Layer similarity", layers_inputs)
     layer_results = [layer_plot, kept_state["layers"]]
     compared.failure(cleared(layer_results, len(files["layers"])), None, layer_results + files["layers"], **quiet)
     return dict(source=source, upload=upload, upload_note=upload_note, typed=typed, first=first, second=second,
-                third=third, map_plot=map_plot, scores=scores, chosen=chosen, neighbour_rows=neighbour_rows,
+                third=third, map_plot=map_plot, scores=scores, note=status, chosen=chosen,
+                neighbour_rows=neighbour_rows,
                 layer_plot=layer_plot,
                 estimator=estimator, files=files, failed=failed, refresh=(refresh, lists))
 

@@ -49,8 +49,8 @@ def lesson_markdown(figures: dict | None) -> str:
     if figures["teacher_topic_purity"] >= GROUPED_PURITY:
         grouped = ": each topic's sentences (one colour) gather in islands on the teacher's map"
         grouped += " and on the student's." if figures["student_topic_purity"] >= GROUPED_PURITY else "."
-    tick = (", tick **KL at masked positions only** (as the bundled student was made, which also took T 1 and α MLM "
-            "0.5; a step about four times faster than with the card's recipe)") if s.kl_masked_only else ""
+    tick = (", tick **KL at masked positions only** (the bundled student was made with it; a step takes about a "
+            "quarter of the time it takes with the card's recipe)") if s.kl_masked_only else ""
     started = (f"{pct(curve['first_agreement'])} at step {curve['first_step']}, {pct(curve['last_agreement'])} at "
                f"step {curve['last_step']:,}") if curve else "rising through the run"
     return f"""
@@ -68,7 +68,8 @@ The figures below were measured on this pair; the app shows the same.
    word embeddings started from vectors learnt on a billion words of news); DeepPavlov's read billions. What does a
    small teacher get right, and what not?
 2. **(4 min) Watch a student learn.** In **Distill**, keep the bundled teacher and the defaults{tick} and
-   press **Start run** (it takes under {s.run_minutes} minutes on a 2-core laptop). The agreement curve's first point is
+   press **Start run** (it takes under {s.run_minutes} minutes on an idle 2-core laptop, longer while other programs
+   keep its cores busy). The agreement curve's first point is
    the untrained student, made of {figures['student_layers']} of the teacher's layers: it already agrees with the
    teacher on some masked words, and the curve rises as the KL term pulls it toward the teacher (the bundled
    student's own run, on its own evaluation lines: {started}). Ask: why does the student agree with the teacher more

@@ -10,6 +10,7 @@ In a notebook:
     embed.compare(a, b)                      # {"cka": ..., "cka_shuffled": ..., "knn_overlap": ..., "k": 10, ...}
     coords = embed.project(a, "umap", dims=2)  # (n, 2)
     embed.nearest(a, 0, k=5)                   # [(sentence index, cosine), ...]
+    embed.same_tokens(teacher, sentences)      # different sentences it reads alike (emoji as [UNK]): one point
     embed.layer_similarity(teacher, student, sentences)["cka"]  # (teacher layers + 1, student layers + 1)
 
 Each model tokenises with its own tokenizer; only sentence vectors are compared (see core.compare.similarity), so a
@@ -135,16 +136,31 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
+def tokens_read(loaded: LoadedModel) -> int:
+    """How many tokens of a sentence `loaded` reads: MAX_TOKENS, or fewer when the model has fewer positions."""
+    return min(MAX_TOKENS, _max_positions(loaded.model.config))
+
+
+def _token_ids(loaded: LoadedModel, sentences: tuple[str, ...]) -> list[list[int]]:
+    """The ids of the tokens `loaded` reads of each sentence (tokens_read at most), special tokens included."""
+    return loaded.tokenizer(list(sentences), truncation=True, max_length=tokens_read(loaded),
+                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+
 @torch.inference_mode()
 def _pooled_layers(loaded: LoadedModel, sentences: tuple[str, ...], pooling: str, batch_size: int,
                    progress: Progress | None) -> np.ndarray:
-    """(layers + 1, n, hidden): every layer's sentence vectors from one pass over the sentences."""
+    """(layers + 1, n, hidden): every layer's sentence vectors from one pass over the sentences.
+
+    Sentences the model reads as the same tokens (copies, or texts whose differences it reads as [UNK]) are embedded
+    once and share that vector exactly, so they share one point on a map whatever batch they would have fallen in.
+    """
     tokenizer, model = loaded.tokenizer, loaded.model
-    max_length = min(MAX_TOKENS, _max_positions(model.config))
-    token_ids = tokenizer(list(sentences), truncation=True, max_length=max_length,
-                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    distinct: dict[tuple[int, ...], int] = {}  # token ids -> row among the distinct sequences
+    slot = [distinct.setdefault(tuple(ids), len(distinct)) for ids in _token_ids(loaded, sentences)]  # (n,)
+    token_ids = [list(ids) for ids in distinct]
     # Sentences of similar length share a batch: less padding to compute.
-    order = sorted(range(len(sentences)), key=lambda i: len(token_ids[i]))
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
     device = next(model.parameters()).device
     result: np.ndarray | None = None
     for start in range(0, len(order), batch_size):
@@ -156,11 +172,12 @@ def _pooled_layers(loaded: LoadedModel, sentences: tuple[str, ...], pooling: str
                                   output_hidden_states=True).hidden_states  # layers + 1 of (bs, seq, hidden)
         pooled = [h[:, 0] if pooling == "cls" else mean_pool(h, mask) for h in hidden]  # (bs, hidden) each
         if result is None:
-            result = np.empty((len(hidden), len(sentences), pooled[0].shape[-1]), dtype=np.float32)
+            result = np.empty((len(hidden), len(token_ids), pooled[0].shape[-1]), dtype=np.float32)
         result[:, batch] = torch.stack(pooled).float().cpu().numpy()  # (layers + 1, bs, hidden)
         if progress is not None:
             progress(min(1.0, (start + len(batch)) / len(order)), f"Embedding with {loaded.name}")
-    return result
+    # every sentence read differently: slot is 0..n-1, and copying the stack would double its memory
+    return result if len(token_ids) == len(slot) else result[:, slot]  # (layers + 1, n, hidden)
 
 
 def all_layers(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mean", batch_size: int = 32,
@@ -179,10 +196,79 @@ def all_layers(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mean
 
 def token_lengths(loaded: LoadedModel, sentences: SentenceSet) -> list[int]:
     """How many tokens `loaded` reads of each sentence (its first MAX_TOKENS at most): what embedding them costs."""
-    max_length = min(MAX_TOKENS, _max_positions(loaded.model.config))
-    ids = loaded.tokenizer(list(sentences.sentences), truncation=True, max_length=max_length,
-                           return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-    return [len(i) for i in ids]
+    return [len(ids) for ids in _token_ids(loaded, sentences.sentences)]
+
+
+@dataclass(frozen=True)
+class SameTokens:
+    """Different sentences that a model reads as the same tokens: they get one vector at every layer, one point."""
+    sentences: tuple[int, ...]  # each different text by its first sentence's number (from 0), in order
+    unknown_only: bool  # every token but [CLS]/[SEP] is the unknown token: the vocabulary has none of the characters
+    with_unknown: bool  # some token is the unknown token: the texts may differ only in characters it does not know
+    truncated: bool  # they fill the tokens the model reads: they may differ only after them
+
+
+def same_tokens(loaded: LoadedModel, sentences: SentenceSet) -> list[SameTokens]:
+    """Each group of two or more different sentences that `loaded` reads as the same token ids, in the order of their
+    first sentences; copies of one text are one sentence here (they share a point by design)."""
+    unknown = getattr(loaded.tokenizer, "unk_token_id", None)
+    special = set(loaded.tokenizer.all_special_ids) - {unknown}
+    firsts = {}  # text -> its first sentence's number
+    for i, text in enumerate(sentences.sentences):
+        firsts.setdefault(text, i)
+    ids = _token_ids(loaded, tuple(firsts))
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for first, tokens in zip(firsts.values(), ids):
+        groups.setdefault(tuple(tokens), []).append(first)
+    found = []
+    for tokens, members in groups.items():
+        if len(members) < 2:
+            continue
+        words = [t for t in tokens if t not in special]
+        found.append(SameTokens(tuple(members), bool(words) and all(t == unknown for t in words),
+                                unknown is not None and unknown in words, len(tokens) >= tokens_read(loaded)))
+    return found
+
+
+def check_readable(loaded: LoadedModel, sentences: SentenceSet) -> None:
+    """ValueError when `loaded` reads the different sentences as fewer than MIN_MAP_SENTENCES different token
+    sequences: fewer points than a map needs (one when it reads them all alike), and a CKA of them means nothing
+    (three points gave -1.000). The sentence says which read alike and why: characters missing from its vocabulary
+    (emoji, rare symbols), or a shared start as long as all it reads. Sets of fewer different texts are
+    check_map_sentences' to refuse."""
+    groups = same_tokens(loaded, sentences)
+    different = len(set(sentences.sentences))
+    read = different - sum(len(g.sentences) - 1 for g in groups)  # different token sequences
+    if not groups or read >= min(MIN_MAP_SENTENCES, different):
+        return
+    if read == 1:
+        if groups[0].unknown_only:
+            why = "only unknown tokens ([UNK]): its vocabulary has none of their characters"
+        elif groups[0].truncated:
+            why = f"the same first {tokens_read(loaded)} tokens, all that it reads of a sentence"
+        else:
+            why = "the same tokens: the characters that tell them apart are unknown to it ([UNK])"
+        raise ValueError(f"To {loaded.name}, all {different} different sentences are {why}; it would put them on one "
+                         "point, with nothing to map or compare. Use sentences with words it knows.")
+    alike = "; ".join(f"{', '.join(f'#{i}' for i in g.sentences)} "
+                      f"{'are only unknown tokens ([UNK])' if g.unknown_only else 'read alike'}" for g in groups)
+    raise ValueError(f"To {loaded.name}, these {different} different sentences are only {read} different token "
+                     f"sequences ({alike}): a map needs at least {MIN_MAP_SENTENCES} different points. Add "
+                     f"{MIN_MAP_SENTENCES - read} more {'sentence' if read == MIN_MAP_SENTENCES - 1 else 'sentences'} "
+                     "with words it knows.")
+
+
+def check_map_sentences(sentences: SentenceSet) -> None:
+    """ValueError, saying how many to add, when the set has fewer than MIN_MAP_SENTENCES different sentences: a map
+    of fewer has nothing to show, and debiased CKA needs as many. Copies of a text count once (they share a point)."""
+    different = len(set(sentences.sentences))
+    if different >= MIN_MAP_SENTENCES:
+        return
+    there = f"there {'is' if different == 1 else 'are'} {different}"
+    if different < len(sentences):
+        there += f" among {len(sentences)} (copies of a sentence count once)"
+    raise ValueError(f"The maps need at least {MIN_MAP_SENTENCES} different sentences; {there}: add "
+                     f"{MIN_MAP_SENTENCES - different} more.")
 
 
 def is_embedded(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mean") -> bool:
@@ -259,7 +345,8 @@ def project(space: Space, method: str = "pca", dims: int = 2) -> np.ndarray:
         raise ValueError("Maps are 2D or 3D.")
     n = space.vectors.shape[0]
     if n < MIN_MAP_SENTENCES:
-        raise ValueError(f"A map needs at least {MIN_MAP_SENTENCES} sentences; there are {n}.")
+        raise ValueError(f"A map needs at least {MIN_MAP_SENTENCES} sentences; there are {n}: add "
+                         f"{MIN_MAP_SENTENCES - n} more.")
     key = (space.key, method, dims)
     found = PROJECTIONS.get(key)
     if found is not None:
@@ -335,7 +422,8 @@ def layer_similarity(a: LoadedModel, b: LoadedModel, sentences: SentenceSet, poo
     """CKA and kNN overlap between every layer of `a` (rows, 0..La) and every layer of `b` (columns, 0..Lb).
 
     Returns {"cka": (La + 1, Lb + 1), "knn_overlap": (La + 1, Lb + 1), NaN when k >= n - 1, "k": k,
-    "knn_note": why kNN overlap is NaN or "", "estimator": the CKA estimator, "closest": (Lb + 1,) for each layer of
+    "knn_note": why kNN overlap is NaN or "", "cka_note": a sentence when the sentences are too few for CKA to be
+    reliable ("" otherwise), "estimator": the CKA estimator, "closest": (Lb + 1,) for each layer of
     `b` the layer of `a` with the highest CKA (-1 where CKA is NaN for every layer of `a`)}.
     """
     estimator = similarity.check_estimator(estimator)
@@ -346,6 +434,7 @@ def layer_similarity(a: LoadedModel, b: LoadedModel, sentences: SentenceSet, poo
             "knn_overlap": similarity.knn_overlap_matrix(layers_a, layers_b, k),
             "k": k,
             "knn_note": similarity.knn_unavailable(len(sentences), k),
+            "cka_note": similarity.reliability_note(len(sentences)),
             "estimator": estimator,
             "closest": similarity.closest_rows(cka)}
 

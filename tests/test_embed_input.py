@@ -1,0 +1,318 @@
+"""The Embeddings tab with the input a new user gives it: sentences of emoji, too few or repeated sentences, settings
+changed between Draw and Neighbours, a list made for other sentences, and the files the upload box takes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_tab_downloads import Page, assert_embedding_downloads_are_the_page, boxes_by_name
+
+from core.compare import embed
+from core.compare.sentences import FILE_TYPES, typed_set
+from core.models import zoo
+from tests.support.downloads import read_csv
+from tests.support.models import corpus_lines
+
+pytestmark = pytest.mark.unit
+
+EIGHT = ["Мы ходили в кино.", "Кошка спит на диване.", "Завтра обещают дождь.", "Я люблю читать книги.",
+         "Поезд опаздывает на час.", "Мама готовит суп.", "Купи хлеба по дороге домой.", "Матч начнётся в семь."]
+# three emoji the tokenizers have no piece for, and two sentences that differ only in one of them
+WITH_EMOJI = ["🐱", EIGHT[1], "🚀", EIGHT[2], "🍕", EIGHT[0], "Кошка 🐱", "Кошка 🚀"]
+
+
+@pytest.fixture(scope="module")
+def names(tiny_teacher_dir, tiny_student_dir) -> tuple[str, str]:
+    return str(tiny_teacher_dir), str(tiny_student_dir)
+
+
+@pytest.fixture(scope="module")
+def ctx(names):
+    from ui.context import AppContext
+    return AppContext(default_teacher=names[0], default_student=names[1])
+
+
+def message_of(error) -> str:
+    from ui.context import error_message
+    return error_message(error)
+
+
+def typed(lines: list[str], **change) -> dict:
+    """Draw's inputs by name for typed sentences, with the tests' models at their last layers."""
+    return dict(dict(source="Typed sentences", file=None, sentences="\n".join(lines), model_1=change.pop("model_1"),
+                     model_2=change.pop("model_2"), model_3="", layer_1=-1, layer_2=-1, layer_3=-1, pooling="mean",
+                     method="PCA", dims="2D"), **change)
+
+
+def plain_vector(loaded: zoo.LoadedModel, sentence: str, layer: int, pooling: str) -> np.ndarray:
+    """One sentence through the model alone, no batching: the reference for a pooled vector."""
+    ids = loaded.tokenizer(sentence, return_tensors="pt", return_token_type_ids=False)["input_ids"]
+    with torch.no_grad():
+        hidden = loaded.model.base_model(input_ids=ids, output_hidden_states=True).hidden_states[layer][0]
+    return (hidden[0] if pooling == "cls" else hidden.mean(dim=0)).numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sentences a model reads as the same tokens
+
+
+def test_sentences_of_unknown_characters_share_one_point_and_the_note_names_them(ctx, names):
+    from ui import embed_tab
+    from ui.context import markdown_text
+
+    teacher = zoo.load(names[0])
+    tokenizer = teacher.tokenizer
+    ids = [tokenizer(s)["input_ids"] for s in WITH_EMOJI]
+    only_unknown = [tokenizer.cls_token_id, tokenizer.unk_token_id, tokenizer.sep_token_id]
+    assert [i for i, read in enumerate(ids) if read == only_unknown] == [0, 2, 4]  # what the tokenizer reads
+    assert ids[6] == ids[7] and tokenizer.unk_token_id in ids[6] and len(set(map(tuple, ids))) == 5
+    sentences = typed_set("\n".join(WITH_EMOJI))
+    assert embed.same_tokens(teacher, sentences) == [embed.SameTokens((0, 2, 4), True, True, False),
+                                                     embed.SameTokens((6, 7), False, True, False)]
+    for pooling in ("mean", "cls"):
+        for layer in (0, 2, -1):
+            vectors = embed.embed_space(teacher, sentences, layer, pooling).vectors
+            # one vector, to the bit, whatever batch each sentence fell in: one point on the map
+            assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[0], vectors[4])
+            assert np.array_equal(vectors[6], vectors[7])
+            np.testing.assert_allclose(vectors[2], plain_vector(teacher, "🚀", layer, pooling), rtol=1e-4, atol=1e-5)
+    figure, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(WITH_EMOJI, model_1=names[0], model_2=names[1]))
+    both = f"{names[0]} and {names[1]}"  # one tokenizer: named together, once
+    assert markdown_text(f" 3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to {both}: none of their "
+                         "characters is in the vocabulary; they share one point on those maps. 2 sentences (#6 and "
+                         f"#7) differ only in characters unknown to {both}, read as [UNK]; they share one point on "
+                         "those maps.") in note
+    first_map = figure.data[0]
+    points = np.column_stack([first_map.x, first_map.y])
+    assert np.array_equal(points[0], points[2]) and np.array_equal(points[0], points[4])
+    assert len(np.unique(points, axis=0)) == 5
+
+
+def test_models_with_other_vocabularies_are_named_each_with_its_own_sentences(names):
+    """The bundled student's vocabulary has 🙂, the tests' tiny teacher's does not: each is named with the sentences
+    that share a point on its own map."""
+    from ui import embed_tab
+
+    tiny, bundled = zoo.load(names[0]), zoo.load("bundled-student")
+    lines = ["🙂", "🐱", "🚀"] + EIGHT[:4]
+    assert [tiny.tokenizer.unk_token_id in tiny.tokenizer(s)["input_ids"] for s in lines[:3]] == [True] * 3
+    assert [bundled.tokenizer.unk_token_id in bundled.tokenizer(s)["input_ids"] for s in lines[:3]] == [False, True,
+                                                                                                          True]
+    note = embed_tab.same_tokens_note([tiny, bundled, tiny], typed_set("\n".join(lines)))
+    assert note == embed_tab.markdown_text(
+        f" 3 sentences (#0, #1 and #2) are only unknown tokens ([UNK]) to {names[0]}: none of their characters is in "
+        "the vocabulary; they share one point on its map. 2 sentences (#1 and #2) are only unknown tokens ([UNK]) to "
+        "bundled-student: none of their characters is in the vocabulary; they share one point on its map.")
+    assert embed_tab.same_tokens_note([tiny, bundled], typed_set("\n".join(EIGHT))) == ""
+
+
+def test_a_set_that_a_model_reads_as_one_point_is_refused(ctx, names):
+    """Every sentence only unknown tokens: one point, CKA n/a, nothing to see; said before anything is embedded."""
+    import gradio as gr
+
+    from ui import embed_tab
+
+    emoji = ["🐱", "🚀", "🍕", "🦊", "🐱"]
+    said = (f"To {names[0]}, all 4 different sentences are only unknown tokens ([UNK]): its vocabulary has none of "
+            "their characters; it would put them on one point, with nothing to map or compare. Use sentences with "
+            "words it knows.")
+    inputs = typed(emoji, model_1=names[0], model_2=names[1])
+    for handler, extra in ((embed_tab.draw_maps, {}), (embed_tab.find_neighbours, dict(highlight="1", neighbours=3))):
+        with pytest.raises(gr.Error) as refused:
+            handler(ctx, **inputs, **extra)
+        assert message_of(refused.value) == said
+    layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
+    with pytest.raises(gr.Error) as refused:
+        embed_tab.compare_layers(ctx, **layer_inputs)
+    assert message_of(refused.value) == said
+
+
+def test_a_set_that_a_model_reads_as_fewer_than_four_points_is_refused(ctx, names):
+    """Five different sentences, three of them emoji it reads as one: three points, and a debiased CKA of -1.000."""
+    import gradio as gr
+
+    from ui import embed_tab
+
+    lines = ["🐱", "🚀", EIGHT[0], "🍕", EIGHT[1]]
+    said = (f"To {names[0]}, these 5 different sentences are only 3 different token sequences (#0, #1, #3 are only "
+            "unknown tokens ([UNK])): a map needs at least 4 different points. Add 1 more sentence with words it "
+            "knows.")
+    inputs = typed(lines, model_1=names[0], model_2=names[1])
+    with pytest.raises(gr.Error) as refused:
+        embed_tab.draw_maps(ctx, **inputs)
+    assert message_of(refused.value) == said
+    with pytest.raises(ValueError) as refused:
+        embed.check_readable(zoo.load(names[0]), typed_set("\n".join(lines + ["🦊", "🐍"])))
+    assert "these 7 different sentences are only 3 different token sequences (#0, #1, #3, #5, #6 are only unknown" \
+           in str(refused.value) and "Add 1 more sentence with" in str(refused.value)
+    embed.check_readable(zoo.load(names[0]), typed_set("\n".join(lines + [EIGHT[2]])))  # four points: drawn
+
+
+@pytest.mark.parametrize("lines, method, said", [
+    (["Кошка спит."], "PCA", "there is 1: add 3 more."),
+    (["Кошка спит.", "Кошка спит."], "PCA", "there is 1 among 2 (copies of a sentence count once): add 3 more."),
+    (EIGHT[:3], "UMAP", "there are 3: add 1 more."),
+    (EIGHT[:3] * 3, "UMAP", "there are 3 among 9 (copies of a sentence count once): add 1 more."),
+])
+def test_too_few_different_sentences_are_refused_by_every_action(ctx, names, lines, method, said):
+    """Layer similarity with the biased estimator took 2 or 3 sentences and showed a CKA of 1 for every pair of
+    layers; four copies of one sentence drew one point."""
+    import gradio as gr
+
+    from ui import embed_tab
+
+    said = f"The maps need at least 4 different sentences; {said}"
+    inputs = typed(lines, model_1=names[0], model_2=names[1], method=method)
+    layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
+    for handler, extra in ((embed_tab.draw_maps, {}), (embed_tab.find_neighbours, dict(highlight="0", neighbours=3)),
+                           (embed_tab.compare_layers, dict(cka_estimator="biased"))):
+        with pytest.raises(gr.Error) as refused:
+            handler(ctx, **(layer_inputs if handler is embed_tab.compare_layers else inputs), **extra)
+        assert message_of(refused.value) == said
+
+
+def test_four_different_sentences_with_copies_draw(ctx, names):
+    from ui import embed_tab
+
+    lines = EIGHT[:4] + EIGHT[:2]
+    figure, scores, _, choices, _ = embed_tab.draw_maps(ctx, **typed(lines, model_1=names[0], model_2=names[1]))
+    assert len(scores) == 1 and len(figure.data[0].x) == 6
+    assert len(np.unique(np.column_stack([figure.data[0].x, figure.data[0].y]), axis=0)) == 4
+
+
+def test_sentence_numbers_in_a_note():
+    from ui import embed_tab
+
+    assert embed_tab.numbers_text((4,)) == "#4"
+    assert embed_tab.numbers_text((0, 2, 4)) == "#0, #2 and #4"
+    assert embed_tab.numbers_text(tuple(range(11))) == "#0, #1, #2, #3, #4, #5, #6, #7 and 3 more"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Every output beside the maps is of the maps' settings
+
+
+@pytest.fixture
+def embeddings_page(names):
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    with gr.Blocks() as demo:
+        parts = embed_tab.build(AppContext(default_teacher=names[0], default_student=names[1]))
+    demo.queue()
+    return Page(demo), parts
+
+
+def page_inputs(names, lines, layer_1=-1, pooling="mean") -> list:
+    """Draw's inputs as the page holds them, less the CKA estimator."""
+    return ["Typed sentences", None, "\n".join(lines), names[0], names[1], "", layer_1, -1, -1, pooling, "PCA", "2D"]
+
+
+def test_neighbours_with_other_settings_puts_their_own_scores_beside_the_maps(embeddings_page, names):
+    """Draw, then Neighbours with another layer, sentence vector and CKA estimator: the how-alike table, its file and
+    the note were Draw's, beside maps of the new settings."""
+    page, parts = embeddings_page
+    assert page.run("embedding_map", page_inputs(names, EIGHT) + ["debiased"])
+    drawn_scores = page.table(parts["scores"])[1]
+    assert drawn_scores[0][:2] == [f"1. {names[0]} (L4)", f"2. {names[1]} (L2)"]
+    page.value[parts["estimator"]._id] = "biased"  # chosen on the page, Draw not pressed
+    assert page.run("neighbours", page_inputs(names, EIGHT[:6], layer_1=2, pooling="CLS") + ["2", 3])
+    sentences = typed_set("\n".join(EIGHT[:6]))
+    a = embed.embed_space(zoo.load(names[0]), sentences, 2, "cls")
+    b = embed.embed_space(zoo.load(names[1]), sentences, -1, "cls")
+    direct = embed.compare(a, b, estimator="biased")
+    headers, rows = page.table(parts["scores"])
+    assert rows[0][:2] == [f"1. {names[0]} (L2)", f"2. {names[1]} (L2)"]
+    assert float(rows[0][2]) == pytest.approx(direct["cka"], abs=1e-3)
+    assert float(rows[0][3]) == pytest.approx(direct["cka_shuffled"], abs=1e-3)
+    note = page.value[next(i for i, b in page.demo.blocks.items() if getattr(b, "elem_id", None) == "embed-note")]
+    assert note.startswith("6 sentences: ") and "biased estimator" in note and "With 6 sentences" in note
+    alike = read_csv(page.file(boxes_by_name(page)["how-alike.csv"]))
+    assert alike["estimator"].tolist() == ["biased"]
+    assert float(alike["linear CKA"][0]) == pytest.approx(direct["cka"], rel=1e-6)
+    assert_embedding_downloads_are_the_page(page, parts)
+    assert page.run("embedding_map", page_inputs(names, EIGHT) + ["debiased"])  # Draw again: its own, as before
+    assert page.table(parts["scores"])[1] == drawn_scores
+    assert_embedding_downloads_are_the_page(page, parts)
+
+
+def test_the_sentence_list_follows_the_maps_neighbours_draws(ctx, names):
+    from ui import embed_tab
+
+    six = typed_set("\n".join(EIGHT[:6]))
+    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
+                                            highlight="1", neighbours=2)
+    _, _, listed, _ = embed_tab.show_beside(shown, "debiased")
+    assert [value for _, value in listed.choices] == embed_tab.sentence_choices(six)
+    assert embed_tab.show_beside(None) == (embed_tab.gr.skip(),) * 4  # nothing drawn yet: left as they are
+
+
+def test_a_sentence_picked_from_a_list_of_other_sentences_is_found_by_its_text_or_refused(ctx, names):
+    """'3. Я люблю читать книги.' picked from the list of eight, with the first line since deleted: sentence 3 is
+    now another one, which Neighbours marked without a word."""
+    from ui import embed_tab
+
+    shifted = typed_set("\n".join(EIGHT[1:]))
+    assert embed_tab.sentence_index(shifted, "3. Я люблю читать книги.") == 2
+    assert embed_tab.sentence_index(shifted, "2. Я люблю читать книги.") == 2
+    assert embed_tab.sentence_index(shifted, "3.") == 3 and embed_tab.sentence_index(shifted, " 3 ") == 3
+    without = typed_set("\n".join(EIGHT[4:]))
+    with pytest.raises(ValueError) as refused:
+        embed_tab.sentence_index(without, "3. Я люблю читать книги.")
+    assert str(refused.value) == ("'Я люблю читать книги.' is not among these 4 sentences (the list was made for "
+                                  "other sentences); draw the maps again and pick one from the new list.")
+    numbered = typed_set("1. Кошка спит.\nЗавтра дождь.\nМы ходили в кино.\nМама готовит суп.")
+    assert embed_tab.sentence_index(numbered, "1. Кошка спит.") == 0  # a sentence of the set, typed
+    assert embed_tab.sentence_index(numbered, "0. 1. Кошка спит.") == 0  # picked from the list
+    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[1:], model_1=names[0], model_2=names[1]),
+                                            highlight="3. Я люблю читать книги.", neighbours=2)
+    assert set(shown.files["neighbours.csv"]["sentence"]) == {"Я люблю читать книги."}
+
+
+def test_the_layer_figure_names_its_sentence_vector_and_warns_of_few_sentences(ctx, names):
+    """Left on the page beside maps of another sentence vector, the heat maps did not say theirs; nor that CKA of
+    eight sentences is unreliable, nor why a cell is blank, which the maps' note says."""
+    from ui import embed_tab
+
+    layer_inputs = dict(source="Typed sentences", file=None, model_1=names[0], model_2=names[1], model_3="")
+    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences="\n".join(EIGHT), pooling="CLS")
+    title = figure.layout.title.text
+    assert title.startswith("8 sentences (the typed text), [CLS] vectors: ")
+    assert "CKA is unreliable with fewer than 20 sentences" in title
+    blank = np.isnan([t.z for t in figure.data if t.type == "heatmap"][0].astype(float))
+    assert blank[0].all() and blank[:, 0].all() and not blank[1:, 1:].any()  # [CLS] at layer 0: one vector for all
+    assert "A blank cell: every sentence has the same vector at one of its layers" in title
+    many = "\n".join(corpus_lines(24)[:24])
+    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences=many, pooling="mean")
+    title = figure.layout.title.text
+    assert title.startswith("24 sentences (the typed text), mean of token vectors: ")
+    assert "unreliable" not in title and "blank" not in title
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What the upload box takes
+
+
+def test_the_upload_box_says_what_it_takes(tmp_path, names):
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    with gr.Blocks() as demo:
+        parts = embed_tab.build(AppContext(default_teacher=names[0], default_student=names[1]))
+    label = parts["upload"].label
+    assert "UTF-8" in label and all(suffix in label for suffix in FILE_TYPES)  # it said ".txt or .csv"
+    assert parts["upload"].file_types == list(FILE_TYPES)
+    assert all(f"`{suffix}`" in embed_tab.INTRO for suffix in FILE_TYPES)
+    del demo
+    tsv = tmp_path / "mine.tsv"
+    tsv.write_text("sentence\tlabel\n" + "".join(f"{s}\tgroup {i % 2}\n" for i, s in enumerate(EIGHT[:4])),
+                   encoding="utf-8")
+    assert embed_tab.upload_line(str(tsv)) == "mine.tsv: 4 sentences with labels."
+    cp1251 = tmp_path / "windows.txt"
+    cp1251.write_bytes("\n".join(EIGHT).encode("cp1251"))
+    line = embed_tab.upload_line(str(cp1251))
+    assert "'windows.txt' is not UTF-8 text" in line and "as UTF-8" in line  # refused, saying what to save it as
