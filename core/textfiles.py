@@ -50,10 +50,39 @@ def not_text(head: bytes, name: str, want: str = "plain text (.txt, UTF-8)") -> 
     return None
 
 
+def cyrillic_8bit(data: bytes) -> str | None:
+    """"Windows-1251" or "KOI8-R" when the bytes of `data` that are not UTF-8 read as Russian in that one-byte
+    encoding, else None.
+
+    Russian in either encoding is mostly bytes from 0xC0 up, where both keep their Cyrillic letters: Windows-1251 its
+    lower case from 0xE0, KOI8-R from 0xC0 to 0xDF, and a Russian text is mostly lower case. Latin-1 French or
+    German has a few such bytes among many ASCII letters, so a share of the letters is asked for too."""
+    stray = [ord(c) - 0xDC00 for c in data.decode("utf-8", "surrogateescape") if "\udc80" <= c <= "\udcff"]
+    high = sum(b >= 0xC0 for b in stray)
+    ascii_letters = sum(0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A for b in data)
+    if high < 3 or high < 0.3 * (high + ascii_letters):
+        return None
+    upper_half = sum(b >= 0xE0 for b in stray)
+    return "Windows-1251" if upper_half >= high - upper_half else "KOI8-R"
+
+
+def not_utf8(data: bytes, name: str, line: int) -> ValueError:
+    """The refusal of a file that is not UTF-8 from line `line` (1-based) on. `data`: bytes around the first bad
+    one; when they read as Russian in a one-byte encoding (see cyrillic_8bit) the sentence names it, since Excel and
+    Notepad on a Russian Windows save Windows-1251, and says how to save UTF-8 instead."""
+    encoding = cyrillic_8bit(data)
+    if encoding:
+        return ValueError(f"'{name}' is not UTF-8 text: it reads as Russian saved as {encoding} (first such byte on "
+                          f"line {line}). Save it as UTF-8 (in Excel: Save as, 'CSV UTF-8'; in Notepad: Save as, "
+                          "Encoding UTF-8) and try again.")
+    return ValueError(f"'{name}' is not UTF-8 text (first bad byte on line {line}); save it as UTF-8 and try again.")
+
+
 def decode_utf8(raw: bytes, name: str) -> str:
     """`raw` as text (UTF-8, a BOM accepted). Raises ValueError naming the file as `name` (the name its owner gave
     it, never a server's temporary path): its encoding when it is UTF-16 or UTF-32, binary when it holds NUL bytes,
-    a document or archive by its first bytes (see not_text), else the line of the first byte that is not UTF-8."""
+    a document or archive by its first bytes (see not_text), else the line of the first byte that is not UTF-8 and,
+    for Russian saved as Windows-1251 or KOI8-R, that encoding (see not_utf8)."""
     refusal = not_text(raw[:1 << 20], name)
     if refusal:
         raise refusal
@@ -61,8 +90,7 @@ def decode_utf8(raw: bytes, name: str) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[:error.start].count(b"\n") + 1
-        raise ValueError(f"'{name}' is not UTF-8 text (first bad byte on line {line}); save it as UTF-8 and try "
-                         "again.") from None
+        raise not_utf8(raw[max(0, error.start - (1 << 19)):error.start + (1 << 19)], name, line) from None
 
 
 # Bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates (U+2066-U+2069), and the left-to-right

@@ -63,7 +63,10 @@ def test_a_folder_and_a_glob_read_all_their_files(tmp_path, tiny_tokenizer):
     ("not-text", "The column 'id' of the corpus '{p}/corpus.jsonl' holds int64, not text"),
     ("empty-jsonl", "has no text: it needs at least one non-blank line."),
     ("blank-txt", "has no text"),
-    ("cp1251", "is not UTF-8 text (first bad byte on line 2)"),
+    ("cp1251", "bad.txt' is not UTF-8 text: it reads as Russian saved as Windows-1251 (first such byte on line 2). "
+               "Save it as UTF-8"),
+    ("koi8", "bad.txt' is not UTF-8 text: it reads as Russian saved as KOI8-R (first such byte on line 3)"),
+    ("latin-1", "bad.txt' is not UTF-8 text (first bad byte on line 2); save it as UTF-8 and try again."),
     ("utf16", "is saved as UTF-16 text"),
     ("binary", "looks like a binary file"),
     ("docx", "'{p}/other/notes.docx' is a ZIP archive (a Word .docx, a spreadsheet or an e-book are ZIP files "
@@ -71,8 +74,10 @@ def test_a_folder_and_a_glob_read_all_their_files(tmp_path, tiny_tokenizer):
     ("rtf", "'{p}/bad.txt' is an RTF document, not plain text"),
     ("long-line", "has a line of 100,001 characters (line 2)"),
     ("broken-json", "could not be read"),
-    ("cp1251-jsonl", "cp1251.jsonl' is not UTF-8 text (first bad byte on line 2); save it as UTF-8"),
-    ("cp1251-csv", "cp1251.csv' is not UTF-8 text (first bad byte on line 3); save it as UTF-8"),
+    ("cp1251-jsonl", "cp1251.jsonl' is not UTF-8 text: it reads as Russian saved as Windows-1251 (first such byte on "
+                     "line 2)"),
+    ("cp1251-csv", "cp1251.csv' is not UTF-8 text: it reads as Russian saved as Windows-1251 (first such byte on "
+                   "line 3)"),
     ("empty-csv-column", "holds float64, not text (a column with no text at all reads as numbers)"),
 ])
 def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
@@ -81,7 +86,8 @@ def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
                     "folder-other": str(tmp_path / "other"), "glob": str(tmp_path / "*.parquet"),
                     "mixed": str(tmp_path / "mixed"), "column": str(paths["jsonl"]), "not-text": str(paths["jsonl"]),
                     "empty-jsonl": str(tmp_path / "empty.jsonl"), "blank-txt": str(tmp_path / "blank.txt"),
-                    "cp1251": str(tmp_path / "bad.txt"), "utf16": str(tmp_path / "bad.txt"),
+                    "cp1251": str(tmp_path / "bad.txt"), "koi8": str(tmp_path / "bad.txt"),
+                    "latin-1": str(tmp_path / "bad.txt"), "utf16": str(tmp_path / "bad.txt"),
                     "binary": str(tmp_path / "bad.txt"), "long-line": str(tmp_path / "bad.txt"),
                     "broken-json": str(tmp_path / "broken.jsonl"), "cp1251-jsonl": str(tmp_path / "cp1251.jsonl"),
                     "cp1251-csv": str(tmp_path / "cp1251.csv"), "docx": str(tmp_path / "other" / "notes.docx"),
@@ -103,6 +109,8 @@ def test_bad_sources_are_one_sentence(case, message, tmp_path, tiny_tokenizer):
     if case == "glob":
         paths["parquet"].unlink()
     bad = {"cp1251": "первая\n".encode() + "вторая".encode("cp1251"), "utf16": "Привет\nмир\n".encode("utf-16"),
+           "koi8": "первая\nвторая\n".encode() + "Третья строка.".encode("koi8-r"),
+           "latin-1": b"Bonjour\n" + "Un café crème, une tarte aux pommes.".encode("latin-1"),
            "binary": bytes(range(256)) * 4,
            "rtf": b"{\\rtf1\\ansi " + "привет".encode() + b"}",
            "long-line": "коротко\n".encode() + b"a" * 100_001 + b"\n"}

@@ -42,6 +42,17 @@ def test_read_corpus_names_the_line_of_a_bad_byte(tmp_path):
         read_corpus(path)
 
 
+@pytest.mark.parametrize("encoding, named", [("cp1251", "Windows-1251"), ("koi8-r", "KOI8-R")])
+def test_read_corpus_names_a_russian_one_byte_encoding(tmp_path, encoding, named):
+    path = tmp_path / "корпус.txt"
+    path.write_bytes("Мама мыла раму.\nДети пошли в школу.\n".encode(encoding))
+    with pytest.raises(ValueError) as caught:
+        read_corpus(path, name="корпус.txt")
+    assert str(caught.value) == (f"'корпус.txt' is not UTF-8 text: it reads as Russian saved as {named} (first such "
+                                 "byte on line 1). Save it as UTF-8 (in Excel: Save as, 'CSV UTF-8'; in Notepad: "
+                                 "Save as, Encoding UTF-8) and try again.")
+
+
 def test_split_is_reproducible_and_disjoint():
     lines = [f"строка {i}" for i in range(200)]
     train, valid = split_lines(lines, 0.05, seed=3)

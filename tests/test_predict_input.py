@@ -291,9 +291,9 @@ def test_a_russian_file_in_a_one_byte_encoding_is_named_by_it(tmp_path, encoding
     path.write_bytes("sentence;label\nМы ходили в кино.;досуг\nКошка спит на диване.;дом\n".encode(encoding))
     with pytest.raises(ValueError) as error:
         read_sentence_file(path)
-    assert str(error.value) == (f"'фразы.csv' is not UTF-8 text: it reads as Russian saved as {named}. Save it as "
-                                "UTF-8 (in Excel: Save as, 'CSV UTF-8'; in Notepad: Save as, Encoding UTF-8) and "
-                                "upload it again.")
+    assert str(error.value) == (f"'фразы.csv' is not UTF-8 text: it reads as Russian saved as {named} (first such "
+                                "byte on line 2). Save it as UTF-8 (in Excel: Save as, 'CSV UTF-8'; in Notepad: Save "
+                                "as, Encoding UTF-8) and try again.")
 
 
 def test_a_latin_1_file_keeps_the_plain_not_utf8_sentence(tmp_path):

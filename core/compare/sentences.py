@@ -22,7 +22,7 @@ from pathlib import Path
 
 from core.compare import probes
 from core.models.masked_lm import MASK
-from core.textfiles import decode_utf8, not_text, without_bidi_controls
+from core.textfiles import decode_utf8, without_bidi_controls
 
 MAX_SENTENCES = 5000
 MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences
@@ -41,22 +41,6 @@ def visible_text(text: str) -> str:
     """`text` without the characters that draw nothing or reorder the rest (bidirectional controls, see
     core.textfiles); a text of only such characters comes back empty."""
     return without_bidi_controls(text).translate(INVISIBLE)
-
-
-def cyrillic_8bit(data: bytes) -> str | None:
-    """"Windows-1251" or "KOI8-R" when the bytes of `data` that are not UTF-8 read as Russian in that one-byte
-    encoding, else None.
-
-    Russian in either encoding is mostly bytes from 0xC0 up, where both keep their Cyrillic letters: Windows-1251 its
-    lower case from 0xE0, KOI8-R from 0xC0 to 0xDF, and a Russian text is mostly lower case. Latin-1 French or
-    German has a few such bytes among many ASCII letters, so a share of the letters is asked for too."""
-    stray = [ord(c) - 0xDC00 for c in data.decode("utf-8", "surrogateescape") if "\udc80" <= c <= "\udcff"]
-    high = sum(b >= 0xC0 for b in stray)
-    ascii_letters = sum(0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A for b in data)
-    if high < 3 or high < 0.3 * (high + ascii_letters):
-        return None
-    upper_half = sum(b >= 0xE0 for b in stray)
-    return "Windows-1251" if upper_half >= high - upper_half else "KOI8-R"
 
 
 @dataclass(frozen=True)
@@ -99,29 +83,12 @@ def read_sentence_file(path: str | Path) -> SentenceSet:
         raise ValueError(f"{name} is not a .txt, .csv or .tsv file; upload one sentence a line (.txt) or a table with "
                          "a 'sentence' column (.csv, .tsv).")
     data = path.read_bytes()
-    text = _decoded(data, name)
+    text = decode_utf8(data, name)
     if not visible_text(text).strip():
         raise ValueError(f"{name} is empty; put one sentence on each line.")
     if path.suffix.lower() == ".txt":
         return _checked([(line, "") for line in text.splitlines()], 1, name, "Line")
     return _checked(*_table_rows(text, name), name, "Row")
-
-
-def _decoded(data: bytes, name: str) -> str:
-    """The file's text (UTF-8); a Russian file saved in Windows-1251 or KOI8-R is refused by the name of its
-    encoding, with how to save it as UTF-8 (Excel and Notepad on a Russian Windows save Windows-1251)."""
-    refusal = not_text(data[:1 << 20], name)  # a document or an archive is named for what it is
-    if refusal:
-        raise refusal
-    try:
-        return decode_utf8(data, name)
-    except ValueError:
-        encoding = cyrillic_8bit(data[:1 << 20])
-        if encoding is None:
-            raise
-        raise ValueError(f"'{name}' is not UTF-8 text: it reads as Russian saved as {encoding}. Save it as UTF-8 (in "
-                         "Excel: Save as, 'CSV UTF-8'; in Notepad: Save as, Encoding UTF-8) and upload it again.") \
-            from None
 
 
 def _table_rows(text: str, name: str) -> tuple[list[tuple[str, str]], int]:

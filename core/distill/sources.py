@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.textfiles import not_text
+from core.textfiles import not_text, not_utf8
 
 BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 KINDS = ".txt, .jsonl, .csv or .parquet"
@@ -116,8 +116,7 @@ def check_text_file(path: str | Path, name: str, samples_are_lines: bool = True)
                 text = decoder.decode(chunk, final=final)
             except UnicodeDecodeError as error:
                 line = lines_before + chunk[:max(0, error.start)].count(b"\n") + 1
-                raise ValueError(f"'{name}' is not UTF-8 text (first bad byte on line {line}); save it as UTF-8 "
-                                 "and try again.") from None
+                raise not_utf8(chunk, name, line) from None
             parts = (tail + text).split("\n")
             tail = parts.pop() if not final else ""
             for offset, part in enumerate(parts if samples_are_lines else ()):
