@@ -35,17 +35,25 @@ def check_can_make(folder: Path, name: str) -> None:
                          f"{why}.") from None
 
 
-def check_output_folder(folder: Path, name: str, kind: str = "", action: str = "",
+def check_output_folder(folder: Path, label: str, kind: str = "", action: str = "",
                         marks: tuple[str, ...] = ()) -> None:
     """Refuse, before any work, an output folder that is a file, that holds files not made by this tool, or that
-    cannot be made (check_can_make). `name` is the flag and path a person gave ("--output-dir 'runs/x'"); a folder
-    holding any of the files named in `marks` is `kind` ("a run's folder"), which the tool takes back (`action`:
-    "resume it"). Without marks, only a new or empty folder passes. ValueError with one sentence naming `name`."""
+    cannot be made (check_can_make). `label` names where the folder came from ("--output-dir", "The folder"); a
+    folder holding any of the files named in `marks` is `kind` ("a run's folder"), which the tool takes back
+    (`action`: "resume it"). Without marks, only a new or empty folder passes. ValueError with one sentence naming
+    the label and the folder, also for a path the system refuses (too long), where the path is cut to 40 characters."""
     folder = Path(folder)
+    name = f"{label} '{folder}'"
     reuse = f", or {kind} to {action}" if marks else ""
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{name} is a file; give a new or empty folder{reuse}.")
-    if folder.is_dir() and any(folder.iterdir()) and not any((folder / mark).exists() for mark in marks):
-        what = f" and is not {kind}" if marks else ""
-        raise ValueError(f"{name} already holds other files{what}; give a new or empty folder{reuse}.")
-    check_can_make(folder, name)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{name} is a file; give a new or empty folder{reuse}.")
+        if folder.is_dir() and any(folder.iterdir()) and not any((folder / mark).exists() for mark in marks):
+            what = f" and is not {kind}" if marks else ""
+            raise ValueError(f"{name} already holds other files{what}; give a new or empty folder{reuse}.")
+        check_can_make(folder, name)
+    except OSError as error:  # a name the system refuses as a path (too long)
+        text = str(folder)
+        cut = text if len(text) <= 40 else text[:40] + "…"
+        raise ValueError(f"{label} '{cut}' ({len(text):,} characters) cannot be made ({error.strerror or error}); "
+                         "give a shorter path.") from None

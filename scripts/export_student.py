@@ -37,7 +37,7 @@ def finished_run(run: str, out_dir: Path) -> Path:
     a run, has no finished student, or `out_dir` is neither new, empty nor an earlier export."""
     run_dir = find_run_dir(run)
     check_finished_run(run_dir, run)  # in the words of train.export, which refuses an unfinished run as this does
-    check_output_folder(out_dir, f"The output folder '{out_dir}'", "an earlier export", "replace it",
+    check_output_folder(out_dir, "The output folder", "an earlier export", "replace it",
                         marks=(EXPORT_MARK,))
     return run_dir
 

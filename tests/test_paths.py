@@ -10,7 +10,7 @@ pytestmark = pytest.mark.unit
 
 def check(folder: Path, **reuse) -> str | None:
     try:
-        check_output_folder(folder, f"--out '{folder}'", **reuse)
+        check_output_folder(folder, "--out", **reuse)
     except ValueError as error:
         return str(error)
     return None
@@ -50,3 +50,28 @@ def test_a_folder_under_a_file_cannot_be_made(tmp_path):
     folder = tmp_path / "notes.txt" / "out"
     said = check(folder, **RUN)
     assert said == f"--out '{folder}' cannot be made: '{tmp_path / 'notes.txt'}' is a file, not a folder."
+
+
+def test_a_path_too_long_for_the_system_is_one_sentence_with_the_path_cut(tmp_path):
+    folder = tmp_path / ("x" * 300)
+    said = check(folder, **RUN)
+    assert said == (f"--out '{str(folder)[:40]}…' ({len(str(folder)):,} characters) cannot be made (File name too "
+                    "long); give a shorter path.")
+
+
+LONG = "/tmp/" + "x" * 300  # a name no file system takes as a path
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("module, argv, label", [
+    ("train.export", ["run:none", "--format", "onnx", "--output", LONG], "--output"),
+    ("train.pretrain_teacher", ["--output-dir", LONG, "--steps", "1"], "--output-dir"),
+])
+def test_the_tools_refuse_a_too_long_output_folder_in_one_line(module, argv, label, capsys, monkeypatch, tmp_path):
+    import importlib
+
+    monkeypatch.setenv("RUDISTIL_RUNS_DIR", str(tmp_path))
+    assert importlib.import_module(module).main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {label} '{LONG[:40]}…' (305 characters) cannot be made (File name too long); give a "
+                   "shorter path."]

@@ -254,6 +254,8 @@ def unfinished_copy(finished_run, tmp_path):
     ("unreadable", "has no checkpoint that can be read: step-000004.pt"),
     ("no-repo-id", "--repo-id"),
     ("cannot-make", "cannot be made: the folder '/proc' does not take new files"),
+    ("too-long", "The folder '/tmp/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' (305 characters) cannot be made (File name "
+                 "too long); give a shorter path."),
 ])
 def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, runs_dir, capsys):
     out = tmp_path / "out"
@@ -273,6 +275,8 @@ def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, ru
         run = str(run)
     elif case == "cannot-make":
         out = Path("/proc/x")
+    elif case == "too-long":
+        out = Path("/tmp/" + "x" * 300)
     argv = [run, "--dry-run", str(out)] + ([] if case == "no-repo-id" else ["--repo-id", repo_id])
     try:
         code = main(argv)
@@ -280,7 +284,10 @@ def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, ru
         code = exit_info.code
     assert code == 2
     assert says in one_error_line(capsys)
-    assert [p.name for p in out.iterdir()] == ["notes.txt"] if case == "not-empty" else not out.exists()
+    if case == "not-empty":
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    elif case != "too-long":  # the system refuses even to look at a path that long
+        assert not out.exists()
 
 
 def test_an_unfinished_run_publishes_its_newest_readable_checkpoint(finished_run, tmp_path, capsys):

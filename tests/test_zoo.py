@@ -57,6 +57,17 @@ def test_bad_names_get_a_sentence(name, message, runs_dir):
         zoo.resolve(name)
 
 
+def test_an_empty_name_offline_names_what_loads_here(monkeypatch):
+    with pytest.raises(ValueError) as offline:
+        zoo.resolve(" ")
+    assert str(offline.value) == ("Choose a model: bundled-teacher or bundled-student, run:RUN_ID for a run's student, "
+                                  "or a local model folder (the Hugging Face Hub is out of reach, so a Hub id loads "
+                                  "only when it is already cached).")
+    monkeypatch.setattr(zoo, "hub_reachable", lambda: True)
+    with pytest.raises(ValueError, match=r"^Choose a model: a known name, a Hub id such as DeepPavlov/"):
+        zoo.resolve("")
+
+
 def test_uncached_hub_model_offline_says_what_to_do():
     assert not zoo.hub_reachable()  # HF_HUB_OFFLINE=1 in tests
     with pytest.raises(ValueError, match="cannot be reached"):

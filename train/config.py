@@ -331,9 +331,5 @@ def check_output_dir(run_dir: Path) -> None:
     """Refuse, before anything loads, a run directory that is a file, holds other files than a run's, or cannot be
     made or written (core.paths.check_output_folder). ValueError naming --output-dir and the directory."""
     paths = RunPaths(run_dir)
-    try:
-        check_output_folder(paths.root, f"--output-dir '{paths.root}'", "a run's folder", "resume it",
-                            marks=tuple(p.name for p in (paths.config, paths.request, paths.status)))
-    except OSError as error:  # a name the system refuses as a path (too long)
-        raise ValueError(f"--output-dir {quoted_id(paths.root)} ({len(str(paths.root)):,} characters) cannot be "
-                         f"made ({error.strerror or error}); give a shorter path.") from None
+    check_output_folder(paths.root, "--output-dir", "a run's folder", "resume it",
+                        marks=tuple(p.name for p in (paths.config, paths.request, paths.status)))

@@ -84,7 +84,7 @@ def precision_label(fmt: str, int8: bool, runtime_precision: str) -> str:
 
 def check_output(output: Path) -> None:
     """The output is a new or empty folder, or an earlier export (which is replaced); ValueError otherwise."""
-    check_output_folder(output, f"--output '{output}'", "an earlier export", "replace it", marks=(EXPORT_INFO,))
+    check_output_folder(output, "--output", "an earlier export", "replace it", marks=(EXPORT_INFO,))
 
 
 def check_finished(target: str) -> None:

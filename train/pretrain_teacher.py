@@ -90,7 +90,7 @@ def check_args(args: argparse.Namespace) -> str | None:
     if args.navec_file and args.init_embeddings != "navec":
         return "--navec-file is read only with --init-embeddings navec; add that option or leave the file out."
     try:
-        check_output_folder(args.output_dir, f"--output-dir '{args.output_dir}'", "a teacher's folder", "resume it",
+        check_output_folder(args.output_dir, "--output-dir", "a teacher's folder", "resume it",
                             marks=TEACHER_FILES)
     except ValueError as error:
         return str(error)

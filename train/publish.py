@@ -496,7 +496,7 @@ def write_folder(run_dir: Path, folder: Path, repo_id: str, license: str = DEFAU
     student, teacher = student_to_publish(run_dir), run_config(run_dir).teacher
     final = student.path
     folder = Path(folder)
-    check_output_folder(folder, f"The folder '{folder}'")
+    check_output_folder(folder, "The folder")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:

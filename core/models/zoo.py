@@ -164,8 +164,13 @@ def resolve(name: str) -> tuple[str, str]:
     """Turn a model name into (source, location); raise ValueError with a sentence a person can act on."""
     name = (name or "").strip()
     if not name:
-        raise ValueError("Choose a model: a known name, a Hub id such as DeepPavlov/rubert-base-cased-conversational, "
-                         "or a local model folder.")
+        if hub_reachable():
+            raise ValueError("Choose a model: a known name, a Hub id such as "
+                             "DeepPavlov/rubert-base-cased-conversational, or a local model folder.")
+        # offline a Hub id loads only from the cache: name first what loads here
+        raise ValueError(f"Choose a model: {' or '.join(BUNDLED_PAIR)}, run:RUN_ID for a run's student, or a local "
+                         "model folder (the Hugging Face Hub is out of reach, so a Hub id loads only when it is "
+                         "already cached).")
     if name in KNOWN_MODELS:
         known = KNOWN_MODELS[name]
         if known.bundled_dir:
