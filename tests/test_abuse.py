@@ -497,9 +497,15 @@ def test_5000_lines_of_250_tokens_are_refused_on_a_space_before_embedding(bundle
     monkeypatch.delenv("RUDISTIL_MAX_EMBED_S", raising=False)
     ctx = AppContext("bundled-teacher", "bundled-student", on_space=True)
     assert ctx.max_embed_s == 120.0
-    lines = typed_set("\n".join(["и " * 248] * 5000))
+    tokenizer = bundled_teacher.tokenizer
+    words = [w for w in sorted(tokenizer.get_vocab()) if w.isalpha() and len(tokenizer(f"{w} и")["input_ids"]) == 4]
+    lines = typed_set("\n".join(f"{words[i // 100]} {words[i % 100]} " + "и " * 246 for i in range(5000)))
     lengths = embed.token_lengths(bundled_teacher, lines)
     assert len(lengths) == 5000 and set(lengths) == {250}  # [CLS], 248 words, [SEP]
+    copies = typed_set("\n".join([lines.sentences[0]] * 5000))  # embedded once: the cost of one sentence
+    assert embed.token_lengths(bundled_teacher, copies) == [250]
+    assert embed_tab.embedding_seconds(bundled_teacher, copies, "mean") == pytest.approx(
+        (embed_tab.embedding_seconds(bundled_teacher, typed_set(lines.sentences[0]), "mean")[0], 250))
     teacher_s, tokens = embed_tab.embedding_seconds(bundled_teacher, lines, "mean")
     assert tokens == 5000 * 250
     config = bundled_teacher.model.config

@@ -249,6 +249,19 @@ def test_the_sentence_list_follows_the_maps_neighbours_draws(ctx, names):
     assert embed_tab.show_beside(None) == (embed_tab.gr.skip(),) * 4  # nothing drawn yet: left as they are
 
 
+def test_more_neighbours_than_other_sentences_says_how_many_each_list_has(ctx, names):
+    from ui import embed_tab
+
+    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
+                                            highlight="1", neighbours=9)
+    _, note, _, _ = embed_tab.show_beside(shown, "debiased")
+    assert "The set has 5 other sentences, so each list of neighbours has 5, not the 9 asked for." in note
+    assert len(shown.files["neighbours.csv"]) == 2 * 5  # one row a model and rank
+    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
+                                            highlight="1", neighbours=5)
+    assert "asked for" not in embed_tab.show_beside(shown, "debiased")[1]
+
+
 def test_a_sentence_picked_from_a_list_of_other_sentences_is_found_by_its_text_or_refused(ctx, names):
     """'3. Я люблю читать книги.' picked from the list of eight, with the first line since deleted: sentence 3 is
     now another one, which Neighbours marked without a word."""

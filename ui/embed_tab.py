@@ -158,7 +158,8 @@ def map_settings(pooling, method=METHODS[0], dims=DIMENSIONS[0], estimator=None)
 
 def embedding_seconds(loaded, sentences: SentenceSet, pooling: str) -> tuple[float, int]:
     """(estimated seconds, tokens) of embedding `sentences` with `loaded`: the encoder's FLOPs over batches of
-    EMBED_BATCH sentences of similar length, at this machine's measured float32 rate; (0, tokens) when cached."""
+    EMBED_BATCH sentences of similar length, at this machine's measured float32 rate, sentences read as the same
+    tokens counted once, as they are embedded (core.compare.embed.token_lengths); (0, tokens) when cached."""
     lengths = sorted(embed.token_lengths(loaded, sentences))
     if embed.is_embedded(loaded, sentences, pooling):
         return 0.0, sum(lengths)
@@ -391,6 +392,9 @@ def _draw(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], se
     timing = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped in "
               f"{time.perf_counter() - embedded:.1f} s (cached results are instant).")
     remarks = purity_note(sentences, spaces)
+    if index is not None and k > len(sentences) - 1:
+        remarks += (f" The set has {count(len(sentences) - 1, 'other sentence')}, so each list of neighbours has "
+                    f"{len(sentences) - 1}, not the {k} asked for.")
     flat = [s.model for s in spaces if not embed.varies(s.vectors)]
     if flat:
         names = markdown_text(", ".join(flat))  # as typed

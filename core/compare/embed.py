@@ -195,8 +195,11 @@ def all_layers(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mean
 
 
 def token_lengths(loaded: LoadedModel, sentences: SentenceSet) -> list[int]:
-    """How many tokens `loaded` reads of each sentence (its first MAX_TOKENS at most): what embedding them costs."""
-    return [len(ids) for ids in _token_ids(loaded, sentences.sentences)]
+    """How many tokens `loaded` reads (tokens_read at most) of each different token sequence among `sentences`, in
+    the order of their first sentences: what embedding them costs, since sentences read as the same tokens are
+    embedded once (see _pooled_layers)."""
+    distinct = dict.fromkeys(tuple(ids) for ids in _token_ids(loaded, sentences.sentences))
+    return [len(ids) for ids in distinct]
 
 
 @dataclass(frozen=True)
