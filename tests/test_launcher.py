@@ -114,8 +114,10 @@ def test_delete_right_after_stop_waits_for_the_stop(launcher, tiny_teacher_dir, 
     run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=100000))
     run_dir = run_dir_of(run_id, launcher.root)
     wait_for(lambda: checkpoint_step(run_dir) >= 2)
-    with pytest.raises(ValueError, match="Stop the run before deleting it"):
+    with pytest.raises(ValueError) as refused:
         launcher.delete(run_id)  # a running run is never deleted without being stopped first
+    assert str(refused.value) == (f"Run {run_id} is running: press Stop first (it saves a checkpoint and ends), then "
+                                  "Delete.")  # as the Distill tab says it
     launcher.stop(run_id)
     assert launcher.delete(run_id) == f"Deleted run {run_id}."
     time.sleep(4 * launcher.poll_s)  # the watcher reaps the child: it must not write the folder back
@@ -423,3 +425,20 @@ def test_a_second_stop_of_a_stopping_run_sends_no_second_signal(runs_dir):
     write_status(run_dir, state="running", pid=os.getpid(), stop_requested=True, message="Stopping")
     assert idle.stop(run_dir.name) == "The run is already stopping: it saves a checkpoint and ends."
     assert read_status(run_dir)["state"] == "running"
+
+
+def test_a_queued_run_or_one_another_process_asked_to_stop_is_refused_or_waited_for(runs_dir, tiny_teacher_dir,
+                                                                                     tiny_corpus):
+    """The launcher refuses as the Distill tab does; a run whose status says a stop was asked (by an earlier app
+    process, say) is waited for, not refused as running."""
+    idle = RunLauncher(runs_dir, stop_wait_s=0.3)  # never started: a submitted run stays queued
+    run_id = idle.submit(config(tiny_teacher_dir, tiny_corpus))
+    with pytest.raises(ValueError) as refused:
+        idle.delete(run_id)
+    assert str(refused.value) == f"Run {run_id} is waiting in line: press Stop to take it out of the line, then Delete."
+    run_dir = run_dir_of(run_id, runs_dir)
+    write_status(run_dir, state="running", pid=os.getpid(), stop_requested=True)
+    with pytest.raises(ValueError, match=r"^The run is still saving its checkpoint before it stops; press Delete "):
+        idle.delete(run_id)
+    write_status(run_dir, state="stopped", step=3)
+    assert idle.delete(run_id) == f"Deleted run {run_id}." and not run_dir.exists()

@@ -78,6 +78,16 @@ def can_see(info: dict, requester: str | None, shared: bool) -> bool:
     return not shared or info.get("public") or (info.get("owner") and info["owner"] == requester)
 
 
+def deletion_refusal(run_id: str, status: dict) -> str | None:
+    """The sentence refusing to delete run `run_id` with this status now, saying what to do: it is queued, or it is
+    running and was not asked to stop (a run stopping is waited for, RunLauncher.delete); None when it may go."""
+    if status.get("state") == "queued":
+        return f"Run {run_id} is waiting in line: press Stop to take it out of the line, then Delete."
+    if status.get("state") == "running" and not status.get("stop_requested"):
+        return f"Run {run_id} is running: press Stop first (it saves a checkpoint and ends), then Delete."
+    return None
+
+
 def take_out_of_queue(status: dict) -> dict | None:
     """An update_status change: a run still queued is stopped before it started; any other is left alone."""
     if status.get("state") != "queued":
@@ -378,7 +388,7 @@ class RunLauncher:
         seconds, so that Stop then Delete works; raises ValueError for a run that is queued, running and not asked
         to stop, or still stopping after the wait."""
         run_dir, info = self._controlled(run_id, requester)
-        if info.get("state") == "running" and run_id in self._stopping:
+        if info.get("state") == "running" and (run_id in self._stopping or info.get("stop_requested")):
             deadline = time.monotonic() + self.stop_wait_s
             while read_status(run_dir).get("state") == "running" and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -386,8 +396,9 @@ class RunLauncher:
             if info.get("state") == "running":
                 raise ValueError("The run is still saving its checkpoint before it stops; press Delete again in a "
                                  "few seconds.")
-        if info.get("state") in ACTIVE_STATES:
-            raise ValueError("Stop the run before deleting it.")
+        refusal = deletion_refusal(run_id, info)
+        if refusal:
+            raise ValueError(refusal)
         with self._lock:  # the watcher must not record the exit of a run whose folder is going away
             child = self._children.get(run_id)
             if child is not None:  # its status says it ended; the process may still be exiting

@@ -47,7 +47,7 @@ from train.config import (
 )
 from train.export import export_model, mode_of
 from train.export import summary as export_summary
-from train.launcher import can_control, can_see, check_uploaded_corpus
+from train.launcher import can_control, can_see, check_uploaded_corpus, deletion_refusal
 from train.publish import publish
 from ui.context import (
     AppContext,
@@ -516,12 +516,9 @@ def check_deletable(ctx: AppContext, run_id: str | None, owner: str | None) -> P
     status = read_status(run_dir)
     if not can_control({**status, "id": run_dir.name}, owner, ctx.launcher.shared):
         raise ValueError("This run belongs to another session: only the person who started it can delete it.")
-    if status.get("state") == "queued":
-        raise ValueError(f"Run {run_dir.name} is waiting in line: press Stop to take it out of the line, then "
-                         "Delete.")
-    if status.get("state") == "running" and not status.get("stop_requested"):
-        raise ValueError(f"Run {run_dir.name} is running: press Stop first (it saves a checkpoint and ends), then "
-                         "Delete.")
+    refusal = deletion_refusal(run_dir.name, status)
+    if refusal:
+        raise ValueError(refusal)
     return run_dir
 
 
