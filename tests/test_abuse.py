@@ -665,3 +665,25 @@ def test_on_a_space_a_hub_id_is_sized_on_the_hub_before_anything_downloads(monke
     with pytest.raises(ValueError) as error:
         offline.check_name("DeepPavlov/distilrubert-small-cased-conversational")
     assert "cannot reach" in str(error.value) and str(fake.cache_dir) not in str(error.value)
+
+
+def test_two_visitors_failing_with_the_same_inputs_each_see_their_own_reason(monkeypatch):
+    """The status line's reason was kept by action and inputs only: the first visitor to ask took the other's."""
+    import gradio as gr
+
+    from ui import context as context_module
+
+    errors = context_module.ErrorLines()
+    def draw(sentences, model):
+        raise ValueError(f"{context_module.session_id()}'s reason")
+
+    fail, line = errors.wrap("draw", draw, 2), errors.failure("Draw", "draw")
+    for session in ("a", "b"):
+        monkeypatch.setattr(context_module, "session_id", lambda s=session: s)
+        with pytest.raises(gr.Error):
+            fail("the same sentences", "the same model")
+    said = {}
+    for session in ("a", "b"):
+        monkeypatch.setattr(context_module, "session_id", lambda s=session: s)
+        said[session] = line("the same sentences", "the same model")
+    assert said == {"a": "**Draw failed:** a's reason", "b": "**Draw failed:** b's reason"}

@@ -731,7 +731,7 @@ def test_an_emptied_model_box_comes_back_to_its_default_or_names_one(page):
     expect(box).to_have_value("")
     page.locator("#predict-run").click()
     expect(page.locator("#predict-status")).to_contain_text(
-        "Predict failed: Model 2 is empty: choose at least two models to compare, such as bundled-student as model 2.",
+        "Predict failed: Choose a second model to compare with bundled-teacher, such as bundled-student as model 2.",
         timeout=60_000)
     page.reload()
 

@@ -125,6 +125,17 @@ def test_the_exported_student_says_the_same_words(tiny_student_dir, tmp_path):
     assert all(item.top1 for pair in result.pairs for item in pair.items)
 
 
+def test_a_damaged_export_is_one_sentence(tiny_student_dir, tmp_path):
+    needs("onnxruntime")
+    export_cli.export_model(str(tiny_student_dir), "onnx", False, tmp_path / "onnx")
+    (tmp_path / "onnx" / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError) as refused:
+        load_exported(tmp_path / "onnx")
+    said = str(refused.value)
+    assert said.startswith("The export onnx cannot be loaded (") and said.endswith("); export the model again.")
+    assert "\n" not in said and str(tmp_path) not in said and "onnx/model.onnx" in said
+
+
 def test_an_unfinished_run_is_not_exported(tiny_teacher_dir, tiny_student_dir, runs_dir):
     from ui import distill_tab
 

@@ -153,21 +153,31 @@ def test_offline_the_bundled_pair_leads_every_model_list(monkeypatch, runs_dir):
 
 
 @pytest.mark.parametrize("boxes, said", [
-    (("bundled-teacher", "", ""), "Model 2 is empty: choose at least two models to compare, such as bundled-student "
-                                  "as model 2."),
-    (("", "bundled-student", "bundled-student"), "Model 1 is empty: choose at least two models to compare, such as "
-                                                 "bundled-teacher as model 1."),
-    (("  ", None, "bundled-student"), "Models 1 and 2 are empty: choose at least two models to compare, such as "
-                                      "bundled-teacher and bundled-student."),
+    (("bundled-teacher", "", ""), "Choose a second model to compare with bundled-teacher, such as bundled-student as "
+                                  "model 2."),
+    (("bundled-student", "", ""), "Choose a second model to compare with bundled-student, such as bundled-teacher as "
+                                  "model 2."),  # never the model already chosen
+    (("", "bundled-student", ""), "Choose a second model to compare with bundled-student, such as bundled-teacher as "
+                                  "model 1."),
+    (("  ", None, ""), "Choose two models to compare, such as bundled-teacher as model 1 and bundled-student as "
+                       "model 2."),
 ])
-def test_an_empty_model_box_is_named_with_the_model_to_choose(tab, boxes, said):
+def test_fewer_than_two_models_are_refused_naming_a_model_to_choose(tab, boxes, said):
     from ui import predict_tab
 
     ctx, errors = tab
     assert refused(predict_tab.fill_mask, ctx, errors, *boxes, 3, "Привет, [MASK]!") == said
     assert refused(predict_tab.probe_summary, ctx, errors, *boxes) == said
-    with pytest.raises(ValueError, match="^Model 2 is empty: choose at least two models to compare.$"):
+    with pytest.raises(ValueError, match="^Choose a second model to compare with bundled-teacher, as model 2.$"):
         predict_tab.ModelChoice("bundled-teacher", "").names()  # no pair to suggest
+
+
+def test_any_two_filled_boxes_compare_the_first_as_the_reference():
+    from ui import predict_tab
+
+    assert predict_tab.ModelChoice("", "bundled-student", "bundled-teacher").names() == ["bundled-student",
+                                                                                         "bundled-teacher"]
+    assert predict_tab.ModelChoice(" a ", None, "b").names() == ["a", "b"]
 
 
 def test_an_empty_model_name_anywhere_is_told_the_apps_pair_not_a_hub_id(runs_dir):

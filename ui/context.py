@@ -247,6 +247,23 @@ def led_by(choices: list[str], first: str) -> list[str]:
     return [first, *(c for c in choices if c != first)] if first in choices else choices
 
 
+def check_two_models(names: Sequence[str], suggested: Sequence[str] = ()) -> None:
+    """Refuse a comparison of fewer than two models. `names`: the model boxes in order, "" where a box is empty; any
+    two filled boxes compare (the first is the reference). ValueError naming a model to choose for the first empty box
+    of the first two, from `suggested` (the app's default teacher and student), never one already chosen."""
+    chosen = [n for n in names if n]
+    if len(chosen) >= 2:
+        return
+    box = next((i + 1 for i in range(2) if i >= len(names) or not names[i]), 2)
+    if not chosen:
+        pair = [n for n in suggested if n][:2]
+        raise ValueError("Choose two models to compare" + (f", such as {pair[0]} as model 1 and {pair[1]} as model 2."
+                                                           if len(pair) == 2 else ", as model 1 and model 2."))
+    other = next((n for n in suggested if n and n != chosen[0]), None)
+    raise ValueError(f"Choose a second model to compare with {chosen[0]}"
+                     + (f", such as {other} as model {box}." if other else f", as model {box}."))
+
+
 def empty_models_line(empty: list[int], suggested: Sequence[str] = ()) -> str:
     """The sentence for model boxes of a comparison left empty (0 for model 1, 1 for model 2), naming a model for
     each when `suggested` (the app's default teacher and student) holds one."""
@@ -694,8 +711,9 @@ class ErrorLines:
 
     @staticmethod
     def key(action: str, inputs) -> tuple:
-        """The key of an action's inputs, as text: a NaN layer or an unhashable value still finds its line."""
-        return (action, *map(repr, inputs))
+        """The key of an action's inputs in the session handled now, as text: a NaN layer or an unhashable value
+        still finds its line, and two visitors who fail with the same inputs each find their own."""
+        return (session_id(), action, *map(repr, inputs))
 
     def failure(self, what: str, action: str):
         """The listener for an action's .failure(): given the same inputs, the status line of its error."""

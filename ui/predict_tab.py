@@ -28,8 +28,8 @@ from ui.context import (
     CheckedNumber,
     ErrorLines,
     VisitorLimit,
+    check_two_models,
     cleared,
-    empty_models_line,
     failure_line,
     markdown_text,
     model_name,
@@ -106,13 +106,12 @@ class ModelChoice:
     model_3: str | None = None
 
     def names(self, suggested: Sequence[str] = ()) -> list[str]:
-        """The chosen names, stripped, an empty model 3 left out; ValueError when one is not a name (not text, too
-        long) or model 1 or 2 is empty (the sentence names `suggested[i]` for box i + 1, the app's default pair)."""
+        """The chosen names, stripped, in box order with empty boxes left out (the first is the reference);
+        ValueError when one is not a name (not text, too long) or fewer than two are chosen (ui.context
+        .check_two_models, which suggests a model of `suggested`, the app's default pair)."""
         given = (self.model_1, self.model_2, self.model_3)
         chosen = [model_name(v, f"Model {i}") for i, v in enumerate(given, start=1)]
-        empty = [i for i in (0, 1) if not chosen[i]]
-        if empty:
-            raise ValueError(empty_models_line(empty, suggested))
+        check_two_models(chosen, suggested)
         return [n for n in chosen if n]
 
 

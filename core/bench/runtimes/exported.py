@@ -13,6 +13,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 from core.bench.runtimes.available import openvino_dtype
 from core.bench.runtimes.convert import ONNX_NAME, OPENVINO_NAME
 from core.bench.runtimes.session import RuntimeSession
+from core.formatting import error_sentence
 from core.models import zoo
 
 EXPORT_INFO = "export.json"  # how the folder was made, and what was measured on it
@@ -71,12 +72,19 @@ class ExportedMaskedLM(torch.nn.Module):
 
 def load_exported(folder: Path, name: str | None = None) -> zoo.LoadedModel:
     """An exported folder with its tokenizer, as the Predictions tab's comparisons take models; ValueError when the
-    folder is not a finished export or its runtime is not installed here."""
+    folder is not a finished export, its runtime is not installed here, or its files are damaged (the runtime's or
+    the tokenizer's own error, of any type, as one sentence)."""
     folder = Path(folder)
     info = read_export_info(folder)
     try:
         model = ExportedMaskedLM(folder, info)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
     except ImportError as error:
         raise ValueError(f"{folder.name} needs {error.name or 'its runtime'}, which is not installed here.") from None
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    except ValueError:
+        raise
+    except Exception as error:  # ONNX Runtime and OpenVINO raise types of their own for a damaged file
+        why = error_sentence(error).replace(str(folder), folder.name)  # this server's folders are its own business
+        raise ValueError(f"The export {name or folder.name} cannot be loaded ({why}); export the model again.") \
+            from None
     return zoo.LoadedModel(name or f"{info.get('source', folder.name)} [{folder.name}]", model, tokenizer, "local")
