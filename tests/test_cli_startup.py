@@ -57,6 +57,23 @@ def test_help_and_a_bad_flag_answer_without_loading_torch(module):
     assert heavy_in(imported_modules(refused.stderr)) == []
 
 
+def test_every_other_command_line_refuses_a_bad_flag_in_one_line():
+    """The commands above are checked one by one; each other command's parser is core.formatting.OneLineParser too:
+    one stderr line and exit code 2."""
+    modules = ("core.models.hub", "scripts.gpu_check", "scripts.teacher_levers", "scripts.bench_distill_step",
+               "scripts.build_bundled_pair")
+    started = {module: subprocess.Popen([sys.executable, "-m", module, "--no-such-flag"], cwd=REPO, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+               for module in modules}  # started together: most of each one's time is its imports
+    for module, process in started.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 2 and err.count("\n") == 1, (module, err)
+        # commands with a required argument name it first; the others the flag
+        assert err.startswith(("error: unrecognized arguments: --no-such-flag",
+                               "error: the following arguments are required")), (module, err)
+
+
 # each command's entry: the function its `python -m` and its console script run (train.cli's, core.bench's own)
 ENTRIES = {"train.distill": "train.cli:distill_command", "train.pretrain_teacher": "train.cli:pretrain_teacher_command",
            "train.publish": "train.cli:publish_command", "train.export": "train.cli:export_command",
