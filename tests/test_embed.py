@@ -144,6 +144,16 @@ def test_embeddings_are_cached_and_a_changed_model_is_not(tiny_student, sentence
     assert embed.all_layers(changed, sentences) is not first
 
 
+def test_a_space_holds_its_own_layer_not_the_cached_stack(tiny_student, sentences):
+    """A Space's vectors were a view of the cached (layers + 1, n, hidden) stack: whoever kept a Space kept every
+    layer alive, after the cache had let the stack go."""
+    stack = embed.all_layers(tiny_student, sentences)
+    space = embed.embed_space(tiny_student, sentences, layer=1)
+    np.testing.assert_array_equal(space.vectors, stack[1])
+    assert not np.shares_memory(space.vectors, stack) and space.vectors.base is None
+    assert space.vectors.nbytes == len(sentences) * 32 * 4 and not space.vectors.flags.writeable
+
+
 def test_embedding_cache_is_bounded():
     store = embed._ArrayLRU(max_bytes=3 * 800)
     for i in range(5):

@@ -90,7 +90,7 @@ def test_sentences_of_unknown_characters_share_one_point_and_the_note_names_them
 
 def test_models_with_other_vocabularies_are_named_each_with_its_own_sentences(names):
     """The bundled student's vocabulary has 🙂, the tests' tiny teacher's does not: each is named with the sentences
-    that share a point on its own map."""
+    that share a point on its own maps (the tiny teacher is in two boxes: two maps, which the note said were one)."""
     from ui import embed_tab
 
     tiny, bundled = zoo.load(names[0]), zoo.load("bundled-student")
@@ -101,9 +101,27 @@ def test_models_with_other_vocabularies_are_named_each_with_its_own_sentences(na
     note = embed_tab.same_tokens_note([tiny, bundled, tiny], typed_set("\n".join(lines)))
     assert note == embed_tab.markdown_text(
         f" 3 sentences (#0, #1 and #2) are only unknown tokens ([UNK]) to {names[0]}: none of their characters is in "
-        "the vocabulary; they share one point on its map. 2 sentences (#1 and #2) are only unknown tokens ([UNK]) to "
+        "the vocabulary; they share one point on its maps. 2 sentences (#1 and #2) are only unknown tokens ([UNK]) to "
         "bundled-student: none of their characters is in the vocabulary; they share one point on its map.")
+    assert "share one point on its map." in embed_tab.same_tokens_note([tiny, bundled], typed_set("\n".join(lines)))
     assert embed_tab.same_tokens_note([tiny, bundled], typed_set("\n".join(EIGHT))) == ""
+
+
+def test_one_model_in_two_boxes_has_two_maps_and_one_notice(ctx, names, monkeypatch):
+    """The same model at its last layer and at layer 1: the note said they share one point on 'its map', and the
+    model's notice came once a box."""
+    import dataclasses
+
+    from ui import embed_tab
+    from ui.context import markdown_text
+
+    loaded = ctx.load
+    notice = "The tokenizer of this model was set to lowercase text, but its vocabulary is cased: it reads text cased."
+    monkeypatch.setattr(ctx, "load", lambda name, **kwargs: dataclasses.replace(loaded(name, **kwargs), notice=notice))
+    _, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(WITH_EMOJI, model_1=names[0], model_2=names[0], layer_2=1))
+    assert markdown_text(f" 3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to {names[0]}: none of their "
+                         "characters is in the vocabulary; they share one point on its maps.") in note
+    assert note.count(markdown_text(notice)) == 1
 
 
 def test_a_set_that_a_model_reads_as_one_point_is_refused(ctx, names):
@@ -135,12 +153,16 @@ def test_a_set_that_a_model_reads_as_fewer_than_four_points_is_refused(ctx, name
 
     lines = ["🐱", "🚀", EIGHT[0], "🍕", EIGHT[1]]
     said = (f"To {names[0]}, these 5 different sentences are only 3 different token sequences (#0, #1, #3 are only "
-            "unknown tokens ([UNK])): a map needs at least 4 different points. Add 1 more sentence with words it "
+            "unknown tokens ([UNK])): the maps need at least 4 different points. Add 1 more sentence with words it "
             "knows.")
     inputs = typed(lines, model_1=names[0], model_2=names[1])
     with pytest.raises(gr.Error) as refused:
         embed_tab.draw_maps(ctx, **inputs)
     assert message_of(refused.value) == said
+    layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
+    with pytest.raises(gr.Error) as refused:  # it draws no map: it said "the maps need"
+        embed_tab.compare_layers(ctx, **layer_inputs)
+    assert message_of(refused.value) == said.replace("the maps need", "layer similarity needs")
     with pytest.raises(ValueError) as refused:
         embed.check_readable(zoo.load(names[0]), typed_set("\n".join(lines + ["🦊", "🐍"])))
     assert "these 7 different sentences are only 3 different token sequences (#0, #1, #3, #5, #6 are only unknown" \
@@ -156,19 +178,49 @@ def test_a_set_that_a_model_reads_as_fewer_than_four_points_is_refused(ctx, name
 ])
 def test_too_few_different_sentences_are_refused_by_every_action(ctx, names, lines, method, said):
     """Layer similarity with the biased estimator took 2 or 3 sentences and showed a CKA of 1 for every pair of
-    layers; four copies of one sentence drew one point."""
+    layers; four copies of one sentence drew one point. Layer similarity draws no map: it is refused in its own
+    name, where it said "The maps need"."""
     import gradio as gr
 
     from ui import embed_tab
 
-    said = f"The maps need at least 4 different sentences; {said}"
     inputs = typed(lines, model_1=names[0], model_2=names[1], method=method)
     layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
-    for handler, extra in ((embed_tab.draw_maps, {}), (embed_tab.find_neighbours, dict(highlight="0", neighbours=3)),
-                           (embed_tab.compare_layers, dict(cka_estimator="biased"))):
+    for handler, extra, needs in (
+            (embed_tab.draw_maps, {}, "The maps need"),
+            (embed_tab.find_neighbours, dict(highlight="0", neighbours=3), "The maps need"),
+            (embed_tab.compare_layers, dict(cka_estimator="biased"), "Layer similarity needs")):
         with pytest.raises(gr.Error) as refused:
             handler(ctx, **(layer_inputs if handler is embed_tab.compare_layers else inputs), **extra)
+        assert message_of(refused.value) == f"{needs} at least 4 different sentences; {said}"
+
+
+def test_too_few_sentences_are_refused_before_any_model_is_loaded(names, monkeypatch):
+    """Three typed lines were refused only after every model had loaded (a Hub model is a download first): a model
+    that cannot be loaded said so instead. Neighbours' check before it is queued refuses them too."""
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    ctx = AppContext(default_teacher=names[0], default_student=names[1])
+
+    def unreachable(name, **kwargs):
+        raise gr.Error(f"{name} could not be downloaded: the Hub cannot be reached.")
+    monkeypatch.setattr(ctx, "load", unreachable)
+    inputs = typed(EIGHT[:3], model_1=names[0], model_2=names[1])
+    layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
+    maps = "The maps need at least 4 different sentences; there are 3: add 1 more."
+    for handler, given, said in (
+            (embed_tab.draw_maps, inputs, maps),
+            (embed_tab.find_neighbours, dict(inputs, highlight="0", neighbours=3), maps),
+            (embed_tab.compare_layers, layer_inputs, maps.replace("The maps need", "Layer similarity needs"))):
+        with pytest.raises(gr.Error) as refused:
+            handler(ctx, **given)
         assert message_of(refused.value) == said
+    with pytest.raises(ValueError) as refused:
+        embed_tab.chosen_sentence_check(*inputs.values(), "0")
+    assert str(refused.value) == maps
 
 
 def test_four_different_sentences_with_copies_draw(ctx, names):
@@ -238,6 +290,40 @@ def test_neighbours_with_other_settings_puts_their_own_scores_beside_the_maps(em
     assert_embedding_downloads_are_the_page(page, parts)
 
 
+def arrays_in(kept) -> list[np.ndarray]:
+    """Every numpy array a kept object reaches through dataclass fields, lists, tuples and dicts."""
+    import dataclasses
+
+    if isinstance(kept, np.ndarray):
+        return [kept]
+    if dataclasses.is_dataclass(kept) and not isinstance(kept, type):
+        return arrays_in([getattr(kept, f.name) for f in dataclasses.fields(kept)])
+    if isinstance(kept, dict):
+        return arrays_in(list(kept.values()))
+    if isinstance(kept, (list, tuple)):
+        return [array for item in kept for array in arrays_in(item)]
+    return []
+
+
+def test_what_neighbours_keeps_for_the_page_holds_one_layer_a_model(ctx, names):
+    """The session's state kept each space's vectors as views of the cached stack of every layer: with the
+    DeepPavlov pair on the probe set, 43 MB a session for an hour after it closed, outside the cache's limit."""
+    from ui import embed_tab
+
+    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=2),
+                                            highlight="1", neighbours=2)
+    sentences = typed_set("\n".join(EIGHT))
+    stacks = [embed.all_layers(zoo.load(name), sentences, "mean") for name in names]
+    assert [stack.shape for stack in stacks] == [(5, 8, 32), (3, 8, 32)]  # layers + 1, sentences, width
+    kept = arrays_in(shown)
+    assert not any(np.shares_memory(array, stack) for array in kept for stack in stacks)
+    vectors = [space.vectors for space in shown.drawn.spaces]
+    np.testing.assert_array_equal(vectors[0], stacks[0][2])
+    np.testing.assert_array_equal(vectors[1], stacks[1][-1])
+    assert sum(v.nbytes for v in vectors) == 2 * len(EIGHT) * 32 * 4  # one (n, hidden) float32 layer a model
+    assert embed_tab.show_beside(shown, "debiased")[1].startswith("8 sentences: ")  # what the page needs is there
+
+
 def test_the_sentence_list_follows_the_maps_neighbours_draws(ctx, names):
     from ui import embed_tab
 
@@ -276,6 +362,15 @@ def test_a_sentence_picked_from_a_list_of_other_sentences_is_found_by_its_text_o
         embed_tab.sentence_index(without, "3. Я люблю читать книги.")
     assert str(refused.value) == ("'Я люблю читать книги.' is not among these 4 sentences (the list was made for "
                                   "other sentences); draw the maps again and pick one from the new list.")
+    not_in_set = "That sentence is not in the current set; pick one from the list."
+    for typed_digit in ("²", "٣", "١٢"):  # digits to str.isdigit, but no number the list shows
+        with pytest.raises(ValueError) as refused:  # "²" raised "invalid literal for int()"; "٣" marked sentence 3
+            embed_tab.sentence_index(shifted, typed_digit)
+        assert str(refused.value) == not_in_set
+    with pytest.raises(embed_tab.gr.Error) as refused:
+        embed_tab.find_neighbours(ctx, **typed(EIGHT[1:], model_1=names[0], model_2=names[1]), highlight="²",
+                                  neighbours=2)
+    assert message_of(refused.value) == not_in_set
     numbered = typed_set("1. Кошка спит.\nЗавтра дождь.\nМы ходили в кино.\nМама готовит суп.")
     assert embed_tab.sentence_index(numbered, "1. Кошка спит.") == 0  # a sentence of the set, typed
     assert embed_tab.sentence_index(numbered, "0. 1. Кошка спит.") == 0  # picked from the list
@@ -311,13 +406,17 @@ def test_the_layer_figure_names_its_sentence_vector_and_warns_of_few_sentences(c
 def test_the_upload_box_says_what_it_takes(tmp_path, names):
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import context, embed_tab
     from ui.context import AppContext
 
     with gr.Blocks() as demo:
         parts = embed_tab.build(AppContext(default_teacher=names[0], default_student=names[1]))
     label = parts["upload"].label
     assert "UTF-8" in label and all(suffix in label for suffix in FILE_TYPES)  # it said ".txt or .csv"
+    # the size it says is the limit Gradio applies to MAX_UPLOAD, which the app launches with
+    from gradio.utils import FileSize, _parse_file_size
+    assert f"at most {context.MAX_UPLOAD_MB} MB" in label
+    assert _parse_file_size(context.MAX_UPLOAD) == context.MAX_UPLOAD_MB * FileSize.MB
     assert parts["upload"].file_types == list(FILE_TYPES)
     assert all(f"`{suffix}`" in embed_tab.INTRO for suffix in FILE_TYPES)
     del demo
@@ -329,3 +428,15 @@ def test_the_upload_box_says_what_it_takes(tmp_path, names):
     cp1251.write_bytes("\n".join(EIGHT).encode("cp1251"))
     line = embed_tab.upload_line(str(cp1251))
     assert "'windows.txt' is not UTF-8 text" in line and "as UTF-8" in line  # refused, saying what to save it as
+
+
+def test_any_two_filled_model_boxes_compare_and_one_box_names_a_second_model():
+    from ui import embed_tab
+
+    pair = ("bundled-teacher", "bundled-student")
+    chosen = embed_tab.chosen_models(["", "bundled-student", "bundled-teacher"], [None, 2, -1], pair)
+    assert [(c.name, c.layer) for c in chosen] == [("bundled-student", 2), ("bundled-teacher", -1)]
+    with pytest.raises(ValueError) as refused:
+        embed_tab.chosen_models(["bundled-student", "", ""], [None] * 3, pair)
+    assert str(refused.value) == ("Choose a second model to compare with bundled-student, such as bundled-teacher as "
+                                  "model 2.")

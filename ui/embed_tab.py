@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import gradio as gr
@@ -33,6 +34,7 @@ from core.models.student import dims as model_dims
 from core.models.student import num_layers
 from ui import embed_plots
 from ui.context import (
+    MAX_UPLOAD_MB,
     AppContext,
     CheckedFile,
     CheckedNumber,
@@ -40,8 +42,8 @@ from ui.context import (
     CheckedSlider,
     ErrorLines,
     VisitorLimit,
+    check_two_models,
     cleared,
-    empty_models_line,
     error_message,
     markdown_text,
     model_name,
@@ -64,8 +66,11 @@ QUEUE_GROUP = "embeddings"  # Draw, Neighbours and Layer similarity share one co
 CONCURRENCY = 2  # embedding requests computed at once, all sessions together
 PER_SESSION = 2  # embedding requests one session may have waiting or running
 EMBED_BATCH = 32  # sentences a forward pass, as core.compare.embed.all_layers embeds them
-# What the upload box takes, short enough for one line beside its clear button (the 20 MB is app.py's MAX_UPLOAD)
-UPLOAD_LABEL = f"Sentences file (UTF-8 {', '.join(FILE_TYPES[:-1])} or {FILE_TYPES[-1]}, at most 20 MB)"
+# What the upload box takes, short enough for one line beside its clear button
+UPLOAD_LABEL = (f"Sentences file (UTF-8 {', '.join(FILE_TYPES[:-1])} or {FILE_TYPES[-1]}, "
+                f"at most {MAX_UPLOAD_MB} MB)")
+MAPS_NEED = "The maps need"  # how Draw's and Neighbours' refusals of too few sentences begin
+LAYERS_NEED = "Layer similarity needs"  # and Layer similarity's, which draws no map
 
 INTRO = f"""Embed the same sentences with two or three models (teacher, students, a run's student) and look at the
 spaces side by side. Each model tokenises with its own tokenizer, so students with their own vocabulary and width
@@ -86,9 +91,9 @@ compare too.
 - Uploads: a `.txt` (one sentence a line), or a `.csv` or `.tsv` table (comma, semicolon or tab between columns; a
   `sentence` or `text` column, optional `label` or `topic`), saved as UTF-8 (a Windows-1251 file is refused: save it
   as UTF-8), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
-- A map needs at least {embed.MIN_MAP_SENTENCES} different sentences, as each model reads them: sentences a model
-  reads as the same tokens (emoji and symbols missing from its vocabulary read as `[UNK]`) share one point, and the
-  note names them.
+- Maps and Layer similarity need at least {embed.MIN_MAP_SENTENCES} different sentences, as each model reads them:
+  sentences a model reads as the same tokens (emoji and symbols missing from its vocabulary read as `[UNK]`) share
+  one point, and the note names them.
 - **Downloads** appear under each result: the map's points, the scores and the neighbours (each sentence beside its
   neighbour's) as CSV, the figures as HTML pages that open without a network. They hold what the page shows:
   Neighbours draws the maps again with the settings now chosen, marks the sentence and puts the how-alike table
@@ -129,12 +134,12 @@ def _layer(value, number: int) -> int | None:
 
 
 def chosen_models(names: list[str | None], layers: list, suggested: tuple[str, ...] = ()) -> list[ModelChoice]:
-    """The filled-in model boxes with their layers; ValueError when a box holds no name, or model 1 or 2 is empty
-    (the sentence names `suggested`, the app's default pair, for them)."""
+    """The boxes that hold a name, with their layers, in box order (the first is the reference); empty boxes are
+    left out. ValueError when fewer than two hold a name (ui.context.check_two_models, which suggests a model of
+    `suggested`, the app's default pair), when a name is not text or too long (ui.context.model_name), or when a
+    layer is not a whole number."""
     names = [model_name(name, f"Model {number}") for number, name in enumerate(names, start=1)]
-    empty = [i for i in (0, 1) if i >= len(names) or not names[i]]
-    if empty:
-        raise ValueError(empty_models_line(empty, suggested))
+    check_two_models(names, suggested)
     return [ModelChoice(name, _layer(layer, number))
             for number, (name, layer) in enumerate(zip(names, layers), start=1) if name]
 
@@ -174,14 +179,15 @@ def embedding_seconds(loaded, sentences: SentenceSet, pooling: str) -> tuple[flo
     return flops / rate, sum(lengths)
 
 
-def check_models_and_sentences(ctx: AppContext, models: list, sentences: SentenceSet, pooling: str) -> None:
-    """Before any embedding: ValueError when it would take too long (check_embedding_work), when the set has fewer
-    different sentences than a map needs (core.compare.embed.check_map_sentences), or when a model reads them all as
-    the same tokens (core.compare.embed.check_readable)."""
+def check_models_and_sentences(ctx: AppContext, models: list, sentences: SentenceSet, pooling: str,
+                               needs: str = MAPS_NEED) -> None:
+    """Before any embedding: ValueError when it would take too long (check_embedding_work), or when a model reads
+    the sentences as fewer different token sequences than a map or CKA needs (core.compare.embed.check_readable,
+    its refusal begun by `needs`: MAPS_NEED or LAYERS_NEED). A set of too few different sentences is refused before
+    any model is loaded (core.compare.embed.check_map_sentences)."""
     check_embedding_work(ctx, models, sentences, pooling)
-    embed.check_map_sentences(sentences)
     for loaded in models:
-        embed.check_readable(loaded, sentences)
+        embed.check_readable(loaded, sentences, needs)
 
 
 def check_embedding_work(ctx: AppContext, models: list, sentences: SentenceSet, pooling: str) -> None:
@@ -204,8 +210,8 @@ def _scaled(progress, part: int, parts: int, done: float, desc: str) -> None:
 
 def _spaces(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], pooling: str,
             progress) -> list[embed.Space]:
-    """Each chosen model's space at its layer; the layers, the time it would take and the sentences
-    (check_models_and_sentences) are checked before any embedding starts."""
+    """Each chosen model's space at its layer; the layers, the time it would take and how each model reads the
+    sentences (check_models_and_sentences) are checked before any embedding starts."""
     models = [ctx.load(choice.name, progress=progress) for choice in chosen]
     for loaded, choice in zip(models, chosen):
         embed.resolve_layer(loaded, choice.layer)
@@ -234,7 +240,8 @@ def sentence_index(sentences: SentenceSet, choice) -> int:
         return sentences.sentences.index(text)
     head, _, listed = text.partition(".")
     listed = listed.strip()
-    if not head.isdigit() or (listed and not text[len(head):].startswith(". ")):
+    # ASCII digits only: "²".isdigit() is True, yet int("²") fails, and int("٣") is 3, a number nobody typed here
+    if not (head.isascii() and head.isdigit()) or (listed and not text[len(head):].startswith(". ")):
         raise ValueError("That sentence is not in the current set; pick one from the list.")
     index = int(head)
     if listed and not (0 <= index < len(sentences) and sentences.sentences[index] == listed):
@@ -344,7 +351,9 @@ def numbers_text(numbers: tuple[int, ...]) -> str:
 
 def same_tokens_note(models: list, sentences: SentenceSet) -> str:
     """The different sentences that models read as the same tokens, which therefore share one point on their maps,
-    and why; models that read a group alike (one tokenizer) are named together. "" when there are none."""
+    and why; models that read a group alike (one tokenizer) are named together. `models`: one a map, so a model in
+    two boxes (at two layers) comes twice. "" when there are none."""
+    maps = Counter(m.name for m in models)  # a model's maps: one a box it is in
     readers: dict[tuple, list[str]] = {}  # (sentences, why, tokens read) -> the models' names, as typed
     for loaded in {m.name: m for m in models}.values():
         for group in embed.same_tokens(loaded, sentences):
@@ -358,7 +367,8 @@ def same_tokens_note(models: list, sentences: SentenceSet) -> str:
                 "cut": f"begin with the same {read} tokens, all that {who} {'reads' if len(names) == 1 else 'read'}",
                 "partly unknown": f"differ only in characters unknown to {who}, read as [UNK]",
                 "same": f"are the same tokens to {who}"}[why]
-        where = "its map" if len(names) == 1 else "those maps"
+        shown_on = sum(maps[name] for name in names)
+        where = "its map" if shown_on == 1 else "its maps" if len(names) == 1 else "those maps"
         lines.append(f" {len(numbers)} sentences ({numbers_text(numbers)}) {what}; they share one point on {where}.")
     return markdown_text("".join(lines))
 
@@ -401,7 +411,8 @@ def _draw(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], se
         remarks += f" Every sentence has the same vector in {names} at this layer: nothing to map."
     models = [ctx.load(choice.name) for choice in chosen]  # loaded already: read from the cache
     remarks += same_tokens_note(models, sentences)
-    remarks += "".join(f" {markdown_text(m.notice)}" for m in models if m.notice)  # they name the models as typed
+    # once a model, though it be in two boxes; they name the models as typed
+    remarks += "".join(f" {markdown_text(m.notice)}" for m in {m.name: m for m in models}.values() if m.notice)
     return Drawn(sentences, spaces, figure, coords, timing, remarks), found
 
 
@@ -409,11 +420,12 @@ def _draw(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], se
 def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
               layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
               cka_estimator=DEFAULT_ESTIMATOR, progress=gr.Progress()):
-    """Maps, the how-alike table, a status line, the sentence list for highlighting, and the downloads (kept in a
+    """Maps, the how-alike table, the note beside it, the sentence list for highlighting, and the downloads (kept in a
     gr.State, which API clients do not receive)."""
     chosen = chosen_models([model_1, model_2, model_3], [layer_1, layer_2, layer_3], ctx.pair)
     settings = map_settings(pooling, method, dims, cka_estimator)
     sentences = sentence_set(source, file, sentences)
+    embed.check_map_sentences(sentences, MAPS_NEED)  # before any model loads: it may be a download
     drawn, _ = _draw(ctx, sentences, chosen, settings, progress)
     pairs = embed.compare_pairs(drawn.spaces, estimator=settings.estimator)
     return (drawn.figure, embed_plots.scores_table(drawn.spaces, pairs), drawn.note(pairs),
@@ -424,14 +436,16 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
 def chosen_sentence_check(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
                           layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
                           highlight=None, *rest) -> None:
-    """Before a Neighbours request is queued: ValueError (see sentence_index) when no sentence is chosen or the one
-    chosen is not in the set. Sentences that cannot be read pass here; the request itself says what is wrong."""
+    """Before a Neighbours request is queued: ValueError (see sentence_index) when no sentence is chosen, when the set
+    has too few different sentences for a map (core.compare.embed.check_map_sentences), or when the one chosen is not
+    in the set. Sentences that cannot be read pass here; the request itself says what is wrong."""
     if highlight is None or not str(highlight).strip():
         raise ValueError("Choose a sentence from the list (draw the maps first), or type its number.")
     try:
         chosen_set = sentence_set(source, file, sentences)
     except (ValueError, TypeError, OSError):
         return
+    embed.check_map_sentences(chosen_set, MAPS_NEED)
     sentence_index(chosen_set, highlight)
 
 
@@ -454,6 +468,7 @@ def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, mod
     settings = map_settings(pooling, method, dims)
     k = whole_number(neighbours, "Neighbours", 1, MAX_NEIGHBOURS)
     sentences = sentence_set(source, file, sentences)
+    embed.check_map_sentences(sentences, MAPS_NEED)  # before any model loads: it may be a download
     index = sentence_index(sentences, highlight)
     drawn, found = _draw(ctx, sentences, chosen, settings, progress, index, k)
     shown = neighbour_downloads(sentences, drawn.spaces, drawn.coords, drawn.figure, index, found)
@@ -466,6 +481,8 @@ def show_beside(shown: NeighboursShown | None, cka_estimator=DEFAULT_ESTIMATOR):
     """Beside the maps Neighbours drew: their how-alike table (with the CKA estimator now chosen), the note, the
     list of their sentences and the how-alike.csv box; all left as they are before Neighbours has drawn any."""
     drawn = getattr(shown, "drawn", None)
+    # The page runs this only after Neighbours filled the state, but the queue takes a private event from any
+    # caller by its number, with a session whose state is still empty (or was evicted among many sessions).
     if drawn is None:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     pairs = embed.compare_pairs(drawn.spaces, estimator=one_of(cka_estimator, "CKA estimator", ESTIMATORS))
@@ -500,8 +517,9 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
     names = [c.name for c in chosen_models([model_1, model_2, model_3], [None] * 3, ctx.pair)]
     settings = map_settings(pooling, estimator=cka_estimator)
     sentences = sentence_set(source, file, sentences)
+    embed.check_map_sentences(sentences, LAYERS_NEED)  # before any model loads: it may be a download
     models = [ctx.load(n, progress=progress) for n in names]
-    check_models_and_sentences(ctx, models, sentences, settings.pooling)
+    check_models_and_sentences(ctx, models, sentences, settings.pooling, LAYERS_NEED)
     results = []
     for i, other in enumerate(models[1:]):
         step = functools.partial(_scaled, progress, i, len(models) - 1)
@@ -592,12 +610,12 @@ def build(ctx: AppContext) -> dict:
                                  info="Debiased: near 0 for unrelated spaces. Biased: the original, high for few "
                                       "sentences.")
         draw_button = gr.Button("Draw", variant="primary", elem_id="embed-draw")
-    failed = gr.Markdown("", elem_id="embed-status")  # what the last action that failed said, until one succeeds
+    status_line = gr.Markdown("", elem_id="embed-status")  # what the last action that failed said, until one succeeds
     map_plot = gr.Plot(label="Maps", elem_id="embed-map")
     with gr.Row():
         scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
                               wrap=True, scale=3, elem_id="embed-scores")
-        status = gr.Markdown(scale=2, label="map note", show_label=False, elem_id="embed-note")
+        note = gr.Markdown(scale=2, label="map note", show_label=False, elem_id="embed-note")
     boxes = {}  # file name -> its download box, hidden until an action has made the file
     with gr.Row():
         boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["draw"])
@@ -641,7 +659,7 @@ def build(ctx: AppContext) -> dict:
         """The page's first step of an action: the visitor's places (and `check`), a refusal on the status line."""
         step = trigger(errors.wrap(action, limit.admit(check), len(event_inputs)), event_inputs, None,
                        concurrency_limit=None, **quiet)
-        step.failure(errors.failure(what, action), event_inputs, failed, **quiet)
+        step.failure(errors.failure(what, action), event_inputs, status_line, **quiet)
         return step
 
     def kept(action: str, handler, event_inputs: list):
@@ -649,16 +667,16 @@ def build(ctx: AppContext) -> dict:
         return errors.wrap(action, functools.partial(handler, ctx), len(event_inputs)), event_inputs
 
     def status_lines(event, action: str, what: str, event_inputs: list) -> None:
-        event.success(lambda: "", None, failed, **quiet)
-        event.failure(errors.failure(what, action), event_inputs, failed, **quiet)
+        event.success(lambda: "", None, status_line, **quiet)
+        event.failure(errors.failure(what, action), event_inputs, status_line, **quiet)
 
     draw_fn, draw_inputs = kept("draw", draw_maps, inputs + [estimator])
     drawn = admitted(draw_button.click, "draw", "Draw", draw_inputs).success(
-        draw_fn, draw_inputs, [map_plot, scores, status, chosen, kept_state["draw"]], api_name="embedding_map", **heavy)
+        draw_fn, draw_inputs, [map_plot, scores, note, chosen, kept_state["draw"]], api_name="embedding_map", **heavy)
     drawn.success(functools.partial(show_downloads, "draw"), kept_state["draw"], files["draw"], **quiet)
     drawn.success(neighbours_for_maps, scores, neighbour_rows, **quiet)
     status_lines(drawn, "draw", "Draw", draw_inputs)
-    drawn_results = [map_plot, scores, status, neighbour_rows, kept_state["draw"]]
+    drawn_results = [map_plot, scores, note, neighbour_rows, kept_state["draw"]]
     drawn.failure(cleared(drawn_results, len(files["draw"])), None, drawn_results + files["draw"], **quiet)
     # the list of the maps' sentences goes with the maps (and with it the "Error" mark a failed Draw leaves on it)
     drawn.failure(lambda: gr.Dropdown(choices=[], value=None), None, chosen, **quiet)
@@ -679,7 +697,7 @@ def build(ctx: AppContext) -> dict:
                       files["neighbours"], **quiet)
         # the maps are redrawn with the settings now chosen: the table, note and list beside them follow
         shown.success(show_beside, [kept_state["neighbours"], estimator],
-                      [scores, status, chosen, boxes["how-alike.csv"]], **quiet)
+                      [scores, note, chosen, boxes["how-alike.csv"]], **quiet)
         status_lines(shown, "neighbours", "Neighbours", neighbours_inputs)
     layers_fn, layers_inputs = kept("layers", compare_layers,
                                     [source, upload, typed, first, second, third, pooling, estimator])
@@ -690,8 +708,8 @@ def build(ctx: AppContext) -> dict:
     layer_results = [layer_plot, kept_state["layers"]]
     compared.failure(cleared(layer_results, len(files["layers"])), None, layer_results + files["layers"], **quiet)
     return dict(source=source, upload=upload, upload_note=upload_note, typed=typed, first=first, second=second,
-                third=third, map_plot=map_plot, scores=scores, note=status, chosen=chosen,
+                third=third, map_plot=map_plot, scores=scores, note=note, chosen=chosen,
                 neighbour_rows=neighbour_rows,
                 layer_plot=layer_plot,
-                estimator=estimator, files=files, failed=failed, refresh=(refresh, lists))
+                estimator=estimator, files=files, failed=status_line, refresh=(refresh, lists))
 

@@ -89,7 +89,7 @@ class Space:
     layer: int
     layers: int  # the model's transformer layers; valid layers are 0..layers
     pooling: str
-    vectors: np.ndarray  # (n, hidden), read-only
+    vectors: np.ndarray  # (n, hidden), read-only; its own memory, not a view of the cached stack of every layer
     key: tuple  # (model version, pooling, sentences key, layer): projections are cached under it
 
 
@@ -233,12 +233,12 @@ def same_tokens(loaded: LoadedModel, sentences: SentenceSet) -> list[SameTokens]
     return found
 
 
-def check_readable(loaded: LoadedModel, sentences: SentenceSet) -> None:
+def check_readable(loaded: LoadedModel, sentences: SentenceSet, needs: str = "The maps need") -> None:
     """ValueError when `loaded` reads the different sentences as fewer than MIN_MAP_SENTENCES different token
     sequences: fewer points than a map needs (one when it reads them all alike), and a CKA of them means nothing
     (three points gave -1.000). The sentence says which read alike and why: characters missing from its vocabulary
-    (emoji, rare symbols), or a shared start as long as all it reads. Sets of fewer different texts are
-    check_map_sentences' to refuse."""
+    (emoji, rare symbols), or a shared start as long as all it reads; `needs` names what needs more points, as in
+    check_map_sentences. Sets of fewer different texts are check_map_sentences' to refuse."""
     groups = same_tokens(loaded, sentences)
     different = len(set(sentences.sentences))
     read = different - sum(len(g.sentences) - 1 for g in groups)  # different token sequences
@@ -255,22 +255,23 @@ def check_readable(loaded: LoadedModel, sentences: SentenceSet) -> None:
                          "point, with nothing to map or compare. Use sentences with words it knows.")
     alike = "; ".join(f"{', '.join(f'#{i}' for i in g.sentences)} "
                       f"{'are only unknown tokens ([UNK])' if g.unknown_only else 'read alike'}" for g in groups)
+    more = MIN_MAP_SENTENCES - read
     raise ValueError(f"To {loaded.name}, these {different} different sentences are only {read} different token "
-                     f"sequences ({alike}): a map needs at least {MIN_MAP_SENTENCES} different points. Add "
-                     f"{MIN_MAP_SENTENCES - read} more {'sentence' if read == MIN_MAP_SENTENCES - 1 else 'sentences'} "
-                     "with words it knows.")
+                     f"sequences ({alike}): {needs[:1].lower()}{needs[1:]} at least {MIN_MAP_SENTENCES} different "
+                     f"points. Add {more} more {'sentence' if more == 1 else 'sentences'} with words it knows.")
 
 
-def check_map_sentences(sentences: SentenceSet) -> None:
+def check_map_sentences(sentences: SentenceSet, needs: str = "The maps need") -> None:
     """ValueError, saying how many to add, when the set has fewer than MIN_MAP_SENTENCES different sentences: a map
-    of fewer has nothing to show, and debiased CKA needs as many. Copies of a text count once (they share a point)."""
+    of fewer has nothing to show, and debiased CKA needs as many. Copies of a text count once (they share a point).
+    `needs` begins the sentence, naming what needs them: "The maps need", "Layer similarity needs"."""
     different = len(set(sentences.sentences))
     if different >= MIN_MAP_SENTENCES:
         return
     there = f"there {'is' if different == 1 else 'are'} {different}"
     if different < len(sentences):
         there += f" among {len(sentences)} (copies of a sentence count once)"
-    raise ValueError(f"The maps need at least {MIN_MAP_SENTENCES} different sentences; {there}: add "
+    raise ValueError(f"{needs} at least {MIN_MAP_SENTENCES} different sentences; {there}: add "
                      f"{MIN_MAP_SENTENCES - different} more.")
 
 
@@ -281,11 +282,16 @@ def is_embedded(loaded: LoadedModel, sentences: SentenceSet, pooling: str = "mea
 
 def embed_space(loaded: LoadedModel, sentences: SentenceSet, layer: int | None = None, pooling: str = "mean",
                 progress: Progress | None = None) -> Space:
-    """The sentence vectors of one layer (default the last), mean-pooled over non-padding tokens or the CLS vector."""
+    """The sentence vectors of one layer (default the last), mean-pooled over non-padding tokens or the CLS vector:
+    a Space whose (n, hidden) vectors are a read-only copy of that layer. ValueError for a layer the model does not
+    have (resolve_layer) or a pooling not in POOLINGS."""
     layer = resolve_layer(loaded, layer)
     pooling = _check_pooling(pooling)
     version = model_version(loaded)
-    vectors = all_layers(loaded, sentences, pooling, progress=progress, version=version)[layer]
+    # A copy, not a view: a Space kept (in a page's session state, in a notebook) would otherwise keep the whole
+    # (layers + 1, n, hidden) stack alive after the cache let it go, outside the cache's limit.
+    vectors = np.array(all_layers(loaded, sentences, pooling, progress=progress, version=version)[layer])
+    vectors.setflags(write=False)
     return Space(loaded.name, layer, layer_count(loaded), pooling, vectors, (version, pooling, sentences.key, layer))
 
 
