@@ -654,9 +654,9 @@ def test_the_run_handlers_view_sends_what_changed_and_skips_the_rest():
 
     from ui import bench_tab
 
-    view = bench_tab.BenchView(progress="half way", limits="limits")
-    only = view.outputs("progress", "limits")
-    assert len(only) == 9 and only[0] == "half way" and only[6] == "limits"
+    view = bench_tab.BenchView(progress="half way", notes="notes")
+    only = view.outputs("progress", "notes")
+    assert len(only) == 9 and only[0] == "half way" and only[6] == "notes"
     assert all(isinstance(out, type(gr.skip())) for i, out in enumerate(only) if i not in (0, 6))
     assert view.outputs()[0] == "half way" and view.outputs()[7] is None  # everything, nothing skipped
 
@@ -688,9 +688,9 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
         with pytest.raises(Exception, match="Batch size must be at least 1"):
             client.predict(models, "cpu", "0", 16, ["reference"], 1, False, api_name="/run_benchmark")
         job = client.submit(models, "cpu", "1,2", 16, ["reference", "fast"], 1, False, api_name="/run_benchmark")
-        progress, table, latency, throughput, card, ratios, limits, csv_path, json_path = job.result()
+        progress, table, latency, throughput, card, ratios, notes, csv_path, json_path = job.result()
         assert "done: 8 measurements" in progress and len(job.outputs()) > 8  # streamed, not one final answer
-        assert len(table["data"]) == 8 and "float32: measured matrix product" in limits
+        assert len(table["data"]) == 8 and "float32: measured matrix product" in notes
         assert json.loads(latency["plot"])["data"] and json.loads(throughput["plot"])["data"]
         saved = json.loads(Path(json_path).read_text(encoding="utf-8"))
         assert [r["latency_s"] for r in saved["rows"]] == [row[table["headers"].index("latency_s")]

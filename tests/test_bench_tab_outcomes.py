@@ -47,18 +47,20 @@ def test_a_refused_run_says_why_on_the_progress_line_and_empties_every_result(ru
     errors, run = kept_run(ctx, stops)
     with pytest.raises(gr.Error):
         next(run(ctx, stops, **{**INPUTS, "batch_sizes": "abc"}))
-    progress, results, latency, throughput, card, ratios, notes, csv, json_file = bench_tab.failed_view(errors, stops)
+    view = bench_tab.failed_view(ctx, errors, stops)
+    progress, results, latency, throughput, card, ratios, notes, csv, json_file = view
     assert progress == ("**Benchmark failed:** Batch sizes must be whole numbers separated by commas, such as 1,16; "
                         "got 'abc'.")
     assert results.empty and list(results.columns) == list(bench_tab.ROW_COLUMNS)
     assert card.empty and ratios.empty and (latency, throughput, notes, csv, json_file) == (None, None, "", None, None)
     assert None not in stops.showing  # a later run stopped early no longer says the previous rows are above
     # the line is taken once: a later failure with nothing kept says it has no reason rather than repeating this one
-    assert bench_tab.failed_view(errors, stops)[0] == f"**Benchmark failed:** {bench_tab.NO_REASON}"
+    assert bench_tab.failed_view(ctx, errors, stops)[0] == f"**Benchmark failed:** {bench_tab.no_reason(ctx)}"
 
 
-def test_a_refusal_before_the_run_is_kept_for_the_progress_line_too():
+def test_a_refusal_before_the_run_is_kept_for_the_progress_line_too(runs_dir):
     from ui import bench_tab
+    from ui.context import AppContext
 
     errors, stops = bench_tab.ErrorLines(), bench_tab.StopFlags()
 
@@ -68,19 +70,40 @@ def test_a_refusal_before_the_run_is_kept_for_the_progress_line_too():
     admit = bench_tab.kept_errors(errors, bench_tab.admit_run)
     with pytest.raises(Exception, match="would take about 2 h"):
         admit(bench_tab.Admissions(), guard, *INPUTS.values())
-    assert bench_tab.failed_view(errors, stops)[0] == "**Benchmark failed:** This measurement would take about 2 h."
+    ctx = AppContext("bundled-teacher", "bundled-student")
+    assert bench_tab.failed_view(ctx, errors, stops)[0] == ("**Benchmark failed:** This measurement would take about "
+                                                            "2 h.")
 
 
-def test_an_admitted_run_replaces_the_last_runs_line_at_once():
-    """The last run's "done", "stopped" or "failed" line must not stand above a run that has not yet started."""
+def queue_of(*groups: str):
+    """A stand-in for the app handling a request, whose queue holds one event in each of `groups`."""
+    events = {str(i): SimpleNamespace(concurrency_id=group, session_hash=f"visitor-{i}")
+              for i, group in enumerate(groups)}
+    return SimpleNamespace(_queue=SimpleNamespace(event_ids_to_events=events))
+
+
+@pytest.mark.parametrize("groups, line", [
+    ((), "Starting…"),
+    (("embed",), "Starting…"),  # another tab's work does not hold a benchmark back
+    (("benchmark",), "Waiting for its turn: another benchmark is running, and this app runs one at a time."),
+])
+def test_an_admitted_run_replaces_the_last_runs_line_at_once(groups, line):
+    """The last run's "done", "stopped" or "failed" line must not stand above a run that has not yet started, and
+    the line says it waits only when another benchmark is in the queue."""
+    from gradio.context import LocalContext
+
     from ui import bench_tab
 
     def guard(*inputs):
         return [{"is_valid": True, "message": ""} for _ in inputs]
 
-    run, stop, progress = bench_tab.admit_run(bench_tab.Admissions(), guard, *INPUTS.values())
+    token = LocalContext.blocks.set(queue_of(*groups))
+    try:
+        run, stop, progress = bench_tab.admit_run(bench_tab.Admissions(), guard, *INPUTS.values())
+    finally:
+        LocalContext.blocks.reset(token)
     assert (run.interactive, stop.interactive) == (False, True)
-    assert progress == "Waiting for its turn: one benchmark at a time runs on this app."
+    assert progress == line
 
 
 def test_the_wrapped_handlers_keep_their_api_parameters_and_the_run_still_streams():
@@ -132,7 +155,7 @@ def test_a_fault_while_measuring_is_a_sentence_and_stops_answer_says_the_same(ru
     assert error_message(error.value) == said
     assert any(isinstance(out[1], pd.DataFrame) and len(out[1]) == 1 for out in shown)  # a row was on the page
     assert flags[0].ended.is_set() and flags[0].final_line == f"**Benchmark failed:** {said}"
-    view = bench_tab.failed_view(errors, stops)
+    view = bench_tab.failed_view(ctx, errors, stops)
     assert view[0] == f"**Benchmark failed:** {said}" and view[1].empty and view[7] is None
 
 
@@ -150,7 +173,136 @@ def test_stop_pressed_again_while_the_run_ends_its_pass_is_not_told_it_was_cance
     flag_.finish("stopped after 2 of 4 measurements")
     assert bench_tab.stop_benchmark(stops, wait_s=0.01) == "stopped after 2 of 4 measurements"
     stops.end("me", flag_)
-    assert bench_tab.stop_benchmark(stops, wait_s=0.01) == bench_tab.CANCELLED_IN_QUEUE  # a run queued behind it
+    stops.accept("me")  # the next run, waiting in the queue
+    assert bench_tab.stop_benchmark(stops, wait_s=0.01) == bench_tab.CANCELLED_IN_QUEUE
+
+
+LOCAL_NEXT = "Try again with fewer models, batch sizes or modes; if it happens again, the app's log has the details."
+SPACE_NEXT = ("Try again with fewer models, smaller batch sizes or a shorter sequence length; if it happens again, run "
+              "the lab on your own machine, where the app's log has the details.")
+
+
+@pytest.mark.parametrize("on_space, then", [(False, LOCAL_NEXT), (True, SPACE_NEXT)])
+def test_a_model_that_fails_to_load_while_planning_is_a_sentence_on_the_progress_line(runs_dir, monkeypatch, on_space,
+                                                                                      then):
+    import gradio as gr
+
+    from ui import bench_tab
+    from ui.context import AppContext, error_message
+
+    def fail_to_load(ctx, *inputs):
+        raise RuntimeError("the checkpoint file\nis truncated")
+
+    monkeypatch.setattr(bench_tab, "checked_plan", fail_to_load)
+    ctx, stops = AppContext("bundled-teacher", "bundled-student", on_space=on_space), bench_tab.StopFlags()
+    errors, run = kept_run(ctx, stops)
+    with pytest.raises(gr.Error) as error:
+        list(run(ctx, stops, **INPUTS))
+    said = f"The benchmark stopped on an error while preparing: the checkpoint file is truncated. {then}"
+    assert error_message(error.value) == said
+    assert bench_tab.failed_view(ctx, errors, stops)[0] == f"**Benchmark failed:** {said}"
+
+
+def test_the_estimate_and_the_time_limit_check_answer_a_model_that_fails_to_load(runs_dir, monkeypatch):
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    def fail_to_load(ctx, *inputs):
+        raise OSError("Unable to load weights from pytorch checkpoint file")
+
+    monkeypatch.setattr(bench_tab, "planned", fail_to_load)
+    ctx = AppContext("bundled-teacher", "bundled-student")
+    assert bench_tab.estimate_benchmark(ctx, *INPUTS.values()) == (
+        "**Cannot run as set:** The benchmark could not be prepared: Unable to load weights from pytorch checkpoint "
+        f"file. {LOCAL_NEXT}")
+    assert bench_tab.over_the_time_limit(ctx, *INPUTS.values()) is None  # the run itself says why
+
+
+@pytest.mark.parametrize("on_space, then", [(False, LOCAL_NEXT), (True, SPACE_NEXT)])
+def test_a_failure_without_a_reason_says_what_to_do_where_the_app_runs(runs_dir, on_space, then):
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    ctx = AppContext("bundled-teacher", "bundled-student", on_space=on_space)
+    line = bench_tab.failed_view(ctx, bench_tab.ErrorLines(), bench_tab.StopFlags())[0]
+    assert line == f"**Benchmark failed:** the benchmark ended without saying why; {then[0].lower()}{then[1:]}"
+
+
+def test_a_stop_as_the_run_ends_answers_with_its_final_line_until_the_next_run(runs_dir, monkeypatch):
+    """Gradio keeps the run's event a moment after the run has forgotten its stop flag: a Stop then must neither say
+    it cancelled a waiting benchmark nor write that over the finished run's line."""
+    from core import bench
+    from core.bench.records import Row
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    monkeypatch.setattr(bench_tab, "session_id", lambda: "me")
+    monkeypatch.setattr(bench_tab, "pending_requests", lambda session, group: 1)  # the finished run's event
+    monkeypatch.setattr(bench_tab, "checked_plan", lambda ctx, *inputs: fake_plan(["bundled-student"]))
+    monkeypatch.setattr(bench, "iter_benchmark",
+                        lambda config, load, plan, stop: iter([Row(**row("bundled-student", seq_len=16))]))
+    monkeypatch.setattr(bench_tab.machine, "machine_dict", lambda device: {})
+    ctx, stops = AppContext("bundled-teacher", "bundled-student"), bench_tab.StopFlags()
+    stops.accept("me")
+    final = list(bench_tab.run_benchmark(ctx, stops, **INPUTS))[-1][0]
+    assert "done: 1 measurement" in final
+    assert bench_tab.stop_benchmark(stops, wait_s=0.01) == final
+    assert bench_tab.stop_benchmark(stops, wait_s=0.01) == final  # pressed again: the same line
+    stops.accept("me")  # the next run, waiting in the queue: Stop cancels it
+    assert bench_tab.stop_benchmark(stops, wait_s=0.01) == bench_tab.CANCELLED_IN_QUEUE
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model names: short where that stays unique, the same in the table, the charts and the speed-ups
+
+
+TEACHER_ARCH, TEACHER_HUB = "arch:rubert-base-cased-conversational", "rubert-base-cased-conversational"
+
+
+@pytest.mark.parametrize("models, names", [
+    ([TEACHER_ARCH, STUDENT_ARCH], ["rubert-base", "distilrubert-base"]),
+    ([TEACHER_ARCH, TEACHER_HUB, STUDENT_ARCH], ["arch:rubert-base", "rubert-base", "distilrubert-base"]),
+    # the Hub's name shortened would be the folder's: both keep their full names
+    (["rubert-base", TEACHER_HUB], ["rubert-base", TEACHER_HUB]),
+    (["arch:x-cased-conversational", "x-cased-conversational", "arch:x"],
+     ["arch:x-cased-conversational", "x", "arch:x"]),
+])
+def test_short_names_stay_unique_among_the_runs_models(models, names):
+    from ui import bench_tab
+
+    assert list(bench_tab.short_names(models).values()) == names
+
+
+def test_two_models_that_shorten_alike_keep_their_own_rows_and_bars(runs_dir, monkeypatch):
+    from core import bench
+    from core.bench.records import Row
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    measured = [row(TEACHER_ARCH, latency_s=0.5), row(TEACHER_HUB, latency_s=0.3)]
+    monkeypatch.setattr(bench_tab, "checked_plan", lambda ctx, *inputs: fake_plan([TEACHER_ARCH, TEACHER_HUB]))
+    monkeypatch.setattr(bench, "iter_benchmark", lambda config, load, plan, stop: iter([Row(**r) for r in measured]))
+    monkeypatch.setattr(bench_tab.machine, "machine_dict", lambda device: {})
+    ctx, stops = AppContext("bundled-teacher", "bundled-student"), bench_tab.StopFlags()
+    shown = list(bench_tab.run_benchmark(ctx, stops, **INPUTS))
+    first = next(out[1] for out in shown if isinstance(out[1], pd.DataFrame) and len(out[1]) == 1)
+    assert list(first["model"]) == ["arch:rubert-base"]  # named apart from the start, not only once both are in
+    progress, table, latency, *_ = shown[-1]
+    assert list(table["model"]) == ["arch:rubert-base", "rubert-base"]
+    reference = next(trace for trace in latency.data if trace.name == "reference (here)")
+    assert list(zip(reference.x, reference.y)) == [("arch:rubert-base", 0.5), ("rubert-base", 0.3)]
+    assert list(latency.layout.xaxis.categoryarray) == ["arch:rubert-base", "rubert-base"]
+
+
+def test_the_speed_ups_name_models_as_the_table_does():
+    from ui import bench_tab
+
+    speedups = [{"pair": f"{TEACHER_ARCH} / {TEACHER_HUB}", "batch_size": 1, "card_latency_ratio": None,
+                 "reference_latency_ratio": 1.7, "fast_latency_ratio": None},
+                {"model": TEACHER_HUB, "batch_size": 1, "fast_speedup": 2.0}]
+    assert [line["speed-up"] for line in bench_tab.ratio_rows(speedups)] == [
+        "arch:rubert-base latency / rubert-base latency (batch 1)",
+        "rubert-base: reference latency / fast latency (batch 1)"]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,7 @@ CARD_MACHINE = {"cpu": "card: Xeon E5-2698 v4", "cuda": "card: Tesla P100"}
 # The page's tables fit a 1280-pixel window without sideways scrolling (narrower, their headers wrap). Each table maps
 # its columns to the characters each needs (each word of its header unbroken: the tables' font is monospace, and a
 # name breaks at a hyphen or a space, else anywhere) and shares its width in those proportions (column_widths). The
-# measurements table names models as the charts do (short_name) and leaves out what the downloads keep: gflops
+# measurements table names models as the charts do (short_names) and leaves out what the downloads keep: gflops
 # (share_of_peak gives it against this machine's limit), runs, params, and what is the same at every batch of a
 # model and mode (size_mb is in the card table; setup_s, check and tried in the notes under the tables).
 ROW_COLUMNS = {"model": 14, "mode": 11, "dtype": 13, "batch_size": 10, "seq_len": 7, "latency_s": 9,
@@ -73,8 +74,23 @@ report how far they agree); `size_mb` is then what the runtime loads from disk, 
 time, which is never part of the timed runs. Only the modes this machine can run are offered."""
 
 
-def short_name(model: str) -> str:
-    return model.removeprefix("arch:").replace("-cased-conversational", "")
+def short_names(models) -> dict[str, str]:
+    """Each model's name for the charts and the measurements table: the shortest of the name without "arch:" and
+    "-cased-conversational", the name with "arch:" kept, and the full name, that no other model of the run shares
+    (arch:rubert-base-cased-conversational and the Hub's rubert-base-cased-conversational must not share a bar)."""
+    models = list(dict.fromkeys(models))
+    forms = {m: [m.removeprefix("arch:").replace("-cased-conversational", ""),
+                 m.replace("-cased-conversational", ""), m] for m in models}
+    level = dict.fromkeys(models, 0)
+    while True:
+        names = {m: forms[m][level[m]] for m in models}
+        taken = Counter(names.values())
+        # full names differ, so raising every model of a shared name ends within the three forms
+        crowded = [m for m in models if taken[names[m]] > 1 and level[m] < 2]
+        if not crowded:
+            return names
+        for m in crowded:
+            level[m] += 1
 
 
 QUEUE_GROUP = "benchmark"  # one measurement at a time: two would slow each other
@@ -124,12 +140,12 @@ CHART_KINDS = {  # kind -> (title, unit line, row field)
 HEADROOM = 1.2  # y axis up to 1.2 x the tallest bar, so its value label above the bar stays inside the plot
 
 
-def latency_figure(rows: list[dict], device: str) -> go.Figure:
-    return bar_figure(rows, device, "latency")
+def latency_figure(rows: list[dict], device: str, names: dict[str, str] | None = None) -> go.Figure:
+    return bar_figure(rows, device, "latency", names)
 
 
-def throughput_figure(rows: list[dict], device: str) -> go.Figure:
-    return bar_figure(rows, device, "throughput")
+def throughput_figure(rows: list[dict], device: str, names: dict[str, str] | None = None) -> go.Figure:
+    return bar_figure(rows, device, "throughput", names)
 
 
 def chart_batch(rows: list[dict], kind: str) -> int:
@@ -169,8 +185,9 @@ def value_label(value: float) -> str:
     return f"{rounded:.{2 - math.floor(math.log10(abs(rounded)))}f}"
 
 
-def add_bars(figure: go.Figure, name: str, values: dict[str, float | None], **style) -> None:
-    """One trace of bars: one for each model with a value, none for a model without (no trace when none has one).
+def add_bars(figure: go.Figure, name: str, values: dict[str, float | None], names: dict[str, str], **style) -> None:
+    """One trace of bars: one for each model with a value, none for a model without (no trace when none has one),
+    each model on the axis under its name in `names`.
 
     A missing value is left out rather than sent as None: plotly hides the label of a blank bar (display none, its
     point lying off the axis) and, when the value arrives in the streamed figure, reuses that hidden label, measures
@@ -179,18 +196,20 @@ def add_bars(figure: go.Figure, name: str, values: dict[str, float | None], **st
     """
     shown = {model: y for model, y in values.items() if y is not None}
     if shown:
-        figure.add_bar(name=name, x=[short_name(m) for m in shown], y=list(shown.values()),
+        figure.add_bar(name=name, x=[names[m] for m in shown], y=list(shown.values()),
                        text=[value_label(y) for y in shown.values()], **style)
 
 
-def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
-    """Card, reference and fast bars per model at the card's batch for this kind where measured, else the nearest.
+def bar_figure(rows: list[dict], device: str, kind: str, names: dict[str, str] | None = None) -> go.Figure:
+    """Card, reference and fast bars per model at the card's batch for this kind where measured, else the nearest;
+    the models named as in `names` (short_names of the run's models; by default, of the models in `rows`).
 
     Each title line stays short (about 40 characters): plotly does not wrap titles, and the chart is half a page wide.
     """
     name, unit, value = CHART_KINDS[kind]
     batch = chart_batch(rows, kind)
     models = list(dict.fromkeys(r["model"] for r in rows))
+    names = names or short_names(models)
     note = card_bar_note(rows, device, kind)
     figure = go.Figure()
     # Every bar keeps its value: plotly shrinks an outside label to its bar's width by default (constraintext), which
@@ -198,13 +217,13 @@ def bar_figure(rows: list[dict], device: str, kind: str) -> go.Figure:
     bar_style = dict(texttemplate="%{text}", textposition="outside", cliponaxis=False, constraintext="none",
                      textangle=0, textfont=dict(size=11))
     if not note:
-        add_bars(figure, CARD_MACHINE[device], {m: bench.card_figure(m, device, kind) for m in models},
+        add_bars(figure, CARD_MACHINE[device], {m: bench.card_figure(m, device, kind) for m in models}, names,
                  marker_color=MODE_COLOURS["card"], **bar_style)
     for mode in bench.MODES:
         found = {r["model"]: r[value] for r in rows if r["mode"] == mode and r["batch_size"] == batch}
-        add_bars(figure, f"{mode} (here)", found, marker_color=MODE_COLOURS[mode], **bar_style)
+        add_bars(figure, f"{mode} (here)", found, names, marker_color=MODE_COLOURS[mode], **bar_style)
     # the models in the order measured, whichever trace names them first
-    figure.update_xaxes(categoryorder="array", categoryarray=[short_name(m) for m in models])
+    figure.update_xaxes(categoryorder="array", categoryarray=[names[m] for m in models])
     tallest = max((y for trace in figure.data for y in trace.y), default=0.0)
     title = f"{name} at batch {batch}<br><sup>{unit}</sup>" + (f"<br><sup>{note}</sup>" if note else "")
     # r=50: the last bar's label is centred on it and wider than it; a 10 px margin cut it off at the right edge
@@ -228,7 +247,7 @@ def column_widths(columns: dict[str, int]) -> list[str]:
     return [f"{math.floor(1000 * u / sum(units)) / 10}%" for u in units]
 
 
-def table(value: pd.DataFrame, columns: dict[str, int], label: str, elem_id: str) -> gr.Dataframe:
+def results_table(value: pd.DataFrame, columns: dict[str, int], label: str, elem_id: str) -> gr.Dataframe:
     """A read-only results table whose columns share the page's width (column_widths), long values wrapped."""
     return gr.Dataframe(value, interactive=False, wrap=True, column_widths=column_widths(columns), label=label,
                         elem_id=elem_id)
@@ -279,19 +298,23 @@ def notes_text(rows: list[dict], peaks: bench.Peaks | None) -> str:
     return "\n".join(parts)
 
 
-def ratio_rows(speedups: list[dict]) -> list[dict]:
-    """The speed-ups as one line per question, with card, reference and fast side by side."""
+def ratio_rows(speedups: list[dict], names: dict[str, str] | None = None) -> list[dict]:
+    """The speed-ups as one line per question, with card, reference and fast side by side; models named as in
+    `names` (short_names of the run's models; by default, of the models the speed-ups name)."""
+    if names is None:
+        names = short_names(part for item in speedups
+                            for part in ([item["model"]] if "model" in item else item["pair"].split(" / ")))
     lines = []
     for item in speedups:
         if "runtime_speedup" in item:
-            lines.append({"speed-up": f"{short_name(item['model'])}: fast latency / {item['mode']} latency "
+            lines.append({"speed-up": f"{names[item['model']]}: fast latency / {item['mode']} latency "
                                       f"(batch {item['batch_size']})", "between modes (here)": item["runtime_speedup"]})
             continue
         if "fast_speedup" in item:
-            lines.append({"speed-up": f"{short_name(item['model'])}: reference latency / fast latency "
+            lines.append({"speed-up": f"{names[item['model']]}: reference latency / fast latency "
                                       f"(batch {item['batch_size']})", "between modes (here)": item["fast_speedup"]})
             continue
-        teacher, student = (short_name(part) for part in item["pair"].split(" / "))
+        teacher, student = (names[part] for part in item["pair"].split(" / "))
         batch = item["batch_size"]
         # at one batch size the two ratios agree; batch 1 reads as latency, larger batches as throughput
         kind = "latency" if batch == bench.CARD_BATCH["latency"] else "throughput"
@@ -355,11 +378,11 @@ class BenchView:
     throughput: go.Figure | None = None
     card: pd.DataFrame = field(default_factory=lambda: _frame([], CARD_COLUMNS))
     ratios: pd.DataFrame = field(default_factory=lambda: _frame([], RATIO_COLUMNS))
-    limits: str = ""
+    notes: str = ""
     csv: str | None = None
     json: str | None = None
 
-    FIELDS = ("progress", "results", "latency", "throughput", "card", "ratios", "limits", "csv", "json")
+    FIELDS = ("progress", "results", "latency", "throughput", "card", "ratios", "notes", "csv", "json")
 
     def outputs(self, *changed: str) -> tuple:
         """Every output (no names given), or only the named ones with gr.skip() in the others' places."""
@@ -402,7 +425,7 @@ def over_the_time_limit(ctx: AppContext, *inputs) -> None:
     other mistake is answered by the run itself, with the same sentence the estimate shows)."""
     try:
         plan = planned(ctx, *inputs)
-    except ValueError:
+    except Exception:  # a model that fails to load too: the run says why, with the whole sentence
         return
     check_estimate(plan, ctx.max_bench_s)
 
@@ -414,6 +437,8 @@ def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=No
         plan = checked_plan(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
     except ValueError as error:
         return f"**Cannot run as set:** {error_message(error)}"
+    except Exception as error:  # a model that fails to load with a library's error: a sentence, not "Error"
+        return f"**Cannot run as set:** {fault_text(ctx, 'The benchmark could not be prepared', error)}"
     busy = machine.busy_note()
     notes = plan.skip_lines() + ([busy] if busy else [])
     session = session_id()
@@ -448,14 +473,21 @@ class Admissions:
 
 
 RUN_LABEL, RUNNING_LABEL = "Run benchmark", "Running…"
-WAITING_LINE = "Waiting for its turn: one benchmark at a time runs on this app."
+STARTING_LINE = "Starting…"
+WAITING_LINE = "Waiting for its turn: another benchmark is running, and this app runs one at a time."
+
+
+def benchmarks_in_queue() -> int:
+    """How many benchmarks, anyone's, wait in Gradio's queue or run now; 0 outside a request."""
+    return pending_requests(None, QUEUE_GROUP)
 
 
 @user_errors
 def admit_run(admissions: Admissions, guard, *inputs) -> tuple[gr.Button, gr.Button, str]:
     """The page's first step of a run: the request checked by `guard` (the run's own validator), refused with the
     guard's sentence, else admitted with Run disabled (one benchmark per page at a time), Stop enabled and the
-    progress line WAITING_LINE, so that the last run's line (done, stopped or failed) never reads as this one's.
+    progress line STARTING_LINE (WAITING_LINE while another benchmark is queued or running, as this one will wait
+    for it), so that the last run's line (done, stopped or failed) never reads as this one's.
 
     A refusal is an error notice rather than a validator's line under Models: the status updates of the page's other
     events (the Distill tab's timer ticks every two seconds) wipe that line within moments."""
@@ -463,7 +495,9 @@ def admit_run(admissions: Admissions, guard, *inputs) -> tuple[gr.Button, gr.But
     if refusal:
         raise ValueError(refusal)
     admissions.add(session_id())
-    return gr.Button(RUNNING_LABEL, interactive=False), gr.Button(interactive=True), WAITING_LINE
+    # the guard refused a second benchmark of this session, so any benchmark in the queue is someone else's
+    line = WAITING_LINE if benchmarks_in_queue() else STARTING_LINE
+    return gr.Button(RUNNING_LABEL, interactive=False), gr.Button(interactive=True), line
 
 
 def admitted_or(admissions: Admissions, guard, accepted):
@@ -495,16 +529,36 @@ def kept_errors(errors: ErrorLines, fn):
     return kept
 
 
-NO_REASON = ("the benchmark ended without saying why; try again, and if it fails again the app's log has the "
-             "details.")
+def what_next(ctx: AppContext) -> str:
+    """What to do after a benchmark failed for no fault of the request, as the end of a sentence: a Space's visitor
+    cannot read the app's log, so on a Space it says what to try instead."""
+    if ctx.on_space:
+        return ("try again with fewer models, smaller batch sizes or a shorter sequence length; if it happens again, "
+                "run the lab on your own machine, where the app's log has the details.")
+    return "try again with fewer models, batch sizes or modes; if it happens again, the app's log has the details."
 
 
-def failed_view(errors: ErrorLines, stops: StopFlags) -> tuple:
+def fault_text(ctx: AppContext, what: str, error: Exception) -> str:
+    """A fault of PyTorch, a runtime or a model's files (not a mistake in the request) as sentences for the page:
+    `what` happened, the error's own sentence, and what to do next; the traceback goes to the app's log. Call it
+    while handling `error`."""
+    traceback.print_exc()
+    then = what_next(ctx)
+    return ctx.public_text(f"{what}: {error_sentence(error)} {then[:1].upper()}{then[1:]}")
+
+
+def no_reason(ctx: AppContext) -> str:
+    """The progress line's reason when a benchmark failed and no sentence was kept for it."""
+    return f"the benchmark ended without saying why; {what_next(ctx)}"
+
+
+def failed_view(ctx: AppContext, errors: ErrorLines, stops: StopFlags) -> tuple:
     """The page's outputs after a refused or failed benchmark: why, on the progress line (kept until the next run),
     and the tables, charts, notes and downloads emptied, as they showed another request's results."""
     session = session_id()
     stops.showing.discard(session)  # a later run stopped before its first row has no earlier rows to point to
-    return BenchView(progress=failure_line("Benchmark", errors.take(("benchmark", session)) or NO_REASON)).outputs()
+    reason = errors.take(("benchmark", session)) or no_reason(ctx)
+    return BenchView(progress=failure_line("Benchmark", reason)).outputs()
 
 
 def idle_buttons() -> tuple[gr.Button, gr.Button]:
@@ -543,17 +597,22 @@ class StopFlags:
         self._cancelled: dict[str | None, float] = {}
         # sessions whose page shows a benchmark's rows: a later run stopped before its first row leaves them there
         self.showing: set[str | None] = set()
+        # each session's last final line, until its next measurement is accepted: a Stop that arrives as the run
+        # ends (its flag gone, its event not yet) answers with it rather than cancel a measurement that is not there
+        self._final_lines: OrderedDict[str | None, str] = OrderedDict()
 
     def accept(self, session: str | None) -> None:
         """Note that a measurement of `session` was accepted into the queue now."""
         with self._lock:
             self._accepted[session] = time.monotonic()
+            self._final_lines.pop(session, None)
 
     def start(self, session: str | None) -> StopFlag:
         """A fresh flag for a measurement of `session` that starts now; already raised when Stop cancelled it while
         it waited in the queue."""
         with self._lock:
             flag_ = self._flags[session] = StopFlag()
+            self._final_lines.pop(session, None)
             cancelled, accepted = self._cancelled.pop(session, None), self._accepted.pop(session, float("inf"))
             if cancelled is not None and cancelled >= accepted:
                 flag_.set()
@@ -584,6 +643,15 @@ class StopFlags:
         with self._lock:
             if self._flags.get(session) is flag_:
                 del self._flags[session]
+                if flag_.final_line:
+                    self._final_lines[session] = flag_.final_line
+                    while len(self._final_lines) > 1024:  # sessions that left: forget the oldest
+                        self._final_lines.popitem(last=False)
+
+    def final_line(self, session: str | None) -> str:
+        """The line `session`'s last measurement ended with, until its next one is accepted; "" when none."""
+        with self._lock:
+            return self._final_lines.get(session, "")
 
 
 @user_errors
@@ -591,18 +659,19 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
                   modes=None, runs=None, compile=None):
     """Stream the benchmark: the progress line on every pass, tables, charts and files on every result. Stop (the
     session's flag in `stops`) ends it between two forward passes with what was measured so far."""
-    plan = checked_plan(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
-    config, session = plan.config, session_id()
-    stop = stops.start(session)
-    folder = None
-    started, rows, peaks = time.perf_counter(), [], None
-    earlier_shown = session in stops.showing
-    if stop.is_set():  # Stop reached it while it waited in the queue
-        stops.end(session, stop)
-        view = BenchView(progress=CANCELLED_IN_QUEUE)
-        yield view.outputs("progress") if earlier_shown else view.outputs()
-        return
+    session, stop, folder, stage = session_id(), None, None, "preparing"
     try:
+        # planning loads the models: a model that fails to load is answered like a fault while measuring
+        plan = checked_plan(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
+        config, stage = plan.config, "measuring"
+        stop = stops.start(session)
+        started, rows, peaks = time.perf_counter(), [], None
+        earlier_shown = session in stops.showing
+        if stop.is_set():  # Stop reached it while it waited in the queue
+            stop.finish(CANCELLED_IN_QUEUE)
+            view = BenchView(progress=CANCELLED_IN_QUEUE)
+            yield view.outputs("progress") if earlier_shown else view.outputs()
+            return
         machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
         view = BenchView(progress=progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s),
                          card=_frame(card_only_rows(config.models, config.device), CARD_COLUMNS))
@@ -614,22 +683,24 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
                 yield view.outputs("progress")
                 continue
             if isinstance(event, bench.Peaks):
-                peaks, view.limits = event, notes_text([], event)
+                peaks, view.notes = event, notes_text([], event)
                 if not earlier_shown:  # the notes of the rows still shown stay with them
-                    yield view.outputs("limits")
+                    yield view.outputs("notes")
                 continue
             rows.append(event)
             result = bench.result_record(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
-            view.results = _frame([dict(r, model=short_name(r["model"])) for r in result["rows"]], ROW_COLUMNS)
-            view.latency = latency_figure(result["rows"], config.device)
-            view.throughput = throughput_figure(result["rows"], config.device)
+            # the names of all the models asked for, so a model's name stays the same as the others' rows arrive
+            names = short_names([*config.models, *(r["model"] for r in result["rows"])])
+            view.results = _frame([dict(r, model=names[r["model"]]) for r in result["rows"]], ROW_COLUMNS)
+            view.latency = latency_figure(result["rows"], config.device, names)
+            view.throughput = throughput_figure(result["rows"], config.device, names)
             view.card = _frame(card_rows(result["card"], result["rows"], config.device), CARD_COLUMNS)
-            view.limits = notes_text(result["rows"], peaks)
-            view.ratios = _frame(ratio_rows(result["speedups"]), RATIO_COLUMNS)
+            view.notes = notes_text(result["rows"], peaks)
+            view.ratios = _frame(ratio_rows(result["speedups"], names), RATIO_COLUMNS)
             folder = folder or Path(tempfile.mkdtemp(prefix=BENCH_PREFIX))
             view.csv, view.json = write_downloads(folder, result)  # after every row: a stopped run keeps its results
             stops.showing.add(session)
-            yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json", "limits")
+            yield view.outputs("results", "latency", "throughput", "card", "ratios", "csv", "json", "notes")
         took = format_seconds(time.perf_counter() - started)
         if stop.is_set():
             # the bar shows the share of the measurements made, never full: a stopped run did not do all it planned
@@ -646,18 +717,17 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
             stop.finish(view.progress)
             yield view.outputs()
     except Exception as error:
-        if isinstance(error, ValueError):  # a model that fails to load while measuring: said as a Space may say it
+        if isinstance(error, ValueError):  # a refused request, or a model that fails to load: as a Space may say it
             message = ctx.public_text(error_message(error))
-        else:  # a fault of PyTorch or a runtime: a sentence for the page, the traceback for the app's log
-            traceback.print_exc()
-            message = ctx.public_text(f"The benchmark stopped on an error while measuring: {error_sentence(error)} "
-                                      "Try again with fewer models, batch sizes or modes; if it happens again, the "
-                                      "app's log has the details.")
-        stop.finish(failure_line("Benchmark", message))  # Stop's answer too, should Stop come as it failed
+        else:
+            message = fault_text(ctx, f"The benchmark stopped on an error while {stage}", error)
+        if stop is not None:
+            stop.finish(failure_line("Benchmark", message))  # Stop's answer too, should Stop come as it failed
         raise ValueError(message) from None
     finally:
-        stop.ended.set()  # an error ended it: Stop waits no longer
-        stops.end(session, stop)
+        if stop is not None:
+            stop.ended.set()  # an error ended it: Stop waits no longer
+            stops.end(session, stop)
         if folder is not None:  # Gradio has copied the files it was given into its own cache
             shutil.rmtree(folder, ignore_errors=True)
         remove_old_folders()
@@ -666,10 +736,13 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
 def stop_benchmark(stops: StopFlags, wait_s: float = STOP_WAIT_S) -> str:
     """Stop the caller's own measurement (the session's) between two forward passes, and answer with the line it
     ended with. Both this answer and the run's last message write the progress line, in either order: so both are
-    the same final line, unless the run takes longer than `wait_s` to reach the end of its forward pass."""
+    the same final line, unless the run takes longer than `wait_s` to reach the end of its forward pass. A Stop that
+    comes as the run has just ended answers with that run's final line, so it never overwrites it."""
     session = session_id()
     flag_ = stops.stop(session) or stops.stopping(session)  # pressed again: the same answer, never "cancelled"
     if flag_ is None:
+        if stops.final_line(session):  # the run has just ended: the line it ended with stays on the page
+            return stops.final_line(session)
         if session is not None and pending_requests(session, QUEUE_GROUP):
             stops.cancel_waiting(session)
             return CANCELLED_IN_QUEUE
@@ -714,21 +787,21 @@ def build(ctx: AppContext) -> dict:
         run_button = gr.Button(RUN_LABEL, variant="primary", scale=3, elem_id="bench-run")
         stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="bench-stop")
     progress_md = gr.Markdown("", label="progress", show_label=False, elem_id="bench-progress")
-    results = table(_frame([], ROW_COLUMNS), ROW_COLUMNS, elem_id="bench-results",
-                    label="Measurements (one row as each arrives; models named as in the charts; latency_s: median "
-                          "seconds a batch; peak_mem_mb: the weights plus the most memory the passes add, MB; full "
-                          "names, gflops, runs and params are in the downloads)")
+    results = results_table(_frame([], ROW_COLUMNS), ROW_COLUMNS, elem_id="bench-results",
+                            label="Measurements (one row as each arrives; models named as in the charts; latency_s: "
+                                  "median seconds a batch; peak_mem_mb: the weights plus the most memory the passes "
+                                  "add, MB; full names, gflops, runs and params are in the downloads)")
     with gr.Row():
         latency_plot = gr.Plot(label="Latency", elem_id="bench-latency")
         throughput_plot = gr.Plot(label="Throughput", elem_id="bench-throughput")
-    card = table(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), CARD_COLUMNS,
-                 elem_id="bench-card",
-                 label="Beside the model card (latency_s: seconds at batch 1; throughput: samples/s at batch 16; "
-                       "size_mb: what the mode loads; the card measured seq_len 512, so its figures stay empty for a "
-                       "model measured at another length)")
-    ratios = table(_frame([], RATIO_COLUMNS), RATIO_COLUMNS, elem_id="bench-ratios",
-                   label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
-    limits_md = gr.Markdown("", label="notes on the measurements", show_label=False, elem_id="bench-notes")
+    card = results_table(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), CARD_COLUMNS,
+                         elem_id="bench-card",
+                         label="Beside the model card (latency_s: seconds at batch 1; throughput: samples/s at batch "
+                               "16; size_mb: what the mode loads; the card measured seq_len 512, so its figures stay "
+                               "empty for a model measured at another length)")
+    ratios = results_table(_frame([], RATIO_COLUMNS), RATIO_COLUMNS, elem_id="bench-ratios",
+                           label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
+    notes_md = gr.Markdown("", label="notes on the measurements", show_label=False, elem_id="bench-notes")
     with gr.Row():
         csv_file = gr.File(label="Results as CSV", elem_id="bench-csv")
         json_file = gr.File(label="Results as JSON (with the machine record)", elem_id="bench-json")
@@ -752,7 +825,7 @@ def build(ctx: AppContext) -> dict:
     admitted = run_button.click(kept_errors(errors, functools.partial(admit_run, admissions, page_guard)),
                                 inputs=inputs, outputs=[run_button, stop_button, progress_md], concurrency_limit=None,
                                 show_progress="hidden", api_visibility="private")
-    outputs = [progress_md, results, latency_plot, throughput_plot, card, ratios, limits_md, csv_file, json_file]
+    outputs = [progress_md, results, latency_plot, throughput_plot, card, ratios, notes_md, csv_file, json_file]
     measured = admitted.success(kept_errors(errors, functools.partial(run_benchmark, ctx, stops)), inputs=inputs,
                                 api_name="run_benchmark", show_progress="minimal", concurrency_limit=1,
                                 concurrency_id=QUEUE_GROUP,
@@ -763,7 +836,7 @@ def build(ctx: AppContext) -> dict:
     # A refused or failed request says why on the progress line and takes the results of the one before it off the
     # page; writing every output also removes the "Error" mark the failed event leaves on each.
     for failed in (admitted.failure, measured.failure):
-        failed(functools.partial(failed_view, errors, stops), None, outputs, queue=False, show_progress="hidden",
+        failed(functools.partial(failed_view, ctx, errors, stops), None, outputs, queue=False, show_progress="hidden",
                api_visibility="private")
     # No cancels=[run_event]: cancelling dropped the run's last message, so the page never heard that it stopped.
     # The Stop flag ends the run between two forward passes, and the run itself sends the final line and rows.
