@@ -15,7 +15,6 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 TITLE = "RuDistil Lab"
-MAX_UPLOAD = "20mb"
 # Gradio's cache (uploads, and the files handlers return) is swept every half hour of files older than an hour.
 DELETE_CACHE = (1800, 3600)  # (how often, how old), seconds
 CSS = """
@@ -150,7 +149,7 @@ def start_background_work(ctx) -> None:
 def main(argv: list[str] | None = None) -> None:
     from starlette.middleware import Middleware
 
-    from ui.context import AppContext
+    from ui.context import MAX_UPLOAD, AppContext
     from ui.downloads import remove_old_folders
     from ui.serving import PageCache, record_absent_bokeh
 

@@ -464,6 +464,7 @@ def test_the_queue_guard_counts_the_sessions_own_requests(monkeypatch):
     try:
         assert context_module.pending_requests("a", "embeddings") == 2
         assert context_module.pending_requests("b", "embeddings") == 1
+        assert context_module.pending_requests(None, "embeddings") == 3  # every session's
         for session, refused in (("a", True), ("b", False)):
             monkeypatch.setattr(context_module, "session_id", lambda s=session: s)
             answer = context_module.queue_guard("embeddings", 2, "embedding request", "embedding requests")(1, 2)

@@ -31,6 +31,9 @@ from train.launcher import RunLauncher
 MAX_NAME_CHARS = 200  # a model name longer than this is refused before anything looks it up
 HUB_SIZE_TTL_S = 600.0  # a Hub repository's size is asked again after ten minutes
 
+MAX_UPLOAD_MB = 20  # the largest file the app takes (app.py launches Gradio with max_file_size=MAX_UPLOAD)
+MAX_UPLOAD = f"{MAX_UPLOAD_MB}mb"
+
 
 def on_a_space() -> bool:
     """True inside a Hugging Face Space (the SPACE_ID variable the Space sets)."""
@@ -262,20 +265,6 @@ def check_two_models(names: Sequence[str], suggested: Sequence[str] = ()) -> Non
     other = next((n for n in suggested if n and n != chosen[0]), None)
     raise ValueError(f"Choose a second model to compare with {chosen[0]}"
                      + (f", such as {other} as model {box}." if other else f", as model {box}."))
-
-
-def empty_models_line(empty: list[int], suggested: Sequence[str] = ()) -> str:
-    """The sentence for model boxes of a comparison left empty (0 for model 1, 1 for model 2), naming a model for
-    each when `suggested` (the app's default teacher and student) holds one."""
-    boxes = " and ".join(str(i + 1) for i in empty)
-    line = (f"Model{'s' if len(empty) > 1 else ''} {boxes} {'are' if len(empty) > 1 else 'is'} empty: choose at "
-            "least two models to compare")
-    names = [suggested[i] for i in empty if i < len(suggested) and suggested[i]]
-    if len(names) < len(empty):
-        return line + "."
-    if len(empty) > 1:
-        return f"{line}, such as {names[0]} and {names[1]}."
-    return f"{line}, such as {names[0]} as model {empty[0] + 1}."
 
 
 def out_of_reach_line(name: str) -> str:
@@ -551,8 +540,9 @@ def session_id() -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
-def pending_requests(session: str, group: str) -> int:
-    """How many requests of `session` in the concurrency group `group` wait in Gradio's queue or run now.
+def pending_requests(session: str | None, group: str) -> int:
+    """How many requests of `session` (None: of every session) in the concurrency group `group` wait in Gradio's
+    queue or run now.
 
     Read from the queue of the app handling the current request (Gradio 6 keeps every event from its arrival to its
     end in Queue.event_ids_to_events); 0 outside a request."""
@@ -560,7 +550,8 @@ def pending_requests(session: str, group: str) -> int:
 
     queue = getattr(LocalContext.blocks.get(None), "_queue", None)
     events = list(getattr(queue, "event_ids_to_events", {}).values())
-    return sum(1 for event in events if event.session_hash == session and event.concurrency_id == group)
+    return sum(1 for event in events
+               if event.concurrency_id == group and (session is None or event.session_hash == session))
 
 
 def busy_line(limit: int, one: str, many: str) -> str:

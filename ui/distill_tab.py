@@ -50,6 +50,7 @@ from train.export import summary as export_summary
 from train.launcher import can_control, can_see, check_uploaded_corpus, deletion_refusal
 from train.publish import publish
 from ui.context import (
+    MAX_UPLOAD_MB,
     AppContext,
     CheckedFile,
     CheckedNumber,
@@ -961,7 +962,8 @@ def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None) -> di
         form["corpus_source"] = CheckedRadio([BUNDLED, UPLOAD], value=BUNDLED, label="Corpus",
                                          info="One sample a line, UTF-8. The bundled corpus is the lab's own "
                                               "conversational Russian.")
-        form["corpus_file"] = CheckedFile(label="Corpus file (.txt, UTF-8, one sample a line, at most 20 MB)",
+        form["corpus_file"] = CheckedFile(label=f"Corpus file (.txt, UTF-8, one sample a line, at most "
+                                                f"{MAX_UPLOAD_MB} MB)",
                                         file_types=[".txt"], type="filepath", visible=False,
                                         elem_id="distill-corpus-file")
         if corpus_note is not None:
