@@ -36,7 +36,7 @@ ZERO_AND_RANGE = [
      "Student vocabulary size must be between 100 and 1,000,000; got 0."),
     (dict(reduced_vocab=True, student_vocab_size=10**9),
      "Student vocabulary size must be between 100 and 1,000,000; got 1,000,000,000."),
-    (dict(reduced_vocab=True, student_hidden=0), "Student width must be at least 8; got 0."),
+    (dict(reduced_vocab=True, student_hidden=4), "Student width must be at least 8; got 4."),
     (dict(learning_rate=-1), "Learning rate must be above 0 and at most 1; got -1.0."),
     (dict(max_length=100_000), "Max length must be a whole number from 8 to 4,096; got 100000."),
     (dict(max_length=1), "Max length must be a whole number from 8 to 4,096; got 1."),
@@ -88,6 +88,10 @@ def test_empty_boxes_take_the_default_their_box_shows(ctx):
     assert form["max_length"].placeholder == f"{defaults.max_length} (default)"
     reduced = distill_tab.RunSettings(reduced_vocab=True, student_vocab_size=None).config("bundled-teacher")
     assert reduced.student_vocab_size == distill_tab.STUDENT_VOCAB_DEFAULT  # never an ordinary student
+    # the page shows an emptied width box as 0: the form as it comes, ticked, runs at the teacher's width
+    for shown in (None, 0):
+        settings = distill_tab.RunSettings(reduced_vocab=True, student_hidden=shown)
+        assert settings.config("bundled-teacher").student_hidden is None
     assert form["student_vocab_size"].placeholder == f"{distill_tab.STUDENT_VOCAB_DEFAULT} (default)"
 
 

@@ -188,7 +188,8 @@ class RunSettings:
             # form's default, which its box shows
             student_vocab_size=whole(self.student_vocab_size, "Student vocabulary size",
                                      STUDENT_VOCAB_DEFAULT) if reduced else None,
-            student_hidden=whole(self.student_hidden, "Student width", None) if reduced else None,
+            # 0 is what the page shows in an emptied box: both keep the teacher's width
+            student_hidden=whole(self.student_hidden or None, "Student width", None) if reduced else None,
             align=given(self.align, DEFAULTS.align)))
         cfg.check()  # refuses an alignment outside the radio's choices by name, even one the run would not use
         # the alignment of two vocabularies means nothing to a student sharing the teacher's, and the command line
@@ -1014,8 +1015,8 @@ def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None) -> di
                                                    info="Entries of the new WordPiece vocabulary.")
             form["student_hidden"] = CheckedNumber(None, precision=0, label="Student width",
                                                    placeholder="the teacher's",
-                                               info="Hidden size; empty keeps the teacher's. Must divide by the "
-                                                    "heads.")
+                                               info="Hidden size; empty or 0 keeps the teacher's. Must divide by "
+                                                    "the heads.")
         form["align"] = CheckedRadio(list(ALIGNMENTS), value=DEFAULTS.align, label="Logit alignment",
                                  info="How teacher and student logits meet across vocabularies.")
         gr.Markdown(ALIGN_HELP)
