@@ -335,6 +335,10 @@ def test_resume_refuses_to_change_the_student(tmp_path, tiny_teacher_dir, tiny_c
                    *SHORT).returncode == 0
     assert main(["--resume", str(out), "--student-layers", "3"]) == 2
     assert "student_layers" in capsys.readouterr().err
+    # fewer steps than the run has done: it used to say "finished 2 steps" and the app then showed "step 2 of 1"
+    assert main(["--resume", str(out), "--max-steps", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --max-steps 1 is below the 2 steps the run run has done; give "
+                                               "more than 2 to train it further, or leave --max-steps out.")
 
 
 def test_two_processes_hold_identical_weights_and_see_different_batches(tmp_path, tiny_teacher_dir, tiny_corpus):

@@ -17,7 +17,7 @@ from core.distill.losses import LossWeights
 from core.distill.sources import CorpusSource
 from core.models.alignments import ALIGNMENTS, REDUCE_OPS
 from core.paths import ASSETS, check_output_folder
-from core.runs.store import RunPaths, find_run_dir, quoted_id
+from core.runs.store import RunPaths, find_run_dir, quoted_id, read_status
 from core.textfiles import not_text
 from train.choices import DEVICES, MIXED_PRECISIONS, STUDENT_TYPES
 from train.tracking import check_installed, tracker_names
@@ -315,6 +315,10 @@ def from_flags(flags: argparse.Namespace) -> tuple[DistillConfig, bool]:
         if changed:
             raise ValueError(f"A resumed run keeps its settings; these cannot change: {', '.join(changed)}.")
         cfg = build_config(saved, {**overrides, "output_dir": str(run_dir)})
+        done = read_status(run_dir).get("step")
+        if isinstance(done, int) and not isinstance(done, bool) and cfg.max_steps < done:
+            raise ValueError(f"--max-steps {cfg.max_steps:,} is below the {done:,} steps the run {run_dir.name} has "
+                             f"done; give more than {done:,} to train it further, or leave --max-steps out.")
     else:
         cfg = build_config(read_config_file(config_file) if config_file else {}, overrides)
         default = DistillConfig()
