@@ -104,3 +104,23 @@ def test_step_4_the_benchmark_is_as_quick_as_promised_and_the_student_faster(cli
     assert time.perf_counter() - started <= 2 * SETTINGS.bench_seconds
     shown = json.dumps(result, ensure_ascii=False)
     assert SETTINGS.student in shown and SETTINGS.teacher in shown
+
+
+def test_every_control_the_lesson_names_in_bold_is_on_the_page():
+    """A person follows the lesson by the names it puts in bold: each is a tab, a label, a button or a choice as the
+    page shows it (a label may go on with its unit, as in 'Sequence length (tokens)')."""
+    from app import build_app
+    from ui.context import AppContext
+
+    demo = build_app(AppContext.create())
+    shown = set()
+    for block in demo.blocks.values():
+        shown.update(v for v in (getattr(block, "label", None), getattr(block, "value", None)) if isinstance(v, str))
+        for choice in getattr(block, "choices", None) or []:
+            shown.update(str(part) for part in (choice if isinstance(choice, (tuple, list)) else [choice]))
+        shown.update(str(header) for header in getattr(block, "headers", None) or [])
+    text = lesson_markdown(FIGURES)
+    named = {name for name in re.findall(r"\*\*([^*]+)\*\*", text)
+             if not name.startswith("(") and name not in (SETTINGS.teacher, SETTINGS.student)}
+    missing = {name for name in named if not any(s == name or s.startswith(name + " (") for s in shown)}
+    assert len(named) >= 10 and not missing, missing
