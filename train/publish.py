@@ -20,6 +20,7 @@ if __name__ == "__main__":  # read the flags (train.cli) before the imports belo
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -208,6 +209,20 @@ def check_repo_id(repo_id: str) -> str:
                          "your-name/distilrubert-tiny).")
     return repo_id
 
+
+
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # the Hub's license identifiers: apache-2.0, cc-by-sa-4.0, other
+
+
+def check_license(license: str) -> str:
+    """`license` stripped; ValueError unless it is shaped as a Hub license identifier (lower case, digits, '.', '-',
+    '+'), which the card's metadata carries as it is."""
+    license = (license or "").strip()
+    if not LICENSE_ID.fullmatch(license):
+        raise ValueError(f"The license '{license}' is not a license identifier such as apache-2.0, mit or cc-by-4.0 "
+                         "(the Hub's list: https://huggingface.co/docs/hub/repositories-licenses); give 'other' for "
+                         "a license not on it.")
+    return license
 
 # -- the teacher
 
@@ -584,8 +599,9 @@ def publish(run: str | Path, repo_id: str, token: str | None = None, private: bo
     With dry_run_dir, only write the folder there. Else create the repository (exist_ok) first, so that a bad token
     or an unreachable Hub fails before anything is written, then write the folder to a temporary folder, upload it
     and remove it. Raises ValueError with one sentence for bad input (not a run, a run without a readable student, a
-    malformed repo id, a non-empty dry-run folder), a missing token, or a Hub that cannot be reached or refuses."""
-    repo_id = check_repo_id(repo_id)
+    malformed repo id or license, a non-empty dry-run folder), a missing token, or a Hub that cannot be reached or
+    refuses."""
+    repo_id, license = check_repo_id(repo_id), check_license(license)
     run_dir = find_run_dir(run)
     if dry_run_dir is not None:
         student = student_to_publish(run_dir)
