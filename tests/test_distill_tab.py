@@ -276,7 +276,8 @@ def test_the_publish_control_is_there_only_with_a_token(ctx, monkeypatch, token)
     ({"batch_size": 1e9}, "Batch size must be a whole number from 1 to 100,000; got 1000000000.0."),
     ({"temperature": "x"}, "The temperature must be a finite number; got 'x'."),
     ({"alpha_kl": float("nan")}, "The loss weight alpha_kl must be a finite number; got nan."),  # the run's words
-    ({"student_layers": "abc"}, "Student layers must be a whole number from 1 to 48; got 'abc'."),
+    ({"student_layers": "abc"}, "Student layers must be a whole number from 1 to 4 (bundled-teacher has 4 layers); "
+                                "got 'abc'."),
 ])
 def test_run_settings_of_the_wrong_kind_are_refused_with_a_sentence(form, sentence):
     from ui.distill_tab import RunSettings
@@ -518,3 +519,54 @@ def test_an_alignment_left_in_the_hidden_radio_is_not_sent_with_a_shared_vocabul
     """The command line refuses --align for a student sharing the teacher's vocabulary; the form sends the default."""
     assert RunSettings(align="match").config("bundled-teacher").align == DistillConfig().align
     assert RunSettings(align="match", reduced_vocab=True).config("bundled-teacher").align == "match"
+
+
+# -- the teacher and the student's depth
+
+@pytest.mark.parametrize("teacher, layers", [("bundled-teacher", 4), ("rubert-base-cased-conversational", 12)])
+def test_student_layers_out_of_the_teachers_range_are_refused_naming_it(ctx, teacher, layers):
+    """A slider moved 0 to 1 and 99 to the first teacher's 4 without a word, while the refusal said 1 to 48; the box
+    sends what was typed, and the line under it and Start run name the chosen teacher's range (a DeepPavlov teacher
+    not downloaded is read from its architecture)."""
+    import gradio as gr
+    with gr.Blocks():
+        form = distill_tab.settings_form(ctx)
+    box = form["student_layers"]
+    assert box.get_block_name() == "number" and box.value == 2  # half the default teacher's 4
+    assert box.info == distill_tab.layers_info("bundled-teacher") and "1 to 4: bundled-teacher has 4 layers" in box.info
+    said = f"Student layers must be a whole number from 1 to {layers} ({teacher} has {layers} layers); got {{}}."
+    for typed in (0, layers + 1, 99):
+        assert box.preprocess(typed) == typed  # what reaches the check, never moved into a range
+        with pytest.raises(ValueError) as refused:
+            RunSettings(student_layers=typed).config(teacher)
+        assert str(refused.value) == said.format(typed)
+        assert distill_tab.layers_typed(ctx, teacher, typed).info == said.format(typed)
+    assert RunSettings(student_layers=layers).config(teacher).student_layers == layers
+    chosen, note = distill_tab.teacher_changed(ctx, teacher)
+    assert chosen.value == layers // 2 and chosen.info.startswith(f"1 to {layers}: {teacher} has {layers} layers.")
+
+
+def test_a_teacher_that_cannot_be_used_is_told_under_its_box_not_in_a_notice(ctx, monkeypatch):
+    """The teacher's change raised (a blank box) or warned (a Hub model out of reach), and Start run refused it
+    again: two notices of one refusal. The change now writes the sentence under the teacher box; Start run's refusal
+    is the only notice."""
+    import gradio as gr
+    notices = []
+    for kind in ("Info", "Warning"):
+        monkeypatch.setattr(gr, kind, lambda message, *a, kind=kind, **k: notices.append((kind, message)))
+    monkeypatch.setattr(distill_tab.zoo, "hub_reachable", lambda: False)
+    changed = distill_tab.handler(distill_tab.teacher_changed, ctx)
+    start = distill_tab.handler(distill_tab.start_run_from_form, ctx)
+    for teacher, sentence in [
+            ("", "Choose a model, such as bundled-teacher or bundled-student, or another from the list."),
+            ("DeepPavlov/some-model", "'DeepPavlov/some-model' is on the Hugging Face Hub, which this machine cannot "
+                                      "reach, and it is not cached: choose bundled-teacher / bundled-student, or a "
+                                      "run's student.")]:
+        box, note = changed(teacher)  # no notice, no error
+        assert note.visible and note.value == markdown_text(sentence) and box.value is None
+        with pytest.raises(gr.Error) as started:
+            start(None, teacher=teacher)
+        assert started.value.message == sentence
+    assert notices == []
+    box, note = changed("bundled-teacher")
+    assert note.visible is False and box.value == 2

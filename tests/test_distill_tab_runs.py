@@ -1,6 +1,7 @@
 """The Distill tab's run management as a person meets it: Delete shows the newest run left, a run stopped before its
 first checkpoint is not told to wait for one, a queued resume shows the steps it was queued with, every student cell
-gives a number of layers, the plots' axes have titles with units, and a refused Start stays on the status line."""
+gives a number of layers, the plots' axes have titles with units, a refused Start stays on the status line, a run
+starting says what it does, and the runs stopped before their first step go in one confirmed press."""
 import json
 import os
 
@@ -11,7 +12,7 @@ from core.models import zoo
 from core.runs.store import RunPaths, write_status
 from tests.test_distill_tab import made_run
 from train.config import DistillConfig
-from train.launcher import RunLauncher
+from train.launcher import STOPPING, RunLauncher
 from ui import distill_tab
 from ui.context import AppContext
 from ui.distill_plots import eval_figure, loss_figure
@@ -230,3 +231,104 @@ def test_a_refused_start_stays_on_the_status_line_until_a_start_succeeds(ctx):
     line = distill_tab.watch(ctx, dropdown.value, owner, "", sentence)[2]  # each tick keeps it
     assert line.startswith("**Start run refused:** Batch size") and f"**{dropdown.value}** · queued" in line
     assert succeeded.fn() == "" and succeeded.outputs == failed.outputs  # a start that succeeds clears it
+
+
+# -- a run starting
+
+BAR = "distilling:  {pct}%|█▊        | {step}/40 [01:34<07:02, 12.80s/step]"
+
+
+def test_a_starting_run_says_what_its_process_is_doing_until_its_steps_show(ctx):
+    """Loading the teacher, tokenising the corpus and evaluating step 0 took over a minute under a bare "Starting
+    ...": the line names the phase, read from the run's console and metrics, then the step its progress bar has
+    reached before the status records it."""
+    run_id = run_without_checkpoint(ctx.launcher.root, "running", started=False)
+    paths = RunPaths(ctx.launcher.root / run_id)
+    write_status(paths.root, message="Starting ...", max_steps=40)
+    command = f"$ python -m train.distill --config runs/{run_id}/request.json --output-dir runs/{run_id}\n"
+    paths.console.write_text(command, encoding="utf-8")
+
+    def line() -> str:
+        return distill_tab.show_run(ctx, run_id, None)[2]
+
+    assert line().startswith(f"**{run_id}** · running · step 0 of 40 · loading the teacher, then reading and "
+                             "tokenising the corpus …  \nStarting ...")
+    paths.console.write_text(command + "estimated peak memory: 444 MiB\nrun directory: runs/x\n", encoding="utf-8")
+    write_status(paths.root, message="Started.", step=0)
+    assert line().startswith(f"**{run_id}** · running · step 0 of 40 · evaluating the untrained student on held-out "
+                             "lines (step 0) …  \nStarted.")
+    paths.metrics.write_text(json.dumps({"step": 0, "eval_agreement": 0.1, "eval_mlm_acc": 0.1}) + "\n")
+    with open(paths.console, "a", encoding="utf-8") as console:
+        console.write("\r".join(BAR.format(pct=p, step=s) for p, s in ((0, 0), (2, 1), (18, 7))) + "\n")
+    assert line().startswith(f"**{run_id}** · running · step 7 of 40 · agreement 10.0%  \nStarted.")
+    write_status(paths.root, message=STOPPING)  # asked to stop: the line says so, not a phase
+    assert "…" not in line()
+    with open(paths.console, "a", encoding="utf-8") as console:  # resumed: its new process loads again
+        console.write(f"$ python -m train.distill --resume runs/{run_id} --max-steps 40\n")
+    write_status(paths.root, message="Starting ...")
+    assert "· step 0 of 40 · loading the teacher" in line()  # the earlier process's bar is not this one's
+    paths.console.unlink()  # a run started at a terminal writes no console: nothing to read a phase from
+    assert line().startswith(f"**{run_id}** · running · step 0 of 40 · agreement 10.0%  \nStarting ...")
+
+
+# -- runs stopped before their first step
+
+def unstarted_run(root, run_id: str, state: str = "stopped", step: int | None = None, owner: str | None = "alice",
+                  public: bool = False) -> str:
+    """A run folder with its status only, as Start then Stop leaves one (step None: taken out of the queue)."""
+    (root / run_id).mkdir()
+    write_status(root / run_id, state=state, max_steps=10, owner=owner, public=public, pid=os.getpid(),
+                 created=float(run_id[-2:]), **({} if step is None else {"step": step}))
+    return run_id
+
+
+def test_runs_stopped_before_their_first_step_go_in_one_confirmed_press(runs_dir, monkeypatch):
+    """Each Start then Stop left a run in the list, deleted one at a time; one press, confirmed once with how many,
+    deletes the visitor's runs stopped with no step done, never a queued, running, trained or failed one, nor another
+    visitor's, nor one resumed since the confirmation counted it."""
+    import gradio as gr
+    notices = []
+    monkeypatch.setattr(gr, "Info", notices.append)
+    root, space = runs_dir, shared_ctx(runs_dir)
+    taken_out = unstarted_run(root, "20250101-120000-aa01")
+    stopped_loading = unstarted_run(root, "20250101-120000-aa02", step=0)
+    resumed_later = unstarted_run(root, "20250101-120000-aa03", step=0)
+    kept = [unstarted_run(root, "20250101-120000-aa04", "queued"),
+            unstarted_run(root, "20250101-120000-aa05", "running", step=0),
+            unstarted_run(root, "20250101-120000-aa06", step=3),
+            unstarted_run(root, "20250101-120000-aa07", "failed", step=0),
+            unstarted_run(root, "20250101-120000-aa08", owner="bob", public=True),
+            unstarted_run(root, "20250101-120000-aa09", owner="bob")]
+    hidden, confirm, keep, counted = distill_tab.ask_to_delete_unstarted(space, "alice")
+    assert (hidden.visible, confirm.value, confirm.visible, keep.visible) == \
+        (False, "Delete 3 runs stopped before their first step for good", True, True)
+    assert sorted(counted) == [taken_out, stopped_loading, resumed_later]
+    write_status(root / resumed_later, state="queued")  # resumed between the question and the answer
+    table, dropdown, status, *_, notice = distill_tab.delete_unstarted(space, taken_out, "alice", counted)
+    assert notice == "Deleted 2 runs stopped before their first step." and notices == [notice]
+    assert sorted(p.name for p in root.iterdir()) == sorted([resumed_later, *kept])
+    newest = "20250101-120000-aa08"  # the chosen run is gone: the newest run left that alice sees, bob's shared one
+    assert dropdown.value == newest and status.startswith(f"{notice}  \n**{newest}** · stopped")
+    assert resumed_later in table["run"].tolist() and "20250101-120000-aa09" not in table["run"].tolist()
+    hidden, confirm, keep, counted = distill_tab.ask_to_delete_unstarted(space, "alice")  # none left: said so
+    assert (hidden.visible, confirm.visible, keep.visible, counted) == (True, False, False, None)
+    assert notices[-1] == "None of your runs was stopped before its first step: there is nothing to delete."
+    with pytest.raises(ValueError, match="None of your runs is stopped before its first step now"):
+        distill_tab.delete_unstarted(space, None, "alice")
+    assert distill_tab.ask_to_delete_unstarted(space, "bob")[1].value == \
+        "Delete 2 runs stopped before their first step for good"
+
+
+def test_the_api_deletes_the_runs_stopped_before_their_first_step(ctx):
+    import gradio as gr
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    confirm = next(d for d in demo.fns.values() if d.api_name == "delete_unstarted_runs")
+    first = unstarted_run(ctx.launcher.root, "20250101-120000-bb01", owner=None)
+    second = unstarted_run(ctx.launcher.root, "20250101-120000-bb02", step=0, owner=None)
+    trained = unstarted_run(ctx.launcher.root, "20250101-120000-bb03", step=4, owner=None)
+    newer = unstarted_run(ctx.launcher.root, "20250101-120000-bb04", step=5, owner=None)
+    outputs = confirm.fn(trained, None, None)  # a client's call: its session's list is None, so every such run goes
+    assert outputs[-1] == "Deleted 2 runs stopped before their first step." and outputs[1].value == trained
+    assert sorted(p.name for p in ctx.launcher.root.iterdir()) == [trained, newer]
+    assert outputs[0]["run"].tolist() == [newer, trained] and first not in outputs[2] and second not in outputs[2]

@@ -1,10 +1,13 @@
 """Plotly figures and status lines of a distillation run, drawn from its metrics.jsonl records."""
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.formatting import format_seconds
+from train.launcher import ALREADY_STOPPING, STOPPING
 
 LOSS_PARTS = [("loss_kl", "KL (teacher‖student)"), ("loss_mlm", "MLM"), ("loss_cos", "cosine (hidden)"),
               ("loss_att", "attention MSE"), ("loss_hidden_mse", "hidden MSE (projected)")]
@@ -91,12 +94,47 @@ def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
     return fig
 
 
-def progress_line(info: dict, records: list[dict], queue_position: int = 0) -> str:
-    """State, step of steps, speed and time left on one line; the run's last message below it, then the note on
-    metrics lines that were skipped as unreadable (core.runs.Records.note), if any. Speed and time left come from
-    the newest trained row (step 0's evaluation has none) and are left out before it."""
+# What a run's process prints to its console (train.distill), in order: the launcher's command line at each start,
+# "run directory: ..." once the teacher is loaded and the corpus read and tokenised, then its progress bar
+# ("distilling:  18%|█▊   | 7/40 [01:34<07:02, 12.80s/step]"), whose step runs ahead of the status's, which is
+# written only with each metrics row.
+STEP_BAR = re.compile(r"\|\s*(\d+)/\d+\s*\[")
+LOADING = "loading the teacher, then reading and tokenising the corpus"
+EVALUATING_START = "evaluating the untrained student on held-out lines (step 0)"
+PREPARING = "preparing its first step"
+
+
+def run_phase(info: dict, records: list[dict], console: str) -> tuple[str, int | None]:
+    """What a running run's process is doing while its status has nothing newer to say, read from its console
+    (core.runs.read_console's text) and metrics, as (phase, step): before its progress bar appears the phase is
+    LOADING, then EVALUATING_START (a new run) or PREPARING, and the step None; then no phase and the bar's newest
+    step. ("", None) for a run not running, asked to stop, or without console output (started at a terminal)."""
+    if info.get("state") != "running" or info.get("message") in (STOPPING, ALREADY_STOPPING) or not console.strip():
+        return "", None
+    lines = console.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("$ ")]
+    lines = lines[starts[-1] + 1:] if starts else lines  # this process's lines, not an earlier one's
+    steps = [int(found[1]) for line in lines if (found := STEP_BAR.search(line))]
+    if steps:
+        return "", steps[-1]
+    if not any(line.startswith("run directory: ") for line in lines):
+        return LOADING, None
+    if not (info.get("step") or any(r.get("step") == 0 for r in records)):
+        return EVALUATING_START, None
+    return PREPARING, None
+
+
+def progress_line(info: dict, records: list[dict], queue_position: int = 0, console: str = "") -> str:
+    """State, step of steps, what a run starting is doing (run_phase, from its `console` output), speed and time
+    left on one line; the run's last message below it, then the note on metrics lines that were skipped as
+    unreadable (core.runs.Records.note), if any. The step is the progress bar's while it runs ahead of the status.
+    Speed and time left come from the newest trained row (step 0's evaluation has none) and are left out before it."""
     state, step, total = info.get("state", "unknown"), info.get("step") or 0, info.get("max_steps") or 0
+    phase, bar_step = run_phase(info, records, console)
+    step = max(step, bar_step or 0)
     line = f"**{info.get('id', '')}** · {state} · step {step} of {total}"
+    if phase:
+        line += f" · {phase} …"
     if state == "queued" and queue_position:
         line += f" · place in line: {queue_position}"
     if records:

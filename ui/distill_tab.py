@@ -86,6 +86,7 @@ GUESS_COLUMN_WIDTHS = ["25%", "16%", "25%", "25%", "9%"]
 SHARE_INFO = {True: "Let everyone on this app see it and use its student.",
               False: "Matters on a Space or an app served to a network; here every page already sees every run."}
 STUDENT_VOCAB_DEFAULT = 2000  # the form's vocabulary size when the smaller vocabulary is ticked
+MAX_STUDENT_LAYERS = 48  # the form's bound while the teacher's depth cannot be read here; the run then checks it
 MAX_OWNER_CHARS = 64  # the ids this app makes are 24 characters (owner_token)
 # the command line's flags as the form labels them: the shared checks (train.config, train.preflight, train.estimate)
 # name flags, and the page names the fields a person sees (form_words)
@@ -171,7 +172,7 @@ class RunSettings:
         reduced = bool(self.reduced_vocab)
         cfg = DistillConfig.from_dict(dict(
             teacher=teacher, corpus=BUNDLED_CORPUS,
-            student_layers=whole(self.student_layers, "Student layers", None, 1, 48),  # 0 is refused, not "half"
+            student_layers=checked_student_layers(self.student_layers, teacher),  # 0 is refused, not "half"
             init_layers=parse_layers(self.init_layers), student_type=given(self.student_type, DEFAULTS.student_type),
             max_steps=whole(self.steps, "Steps", DEFAULTS.max_steps, 1, MAX_STEPS),
             batch_size=whole(self.batch_size, "Batch size", DEFAULTS.batch_size, 1, MAX_BATCH_SIZE),
@@ -285,16 +286,55 @@ TEACHER_DEPTHS: dict[str, int] = {}
 
 
 def known_teacher_depth(name: str | None) -> int | None:
-    """The number of layers of the teacher `name` (core.models.student.teacher_depth, remembered once found); None
-    when it cannot be read."""
-    if not name:
+    """The number of layers of the teacher `name` (core.models.student.teacher_depth, remembered once found); a known
+    model not downloaded yet is read from its architecture, which the lab ships (zoo.arch_config). None when it
+    cannot be read."""
+    if not name or not isinstance(name, str):
         return None
     if name not in TEACHER_DEPTHS:
         depth = teacher_depth(name)
+        if depth is None and name in zoo.KNOWN_MODELS and name in zoo.arch_names():
+            depth = teacher_depth(f"arch:{name}")
         if depth is None:
             return None
         TEACHER_DEPTHS[name] = depth
     return TEACHER_DEPTHS[name]
+
+
+def layers_refusal(value, teacher: str, depth: int) -> str:
+    """The sentence refusing `value` as the student's depth under the teacher `teacher` of `depth` layers."""
+    return (f"Student layers must be a whole number from 1 to {depth} ({teacher} has {count(depth, 'layer')}); got "
+            f"{shown(value)}.")
+
+
+def checked_student_layers(value, teacher: str | None) -> int | None:
+    """The student's number of layers as the form gives it: None (left out: half the teacher's) or a whole number from
+    1 to the teacher's layers. ValueError naming the teacher's range (layers_refusal); from 1 to MAX_STUDENT_LAYERS
+    while the teacher's depth cannot be read here (the run checks it against the teacher when it is queued)."""
+    if value is None:
+        return None
+    depth = known_teacher_depth(teacher)
+    try:
+        return whole_number(value, "Student layers", 1, depth or MAX_STUDENT_LAYERS)
+    except ValueError:
+        if depth is None:
+            raise
+        raise ValueError(layers_refusal(value, teacher, depth)) from None
+
+
+def layers_info(teacher: str | None, value=None) -> str:
+    """The line under the Student layers box: the range the teacher `teacher` allows (None: a teacher not usable
+    here, whose note says why), or the sentence Start run would refuse `value` with."""
+    depth = known_teacher_depth(teacher)
+    if depth is None:
+        return ("At most the teacher's layers (checked when Start run reads the teacher); half of them is "
+                "DistilBERT's choice.")
+    try:
+        checked_student_layers(value, teacher)
+    except ValueError as error:
+        return str(error)
+    return (f"1 to {depth}: {teacher} has {count(depth, 'layer')}. Half of them, {max(1, depth // 2)}, is DistilBERT's "
+            "choice, and is set when the teacher changes.")
 
 
 def student_layer_count(info: dict) -> int | None:
@@ -439,10 +479,11 @@ def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str
     info, records = next(i for i in infos if i["id"] == run_id), read_metrics(run_dir)
     if info.get("message"):  # the run's own words name flags; the page names the form's fields
         info = {**info, "message": in_form_words(info["message"])}
-    line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos))
+    console = read_console(run_dir)
+    line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos), console)
     dropdown = gr.Dropdown(choices=ids, value=run_id) if choose else gr.Dropdown(choices=ids)
-    return (table, dropdown, refusal_line(refused) + line, loss_figure(records), eval_figure(records),
-            read_console(run_dir), info["public"])
+    return (table, dropdown, refusal_line(refused) + line, loss_figure(records), eval_figure(records), console,
+            info["public"])
 
 
 def open_run(ctx: AppContext, owner: str | None):
@@ -540,6 +581,68 @@ def ask_delete(run_id: str | None) -> tuple[gr.Button, gr.Button, gr.Button]:
 def keep_run() -> tuple[gr.Button, gr.Button, gr.Button]:
     """Delete back in place of the confirmation (confirmed, kept, or another run chosen)."""
     return gr.Button(visible=True), gr.Button(visible=False), gr.Button(visible=False)
+
+
+def unstarted_runs(ctx: AppContext, owner: str | None, infos: list[dict] | None = None) -> list[str]:
+    """Ids of the runs this owner may delete that were stopped before their first step (no step done, no checkpoint,
+    no student): what each Start then Stop leaves behind. Never a queued or running run, nor on a shared app another
+    visitor's (train.launcher.can_control); `infos`: list_runs() already read, if any."""
+    return [info["id"] for info in (list_runs(ctx.launcher.root) if infos is None else infos)
+            if info["state"] == "stopped" and not info.get("step") and not info.get("checkpoint")
+            and not info.get("final") and can_control(info, owner, ctx.launcher.shared)]
+
+
+def unstarted_words(number: int) -> str:
+    """"3 runs stopped before their first step", "1 run stopped before its first step"."""
+    return f"{count(number, 'run')} stopped before {'its' if number == 1 else 'their'} first step"
+
+
+def ask_to_delete_unstarted(ctx: AppContext, owner: str | None):
+    """The first press of 'Delete runs stopped before step 1': the confirmation naming how many (the runs counted
+    now, kept for the confirming press), and Keep them. With none, a notice says so and the buttons stay."""
+    ids = unstarted_runs(ctx, owner)
+    if not ids:
+        gr.Info("None of your runs was stopped before its first step: there is nothing to delete.")
+        return (*keep_unstarted(), None)
+    return (gr.Button(visible=False), gr.Button(f"Delete {unstarted_words(len(ids))} for good", visible=True),
+            gr.Button(visible=True), ids)
+
+
+def keep_unstarted() -> tuple[gr.Button, gr.Button, gr.Button]:
+    """'Delete runs stopped before step 1' back in place of its confirmation."""
+    return gr.Button(visible=True), gr.Button(visible=False), gr.Button(visible=False)
+
+
+def delete_unstarted(ctx: AppContext, run_id: str | None, owner: str | None, run_ids: list[str] | None = None):
+    """/delete_unstarted_runs: delete this owner's runs stopped before their first step (unstarted_runs): those of
+    `run_ids` (the ones the confirmation counted) that still are, or every such run when `run_ids` is None. Returns
+    show_run's outputs, the run `run_id` still chosen unless it was deleted (then the newest run left), with the
+    deletion's line first, then that line for the tab's notice. ValueError when there is none to delete."""
+    if run_ids is not None and not (isinstance(run_ids, list) and all(isinstance(i, str) for i in run_ids)):
+        raise ValueError(f"The runs to delete are a list of run ids; got {shown(run_ids)}.")
+    ids = unstarted_runs(ctx, owner)
+    ids = ids if run_ids is None else [i for i in ids if i in run_ids]  # one resumed since it was counted stays
+    if not ids:
+        raise ValueError("None of your runs is stopped before its first step now: nothing was deleted.")
+    deleted, refusals = [], []
+    for each in ids:
+        try:
+            ctx.launcher.delete(each, owner)
+            deleted.append(each)
+        except ValueError as error:  # its process still exiting, say: the others go on
+            refusals.append(error_message(error))
+    if not deleted:
+        raise ValueError(refusals[0])
+    line = f"Deleted {unstarted_words(len(deleted))}."
+    if refusals:
+        line += f" {count(len(refusals), 'run')} could not be deleted: {refusals[0]}"
+    gr.Info(line)
+    _, visible = runs_table(ctx, owner)
+    keep = run_id if run_id in visible else (visible[0] if visible else None)
+    outputs = list(show_run(ctx, keep, owner, line, choose=True))
+    if keep:  # the run shown has its own line: the deletion's goes first, until the next redraw
+        outputs[2] = f"{line}  \n{outputs[2]}"
+    return *outputs, line
 
 
 def share_run(ctx: AppContext, run_id: str | None, owner: str | None, shared: bool) -> str:
@@ -734,13 +837,41 @@ def publish_run(ctx: AppContext, run_id: str | None, owner: str | None, repo_id:
     return markdown_text(f"Published run {run_id} to {result.url}" + (f". {result.note}" if result.note else ""))
 
 
-def teacher_changed(ctx: AppContext, name: str) -> gr.Slider:
-    """The student's depth follows the teacher's: at most its layers, half of them to start with."""
-    line = ctx.offline_line(name)
-    if line:
-        gr.Warning(line)
-    layers = teacher_depth(name)
-    return gr.Slider() if layers is None else gr.Slider(maximum=layers, value=max(1, layers // 2))
+def checked_teacher(ctx: AppContext, name) -> tuple[str | None, str]:
+    """The teacher `name` checked as Start run checks it: the name as AppContext.check_name gives it (None when it
+    refuses it), and the sentence Start run would refuse it with ("" when it can be used). A Hub model out of reach
+    keeps its name: its depth may still be known (known_teacher_depth)."""
+    try:
+        name = ctx.check_name(name)
+    except ValueError as error:
+        return None, error_message(error)
+    return name, ctx.offline_line(name, checked=True)
+
+
+def teacher_note(line: str) -> gr.Markdown:
+    """The line under the teacher box: why the teacher cannot be used, shown only then."""
+    return gr.Markdown(markdown_text(line), visible=bool(line))
+
+
+def teacher_changed(ctx: AppContext, name) -> tuple[gr.Number, gr.Markdown]:
+    """The student's depth follows the teacher's: half of its layers, the box's line naming the range; the line under
+    the teacher box saying why it cannot be used, if so. Nothing is raised: Start run refuses such a teacher, in one
+    notice. A teacher whose depth cannot be read leaves the box's number as it was."""
+    name, line = checked_teacher(ctx, name)
+    depth = known_teacher_depth(name) if name else None
+    box = gr.Number(info=layers_info(name)) if depth is None else \
+        gr.Number(value=max(1, depth // 2), info=layers_info(name))
+    return box, teacher_note(line)
+
+
+def layers_typed(ctx: AppContext, name, layers) -> gr.Number:
+    """The Student layers box's line once a number is typed: the range, or the sentence Start run would refuse it
+    with; the number stays as typed."""
+    try:
+        name = ctx.check_name(name)  # on a Space, a name it refuses is never read
+    except ValueError:
+        name = None
+    return gr.Number(info=layers_info(name, layers))
 
 
 def refresh_lists(ctx: AppContext) -> gr.Dropdown:
@@ -803,7 +934,10 @@ def build(ctx: AppContext) -> dict:
         with gr.Column(scale=2, min_width=320):
             corpus_note = gr.Markdown("", visible=False, render=False, label="corpus file check",
                                       show_label=False, elem_id="distill-corpus-note")
-            form = settings_form(ctx, corpus_note)
+            # why the teacher chosen cannot be used, said as it is chosen; Start run's refusal is the one notice
+            teacher_check = gr.Markdown("", visible=False, render=False, label="teacher check", show_label=False,
+                                        elem_id="distill-teacher-note")
+            form = settings_form(ctx, corpus_note, teacher_check)
             start = gr.Button("Start run", variant="primary", elem_id="distill-start")
         with gr.Column(scale=3, min_width=420):
             table, ids = runs_table(ctx, None)
@@ -830,6 +964,14 @@ def build(ctx: AppContext) -> dict:
                 confirm_delete = gr.Button("Delete for good", variant="stop", visible=False, scale=0, min_width=400,
                                            elem_id="distill-delete-confirm")
                 keep = gr.Button("Keep it", visible=False, scale=0, elem_id="distill-delete-keep")
+            # each Start then Stop leaves a run with no step done: they go in one confirmed press, not one by one
+            with gr.Row():
+                clear = gr.Button("Delete runs stopped before step 1", scale=0, min_width=320,  # one line of words
+                                  elem_id="distill-delete-unstarted")
+                confirm_clear = gr.Button("Delete for good", variant="stop", visible=False, scale=0, min_width=400,
+                                          elem_id="distill-delete-unstarted-confirm")
+                keep_all = gr.Button("Keep them", visible=False, scale=0, elem_id="distill-delete-unstarted-keep")
+            unstarted = gr.State(None)  # the runs the confirmation counted
             losses_plot = gr.Plot(loss_figure([], run_chosen=False), label="Losses", elem_id="distill-losses")
             eval_plot = gr.Plot(eval_figure([], run_chosen=False), label="Agreement and accuracy",
                                 elem_id="distill-eval")
@@ -861,8 +1003,12 @@ def build(ctx: AppContext) -> dict:
     for changed in (form["corpus_file"], form["teacher"]):
         changed.change(partial(corpus_note_line, ctx), [form["corpus_file"], form["teacher"]], corpus_note,
                        api_visibility="private", show_progress="hidden")
-    form["teacher"].change(handler(teacher_changed, ctx), form["teacher"], form["student_layers"],
-                           api_visibility="private")
+    form["teacher"].change(handler(teacher_changed, ctx), form["teacher"], [form["student_layers"], teacher_check],
+                           api_visibility="private", show_progress="hidden")
+    # outside the queue: the line answers each key at once, never behind a run's start or the timer's redraws
+    form["student_layers"].input(handler(layers_typed, ctx), [form["teacher"], form["student_layers"]],
+                                 form["student_layers"], api_visibility="private", show_progress="hidden",
+                                 queue=False)
     watch_outputs = [runs, selected, status, losses_plot, eval_plot, console, share_selected]
     # A refused Start leaves its sentence first on the status line, which the timer redraws, until Start next
     # succeeds: its toast fades in seconds, and a person who looked away would not know why nothing happened.
@@ -900,6 +1046,16 @@ def build(ctx: AppContext) -> dict:
     deleted.then(**follow_stop)
     for ended in (deleted.then, deleted.failure):  # the page runs .then after a success only
         ended(keep_run, None, deleting, api_visibility="private", queue=False)
+    clearing = [clear, confirm_clear, keep_all]
+    clear.click(handler(ask_to_delete_unstarted, ctx), [owner], [*clearing, unstarted], api_visibility="private",
+                show_progress="hidden")
+    keep_all.click(keep_unstarted, None, clearing, api_visibility="private", queue=False)
+    cleared = confirm_clear.click(handler(delete_unstarted, ctx), [selected, owner, unstarted],
+                                  [*watch_outputs, notice], api_name="delete_unstarted_runs",
+                                  api_description="Delete every run of yours stopped before its first step.")
+    cleared.then(**follow_stop)
+    for ended in (cleared.then, cleared.failure):
+        ended(keep_unstarted, None, clearing, api_visibility="private", queue=False)
     share_selected.input(handler(share_run, ctx), [selected, owner, share_selected], status, api_name="share_run")
     # An export takes a while: the line under its button says what is being done and carries the progress, which
     # would otherwise show on the file box above, away from where the person pressed; a failure stays there too.
@@ -944,16 +1100,23 @@ def default_text(value) -> str:
     return f"{value} (default)"
 
 
-def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None) -> dict:
+def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None,
+                  teacher_check: gr.Markdown | None = None) -> dict:
     """The run's settings as inputs, keyed by RunSettings' field names (the /start_run API parameters);
-    `corpus_note` (made with render=False) is placed under the corpus box, where it is read."""
+    `corpus_note` and `teacher_check` (made with render=False) are placed under the corpus box and the teacher box,
+    where they are read."""
     form = {}
     form["teacher"] = gr.Dropdown(ctx.model_choices(), value=ctx.default_teacher, label="Teacher",
                                   allow_custom_value=True, elem_id="distill-teacher",
                                   info="The model to imitate: a known name, a run's student, or a Hub id.")
-    depth = teacher_depth(ctx.default_teacher) or 12
-    form["student_layers"] = CheckedSlider(1, depth, value=max(1, depth // 2), step=1, label="Student layers",
-                                       info="Depth of the student; half the teacher's is DistilBERT's choice.")
+    if teacher_check is not None:
+        teacher_check.render()
+    depth = known_teacher_depth(ctx.default_teacher)
+    # a number box: a slider moves a typed number into its range without a word; the box keeps what was typed, and
+    # the line under it names the chosen teacher's range or the sentence Start run would refuse the number with
+    form["student_layers"] = CheckedNumber(max(1, depth // 2) if depth else None, precision=0, minimum=1,
+                                           label="Student layers", placeholder="half the teacher's layers",
+                                           elem_id="distill-student-layers", info=layers_info(ctx.default_teacher))
     form["init_layers"] = gr.Textbox(label="Initialising teacher layers", placeholder="every k-th, e.g. 0,2",
                                      info="Teacher layers copied into the student, one per student layer; empty "
                                           "takes every k-th.")
