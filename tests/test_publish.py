@@ -250,6 +250,8 @@ def unfinished_copy(finished_run, tmp_path):
     ("not-a-run", "is not a distillation run"),
     ("no-such-id", "There is no run 'no-such-id'"),
     ("no-owner", "is not of the form owner/name"),
+    ("empty-license", "The license '' is not a license identifier such as apache-2.0"),
+    ("spaced-license", "The license 'Apache 2' is not a license identifier"),
     ("not-empty", "already holds other files; give a new or empty folder."),
     ("unreadable", "has no checkpoint that can be read: step-000004.pt"),
     ("no-repo-id", "--repo-id"),
@@ -266,6 +268,8 @@ def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, ru
         run = "no-such-id"
     elif case == "no-owner":
         repo_id = "tiny"
+    elif case.endswith("-license"):
+        argv_license = ["--license", "" if case == "empty-license" else "Apache 2"]
     elif case == "not-empty":
         out.mkdir()
         (out / "notes.txt").write_text("mine")
@@ -278,6 +282,7 @@ def test_bad_input_is_one_line_and_exit_2(case, says, finished_run, tmp_path, ru
     elif case == "too-long":
         out = Path("/tmp/" + "x" * 300)
     argv = [run, "--dry-run", str(out)] + ([] if case == "no-repo-id" else ["--repo-id", repo_id])
+    argv += argv_license if case.endswith("-license") else []
     try:
         code = main(argv)
     except SystemExit as exit_info:  # argparse's own refusal of a missing flag
