@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.unit
-
 HOSTILE = "Я <img src=x onerror=alert(1)> люблю <b>жирный</b> [MASK]"
 
 
@@ -246,6 +244,21 @@ def test_the_experiment_table_gives_every_point_the_plot_draws():
     for shown, agreement, name in zip(table["top-1 agreement"], trace.y, trace.text):
         assert shown.startswith(f"{agreement:.1%}"), (name, shown, agreement)
     assert table["top-1 agreement"][list(trace.text).index("teacher")] == "100.0% (itself)"
+
+
+def test_the_experiment_table_gives_each_column_one_number_of_decimals_and_names_the_threads():
+    """The latency column showed 1.2 beside 1.21, and the note said "2 thread(s)"."""
+    import json
+
+    from ui import about_tab
+
+    table, _, note = about_tab.experiment_results()
+    rows = json.loads(about_tab.RESULTS.read_text(encoding="utf-8"))["rows"]
+    assert list(table["CPU latency ms"]) == [f"{r['cpu_latency_ms']:.2f}" for r in rows]
+    assert {len(v.split(".")[1]) for v in table["CPU latency ms"]} == {2}
+    assert {len(v.split(".")[1]) for v in table["size MB (fp32)"]} == {1}
+    assert "thread(s)" not in note and about_tab.threads_of({"torch_threads": 2}) in note
+    assert about_tab.threads_of({"torch_threads": 1}) == "1 thread" and about_tab.threads_of({}) == "the threads"
 
 
 def test_the_experiment_names_the_teacher_its_figures_were_measured_on():

@@ -72,6 +72,12 @@ def card_table() -> pd.DataFrame:
                                        "GPU samples/s"])
 
 
+def threads_of(machine: dict) -> str:
+    """'1 thread', '2 threads', or 'the threads' when the run did not record them."""
+    threads = machine.get("torch_threads")
+    return "the threads" if not isinstance(threads, int) else f"{threads} thread" + ("s" if threads != 1 else "")
+
+
 def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
     """The reduced-vocabulary experiment as measured by scripts/vocab_experiment.py, when it has been run."""
     if not RESULTS.is_file():
@@ -82,8 +88,8 @@ def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
         "model": [r["student"] for r in rows],
         "vocabulary": [f"{r['vocab']:,}" for r in rows],
         "parameters": [f"{r['params'] / 1e6:.2f}M" for r in rows],
-        "size MB (fp32)": [r["size_mb"] for r in rows],
-        "CPU latency ms": [r["cpu_latency_ms"] for r in rows],
+        "size MB (fp32)": [f"{r['size_mb']:.1f}" for r in rows],  # one number of decimals a column: 1.20, not 1.2
+        "CPU latency ms": [f"{r['cpu_latency_ms']:.2f}" for r in rows],
         "MLM accuracy": [f"{r['mlm_acc']:.1%}" for r in rows],
         "top-1 agreement": [f"{r['agreement']:.1%}" + (" (itself)" if r["student"] == "teacher" else "")
                             for r in rows],  # the plot's reference point at 100%, named as such
@@ -91,8 +97,8 @@ def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
     fig = tradeoff_figure(rows)
     machine = data.get("machine", {})
     note = (f"{data['steps']:,} distillation steps each, student vocabulary {data['student_vocab_size']:,} and width "
-            f"{data['student_hidden']}; latency of one 128-token sample on {machine.get('torch_threads', '?')} "
-            f"thread(s) of {machine.get('cpu_model', 'this CPU')}. Accuracy and agreement compare predicted words "
+            f"{data['student_hidden']}; latency of one 128-token sample on {threads_of(machine)} of "
+            f"{machine.get('cpu_model', 'this CPU')}. Accuracy and agreement compare predicted words "
             "(strings) at held-out masked positions, so different vocabularies compare fairly.")
     same = next((r for r in rows if r["student"] == "same vocabulary"), None)
     reduced = [r for r in rows if r["student"].startswith("reduced")]
