@@ -75,6 +75,8 @@ def test_step_2_a_default_run_finishes_in_time_and_its_agreement_rises(client, t
     metrics = pd.read_csv(path["value"] if isinstance(path, dict) else path).dropna(subset=["eval_agreement"])
     assert metrics["step"].iloc[0] == 0 and len(metrics) >= 3
     assert metrics["eval_agreement"].iloc[-1] > metrics["eval_agreement"].iloc[0] + 0.05, metrics
+    early = metrics.loc[metrics["step"] == SETTINGS.early_step, "eval_agreement"]  # where a busy class may stop
+    assert len(early) == 1 and early.iloc[0] > metrics["eval_agreement"].iloc[0] + 0.03, metrics
 
 
 def test_step_3_same_label_neighbours_under_the_map(client):

@@ -19,6 +19,7 @@ class LessonSettings:
     student: str = "bundled-student"
     kl_masked_only: bool = True  # the bundled student's recipe: the vocabulary logits only where a loss reads them
     run_minutes: int = 4  # the default Distill run so, on a 2-core laptop, with room to spare
+    early_step: int = 100  # an evaluation of the default run by which its agreement has risen
     bench_batch: int = 32
     bench_seq_len: int = 128
     bench_seconds: int = 60  # the lesson's benchmark, estimated before it starts
@@ -69,7 +70,8 @@ The figures below were measured on this pair; the app shows the same.
    small teacher get right, and what not?
 2. **(4 min) Watch a student learn.** In **Distill**, keep the bundled teacher and the defaults{tick} and
    press **Start run** (it takes under {s.run_minutes} minutes on an idle 2-core laptop, longer while other programs
-   keep its cores busy). The agreement curve's first point is
+   keep its cores busy; on a busy machine the curve has already risen by step {s.early_step}, and **Stop** ends the
+   run there with its student kept). The agreement curve's first point is
    the untrained student, made of {figures['student_layers']} of the teacher's layers: it already agrees with the
    teacher on some masked words, and the curve rises as the KL term pulls it toward the teacher (the bundled
    student's own run, on its own evaluation lines: {started}). Ask: why does the student agree with the teacher more
