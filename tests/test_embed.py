@@ -23,8 +23,6 @@ from core.models import zoo
 from core.models.tokenizer import train_wordpiece
 from tests.support.models import corpus_lines
 
-pytestmark = pytest.mark.unit
-
 RNG = np.random.default_rng(0)
 
 
@@ -82,7 +80,7 @@ def test_layers_count_from_the_end(tiny_teacher, tiny_student):
     assert embed.resolve_layer(tiny_teacher, None) == 4 and embed.resolve_layer(tiny_teacher, -1) == 4
     assert embed.resolve_layer(tiny_student, -3) == 0 and embed.resolve_layer(tiny_student, 2) == 2
     for bad in (3, -4, 1.5):
-        with pytest.raises(ValueError, match="layers 0 to 2"):
+        with pytest.raises(ValueError, match=r"The layer must be from -3 to 2 for .*\(-1 is layer 2, -3 is layer 0\)"):
             embed.resolve_layer(tiny_student, bad)
     with pytest.raises(ValueError, match="Pooling"):
         embed.embed_space(tiny_student, typed_set("a b"), pooling="max")
@@ -110,6 +108,7 @@ EIGHT = ("Мы ходили в кино.\nКошка спит на диване.
          "Поезд опаздывает на час.\nМама готовит суп.\nКупи хлеба по дороге домой.\nМатч начнётся в семь.")
 
 
+@pytest.mark.slow
 def test_eight_typed_sentences_against_noise_and_shuffled(bundled_teacher):
     """The sizes a class types: the biased CKA said 0.87 against noise and 0.78 with no sentence matched."""
     sentences = typed_set(EIGHT)
@@ -177,10 +176,11 @@ def test_pca_map_is_the_projection_on_the_top_principal_axes(tiny_teacher, sente
     assert embed.project(space, "pca", 3) is coords  # cached
 
 
+@pytest.mark.slow
 def test_umap_warms_up_once_and_maps_reproducibly(tiny_teacher, sentences):
     thread = embed.warm_up_umap_in_background()
     assert embed.warm_up_umap_in_background() is thread and thread.daemon
-    thread.join(timeout=120)
+    thread.join(timeout=600)  # numba compiles UMAP: half a minute idle, minutes on a busy machine
     assert not thread.is_alive()
     space = embed.embed_space(tiny_teacher, sentences)
     coords = embed.project(space, "umap", 2)
@@ -199,6 +199,7 @@ def test_align_undoes_a_rotation_and_reflection():
     np.testing.assert_allclose(embed.align(reference, turned), reference - reference.mean(axis=0), atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["umap", "pca"])
 @pytest.mark.parametrize("dims", [2, 3])
 def test_copies_of_a_sentence_share_one_point(tiny_teacher, method, dims):
@@ -284,6 +285,7 @@ def test_bad_uploads_say_what_to_do(tmp_path, name, content, message):
 # The tab, through its API
 
 
+@pytest.mark.app
 def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
     import gradio as gr
     import httpx
@@ -415,6 +417,7 @@ def axis_titles(layout: dict) -> dict[str, str]:
     return titles
 
 
+@pytest.mark.slow
 def test_every_map_axis_says_which_component_it_is(tiny_teacher_dir, tiny_student_dir):
     """The maps' axes carry no numbers (the later maps are turned): each is titled with the component it shows, on
     the page and in the downloaded page."""
@@ -723,3 +726,42 @@ def test_a_pdf_named_txt_is_refused_under_the_upload_box_as_it_is_uploaded(tmp_p
     assert uploaded[0].fn(None) == ""  # the box cleared: nothing is said
     assert [u.visible for u in embed_tab.show_source("Upload a file")] == [True, True, False]
     assert [u.visible for u in embed_tab.show_source("Probe set")] == [False, False, False]
+
+
+def state_values(demo) -> int:
+    """How many gr.State values Gradio holds for the app's sessions, every session together."""
+    return sum(len(session.state_data) for session in demo.state_holder.session_data.values())
+
+
+@pytest.mark.app
+def test_api_callers_leave_no_state_behind(tiny_teacher_dir, tiny_student_dir, monkeypatch):
+    """Each gradio_client Client (each raw HTTP caller) is a session of its own. /neighbours kept its maps in the
+    session's state for the page's follow-ups, which an API caller never runs, and Gradio frees a session's state
+    only an hour after its page closes: memory for every call, for good."""
+    import time
+
+    import gradio as gr
+    from gradio_client import Client
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    monkeypatch.setattr(embed_tab, "KEPT_S", 1, raising=False)  # how long a page needs it: a moment
+    teacher_name, student_name = str(tiny_teacher_dir), str(tiny_student_dir)
+    with gr.Blocks() as demo:
+        embed_tab.build(AppContext(default_teacher=teacher_name, default_student=student_name))
+    demo.queue().launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        before = state_values(demo)
+        for api_name, extra in (("/neighbours", ["2", 3]), ("/embedding_map", []), ("/layer_similarity", None)):
+            inputs = ["Typed sentences", None, "\n".join(corpus_lines(12)), teacher_name, student_name, ""]
+            inputs += ["mean"] if extra is None else [-1, -1, -1, "mean", "PCA", "2D", *extra]
+            client.predict(*inputs, api_name=api_name)
+            assert state_values(demo) == before + 1  # kept a moment, for a page's follow-ups
+            deadline = time.time() + 30
+            while state_values(demo) > before and time.time() < deadline:
+                time.sleep(0.2)
+            assert state_values(demo) == before, f"{api_name} left its state behind"
+    finally:
+        demo.close()

@@ -13,8 +13,6 @@ from core.models import zoo
 from tests.support.downloads import read_csv
 from tests.support.models import corpus_lines
 
-pytestmark = pytest.mark.unit
-
 EIGHT = ["Мы ходили в кино.", "Кошка спит на диване.", "Завтра обещают дождь.", "Я люблю читать книги.",
          "Поезд опаздывает на час.", "Мама готовит суп.", "Купи хлеба по дороге домой.", "Матч начнётся в семь."]
 # three emoji the tokenizers have no piece for, and two sentences that differ only in one of them
@@ -440,3 +438,184 @@ def test_any_two_filled_model_boxes_compare_and_one_box_names_a_second_model():
         embed_tab.chosen_models(["bundled-student", "", ""], [None] * 3, pair)
     assert str(refused.value) == ("Choose a second model to compare with bundled-student, such as bundled-teacher as "
                                   "model 2.")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Layers and neighbours: a number is used as typed, or refused, never changed without a word
+
+
+def test_a_layer_a_model_lacks_is_refused_with_its_range_counted_both_ways(ctx, names):
+    """-6 and 5 of a 4-layer teacher were refused saying "layers 0 to 4 ... or -1 for the last", while -5 was taken
+    as layer 0 without a word: the refusal names the range from both ends, for the model of that box."""
+    import gradio as gr
+
+    from ui import embed_tab
+
+    teacher = ("The layer of model 1 must be from -5 to 4 for {}: 0 is its embeddings and 4 its last layer; negative "
+               "layers count from the last, as in Python (-1 is layer 4, -5 is layer 0). Got {}.")
+    student = ("The layer of model 2 must be from -3 to 2 for {}: 0 is its embeddings and 2 its last layer; negative "
+               "layers count from the last, as in Python (-1 is layer 2, -3 is layer 0). Got {}.")
+    cases = [(dict(layer_1=-6), teacher.format(names[0], -6)), (dict(layer_1=5), teacher.format(names[0], 5)),
+             (dict(layer_2=-4), student.format(names[1], -4)), (dict(layer_2=3), student.format(names[1], 3))]
+    actions = [(embed_tab.draw_maps, {}), (embed_tab.find_neighbours, dict(highlight="1", neighbours=3))]
+    for change, said in cases:
+        for handler, extra in actions:
+            with pytest.raises(gr.Error) as refused:
+                handler(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], **change), **extra)
+            assert message_of(refused.value) == said
+
+
+def test_a_negative_layer_says_in_the_note_which_layer_it_is(ctx, names):
+    from ui import embed_tab
+    from ui.context import markdown_text
+
+    figure, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=-5,
+                                                            layer_2=-2))
+    assert [a.text.split(" · ")[1] for a in figure.layout.annotations[:2]] == ["layer 0/4", "layer 1/2"]
+    assert markdown_text(f" Layer -5 of model 1 is layer 0 of {names[0]}: negative layers count from the last, as in "
+                         f"Python (-1 is layer 4). Layer -2 of model 2 is layer 1 of {names[1]}: negative layers count "
+                         "from the last, as in Python (-1 is layer 2).") in note
+    _, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]))  # -1 and -1
+    assert "negative layers" not in note
+    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=-4),
+                                            highlight="1", neighbours=2)
+    assert markdown_text(f"Layer -4 of model 1 is layer 1 of {names[0]}") in embed_tab.show_beside(shown)[1]
+
+
+def test_neighbours_is_a_number_box_that_sends_what_was_typed(names):
+    """The page's slider moved a typed 0 to 1 when it lost focus (Gradio's Slider clamps on blur), and the neighbours
+    listed were not the number asked for: a number box sends 0 as typed, and the check refuses it."""
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import AppContext, error_message
+
+    ctx = AppContext(default_teacher=names[0], default_student=names[1])
+    with gr.Blocks() as demo:
+        embed_tab.build(ctx)
+    k = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "embed-k")
+    assert k.get_block_name() == "number" and (k.minimum, k.maximum) == (1, embed_tab.MAX_NEIGHBOURS)
+    assert f"1 to {embed_tab.MAX_NEIGHBOURS}" in k.info
+    for typed_k in (0, 21, -3, 2.5):
+        sent = k.preprocess(typed_k)
+        assert sent == typed_k
+        said = f"Neighbours must be a whole number from 1 to 20; got {typed_k}."
+        with pytest.raises(gr.Error) as refused:
+            embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]), highlight="1",
+                                      neighbours=sent)
+        assert error_message(refused.value) == said
+        # and by the page before it asks, so that the maps drawn stay on the page, not marked "Error"
+        with pytest.raises(ValueError) as refused:
+            embed_tab.page_neighbours_check(*typed(EIGHT, model_1=names[0], model_2=names[1]).values(), "1", sent)
+        assert str(refused.value) == said
+    _, rows, _ = embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]), highlight="1",
+                                           neighbours=k.preprocess(1))
+    assert len(rows) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# An upload is named as the person gave it
+
+
+def stored_upload(folder, given: str, stored: str, content: bytes):
+    """What the upload box hands the tab: Gradio's stored copy of a file the person named `given`."""
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    from ui import embed_tab
+    from ui.context import AppContext
+
+    path = folder / stored
+    path.write_bytes(content)
+    with gr.Blocks():
+        parts = embed_tab.build(AppContext(default_teacher="bundled-teacher", default_student="bundled-student"))
+    return parts["upload"].preprocess(FileData(path=str(path), orig_name=given))
+
+
+def test_an_upload_is_named_as_the_person_gave_it_in_every_message(tmp_path, ctx, names):
+    """Gradio stores "nul.txt" (a name Windows reserves) as "_nul.txt": the line under the box, Draw's refusals and
+    the maps' title named the stored copy."""
+    import gradio as gr
+
+    from ui import embed_tab
+
+    upload = stored_upload(tmp_path, "nul.txt", "_nul.txt", "\n".join(EIGHT).encode("utf-8"))
+    assert str(upload).endswith("_nul.txt") and upload.given == "nul.txt"
+    assert embed_tab.upload_line(upload) == "nul.txt: 8 sentences."
+    inputs = dict(typed(EIGHT, model_1=names[0], model_2=names[1]), source="Upload a file", file=upload)
+    figure, *_ = embed_tab.draw_maps(ctx, **inputs)
+    assert figure.layout.title.text == "PCA 2D of 8 sentences (nul.txt)"
+    layers, _ = embed_tab.compare_layers(ctx, **{k: v for k, v in inputs.items()
+                                                 if not k.startswith("layer") and k not in ("method", "dims")})
+    assert layers.layout.title.text.startswith("8 sentences (nul.txt), mean of token vectors: ")
+    windows = stored_upload(tmp_path, "con.txt", "_con.txt", "\n".join(EIGHT).encode("cp1251"))
+    assert "'con.txt' is not UTF-8 text" in embed_tab.upload_line(windows)
+    with pytest.raises(gr.Error) as refused:
+        embed_tab.draw_maps(ctx, **dict(inputs, file=windows))
+    assert "'con.txt' is not UTF-8 text" in message_of(refused.value) and "_con" not in message_of(refused.value)
+    # a name that cannot name the stored file (another suffix, a folder) is not taken: the stored name is said
+    assert embed_tab.given_name(embed_tab.Upload(str(tmp_path / "_nul.txt"), "nul.csv")) == "_nul.txt"
+    assert embed_tab.given_name(embed_tab.Upload(str(tmp_path / "_nul.txt"), "../nul.txt")) == "_nul.txt"
+
+
+def test_an_upload_removed_from_the_server_is_said_in_a_sentence(tmp_path, ctx, names):
+    """The app sweeps uploads older than an hour from Gradio's cache while the page still shows the file: Draw
+    answered with FileNotFoundError, which the page shows as a bare "Error"."""
+    import gradio as gr
+
+    from ui import embed_tab
+
+    upload = stored_upload(tmp_path, "nul.txt", "_nul.txt", "\n".join(EIGHT).encode("utf-8"))
+    (tmp_path / "_nul.txt").unlink()
+    said = "The uploaded file 'nul.txt' is no longer on the server (uploads are removed after an hour or so); upload " \
+           "it again."
+    assert embed_tab.upload_line(upload) == embed_tab.markdown_text(said)
+    inputs = dict(typed(EIGHT, model_1=names[0], model_2=names[1]), source="Upload a file", file=upload)
+    with pytest.raises(gr.Error) as refused:
+        embed_tab.draw_maps(ctx, **inputs)
+    assert message_of(refused.value) == said
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Layer similarity names the sentences a model reads as the same tokens, as the maps' note does
+
+
+def title_text(figure) -> str:
+    """A figure's title as read: its lines joined by spaces, tags left out, entities read."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", figure.layout.title.text.replace("<br>", " ")))
+
+
+def test_layer_similarity_names_the_sentences_that_share_one_vector(ctx, names):
+    from ui import embed_tab
+
+    layer_inputs = dict(source="Typed sentences", file=None, model_1=names[0], model_2=names[1], model_3="",
+                        pooling="mean")
+    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences="\n".join(WITH_EMOJI))
+    both = f"{names[0]} and {names[1]}"
+    title = title_text(figure)
+    assert (f"3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to {both}: none of their characters is in "
+            "the vocabulary; they share one vector at every layer.") in title
+    assert (f"2 sentences (#6 and #7) differ only in characters unknown to {both}, read as [UNK]; they share one "
+            "vector at every layer.") in title
+    lines = figure.layout.title.text.split("<br>")
+    assert all(len(line.removeprefix("<span style='font-size:12px'>").removesuffix("</span>"))
+               <= embed_tab.embed_plots.NOTE_CHARS for line in lines[1:])  # a narrow page shows each line whole
+    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences="\n".join(EIGHT))
+    assert "share one vector" not in title_text(figure)
+
+
+def test_layer_similarity_counts_groups_past_the_few_it_names(ctx, names):
+    """Five groups of sentences read alike: three named, the rest counted, so the heat maps keep their room."""
+    from ui import embed_tab
+
+    lines = [f"{sentence} {emoji}" for sentence in EIGHT[:5] for emoji in ("🐱", "🚀")]
+    figure, _ = embed_tab.compare_layers(ctx, source="Typed sentences", file=None, sentences="\n".join(lines),
+                                         model_1=names[0], model_2=names[1], model_3="", pooling="mean")
+    title = title_text(figure)
+    assert title.count("they share one vector at every layer") == embed_tab.MAX_FIGURE_NOTES - 1
+    assert "2 more groups of sentences are read as the same tokens; Draw's note names them all." in title
+    _, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(lines, model_1=names[0], model_2=names[1]))
+    assert note.count("share one point") == 5

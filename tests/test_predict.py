@@ -13,8 +13,6 @@ from core.models import masked_lm, zoo
 from core.models.tokenizer import train_wordpiece
 from tests.support.models import corpus_lines, tiny_bert
 
-pytestmark = pytest.mark.unit
-
 ONE_MASK = "Я сегодня приготовила овощной [MASK] с фрикадельками."
 TWO_MASKS = "Давай вечером сходим в [MASK], а потом [MASK] домой."
 
@@ -270,6 +268,7 @@ def test_probe_summary_refuses_a_bad_probe(tiny_teacher, tiny_student):
         predict.probe_summary([tiny_teacher, tiny_student], [FillMaskProbe("Нет маски.", "слово", "t")])
 
 
+@pytest.mark.app
 def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, tiny_teacher, tiny_student, monkeypatch):
     import gradio as gr
     import httpx
@@ -290,7 +289,7 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, tiny_teache
         parameters = {name: [p["parameter_name"] for p in api[name]["parameters"]] for name in api}
         assert parameters == {"/fill_mask": ["model_1", "model_2", "model_3", "top_k", "sentence"],
                               "/mask_each_word": ["model_1", "model_2", "model_3", "top_k", "sentence"],
-                              "/probe_summary": ["model_1", "model_2", "model_3"]}
+                              "/probe_summary": ["model_1", "model_2", "model_3", "top_k"]}
         every_endpoint = httpx.get(client.src_prefixed + "info?all_endpoints=True").json()  # undocumented ones too
         assert set(every_endpoint["named_endpoints"]) == {"/fill_mask", "/mask_each_word", "/probe_summary"}
         assert not every_endpoint["unnamed_endpoints"]  # picking an example (load_example) is not an endpoint
@@ -348,7 +347,8 @@ def test_failed_action_keeps_its_message_in_the_status_line(tiny_teacher_dir, ti
     assert predict_tab.failure_status(errors, "fill_mask", *inputs.values()) == ""  # shown once, then gone
     with pytest.raises(gr.Error, match="no run 'gone'"):  # a load error (gr.Error from the context) is kept too
         predict_tab.probe_summary(ctx, errors, ctx.default_teacher, "run:gone", "")
-    assert "no run 'gone'" in predict_tab.failure_status(errors, "probe_summary", ctx.default_teacher, "run:gone", "")
+    assert "no run 'gone'" in predict_tab.failure_status(errors, "probe_summary", ctx.default_teacher, "run:gone", "",
+                                                         predict_tab.DEFAULT_TOP_K)
     with pytest.raises(gr.Error, match="Choose a second model to compare"):
         predict_tab.mask_each_word(ctx, errors, ctx.default_teacher, "", "", 5, "Мы гуляли.")
     line = predict_tab.failure_status(errors, "mask_each_word", ctx.default_teacher, "", "", 5, "Мы гуляли.")
@@ -895,3 +895,140 @@ def test_kl_of_nearly_equal_distributions_is_never_below_zero():
     assert kl_divergence(log_p, log_p + 1e-6) == 0.0
     log_q = torch.log_softmax(torch.tensor([0.5, 1.0, 2.0]), dim=0)
     assert kl_divergence(log_p, log_q) == pytest.approx(float((log_p.exp() * (log_p - log_q)).sum()))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The probe summary's top-k is the Top-k box's
+
+
+def test_the_probe_summary_takes_its_top_k_from_the_top_k_box(tiny_teacher_dir, tiny_student_dir, runs_dir,
+                                                               tiny_teacher, tiny_student, monkeypatch):
+    """The summary's overlap was always top-5 whatever Top-k said, and a Top-k of 0 that Predict refuses passed."""
+    import gradio as gr
+
+    from tests.support.downloads import paths, read_csv
+    from ui import predict_tab
+    from ui.context import error_message
+
+    probes = make_probes([tiny_teacher, tiny_student], 6)
+    monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    models = [ctx.default_teacher, ctx.default_student, ""]
+    for k in (1, 3, 12):
+        table, figure, _, kept = predict_tab.probe_summary_kept(ctx, predict_tab.ErrorLines(), *models, k)
+        direct = predict.probe_summary([ctx.load(name) for name in models[:2]], probes, top_k=k).pairs[0].mean(
+            "overlap")
+        shown = table[f"top-{k} overlap"].tolist()
+        assert shown[0] == "" and float(shown[1].removesuffix("%")) / 100 == pytest.approx(direct, abs=1e-3)
+        assert f"top-{k} overlap" in [str(x) for trace in figure.data for x in trace.x[0]]
+        csv_path = paths(predict_tab.show_downloads("probe_summary", kept))[0]
+        assert float(read_csv(csv_path)[f"top-{k} overlap"][1]) == pytest.approx(direct, abs=1e-3)
+    for typed in (0, 21, 2.5):
+        with pytest.raises(gr.Error) as refused:
+            predict_tab.probe_summary(ctx, predict_tab.ErrorLines(), *models, typed)
+        assert error_message(refused.value) == f"Top-k must be a whole number from 1 to 20; got {typed}."
+    demo, _, parts = built_tab(ctx)
+    event = next(d for d in demo.config["dependencies"] if d["api_name"] == "probe_summary")
+    assert event["inputs"] == [parts[name]._id for name in ("first", "second", "third", "top_k")]
+    assert "probe summary" in parts["top_k"].info
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A run's student loaded from a checkpoint says which
+
+
+def unfinished_run(root, student_dir, state: str, step: int = 120, max_steps: int = 600) -> str:
+    """A run in `state` whose newest checkpoint (of the tiny student) is at `step`; no final model."""
+    import json
+    import os
+    import shutil
+
+    from transformers import AutoModelForMaskedLM
+
+    from core.runs.store import RunPaths, write_status
+
+    paths = RunPaths(root / "20250101-120000-ckpt")
+    paths.root.mkdir()
+    write_status(paths.root, state=state, step=step, max_steps=max_steps, pid=os.getpid())  # running: this process
+    paths.config.write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": max_steps}))
+    shutil.copytree(student_dir, paths.student)
+    (paths.root / "checkpoints").mkdir()
+    model = AutoModelForMaskedLM.from_pretrained(student_dir)
+    for saved in (step // 2, step):
+        torch.save({"model": model.state_dict(), "step": saved}, paths.root / "checkpoints" / f"step-{saved:06d}.pt")
+    return paths.root.name
+
+
+@pytest.mark.parametrize("state, said", [("stopped", "the run was stopped"), ("failed", "the run failed"),
+                                         ("running", "the run is still training")])
+def test_an_unfinished_runs_student_says_which_checkpoint_is_loaded(tiny_teacher_dir, tiny_student_dir, runs_dir,
+                                                                   tiny_teacher, tiny_student, monkeypatch, state,
+                                                                   said):
+    """run:<id> of a stopped run loaded its newest checkpoint without a word: a result read as the run's student
+    was of step 120 of 600."""
+    from ui import predict_tab
+    from ui.context import markdown_text
+
+    probes = make_probes([tiny_teacher, tiny_student], 6)
+    monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    run = f"run:{unfinished_run(runs_dir, tiny_student_dir, state)}"
+    line = f"{run}: the checkpoint at step 120 of 600, {said}."
+    models, errors = [ctx.default_teacher, run, ""], predict_tab.ErrorLines()
+    _, markdown = predict_tab.fill_mask(ctx, errors, *models, 3, ONE_MASK)
+    assert f"\n\n*{markdown_text(line)}*" in markdown  # a paragraph of its own
+    _, markdown = predict_tab.mask_each_word(ctx, errors, *models, 3, "Мы долго гуляли.")
+    assert f"\n\n*{markdown_text(line)}*" in markdown
+    table, _, _, kept = predict_tab.probe_summary_kept(ctx, errors, *models, 3)
+    assert table["model"].tolist() == [f"1. {predict_tab.label(ctx.default_teacher)}",
+                                       f"2. {run} (the checkpoint at step 120 of 600, {said})"]
+    assert kept.files["probe-summary.csv"]["model"].tolist() == table["model"].tolist()
+    _, markdown = predict_tab.fill_mask(ctx, errors, ctx.default_teacher, ctx.default_student, "", 3, ONE_MASK)
+    assert "the checkpoint at step" not in markdown  # models that are no run's checkpoint say nothing
+
+
+def test_a_finished_runs_student_and_its_start_name_no_checkpoint(tiny_teacher_dir, tiny_student_dir, runs_dir):
+    import shutil
+
+    from ui import predict_tab
+
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    run_id = unfinished_run(runs_dir, tiny_student_dir, "stopped")
+    assert predict_tab.checkpoint_used(ctx, f"run:{run_id}") == "the checkpoint at step 120 of 600, the run was stopped"
+    shutil.copytree(tiny_student_dir, runs_dir / run_id / "init")
+    assert predict_tab.checkpoint_used(ctx, f"run:{run_id}@init") == ""
+    shutil.copytree(tiny_student_dir, runs_dir / run_id / "final")
+    assert predict_tab.checkpoint_used(ctx, f"run:{run_id}") == ""
+    assert predict_tab.checkpoint_used(ctx, "run:no-such-run") == ""
+
+
+@pytest.mark.app
+def test_api_callers_leave_no_state_behind(tiny_teacher_dir, tiny_student_dir, runs_dir, monkeypatch):
+    """Each gradio_client Client is a session of its own: Predict kept its downloads in the session's state for the
+    page's follow-up, which an API caller never runs, until an hour after a page closes that never opened."""
+    import time
+
+    import gradio as gr
+    from gradio_client import Client
+
+    from ui import predict_tab
+
+    monkeypatch.setattr(predict_tab, "KEPT_S", 1, raising=False)  # how long a page needs it: a moment
+    ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
+    with gr.Blocks() as demo:
+        predict_tab.build(ctx)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        def held() -> int:
+            return sum(len(session.state_data) for session in demo.state_holder.session_data.values())
+
+        before = held()
+        Client(demo.local_url, verbose=False).predict(ctx.default_teacher, ctx.default_student, "", 3, ONE_MASK,
+                                                      api_name="/fill_mask")
+        assert held() == before + 1  # kept a moment, for a page's follow-up
+        deadline = time.time() + 30
+        while held() > before and time.time() < deadline:
+            time.sleep(0.2)
+        assert held() == before
+    finally:
+        demo.close()

@@ -8,8 +8,6 @@ import pytest
 from core.compare import predict
 from core.compare.sentences import read_sentence_file, typed_set
 
-pytestmark = pytest.mark.unit
-
 EXAMPLE = "e.g. 'Я люблю пить [MASK] с лимоном.'"
 
 
@@ -272,6 +270,7 @@ def test_every_action_of_the_tab_is_admitted_first_and_a_refusal_reaches_the_sta
         assert lines[0].fn(*inputs) == f"**{predict_tab.ACTIONS[action]} failed:** {busy}"
 
 
+@pytest.mark.app
 def test_an_api_client_over_the_limit_is_refused_by_the_validator(tab, monkeypatch):
     import gradio as gr
     from gradio_client import Client

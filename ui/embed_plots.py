@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import math
 import textwrap
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ UNLABELLED = "#4c78a8"
 TEXT_LABELS_UP_TO = 30  # sentences; more labels than this cover each other
 TEXT_LABEL_CHARS = 24
 NEIGHBOUR_RANK_PERCENT = 7  # of the table's width: room for "rank" and two digits
+NOTE_CHARS = 110  # characters a line of a note under the layer figure's title
 
 
 def _title(space: Space) -> str:
@@ -243,7 +245,8 @@ def neighbour_column_widths(spaces: int) -> list[str]:
     return [f"{NEIGHBOUR_RANK_PERCENT}%"] + [f"{share:.1f}%"] * spaces
 
 
-def layer_figure(names: list[str], results: list[dict], sentences: str = "") -> go.Figure:
+def layer_figure(names: list[str], results: list[dict], sentences: str = "", notes: Sequence[str] = ()
+                 ) -> go.Figure:
     """Heat maps with each cell's value written on it: CKA (first row) and kNN overlap (second row) of every layer
     of names[0] (the reference, y) against every layer of each other model (x), one column a model.
 
@@ -251,7 +254,9 @@ def layer_figure(names: list[str], results: list[dict], sentences: str = "") -> 
     of the other model ("closest") is outlined, so the number in it stays readable. When kNN overlap is undefined
     (too few sentences) its row says why instead. `sentences` ("704 sentences (the probe set), mean of token
     vectors") heads the title, so a figure left from earlier settings says so; a line under it warns when the
-    sentences are too few for CKA to be reliable (results' "cka_note"), and says why a cell is blank (CKA NaN).
+    sentences are too few for CKA to be reliable (results' "cka_note"), and says why a cell is blank (CKA NaN); the
+    `notes` (plain text, such as which sentences a model reads as the same tokens) follow, each wrapped to
+    NOTE_CHARS a line.
     """
     reference, others = names[0], names[1:]
     k, knn_note = results[0]["k"], results[0]["knn_note"]
@@ -288,14 +293,16 @@ def layer_figure(names: list[str], results: list[dict], sentences: str = "") -> 
     title = (f"{html.escape(sentences)}: " if sentences else "") + "outlined, for each layer, the closest reference " \
         "layer by CKA"
     # What the maps' note says goes under the title too: the figure may be read, or downloaded, alone.
-    notes = []
+    warnings = []
     if results[0].get("cka_note"):
-        notes.append(f"CKA is unreliable with fewer than {RELIABLE_SENTENCES} sentences: it moves a lot with the "
-                     "choice of sentences.")
+        warnings.append(f"CKA is unreliable with fewer than {RELIABLE_SENTENCES} sentences: it moves a lot with the "
+                        "choice of sentences.")
     if any(np.isnan(result["cka"]).any() for result in results):
-        notes.append("A blank cell: every sentence has the same vector at one of its layers (the [CLS] vector at "
-                     "layer 0 does), so CKA is undefined.")
-    title += "".join(f"<br><span style='font-size:12px'>{note}</span>" for note in notes)
-    fig.update_layout(height=800, margin=dict(l=10, r=10, t=80 + 18 * len(notes), b=40),
+        warnings.append("A blank cell: every sentence has the same vector at one of its layers (the [CLS] vector at "
+                        "layer 0 does), so CKA is undefined.")
+    # plotly does not wrap a title: a long note is cut into lines that fit a narrow page
+    lines = warnings + [html.escape(line) for note in notes for line in textwrap.wrap(note, NOTE_CHARS)]
+    title += "".join(f"<br><span style='font-size:12px'>{line}</span>" for line in lines)
+    fig.update_layout(height=800, margin=dict(l=10, r=10, t=80 + 18 * len(lines), b=40),
                       title=dict(text=title, x=0.5, y=0.995, yanchor="top", pad=dict(t=14), font=dict(size=13)))
     return fig

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import functools
 import math
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 import torch
+from gradio.data_classes import ListFiles
 
 from core.bench import machine
 from core.bench.plan import ENCODER_EFFICIENCY, encoder_flops
@@ -39,7 +43,6 @@ from ui.context import (
     CheckedFile,
     CheckedNumber,
     CheckedRadio,
-    CheckedSlider,
     ErrorLines,
     VisitorLimit,
     check_two_models,
@@ -60,7 +63,9 @@ POOLING_NAMES = {"mean": "mean of token vectors", "cls": "[CLS] vectors"}  # by 
 METHODS = ["PCA", "UMAP"]
 DIMENSIONS = ["2D", "3D"]
 DEFAULT_NEIGHBOURS = 5
-MAX_NEIGHBOURS = 20  # the slider's end
+MAX_NEIGHBOURS = 20  # the most neighbours a list shows
+LAYER_HINT = "0 embeddings, -1 last, -2 the one before"
+KEPT_S = 600  # seconds a session keeps what an action showed (the downloads' follow-ups read it at once)
 DEFAULT_ESTIMATOR = ESTIMATORS[0]  # debiased
 QUEUE_GROUP = "embeddings"  # Draw, Neighbours and Layer similarity share one concurrency budget
 CONCURRENCY = 2  # embedding requests computed at once, all sessions together
@@ -77,7 +82,9 @@ spaces side by side. Each model tokenises with its own tokenizer, so students wi
 compare too.
 
 - **Sentence vector**: the mean of a layer's token vectors over the sentence's tokens (padding left out), or the
-  `[CLS]` vector. Layer 0 is the embedding layer, -1 the last; sentences keep their first {embed.MAX_TOKENS} tokens.
+  `[CLS]` vector. Layer 0 is the embedding layer; negative layers count from the last, as in Python (-1 the last,
+  -2 the one before); a layer a model lacks is refused with its range. Sentences keep their first
+  {embed.MAX_TOKENS} tokens.
 - **Maps**: PCA or UMAP (cosine, 15 neighbours, fixed seed); copies of one sentence share one point. The second and
   third maps are turned (rotated or mirrored) to match the first as well as they can: no distance within a map
   changes. Sets of up to {embed_plots.TEXT_LABELS_UP_TO} sentences show their text beside the points.
@@ -93,7 +100,7 @@ compare too.
   as UTF-8), at most {MAX_SENTENCES} sentences of at most {MAX_SENTENCE_CHARS} characters.
 - Maps and Layer similarity need at least {embed.MIN_MAP_SENTENCES} different sentences, as each model reads them:
   sentences a model reads as the same tokens (emoji and symbols missing from its vocabulary read as `[UNK]`) share
-  one point, and the note names them.
+  one point, and the note (for Layer similarity, the lines under its title) names them.
 - **Downloads** appear under each result: the map's points, the scores and the neighbours (each sentence beside its
   neighbour's) as CSV, the figures as HTML pages that open without a network. They hold what the page shows:
   Neighbours draws the maps again with the settings now chosen, marks the sentence and puts the how-alike table
@@ -109,17 +116,75 @@ compare too.
 class ModelChoice:
     """One model the user chose and the layer to embed with."""
     name: str
-    layer: int | None  # 0 = embeddings, negative counts from the end; None = the last
+    layer: int | None  # 0 = embeddings, negative counts from the last (-1 = the last); None = the last
+    box: int = 1  # the model box it was chosen in, 1 to 3, as messages name it ("the layer of model 2")
+
+
+class Upload(str):
+    """An uploaded file's path on this server, with the name the person gave the file (`given`). Gradio stores an
+    upload under a name of its own making: 'nul.txt' as '_nul.txt', characters some file systems refuse dropped."""
+    given: str
+
+    def __new__(cls, path: str, given: str = ""):
+        upload = super().__new__(cls, path)
+        upload.given = given
+        return upload
+
+
+class SentenceFile(CheckedFile):
+    """The sentences' upload box: a CheckedFile whose value is an Upload, so messages name the file as the person
+    gave it (the page sends the file's own name as the upload's orig_name; gradio_client sends its safe form)."""
+
+    def get_block_name(self) -> str:  # drawn as a gr.File, as CheckedFile is
+        return "file"
+
+    def get_block_class(self) -> str:
+        return "file"
+
+    def preprocess(self, payload):
+        path = super().preprocess(payload)
+        upload = payload[0] if isinstance(payload, ListFiles) else payload
+        given = getattr(upload, "orig_name", None)
+        return Upload(path, given) if isinstance(path, str) and isinstance(given, str) else path
+
+
+def given_name(upload) -> str:
+    """The name the person gave an upload, when it can name the stored file: one plain file name (no folder, no
+    NUL, at most 255 bytes) with the stored file's suffix; else the stored file's own name."""
+    path = Path(upload)
+    given = getattr(upload, "given", "") or ""
+    plain = (given not in ("", ".", "..") and "/" not in given and "\\" not in given and "\0" not in given
+             and len(given.encode("utf-8", "surrogateescape")) <= 255)
+    return given if plain and Path(given).suffix.lower() == path.suffix.lower() else path.name
+
+
+def read_upload(upload) -> SentenceSet:
+    """The sentences of an uploaded file (core.compare.sentences.read_sentence_file), every message and the set's
+    source naming the file as the person gave it (given_name), not as Gradio stored it. ValueError for a file
+    read_sentence_file refuses, or one no longer stored (the app removes uploads after an hour or so)."""
+    path, name = Path(upload), given_name(upload)
+    try:
+        if name == path.name:
+            return read_sentence_file(path)
+        with tempfile.TemporaryDirectory(prefix="rudistil-upload-") as folder:
+            named = Path(folder) / name  # read_sentence_file names a file by its path's name
+            shutil.copyfile(path, named)
+            return read_sentence_file(named)
+    except OSError:
+        raise ValueError(f"The uploaded file '{name}' is no longer on the server (uploads are removed after an hour "
+                         "or so); upload it again.") from None
 
 
 def sentence_set(source: str, upload: str | None, typed: str | None) -> SentenceSet:
-    """The sentences the source names: an upload, the typed lines or the probe set; ValueError with a sentence for
-    a source that is not one of SOURCES, a missing upload, or text that is not text."""
+    """The sentences the source names: an upload (read_upload), the typed lines or the probe set; ValueError with a
+    sentence for a source that is not one of SOURCES, a missing upload, or text that is not text."""
     source = one_of(source, "Sentences", SOURCES)
     if source == "Upload a file":
         if not upload:
             raise ValueError("Upload a .txt, .csv or .tsv file of sentences first.")
-        return read_sentence_file(upload)
+        if not isinstance(upload, str):
+            return read_sentence_file(upload)  # refused in its own sentence
+        return read_upload(upload)
     if source == "Typed sentences":
         return typed_set(text_input(typed, "Typed sentences"))
     return probe_set()
@@ -127,20 +192,26 @@ def sentence_set(source: str, upload: str | None, typed: str | None) -> Sentence
 
 def _layer(value, number: int) -> int | None:
     """A layer box: None (or an empty box, NaN) is the last layer, else a whole number; its range is the model's,
-    checked when the model is loaded (core.compare.embed.resolve_layer names it)."""
+    checked once the model is loaded (model_layer)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return whole_number(value, f"The layer of model {number}")
 
 
+def model_layer(loaded, choice: ModelChoice) -> int:
+    """The layer `choice` asks of a loaded model, from 0 (embeddings) to its last (None: the last); negative layers
+    count from the last, as Python counts. ValueError naming the model's range, both ways, for one it lacks."""
+    return embed.resolve_layer(loaded, choice.layer, f"The layer of model {choice.box}")
+
+
 def chosen_models(names: list[str | None], layers: list, suggested: tuple[str, ...] = ()) -> list[ModelChoice]:
-    """The boxes that hold a name, with their layers, in box order (the first is the reference); empty boxes are
-    left out. ValueError when fewer than two hold a name (ui.context.check_two_models, which suggests a model of
-    `suggested`, the app's default pair), when a name is not text or too long (ui.context.model_name), or when a
-    layer is not a whole number."""
+    """The boxes that hold a name, with their layers and box numbers, in box order (the first is the reference);
+    empty boxes are left out. ValueError when fewer than two hold a name (ui.context.check_two_models, which suggests
+    a model of `suggested`, the app's default pair), when a name is not text or too long (ui.context.model_name), or
+    when a layer is not a whole number."""
     names = [model_name(name, f"Model {number}") for number, name in enumerate(names, start=1)]
     check_two_models(names, suggested)
-    return [ModelChoice(name, _layer(layer, number))
+    return [ModelChoice(name, _layer(layer, number), number)
             for number, (name, layer) in enumerate(zip(names, layers), start=1) if name]
 
 
@@ -210,11 +281,11 @@ def _scaled(progress, part: int, parts: int, done: float, desc: str) -> None:
 
 def _spaces(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], pooling: str,
             progress) -> list[embed.Space]:
-    """Each chosen model's space at its layer; the layers, the time it would take and how each model reads the
-    sentences (check_models_and_sentences) are checked before any embedding starts."""
+    """Each chosen model's space at its layer; the layers (model_layer), the time it would take and how each model
+    reads the sentences (check_models_and_sentences) are checked before any embedding starts."""
     models = [ctx.load(choice.name, progress=progress) for choice in chosen]
     for loaded, choice in zip(models, chosen):
-        embed.resolve_layer(loaded, choice.layer)
+        model_layer(loaded, choice)
     check_models_and_sentences(ctx, models, sentences, pooling)
     spaces = []
     for i, (loaded, choice) in enumerate(zip(models, chosen)):
@@ -339,6 +410,7 @@ def purity_note(sentences: SentenceSet, spaces: list[embed.Space]) -> str:
 
 
 MAX_LISTED = 8  # sentence numbers a note lists before it counts the rest
+MAX_FIGURE_NOTES = 4  # groups of sentences read alike that the layer figure names before it counts the rest
 
 
 def numbers_text(numbers: tuple[int, ...]) -> str:
@@ -349,10 +421,11 @@ def numbers_text(numbers: tuple[int, ...]) -> str:
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
 
 
-def same_tokens_note(models: list, sentences: SentenceSet) -> str:
-    """The different sentences that models read as the same tokens, which therefore share one point on their maps,
-    and why; models that read a group alike (one tokenizer) are named together. `models`: one a map, so a model in
-    two boxes (at two layers) comes twice. "" when there are none."""
+def same_tokens_lines(models: list, sentences: SentenceSet, on_maps: bool = True) -> list[str]:
+    """The different sentences that models read as the same tokens, and why, one sentence (plain text) a group;
+    models that read a group alike (one tokenizer) are named together. With `on_maps`, each says the group shares
+    one point on the models' maps (`models`: one a map, so a model in two boxes, at two layers, comes twice), else
+    that it has one vector at every layer (Layer similarity). [] when there are none."""
     maps = Counter(m.name for m in models)  # a model's maps: one a box it is in
     readers: dict[tuple, list[str]] = {}  # (sentences, why, tokens read) -> the models' names, as typed
     for loaded in {m.name: m for m in models}.values():
@@ -367,9 +440,27 @@ def same_tokens_note(models: list, sentences: SentenceSet) -> str:
                 "cut": f"begin with the same {read} tokens, all that {who} {'reads' if len(names) == 1 else 'read'}",
                 "partly unknown": f"differ only in characters unknown to {who}, read as [UNK]",
                 "same": f"are the same tokens to {who}"}[why]
-        shown_on = sum(maps[name] for name in names)
-        where = "its map" if shown_on == 1 else "its maps" if len(names) == 1 else "those maps"
-        lines.append(f" {len(numbers)} sentences ({numbers_text(numbers)}) {what}; they share one point on {where}.")
+        if on_maps:
+            shown_on = sum(maps[name] for name in names)
+            where = "its map" if shown_on == 1 else "its maps" if len(names) == 1 else "those maps"
+            shared = f"they share one point on {where}"
+        else:
+            shared = "they share one vector at every layer"
+        lines.append(f"{len(numbers)} sentences ({numbers_text(numbers)}) {what}; {shared}.")
+    return lines
+
+
+def same_tokens_note(models: list, sentences: SentenceSet) -> str:
+    """same_tokens_lines of the maps as the note's Markdown, each after a space; "" when there are none."""
+    return markdown_text("".join(f" {line}" for line in same_tokens_lines(models, sentences)))
+
+
+def layers_used_note(chosen: list[ModelChoice], spaces: list[embed.Space]) -> str:
+    """The layer each negative layer other than -1 stands for (-5 of a 4-layer model is layer 0), as a sentence of
+    the note: a box showing -5 beside a map of layer 0 would otherwise leave the change unsaid. "" when none."""
+    lines = [f" Layer {choice.layer} of model {choice.box} is layer {space.layer} of {space.model}: negative layers "
+             f"count from the last, as in Python (-1 is layer {space.layers})."
+             for choice, space in zip(chosen, spaces) if choice.layer is not None and choice.layer < -1]
     return markdown_text("".join(lines))
 
 
@@ -405,6 +496,7 @@ def _draw(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], se
     if index is not None and k > len(sentences) - 1:
         remarks += (f" The set has {count(len(sentences) - 1, 'other sentence')}, so each list of neighbours has "
                     f"{len(sentences) - 1}, not the {k} asked for.")
+    remarks += layers_used_note(chosen, spaces)
     flat = [s.model for s in spaces if not embed.varies(s.vectors)]
     if flat:
         names = markdown_text(", ".join(flat))  # as typed
@@ -447,6 +539,17 @@ def chosen_sentence_check(source=None, file=None, sentences=None, model_1=None, 
         return
     embed.check_map_sentences(chosen_set, MAPS_NEED)
     sentence_index(chosen_set, highlight)
+
+
+def page_neighbours_check(source=None, file=None, sentences=None, model_1=None, model_2=None, model_3=None,
+                          layer_1=None, layer_2=None, layer_3=None, pooling=None, method=None, dims=None,
+                          highlight=None, neighbours=None) -> None:
+    """The page's check before it asks for neighbours: chosen_sentence_check, then ValueError when the neighbours
+    count is not a whole number from 1 to MAX_NEIGHBOURS. Refused here, the maps already drawn stay on the page,
+    where a failed request marks them "Error"; an API caller's request answers such a count itself."""
+    chosen_sentence_check(source, file, sentences, model_1, model_2, model_3, layer_1, layer_2, layer_3, pooling,
+                          method, dims, highlight)
+    whole_number(neighbours, "Neighbours", 1, MAX_NEIGHBOURS)
 
 
 @dataclass
@@ -527,7 +630,12 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
                                               estimator=settings.estimator))
     # as the map's title names them, with the sentence vector: a figure left beside newer maps says what it shows
     about = f"{len(sentences)} sentences ({sentences.source}), {POOLING_NAMES[settings.pooling]}"
-    figure = embed_plots.layer_figure([m.name for m in models], results, about)
+    shared = same_tokens_lines(models, sentences, on_maps=False)
+    if len(shared) > MAX_FIGURE_NOTES:  # each a line or two above the heat maps, which the rest would squeeze
+        rest = len(shared) - MAX_FIGURE_NOTES + 1
+        shared = shared[:MAX_FIGURE_NOTES - 1] + [f"{rest} more groups of sentences are read as the same tokens; "
+                                                  "Draw's note names them all."]
+    figure = embed_plots.layer_figure([m.name for m in models], results, about, notes=shared)
     return figure, layer_downloads([m.name for m in models], results, figure)
 
 
@@ -542,11 +650,11 @@ def show_source(source_name: str):
 
 def upload_line(upload: str | None) -> str:
     """The line under the upload box once a file is uploaded: the sentence Draw would refuse it with (the same
-    check, core.compare.sentences.read_sentence_file), or how many sentences it holds; empty when it is cleared."""
+    check, read_upload), or how many sentences it holds; empty when it is cleared."""
     if not upload:
         return ""
     try:
-        uploaded = read_sentence_file(upload)
+        uploaded = read_upload(upload) if isinstance(upload, str) else read_sentence_file(upload)
     except ValueError as error:
         return markdown_text(error_message(error))
     labelled = " with labels" if all(uploaded.labels) else ""
@@ -577,8 +685,8 @@ def build(ctx: AppContext) -> dict:
             source = CheckedRadio(SOURCES, value=SOURCES[0], label="Sentences",
                               info="The topic-labelled probe set, your own file, or lines typed below.")
             # short enough for one line beside the box's clear button; the tab's notes above say the file's layout
-            upload = CheckedFile(label=UPLOAD_LABEL, file_types=list(FILE_TYPES),
-                               type="filepath", visible=False, elem_id="embed-upload")
+            upload = SentenceFile(label=UPLOAD_LABEL, file_types=list(FILE_TYPES), type="filepath", visible=False,
+                                  elem_id="embed-upload")
             upload_note = gr.Markdown("", visible=False, label="sentences file check", show_label=False,
                                       elem_id="embed-upload-note")
             typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False, info="Up to 5,000 sentences.",
@@ -588,17 +696,17 @@ def build(ctx: AppContext) -> dict:
                 first = gr.Dropdown(choices_1, value=ctx.default_teacher, label="Model 1 (reference)",
                                     allow_custom_value=True, scale=3)
                 layer1 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
-                                       info="0 embeddings, -1 last", elem_id="embed-layer-1")
+                                       info=LAYER_HINT, elem_id="embed-layer-1")
             with gr.Row():
                 second = gr.Dropdown(choices_2, value=ctx.default_student, label="Model 2", allow_custom_value=True,
                                      scale=3)
                 layer2 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
-                                       info="0 embeddings, -1 last", elem_id="embed-layer-2")
+                                       info=LAYER_HINT, elem_id="embed-layer-2")
             with gr.Row():
                 third = gr.Dropdown(choices_3, value="", label="Model 3 (optional)", allow_custom_value=True,
                                     scale=3)
                 layer3 = CheckedNumber(-1, precision=0, label="layer", scale=1, min_width=80,
-                                       info="0 embeddings, -1 last", elem_id="embed-layer-3")
+                                       info=LAYER_HINT, elem_id="embed-layer-3")
     with gr.Row():
         pooling = CheckedRadio(POOLINGS, value=POOLINGS[0], label="Sentence vector", elem_id="embed-pooling",
                                info="Mean of the token vectors, or the [CLS] token's vector.")
@@ -623,8 +731,11 @@ def build(ctx: AppContext) -> dict:
         chosen = gr.Dropdown([], value=None, label="Highlight a sentence (its number or text)", allow_custom_value=True,
                              scale=4, info="Marks it in every map and lists its nearest neighbours.",
                              elem_id="embed-chosen")
-        k = CheckedSlider(1, MAX_NEIGHBOURS, value=DEFAULT_NEIGHBOURS, step=1, label="neighbours", scale=1,
-                          info="How many to list.")
+        # A number box, not a slider: the page's slider moves a typed 0 to 1 without a word. Out of range, the
+        # check before the neighbours are found says so.
+        k = CheckedNumber(DEFAULT_NEIGHBOURS, precision=0, minimum=1, maximum=MAX_NEIGHBOURS, step=1,
+                          label="neighbours", scale=1, info=f"How many to list, 1 to {MAX_NEIGHBOURS}.",
+                          elem_id="embed-k")
         neighbours_button = gr.Button("Neighbours", scale=1, elem_id="embed-neighbours-run")
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
                                   column_widths=embed_plots.neighbour_column_widths(2), elem_id="embed-neighbours",
@@ -636,7 +747,10 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["layers"])
     files = {action: [boxes[name] for name in names] for action, names in ACTION_FILES.items()}
-    kept_state = {action: gr.State() for action in ACTION_FILES}  # per session: what each action last showed
+    # per session: what each action last showed, for the follow-ups the page runs right after it. Kept KEPT_S only:
+    # an API caller never runs them, and Gradio frees a session's state only an hour after its page closes, so an
+    # API caller's would stay for good
+    kept_state = {action: gr.State(time_to_live=KEPT_S) for action in ACTION_FILES}
 
     source.change(show_source, source, [upload, upload_note, typed], api_visibility="private")
     # a file Draw would refuse is told as it arrives, not only once an action is asked for
@@ -686,11 +800,12 @@ def build(ctx: AppContext) -> dict:
     neighbours_guard = dict(heavy, validator=limit.validator(check=chosen_sentence_check, at=len(inputs)))
     # Two or three models' columns: the widths follow the table once it is filled.
     neighbours_outputs = [map_plot, neighbour_rows, kept_state["neighbours"]]
-    # The page asks first, in a step of its own with no outputs, whether the sentence chosen is in the set: the page
-    # shows nothing of a validator's refusal, and a failed step marks each of its outputs "Error". The maps stay.
+    # The page asks first, in a step of its own with no outputs, whether the sentence chosen is in the set and the
+    # neighbours count in range: the page shows nothing of a validator's refusal, and a failed step marks each of
+    # its outputs "Error". The maps stay.
     for trigger, naming in ((neighbours_button.click, dict(api_name="neighbours")),
                             (chosen.select, dict(api_visibility="private"))):
-        checked = admitted(trigger, "neighbours", "Neighbours", neighbours_inputs, check=chosen_sentence_check)
+        checked = admitted(trigger, "neighbours", "Neighbours", neighbours_inputs, check=page_neighbours_check)
         shown = checked.success(neighbours_fn, neighbours_inputs, neighbours_outputs, **naming, **neighbours_guard)
         shown.success(fit_neighbour_columns, neighbour_rows, neighbour_rows, api_visibility="private")
         shown.success(functools.partial(show_downloads, "neighbours"), kept_state["neighbours"],

@@ -21,7 +21,9 @@ from core.bench.runtimes.exported import exported_folders, load_exported, run_ex
 from core.compare import predict, tables
 from core.compare.probes import fill_mask_probes
 from core.compare.sentences import word_scripts
-from core.runs.store import run_dir_of
+from core.models import zoo
+from core.runs.checkpoints import step_of
+from core.runs.store import model_source, run_dir_of, run_info
 from ui import lesson
 from ui.context import (
     AppContext,
@@ -44,6 +46,7 @@ MAX_SHOWN_TOP_K = 20  # the most guesses the page shows (core.compare.predict it
 QUEUE_GROUP = "predictions"  # the tab's actions share one concurrency budget
 CONCURRENCY = 4  # predictions computed at once, all sessions together
 PER_SESSION = 4  # predictions one session may have waiting or running
+KEPT_S = 600  # seconds a session keeps what an action showed (the downloads' follow-up reads it at once)
 FALLBACK_EXAMPLES = [
     "Я сегодня приготовила овощной [MASK] с фрикадельками.",
     "Давай вечером сходим в [MASK], там новый фильм.",
@@ -73,7 +76,10 @@ the same colour everywhere, words only one model guesses are grey.
   else with model 1's most probable whole word; the result names the word put in.
 - Write each blank as `[MASK]`, in capitals with its square brackets: the models read nothing else as a blank, so
   `[mask]`, an unclosed `[MASK`, `<mask>` or `___` is refused with a line saying what to write instead.
-- **Top-k** takes a whole number from 1 to {MAX_SHOWN_TOP_K}; another is refused, never changed silently.
+- **Top-k** takes a whole number from 1 to {MAX_SHOWN_TOP_K}; another is refused, never changed silently. It is
+  the number of guesses shown at each mask, and the k of the probe summary's top-k overlap.
+- A run's student that has not finished (stopped, failed or still training) loads from its newest checkpoint; the
+  results say which step's.
 - A sentence with no Russian words, or mostly other ones, is still predicted, with a note under it: the models
   here know Russian, so their guesses at English, emoji or digits say little.
 - Text is read with its letters composed (NFC), so й and ё typed as two characters (as macOS often copies them) read
@@ -160,6 +166,38 @@ def _noted(note: str) -> str:
 def _notices(models: list) -> list[str]:
     """The one-line notices of loading (e.g. a cased vocabulary read cased), once each."""
     return list(dict.fromkeys(m.notice for m in models if getattr(m, "notice", "")))
+
+
+RUN_STATES = {"stopped": "the run was stopped", "failed": "the run failed", "running": "the run is still training",
+              "queued": "the run waits in the queue", "done": "the run finished", "damaged": "the run is damaged"}
+
+
+def checkpoint_used(ctx: AppContext, name: str) -> str:
+    """Which copy of a run's student "run:RUN_ID" loads while the run has no final model: "the checkpoint at step 120
+    of 600, the run was stopped" (core.runs.store.model_source's rule, which the model cache follows too); "" for
+    any other model, a finished run's student and run:RUN_ID@init included."""
+    if not name.startswith("run:"):
+        return ""
+    try:
+        run_id, copy = zoo.run_name_parts(name)
+        run_dir = run_dir_of(run_id, ctx.launcher.root)
+        source = None if copy else model_source(run_dir)
+        info = run_info(run_dir) if source else {}
+    except (ValueError, OSError):  # loaded a moment ago: a run deleted since is said by the next request
+        return ""
+    if source is None or source[0] == "final":
+        return ""
+    total, state = info.get("max_steps"), RUN_STATES.get(info.get("state"))
+    of = f" of {total:,}" if isinstance(total, int) and not isinstance(total, bool) else ""
+    return f"the checkpoint at step {step_of(source[1]):,}{of}" + (f", {state}" if state else "")
+
+
+def model_notes(ctx: AppContext, models: list) -> str:
+    """What a result says under it of the models it used, as Markdown paragraphs: the checkpoint each unfinished
+    run's student was loaded from (checkpoint_used), then the notices of loading; "" when there is nothing to say."""
+    used = [f"{label(m.name)}: {line}." for m in {m.name: m for m in models}.values()
+            if (line := checkpoint_used(ctx, m.name))]
+    return "".join(f"\n\n*{markdown_text(n)}*" for n in used + _notices(models))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -341,15 +379,18 @@ def word_strip_markdown(strip: predict.WordStrip, model_names: list[str],
     return head + "\n\n" + "\n".join(lines)
 
 
-def summary_table(summary: predict.ProbeSummary | None = None, as_shown: bool = True) -> pd.DataFrame:
+def summary_table(summary: predict.ProbeSummary | None = None, as_shown: bool = True,
+                  used: dict[str, str] | None = None) -> pd.DataFrame:
     """The probe-set summary, one row per model; with no summary, its empty table with the same headers.
 
     As shown on the page (`as_shown`), the shares read as percentages like the chart's; the downloads keep the
-    fractions as numbers."""
+    fractions as numbers. `used`: model name -> the copy of it loaded (checkpoint_used), said after its name."""
     if summary is None:
-        return pd.DataFrame(columns=predict.summary_columns(predict.SUMMARY_TOP_K))
+        return pd.DataFrame(columns=predict.summary_columns(DEFAULT_TOP_K))
+    used = used or {}
     columns = predict.summary_columns(summary.top_k)
-    table = pd.DataFrame(predict.summary_rows(summary, label), columns=columns)
+    table = pd.DataFrame(predict.summary_rows(summary, lambda name: label(name) + (
+        f" ({used[name]})" if used.get(name) else "")), columns=columns)
     if as_shown:
         for column in ("top-1 accuracy", "top-1 agreement with model 1", f"top-{summary.top_k} overlap"):
             table[column] = [_percent(v) for v in table[column]]
@@ -445,9 +486,12 @@ def word_downloads(strip: predict.WordStrip, model_names: list[str], figure: go.
     return _downloads("mask_each_word", table(tables.word_rows(strip, model_names, label, filled)), figure)
 
 
-def summary_downloads(summary: predict.ProbeSummary, figure: go.Figure) -> Downloads:
-    """The probe summary's per-model table, its every-probe table and its figure."""
-    return _downloads("probe_summary", summary_table(summary, as_shown=False), probe_table(summary), figure)
+def summary_downloads(summary: predict.ProbeSummary, figure: go.Figure, used: dict[str, str] | None = None
+                      ) -> Downloads:
+    """The probe summary's per-model table (`used` as summary_table takes it), its every-probe table and its
+    figure."""
+    return _downloads("probe_summary", summary_table(summary, as_shown=False, used=used), probe_table(summary),
+                      figure)
 
 
 def show_downloads(action: str, downloads: Downloads | None):
@@ -468,9 +512,8 @@ def fill_mask_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=No
         choice, k, text = checked_request(model_1, model_2, model_3, top_k, sentence, True, ctx.pair)
         models = _models(ctx, choice, progress)
         result = predict.compare(models, text, k)
-        notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         figure = prediction_figure(result)
-        markdown = agreement_markdown(result, language_note(text)) + notes
+        markdown = agreement_markdown(result, language_note(text)) + model_notes(ctx, models)
         return figure, markdown, prediction_downloads(result, figure)
 
 
@@ -489,10 +532,9 @@ def mask_each_word_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model
         models = _models(ctx, choice, progress)
         filled = predict.fill_in(models[0], text)
         result = predict.mask_each_word(models, filled.sentence, k)
-        notes = "".join(f"\n\n*{markdown_text(n)}*" for n in _notices(models))
         names = [m.name for m in models]
         figure = word_strip_figure(result)
-        markdown = word_strip_markdown(result, names, filled, language_note(text)) + notes
+        markdown = word_strip_markdown(result, names, filled, language_note(text)) + model_notes(ctx, models)
         return figure, markdown, word_downloads(result, names, figure, filled)
 
 
@@ -503,20 +545,27 @@ def mask_each_word(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=No
 
 
 def probe_summary_kept(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None,
-                       progress=gr.Progress()) -> tuple[pd.DataFrame, go.Figure, pd.DataFrame, Downloads]:
-    """Probe summary: (per-model table, figure, every-probe table, downloads) over the bundled probe set."""
-    with errors.kept(errors.key("probe_summary", (model_1, model_2, model_3))):
-        models = _models(ctx, ModelChoice(model_1, model_2, model_3), progress)
+                       top_k=DEFAULT_TOP_K, progress=gr.Progress()
+                       ) -> tuple[pd.DataFrame, go.Figure, pd.DataFrame, Downloads]:
+    """Probe summary: (per-model table, figure, every-probe table, downloads) over the bundled probe set; top_k is
+    the k of its top-k overlap, as Top-k is the guesses Predict shows (1 to MAX_SHOWN_TOP_K, else ValueError)."""
+    with errors.kept(errors.key("probe_summary", (model_1, model_2, model_3, top_k))):
+        choice = ModelChoice(model_1, model_2, model_3)
+        choice.names(ctx.pair)  # before loading anything: a typo should not wait for a model
+        k = checked_top_k(top_k)
+        models = _models(ctx, choice, progress)
         progress(0.5, desc="Predicting the probe set ...")
-        result = predict.probe_summary(models)
+        result = predict.probe_summary(models, top_k=k)
+        used = {m.name: checkpoint_used(ctx, m.name) for m in models}
         figure = summary_figure(result)
-        return summary_table(result), figure, probe_table(result), summary_downloads(result, figure)
+        return (summary_table(result, used=used), figure, probe_table(result),
+                summary_downloads(result, figure, used))
 
 
-def probe_summary(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None,
+def probe_summary(ctx: AppContext, errors: ErrorLines, model_1=None, model_2=None, model_3=None, top_k=DEFAULT_TOP_K,
                   progress=gr.Progress()) -> tuple[pd.DataFrame, go.Figure, pd.DataFrame]:
     """Probe summary: (per-model table, figure, every-probe table) over the bundled probe set."""
-    return probe_summary_kept(ctx, errors, model_1, model_2, model_3, progress)[:3]
+    return probe_summary_kept(ctx, errors, model_1, model_2, model_3, top_k, progress)[:3]
 
 
 def clear_status() -> str:
@@ -567,7 +616,7 @@ def compare_exported(ctx: AppContext, exported=None, top_k=None, sentence=None,
     progress(0.5, desc=f"Loading {name} [{export}] ...")
     folder = run_exports(run_dir_of(name.removeprefix("run:"), ctx.launcher.root)) / export
     result = predict.compare([pytorch, load_exported(folder, name=f"{name} [{export}]")], text, k)
-    return prediction_figure(result), agreement_markdown(result, language_note(text))
+    return prediction_figure(result), agreement_markdown(result, language_note(text)) + model_notes(ctx, [pytorch])
 
 
 def model_lists(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
@@ -595,7 +644,8 @@ def build(ctx: AppContext) -> dict:
         # A number box, not a slider: the page's slider moves a typed 50 to 20 without a word, and the guesses
         # shown would not be the number asked for. Out of range, the check before predicting says so.
         top_k = CheckedNumber(DEFAULT_TOP_K, precision=0, minimum=1, maximum=MAX_SHOWN_TOP_K, step=1, label="Top-k",
-                              info=f"Guesses shown per model at each mask, 1 to {MAX_SHOWN_TOP_K}.",
+                              info=f"Guesses shown per model at each mask, and the k of the probe summary's "
+                                   f"top-k overlap; 1 to {MAX_SHOWN_TOP_K}.",
                               elem_id="predict-top-k")
     examples = example_sentences()
     sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8, elem_id="predict-sentence",
@@ -632,7 +682,8 @@ def build(ctx: AppContext) -> dict:
     with gr.Row():
         files["mask_each_word"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["mask_each_word"]]
     gr.Markdown("### Probe-set summary")
-    summary = gr.Dataframe(summary_table(), label="Probe-set summary", interactive=False,
+    # wrapped: a run's student named with its checkpoint would push the figures' columns out of view
+    summary = gr.Dataframe(summary_table(), label="Probe-set summary", interactive=False, wrap=True,
                            elem_id="predict-summary-table")
     gr.Markdown(f"*{predict.SPLIT_NOTE}*", elem_id="predict-split-note")
     summary_plot = gr.Plot(label="Probe-set summary", elem_id="predict-summary-plot")
@@ -641,13 +692,16 @@ def build(ctx: AppContext) -> dict:
                                   elem_id="predict-probe-rows")
     with gr.Row():
         files["probe_summary"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["probe_summary"]]
-    kept = {action: gr.State() for action in DOWNLOAD_BOXES}  # per session: what each action last showed
+    # per session: what each action last showed, for the follow-up the page runs right after it to write its files.
+    # Kept KEPT_S only: an API caller never runs it, and Gradio frees a session's state only an hour after its page
+    # closes, so an API caller's would stay for good
+    kept = {action: gr.State(time_to_live=KEPT_S) for action in DOWNLOAD_BOXES}
 
     inputs = [first, second, third, top_k, sentence]
     wiring = [  # (triggers, action, handler, inputs, outputs); each action's API name is the action
         ([predict_button.click, sentence.submit], "fill_mask", fill_mask_kept, inputs, [bars, agreement]),
         ([each_button.click], "mask_each_word", mask_each_word_kept, inputs, [strip, strip_words]),
-        ([summary_button.click], "probe_summary", probe_summary_kept, [first, second, third],
+        ([summary_button.click], "probe_summary", probe_summary_kept, [first, second, third, top_k],
          [summary, summary_plot, probe_rows]),
     ]
     # One budget for the tab's actions, and a few places in the queue per visitor, refused before queueing: the page

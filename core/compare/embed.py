@@ -97,15 +97,18 @@ def layer_count(loaded: LoadedModel) -> int:
     return num_layers(loaded.model.config)
 
 
-def resolve_layer(loaded: LoadedModel, layer: int | None) -> int:
-    """A layer number from 0 (embeddings) to L (last); None and negative numbers count from the end, -1 = last."""
+def resolve_layer(loaded: LoadedModel, layer: int | None, label: str = "The layer") -> int:
+    """A layer number from 0 (embeddings) to L (last); None is the last, and negative numbers count from the last as
+    Python counts (-1 = L, -(L + 1) = 0). ValueError, starting with `label`, naming the range both ways for a layer
+    the model lacks or one that is not a whole number."""
     last = layer_count(loaded)
     if layer is None:
         return last
     number = isinstance(layer, (int, float)) and not isinstance(layer, bool) and np.isfinite(layer)
     if not number or int(layer) != layer or not -(last + 1) <= layer <= last:
-        raise ValueError(f"{loaded.name} has layers 0 to {last} (0 = embeddings, {last} = last); "
-                         "choose one of them, or -1 for the last.")
+        raise ValueError(f"{label} must be from {-(last + 1)} to {last} for {loaded.name}: 0 is its embeddings and "
+                         f"{last} its last layer; negative layers count from the last, as in Python (-1 is layer "
+                         f"{last}, {-(last + 1)} is layer 0). Got {layer!r}.")
     return int(layer) % (last + 1)
 
 
