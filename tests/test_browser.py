@@ -912,3 +912,345 @@ def test_embeddings_say_which_sentences_share_a_point_and_what_the_upload_box_ta
     expect(page.locator("#embed-upload-note")).to_contain_text("'windows.txt' is not UTF-8 text", timeout=60_000)
     expect(page.locator("#embed-upload-note")).to_contain_text("as UTF-8")
     screenshot(page, "embeddings-upload-windows-1251")
+
+
+def test_embeddings_use_numbers_as_typed_or_refuse_them_and_name_uploads_as_given(page, tmp_path):
+    """A neighbours count of 0 stays 0 and is refused (the slider made it 1 without a word); a layer a model lacks is
+    refused with its range counted both ways, and a negative layer it has is said in the note; a file uploaded as
+    nul.txt (stored by Gradio as _nul.txt) is named nul.txt."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    page.get_by_label("Sentences, one a line").fill("\n".join(EMBED_EIGHT))
+    set_number(page, "embed-layer-1", -6)
+    page.locator("#embed-draw").click()
+    expect(page.locator("#embed-status")).to_contain_text(
+        "Draw failed: The layer of model 1 must be from -5 to 4 for bundled-teacher: 0 is its embeddings and 4 its "
+        "last layer; negative layers count from the last, as in Python (-1 is layer 4, -5 is layer 0). Got -6.",
+        timeout=120_000)
+    set_number(page, "embed-layer-1", -5)
+    page.locator("#embed-draw").click()
+    expect(page.locator("#embed-note")).to_contain_text(
+        "Layer -5 of model 1 is layer 0 of bundled-teacher: negative layers count from the last, as in Python",
+        timeout=120_000)
+    expect(page.locator("#embed-map")).to_contain_text("bundled-teacher · layer 0/4")
+    k = page.locator("#embed-k input[type=number]")
+    k.fill("0")
+    k.press("Tab")
+    assert k.input_value() == "0", f"the neighbours count 0 was changed to {k.input_value()} on the page"
+    page.locator("#embed-chosen input").click()
+    page.get_by_role("option", name="3. Я люблю читать книги.").click()  # picking it asks for its neighbours
+    expect(page.locator("#embed-status")).to_contain_text(
+        "Neighbours failed: Neighbours must be a whole number from 1 to 20; got 0.", timeout=120_000)
+    expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 8 sentences")  # refused before it ran: the maps stay
+    expect(page.locator("#embed-map")).not_to_contain_text("Error")
+    screenshot(page, "embeddings-numbers-as-typed")
+    set_number(page, "embed-k", 5)
+    page.get_by_role("radio", name="Upload a file").check()
+    named = tmp_path / "nul.txt"
+    named.write_text("\n".join(EMBED_EIGHT), encoding="utf-8")
+    page.locator("#embed-upload input[type=file]").set_input_files(str(named))
+    note = page.locator("#embed-upload-note")
+    expect(note).to_contain_text("nul.txt: 8 sentences.", timeout=60_000)
+    expect(note).not_to_contain_text("_nul")
+
+
+def test_layer_similarity_names_the_sentences_a_model_reads_alike(page):
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    page.get_by_label("Sentences, one a line").fill("\n".join(EMBED_WITH_EMOJI))
+    page.get_by_role("button", name="Layer similarity").click()
+    layers = page.locator("#embed-layers")
+    expect(layers).to_contain_text("3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to bundled-teacher",
+                                   timeout=120_000)
+    expect(layers).to_contain_text("they share one vector at every layer")
+    layers.scroll_into_view_if_needed()
+    layers.screenshot(path=SCREENSHOTS / "embeddings-layers-same-tokens.png")
+
+
+def run_stopped_at_a_checkpoint(run: Path) -> Path:
+    """A run stopped at step 120 of 600, its checkpoint holding the bundled student's weights."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from core.models import zoo
+
+    student = zoo.BUNDLED_DIR / zoo.KNOWN_MODELS["bundled-student"].bundled_dir
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"state": "stopped", "step": 120, "max_steps": 600,
+                                                 "created": 946_684_900}), encoding="utf-8")
+    (run / "config.json").write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": 600,
+                                                 "student_layers": 2}), encoding="utf-8")
+    shutil.copytree(student, run / "student")
+    state = AutoModelForMaskedLM.from_pretrained(student).state_dict()
+    torch.save({"model": state, "step": 120}, run / "checkpoints" / "step-000120.pt")
+    return run
+
+
+def test_probe_summary_takes_top_k_and_a_stopped_runs_student_names_its_checkpoint(page, tmp_path_factory):
+    expect = sync_api().expect
+    run = run_stopped_at_a_checkpoint(app_runs_folder(tmp_path_factory) / "20000101-000200-ck01")
+    try:
+        page.reload()
+        open_tab(page, "Predictions")
+        set_number(page, "predict-top-k", 0)
+        page.locator("#predict-summary").click()
+        expect(page.locator("#predict-status")).to_contain_text(
+            "Probe summary failed: Top-k must be a whole number from 1 to 20; got 0.", timeout=60_000)
+        set_number(page, "predict-top-k", 3)
+        second = page.locator("#predict-model-2 input")
+        second.fill(f"run:{run.name}")
+        second.press("Enter")
+        page.locator("#predict-summary").click()
+        table = page.locator("#predict-summary-table")
+        expect(table).to_contain_text("top-3 overlap", timeout=120_000)
+        expect(table).to_contain_text(f"run:{run.name} (the checkpoint at step 120 of 600, the run was stopped)")
+        page.locator("#predict-run").click()
+        expect(page.locator("#predict-agreement")).to_contain_text(
+            f"run:{run.name}: the checkpoint at step 120 of 600, the run was stopped.", timeout=120_000)
+        screenshot(page, "predictions-stopped-run-checkpoint")
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def notices_saying(page, sentence: str) -> int:
+    """How many notices (toasts) on the page carry `sentence`; a notice grouping repeats holds each of them."""
+    return page.locator("[data-testid=toast-text]", has_text=sentence).count()
+
+
+@pytest.mark.parametrize("teacher, said", [
+    ("", "Choose a model, such as bundled-teacher or bundled-student, or another from the list."),
+    ("DeepPavlov/not-cached-here", "'DeepPavlov/not-cached-here' is on the Hugging Face Hub, which this machine "
+                                   "cannot reach, and it is not cached")])
+def test_a_teacher_start_refuses_is_one_notice(page, teacher, said):
+    """A blank teacher showed "Error (2)", and a Hub model out of reach a warning and an error of one sentence: the
+    teacher's change said it, then Start run again. The change now writes it under the teacher box, and Start run's
+    refusal is the one notice."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Distill")
+    box = page.locator("#distill-teacher input")
+    try:
+        box.click()
+        box.fill(teacher)
+        box.press("Enter" if teacher else "Tab")
+        expect(page.locator("#distill-teacher-note")).to_contain_text(said, timeout=30_000)
+        page.wait_for_timeout(2000)  # the change's own notice, if it still made one, would be here by now
+        assert notices_saying(page, said) == 0, "the teacher's change made a notice"
+        page.locator("#distill-start").click()
+        text_of(page.locator("#run-status"), re.escape(f"Start run refused: {said}"), "the status after Start",
+                timeout=30)
+        page.wait_for_timeout(2000)
+        assert notices_saying(page, said) == 1, f"{notices_saying(page, said)} notices say {said!r}"
+        assert page.locator(".toast-title", has_text="Warning").count() == 0
+        screenshot(page, "distill-teacher-refused-once")
+    finally:
+        box.click()
+        box.fill("bundled-teacher")
+        box.press("Enter")
+        expect(page.locator("#distill-teacher-note")).to_be_hidden(timeout=30_000)
+
+
+def test_student_layers_keep_what_is_typed_and_name_the_teachers_range(page):
+    """The depth slider moved 0 to 1 and 99 to 4 without a word; the box keeps what was typed, and the line under it
+    names the bundled teacher's 4 layers, as Start run's refusal does."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Distill")
+    layers = page.locator("#distill-student-layers")
+    expect(layers).to_contain_text("1 to 4: bundled-teacher has 4 layers", timeout=30_000)
+    try:
+        for typed in (0, 99):
+            set_number(page, "distill-student-layers", typed)
+            said = f"Student layers must be a whole number from 1 to 4 (bundled-teacher has 4 layers); got {typed}."
+            expect(layers).to_contain_text(said, timeout=30_000)
+            expect(layers.locator("input[type=number]")).to_have_value(str(typed))
+        page.locator("#distill-start").click()
+        text_of(page.locator("#run-status"), re.escape(f"Start run refused: {said}"), "the status after Start",
+                timeout=30)
+        screenshot(page, "distill-student-layers-out-of-range")
+    finally:
+        set_number(page, "distill-student-layers", 2)
+
+
+def test_a_starting_run_shows_its_phase_and_runs_stopped_unstarted_go_in_one_press(page, tmp_path_factory):
+    """After Start the line said "Starting ..." for a minute with no sign of progress: it names what the run does.
+    Start then Stop, twice, leaves two runs with no step done; one press, confirmed once with their number, deletes
+    them and keeps the runs that trained."""
+    from core.runs.store import list_runs
+    expect = sync_api().expect
+    runs = app_runs_folder(tmp_path_factory)
+    page.reload()
+    open_tab(page, "Distill")
+    status, started = page.locator("#run-status"), []
+    for _ in range(2):
+        page.locator("#distill-start").click()
+        text = text_of(status, r"· running · step 0 of \d+ · loading the teacher, then reading and tokenising the "
+                               r"corpus …", "the line of a run loading", timeout=120)
+        started.append(re.search(r"\*?\*?(\d{8}-\d{6}-[0-9a-f]{4})", text)[1])
+        screenshot(page, "distill-run-loading")
+        page.locator("#distill-stop").click()
+        text_of(status, r"· stopped ·", "the line after Stop", timeout=60)
+    unstarted = [r["id"] for r in list_runs(runs) if r["state"] == "stopped" and not r["step"] and not r["checkpoint"]]
+    assert set(started) <= set(unstarted)
+    trained = [p.name for p in runs.iterdir() if p.name not in unstarted]
+    page.locator("#distill-delete-unstarted").click()
+    confirm = page.locator("#distill-delete-unstarted-confirm")
+    expect(confirm).to_have_text(f"Delete {len(unstarted)} runs stopped before their first step for good",
+                                 timeout=30_000)
+    screenshot(page, "distill-delete-unstarted-asks")
+    confirm.click()
+    text_of(status, re.escape(f"Deleted {len(unstarted)} runs stopped before their first step."),
+            "the line after the deletion", timeout=60)
+    expect(page.locator("#distill-delete-unstarted")).to_be_visible()
+    assert sorted(p.name for p in runs.iterdir()) == sorted(trained)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The Benchmark tab: a refusal said once in a notice and once on the page; tables whose words stay whole at 1024 px
+
+
+BENCH_SAID = """sentence => {
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    let lines = 0;
+    while (walker.nextNode()) {
+        const parent = walker.currentNode.parentElement;
+        if (walker.currentNode.textContent.includes(sentence) && !parent.closest('.toast-wrap')
+            && parent.offsetParent !== null) lines++;
+    }
+    return lines;
+}"""
+BENCH_TOASTS = """() => { window.benchToasts = [];
+    if (window.benchWatching) return;  // one observer a page, however many tests start counting
+    window.benchWatching = true;
+    new MutationObserver(changes => { for (const change of changes) for (const node of change.addedNodes) {
+        if (node.nodeType !== 1) continue;
+        const selector = '[data-testid=toast-text]';
+        const texts = node.matches(selector) ? [node] : node.querySelectorAll(selector);
+        texts.forEach(text => window.benchToasts.push(text.textContent));
+    } }).observe(document.body, {childList: true, subtree: true}); }"""
+
+
+def bench_refusal_shown(page, sentence: str) -> tuple[int, int]:
+    """Run pressed once: the notices that arrive with `sentence`, and the lines on the page (notices left out) that
+    carry it once Run is offered again."""
+    page.evaluate(BENCH_TOASTS)
+    page.locator("#bench-run").click()
+    deadline = time.time() + 60
+    while not any(sentence in text for text in page.evaluate("window.benchToasts")) and time.time() < deadline:
+        time.sleep(0.25)
+    run_button_is_ready(page)
+    page.wait_for_timeout(2000)  # a second notice, were the refusal raised twice, would have come by now
+    notices = sum(sentence in text for text in page.evaluate("window.benchToasts"))
+    return notices, page.evaluate(BENCH_SAID, sentence)
+
+
+@pytest.mark.parametrize("models, batch_sizes, seq_len, said", [
+    (["bundled-student"], "0", 32, "Batch size must be at least 1, not 0."),
+    (["bundled-student"], "abc", 32, "Batch sizes must be whole numbers separated by commas, such as 1,16; got 'abc'."),
+    (["bundled-student"], "1", 100000, "Sequence length must be a whole number from 1 to 4,096; got 100000."),
+    ([], "1", 32, "Choose at least one model to benchmark."),
+])
+def test_a_refused_benchmark_is_said_once_in_a_notice_and_once_on_the_page(page, models, batch_sizes, seq_len, said):
+    """The estimate line above Run says why the settings cannot run; Run then brings one notice and empties the
+    results, and the progress line does not repeat the sentence (it was on the page twice, and in the notice)."""
+    expect = sync_api().expect
+    set_benchmark(page, models, batch_sizes, seq_len, 1)
+    expect(page.locator("#bench-estimate")).to_contain_text(f"Cannot run as set: {said}", timeout=60_000)
+    notices, lines = bench_refusal_shown(page, said)
+    assert (notices, lines) == (1, 1), f"{said!r}: {notices} notices and {lines} lines on the page, not 1 and 1"
+    expect(page.locator("#bench-progress")).not_to_contain_text(said)
+    expect(page.locator("#bench-results")).not_to_contain_text("bundled-student")
+    screenshot(page, "benchmark-refused-once")
+
+
+BENCH_LINES_WRITTEN = """() => { window.benchLines = [];
+    const line = document.querySelector('#bench-progress');
+    new MutationObserver(() => window.benchLines.push(line.textContent)).observe(
+        line, {childList: true, subtree: true, characterData: true}); }"""
+
+
+def test_a_second_benchmark_refused_while_the_first_runs_leaves_its_progress(page):
+    """Run is disabled while the page's benchmark runs; a click that reaches the app all the same (the button enabled
+    again as a page may be, a moment before the app has let the run go) is refused in one notice, and the running
+    benchmark's progress line is not overwritten by a failure it did not have."""
+    expect = sync_api().expect
+    busy = "You already have 1 benchmark waiting or running"
+    set_benchmark(page, ["bundled-teacher", "bundled-student"], "8,16", 128, 50)
+    page.locator("#bench-run").click()
+    expect(page.locator("#bench-run")).to_be_disabled(timeout=10_000)
+    progress = page.locator("#bench-progress")
+    text_of(progress, r"\d+% ·", "the progress line of the running benchmark")
+    page.evaluate(BENCH_TOASTS)
+    page.evaluate(BENCH_LINES_WRITTEN)
+    page.evaluate("() => { const run = document.querySelector('#bench-run'); run.disabled = false; run.click(); }")
+    deadline = time.time() + 60
+    while not any(busy in text for text in page.evaluate("window.benchToasts")) and time.time() < deadline:
+        time.sleep(0.25)
+    page.wait_for_timeout(2000)
+    assert sum(busy in text for text in page.evaluate("window.benchToasts")) == 1
+    written = page.evaluate("window.benchLines")
+    assert not any("Benchmark failed" in line for line in written), written  # not even for a moment
+    expect(progress).to_contain_text("%")
+    page.locator("#bench-stop").click()
+    text_of(progress, r"stopped after", "the progress line after Stop")
+    run_button_is_ready(page)
+
+
+BENCH_WORDS_WHOLE = """table => {
+    const broken = [];
+    for (const cell of table.querySelectorAll('th, .body-cell')) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const text = walker.currentNode.textContent.replace('\\u22ee', '').trim();  // less the column menu's mark
+            if (!text) continue;
+            const range = document.createRange();
+            range.selectNodeContents(walker.currentNode);
+            const lines = new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size;
+            const words = text.replace(/-/g, '- ').split(/\\s+/).length;  // a name may wrap after a hyphen
+            if (lines > words) broken.push([text, lines]);
+        }
+    }
+    const viewport = table.querySelector('.virtual-table-viewport') || table;
+    return {broken, cells: table.querySelectorAll('.body-cell').length,
+            sideways: viewport.scrollWidth - viewport.clientWidth,
+            headers: [...table.querySelectorAll('th')].map(th => th.textContent.replace('\\u22ee', '').trim())};
+}"""
+
+
+def test_benchmark_tables_break_no_word_at_1024_pixels_and_the_downloads_keep_full_names(page):
+    """At a 1024-pixel window no header or cell of the three tables breaks inside a word ("referenc e", "0.1117 3",
+    "throughput_samp les_s" did): the page's headers are short, the legend under the table gives their meaning, and
+    the CSV keeps the full field names."""
+    expect = sync_api().expect
+    page.set_viewport_size({"width": 1024, "height": 1000})
+    try:
+        set_benchmark(page, ["bundled-teacher", "bundled-student"], "1", 16, 1)
+        page.locator("#bench-run").click()
+        expect(page.locator("#bench-run")).to_be_disabled(timeout=10_000)
+        text_of(page.locator("#bench-progress"), r"done: 2 measurements", "the progress line once the benchmark ends")
+        expect(page.locator("#bench-results")).to_contain_text("reference")
+        for table_id, columns in (("bench-results", 10), ("bench-card", 5), ("bench-ratios", 5)):
+            table = page.locator(f"#{table_id}")
+            table.scroll_into_view_if_needed()
+            fit = table.evaluate(BENCH_WORDS_WHOLE)
+            assert fit["sideways"] <= 0, f"{table_id} scrolls sideways by {fit['sideways']} px"
+            assert len(fit["headers"]) == columns and fit["cells"] >= columns, fit  # a line or more
+            assert not fit["broken"], f"{table_id}: words broken over lines: {fit['broken']}"
+            table.screenshot(path=SCREENSHOTS / f"{table_id}-1024.png")
+        fit = page.locator("#bench-results").evaluate(BENCH_WORDS_WHOLE)
+        assert fit["headers"] == ["model", "mode", "dtype", "batch", "seq", "ms", "p90 ms", "samples/s", "MB",
+                                  "of peak"]
+        legend, results = page.locator("#bench-results-legend"), page.locator("#bench-results")
+        expect(legend).to_contain_text("ms: median milliseconds a batch takes")
+        assert legend.bounding_box()["y"] >= results.bounding_box()["y"] + results.bounding_box()["height"] - 1
+        link = page.locator("#bench-csv a")
+        header = page.request.get(link.get_attribute("href")).text().splitlines()[0].split(",")
+        assert header[:12] == ["model", "mode", "device", "dtype", "batch_size", "seq_len", "params", "size_mb",
+                               "latency_s", "latency_p90_s", "throughput_samples_s", "peak_mem_mb"], header
+        assert "share_of_peak" in header
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
