@@ -14,6 +14,19 @@ from core.models.student import StudentSpec, make_student
 from core.models.tokenizer import train_wordpiece
 from tests.support.models import corpus_lines, tiny_bert
 
+KINDS = ("slow", "cli", "app", "browser")  # pyproject.toml says what each holds
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by -m
+def pytest_collection_modifyitems(items):
+    """Each test is of one kind, so that `-m unit` and the others split the suite: a test marked with none of KINDS is
+    a unit test (in-process, tiny models, a second or less), and one marked with two is refused."""
+    for item in items:
+        kinds = {mark.name for mark in item.iter_markers() if mark.name in KINDS}
+        if len(kinds) > 1:
+            raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(sorted(kinds))}: mark it one kind")
+        if not kinds:
+            item.add_marker(pytest.mark.unit)
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():

@@ -18,8 +18,6 @@ from core.bench import plan as bench_plan
 from tests.support import fake_hub
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.unit
-
 TINY_ARCH = "arch:distilrubert-tiny-cased-conversational-v1"
 
 
@@ -168,8 +166,10 @@ def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tin
          "Neighbours must be a whole number from 1 to 20; got 'many'."),
         (embed_tab.draw_maps, dict(layer_1="x"), "The layer of model 1 must be a whole number; got 'x'."),
         (embed_tab.draw_maps, dict(layer_2=1.5), "The layer of model 2 must be a whole number; got 1.5."),
-        (embed_tab.draw_maps, dict(layer_1=1e9), f"{ctx.default_teacher} has layers 0 to 4 (0 = embeddings, 4 = last); "
-                                                 "choose one of them, or -1 for the last."),
+        (embed_tab.draw_maps, dict(layer_1=1e9), f"The layer of model 1 must be from -5 to 4 for "
+                                                 f"{ctx.default_teacher}: 0 is its embeddings and 4 its last layer; "
+                                                 "negative layers count from the last, as in Python (-1 is layer 4, "
+                                                 "-5 is layer 0). Got 1000000000."),
         (embed_tab.draw_maps, dict(pooling=None), "Sentence vector must be one of mean, CLS; got nothing."),
         (embed_tab.draw_maps, dict(method=None), "Map must be one of PCA, UMAP; got nothing."),
         (embed_tab.draw_maps, dict(dims=None), "Dimensions must be one of 2D, 3D; got nothing."),
@@ -365,6 +365,7 @@ def test_the_engine_stops_between_forward_passes_and_keeps_no_partial_row():
 
 
 @pytest.mark.app
+@pytest.mark.app
 def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(runs_dir):
     import gradio as gr
     from gradio_client import Client
@@ -484,6 +485,7 @@ def encoder_flops_by_hand(layers: int, hidden: int, ffn: int, tokens: int) -> fl
     return layers * (8 * tokens * hidden * hidden + 4 * tokens * hidden * ffn + 4 * tokens * tokens * hidden)
 
 
+@pytest.mark.slow
 def test_5000_lines_of_250_tokens_are_refused_on_a_space_before_embedding(bundled_teacher, monkeypatch, runs_dir):
     import gradio as gr
 
@@ -595,7 +597,7 @@ def test_on_a_space_every_path_gets_the_same_answer_whatever_exists(tiny_teacher
 
 def test_on_a_space_an_unknown_run_and_anothers_private_run_get_the_same_answer(tiny_student_dir, runs_dir):
     from ui import distill_tab
-    from ui.context import AppContext
+    from ui.context import AppContext, markdown_text
 
     make_run(runs_dir, "20250101-000000-priv", tiny_student_dir, public=False)
     make_run(runs_dir, "20250101-000000-open", tiny_student_dir, public=True)
@@ -611,13 +613,12 @@ def test_on_a_space_an_unknown_run_and_anothers_private_run_get_the_same_answer(
         "Distill tab; choose one from the model list.")
     assert ctx.check_name("run:20250101-000000-open") == "run:20250101-000000-open"
     assert "run:20250101-000000-priv" not in ctx.model_choices()
-    # the Distill tab's teacher change (a handler without an API name) refuses the same, without reading the run
-    teacher_changed = distill_tab.handler(distill_tab.teacher_changed, ctx)
+    # the Distill tab's teacher change (a handler without an API name) says the same under the teacher box, without
+    # reading the run
     for name, message in [("run:20250101-000000-priv", "No shared run is named '20250101-000000-priv'"),
                           (str(tiny_student_dir), SPACE_REFUSAL.format(tiny_student_dir))]:
-        with pytest.raises(Exception) as error:
-            teacher_changed(name)
-        assert message_of(error.value).startswith(message) and str(runs_dir) not in message_of(error.value)
+        _, note = distill_tab.teacher_changed(ctx, name)
+        assert markdown_text(message) in note.value and str(runs_dir) not in note.value, note.value
 
 
 def test_on_a_space_messages_never_show_server_folders(tiny_student_dir, runs_dir):

@@ -8,8 +8,6 @@ from transformers import AutoModelForMaskedLM, DistilBertConfig
 from core.models.aligned_head import PaddedVocabLinear, pad_vocab_product
 from tests.support.models import tiny_bert
 
-pytestmark = pytest.mark.unit
-
 
 def odd_distilbert(vocab: int = 1001):
     config = DistilBertConfig(vocab_size=vocab, dim=32, hidden_dim=64, n_layers=1, n_heads=2,

@@ -15,8 +15,6 @@ from core.distill.recipes import ReducedVocabRecipe
 from core.models.tokenizer import BERT_SPECIALS, wordpiece_from_vocab
 from core.models.vocab import VocabMapping, build_mapping, match_partners, piece_matrix, to_teacher_vocab
 
-pytestmark = pytest.mark.unit
-
 TEACHER_TOKENS = BERT_SPECIALS + ["привет", "кот", "мир", "дом"]
 STUDENT_TOKENS = BERT_SPECIALS + ["при", "##вет", "кот", "мир", "до", "##м"]
 T = 2.0

@@ -29,7 +29,6 @@ def app(tmp_path_factory):
     running.kill()
 
 
-
 def assert_explained(error: AppError) -> None:
     """The app's own sentence reached the user: not a traceback, not gradio's stand-in for an unexpected crash."""
     message = str(error)

@@ -6,7 +6,7 @@ import pytest
 
 from scripts import bench_embed, bench_predict, plot_bundled_curves, split_corpus
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.slow
 
 
 def stage_lines(err: str) -> list[str]:

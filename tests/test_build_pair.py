@@ -13,8 +13,6 @@ from scripts import build_bundled_pair as build
 from scripts import export_student
 from train import cli, pretrain_teacher
 
-pytestmark = pytest.mark.unit
-
 
 def test_the_recipes_are_what_the_trainers_accept(tmp_path):
     teacher = pretrain_teacher.parse_args(build.teacher_command(tmp_path, None)[3:])
@@ -37,6 +35,7 @@ def test_a_started_student_is_resumed_and_a_finished_one_left_alone(tmp_path):
     assert build.student_command(tmp_path) is None
 
 
+@pytest.mark.slow
 def test_the_finished_pair_is_installed_as_the_app_loads_it(tmp_path, tiny_teacher_dir, tiny_student_dir):
     work, into = tmp_path / "work", tmp_path / "models"
     shutil.copytree(tiny_teacher_dir, work / "teacher")
@@ -48,7 +47,6 @@ def test_the_finished_pair_is_installed_as_the_app_loads_it(tmp_path, tiny_teach
     assert sorted(p.name for p in (into / "teacher").iterdir()) == sorted(build.TEACHER_FILES)
     student = AutoModelForMaskedLM.from_pretrained(into / "student")
     assert student.dtype == torch.float16 and (into / "student" / "distill_config.json").is_file()
-
 
 
 def test_the_assets_readme_shows_the_recipes():

@@ -11,7 +11,7 @@ from core.models import zoo
 from core.paths import ASSETS
 from core.saving import RUNTIME_KEYS
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.slow
 
 CORPUS = ASSETS / "corpus"
 

@@ -5,8 +5,6 @@ import pytest
 from train import cli, config
 from train.config import DistillConfig
 
-pytestmark = pytest.mark.unit
-
 OPTIONS = {"student_type": "STUDENT_TYPES", "mixed_precision": "MIXED_PRECISIONS", "device": "DEVICES"}
 
 

@@ -12,8 +12,6 @@ from core.distill.tokenized import held_out_rows, tokenize_dataset
 from core.distill.training_data import load_training_data, training_texts
 from tests.support.models import corpus_lines
 
-pytestmark = pytest.mark.unit
-
 LINES = corpus_lines(120)
 
 

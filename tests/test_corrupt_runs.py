@@ -41,8 +41,6 @@ from train.launcher import RunLauncher
 from ui import distill_tab
 from ui.context import AppContext
 
-pytestmark = pytest.mark.unit
-
 GOOD, BAD = "20250101-000000-good", "20250101-000001-bad"
 DEAD_PID = 2 ** 22 + 12345  # above the default pid_max of 4194304: no such process
 

@@ -12,8 +12,6 @@ from core.distill.data import (
     tokenize_lines,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def test_read_corpus_accepts_bom_crlf_and_blank_lines(tmp_path):
     path = tmp_path / "c.txt"

@@ -12,8 +12,6 @@ from train.distill import guess_probes
 from ui import distill_tab
 from ui.context import some_of
 
-pytestmark = pytest.mark.unit
-
 
 def test_delete_clears_the_choice_says_so_and_nothing_asks_for_the_run_again(ctx):
     run_id = ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", max_steps=10))
@@ -29,9 +27,10 @@ def test_delete_clears_the_choice_says_so_and_nothing_asks_for_the_run_again(ctx
     assert distill_tab.stop_button(ctx, None, None).interactive is False
 
 
+LAYERS_RANGE = "Student layers must be a whole number from 1 to 4 (bundled-teacher has 4 layers)"
 ZERO_AND_RANGE = [
-    (dict(student_layers=0), "Student layers must be a whole number from 1 to 48; got 0."),
-    (dict(student_layers=99), "Student layers must be a whole number from 1 to 48; got 99."),
+    (dict(student_layers=0), f"{LAYERS_RANGE}; got 0."),
+    (dict(student_layers=99), f"{LAYERS_RANGE}; got 99."),
     (dict(reduced_vocab=True, student_vocab_size=0),
      "Student vocabulary size must be between 100 and 1,000,000; got 0."),
     (dict(reduced_vocab=True, student_vocab_size=10**9),
@@ -143,6 +142,7 @@ def test_guesses_at_step_0_show_the_untrained_student(ctx):
 
 
 @pytest.mark.app
+@pytest.mark.app
 def test_through_the_api_delete_shows_the_run_left_and_run_guesses_honours_step_0(ctx, monkeypatch):
     import gradio as gr
     from gradio_client import Client, handle_file
@@ -159,7 +159,7 @@ def test_through_the_api_delete_shows_the_run_left_and_run_guesses_honours_step_
         assert step == 0 and table["data"][0][4] == ""
         one_line = ctx.launcher.root.parent / "one.txt"
         one_line.write_text("Привет, как дела?\n", encoding="utf-8")
-        for form, says in [(dict(student_layers=0), "Student layers must be a whole number from 1 to 48; got 0."),
+        for form, says in [(dict(student_layers=0), f"{LAYERS_RANGE}; got 0."),
                            (dict(corpus_source=distill_tab.UPLOAD, corpus_file=handle_file(str(one_line))),
                             "The corpus 'one.txt' has 1 line of text; a run with a batch size of 16 needs at least "
                             "17")]:
@@ -181,6 +181,7 @@ def test_through_the_api_delete_shows_the_run_left_and_run_guesses_honours_step_
         demo.close()
 
 
+@pytest.mark.browser
 @pytest.mark.browser
 def test_the_guesses_table_is_readable_at_1280_px_without_sideways_scrolling(ctx):
     import shutil

@@ -43,7 +43,6 @@ def written(folder, name: str, lines: list[str]):
 
 # -- the check in core, used by the command line and the tab
 
-@pytest.mark.unit
 def test_a_corpus_of_emoji_is_refused_with_its_share_and_what_to_do(tiny_tokenizer):
     lines = emoji_lines(50)
     share = share_by_hand(lines, tiny_tokenizer)
@@ -56,7 +55,6 @@ def test_a_corpus_of_emoji_is_refused_with_its_share_and_what_to_do(tiny_tokeniz
         "the teacher reads, at least half of its tokens known, or another teacher whose vocabulary covers it.")
 
 
-@pytest.mark.unit
 def test_a_corpus_with_some_unknown_tokens_passes(tiny_tokenizer):
     lines = mixed_lines(200)
     share = share_by_hand(lines, tiny_tokenizer)
@@ -65,7 +63,6 @@ def test_a_corpus_with_some_unknown_tokens_passes(tiny_tokenizer):
     check_readable(lines, tiny_tokenizer, "mixed.txt")
 
 
-@pytest.mark.unit
 def test_half_unknown_passes_and_just_over_half_is_refused(tiny_tokenizer):
     assert tiny_tokenizer.tokenize("и 😀") == ["и", tiny_tokenizer.unk_token]
     half = ["и 😀"] * 500
@@ -90,7 +87,6 @@ class CountingTokenizer:
         return self.tokenizer(texts, **kwargs)
 
 
-@pytest.mark.unit
 def test_only_a_sample_of_a_large_corpus_is_tokenised(tiny_tokenizer):
     lines = mixed_lines(1000) * 2 + emoji_lines(198_000)  # 200,000 samples, 99 in 100 unreadable
     counting = CountingTokenizer(tiny_tokenizer)
@@ -102,7 +98,6 @@ def test_only_a_sample_of_a_large_corpus_is_tokenised(tiny_tokenizer):
                                          "its 200,000 samples) are unknown")
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("streaming", [False, True])
 def test_the_runs_data_refuses_an_unreadable_corpus_and_takes_a_mixed_one(tiny_tokenizer, tmp_path, streaming):
     emoji = written(tmp_path, "emoji.txt", emoji_lines(600))
@@ -129,7 +124,6 @@ def test_the_command_line_refuses_an_unreadable_corpus_in_one_line(tmp_path, tin
 
 # -- the Distill tab
 
-@pytest.mark.unit
 def test_the_tab_refuses_an_unreadable_upload_and_queues_a_mixed_one(ctx, tmp_path):
     emoji = written(tmp_path, "emoji.txt", emoji_lines(40))
     share = share_by_hand(emoji_lines(40), distill_tab.teacher_tokenizer(ctx, "bundled-teacher"))
@@ -148,7 +142,6 @@ def test_the_tab_refuses_an_unreadable_upload_and_queues_a_mixed_one(ctx, tmp_pa
     assert (ctx.launcher.root / dropdown.value / "status.json").is_file()
 
 
-@pytest.mark.unit
 def test_the_line_under_the_corpus_box_is_said_again_when_the_teacher_changes(ctx):
     import gradio as gr
     with gr.Blocks() as demo:
@@ -169,7 +162,6 @@ def run_in_state(root, state: str, run_id: str = "20250101-120000-abcd", **statu
     return run_id
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("state, extra, said", [
     ("running", {}, "Run 20250101-120000-abcd is running: press Stop first (it saves a checkpoint and ends), then "
                     "Delete."),
@@ -186,7 +178,6 @@ def test_delete_of_a_run_in_training_says_at_once_to_stop_it_first(ctx, state, e
     assert str(confirmed.value) == said and (ctx.launcher.root / run_id).is_dir()
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("state, extra", [("stopped", {}), ("failed", {}), ("running", {"stop_requested": True})])
 def test_delete_asks_to_confirm_a_run_that_has_ended_or_is_stopping(ctx, state, extra):
     run_id = run_in_state(ctx.launcher.root, state, **extra)
@@ -195,7 +186,6 @@ def test_delete_asks_to_confirm_a_run_that_has_ended_or_is_stopping(ctx, state, 
         (False, f"Delete {run_id} for good", True, True)
 
 
-@pytest.mark.unit
 def test_delete_of_another_persons_shared_run_is_refused_before_confirming(runs_dir):
     space = AppContext("bundled-teacher", "bundled-student", on_space=True, launcher=RunLauncher(runs_dir, shared=True))
     run_id = run_in_state(runs_dir, "stopped", owner="bob", public=True)
@@ -205,7 +195,6 @@ def test_delete_of_another_persons_shared_run_is_refused_before_confirming(runs_
     assert distill_tab.ask_to_delete(space, run_id, "bob")[1].visible
 
 
-@pytest.mark.unit
 def test_the_delete_button_is_answered_through_the_queue(ctx):
     """The page shows no error of an event sent outside the queue: the refusal would never be seen."""
     import gradio as gr
@@ -219,7 +208,6 @@ def test_the_delete_button_is_answered_through_the_queue(ctx):
 NO_SUCH = "There is no run '{}' among the runs you can see; choose one in the 'Run shown below' list."
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("action", ["stop", "resume", "delete", "ask", "share"])
 @pytest.mark.parametrize("run_id, quoted", [
     ("20250101-120000-gone", "20250101-120000-gone"),  # deleted by another page
@@ -237,7 +225,6 @@ def test_a_run_deleted_or_an_impossible_id_is_named_with_what_to_do(ctx, action,
     assert str(refused.value) == NO_SUCH.format(quoted)
 
 
-@pytest.mark.unit
 def test_an_impossible_run_id_is_quoted_short():
     with pytest.raises(ValueError) as refused:
         run_dir_of("y" * 300)
@@ -245,7 +232,6 @@ def test_an_impossible_run_id_is_quoted_short():
                                   "only, at most 128 characters).")
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("started, said", [
     (True, "Run '{}' was stopped before its first evaluation, so it has no metrics; resume it or start a new run."),
     (False, "Run '{}' was stopped before it started, so it has no metrics; start a new run."),

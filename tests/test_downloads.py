@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
 
-
+@pytest.mark.slow
 def test_each_action_fills_its_download_boxes_in_the_same_session(tiny_teacher_dir, tiny_student_dir, runs_dir):
     import gradio as gr
     from gradio.state_holder import SessionState
@@ -76,6 +75,7 @@ def test_each_action_fills_its_download_boxes_in_the_same_session(tiny_teacher_d
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8
 
 
+@pytest.mark.app
 def test_a_file_of_another_type_sent_through_the_api_gets_the_sentence_the_page_gives(runs_dir, tmp_path, capfd):
     """A PDF sent to /embedding_map or /start_run reaches the tab's own check: the client gets the sentence the page
     writes under the upload box, and the server's log no traceback (gr.File refused it with a bare HTTP 400 where

@@ -18,7 +18,7 @@ from train import export as export_cli
 from train.launcher import RunLauncher
 from ui.context import AppContext
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.slow
 
 SENTENCE = "Я люблю пить [MASK] с лимоном."
 

@@ -8,8 +8,6 @@ import pytest
 from core.formatting import count, format_seconds, parse_int_list
 from tests.support.models import REPO
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("text, values", [("1,16", [1, 16]), ("1 16", [1, 16]), (" 0, 2 ,4 ", [0, 2, 4]),
                                           ("1,2,", [1, 2]), ("7", [7])])

@@ -17,7 +17,6 @@ from tests.support.models import REPO, tiny_bert
 CONFIG = REPO / "train" / "accelerate_fsdp.yaml"
 
 
-@pytest.mark.unit
 def test_the_config_reads_as_fsdp2_with_whole_state_dicts():
     config = load_config_from_file(str(CONFIG))
     assert config.distributed_type == DistributedType.FSDP and not config.use_cpu
@@ -26,7 +25,6 @@ def test_the_config_reads_as_fsdp2_with_whole_state_dicts():
     assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT" and fsdp["fsdp_reshard_after_forward"] is True
 
 
-@pytest.mark.unit
 def test_its_wrap_policy_shards_a_bert_student_layer_by_layer():
     fsdp = load_config_from_file(str(CONFIG)).fsdp_config
     plugin = FullyShardedDataParallelPlugin(fsdp_version=fsdp["fsdp_version"],

@@ -106,14 +106,13 @@ def test_fsdp_on_one_process_is_refused_in_one_line(tiny_teacher_dir, tiny_corpu
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.unit
+@pytest.mark.cli
 def test_fsdp_with_fp16_is_refused(tiny_teacher_dir, tmp_path):
     result = run_cli("--teacher", tiny_teacher_dir, "--fsdp", "--mixed-precision", "fp16", "--output-dir",
                      tmp_path / "run")
     assert result.returncode == 2 and "--fsdp trains in bf16 or fp32" in result.stderr
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("student_type", ["bert", "distilbert"])
 def test_the_shard_units_are_the_students_transformer_layers(student_type):
     student = make_student(tiny_bert(100), StudentSpec(num_layers=2, model_type=student_type))

@@ -12,8 +12,6 @@ from core.models import hub, zoo
 from tests.support import fake_hub
 from tests.support.fake_hub import REPOS, lab_sizes, write_cached
 
-pytestmark = pytest.mark.unit
-
 TEACHER_ID = zoo.KNOWN_MODELS["rubert-base-cased-conversational"].hub_id
 BASE_ID = zoo.KNOWN_MODELS["distilrubert-base-cased-conversational"].hub_id
 ALL_IDS = [zoo.KNOWN_MODELS[n].hub_id for n in hub.hub_models()]

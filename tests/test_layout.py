@@ -3,14 +3,13 @@ imports gradio, scripts never import tests, and no module or room imports anothe
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[1]
 LEVEL = {"core": 0, "train": 1, "ui": 2, "app": 3}  # a module may import only its own level or lower ones
@@ -40,6 +39,7 @@ def imported_names(path: Path, modules: dict[str, Path]) -> set[str]:
     return {name for name in found if name.split(".")[0] in PACKAGES or name.split(".")[0] == "gradio"}
 
 
+@functools.cache  # the source does not change while the tests run
 def import_graph() -> dict[str, set[str]]:
     modules = source_modules()
     return {name: imported_names(path, modules) for name, path in modules.items()}

@@ -20,8 +20,6 @@ from core.models.tokenizer import compose_unicode, train_wordpiece, wordpiece_fr
 from core.saving import RUNTIME_KEYS, save_tokenizer
 from tests.support.models import corpus_lines
 
-pytestmark = pytest.mark.unit
-
 NFC_SENTENCE = "Мой ёжик любит [MASK] и йогурт."
 
 
@@ -77,6 +75,7 @@ def test_nfd_sentence_masks_the_same_words(bundled_teacher):
     assert [m.tokens for m in strips[0].results[0]] == [m.tokens for m in strips[1].results[0]]
 
 
+@pytest.mark.slow
 def test_nfd_corpus_tokenises_without_unk(bundled_teacher):
     lines = [nfd(line) for line in corpus_lines(600)]
     assert sum(line != unicodedata.normalize("NFC", line) for line in lines) > 100  # the corpus has й and ё
@@ -129,6 +128,7 @@ def test_a_saved_tokenizer_carries_no_truncation_or_padding_from_earlier_calls(t
 # Cased vocabulary, lowercasing tokenizer
 
 
+@pytest.mark.slow
 def test_cased_vocabulary_without_tokenizer_config_loads_cased(tmp_path, bundled_teacher):
     folder = hub_layout_folder(tmp_path / "rubert", vocabulary(bundled_teacher.tokenizer))
     plain = AutoTokenizer.from_pretrained(folder)  # transformers' default: do_lower_case=True

@@ -10,8 +10,6 @@ from core.models.masked_lm import logits_only_at
 from core.models.student import StudentSpec, layer_groups, make_student
 from tests.support.models import corpus_lines, tiny_bert
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def pair(tiny_tokenizer):

@@ -17,8 +17,6 @@ from core.distill.losses import (
     total_loss,
 )
 
-pytestmark = pytest.mark.unit
-
 torch.manual_seed(0)
 BS, SEQ, VOCAB, DIM, HEADS = 3, 6, 11, 8, 2
 MASK = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]])  # rows 2 and 3 are padded

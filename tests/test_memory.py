@@ -27,8 +27,6 @@ from train.memory import (
     run_levers,
 )
 
-pytestmark = pytest.mark.unit
-
 TEACHER = ModelShape(params=178_000_000, layers=12, hidden=768, ffn=3072, heads=12, vocab=119_547)
 STUDENT = ModelShape(params=135_000_000, layers=6, hidden=768, ffn=3072, heads=12, vocab=119_547)
 
@@ -54,6 +52,7 @@ class PeakRSS:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kl_masked_only", [False, True])
 def test_the_estimate_is_within_a_factor_2_of_a_measured_cpu_step(kl_masked_only):
     """One real training step of the bundled pair (forward, losses, backward, clipping, AdamW's first step, which

@@ -10,8 +10,6 @@ import torch.nn.functional as F
 
 from train import neighbour_contrast
 
-pytestmark = pytest.mark.unit
-
 
 def test_each_neighbour_is_another_line_within_the_window_and_inside_the_corpus():
     count, window = 50, 3

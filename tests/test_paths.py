@@ -5,8 +5,6 @@ import pytest
 
 from core.paths import check_output_folder
 
-pytestmark = pytest.mark.unit
-
 
 def check(folder: Path, **reuse) -> str | None:
     try:

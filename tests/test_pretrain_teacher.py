@@ -12,8 +12,6 @@ from core.saving import RUNTIME_KEYS
 from tests.support.models import tiny_bert
 from train.pretrain_teacher import pretraining_losses
 
-pytestmark = pytest.mark.unit
-
 
 def test_masked_only_head_gives_the_library_loss_and_gradients():
     model, reference = tiny_bert(vocab_size=300), tiny_bert(vocab_size=300)
@@ -31,6 +29,7 @@ def test_masked_only_head_gives_the_library_loss_and_gradients():
 
 @pytest.mark.parametrize("extra", [[], ["--contrastive-weight", "0.5", "--contrastive-window", "3"]],
                          ids=["mlm", "mlm+contrast"])
+@pytest.mark.slow
 def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(tmp_path, monkeypatch, capsys, extra):
     from safetensors.torch import load_file
 

@@ -7,8 +7,6 @@ from core.compare.embed import Space
 from core.compare.sentences import SentenceSet
 from ui.embed_tab import purity_note
 
-pytestmark = pytest.mark.unit
-
 
 def brute_purity(vectors: np.ndarray, labels: list[str], k: int) -> float:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

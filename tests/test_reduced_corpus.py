@@ -34,7 +34,7 @@ def corpus_3000(tmp_path_factory):
     return path
 
 
-@pytest.mark.unit
+@pytest.mark.slow
 def test_vocabulary_from_batches_equals_the_one_from_a_list(corpus_3000, tiny_tokenizer):
     data = load_training_data(CorpusSource(str(corpus_3000)), None, tiny_tokenizer, 32, seed=42)
     texts = training_texts(data)
@@ -47,7 +47,7 @@ def test_vocabulary_from_batches_equals_the_one_from_a_list(corpus_3000, tiny_to
     assert [from_batches.convert_ids_to_tokens(i) for i in range(5)] == special_tokens_of(tiny_tokenizer)
 
 
-@pytest.mark.unit
+@pytest.mark.slow
 def test_a_vocabulary_sample_is_capped_and_fixed_by_the_seed(tiny_corpus, corpus_3000, tiny_tokenizer):
     data = load_training_data(CorpusSource(str(tiny_corpus)), None, tiny_tokenizer, 32, seed=42)
     texts = training_texts(data)
@@ -61,7 +61,7 @@ def test_a_vocabulary_sample_is_capped_and_fixed_by_the_seed(tiny_corpus, corpus
     assert stream.train.held_out == 500 and first == streamed[500:550]  # the first after the held-out samples
 
 
-@pytest.mark.unit
+@pytest.mark.slow
 @pytest.mark.parametrize("streaming", [False, True])
 def test_tokenised_pairs_equal_tokenize_parallel(streaming, corpus_3000, tiny_tokenizer):
     data = load_training_data(CorpusSource(str(corpus_3000), streaming=streaming), None, tiny_tokenizer, 24, seed=7)
@@ -86,7 +86,6 @@ def test_tokenised_pairs_equal_tokenize_parallel(streaming, corpus_3000, tiny_to
     assert got_teacher == expected_teacher.sequences and got_student == expected_student.sequences
 
 
-@pytest.mark.unit
 def test_a_kept_vocabulary_is_read_back(tiny_corpus, tiny_tokenizer):
     data = load_training_data(CorpusSource(str(tiny_corpus)), None, tiny_tokenizer, 32, seed=11)
     first = corpus_vocabulary(data, 250, tiny_tokenizer)

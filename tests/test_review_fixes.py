@@ -6,8 +6,6 @@ import socket
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.unit
-
 
 def test_bidi_controls_are_removed_from_sentences_before_use():
     from core.compare import predict

@@ -20,8 +20,6 @@ from ui import distill_tab
 from ui.context import AppContext
 from ui.distill_tab import RunSettings
 
-pytestmark = pytest.mark.unit
-
 # what the child (python -m train.distill) says for each setting, word for word; read from the bundled teacher's
 # config: 4 layers (half of them, 2, is the student's depth) and 512 positions
 BUNDLED_WIDTH = json.loads((BUNDLED_DIR / "teacher" / "config.json").read_text())["hidden_size"]
@@ -95,6 +93,7 @@ def test_the_run_itself_gives_the_same_sentences(settings, sentence, tmp_path, c
     assert capsys.readouterr().err.strip() == f"error: {sentence}"
 
 
+@pytest.mark.app
 @pytest.mark.app
 def test_through_the_api_each_is_refused_before_a_run_is_queued(ctx, runs_dir):
     import gradio as gr

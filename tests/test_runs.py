@@ -21,8 +21,6 @@ from core.runs.store import (
     write_status,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def write_checkpoint(run_dir, step: int) -> None:
     """A small checkpoint file that loads: the entries a resume needs, with no weights."""

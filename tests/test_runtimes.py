@@ -16,7 +16,7 @@ from core.bench.variants import reference_variant
 from core.models import zoo
 from tests.support.runtimes import needs
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.slow
 
 TINY_ARCH = "arch:distilrubert-tiny-cased-conversational-v1"
 

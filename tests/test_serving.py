@@ -6,8 +6,6 @@ import pytest
 
 from ui.serving import PageCache, record_absent_bokeh
 
-pytestmark = pytest.mark.unit
-
 
 class CountingApp:
     """An ASGI app that answers with the request's host and its own call count, status and headers as set."""

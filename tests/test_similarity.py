@@ -6,8 +6,6 @@ import pytest
 
 from core.compare import similarity
 
-pytestmark = pytest.mark.unit
-
 RNG = np.random.default_rng(0)
 
 

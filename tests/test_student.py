@@ -6,8 +6,6 @@ from core.models import zoo
 from core.models.student import StudentSpec, default_init_layers, layer_groups, make_student
 from tests.support.models import tiny_bert
 
-pytestmark = pytest.mark.unit
-
 INPUT = torch.randint(5, 200, (2, 9))
 
 
@@ -104,6 +102,7 @@ def test_model_summary_counts_tied_weights_once():
     assert summary["size_mb"] == pytest.approx(expected * 4 / 2**20, abs=0.05)
 
 
+@pytest.mark.slow
 def test_real_tiny_architecture_matches_the_published_size():
     loaded = zoo.load("arch:distilrubert-tiny-cased-conversational-v1")
     summary = zoo.model_summary(loaded.model)

@@ -13,8 +13,6 @@ import pytest
 
 from tests.support.downloads import html_figure, read_csv
 
-pytestmark = pytest.mark.unit
-
 EIGHT = ("Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\nЯ люблю читать книги.\n"
          "Поезд опаздывает на час.\nМама готовит суп.\nКупи хлеба по дороге домой.\nМатч начнётся в семь.")
 SIX = "\n".join(EIGHT.splitlines()[:6])
@@ -176,6 +174,7 @@ def embeddings_page(tiny_teacher_dir, tiny_student_dir):
     return Page(demo), parts, draw, neighbours
 
 
+@pytest.mark.slow
 def test_drawing_again_takes_the_previous_neighbours_file_away(embeddings_page):
     page, parts, draw, neighbours = embeddings_page
     boxes = boxes_by_name(page)

@@ -3,10 +3,6 @@ started appears in all of them."""
 import json
 import shutil
 
-import pytest
-
-pytestmark = pytest.mark.unit
-
 
 def test_every_tab_refreshes_its_model_lists_on_load_and_when_opened(tiny_teacher_dir, tiny_student_dir, runs_dir):
     from app import build_app

@@ -16,8 +16,6 @@ from core.models.vocab import (
 )
 from tests.support.models import tiny_bert
 
-pytestmark = pytest.mark.unit
-
 TEACHER_TOKENS = BERT_SPECIALS + ["привет", "кот", "кошка", "##ка", "##ки", "мир", "до", "##м", "дом", "!", "##ом"]
 STUDENT_TOKENS = BERT_SPECIALS + ["при", "##вет", "кот", "ко", "##ш", "##ка", "##ки", "мир", "до", "##м", "!", "##о"]
 
@@ -146,6 +144,7 @@ def test_reduced_step_trains_every_part(align, tmp_path, tiny_teacher_dir, tiny_
     assert not missing, missing  # embeddings, every layer, the MLM head and the projection all learn
 
 
+@pytest.mark.cli
 def test_reduced_run_saves_a_loadable_student(tmp_path, tiny_teacher_dir, tiny_corpus):
     # the command line writes a student that loads with its own, smaller tokenizer
     from tests.support.cli import SHORT, run_cli

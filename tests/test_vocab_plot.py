@@ -1,12 +1,8 @@
 """The compression-against-quality plot of scripts/vocab_experiment keeps every label inside the figure."""
 import json
 
-import pytest
-
 from core.paths import ASSETS
 from scripts.vocab_experiment import plot
-
-pytestmark = pytest.mark.unit
 
 
 def test_every_label_lies_inside_the_figure():

@@ -14,8 +14,6 @@ from core.models.tokenizer import wordpiece_from_vocab
 from tests.support.models import corpus_lines, tiny_bert
 from train import pretrain_teacher
 
-pytestmark = pytest.mark.unit
-
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "дом", "Дом", "ёлка", "ещё", "##ка", "кот", "зонт", "чай", "а"]
 MATCHED = ["дом", "Дом", "ёлка", "ещё", "кот"]  # зонт, чай, а have no vector; ##ка and [MASK] are never words
 

@@ -3,8 +3,6 @@ import pytest
 
 from core.models import zoo
 
-pytestmark = pytest.mark.unit
-
 
 def test_known_names_resolve_to_hub_or_bundled():
     assert zoo.resolve("rubert-base-cased-conversational") == ("hub", "DeepPavlov/rubert-base-cased-conversational")
