@@ -10,7 +10,7 @@ import torch
 from test_similarity import brute_knn, debiased_cka, hsic_cka, random_orthogonal
 from transformers import DistilBertConfig, DistilBertForMaskedLM
 
-from core.compare import embed, similarity, tables
+from core.compare import embed, quality, similarity, tables
 from core.compare.sentences import (
     MAX_SENTENCE_CHARS,
     MAX_SENTENCES,
@@ -519,8 +519,8 @@ def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_s
     teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
     ctx = AppContext(default_teacher=teacher, default_student=student)
     upload = labelled_upload(tmp_path)
-    figure, scores, _, _, kept = embed_tab.draw_maps(ctx, "Upload a file", str(upload), "", teacher, student, teacher,
-                                                     -1, -1, 1, "mean", "PCA", "2D")
+    figure, scores, note, _, kept = embed_tab.draw_maps(ctx, "Upload a file", str(upload), "", teacher, student,
+                                                        teacher, -1, -1, 1, "mean", "PCA", "2D")
     *shown, neighbours = embed_tab.show_downloads("draw", kept)
     map_path, scores_path, html_path = paths(tuple(shown))
     assert neighbours.visible is False and neighbours.value is None  # no neighbours listed under new maps
@@ -541,8 +541,17 @@ def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_s
                 np.testing.assert_allclose(drawn["x"].astype(float), trace.x, rtol=1e-9)
                 np.testing.assert_allclose(drawn["y"].astype(float), trace.y, rtol=1e-9)
     alike = read_csv(scores_path)
+    k = similarity.effective_k(len(uploaded), quality.TOPIC_K)
     assert list(alike.columns) == ["space A", "space B", "estimator", "linear CKA", "CKA, rows shuffled",
-                                   "CKA, rows shuffled (sd)", "kNN overlap@10"]
+                                   "CKA, rows shuffled (sd)", "kNN overlap@10", f"same-label neighbours@{k}, A",
+                                   f"same-label neighbours@{k}, B", "same-label neighbours, chance"]
+    # the labelled set's same-label shares, which the note beside the table gives rounded
+    shares = [float(v) for v in [alike[f"same-label neighbours@{k}, A"].iloc[0],
+                                 *alike[f"same-label neighbours@{k}, B"].iloc[:2]]]
+    said = note.value if hasattr(note, "value") else note
+    assert f"{teacher} {shares[0]:.0%}, {student} {shares[1]:.0%}, {teacher} {shares[2]:.0%}" in said, said
+    chance = quality.chance_purity(list(uploaded.labels))
+    assert [float(v) for v in alike["same-label neighbours, chance"]] == pytest.approx([chance] * len(alike))
     assert alike[["space A", "space B"]].values.tolist() == scores[["space A", "space B"]].values.tolist()
     assert set(alike["estimator"]) == {"debiased"}
     for column in ("linear CKA", "CKA, rows shuffled", "kNN overlap@10"):

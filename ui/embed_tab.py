@@ -369,7 +369,7 @@ def map_downloads(sentences: SentenceSet, spaces: list[embed.Space], coords: lis
                   figure: go.Figure) -> Downloads:
     """Draw's points (one row per map and sentence), its how-alike scores unrounded and its maps."""
     return Downloads({"embedding-map.csv": table(tables.map_rows(sentences, spaces, coords)),
-                      "how-alike.csv": table(tables.score_rows(spaces, pairs)), "embedding-map.html": figure})
+                      "how-alike.csv": score_table(sentences, spaces, pairs), "embedding-map.html": figure})
 
 
 def neighbour_downloads(sentences: SentenceSet, spaces: list[embed.Space], coords: list, figure: go.Figure,
@@ -397,16 +397,37 @@ def show_downloads(action: str, downloads: Downloads | None):
 # Handlers: (context, the inputs by their API names)
 
 
-def purity_note(sentences: SentenceSet, spaces: list[embed.Space]) -> str:
-    """For labelled sentences (every one labelled, at least two labels), each space's share of same-label
-    neighbours against chance, as a sentence; "" otherwise."""
+def label_purities(sentences: SentenceSet, spaces: list[embed.Space]) -> tuple[int, list[float], float] | None:
+    """For labelled sentences (every one labelled, at least two labels): (k, each space's share of same-label
+    neighbours among each sentence's k nearest by cosine, the share by chance); None otherwise."""
     labels = sentences.labels
     if len(sentences) < 3 or not all(labels) or len(set(labels)) < 2:
-        return ""
+        return None
     k = similarity.effective_k(len(sentences), quality.TOPIC_K)
-    shares = ", ".join(f"{markdown_text(s.model)} {quality.label_purity(s.vectors, labels, k):.0%}" for s in spaces)
-    return (f" Same-label neighbours (of each sentence's {k} nearest, cosine): {shares}; chance "
-            f"{quality.chance_purity(labels):.0%}.")
+    return k, [quality.label_purity(s.vectors, labels, k) for s in spaces], quality.chance_purity(labels)
+
+
+def purity_note(sentences: SentenceSet, spaces: list[embed.Space]) -> str:
+    """label_purities as a sentence; "" for sentences without labels."""
+    found = label_purities(sentences, spaces)
+    if found is None:
+        return ""
+    k, shares, chance = found
+    listed = ", ".join(f"{markdown_text(s.model)} {share:.0%}" for s, share in zip(spaces, shares))
+    return f" Same-label neighbours (of each sentence's {k} nearest, cosine): {listed}; chance {chance:.0%}."
+
+
+def score_table(sentences: SentenceSet, spaces: list[embed.Space], pairs: list) -> pd.DataFrame:
+    """How alike each pair of spaces is, unrounded (tables.score_rows); for labelled sentences also each side's
+    share of same-label neighbours and chance, the figures the note beside the page's table gives."""
+    rows = tables.score_rows(spaces, pairs)
+    found = label_purities(sentences, spaces)
+    if found is not None:
+        k, shares, chance = found
+        for row, (a, b, _) in zip(rows, pairs):
+            row.update({f"same-label neighbours@{k}, A": shares[a], f"same-label neighbours@{k}, B": shares[b],
+                        "same-label neighbours, chance": chance})
+    return table(rows)
 
 
 MAX_LISTED = 8  # sentence numbers a note lists before it counts the rest
@@ -589,7 +610,7 @@ def show_beside(shown: NeighboursShown | None, cka_estimator=DEFAULT_ESTIMATOR):
     if drawn is None:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     pairs = embed.compare_pairs(drawn.spaces, estimator=one_of(cka_estimator, "CKA estimator", ESTIMATORS))
-    scores = Downloads({"how-alike.csv": table(tables.score_rows(drawn.spaces, pairs))})
+    scores = Downloads({"how-alike.csv": score_table(drawn.sentences, drawn.spaces, pairs)})
     return (embed_plots.scores_table(drawn.spaces, pairs), drawn.note(pairs),
             gr.Dropdown(choices=sentence_choices(drawn.sentences)),
             file_boxes(scores, "embed-neighbours-scores", ["how-alike.csv"]))
