@@ -235,6 +235,7 @@ def make_probes(models: list[zoo.LoadedModel], count: int = 14) -> list[FillMask
     return [p for pair in zip(hits, others) for p in pair] + hits[len(others):] + others[len(hits):]
 
 
+@pytest.mark.slow
 def test_probe_summary_against_the_pipeline(tiny_teacher, tiny_student, other_vocab):
     models = [tiny_teacher, tiny_student, other_vocab]
     probes = make_probes(models)

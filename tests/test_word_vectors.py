@@ -169,6 +169,7 @@ def short_run(tmp_path):
             "4", "--eval-every", "2", "--save-dtype", "float32"]
 
 
+@pytest.mark.slow
 def test_cli_initialises_from_vectors_and_records_the_count(short_run, tmp_path, monkeypatch, capsys):
     words = set(word_vectors.corpus_words(corpus_lines(400), wordpiece_from_vocab(VOCAB)))
     rng = np.random.default_rng(0)
@@ -183,6 +184,7 @@ def test_cli_initialises_from_vectors_and_records_the_count(short_run, tmp_path,
     assert f"navec: initialised {init['initialised']:,} of {record['vocab_entries']:,}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_freezes_the_vector_rows(short_run, tmp_path, monkeypatch):
     words = set(word_vectors.corpus_words(corpus_lines(400), wordpiece_from_vocab(VOCAB)))
     rng = np.random.default_rng(0)
@@ -204,6 +206,7 @@ def test_cli_freezes_the_vector_rows(short_run, tmp_path, monkeypatch):
     assert not torch.allclose(runs["free"][rows], start.get_input_embeddings().weight.detach()[rows])
 
 
+@pytest.mark.slow
 def test_cli_default_keeps_random_embeddings_and_counts_whole_words(short_run, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(word_vectors, "load_navec", lambda path=None: pytest.fail("navec read without the option"))
     out = tmp_path / "teacher"
