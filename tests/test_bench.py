@@ -34,8 +34,6 @@ from core.formatting import error_sentence
 from core.models import zoo
 from tests.support.models import REPO, tiny_bert
 
-pytestmark = pytest.mark.unit
-
 TEACHER_ARCH, STUDENT_ARCH = bench.CARD_MODELS
 ROW_FIELDS = ["model", "mode", "device", "dtype", "batch_size", "seq_len", "params", "size_mb", "latency_s",
               "latency_p90_s", "throughput_samples_s", "peak_mem_mb"]
@@ -187,6 +185,7 @@ def test_cli_help_says_which_files_json_replaces(capsys):
         capsys.readouterr().out.split())
 
 
+@pytest.mark.slow
 def test_cli_replaces_its_own_earlier_result_and_nothing_else(tiny_teacher_dir, tmp_path, capsys, monkeypatch):
     path = tmp_path / "bench.json"
     path.write_text("", encoding="utf-8")  # an empty file holds nothing to lose
@@ -215,6 +214,7 @@ def test_cli_replaces_its_own_earlier_result_and_nothing_else(tiny_teacher_dir, 
 
 # ---- a tiny real measurement ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_student_dir, tmp_path, capsys):
     path = tmp_path / "bench.json"
     models = f"{tiny_teacher_dir},{tiny_student_dir}"
@@ -339,6 +339,7 @@ def plain_weights_mb(model: torch.nn.Module, dtype: torch.dtype = torch.float32)
     return (params + sum(b.numel() * b.element_size() for b in model.buffers())) / 2**20
 
 
+@pytest.mark.slow
 def test_peak_memory_ignores_what_else_the_process_holds(sized_models, monkeypatch):
     """The old figure, the process's resident set, grew by all 300 MB held elsewhere; the new one stays put."""
     before, = memory_rows([sized_models["small"]], monkeypatch)
@@ -348,6 +349,7 @@ def test_peak_memory_ignores_what_else_the_process_holds(sized_models, monkeypat
     assert with_held["peak_mem_mb"] == pytest.approx(before["peak_mem_mb"], abs=30)
 
 
+@pytest.mark.slow
 def test_a_bigger_model_shows_more_memory_than_a_smaller_one_measured_after_it(sized_models, monkeypatch):
     """As in the app, the big model stays loaded (its cache) while the small one is measured after it."""
     loaded: dict[str, zoo.LoadedModel] = {}
@@ -361,6 +363,7 @@ def test_a_bigger_model_shows_more_memory_than_a_smaller_one_measured_after_it(s
     assert big["peak_mem_mb"] - small["peak_mem_mb"] > 0.9 * (big_weights - small_weights)
 
 
+@pytest.mark.slow
 def test_peak_memory_is_at_least_the_weights(sized_models, monkeypatch):
     rows = memory_rows([sized_models["big"]], monkeypatch, modes=("reference", "fast"))
     model = zoo.load(str(sized_models["big"])).model
@@ -610,6 +613,16 @@ def test_charts_label_every_bar_and_leave_room_above_the_tallest():
     assert list(throughput.data[2].y) == pytest.approx([10.0, 20.0])  # 16 / (16 * 0.4 / 4), 16 / (16 * 0.2 / 4)
 
 
+def test_the_latency_chart_is_in_milliseconds_as_the_tables_are():
+    from ui import bench_tab
+
+    figure = bench_tab.latency_figure(chart_rows(), "cpu")
+    assert bench_tab.title_lines(figure)[1] == "milliseconds, lower is better"
+    card, reference, fast = figure.data
+    assert list(card.y) == pytest.approx([655.0, 328.5])  # the card's 0.655 s and 0.3285 s
+    assert list(reference.y) == pytest.approx([400.0, 200.0]) and list(fast.y) == pytest.approx([100.0, 50.0])
+
+
 def test_a_bar_without_a_value_is_left_out_rather_than_drawn_blank():
     """Plotly hides the label of a blank (None) bar and, once the streamed figure gives it a value, draws that bar
     without its label; a model not measured yet in a mode, or without a card figure, has no bar in that trace."""
@@ -693,8 +706,9 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
         assert len(table["data"]) == 8 and "float32: measured matrix product" in notes
         assert json.loads(latency["plot"])["data"] and json.loads(throughput["plot"])["data"]
         saved = json.loads(Path(json_path).read_text(encoding="utf-8"))
-        assert [r["latency_s"] for r in saved["rows"]] == [row[table["headers"].index("latency_s")]
-                                                           for row in table["data"]]
+        # the page shows each latency in milliseconds, three significant digits; the file keeps it in seconds
+        assert [bench_tab.figure_cell(r["latency_s"], 1000) for r in saved["rows"]] == [
+            row[table["headers"].index("ms")] for row in table["data"]]
         assert Path(csv_path).read_text(encoding="utf-8").startswith("model,mode,device,dtype,batch_size")
     finally:
         demo.close()

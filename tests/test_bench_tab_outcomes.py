@@ -10,8 +10,6 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.unit
-
 STUDENT_ARCH = "arch:distilrubert-base-cased-conversational"
 INPUTS = dict(models=["bundled-student"], device="cpu", batch_sizes="1", seq_len=16, modes=["reference"], runs=1,
               compile=False)
@@ -73,6 +71,76 @@ def test_a_refusal_before_the_run_is_kept_for_the_progress_line_too(runs_dir):
     ctx = AppContext("bundled-teacher", "bundled-student")
     assert bench_tab.failed_view(ctx, errors, stops)[0] == ("**Benchmark failed:** This measurement would take about "
                                                             "2 h.")
+
+
+@pytest.mark.parametrize("change, said", [
+    (dict(batch_sizes="0"), "Batch size must be at least 1, not 0."),
+    (dict(batch_sizes="abc"), "Batch sizes must be whole numbers separated by commas, such as 1,16; got 'abc'."),
+    (dict(seq_len=100000), "Sequence length must be a whole number from 1 to 4,096; got 100000."),
+    (dict(models=[]), "Choose at least one model to benchmark."),
+])
+def test_a_refusal_the_estimate_line_shows_is_not_said_again_on_the_progress_line(runs_dir, change, said):
+    """The estimate line above Run already says why the settings cannot run: the refused run empties the results and
+    leaves the progress line empty, so the page carries the sentence once (and the notice once)."""
+    import gradio as gr
+
+    from ui import bench_tab
+    from ui.context import AppContext, error_message, markdown_text
+
+    ctx, stops = AppContext("bundled-teacher", "bundled-student"), bench_tab.StopFlags()
+    inputs = {**INPUTS, **change}
+    estimate = bench_tab.estimate_benchmark(ctx, **inputs)
+    assert estimate == f"**Cannot run as set:** {said}"
+    errors, run = kept_run(ctx, stops)
+    with pytest.raises(gr.Error) as error:
+        next(run(ctx, stops, **inputs))
+    assert error_message(error.value) == said  # the notice
+    progress, results, *_ = bench_tab.failed_view(ctx, errors, stops, f"\n{estimate}\n")  # as the page sends it back
+    assert progress == "" and results.empty
+    # an estimate line that does not say it (another visitor's settings a moment ago): the progress line says it
+    with pytest.raises(gr.Error):
+        next(run(ctx, stops, **inputs))
+    other = "**Before you run:** 1 measurement of 1 model"
+    assert bench_tab.failed_view(ctx, errors, stops, other)[0] == f"**Benchmark failed:** {markdown_text(said)}"
+
+
+def test_a_refusal_over_the_time_limit_before_the_run_is_said_once_too(runs_dir):
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    errors, stops = bench_tab.ErrorLines(), bench_tab.StopFlags()
+    said = "This measurement would take about 2 h, more than the 60 min 00 s one benchmark may take here."
+
+    def guard(*inputs):
+        return [{"is_valid": False, "message": said}]
+
+    with pytest.raises(Exception, match="would take about 2 h"):
+        bench_tab.kept_errors(errors, bench_tab.admit_run)(bench_tab.Admissions(), guard, *INPUTS.values())
+    ctx = AppContext("bundled-teacher", "bundled-student")
+    assert bench_tab.failed_view(ctx, errors, stops, bench_tab.cannot_run_line(said))[0] == ""
+
+
+def test_a_second_benchmark_refused_while_the_first_runs_leaves_the_first_ones_page(monkeypatch):
+    """Run refused because the visitor's benchmark still runs (or has only just ended): its progress line, rows and
+    files stay; the notice says why."""
+    import gradio as gr
+
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    monkeypatch.setattr(bench_tab, "session_id", lambda: "me")
+    errors, stops = bench_tab.ErrorLines(), bench_tab.StopFlags()
+    stops.showing.add("me")  # its rows are on the page
+
+    def guard(*inputs):
+        return [{"is_valid": False, "message": bench_tab.BUSY_LINE}]
+
+    with pytest.raises(gr.Error, match="You already have 1 benchmark waiting or running"):
+        bench_tab.kept_errors(errors, bench_tab.admit_run)(bench_tab.Admissions(), guard, *INPUTS.values())
+    view = bench_tab.failed_view(AppContext("bundled-teacher", "bundled-student"), errors, stops, "")
+    assert len(view) == len(bench_tab.BenchView.FIELDS)
+    assert all(isinstance(out, type(gr.skip())) for out in view)  # the running benchmark's outputs, untouched
+    assert "me" in stops.showing
 
 
 def queue_of(*groups: str):
@@ -198,9 +266,16 @@ def test_a_model_that_fails_to_load_while_planning_is_a_sentence_on_the_progress
     errors, run = kept_run(ctx, stops)
     with pytest.raises(gr.Error) as error:
         list(run(ctx, stops, **INPUTS))
-    said = f"The benchmark stopped on an error while preparing: the checkpoint file is truncated. {then}"
+    said = f"The benchmark could not be prepared: the checkpoint file is truncated. {then}"
     assert error_message(error.value) == said
     assert bench_tab.failed_view(ctx, errors, stops)[0] == f"**Benchmark failed:** {said}"
+    # the estimate plans the same way and says it in the same words: the progress line then leaves it to the estimate
+    monkeypatch.setattr(bench_tab, "planned", fail_to_load)
+    estimate = bench_tab.estimate_benchmark(ctx, *INPUTS.values())
+    assert estimate == f"**Cannot run as set:** {said}"
+    with pytest.raises(gr.Error):
+        list(run(ctx, stops, **INPUTS))
+    assert bench_tab.failed_view(ctx, errors, stops, estimate)[0] == ""
 
 
 def test_the_estimate_and_the_time_limit_check_answer_a_model_that_fails_to_load(runs_dir, monkeypatch):
@@ -290,7 +365,7 @@ def test_two_models_that_shorten_alike_keep_their_own_rows_and_bars(runs_dir, mo
     progress, table, latency, *_ = shown[-1]
     assert list(table["model"]) == ["arch:rubert-base", "rubert-base"]
     reference = next(trace for trace in latency.data if trace.name == "reference (here)")
-    assert list(zip(reference.x, reference.y)) == [("arch:rubert-base", 0.5), ("rubert-base", 0.3)]
+    assert list(zip(reference.x, reference.y)) == [("arch:rubert-base", 500.0), ("rubert-base", 300.0)]  # ms
     assert list(latency.layout.xaxis.categoryarray) == ["arch:rubert-base", "rubert-base"]
 
 
@@ -320,6 +395,38 @@ def test_each_column_has_room_for_its_header_and_the_widths_fill_the_table(name)
     assert len(widths) == len(columns) and 99.5 < sum(float(w.rstrip("%")) for w in widths) <= 100
 
 
+@pytest.mark.parametrize("value, scale, shown", [
+    (0.0748093, 1, 0.0748), (0.074809, 1000, 74.8), (0.11173, 1000, 112), (3715.24, 1, 3715), (99.96, 1, 100),
+    (0.3285, 1000, 328), (2.9271, 1, 2.93), (0.0, 1, 0.0), (None, 1000, None),
+])
+def test_the_tables_show_figures_of_three_significant_digits(value, scale, shown):
+    from ui import bench_tab
+
+    assert bench_tab.figure_cell(value, scale) == shown
+
+
+def test_the_measurements_table_shows_short_headers_over_figures_that_fit_them():
+    """Each line of the measurements table from a row: milliseconds for the latencies, three significant digits, and
+    every value no longer than its column's characters (a longer one would break inside a word)."""
+    from ui import bench_tab
+
+    rows = [row("bundled-teacher", "fast", 16, seq_len=512, dtype="bfloat16 (sdpa)", latency_s=0.074809,
+                latency_p90_s=0.0811, throughput_samples_s=213.87, peak_mem_mb=1234.56, share_of_peak=0.0891),
+            row("bundled-student", "onnxruntime-int8", 256, seq_len=4096, dtype="onnxruntime int8 dynamic (fused)",
+                latency_s=12.3456, latency_p90_s=13.9, throughput_samples_s=20.736, peak_mem_mb=45.0,
+                share_of_peak=None)]
+    lines = bench_tab.row_lines(rows, {"bundled-teacher": "teacher", "bundled-student": "student"})
+    assert lines[0] == {"model": "teacher", "mode": "fast", "dtype": "bfloat16 (sdpa)", "batch": 16, "seq": 512,
+                        "ms": 74.8, "p90 ms": 81.1, "samples/s": 214, "MB": 1235, "of peak": 0.0891}
+    assert (lines[1]["ms"], lines[1]["p90 ms"], lines[1]["samples/s"], lines[1]["of peak"]) == (12346, 13900, 20.7,
+                                                                                                   None)
+    for line in lines:
+        for header, value in line.items():
+            words = str(value).replace("-", "- ").split()  # a name breaks after its hyphens
+            assert max(map(len, words)) <= bench_tab.ROW_COLUMNS[header], (header, value)
+    assert list(bench_tab._frame(lines, bench_tab.ROW_COLUMNS).columns) == list(bench_tab.ROW_COLUMNS)
+
+
 def test_the_card_table_gives_each_source_of_figures_a_line(monkeypatch):
     from core import bench
     from ui import bench_tab
@@ -333,12 +440,13 @@ def test_the_card_table_gives_each_source_of_figures_a_line(monkeypatch):
         (STUDENT_ARCH, "card: Xeon E5-2698 v4"), (STUDENT_ARCH, "reference (here)"), (STUDENT_ARCH, "fast (here)"),
         (STUDENT_ARCH, "onnxruntime (here)"), ("bundled-student", "reference (here)")]
     card, fast, runtime, other = lines[0], lines[2], lines[3], lines[4]
-    assert (card["latency_s"], card["throughput"]) == (bench.card_figure(STUDENT_ARCH, "cpu", "latency"),
-                                                       bench.card_figure(STUDENT_ARCH, "cpu", "throughput"))
-    assert card["size_mb"] == bench.published(STUDENT_ARCH)["size_mb"]
-    assert (fast["size_mb"], fast["latency_s"], fast["throughput"]) == (250.0, 0.1, 160.0)
-    assert (runtime["size_mb"], runtime["latency_s"]) == (480.0, 0.2)  # the runtime's own file, its own latency
-    assert (other["latency_s"], other["throughput"]) == (0.01, None)  # batch 16 was not measured
+    # the card's 0.3285 s and 0.5803 samples/s, in milliseconds and three significant digits as the page shows them
+    assert (bench.card_figure(STUDENT_ARCH, "cpu", "latency"), bench.card_figure(STUDENT_ARCH, "cpu", "throughput"),
+            bench.published(STUDENT_ARCH)["size_mb"]) == (0.3285, 0.5803, 517)
+    assert (card["MB"], card["ms"], card["samples/s"]) == (517, 328, 0.58)
+    assert (fast["MB"], fast["ms"], fast["samples/s"]) == (250, 100, 160)
+    assert (runtime["MB"], runtime["ms"]) == (480, 200)  # the runtime's own file, its own latency
+    assert (other["ms"], other["samples/s"]) == (10, None)  # batch 16 was not measured
     frame = bench_tab._frame(lines, bench_tab.CARD_COLUMNS)
     assert list(frame.columns) == list(bench_tab.CARD_COLUMNS)
 
@@ -349,7 +457,7 @@ def test_a_model_measured_at_another_length_has_no_card_figures_beside_it():
 
     rows = [row(STUDENT_ARCH, "reference", 1, seq_len=128)]
     card = bench_tab.card_rows(bench.card_comparison(rows, "cpu"), rows, "cpu")[0]
-    assert card["figures"] == "card: Xeon E5-2698 v4" and (card["latency_s"], card["throughput"]) == (None, None)
+    assert card["figures"] == "card: Xeon E5-2698 v4" and (card["ms"], card["samples/s"]) == (None, None)
 
 
 def test_the_notes_say_how_each_mode_was_checked_as_written():
@@ -390,6 +498,8 @@ def test_the_page_shows_fewer_columns_and_the_downloads_keep_every_field(tiny_te
         assert "done: 4 measurements" in progress
         assert table["headers"] == list(bench_tab.ROW_COLUMNS) and len(table["data"]) == 4
         assert card["headers"] == list(bench_tab.CARD_COLUMNS)
+        # the page's short headers; the downloads keep the full field names
+        assert {"batch", "ms", "samples/s", "MB", "of peak"} <= set(table["headers"])
         assert [line[1] for line in card["data"]] == ["reference (here)", "fast (here)"] * 2
         assert notes.startswith("**How each mode was checked**") and notes.count("\n- ") >= 2
         assert "float32: measured matrix product" in notes
@@ -397,6 +507,13 @@ def test_the_page_shows_fewer_columns_and_the_downloads_keep_every_field(tiny_te
         assert Path(csv_path).read_text(encoding="utf-8").splitlines()[0].split(",") == fields
         saved = json.loads(Path(json_path).read_text(encoding="utf-8"))
         assert all(list(line) == fields for line in saved["rows"]) and len(saved["card"]) == 2
+        assert not (set(table["headers"]) - {"model", "mode", "dtype"}) & set(fields)
+        downloaded = pd.read_csv(csv_path)
+        shown = pd.DataFrame(table["data"], columns=table["headers"])
+        # the same measurements: the page's milliseconds are the file's seconds, rounded for the page
+        assert list(shown["batch"]) == list(downloaded["batch_size"])
+        assert list(shown["ms"]) == [bench_tab.figure_cell(s, 1000) for s in downloaded["latency_s"]]
+        assert all(abs(ms - 1000 * s) <= 0.005 * 1000 * s for ms, s in zip(shown["ms"], downloaded["latency_s"]))
         with pytest.raises(Exception, match="Batch sizes must be whole numbers separated by commas"):
             client.predict(models, "cpu", "abc", 16, ["reference"], 1, False, api_name="/run_benchmark")
     finally:

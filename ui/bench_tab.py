@@ -30,6 +30,7 @@ from ui.context import (
     CheckedNumber,
     CheckedRadio,
     ErrorLines,
+    busy_line,
     error_message,
     failure_line,
     flag,
@@ -49,16 +50,26 @@ from ui.downloads import BENCH_PREFIX, remove_old_folders
 MODE_COLOURS = {"card": "#9aa5b1", "reference": "#3b6fb6", "fast": "#e9a23b", "onnxruntime": "#5a9e6f",
                 "onnxruntime-int8": "#9bcf8e", "openvino": "#8e5ea2", "openvino-int8": "#c9a3d8"}
 CARD_MACHINE = {"cpu": "card: Xeon E5-2698 v4", "cuda": "card: Tesla P100"}
-# The page's tables fit a 1280-pixel window without sideways scrolling (narrower, their headers wrap). Each table maps
-# its columns to the characters each needs (each word of its header unbroken: the tables' font is monospace, and a
-# name breaks at a hyphen or a space, else anywhere) and shares its width in those proportions (column_widths). The
-# measurements table names models as the charts do (short_names) and leaves out what the downloads keep: gflops
-# (share_of_peak gives it against this machine's limit), runs, params, and what is the same at every batch of a
-# model and mode (size_mb is in the card table; setup_s, check and tried in the notes under the tables).
-ROW_COLUMNS = {"model": 14, "mode": 11, "dtype": 13, "batch_size": 10, "seq_len": 7, "latency_s": 9,
-               "latency_p90_s": 13, "throughput_samples_s": 20, "peak_mem_mb": 11, "share_of_peak": 13}
+# The page's tables fit a 1024-pixel window without sideways scrolling or a word broken. Each table maps its columns
+# to the characters each needs (its longest word, of the header and of the values: the tables' font is monospace, and
+# a name breaks at a hyphen or a space, else anywhere) and shares its width in those proportions (column_widths).
+# So the page shows short headers, explained in a legend under each table, and figures of three significant digits;
+# the downloads keep the full field names and figures. The measurements table names models as the charts do
+# (short_names) and leaves out gflops (its "of peak" gives it against this machine's limit), runs, params, and what is
+# the same at every batch of a model and mode (the size in the card table; setup_s, check and tried in the notes).
+ROW_COLUMNS = {"model": 16, "mode": 12, "dtype": 14, "batch": 5, "seq": 4, "ms": 6, "p90 ms": 6, "samples/s": 9,
+               "MB": 6, "of peak": 6}
+ROW_LEGEND = ("**model**: as in the charts · **batch**: sequences a forward pass · **seq**: tokens a sequence · "
+              "**ms**: median milliseconds a batch takes, **p90 ms** its 90th percentile · **samples/s**: sequences a "
+              "second · **MB**: the weights plus the most memory the passes add · **of peak**: see the notes below. "
+              "The downloads keep full model names and each field under its own name (`batch_size`, `seq_len`, "
+              "`latency_s` and `latency_p90_s` in seconds, `throughput_samples_s`, `peak_mem_mb`, `share_of_peak`), "
+              "with `gflops`, `runs`, `params`, `size_mb`, `setup_s`, `check` and `tried`.")
 # One line per model and source of figures (the card, or a mode measured here): any number of modes fits.
-CARD_COLUMNS = {"model": 40, "figures": 24, "size_mb": 8, "latency_s": 10, "throughput": 10}
+CARD_COLUMNS = {"model": 40, "figures": 24, "MB": 6, "ms": 6, "samples/s": 9}
+CARD_LEGEND = ("**MB**: the model's size as the card gives it, or what the mode loads here (`size_mb`) · **ms**: "
+               "median milliseconds at batch 1 · **samples/s**: sequences a second at batch 16. The card measured "
+               "512-token sequences, so its figures stay empty beside a model measured at another length.")
 # "card", "reference (here)" and "fast (here)": one ratio between two models, as the card gave it, then measured
 # here in each mode; "between modes (here)": one model in two modes, a ratio the card has no column for
 RATIO_COLUMNS = {"speed-up": 60, "card": 8, "reference (here)": 10, "fast (here)": 10, "between modes (here)": 13}
@@ -133,9 +144,10 @@ def config_from_inputs(models, device, batch_sizes, seq_len, modes, runs, compil
                              compile=flag(compile_fast, "torch.compile"))
 
 
-CHART_KINDS = {  # kind -> (title, unit line, row field)
-    "latency": ("Latency", "seconds, lower is better", "latency_s"),
-    "throughput": ("Throughput", "samples/s, higher is better", "throughput_samples_s"),
+# kind -> (title, unit line, row field, factor from the field's unit to the chart's: latency in ms, as in the tables)
+CHART_KINDS = {
+    "latency": ("Latency", "milliseconds, lower is better", "latency_s", 1000.0),
+    "throughput": ("Throughput", "samples/s, higher is better", "throughput_samples_s", 1.0),
 }
 HEADROOM = 1.2  # y axis up to 1.2 x the tallest bar, so its value label above the bar stays inside the plot
 
@@ -206,7 +218,7 @@ def bar_figure(rows: list[dict], device: str, kind: str, names: dict[str, str] |
 
     Each title line stays short (about 40 characters): plotly does not wrap titles, and the chart is half a page wide.
     """
-    name, unit, value = CHART_KINDS[kind]
+    name, unit, value, scale = CHART_KINDS[kind]
     batch = chart_batch(rows, kind)
     models = list(dict.fromkeys(r["model"] for r in rows))
     names = names or short_names(models)
@@ -217,10 +229,10 @@ def bar_figure(rows: list[dict], device: str, kind: str, names: dict[str, str] |
     bar_style = dict(texttemplate="%{text}", textposition="outside", cliponaxis=False, constraintext="none",
                      textangle=0, textfont=dict(size=11))
     if not note:
-        add_bars(figure, CARD_MACHINE[device], {m: bench.card_figure(m, device, kind) for m in models}, names,
-                 marker_color=MODE_COLOURS["card"], **bar_style)
+        card = {m: times(bench.card_figure(m, device, kind), scale) for m in models}
+        add_bars(figure, CARD_MACHINE[device], card, names, marker_color=MODE_COLOURS["card"], **bar_style)
     for mode in bench.MODES:
-        found = {r["model"]: r[value] for r in rows if r["mode"] == mode and r["batch_size"] == batch}
+        found = {r["model"]: times(r[value], scale) for r in rows if r["mode"] == mode and r["batch_size"] == batch}
         add_bars(figure, f"{mode} (here)", found, names, marker_color=MODE_COLOURS[mode], **bar_style)
     # the models in the order measured, whichever trace names them first
     figure.update_xaxes(categoryorder="array", categoryarray=[names[m] for m in models])
@@ -235,6 +247,30 @@ def bar_figure(rows: list[dict], device: str, kind: str, names: dict[str, str] |
     return figure
 
 
+def times(value: float | None, scale: float) -> float | None:
+    """`value` in another unit (seconds x 1000: milliseconds); None stays None."""
+    return None if value is None else value * scale
+
+
+def figure_cell(value: float | None, scale: float = 1.0) -> int | float | None:
+    """A figure as the tables show it, times `scale`: three significant digits below 100, whole from 100 (0.0748,
+    74.8, 3715), so it stays one short word in a narrow column; None stays None. A number, so a column still sorts
+    by value."""
+    value = times(value, scale)
+    if value is None or value == 0 or not math.isfinite(value):
+        return value
+    rounded = float(f"{value:.3g}")
+    return round(value) if abs(rounded) >= 100 else rounded
+
+
+def row_lines(rows: list[dict], names: dict[str, str]) -> list[dict]:
+    """The measurements table's lines (ROW_COLUMNS) from the result rows, each model named as in `names`."""
+    return [{"model": names[r["model"]], "mode": r["mode"], "dtype": r["dtype"], "batch": r["batch_size"],
+             "seq": r["seq_len"], "ms": figure_cell(r["latency_s"], 1000),
+             "p90 ms": figure_cell(r["latency_p90_s"], 1000), "samples/s": figure_cell(r["throughput_samples_s"]),
+             "MB": figure_cell(r["peak_mem_mb"]), "of peak": figure_cell(r["share_of_peak"])} for r in rows]
+
+
 def _frame(lines: list[dict], columns) -> pd.DataFrame:
     frame = pd.DataFrame(lines, columns=list(columns))
     return frame.astype(object).where(frame.notna(), "")
@@ -244,13 +280,20 @@ def column_widths(columns: dict[str, int]) -> list[str]:
     """Each column's share of the table's width in percent: the characters it needs, plus two for the cell's padding.
     Rounded down, so the shares never add up to more than the table (a pixel more scrolled it sideways)."""
     units = [chars + 2 for chars in columns.values()]
-    return [f"{math.floor(1000 * u / sum(units)) / 10}%" for u in units]
+    return [f"{math.floor(10000 * u / sum(units)) / 100}%" for u in units]
 
 
 def results_table(value: pd.DataFrame, columns: dict[str, int], label: str, elem_id: str) -> gr.Dataframe:
     """A read-only results table whose columns share the page's width (column_widths), long values wrapped."""
     return gr.Dataframe(value, interactive=False, wrap=True, column_widths=column_widths(columns), label=label,
                         elem_id=elem_id)
+
+
+def card_line(model: str, figures: str, size_mb: float | None, latency_s: float | None,
+              throughput: float | None) -> dict:
+    """One line of the card table (CARD_COLUMNS): latency shown in milliseconds, every figure as figure_cell."""
+    return {"model": model, "figures": figures, "MB": figure_cell(size_mb), "ms": figure_cell(latency_s, 1000),
+            "samples/s": figure_cell(throughput)}
 
 
 def card_rows(card: list[dict], rows: list[dict], device: str) -> list[dict]:
@@ -261,12 +304,12 @@ def card_rows(card: list[dict], rows: list[dict], device: str) -> list[dict]:
     for line in card:
         model = line["model"]
         if bench.published(model):
-            lines.append({"model": model, "figures": CARD_MACHINE[device], "size_mb": line["card_size_mb"],
-                          "latency_s": line["card_latency_s"], "throughput": line["card_throughput"]})
+            lines.append(card_line(model, CARD_MACHINE[device], line["card_size_mb"], line["card_latency_s"],
+                                   line["card_throughput"]))
         for mode in dict.fromkeys(r["mode"] for r in rows if r["model"] == model):
             size = next(r["size_mb"] for r in rows if r["model"] == model and r["mode"] == mode)
-            lines.append({"model": model, "figures": f"{mode} (here)", "size_mb": size,
-                          "latency_s": line.get(f"{mode}_latency_s"), "throughput": line.get(f"{mode}_throughput")})
+            lines.append(card_line(model, f"{mode} (here)", size, line.get(f"{mode}_latency_s"),
+                                   line.get(f"{mode}_throughput")))
     return lines
 
 
@@ -328,9 +371,9 @@ def ratio_rows(speedups: list[dict], names: dict[str, str] | None = None) -> lis
 def card_only_rows(models: list[str], device: str) -> list[dict]:
     """The card's figures for the chosen models, shown before any measurement arrives."""
     device = device if device in bench.DEVICES else "cpu"
-    return [{"model": m, "figures": CARD_MACHINE[device], "size_mb": bench.published(m).get("size_mb"),
-             "latency_s": bench.card_figure(m, device, "latency"),
-             "throughput": bench.card_figure(m, device, "throughput")} for m in models if bench.published(m)]
+    return [card_line(m, CARD_MACHINE[device], bench.published(m).get("size_mb"),
+                      bench.card_figure(m, device, "latency"), bench.card_figure(m, device, "throughput"))
+            for m in models if bench.published(m)]
 
 
 def write_downloads(folder: Path, result: dict) -> tuple[str, str]:
@@ -430,15 +473,20 @@ def over_the_time_limit(ctx: AppContext, *inputs) -> None:
     check_estimate(plan, ctx.max_bench_s)
 
 
+def cannot_run_line(message: str) -> str:
+    """The estimate line for settings the benchmark refuses: why, in the sentence a Run would be refused with."""
+    return f"**Cannot run as set:** {message}"
+
+
 def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=None, seq_len=None, modes=None,
                        runs=None, compile=None) -> str:
     """How long and how much memory the measurement as set will take, or why it cannot run."""
     try:
         plan = checked_plan(ctx, models, device, batch_sizes, seq_len, modes, runs, compile)
     except ValueError as error:
-        return f"**Cannot run as set:** {error_message(error)}"
+        return cannot_run_line(error_message(error))
     except Exception as error:  # a model that fails to load with a library's error: a sentence, not "Error"
-        return f"**Cannot run as set:** {fault_text(ctx, 'The benchmark could not be prepared', error)}"
+        return cannot_run_line(fault_text(ctx, NOT_PREPARED, error))
     busy = machine.busy_note()
     notes = plan.skip_lines() + ([busy] if busy else [])
     session = session_id()
@@ -473,6 +521,8 @@ class Admissions:
 
 
 RUN_LABEL, RUNNING_LABEL = "Run benchmark", "Running…"
+BUSY_LINE = busy_line(PER_SESSION, "benchmark", "benchmarks")  # the refusal of a second benchmark of one visitor
+NOT_PREPARED = "The benchmark could not be prepared"  # a fault before measuring: the estimate's words and the run's
 STARTING_LINE = "Starting…"
 WAITING_LINE = "Waiting for its turn: another benchmark is running, and this app runs one at a time."
 
@@ -552,13 +602,20 @@ def no_reason(ctx: AppContext) -> str:
     return f"the benchmark ended without saying why; {what_next(ctx)}"
 
 
-def failed_view(ctx: AppContext, errors: ErrorLines, stops: StopFlags) -> tuple:
-    """The page's outputs after a refused or failed benchmark: why, on the progress line (kept until the next run),
-    and the tables, charts, notes and downloads emptied, as they showed another request's results."""
+def failed_view(ctx: AppContext, errors: ErrorLines, stops: StopFlags, estimate: str | None = "") -> tuple:
+    """The page's outputs after a refused or failed benchmark: the tables, charts, notes and downloads emptied, as
+    they showed another request's results, and why on the progress line (kept until the next run), unless the page's
+    estimate line (`estimate`, its Markdown) already says so: the sentence is on the page once, and in the notice.
+
+    A second benchmark refused while the visitor's first runs changes nothing: the page shows that one's progress."""
     session = session_id()
-    stops.showing.discard(session)  # a later run stopped before its first row has no earlier rows to point to
     reason = errors.take(("benchmark", session)) or no_reason(ctx)
-    return BenchView(progress=failure_line("Benchmark", reason)).outputs()
+    if reason == BUSY_LINE:
+        return tuple(gr.skip() for _ in BenchView.FIELDS)
+    stops.showing.discard(session)  # a later run stopped before its first row has no earlier rows to point to
+    # the page sends the estimate back as Gradio wrote it, cleandoc'd
+    said = inspect.cleandoc(estimate or "") == inspect.cleandoc(cannot_run_line(reason))
+    return BenchView(progress="" if said else failure_line("Benchmark", reason)).outputs()
 
 
 def idle_buttons() -> tuple[gr.Button, gr.Button]:
@@ -691,7 +748,7 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
             result = bench.result_record(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
             # the names of all the models asked for, so a model's name stays the same as the others' rows arrive
             names = short_names([*config.models, *(r["model"] for r in result["rows"])])
-            view.results = _frame([dict(r, model=names[r["model"]]) for r in result["rows"]], ROW_COLUMNS)
+            view.results = _frame(row_lines(result["rows"], names), ROW_COLUMNS)
             view.latency = latency_figure(result["rows"], config.device, names)
             view.throughput = throughput_figure(result["rows"], config.device, names)
             view.card = _frame(card_rows(result["card"], result["rows"], config.device), CARD_COLUMNS)
@@ -720,7 +777,8 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
         if isinstance(error, ValueError):  # a refused request, or a model that fails to load: as a Space may say it
             message = ctx.public_text(error_message(error))
         else:
-            message = fault_text(ctx, f"The benchmark stopped on an error while {stage}", error)
+            what = NOT_PREPARED if stage == "preparing" else f"The benchmark stopped on an error while {stage}"
+            message = fault_text(ctx, what, error)
         if stop is not None:
             stop.finish(failure_line("Benchmark", message))  # Stop's answer too, should Stop come as it failed
         raise ValueError(message) from None
@@ -788,17 +846,14 @@ def build(ctx: AppContext) -> dict:
         stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="bench-stop")
     progress_md = gr.Markdown("", label="progress", show_label=False, elem_id="bench-progress")
     results = results_table(_frame([], ROW_COLUMNS), ROW_COLUMNS, elem_id="bench-results",
-                            label="Measurements (one row as each arrives; models named as in the charts; latency_s: "
-                                  "median seconds a batch; peak_mem_mb: the weights plus the most memory the passes "
-                                  "add, MB; full names, gflops, runs and params are in the downloads)")
+                            label="Measurements (one row as each arrives)")
+    gr.Markdown(ROW_LEGEND, elem_id="bench-results-legend")
     with gr.Row():
         latency_plot = gr.Plot(label="Latency", elem_id="bench-latency")
         throughput_plot = gr.Plot(label="Throughput", elem_id="bench-throughput")
     card = results_table(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), CARD_COLUMNS,
-                         elem_id="bench-card",
-                         label="Beside the model card (latency_s: seconds at batch 1; throughput: samples/s at batch "
-                               "16; size_mb: what the mode loads; the card measured seq_len 512, so its figures stay "
-                               "empty for a model measured at another length)")
+                         elem_id="bench-card", label="Beside the model card")
+    gr.Markdown(CARD_LEGEND, elem_id="bench-card-legend")
     ratios = results_table(_frame([], RATIO_COLUMNS), RATIO_COLUMNS, elem_id="bench-ratios",
                            label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
     notes_md = gr.Markdown("", label="notes on the measurements", show_label=False, elem_id="bench-notes")
@@ -833,11 +888,12 @@ def build(ctx: AppContext) -> dict:
     # Gradio 6's page runs .then only after a success, so .failure as well: the button must never stay disabled
     for ended in (measured.then, measured.failure):
         ended(idle_buttons, None, [run_button, stop_button], queue=False, api_visibility="private")
-    # A refused or failed request says why on the progress line and takes the results of the one before it off the
-    # page; writing every output also removes the "Error" mark the failed event leaves on each.
+    # A refused or failed request takes the results of the one before it off the page and says why on the progress
+    # line, unless the estimate line says it already; writing every output also removes the "Error" mark the failed
+    # event leaves on each.
     for failed in (admitted.failure, measured.failure):
-        failed(functools.partial(failed_view, ctx, errors, stops), None, outputs, queue=False, show_progress="hidden",
-               api_visibility="private")
+        failed(functools.partial(failed_view, ctx, errors, stops), estimate_md, outputs, queue=False,
+               show_progress="hidden", api_visibility="private")
     # No cancels=[run_event]: cancelling dropped the run's last message, so the page never heard that it stopped.
     # The Stop flag ends the run between two forward passes, and the run itself sends the final line and rows.
     stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, api_name="stop_benchmark",
@@ -853,10 +909,10 @@ def limits_text(peaks: bench.Peaks) -> str:
     for dtype, peak in peaks.as_dict().items():
         lines.append(f"- {dtype}: measured matrix product {peak['measured_gflops']:,.0f} GFLOP/s; "
                      f"theoretical {peak['theoretical_basis']}")
-    lines.append("\n`share_of_peak` is a row's `gflops` (in the downloads) divided by the measured matrix product of "
-                 "its dtype (one 2048 x 2048 product on CPU, timed for about a second), so 1.00 means as fast as that "
-                 "product. It is a reference, not a ceiling: a row can pass 1.00 when the CPU clock was higher during "
-                 "its runs (turbo, fewer programs sharing the machine) or its smaller matrices sit better in the "
-                 "caches. The theoretical figure is the ceiling. The *Before you run* estimate uses a different, "
-                 "quicker product (1024 x 1024, a quarter of a second), so its GFLOP/s differ from these.")
+    lines.append("\n*of peak* (`share_of_peak` in the downloads) is a row's `gflops` divided by the measured matrix "
+                 "product of its dtype (one 2048 x 2048 product on CPU, timed for about a second), so 1.00 means as "
+                 "fast as that product. It is a reference, not a ceiling: a row can pass 1.00 when the CPU clock was "
+                 "higher during its runs (turbo, fewer programs sharing the machine) or its smaller matrices sit "
+                 "better in the caches. The theoretical figure is the ceiling. The *Before you run* estimate uses a "
+                 "different, quicker product (1024 x 1024, a quarter of a second), so its GFLOP/s differ from these.")
     return "\n".join(lines)
