@@ -1,6 +1,7 @@
 """Embedding spaces: sentence vectors, CKA and kNN overlap, maps, neighbours, uploads and the tab's endpoints."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 
@@ -285,21 +286,31 @@ def test_bad_uploads_say_what_to_do(tmp_path, name, content, message):
 # The tab, through its API
 
 
-@pytest.mark.app
-def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
+@contextlib.contextmanager
+def embeddings_app(teacher_name: str, student_name: str):
+    """The Embeddings tab alone, served on a free port: (its Blocks, a gradio_client Client of it); closed after."""
     import gradio as gr
-    import httpx
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     from ui import embed_tab
     from ui.context import AppContext
 
-    teacher_name, student_name = str(tiny_teacher_dir), str(tiny_student_dir)
     with gr.Blocks() as demo:
         embed_tab.build(AppContext(default_teacher=teacher_name, default_student=student_name))
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
     try:
-        client = Client(demo.local_url, verbose=False)
+        yield demo, Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.mark.app
+def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
+    import httpx
+    from gradio_client import handle_file
+
+    teacher_name, student_name = str(tiny_teacher_dir), str(tiny_student_dir)
+    with embeddings_app(teacher_name, student_name) as (demo, client):
         every_endpoint = httpx.get(client.src_prefixed + "info?all_endpoints=True").json()  # undocumented ones too
         assert set(every_endpoint["named_endpoints"]) == {"/embedding_map", "/neighbours", "/layer_similarity"}
         assert not every_endpoint["unnamed_endpoints"]
@@ -349,8 +360,6 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, tmp_path):
         bad.write_text("a,b\n1,2\n", encoding="utf-8")
         with pytest.raises(Exception, match="no 'sentence' or 'text' column"):
             client.predict("Upload a file", handle_file(str(bad)), *common[2:], api_name="/embedding_map")
-    finally:
-        demo.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -749,19 +758,11 @@ def test_api_callers_leave_no_state_behind(tiny_teacher_dir, tiny_student_dir, m
     only an hour after its page closes: memory for every call, for good."""
     import time
 
-    import gradio as gr
-    from gradio_client import Client
-
     from ui import embed_tab
-    from ui.context import AppContext
 
     monkeypatch.setattr(embed_tab, "KEPT_S", 1, raising=False)  # how long a page needs it: a moment
     teacher_name, student_name = str(tiny_teacher_dir), str(tiny_student_dir)
-    with gr.Blocks() as demo:
-        embed_tab.build(AppContext(default_teacher=teacher_name, default_student=student_name))
-    demo.queue().launch(prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(demo.local_url, verbose=False)
+    with embeddings_app(teacher_name, student_name) as (demo, client):
         before = state_values(demo)
         for api_name, extra in (("/neighbours", ["2", 3]), ("/embedding_map", []), ("/layer_similarity", None)):
             inputs = ["Typed sentences", None, "\n".join(corpus_lines(12)), teacher_name, student_name, ""]
@@ -772,5 +773,3 @@ def test_api_callers_leave_no_state_behind(tiny_teacher_dir, tiny_student_dir, m
             while state_values(demo) > before and time.time() < deadline:
                 time.sleep(0.2)
             assert state_values(demo) == before, f"{api_name} left its state behind"
-    finally:
-        demo.close()
