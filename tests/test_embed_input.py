@@ -619,3 +619,15 @@ def test_layer_similarity_counts_groups_past_the_few_it_names(ctx, names):
     assert "2 more groups of sentences are read as the same tokens; Draw's note names them all." in title
     _, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(lines, model_1=names[0], model_2=names[1]))
     assert note.count("share one point") == 5
+
+
+def test_an_empty_layer_box_is_the_last_layer_and_its_hint_says_so(tiny_teacher_dir):
+    """An emptied layer box drew the last layer while its hint named only 0, -1 and -2."""
+    from core.compare import embed
+    from core.models import zoo
+    from ui import embed_tab
+
+    tiny_teacher = zoo.load(str(tiny_teacher_dir))
+    assert "(or empty) last" in embed_tab.LAYER_HINT and "an empty layer box is the last too" in embed_tab.INTRO
+    for empty in (None, float("nan")):
+        assert embed.resolve_layer(tiny_teacher, embed_tab._layer(empty, 1)) == embed.layer_count(tiny_teacher)

@@ -64,7 +64,7 @@ METHODS = ["PCA", "UMAP"]
 DIMENSIONS = ["2D", "3D"]
 DEFAULT_NEIGHBOURS = 5
 MAX_NEIGHBOURS = 20  # the most neighbours a list shows
-LAYER_HINT = "0 embeddings, -1 last, -2 the one before"
+LAYER_HINT = "0 embeddings, -1 (or empty) last, -2 the one before"
 KEPT_S = 600  # seconds a session keeps what an action showed (the downloads' follow-ups read it at once)
 DEFAULT_ESTIMATOR = ESTIMATORS[0]  # debiased
 QUEUE_GROUP = "embeddings"  # Draw, Neighbours and Layer similarity share one concurrency budget
@@ -83,8 +83,8 @@ compare too.
 
 - **Sentence vector**: the mean of a layer's token vectors over the sentence's tokens (padding left out), or the
   `[CLS]` vector. Layer 0 is the embedding layer; negative layers count from the last, as in Python (-1 the last,
-  -2 the one before); a layer a model lacks is refused with its range. Sentences keep their first
-  {embed.MAX_TOKENS} tokens.
+  -2 the one before; an empty layer box is the last too); a layer a model lacks is refused with its range. Sentences
+  keep their first {embed.MAX_TOKENS} tokens.
 - **Maps**: PCA or UMAP (cosine, 15 neighbours, fixed seed); copies of one sentence share one point. The second and
   third maps are turned (rotated or mirrored) to match the first as well as they can: no distance within a map
   changes. Sets of up to {embed_plots.TEXT_LABELS_UP_TO} sentences show their text beside the points.
