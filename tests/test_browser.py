@@ -1257,3 +1257,95 @@ def test_benchmark_tables_break_no_word_at_1024_pixels_and_the_downloads_keep_fu
         assert "share_of_peak" in header
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def empty_box(page, label: str) -> None:
+    """The number box labelled `label` emptied, as a person clears it."""
+    box = page.get_by_label(label, exact=True)
+    box.fill("")
+    box.press("Tab")
+
+
+def test_the_distill_tab_before_any_run_and_a_run_opened_later(page, tmp_path):
+    """On an app with no run: the downloads' refusal stays under their buttons, with each file box empty and
+    labelled, and one sentence refused by several buttons is one notice; Start run with boxes emptied names each with
+    the value it took, under the button; the two downloads of a run fill a box each; a page opened on a run in
+    training is not told "Started.", as if it had started it."""
+    import os
+
+    from train.config import DistillConfig
+    from ui.distill_tab import NO_RUN_CHOSEN
+    expect = sync_api().expect
+    app = start_app(tmp_path / "runs", tmp_path / "app.log")
+    fresh = page.context.browser.new_page(viewport={"width": 1280, "height": 1000})
+    fresh.set_default_timeout(120_000)
+    try:
+        fresh.goto(app.url)
+        open_tab(fresh, "Distill")
+        expect(fresh.locator("#run-status")).to_contain_text("No runs yet")
+        fresh.get_by_text("Export for ONNX Runtime / OpenVINO").click()
+        for button in ("#distill-metrics-csv", "#distill-student-zip", "#distill-delete", "#distill-export"):
+            fresh.locator(button).click()
+        fresh.get_by_role("button", name="Resume", exact=True).click()
+        line = fresh.locator("#distill-downloaded")
+        expect(line).to_contain_text(f"Download student (zip) failed: {NO_RUN_CHOSEN}", timeout=30_000)
+        expect(fresh.locator("#distill-exported")).to_contain_text(f"Export failed: {NO_RUN_CHOSEN}")
+        fresh.wait_for_timeout(2000)  # every press answered
+        assert notices_saying(fresh, NO_RUN_CHOSEN) == 1, f"{notices_saying(fresh, NO_RUN_CHOSEN)} notices"
+        for box, label in (("#distill-metrics-file", "Metrics (CSV)"), ("#distill-student-file", "Student (zip)"),
+                           ("#distill-export-file", "Exported student (zip)")):
+            expect(fresh.locator(box)).to_contain_text(label)
+            expect(fresh.locator(box)).not_to_contain_text("Error")
+        fresh.locator("#distill-metrics-csv").scroll_into_view_if_needed()
+        screenshot(fresh, "distill-no-run-downloads-refused")
+
+        defaults = DistillConfig()
+        for label in ("Steps", "α KL", "Checkpoint every"):
+            empty_box(fresh, label)
+        fresh.locator("#distill-start").click()
+        taken = (f"Boxes left empty took their defaults: Steps {defaults.max_steps}, α KL "
+                 f"{defaults.losses.alpha_kl:g}, Checkpoint every {defaults.save_every}.")
+        note = text_of(fresh.locator("#distill-start-note"), re.escape(taken), "the line under Start run", timeout=60)
+        run_id = re.search(r"Run (\d{8}-\d{6}-[0-9a-f]{4})", note)[1]
+        text_of(fresh.locator("#run-status"), f"{run_id}.* · (queued|running) · step 0 of {defaults.max_steps}",
+                "the status of the run started", timeout=60)
+        fresh.locator("#distill-start").scroll_into_view_if_needed()
+        screenshot(fresh, "distill-start-names-empty-boxes")
+        expect(line).to_have_text("")  # its refusal was for no run chosen
+        fresh.locator("#distill-stop").click()
+        text_of(fresh.locator("#run-status"), r"· stopped ·", "the line after Stop", timeout=120)
+
+        run = run_stopped_at_a_checkpoint(app.runs / "20000101-000300-ck02")
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 4.0}) + "\n", encoding="utf-8")
+        choose_run(fresh, run.name)
+        fresh.locator("#distill-metrics-csv").click()
+        expect(fresh.locator(f"#distill-metrics-file [download='{run.name}-metrics.csv']")).to_be_visible()
+        fresh.locator("#distill-student-zip").click()
+        expect(fresh.locator(f"#distill-student-file [download='{run.name}-step-000120.zip']")).to_be_visible()
+        expect(fresh.locator(f"#distill-metrics-file [download='{run.name}-metrics.csv']")).to_be_visible()
+        expect(line).to_have_text("")
+        fresh.locator("#distill-metrics-csv").scroll_into_view_if_needed()
+        screenshot(fresh, "distill-both-downloads")
+
+        training = app.runs / "20000101-000400-tr01"  # started by another page: its process is this one
+        training.mkdir()
+        (training / "status.json").write_text(json.dumps({
+            "state": "running", "step": 40, "max_steps": 300, "pid": os.getpid(), "message": "Started.",
+            "created": 946_685_000}), encoding="utf-8")
+        (training / "config.json").write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": 300}),
+                                              encoding="utf-8")
+        later = page.context.browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            later.goto(app.url)
+            open_tab(later, "Distill")
+            status = text_of(later.locator("#run-status"), f"{training.name} · running · step 40 of 300",
+                             "the status of the run in training", timeout=60)
+            later.wait_for_timeout(3000)  # a redraw of the timer
+            status = later.locator("#run-status").inner_text()
+            assert "Started" not in status, status
+            screenshot(later, "distill-opened-on-a-run-in-training")
+        finally:
+            later.close()
+    finally:
+        fresh.close()
+        app.kill()

@@ -12,14 +12,6 @@ from ui import distill_tab
 from ui.context import AppContext, markdown_text
 from ui.distill_tab import RunSettings, runs_table, start_run_from_form, stop_button, student_label
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def ctx(runs_dir):
-    """An app context over a private runs folder whose launcher is never started: submitted runs stay queued."""
-    return AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
-
 
 def test_the_student_column_marks_reduced_vocabulary_runs():
     assert student_label({"student_layers": 2}) == "2 L"
@@ -500,7 +492,8 @@ def test_the_export_shows_its_work_under_its_button_not_on_the_file_box(ctx):
     with gr.Blocks() as demo:
         distill_tab.build(ctx)
     by_id = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
-    line, box, button = by_id["distill-exported"], by_id["distill-download"], by_id["distill-export"]
+    line, box, button = by_id["distill-exported"], by_id["distill-export-file"], by_id["distill-export"]
+    assert box.label == "Exported student (zip)"  # a box of its own: the downloads keep theirs
     export = next(d for d in demo.fns.values() if d.api_name == "export_run")
     assert export.outputs == [line, box] and list(export.show_progress_on) == [line]
     pressed = next(d for d in demo.fns.values() if (button._id, "click") in d.targets)
@@ -509,10 +502,11 @@ def test_the_export_shows_its_work_under_its_button_not_on_the_file_box(ctx):
         "Exporting run 20250101-120000-abcd for ONNX Runtime with int8 weights: converting its student, then "
         "measuring its size, speed and agreement …")
     assert pressed.fn(None, "onnx", False) == ""  # no run: the export's own sentence says so
-    failed = next(d for d in demo.fns.values() if d.outputs == [line] and d.fn is not pressed.fn)
+    failed = next(d for d in demo.fns.values() if d.outputs == [line, box] and d is not export)
     with pytest.raises(gr.Error, match="is stopped, not finished"):  # its process is gone
         export.fn(make_evaluated_run(ctx.launcher.root).root.name, None, "onnx", False)
-    assert failed.fn("20250101-120000-abcd", None, "onnx", False).startswith("**Export failed:** Run 20250101-")
+    said, file = failed.fn("20250101-120000-abcd", None, "onnx", False)
+    assert said.startswith("**Export failed:** Run 20250101-") and file is None  # no earlier export offered as this
 
 
 def test_an_alignment_left_in_the_hidden_radio_is_not_sent_with_a_shared_vocabulary():

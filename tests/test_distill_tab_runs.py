@@ -14,12 +14,8 @@ from tests.test_distill_tab import made_run
 from train.config import DistillConfig
 from train.launcher import STOPPING, RunLauncher
 from ui import distill_tab
-from ui.context import AppContext
+from ui.context import AppContext, markdown_text
 from ui.distill_plots import eval_figure, loss_figure
-
-pytestmark = pytest.mark.unit
-
-
 
 
 def shared_ctx(runs_dir) -> AppContext:
@@ -255,12 +251,12 @@ def test_a_starting_run_says_what_its_process_is_doing_until_its_steps_show(ctx)
                              "tokenising the corpus …  \nStarting ...")
     paths.console.write_text(command + "estimated peak memory: 444 MiB\nrun directory: runs/x\n", encoding="utf-8")
     write_status(paths.root, message="Started.", step=0)
-    assert line().startswith(f"**{run_id}** · running · step 0 of 40 · evaluating the untrained student on held-out "
-                             "lines (step 0) …  \nStarted.")
+    assert line() == (f"**{run_id}** · running · step 0 of 40 · evaluating the untrained student on held-out lines "
+                      "(step 0) …")  # its "Started." is left out (test_a_page_opened_later_is_not_told_started)
     paths.metrics.write_text(json.dumps({"step": 0, "eval_agreement": 0.1, "eval_mlm_acc": 0.1}) + "\n")
     with open(paths.console, "a", encoding="utf-8") as console:
         console.write("\r".join(BAR.format(pct=p, step=s) for p, s in ((0, 0), (2, 1), (18, 7))) + "\n")
-    assert line().startswith(f"**{run_id}** · running · step 7 of 40 · agreement 10.0%  \nStarted.")
+    assert line() == f"**{run_id}** · running · step 7 of 40 · agreement 10.0%"
     write_status(paths.root, message=STOPPING)  # asked to stop: the line says so, not a phase
     assert "…" not in line()
     with open(paths.console, "a", encoding="utf-8") as console:  # resumed: its new process loads again
@@ -332,3 +328,215 @@ def test_the_api_deletes_the_runs_stopped_before_their_first_step(ctx):
     assert outputs[-1] == "Deleted 2 runs stopped before their first step." and outputs[1].value == trained
     assert sorted(p.name for p in ctx.launcher.root.iterdir()) == [trained, newer]
     assert outputs[0]["run"].tolist() == [newer, trained] and first not in outputs[2] and second not in outputs[2]
+
+
+# -- boxes left empty
+
+RUN_DEFAULTS = DistillConfig().to_dict()  # the run's own defaults, as its request.json holds them
+FILLED = dict(student_layers=1, steps=7, batch_size=3, learning_rate=0.001, temperature=1.5, alpha_kl=4.0,
+              alpha_mlm=1.0, alpha_cos=0.5, alpha_att=0.25, max_length=64, save_every=5)  # none a default
+# each number box: its field, its label on the page, and its key in the run's request
+BOXES = [("steps", "Steps", "max_steps"), ("batch_size", "Batch size", "batch_size"),
+         ("learning_rate", "Learning rate", "lr"), ("temperature", "Temperature T", "temperature"),
+         ("alpha_kl", "α KL", "alpha_kl"), ("alpha_mlm", "α MLM", "alpha_mlm"), ("alpha_cos", "α cosine", "alpha_cos"),
+         ("alpha_att", "α attention", "alpha_att"), ("max_length", "Max length", "max_length"),
+         ("save_every", "Checkpoint every", "save_every")]
+
+
+def written(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"  # as the number box shows it
+
+
+def teacher_layers() -> int:
+    return AutoConfig.from_pretrained(zoo.resolve("bundled-teacher")[1]).num_hidden_layers
+
+
+def start_note(ctx):
+    """The listener that writes the line under Start run after a start, and the one that clears it after a
+    refusal, as the built tab wires them."""
+    import gradio as gr
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    note = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "distill-start-note")
+    start_id = next(i for i, d in demo.fns.items() if d.api_name == "start_run")
+    after = [d for d in demo.fns.values() if d.trigger_after == start_id and d.outputs == [note]]
+    return (next(d.fn for d in after if d.trigger_only_on_success),
+            next(d.fn for d in after if d.trigger_only_on_failure))
+
+
+def start_with(ctx, monkeypatch, **form) -> tuple[str, str, dict]:
+    """Start run pressed with `form`: the notice, the line under Start, and the run's request."""
+    import gradio as gr
+    notices = []
+    monkeypatch.setattr(gr, "Info", notices.append)
+    form = dict(teacher="bundled-teacher", **form)
+    _, dropdown, _ = distill_tab.start_run_from_form(ctx, None, **form)
+    written_line, _ = start_note(ctx)
+    request = json.loads(RunPaths(ctx.launcher.root / dropdown.value).request.read_text())
+    return notices[0], written_line(dropdown.value, **form), request
+
+
+@pytest.mark.parametrize("empty", [None, "   "])
+@pytest.mark.parametrize("name, label, key", BOXES)
+def test_each_box_left_empty_is_named_under_start_with_the_value_it_took(ctx, monkeypatch, name, label, key, empty):
+    """An emptied Steps box started 300 steps, and an emptied α box its default, unsaid or said only in a notice
+    that faded: the line under Start names every box left empty with the value the run took."""
+    notice, line, request = start_with(ctx, monkeypatch, **{**FILLED, name: empty})
+    taken = f"Boxes left empty took their defaults: {label} {written(RUN_DEFAULTS[key])}."
+    assert request[key] == RUN_DEFAULTS[key]  # the run took the default ...
+    assert taken in notice and line.startswith("Run 2") and line.endswith(taken)  # ... and the page says which
+    assert all(request[k] == FILLED[n] for n, _, k in BOXES if n != name)  # the boxes filled in are not named
+    assert line.count("Boxes left empty") == 1 and line.count(":") == 2
+
+
+def test_every_box_left_out_is_named_in_the_forms_order(ctx, monkeypatch):
+    depth = teacher_layers()
+    _, line, request = start_with(ctx, monkeypatch)  # an API caller that leaves every setting out
+    named = [f"Student layers {max(1, depth // 2)} (half of bundled-teacher's {depth})"] + [
+        f"{label} {written(RUN_DEFAULTS[key])}" for _, label, key in BOXES]
+    assert line.endswith(f"Boxes left empty took their defaults: {', '.join(named)}.")
+    assert request["student_layers"] is None  # the run takes half the teacher's layers as it starts
+    _, line, _ = start_with(ctx, monkeypatch, **{**FILLED, "student_layers": None})
+    assert line.endswith(f"Boxes left empty took their defaults: {named[0]}.")
+    _, line, _ = start_with(ctx, monkeypatch, **FILLED)  # nothing left empty: nothing named
+    assert "left empty" not in line and line.endswith("learning rate 0.001, T 1.5.")
+
+
+def test_the_reduced_students_empty_boxes_are_named_too(ctx, monkeypatch):
+    width = AutoConfig.from_pretrained(zoo.resolve("bundled-teacher")[1]).hidden_size
+    reduced = dict(FILLED, reduced_vocab=True, align="reduce")
+    _, line, request = start_with(ctx, monkeypatch, **reduced, student_vocab_size=None, student_hidden=width)
+    assert line.endswith(f"Boxes left empty took their defaults: Student vocabulary size "
+                         f"{distill_tab.STUDENT_VOCAB_DEFAULT}.")
+    assert request["student_vocab_size"] == distill_tab.STUDENT_VOCAB_DEFAULT
+    _, line, request = start_with(ctx, monkeypatch, **reduced, student_vocab_size=3000, student_hidden=" ")
+    assert line.endswith("Boxes left empty took their defaults: Student width: the teacher's.")
+    assert request["student_hidden"] is None
+
+
+def test_a_refused_start_takes_the_line_of_the_start_before_it_away(ctx):
+    written_line, cleared = start_note(ctx)
+    assert cleared() == ""  # the refusal is on the status line (test_a_refused_start_stays_...)
+    assert written_line("r", teacher="bundled-teacher", steps="ten") == ""  # a form that no longer reads as a run
+
+
+# -- no run chosen: each button's refusal
+
+def no_run_presses(ctx, monkeypatch):
+    """Each button of the tab as it calls its handler with no run chosen: Stop, Resume, Delete (its first press, and
+    the confirming one), Share, the two downloads, Export and Publish."""
+    import gradio as gr
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # the Publish controls are shown with a token
+    with gr.Blocks() as demo:
+        parts = distill_tab.build(ctx)
+    by_api = {d.api_name: d.fn for d in demo.fns.values() if d.api_name}
+    delete = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "distill-delete")
+    ask = next(d.fn for d in demo.fns.values() if (delete._id, "click") in d.targets)
+    assert parts["selected"].value is None
+    return [("Stop", lambda: by_api["stop_run"](None, None)), ("Resume", lambda: by_api["resume_run"](None, None, 0)),
+            ("Delete", lambda: ask(None, None)), ("Delete for good", lambda: by_api["delete_run"](None, None)),
+            ("Share", lambda: by_api["share_run"](None, None, True)),
+            ("Download metrics", lambda: by_api["run_metrics_csv"](None, None)),
+            ("Download student", lambda: by_api["run_student_zip"](None, None)),
+            ("Export", lambda: by_api["export_run"](None, None, "onnx", False)),
+            ("Publish", lambda: by_api["publish_run"](None, None, "me/student", False))]
+
+
+def refusal(press) -> tuple[str, bool]:
+    """The sentence a press is refused with, and whether the page shows it as a notice."""
+    import gradio as gr
+
+    from ui.context import error_message
+    with pytest.raises(gr.Error) as refused:
+        press()
+    return error_message(refused.value), refused.value.visible
+
+
+def test_one_refusal_is_one_notice_whichever_buttons_repeat_it(ctx, monkeypatch):
+    """A download then Delete with no run chosen read "Error (2)" and the same sentence twice: the page lists the
+    notices still showing together. A sentence already in a notice on the page comes without another; another page,
+    or the same one once the notice has gone, gets its own."""
+    from types import SimpleNamespace
+
+    from gradio.context import LocalContext
+    presses = no_run_presses(ctx, monkeypatch)
+    clock = [1000.0]
+    monkeypatch.setattr(distill_tab.time, "monotonic", lambda: clock[0])
+    page = LocalContext.request.set(SimpleNamespace(session_hash="page-1"))
+    try:
+        said = {name: refusal(press) for name, press in presses}
+        assert {sentence for sentence, _ in said.values()} == {distill_tab.NO_RUN_CHOSEN}
+        assert [name for name, (_, notice) in said.items() if notice] == ["Stop"]  # the first press only
+        LocalContext.request.set(SimpleNamespace(session_hash="page-2"))
+        assert refusal(presses[2][1]) == (distill_tab.NO_RUN_CHOSEN, True)
+        LocalContext.request.set(SimpleNamespace(session_hash="page-1"))
+        clock[0] += distill_tab.NOTICE_S - 1
+        assert refusal(presses[2][1])[1] is False  # still in view
+        clock[0] += 1
+        assert refusal(presses[2][1])[1] is True  # gone: said again
+        assert refusal(lambda: distill_tab.handler(distill_tab.share_run, ctx)("x/y", None, True))[1] is True
+    finally:
+        LocalContext.request.reset(page)
+    assert all(refusal(press)[1] for _, press in presses[:3])  # outside a page (a script calling them) every time
+
+
+# -- the downloads
+
+def test_each_download_has_its_own_box_and_its_refusal_stays_in_a_line(ctx):
+    """Both downloads filled one box, the student's zip replacing the CSV; a refusal left that box showing a red
+    "Error" without its label, and said why only in a notice that faded."""
+    import gradio as gr
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    by_id = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    line = by_id["distill-downloaded"]
+    run_id = run_without_checkpoint(ctx.launcher.root, "stopped")
+    RunPaths(ctx.launcher.root / run_id).metrics.write_text(json.dumps({"step": 10, "loss": 4.0}) + "\n")
+    for api_name, box, label, button in [("run_metrics_csv", "distill-metrics-file", "Metrics (CSV)",
+                                          "Download metrics (CSV)"),
+                                         ("run_student_zip", "distill-student-file", "Student (zip)",
+                                          "Download student (zip)")]:
+        box = by_id[box]
+        fetch_id, fetch = next((i, d) for i, d in demo.fns.items() if d.api_name == api_name)
+        assert fetch.outputs == [box] and box.label == label and list(fetch.show_progress_on) == [line]
+        failed = next(d for d in demo.fns.values() if d.trigger_after == fetch_id and d.trigger_only_on_failure)
+        succeeded = next(d for d in demo.fns.values() if d.trigger_after == fetch_id and d.trigger_only_on_success)
+        assert failed.outputs == [line, box] and succeeded.outputs == [line]
+        with pytest.raises(gr.Error):
+            fetch.fn(None, None)
+        assert failed.fn(None, None) == (f"**{button} failed:** {markdown_text(distill_tab.NO_RUN_CHOSEN)}", None)
+        assert succeeded.fn() == ""
+    metrics = next(d for d in demo.fns.values() if d.api_name == "run_metrics_csv")
+    assert metrics.fn(run_id, None).endswith(f"{run_id}-metrics.csv")
+    student = next(d for d in demo.fns.values() if d.api_name == "run_student_zip")
+    with pytest.raises(gr.Error, match="was stopped before saving its first checkpoint"):
+        student.fn(run_id, None)
+    failed = next(d for d in demo.fns.values() if d.trigger_only_on_failure and d.outputs == [line, by_id[
+        "distill-student-file"]])
+    said, file = failed.fn(run_id, None)  # the metrics' box keeps its file: only the student's is emptied
+    assert said.startswith("**Download student (zip) failed:** Run '") and file is None
+    chosen = by_id["distill-run-shown"]
+    another = [d for d in demo.fns.values() if (chosen._id, "change") in d.targets and d.outputs == [line]]
+    assert [d.fn() for d in another] == [""]  # the line was about the run chosen before
+
+
+# -- a page opened on a run in training
+
+def test_a_page_opened_later_is_not_told_started(ctx):
+    """A page opened on a run another page had started read "Started." under its progress line, as if it had started
+    it; the run's own notes after that word stay, and its other messages are the run's own."""
+    run_id = run_without_checkpoint(ctx.launcher.root, "running")
+    paths = RunPaths(ctx.launcher.root / run_id)
+    paths.console.write_text("$ python -m train.distill\nrun directory: runs/x\n" + BAR.format(pct=18, step=7) + "\n",
+                             encoding="utf-8")
+
+    def line(message: str) -> str:
+        write_status(paths.root, message=message)
+        opened = distill_tab.open_run(ctx, None)[0].value  # a fresh page opens on the run in training
+        return distill_tab.show_run(ctx, opened, None)[2]
+
+    assert line("Started.") == f"**{run_id}** · running · step 7 of 10"
+    note = "Checkpoint step-000020.pt cannot be read (it is damaged); the run goes on from step 10."
+    assert line(f"Started. {note}") == f"**{run_id}** · running · step 7 of 10  \n{note}"
+    assert line("Resumed from step 4.").endswith("  \nResumed from step 4.")
+    assert line("Started at noon.").endswith("  \nStarted at noon.")  # only the bare word goes

@@ -124,10 +124,23 @@ def run_phase(info: dict, records: list[dict], console: str) -> tuple[str, int |
     return PREPARING, None
 
 
+# What a run's process writes as it begins (train.distill): a page opened later read it as its own doing, and the
+# line's state and step already say that the run trains.
+STARTED = "Started."
+
+
+def run_message(message: str) -> str:
+    """A run's last message as its progress line shows it: without the bare STARTED its process writes as it begins
+    (a note after it, such as that of a checkpoint that could not be read, stays); other messages as they are."""
+    if message == STARTED or message.startswith(STARTED + " "):
+        return message[len(STARTED):].strip()
+    return message
+
+
 def progress_line(info: dict, records: list[dict], queue_position: int = 0, console: str = "") -> str:
     """State, step of steps, what a run starting is doing (run_phase, from its `console` output), speed and time
-    left on one line; the run's last message below it, then the note on metrics lines that were skipped as
-    unreadable (core.runs.Records.note), if any. The step is the progress bar's while it runs ahead of the status.
+    left on one line; the run's last message below it (run_message), then the note on metrics lines that were skipped
+    as unreadable (core.runs.Records.note), if any. The step is the progress bar's while it runs ahead of the status.
     Speed and time left come from the newest trained row (step 0's evaluation has none) and are left out before it."""
     state, step, total = info.get("state", "unknown"), info.get("step") or 0, info.get("max_steps") or 0
     phase, bar_step = run_phase(info, records, console)
@@ -146,8 +159,8 @@ def progress_line(info: dict, records: list[dict], queue_position: int = 0, cons
                 line += f" · about {format_seconds((total - step) / rate)} left"
         if "eval_agreement" in (evaluated := next((r for r in reversed(records) if "eval_mlm_acc" in r), {})):
             line += f" · agreement {evaluated['eval_agreement']:.1%}"
-    if info.get("message"):
-        line += f"  \n{info['message']}"
+    if message := run_message(info.get("message") or ""):
+        line += f"  \n{message}"
     if getattr(records, "note", ""):
         line += f"  \n{records.note}"
     return line

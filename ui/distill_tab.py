@@ -7,8 +7,12 @@ import os
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass, fields, replace
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, fields, replace
 from functools import partial, wraps
+from operator import attrgetter
 from pathlib import Path
 
 import gradio as gr
@@ -60,6 +64,7 @@ from ui.context import (
     error_message,
     form_words,
     markdown_text,
+    page_text,
     real_number,
     session_id,
     shown,
@@ -164,15 +169,16 @@ class RunSettings:
             return default if value is None else value
 
         def whole(value, what, default, low=None, high=None):
-            return default if value is None else whole_number(value, what, low, high)
+            return default if blank(value) else whole_number(value, what, low, high)
 
         def real(value, what, default):
-            return default if value is None else real_number(value, what, finite=False)
+            return default if blank(value) else real_number(value, what, finite=False)
 
         reduced = bool(self.reduced_vocab)
+        layers = None if blank(self.student_layers) else self.student_layers
         cfg = DistillConfig.from_dict(dict(
             teacher=teacher, corpus=BUNDLED_CORPUS,
-            student_layers=checked_student_layers(self.student_layers, teacher),  # 0 is refused, not "half"
+            student_layers=checked_student_layers(layers, teacher),  # 0 is refused, not "half"
             init_layers=parse_layers(self.init_layers), student_type=given(self.student_type, DEFAULTS.student_type),
             max_steps=whole(self.steps, "Steps", DEFAULTS.max_steps, 1, MAX_STEPS),
             batch_size=whole(self.batch_size, "Batch size", DEFAULTS.batch_size, 1, MAX_BATCH_SIZE),
@@ -205,6 +211,52 @@ def settings_line(cfg: DistillConfig) -> str:
     return (f"{count(cfg.max_steps, 'step')} of {count(cfg.batch_size, 'line')} of up to "
             f"{count(cfg.max_length, 'token')}, learning rate {cfg.lr:g}, T {cfg.losses.temperature:g}"
             + (", KL at masked positions only" if cfg.losses.kl_masked_only else ""))
+
+
+# The form's number boxes that an empty box leaves to the run's default, in the form's order: RunSettings' field ->
+# (the box's label, the DistillConfig field the default is read from). Student layers and the reduced student's two
+# boxes have defaults of their own (defaults_taken).
+DEFAULTED_BOXES = {
+    "steps": ("Steps", "max_steps"), "batch_size": ("Batch size", "batch_size"),
+    "learning_rate": ("Learning rate", "lr"), "temperature": ("Temperature T", "losses.temperature"),
+    "alpha_kl": ("α KL", "losses.alpha_kl"), "alpha_mlm": ("α MLM", "losses.alpha_mlm"),
+    "alpha_cos": ("α cosine", "losses.alpha_cos"), "alpha_att": ("α attention", "losses.alpha_att"),
+    "max_length": ("Max length", "max_length"), "save_every": ("Checkpoint every", "save_every")}
+
+
+def blank(value) -> bool:
+    """Whether a box of the form was left empty: None (the page's empty number box, or an input an API caller left
+    out) or text of spaces only."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def number_text(value: float) -> str:
+    """A setting's value as its number box shows it: 300, 10000, 0.0005, 2 (not 2.0)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def defaults_taken(settings: RunSettings, cfg: DistillConfig) -> list[str]:
+    """Each box of the form that `settings` left empty, with the value the run `cfg` (settings.config's) took for it,
+    in the form's order: ["Student layers 2 (half of bundled-teacher's 4)", "Steps 300", "α KL 5"]."""
+    taken = []
+    if blank(settings.student_layers):
+        depth = known_teacher_depth(cfg.teacher)
+        taken.append(f"Student layers {max(1, depth // 2)} (half of {cfg.teacher}'s {depth})" if depth else
+                     "Student layers: half the teacher's")
+    for name, (label, source) in DEFAULTED_BOXES.items():
+        if name == "save_every" and cfg.student_vocab_size is not None:  # the reduced student's boxes come first
+            if blank(settings.student_vocab_size):
+                taken.append(f"Student vocabulary size {number_text(cfg.student_vocab_size)}")
+            if blank(settings.student_hidden):
+                taken.append("Student width: the teacher's")
+        if blank(getattr(settings, name)):
+            taken.append(f"{label} {number_text(attrgetter(source)(cfg))}")
+    return taken
+
+
+def defaults_sentence(taken: list[str]) -> str:
+    """The sentence naming the boxes left empty and the values they took (defaults_taken); "" when none was."""
+    return f"Boxes left empty took their defaults: {', '.join(taken)}." if taken else ""
 
 
 def in_form_words(text: str) -> str:
@@ -397,10 +449,12 @@ def run_to_open(ctx: AppContext, owner: str | None, infos: list[dict] | None = N
 
 # -- handlers: each takes the app's context first, then the event's inputs
 
-def start_notice(run_id: str, position: int, busy: bool, seconds: float | None, settings: str) -> str:
+def start_notice(run_id: str, position: int, busy: bool, seconds: float | None, settings: str,
+                 defaults: str = "") -> str:
     """What Start run tells its owner: starting now, or its place in line (`position`, 1 for the next to start; 0: not
     waiting) when the runs ahead of it or a run in progress (`busy`: every place to run is taken) hold it back; then
-    the time (`seconds`, the run's estimate) counts from its start. `settings`: settings_line of the run."""
+    the time (`seconds`, the run's estimate) counts from its start. `settings`: settings_line of the run; `defaults`:
+    defaults_sentence of the boxes left empty."""
     if position and (position > 1 or busy):
         before = "the run queued before it has" if position == 2 else f"the {position - 1} runs queued before it have"
         ahead = "the run in progress finishes" if position == 1 else f"{before} run"
@@ -409,7 +463,7 @@ def start_notice(run_id: str, position: int, busy: bool, seconds: float | None, 
     else:
         where = f"Run {run_id} is starting."
         about = f" It should take about {format_seconds(seconds)}." if seconds else ""
-    return f"{where} {settings}.{about}"
+    return f"{where} {settings}.{' ' + defaults if defaults else ''}{about}"
 
 
 def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
@@ -433,7 +487,8 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
     runs = list_runs(ctx.launcher.root)
     busy = sum(r["state"] == "running" for r in runs) >= ctx.launcher.max_running
     gr.Info(start_notice(run_id, ctx.launcher.queue_position(run_id, runs), busy,
-                         read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s"), settings_line(cfg)))
+                         read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s"), settings_line(cfg),
+                         defaults_sentence(defaults_taken(settings, cfg))))
     table, ids = runs_table(ctx, owner_id, runs)  # the runs already read for the notice
     return owner_id, gr.Dropdown(choices=ids, value=run_id), table
 
@@ -449,6 +504,19 @@ start_run_from_form.__signature__ = inspect.Signature(
     [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD),
      inspect.Parameter("owner", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
     + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None) for f in fields(RunSettings)])
+
+
+def start_line(ctx: AppContext, run_id: str | None, **form) -> str:
+    """The line under Start run once a run has started (the run chosen, `run_id`, and the form's inputs by keyword, as
+    they were pressed): its settings and each box left empty with the value it took (defaults_taken), kept until the
+    next Start where Start's notice fades in seconds. Empty when the form no longer reads as a run's settings."""
+    settings = RunSettings(**form)
+    try:
+        cfg = settings.config(ctx.check_name(settings.teacher))
+    except ValueError:
+        return ""
+    return markdown_text(f"Run {run_id}: {settings_line(cfg)}. {defaults_sentence(defaults_taken(settings, cfg))}"
+                         .strip())
 
 
 def refusal_line(refused: str | None) -> str:
@@ -806,7 +874,8 @@ def export_controls() -> dict:
                                                                  "compression for OpenVINO")
         button = gr.Button("Export student", elem_id="distill-export", interactive=bool(formats))
         result = gr.Markdown(label="export message", show_label=False, elem_id="distill-exported")
-    return {"format": fmt, "int8": int8, "button": button, "result": result}
+        file = gr.File(label="Exported student (zip)", interactive=False, elem_id="distill-export-file")
+    return {"format": fmt, "int8": int8, "button": button, "result": result, "file": file}
 
 
 def publish_token() -> str | None:
@@ -904,6 +973,60 @@ def take_refusal(errors: ErrorLines) -> str:
     return errors.take(("start", session_id()))
 
 
+NOTICE_S = 10.0  # how long the page shows an error's notice: gr.Error's own duration
+
+
+@dataclass
+class Notices:
+    """The refusals each session was shown as a notice, and when. The page lists notices of one kind together, so a
+    sentence refused again while its notice still shows (Delete pressed after a download, with no run chosen) read
+    "Error (2)" and the same sentence twice: such a repeat is sent without a notice (gr.Error's visible=False). API
+    callers still receive it, and the lines under the buttons still say it."""
+
+    limit: int = 256
+    _shown: OrderedDict = field(default_factory=OrderedDict)  # (session, sentence) -> time.monotonic() when shown
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def first(self, message: str) -> bool:
+        """Whether `message` is to be shown to the session handled now: not when its notice still shows there."""
+        session = session_id()
+        if session is None:
+            return True
+        key, now = (session, message), time.monotonic()
+        with self._lock:
+            shown = self._shown.pop(key, None)
+            if shown is not None and now - shown < NOTICE_S:
+                self._shown[key] = shown  # the notice on the page is still that one's
+                return False
+            self._shown[key] = now
+            while len(self._shown) > self.limit:
+                self._shown.popitem(last=False)
+        return True
+
+    def once(self, fn):
+        """fn, its refusals (ValueError, gr.Error) raised as gr.Error with a notice only when first (see first). The
+        signature stays fn's, so the API keeps its parameter names."""
+        @wraps(fn)
+        def said_once(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ValueError as error:  # gr.Error too
+                message = error_message(error)
+                raise gr.Error(page_text(message), visible=self.first(message), print_exception=False) from None
+        return said_once
+
+
+def refused_file(errors: ErrorLines, what: str, action: str):
+    """The listener for the .failure() of an action that makes a file (a download, an export): given the action's
+    inputs, the line saying `what` failed and why (ErrorLines.failure), and its file box emptied, so that no file of
+    an earlier press is offered as this one's."""
+    line = errors.failure(what, action)
+
+    def refused(*inputs):
+        return line(*inputs), None
+    return refused
+
+
 def handler(fn, ctx: AppContext):
     """fn with the context bound, its `owner` checked (checked_owner); user mistakes (ValueError) reach the page as
     one sentence."""
@@ -939,6 +1062,8 @@ def build(ctx: AppContext) -> dict:
                                         elem_id="distill-teacher-note")
             form = settings_form(ctx, corpus_note, teacher_check)
             start = gr.Button("Start run", variant="primary", elem_id="distill-start")
+            # what the last Start asked for, the values of boxes left empty included: its notice fades in seconds
+            start_note = gr.Markdown("", label="start message", show_label=False, elem_id="distill-start-note")
         with gr.Column(scale=3, min_width=420):
             table, ids = runs_table(ctx, None)
             runs = gr.Dataframe(table, label="Runs", interactive=False, max_height=RUNS_TABLE_PX, wrap=True,
@@ -988,7 +1113,12 @@ def build(ctx: AppContext) -> dict:
             with gr.Row():
                 get_metrics = gr.Button("Download metrics (CSV)", elem_id="distill-metrics-csv")
                 get_student = gr.Button("Download student (zip)", elem_id="distill-student-zip")
-            download = gr.File(label="File of the chosen run", interactive=False, elem_id="distill-download")
+            # a download's refusal stays under the buttons pressed; each file has a box of its own, so fetching the
+            # student leaves the metrics fetched before it in view
+            downloaded = gr.Markdown("", label="download message", show_label=False, elem_id="distill-downloaded")
+            with gr.Row():
+                metrics_file = gr.File(label="Metrics (CSV)", interactive=False, elem_id="distill-metrics-file")
+                student_file = gr.File(label="Student (zip)", interactive=False, elem_id="distill-student-file")
             exporting = export_controls()
             # a shared app's token would publish for every visitor, to any repository it may write to
             publishing = publish_controls() if publish_token() and not ctx.launcher.shared else None
@@ -1014,12 +1144,17 @@ def build(ctx: AppContext) -> dict:
     # succeeds: its toast fades in seconds, and a person who looked away would not know why nothing happened.
     refused = gr.State("")
     start_errors = ErrorLines()
-    started = start.click(keep_refusal(start_errors, handler(start_run_from_form, ctx)), [owner],
+    notices = Notices()  # every action's refusal: one notice of a sentence at a time
+    started = start.click(notices.once(keep_refusal(start_errors, handler(start_run_from_form, ctx))), [owner],
                           [owner, selected, runs], inputs_kwargs=form, api_name="start_run", concurrency_limit=1)
     started.success(lambda: "", None, refused, api_visibility="private", queue=False)
     started.failure(partial(take_refusal, start_errors), None, refused, api_visibility="private", queue=False).then(
         handler(watch, ctx), [selected, owner, notice, refused], [*watch_outputs, stop], show_progress="hidden",
         api_visibility="private")
+    # the line under Start: the run now chosen, and the form as it was pressed; a refusal is the status line's
+    started.success(handler(start_line, ctx), [selected], start_note, inputs_kwargs=form, api_visibility="private",
+                    show_progress="hidden")
+    started.failure(lambda: "", None, start_note, api_visibility="private", queue=False)
     guess_io = dict(inputs=[selected, owner, guess_step, guess_view], outputs=[guesses, guess_step, guess_view],
                     show_progress="hidden")
     refresh_guesses = dict(fn=handler(follow_guesses, ctx), api_visibility="private", **guess_io)
@@ -1028,20 +1163,29 @@ def build(ctx: AppContext) -> dict:
     follow_stop = dict(fn=handler(stop_button, ctx), inputs=[selected, owner], outputs=stop, api_visibility="private")
     selected.change(handler(show_run, ctx), [selected, owner, notice, refused], watch_outputs,
                     api_name="run_status").then(**follow_stop).then(**refresh_guesses)
-    guess_step.release(handler(guesses_at, ctx), api_name="run_guesses", **guess_io)
-    get_metrics.click(handler(metrics_csv, ctx), [selected, owner], download, api_name="run_metrics_csv")
-    get_student.click(handler(student_zip, ctx), [selected, owner], download, api_name="run_student_zip")
-    stop.click(handler(stop_run, ctx), [selected, owner], watch_outputs, api_name="stop_run").then(**follow_stop)
-    resume.click(handler(resume_run, ctx), [selected, owner, more_steps], watch_outputs,
+    guess_step.release(notices.once(handler(guesses_at, ctx)), api_name="run_guesses", **guess_io)
+    # the progress and a refusal on the line under the buttons, never on the file box, which stays empty and labelled
+    fetches = ErrorLines()
+    for button, fn, api_name, box in ((get_metrics, metrics_csv, "run_metrics_csv", metrics_file),
+                                      (get_student, student_zip, "run_student_zip", student_file)):
+        fetched = button.click(notices.once(fetches.wrap(api_name, handler(fn, ctx), 2)), [selected, owner], box,
+                               api_name=api_name, show_progress_on=downloaded)
+        fetched.success(lambda: "", None, downloaded, api_visibility="private", queue=False)
+        fetched.failure(refused_file(fetches, button.value, api_name), [selected, owner], [downloaded, box],
+                        api_visibility="private", show_progress="hidden")
+    selected.change(lambda: "", None, downloaded, api_visibility="private", queue=False)  # it was the last run's
+    stop.click(notices.once(handler(stop_run, ctx)), [selected, owner], watch_outputs,
+               api_name="stop_run").then(**follow_stop)
+    resume.click(notices.once(handler(resume_run, ctx)), [selected, owner, more_steps], watch_outputs,
                  api_name="resume_run").then(**follow_stop)
     # Delete asks first; the API's /delete_run is the confirming press, so a client deletes in one call as before
     deleting = [delete, confirm_delete, keep]
     # through the queue: the page shows no error of an event sent outside it, and a run still training is refused
-    delete.click(handler(ask_to_delete, ctx), [selected, owner], deleting, api_visibility="private",
+    delete.click(notices.once(handler(ask_to_delete, ctx)), [selected, owner], deleting, api_visibility="private",
                  show_progress="hidden")
     keep.click(keep_run, None, deleting, api_visibility="private", queue=False)
     selected.change(keep_run, None, deleting, api_visibility="private", queue=False)
-    deleted = confirm_delete.click(handler(delete_run, ctx), [selected, owner], [*watch_outputs, notice],
+    deleted = confirm_delete.click(notices.once(handler(delete_run, ctx)), [selected, owner], [*watch_outputs, notice],
                                    api_name="delete_run", api_description=DELETE_HELP)
     deleted.then(**follow_stop)
     for ended in (deleted.then, deleted.failure):  # the page runs .then after a success only
@@ -1050,29 +1194,30 @@ def build(ctx: AppContext) -> dict:
     clear.click(handler(ask_to_delete_unstarted, ctx), [owner], [*clearing, unstarted], api_visibility="private",
                 show_progress="hidden")
     keep_all.click(keep_unstarted, None, clearing, api_visibility="private", queue=False)
-    cleared = confirm_clear.click(handler(delete_unstarted, ctx), [selected, owner, unstarted],
+    cleared = confirm_clear.click(notices.once(handler(delete_unstarted, ctx)), [selected, owner, unstarted],
                                   [*watch_outputs, notice], api_name="delete_unstarted_runs",
                                   api_description="Delete every run of yours stopped before its first step.")
     cleared.then(**follow_stop)
     for ended in (cleared.then, cleared.failure):
         ended(keep_unstarted, None, clearing, api_visibility="private", queue=False)
-    share_selected.input(handler(share_run, ctx), [selected, owner, share_selected], status, api_name="share_run")
+    share_selected.input(notices.once(handler(share_run, ctx)), [selected, owner, share_selected], status,
+                         api_name="share_run")
     # An export takes a while: the line under its button says what is being done and carries the progress, which
     # would otherwise show on the file box above, away from where the person pressed; a failure stays there too.
     errors = ErrorLines()  # the failure stays in view under the button: the work can outlast its toast
     export_inputs = [selected, owner, exporting["format"], exporting["int8"]]
     exported = exporting["button"].click(export_started, export_inputs[:1] + export_inputs[2:], exporting["result"],
                                          api_visibility="private", queue=False, show_progress="hidden").then(
-        errors.wrap("export", handler(export_run, ctx), len(export_inputs)), export_inputs,
-        [exporting["result"], download], api_name="export_run", concurrency_limit=1,
+        notices.once(errors.wrap("export", handler(export_run, ctx), len(export_inputs))), export_inputs,
+        [exporting["result"], exporting["file"]], api_name="export_run", concurrency_limit=1,
         show_progress_on=exporting["result"])
-    exported.failure(errors.failure("Export", "export"), export_inputs, exporting["result"], api_visibility="private",
-                     show_progress="hidden")
+    exported.failure(refused_file(errors, "Export", "export"), export_inputs,
+                     [exporting["result"], exporting["file"]], api_visibility="private", show_progress="hidden")
     if publishing is not None:
         publish_inputs = [selected, owner, publishing["repo_id"], publishing["private"]]
-        published = publishing["button"].click(errors.wrap("publish", handler(publish_run, ctx), len(publish_inputs)),
-                                               publish_inputs, publishing["result"], api_name="publish_run",
-                                               concurrency_limit=1)
+        published = publishing["button"].click(
+            notices.once(errors.wrap("publish", handler(publish_run, ctx), len(publish_inputs))), publish_inputs,
+            publishing["result"], api_name="publish_run", concurrency_limit=1)
         published.failure(errors.failure("Publishing", "publish"), publish_inputs, publishing["result"],
                           api_visibility="private", show_progress="hidden")
     # "load": the page opens on its visitor's run (the browser's id is read from its storage before load events
@@ -1096,8 +1241,9 @@ def publish_controls() -> dict:
 
 
 def default_text(value) -> str:
-    """What an empty box of the form shows: the default the run then takes (RunSettings: None is the default)."""
-    return f"{value} (default)"
+    """What an empty box of the form shows: the default the run then takes (RunSettings: None is the default), written
+    as the line under Start names it (number_text)."""
+    return f"{number_text(value)} (default)"
 
 
 def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None,
