@@ -34,8 +34,15 @@ def page(tmp_path_factory):
     app.kill()
 
 
+# Playwright's assertions wait 5 s by default, less than one request to the app takes while the suite loads both
+# cores; a page's own waits already allow 120 s.
+ASSERTION_TIMEOUT_MS = 60_000
+
+
 def sync_api():
-    return pytest.importorskip("playwright.sync_api")
+    api = pytest.importorskip("playwright.sync_api")
+    api.expect.set_options(timeout=ASSERTION_TIMEOUT_MS)
+    return api
 
 
 def open_tab(page, name: str) -> None:
