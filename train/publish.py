@@ -210,7 +210,6 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # the Hub's license identifiers: apache-2.0, cc-by-sa-4.0, other
 
 
@@ -223,6 +222,7 @@ def check_license(license: str) -> str:
                          "(the Hub's list: https://huggingface.co/docs/hub/repositories-licenses); give 'other' for "
                          "a license not on it.")
     return license
+
 
 # -- the teacher
 
