@@ -9,22 +9,30 @@ from tests.test_distill_tab import make_evaluated_run
 from train.admission import lines_needed
 from train.config import DistillConfig
 from train.distill import guess_probes
-from ui import distill_tab
+from ui import (
+    distill_actions,
+    distill_form,
+    distill_guesses,
+    distill_settings,
+    distill_start,
+    distill_status,
+    distill_tab,
+)
 from ui.context import some_of
 
 
 def test_delete_clears_the_choice_says_so_and_nothing_asks_for_the_run_again(ctx):
     run_id = ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", max_steps=10))
     ctx.launcher.stop(run_id)  # Stop, then Delete at once
-    table, dropdown, status, *_, notice = distill_tab.delete_run(ctx, run_id, None)
+    table, dropdown, status, *_, notice = distill_actions.delete_run(ctx, run_id, None)
     assert dropdown.value is None and run_id not in dropdown.choices and run_id not in table["run"].tolist()
-    assert status == f"Deleted run {run_id}. {distill_tab.NO_RUNS}" and notice == f"Deleted run {run_id}."
+    assert status == f"Deleted run {run_id}. {distill_status.NO_RUNS}" and notice == f"Deleted run {run_id}."
     # the timer and the list's change: the line stays, no error for the deleted run
-    assert distill_tab.watch(ctx, None, None, notice)[2] == f"Deleted run {run_id}. {distill_tab.NO_RUNS}"
-    assert distill_tab.show_run(ctx, run_id, None)[1].value is None  # a page still naming it lets go of it
-    guesses, slider, view = distill_tab.follow_guesses(ctx, run_id, None, 0, distill_tab.GuessView(run_id, 20))
+    assert distill_status.watch(ctx, None, None, notice)[2] == f"Deleted run {run_id}. {distill_status.NO_RUNS}"
+    assert distill_status.show_run(ctx, run_id, None)[1].value is None  # a page still naming it lets go of it
+    guesses, slider, view = distill_guesses.follow_guesses(ctx, run_id, None, 0, distill_guesses.GuessView(run_id, 20))
     assert guesses.empty and view.run_id is None
-    assert distill_tab.stop_button(ctx, None, None).interactive is False
+    assert distill_status.stop_button(ctx, None, None).interactive is False
 
 
 LAYERS_RANGE = "Student layers must be a whole number from 1 to 4 (bundled-teacher has 4 layers)"
@@ -48,7 +56,7 @@ ZERO_AND_RANGE = [
 @pytest.mark.parametrize("form, sentence", ZERO_AND_RANGE, ids=[str(i) for i in range(len(ZERO_AND_RANGE))])
 def test_zeros_and_out_of_range_settings_are_refused_in_the_forms_words(ctx, runs_dir, form, sentence):
     with pytest.raises(ValueError) as refused:
-        distill_tab.start_run_from_form(ctx, None, teacher="bundled-teacher", **form)
+        distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", **form)
     assert str(refused.value) == sentence
     assert list(runs_dir.iterdir()) == []
 
@@ -65,9 +73,10 @@ def test_advice_about_flags_names_the_form_fields_or_is_left_out():
     memory = ("A training step would need about 9.0 GiB (…), more than 80% of the 4.0 GiB free on the CPU: lower "
               "--batch-size (a higher --grad-accum keeps the batch of a step) or --max-length, or add "
               "--gradient-checkpointing.")
-    assert distill_tab.in_form_words(memory) == ("A training step would need about 9.0 GiB (…), more than 80% of the "
-                                                 "4.0 GiB free on the CPU: lower 'Batch size' or 'Max length'.")
-    assert distill_tab.in_form_words("--student-hidden must be at least 8; got 7.") == \
+    assert distill_settings.in_form_words(memory) == ("A training step would need about 9.0 GiB (…), more than 80% "
+                                                      "of the 4.0 GiB free on the CPU: lower 'Batch size' or 'Max "
+                                                      "length'.")
+    assert distill_settings.in_form_words("--student-hidden must be at least 8; got 7.") == \
         "Student width must be at least 8; got 7."
     with pytest.raises(ValueError) as refused:
         some_of([], "Modes", ["reference", "fast"])
@@ -77,21 +86,21 @@ def test_advice_about_flags_names_the_form_fields_or_is_left_out():
 def test_empty_boxes_take_the_default_their_box_shows(ctx):
     import gradio as gr
     with gr.Blocks():
-        form = distill_tab.settings_form(ctx)
-    cfg = distill_tab.RunSettings(steps=None, batch_size=None, max_length=None).config("bundled-teacher")
+        form = distill_form.settings_form(ctx)
+    cfg = distill_settings.RunSettings(steps=None, batch_size=None, max_length=None).config("bundled-teacher")
     defaults = DistillConfig()
     assert (cfg.max_steps, cfg.batch_size, cfg.max_length) == (defaults.max_steps, defaults.batch_size,
                                                                defaults.max_length)
     assert form["steps"].placeholder == f"{defaults.max_steps} (default)"
     assert form["batch_size"].placeholder == f"{defaults.batch_size} (default)"
     assert form["max_length"].placeholder == f"{defaults.max_length} (default)"
-    reduced = distill_tab.RunSettings(reduced_vocab=True, student_vocab_size=None).config("bundled-teacher")
-    assert reduced.student_vocab_size == distill_tab.STUDENT_VOCAB_DEFAULT  # never an ordinary student
+    reduced = distill_settings.RunSettings(reduced_vocab=True, student_vocab_size=None).config("bundled-teacher")
+    assert reduced.student_vocab_size == distill_settings.STUDENT_VOCAB_DEFAULT  # never an ordinary student
     # the page shows an emptied width box as 0: the form as it comes, ticked, runs at the teacher's width
     for shown in (None, 0):
-        settings = distill_tab.RunSettings(reduced_vocab=True, student_hidden=shown)
+        settings = distill_settings.RunSettings(reduced_vocab=True, student_hidden=shown)
         assert settings.config("bundled-teacher").student_hidden is None
-    assert form["student_vocab_size"].placeholder == f"{distill_tab.STUDENT_VOCAB_DEFAULT} (default)"
+    assert form["student_vocab_size"].placeholder == f"{distill_settings.STUDENT_VOCAB_DEFAULT} (default)"
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 16, 19, 20, 21, 100, 10_000, 12_000])
@@ -107,15 +116,15 @@ def test_a_one_line_upload_is_refused_before_it_is_queued(ctx, runs_dir, tmp_pat
     upload = tmp_path / "одна строка.txt"
     upload.write_text("Привет, как дела?\n", encoding="utf-8")
     with pytest.raises(ValueError) as refused:
-        distill_tab.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_tab.UPLOAD,
+        distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_settings.UPLOAD,
                                         corpus_file=str(upload), batch_size=16)
     assert str(refused.value) == ("The corpus 'одна строка.txt' has 1 line of text; a run with a batch size of 16 "
                                   "needs at least 17 (16 to train on, one batch, and 1 held out to evaluate the "
                                   "student): add lines, or lower the batch size.")
     assert list(runs_dir.iterdir()) == []
     upload.write_text("Привет, как дела?\nХорошо, спасибо.\n", encoding="utf-8")
-    owner, dropdown, _ = distill_tab.start_run_from_form(ctx, None, teacher="bundled-teacher", batch_size=1,
-                                                         corpus_source=distill_tab.UPLOAD, corpus_file=str(upload))
+    owner, dropdown, _ = distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", batch_size=1,
+                                                         corpus_source=distill_settings.UPLOAD, corpus_file=str(upload))
     assert dropdown.value in [p.name for p in runs_dir.iterdir()]  # two lines: one to train on, one held out
 
 
@@ -124,20 +133,20 @@ def test_the_guesses_table_has_short_headers_and_widths_for_every_column(ctx):
     with gr.Blocks() as demo:
         distill_tab.build(ctx)
     table = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "distill-guesses")
-    assert list(distill_tab.guess_table([]).columns) == distill_tab.GUESS_HEADERS
-    assert all(len(h) <= 15 for h in distill_tab.GUESS_HEADERS)  # one line of header each
+    assert list(distill_guesses.guess_table([]).columns) == distill_guesses.GUESS_HEADERS
+    assert all(len(h) <= 15 for h in distill_guesses.GUESS_HEADERS)  # one line of header each
     widths = table.column_widths
-    assert len(widths) == len(distill_tab.GUESS_HEADERS) and sum(int(w.rstrip("%")) for w in widths) == 100
+    assert len(widths) == len(distill_guesses.GUESS_HEADERS) and sum(int(w.rstrip("%")) for w in widths) == 100
     assert table.wrap is True
 
 
 def test_guesses_at_step_0_show_the_untrained_student(ctx):
     paths = make_evaluated_run(ctx.launcher.root, steps=(0, 20, 40))
-    table, slider, view = distill_tab.guesses_at(ctx, paths.root.name, None, 0)
+    table, slider, view = distill_guesses.guesses_at(ctx, paths.root.name, None, 0)
     assert slider.value == 0 and "step 0 " in slider.label and table.iloc[0]["same 1st"] == ""
-    table, slider, _ = distill_tab.guesses_at(ctx, paths.root.name, None, 25, view)
+    table, slider, _ = distill_guesses.guesses_at(ctx, paths.root.name, None, 25, view)
     assert slider.value == 20 and table.iloc[0]["same 1st"] == "✓"
-    _, slider, _ = distill_tab.guesses_at(ctx, paths.root.name, None, None)
+    _, slider, _ = distill_guesses.guesses_at(ctx, paths.root.name, None, None)
     assert slider.value == 40
 
 
@@ -160,7 +169,7 @@ def test_through_the_api_delete_shows_the_run_left_and_run_guesses_honours_step_
         one_line = ctx.launcher.root.parent / "one.txt"
         one_line.write_text("Привет, как дела?\n", encoding="utf-8")
         for form, says in [(dict(student_layers=0), f"{LAYERS_RANGE}; got 0."),
-                           (dict(corpus_source=distill_tab.UPLOAD, corpus_file=handle_file(str(one_line))),
+                           (dict(corpus_source=distill_settings.UPLOAD, corpus_file=handle_file(str(one_line))),
                             "The corpus 'one.txt' has 1 line of text; a run with a batch size of 16 needs at least "
                             "17")]:
             with pytest.raises(AppError) as refused:

@@ -12,7 +12,7 @@ from core.distill.training_data import UNKNOWN_SAMPLE, check_readable, load_trai
 from core.runs.export import no_metrics_message
 from core.runs.store import RunPaths, run_dir_of, write_status
 from train.launcher import RunLauncher
-from ui import distill_tab
+from ui import distill_actions, distill_form, distill_settings, distill_start, distill_tab
 from ui.context import AppContext, markdown_text
 
 EMOJI = ["😀", "🎉", "★", "→", "∑", "🔥", "👍", "✨"]
@@ -126,19 +126,19 @@ def test_the_command_line_refuses_an_unreadable_corpus_in_one_line(tmp_path, tin
 
 def test_the_tab_refuses_an_unreadable_upload_and_queues_a_mixed_one(ctx, tmp_path):
     emoji = written(tmp_path, "emoji.txt", emoji_lines(40))
-    share = share_by_hand(emoji_lines(40), distill_tab.teacher_tokenizer(ctx, "bundled-teacher"))
+    share = share_by_hand(emoji_lines(40), distill_settings.teacher_tokenizer(ctx, "bundled-teacher"))
     assert share > 0.9  # the bundled teacher knows a symbol or two
-    said = distill_tab.corpus_note_line(ctx, str(emoji), "bundled-teacher")  # under the box, as it arrives
+    said = distill_form.corpus_note_line(ctx, str(emoji), "bundled-teacher")  # under the box, as it arrives
     assert said.startswith(markdown_text(f"{share:.0%} of the tokens of the corpus 'emoji.txt' are unknown"))
     with pytest.raises(ValueError) as refused:
-        distill_tab.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_tab.UPLOAD,
+        distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_settings.UPLOAD,
                                         corpus_file=str(emoji), steps=10)
     assert str(refused.value).startswith(f"{share:.0%} of the tokens of the corpus 'emoji.txt' are unknown")
     assert said == markdown_text(str(refused.value)) and list(ctx.launcher.root.iterdir()) == []
     mixed = written(tmp_path, "mixed.txt", mixed_lines(40))
-    assert distill_tab.corpus_note_line(ctx, str(mixed), "bundled-teacher") == "'mixed.txt': 40 samples, one a line."
-    _, dropdown, _ = distill_tab.start_run_from_form(ctx, None, teacher="bundled-teacher", steps=10,
-                                                     corpus_source=distill_tab.UPLOAD, corpus_file=str(mixed))
+    assert distill_form.corpus_note_line(ctx, str(mixed), "bundled-teacher") == "'mixed.txt': 40 samples, one a line."
+    _, dropdown, _ = distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", steps=10,
+                                                     corpus_source=distill_settings.UPLOAD, corpus_file=str(mixed))
     assert (ctx.launcher.root / dropdown.value / "status.json").is_file()
 
 
@@ -151,6 +151,32 @@ def test_the_line_under_the_corpus_box_is_said_again_when_the_teacher_changes(ct
     for source in (box, teacher):
         told = [d for d in demo.fns.values() if (source._id, "change") in d.targets and d.outputs == [note]]
         assert len(told) == 1 and told[0].inputs == [box, teacher]
+
+
+def test_an_uploaded_corpus_is_named_as_its_owner_gave_it_not_as_gradio_stored_it(ctx, tmp_path):
+    """Gradio stores 'nul.txt' (a name Windows reserves) as '_nul.txt': the line under the corpus box and Start's
+    refusals named the stored copy, a file its owner never made."""
+    import gradio as gr
+    from gradio.data_classes import FileData
+    stored = tmp_path / "_nul.txt"
+    stored.write_text("Привет, как дела?\n", encoding="utf-8")
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "distill-corpus-file")
+    upload = box.preprocess(FileData(path=str(stored), orig_name="nul.txt"))  # what the page hands the tab
+    assert upload == str(stored)
+    [told] = [d.fn for d in demo.fns.values() if (box._id, "change") in d.targets]
+    assert told(upload, "bundled-teacher") == "'nul.txt': 1 sample, one a line."
+    with pytest.raises(ValueError) as refused:
+        distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_settings.UPLOAD,
+                                        corpus_file=upload, batch_size=16)
+    assert str(refused.value).startswith("The corpus 'nul.txt' has 1 line of text; a run with a batch size of 16")
+    stored.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8)
+    assert told(upload, "bundled-teacher").startswith("'nul.txt' is a PDF document, not plain text")
+    with pytest.raises(ValueError, match="^'nul.txt' is a PDF document, not plain text"):
+        distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_settings.UPLOAD,
+                                        corpus_file=upload)
+    assert list(ctx.launcher.root.iterdir()) == []
 
 
 def run_in_state(root, state: str, run_id: str = "20250101-120000-abcd", **status) -> str:
@@ -171,17 +197,17 @@ def test_delete_of_a_run_in_training_says_at_once_to_stop_it_first(ctx, state, e
     import gradio as gr
     run_id = run_in_state(ctx.launcher.root, state, **extra)
     with pytest.raises(gr.Error) as asked:  # the first press: no confirmation is offered
-        distill_tab.handler(distill_tab.ask_to_delete, ctx)(run_id, None)
+        distill_tab.handler(distill_actions.ask_to_delete, ctx)(run_id, None)
     assert asked.value.message == said
     with pytest.raises(ValueError) as confirmed:  # /delete_run, the confirming press: the same sentence
-        distill_tab.delete_run(ctx, run_id, None)
+        distill_actions.delete_run(ctx, run_id, None)
     assert str(confirmed.value) == said and (ctx.launcher.root / run_id).is_dir()
 
 
 @pytest.mark.parametrize("state, extra", [("stopped", {}), ("failed", {}), ("running", {"stop_requested": True})])
 def test_delete_asks_to_confirm_a_run_that_has_ended_or_is_stopping(ctx, state, extra):
     run_id = run_in_state(ctx.launcher.root, state, **extra)
-    hidden, confirm, keep = distill_tab.ask_to_delete(ctx, run_id, None)
+    hidden, confirm, keep = distill_actions.ask_to_delete(ctx, run_id, None)
     assert (hidden.visible, confirm.value, confirm.visible, keep.visible) == \
         (False, f"Delete {run_id} for good", True, True)
 
@@ -191,8 +217,8 @@ def test_delete_of_another_persons_shared_run_is_refused_before_confirming(runs_
     run_id = run_in_state(runs_dir, "stopped", owner="bob", public=True)
     with pytest.raises(ValueError, match="^This run belongs to another session: only the person who started it can "
                                          "delete it.$"):
-        distill_tab.ask_to_delete(space, run_id, "alice")
-    assert distill_tab.ask_to_delete(space, run_id, "bob")[1].visible
+        distill_actions.ask_to_delete(space, run_id, "alice")
+    assert distill_actions.ask_to_delete(space, run_id, "bob")[1].visible
 
 
 def test_the_delete_button_is_answered_through_the_queue(ctx):
@@ -215,11 +241,11 @@ NO_SUCH = "There is no run '{}' among the runs you can see; choose one in the 'R
     ("x" * 300, "x" * 40 + "…"),
 ])
 def test_a_run_deleted_or_an_impossible_id_is_named_with_what_to_do(ctx, action, run_id, quoted):
-    calls = {"stop": lambda: distill_tab.stop_run(ctx, run_id, None),
-             "resume": lambda: distill_tab.resume_run(ctx, run_id, None),
-             "delete": lambda: distill_tab.delete_run(ctx, run_id, None),
-             "ask": lambda: distill_tab.ask_to_delete(ctx, run_id, None),
-             "share": lambda: distill_tab.share_run(ctx, run_id, None, True)}
+    calls = {"stop": lambda: distill_actions.stop_run(ctx, run_id, None),
+             "resume": lambda: distill_actions.resume_run(ctx, run_id, None),
+             "delete": lambda: distill_actions.delete_run(ctx, run_id, None),
+             "ask": lambda: distill_actions.ask_to_delete(ctx, run_id, None),
+             "share": lambda: distill_actions.share_run(ctx, run_id, None, True)}
     with pytest.raises(ValueError) as refused:
         calls[action]()
     assert str(refused.value) == NO_SUCH.format(quoted)

@@ -8,9 +8,22 @@ import pytest
 from core.runs.store import RunPaths, list_runs, read_metrics, write_status
 from train.config import DistillConfig
 from train.launcher import RunLauncher, can_control
-from ui import distill_tab
+from ui import (
+    distill_actions,
+    distill_downloads,
+    distill_form,
+    distill_guesses,
+    distill_runs,
+    distill_settings,
+    distill_start,
+    distill_status,
+    distill_tab,
+)
 from ui.context import AppContext, markdown_text
-from ui.distill_tab import RunSettings, runs_table, start_run_from_form, stop_button, student_label
+from ui.distill_runs import runs_table, student_label
+from ui.distill_settings import RunSettings
+from ui.distill_start import start_run_from_form
+from ui.distill_status import stop_button
 
 
 def test_the_student_column_marks_reduced_vocabulary_runs():
@@ -48,7 +61,7 @@ def test_model_choices_list_a_run_as_soon_as_it_has_a_student(ctx):
     (paths.final / "config.json").write_text("{}")
     write_status(paths.root, state="finished")
     assert "run:20250101-120000-abcd" in ctx.model_choices()  # the same context: nothing kept between calls
-    assert "run:20250101-120000-abcd" in distill_tab.refresh_lists(ctx).choices[-1]
+    assert "run:20250101-120000-abcd" in distill_form.refresh_lists(ctx).choices[-1]
 
 
 def test_start_run_parameters_are_the_settings_fields_and_all_optional():
@@ -66,17 +79,17 @@ def test_left_out_settings_take_the_config_defaults_and_zero_stays_zero():
     assert cfg.losses.alpha_att == 0 and cfg.student_layers is None
     assert RunSettings(student_vocab_size=3000).config("t").student_vocab_size is None  # the box is not ticked
     with pytest.raises(ValueError, match="Upload a .txt corpus first"):
-        RunSettings(corpus_source=distill_tab.UPLOAD).uploaded_corpus()
+        RunSettings(corpus_source=distill_settings.UPLOAD).uploaded_corpus()
     assert cfg.losses.kl_masked_only is False
 
 
 def test_the_kl_term_can_read_masked_positions_only_as_the_bundled_student_did():
     cfg = RunSettings(kl_masked_only=True, temperature=1, alpha_mlm=0.5).config("bundled-teacher")
-    assert cfg.losses.kl_masked_only and "KL at masked positions only" in distill_tab.settings_line(cfg)
-    assert "masked" not in distill_tab.settings_line(RunSettings().config("bundled-teacher"))
+    assert cfg.losses.kl_masked_only and "KL at masked positions only" in distill_settings.settings_line(cfg)
+    assert "masked" not in distill_settings.settings_line(RunSettings().config("bundled-teacher"))
     with pytest.raises(ValueError) as refused:  # the run's own check, in the form's words
         RunSettings(kl_masked_only=True, reduced_vocab=True, align="reduce").config("bundled-teacher")
-    said = distill_tab.in_form_words(str(refused.value))
+    said = distill_settings.in_form_words(str(refused.value))
     assert "KL at masked positions only does not apply" in said and "--" not in said
 
 
@@ -129,19 +142,19 @@ def test_the_guesses_follow_the_newest_step_unless_moved_back(ctx):
     from core.runs.guesses import SAME_MARK, append_guesses, guess_row
     from core.runs.guesses import Guess as G
     paths = make_evaluated_run(ctx.launcher.root, steps=(0, 20))
-    table, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None)
+    table, slider, view = distill_guesses.run_guesses(ctx, paths.root.name, None)
     assert (slider.value, slider.maximum, view.newest) == (20, 20, 20)
     assert table.iloc[0]["same 1st"] == SAME_MARK and table.iloc[0]["expected"] == "чай"
-    table, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None, 7, view)  # the person moved it back
+    table, slider, view = distill_guesses.run_guesses(ctx, paths.root.name, None, 7, view)  # the person moved it back
     assert slider.value == 0 and table.iloc[0]["same 1st"] == "" and "и 30%" in table.iloc[0].iloc[3]
     append_guesses(paths.root, guess_row(40, [G(("чай",), (0.9,))]))
-    _, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None, 0, view)
+    _, slider, view = distill_guesses.run_guesses(ctx, paths.root.name, None, 0, view)
     assert (slider.value, slider.maximum) == (0, 40)  # stays where it was put
-    _, slider, view = distill_tab.run_guesses(ctx, paths.root.name, None, 40, view)
+    _, slider, view = distill_guesses.run_guesses(ctx, paths.root.name, None, 40, view)
     append_guesses(paths.root, guess_row(60, [G(("чай",), (0.9,))]))
-    _, slider, _ = distill_tab.run_guesses(ctx, paths.root.name, None, 40, view)
+    _, slider, _ = distill_guesses.run_guesses(ctx, paths.root.name, None, 40, view)
     assert slider.value == 60  # left on the newest: follows the run
-    table, slider, view = distill_tab.run_guesses(ctx, None, None)
+    table, slider, view = distill_guesses.run_guesses(ctx, None, None)
     assert table.empty and view.run_id is None
 
 
@@ -149,19 +162,19 @@ def test_downloads_serve_the_chosen_visible_run_only(runs_dir, tmp_path):
     import tempfile
     shared = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir, shared=True))
     paths = make_evaluated_run(runs_dir, steps=(0, 20), owner="alice")
-    path = distill_tab.metrics_csv(shared, paths.root.name, "alice")
+    path = distill_downloads.metrics_csv(shared, paths.root.name, "alice")
     assert path.startswith(tempfile.gettempdir()) and path.endswith(f"{paths.root.name}-metrics.csv")
     assert open(path, encoding="utf-8").read().splitlines()[0].startswith("step,")
-    for handler_fn in (distill_tab.metrics_csv, distill_tab.student_zip):
+    for handler_fn in (distill_downloads.metrics_csv, distill_downloads.student_zip):
         with pytest.raises(ValueError, match="among the runs you can see") as error:
             handler_fn(shared, paths.root.name, "bob")
         assert str(runs_dir) not in str(error.value)
         with pytest.raises(ValueError, match="Choose a run"):
             handler_fn(shared, None, "alice")
     with pytest.raises(ValueError, match="among the runs you can see"):
-        distill_tab.run_guesses(shared, paths.root.name, "bob")
+        distill_guesses.run_guesses(shared, paths.root.name, "bob")
     with pytest.raises(ValueError, match="was stopped before saving its first checkpoint, so it has no student"):
-        distill_tab.student_zip(shared, paths.root.name, "alice")  # its process is gone: it will save none
+        distill_downloads.student_zip(shared, paths.root.name, "alice")  # its process is gone: it will save none
 
 
 def test_the_tab_keeps_its_api_names_and_adds_the_guesses_and_downloads(ctx):
@@ -177,7 +190,7 @@ def test_the_tab_keeps_its_api_names_and_adds_the_guesses_and_downloads(ctx):
 
 def test_before_any_run_both_panels_say_no_run_yet_without_axes(ctx):
     from ui.distill_plots import eval_figure, loss_figure
-    *_, losses, evaluations, console, shared = distill_tab.show_run(ctx, None, None)
+    *_, losses, evaluations, console, shared = distill_status.show_run(ctx, None, None)
     for figure in (losses, evaluations, loss_figure([], run_chosen=False), eval_figure([], run_chosen=False)):
         assert not figure.data
         assert [a.text for a in figure.layout.annotations] == ["No run yet: choose a run or start one."]
@@ -211,7 +224,7 @@ def test_publish_pushes_the_chosen_finished_run_with_the_apps_token(ctx, tiny_st
                                                                      monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     paths = make_finished_run(ctx.launcher.root, tiny_student_dir)
-    line = distill_tab.publish_run(ctx, paths.root.name, None, " someone/tiny ", False)
+    line = distill_downloads.publish_run(ctx, paths.root.name, None, " someone/tiny ", False)
     assert line == markdown_text(f"Published run {paths.root.name} to https://huggingface.co/someone/tiny")
     [(repo_id, files)] = hub_uploads
     assert repo_id == "someone/tiny" and {"README.md", "model.safetensors", "config.json"} <= set(files)
@@ -231,11 +244,11 @@ def test_publish_refuses_in_one_sentence_without_server_paths(ctx, tiny_student_
              ((None, None, "someone/tiny"), "Choose a run")]
     for inputs, says in cases:
         with pytest.raises(ValueError) as error:
-            distill_tab.publish_run(ctx, *inputs)
+            distill_downloads.publish_run(ctx, *inputs)
         assert says in str(error.value) and str(root) not in str(error.value)
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(ValueError, match="set HF_TOKEN"):
-        distill_tab.publish_run(ctx, finished.root.name, None, "someone/tiny")
+        distill_downloads.publish_run(ctx, finished.root.name, None, "someone/tiny")
     assert hub_uploads == []
 
 
@@ -245,7 +258,7 @@ def test_a_shared_app_neither_shows_nor_runs_publishing(runs_dir, tiny_student_d
     shared = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir, shared=True))
     finished = make_finished_run(runs_dir, tiny_student_dir, owner="alice")
     with pytest.raises(ValueError, match="turned off on a shared app"):
-        distill_tab.publish_run(shared, finished.root.name, "alice", "alice/tiny")
+        distill_downloads.publish_run(shared, finished.root.name, "alice", "alice/tiny")
     with gr.Blocks() as demo:
         distill_tab.build(shared)
     assert "publish_run" not in {d.api_name for d in demo.fns.values()}
@@ -272,14 +285,14 @@ def test_the_publish_control_is_there_only_with_a_token(ctx, monkeypatch, token)
                                 "got 'abc'."),
 ])
 def test_run_settings_of_the_wrong_kind_are_refused_with_a_sentence(form, sentence):
-    from ui.distill_tab import RunSettings
+    from ui.distill_settings import RunSettings
     with pytest.raises(ValueError) as refused:
         RunSettings(**form).config("bundled-teacher")
     assert str(refused.value) == sentence
 
 
 def test_run_settings_typed_as_text_are_read_as_numbers():
-    from ui.distill_tab import RunSettings
+    from ui.distill_settings import RunSettings
     cfg = RunSettings(steps="20", batch_size=" 8 ", temperature="1.5").config("bundled-teacher")
     assert (cfg.max_steps, cfg.batch_size, cfg.losses.temperature) == (20, 8, 1.5)
 
@@ -288,16 +301,16 @@ def test_the_status_line_says_how_many_metrics_lines_were_skipped(ctx):
     paths = make_evaluated_run(ctx.launcher.root, steps=(0, 10))
     with open(paths.metrics, "a", encoding="utf-8") as metrics:
         metrics.write('5\n[1, 2]\n{"step": 12, "loss": "high"}\n')
-    line = distill_tab.show_run(ctx, paths.root.name, None)[2]
+    line = distill_status.show_run(ctx, paths.root.name, None)[2]
     assert line.endswith("  \n3 lines of metrics.jsonl are not records (JSON objects with a step) and were skipped.")
     paths.metrics.write_text(paths.metrics.read_text().split("5\n")[0])
-    assert "skipped" not in distill_tab.show_run(ctx, paths.root.name, None)[2]
+    assert "skipped" not in distill_status.show_run(ctx, paths.root.name, None)[2]
 
 
 @pytest.mark.parametrize("owner", [{"x": 1}, 7, "x" * 100_000, "", "a\nb"])
 def test_an_owner_that_is_not_a_short_text_is_refused_by_every_handler(ctx, owner):
     import gradio as gr
-    for fn, args in [(distill_tab.stop_run, ("some-run", owner)), (distill_tab.show_run, ("some-run", owner)),
+    for fn, args in [(distill_actions.stop_run, ("some-run", owner)), (distill_status.show_run, ("some-run", owner)),
                      (start_run_from_form, (owner,))]:
         with pytest.raises(gr.Error) as refused:
             distill_tab.handler(fn, ctx)(*args)
@@ -308,7 +321,7 @@ def test_an_owner_that_is_not_a_short_text_is_refused_by_every_handler(ctx, owne
 
 def test_the_start_message_says_the_settings_an_empty_box_took(ctx, monkeypatch):
     said = []
-    monkeypatch.setattr(distill_tab.gr, "Info", said.append)
+    monkeypatch.setattr(distill_start.gr, "Info", said.append)
     start_run_from_form(ctx, None, teacher="bundled-teacher", steps=None, batch_size=8, learning_rate=None)
     assert "300 steps of 8 lines of up to 128 tokens, learning rate 0.0005, T 2." in said[0]
     start_run_from_form(ctx, None, teacher="bundled-teacher", steps=1, batch_size=1, learning_rate=None)
@@ -329,9 +342,9 @@ def test_a_whole_number_box_passes_a_fraction_on_to_be_refused(value, shown):
 def test_resume_and_guesses_answer_text_where_a_step_belongs_in_a_sentence(ctx, up_to, step):
     with pytest.raises(ValueError, match="must be a (whole|finite) number"):
         if up_to is not None:
-            distill_tab.resume_run(ctx, "some-run", None, up_to)
+            distill_actions.resume_run(ctx, "some-run", None, up_to)
         else:
-            distill_tab.run_guesses(ctx, "some-run", None, step)
+            distill_guesses.run_guesses(ctx, "some-run", None, step)
 
 
 def test_choices_outside_the_radios_get_the_tabs_own_sentences(ctx):
@@ -339,14 +352,14 @@ def test_choices_outside_the_radios_get_the_tabs_own_sentences(ctx):
         RunSettings(corpus_source="/etc/passwd").uploaded_corpus()
     assert str(refused.value) == "Corpus must be 'bundled corpus' or 'upload a .txt'; got '/etc/passwd'."
     with pytest.raises(ValueError, match="Logit alignment must be one of"):
-        distill_tab.start_run(ctx, None, RunSettings(teacher="bundled-teacher", align="sideways"))
+        distill_start.start_run(ctx, None, RunSettings(teacher="bundled-teacher", align="sideways"))
     ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", student_layers=1, max_steps=10))
     run_id = runs_table(ctx, None)[1][0]
     with pytest.raises(ValueError, match="Choose the format to export to: onnx or openvino, not 'tflite'."):
-        distill_tab.export_run(ctx, run_id, None, "tflite")
+        distill_downloads.export_run(ctx, run_id, None, "tflite")
     import gradio as gr
     with gr.Blocks():
-        form = distill_tab.settings_form(ctx)
+        form = distill_form.settings_form(ctx)
     for name in ("corpus_source", "align"):
         assert form[name].preprocess("/etc/passwd") == "/etc/passwd"  # reaches the check above, not Gradio's
 
@@ -359,7 +372,7 @@ def test_choices_outside_the_radios_get_the_tabs_own_sentences(ctx):
     (2, False, "Run r is in line (place 2): it starts when the run queued before it has run."),
     (4, True, "Run r is in line (place 4): it starts when the 3 runs queued before it have run.")])
 def test_a_run_that_waits_is_announced_in_line_not_starting(position, busy, said):
-    assert distill_tab.start_notice("r", position, busy, 120, "300 steps").startswith(said)
+    assert distill_start.start_notice("r", position, busy, 120, "300 steps").startswith(said)
 
 
 @pytest.mark.parametrize("shared, said", [(True, "Let everyone on this app see it"),
@@ -367,7 +380,7 @@ def test_a_run_that_waits_is_announced_in_line_not_starting(position, busy, said
 def test_the_share_box_says_what_sharing_does_where_the_app_runs(runs_dir, shared, said):
     import gradio as gr
     with gr.Blocks():
-        form = distill_tab.settings_form(AppContext("bundled-teacher", "bundled-student",
+        form = distill_form.settings_form(AppContext("bundled-teacher", "bundled-student",
                                                     launcher=RunLauncher(runs_dir, shared=shared)))
     assert said in form["share"].info
 
@@ -385,7 +398,7 @@ def test_a_pdf_named_txt_is_refused_under_the_corpus_box_as_it_is_uploaded(ctx, 
 
     upload = pdf_named_txt(tmp_path)
     with pytest.raises(ValueError) as refused:  # the later check stays
-        start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_tab.UPLOAD,
+        start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_settings.UPLOAD,
                             corpus_file=str(upload))
     assert "'notes.txt' is a PDF document, not plain text" in str(refused.value)
     with gr.Blocks() as demo:
@@ -400,8 +413,8 @@ def test_a_pdf_named_txt_is_refused_under_the_corpus_box_as_it_is_uploaded(ctx, 
     assert uploaded[0].fn(str(good)) == "'corpus.txt': 2 samples, one a line."
     assert uploaded[0].fn(None) == ""  # the box cleared: nothing is said
     source = [d for d in demo.fns.values() if (form_source_id(demo), "change") in d.targets][0]
-    assert [u.visible for u in source.fn(distill_tab.UPLOAD)] == [True, True]
-    assert [u.visible for u in source.fn(distill_tab.BUNDLED)] == [False, False]
+    assert [u.visible for u in source.fn(distill_settings.UPLOAD)] == [True, True]
+    assert [u.visible for u in source.fn(distill_settings.BUNDLED)] == [False, False]
 
 
 def form_source_id(demo) -> int:
@@ -430,12 +443,12 @@ def test_on_a_private_app_every_run_is_the_persons_own_whatever_page_started_it(
 
 
 def test_delete_names_the_run_it_asks_about_and_needs_a_chosen_run():
-    hidden, confirm, keep = distill_tab.ask_delete("20250101-120000-abcd")
+    hidden, confirm, keep = distill_actions.ask_delete("20250101-120000-abcd")
     assert (hidden.visible, confirm.value, confirm.visible, keep.visible) == \
         (False, "Delete 20250101-120000-abcd for good", True, True)
-    with pytest.raises(ValueError, match=re.escape(distill_tab.NO_RUN_CHOSEN)):
-        distill_tab.ask_delete(None)
-    assert [b.visible for b in distill_tab.keep_run()] == [True, False, False]
+    with pytest.raises(ValueError, match=re.escape(distill_runs.NO_RUN_CHOSEN)):
+        distill_actions.ask_delete(None)
+    assert [b.visible for b in distill_actions.keep_run()] == [True, False, False]
 
 
 def made_run(root, run_id: str, created: float, state: str, owner: str | None = None, public: bool = False) -> str:
@@ -453,18 +466,18 @@ def test_a_page_opens_on_its_visitors_training_run_else_their_newest_never_anoth
     made_run(runs_dir, "20250101-120002-cccc", 3.0, "running", owner="bob", public=True)  # shared, seen by alice
     made_run(runs_dir, "20250101-120003-dddd", 4.0, "running", owner=None)  # the command line's
     space = AppContext("bundled-teacher", "bundled-student", on_space=True, launcher=RunLauncher(runs_dir, shared=True))
-    assert distill_tab.run_to_open(space, "alice") == older_training  # training beats newer
-    opened, *_ = distill_tab.open_run(space, "alice")
+    assert distill_runs.run_to_open(space, "alice") == older_training  # training beats newer
+    opened, *_ = distill_status.open_run(space, "alice")
     assert opened.value == older_training
     assert {choice[0] for choice in opened.choices} == {older_training, newest_of_alice, "20250101-120002-cccc"}
     write_status(runs_dir / older_training, state="stopped")
-    assert distill_tab.run_to_open(space, "alice") == newest_of_alice
+    assert distill_runs.run_to_open(space, "alice") == newest_of_alice
     for stranger in ("carol", None):  # bob's shared run is listed for them, but is not theirs to open on
-        assert distill_tab.run_to_open(space, stranger) is None
-        assert distill_tab.open_run(space, stranger)[0].value is None
-    assert distill_tab.run_to_open(space, "bob") == "20250101-120002-cccc"
+        assert distill_runs.run_to_open(space, stranger) is None
+        assert distill_status.open_run(space, stranger)[0].value is None
+    assert distill_runs.run_to_open(space, "bob") == "20250101-120002-cccc"
     private = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
-    assert distill_tab.run_to_open(private, None) == "20250101-120003-dddd"  # every run is the person's own here
+    assert distill_runs.run_to_open(private, None) == "20250101-120003-dddd"  # every run is the person's own here
 
 
 def test_the_page_load_chooses_the_run_and_the_choice_draws_it(runs_dir):
@@ -480,7 +493,7 @@ def test_the_page_load_chooses_the_run_and_the_choice_draws_it(runs_dir):
     assert outputs[0] is selected and len(inputs) == 1
     opened, table, slider, view = load("alice")
     # the guesses at the newest step come with the choice: no refresh can take the empty slider for a step chosen
-    assert (opened.value, slider.value, view) == (mine, 20, distill_tab.GuessView(mine, 20)) and not table.empty
+    assert (opened.value, slider.value, view) == (mine, 20, distill_guesses.GuessView(mine, 20)) and not table.empty
     drawn = [d for d in demo.fns.values() if (selected._id, "change") in d.targets and parts["status"] in d.outputs]
     assert len(drawn) == 1  # a value set by the load is drawn as a person's choice is
     line = drawn[0].fn(mine, "alice", "")[2]
@@ -524,19 +537,20 @@ def test_student_layers_out_of_the_teachers_range_are_refused_naming_it(ctx, tea
     not downloaded is read from its architecture)."""
     import gradio as gr
     with gr.Blocks():
-        form = distill_tab.settings_form(ctx)
+        form = distill_form.settings_form(ctx)
     box = form["student_layers"]
     assert box.get_block_name() == "number" and box.value == 2  # half the default teacher's 4
-    assert box.info == distill_tab.layers_info("bundled-teacher") and "1 to 4: bundled-teacher has 4 layers" in box.info
+    assert box.info == distill_settings.layers_info("bundled-teacher")
+    assert "1 to 4: bundled-teacher has 4 layers" in box.info
     said = f"Student layers must be a whole number from 1 to {layers} ({teacher} has {layers} layers); got {{}}."
     for typed in (0, layers + 1, 99):
         assert box.preprocess(typed) == typed  # what reaches the check, never moved into a range
         with pytest.raises(ValueError) as refused:
             RunSettings(student_layers=typed).config(teacher)
         assert str(refused.value) == said.format(typed)
-        assert distill_tab.layers_typed(ctx, teacher, typed).info == said.format(typed)
+        assert distill_form.layers_typed(ctx, teacher, typed).info == said.format(typed)
     assert RunSettings(student_layers=layers).config(teacher).student_layers == layers
-    chosen, note = distill_tab.teacher_changed(ctx, teacher)
+    chosen, note = distill_form.teacher_changed(ctx, teacher)
     assert chosen.value == layers // 2 and chosen.info.startswith(f"1 to {layers}: {teacher} has {layers} layers.")
 
 
@@ -548,9 +562,9 @@ def test_a_teacher_that_cannot_be_used_is_told_under_its_box_not_in_a_notice(ctx
     notices = []
     for kind in ("Info", "Warning"):
         monkeypatch.setattr(gr, kind, lambda message, *a, kind=kind, **k: notices.append((kind, message)))
-    monkeypatch.setattr(distill_tab.zoo, "hub_reachable", lambda: False)
-    changed = distill_tab.handler(distill_tab.teacher_changed, ctx)
-    start = distill_tab.handler(distill_tab.start_run_from_form, ctx)
+    monkeypatch.setattr(distill_settings.zoo, "hub_reachable", lambda: False)
+    changed = distill_tab.handler(distill_form.teacher_changed, ctx)
+    start = distill_tab.handler(distill_start.start_run_from_form, ctx)
     for teacher, sentence in [
             ("", "Choose a model, such as bundled-teacher or bundled-student, or another from the list."),
             ("DeepPavlov/some-model", "'DeepPavlov/some-model' is on the Hugging Face Hub, which this machine cannot "

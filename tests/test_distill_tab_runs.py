@@ -13,7 +13,16 @@ from core.runs.store import RunPaths, write_status
 from tests.test_distill_tab import made_run
 from train.config import DistillConfig
 from train.launcher import STOPPING, RunLauncher
-from ui import distill_tab
+from ui import (
+    context,
+    distill_actions,
+    distill_downloads,
+    distill_runs,
+    distill_settings,
+    distill_start,
+    distill_status,
+    distill_tab,
+)
 from ui.context import AppContext, markdown_text
 from ui.distill_plots import eval_figure, loss_figure
 
@@ -30,27 +39,27 @@ def test_delete_shows_the_newest_run_left_that_the_person_can_see(runs_dir):
     made_run(runs_dir, "20250101-120002-cccc", 3.0, "stopped", owner="bob")  # newer, but alice cannot see it
     newest = made_run(runs_dir, "20250101-120003-dddd", 4.0, "stopped", owner="alice")
     space = shared_ctx(runs_dir)
-    table, dropdown, status, *_, notice = distill_tab.delete_run(space, newest, "alice")
+    table, dropdown, status, *_, notice = distill_actions.delete_run(space, newest, "alice")
     assert dropdown.value == bobs_shared and table["run"].tolist() == [bobs_shared, older]
     assert status.startswith(f"Deleted run {newest}.  \n**{bobs_shared}** · stopped · step 1 of 10")
     assert notice == f"Deleted run {newest}."
     private = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
-    assert distill_tab.delete_run(private, bobs_shared, None)[1].value == "20250101-120002-cccc"  # every run seen
+    assert distill_actions.delete_run(private, bobs_shared, None)[1].value == "20250101-120002-cccc"  # every run seen
 
 
 def test_deleting_the_last_run_says_there_are_no_runs(ctx):
     run_id = ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", max_steps=10))
     ctx.launcher.stop(run_id)
-    table, dropdown, status, *_, notice = distill_tab.delete_run(ctx, run_id, None)
+    table, dropdown, status, *_, notice = distill_actions.delete_run(ctx, run_id, None)
     assert dropdown.value is None and table.empty and dropdown.choices == []
-    assert status == f"Deleted run {run_id}. {distill_tab.NO_RUNS}" and notice == f"Deleted run {run_id}."
-    assert distill_tab.watch(ctx, None, None, notice)[2] == status  # the timer keeps the line
-    assert distill_tab.show_run(ctx, None, None)[2] == distill_tab.NO_RUNS  # a page opened later
+    assert status == f"Deleted run {run_id}. {distill_status.NO_RUNS}" and notice == f"Deleted run {run_id}."
+    assert distill_status.watch(ctx, None, None, notice)[2] == status  # the timer keeps the line
+    assert distill_status.show_run(ctx, None, None)[2] == distill_status.NO_RUNS  # a page opened later
 
 
 def test_runs_left_but_none_chosen_still_read_no_run_selected(ctx):
     ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", max_steps=10))
-    assert distill_tab.show_run(ctx, None, None)[2] == "No run selected."
+    assert distill_status.show_run(ctx, None, None)[2] == "No run selected."
 
 
 @pytest.mark.app
@@ -98,7 +107,7 @@ def run_without_checkpoint(root, state: str, started: bool = True, run_id: str =
 def test_the_student_of_a_run_without_a_checkpoint_is_asked_for_by_its_state(ctx, state, started, said):
     run_id = run_without_checkpoint(ctx.launcher.root, state, started)
     with pytest.raises(ValueError) as zipped:  # Download student (zip)
-        distill_tab.student_zip(ctx, run_id, None)
+        distill_downloads.student_zip(ctx, run_id, None)
     assert str(zipped.value) == said.format(run_id)
     with pytest.raises(ValueError) as loaded:  # the Predictions tab and run:<id> everywhere
         zoo.load(f"run:{run_id}")
@@ -114,7 +123,7 @@ def test_the_student_of_a_run_without_a_checkpoint_is_asked_for_by_its_state(ctx
 def test_the_metrics_of_a_run_that_logged_none_are_asked_for_by_its_state(ctx, state, said):
     run_id = run_without_checkpoint(ctx.launcher.root, state)
     with pytest.raises(ValueError) as refused:  # Download metrics (CSV)
-        distill_tab.metrics_csv(ctx, run_id, None)
+        distill_downloads.metrics_csv(ctx, run_id, None)
     assert str(refused.value) == said.format(run_id)
 
 
@@ -155,7 +164,7 @@ def test_export_of_an_unfinished_run_says_what_to_do_by_its_state(ctx, tiny_stud
         model = AutoModelForMaskedLM.from_pretrained(tiny_student_dir)
         torch.save({"model": model.state_dict(), "step": 4}, folder / "step-000004.pt")
     with pytest.raises(ValueError) as refused:
-        distill_tab.export_run(ctx, run_id, None, "onnx")
+        distill_downloads.export_run(ctx, run_id, None, "onnx")
     assert str(refused.value) == said.format(run_id)
 
 
@@ -165,15 +174,15 @@ def test_a_queued_resume_shows_the_steps_it_was_queued_with(ctx):
     run_id = run_without_checkpoint(ctx.launcher.root, "stopped")
     paths = RunPaths(ctx.launcher.root / run_id)
     paths.config.write_text(json.dumps(DistillConfig(teacher="bundled-teacher", max_steps=10).to_dict()))
-    row = {r: s for r, s in zip(*distill_tab.runs_table(ctx, None)[0][["run", "step"]].values.T)}
+    row = {r: s for r, s in zip(*distill_runs.runs_table(ctx, None)[0][["run", "step"]].values.T)}
     assert row[run_id] == "0/10"
-    table, _, line, *_ = distill_tab.resume_run(ctx, run_id, None, 50)
+    table, _, line, *_ = distill_actions.resume_run(ctx, run_id, None, 50)
     assert dict(zip(table["run"], table["step"]))[run_id] == "0/50"
     assert line.startswith(f"**{run_id}** · queued · step 0 of 50")
     write_status(paths.root, state="running", message="Starting ...")  # started, its new config.json not yet written
-    assert "· running · step 0 of 50" in distill_tab.show_run(ctx, run_id, None)[2]
+    assert "· running · step 0 of 50" in distill_status.show_run(ctx, run_id, None)[2]
     write_status(paths.root, state="stopped")  # ended before it wrote it: the run still has its 10 steps
-    assert "· stopped · step 0 of 10" in distill_tab.show_run(ctx, run_id, None)[2]
+    assert "· stopped · step 0 of 10" in distill_status.show_run(ctx, run_id, None)[2]
 
 
 # -- the student column
@@ -183,11 +192,11 @@ def test_every_student_cell_gives_a_number_of_layers(ctx):
     half = max(1, teacher_layers // 2)
     ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", max_steps=10))  # student_layers left unset
     ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", max_steps=10, student_layers=1))
-    table, _ = distill_tab.runs_table(ctx, None)
+    table, _ = distill_runs.runs_table(ctx, None)
     assert sorted(table["student"]) == sorted([f"{half} L", "1 L"])
-    assert distill_tab.student_label({"student_layers": None, "teacher": "bundled-teacher", "student_vocab_size": 3000,
+    assert distill_runs.student_label({"student_layers": None, "teacher": "bundled-teacher", "student_vocab_size": 3000,
                                       "align": "reduce"}) == f"{half} L · vocab 3,000 · reduce"
-    assert distill_tab.student_label({"student_layers": None, "teacher": "no-such/model-here"}) == "half"
+    assert distill_runs.student_label({"student_layers": None, "teacher": "no-such/model-here"}) == "half"
 
 
 # -- the plots' axes
@@ -222,9 +231,9 @@ def test_a_refused_start_stays_on_the_status_line_until_a_start_succeeds(ctx):
     assert parts["status"] in redraw.outputs and failed.outputs == [redraw.inputs[3]]
     status = redraw.fn(None, None, "", sentence)[2]  # at once, then at each tick of the timer
     assert status == ("**Start run refused:** Batch size must be a whole number from 1 to 100,000; got "
-                      "1000000000.0.  \n" + distill_tab.NO_RUNS)
+                      "1000000000.0.  \n" + distill_status.NO_RUNS)
     owner, dropdown, _ = start.fn(None, teacher="bundled-teacher", steps=10)
-    line = distill_tab.watch(ctx, dropdown.value, owner, "", sentence)[2]  # each tick keeps it
+    line = distill_status.watch(ctx, dropdown.value, owner, "", sentence)[2]  # each tick keeps it
     assert line.startswith("**Start run refused:** Batch size") and f"**{dropdown.value}** · queued" in line
     assert succeeded.fn() == "" and succeeded.outputs == failed.outputs  # a start that succeeds clears it
 
@@ -236,35 +245,45 @@ BAR = "distilling:  {pct}%|█▊        | {step}/40 [01:34<07:02, 12.80s/step]"
 
 def test_a_starting_run_says_what_its_process_is_doing_until_its_steps_show(ctx):
     """Loading the teacher, tokenising the corpus and evaluating step 0 took over a minute under a bare "Starting
-    ...": the line names the phase, read from the run's console and metrics, then the step its progress bar has
-    reached before the status records it."""
+    ...": the line names the phase its process writes in its status (once read from its console), then the step its
+    progress bar has reached before the status records it. A run whose status has no phase (started by an older
+    version) names none, whatever its console holds."""
     run_id = run_without_checkpoint(ctx.launcher.root, "running", started=False)
     paths = RunPaths(ctx.launcher.root / run_id)
-    write_status(paths.root, message="Starting ...", max_steps=40)
+    write_status(paths.root, message="Starting ...", max_steps=40, phase="loading")
     command = f"$ python -m train.distill --config runs/{run_id}/request.json --output-dir runs/{run_id}\n"
     paths.console.write_text(command, encoding="utf-8")
 
     def line() -> str:
-        return distill_tab.show_run(ctx, run_id, None)[2]
+        return distill_status.show_run(ctx, run_id, None)[2]
 
     assert line().startswith(f"**{run_id}** · running · step 0 of 40 · loading the teacher, then reading and "
                              "tokenising the corpus …  \nStarting ...")
     paths.console.write_text(command + "estimated peak memory: 444 MiB\nrun directory: runs/x\n", encoding="utf-8")
-    write_status(paths.root, message="Started.", step=0)
+    write_status(paths.root, message="Started.", step=0, phase="preparing")
+    assert line() == f"**{run_id}** · running · step 0 of 40 · preparing its first step …"
+    write_status(paths.root, phase="evaluating")
     assert line() == (f"**{run_id}** · running · step 0 of 40 · evaluating the untrained student on held-out lines "
                       "(step 0) …")  # its "Started." is left out (test_a_page_opened_later_is_not_told_started)
     paths.metrics.write_text(json.dumps({"step": 0, "eval_agreement": 0.1, "eval_mlm_acc": 0.1}) + "\n")
+    write_status(paths.root, phase=None)  # its steps begin
+    assert line() == f"**{run_id}** · running · step 0 of 40 · agreement 10.0%"
     with open(paths.console, "a", encoding="utf-8") as console:
         console.write("\r".join(BAR.format(pct=p, step=s) for p, s in ((0, 0), (2, 1), (18, 7))) + "\n")
     assert line() == f"**{run_id}** · running · step 7 of 40 · agreement 10.0%"
-    write_status(paths.root, message=STOPPING)  # asked to stop: the line says so, not a phase
+    write_status(paths.root, message=STOPPING, phase="preparing")  # asked to stop: the line says so, not a phase
     assert "…" not in line()
     with open(paths.console, "a", encoding="utf-8") as console:  # resumed: its new process loads again
         console.write(f"$ python -m train.distill --resume runs/{run_id} --max-steps 40\n")
-    write_status(paths.root, message="Starting ...")
+    write_status(paths.root, message="Starting ...", phase="loading")
     assert "· step 0 of 40 · loading the teacher" in line()  # the earlier process's bar is not this one's
-    paths.console.unlink()  # a run started at a terminal writes no console: nothing to read a phase from
-    assert line().startswith(f"**{run_id}** · running · step 0 of 40 · agreement 10.0%  \nStarting ...")
+    older = {k: v for k, v in json.loads(paths.status.read_text()).items() if k != "phase"}
+    paths.status.write_text(json.dumps(older))  # an older version's run: a console with no bar, and no phase
+    assert line() == f"**{run_id}** · running · step 0 of 40 · agreement 10.0%  \nStarting ..."
+    paths.console.unlink()  # a run started at a terminal writes no console
+    write_status(paths.root, phase="evaluating")
+    assert line() == (f"**{run_id}** · running · step 0 of 40 · evaluating the untrained student on held-out lines "
+                      "(step 0) … · agreement 10.0%  \nStarting ...")
 
 
 # -- runs stopped before their first step
@@ -295,23 +314,23 @@ def test_runs_stopped_before_their_first_step_go_in_one_confirmed_press(runs_dir
             unstarted_run(root, "20250101-120000-aa07", "failed", step=0),
             unstarted_run(root, "20250101-120000-aa08", owner="bob", public=True),
             unstarted_run(root, "20250101-120000-aa09", owner="bob")]
-    hidden, confirm, keep, counted = distill_tab.ask_to_delete_unstarted(space, "alice")
+    hidden, confirm, keep, counted = distill_actions.ask_to_delete_unstarted(space, "alice")
     assert (hidden.visible, confirm.value, confirm.visible, keep.visible) == \
         (False, "Delete 3 runs stopped before their first step for good", True, True)
     assert sorted(counted) == [taken_out, stopped_loading, resumed_later]
     write_status(root / resumed_later, state="queued")  # resumed between the question and the answer
-    table, dropdown, status, *_, notice = distill_tab.delete_unstarted(space, taken_out, "alice", counted)
+    table, dropdown, status, *_, notice = distill_actions.delete_unstarted(space, taken_out, "alice", counted)
     assert notice == "Deleted 2 runs stopped before their first step." and notices == [notice]
     assert sorted(p.name for p in root.iterdir()) == sorted([resumed_later, *kept])
     newest = "20250101-120000-aa08"  # the chosen run is gone: the newest run left that alice sees, bob's shared one
     assert dropdown.value == newest and status.startswith(f"{notice}  \n**{newest}** · stopped")
     assert resumed_later in table["run"].tolist() and "20250101-120000-aa09" not in table["run"].tolist()
-    hidden, confirm, keep, counted = distill_tab.ask_to_delete_unstarted(space, "alice")  # none left: said so
+    hidden, confirm, keep, counted = distill_actions.ask_to_delete_unstarted(space, "alice")  # none left: said so
     assert (hidden.visible, confirm.visible, keep.visible, counted) == (True, False, False, None)
     assert notices[-1] == "None of your runs was stopped before its first step: there is nothing to delete."
     with pytest.raises(ValueError, match="None of your runs is stopped before its first step now"):
-        distill_tab.delete_unstarted(space, None, "alice")
-    assert distill_tab.ask_to_delete_unstarted(space, "bob")[1].value == \
+        distill_actions.delete_unstarted(space, None, "alice")
+    assert distill_actions.ask_to_delete_unstarted(space, "bob")[1].value == \
         "Delete 2 runs stopped before their first step for good"
 
 
@@ -370,7 +389,7 @@ def start_with(ctx, monkeypatch, **form) -> tuple[str, str, dict]:
     notices = []
     monkeypatch.setattr(gr, "Info", notices.append)
     form = dict(teacher="bundled-teacher", **form)
-    _, dropdown, _ = distill_tab.start_run_from_form(ctx, None, **form)
+    _, dropdown, _ = distill_start.start_run_from_form(ctx, None, **form)
     written_line, _ = start_note(ctx)
     request = json.loads(RunPaths(ctx.launcher.root / dropdown.value).request.read_text())
     return notices[0], written_line(dropdown.value, **form), request
@@ -407,8 +426,8 @@ def test_the_reduced_students_empty_boxes_are_named_too(ctx, monkeypatch):
     reduced = dict(FILLED, reduced_vocab=True, align="reduce")
     _, line, request = start_with(ctx, monkeypatch, **reduced, student_vocab_size=None, student_hidden=width)
     assert line.endswith(f"Boxes left empty took their defaults: Student vocabulary size "
-                         f"{distill_tab.STUDENT_VOCAB_DEFAULT}.")
-    assert request["student_vocab_size"] == distill_tab.STUDENT_VOCAB_DEFAULT
+                         f"{distill_settings.STUDENT_VOCAB_DEFAULT}.")
+    assert request["student_vocab_size"] == distill_settings.STUDENT_VOCAB_DEFAULT
     _, line, request = start_with(ctx, monkeypatch, **reduced, student_vocab_size=3000, student_hidden=" ")
     assert line.endswith("Boxes left empty took their defaults: Student width: the teacher's.")
     assert request["student_hidden"] is None
@@ -461,20 +480,20 @@ def test_one_refusal_is_one_notice_whichever_buttons_repeat_it(ctx, monkeypatch)
     from gradio.context import LocalContext
     presses = no_run_presses(ctx, monkeypatch)
     clock = [1000.0]
-    monkeypatch.setattr(distill_tab.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(context.time, "monotonic", lambda: clock[0])
     page = LocalContext.request.set(SimpleNamespace(session_hash="page-1"))
     try:
         said = {name: refusal(press) for name, press in presses}
-        assert {sentence for sentence, _ in said.values()} == {distill_tab.NO_RUN_CHOSEN}
+        assert {sentence for sentence, _ in said.values()} == {distill_runs.NO_RUN_CHOSEN}
         assert [name for name, (_, notice) in said.items() if notice] == ["Stop"]  # the first press only
         LocalContext.request.set(SimpleNamespace(session_hash="page-2"))
-        assert refusal(presses[2][1]) == (distill_tab.NO_RUN_CHOSEN, True)
+        assert refusal(presses[2][1]) == (distill_runs.NO_RUN_CHOSEN, True)
         LocalContext.request.set(SimpleNamespace(session_hash="page-1"))
-        clock[0] += distill_tab.NOTICE_S - 1
+        clock[0] += context.NOTICE_S - 1
         assert refusal(presses[2][1])[1] is False  # still in view
         clock[0] += 1
         assert refusal(presses[2][1])[1] is True  # gone: said again
-        assert refusal(lambda: distill_tab.handler(distill_tab.share_run, ctx)("x/y", None, True))[1] is True
+        assert refusal(lambda: distill_tab.handler(distill_actions.share_run, ctx)("x/y", None, True))[1] is True
     finally:
         LocalContext.request.reset(page)
     assert all(refusal(press)[1] for _, press in presses[:3])  # outside a page (a script calling them) every time
@@ -504,7 +523,7 @@ def test_each_download_has_its_own_box_and_its_refusal_stays_in_a_line(ctx):
         assert failed.outputs == [line, box] and succeeded.outputs == [line]
         with pytest.raises(gr.Error):
             fetch.fn(None, None)
-        assert failed.fn(None, None) == (f"**{button} failed:** {markdown_text(distill_tab.NO_RUN_CHOSEN)}", None)
+        assert failed.fn(None, None) == (f"**{button} failed:** {markdown_text(distill_runs.NO_RUN_CHOSEN)}", None)
         assert succeeded.fn() == ""
     metrics = next(d for d in demo.fns.values() if d.api_name == "run_metrics_csv")
     assert metrics.fn(run_id, None).endswith(f"{run_id}-metrics.csv")
@@ -516,8 +535,27 @@ def test_each_download_has_its_own_box_and_its_refusal_stays_in_a_line(ctx):
     said, file = failed.fn(run_id, None)  # the metrics' box keeps its file: only the student's is emptied
     assert said.startswith("**Download student (zip) failed:** Run '") and file is None
     chosen = by_id["distill-run-shown"]
-    another = [d for d in demo.fns.values() if (chosen._id, "change") in d.targets and d.outputs == [line]]
-    assert [d.fn() for d in another] == [""]  # the line was about the run chosen before
+    another = [d for d in demo.fns.values() if (chosen._id, "change") in d.targets and line in d.outputs]
+    assert [d.fn()[0] for d in another] == [""]  # the line was about the run chosen before
+
+
+@pytest.mark.parametrize("token", ["", "hf_not_a_real_token"])
+def test_choosing_another_run_takes_the_earlier_runs_lines_and_files_away(ctx, monkeypatch, token):
+    """An "Export failed: ..." line, a file exported or downloaded, and what Publish said stayed under their buttons
+    after another run was chosen, as if they were that run's."""
+    import gradio as gr
+    monkeypatch.setenv("HF_TOKEN", token)  # the Publish controls are there only with a token
+    with gr.Blocks() as demo:
+        distill_tab.build(ctx)
+    by_id = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    earlier = ["distill-downloaded", "distill-metrics-file", "distill-student-file", "distill-exported",
+               "distill-export-file"] + (["distill-published"] if token else [])
+    chosen = by_id["distill-run-shown"]
+    [taken] = [d for d in demo.fns.values() if (chosen._id, "change") in d.targets
+               and by_id["distill-exported"] in d.outputs]
+    assert taken.outputs == [by_id[name] for name in earlier]
+    assert taken.fn() == tuple(None if name.endswith("-file") else "" for name in earlier)  # empty and labelled
+    assert all(by_id[name].visible for name in earlier if name.endswith("-file"))
 
 
 # -- a page opened on a run in training
@@ -532,8 +570,8 @@ def test_a_page_opened_later_is_not_told_started(ctx):
 
     def line(message: str) -> str:
         write_status(paths.root, message=message)
-        opened = distill_tab.open_run(ctx, None)[0].value  # a fresh page opens on the run in training
-        return distill_tab.show_run(ctx, opened, None)[2]
+        opened = distill_status.open_run(ctx, None)[0].value  # a fresh page opens on the run in training
+        return distill_status.show_run(ctx, opened, None)[2]
 
     assert line("Started.") == f"**{run_id}** · running · step 7 of 10"
     note = "Checkpoint step-000020.pt cannot be read (it is damaged); the run goes on from step 10."

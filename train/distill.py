@@ -6,7 +6,8 @@ step's batches; gradients are averaged by Accelerate (DDP), or, with --fsdp, the
 
 A new run keeps its untrained student (init/) and evaluates it before step 1 (the metrics row of step 0), so the
 curves start where the student started; at each evaluation it also records the student's top guesses on a few
-probe sentences (guesses.jsonl).
+probe sentences (guesses.jsonl). Until its first step its status says what it is doing (`phase`: loading,
+preparing, evaluating; core.runs.store.PHASES), so that a page can tell a run that is starting from one that hangs.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ from core.runs.store import (
     remove_stale_temp_files,
     stop_requested,
     truncate_metrics,
+    write_phase,
     write_status,
 )
 from core.saving import save_model, save_tokenizer
@@ -339,6 +341,8 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
         evaluate_start(run_dir, recipe, (student, teacher), accelerator, clock, guesses, evaluating)
     last_saved = step
     window.started = time.perf_counter()  # the first row's speed is the steps', not the setup's or step 0's evaluation
+    if is_main:  # from here the progress bar and the metrics say what the run does
+        write_phase(run_dir, None)
     progress = tqdm(total=cfg.max_steps, initial=step, disable=not is_main, desc="distilling", unit="step",
                     mininterval=0.5 if sys.stderr.isatty() else 5.0)
     trace = []
@@ -428,7 +432,7 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
             # takes final/ first (core.runs.model_source); the checkpoint of that step, just restored, stays
             shutil.rmtree(RunPaths(run_dir).final)
         write_status(run_dir, state="running", pid=os.getpid(), step=step, max_steps=cfg.max_steps,
-                     message=message)
+                     message=message, phase="preparing")
     return step, window, clock
 
 
@@ -497,6 +501,8 @@ def evaluate_start(run_dir: Path, recipe, models: tuple, accelerator: Accelerato
     student, teacher = models
     is_main = accelerator.is_main_process
     written = broadcast_object_list([is_main and any(r.get("step") == 0 for r in read_metrics(run_dir))])[0]
+    if is_main and not written:
+        write_phase(run_dir, "evaluating")
     if evaluating and not written:
         trained = recipe.hf_student(accelerator.unwrap_model(student))
         with root_gathered(accelerator.unwrap_model(student)):
@@ -612,6 +618,7 @@ def run(flags: argparse.Namespace) -> int:
         accelerator = make_accelerator(cfg, run_dir)
         if accelerator.is_main_process:
             remove_stale_temp_files(run_dir)  # what a process killed while writing left behind
+            write_phase(run_dir, "loading")
         set_seed(cfg.seed)
         setup = prepare(cfg, run_dir, resume, verbose=accelerator.is_main_process, world=accelerator.num_processes)
         check_memory(cfg, setup, accelerator, resume)
@@ -624,6 +631,7 @@ def run(flags: argparse.Namespace) -> int:
         else:  # a resume may extend the run (--max-steps); the directory keeps describing it truly
             atomic_write_text(RunPaths(run_dir).config, json.dumps(cfg.to_dict(), indent=1, ensure_ascii=False))
         print(f"run directory: {run_dir}", file=sys.stderr)
+        write_phase(run_dir, "preparing")
     accelerator.wait_for_everyone()
     try:
         return train(cfg, run_dir, setup, accelerator, resume)
@@ -660,6 +668,6 @@ def check_memory(cfg: DistillConfig, setup: DistillSetup, accelerator: Accelerat
 
 def _fail(run_dir: Path, accelerator, message: str) -> None:
     if accelerator.is_main_process:
-        write_status(run_dir, state="failed", message=message)
+        write_status(run_dir, state="failed", message=message, phase=None)
     print(f"error: {message}", file=sys.stderr)
 

@@ -217,7 +217,8 @@ class RunLauncher:
                                          start_new_session=True, preexec_fn=_die_with_parent)
             self._children[run_id] = child
             self._stopping.discard(run_id)
-            return dict(state="running", pid=child.pid, stop_requested=False, message="Starting ...")
+            # the process begins by loading (train.distill then writes each phase it enters)
+            return dict(state="running", pid=child.pid, stop_requested=False, message="Starting ...", phase="loading")
 
         return update_status(paths.root, start) is not None
 
@@ -243,10 +244,10 @@ class RunLauncher:
         asked = asked_to_stop or status.get("stop_requested") is True
         if asked or code <= 0:
             write_status(paths.root, state="stopped", step=checkpoint_step(paths.root),
-                         message=stopped_message(paths.root, asked=asked))
+                         message=stopped_message(paths.root, asked=asked), phase=None)
         else:
             reason = console_error(paths.root) or f"The process ended with exit code {code}."
-            write_status(paths.root, state="failed", message=reason)
+            write_status(paths.root, state="failed", message=reason, phase=None)
 
     # -- actions
     def submit(self, cfg: DistillConfig, owner: str | None = None, public: bool = False,

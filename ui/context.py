@@ -1,5 +1,6 @@
 """What every tab shares: the model cache, the default pair, the offline notice, the rules for model names, the
-checks every handler makes of its inputs, and the limits a shared app keeps."""
+checks every handler makes of its inputs, uploads named as the person gave them, the limits a shared app keeps, and
+the lines and notices that say why an action was refused (one notice of a sentence at a time)."""
 from __future__ import annotations
 
 import html
@@ -528,6 +529,45 @@ class CheckedFile(gr.File, metaclass=_NoStub):
             return upload.path
 
 
+class Upload(str):
+    """An uploaded file's path on this server, with the name the person gave the file (`given`). Gradio stores an
+    upload under a name of its own making: 'nul.txt' as '_nul.txt', characters some file systems refuse dropped."""
+    given: str
+
+    def __new__(cls, path: str, given: str = ""):
+        upload = super().__new__(cls, path)
+        upload.given = given
+        return upload
+
+
+class SentenceFile(CheckedFile):
+    """An upload box of sentences (the Embeddings tab's sentences, the Distill tab's corpus): a CheckedFile whose
+    value is an Upload, so messages name the file as the person gave it (given_name; the page sends the file's own
+    name as the upload's orig_name, gradio_client its safe form)."""
+
+    def get_block_name(self) -> str:  # drawn as a gr.File, as CheckedFile is
+        return "file"
+
+    def get_block_class(self) -> str:
+        return "file"
+
+    def preprocess(self, payload):
+        path = super().preprocess(payload)
+        upload = payload[0] if isinstance(payload, ListFiles) else payload
+        given = getattr(upload, "orig_name", None)
+        return Upload(path, given) if isinstance(path, str) and isinstance(given, str) else path
+
+
+def given_name(upload) -> str:
+    """The name the person gave an upload, when it can name the stored file: one plain file name (no folder, no
+    NUL, at most 255 bytes) with the stored file's suffix; else the stored file's own name."""
+    path = Path(upload)
+    given = getattr(upload, "given", "") or ""
+    plain = (given not in ("", ".", "..") and "/" not in given and "\\" not in given and "\0" not in given
+             and len(given.encode("utf-8", "surrogateescape")) <= 255)
+    return given if plain and Path(given).suffix.lower() == path.suffix.lower() else path.name
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Sessions: who is asking, and how many of their requests wait or run
 
@@ -717,3 +757,48 @@ def failure_line(what: str, message: str) -> str:
     """The visible status line after a failed action: what failed and why (the message shown as written, never as
     HTML or Markdown); empty when there is no message."""
     return f"**{what} failed:** {markdown_text(message)}" if message else ""
+
+
+NOTICE_S = 10.0  # how long the page shows an error's notice: gr.Error's own duration
+
+
+@dataclass
+class Notices:
+    """The refusals each session was shown as a notice, and when. The page lists notices of one kind together, so a
+    sentence refused again while its notice still shows (Delete pressed after a download, with no run chosen) read
+    "Error (2)" and the same sentence twice: such a repeat is sent without a notice (gr.Error's visible=False). API
+    callers still receive it, and the lines under the buttons still say it."""
+
+    limit: int = 256
+    _shown: OrderedDict = field(default_factory=OrderedDict)  # (session, sentence) -> time.monotonic() when shown
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def first(self, message: str) -> bool:
+        """Whether `message` is to be shown to the session handled now: not when its notice still shows there."""
+        session = session_id()
+        if session is None:
+            return True
+        key, now = (session, message), time.monotonic()
+        with self._lock:
+            shown = self._shown.pop(key, None)
+            if shown is not None and now - shown < NOTICE_S:
+                self._shown[key] = shown  # the notice on the page is still that one's
+                return False
+            self._shown[key] = now
+            while len(self._shown) > self.limit:
+                self._shown.popitem(last=False)
+        return True
+
+    def once(self, fn):
+        """fn, its refusals (ValueError, gr.Error) raised as gr.Error with a notice only when first (see first). The
+        signature stays fn's, so the API keeps its parameter names."""
+        import functools
+
+        @functools.wraps(fn)
+        def said_once(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ValueError as error:  # gr.Error too
+                message = error_message(error)
+                raise gr.Error(page_text(message), visible=self.first(message), print_exception=False) from None
+        return said_once

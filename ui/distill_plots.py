@@ -94,34 +94,40 @@ def eval_figure(records: list[dict], run_chosen: bool = True) -> go.Figure:
     return fig
 
 
-# What a run's process prints to its console (train.distill), in order: the launcher's command line at each start,
-# "run directory: ..." once the teacher is loaded and the corpus read and tokenised, then its progress bar
-# ("distilling:  18%|█▊   | 7/40 [01:34<07:02, 12.80s/step]"), whose step runs ahead of the status's, which is
-# written only with each metrics row.
-STEP_BAR = re.compile(r"\|\s*(\d+)/\d+\s*\[")
+# What a starting run's process is doing, as its status's `phase` says (train.distill writes it; core.runs.PHASES),
+# in the words of the progress line. A run started by an older version writes no phase: its line names none.
 LOADING = "loading the teacher, then reading and tokenising the corpus"
 EVALUATING_START = "evaluating the untrained student on held-out lines (step 0)"
 PREPARING = "preparing its first step"
+PHASE_WORDS = {"loading": LOADING, "evaluating": EVALUATING_START, "preparing": PREPARING}
+# The progress bar a run's process prints to its console ("distilling:  18%|█▊   | 7/40 [01:34<07:02, 12.80s/step]"),
+# whose step runs ahead of the status's, which is written only with each metrics row.
+STEP_BAR = re.compile(r"\|\s*(\d+)/\d+\s*\[")
 
 
-def run_phase(info: dict, records: list[dict], console: str) -> tuple[str, int | None]:
-    """What a running run's process is doing while its status has nothing newer to say, read from its console
-    (core.runs.read_console's text) and metrics, as (phase, step): before its progress bar appears the phase is
-    LOADING, then EVALUATING_START (a new run) or PREPARING, and the step None; then no phase and the bar's newest
-    step. ("", None) for a run not running, asked to stop, or without console output (started at a terminal)."""
-    if info.get("state") != "running" or info.get("message") in (STOPPING, ALREADY_STOPPING) or not console.strip():
-        return "", None
+def still_running(info: dict) -> bool:
+    """Whether a run_info() row is of a run whose process runs and has not been asked to stop."""
+    return info.get("state") == "running" and info.get("message") not in (STOPPING, ALREADY_STOPPING)
+
+
+def run_phase(info: dict) -> str:
+    """What a running run's process is doing before its first step, from its status's `phase` (a run_info() row's):
+    LOADING, PREPARING or EVALUATING_START; "" once its steps have begun, for a run not running or asked to stop, and
+    for a run whose status has no phase (started by an older version)."""
+    return PHASE_WORDS.get(info.get("phase"), "") if still_running(info) else ""
+
+
+def bar_step(info: dict, console: str) -> int | None:
+    """The step the progress bar of a running run's process has reached (core.runs.read_console's text), which runs
+    ahead of the status's; None before the bar appears, for a run not running or asked to stop, and without console
+    output (a run started at a terminal). Only this process's lines count: an earlier process's bar is not its own."""
+    if not still_running(info):
+        return None
     lines = console.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("$ ")]
     lines = lines[starts[-1] + 1:] if starts else lines  # this process's lines, not an earlier one's
     steps = [int(found[1]) for line in lines if (found := STEP_BAR.search(line))]
-    if steps:
-        return "", steps[-1]
-    if not any(line.startswith("run directory: ") for line in lines):
-        return LOADING, None
-    if not (info.get("step") or any(r.get("step") == 0 for r in records)):
-        return EVALUATING_START, None
-    return PREPARING, None
+    return steps[-1] if steps else None
 
 
 # What a run's process writes as it begins (train.distill): a page opened later read it as its own doing, and the
@@ -138,13 +144,14 @@ def run_message(message: str) -> str:
 
 
 def progress_line(info: dict, records: list[dict], queue_position: int = 0, console: str = "") -> str:
-    """State, step of steps, what a run starting is doing (run_phase, from its `console` output), speed and time
-    left on one line; the run's last message below it (run_message), then the note on metrics lines that were skipped
-    as unreadable (core.runs.Records.note), if any. The step is the progress bar's while it runs ahead of the status.
-    Speed and time left come from the newest trained row (step 0's evaluation has none) and are left out before it."""
+    """State, step of steps, what a run starting is doing (run_phase, from its status), speed and time left on one
+    line; the run's last message below it (run_message), then the note on metrics lines that were skipped as
+    unreadable (core.runs.Records.note), if any. The step is the progress bar's (bar_step, from the run's `console`
+    output) while it runs ahead of the status. Speed and time left come from the newest trained row (step 0's
+    evaluation has none) and are left out before it."""
     state, step, total = info.get("state", "unknown"), info.get("step") or 0, info.get("max_steps") or 0
-    phase, bar_step = run_phase(info, records, console)
-    step = max(step, bar_step or 0)
+    phase = run_phase(info)
+    step = max(step, bar_step(info, console) or 0)
     line = f"**{info.get('id', '')}** · {state} · step {step} of {total}"
     if phase:
         line += f" · {phase} …"

@@ -3,7 +3,8 @@
 runs/<run id>/
   request.json       the configuration asked for, written when the run is put in line
   config.json        the full configuration, written by the run when it starts
-  status.json        state (queued, running, finished, stopped, failed), pid, message, last step
+  status.json        state (queued, running, finished, stopped, failed), pid, message, last step; while a run
+                     starts, its phase (loading, preparing, evaluating; null once its steps begin)
   metrics.jsonl      one JSON object a logged step; step 0 holds the held-out figures of the untrained student
   guesses.jsonl      the probe sentences' top guesses at each evaluation (see core.runs.guesses)
   student/           the student's config and tokenizer, written at the start
@@ -38,6 +39,7 @@ from core.runs.checkpoints import (
 )
 from core.runs.store import (
     ACTIVE_STATES,
+    PHASES,
     RUN_ID_PATTERN,
     DamagedRunFile,
     Records,
@@ -69,16 +71,17 @@ from core.runs.store import (
     truncate_metrics,
     update_status,
     without_server_paths,
+    write_phase,
     write_request,
     write_status,
 )
 
-__all__ = ["ACTIVE_STATES", "MODEL_KEYS", "RESUME_KEYS", "RUN_ID_PATTERN", "DamagedRunFile", "DiskFullError",
+__all__ = ["ACTIVE_STATES", "MODEL_KEYS", "PHASES", "RESUME_KEYS", "RUN_ID_PATTERN", "DamagedRunFile", "DiskFullError",
            "ReadableCheckpoint", "Records", "RunModel", "RunPaths", "Unreadable", "atomic_write", "atomic_write_text",
            "checkpoint_paths", "checkpoint_problem", "checkpoint_step", "checkpoint_to_resume", "console_error",
            "delete_run", "has_init", "has_model", "json_object", "latest_checkpoint", "list_runs", "load_checkpoint",
            "model_source", "new_run_id", "newest_readable_checkpoint", "pid_alive", "read_config", "read_console",
            "read_json", "read_metrics", "read_status", "remove_stale_temp_files", "rng_state", "run_dir_of",
            "run_info", "run_model", "run_model_dir", "run_version", "save_checkpoint", "set_rng_state",
-           "stop_requested", "stopped_message", "truncate_metrics", "update_status", "without_server_paths", "write_request",
-           "write_status"]
+           "stop_requested", "stopped_message", "truncate_metrics", "update_status", "without_server_paths",
+           "write_phase", "write_request", "write_status"]

@@ -186,6 +186,10 @@ def _text_or_none(value) -> bool:
 
 # The fields a reader of status.json relies on: name -> (check, what it must be). Other fields are left alone.
 STATES = ("queued", "running", "finished", "stopped", "failed")
+# What a running run's process does before its first step (its `phase`, None once its steps begin): loading the
+# teacher and reading the corpus, preparing the models (placed, restored from a checkpoint), evaluating the
+# untrained student (step 0's metrics row).
+PHASES = ("loading", "preparing", "evaluating")
 STATUS_FIELDS = {
     "state": (lambda v: v in STATES, "one of " + ", ".join(STATES)),
     "pid": (lambda v: v is None or _whole(v, 2), "a process id"),
@@ -203,6 +207,7 @@ STATUS_FIELDS = {
     "disk_needed": (_whole, "a number of bytes"),
     "session": (_text_or_none, "a text"),
     "estimated_s": (lambda v: v is None or _number(v), "a number of seconds"),
+    "phase": (lambda v: v is None or v in PHASES, "null or one of " + ", ".join(PHASES)),
 }
 # The fields of config.json and request.json that listings and the launcher read.
 CONFIG_FIELDS = {
@@ -297,6 +302,16 @@ def update_status(run_dir: Path, change) -> dict | None:
         status.update(fields, updated=time.time())
         atomic_write_text(path, json.dumps(status, ensure_ascii=False, indent=1))
     return status
+
+
+def write_phase(run_dir: Path, phase: str | None) -> None:
+    """Record what the run's process does while it starts (one of PHASES), or None once its steps begin, in
+    status.json (write_status). A run with no status.json yet (a command-line run still loading) gets none: the file
+    would make a folder that a refused run leaves behind look like a run. ValueError for a phase not in PHASES."""
+    if phase is not None and phase not in PHASES:
+        raise ValueError(f"A run's phase is one of {', '.join(PHASES)}, or None; got {phase!r}.")
+    if RunPaths(run_dir).status.is_file():
+        write_status(run_dir, phase=phase)
 
 
 def read_status(run_dir: Path) -> dict:
@@ -546,6 +561,7 @@ def run_info(run_dir: Path) -> dict:
         "owner": status.get("owner"),
         "session": status.get("session"),  # the app's connection that queued it (a browser tab, an API client)
         "public": bool(status.get("public", False)),
+        "phase": status.get("phase") if state == "running" else None,  # what a starting run does (PHASES)
     }
 
 
@@ -576,7 +592,7 @@ def unreadable_run_info(run_dir: Path, message: str) -> dict:
     return {"id": Path(run_dir).name, "state": "damaged", "message": message, "step": 0, "max_steps": None,
             "teacher": "", "student_layers": None, "student_vocab_size": None, "student_hidden": None, "align": None,
             "created": 0.0, "queued_at": 0.0, "checkpoint": None, "final": False, "init": False, "owner": None,
-            "public": False}
+            "public": False, "phase": None}
 
 
 @dataclass(frozen=True)

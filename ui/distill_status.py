@@ -1,0 +1,74 @@
+"""The chosen run as the Distill tab shows it, as a page opens and at each tick of its timer: the runs table, the
+run's progress line, curves and console, and whether Stop applies."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core.runs.store import ACTIVE_STATES, list_runs, read_console, read_metrics, run_dir_of
+from train.launcher import can_see
+from ui.context import AppContext, markdown_text
+from ui.distill_guesses import follow_guesses
+from ui.distill_plots import eval_figure, loss_figure, progress_line
+from ui.distill_runs import run_to_open, runs_table
+from ui.distill_settings import in_form_words
+
+NO_RUNS = "No runs yet: set up a run and press Start run."  # the status line when this owner can see no run
+
+
+def refusal_line(refused: str | None) -> str:
+    """The status line's first line while Start's last press was refused: its sentence, shown as written."""
+    return f"**Start run refused:** {markdown_text(refused)}  \n" if refused else ""
+
+
+def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None,
+             refused: str | None = None, choose: bool = False):
+    """The runs table, the run list, and the chosen run's progress line, curves, console and sharing. No run chosen,
+    or one no longer among those this owner can see (deleted): the list's choice is cleared, so that nothing keeps
+    asking for it, and the line is `notice` (what the last action did, such as "Deleted run ...") or says so, and
+    says there are no runs when this owner can see none. `refused`: the sentence Start was last refused with, put
+    first on the line (refusal_line); `choose`: the list is set to `run_id` (a run the handler chose, such as the
+    one shown after Delete)."""
+    infos = list_runs(ctx.launcher.root)  # read once: the table, the chosen run and the queue use it
+    table, ids = runs_table(ctx, owner, infos)
+    if not run_id or run_id not in ids:
+        # only a choice that is gone is cleared: a tick begun before Start must not undo the choice of the new run
+        dropdown = gr.Dropdown(choices=ids, value=None) if run_id or choose else gr.Dropdown(choices=ids)
+        if ids:
+            line = notice or "No run selected."
+        else:
+            line = f"{notice} {NO_RUNS}" if notice else NO_RUNS
+        return table, dropdown, refusal_line(refused) + line, loss_figure([], run_chosen=False), \
+            eval_figure([], run_chosen=False), "", False
+    run_dir = run_dir_of(run_id, ctx.launcher.root)
+    info, records = next(i for i in infos if i["id"] == run_id), read_metrics(run_dir)
+    if info.get("message"):  # the run's own words name flags; the page names the form's fields
+        info = {**info, "message": in_form_words(info["message"])}
+    console = read_console(run_dir)
+    line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos), console)
+    dropdown = gr.Dropdown(choices=ids, value=run_id) if choose else gr.Dropdown(choices=ids)
+    return (table, dropdown, refusal_line(refused) + line, loss_figure(records), eval_figure(records), console,
+            info["public"])
+
+
+def open_run(ctx: AppContext, owner: str | None):
+    """The run list as a page opens, on the run that matters to its visitor (run_to_open), and that run's guesses at
+    its newest evaluated step (follow_guesses' outputs). Choosing the run fills the progress line, the curves and the
+    console, as a person's choice does. The guesses come in the same update as the choice: a refresh of them begun
+    later then reads the slider on the run's newest step, never the empty slider of before, which it would take for
+    a step the person moved back to."""
+    infos = list_runs(ctx.launcher.root)
+    _, ids = runs_table(ctx, owner, infos)
+    run_id = run_to_open(ctx, owner, infos)
+    return gr.Dropdown(choices=ids, value=run_id), *follow_guesses(ctx, run_id, owner)
+
+
+def stop_button(ctx: AppContext, run_id: str | None, owner: str | None) -> gr.Button:
+    """Stop is active only while the chosen run is queued or running."""
+    infos = [i for i in list_runs(ctx.launcher.root) if i["id"] == run_id and can_see(i, owner, ctx.launcher.shared)]
+    return gr.Button(interactive=bool(infos) and infos[0]["state"] in ACTIVE_STATES)
+
+
+def watch(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None,
+          refused: str | None = None):
+    """The timer's refresh: show_run's outputs and the Stop button's state."""
+    return *show_run(ctx, run_id, owner, notice, refused), stop_button(ctx, run_id, owner)
