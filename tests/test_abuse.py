@@ -169,7 +169,7 @@ def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tin
         (embed_tab.draw_maps, dict(layer_1=1e9), f"The layer of model 1 must be from -5 to 4 for "
                                                  f"{ctx.default_teacher}: 0 is its embeddings and 4 its last layer; "
                                                  "negative layers count from the last, as in Python (-1 is layer 4, "
-                                                 "-5 is layer 0). Got 1000000000."),
+                                                 "-5 is layer 0). Got 1,000,000,000."),
         (embed_tab.draw_maps, dict(pooling=None), "Sentence vector must be one of mean, CLS; got nothing."),
         (embed_tab.draw_maps, dict(method=None), "Map must be one of PCA, UMAP; got nothing."),
         (embed_tab.draw_maps, dict(dims=None), "Dimensions must be one of 2D, 3D; got nothing."),
@@ -196,7 +196,7 @@ def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tin
     (dict(seq_len="x"), "Sequence length must be a whole number from 1 to 4,096; got 'x'."),
     (dict(seq_len=None), "Sequence length must be a whole number from 1 to 4,096; got nothing."),
     (dict(modes=None), f"Modes must be one or more of {', '.join(bench_plan.MODES)}; got nothing."),
-    (dict(runs=1_000_000), "Timed runs must be a whole number from 0 to 50; got 1000000."),
+    (dict(runs=1_000_000), "Timed runs must be a whole number from 0 to 50; got 1,000,000."),
     (dict(runs="ten"), "Timed runs must be a whole number from 0 to 50; got 'ten'."),
     (dict(batch_sizes="300"), "Batch size must be at most 256 here, not 300."),
     (dict(batch_sizes=None), "Batch sizes must be whole numbers separated by commas, such as 1,16; got nothing."),

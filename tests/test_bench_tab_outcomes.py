@@ -76,7 +76,7 @@ def test_a_refusal_before_the_run_is_kept_for_the_progress_line_too(runs_dir):
 @pytest.mark.parametrize("change, said", [
     (dict(batch_sizes="0"), "Batch size must be at least 1, not 0."),
     (dict(batch_sizes="abc"), "Batch sizes must be whole numbers separated by commas, such as 1,16; got 'abc'."),
-    (dict(seq_len=100000), "Sequence length must be a whole number from 1 to 4,096; got 100000."),
+    (dict(seq_len=100000), "Sequence length must be a whole number from 1 to 4,096; got 100,000."),
     (dict(models=[]), "Choose at least one model to benchmark."),
 ])
 def test_a_refusal_the_estimate_line_shows_is_not_said_again_on_the_progress_line(runs_dir, change, said):
@@ -518,3 +518,47 @@ def test_the_page_shows_fewer_columns_and_the_downloads_keep_every_field(tiny_te
             client.predict(models, "cpu", "abc", 16, ["reference"], 1, False, api_name="/run_benchmark")
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize("change, said", [
+    (dict(seq_len=10**9), "Sequence length must be a whole number from 1 to 4,096; got 1,000,000,000."),
+    (dict(seq_len=1e9), "Sequence length must be a whole number from 1 to 4,096; got 1,000,000,000."),
+    (dict(runs=10**9), "Timed runs must be a whole number from 0 to 50; got 1,000,000,000."),
+    (dict(batch_sizes=[1, 10**9]), "Each batch size must be a whole number from 1 to 256; got 1,000,000,000."),
+    (dict(batch_sizes="1000000000"), "Batch size must be at most 256 here, not 1,000,000,000."),
+])
+def test_a_number_out_of_range_is_echoed_as_a_person_reads_it(runs_dir, change, said):
+    """1e9 typed in a number box reaches the app as 1000000000, and the refusal echoed it so."""
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    assert bench_tab.estimate_benchmark(AppContext("bundled-teacher", "bundled-student"),
+                                        **{**INPUTS, **change}) == f"**Cannot run as set:** {said}"
+
+
+def shown_text(markdown: str) -> tuple[str, str]:
+    """(HTML, the text a person reads) of a Markdown line as a page renders it (CommonMark, HTML allowed)."""
+    import html
+    import re
+
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark", {"html": True}).render(markdown)
+    return rendered, html.unescape(re.sub(r"<[^>]+>", "", rendered))
+
+
+@pytest.mark.parametrize("name", ["my_model_*x*", "<b>bold</b>", "[link](http://x)", "a__b__c"])
+def test_a_model_name_on_the_estimate_and_progress_lines_reads_as_typed(runs_dir, name):
+    """The estimate line is Markdown: a model named my_model_*x* read as 'mymodelx' in italics, <b>bold</b> as bold."""
+    import time
+
+    from ui import bench_tab
+    from ui.context import AppContext
+
+    ctx = AppContext("bundled-teacher", "bundled-student")
+    line = bench_tab.estimate_benchmark(ctx, **{**INPUTS, "models": [name]})
+    rendered, text = shown_text(line)
+    assert f"'{name}'" in text and text.startswith("Cannot run as set: ")
+    assert "<em>" not in rendered and "<b>" not in rendered and "<a " not in rendered
+    rendered, text = shown_text(bench_tab.progress_text(0.5, f"Loading {name} ...", time.perf_counter(), 60.0))
+    assert f"· Loading {name} ... ·" in text
+    assert "<em>" not in rendered and "<b>" not in rendered and "<a " not in rendered

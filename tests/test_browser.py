@@ -510,7 +510,7 @@ def test_a_refused_start_stays_on_the_status_line_after_its_toast(page):
     set_number(page, "distill-batch-size", 1_000_000)
     try:
         page.locator("#distill-start").click()
-        said = r"Start run refused: Batch size must be a whole number from 1 to 100,000; got 1000000"
+        said = r"Start run refused: Batch size must be a whole number from 1 to 100,000; got 1,000,000"
         text_of(page.locator("#run-status"), said, "the status line after a refused Start", timeout=30)
         page.wait_for_timeout(12_000)  # past the toast's 10 s: five ticks of the timer
         text_of(page.locator("#run-status"), said, "the status line once the toast has gone", timeout=1)
@@ -619,7 +619,7 @@ def test_neighbours_of_a_sentence_not_in_the_set_says_so_and_keeps_the_maps(page
     chosen.fill("99")
     chosen.press("Enter")
     page.locator("#embed-neighbours-run").click()
-    expect(page.locator("#embed-status")).to_contain_text(
+    expect(page.locator("#embed-neighbours-status")).to_contain_text(
         "Neighbours failed: There is no sentence 99; the set has sentences 0 to 7.", timeout=60_000)
     expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 8 sentences")
     screenshot(page, "embeddings-neighbours-refused")
@@ -951,7 +951,7 @@ def test_embeddings_use_numbers_as_typed_or_refuse_them_and_name_uploads_as_give
     assert k.input_value() == "0", f"the neighbours count 0 was changed to {k.input_value()} on the page"
     page.locator("#embed-chosen input").click()
     page.get_by_role("option", name="3. Я люблю читать книги.").click()  # picking it asks for its neighbours
-    expect(page.locator("#embed-status")).to_contain_text(
+    expect(page.locator("#embed-neighbours-status")).to_contain_text(
         "Neighbours failed: Neighbours must be a whole number from 1 to 20; got 0.", timeout=120_000)
     expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 8 sentences")  # refused before it ran: the maps stay
     expect(page.locator("#embed-map")).not_to_contain_text("Error")
@@ -1161,7 +1161,7 @@ def bench_refusal_shown(page, sentence: str) -> tuple[int, int]:
 @pytest.mark.parametrize("models, batch_sizes, seq_len, said", [
     (["bundled-student"], "0", 32, "Batch size must be at least 1, not 0."),
     (["bundled-student"], "abc", 32, "Batch sizes must be whole numbers separated by commas, such as 1,16; got 'abc'."),
-    (["bundled-student"], "1", 100000, "Sequence length must be a whole number from 1 to 4,096; got 100000."),
+    (["bundled-student"], "1", 100000, "Sequence length must be a whole number from 1 to 4,096; got 100,000."),
     ([], "1", 32, "Choose at least one model to benchmark."),
 ])
 def test_a_refused_benchmark_is_said_once_in_a_notice_and_once_on_the_page(page, models, batch_sizes, seq_len, said):
@@ -1356,3 +1356,100 @@ def test_the_distill_tab_before_any_run_and_a_run_opened_later(page, tmp_path):
     finally:
         fresh.close()
         app.kill()
+
+
+def test_distill_choosing_another_run_takes_the_earlier_runs_lines_and_files_away(page, tmp_path_factory):
+    """An "Export failed: ..." line, a refused download's line and a downloaded file stayed under their buttons after
+    another run was chosen, as if they were about that run."""
+    expect = sync_api().expect
+    runs = app_runs_folder(tmp_path_factory)
+    first = stopped_run(runs / "20000101-000500-ex01", 946_684_500)
+    (first / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 4.0}) + "\n", encoding="utf-8")
+    second = stopped_run(runs / "20000101-000501-ex02", 946_684_501)
+    try:
+        page.reload()  # the export's controls folded, as a page opens
+        choose_run(page, first.name)
+        page.get_by_text("Export for ONNX Runtime / OpenVINO").click()
+        downloaded, exported = page.locator("#distill-downloaded"), page.locator("#distill-exported")
+        page.locator("#distill-metrics-csv").click()
+        metrics = page.locator("#distill-metrics-file")
+        expect(metrics.locator(f"[download='{first.name}-metrics.csv']")).to_be_visible()
+        page.locator("#distill-student-zip").click()
+        expect(downloaded).to_contain_text(f"Download student (zip) failed: Run '{first.name}' was stopped before "
+                                           "saving its first checkpoint")
+        page.locator("#distill-export").click()
+        expect(exported).to_contain_text(f"Export failed: Run {first.name} is stopped, not finished")
+        page.locator("#distill-metrics-csv").scroll_into_view_if_needed()
+        screenshot(page, "distill-lines-of-the-run-chosen")
+        choose_run(page, second.name)
+        expect(exported).to_have_text("")
+        expect(downloaded).to_have_text("")
+        expect(metrics.locator("[download]")).to_have_count(0)
+        expect(metrics).to_contain_text("Metrics (CSV)")  # the box stays, empty and labelled
+        screenshot(page, "distill-another-run-chosen")
+    finally:
+        for run in (first, second):
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def just_under(line, controls, gap: float = 60) -> bool:
+    """Whether `line` starts within `gap` pixels under the bottom of `controls`: in view wherever they are."""
+    above, box = controls.bounding_box(), line.bounding_box()
+    return bool(above and box) and 0 <= box["y"] - (above["y"] + above["height"]) <= gap
+
+
+def test_neighbours_and_layer_similarity_say_a_refusal_under_their_buttons_and_copies_are_named(page):
+    """A refused neighbours count was told by a toast and the status line above the maps, out of view from the
+    Neighbours button once the toast faded; 1e9 came back as 1000000000; a sentence typed three times was listed as
+    its own nearest neighbour, and the note said nothing of its copies."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    page.get_by_label("Sentences, one a line").fill("\n".join(EMBED_EIGHT + [EMBED_EIGHT[3], EMBED_EIGHT[3]]))
+    page.locator("#embed-draw").click()
+    expect(page.locator("#embed-map")).to_contain_text("PCA 2D of 10 sentences", timeout=120_000)
+    expect(page.locator("#embed-note")).to_contain_text(
+        f"The set holds '{EMBED_EIGHT[3]}' 3 times (#3, #8 and #9): copies share one point on each map")
+    set_number(page, "embed-k", "1e9")
+    page.locator("#embed-chosen input").click()
+    page.get_by_role("option", name=f"8. {EMBED_EIGHT[3]}").click()  # picking it asks for its neighbours
+    under = page.locator("#embed-neighbours-status")
+    expect(under).to_have_text(
+        "Neighbours failed: Neighbours must be a whole number from 1 to 20; got 1,000,000,000.", timeout=120_000)
+    assert just_under(under, page.locator("#embed-chosen")), "the refusal is not under the neighbours' controls"
+    expect(page.locator("#embed-status")).not_to_contain_text("Neighbours failed")  # said once, where it is seen
+    screenshot(page, "embeddings-neighbours-count-refused-in-view")
+    set_number(page, "embed-k", 20)
+    page.locator("#embed-neighbours-run").click()
+    table = page.locator("#embed-neighbours")
+    expect(table).to_contain_text(f"{EMBED_EIGHT[0]} (#0,", timeout=120_000)
+    expect(under).to_have_text("")
+    expect(table).not_to_contain_text(EMBED_EIGHT[3])  # never its own neighbour, whichever copy
+    expect(page.locator("#embed-note")).to_contain_text("The set has 7 other sentences (copies counted once)")
+    page.get_by_label("Sentences, one a line").fill("\n".join(EMBED_EIGHT[:3]))
+    page.get_by_role("button", name="Layer similarity").click()
+    layers = page.locator("#embed-layers-status")
+    expect(layers).to_have_text("Layer similarity failed: Layer similarity needs at least 4 different sentences; "
+                                "there are 3: add 1 more.", timeout=120_000)
+    assert just_under(layers, page.locator("#embed-layers-run")), "the refusal is not under Layer similarity"
+
+
+def test_the_estimate_line_shows_a_model_name_as_typed_and_the_empty_summary_names_no_k(page):
+    """The estimate line is Markdown: a model named a_*b*_<i>c</i> showed as emphasis; the probe summary's empty
+    table said "top-5 overlap" whatever Top-k held."""
+    expect = sync_api().expect
+    page.reload()
+    open_tab(page, "Predictions")
+    set_number(page, "predict-top-k", 3)
+    summary = page.locator("#predict-summary-table")
+    expect(summary).to_contain_text("top-k overlap")
+    expect(summary).not_to_contain_text("top-5 overlap")
+    name = "a_*b*_<i>c</i>"
+    set_benchmark(page, [name], "1", 16, 1)
+    estimate = page.locator("#bench-estimate")
+    expect(estimate).to_contain_text(f"Cannot run as set: Unknown model '{name}'.", timeout=60_000)
+    expect(estimate.locator("em, i")).to_have_count(0)
+    set_number(page, "bench-seq-len", "1e9")
+    expect(estimate).to_contain_text("Sequence length must be a whole number from 1 to 4,096; got 1,000,000,000.")
+    screenshot(page, "benchmark-estimate-as-typed")

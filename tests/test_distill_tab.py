@@ -278,7 +278,7 @@ def test_the_publish_control_is_there_only_with_a_token(ctx, monkeypatch, token)
 @pytest.mark.parametrize("form, sentence", [
     ({"steps": "ten"}, "Steps must be a whole number from 1 to 10,000,000; got 'ten'."),
     ({"steps": float("inf")}, "Steps must be a whole number from 1 to 10,000,000; got inf."),
-    ({"batch_size": 1e9}, "Batch size must be a whole number from 1 to 100,000; got 1000000000.0."),
+    ({"batch_size": 1e9}, "Batch size must be a whole number from 1 to 100,000; got 1,000,000,000."),
     ({"temperature": "x"}, "The temperature must be a finite number; got 'x'."),
     ({"alpha_kl": float("nan")}, "The loss weight alpha_kl must be a finite number; got nan."),  # the run's words
     ({"student_layers": "abc"}, "Student layers must be a whole number from 1 to 4 (bundled-teacher has 4 layers); "

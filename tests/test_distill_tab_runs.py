@@ -226,12 +226,12 @@ def test_a_refused_start_stays_on_the_status_line_until_a_start_succeeds(ctx):
     with pytest.raises(gr.Error):
         start.fn(None, teacher="bundled-teacher", batch_size=1e9)
     sentence = failed.fn()
-    assert sentence == "Batch size must be a whole number from 1 to 100,000; got 1000000000.0."
+    assert sentence == "Batch size must be a whole number from 1 to 100,000; got 1,000,000,000."
     assert failed.fn() == ""  # taken once: a later failure of this session says its own sentence
     assert parts["status"] in redraw.outputs and failed.outputs == [redraw.inputs[3]]
     status = redraw.fn(None, None, "", sentence)[2]  # at once, then at each tick of the timer
     assert status == ("**Start run refused:** Batch size must be a whole number from 1 to 100,000; got "
-                      "1000000000.0.  \n" + distill_status.NO_RUNS)
+                      "1,000,000,000.  \n" + distill_status.NO_RUNS)
     owner, dropdown, _ = start.fn(None, teacher="bundled-teacher", steps=10)
     line = distill_status.watch(ctx, dropdown.value, owner, "", sentence)[2]  # each tick keeps it
     assert line.startswith("**Start run refused:** Batch size") and f"**{dropdown.value}** · queued" in line

@@ -233,6 +233,23 @@ def test_nearest_neighbours_by_cosine(tiny_student, sentences):
         embed.nearest(space, len(sentences))
 
 
+def test_nearest_counts_copies_of_a_text_once_and_never_as_its_own(tiny_student, sentences):
+    """Copies share one vector: without the texts, a sentence's own copies led its list at cosine 1.00."""
+    texts = list(sentences.sentences[:10]) + [sentences.sentences[3]] * 2 + [sentences.sentences[5]]  # 10, 11, 12
+    assert len(set(texts)) == 10
+    space = embed.embed_space(tiny_student, typed_set("\n".join(texts)))
+    unit = space.vectors / np.linalg.norm(space.vectors, axis=1, keepdims=True)
+    for chosen in (3, 11):
+        cosine = unit @ unit[chosen]
+        expected = sorted((i for i in range(10) if i != 3), key=lambda i: -cosine[i])  # each text's first number
+        found = embed.nearest(space, chosen, 20, texts)
+        assert [i for i, _ in found] == expected
+        assert [c for _, c in found] == pytest.approx(cosine[expected], abs=1e-6)
+    assert {i for i, _ in embed.nearest(space, 3, 2)} == {10, 11}  # without the texts: vectors alone
+    with pytest.raises(ValueError, match="13 sentences but 12 texts"):
+        embed.nearest(space, 0, 5, texts[:12])
+
+
 def test_cls_at_the_embedding_layer_has_nothing_to_map(tiny_student, sentences):
     space = embed.embed_space(tiny_student, sentences, layer=0, pooling="cls")  # [CLS] at position 0 in every sentence
     assert not embed.varies(space.vectors)

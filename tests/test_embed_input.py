@@ -631,3 +631,120 @@ def test_an_empty_layer_box_is_the_last_layer_and_its_hint_says_so(tiny_teacher_
     assert "(or empty) last" in embed_tab.LAYER_HINT and "an empty layer box is the last too" in embed_tab.INTRO
     for empty in (None, float("nan")):
         assert embed.resolve_layer(tiny_teacher, embed_tab._layer(empty, 1)) == embed.layer_count(tiny_teacher)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Copies of a sentence, and what a refusal echoes and where it stays
+
+
+def test_copies_are_named_in_the_note_and_never_listed_as_a_sentences_own_neighbours(ctx, names):
+    """Sentence 3 typed three times: its copies led its own list at cosine 1.00, and the note said nothing of them."""
+    from ui import embed_tab
+
+    lines = EIGHT + [EIGHT[3], EIGHT[3]]  # #3, #8 and #9 are one text
+    inputs = typed(lines, model_1=names[0], model_2=names[1])
+    note = embed_tab.draw_maps(ctx, **inputs)[2]
+    said = f"The set holds '{EIGHT[3]}' 3 times (#3, #8 and #9): copies share one point on each map"
+    assert said in note
+    sentences = typed_set("\n".join(lines))
+    spaces = [embed.embed_space(zoo.load(name), sentences) for name in names]
+    for chosen in ("3", "8"):  # the first copy, or a later one
+        _, rows, shown = embed_tab.find_neighbours(ctx, **inputs, highlight=chosen, neighbours=20)
+        for column, space in zip(list(rows.columns)[1:], spaces):
+            listed = [int(cell.split("(#")[1].split(",")[0]) for cell in rows[column]]
+            unit = space.vectors / np.linalg.norm(space.vectors, axis=1, keepdims=True)
+            cosine = unit @ unit[int(chosen)]
+            others = [i for i in range(8) if i != 3]  # one number a text: each text's first copy
+            assert listed == sorted(others, key=lambda i: -cosine[i])
+        _, beside, _, _ = embed_tab.show_beside(shown, "debiased")
+        assert said in beside
+        assert ("The set has 7 other sentences (copies counted once), so each list of neighbours has 7, not the 20 "
+                "asked for.") in beside
+    _, rows, _ = embed_tab.find_neighbours(ctx, **inputs, highlight="0", neighbours=20)
+    assert all(sum(f"(#{i}," in cell for cell in rows[rows.columns[1]]) == (i == 3) for i in (3, 8, 9))
+    note = embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]))[2]
+    assert "The set holds" not in note
+
+
+def test_a_note_names_a_few_copied_sentences_and_counts_the_rest():
+    from ui import embed_tab
+
+    lines = EIGHT + EIGHT[:6] + EIGHT[:1]
+    note = embed_tab.copies_note(typed_set("\n".join(lines)))
+    assert f"'{EIGHT[0]}' 3 times (#0, #8 and #14), '{EIGHT[1]}' twice (#1 and #9)" in note
+    assert note.count(" times (#") + note.count(" twice (#") == embed_tab.MAX_COPIED
+    assert f"and {6 - embed_tab.MAX_COPIED} more sentences given more than once:" in note
+    assert embed_tab.copies_note(typed_set("\n".join(["a_*b*", "a_*b*", "c", "d"]))).startswith(
+        " The set holds 'a\\_\\*b\\*' twice")  # Markdown: shown as typed
+
+
+@pytest.mark.parametrize("typed_k, read", [(10**9, "1,000,000,000"), (1e9, "1,000,000,000"), (-3000, "-3,000"),
+                                           (0, "0"), (2.5, "2.5"), (" 1e9 ", "' 1e9 '")])
+def test_a_refused_neighbours_count_is_echoed_as_a_person_reads_it(ctx, names, typed_k, read):
+    """1e9 typed in the neighbours box came back as 1000000000."""
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import error_message
+
+    said = f"Neighbours must be a whole number from 1 to 20; got {read}."
+    inputs = typed(EIGHT, model_1=names[0], model_2=names[1])
+    with pytest.raises(ValueError) as refused:
+        embed_tab.page_neighbours_check(*inputs.values(), "1", typed_k)
+    assert str(refused.value) == said
+    with pytest.raises(gr.Error) as refused:
+        embed_tab.find_neighbours(ctx, **inputs, highlight="1", neighbours=typed_k)
+    assert error_message(refused.value) == said
+
+
+def test_a_layer_a_model_lacks_is_echoed_as_a_person_reads_it(ctx, names):
+    import gradio as gr
+
+    from ui import embed_tab
+    from ui.context import error_message
+
+    for layer in (10**9, 1e9):
+        with pytest.raises(gr.Error) as refused:
+            embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_2=layer))
+        assert error_message(refused.value).endswith("(-1 is layer 2, -3 is layer 0). Got 1,000,000,000.")
+
+
+def first_step(page, api_name: str) -> dict:
+    """The page's own first step of an action (the visitor's places and the page's checks), which the event named
+    `api_name` follows."""
+    event = next(d for d in page.dependencies if d["api_name"] == api_name)
+    return next(d for d in page.dependencies if d["id"] == event["trigger_after"])
+
+
+def asked_on_the_page(page, api_name: str, inputs: list) -> None:
+    """The action asked for as the page asks: its first step with `inputs`, then all that follows it."""
+    import asyncio
+
+    step = first_step(page, api_name)
+    for block_id, value in zip(step["inputs"], inputs, strict=True):
+        page.value[block_id] = value
+    asyncio.run(page._run(step))
+
+
+def test_neighbours_and_layer_similarity_say_a_refusal_under_their_buttons_until_they_succeed(embeddings_page, names):
+    """A refused neighbours count was told by a toast and the status line above the maps, a screen or two up from the
+    Neighbours button: once the toast faded, nothing in view said it. Layer similarity's button is further down. Each
+    says it once, under its button; the status line above the maps keeps Draw's."""
+    page, parts = embeddings_page
+    status, under_neighbours, under_layers = parts["failed"], parts["neighbours_failed"], parts["layers_failed"]
+    assert page.run("embedding_map", page_inputs(names, EIGHT) + ["debiased"])
+    asked_on_the_page(page, "neighbours", page_inputs(names, EIGHT) + ["3", 10**9])
+    said = "**Neighbours failed:** Neighbours must be a whole number from 1 to 20; got 1,000,000,000."
+    assert page.value[under_neighbours._id] == said and page.value[status._id] == ""
+    assert page.value[under_layers._id] == ""
+    assert page.plot(parts["map_plot"])  # refused before it ran: the maps stay
+    asked_on_the_page(page, "neighbours", page_inputs(names, EIGHT) + ["3", 2])
+    assert page.value[under_neighbours._id] == ""
+    layer_inputs = ["Typed sentences", None, "\n".join(EIGHT[:3]), names[0], names[1], "", "mean", "debiased"]
+    asked_on_the_page(page, "layer_similarity", layer_inputs)
+    said = ("**Layer similarity failed:** Layer similarity needs at least 4 different sentences; there are 3: add 1 "
+            "more.")
+    assert page.value[under_layers._id] == said and page.value[status._id] == ""
+    assert page.value[under_neighbours._id] == ""
+    asked_on_the_page(page, "layer_similarity", layer_inputs[:2] + ["\n".join(EIGHT)] + layer_inputs[3:])
+    assert page.value[under_layers._id] == ""

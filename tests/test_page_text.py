@@ -109,8 +109,10 @@ def test_embeddings_failures_show_in_a_status_line(ctx):
     dependencies = demo.config["dependencies"]
     named = {d["api_name"]: d["id"] for d in dependencies if d["api_visibility"] == "public"}
     assert set(named) == {"embedding_map", "neighbours", "layer_similarity"}
-    for event in named.values():
-        after = [d for d in dependencies if d["trigger_after"] == event and parts["failed"]._id in d["outputs"]]
+    lines = {"embedding_map": parts["failed"], "neighbours": parts["neighbours_failed"],
+             "layer_similarity": parts["layers_failed"]}  # each action's failures on its own line
+    for api_name, event in named.items():
+        after = [d for d in dependencies if d["trigger_after"] == event and lines[api_name]._id in d["outputs"]]
         assert {(d["trigger_only_on_failure"], d["trigger_only_on_success"]) for d in after} == {(True, False),
                                                                                                  (False, True)}
     # the listener's function, as the page calls it: the same inputs give the message of the failure

@@ -382,7 +382,7 @@ def test_empty_tables_have_real_headers(tiny_teacher_dir, tiny_student_dir, runs
     from ui import predict_tab
 
     assert list(predict_tab.summary_table().columns) == [
-        "model", "top-1 accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1", "top-5 overlap",
+        "model", "top-1 accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1", "top-k overlap",
         "mean KL (nats)"]
     assert list(predict_tab.probe_table().columns) == ["sentence", "expected", "topic"]
     demo, _, parts = built_tab(tab_context(tiny_teacher_dir, tiny_student_dir))

@@ -350,3 +350,52 @@ def test_a_file_of_invisible_characters_is_empty(tmp_path):
     with pytest.raises(ValueError, match="^There are no sentences in header.csv; put each sentence on a row of its "
                                          "own, under the header 'sentence'.$"):
         read_sentence_file(table)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Numbers echoed as a person reads them, and the probe summary's header before it runs
+
+
+@pytest.mark.parametrize("value, read", [(10**9, "1,000,000,000"), (1e9, "1,000,000,000"), (-12345, "-12,345"),
+                                         (0, "0"), (21, "21"), (2.5, "2.5"), (1e20, "1e+20"), (float("inf"), "inf"),
+                                         ("1e9", "'1e9'"), (None, "nothing"), (True, "True")])
+def test_a_number_is_echoed_as_a_person_reads_it(value, read):
+    """1e9 typed in a number box reaches the app as 1000000000 (the page sends numbers as JSON), and the refusal
+    echoed it so; text is quoted as typed."""
+    from ui.context import shown, whole_number
+
+    assert shown(value) == read
+    with pytest.raises(ValueError) as refusal:
+        whole_number(value, "A count", 1, 20)
+    assert str(refusal.value) == f"A count must be a whole number from 1 to 20; got {read}."
+
+
+@pytest.mark.parametrize("handler", ["fill_mask", "mask_each_word", "probe_summary"])
+def test_a_top_k_out_of_range_is_echoed_as_a_person_reads_it(tab, handler):
+    from ui import predict_tab
+
+    ctx, errors = tab
+    inputs = ["bundled-teacher", "bundled-student", "", 10**9] + (["Я люблю [MASK]."] if handler != "probe_summary"
+                                                                  else [])
+    said = "Top-k must be a whole number from 1 to 20; got 1,000,000,000."
+    assert refused(getattr(predict_tab, handler), ctx, errors, *inputs) == said
+    with pytest.raises(ValueError) as error:  # the library's own check, for a notebook's top_k
+        predict._check_top_k(1e9)
+    assert str(error.value) == f"Top-k must be a whole number from 1 to {predict.MAX_TOP_K}; got 1,000,000,000."
+
+
+def test_the_empty_probe_summary_does_not_name_a_k_before_it_runs(tab):
+    """The empty table said "top-5 overlap" whatever Top-k held; a summary names the k it ran with."""
+    import re
+
+    import gradio as gr
+
+    from ui import predict_tab
+
+    ctx, _ = tab
+    with gr.Blocks():
+        parts = predict_tab.build(ctx)
+    headers = parts["summary"].value["headers"]
+    assert "top-k overlap" in headers and not [h for h in headers if re.fullmatch(r"top-\d+ overlap", h)]
+    result = predict.probe_summary([ctx.load("bundled-teacher"), ctx.load("bundled-student")], top_k=3)
+    assert "top-3 overlap" in predict_tab.summary_table(result).columns

@@ -384,9 +384,10 @@ def write_downloads(folder: Path, result: dict) -> tuple[str, str]:
 
 
 def progress_text(fraction: float, message: str, started: float, estimate_s: float, final: bool = False) -> str:
-    """The progress line: a bar, the share done, the message and the time; a final line (done or stopped) gives
-    the time taken and no time left."""
+    """The progress line (Markdown): a bar, the share done, the message shown as written (it names the models as
+    typed) and the time; a final line (done or stopped) gives the time taken and no time left."""
     elapsed = time.perf_counter() - started
+    message = markdown_text(message)
     filled = round(20 * fraction)
     if final:
         return f"`{'█' * filled}{'░' * (20 - filled)}` {fraction:.0%} · {message}"
@@ -474,8 +475,9 @@ def over_the_time_limit(ctx: AppContext, *inputs) -> None:
 
 
 def cannot_run_line(message: str) -> str:
-    """The estimate line for settings the benchmark refuses: why, in the sentence a Run would be refused with."""
-    return f"**Cannot run as set:** {message}"
+    """The estimate line (Markdown) for settings the benchmark refuses: why, in the sentence a Run would be refused
+    with, shown as written (a model named a_b_*c* or <b>x</b> as typed, not as emphasis or HTML)."""
+    return f"**Cannot run as set:** {markdown_text(message)}"
 
 
 def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=None, seq_len=None, modes=None,
@@ -493,8 +495,13 @@ def estimate_benchmark(ctx: AppContext, models=None, device=None, batch_sizes=No
     if session is not None and pending_requests(session, QUEUE_GROUP):
         # settings changed while a benchmark runs: the line above its progress must not read as its description
         notes.insert(0, "your benchmark below keeps the settings it started with; this estimate is for your next run")
-        return f"**Before your next run:** {plan.describe()}" + "".join(f"\n\n*Note: {n}*" for n in notes)
-    return f"**Before you run:** {plan.describe()}" + "".join(f"\n\n*Note: {n}*" for n in notes)
+        return f"**Before your next run:** {estimate_text(plan, notes)}"
+    return f"**Before you run:** {estimate_text(plan, notes)}"
+
+
+def estimate_text(plan: bench.Plan, notes: list[str]) -> str:
+    """The estimate line after its heading: the plan and each note (Markdown), shown as written."""
+    return markdown_text(plan.describe()) + "".join(f"\n\n*Note: {markdown_text(n)}*" for n in notes)
 
 
 class Admissions:

@@ -18,7 +18,6 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 import torch
-from gradio.data_classes import ListFiles
 
 from core.bench import machine
 from core.bench.plan import ENCODER_EFFICIENCY, encoder_flops
@@ -40,14 +39,15 @@ from ui import embed_plots
 from ui.context import (
     MAX_UPLOAD_MB,
     AppContext,
-    CheckedFile,
     CheckedNumber,
     CheckedRadio,
     ErrorLines,
+    SentenceFile,
     VisitorLimit,
     check_two_models,
     cleared,
     error_message,
+    given_name,
     markdown_text,
     model_name,
     one_of,
@@ -55,6 +55,7 @@ from ui.context import (
     user_errors,
     whole_number,
 )
+from ui.context import Upload as Upload  # callers of ui.embed_tab name the uploads it takes there too
 from ui.downloads import Downloads, file_box, file_boxes, table
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
@@ -118,44 +119,6 @@ class ModelChoice:
     name: str
     layer: int | None  # 0 = embeddings, negative counts from the last (-1 = the last); None = the last
     box: int = 1  # the model box it was chosen in, 1 to 3, as messages name it ("the layer of model 2")
-
-
-class Upload(str):
-    """An uploaded file's path on this server, with the name the person gave the file (`given`). Gradio stores an
-    upload under a name of its own making: 'nul.txt' as '_nul.txt', characters some file systems refuse dropped."""
-    given: str
-
-    def __new__(cls, path: str, given: str = ""):
-        upload = super().__new__(cls, path)
-        upload.given = given
-        return upload
-
-
-class SentenceFile(CheckedFile):
-    """The sentences' upload box: a CheckedFile whose value is an Upload, so messages name the file as the person
-    gave it (the page sends the file's own name as the upload's orig_name; gradio_client sends its safe form)."""
-
-    def get_block_name(self) -> str:  # drawn as a gr.File, as CheckedFile is
-        return "file"
-
-    def get_block_class(self) -> str:
-        return "file"
-
-    def preprocess(self, payload):
-        path = super().preprocess(payload)
-        upload = payload[0] if isinstance(payload, ListFiles) else payload
-        given = getattr(upload, "orig_name", None)
-        return Upload(path, given) if isinstance(path, str) and isinstance(given, str) else path
-
-
-def given_name(upload) -> str:
-    """The name the person gave an upload, when it can name the stored file: one plain file name (no folder, no
-    NUL, at most 255 bytes) with the stored file's suffix; else the stored file's own name."""
-    path = Path(upload)
-    given = getattr(upload, "given", "") or ""
-    plain = (given not in ("", ".", "..") and "/" not in given and "\\" not in given and "\0" not in given
-             and len(given.encode("utf-8", "surrogateescape")) <= 255)
-    return given if plain and Path(given).suffix.lower() == path.suffix.lower() else path.name
 
 
 def read_upload(upload) -> SentenceSet:
@@ -471,6 +434,28 @@ def same_tokens_lines(models: list, sentences: SentenceSet, on_maps: bool = True
     return lines
 
 
+MAX_COPIED = 4  # sentences given more than once that the note names before it counts the rest
+
+
+def copies_note(sentences: SentenceSet) -> str:
+    """The sentences the set holds more than once, as the note's Markdown: each by its text, how many times and
+    where, and what follows (one point on each map; never listed as each other's neighbours, and listed once among
+    another's). "" when every sentence is different."""
+    numbers: dict[str, list[int]] = {}
+    for i, text in enumerate(sentences.sentences):
+        numbers.setdefault(text, []).append(i)
+    copied = [(text, found) for text, found in numbers.items() if len(found) > 1]
+    if not copied:
+        return ""
+    named = [f"'{short_quote(text)}' {'twice' if len(found) == 2 else f'{len(found)} times'} "
+             f"({numbers_text(tuple(found))})" for text, found in copied[:MAX_COPIED]]
+    if len(copied) > MAX_COPIED:
+        named.append(f"{len(copied) - MAX_COPIED} more sentences given more than once")
+    listed = f"{', '.join(named[:-1])} and {named[-1]}" if len(named) > 1 else named[0]
+    return markdown_text(f" The set holds {listed}: copies share one point on each map, are not each other's "
+                         "neighbours, and a list of neighbours names them once, by the first number.")
+
+
 def same_tokens_note(models: list, sentences: SentenceSet) -> str:
     """same_tokens_lines of the maps as the note's Markdown, each after a space; "" when there are none."""
     return markdown_text("".join(f" {line}" for line in same_tokens_lines(models, sentences)))
@@ -508,15 +493,17 @@ def _draw(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], se
     started = time.perf_counter()
     spaces = _spaces(ctx, sentences, chosen, settings.pooling, progress)
     embedded = time.perf_counter()
-    found = [embed.nearest(s, index, k) for s in spaces] if index is not None else []
+    found = [embed.nearest(s, index, k, sentences.sentences) for s in spaces] if index is not None else []
     near = [[i for i, _ in f] for f in found] if found else None
     figure, coords = _maps(spaces, sentences, settings.method, settings.dims, progress, index, near)
     timing = (f"{len(sentences)} sentences: embedded in {embedded - started:.1f} s, mapped in "
               f"{time.perf_counter() - embedded:.1f} s (cached results are instant).")
-    remarks = purity_note(sentences, spaces)
-    if index is not None and k > len(sentences) - 1:
-        remarks += (f" The set has {count(len(sentences) - 1, 'other sentence')}, so each list of neighbours has "
-                    f"{len(sentences) - 1}, not the {k} asked for.")
+    remarks = copies_note(sentences) + purity_note(sentences, spaces)
+    others = len(set(sentences.sentences)) - 1  # a list names each text once, never the chosen one's copies
+    if index is not None and k > others:
+        once = " (copies counted once)" if others < len(sentences) - 1 else ""
+        remarks += (f" The set has {count(others, 'other sentence')}{once}, so each list of neighbours has "
+                    f"{others}, not the {k} asked for.")
     remarks += layers_used_note(chosen, spaces)
     flat = [s.model for s in spaces if not embed.varies(s.vectors)]
     if flat:
@@ -682,6 +669,13 @@ def upload_line(upload: str | None) -> str:
     return markdown_text(f"{uploaded.source}: {count(len(uploaded), 'sentence')}{labelled}.")
 
 
+def on_lines(line, outputs: int):
+    """A listener writing `line(*inputs)`, its one sentence, on each of `outputs` status lines."""
+    if outputs == 1:
+        return line
+    return lambda *inputs: (line(*inputs),) * outputs
+
+
 def model_lists(ctx: AppContext):
     """The three model lists as they are now: a run that finished since the page opened is in them."""
     return tuple(gr.Dropdown(choices=choices) for choices in ctx.box_choices())
@@ -739,7 +733,7 @@ def build(ctx: AppContext) -> dict:
                                  info="Debiased: near 0 for unrelated spaces. Biased: the original, high for few "
                                       "sentences.")
         draw_button = gr.Button("Draw", variant="primary", elem_id="embed-draw")
-    status_line = gr.Markdown("", elem_id="embed-status")  # what the last action that failed said, until one succeeds
+    status_line = gr.Markdown("", elem_id="embed-status")  # what the last Draw that failed said, until one succeeds
     map_plot = gr.Plot(label="Maps", elem_id="embed-map")
     with gr.Row():
         scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
@@ -758,12 +752,16 @@ def build(ctx: AppContext) -> dict:
                           label="neighbours", scale=1, info=f"How many to list, 1 to {MAX_NEIGHBOURS}.",
                           elem_id="embed-k")
         neighbours_button = gr.Button("Neighbours", scale=1, elem_id="embed-neighbours-run")
+    # Neighbours' and Layer similarity's failures on a line under their buttons, not on the status line above the
+    # maps: that is a screen or two up from them, out of view once the toast fades
+    neighbours_line = gr.Markdown("", elem_id="embed-neighbours-status")
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
                                   column_widths=embed_plots.neighbour_column_widths(2), elem_id="embed-neighbours",
                                   label="Nearest neighbours by cosine (● = in every model's list)")
     with gr.Row():
         boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["neighbours"])
-    layers_button = gr.Button("Layer similarity")
+    layers_button = gr.Button("Layer similarity", elem_id="embed-layers-run")
+    layers_line = gr.Markdown("", elem_id="embed-layers-status")
     layer_plot = gr.Plot(label="Layer similarity", elem_id="embed-layers")
     with gr.Row():
         boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["layers"])
@@ -789,12 +787,16 @@ def build(ctx: AppContext) -> dict:
     limit = VisitorLimit(QUEUE_GROUP, PER_SESSION, "embedding request", "embedding requests")
     heavy = dict(concurrency_id=QUEUE_GROUP, concurrency_limit=CONCURRENCY, validator=limit.validator())
     errors = ErrorLines()  # the last failure of each action, for the status line (a toast alone goes unseen)
+    # the line each action's failure is written on, until it next succeeds: Draw's above the maps, the others' under
+    # their buttons
+    lines = {"draw": [status_line], "neighbours": [neighbours_line], "layers": [layers_line]}
 
     def admitted(trigger, action: str, what: str, event_inputs: list, check=None):
-        """The page's first step of an action: the visitor's places (and `check`), a refusal on the status line."""
+        """The page's first step of an action: the visitor's places (and `check`), a refusal on its lines."""
         step = trigger(errors.wrap(action, limit.admit(check), len(event_inputs)), event_inputs, None,
                        concurrency_limit=None, **quiet)
-        step.failure(errors.failure(what, action), event_inputs, status_line, **quiet)
+        step.failure(on_lines(errors.failure(what, action), len(lines[action])), event_inputs, lines[action],
+                     **quiet)
         return step
 
     def kept(action: str, handler, event_inputs: list):
@@ -802,8 +804,9 @@ def build(ctx: AppContext) -> dict:
         return errors.wrap(action, functools.partial(handler, ctx), len(event_inputs)), event_inputs
 
     def status_lines(event, action: str, what: str, event_inputs: list) -> None:
-        event.success(lambda: "", None, status_line, **quiet)
-        event.failure(errors.failure(what, action), event_inputs, status_line, **quiet)
+        event.success(on_lines(lambda: "", len(lines[action])), None, lines[action], **quiet)
+        event.failure(on_lines(errors.failure(what, action), len(lines[action])), event_inputs, lines[action],
+                      **quiet)
 
     draw_fn, draw_inputs = kept("draw", draw_maps, inputs + [estimator])
     drawn = admitted(draw_button.click, "draw", "Draw", draw_inputs).success(
@@ -847,5 +850,6 @@ def build(ctx: AppContext) -> dict:
                 third=third, map_plot=map_plot, scores=scores, note=note, chosen=chosen,
                 neighbour_rows=neighbour_rows,
                 layer_plot=layer_plot,
-                estimator=estimator, files=files, failed=status_line, refresh=(refresh, lists))
+                estimator=estimator, files=files, failed=status_line, neighbours_failed=neighbours_line,
+                layers_failed=layers_line, refresh=(refresh, lists))
 

@@ -381,12 +381,13 @@ def word_strip_markdown(strip: predict.WordStrip, model_names: list[str],
 
 def summary_table(summary: predict.ProbeSummary | None = None, as_shown: bool = True,
                   used: dict[str, str] | None = None) -> pd.DataFrame:
-    """The probe-set summary, one row per model; with no summary, its empty table with the same headers.
+    """The probe-set summary, one row per model; with no summary, its empty table with the same headers, the
+    overlap's "top-k overlap" (Top-k may be any k when the summary runs).
 
     As shown on the page (`as_shown`), the shares read as percentages like the chart's; the downloads keep the
     fractions as numbers. `used`: model name -> the copy of it loaded (checkpoint_used), said after its name."""
     if summary is None:
-        return pd.DataFrame(columns=predict.summary_columns(DEFAULT_TOP_K))
+        return pd.DataFrame(columns=predict.summary_columns("k"))
     used = used or {}
     columns = predict.summary_columns(summary.top_k)
     table = pd.DataFrame(predict.summary_rows(summary, lambda name: label(name) + (

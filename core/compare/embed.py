@@ -9,7 +9,7 @@ In a notebook:
     a, b = embed.embed_space(teacher, sentences), embed.embed_space(student, sentences, layer=-1, pooling="mean")
     embed.compare(a, b)                      # {"cka": ..., "cka_shuffled": ..., "knn_overlap": ..., "k": 10, ...}
     coords = embed.project(a, "umap", dims=2)  # (n, 2)
-    embed.nearest(a, 0, k=5)                   # [(sentence index, cosine), ...]
+    embed.nearest(a, 0, 5, sentences.sentences)  # [(sentence index, cosine), ...], copies of a text once
     embed.same_tokens(teacher, sentences)      # different sentences it reads alike (emoji as [UNK]): one point
     embed.layer_similarity(teacher, student, sentences)["cka"]  # (teacher layers + 1, student layers + 1)
 
@@ -24,7 +24,7 @@ import logging
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,11 +104,13 @@ def resolve_layer(loaded: LoadedModel, layer: int | None, label: str = "The laye
     last = layer_count(loaded)
     if layer is None:
         return last
-    number = isinstance(layer, (int, float)) and not isinstance(layer, bool) and np.isfinite(layer)
-    if not number or int(layer) != layer or not -(last + 1) <= layer <= last:
+    number = isinstance(layer, (int, float, np.integer)) and not isinstance(layer, bool) and np.isfinite(layer)
+    whole = number and int(layer) == layer
+    if not whole or not -(last + 1) <= layer <= last:
+        got = f"{int(layer):,}" if whole else repr(layer)  # 1e9 as a person reads it, not 1000000000
         raise ValueError(f"{label} must be from {-(last + 1)} to {last} for {loaded.name}: 0 is its embeddings and "
                          f"{last} its last layer; negative layers count from the last, as in Python (-1 is layer "
-                         f"{last}, {-(last + 1)} is layer 0). Got {layer!r}.")
+                         f"{last}, {-(last + 1)} is layer 0). Got {got}.")
     return int(layer) % (last + 1)
 
 
@@ -384,18 +386,35 @@ def align(reference: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return moving @ rotation
 
 
-def nearest(space: Space, index: int, k: int = 5) -> list[tuple[int, float]]:
-    """The k sentences most cosine-similar to sentence `index`, nearest first, as (index, cosine); itself left out."""
+def nearest(space: Space, index: int, k: int = 5, texts: Sequence[str] | None = None) -> list[tuple[int, float]]:
+    """The k sentences most cosine-similar to sentence `index`, nearest first, as (index, cosine); itself left out.
+
+    texts: the space's sentences, one a row of its (n, hidden) vectors. Given, copies of a text count as one
+    sentence: the chosen sentence's own copies are never its neighbours (they would lead every list at cosine 1),
+    and another text is listed once, by its first copy's number. ValueError for an index outside the set, a k below
+    1, or texts that are not one a row."""
     n = space.vectors.shape[0]
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
         raise ValueError(f"Sentence number {index!r} is outside the set of {n} sentences.")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"The number of neighbours must be a whole number of at least 1, not {k!r}.")
+    if texts is not None and len(texts) != n:
+        raise ValueError(f"The space has {n} sentences but {len(texts)} texts were given; give one a sentence.")
     unit = space.vectors / np.maximum(np.linalg.norm(space.vectors, axis=1, keepdims=True), 1e-12)  # (n, hidden)
     cosine = unit @ unit[index]  # (n,)
     cosine[index] = -np.inf
-    order = np.argsort(-cosine, kind="stable")[:max(0, min(k, n - 1))]
-    return [(int(i), float(cosine[i])) for i in order]
+    order = np.argsort(-cosine, kind="stable")
+    if texts is not None:
+        first = {}  # text -> its first sentence's number
+        for i, text in enumerate(texts):
+            first.setdefault(text, i)
+        listed, kept = {texts[index]}, []
+        for i in order:  # copies share one vector: the first copy reached stands for them all
+            if texts[i] not in listed:
+                listed.add(texts[i])
+                kept.append(first[texts[i]])
+        order = kept
+    return [(int(i), float(cosine[i])) for i in order[:k]]
 
 
 def compare(a: Space, b: Space, k: int = similarity.KNN_K, estimator: str = "debiased") -> dict:

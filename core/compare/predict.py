@@ -94,8 +94,9 @@ SPLIT_NOTE = ("split (left out): probes whose expected word this model's vocabul
               "still counts them).")
 
 
-def summary_columns(top_k: int) -> list[str]:
-    """The columns of `summary_rows`, in order."""
+def summary_columns(top_k: int | str) -> list[str]:
+    """The columns of `summary_rows`, in order; `top_k` names the overlap column ("top-5 overlap"), "k" for a
+    table not yet filled."""
     return ["model", "top-1 accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1",
             f"top-{top_k} overlap", "mean KL (nats)"]
 
@@ -232,7 +233,8 @@ def _check_top_k(top_k: int) -> int:
     whole = (isinstance(top_k, (int, float)) and not isinstance(top_k, bool) and math.isfinite(top_k)
              and top_k == int(top_k))
     if not whole or not 1 <= top_k <= MAX_TOP_K:
-        raise ValueError(f"Top-k must be a whole number from 1 to {MAX_TOP_K}; got {top_k!r}.")
+        got = f"{int(top_k):,}" if whole else repr(top_k)  # 1e9 as a person reads it, not 1000000000.0
+        raise ValueError(f"Top-k must be a whole number from 1 to {MAX_TOP_K}; got {got}.")
     return int(top_k)
 
 
