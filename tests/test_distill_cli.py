@@ -90,6 +90,8 @@ def bad_corpus(tmp_path, kind):
     ("device-file", "The corpus '/dev/null' is not a file or a folder of"),
     ("align-alone", "--align and --reduce-op set how logits meet across two vocabularies; the student shares the "
                     "teacher's unless you also give --student-vocab-size."),
+    ("align-default", "--align sets how logits meet across two vocabularies; the student shares the teacher's unless "
+                      "you also give --student-vocab-size."),  # the default named, not silently unused
 ])
 def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tiny_teacher_dir, tiny_corpus, capsys):
     out = tmp_path / "run"
@@ -100,7 +102,7 @@ def test_bad_input_gives_one_line_exit_2_and_no_run(case, message, tmp_path, tin
     extra = {"steps": ["--max-steps", "0"], "batch": ["--batch-size", "0"], "temperature": ["--temperature", "0"],
              "alphas": ["--alpha-kl", "0", "--alpha-mlm", "0", "--alpha-cos", "0"],
              "layers": ["--student-layers", "5"], "flag": ["--max-steps", "many"],
-             "align-alone": ["--align", "match", "--reduce-op", "mean"],
+             "align-alone": ["--align", "match", "--reduce-op", "mean"], "align-default": ["--align", "reduce"],
              **{case: flags for case, flags in BAD_SETTINGS.items()}}.get(case, [])
     if case == "teacher":
         args["teacher"] = str(tmp_path / "no-such-teacher")

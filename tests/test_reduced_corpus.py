@@ -139,7 +139,7 @@ def test_kill_9_then_resume_gives_a_reduced_student_the_same_batches(streaming, 
     ("empty-jsonl", "has no text: it needs at least one non-blank line."),
     ("missing", "does not exist."),
     ("held-out", "has only 1 samples, all held out for evaluation; add text or give --valid-corpus."),
-    ("vocab", "The student vocabulary (5000) must be smaller than the teacher's"),
+    ("vocab", "The student vocabulary (5,000) must be smaller than the teacher's"),
 ])
 def test_bad_sources_for_a_reduced_student_give_one_line_exit_2_and_no_run(case, message, tmp_path,
                                                                            tiny_teacher_dir, capsys):

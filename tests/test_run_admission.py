@@ -23,6 +23,7 @@ from ui.distill_tab import RunSettings
 # what the child (python -m train.distill) says for each setting, word for word; read from the bundled teacher's
 # config: 4 layers (half of them, 2, is the student's depth) and 512 positions
 BUNDLED_WIDTH = json.loads((BUNDLED_DIR / "teacher" / "config.json").read_text())["hidden_size"]
+BUNDLED_VOCAB = json.loads((BUNDLED_DIR / "teacher" / "config.json").read_text())["vocab_size"]
 CHILD_SENTENCES = [
     (dict(init_layers="99,100"), "Initialising layers must be between 0 and 3; got [99, 100]."),
     (dict(init_layers="-1,-2"), "Initialising layers must be between 0 and 3; got [-1, -2]."),
@@ -45,6 +46,10 @@ CHILD_SENTENCES = [
                               "layers between 0 and 3."),
     (dict(init_layers="3,1"), "Initialising layers must go from shallower to deeper teacher layers, as the student's "
                               "layers do: give [1, 3] rather than [3, 1]."),
+    (dict(reduced_vocab=True, student_vocab_size=100_000),
+     f"The student vocabulary (100,000) must be smaller than the teacher's ({BUNDLED_VOCAB:,})."),
+    (dict(reduced_vocab=True, student_vocab_size=BUNDLED_VOCAB),
+     f"The student vocabulary ({BUNDLED_VOCAB:,}) must be smaller than the teacher's ({BUNDLED_VOCAB:,})."),
 ]
 CHILD_FLAGS = {"init_layers": "--init-layers", "student_hidden": "--student-hidden", "max_length": "--max-length",
                "student_vocab_size": "--student-vocab-size", "temperature": "--temperature", "alpha_kl": "--alpha-kl",
@@ -80,7 +85,7 @@ def test_settings_the_run_would_refuse_are_refused_before_queueing_in_its_words(
 
 @pytest.mark.cli
 @pytest.mark.parametrize("settings, sentence", [CHILD_SENTENCES[0], CHILD_SENTENCES[5], CHILD_SENTENCES[7],
-                                                CHILD_SENTENCES[9], CHILD_SENTENCES[11]])
+                                                CHILD_SENTENCES[9], CHILD_SENTENCES[11], CHILD_SENTENCES[-2]])
 def test_the_run_itself_gives_the_same_sentences(settings, sentence, tmp_path, capsys):
     from train.distill import main
     argv = ["--output-dir", str(tmp_path / "run"), "--max-steps", "1"]
@@ -93,7 +98,6 @@ def test_the_run_itself_gives_the_same_sentences(settings, sentence, tmp_path, c
     assert capsys.readouterr().err.strip() == f"error: {sentence}"
 
 
-@pytest.mark.app
 @pytest.mark.app
 def test_through_the_api_each_is_refused_before_a_run_is_queued(ctx, runs_dir):
     import gradio as gr

@@ -322,11 +322,13 @@ def from_flags(flags: argparse.Namespace) -> tuple[DistillConfig, bool]:
     else:
         cfg = build_config(read_config_file(config_file) if config_file else {}, overrides)
         default = DistillConfig()
-        aligning = [k for k in ("align", "reduce_op") if getattr(cfg, k) != getattr(default, k)]
+        # given as a flag (even at its default) or set otherwise in a config file
+        aligning = [k for k in ("align", "reduce_op") if k in overrides or getattr(cfg, k) != getattr(default, k)]
         if aligning and not cfg.student_vocab_size:  # else silently unused, yet written to the run's config.json
             flags = " and ".join(f"--{k.replace('_', '-')}" for k in aligning)
-            raise ValueError(f"{flags} set how logits meet across two vocabularies; the student shares the teacher's "
-                             "unless you also give --student-vocab-size.")
+            verb = "set" if len(aligning) > 1 else "sets"
+            raise ValueError(f"{flags} {verb} how logits meet across two vocabularies; the student shares the "
+                             "teacher's unless you also give --student-vocab-size.")
     cfg.check()
     return cfg, bool(resume)
 

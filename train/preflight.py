@@ -10,6 +10,7 @@ from transformers import AutoConfig, PretrainedConfig
 from core.formatting import error_sentence
 from core.models import zoo
 from core.models.student import check_init_layers, check_model_type, num_layers, student_config
+from core.models.vocab import vocab_not_smaller
 from core.runs.store import RunPaths
 from train.config import DistillConfig
 
@@ -49,7 +50,10 @@ def check_against_teacher(cfg: DistillConfig, teacher: PretrainedConfig) -> Pret
 
     Raises ValueError, in the words of train.setup and core.models.student, for a max length past the teacher's
     positions, more layers than the teacher, initialising layers that do not fit it, an unsupported architecture,
-    or a width above the teacher's or not divisible by its heads."""
+    or a width above the teacher's or not divisible by its heads, and for a reduced vocabulary not below the
+    teacher's."""
+    if cfg.reduced_vocab and cfg.student_vocab_size >= teacher.vocab_size:
+        raise ValueError(vocab_not_smaller(cfg.student_vocab_size, teacher.vocab_size))
     max_positions = teacher.max_position_embeddings
     if cfg.max_length > max_positions:
         raise ValueError(f"--max-length {cfg.max_length} is longer than the teacher's maximum ({max_positions}).")

@@ -32,6 +32,11 @@ def special_tokens_of(tokenizer) -> list[str]:
     return [tokenizer.pad_token, tokenizer.unk_token, tokenizer.cls_token, tokenizer.sep_token, tokenizer.mask_token]
 
 
+def vocab_not_smaller(student: int, teacher: int) -> str:
+    """The refusal of a reduced student's vocabulary of `student` entries that is not below the teacher's."""
+    return f"The student vocabulary ({student:,}) must be smaller than the teacher's ({teacher:,})."
+
+
 def train_student_vocab(texts: Iterable[str] | Iterable[list[str]], vocab_size: int, teacher_tokenizer):
     """A cased WordPiece tokenizer of vocab_size entries learnt on `texts` (samples, or batches of samples, read once
     as they come: a generator over a corpus of any size will do), with the teacher's special tokens.
@@ -39,8 +44,7 @@ def train_student_vocab(texts: Iterable[str] | Iterable[list[str]], vocab_size: 
     Entries are numbered in a fixed order (see in_fixed_order), so the same texts give the same ids in every run and
     every process. Raises ValueError when vocab_size is not below the teacher's vocabulary."""
     if vocab_size >= len(teacher_tokenizer):
-        raise ValueError(f"The student vocabulary ({vocab_size}) must be smaller than the teacher's "
-                         f"({len(teacher_tokenizer)}).")
+        raise ValueError(vocab_not_smaller(vocab_size, len(teacher_tokenizer)))
     specials = special_tokens_of(teacher_tokenizer)
     return in_fixed_order(train_wordpiece(texts, vocab_size, special_tokens=specials), len(specials))
 
