@@ -285,6 +285,10 @@ def test_stopping_a_resumed_finished_run_at_once_names_the_step_it_continues_fro
     run_id = launcher.submit(config(tiny_teacher_dir, tiny_corpus, steps=4))
     run_dir = run_dir_of(run_id, launcher.root)
     wait_for(lambda: read_status(run_dir).get("state") == "finished", timeout=240)
+    with pytest.raises(ValueError) as finished:  # not the Steps box, which is for new runs
+        launcher.resume(run_id)
+    assert str(finished.value) == ("The run has finished all its 4 steps; to train it further, resume it up to a "
+                                   "later step (Resume up to step), such as 8.")
     old_pid = read_status(run_dir)["pid"]
     launcher.resume(run_id, max_steps=100000)
     wait_for(lambda: read_status(run_dir).get("state") == "running" and read_status(run_dir)["pid"] != old_pid,

@@ -357,7 +357,9 @@ class RunLauncher:
                 raise ValueError(f"The run is already at step {step:,}; resume it up to a later step than that (0 "
                                  "keeps its own number of steps).")
             if step >= steps:
-                raise ValueError("The run has finished all its steps; raise the number of steps to continue it.")
+                # the page's Steps box is for new runs: the box to raise is Resume up to step
+                raise ValueError(f"The run has finished all its {step:,} steps; to train it further, resume it up to "
+                                 f"a later step (Resume up to step), such as {2 * step:,}.")
             if limits is not None:
                 self._admit_resume(run_dir, config, steps, step, requester, session, limits)
             arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
