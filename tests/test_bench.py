@@ -221,7 +221,7 @@ def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_st
     assert bench_cli.main(["--models", models, "--batch-sizes", "1,2", "--seq-len", "32", "--runs", "1",
                            "--warmup", "1", "--json", str(path)]) == 0
     printed = capsys.readouterr()
-    assert "estimated time" in printed.out
+    assert "estimated time" in printed.err.splitlines()[0] and "estimated time" not in printed.out
     result = json.loads(path.read_text(encoding="utf-8"))
     # progress (the bar, a line per measurement) on stderr; stdout holds the tables alone
     assert "warm-up" not in printed.out and "%|" not in printed.out and "samples/s," not in printed.out

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    print(plan.describe(), flush=True)
+    print(plan.describe(), file=sys.stderr, flush=True)  # with the progress: stdout holds the tables alone
     for line in plan.skip_lines():
         print(f"note: {line}", file=sys.stderr, flush=True)
     busy = busy_note()
