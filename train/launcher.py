@@ -52,6 +52,7 @@ EVALUATIONS_PER_RUN = 6  # held-out evaluations over an app run: enough points f
 STOP_WAIT_S = 10.0  # how long delete waits for a run it was asked to stop (the run saves a checkpoint first)
 STOPPING = "Stopping: the run saves a checkpoint and ends."
 ALREADY_STOPPING = "The run is already stopping: it saves a checkpoint and ends."
+ALREADY_STOPPED = "The run has already stopped; Resume continues it from its last checkpoint."
 
 
 def _die_with_parent() -> None:
@@ -306,8 +307,9 @@ class RunLauncher:
         (core.runs.update_status): a run this or another launcher starts meanwhile is stopped as a running one, and
         one that ends meanwhile is left as it ended. The stop is written to the run's status before the signal is
         sent: a process still starting reads it once it can catch the signal (core.runs.stop_requested), and one
-        that the signal ends is recorded as stopped. Raises ValueError for a run that is neither queued nor running,
-        or that belongs to another session."""
+        that the signal ends is recorded as stopped. A run already stopped is left so, and said to be (a second
+        press). Raises ValueError for a run that is neither queued, running nor stopped, or that belongs to another
+        session."""
         with self._lock:
             run_dir, info = self._controlled(run_id, requester)
             for _ in range(3):  # each turn sees a newer state: queued -> running -> ended at most
@@ -326,6 +328,8 @@ class RunLauncher:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(pid, signal.SIGTERM)  # the run saves a checkpoint and ends; see train.distill
                         return STOPPING
+                elif state == "stopped":
+                    return ALREADY_STOPPED  # a second press of Stop, answered after the first one's run had ended
                 else:
                     break
                 info = read_status(run_dir)
@@ -334,13 +338,14 @@ class RunLauncher:
     def resume(self, run_id: str, requester: str | None = None, max_steps: int | None = None,
                limits: RunLimits | None = None, session: str | None = None) -> str:
         """Put a stopped, failed, finished or damaged-status run back in line, to continue from its newest readable
-        checkpoint up to `max_steps` (None: its own). Raises ValueError (a DamagedRunFile naming the file when its
+        checkpoint up to `max_steps` (None: its own); a run already queued or running is left so, and said to be (a
+        second press). Raises ValueError (a DamagedRunFile naming the file when its
         config.json cannot be used) when it cannot be resumed, or, with `limits`, when the steps left would take
         longer than one run may or the session has its most runs in line (train.admission)."""
         with self._lock:
             run_dir, info = self._controlled(run_id, requester)
-            if info.get("state") in ACTIVE_STATES:
-                raise ValueError(f"The run is already {info.get('state')}.")
+            if info.get("state") in ACTIVE_STATES:  # a second press of Resume: what was asked is under way
+                return f"The run is already {info.get('state')}."
             child = self._children.get(run_id)
             if info.get("state") == "damaged" and child is not None and child.poll() is None:
                 raise ValueError("The run's process is still running; stop it, then resume it.")
