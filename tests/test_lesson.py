@@ -106,6 +106,9 @@ def test_step_4_the_benchmark_is_as_quick_as_promised_and_the_student_faster(cli
     assert time.perf_counter() - started <= 2 * SETTINGS.bench_seconds
     shown = json.dumps(result, ensure_ascii=False)
     assert SETTINGS.student in shown and SETTINGS.teacher in shown
+    ratios = result[5]  # the speed-ups table: the student faster than the teacher, as the step says
+    row = next(dict(zip(ratios["headers"], r)) for r in ratios["data"] if "throughput" in str(r[0]))
+    assert float(row["reference (here)"]) > 1, row
 
 
 def test_every_control_the_lesson_names_in_bold_is_on_the_page():

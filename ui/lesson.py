@@ -85,7 +85,9 @@ The figures below were measured on this pair; the app shows the same.
 4. **(1 min) The price.** In **Benchmark**, replace the models with {s.teacher} and {s.student}, set **Batch sizes**
    to {s.bench_batch} and **Sequence length** to {s.bench_seq_len}, leave only **reference** ticked under **Modes**,
    and press **Run benchmark** (the estimate above
-   the button says it takes under {s.bench_seconds} s). The student, with half the layers, runs about twice as fast:
-   the model card's promise for the real pair.
+   the button says it takes under {s.bench_seconds} s). The student, with half the layers, runs about twice as fast
+   on an idle machine (the speed-ups table's *reference (here)* column; less while other programs keep its cores
+   busy): the model card's promise for the real pair. Read the speed, not the MB column: at this size the
+   memory a pass takes is small and moves from one run to the next.
 5. **(1 min) A smaller vocabulary.** Read the experiment below: parameters and speed bought against agreement lost.
 """
