@@ -1453,3 +1453,23 @@ def test_the_estimate_line_shows_a_model_name_as_typed_and_the_empty_summary_nam
     set_number(page, "bench-seq-len", "1e9")
     expect(estimate).to_contain_text("Sequence length must be a whole number from 1 to 4,096; got 1,000,000,000.")
     screenshot(page, "benchmark-estimate-as-typed")
+
+
+def test_the_kl_checkbox_has_a_line_of_its_own_at_1024_pixels(page):
+    """Beside the α cosine and α attention boxes, a 1024-pixel window squeezed 'KL at masked positions only', the
+    box the lesson asks to tick, to a word a line with its help cut off."""
+    page.set_viewport_size({"width": 1024, "height": 1000})
+    try:
+        page.reload()
+        open_tab(page, "Distill")
+        box = page.locator("#distill-kl-masked-only")
+        box.scroll_into_view_if_needed()
+        cosine = page.get_by_label("α cosine", exact=True).bounding_box()
+        width = box.bounding_box()["width"]
+        assert width >= 2 * cosine["width"], f"the checkbox is {width:.0f} px wide, a number box {cosine['width']:.0f}"
+        label = box.get_by_text("KL at masked positions only", exact=True)
+        assert label.bounding_box()["height"] < 30, "the checkbox's label takes more than one line"
+        screenshot(page, "distill-kl-checkbox-1024")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.reload()

@@ -155,15 +155,15 @@ def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None,
                                       info="Weight of 1−cos(student layer, mean of k teacher layers).")
         form["alpha_att"] = CheckedNumber(LOSS_DEFAULTS.alpha_att, label="α attention",
                                           placeholder=default_text(LOSS_DEFAULTS.alpha_att),
-                                      info="Weight of the attention-map MSE (the small model's recipe).")
-        form["kl_masked_only"] = gr.Checkbox(LOSS_DEFAULTS.kl_masked_only, label="KL at masked positions only",
-                                             elem_id="distill-kl-masked-only",
-                                             info="Off: over every token, as DistilRuBERT. On: as the bundled student "
-                                                  "was made (with T 1, α MLM 0.5); faster, as logits are computed "
-                                                  "only there.")
-        form["max_length"] = CheckedNumber(DEFAULTS.max_length, precision=0, minimum=MAX_LENGTH_RANGE[0],
-                                           maximum=MAX_LENGTH_RANGE[1], label="Max length",
-                                           placeholder=default_text(DEFAULTS.max_length),
+                                          info="Weight of the attention-map MSE (the small model's recipe).")
+    # On a line of its own: beside two number boxes a narrow window squeezed its label and help to a word a line
+    form["kl_masked_only"] = gr.Checkbox(LOSS_DEFAULTS.kl_masked_only, label="KL at masked positions only",
+                                         elem_id="distill-kl-masked-only",
+                                         info="Off: over every token, as DistilRuBERT. On: as the bundled student was "
+                                              "made (with T 1, α MLM 0.5); faster, as logits are computed only there.")
+    form["max_length"] = CheckedNumber(DEFAULTS.max_length, precision=0, minimum=MAX_LENGTH_RANGE[0],
+                                       maximum=MAX_LENGTH_RANGE[1], label="Max length",
+                                       placeholder=default_text(DEFAULTS.max_length),
                                        elem_id="distill-max-length", info="Tokens per line; longer lines are cut.")
     with gr.Accordion("Smaller vocabulary and width (reduced students)", open=False):
         form["reduced_vocab"] = gr.Checkbox(False, label="Give the student its own smaller vocabulary",
