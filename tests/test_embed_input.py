@@ -537,7 +537,7 @@ def test_an_upload_is_named_as_the_person_gave_it_in_every_message(tmp_path, ctx
     the maps' title named the stored copy."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import context, embed_tab
 
     upload = stored_upload(tmp_path, "nul.txt", "_nul.txt", "\n".join(EIGHT).encode("utf-8"))
     assert str(upload).endswith("_nul.txt") and upload.given == "nul.txt"
@@ -554,8 +554,8 @@ def test_an_upload_is_named_as_the_person_gave_it_in_every_message(tmp_path, ctx
         embed_tab.draw_maps(ctx, **dict(inputs, file=windows))
     assert "'con.txt' is not UTF-8 text" in message_of(refused.value) and "_con" not in message_of(refused.value)
     # a name that cannot name the stored file (another suffix, a folder) is not taken: the stored name is said
-    assert embed_tab.given_name(embed_tab.Upload(str(tmp_path / "_nul.txt"), "nul.csv")) == "_nul.txt"
-    assert embed_tab.given_name(embed_tab.Upload(str(tmp_path / "_nul.txt"), "../nul.txt")) == "_nul.txt"
+    assert context.given_name(context.Upload(str(tmp_path / "_nul.txt"), "nul.csv")) == "_nul.txt"
+    assert context.given_name(context.Upload(str(tmp_path / "_nul.txt"), "../nul.txt")) == "_nul.txt"
 
 
 def test_an_upload_removed_from_the_server_is_said_in_a_sentence(tmp_path, ctx, names):

@@ -98,6 +98,14 @@ def default_text(value) -> str:
     return f"{number_text(value)} (default)"
 
 
+def loss_weight_boxes(form: dict, *boxes: tuple[str, str, str]) -> None:
+    """form[field]: a number box for each (field, label, help) of the loss weights, with its default from
+    LOSS_DEFAULTS as its value and, for an emptied box, its placeholder."""
+    for field, label, info in boxes:
+        default = getattr(LOSS_DEFAULTS, field)
+        form[field] = CheckedNumber(default, label=label, placeholder=default_text(default), info=info)
+
+
 def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None,
                   teacher_check: gr.Markdown | None = None) -> dict:
     """The run's settings as inputs, keyed by RunSettings' field names (the /start_run API parameters);
@@ -142,20 +150,12 @@ def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None,
     with gr.Row():
         form["temperature"] = CheckedNumber(LOSS_DEFAULTS.temperature, label="Temperature T",
                                             placeholder=default_text(LOSS_DEFAULTS.temperature),
-                                        info="Softens both distributions in the KL term.")
-        form["alpha_kl"] = CheckedNumber(LOSS_DEFAULTS.alpha_kl, label="α KL",
-                                         placeholder=default_text(LOSS_DEFAULTS.alpha_kl),
-                                         info="Weight of KL(teacher‖student)·T².")
-        form["alpha_mlm"] = CheckedNumber(LOSS_DEFAULTS.alpha_mlm, label="α MLM",
-                                          placeholder=default_text(LOSS_DEFAULTS.alpha_mlm),
-                                      info="Weight of the student's own MLM loss.")
+                                            info="Softens both distributions in the KL term.")
+        loss_weight_boxes(form, ("alpha_kl", "α KL", "Weight of KL(teacher‖student)·T²."),
+                          ("alpha_mlm", "α MLM", "Weight of the student's own MLM loss."))
     with gr.Row():
-        form["alpha_cos"] = CheckedNumber(LOSS_DEFAULTS.alpha_cos, label="α cosine",
-                                          placeholder=default_text(LOSS_DEFAULTS.alpha_cos),
-                                      info="Weight of 1−cos(student layer, mean of k teacher layers).")
-        form["alpha_att"] = CheckedNumber(LOSS_DEFAULTS.alpha_att, label="α attention",
-                                          placeholder=default_text(LOSS_DEFAULTS.alpha_att),
-                                          info="Weight of the attention-map MSE (the small model's recipe).")
+        loss_weight_boxes(form, ("alpha_cos", "α cosine", "Weight of 1−cos(student layer, mean of k teacher layers)."),
+                          ("alpha_att", "α attention", "Weight of the attention-map MSE (the small model's recipe)."))
     # On a line of its own: beside two number boxes a narrow window squeezed its label and help to a word a line
     form["kl_masked_only"] = gr.Checkbox(LOSS_DEFAULTS.kl_masked_only, label="KL at masked positions only",
                                          elem_id="distill-kl-masked-only",

@@ -55,7 +55,6 @@ from ui.context import (
     user_errors,
     whole_number,
 )
-from ui.context import Upload as Upload  # callers of ui.embed_tab name the uploads it takes there too
 from ui.downloads import Downloads, file_box, file_boxes, table
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
