@@ -1473,3 +1473,67 @@ def test_the_kl_checkbox_has_a_line_of_its_own_at_1024_pixels(page):
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.reload()
+
+
+# The Distill tab's tables at 1024 px: no word broken over two lines ("finish ed", "owne r", "300/30 0" were)
+
+WORDS_WHOLE = """table => {
+    const broken = [];
+    for (const cell of table.querySelectorAll('th, .body-cell')) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const node = walker.currentNode, text = node.textContent;
+            // a browser may break at a space, and beside a hyphen; a no-break space joins a guess to its share
+            for (const match of text.matchAll(/[^ \\t\\n-]+/g)) {
+                const word = match[0].replace('\\u22ee', '').trim();
+                if (!word) continue;
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                const lines = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                                      .map(r => Math.round(r.top))).size;
+                if (lines > 1) broken.push(word);
+            }
+        }
+    }
+    const viewport = table.querySelector('.virtual-table-viewport') || table;
+    return {broken, cells: table.querySelectorAll('.body-cell').length,
+            sideways: viewport.scrollWidth - viewport.clientWidth};
+}"""
+
+
+def evaluated_run(run: Path, created: float) -> Path:
+    """A finished reduced-student run of 300 steps, its guesses evaluated at steps 0 and 300 with long words."""
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"state": "finished", "step": 300, "max_steps": 300,
+                                                 "created": created}), encoding="utf-8")
+    (run / "config.json").write_text(json.dumps({"teacher": "bundled-teacher", "max_steps": 300, "student_layers": 2,
+                                                 "student_vocab_size": 100_000, "student_hidden": 150,
+                                                 "align": "reduce"}), encoding="utf-8")
+    probes = [{"sentence": "После [MASK] у меня болят все мышцы.", "expected": "тренировки"},
+              {"sentence": "Завтра у меня [MASK] по истории, а я ничего не выучил.", "expected": "экзамен"}]
+    guesses = {"words": ["учительница", "преподаватель", "экзамен"], "probs": [0.04, 0.02, 0.02]}
+    with open(run / "guesses.jsonl", "w", encoding="utf-8") as out:
+        out.write(json.dumps({"step": 0, "probes": probes, "teacher": [guesses, guesses],
+                              "student": [guesses, guesses]}, ensure_ascii=False) + "\n")
+        out.write(json.dumps({"step": 300, "student": [guesses, guesses]}, ensure_ascii=False) + "\n")
+    return run
+
+
+def test_the_runs_and_guesses_tables_break_no_word_at_1024_pixels(page, tmp_path_factory):
+    run = evaluated_run(app_runs_folder(tmp_path_factory) / "20000101-000300-ee01", 946_685_000)
+    page.set_viewport_size({"width": 1024, "height": 1000})
+    try:
+        choose_run(page, run.name)
+        guesses = page.locator("#distill-guesses")
+        text_of(guesses, "преподаватель", "the guesses of the run chosen")
+        for table in (page.locator("#distill-runs"), guesses):
+            table.scroll_into_view_if_needed()
+            fit = table.evaluate(WORDS_WHOLE)
+            assert fit["cells"] >= 5 and fit["sideways"] <= 0, fit
+            assert not fit["broken"], f"words broken over lines at 1024 px: {fit['broken']}"
+        guesses.screenshot(path=SCREENSHOTS / "distill-guesses-1024.png")
+        page.locator("#distill-runs").screenshot(path=SCREENSHOTS / "distill-runs-1024.png")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        shutil.rmtree(run, ignore_errors=True)

@@ -131,7 +131,7 @@ def test_the_guess_table_snaps_to_an_evaluated_step_and_marks_agreement(tmp_path
     assert [history.nearest_step(s) for s in (None, -5, 0, 39, 40, 99)] == [40, 0, 0, 0, 40, 40]
     rows = history.rows(39)
     assert [r["same first guess"] for r in rows] == ["", ""]
-    assert rows[1]["teacher's guesses"] == "y 60% · x 10% · z <1%"
+    assert rows[1]["teacher's guesses"] == "y\u00a060% · x\u00a010% · z\u00a0<1%"  # a share kept beside its word
     assert [r["same first guess"] for r in history.rows(None)] == [SAME_MARK, ""]
     assert GuessHistory().rows(None) == []
 

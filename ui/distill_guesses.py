@@ -8,15 +8,18 @@ import gradio as gr
 import pandas as pd
 
 from core.runs.guesses import COLUMNS as GUESS_COLUMNS
-from core.runs.guesses import read_guesses
+from core.runs.guesses import SAME_MARK, read_guesses
 from ui.context import AppContext, real_number
 from ui.distill_runs import visible_run_dir
+from ui.tables import column_widths
 
 GUESS_LABEL = "Student's guesses at"
-# the guesses table's headers as shown (core.runs.guesses.COLUMNS, shortened) and widths: one line of headers, and
-# every column in view at 1280 px, the guesses wrapped in their cells and the longest expected word on one line
-GUESS_HEADERS = ["sentence", "expected", "teacher's top 3", "student's top 3", "same 1st"]
-GUESS_COLUMN_WIDTHS = ["25%", "16%", "25%", "25%", "9%"]
+# the guesses table's headers as shown (core.runs.guesses.COLUMNS, shortened; the mark of a first guess shared with
+# the teacher leads the student's guesses) and each column's longest unbreakable word (ui.tables): the probes' longest
+# word and expected answer, and a guess with its share ("преподаватель 2%"). Four columns fit a 1024-pixel window.
+GUESS_COLUMN_CHARS = {"sentence": 11, "expected": 10, "teacher's top 3": 16, "student's top 3": 16}
+GUESS_HEADERS = list(GUESS_COLUMN_CHARS)
+GUESS_COLUMN_WIDTHS = column_widths(GUESS_COLUMN_CHARS)
 
 
 @dataclass
@@ -54,8 +57,12 @@ def run_guesses(ctx: AppContext, run_id: str | None, owner: str | None, step: fl
 
 
 def guess_table(rows: list[dict]) -> pd.DataFrame:
-    """GuessHistory.rows as the page shows them, under GUESS_HEADERS."""
-    return pd.DataFrame([[row[c] for c in GUESS_COLUMNS] for row in rows], columns=GUESS_HEADERS)
+    """GuessHistory.rows as the page shows them, under GUESS_HEADERS: the student's guesses led by SAME_MARK where
+    its first guess is the teacher's."""
+    sentence, expected, teacher, student, same = GUESS_COLUMNS
+    return pd.DataFrame([[row[sentence], row[expected], row[teacher],
+                          f"{SAME_MARK} {row[student]}" if row[same] else row[student]] for row in rows],
+                        columns=GUESS_HEADERS)
 
 
 def guesses_at(ctx: AppContext, run_id: str | None, owner: str | None, step: float | None = None,

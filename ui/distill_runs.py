@@ -10,9 +10,14 @@ from core.runs.store import list_runs, quoted_id, run_dir_of, run_info
 from train.launcher import can_see
 from ui.context import AppContext
 from ui.distill_settings import DEFAULTS, known_teacher_depth
+from ui.tables import column_widths
 
-RUN_COLUMNS = ["run", "state", "step", "teacher", "student", "owner", "shared"]
-RUN_COLUMN_WIDTHS = ["20%", "12%", "12%", "20%", "16%", "10%", "10%"]  # every column in view, "shared" included
+# each column's longest unbreakable word (ui.tables): a run's id breaks before a hyphen that leads digits
+# ("20261203", "-140559-"), a step count is one word ("9000/9000"), "bundled-teacher" breaks after its hyphen, the
+# student's label at its spaces ("100,000")
+RUN_COLUMN_CHARS = {"run": 8, "state": 8, "step": 9, "teacher": 8, "student": 7, "owner": 5, "shared": 6}
+RUN_COLUMNS = list(RUN_COLUMN_CHARS)
+RUN_COLUMN_WIDTHS = column_widths(RUN_COLUMN_CHARS)
 # the runs table's height before it scrolls: its header and nine runs, each two lines high (a run's id wraps in its
 # column)
 RUNS_TABLE_PX = 40 + 9 * 60

@@ -137,7 +137,8 @@ def build(ctx: AppContext) -> dict:
                                 elem_id="distill-eval")
             with gr.Accordion("What did the student learn? Its guesses on probe sentences", open=True):
                 gr.Markdown("The teacher's and the student's three best words for each [MASK], at each evaluation "
-                            "(step 0 is the student before training); ✓ where their first guesses agree.")
+                            "(step 0 is the student before training); ✓ before the student's guesses where its first "
+                            "is the teacher's.")
                 guess_step = CheckedSlider(0, 1, value=0, step=1, interactive=False, label=GUESS_LABEL,
                                        elem_id="distill-guess-step")
                 guesses = gr.Dataframe(guess_table([]), interactive=False, wrap=True, max_height=1200,  # all 8 rows

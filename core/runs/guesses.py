@@ -17,6 +17,7 @@ from core.runs.store import RunPaths, read_metrics
 GUESS_TOP_K = 3  # guesses kept per sentence
 COLUMNS = ["sentence", "expected", "teacher's guesses", "student's guesses", "same first guess"]
 SAME_MARK = "✓"
+NBSP = "\u00a0"
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,10 @@ class Guess:
         return cls(tuple(data.get("words", ())), tuple(data.get("probs", ())))
 
     def text(self) -> str:
-        """ "чай 41% · кофе 12% · суп <1%" """
-        return " · ".join(f"{w} {p:.0%}" if p >= 0.005 else f"{w} <1%" for w, p in zip(self.words, self.probs)) \
-            or "-"
+        """ "чай 41% · кофе 12% · суп <1%", each word and its share joined by a no-break space (NBSP), so a table
+        that wraps the guesses never leaves a share at the start of a line, apart from its word."""
+        return " · ".join(f"{w}{NBSP}{p:.0%}" if p >= 0.005 else f"{w}{NBSP}<1%"
+                          for w, p in zip(self.words, self.probs)) or "-"
 
 
 @dataclass
