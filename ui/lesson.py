@@ -78,8 +78,9 @@ The figures below were measured on this pair; the app shows the same.
    often than either is right?
 3. **(2 min) Inside the models.** In **Embeddings**, keep the probe set (704 sentences on 16 topics), choose
    **UMAP** (it keeps each sentence's neighbours; PCA keeps only the largest directions) and press
-   **Draw**{grouped} Under the maps, the note beside the **How alike** table says, as *same-label neighbours*, how
-   many of each sentence's 10 nearest sentences share its topic: teacher {pct(figures['teacher_topic_purity'])},
+   **Draw**{grouped} Under the maps, the note with the **How alike** table (beside it, or under it in a narrow
+   window) says, as *same-label neighbours*, how many of each sentence's 10 nearest sentences share its topic:
+   teacher {pct(figures['teacher_topic_purity'])},
    student {pct(figures['student_topic_purity'])}, against {pct(figures['chance_topic_purity'])} by chance. The
    table's *linear CKA* column says how alike the two spaces are.
 4. **(1 min) The price.** In **Benchmark**, replace the models with {s.teacher} and {s.student}, set **Batch sizes**
