@@ -31,15 +31,26 @@ SIGNATURES = [(b"PK\x03\x04", "a ZIP archive (a Word .docx, a spreadsheet or an 
               (b"%PDF-", "a PDF document"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Word or Excel document"),
               (b"{\\rtf", "an RTF document"), (b"\x1f\x8b", "a gzip-compressed file"),
               (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!", "a RAR archive")]
+# Files no editor turns into text: images, sound, programs and databases, by their first bytes.
+OTHER_SIGNATURES = [(b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+                    (b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"), (b"ID3", "an MP3 sound file"),
+                    (b"\x7fELF", "a program"), (b"SQLite format 3\x00", "an SQLite database"),
+                    (b"PAR1", "a Parquet table")]
 
 
 def not_text(head: bytes, name: str, want: str = "plain text (.txt, UTF-8)") -> ValueError | None:
-    """A refusal naming what the file is when its first bytes show a document, an archive, UTF-16/32 text or
-    binary data (NUL bytes) instead of UTF-8 text; None when they may be text. `name`: the file as its owner
-    called it; `want`: what to save a document as instead."""
+    """A refusal naming what the file is when its first bytes show a document, an archive, an image, sound, a
+    program, a database, UTF-16/32 text or binary data (NUL bytes) instead of UTF-8 text; None when they may be
+    text. `name`: the file as its owner called it; `want`: what to save a document as, or give instead."""
     for signature, kind in SIGNATURES:
         if head.startswith(signature):
             return ValueError(f"'{name}' is {kind}, not plain text; save or export it as {want} and try again.")
+    for signature, kind in OTHER_SIGNATURES:
+        if head.startswith(signature):
+            return ValueError(f"'{name}' is {kind}, not text; give {want} instead.")
+    if head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
+        kind = {b"WEBP": "a WebP image", b"WAVE": "a WAV sound file", b"AVI ": "an AVI video"}[head[8:12]]
+        return ValueError(f"'{name}' is {kind}, not text; give {want} instead.")
     encoding = wide_encoding(head[:4096])
     if encoding:
         return ValueError(f"'{name}' is saved as {encoding} text; save it as UTF-8 (in most editors: Save as, "

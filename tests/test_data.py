@@ -145,3 +145,20 @@ def test_a_document_given_as_text_is_named_for_what_it_is(tmp_path, head, kind):
         with pytest.raises(ValueError, match=f"'фразы.txt' is {kind}.*, not plain text; save or export it as plain "
                                              r"text \(\.txt, UTF-8\)"):
             read(path)
+
+
+@pytest.mark.parametrize("head, kind", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"), (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),
+    (b"GIF89a\x01\x00", "a GIF image"), (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "a WebP image"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt ", "a WAV sound file"), (b"\x7fELF\x02\x01", "a program"),
+    (b"PAR1\x15\x04", "a Parquet table")])
+def test_an_image_sound_or_program_given_as_text_is_named_for_what_it_is(tmp_path, head, kind):
+    """Such a file was "a binary file (it contains NUL bytes)", or when it held none, "not UTF-8 text": no editor
+    saves it as text, so the sentence names it and asks for a text file instead."""
+    from core.compare.sentences import read_sentence_file
+    path = tmp_path / "фразы.txt"
+    path.write_bytes(head + bytes(range(256)) * 4)
+    for read in (lambda p: read_corpus(p, name=p.name), read_sentence_file):
+        with pytest.raises(ValueError, match=f"^'фразы.txt' is {kind}, not text; give plain text "
+                                             r"\(\.txt, UTF-8\) instead\.$"):
+            read(path)
