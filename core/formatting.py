@@ -1,9 +1,12 @@
-"""Small readings and writings shared by every room: durations as people read them, lists of numbers as typed,
-library errors quoted as whole sentences, and command lines whose mistakes are one line and that answer at once."""
+"""Small readings and writings shared by every room: durations and numbers as people read them, lists of numbers as
+typed, library errors quoted as whole sentences, and command lines whose mistakes are one line and that answer at
+once."""
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import numbers
 import os
 import re
 import signal
@@ -29,6 +32,25 @@ def count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
+def shown(value) -> str:
+    """A value as an error sentence quotes it: text in quotes (cut at 40 characters), whole numbers with their
+    thousands separated as a person reads them (1,000,000,000), other numbers as Python writes them (2.5, 1e+20,
+    inf), "nothing" for None, and other things by their kind ("a list")."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"'{value if len(value) <= 40 else value[:40] + '…'}'"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return f"{value:,}"
+    if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        return f"{int(value):,}"  # 1e9 typed in a number box reaches the app as 1000000000.0: said 1,000,000,000
+    if isinstance(value, float):
+        return str(value)
+    return f"a {type(value).__name__}"
+
+
 def parse_int_list(text: str, what: str, example: str = "1,16") -> list[int]:
     """Whole numbers typed as "0, 2,4" or "0 2 4" -> [0, 2, 4]: commas and spaces both separate them.
 
@@ -37,15 +59,15 @@ def parse_int_list(text: str, what: str, example: str = "1,16") -> list[int]:
     Repeats are the caller's to judge (a batch size given twice is measured once; a layer given twice is refused).
     """
     text = str(text).strip()
-    shown = text if len(text) <= 60 else text[:60] + "…"
+    quoted = text if len(text) <= 60 else text[:60] + "…"
     if re.search(r",\s*,|^,", text):
-        raise ValueError(f"{what} has an empty place between two commas in '{shown}'; give a number there or remove "
+        raise ValueError(f"{what} has an empty place between two commas in '{quoted}'; give a number there or remove "
                          f"a comma, such as {example}.")
     try:
         values = [int(part) for part in re.split(r"[,\s]+", text) if part]
     except ValueError:
         raise ValueError(f"{what} must be whole numbers separated by commas, such as {example}; "
-                         f"got '{shown}'.") from None
+                         f"got '{quoted}'.") from None
     if not values:
         raise ValueError(f"Give at least one {what.rstrip('s').lower()}.")
     return values

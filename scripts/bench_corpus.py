@@ -25,6 +25,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from core.formatting import count  # noqa: E402
 from core.paths import ASSETS  # noqa: E402
 from core.runs.store import read_metrics  # noqa: E402
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"{args.size_mb:g} MiB, {label}", run(large, work / f"run-{len(rows)}", work / "cache-large",
                                                           args.steps, extra)))
     mib = 2**20
-    print(f"corpus {large.stat().st_size / mib:.1f} MiB, {args.steps} steps; growth is over the 1 MiB run")
+    print(f"corpus {large.stat().st_size / mib:.1f} MiB, {count(args.steps, 'step')}; growth is over the 1 MiB run")
     print(f"{'run':<32} {'first step s':>12} {'peak RSS MiB':>13} {'growth':>8} {'of it anon':>11} {'growth':>8} "
           f"{'tree PSS MiB':>13} {'growth':>8}")
     for label, r in rows:

@@ -23,6 +23,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from core.compare import embed
 from core.compare.sentences import SentenceSet, probe_set
+from core.formatting import count, shown
 from core.models import zoo
 from core.models.tokenizer import train_wordpiece
 from core.paths import ASSETS
@@ -34,15 +35,15 @@ REAL_SIZE = ("arch:rubert-base-cased-conversational", "arch:distilrubert-base-ca
 
 
 def corpus_tokenizer(vocab_size: int):
-    stage(f"training a {vocab_size}-word WordPiece tokenizer on the bundled corpus ...")
+    stage(f"training a {vocab_size:,}-word WordPiece tokenizer on the bundled corpus ...")
     lines = (ASSETS / "corpus" / "train.txt").read_text(encoding="utf-8").splitlines()
     return train_wordpiece(lines, vocab_size=vocab_size)
 
 
 def with_corpus_tokenizer(loaded: zoo.LoadedModel, tokenizer) -> zoo.LoadedModel:
     if len(tokenizer) > loaded.model.config.vocab_size:
-        raise SystemExit(f"error: the corpus tokenizer ({len(tokenizer)} words) is larger than {loaded.name}'s "
-                         f"vocabulary ({loaded.model.config.vocab_size} words).")
+        raise SystemExit(f"error: the corpus tokenizer ({len(tokenizer):,} words) is larger than {loaded.name}'s "
+                         f"vocabulary ({loaded.model.config.vocab_size:,} words).")
     return zoo.LoadedModel(loaded.name, loaded.model, tokenizer, loaded.source)
 
 
@@ -66,7 +67,7 @@ def median_time(action, runs: int, clear_embeddings: bool = True, name: str = ""
     with one thread on an idle machine the two are the same.
     """
     if name:
-        stage(f"timing {name}: {runs} run(s) ...")
+        stage(f"timing {name}: {count(runs, 'run')} ...")
     walls, cpus = [], []
     for _ in range(runs):
         if clear_embeddings:
@@ -111,7 +112,7 @@ def mean_tokens(loaded: zoo.LoadedModel, sentences: SentenceSet) -> float:
 
 def report(title: str, teacher, student, sentences, figures: dict) -> None:
     print(f"\n{title}: {teacher.name} ({embed.layer_count(teacher)} layers) + {student.name} "
-          f"({embed.layer_count(student)} layers), {len(sentences)} sentences, "
+          f"({embed.layer_count(student)} layers), {len(sentences):,} sentences, "
           f"{mean_tokens(teacher, sentences):.1f} tokens a sentence on average")
     print(f"  {'':<42} {'wall s':>7} {'CPU s':>7}")
     for name, (wall, cpu) in figures.items():
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("runs", "umap_runs", "sentences", "threads"):
         value = getattr(args, flag)
         if value is not None and value < 1:
-            print(f"error: --{flag.replace('_', '-')} must be at least 1, not {value}.", file=sys.stderr)
+            print(f"error: --{flag.replace('_', '-')} must be at least 1, not {shown(value)}.", file=sys.stderr)
             return 2
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -20,6 +20,7 @@ import time
 import torch
 
 from core.compare import predict
+from core.formatting import count, shown
 from core.models import zoo
 from core.models.student import StudentSpec, make_student
 from core.models.tokenizer import train_wordpiece
@@ -70,7 +71,7 @@ def whole_model_fill_mask(loaded: zoo.LoadedModel, text: str, top_k: int = 5):
 
 def measure(label: str, models: list[zoo.LoadedModel], sentence: str, runs: int, threads: int) -> dict:
     torch.set_num_threads(threads)
-    stage(f"timing {label} at {threads} thread(s): 4 figures of {runs} runs each ...")
+    stage(f"timing {label} at {threads} thread(s): 4 figures of {count(runs, 'run')} each ...")
     tokens = max(len(m.tokenizer(sentence)["input_ids"]) for m in models)
     return {
         "pair": label,
@@ -106,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         predict.check_text(args.sentence)
         threads = thread_counts(args.threads)
         if args.runs < 1:
-            raise ValueError(f"--runs must be at least 1, not {args.runs}.")
+            raise ValueError(f"--runs must be at least 1, not {shown(args.runs)}.")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"torch {torch.__version__}, default {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-          f"median of {args.runs} runs, in ms; load average {_load()}", flush=True)
+          f"median of {count(args.runs, 'run')}, in ms; load average {_load()}", flush=True)
     rows = []
     label, models = bundled_pair()
     rows += [measure(label, models, args.sentence, args.runs, t) for t in threads]

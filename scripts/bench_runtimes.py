@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import pandas as pd
     m, rows = result["machine"], result["rows"]
-    print(f"\n{args.model}, batch {args.batch_size}, seq_len {args.seq_len}: {rows[0]['flops_per_sample_g']} GFLOP "
+    print(f"\n{args.model}, batch {args.batch_size:,}, seq_len {args.seq_len:,}: {rows[0]['flops_per_sample_g']} GFLOP "
           f"per sample (matrix products of the encoder, a multiply-add counted as two)")
     print(f"Machine: {m['cpu_model']}, {m['torch_threads']} threads, AVX-512 BF16 {m['avx512_bf16']}, AMX "
           f"{m['amx_bf16']}, load average {m['load_avg_1min']}")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from core.compare.probes import everyday_probes, fill_mask_probes, topic_sentences
+from core.formatting import count
 from core.paths import ASSETS
 from scripts.progress import stage
 
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     out = ASSETS / "corpus"
     (out / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
     (out / "valid.txt").write_text("\n".join(valid) + "\n", encoding="utf-8")
-    print(f"train {len(train)} lines, valid {len(valid)} lines, {dropped} dropped for containing a probe sentence")
+    print(f"train {count(len(train), 'line')}, valid {count(len(valid), 'line')}, {dropped:,} dropped for containing a "
+          "probe sentence")
     return 0
 
 

@@ -305,7 +305,7 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_teacher_dir, tin
     status = read_status(out)
     assert status["state"] == "stopped"
     said = process.stderr.read().strip().splitlines()[-1] if process.stderr else ""
-    assert said == f"stopped at step {status['step']} of 100000; checkpoint saved. Resume with: python -m " \
+    assert said == f"stopped at step {status['step']:,} of 100,000; checkpoint saved. Resume with: python -m " \
                    f"train.distill --resume {out}", said
     checkpoints = list((out / "checkpoints").iterdir())
     assert len(checkpoints) == 1 and int(checkpoints[0].stem.split("-")[1]) == status["step"] >= 4

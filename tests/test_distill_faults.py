@@ -47,7 +47,7 @@ ZERO_AND_RANGE = [
     (dict(learning_rate=-1), "Learning rate must be above 0 and at most 1; got -1.0."),
     (dict(max_length=100_000), "Max length must be a whole number from 8 to 4,096; got 100,000."),
     (dict(max_length=1), "Max length must be a whole number from 8 to 4,096; got 1."),
-    (dict(max_length=4096), "Max length 4096 is longer than the teacher's maximum (512)."),
+    (dict(max_length=4096), "Max length 4,096 is longer than the teacher's maximum (512)."),
     (dict(steps=0), "Steps must be a whole number from 1 to 10,000,000; got 0."),
     (dict(save_every=0), "Checkpoint every must be a whole number from 1 to 10,000,000; got 0."),
 ]

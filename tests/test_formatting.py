@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from core.formatting import count, format_seconds, parse_int_list
+from core.formatting import count, format_seconds, parse_int_list, shown
 from tests.support.models import REPO
 
 
@@ -32,6 +32,20 @@ def test_durations_read_as_people_read_them():
                                                 (16000, "token", "16,000 tokens")])
 def test_a_count_takes_the_nouns_form_for_its_number(number, noun, said):
     assert count(number, noun) == said
+
+
+@pytest.mark.parametrize("value, read", [(10**9, "1,000,000,000"), (1e9, "1,000,000,000"), (-12345, "-12,345"),
+                                         (0, "0"), (2.5, "2.5"), (1e20, "1e+20"), (float("nan"), "nan"),
+                                         ("1e9", "'1e9'"), ("x" * 50, f"'{'x' * 40}…'"), (None, "nothing"),
+                                         (True, "True"), ([1], "a list")])
+def test_a_value_is_quoted_as_a_person_reads_it(value, read):
+    assert shown(value) == read
+
+
+def test_the_app_quotes_values_in_the_command_lines_words():
+    from ui import context
+
+    assert [context.shown(v) for v in (10**9, 1e9, "x", None)] == [shown(v) for v in (10**9, 1e9, "x", None)]
 
 
 COMMAND = '''

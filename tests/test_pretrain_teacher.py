@@ -119,7 +119,7 @@ def test_a_missing_held_out_corpus_is_named_by_its_option(tmp_path, capsys):
     ("--vocab-size", "169", "--vocab-size must be at least 170 (BERT's 5 special tokens and the 165 letters, digits "
                             "and signs every vocabulary holds); got 169."),
     ("--heads", "4 --hidden 30", "--hidden must be a multiple of --heads"),
-    ("--dropout", "2", "--dropout is a probability, from 0 to below 1; got 2.0."),
+    ("--dropout", "2", "--dropout is a probability, from 0 to below 1; got 2."),
     ("--lr", "nan", "--lr must be a positive number"),
     ("--warmup", "1.5", "--warmup is a share of the steps"),
     ("--max-length", "600", "--max-positions (512) must be at least --max-length (600)."),

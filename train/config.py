@@ -15,6 +15,7 @@ import yaml
 
 from core.distill.losses import LossWeights
 from core.distill.sources import CorpusSource
+from core.formatting import shown
 from core.models.alignments import ALIGNMENTS, REDUCE_OPS
 from core.paths import ASSETS, check_output_folder
 from core.runs.store import RunPaths, find_run_dir, quoted_id, read_status
@@ -146,20 +147,21 @@ class DistillConfig:
                         keep_checkpoints=self.keep_checkpoints, eval_lines=self.eval_lines)
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be a whole number of at least 1; got {value}.")
+                raise ValueError(f"--{name.replace('_', '-')} must be a whole number of at least 1; "
+                                 f"got {shown(value)}.")
         for name, value, most in [("max_steps", self.max_steps, MAX_STEPS),
                                   ("batch_size", self.batch_size, MAX_BATCH_SIZE)]:
             if value > most:
                 raise ValueError(f"--{name.replace('_', '-')} must be at most {most:,}; got {value:,}.")
         if self.num_proc is not None and not 1 <= self.num_proc <= 256:
-            raise ValueError(f"--num-proc must be from 1 to 256; got {self.num_proc}.")
+            raise ValueError(f"--num-proc must be from 1 to 256; got {shown(self.num_proc)}.")
         if not self.text_column.strip():
             raise ValueError("--text-column must name a column; got an empty name.")
         if self.student_layers is not None and self.student_layers < 1:
-            raise ValueError(f"--student-layers must be at least 1; got {self.student_layers}.")
+            raise ValueError(f"--student-layers must be at least 1; got {shown(self.student_layers)}.")
         if not MAX_LENGTH_RANGE[0] <= self.max_length <= MAX_LENGTH_RANGE[1]:
-            raise ValueError(f"--max-length must be between {MAX_LENGTH_RANGE[0]} and {MAX_LENGTH_RANGE[1]} tokens; "
-                             f"got {self.max_length}.")
+            raise ValueError(f"--max-length must be between {MAX_LENGTH_RANGE[0]} and {MAX_LENGTH_RANGE[1]:,} tokens; "
+                             f"got {shown(self.max_length)}.")
         if not 0 < self.mlm_probability < 1:
             raise ValueError(f"--mlm-probability must be between 0 and 1; got {self.mlm_probability}.")
         if not self.lr > 0 or self.lr > 1:
@@ -171,14 +173,14 @@ class DistillConfig:
         if not 0 <= self.weight_decay < math.inf:
             raise ValueError(f"--weight-decay must be a finite number, 0 or above; got {self.weight_decay}.")
         if self.eval_every % self.log_every:
-            raise ValueError(f"--eval-every ({self.eval_every}) must be a multiple of --log-every ({self.log_every}), "
-                             "so evaluations land on logged steps.")
+            raise ValueError(f"--eval-every ({self.eval_every:,}) must be a multiple of --log-every "
+                             f"({self.log_every:,}), so evaluations land on logged steps.")
         if self.student_type not in STUDENT_TYPES:
             raise ValueError(f"--student-type must be {either(STUDENT_TYPES)}; got '{self.student_type}'.")
         if self.mixed_precision not in MIXED_PRECISIONS:
             raise ValueError(f"--mixed-precision must be {either(MIXED_PRECISIONS)}; got '{self.mixed_precision}'.")
         if not 0 <= self.seed < 2**32:  # numpy's and torch's generators take no other
-            raise ValueError(f"--seed must be a whole number from 0 to {2**32 - 1:,}; got {self.seed}.")
+            raise ValueError(f"--seed must be a whole number from 0 to {2**32 - 1:,}; got {shown(self.seed)}.")
         if self.fsdp and self.mixed_precision == "fp16":
             raise ValueError("--fsdp trains in bf16 or fp32: use --mixed-precision bf16 or no.")
         if self.device not in DEVICES:
@@ -197,7 +199,8 @@ class DistillConfig:
                              f"got {self.student_vocab_size:,}.")
         if self.student_hidden is not None and self.student_hidden < MIN_STUDENT_HIDDEN:
             # whether it divides into the teacher's attention heads is checked once the teacher is loaded
-            raise ValueError(f"--student-hidden must be at least {MIN_STUDENT_HIDDEN}; got {self.student_hidden}.")
+            raise ValueError(f"--student-hidden must be at least {MIN_STUDENT_HIDDEN}; "
+                             f"got {shown(self.student_hidden)}.")
         self.losses.check(reduced_vocab=self.reduced_vocab)
         check_installed(tracker_names(self.report_to))
 

@@ -373,8 +373,8 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
             progress.close()
             if is_main:
                 write_status(run_dir, state="stopped", step=step,
-                             message=f"Stopped at step {step}; checkpoint saved, resume continues from here.")
-                print(f"stopped at step {step} of {cfg.max_steps}; checkpoint saved. Resume with: python -m "
+                             message=f"Stopped at step {step:,}; checkpoint saved, resume continues from here.")
+                print(f"stopped at step {step:,} of {cfg.max_steps:,}; checkpoint saved. Resume with: python -m "
                       f"train.distill --resume {shlex.quote(str(run_dir))}", file=sys.stderr)
             return stop.exit_code
     progress.close()
@@ -413,7 +413,7 @@ def restore(cfg: DistillConfig, run_dir: Path, resume: bool, trained: tuple, cur
                 print(f"warning: this run was saved by {saved_world} process(es) and resumes with {world}; it "
                       f"continues from the same place in its data, with {world} batch(es) a step instead of "
                       f"{saved_world}, so it will not match an uninterrupted run exactly.", file=sys.stderr)
-        message = f"Resumed from step {step}."
+        message = f"Resumed from step {step:,}."
     elif resume:
         message = "No checkpoint was saved before the run stopped; starting again from step 0."
         if is_main:
@@ -484,8 +484,8 @@ def agreed_flags(accelerator: Accelerator, bad_loss: bool, stop_asked: bool) -> 
 
 
 def fail_on_bad_loss(run_dir: Path, loss: float, step: int, last_saved: int, is_main: bool) -> int:
-    message = (f"The loss became {loss} at step {step + 1}; the run stopped and kept its last good checkpoint "
-               f"(step {last_saved}). Lower --lr or check the data, then resume.")
+    message = (f"The loss became {loss} at step {step + 1:,}; the run stopped and kept its last good checkpoint "
+               f"(step {last_saved:,}). Lower --lr or check the data, then resume.")
     if is_main:
         write_status(run_dir, state="failed", message=message, step=step)
         print(f"error: {message}", file=sys.stderr)
@@ -639,7 +639,7 @@ def run(flags: argparse.Namespace) -> int:
         _fail(run_dir, accelerator, str(error))
         return 1
     except torch.OutOfMemoryError:
-        message = (f"Out of memory with batch size {cfg.batch_size} and max length {cfg.max_length}: "
+        message = (f"Out of memory with batch size {cfg.batch_size:,} and max length {cfg.max_length:,}: "
                    "lower --batch-size or --max-length (or raise --grad-accum), then resume.")
         _fail(run_dir, accelerator, message)
         return 1

@@ -109,7 +109,7 @@ def check_finished_run(run_dir: Path, named: str) -> None:
         raise ValueError(f"Run '{run_dir.name}' is still {'queued' if state == 'queued' else 'training'}: only a "
                          "finished run's student is exported; wait for it to finish, then export it.")
     step = checkpoint_step(run_dir)
-    where = (f" (or with --max-steps {step} to finish it at its checkpoint of step {step}, training no further)"
+    where = (f" (or with --max-steps {step} to finish it at its checkpoint of step {step:,}, training no further)"
              if step else "")
     raise ValueError(f"Run '{run_dir.name}' has no finished student (final/): only a finished run's student is "
                      f"exported; finish it with python -m train.distill --resume {named}{where}, then export it.")
@@ -128,7 +128,7 @@ def agreement_note(agreement: float, positions: int, fmt: str, int8: bool) -> st
               ("openvino", False): "ONNX Runtime (it computes in float32 on every CPU)",
               ("onnx", False): "OpenVINO"}[fmt, int8]
     return (f"Low agreement (below {AGREEMENT_FLAG:.0%}): this export predicts a different top word than the PyTorch "
-            f"model at {1 - agreement:.1%} of the {positions} masked positions; for a closer export, use {closer}.")
+            f"model at {1 - agreement:.1%} of the {positions:,} masked positions; for a closer export, use {closer}.")
 
 
 def _median_ms(fn: Callable[[], object], runs: int) -> float:
@@ -258,8 +258,8 @@ def summary(report: ExportReport) -> str:
     its final full stop, which the caller's line adds."""
     line = (f"{report.runtime} ({report.precision}): {report.size_mb:,.1f} MB "
             f"(PyTorch fp32 {report.pytorch_size_mb:,.1f} MB), {report.latency_ms:.1f} ms at batch 1 and "
-            f"{report.seq_len} tokens (PyTorch {report.pytorch_latency_ms:.1f} ms), top-1 agreement "
-            f"{report.agreement:.1%} over {report.positions} masked positions")
+            f"{report.seq_len:,} tokens (PyTorch {report.pytorch_latency_ms:.1f} ms), top-1 agreement "
+            f"{report.agreement:.1%} over {report.positions:,} masked positions")
     return f"{line}. {report.agreement_note.removesuffix('.')}" if report.agreement_note else line
 
 

@@ -369,13 +369,13 @@ class RunLauncher:
                 self._admit_resume(run_dir, config, steps, step, requester, session, limits)
             arguments = ["--resume", str(run_dir), "--max-steps", str(steps)]
             self._stopping.discard(run_id)
-            where = f"from step {step}" if step else "from step 0 (it saved no checkpoint)"
+            where = f"from step {step:,}" if step else "from step 0 (it saved no checkpoint)"
             note = f" {found.note}" if found.note else ""
             # max_steps: the target the page shows while queued (config.json gets it only when the process starts)
             write_status(run_dir, state="queued", message=f"Waiting to resume {where}.{note}", launch_args=arguments,
                          max_steps=steps, stop_requested=False, queued_at=time.time())
         self._wake.set()
-        return f"Resuming from step {step}.{note}"
+        return f"Resuming from step {step:,}.{note}"
 
     def _admit_resume(self, run_dir: Path, config: dict, steps: int, step: int, requester: str | None,
                       session: str | None, limits: RunLimits) -> None:

@@ -24,8 +24,8 @@ def neighbours(anchors: list[int], count: int, window: int, generator: torch.Gen
     window: at least 1. Raises ValueError otherwise. Drawn from `generator`, so a step's pairs follow from its seed.
     """
     if count < 2 or window < 1:
-        raise ValueError(f"Pairs of nearby lines need at least 2 lines and a window of 1 or more; got {count} lines "
-                         f"and a window of {window}.")
+        raise ValueError(f"Pairs of nearby lines need at least 2 lines and a window of 1 or more; got {count:,} lines "
+                         f"and a window of {window:,}.")
     offsets = torch.randint(1, window + 1, (len(anchors),), generator=generator).tolist()
     signs = torch.randint(0, 2, (len(anchors),), generator=generator).tolist()
     chosen = []

@@ -41,7 +41,7 @@ def student_layers(cfg: DistillConfig, teacher: PretrainedConfig) -> int:
     teacher_layers = num_layers(teacher)
     layers = cfg.student_layers or max(1, teacher_layers // 2)
     if layers > teacher_layers:
-        raise ValueError(f"The student cannot have more layers ({layers}) than the teacher ({teacher_layers}).")
+        raise ValueError(f"The student cannot have more layers ({layers:,}) than the teacher ({teacher_layers:,}).")
     return layers
 
 
@@ -56,7 +56,7 @@ def check_against_teacher(cfg: DistillConfig, teacher: PretrainedConfig) -> Pret
         raise ValueError(vocab_not_smaller(cfg.student_vocab_size, teacher.vocab_size))
     max_positions = teacher.max_position_embeddings
     if cfg.max_length > max_positions:
-        raise ValueError(f"--max-length {cfg.max_length} is longer than the teacher's maximum ({max_positions}).")
+        raise ValueError(f"--max-length {cfg.max_length:,} is longer than the teacher's maximum ({max_positions:,}).")
     layers = student_layers(cfg, teacher)
     if not cfg.reduced_vocab and cfg.init_layers:
         check_init_layers(list(cfg.init_layers), layers, num_layers(teacher))

@@ -28,7 +28,7 @@ from core.bench import machine
 from core.compare import embed, quality
 from core.distill.data import length_grouped_batches, mlm_batch, read_corpus, step_generator, tokenize_lines
 from core.distill.evaluate import masked_batches, mlm_figures
-from core.formatting import STOPPED_EXIT_CODE
+from core.formatting import STOPPED_EXIT_CODE, shown
 from core.models import word_vectors
 from core.models.tokenizer import ALPHABET, BERT_SPECIALS, MIN_VOCAB_SIZE, train_wordpiece
 from core.models.zoo import LoadedModel
@@ -60,25 +60,25 @@ def check_numbers(args: argparse.Namespace) -> str | None:
                     "--batch-size": args.batch_size, "--eval-every": args.eval_every}
     for flag, value in at_least_one.items():
         if value < 1:
-            return f"{flag} must be 1 or more; got {value}."
+            return f"{flag} must be 1 or more; got {shown(value)}."
     if args.vocab_size < MIN_VOCAB_SIZE:
         return (f"--vocab-size must be at least {MIN_VOCAB_SIZE} (BERT's {len(BERT_SPECIALS)} special tokens and the "
                 f"{len(ALPHABET)} letters, digits and signs every vocabulary holds); got {args.vocab_size:,}.")
     if args.hidden % args.heads:
         return (f"--hidden must be a multiple of --heads (each head takes an equal share of the width); got "
-                f"{args.hidden} and {args.heads}.")
+                f"{args.hidden:,} and {args.heads:,}.")
     if args.max_length < 3:
-        return f"--max-length must be 3 or more tokens ([CLS], a word, [SEP]); got {args.max_length}."
+        return f"--max-length must be 3 or more tokens ([CLS], a word, [SEP]); got {shown(args.max_length)}."
     if args.max_positions < args.max_length:
-        return f"--max-positions ({args.max_positions}) must be at least --max-length ({args.max_length})."
+        return f"--max-positions ({args.max_positions:,}) must be at least --max-length ({args.max_length:,})."
     if not 0 < args.lr < float("inf"):
-        return f"--lr must be a positive number, such as 1e-3; got {args.lr}."
+        return f"--lr must be a positive number, such as 1e-3; got {shown(args.lr)}."
     if not 0 <= args.warmup < 1:
-        return f"--warmup is a share of the steps, from 0 to below 1; got {args.warmup}."
+        return f"--warmup is a share of the steps, from 0 to below 1; got {shown(args.warmup)}."
     if not 0 <= args.weight_decay < float("inf"):
-        return f"--weight-decay must be 0 or a positive number; got {args.weight_decay}."
+        return f"--weight-decay must be 0 or a positive number; got {shown(args.weight_decay)}."
     if not 0 <= args.dropout < 1:
-        return f"--dropout is a probability, from 0 to below 1; got {args.dropout}."
+        return f"--dropout is a probability, from 0 to below 1; got {shown(args.dropout)}."
     return None
 
 
@@ -95,11 +95,11 @@ def check_args(args: argparse.Namespace) -> str | None:
     except ValueError as error:
         return str(error)
     if not (args.contrastive_weight >= 0 and args.contrastive_weight < float("inf")):
-        return f"--contrastive-weight must be 0 or a positive number; got {args.contrastive_weight}."
+        return f"--contrastive-weight must be 0 or a positive number; got {shown(args.contrastive_weight)}."
     if args.contrastive_window < 1:
-        return f"--contrastive-window must be 1 or more lines; got {args.contrastive_window}."
+        return f"--contrastive-window must be 1 or more lines; got {shown(args.contrastive_window)}."
     if args.contrastive_weight and args.batch_size < 4:
-        return f"--contrastive-weight needs --batch-size 4 or more (two pairs at least); got {args.batch_size}."
+        return f"--contrastive-weight needs --batch-size 4 or more (two pairs at least); got {shown(args.batch_size)}."
     if args.freeze_word_vectors and args.init_embeddings != "navec":
         return "--freeze-word-vectors keeps rows started from word vectors; add --init-embeddings navec."
     return None
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
             state["elapsed_s"]
         batches = length_grouped_batches(train.lengths, anchors_per_step, args.seed, epoch - 1) if epoch else []
         first_step = state["step"] + 1
-        print(f"resumed at step {state['step']}", file=sys.stderr)
+        print(f"resumed at step {state['step']:,}", file=sys.stderr)
     started = time.perf_counter() - before_s
     precision = args.precision
     if precision == "auto":
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
                 if saved else "no evaluation was reached, so nothing was saved")
         print(f"Stopped at step {step:,}: {kept}.", file=sys.stderr)
         return STOPPED_EXIT_CODE
-    print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']}; saved to {out}",
+    print(f"best held-out masked-token accuracy {best['valid_mlm_acc']:.3f} at step {best['step']:,}; saved to {out}",
           file=sys.stderr)
     return 0
 

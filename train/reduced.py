@@ -48,8 +48,8 @@ def reduced_recipe(cfg: DistillConfig, teacher, tokenizer, data: TrainingData, l
     torch.manual_seed(cfg.seed)
     mapping = build_mapping(tokenizer, student_tokenizer)
     if verbose:
-        print(f"student vocabulary: {len(student_tokenizer)} entries, {len(mapping.shared_teacher)} shared with the "
-              f"teacher's {len(tokenizer)}", file=sys.stderr)
+        print(f"student vocabulary: {len(student_tokenizer):,} entries, {len(mapping.shared_teacher):,} shared with "
+              f"the teacher's {len(tokenizer):,}", file=sys.stderr)
     student = make_reduced_student(teacher, tokenizer, student_tokenizer, mapping, layers, cfg.student_hidden,
                                    cfg.student_type)
     projection = torch.nn.Linear(dims(student.config)["hidden"], dims(teacher.config)["hidden"])

@@ -133,9 +133,10 @@ def check_batches(train, cfg: DistillConfig, world: int, verbose: bool) -> None:
     needed = cfg.batch_size * world
     rows = train.count_rows(needed) if hasattr(train, "count_rows") else len(train.sequences)  # a stream: that far
     if rows < needed:
-        raise ValueError(f"The corpus has {rows} usable line{'' if rows == 1 else 's'}, fewer than one batch "
-                         f"({cfg.batch_size} x {world} processes): lower --batch-size or add text.")
+        batch = f"{cfg.batch_size:,}" + (f" x {world:,} processes" if world > 1 else "")
+        raise ValueError(f"The corpus has {count(rows, 'usable line')}, fewer than one batch ({batch}): lower "
+                         "--batch-size or add text.")
     if train.truncated and verbose:
         print(f"warning: {count(train.truncated, 'line')} {'was' if train.truncated == 1 else 'were'} longer than "
-              f"--max-length {cfg.max_length} tokens and {'was' if train.truncated == 1 else 'were'} cut.",
+              f"--max-length {cfg.max_length:,} tokens and {'was' if train.truncated == 1 else 'were'} cut.",
               file=sys.stderr)

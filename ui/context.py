@@ -346,22 +346,11 @@ def user_errors(fn):
 
 
 def shown(value) -> str:
-    """A value as an error sentence quotes it: text in quotes (cut at 40 characters), whole numbers with their
-    thousands separated as a person reads them (1,000,000,000), other numbers as Python writes them (2.5, 1e+20,
-    inf), "nothing" for None, and other things by their kind ("a list")."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return f"'{value if len(value) <= 40 else value[:40] + '…'}'"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, numbers.Integral):
-        return f"{value:,}"
-    if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) < 1e16:
-        return f"{int(value):,}"  # 1e9 typed in a number box reaches the app as 1000000000.0: said 1,000,000,000
-    if isinstance(value, float):
-        return str(value)
-    return f"a {type(value).__name__}"
+    """A value as an error sentence quotes it (1e9 as 1,000,000,000, text in quotes): core.formatting.shown, whose
+    words the command lines use too."""
+    from core.formatting import shown as quoted  # the one wording, kept in core so that core and train can use it
+
+    return quoted(value)
 
 
 def whole_number(value, what: str, low: int | None = None, high: int | None = None) -> int:

@@ -18,7 +18,19 @@ from core.bench.profile import profile_breakdown
 from core.bench.records import Peaks, Progress, Row
 from core.bench.report import card_gap, is_result_file, write_json
 from core.bench.variants import choose_fast, reference_variant
-from core.formatting import format_seconds, parse_int_list
+from core.formatting import format_seconds, parse_int_list, shown
+
+BAR_TEXT = 60  # characters of the progress message before the bar
+
+
+def bar_text(message: str, width: int = BAR_TEXT) -> str:
+    """The progress message in at most `width` characters, cut in its middle when longer: it starts with the model's
+    name and ends with what is under way ("warm-up 1/2 ...", "run 3/5"), and a real model's name with its mode and
+    batch size can fill the width alone."""
+    if len(message) <= width:
+        return message
+    head = (width - 1) * 2 // 5
+    return message[:head] + "…" + message[-(width - 1 - head):]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +41,7 @@ def check_threads(threads: int | None) -> None:
     """--threads from 1 to this machine's CPU count (more threads than cores only wait for each other)."""
     cores = os.cpu_count() or 1
     if threads is not None and not 1 <= threads <= cores:
-        raise ValueError(f"--threads must be from 1 to {cores} (this machine's CPU count), not {threads}.")
+        raise ValueError(f"--threads must be from 1 to {cores} (this machine's CPU count), not {shown(threads)}.")
 
 
 def check_json_path(path: str | None) -> Path | None:
@@ -84,7 +96,7 @@ def check_json_path(path: str | None) -> Path | None:
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """The benchmark the flags ask for; ValueError with a sentence for a negative --runs (0 is automatic)."""
     if args.runs is not None and args.runs < 0:
-        raise ValueError(f"--runs must be 0 (about 3 s of runs) or 1 to {MAX_RUNS}; got {args.runs}.")
+        raise ValueError(f"--runs must be 0 (about 3 s of runs) or 1 to {MAX_RUNS}; got {shown(args.runs)}.")
     return BenchConfig(models=[m.strip() for m in args.models.split(",") if m.strip()], device=args.device.strip(),
                        batch_sizes=parse_int_list(args.batch_sizes, "Batch sizes"), seq_len=args.seq_len,
                        modes=[m.strip() for m in args.modes.split(",") if m.strip()], runs=args.runs or None,
@@ -164,15 +176,15 @@ def run(args: argparse.Namespace) -> int:
     busy = busy_note()
     if busy:
         print(f"note: {busy}", file=sys.stderr, flush=True)
-    bar = tqdm(total=100, unit="%", bar_format="{desc:<60.60} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
-               file=sys.stderr, mininterval=0.5)
+    bar = tqdm(total=100, unit="%", file=sys.stderr, mininterval=0.5,
+               bar_format="{desc:<" + str(BAR_TEXT) + "} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
     explained: set[str] = set()
 
     def on_event(event: Progress | Peaks | Row) -> None:
         if isinstance(event, Progress):
             bar.n = round(100 * event.fraction)
-            bar.set_description_str(event.message, refresh=False)
+            bar.set_description_str(bar_text(event.message), refresh=False)
             bar.refresh()
         elif isinstance(event, Row):
             # stderr, like the bar: stdout holds the tables alone, printed once the bar is closed

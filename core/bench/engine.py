@@ -38,7 +38,7 @@ import psutil
 import torch
 
 from core.bench import machine
-from core.bench.plan import BenchConfig, Loader, ModelShape, Plan, default_loader, make_plan
+from core.bench.plan import BenchConfig, Job, Loader, ModelShape, Plan, default_loader, make_plan
 from core.bench.records import Peaks, Progress, Row
 from core.bench.report import result_record
 from core.bench.runtimes.available import RUNTIME_MODES, compute_dtype
@@ -103,14 +103,20 @@ class PeakMemory:
     of two counters: glibc's mallinfo2() (uordblks + hblkhd, over every arena), which sees activations that reuse
     pages freed earlier and still resident, and the resident set size, which sees memory a runtime maps without
     malloc (or a malloc that replaces glibc's) but misses such reuse. Without mallinfo2 (musl, macOS, Windows, glibc
-    before 2.33) the resident set alone can read low. The growth counts what other threads allocate meanwhile, and
-    a pass shorter than 5 ms may peak between two samples (its activations are then small beside its weights).
+    before 2.33) the resident set alone can read low. The growth counts what other threads allocate meanwhile.
+
+    A peak between two samples goes unseen: the sample at the end comes after the block has freed its passes'
+    activations, and a pass shorter than the wait between samples can peak within it (its activations are then small
+    beside its weights). That wait is 5 ms on an idle machine, but many times longer on a busy one, where the sampler
+    thread waits for a CPU (more so in a process at low priority beside busy ones). `samples` counts the readings
+    taken: memory held until `samples` has grown by two was read while held (the first may have begun before).
     """
 
     def __init__(self, device: str, weights_bytes: float = 0.0):
         self.device, self.weights_bytes, self.peak_bytes = device, weights_bytes, 0.0
         self.malloc_growth_bytes = 0 if MALLOC_IN_USE else None  # CPU: the largest growth each counter showed
         self.rss_growth_bytes = 0
+        self.samples = 0  # CPU: readings of the counters taken so far
         self._stop = threading.Event()
 
     @property
@@ -129,6 +135,7 @@ class PeakMemory:
         if MALLOC_IN_USE:
             self.malloc_growth_bytes = max(self.malloc_growth_bytes, MALLOC_IN_USE() - self._malloc_start)
         self.rss_growth_bytes = max(self.rss_growth_bytes, self._process.memory_info().rss - self._rss_start)
+        self.samples += 1  # after the reading: a count that has moved by two includes one begun after it was read
 
     def __enter__(self) -> PeakMemory:
         if self.device == "cuda":
@@ -187,9 +194,17 @@ def make_row(variant: Variant, loaded: zoo.LoadedModel, shape: ModelShape, batch
                setup_s=variant.setup_s)
 
 
+def first_pass(job: Job) -> str:
+    """What a measurement's first forward pass is, as its progress line names it: "warm-up 1/2", or "run 1/5"
+    without warm-up; torch.compile's compiling on that pass is said too."""
+    phase = f"warm-up 1/{job.warmup}" if job.warmup else f"run 1/{job.runs}"
+    return f"{phase}, compiling" if job.first_pass_extra_s else phase
+
+
 def iter_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Plan | None = None,
                    stop: threading.Event | None = None) -> Iterator[Progress | Peaks | Row]:
-    """Measure every model x mode x batch size. Yields Progress as work proceeds, the machine's Peaks once before
+    """Measure every model x mode x batch size. Yields Progress as work proceeds (for a measurement: before its first
+    forward pass, "warm-up 1/2 ...", and after each pass, "warm-up 1/2", "run 3/5"), the machine's Peaks once before
     the first measurement, and a Row as each result is ready.
 
     Setting `stop` (from any thread), or closing the generator, ends the benchmark between two forward passes; a
@@ -234,14 +249,21 @@ def iter_benchmark(config: BenchConfig, load: Loader = default_loader, plan: Pla
                 yield progress(f"{name}: {variant.label} ready ({'; '.join(notes)})", plan.setup_s[f"{mode}:{name}"])
             for job in (j for j in plan.jobs if j.model == name and j.mode == mode):
                 timings: list[float] = []
+                where = f"{name} {mode} batch {job.batch_size}"
+                # Said before the first pass, outside the measured block: that pass of a real-size model can take a
+                # minute (compiling, longer), and each pass is otherwise told only once it has ended.
+                yield progress(f"{where}: {first_pass(job)} ...")
+                if stopped():
+                    return
                 passes = iter_forward_times(variant, job.batch_size, config.seq_len, job.runs, job.warmup)
                 with PeakMemory(config.device, weights_bytes(variant)) as memory:
                     for i, seconds in enumerate(passes):
                         if seconds is not None:
                             timings.append(seconds)
-                        phase = "warm-up" if seconds is None else f"run {len(timings)}/{job.runs}"
+                        phase = f"warm-up {i + 1}/{job.warmup}" if seconds is None else \
+                            f"run {len(timings)}/{job.runs}"
                         step = job.run_s + (job.first_pass_extra_s if i == 0 else 0.0)
-                        yield progress(f"{name} {mode} batch {job.batch_size}: {phase}", step)
+                        yield progress(f"{where}: {phase}", step)
                         if stopped():
                             passes.close()
                             break

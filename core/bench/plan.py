@@ -27,7 +27,7 @@ from core.bench.limits import (  # noqa: F401 (the card's settings and the caps,
     MAX_WARMUP,
 )
 from core.bench.runtimes.available import RUNTIME_MODES, compute_dtype, why_not
-from core.formatting import count, error_sentence, format_seconds
+from core.formatting import count, error_sentence, format_seconds, shown
 from core.models import zoo
 from core.models.student import dims, num_layers
 
@@ -251,18 +251,18 @@ def config_shape(name: str, source: str, config) -> ModelShape:
 def _in_range(value, what: str, low: int, high: int, unit: str = "") -> None:
     """ValueError naming `what` and the limit it passes, unless `value` is a whole number from `low` to `high`."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ValueError(f"{what} must be a whole number{unit}, not {value!r}.")
+        raise ValueError(f"{what} must be a whole number{unit}, not {shown(value)}.")
     if value < low:
-        raise ValueError(f"{what} must be at least {low}{unit.rstrip('s') if low == 1 else unit}, not {value}.")
+        raise ValueError(f"{what} must be at least {low}{unit.rstrip('s') if low == 1 else unit}, not {shown(value)}.")
     if value > high:
-        raise ValueError(f"{what} must be at most {high:,}{unit} here, not {value:,}.")
+        raise ValueError(f"{what} must be at most {high:,}{unit} here, not {shown(value)}.")
 
 
 def check_limits(config: BenchConfig) -> None:
     """The request's sizes within the caps (MAX_RUNS, MAX_BATCH_SIZE, MAX_SEQ_LEN, ...), each a whole number;
     ValueError with one sentence that names the limit. Nothing is loaded."""
     if len(config.models) > MAX_MODELS:
-        raise ValueError(f"Benchmark at most {MAX_MODELS} models at a time, not {len(config.models)}.")
+        raise ValueError(f"Benchmark at most {MAX_MODELS} models at a time, not {len(config.models):,}.")
     for name in config.models:
         if not isinstance(name, str):
             raise ValueError(f"A model is named by text (such as arch:rubert-base-cased-conversational), not a "
@@ -312,14 +312,14 @@ def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, Mo
     for name in dict.fromkeys(config.models):
         shape = shapes[name] = model_shape(name, load)
         if config.seq_len > shape.max_seq_len:
-            raise ValueError(f"Sequence length {config.seq_len} is longer than {name} accepts "
-                             f"({shape.max_seq_len} tokens); choose a seq_len up to {shape.max_seq_len}.")
+            raise ValueError(f"Sequence length {config.seq_len:,} is longer than {name} accepts "
+                             f"({shape.max_seq_len:,} tokens); choose a seq_len up to {shape.max_seq_len:,}.")
     free = free_memory_bytes(config.device)
     for shape in shapes.values():
         for mode in config.modes:
             need = memory_needed_bytes(shape, max(config.batch_sizes), config.seq_len, mode)
             if need > MEMORY_HEADROOM * free:
-                raise ValueError(f"Batch {max(config.batch_sizes)} at seq_len {config.seq_len} needs about "
+                raise ValueError(f"Batch {max(config.batch_sizes):,} at seq_len {config.seq_len:,} needs about "
                                  f"{_format_bytes(need)} for {shape.name} in {mode} mode, but only "
                                  f"{_format_bytes(free)} of {config.device.upper()} memory is free; choose a smaller "
                                  "batch size or seq_len.")

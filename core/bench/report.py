@@ -47,7 +47,7 @@ def card_gap(rows: list[dict], device: str, kinds: tuple[str, ...] = tuple(CARD_
     lengths = sorted({r["seq_len"] for r in rows if r["model"] in with_card})
     if CARD_SEQ_LEN not in lengths:
         return (f"the card measured {CARD_SEQ_LEN}-token sequences and this run measured "
-                f"{', '.join(map(str, lengths))}-token ones.")
+                f"{', '.join(f'{n:,}' for n in lengths)}-token ones.")
     measured = {r["batch_size"] for r in rows if r["model"] in with_card and r["seq_len"] == CARD_SEQ_LEN}
     wanted = {kind: CARD_BATCH[kind] for kind in kinds}
     if measured & set(wanted.values()):

@@ -30,7 +30,7 @@ class Check:
 
     def text(self) -> str:
         sign = ">=" if self.passed else "<"
-        text = f"{self.metric} {self.value:.5f} {sign} {self.threshold} over {self.positions} positions"
+        text = f"{self.metric} {self.value:.5f} {sign} {self.threshold} over {self.positions:,} positions"
         return text if self.passed else text + " (BELOW THE THRESHOLD)"
 
 

@@ -39,7 +39,7 @@ def read_corpus(path: str | Path, name: str | None = None) -> list[str]:
     longest = max(range(len(lines)), key=lambda i: len(lines[i]))
     if len(lines[longest]) > MAX_LINE_CHARS:
         raise ValueError(f"The corpus '{name}' has a line of {len(lines[longest]):,} characters (non-blank line "
-                         f"{longest + 1}); put one sample on each line, at most {MAX_LINE_CHARS:,} characters.")
+                         f"{longest + 1:,}); put one sample on each line, at most {MAX_LINE_CHARS:,} characters.")
     return lines
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.formatting import shown
+
 LOSS_PARTS = ("loss_kl", "loss_mlm", "loss_cos", "loss_att", "loss_hidden_mse")  # metric names, in formula order
 # Bounds far past any recipe: T^2 and an alpha times a loss must stay finite in 16-bit and fp32 arithmetic.
 MAX_TEMPERATURE = 100.0
@@ -46,16 +48,17 @@ class LossWeights:
         The hidden-state term of a reduced-vocabulary student is alpha_hidden_mse; of others, alpha_cos and alpha_att.
         """
         if not 0 < self.temperature < math.inf:
-            raise ValueError(f"The temperature must be a finite number above 0; got {self.temperature}.")
+            raise ValueError(f"The temperature must be a finite number above 0; got {shown(self.temperature)}.")
         if self.temperature > MAX_TEMPERATURE:
             raise ValueError(f"The temperature must be at most {MAX_TEMPERATURE:g} (distillation uses 1 to 20); got "
-                             f"{self.temperature:g}.")
+                             f"{shown(self.temperature)}.")
         for part in LOSS_PARTS:
             name = "alpha_" + part.removeprefix("loss_")
             if not math.isfinite(self.weight(part)):
-                raise ValueError(f"The loss weight {name} must be a finite number; got {self.weight(part)}.")
+                raise ValueError(f"The loss weight {name} must be a finite number; got {shown(self.weight(part))}.")
             if self.weight(part) > MAX_ALPHA:
-                raise ValueError(f"The loss weight {name} must be at most {MAX_ALPHA:,g}; got {self.weight(part):g}.")
+                raise ValueError(f"The loss weight {name} must be at most {MAX_ALPHA:,g}; "
+                                 f"got {shown(self.weight(part))}.")
         if any(self.weight(part) < 0 for part in LOSS_PARTS):
             raise ValueError("Loss weights (alphas) cannot be negative.")
         applying = ("loss_kl", "loss_mlm", "loss_hidden_mse") if reduced_vocab else \

@@ -122,7 +122,7 @@ def check_text_file(path: str | Path, name: str, samples_are_lines: bool = True)
             for offset, part in enumerate(parts if samples_are_lines else ()):
                 if len(part) > MAX_LINE_CHARS and len(part.strip()) > MAX_LINE_CHARS:
                     raise ValueError(f"The corpus '{name}' has a line of {len(part.strip()):,} characters (line "
-                                     f"{lines_before + offset + 1}); put one sample on each line, at most "
+                                     f"{lines_before + offset + 1:,}); put one sample on each line, at most "
                                      f"{MAX_LINE_CHARS:,} characters.")
             has_text = has_text or any(p.strip() for p in parts)
             lines_before += len(parts)
@@ -131,7 +131,7 @@ def check_text_file(path: str | Path, name: str, samples_are_lines: bool = True)
             chunk = handle.read(CHUNK_BYTES)
             if samples_are_lines and len(tail) > MAX_LINE_CHARS * 4:  # a line growing past any allowed length
                 raise ValueError(f"The corpus '{name}' has a line of more than {MAX_LINE_CHARS:,} characters (line "
-                                 f"{lines_before + 1}); put one sample on each line.")
+                                 f"{lines_before + 1:,}); put one sample on each line.")
     if samples_are_lines and not has_text:
         raise ValueError(f"The corpus '{name}' has no text: it needs at least one non-blank line.")
 

@@ -135,7 +135,7 @@ def load_training_data(train: CorpusSource, valid: CorpusSource | None, tokenize
         valid_lines = first_texts(valid, eval_lines) if valid else corpus.held_out_texts()[:eval_lines]
         if corpus.count_rows(1) == 0:
             raise no_text(train) if not valid_lines else ValueError(
-                f"The corpus '{train.label}' has only {len(valid_lines)} samples, all held out for evaluation; "
+                f"The corpus '{train.label}' has only {len(valid_lines):,} samples, all held out for evaluation; "
                 "add text or give --valid-corpus.")
         return TrainingData(corpus, valid_lines, seed)
     tokenized = tokenize_dataset(dataset, tokenizer, max_length, column, num_proc, progress)

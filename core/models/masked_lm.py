@@ -111,6 +111,6 @@ def encode(loaded: LoadedModel, texts: Sequence[str]) -> dict[str, torch.Tensor]
     lengths = batch["attention_mask"].sum(dim=1)  # (bs,)
     limit = max_tokens(loaded.model, tokenizer)
     if int(lengths.max()) > limit:
-        raise ValueError(f"The text is {int(lengths.max())} tokens long for '{loaded.name}'; "
-                         f"the model reads at most {limit}.")
+        raise ValueError(f"The text is {int(lengths.max()):,} tokens long for '{loaded.name}'; "
+                         f"the model reads at most {limit:,}.")
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}

@@ -60,10 +60,10 @@ def make_reduced_student(teacher: PreTrainedModel, teacher_tokenizer, student_to
     d = dims(teacher.config)
     hidden = hidden_size or d["hidden"]
     if hidden > d["hidden"]:
-        raise ValueError(f"The student width ({hidden}) cannot exceed the teacher's ({d['hidden']}).")
+        raise ValueError(f"The student width ({hidden:,}) cannot exceed the teacher's ({d['hidden']:,}).")
     teacher_layers = num_layers(teacher.config)
     if not 1 <= layers <= teacher_layers:
-        raise ValueError(f"The student needs between 1 and {teacher_layers} layers; got {layers}.")
+        raise ValueError(f"The student needs between 1 and {teacher_layers:,} layers; got {layers:,}.")
     model_type = teacher.config.model_type if model_type == "same" else model_type
     config = student_config(teacher.config, model_type, layers, hidden_size=hidden, vocab_size=len(student_tokenizer))
     ffn = config.hidden_dim if model_type == "distilbert" else config.intermediate_size

@@ -132,7 +132,8 @@ def check_init_layers(init: list[int], layers: int, teacher_layers: int) -> None
     """ValueError unless `init` names one different teacher layer (0-based, below teacher_layers) per student layer,
     in increasing order."""
     if len(init) != layers:
-        raise ValueError(f"Give one initialising teacher layer per student layer: {layers} needed, {len(init)} given.")
+        raise ValueError(f"Give one initialising teacher layer per student layer: {layers:,} needed, "
+                         f"{len(init):,} given.")
     if any(not 0 <= i < teacher_layers for i in init):
         shown = str(init) if len(init) <= 24 else f"[{', '.join(map(str, init[:24]))}, ...]"
         raise ValueError(f"Initialising layers must be between 0 and {teacher_layers - 1}; got {shown}.")
@@ -154,11 +155,11 @@ def student_config(teacher_config, model_type: str, layers: int, hidden_size: in
     d = dims(teacher_config)
     hidden = hidden_size or d["hidden"]
     if hidden > d["hidden"]:
-        raise ValueError(f"The student width ({hidden}) cannot exceed the teacher's ({d['hidden']}).")
+        raise ValueError(f"The student width ({hidden:,}) cannot exceed the teacher's ({d['hidden']:,}).")
     ffn = d["ffn"] * hidden // d["hidden"]
     vocab = vocab_size or d["vocab"]
     if hidden % d["heads"]:
-        raise ValueError(f"The student width {hidden} must be divisible by the number of heads ({d['heads']}).")
+        raise ValueError(f"The student width {hidden:,} must be divisible by the number of heads ({d['heads']}).")
     common = dict(vocab_size=vocab, max_position_embeddings=d["max_positions"],
                   pad_token_id=teacher_config.pad_token_id)
     if model_type == "distilbert":
@@ -175,7 +176,7 @@ def make_student(teacher: PreTrainedModel, spec: StudentSpec = StudentSpec()) ->
     if layers < 1:
         raise ValueError("The student needs at least one layer.")
     if layers > teacher_layers:
-        raise ValueError(f"The student cannot have more layers ({layers}) than the teacher ({teacher_layers}).")
+        raise ValueError(f"The student cannot have more layers ({layers:,}) than the teacher ({teacher_layers:,}).")
     init = list(spec.init_layers) if spec.init_layers else default_init_layers(teacher_layers, layers)
     check_init_layers(init, layers, teacher_layers)
     model_type = teacher.config.model_type if spec.model_type == "same" else spec.model_type

@@ -121,7 +121,7 @@ def orthogonal_projection(source_dim: int, target_dim: int, seed: int) -> torch.
     Gaussian matrix with the signs of R's diagonal moved into Q give a uniformly random orthonormal frame (Mezzadri,
     "How to generate random matrices from the classical compact groups", 2007)."""
     if source_dim < 1 or target_dim < 1:
-        raise ValueError(f"Widths must be positive, got {source_dim} and {target_dim}.")
+        raise ValueError(f"Widths must be positive, got {source_dim:,} and {target_dim:,}.")
     if source_dim == target_dim:
         return torch.eye(source_dim, dtype=torch.float64)
     generator = torch.Generator().manual_seed(seed)
@@ -179,7 +179,7 @@ def init_token_embeddings(model, tokenizer, vectors: WordVectors, seed: int = 0,
     weight = model.get_input_embeddings().weight  # (vocab_size, hidden)
     if weight.ndim != 2 or weight.shape[0] < len(tokenizer):
         raise ValueError(f"The model's embeddings have shape {tuple(weight.shape)}; they need a row for each of the "
-                         f"tokenizer's {len(tokenizer)} entries.")
+                         f"tokenizer's {len(tokenizer):,} entries.")
     vocab_size, hidden = weight.shape
     candidates = whole_word_entries(tokenizer, words)
     rows, keys, through_yo = _matched(candidates, vectors)

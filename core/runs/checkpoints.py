@@ -276,10 +276,10 @@ def format_bytes(size: float) -> str:
 
 def disk_full_message(step: int, needed: int, free: int, kept: Path | None) -> str:
     """The one sentence for a checkpoint the disk has no room for: what it needed, what is free, which one is kept."""
-    keeps = (f"the run keeps its checkpoint of step {step_of(kept)} ({kept.name}), so free some space and resume "
+    keeps = (f"the run keeps its checkpoint of step {step_of(kept):,} ({kept.name}), so free some space and resume "
              f"from there" if kept else "the run has no earlier checkpoint, so free some space and resume, which "
              "starts again from step 0")
-    return (f"The disk is full: the checkpoint of step {step} needs about {format_bytes(needed)} and "
+    return (f"The disk is full: the checkpoint of step {step:,} needs about {format_bytes(needed)} and "
             f"{format_bytes(free)} are free, so it was not written; {keeps}.")
 
 

@@ -346,12 +346,12 @@ def stopped_message(run_dir: Path, asked: bool) -> str:
     found = newest_readable_checkpoint(run_dir, keys=None)
     step = found.step
     if asked:
-        where = f"resume continues from step {step}" if step else "resume starts again from step 0"
+        where = f"resume continues from step {step:,}" if step else "resume starts again from step 0"
         message = (f"Stopped as asked, before its next checkpoint; {where}." if step else
                    f"Stopped as asked, before its first checkpoint; {where}.")
     elif step:
-        message = (f"Stopped at step {step} (the process ended without saying why); resume continues from the "
-                   f"checkpoint of step {step}.")
+        message = (f"Stopped at step {step:,} (the process ended without saying why); resume continues from the "
+                   f"checkpoint of step {step:,}.")
     else:
         message = ("Stopped before its first checkpoint (the process ended without saying why); resume starts again "
                    "from step 0.")
@@ -397,7 +397,7 @@ class Records(list):
             return ""
         if self.skipped == 1:
             return f"1 line of {self.name} is not a record (a JSON object with a step) and was skipped."
-        return f"{self.skipped} lines of {self.name} are not records (JSON objects with a step) and were skipped."
+        return f"{self.skipped:,} lines of {self.name} are not records (JSON objects with a step) and were skipped."
 
 
 def read_metrics(run_dir: Path, name: str | None = None) -> Records:
