@@ -116,9 +116,10 @@ def test_checked_components_pass_what_gradio_cannot_read_on_to_the_handler():
 def test_predictions_refuse_bad_top_k_and_model_names_in_one_sentence(tiny_teacher_dir, tiny_student_dir, runs_dir):
     import gradio as gr
 
-    from ui import predict_tab
+    from ui import predict_actions
+    from ui.context import ErrorLines
 
-    ctx, errors = context(tiny_teacher_dir, tiny_student_dir), predict_tab.ErrorLines()
+    ctx, errors = context(tiny_teacher_dir, tiny_student_dir), ErrorLines()
     good = dict(model_1=ctx.default_teacher, model_2=ctx.default_student, model_3="", top_k=5,
                 sentence="Привет, [MASK]!")
     cases = [
@@ -134,8 +135,8 @@ def test_predictions_refuse_bad_top_k_and_model_names_in_one_sentence(tiny_teach
     ]
     for change, message in cases:
         inputs = {**good, **change}
-        for handler in (predict_tab.fill_mask, predict_tab.mask_each_word):
-            if handler is predict_tab.mask_each_word and "sentence" not in change:
+        for handler in (predict_actions.fill_mask, predict_actions.mask_each_word):
+            if handler is predict_actions.mask_each_word and "sentence" not in change:
                 inputs = {**inputs, "sentence": "Мы гуляли."}
             with pytest.raises(gr.Error) as error:
                 handler(ctx, errors, **inputs, progress=NoProgress())
@@ -143,44 +144,44 @@ def test_predictions_refuse_bad_top_k_and_model_names_in_one_sentence(tiny_teach
     # an unhashable input (a list sent through the API) still gives its status line
     inputs = {**good, "model_2": ["x"]}
     with pytest.raises(gr.Error):
-        predict_tab.fill_mask(ctx, errors, **inputs, progress=NoProgress())
-    assert "not a list" in predict_tab.failure_status(errors, "fill_mask", *inputs.values())
+        predict_actions.fill_mask(ctx, errors, **inputs, progress=NoProgress())
+    assert "not a list" in predict_actions.failure_status(errors, "fill_mask", *inputs.values())
     with pytest.raises(gr.Error) as error:
-        predict_tab.probe_summary(ctx, errors, 3, ctx.default_student, None, progress=NoProgress())
+        predict_actions.probe_summary(ctx, errors, 3, ctx.default_student, None, progress=NoProgress())
     assert message_of(error.value) == "Model 1 is chosen by its name as text (such as bundled-teacher), not 3."
 
 
 def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tiny_teacher_dir, tiny_student_dir):
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_layers, embed_maps, embed_neighbours
 
     ctx = context(tiny_teacher_dir, tiny_student_dir)
     common = dict(source="Typed sentences", file=None, sentences="один\nдва\nтри\nчетыре\nпять",
                   model_1=ctx.default_teacher, model_2=ctx.default_student, model_3="", layer_1=-1, layer_2=-1,
                   layer_3=-1, pooling="mean", method="PCA", dims="2D")
     cases = [
-        (embed_tab.find_neighbours, dict(highlight="1", neighbours=None),
+        (embed_neighbours.find_neighbours, dict(highlight="1", neighbours=None),
          "Neighbours must be a whole number from 1 to 20; got nothing."),
-        (embed_tab.find_neighbours, dict(highlight="1", neighbours="many"),
+        (embed_neighbours.find_neighbours, dict(highlight="1", neighbours="many"),
          "Neighbours must be a whole number from 1 to 20; got 'many'."),
-        (embed_tab.draw_maps, dict(layer_1="x"), "The layer of model 1 must be a whole number; got 'x'."),
-        (embed_tab.draw_maps, dict(layer_2=1.5), "The layer of model 2 must be a whole number; got 1.5."),
-        (embed_tab.draw_maps, dict(layer_1=1e9), f"The layer of model 1 must be from -5 to 4 for "
-                                                 f"{ctx.default_teacher}: 0 is its embeddings and 4 its last layer; "
-                                                 "negative layers count from the last, as in Python (-1 is layer 4, "
-                                                 "-5 is layer 0). Got 1,000,000,000."),
-        (embed_tab.draw_maps, dict(pooling=None), "Sentence vector must be one of mean, CLS; got nothing."),
-        (embed_tab.draw_maps, dict(method=None), "Map must be one of PCA, UMAP; got nothing."),
-        (embed_tab.draw_maps, dict(dims=None), "Dimensions must be one of 2D, 3D; got nothing."),
-        (embed_tab.draw_maps, dict(dims=3), "Dimensions must be one of 2D, 3D; got 3."),
-        (embed_tab.draw_maps, dict(source=None), "Sentences must be one of Probe set, Upload a file, Typed "
-                                                 "sentences; got nothing."),
-        (embed_tab.draw_maps, dict(cka_estimator="fast"), "CKA estimator must be one of debiased, biased; got "
-                                                          "'fast'."),
-        (embed_tab.draw_maps, dict(model_1=12), "Model 1 is chosen by its name as text (such as bundled-teacher), "
-                                                "not 12."),
-        (embed_tab.draw_maps, dict(sentences=["a", "b"]), "Typed sentences must be text; got a list."),
+        (embed_maps.draw_maps, dict(layer_1="x"), "The layer of model 1 must be a whole number; got 'x'."),
+        (embed_maps.draw_maps, dict(layer_2=1.5), "The layer of model 2 must be a whole number; got 1.5."),
+        (embed_maps.draw_maps, dict(layer_1=1e9), f"The layer of model 1 must be from -5 to 4 for "
+                                                  f"{ctx.default_teacher}: 0 is its embeddings and 4 its last layer; "
+                                                  "negative layers count from the last, as in Python (-1 is layer 4, "
+                                                  "-5 is layer 0). Got 1,000,000,000."),
+        (embed_maps.draw_maps, dict(pooling=None), "Sentence vector must be one of mean, CLS; got nothing."),
+        (embed_maps.draw_maps, dict(method=None), "Map must be one of PCA, UMAP; got nothing."),
+        (embed_maps.draw_maps, dict(dims=None), "Dimensions must be one of 2D, 3D; got nothing."),
+        (embed_maps.draw_maps, dict(dims=3), "Dimensions must be one of 2D, 3D; got 3."),
+        (embed_maps.draw_maps, dict(source=None), "Sentences must be one of Probe set, Upload a file, Typed "
+                                                  "sentences; got nothing."),
+        (embed_maps.draw_maps, dict(cka_estimator="fast"), "CKA estimator must be one of debiased, biased; got "
+                                                           "'fast'."),
+        (embed_maps.draw_maps, dict(model_1=12), "Model 1 is chosen by its name as text (such as bundled-teacher), "
+                                                 "not 12."),
+        (embed_maps.draw_maps, dict(sentences=["a", "b"]), "Typed sentences must be text; got a list."),
     ]
     for handler, change, message in cases:
         with pytest.raises(gr.Error) as error:
@@ -188,7 +189,7 @@ def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tin
         assert message_of(error.value) == message
     layer_inputs = {k: v for k, v in common.items() if not k.startswith("layer") and k not in ("method", "dims")}
     with pytest.raises(gr.Error) as error:
-        embed_tab.compare_layers(ctx, **{**layer_inputs, "pooling": None}, progress=NoProgress())
+        embed_layers.compare_layers(ctx, **{**layer_inputs, "pooling": None}, progress=NoProgress())
     assert message_of(error.value) == "Sentence vector must be one of mean, CLS; got nothing."
 
 
@@ -208,15 +209,15 @@ def test_embeddings_refuse_bad_neighbours_layers_and_choices_in_one_sentence(tin
 def test_benchmark_refuses_bad_inputs_and_sizes_over_the_caps(change, message, runs_dir):
     import gradio as gr
 
-    from ui import bench_tab
+    from ui import bench_estimate, bench_run, bench_stop
     from ui.context import AppContext
 
     ctx = AppContext("bundled-teacher", "bundled-student")
     inputs = {**dict(models=[TINY_ARCH], device="cpu", batch_sizes="1", seq_len=32, modes=["reference"], runs=1,
                      compile=False), **change}
-    assert bench_tab.estimate_benchmark(ctx, **inputs) == f"**Cannot run as set:** {message}"
+    assert bench_estimate.estimate_benchmark(ctx, **inputs) == f"**Cannot run as set:** {message}"
     with pytest.raises(gr.Error) as error:
-        next(bench_tab.run_benchmark(ctx, bench_tab.StopFlags(), **inputs))
+        next(bench_run.run_benchmark(ctx, bench_stop.StopFlags(), **inputs))
     assert message_of(error.value) == message
 
 
@@ -225,8 +226,8 @@ def test_a_loading_error_arrives_as_its_sentence_without_extra_quotes(tiny_teach
     import gradio as gr
 
     from core import bench
-    from ui import bench_tab, predict_tab
-    from ui.context import user_error
+    from ui import bench_estimate, predict_actions
+    from ui.context import ErrorLines, user_error
 
     ctx = context(tiny_teacher_dir, tiny_student_dir)
     sentence = "The weights of 'my-model' cannot be read: download or save the model again."
@@ -239,15 +240,15 @@ def test_a_loading_error_arrives_as_its_sentence_without_extra_quotes(tiny_teach
         ctx.load(ctx.default_teacher)
     assert message_of(error.value) == sentence
     with pytest.raises(gr.Error) as error:
-        predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), ctx.default_teacher, ctx.default_student, "", 5,
-                              "Привет, [MASK]!", progress=NoProgress())
+        predict_actions.fill_mask(ctx, ErrorLines(), ctx.default_teacher, ctx.default_student, "", 5,
+                                  "Привет, [MASK]!", progress=NoProgress())
     assert message_of(error.value) == sentence
 
     def failing_plan(config, load):
         raise user_error(sentence)
 
     monkeypatch.setattr(bench, "make_plan", failing_plan)
-    line = bench_tab.estimate_benchmark(ctx, [TINY_ARCH], "cpu", "1", 32, ["reference"], 1, False)
+    line = bench_estimate.estimate_benchmark(ctx, [TINY_ARCH], "cpu", "1", 32, ["reference"], 1, False)
     assert line == f"**Cannot run as set:** {sentence}"
 
 
@@ -258,7 +259,7 @@ def test_a_loading_error_arrives_as_its_sentence_without_extra_quotes(tiny_teach
 def test_a_benchmark_over_the_time_limit_is_refused_before_it_runs(runs_dir, monkeypatch):
     import gradio as gr
 
-    from ui import bench_tab
+    from ui import bench_estimate, bench_run, bench_stop
     from ui.context import AppContext
 
     monkeypatch.delenv("RUDISTIL_MAX_BENCH_S", raising=False)
@@ -269,18 +270,18 @@ def test_a_benchmark_over_the_time_limit_is_refused_before_it_runs(runs_dir, mon
     assert ctx.max_bench_s == 30.0
     inputs = dict(models=[TINY_ARCH], device="cpu", batch_sizes="256", seq_len=512, modes=["reference"], runs=50,
                   compile=False)
-    plan = bench_tab.planned(ctx, *inputs.values())
+    plan = bench_estimate.planned(ctx, *inputs.values())
     assert plan.estimate_s > 30
     expected = (f"This measurement would take about {bench_plan.format_seconds(plan.estimate_s)}, more than the "
                 "30 s one benchmark may take here; choose fewer models, batch sizes, modes or timed runs, or a "
                 "shorter sequence length.")
-    assert bench_tab.estimate_benchmark(ctx, **inputs) == f"**Cannot run as set:** {expected}"
+    assert bench_estimate.estimate_benchmark(ctx, **inputs) == f"**Cannot run as set:** {expected}"
     with pytest.raises(gr.Error) as error:
-        next(bench_tab.run_benchmark(ctx, bench_tab.StopFlags(), **inputs))
+        next(bench_run.run_benchmark(ctx, bench_stop.StopFlags(), **inputs))
     assert message_of(error.value) == expected
     with pytest.raises(ValueError, match="would take about"):
-        bench_tab.over_the_time_limit(ctx, *inputs.values())
-    bench_tab.over_the_time_limit(ctx, *{**inputs, "seq_len": "x"}.values())  # the run itself says what is wrong
+        bench_estimate.over_the_time_limit(ctx, *inputs.values())
+    bench_estimate.over_the_time_limit(ctx, *{**inputs, "seq_len": "x"}.values())  # the run itself says what is wrong
     monkeypatch.setenv("RUDISTIL_MAX_BENCH_S", "soon")
     with pytest.raises(ValueError, match="RUDISTIL_MAX_BENCH_S must be a positive number, not 'soon'"):
         AppContext("bundled-teacher", "bundled-student")
@@ -338,7 +339,7 @@ def test_cli_refuses_a_json_path_it_cannot_write_before_measuring(tmp_path, caps
 
 
 def test_stop_flags_belong_to_one_session():
-    from ui.bench_tab import StopFlags
+    from ui.bench_stop import StopFlags
 
     stops = StopFlags()
     mine = stops.start("me")
@@ -371,7 +372,7 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
     from gradio_client import Client
     from gradio_client.exceptions import ValidationError
 
-    from ui import bench_tab
+    from ui import bench_stop, bench_tab
     from ui.context import AppContext
 
     ctx = AppContext("bundled-teacher", "bundled-student", max_bench_s=3000)
@@ -396,7 +397,7 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
         wait_for(lambda: waiting.status().code.name == "IN_QUEUE", timeout=30, every=0.1)
         assert third.predict(api_name="/stop_benchmark") == "Nothing of yours is being measured."
         wait_for(lambda: "run 2/50" in progress_line(), timeout=60, every=0.2)  # someone else's Stop changed nothing
-        assert other.predict(api_name="/stop_benchmark") == bench_tab.CANCELLED_IN_QUEUE  # its waiting one
+        assert other.predict(api_name="/stop_benchmark") == bench_stop.CANCELLED_IN_QUEUE  # its waiting one
         asked = time.monotonic()
         answer = mine.predict(api_name="/stop_benchmark")  # Stop answers with the run's own final line
         progress, table, *_ = job.result(timeout=60)
@@ -404,7 +405,7 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
         assert "stopped after 0 of 1 measurements" in progress and not table["data"] and answer == progress
         assert "100%" not in progress and "█" * 20 not in progress  # the bar of a stopped run is never full
         cancelled, cancelled_table, *_ = waiting.result(timeout=60)
-        assert cancelled == bench_tab.CANCELLED_IN_QUEUE and not cancelled_table["data"]
+        assert cancelled == bench_stop.CANCELLED_IN_QUEUE and not cancelled_table["data"]
         again, again_table, *_ = other.predict(**short_run, api_name="/run_benchmark")  # a later one is not cancelled
         assert "done: 1 measurement in" in again and len(again_table["data"]) == 1
         ctx.max_bench_s = 5.0
@@ -415,10 +416,10 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
 
 
 def test_a_finished_benchmark_removes_its_temporary_folder(tiny_student_dir, runs_dir):
-    from ui import bench_tab
+    from ui import bench_run, bench_stop
 
     ctx = context(tiny_student_dir, tiny_student_dir)
-    outputs = list(bench_tab.run_benchmark(ctx, bench_tab.StopFlags(), [str(tiny_student_dir)], "cpu", "1", 16,
+    outputs = list(bench_run.run_benchmark(ctx, bench_stop.StopFlags(), [str(tiny_student_dir)], "cpu", "1", 16,
                                            ["reference"], 1, False))
     csv_path = next(out[7] for out in outputs if isinstance(out[7], str))
     assert "done: 1 measurement in" in outputs[-1][0]
@@ -492,7 +493,7 @@ def test_5000_lines_of_250_tokens_are_refused_on_a_space_before_embedding(bundle
     from core.bench import machine
     from core.compare import embed
     from core.compare.sentences import typed_set
-    from ui import embed_tab
+    from ui import embed_layers, embed_spaces
     from ui.context import AppContext
 
     rate = 100e9  # FLOP/s the encoder reaches: fixed, so the estimate is the same on any machine
@@ -507,42 +508,42 @@ def test_5000_lines_of_250_tokens_are_refused_on_a_space_before_embedding(bundle
     assert len(lengths) == 5000 and set(lengths) == {250}  # [CLS], 248 words, [SEP]
     copies = typed_set("\n".join([lines.sentences[0]] * 5000))  # embedded once: the cost of one sentence
     assert embed.token_lengths(bundled_teacher, copies) == [250]
-    assert embed_tab.embedding_seconds(bundled_teacher, copies, "mean") == pytest.approx(
-        (embed_tab.embedding_seconds(bundled_teacher, typed_set(lines.sentences[0]), "mean")[0], 250))
-    teacher_s, tokens = embed_tab.embedding_seconds(bundled_teacher, lines, "mean")
+    assert embed_spaces.embedding_seconds(bundled_teacher, copies, "mean") == pytest.approx(
+        (embed_spaces.embedding_seconds(bundled_teacher, typed_set(lines.sentences[0]), "mean")[0], 250))
+    teacher_s, tokens = embed_spaces.embedding_seconds(bundled_teacher, lines, "mean")
     assert tokens == 5000 * 250
     config = bundled_teacher.model.config
     by_hand = encoder_flops_by_hand(config.num_hidden_layers, config.hidden_size, config.intermediate_size, 250)
     assert teacher_s == pytest.approx(5000 * by_hand / rate, rel=1e-9)
     student = ctx.load("bundled-student")
-    student_s, _ = embed_tab.embedding_seconds(student, lines, "mean")
+    student_s, _ = embed_spaces.embedding_seconds(student, lines, "mean")
     expected = (f"Embedding these 5,000 sentences (1,250,000 tokens a model) with 2 models would take about "
                 f"{bench_plan.format_seconds(teacher_s + student_s)} here, more than the 2 min 00 s one request may "
                 "take on this app; use fewer or shorter sentences, or smaller models.")
     with pytest.raises(ValueError) as error:
-        embed_tab.check_embedding_work(ctx, [bundled_teacher, student], lines, "mean")
+        embed_spaces.check_embedding_work(ctx, [bundled_teacher, student], lines, "mean")
     assert str(error.value) == expected
     text = "\n".join(lines.sentences)
     with pytest.raises(gr.Error) as error:
-        embed_tab.compare_layers(ctx, "Typed sentences", None, text, "bundled-teacher", "bundled-student", "",
-                                 "mean", progress=NoProgress())
+        embed_layers.compare_layers(ctx, "Typed sentences", None, text, "bundled-teacher", "bundled-student", "",
+                                    "mean", progress=NoProgress())
     assert message_of(error.value) == expected
 
 
 def test_cached_embeddings_cost_nothing_and_pass_any_limit(tiny_teacher_dir, tiny_student_dir, runs_dir):
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_maps
 
     ctx = context(tiny_teacher_dir, tiny_student_dir, max_embed_s=1e-9)
     inputs = dict(source="Typed sentences", sentences="один кот\nдва кота\nтри кота\nчетыре кота\nпять котов",
                   model_1=ctx.default_teacher, model_2=ctx.default_student)
     with pytest.raises(gr.Error, match="would take about .* more than the 0 s one request may take"):
-        embed_tab.draw_maps(ctx, **inputs, pooling="mean", method="PCA", dims="2D", progress=NoProgress())
+        embed_maps.draw_maps(ctx, **inputs, pooling="mean", method="PCA", dims="2D", progress=NoProgress())
     ctx.max_embed_s = 600.0
-    embed_tab.draw_maps(ctx, **inputs, pooling="mean", method="PCA", dims="2D", progress=NoProgress())
+    embed_maps.draw_maps(ctx, **inputs, pooling="mean", method="PCA", dims="2D", progress=NoProgress())
     ctx.max_embed_s = 1e-9
-    figure, *_ = embed_tab.draw_maps(ctx, **inputs, pooling="mean", method="PCA", dims="2D", progress=NoProgress())
+    figure, *_ = embed_maps.draw_maps(ctx, **inputs, pooling="mean", method="PCA", dims="2D", progress=NoProgress())
     assert figure is not None  # embedded already: nothing left to estimate
 
 

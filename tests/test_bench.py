@@ -119,7 +119,7 @@ def test_cli_argument_errors_are_one_line(argv, start, capsys):
 # the command lines of the abuse audit (issue 13, item 15): one stderr line, exit 2, nothing measured or written
 @pytest.mark.parametrize("case, start", [
     ("long-model", "error: Model names have at most 200 characters; one has 300."),
-    ("threads", f"error: --threads must be from 1 to {os.cpu_count()} (this machine's CPU count), not 100000."),
+    ("threads", f"error: --threads must be from 1 to {os.cpu_count()} (this machine's CPU count), not 100,000."),
     ("json-folder", "error: --json {tmp} is a folder; give a file name such as {tmp}/bench.json."),
     ("json-unwritable", "error: --json /proc/bench.json cannot be written: the folder /proc is not writable"),
     ("json-missing-folder", "error: --json {tmp}/no/such/bench.json cannot be written: the folder {tmp}/no/such does "
@@ -280,6 +280,62 @@ def test_the_plan_estimates_time_before_anything_runs():
     assert "estimated time" in plan.describe()
 
 
+def stand_in_peaks(monkeypatch) -> None:
+    """The machine's matmul limit, which neither progress nor peak memory uses, as a stand-in: a second spared."""
+    monkeypatch.setattr(engine, "measure_peaks", lambda device, dtypes: bench.Peaks(
+        {dtype: (1e12, None) for dtype in dtypes}, {str(dtype): "stand-in" for dtype in dtypes}))
+
+
+def test_a_measurement_names_its_first_pass_before_that_pass_runs(monkeypatch):
+    """A real-size model's first (warm-up) pass can take a minute; the line names it as it starts, not once it has
+    ended, and counts the warm-up passes as it counts the timed ones."""
+    stand_in_peaks(monkeypatch)
+    said = []
+    forward_times = engine.iter_forward_times
+
+    def passes_told(*args, **kwargs):
+        for seconds in forward_times(*args, **kwargs):
+            said.append("(a pass ended)")
+            yield seconds
+
+    monkeypatch.setattr(engine, "iter_forward_times", passes_told)
+    cfg = config(models=[TINY_ARCH], batch_sizes=[1, 2], seq_len=16, modes=["reference"], runs=2, warmup=2)
+    for event in bench.iter_benchmark(cfg):
+        if isinstance(event, bench.Progress) and " batch " in event.message:
+            said.append(event.message.removeprefix(f"{TINY_ARCH} reference "))
+    one = ["warm-up 1/2 ...", "(a pass ended)", "warm-up 1/2", "(a pass ended)", "warm-up 2/2", "(a pass ended)",
+           "run 1/2", "(a pass ended)", "run 2/2"]
+    assert said == [f"batch 1: {line}" if "pass" not in line else line for line in one] + \
+        [f"batch 2: {line}" if "pass" not in line else line for line in one]
+
+
+@pytest.mark.parametrize("warmup, extra_s, first", [(2, 0.0, "warm-up 1/2"), (0, 0.0, "run 1/5"),
+                                                    (1, 30.0, "warm-up 1/1, compiling")])
+def test_the_first_pass_is_named_as_the_others_are(warmup, extra_s, first):
+    assert engine.first_pass(bench_plan.Job(TINY_ARCH, "fast", 1, 5, warmup, 0.1, extra_s)) == first
+
+
+@pytest.mark.parametrize("message, line", [
+    ("Loaded arch:x.", "Loaded arch:x."),
+    (f"{STUDENT_ARCH} reference batch 16: warm-up 1/2 ...",
+     "arch:distilrubert-base-… reference batch 16: warm-up 1/2 ..."),
+    ("arch:distilrubert-tiny-cased-conversational-v1 reference batch 1: run 3/5",
+     "arch:distilrubert-tiny-…tional-v1 reference batch 1: run 3/5"),
+])
+def test_the_progress_line_keeps_what_is_under_way_in_view(message, line):
+    """A real model's name, mode and batch size fill the 60 characters before the bar: the line is cut in its middle,
+    so the pass under way stays in view."""
+    assert bench_cli.bar_text(message) == line and len(line) <= bench_cli.BAR_TEXT
+
+
+def test_the_command_line_shows_the_warm_up_under_way(monkeypatch, capsys):
+    stand_in_peaks(monkeypatch)
+    assert bench_cli.main(["--models", TINY_ARCH, "--batch-sizes", "1", "--seq-len", "16", "--modes", "reference",
+                           "--runs", "1", "--warmup", "1"]) == 0
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any(line.startswith("arch:distilrubert-tiny-…1 reference batch 1: warm-up 1/1 ...") for line in shown)
+
+
 @pytest.mark.parametrize("given, measured, note", [
     ([1, 1, 1], [1], "batch size 1 was given three times; it is measured once."),
     ([16, 1, 16], [16, 1], "batch size 16 was given twice; it is measured once."),
@@ -294,12 +350,12 @@ def test_a_batch_size_given_more_than_once_is_measured_once_and_said_so(given, m
 
 
 def test_the_estimate_and_the_command_line_tell_of_a_repeated_batch_size(runs_dir, monkeypatch, capsys):
-    from ui import bench_tab
+    from ui import bench_estimate
     from ui.context import AppContext
 
     note = "batch size 1 was given three times; it is measured once."
-    line = bench_tab.estimate_benchmark(AppContext("bundled-teacher", "bundled-student"), [STUDENT_ARCH], "cpu",
-                                        "1,1,1", 32, ["reference"], 1, False)
+    line = bench_estimate.estimate_benchmark(AppContext("bundled-teacher", "bundled-student"), [STUDENT_ARCH], "cpu",
+                                             "1,1,1", 32, ["reference"], 1, False)
     assert line.startswith("**Before you run:** 1 measurement of 1 model;") and f"*Note: {note}*" in line
 
     def stop_before_measuring(*args, **kwargs):
@@ -388,12 +444,18 @@ def test_peak_memory_sees_blocks_that_reuse_resident_pages():
     """Activations that reuse pages freed earlier and still resident leave the resident set (the old figure) where
     it was; glibc's count of allocated bytes sees them, and the growth follows that count."""
     size = 100 * 2**10 // 4  # 100 KiB, below glibc's mmap threshold: served from its heap
-    blocks = [torch.ones(size) for _ in range(160)]
-    kept = blocks[1::2]  # every other block stays, so the freed ones neither merge nor reach the heap's top
-    blocks.clear()  # 80 holes of 100 KiB inside the heap, still resident
+    # torch takes its memory through posix_memalign (64-byte alignment), which asks glibc for a chunk larger than the
+    # block: holes of the block's own size were often too small, and the blocks went to fresh pages instead
+    holes = [torch.ones(120 * 2**10 // 4) for _ in range(160)]
+    kept = holes[1::2]  # every other one stays, so the freed ones neither merge nor reach the heap's top
+    holes.clear()  # 80 holes of 120 KiB inside the heap, still resident
     with PeakMemory("cpu") as memory:
         blocks = [torch.ones(size) for _ in range(80)]
-        time.sleep(0.03)  # a few 5 ms samples while they are held
+        # held until the sampler has read the counters meanwhile, not for a set time: on a busy machine its thread
+        # can wait for a CPU far longer than its 5 ms, and the reading at the end comes after the blocks are freed
+        read, deadline = memory.samples, time.monotonic() + 60
+        while memory.samples < read + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
         blocks.clear()
     assert len(kept) == 80 and memory.rss_growth_bytes < 2**20
     assert memory.basis == "malloc" and 7.5 * 2**20 < memory.growth_bytes < 9 * 2**20  # 80 x 100 KiB = 7.8 MiB
@@ -599,25 +661,25 @@ def chart_rows(batch_sizes=(1, 16), seq_len=CARD_SEQ_LEN, models=(TEACHER_ARCH, 
 
 
 def test_charts_label_every_bar_and_leave_room_above_the_tallest():
-    from ui import bench_tab
+    from ui import bench_plots
 
-    for figure in (bench_tab.latency_figure(chart_rows(), "cpu"), bench_tab.throughput_figure(chart_rows(), "cpu")):
+    for figure in (bench_plots.latency_figure(chart_rows(), "cpu"), bench_plots.throughput_figure(chart_rows(), "cpu")):
         assert [trace.name for trace in figure.data] == ["card: Xeon E5-2698 v4", "reference (here)", "fast (here)"]
         tallest = max(y for trace in figure.data for y in trace.y)
         assert figure.layout.yaxis.range[1] >= 1.15 * tallest  # the label above the tallest bar fits in the plot
         for trace in figure.data:
             assert trace.texttemplate == "%{text}" and trace.textposition == "outside" and trace.cliponaxis is False
-            assert list(trace.text) == [bench_tab.value_label(y) for y in trace.y]
-    throughput = bench_tab.throughput_figure(chart_rows(), "cpu")
+            assert list(trace.text) == [bench_plots.value_label(y) for y in trace.y]
+    throughput = bench_plots.throughput_figure(chart_rows(), "cpu")
     assert [round(y, 4) for y in throughput.data[0].y] == [0.3754, 0.5803]  # the card's own figures
     assert list(throughput.data[2].y) == pytest.approx([10.0, 20.0])  # 16 / (16 * 0.4 / 4), 16 / (16 * 0.2 / 4)
 
 
 def test_the_latency_chart_is_in_milliseconds_as_the_tables_are():
-    from ui import bench_tab
+    from ui import bench_plots
 
-    figure = bench_tab.latency_figure(chart_rows(), "cpu")
-    assert bench_tab.title_lines(figure)[1] == "milliseconds, lower is better"
+    figure = bench_plots.latency_figure(chart_rows(), "cpu")
+    assert bench_plots.title_lines(figure)[1] == "milliseconds, lower is better"
     card, reference, fast = figure.data
     assert list(card.y) == pytest.approx([655.0, 328.5])  # the card's 0.655 s and 0.3285 s
     assert list(reference.y) == pytest.approx([400.0, 200.0]) and list(fast.y) == pytest.approx([100.0, 50.0])
@@ -626,7 +688,7 @@ def test_the_latency_chart_is_in_milliseconds_as_the_tables_are():
 def test_a_bar_without_a_value_is_left_out_rather_than_drawn_blank():
     """Plotly hides the label of a blank (None) bar and, once the streamed figure gives it a value, draws that bar
     without its label; a model not measured yet in a mode, or without a card figure, has no bar in that trace."""
-    from ui import bench_tab
+    from ui import bench_plots
 
     streamed = chart_rows(batch_sizes=(1,), models=("bundled-teacher", "bundled-student"))[:3]  # student fast to come
     card = chart_rows(batch_sizes=(1,), models=(TEACHER_ARCH, "bundled-student"))  # the card knows the teacher only
@@ -634,7 +696,7 @@ def test_a_bar_without_a_value_is_left_out_rather_than_drawn_blank():
     for rows, models, traces in ((streamed, bundled, [("reference (here)", bundled), ("fast (here)", bundled[:1])]),
                                  (card, card_pair, [("card: Xeon E5-2698 v4", card_pair[:1]),
                                                     ("reference (here)", card_pair), ("fast (here)", card_pair)])):
-        figure = bench_tab.latency_figure(rows, "cpu")
+        figure = bench_plots.latency_figure(rows, "cpu")
         assert [(trace.name, list(trace.x)) for trace in figure.data] == traces
         assert all(y is not None for trace in figure.data for y in trace.y)
         assert list(figure.layout.xaxis.categoryarray) == models  # in the order measured, whichever trace is first
@@ -649,11 +711,11 @@ def test_a_bar_without_a_value_is_left_out_rather_than_drawn_blank():
     (chart_rows(), "throughput", None),
 ])
 def test_chart_subtitle_gives_the_real_reason_card_bars_are_missing(rows, kind, note):
-    from ui import bench_tab
+    from ui import bench_plots
 
-    figure = bench_tab.bar_figure(rows, "cpu", kind)
-    lines = bench_tab.title_lines(figure)
-    assert lines[0] == f"{kind.capitalize()} at batch {bench_tab.chart_batch(rows, kind)}"
+    figure = bench_plots.bar_figure(rows, "cpu", kind)
+    lines = bench_plots.title_lines(figure)
+    assert lines[0] == f"{kind.capitalize()} at batch {bench_plots.chart_batch(rows, kind)}"
     assert (lines[2] if len(lines) > 2 else None) == note
     assert ("card: Xeon E5-2698 v4" in [t.name for t in figure.data]) == (note is None)
     # plotly does not wrap titles: at ~0.55 em a character, 17 px for the title and 70% of it for a subtitle
@@ -665,9 +727,9 @@ def test_chart_subtitle_gives_the_real_reason_card_bars_are_missing(rows, kind, 
 def test_the_run_handlers_view_sends_what_changed_and_skips_the_rest():
     import gradio as gr
 
-    from ui import bench_tab
+    from ui import bench_run
 
-    view = bench_tab.BenchView(progress="half way", notes="notes")
+    view = bench_run.BenchView(progress="half way", notes="notes")
     only = view.outputs("progress", "notes")
     assert len(only) == 9 and only[0] == "half way" and only[6] == "notes"
     assert all(isinstance(out, type(gr.skip())) for i, out in enumerate(only) if i not in (0, 6))
@@ -680,7 +742,7 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
     import gradio as gr
     from gradio_client import Client
 
-    from ui import bench_tab
+    from ui import bench_tab, bench_tables
     from ui.context import AppContext
 
     with gr.Blocks() as demo:
@@ -707,7 +769,7 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
         assert json.loads(latency["plot"])["data"] and json.loads(throughput["plot"])["data"]
         saved = json.loads(Path(json_path).read_text(encoding="utf-8"))
         # the page shows each latency in milliseconds, three significant digits; the file keeps it in seconds
-        assert [bench_tab.figure_cell(r["latency_s"], 1000) for r in saved["rows"]] == [
+        assert [bench_tables.figure_cell(r["latency_s"], 1000) for r in saved["rows"]] == [
             row[table["headers"].index("ms")] for row in table["data"]]
         assert Path(csv_path).read_text(encoding="utf-8").startswith("model,mode,device,dtype,batch_size")
     finally:

@@ -86,7 +86,7 @@ def test_a_file_of_another_type_sent_through_the_api_gets_the_sentence_the_page_
 
     from core.compare.sentences import read_sentence_file
     from train.launcher import RunLauncher, check_uploaded_corpus
-    from ui import distill_tab, embed_tab
+    from ui import distill_tab, embed_inputs, embed_tab
     from ui.context import AppContext, markdown_text
 
     pdf = tmp_path / "notes.pdf"
@@ -99,7 +99,7 @@ def test_a_file_of_another_type_sent_through_the_api_gets_the_sentence_the_page_
     ctx = AppContext("bundled-teacher", "bundled-student", launcher=RunLauncher(runs_dir))
     with gr.Blocks() as demo:
         parts = {"distill": distill_tab.build(ctx), "embed": embed_tab.build(ctx)}
-    assert embed_tab.upload_line(str(pdf)) == markdown_text(said["embed"])  # the page's line under the box
+    assert embed_inputs.upload_line(str(pdf)) == markdown_text(said["embed"])  # the page's line under the box
     assert distill_tab.corpus_file_line(str(pdf)) == markdown_text(said["corpus"])
     assert parts["embed"]["upload"].file_types == [".txt", ".csv", ".tsv"]  # the page's file picker still filters
     demo.queue().launch(prevent_thread_lock=True, quiet=True)

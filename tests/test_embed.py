@@ -448,15 +448,15 @@ def test_every_map_axis_says_which_component_it_is(tiny_teacher_dir, tiny_studen
     """The maps' axes carry no numbers (the later maps are turned): each is titled with the component it shows, on
     the page and in the downloaded page."""
     from tests.support.downloads import html_figure, paths
-    from ui import embed_plots, embed_tab
+    from ui import embed_downloads, embed_maps, embed_plots
     from ui.context import AppContext
 
     teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
     ctx = AppContext(default_teacher=teacher, default_student=student)
     for dims in ("2D", "3D"):
-        figure, *_, kept = embed_tab.draw_maps(ctx, "Typed sentences", None, EIGHT, teacher, student, teacher,
-                                               -1, -1, 1, "mean", "PCA", dims)
-        _, _, html_path = paths(embed_tab.show_downloads("draw", kept)[:3])
+        figure, *_, kept = embed_maps.draw_maps(ctx, "Typed sentences", None, EIGHT, teacher, student, teacher,
+                                                -1, -1, 1, "mean", "PCA", dims)
+        _, _, html_path = paths(embed_downloads.show_downloads("draw", kept)[:3])
         for layout in (json.loads(figure.to_json())["layout"], html_figure(html_path)[1]):
             titles = axis_titles(layout)
             if dims == "2D":
@@ -539,15 +539,15 @@ def labelled_upload(folder, lines: int = 30):
 
 def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_student_dir, tmp_path):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
-    from ui import embed_tab
+    from ui import embed_downloads, embed_maps
     from ui.context import AppContext
 
     teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
     ctx = AppContext(default_teacher=teacher, default_student=student)
     upload = labelled_upload(tmp_path)
-    figure, scores, note, _, kept = embed_tab.draw_maps(ctx, "Upload a file", str(upload), "", teacher, student,
-                                                        teacher, -1, -1, 1, "mean", "PCA", "2D")
-    *shown, neighbours = embed_tab.show_downloads("draw", kept)
+    figure, scores, note, _, kept = embed_maps.draw_maps(ctx, "Upload a file", str(upload), "", teacher, student,
+                                                         teacher, -1, -1, 1, "mean", "PCA", "2D")
+    *shown, neighbours = embed_downloads.show_downloads("draw", kept)
     map_path, scores_path, html_path = paths(tuple(shown))
     assert neighbours.visible is False and neighbours.value is None  # no neighbours listed under new maps
     assert [p.name for p in (map_path, scores_path, html_path)] == ["embedding-map.csv", "how-alike.csv",
@@ -584,9 +584,9 @@ def test_draw_downloads_hold_the_points_scores_and_maps(tiny_teacher_dir, tiny_s
         assert [f"{round(float(v), 3) + 0.0:.3f}" for v in alike[column]] == list(scores[column])  # 3 decimals, no -0
     assert_offline_page_of(html_path, figure)
 
-    figure, scores, _, _, kept = embed_tab.draw_maps(ctx, "Typed sentences", None, EIGHT, teacher, student, "",
-                                                     -1, -1, -1, "CLS", "PCA", "3D")
-    points_path, scores_path, html_path = paths(embed_tab.show_downloads("draw", kept)[:3])
+    figure, scores, _, _, kept = embed_maps.draw_maps(ctx, "Typed sentences", None, EIGHT, teacher, student, "",
+                                                      -1, -1, -1, "CLS", "PCA", "3D")
+    points_path, scores_path, html_path = paths(embed_downloads.show_downloads("draw", kept)[:3])
     points = read_csv(points_path)
     assert list(points.columns)[-3:] == ["x", "y", "z"] and len(points) == 16
     first = figure.data[0]  # typed sentences have no labels: one trace a map
@@ -602,14 +602,15 @@ def test_neighbours_download_names_each_sentence_and_its_neighbour_by_text(tiny_
     import gradio as gr
 
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
-    from ui import embed_tab
+    from ui import embed_downloads, embed_neighbours
     from ui.context import AppContext
 
     teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
     ctx = AppContext(default_teacher=teacher, default_student=student)
-    figure, shown, kept = embed_tab.find_neighbours(ctx, "Typed sentences", None, EIGHT, teacher, student, "", -1,
-                                                    -1, -1, "mean", "PCA", "2D", "3. Я люблю читать книги.", 4)
-    files = {p.name: p for p in paths(embed_tab.show_downloads("neighbours", kept))}
+    figure, shown, kept = embed_neighbours.find_neighbours(ctx, "Typed sentences", None, EIGHT, teacher, student, "",
+                                                           -1, -1, -1, "mean", "PCA", "2D", "3. Я люблю читать книги.",
+                                                           4)
+    files = {p.name: p for p in paths(embed_downloads.show_downloads("neighbours", kept))}
     assert list(files) == ["embedding-map.csv", "embedding-map.html", "neighbours.csv"]
     table = read_csv(files["neighbours.csv"])
     assert list(table.columns) == ["sentence number", "sentence", "label", "map", "model", "layer", "rank",
@@ -635,21 +636,21 @@ def test_neighbours_download_names_each_sentence_and_its_neighbour_by_text(tiny_
     assert set(table.loc[table["in every map's list"] == "no", "neighbour"]).isdisjoint(marked)
     assert_offline_page_of(files["embedding-map.html"], figure)  # the maps as Neighbours drew them, marked
     assert {t.name for t in figure.data} >= {"chosen", "neighbours"}
-    assert embed_tab.show_downloads("neighbours", None) == (gr.skip(),) * 3  # nothing shown yet: left as they are
+    assert embed_downloads.show_downloads("neighbours", None) == (gr.skip(),) * 3  # nothing shown yet: left as they are
     with pytest.raises(ValueError, match="its own list of neighbours"):
         tables.neighbour_rows(eight, [embed.Space("m", 1, 2, "mean", np.zeros((8, 4)), ("k",))], 3, [[(8, 0.5)]])
 
 
 def test_layer_downloads_hold_every_pair_of_layers(tiny_teacher_dir, tiny_student_dir, sentences):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
-    from ui import embed_tab
+    from ui import embed_downloads, embed_layers
     from ui.context import AppContext
 
     teacher, student = str(tiny_teacher_dir), str(tiny_student_dir)
     ctx = AppContext(default_teacher=teacher, default_student=student)
     typed = "\n".join(sentences.sentences)
-    figure, kept = embed_tab.compare_layers(ctx, "Typed sentences", None, typed, teacher, student, teacher, "mean")
-    csv_path, html_path = paths(embed_tab.show_downloads("layers", kept))
+    figure, kept = embed_layers.compare_layers(ctx, "Typed sentences", None, typed, teacher, student, teacher, "mean")
+    csv_path, html_path = paths(embed_downloads.show_downloads("layers", kept))
     assert (csv_path.name, html_path.name) == ("layer-similarity.csv", "layer-similarity.html")
     rows = read_csv(csv_path)
     assert list(rows.columns) == ["reference model", "reference layer", "other model", "other layer", "estimator",
@@ -671,7 +672,7 @@ def test_layer_downloads_hold_every_pair_of_layers(tiny_teacher_dir, tiny_studen
 def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, tiny_student_dir):
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_downloads, embed_tab
     from ui.context import AppContext
 
     with gr.Blocks() as demo:
@@ -692,11 +693,11 @@ def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, t
     by_event = {d["id"]: d for d in dependencies}
     checks = [by_event[d["trigger_after"]] for d in events["neighbours"]]
     assert all(c["outputs"] == [] and c["trigger_after"] is None for c in checks)
-    elem_ids = {name: elem_id for row in embed_tab.DOWNLOAD_BOXES.values() for name, _, elem_id in row}
+    elem_ids = {name: elem_id for row in embed_downloads.DOWNLOAD_BOXES.values() for name, _, elem_id in row}
     by_id = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
     for action, boxes in parts["files"].items():
         # each action's boxes: those of the files it makes, and those of a view it replaces (Draw: the neighbours')
-        assert [b._id for b in boxes] == [by_id[elem_ids[name]]._id for name in embed_tab.ACTION_FILES[action]]
+        assert [b._id for b in boxes] == [by_id[elem_ids[name]]._id for name in embed_downloads.ACTION_FILES[action]]
         assert boxes and all(isinstance(b, gr.File) and not b.visible for b in boxes)  # hidden until there is a file
         for event in events[action]:
             source = event["outputs"][-1]
@@ -742,13 +743,13 @@ def test_a_pdf_named_txt_is_refused_under_the_upload_box_as_it_is_uploaded(tmp_p
     """The sentences box tells a file Draw would refuse as it arrives, in Draw's own sentence."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_inputs, embed_tab
     from ui.context import AppContext, markdown_text
 
     upload = tmp_path / "sentences.txt"
     upload.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8)
     with pytest.raises(ValueError) as refused:  # what Draw, Neighbours and Layer similarity read the upload with
-        embed_tab.sentence_set("Upload a file", str(upload), None)
+        embed_inputs.sentence_set("Upload a file", str(upload), None)
     assert "'sentences.txt' is a PDF document, not plain text" in str(refused.value)
     with gr.Blocks() as demo:
         parts = embed_tab.build(AppContext(default_teacher="bundled-teacher", default_student="bundled-student"))
@@ -759,8 +760,8 @@ def test_a_pdf_named_txt_is_refused_under_the_upload_box_as_it_is_uploaded(tmp_p
     table.write_text("sentence,label\nКошка спит.,кошки\nСобака лает.,собаки\n", encoding="utf-8")
     assert uploaded[0].fn(str(table)) == "mine.csv: 2 sentences with labels."
     assert uploaded[0].fn(None) == ""  # the box cleared: nothing is said
-    assert [u.visible for u in embed_tab.show_source("Upload a file")] == [True, True, False]
-    assert [u.visible for u in embed_tab.show_source("Probe set")] == [False, False, False]
+    assert [u.visible for u in embed_inputs.show_source("Upload a file")] == [True, True, False]
+    assert [u.visible for u in embed_inputs.show_source("Probe set")] == [False, False, False]
 
 
 def state_values(demo) -> int:

@@ -55,7 +55,7 @@ def plain_vector(loaded: zoo.LoadedModel, sentence: str, layer: int, pooling: st
 
 
 def test_sentences_of_unknown_characters_share_one_point_and_the_note_names_them(ctx, names):
-    from ui import embed_tab
+    from ui import embed_maps
     from ui.context import markdown_text
 
     teacher = zoo.load(names[0])
@@ -74,7 +74,7 @@ def test_sentences_of_unknown_characters_share_one_point_and_the_note_names_them
             assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[0], vectors[4])
             assert np.array_equal(vectors[6], vectors[7])
             np.testing.assert_allclose(vectors[2], plain_vector(teacher, "🚀", layer, pooling), rtol=1e-4, atol=1e-5)
-    figure, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(WITH_EMOJI, model_1=names[0], model_2=names[1]))
+    figure, _, note, _, _ = embed_maps.draw_maps(ctx, **typed(WITH_EMOJI, model_1=names[0], model_2=names[1]))
     both = f"{names[0]} and {names[1]}"  # one tokenizer: named together, once
     assert markdown_text(f" 3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to {both}: none of their "
                          "characters is in the vocabulary; they share one point on those maps. 2 sentences (#6 and "
@@ -89,20 +89,20 @@ def test_sentences_of_unknown_characters_share_one_point_and_the_note_names_them
 def test_models_with_other_vocabularies_are_named_each_with_its_own_sentences(names):
     """The bundled student's vocabulary has 🙂, the tests' tiny teacher's does not: each is named with the sentences
     that share a point on its own maps (the tiny teacher is in two boxes: two maps, which the note said were one)."""
-    from ui import embed_tab
+    from ui import context, embed_notes
 
     tiny, bundled = zoo.load(names[0]), zoo.load("bundled-student")
     lines = ["🙂", "🐱", "🚀"] + EIGHT[:4]
     assert [tiny.tokenizer.unk_token_id in tiny.tokenizer(s)["input_ids"] for s in lines[:3]] == [True] * 3
     assert [bundled.tokenizer.unk_token_id in bundled.tokenizer(s)["input_ids"] for s in lines[:3]] == [False, True,
                                                                                                           True]
-    note = embed_tab.same_tokens_note([tiny, bundled, tiny], typed_set("\n".join(lines)))
-    assert note == embed_tab.markdown_text(
+    note = embed_notes.same_tokens_note([tiny, bundled, tiny], typed_set("\n".join(lines)))
+    assert note == context.markdown_text(
         f" 3 sentences (#0, #1 and #2) are only unknown tokens ([UNK]) to {names[0]}: none of their characters is in "
         "the vocabulary; they share one point on its maps. 2 sentences (#1 and #2) are only unknown tokens ([UNK]) to "
         "bundled-student: none of their characters is in the vocabulary; they share one point on its map.")
-    assert "share one point on its map." in embed_tab.same_tokens_note([tiny, bundled], typed_set("\n".join(lines)))
-    assert embed_tab.same_tokens_note([tiny, bundled], typed_set("\n".join(EIGHT))) == ""
+    assert "share one point on its map." in embed_notes.same_tokens_note([tiny, bundled], typed_set("\n".join(lines)))
+    assert embed_notes.same_tokens_note([tiny, bundled], typed_set("\n".join(EIGHT))) == ""
 
 
 def test_one_model_in_two_boxes_has_two_maps_and_one_notice(ctx, names, monkeypatch):
@@ -110,13 +110,13 @@ def test_one_model_in_two_boxes_has_two_maps_and_one_notice(ctx, names, monkeypa
     model's notice came once a box."""
     import dataclasses
 
-    from ui import embed_tab
+    from ui import embed_maps
     from ui.context import markdown_text
 
     loaded = ctx.load
     notice = "The tokenizer of this model was set to lowercase text, but its vocabulary is cased: it reads text cased."
     monkeypatch.setattr(ctx, "load", lambda name, **kwargs: dataclasses.replace(loaded(name, **kwargs), notice=notice))
-    _, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(WITH_EMOJI, model_1=names[0], model_2=names[0], layer_2=1))
+    _, _, note, _, _ = embed_maps.draw_maps(ctx, **typed(WITH_EMOJI, model_1=names[0], model_2=names[0], layer_2=1))
     assert markdown_text(f" 3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to {names[0]}: none of their "
                          "characters is in the vocabulary; they share one point on its maps.") in note
     assert note.count(markdown_text(notice)) == 1
@@ -126,20 +126,21 @@ def test_a_set_that_a_model_reads_as_one_point_is_refused(ctx, names):
     """Every sentence only unknown tokens: one point, CKA n/a, nothing to see; said before anything is embedded."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_layers, embed_maps, embed_neighbours
 
     emoji = ["🐱", "🚀", "🍕", "🦊", "🐱"]
     said = (f"To {names[0]}, all 4 different sentences are only unknown tokens ([UNK]): its vocabulary has none of "
             "their characters; it would put them on one point, with nothing to map or compare. Use sentences with "
             "words it knows.")
     inputs = typed(emoji, model_1=names[0], model_2=names[1])
-    for handler, extra in ((embed_tab.draw_maps, {}), (embed_tab.find_neighbours, dict(highlight="1", neighbours=3))):
+    for handler, extra in ((embed_maps.draw_maps, {}),
+                           (embed_neighbours.find_neighbours, dict(highlight="1", neighbours=3))):
         with pytest.raises(gr.Error) as refused:
             handler(ctx, **inputs, **extra)
         assert message_of(refused.value) == said
     layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
     with pytest.raises(gr.Error) as refused:
-        embed_tab.compare_layers(ctx, **layer_inputs)
+        embed_layers.compare_layers(ctx, **layer_inputs)
     assert message_of(refused.value) == said
 
 
@@ -147,7 +148,7 @@ def test_a_set_that_a_model_reads_as_fewer_than_four_points_is_refused(ctx, name
     """Five different sentences, three of them emoji it reads as one: three points, and a debiased CKA of -1.000."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_layers, embed_maps
 
     lines = ["🐱", "🚀", EIGHT[0], "🍕", EIGHT[1]]
     said = (f"To {names[0]}, these 5 different sentences are only 3 different token sequences (#0, #1, #3 are only "
@@ -155,11 +156,11 @@ def test_a_set_that_a_model_reads_as_fewer_than_four_points_is_refused(ctx, name
             "knows.")
     inputs = typed(lines, model_1=names[0], model_2=names[1])
     with pytest.raises(gr.Error) as refused:
-        embed_tab.draw_maps(ctx, **inputs)
+        embed_maps.draw_maps(ctx, **inputs)
     assert message_of(refused.value) == said
     layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
     with pytest.raises(gr.Error) as refused:  # it draws no map: it said "the maps need"
-        embed_tab.compare_layers(ctx, **layer_inputs)
+        embed_layers.compare_layers(ctx, **layer_inputs)
     assert message_of(refused.value) == said.replace("the maps need", "layer similarity needs")
     with pytest.raises(ValueError) as refused:
         embed.check_readable(zoo.load(names[0]), typed_set("\n".join(lines + ["🦊", "🐍"])))
@@ -180,16 +181,16 @@ def test_too_few_different_sentences_are_refused_by_every_action(ctx, names, lin
     name, where it said "The maps need"."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_layers, embed_maps, embed_neighbours
 
     inputs = typed(lines, model_1=names[0], model_2=names[1], method=method)
     layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
     for handler, extra, needs in (
-            (embed_tab.draw_maps, {}, "The maps need"),
-            (embed_tab.find_neighbours, dict(highlight="0", neighbours=3), "The maps need"),
-            (embed_tab.compare_layers, dict(cka_estimator="biased"), "Layer similarity needs")):
+            (embed_maps.draw_maps, {}, "The maps need"),
+            (embed_neighbours.find_neighbours, dict(highlight="0", neighbours=3), "The maps need"),
+            (embed_layers.compare_layers, dict(cka_estimator="biased"), "Layer similarity needs")):
         with pytest.raises(gr.Error) as refused:
-            handler(ctx, **(layer_inputs if handler is embed_tab.compare_layers else inputs), **extra)
+            handler(ctx, **(layer_inputs if handler is embed_layers.compare_layers else inputs), **extra)
         assert message_of(refused.value) == f"{needs} at least 4 different sentences; {said}"
 
 
@@ -198,7 +199,7 @@ def test_too_few_sentences_are_refused_before_any_model_is_loaded(names, monkeyp
     that cannot be loaded said so instead. Neighbours' check before it is queued refuses them too."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_layers, embed_maps, embed_neighbours
     from ui.context import AppContext
 
     ctx = AppContext(default_teacher=names[0], default_student=names[1])
@@ -210,32 +211,32 @@ def test_too_few_sentences_are_refused_before_any_model_is_loaded(names, monkeyp
     layer_inputs = {k: v for k, v in inputs.items() if not k.startswith("layer") and k not in ("method", "dims")}
     maps = "The maps need at least 4 different sentences; there are 3: add 1 more."
     for handler, given, said in (
-            (embed_tab.draw_maps, inputs, maps),
-            (embed_tab.find_neighbours, dict(inputs, highlight="0", neighbours=3), maps),
-            (embed_tab.compare_layers, layer_inputs, maps.replace("The maps need", "Layer similarity needs"))):
+            (embed_maps.draw_maps, inputs, maps),
+            (embed_neighbours.find_neighbours, dict(inputs, highlight="0", neighbours=3), maps),
+            (embed_layers.compare_layers, layer_inputs, maps.replace("The maps need", "Layer similarity needs"))):
         with pytest.raises(gr.Error) as refused:
             handler(ctx, **given)
         assert message_of(refused.value) == said
     with pytest.raises(ValueError) as refused:
-        embed_tab.chosen_sentence_check(*inputs.values(), "0")
+        embed_neighbours.chosen_sentence_check(*inputs.values(), "0")
     assert str(refused.value) == maps
 
 
 def test_four_different_sentences_with_copies_draw(ctx, names):
-    from ui import embed_tab
+    from ui import embed_maps
 
     lines = EIGHT[:4] + EIGHT[:2]
-    figure, scores, _, choices, _ = embed_tab.draw_maps(ctx, **typed(lines, model_1=names[0], model_2=names[1]))
+    figure, scores, _, choices, _ = embed_maps.draw_maps(ctx, **typed(lines, model_1=names[0], model_2=names[1]))
     assert len(scores) == 1 and len(figure.data[0].x) == 6
     assert len(np.unique(np.column_stack([figure.data[0].x, figure.data[0].y]), axis=0)) == 4
 
 
 def test_sentence_numbers_in_a_note():
-    from ui import embed_tab
+    from ui import embed_notes
 
-    assert embed_tab.numbers_text((4,)) == "#4"
-    assert embed_tab.numbers_text((0, 2, 4)) == "#0, #2 and #4"
-    assert embed_tab.numbers_text(tuple(range(11))) == "#0, #1, #2, #3, #4, #5, #6, #7 and 3 more"
+    assert embed_notes.numbers_text((4,)) == "#4"
+    assert embed_notes.numbers_text((0, 2, 4)) == "#0, #2 and #4"
+    assert embed_notes.numbers_text(tuple(range(11))) == "#0, #1, #2, #3, #4, #5, #6, #7 and 3 more"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -306,10 +307,10 @@ def arrays_in(kept) -> list[np.ndarray]:
 def test_what_neighbours_keeps_for_the_page_holds_one_layer_a_model(ctx, names):
     """The session's state kept each space's vectors as views of the cached stack of every layer: with the
     DeepPavlov pair on the probe set, 43 MB a session for an hour after it closed, outside the cache's limit."""
-    from ui import embed_tab
+    from ui import embed_neighbours
 
-    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=2),
-                                            highlight="1", neighbours=2)
+    _, _, shown = embed_neighbours.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=2),
+                                                   highlight="1", neighbours=2)
     sentences = typed_set("\n".join(EIGHT))
     stacks = [embed.all_layers(zoo.load(name), sentences, "mean") for name in names]
     assert [stack.shape for stack in stacks] == [(5, 8, 32), (3, 8, 32)]  # layers + 1, sentences, width
@@ -319,71 +320,76 @@ def test_what_neighbours_keeps_for_the_page_holds_one_layer_a_model(ctx, names):
     np.testing.assert_array_equal(vectors[0], stacks[0][2])
     np.testing.assert_array_equal(vectors[1], stacks[1][-1])
     assert sum(v.nbytes for v in vectors) == 2 * len(EIGHT) * 32 * 4  # one (n, hidden) float32 layer a model
-    assert embed_tab.show_beside(shown, "debiased")[1].startswith("8 sentences: ")  # what the page needs is there
+    # what the page needs is there
+    assert embed_neighbours.show_beside(shown, "debiased")[1].startswith("8 sentences: ")
 
 
 def test_the_sentence_list_follows_the_maps_neighbours_draws(ctx, names):
-    from ui import embed_tab
+    import gradio as gr
+
+    from ui import embed_inputs, embed_neighbours
 
     six = typed_set("\n".join(EIGHT[:6]))
-    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
-                                            highlight="1", neighbours=2)
-    _, _, listed, _ = embed_tab.show_beside(shown, "debiased")
-    assert [value for _, value in listed.choices] == embed_tab.sentence_choices(six)
-    assert embed_tab.show_beside(None) == (embed_tab.gr.skip(),) * 4  # nothing drawn yet: left as they are
+    _, _, shown = embed_neighbours.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
+                                                   highlight="1", neighbours=2)
+    _, _, listed, _ = embed_neighbours.show_beside(shown, "debiased")
+    assert [value for _, value in listed.choices] == embed_inputs.sentence_choices(six)
+    assert embed_neighbours.show_beside(None) == (gr.skip(),) * 4  # nothing drawn yet: left as they are
 
 
 def test_more_neighbours_than_other_sentences_says_how_many_each_list_has(ctx, names):
-    from ui import embed_tab
+    from ui import embed_neighbours
 
-    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
-                                            highlight="1", neighbours=9)
-    _, note, _, _ = embed_tab.show_beside(shown, "debiased")
+    _, _, shown = embed_neighbours.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
+                                                   highlight="1", neighbours=9)
+    _, note, _, _ = embed_neighbours.show_beside(shown, "debiased")
     assert "The set has 5 other sentences, so each list of neighbours has 5, not the 9 asked for." in note
     assert len(shown.files["neighbours.csv"]) == 2 * 5  # one row a model and rank
-    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
-                                            highlight="1", neighbours=5)
-    assert "asked for" not in embed_tab.show_beside(shown, "debiased")[1]
+    _, _, shown = embed_neighbours.find_neighbours(ctx, **typed(EIGHT[:6], model_1=names[0], model_2=names[1]),
+                                                   highlight="1", neighbours=5)
+    assert "asked for" not in embed_neighbours.show_beside(shown, "debiased")[1]
 
 
 def test_a_sentence_picked_from_a_list_of_other_sentences_is_found_by_its_text_or_refused(ctx, names):
     """'3. Я люблю читать книги.' picked from the list of eight, with the first line since deleted: sentence 3 is
     now another one, which Neighbours marked without a word."""
-    from ui import embed_tab
+    import gradio as gr
+
+    from ui import embed_inputs, embed_neighbours
 
     shifted = typed_set("\n".join(EIGHT[1:]))
-    assert embed_tab.sentence_index(shifted, "3. Я люблю читать книги.") == 2
-    assert embed_tab.sentence_index(shifted, "2. Я люблю читать книги.") == 2
-    assert embed_tab.sentence_index(shifted, "3.") == 3 and embed_tab.sentence_index(shifted, " 3 ") == 3
+    assert embed_inputs.sentence_index(shifted, "3. Я люблю читать книги.") == 2
+    assert embed_inputs.sentence_index(shifted, "2. Я люблю читать книги.") == 2
+    assert embed_inputs.sentence_index(shifted, "3.") == 3 and embed_inputs.sentence_index(shifted, " 3 ") == 3
     without = typed_set("\n".join(EIGHT[4:]))
     with pytest.raises(ValueError) as refused:
-        embed_tab.sentence_index(without, "3. Я люблю читать книги.")
+        embed_inputs.sentence_index(without, "3. Я люблю читать книги.")
     assert str(refused.value) == ("'Я люблю читать книги.' is not among these 4 sentences (the list was made for "
                                   "other sentences); draw the maps again and pick one from the new list.")
     not_in_set = "That sentence is not in the current set; pick one from the list."
     for typed_digit in ("²", "٣", "١٢"):  # digits to str.isdigit, but no number the list shows
         with pytest.raises(ValueError) as refused:  # "²" raised "invalid literal for int()"; "٣" marked sentence 3
-            embed_tab.sentence_index(shifted, typed_digit)
+            embed_inputs.sentence_index(shifted, typed_digit)
         assert str(refused.value) == not_in_set
-    with pytest.raises(embed_tab.gr.Error) as refused:
-        embed_tab.find_neighbours(ctx, **typed(EIGHT[1:], model_1=names[0], model_2=names[1]), highlight="²",
-                                  neighbours=2)
+    with pytest.raises(gr.Error) as refused:
+        embed_neighbours.find_neighbours(ctx, **typed(EIGHT[1:], model_1=names[0], model_2=names[1]), highlight="²",
+                                         neighbours=2)
     assert message_of(refused.value) == not_in_set
     numbered = typed_set("1. Кошка спит.\nЗавтра дождь.\nМы ходили в кино.\nМама готовит суп.")
-    assert embed_tab.sentence_index(numbered, "1. Кошка спит.") == 0  # a sentence of the set, typed
-    assert embed_tab.sentence_index(numbered, "0. 1. Кошка спит.") == 0  # picked from the list
-    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT[1:], model_1=names[0], model_2=names[1]),
-                                            highlight="3. Я люблю читать книги.", neighbours=2)
+    assert embed_inputs.sentence_index(numbered, "1. Кошка спит.") == 0  # a sentence of the set, typed
+    assert embed_inputs.sentence_index(numbered, "0. 1. Кошка спит.") == 0  # picked from the list
+    _, _, shown = embed_neighbours.find_neighbours(ctx, **typed(EIGHT[1:], model_1=names[0], model_2=names[1]),
+                                                   highlight="3. Я люблю читать книги.", neighbours=2)
     assert set(shown.files["neighbours.csv"]["sentence"]) == {"Я люблю читать книги."}
 
 
 def test_the_layer_figure_names_its_sentence_vector_and_warns_of_few_sentences(ctx, names):
     """Left on the page beside maps of another sentence vector, the heat maps did not say theirs; nor that CKA of
     eight sentences is unreliable, nor why a cell is blank, which the maps' note says."""
-    from ui import embed_tab
+    from ui import embed_layers
 
     layer_inputs = dict(source="Typed sentences", file=None, model_1=names[0], model_2=names[1], model_3="")
-    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences="\n".join(EIGHT), pooling="CLS")
+    figure, _ = embed_layers.compare_layers(ctx, **layer_inputs, sentences="\n".join(EIGHT), pooling="CLS")
     title = figure.layout.title.text
     assert title.startswith("8 sentences (the typed text), [CLS] vectors: ")
     assert "CKA is unreliable with fewer than 20 sentences" in title
@@ -391,7 +397,7 @@ def test_the_layer_figure_names_its_sentence_vector_and_warns_of_few_sentences(c
     assert blank[0].all() and blank[:, 0].all() and not blank[1:, 1:].any()  # [CLS] at layer 0: one vector for all
     assert "A blank cell: every sentence has the same vector at one of its layers" in title
     many = "\n".join(corpus_lines(24)[:24])
-    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences=many, pooling="mean")
+    figure, _ = embed_layers.compare_layers(ctx, **layer_inputs, sentences=many, pooling="mean")
     title = figure.layout.title.text
     assert title.startswith("24 sentences (the typed text), mean of token vectors: ")
     assert "unreliable" not in title and "blank" not in title
@@ -404,7 +410,7 @@ def test_the_layer_figure_names_its_sentence_vector_and_warns_of_few_sentences(c
 def test_the_upload_box_says_what_it_takes(tmp_path, names):
     import gradio as gr
 
-    from ui import context, embed_tab
+    from ui import context, embed_inputs, embed_tab
     from ui.context import AppContext
 
     with gr.Blocks() as demo:
@@ -421,21 +427,21 @@ def test_the_upload_box_says_what_it_takes(tmp_path, names):
     tsv = tmp_path / "mine.tsv"
     tsv.write_text("sentence\tlabel\n" + "".join(f"{s}\tgroup {i % 2}\n" for i, s in enumerate(EIGHT[:4])),
                    encoding="utf-8")
-    assert embed_tab.upload_line(str(tsv)) == "mine.tsv: 4 sentences with labels."
+    assert embed_inputs.upload_line(str(tsv)) == "mine.tsv: 4 sentences with labels."
     cp1251 = tmp_path / "windows.txt"
     cp1251.write_bytes("\n".join(EIGHT).encode("cp1251"))
-    line = embed_tab.upload_line(str(cp1251))
+    line = embed_inputs.upload_line(str(cp1251))
     assert "'windows.txt' is not UTF-8 text" in line and "as UTF-8" in line  # refused, saying what to save it as
 
 
 def test_any_two_filled_model_boxes_compare_and_one_box_names_a_second_model():
-    from ui import embed_tab
+    from ui import embed_inputs
 
     pair = ("bundled-teacher", "bundled-student")
-    chosen = embed_tab.chosen_models(["", "bundled-student", "bundled-teacher"], [None, 2, -1], pair)
+    chosen = embed_inputs.chosen_models(["", "bundled-student", "bundled-teacher"], [None, 2, -1], pair)
     assert [(c.name, c.layer) for c in chosen] == [("bundled-student", 2), ("bundled-teacher", -1)]
     with pytest.raises(ValueError) as refused:
-        embed_tab.chosen_models(["bundled-student", "", ""], [None] * 3, pair)
+        embed_inputs.chosen_models(["bundled-student", "", ""], [None] * 3, pair)
     assert str(refused.value) == ("Choose a second model to compare with bundled-student, such as bundled-teacher as "
                                   "model 2.")
 
@@ -449,7 +455,7 @@ def test_a_layer_a_model_lacks_is_refused_with_its_range_counted_both_ways(ctx, 
     as layer 0 without a word: the refusal names the range from both ends, for the model of that box."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_maps, embed_neighbours
 
     teacher = ("The layer of model 1 must be from -5 to 4 for {}: 0 is its embeddings and 4 its last layer; negative "
                "layers count from the last, as in Python (-1 is layer 4, -5 is layer 0). Got {}.")
@@ -457,7 +463,7 @@ def test_a_layer_a_model_lacks_is_refused_with_its_range_counted_both_ways(ctx, 
                "layers count from the last, as in Python (-1 is layer 2, -3 is layer 0). Got {}.")
     cases = [(dict(layer_1=-6), teacher.format(names[0], -6)), (dict(layer_1=5), teacher.format(names[0], 5)),
              (dict(layer_2=-4), student.format(names[1], -4)), (dict(layer_2=3), student.format(names[1], 3))]
-    actions = [(embed_tab.draw_maps, {}), (embed_tab.find_neighbours, dict(highlight="1", neighbours=3))]
+    actions = [(embed_maps.draw_maps, {}), (embed_neighbours.find_neighbours, dict(highlight="1", neighbours=3))]
     for change, said in cases:
         for handler, extra in actions:
             with pytest.raises(gr.Error) as refused:
@@ -466,20 +472,20 @@ def test_a_layer_a_model_lacks_is_refused_with_its_range_counted_both_ways(ctx, 
 
 
 def test_a_negative_layer_says_in_the_note_which_layer_it_is(ctx, names):
-    from ui import embed_tab
+    from ui import embed_maps, embed_neighbours
     from ui.context import markdown_text
 
-    figure, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=-5,
-                                                            layer_2=-2))
+    figure, _, note, _, _ = embed_maps.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=-5,
+                                                             layer_2=-2))
     assert [a.text.split(" · ")[1] for a in figure.layout.annotations[:2]] == ["layer 0/4", "layer 1/2"]
     assert markdown_text(f" Layer -5 of model 1 is layer 0 of {names[0]}: negative layers count from the last, as in "
                          f"Python (-1 is layer 4). Layer -2 of model 2 is layer 1 of {names[1]}: negative layers count "
                          "from the last, as in Python (-1 is layer 2).") in note
-    _, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]))  # -1 and -1
+    _, _, note, _, _ = embed_maps.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]))  # -1 and -1
     assert "negative layers" not in note
-    _, _, shown = embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=-4),
-                                            highlight="1", neighbours=2)
-    assert markdown_text(f"Layer -4 of model 1 is layer 1 of {names[0]}") in embed_tab.show_beside(shown)[1]
+    _, _, shown = embed_neighbours.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=-4),
+                                                   highlight="1", neighbours=2)
+    assert markdown_text(f"Layer -4 of model 1 is layer 1 of {names[0]}") in embed_neighbours.show_beside(shown)[1]
 
 
 def test_neighbours_is_a_number_box_that_sends_what_was_typed(names):
@@ -487,29 +493,30 @@ def test_neighbours_is_a_number_box_that_sends_what_was_typed(names):
     listed were not the number asked for: a number box sends 0 as typed, and the check refuses it."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_neighbours, embed_tab
     from ui.context import AppContext, error_message
 
     ctx = AppContext(default_teacher=names[0], default_student=names[1])
     with gr.Blocks() as demo:
         embed_tab.build(ctx)
     k = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "embed-k")
-    assert k.get_block_name() == "number" and (k.minimum, k.maximum) == (1, embed_tab.MAX_NEIGHBOURS)
-    assert f"1 to {embed_tab.MAX_NEIGHBOURS}" in k.info
+    assert k.get_block_name() == "number" and (k.minimum, k.maximum) == (1, embed_neighbours.MAX_NEIGHBOURS)
+    assert f"1 to {embed_neighbours.MAX_NEIGHBOURS}" in k.info
     for typed_k in (0, 21, -3, 2.5):
         sent = k.preprocess(typed_k)
         assert sent == typed_k
         said = f"Neighbours must be a whole number from 1 to 20; got {typed_k}."
         with pytest.raises(gr.Error) as refused:
-            embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]), highlight="1",
-                                      neighbours=sent)
+            embed_neighbours.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]), highlight="1",
+                                             neighbours=sent)
         assert error_message(refused.value) == said
         # and by the page before it asks, so that the maps drawn stay on the page, not marked "Error"
         with pytest.raises(ValueError) as refused:
-            embed_tab.page_neighbours_check(*typed(EIGHT, model_1=names[0], model_2=names[1]).values(), "1", sent)
+            embed_neighbours.page_neighbours_check(*typed(EIGHT, model_1=names[0], model_2=names[1]).values(), "1",
+                                                   sent)
         assert str(refused.value) == said
-    _, rows, _ = embed_tab.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]), highlight="1",
-                                           neighbours=k.preprocess(1))
+    _, rows, _ = embed_neighbours.find_neighbours(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]),
+                                                  highlight="1", neighbours=k.preprocess(1))
     assert len(rows) == 1
 
 
@@ -537,21 +544,21 @@ def test_an_upload_is_named_as_the_person_gave_it_in_every_message(tmp_path, ctx
     the maps' title named the stored copy."""
     import gradio as gr
 
-    from ui import context, embed_tab
+    from ui import context, embed_inputs, embed_layers, embed_maps
 
     upload = stored_upload(tmp_path, "nul.txt", "_nul.txt", "\n".join(EIGHT).encode("utf-8"))
     assert str(upload).endswith("_nul.txt") and upload.given == "nul.txt"
-    assert embed_tab.upload_line(upload) == "nul.txt: 8 sentences."
+    assert embed_inputs.upload_line(upload) == "nul.txt: 8 sentences."
     inputs = dict(typed(EIGHT, model_1=names[0], model_2=names[1]), source="Upload a file", file=upload)
-    figure, *_ = embed_tab.draw_maps(ctx, **inputs)
+    figure, *_ = embed_maps.draw_maps(ctx, **inputs)
     assert figure.layout.title.text == "PCA 2D of 8 sentences (nul.txt)"
-    layers, _ = embed_tab.compare_layers(ctx, **{k: v for k, v in inputs.items()
-                                                 if not k.startswith("layer") and k not in ("method", "dims")})
+    layers, _ = embed_layers.compare_layers(ctx, **{k: v for k, v in inputs.items()
+                                                    if not k.startswith("layer") and k not in ("method", "dims")})
     assert layers.layout.title.text.startswith("8 sentences (nul.txt), mean of token vectors: ")
     windows = stored_upload(tmp_path, "con.txt", "_con.txt", "\n".join(EIGHT).encode("cp1251"))
-    assert "'con.txt' is not UTF-8 text" in embed_tab.upload_line(windows)
+    assert "'con.txt' is not UTF-8 text" in embed_inputs.upload_line(windows)
     with pytest.raises(gr.Error) as refused:
-        embed_tab.draw_maps(ctx, **dict(inputs, file=windows))
+        embed_maps.draw_maps(ctx, **dict(inputs, file=windows))
     assert "'con.txt' is not UTF-8 text" in message_of(refused.value) and "_con" not in message_of(refused.value)
     # a name that cannot name the stored file (another suffix, a folder) is not taken: the stored name is said
     assert context.given_name(context.Upload(str(tmp_path / "_nul.txt"), "nul.csv")) == "_nul.txt"
@@ -563,16 +570,16 @@ def test_an_upload_removed_from_the_server_is_said_in_a_sentence(tmp_path, ctx, 
     answered with FileNotFoundError, which the page shows as a bare "Error"."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import context, embed_inputs, embed_maps
 
     upload = stored_upload(tmp_path, "nul.txt", "_nul.txt", "\n".join(EIGHT).encode("utf-8"))
     (tmp_path / "_nul.txt").unlink()
     said = "The uploaded file 'nul.txt' is no longer on the server (uploads are removed after an hour or so); upload " \
            "it again."
-    assert embed_tab.upload_line(upload) == embed_tab.markdown_text(said)
+    assert embed_inputs.upload_line(upload) == context.markdown_text(said)
     inputs = dict(typed(EIGHT, model_1=names[0], model_2=names[1]), source="Upload a file", file=upload)
     with pytest.raises(gr.Error) as refused:
-        embed_tab.draw_maps(ctx, **inputs)
+        embed_maps.draw_maps(ctx, **inputs)
     assert message_of(refused.value) == said
 
 
@@ -589,11 +596,11 @@ def title_text(figure) -> str:
 
 
 def test_layer_similarity_names_the_sentences_that_share_one_vector(ctx, names):
-    from ui import embed_tab
+    from ui import embed_layers, embed_plots
 
     layer_inputs = dict(source="Typed sentences", file=None, model_1=names[0], model_2=names[1], model_3="",
                         pooling="mean")
-    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences="\n".join(WITH_EMOJI))
+    figure, _ = embed_layers.compare_layers(ctx, **layer_inputs, sentences="\n".join(WITH_EMOJI))
     both = f"{names[0]} and {names[1]}"
     title = title_text(figure)
     assert (f"3 sentences (#0, #2 and #4) are only unknown tokens ([UNK]) to {both}: none of their characters is in "
@@ -602,22 +609,22 @@ def test_layer_similarity_names_the_sentences_that_share_one_vector(ctx, names):
             "vector at every layer.") in title
     lines = figure.layout.title.text.split("<br>")
     assert all(len(line.removeprefix("<span style='font-size:12px'>").removesuffix("</span>"))
-               <= embed_tab.embed_plots.NOTE_CHARS for line in lines[1:])  # a narrow page shows each line whole
-    figure, _ = embed_tab.compare_layers(ctx, **layer_inputs, sentences="\n".join(EIGHT))
+               <= embed_plots.NOTE_CHARS for line in lines[1:])  # a narrow page shows each line whole
+    figure, _ = embed_layers.compare_layers(ctx, **layer_inputs, sentences="\n".join(EIGHT))
     assert "share one vector" not in title_text(figure)
 
 
 def test_layer_similarity_counts_groups_past_the_few_it_names(ctx, names):
     """Five groups of sentences read alike: three named, the rest counted, so the heat maps keep their room."""
-    from ui import embed_tab
+    from ui import embed_layers, embed_maps
 
     lines = [f"{sentence} {emoji}" for sentence in EIGHT[:5] for emoji in ("🐱", "🚀")]
-    figure, _ = embed_tab.compare_layers(ctx, source="Typed sentences", file=None, sentences="\n".join(lines),
-                                         model_1=names[0], model_2=names[1], model_3="", pooling="mean")
+    figure, _ = embed_layers.compare_layers(ctx, source="Typed sentences", file=None, sentences="\n".join(lines),
+                                            model_1=names[0], model_2=names[1], model_3="", pooling="mean")
     title = title_text(figure)
-    assert title.count("they share one vector at every layer") == embed_tab.MAX_FIGURE_NOTES - 1
+    assert title.count("they share one vector at every layer") == embed_layers.MAX_FIGURE_NOTES - 1
     assert "2 more groups of sentences are read as the same tokens; Draw's note names them all." in title
-    _, _, note, _, _ = embed_tab.draw_maps(ctx, **typed(lines, model_1=names[0], model_2=names[1]))
+    _, _, note, _, _ = embed_maps.draw_maps(ctx, **typed(lines, model_1=names[0], model_2=names[1]))
     assert note.count("share one point") == 5
 
 
@@ -625,12 +632,12 @@ def test_an_empty_layer_box_is_the_last_layer_and_its_hint_says_so(tiny_teacher_
     """An emptied layer box drew the last layer while its hint named only 0, -1 and -2."""
     from core.compare import embed
     from core.models import zoo
-    from ui import embed_tab
+    from ui import embed_inputs, embed_tab
 
     tiny_teacher = zoo.load(str(tiny_teacher_dir))
     assert "(or empty) last" in embed_tab.LAYER_HINT and "an empty layer box is the last too" in embed_tab.INTRO
     for empty in (None, float("nan")):
-        assert embed.resolve_layer(tiny_teacher, embed_tab._layer(empty, 1)) == embed.layer_count(tiny_teacher)
+        assert embed.resolve_layer(tiny_teacher, embed_inputs._layer(empty, 1)) == embed.layer_count(tiny_teacher)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -639,42 +646,42 @@ def test_an_empty_layer_box_is_the_last_layer_and_its_hint_says_so(tiny_teacher_
 
 def test_copies_are_named_in_the_note_and_never_listed_as_a_sentences_own_neighbours(ctx, names):
     """Sentence 3 typed three times: its copies led its own list at cosine 1.00, and the note said nothing of them."""
-    from ui import embed_tab
+    from ui import embed_maps, embed_neighbours
 
     lines = EIGHT + [EIGHT[3], EIGHT[3]]  # #3, #8 and #9 are one text
     inputs = typed(lines, model_1=names[0], model_2=names[1])
-    note = embed_tab.draw_maps(ctx, **inputs)[2]
+    note = embed_maps.draw_maps(ctx, **inputs)[2]
     said = f"The set holds '{EIGHT[3]}' 3 times (#3, #8 and #9): copies share one point on each map"
     assert said in note
     sentences = typed_set("\n".join(lines))
     spaces = [embed.embed_space(zoo.load(name), sentences) for name in names]
     for chosen in ("3", "8"):  # the first copy, or a later one
-        _, rows, shown = embed_tab.find_neighbours(ctx, **inputs, highlight=chosen, neighbours=20)
+        _, rows, shown = embed_neighbours.find_neighbours(ctx, **inputs, highlight=chosen, neighbours=20)
         for column, space in zip(list(rows.columns)[1:], spaces):
             listed = [int(cell.split("(#")[1].split(",")[0]) for cell in rows[column]]
             unit = space.vectors / np.linalg.norm(space.vectors, axis=1, keepdims=True)
             cosine = unit @ unit[int(chosen)]
             others = [i for i in range(8) if i != 3]  # one number a text: each text's first copy
             assert listed == sorted(others, key=lambda i: -cosine[i])
-        _, beside, _, _ = embed_tab.show_beside(shown, "debiased")
+        _, beside, _, _ = embed_neighbours.show_beside(shown, "debiased")
         assert said in beside
         assert ("The set has 7 other sentences (copies counted once), so each list of neighbours has 7, not the 20 "
                 "asked for.") in beside
-    _, rows, _ = embed_tab.find_neighbours(ctx, **inputs, highlight="0", neighbours=20)
+    _, rows, _ = embed_neighbours.find_neighbours(ctx, **inputs, highlight="0", neighbours=20)
     assert all(sum(f"(#{i}," in cell for cell in rows[rows.columns[1]]) == (i == 3) for i in (3, 8, 9))
-    note = embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]))[2]
+    note = embed_maps.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1]))[2]
     assert "The set holds" not in note
 
 
 def test_a_note_names_a_few_copied_sentences_and_counts_the_rest():
-    from ui import embed_tab
+    from ui import embed_notes
 
     lines = EIGHT + EIGHT[:6] + EIGHT[:1]
-    note = embed_tab.copies_note(typed_set("\n".join(lines)))
+    note = embed_notes.copies_note(typed_set("\n".join(lines)))
     assert f"'{EIGHT[0]}' 3 times (#0, #8 and #14), '{EIGHT[1]}' twice (#1 and #9)" in note
-    assert note.count(" times (#") + note.count(" twice (#") == embed_tab.MAX_COPIED
-    assert f"and {6 - embed_tab.MAX_COPIED} more sentences given more than once:" in note
-    assert embed_tab.copies_note(typed_set("\n".join(["a_*b*", "a_*b*", "c", "d"]))).startswith(
+    assert note.count(" times (#") + note.count(" twice (#") == embed_notes.MAX_COPIED
+    assert f"and {6 - embed_notes.MAX_COPIED} more sentences given more than once:" in note
+    assert embed_notes.copies_note(typed_set("\n".join(["a_*b*", "a_*b*", "c", "d"]))).startswith(
         " The set holds 'a\\_\\*b\\*' twice")  # Markdown: shown as typed
 
 
@@ -684,28 +691,28 @@ def test_a_refused_neighbours_count_is_echoed_as_a_person_reads_it(ctx, names, t
     """1e9 typed in the neighbours box came back as 1000000000."""
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_neighbours
     from ui.context import error_message
 
     said = f"Neighbours must be a whole number from 1 to 20; got {read}."
     inputs = typed(EIGHT, model_1=names[0], model_2=names[1])
     with pytest.raises(ValueError) as refused:
-        embed_tab.page_neighbours_check(*inputs.values(), "1", typed_k)
+        embed_neighbours.page_neighbours_check(*inputs.values(), "1", typed_k)
     assert str(refused.value) == said
     with pytest.raises(gr.Error) as refused:
-        embed_tab.find_neighbours(ctx, **inputs, highlight="1", neighbours=typed_k)
+        embed_neighbours.find_neighbours(ctx, **inputs, highlight="1", neighbours=typed_k)
     assert error_message(refused.value) == said
 
 
 def test_a_layer_a_model_lacks_is_echoed_as_a_person_reads_it(ctx, names):
     import gradio as gr
 
-    from ui import embed_tab
+    from ui import embed_maps
     from ui.context import error_message
 
     for layer in (10**9, 1e9):
         with pytest.raises(gr.Error) as refused:
-            embed_tab.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_2=layer))
+            embed_maps.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_2=layer))
         assert error_message(refused.value).endswith("(-1 is layer 2, -3 is layer 0). Got 1,000,000,000.")
 
 

@@ -95,7 +95,7 @@ def finished_run(runs_dir, student_dir, run_id="done-run"):
 
 def test_distill_tab_exports_a_finished_run_and_predictions_compare_it(tiny_teacher_dir, tiny_student_dir, runs_dir):
     needs("onnxruntime")
-    from ui import distill_tab, predict_tab
+    from ui import distill_tab, predict_exported
 
     run = finished_run(runs_dir, tiny_student_dir)
     ctx = AppContext(str(tiny_teacher_dir), str(tiny_student_dir), launcher=RunLauncher(runs_dir))
@@ -107,12 +107,13 @@ def test_distill_tab_exports_a_finished_run_and_predictions_compare_it(tiny_teac
         assert {"onnx/model.onnx", "onnx/README.md", "onnx/export.json"} <= set(zipped.namelist())
     assert "run:done-run" in (run_exports(run) / "onnx" / "README.md").read_text(encoding="utf-8")
 
-    assert predict_tab.exported_choices(ctx) == [("run:done-run · onnx", "run:done-run:onnx")]
-    figure, agreement = predict_tab.compare_exported(ctx, "run:done-run:onnx", 3, SENTENCE, progress=lambda *a, **k: 0)
+    assert predict_exported.exported_choices(ctx) == [("run:done-run · onnx", "run:done-run:onnx")]
+    figure, agreement = predict_exported.compare_exported(ctx, "run:done-run:onnx", 3, SENTENCE,
+                                                          progress=lambda *a, **k: 0)
     assert "| 1 | run:done-run \\[onnx\\] | " in agreement and "| yes | 100% |" in agreement
     assert len(figure.data) == 2
     with pytest.raises(ValueError, match="Choose an exported student from the list"):
-        predict_tab.compare_exported(ctx, "run:done-run:../../etc", 3, SENTENCE, progress=lambda *a, **k: 0)
+        predict_exported.compare_exported(ctx, "run:done-run:../../etc", 3, SENTENCE, progress=lambda *a, **k: 0)
 
 
 def test_the_exported_student_says_the_same_words(tiny_student_dir, tmp_path):

@@ -24,7 +24,7 @@ def test_unknown_model_message_reaches_the_page_whole(ctx):
     import gradio as gr
 
     from core.models import zoo
-    from ui import embed_tab
+    from ui import embed_maps
 
     with pytest.raises(ValueError) as raised:
         zoo.resolve("nonexistent")
@@ -35,8 +35,8 @@ def test_unknown_model_message_reaches_the_page_whole(ctx):
         ctx.load("nonexistent")
     assert shown_as_html(raised.value.message) == sentence  # the toast shows the whole sentence
     with pytest.raises(gr.Error) as raised:  # Embeddings: no second wrapping, so no stray quote from gr.Error's repr
-        embed_tab.draw_maps(ctx, "Probe set", None, "", "nonexistent", "bundled-student", "", -1, -1, -1, "mean",
-                            "PCA", "2D")
+        embed_maps.draw_maps(ctx, "Probe set", None, "", "nonexistent", "bundled-student", "", -1, -1, -1, "mean",
+                             "PCA", "2D")
     assert shown_as_html(raised.value.message) == sentence
     with pytest.raises(gr.Error) as raised:  # a name typed with markup shows as typed
         ctx.load("<b>bold</b>")
@@ -62,22 +62,23 @@ def test_wrong_or_leaking_model_messages(ctx, tmp_path):
 
 
 def test_typed_sentence_is_not_read_as_html(ctx):
-    from ui import predict_tab
+    from ui import predict_actions
+    from ui.context import ErrorLines
 
-    errors = predict_tab.ErrorLines()
-    figure, markdown = predict_tab.fill_mask(ctx, errors, "bundled-teacher", "bundled-student", "", 3, HOSTILE)
+    errors = ErrorLines()
+    figure, markdown = predict_actions.fill_mask(ctx, errors, "bundled-teacher", "bundled-student", "", 3, HOSTILE)
     assert "<img" not in markdown and "<b>" not in markdown
     assert "**Sentence:** Я &lt;img src=x onerror=alert(1)&gt; люблю &lt;b&gt;жирный&lt;/b&gt; \\[MASK\\]" in markdown
     assert "<img" not in figure.layout.title.text and "<b>" not in figure.layout.title.text
-    strip, words = predict_tab.mask_each_word(ctx, errors, "bundled-teacher", "bundled-student", "", 3,
-                                              HOSTILE.replace(" [MASK]", "."))
+    strip, words = predict_actions.mask_each_word(ctx, errors, "bundled-teacher", "bundled-student", "", 3,
+                                                  HOSTILE.replace(" [MASK]", "."))
     assert "<img" not in words and "<b>" not in words and "&lt;b&gt;жирный" in words
     ticks = list(strip.layout.xaxis.ticktext)
     assert ticks and not any("<" in t for t in ticks)
     import gradio as gr
     with pytest.raises(gr.Error):
-        predict_tab.fill_mask(ctx, errors, "bundled-teacher", "<i>x</i>", "", 3, "Я [MASK].")
-    line = predict_tab.failure_status(errors, "fill_mask", "bundled-teacher", "<i>x</i>", "", 3, "Я [MASK].")
+        predict_actions.fill_mask(ctx, errors, "bundled-teacher", "<i>x</i>", "", 3, "Я [MASK].")
+    line = predict_actions.failure_status(errors, "fill_mask", "bundled-teacher", "<i>x</i>", "", 3, "Я [MASK].")
     assert "<i>" not in line and "&lt;i&gt;x&lt;/i&gt;" in line
 
 
@@ -129,15 +130,15 @@ def test_embeddings_failures_show_in_a_status_line(ctx):
 
 
 def test_neighbour_headers_follow_the_models_drawn():
-    from ui import embed_tab
+    from ui import embed_neighbours
 
     scores = pd.DataFrame({"space A": ["1. a (L4)", "1. a (L4)", "2. b (L2)"],
                            "space B": ["2. b (L2)", "3. c (L1)", "3. c (L1)"]})
-    update = embed_tab.neighbours_for_maps(scores)
+    update = embed_neighbours.neighbours_for_maps(scores)
     assert list(update.value["headers"]) == ["rank", "1. a (L4)", "2. b (L2)", "3. c (L1)"]
     assert len(update.column_widths) == 4
     shown = pd.DataFrame({"rank": [1], "1. a (L4)": ["x"], "2. b (L2)": ["y"], "3. c (L1)": ["z"]})
-    assert list(embed_tab.fit_neighbour_columns(shown).value["headers"]) == list(shown.columns)
+    assert list(embed_neighbours.fit_neighbour_columns(shown).value["headers"]) == list(shown.columns)
 
 
 def test_cka_note_gives_the_spread_and_warns_of_few_sentences():
@@ -151,17 +152,17 @@ def test_cka_note_gives_the_spread_and_warns_of_few_sentences():
 
 
 def test_kl_scale_of_the_word_strip_is_readable():
-    from ui import predict_tab
+    from ui import predict_figures
 
     for pairs in (1, 2):
-        height = predict_tab.strip_height(pairs)
-        bar = predict_tab.KL_COLORBAR
+        height = predict_figures.strip_height(pairs)
+        bar = predict_figures.KL_COLORBAR
         assert bar["lenmode"] == "fraction" and bar["len"] * (height - 60) >= 200  # pixels, margins taken off
         assert bar["nticks"] <= 5
 
 
 def test_every_benchmark_bar_keeps_its_value_label():
-    from ui import bench_tab
+    from ui import bench_plots
 
     student, teacher = "arch:distilrubert-base-cased-conversational", "arch:rubert-base-cased-conversational"
     rows = [dict(model=m, mode=mode, batch_size=b, seq_len=512, latency_s=lat, throughput_samples_s=b / lat)
@@ -170,11 +171,11 @@ def test_every_benchmark_bar_keeps_its_value_label():
                                     (teacher, "reference", 16, 6.0), (student, "reference", 16, 3.2),
                                     (teacher, "fast", 16, 4.0), (student, "fast", 16, 0.9)]]
     for kind in ("latency", "throughput"):
-        figure = bench_tab.bar_figure(rows, "cpu", kind)
+        figure = bench_plots.bar_figure(rows, "cpu", kind)
         assert figure.layout.uniformtext.mode == "show"  # never hidden for being small
         for trace in figure.data:
             assert trace.texttemplate == "%{text}" and trace.textposition == "outside"
-            assert list(trace.text) == [bench_tab.value_label(y) for y in trace.y]  # one label a bar, its own value
+            assert list(trace.text) == [bench_plots.value_label(y) for y in trace.y]  # one label a bar, its own value
             assert trace.constraintext == "none" and trace.cliponaxis is False  # not shrunk to the bar's width
         tallest = max(y for trace in figure.data for y in trace.y if y is not None)
         assert figure.layout.yaxis.range[1] >= tallest * 1.15  # room above the tallest bar for its label
@@ -184,9 +185,9 @@ def test_every_benchmark_bar_keeps_its_value_label():
                                           (0.00012345, "0.000123"), (1.0, "1.00"), (999.6, "1,000"), (99.96, "100"),
                                           (0.0, "0")])
 def test_bar_value_labels_have_three_significant_digits_and_no_exponent(value, label):
-    from ui import bench_tab
+    from ui import bench_plots
 
-    assert bench_tab.value_label(value) == label
+    assert bench_plots.value_label(value) == label
 
 
 def test_about_plot_keeps_every_label_inside_and_text_follows_the_rows():

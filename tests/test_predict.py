@@ -275,7 +275,7 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, tiny_teache
     import httpx
     from gradio_client import Client
 
-    from ui import predict_tab
+    from ui import predict_figures, predict_tab
     from ui.context import AppContext
 
     probes = make_probes([tiny_teacher, tiny_student])[:6]
@@ -298,7 +298,7 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, tiny_teache
         figure, markdown = client.predict(**names, top_k=5, sentence=TWO_MASKS, api_name="/fill_mask")
         loaded = [ctx.load(n) for n in (ctx.default_teacher, ctx.default_student)]
         expected = predict.compare(loaded, TWO_MASKS, 5)
-        assert markdown.count(f"| {predict_tab.label(ctx.default_student)} |") == 2
+        assert markdown.count(f"| {predict_figures.label(ctx.default_student)} |") == 2
         for item in expected.pairs[0].items:
             assert f"| {item.kl:.3f} |" in markdown
         assert figure is not None and "**Sentence:** Давай вечером" in markdown
@@ -307,8 +307,8 @@ def test_tab_endpoints(tiny_teacher_dir, tiny_student_dir, runs_dir, tiny_teache
         assert "| гуляли" in table and "**Sentence:** Мы долго гуляли по парку." in table
         summary, _, rows = client.predict(**names, api_name="/probe_summary")
         assert len(rows["data"]) == len(probes)
-        assert [row[0] for row in summary["data"]] == [f"1. {predict_tab.label(ctx.default_teacher)}",
-                                                       f"2. {predict_tab.label(ctx.default_student)}"]
+        assert [row[0] for row in summary["data"]] == [f"1. {predict_figures.label(ctx.default_teacher)}",
+                                                       f"2. {predict_figures.label(ctx.default_student)}"]
         with pytest.raises(Exception, match="has no \\[MASK\\]"):
             client.predict(**names, top_k=5, sentence="Без маски.", api_name="/fill_mask")
     finally:
@@ -325,34 +325,35 @@ def tab_context(teacher_dir, student_dir):
 
 
 def test_each_figure_names_the_sentence_it_shows(tiny_teacher, tiny_student):
-    from ui import predict_tab
+    from ui import predict_figures
 
     result = predict.compare([tiny_teacher, tiny_student], ONE_MASK, 3)
     strip = predict.mask_each_word([tiny_teacher, tiny_student], "Мы долго гуляли по парку.", 3)
-    assert predict_tab.prediction_figure(result).layout.title.text == f"«{ONE_MASK}»"
-    assert predict_tab.word_strip_figure(strip).layout.title.text == "«Мы долго гуляли по парку.»"
-    assert predict_tab.sentence_title("слово " * 40, limit=20) == "«слово слово слово …»"
+    assert predict_figures.prediction_figure(result).layout.title.text == f"«{ONE_MASK}»"
+    assert predict_figures.word_strip_figure(strip).layout.title.text == "«Мы долго гуляли по парку.»"
+    assert predict_figures.sentence_title("слово " * 40, limit=20) == "«слово слово слово …»"
 
 
 def test_failed_action_keeps_its_message_in_the_status_line(tiny_teacher_dir, tiny_student_dir, runs_dir):
     import gradio as gr
 
-    from ui import predict_tab
+    from ui import predict_actions, predict_inputs
+    from ui.context import ErrorLines
 
-    ctx, errors = tab_context(tiny_teacher_dir, tiny_student_dir), predict_tab.ErrorLines()
+    ctx, errors = tab_context(tiny_teacher_dir, tiny_student_dir), ErrorLines()
     inputs = dict(model_1=ctx.default_teacher, model_2=ctx.default_student, model_3="", top_k=5, sentence="Без маски.")
     with pytest.raises(gr.Error, match="has no \\[MASK\\]"):
-        predict_tab.fill_mask(ctx, errors, **inputs)
-    line = predict_tab.failure_status(errors, "fill_mask", *inputs.values())
+        predict_actions.fill_mask(ctx, errors, **inputs)
+    line = predict_actions.failure_status(errors, "fill_mask", *inputs.values())
     assert line.startswith("**Predict failed:** The text has no \\[MASK\\]: write \\[MASK\\]") and line.endswith("'")
-    assert predict_tab.failure_status(errors, "fill_mask", *inputs.values()) == ""  # shown once, then gone
+    assert predict_actions.failure_status(errors, "fill_mask", *inputs.values()) == ""  # shown once, then gone
     with pytest.raises(gr.Error, match="no run 'gone'"):  # a load error (gr.Error from the context) is kept too
-        predict_tab.probe_summary(ctx, errors, ctx.default_teacher, "run:gone", "")
-    assert "no run 'gone'" in predict_tab.failure_status(errors, "probe_summary", ctx.default_teacher, "run:gone", "",
-                                                         predict_tab.DEFAULT_TOP_K)
+        predict_actions.probe_summary(ctx, errors, ctx.default_teacher, "run:gone", "")
+    assert "no run 'gone'" in predict_actions.failure_status(errors, "probe_summary", ctx.default_teacher, "run:gone",
+                                                             "", predict_inputs.DEFAULT_TOP_K)
     with pytest.raises(gr.Error, match="Choose a second model to compare"):
-        predict_tab.mask_each_word(ctx, errors, ctx.default_teacher, "", "", 5, "Мы гуляли.")
-    line = predict_tab.failure_status(errors, "mask_each_word", ctx.default_teacher, "", "", 5, "Мы гуляли.")
+        predict_actions.mask_each_word(ctx, errors, ctx.default_teacher, "", "", 5, "Мы гуляли.")
+    line = predict_actions.failure_status(errors, "mask_each_word", ctx.default_teacher, "", "", 5, "Мы гуляли.")
     assert "Choose a second model to compare" in line
 
 
@@ -379,20 +380,20 @@ def test_status_line_is_wired_to_every_action(tiny_teacher_dir, tiny_student_dir
 
 
 def test_empty_tables_have_real_headers(tiny_teacher_dir, tiny_student_dir, runs_dir):
-    from ui import predict_tab
+    from ui import predict_tables
 
-    assert list(predict_tab.summary_table().columns) == [
+    assert list(predict_tables.summary_table().columns) == [
         "model", "top-1 accuracy", "hits / scored", "split (left out)", "top-1 agreement with model 1", "top-k overlap",
         "mean KL (nats)"]
-    assert list(predict_tab.probe_table().columns) == ["sentence", "expected", "topic"]
+    assert list(predict_tables.probe_table().columns) == ["sentence", "expected", "topic"]
     demo, _, parts = built_tab(tab_context(tiny_teacher_dir, tiny_student_dir))
-    assert parts["summary"].value["headers"] == list(predict_tab.summary_table().columns)
+    assert parts["summary"].value["headers"] == list(predict_tables.summary_table().columns)
     notes = [b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) == "predict-split-note"]
     assert notes and "split (left out)" in notes[0] and "left out of its accuracy" in notes[0]
 
 
 def test_summary_rows_and_kl_chart_headroom(tiny_teacher, tiny_student):
-    from ui import predict_tab
+    from ui import predict_figures
 
     models = [tiny_teacher, tiny_student]
     summary = predict.probe_summary(models, make_probes(models, 6), top_k=5)
@@ -402,7 +403,7 @@ def test_summary_rows_and_kl_chart_headroom(tiny_teacher, tiny_student):
     assert rows[1]["mean KL (nats)"] == round(pair.mean("kl"), 3)
     assert rows[1]["top-5 overlap"] == round(pair.mean("overlap"), 3)
     assert rows[0]["split (left out)"] == summary.scores[0].split
-    figure = predict_tab.summary_figure(summary)
+    figure = predict_figures.summary_figure(summary)
     # the KL bar's label sits above the bar; the axis leaves room for it below the subplot title
     assert figure.layout.yaxis2.range[1] >= 1.25 * pair.mean("kl")
     assert figure.layout.yaxis.range[1] >= 1.15
@@ -412,7 +413,7 @@ def test_model_lists_include_a_run_finished_after_the_build(tiny_teacher_dir, ti
     import json
     import shutil
 
-    from ui import predict_tab
+    from ui import predict_inputs
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     _, _, parts = built_tab(ctx)
@@ -420,7 +421,7 @@ def test_model_lists_include_a_run_finished_after_the_build(tiny_teacher_dir, ti
     run = runs_dir / "finished-run"
     shutil.copytree(tiny_student_dir, run / "final")
     (run / "status.json").write_text(json.dumps({"state": "done"}), encoding="utf-8")
-    lists = predict_tab.model_lists(ctx)
+    lists = predict_inputs.model_lists(ctx)
     for dropdown in lists:
         assert "run:finished-run" in [c[0] for c in dropdown.choices]
     assert [c[0] for c in lists[2].choices][0] == ""  # model 3 may stay empty
@@ -435,13 +436,14 @@ def test_model_lists_include_a_run_finished_after_the_build(tiny_teacher_dir, ti
 
 def test_predict_downloads_hold_the_guesses_and_agreement_shown(tiny_teacher_dir, tiny_student_dir, runs_dir):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
-    from ui import predict_tab
+    from ui import predict_actions, predict_downloads, predict_figures
+    from ui.context import ErrorLines
     from ui.downloads import write_files
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     names = [ctx.default_teacher, ctx.default_student, ctx.default_teacher]
-    figure, markdown, kept = predict_tab.fill_mask_kept(ctx, predict_tab.ErrorLines(), *names, 4, TWO_MASKS)
-    csv_path, html_path = paths(predict_tab.show_downloads("fill_mask", kept))
+    figure, markdown, kept = predict_actions.fill_mask_kept(ctx, ErrorLines(), *names, 4, TWO_MASKS)
+    csv_path, html_path = paths(predict_downloads.show_downloads("fill_mask", kept))
     assert (csv_path.name, html_path.name) == ("predictions.csv", "predictions.html")
     first, again = (write_files(kept, "predict")[0] for _ in range(2))
     assert first.parent != again.parent and first.read_bytes() == again.read_bytes()  # a fresh folder each time
@@ -452,7 +454,7 @@ def test_predict_downloads_hold_the_guesses_and_agreement_shown(tiny_teacher_dir
     expected = predict.compare([ctx.load(n) for n in names], TWO_MASKS, 4)
     for (model, mask), rows in table.groupby(["model", "mask"], sort=False):
         i, m = int(model.split(".")[0]) - 1, int(mask) - 1
-        assert model == f"{i + 1}. {predict_tab.label(names[i])}"
+        assert model == f"{i + 1}. {predict_figures.label(names[i])}"
         guess = expected.results[i].masks[m]
         assert list(rows["rank"]) == ["1", "2", "3", "4"] and list(rows["word"]) == guess.words
         np.testing.assert_allclose(rows["probability"].astype(float), guess.probs, rtol=1e-6)
@@ -472,18 +474,19 @@ def test_predict_downloads_hold_the_guesses_and_agreement_shown(tiny_teacher_dir
 
 def test_mask_each_word_downloads_hold_the_per_word_table(tiny_teacher_dir, tiny_student_dir, runs_dir):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
-    from ui import predict_tab
+    from ui import predict_actions, predict_downloads, predict_figures
+    from ui.context import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     sentence = "Мы долго гуляли по парку."
-    figure, _, kept = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
-                                                      ctx.default_student, "", 3, sentence)
-    csv_path, html_path = paths(predict_tab.show_downloads("mask_each_word", kept))
+    figure, _, kept = predict_actions.mask_each_word_kept(ctx, ErrorLines(), ctx.default_teacher,
+                                                          ctx.default_student, "", 3, sentence)
+    csv_path, html_path = paths(predict_downloads.show_downloads("mask_each_word", kept))
     assert (csv_path.name, html_path.name) == ("mask-each-word.csv", "mask-each-word.html")
     table = read_csv(csv_path)
     strip = predict.mask_each_word([ctx.load(ctx.default_teacher), ctx.load(ctx.default_student)], sentence, 3)
-    teacher, student = (f"{i}. {predict_tab.label(n)}" for i, n in ((1, ctx.default_teacher),
-                                                                      (2, ctx.default_student)))
+    teacher, student = (f"{i}. {predict_figures.label(n)}" for i, n in ((1, ctx.default_teacher),
+                                                                        (2, ctx.default_student)))
     assert list(table["word"]) == strip.words == ["Мы", "долго", "гуляли", "по", "парку"]
     assert list(table["position"]) == ["1", "2", "3", "4", "5"]
     assert set(table["sentence"]) == {sentence} and set(table["filled in"]) == {"no"}  # each row says its sentence
@@ -504,14 +507,15 @@ def test_mask_each_word_downloads_hold_the_per_word_table(tiny_teacher_dir, tiny
 def test_probe_summary_downloads_hold_both_tables_and_the_figure(tiny_teacher_dir, tiny_student_dir, runs_dir,
                                                                  tiny_teacher, tiny_student, monkeypatch):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
-    from ui import predict_tab
+    from ui import predict_actions, predict_downloads
+    from ui.context import ErrorLines
 
     probes = make_probes([tiny_teacher, tiny_student], 6)
     monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
-    summary, figure, rows, kept = predict_tab.probe_summary_kept(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
-                                                                 ctx.default_student, "")
-    summary_path, rows_path, html_path = paths(predict_tab.show_downloads("probe_summary", kept))
+    summary, figure, rows, kept = predict_actions.probe_summary_kept(ctx, ErrorLines(), ctx.default_teacher,
+                                                                     ctx.default_student, "")
+    summary_path, rows_path, html_path = paths(predict_downloads.show_downloads("probe_summary", kept))
     assert [p.name for p in (summary_path, rows_path, html_path)] == ["probe-summary.csv", "probe-rows.csv",
                                                                        "probe-summary.html"]
     shown = summary.astype(object).where(summary.notna(), "")
@@ -535,7 +539,9 @@ def test_probe_summary_downloads_hold_both_tables_and_the_figure(tiny_teacher_di
 def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, tiny_student_dir, runs_dir):
     import gradio as gr
 
-    from ui import predict_tab
+    from ui import predict_actions, predict_downloads, predict_tables
+    from ui.context import ErrorLines
+    from ui.downloads import Downloads
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     demo, _, parts = built_tab(ctx)
@@ -554,12 +560,12 @@ def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, t
             writes = [d for d in dependencies if d["trigger_after"] == event["id"] and d["trigger_only_on_success"]
                       and d["outputs"] == [b._id for b in boxes]]
             assert len(writes) == 1 and writes[0]["inputs"] == [kept] and writes[0]["api_visibility"] == "private"
-    _, markdown = predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), ctx.default_teacher, ctx.default_student, "",
-                                        3, ONE_MASK)  # called from Python, the action keeps its two outputs
+    _, markdown = predict_actions.fill_mask(ctx, ErrorLines(), ctx.default_teacher, ctx.default_student, "",
+                                            3, ONE_MASK)  # called from Python, the action keeps its two outputs
     assert markdown.startswith("**Sentence:**")
     with pytest.raises(ValueError, match="a table named .csv or a figure named .html"):
-        predict_tab.Downloads({"predictions.html": predict_tab.summary_table()})
-    assert predict_tab.show_downloads("fill_mask", None) == (gr.skip(), gr.skip())  # nothing shown yet
+        Downloads({"predictions.html": predict_tables.summary_table()})
+    assert predict_downloads.show_downloads("fill_mask", None) == (gr.skip(), gr.skip())  # nothing shown yet
 
 
 def test_a_failed_action_clears_the_results_and_downloads_of_the_previous_input(tiny_teacher_dir, tiny_student_dir,
@@ -630,52 +636,52 @@ def test_mask_each_word_on_the_pages_default_sentence_fills_its_mask_first(tiny_
 
     from core.compare.probes import fill_mask_probes
     from tests.support.downloads import paths, read_csv
-    from ui import predict_tab
-    from ui.context import error_message
+    from ui import predict_actions, predict_downloads, predict_figures
+    from ui.context import ErrorLines, error_message, markdown_text
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     _, _, parts = built_tab(ctx)
     default = parts["sentence"].value
     probe = next(p for p in fill_mask_probes() if p.sentence == default)  # the default is a probe sentence
     names = [ctx.default_teacher, ctx.default_student]
-    figure, markdown, kept = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), *names, "",
-                                                             parts["top_k"].value, default)
+    figure, markdown, kept = predict_actions.mask_each_word_kept(ctx, ErrorLines(), *names, "",
+                                                                 parts["top_k"].value, default)
     sentence = default.replace("[MASK]", probe.expected)
     strip = predict.mask_each_word([ctx.load(n) for n in names], sentence, parts["top_k"].value)
-    assert figure.layout.title.text == predict_tab.sentence_title(sentence)
+    assert figure.layout.title.text == predict_figures.sentence_title(sentence)
     assert list(figure.layout.xaxis.ticktext) == strip.words and probe.expected in strip.words
-    assert f"**Sentence:** {predict_tab.markdown_text(sentence)}" in markdown
+    assert f"**Sentence:** {markdown_text(sentence)}" in markdown
     assert f"probe set's expected word first: *{probe.expected}*" in markdown
     rows = [line for line in markdown.splitlines() if "*(filled in)*" in line]
     assert len(rows) == 1 and rows[0].startswith(f"| {probe.expected} *(filled in)*")  # only the word put in
     # the download says so too, and names the sentence whose words were masked
-    table = read_csv(paths(predict_tab.show_downloads("mask_each_word", kept))[0])
+    table = read_csv(paths(predict_downloads.show_downloads("mask_each_word", kept))[0])
     assert set(table["sentence"]) == {sentence} and list(table["word"]) == strip.words
     assert list(table["filled in"]) == ["yes" if w == probe.expected else "no" for w in strip.words]
     # a sentence that is not a probe: model 1's best whole word goes in, and the note names model 1
-    _, markdown, _ = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), *names, "", 3, TWO_MASKS)
+    _, markdown, _ = predict_actions.mask_each_word_kept(ctx, ErrorLines(), *names, "", 3, TWO_MASKS)
     words = predict.fill_in(ctx.load(ctx.default_teacher), TWO_MASKS, probes=[]).words
-    assert f"model 1's (**{predict_tab.label(ctx.default_teacher)}**) most probable whole words first: " \
+    assert f"model 1's (**{predict_figures.label(ctx.default_teacher)}**) most probable whole words first: " \
            f"*{words[0]}*, *{words[1]}*" in markdown
     for text, message in [("[MASK]", "The sentence has no words besides [MASK]; type a sentence around it"),
                           ("", "The text is empty: type a Russian sentence.")]:
         with pytest.raises(gr.Error) as error:
-            predict_tab.mask_each_word(ctx, predict_tab.ErrorLines(), *names, "", 5, text)
+            predict_actions.mask_each_word(ctx, ErrorLines(), *names, "", 5, text)
         assert error_message(error.value).startswith(message)
 
 
 def test_probe_summary_bars_each_name_their_model(tiny_teacher, tiny_student, other_vocab):
-    from ui import predict_tab
+    from ui import predict_figures
 
     models = [tiny_teacher, tiny_student, other_vocab]
     summary = predict.probe_summary(models, make_probes(models, 6), top_k=5)
-    figure = predict_tab.summary_figure(summary)
+    figure = predict_figures.summary_figure(summary)
     shares = [t for t in figure.data if t.xaxis == "x"]
     kls = [t for t in figure.data if t.xaxis == "x2"]
     assert len(shares) == 3 and len(kls) == 2
     for m, (score, trace) in enumerate(zip(summary.scores, shares)):
         metrics, tags = trace.x
-        assert trace.name == f"{m + 1}. {predict_tab.label(score.model)}"  # the legend names each number
+        assert trace.name == f"{m + 1}. {predict_figures.label(score.model)}"  # the legend names each number
         assert set(tags) == {f"model {m + 1}"}  # under every bar: its model
         pair = summary.pair_of(m)
         expected = {"accuracy": score.accuracy}
@@ -692,10 +698,10 @@ def test_probe_summary_bars_each_name_their_model(tiny_teacher, tiny_student, ot
 
 
 def test_prediction_bars_share_one_labelled_probability_scale(tiny_teacher, tiny_student, other_vocab):
-    from ui import predict_tab
+    from ui import predict_figures
 
     result = predict.compare([tiny_teacher, tiny_student, other_vocab], TWO_MASKS, 4)
-    figure = predict_tab.prediction_figure(result)
+    figure = predict_figures.prediction_figure(result)
     top = max(p for r in result.results for guess in r.masks for p in guess.probs)
     axes = [figure.layout[name] for name in figure.layout if name.startswith("xaxis")]
     assert len(axes) == 6
@@ -719,29 +725,30 @@ def test_every_axis_says_what_it_holds_and_the_downloads_keep_it(tiny_teacher_di
     import json
 
     from tests.support.downloads import html_figure, paths
-    from ui import predict_tab
+    from ui import predict_actions, predict_downloads, predict_figures
+    from ui.context import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     names = [ctx.default_teacher, ctx.default_student, ctx.default_teacher]
-    figure, _, kept = predict_tab.fill_mask_kept(ctx, predict_tab.ErrorLines(), *names, 3, TWO_MASKS)
-    downloaded = html_figure(paths(predict_tab.show_downloads("fill_mask", kept))[1])[1]
+    figure, _, kept = predict_actions.fill_mask_kept(ctx, ErrorLines(), *names, 3, TWO_MASKS)
+    downloaded = html_figure(paths(predict_downloads.show_downloads("fill_mask", kept))[1])[1]
     for layout in (json.loads(figure.to_json())["layout"], downloaded):
         titles = axis_titles(layout)
         assert len(titles) == 2 * 2 * 3  # two masks, three models, two axes each
         assert all(t == ("probability (%)" if name.startswith("x") else "guess (best first)")
                    for name, t in titles.items())
     sentence = "Мы долго гуляли по парку."
-    figure, _, kept = predict_tab.mask_each_word_kept(ctx, predict_tab.ErrorLines(), *names[:2], "", 3, sentence)
-    downloaded = html_figure(paths(predict_tab.show_downloads("mask_each_word", kept))[1])[1]
+    figure, _, kept = predict_actions.mask_each_word_kept(ctx, ErrorLines(), *names[:2], "", 3, sentence)
+    downloaded = html_figure(paths(predict_downloads.show_downloads("mask_each_word", kept))[1])[1]
     for layout in (json.loads(figure.to_json())["layout"], downloaded):
         titles = axis_titles(layout)
         # the words' axis is titled once, under the last row; each row is named by its label beside it
         assert titles == {"xaxis": "", "xaxis2": "masked word (in sentence order)", "yaxis": "", "yaxis2": ""}
     assert [t.colorbar.title.text for t in figure.data if t.showscale] == ["KL (nats)"]
-    student = predict_tab.label(names[1])
+    student = predict_figures.label(names[1])
     assert [list(t.y) for t in figure.data] == [[f"top-1 = model 1's? · {student}"], [f"KL · {student}"]]
     models = [tiny_teacher, tiny_student, other_vocab]
-    summary = predict_tab.summary_figure(predict.probe_summary(models, make_probes(models, 6), top_k=5))
+    summary = predict_figures.summary_figure(predict.probe_summary(models, make_probes(models, 6), top_k=5))
     assert axis_titles(json.loads(summary.to_json())["layout"]) == {
         "xaxis": "measure and model", "yaxis": "share of probes (%)", "xaxis2": "model", "yaxis2": "mean KL (nats)"}
     assert summary.layout.yaxis.tickformat == ".0%"  # shares are read in %, as the title says
@@ -752,23 +759,24 @@ def test_top_k_is_a_number_box_and_out_of_range_is_refused(tiny_teacher_dir, tin
     box loses focus), so 50 became 20 without a word; a number box sends what was typed, and the check refuses it."""
     import gradio as gr
 
-    from ui import predict_tab
-    from ui.context import error_message
+    from ui import predict_actions, predict_inputs
+    from ui.context import ErrorLines, error_message
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     _, _, parts = built_tab(ctx)
     top_k = parts["top_k"]
-    assert top_k.get_block_name() == "number" and (top_k.minimum, top_k.maximum) == (1, predict_tab.MAX_SHOWN_TOP_K)
-    assert f"1 to {predict_tab.MAX_SHOWN_TOP_K}" in top_k.info
+    assert top_k.get_block_name() == "number" and (top_k.minimum, top_k.maximum) == (1, predict_inputs.MAX_SHOWN_TOP_K)
+    assert f"1 to {predict_inputs.MAX_SHOWN_TOP_K}" in top_k.info
     inputs = [ctx.default_teacher, ctx.default_student, ""]
     for typed in (0, 21, 50, 2.5, -3):
         sent = top_k.preprocess(typed)  # what the handler receives from the page or gradio_client
         assert sent == typed
-        for handler, sentence in ((predict_tab.fill_mask, ONE_MASK), (predict_tab.mask_each_word, "Мы гуляли.")):
+        for handler, sentence in ((predict_actions.fill_mask, ONE_MASK),
+                                  (predict_actions.mask_each_word, "Мы гуляли.")):
             with pytest.raises(gr.Error) as error:
-                handler(ctx, predict_tab.ErrorLines(), *inputs, sent, sentence)
+                handler(ctx, ErrorLines(), *inputs, sent, sentence)
             assert error_message(error.value) == f"Top-k must be a whole number from 1 to 20; got {typed}."
-    figure, _ = predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), *inputs, top_k.preprocess(20), ONE_MASK)
+    figure, _ = predict_actions.fill_mask(ctx, ErrorLines(), *inputs, top_k.preprocess(20), ONE_MASK)
     assert {len(trace.x) for trace in figure.data} == {20}  # the end of the range is taken as typed
 
 
@@ -795,12 +803,29 @@ def test_word_scripts_counts_cyrillic_words_and_others(text, cyrillic, other, ru
 
 
 def test_language_note_says_whether_none_or_most_words_are_not_russian():
-    from ui.predict_tab import LITTLE_RUSSIAN, NO_RUSSIAN, language_note
+    from ui.predict_notes import LITTLE_RUSSIAN, NO_RUSSIAN, language_note
 
     assert language_note("The cat sat on the [MASK].") == NO_RUSSIAN
     assert language_note("😀 [MASK] 😀") == language_note("2 + 2 = [MASK]") == NO_RUSSIAN
     assert language_note("Мой [MASK] is broken, please fix it") == LITTLE_RUSSIAN
     assert language_note(ONE_MASK) == language_note("Я купил новый iPhone и [MASK].") == ""
+
+
+def test_latin_letters_typed_into_russian_words_are_named_in_the_note():
+    """"У нас двoе [MASK]: сын и дoчкa." with a Latin o and a changed the guesses with no word said: the words read as
+    rare pieces. The note names each such word once; a Latin brand name beside Russian words is no such word."""
+    from core.compare.sentences import mixed_script_words
+    from ui.predict_notes import language_note
+
+    sentence = "У нас двoе [MASK]: сын и дoчкa, и двoе внуков."
+    assert mixed_script_words(sentence) == ["двoе", "дoчкa"]
+    assert language_note(sentence) == ("'двoе', 'дoчкa' mix Latin letters into Russian ones (a Latin o, a, e, c or p "
+                                       "looks like the Russian letter); the models read such a word as rare pieces, "
+                                       "not as the word it looks like: type it again in Russian letters.")
+    assert language_note("Мы пили чaй [MASK].").startswith("'чaй' mixes Latin letters")
+    assert mixed_script_words("Я купил iPhone и [mask].") == [] and language_note("Я купил iPhone и [MASK].") == ""
+    assert language_note("Мой [MASK] is broken, please fix it") != "" and "Latin letters" not in language_note(
+        "Мой [MASK] is broken, please fix it")
 
 
 def paragraphs_after_the_sentence(markdown: str) -> list[str]:
@@ -819,15 +844,16 @@ def paragraphs_after_the_sentence(markdown: str) -> list[str]:
 ], ids=["english", "emoji", "german", "mostly-english", "russian"])
 def test_predict_shows_the_note_under_the_sentence_and_still_predicts(sentence, note, tiny_teacher_dir,
                                                                       tiny_student_dir, runs_dir):
-    from ui import predict_tab
+    from ui import predict_actions, predict_notes
+    from ui.context import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
-    figure, markdown = predict_tab.fill_mask(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
-                                             ctx.default_student, "", 5, sentence)
+    figure, markdown = predict_actions.fill_mask(ctx, ErrorLines(), ctx.default_teacher,
+                                                 ctx.default_student, "", 5, sentence)
     assert {len(trace.x) for trace in figure.data} == {5}  # predicted all the same: a note, not an error
     rest = paragraphs_after_the_sentence(markdown)
     if note:
-        assert rest[0] == f"*{getattr(predict_tab, note)}*" and markdown.count("know Russian") == 1
+        assert rest[0] == f"*{getattr(predict_notes, note)}*" and markdown.count("know Russian") == 1
     else:
         assert "know Russian" not in markdown and rest[0].startswith("Agreement with model 1")
 
@@ -840,15 +866,16 @@ def test_predict_shows_the_note_under_the_sentence_and_still_predicts(sentence, 
 ], ids=["english", "digits", "mostly-english", "russian"])
 def test_mask_each_word_shows_the_note_under_the_sentence(sentence, note, tiny_teacher_dir, tiny_student_dir,
                                                           runs_dir):
-    from ui import predict_tab
+    from ui import predict_actions, predict_notes
+    from ui.context import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
-    figure, markdown = predict_tab.mask_each_word(ctx, predict_tab.ErrorLines(), ctx.default_teacher,
-                                                  ctx.default_student, "", 5, sentence)
+    figure, markdown = predict_actions.mask_each_word(ctx, ErrorLines(), ctx.default_teacher,
+                                                      ctx.default_student, "", 5, sentence)
     assert len(figure.data) == 2  # the strip is drawn all the same
     rest = paragraphs_after_the_sentence(markdown)
     if note:
-        assert rest[0] == f"*{getattr(predict_tab, note)}*" and markdown.count("know Russian") == 1
+        assert rest[0] == f"*{getattr(predict_notes, note)}*" and markdown.count("know Russian") == 1
     else:
         assert "know Russian" not in markdown
 
@@ -858,17 +885,17 @@ def test_the_exported_comparison_shows_the_note_too(tiny_teacher_dir, tiny_stude
     """The exported student fills in the sentence typed above: the same note goes with its results."""
     import dataclasses
 
-    from ui import predict_tab
+    from ui import predict_exported, predict_notes
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     student = ctx.load(ctx.default_student)
     # A stand-in export: the student itself under an export's name, so no export has to be made here.
-    monkeypatch.setattr(predict_tab, "exported_choices", lambda _: [("run:r · onnx", "run:r:onnx")])
-    monkeypatch.setattr(predict_tab, "run_dir_of", lambda *_: tmp_path)
-    monkeypatch.setattr(predict_tab, "load_exported", lambda _, name: dataclasses.replace(student, name=name))
+    monkeypatch.setattr(predict_exported, "exported_choices", lambda _: [("run:r · onnx", "run:r:onnx")])
+    monkeypatch.setattr(predict_exported, "run_dir_of", lambda *_: tmp_path)
+    monkeypatch.setattr(predict_exported, "load_exported", lambda _, name: dataclasses.replace(student, name=name))
     monkeypatch.setattr(ctx, "load", lambda *_, **__: student)
-    for sentence, note in (("The cat sat on the [MASK].", predict_tab.NO_RUSSIAN), (ONE_MASK, None)):
-        _, markdown = predict_tab.compare_exported(ctx, "run:r:onnx", 3, sentence, progress=lambda *a, **k: 0)
+    for sentence, note in (("The cat sat on the [MASK].", predict_notes.NO_RUSSIAN), (ONE_MASK, None)):
+        _, markdown = predict_exported.compare_exported(ctx, "run:r:onnx", 3, sentence, progress=lambda *a, **k: 0)
         rest = paragraphs_after_the_sentence(markdown)
         assert rest[0] == f"*{note}*" if note else "know Russian" not in markdown
 
@@ -877,13 +904,13 @@ def test_the_page_opens_on_a_sentence_both_bundled_models_get_right():
     from core.compare.predict import predict_masks
     from core.compare.probes import fill_mask_probes
     from core.models import zoo
-    from ui import predict_tab
+    from ui import predict_inputs
 
-    first = predict_tab.example_sentences()[0]
+    first = predict_inputs.example_sentences()[0]
     expected = next(p.expected for p in fill_mask_probes() if p.sentence == first)
     for name in ("bundled-teacher", "bundled-student"):
         assert predict_masks(zoo.load(name), [first], top_k=5)[0].masks[0].tokens[0] == expected, name
-    assert sorted(predict_tab.example_sentences()) == sorted(p.sentence for p in fill_mask_probes())  # all offered
+    assert sorted(predict_inputs.example_sentences()) == sorted(p.sentence for p in fill_mask_probes())  # all offered
 
 
 def test_kl_of_nearly_equal_distributions_is_never_below_zero():
@@ -908,25 +935,25 @@ def test_the_probe_summary_takes_its_top_k_from_the_top_k_box(tiny_teacher_dir, 
     import gradio as gr
 
     from tests.support.downloads import paths, read_csv
-    from ui import predict_tab
-    from ui.context import error_message
+    from ui import predict_actions, predict_downloads
+    from ui.context import ErrorLines, error_message
 
     probes = make_probes([tiny_teacher, tiny_student], 6)
     monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     models = [ctx.default_teacher, ctx.default_student, ""]
     for k in (1, 3, 12):
-        table, figure, _, kept = predict_tab.probe_summary_kept(ctx, predict_tab.ErrorLines(), *models, k)
+        table, figure, _, kept = predict_actions.probe_summary_kept(ctx, ErrorLines(), *models, k)
         direct = predict.probe_summary([ctx.load(name) for name in models[:2]], probes, top_k=k).pairs[0].mean(
             "overlap")
         shown = table[f"top-{k} overlap"].tolist()
         assert shown[0] == "" and float(shown[1].removesuffix("%")) / 100 == pytest.approx(direct, abs=1e-3)
         assert f"top-{k} overlap" in [str(x) for trace in figure.data for x in trace.x[0]]
-        csv_path = paths(predict_tab.show_downloads("probe_summary", kept))[0]
+        csv_path = paths(predict_downloads.show_downloads("probe_summary", kept))[0]
         assert float(read_csv(csv_path)[f"top-{k} overlap"][1]) == pytest.approx(direct, abs=1e-3)
     for typed in (0, 21, 2.5):
         with pytest.raises(gr.Error) as refused:
-            predict_tab.probe_summary(ctx, predict_tab.ErrorLines(), *models, typed)
+            predict_actions.probe_summary(ctx, ErrorLines(), *models, typed)
         assert error_message(refused.value) == f"Top-k must be a whole number from 1 to 20; got {typed}."
     demo, _, parts = built_tab(ctx)
     event = next(d for d in demo.config["dependencies"] if d["api_name"] == "probe_summary")
@@ -967,40 +994,41 @@ def test_an_unfinished_runs_student_says_which_checkpoint_is_loaded(tiny_teacher
                                                                    said):
     """run:<id> of a stopped run loaded its newest checkpoint without a word: a result read as the run's student
     was of step 120 of 600."""
-    from ui import predict_tab
-    from ui.context import markdown_text
+    from ui import predict_actions, predict_figures
+    from ui.context import ErrorLines, markdown_text
 
     probes = make_probes([tiny_teacher, tiny_student], 6)
     monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     run = f"run:{unfinished_run(runs_dir, tiny_student_dir, state)}"
     line = f"{run}: the checkpoint at step 120 of 600, {said}."
-    models, errors = [ctx.default_teacher, run, ""], predict_tab.ErrorLines()
-    _, markdown = predict_tab.fill_mask(ctx, errors, *models, 3, ONE_MASK)
+    models, errors = [ctx.default_teacher, run, ""], ErrorLines()
+    _, markdown = predict_actions.fill_mask(ctx, errors, *models, 3, ONE_MASK)
     assert f"\n\n*{markdown_text(line)}*" in markdown  # a paragraph of its own
-    _, markdown = predict_tab.mask_each_word(ctx, errors, *models, 3, "Мы долго гуляли.")
+    _, markdown = predict_actions.mask_each_word(ctx, errors, *models, 3, "Мы долго гуляли.")
     assert f"\n\n*{markdown_text(line)}*" in markdown
-    table, _, _, kept = predict_tab.probe_summary_kept(ctx, errors, *models, 3)
-    assert table["model"].tolist() == [f"1. {predict_tab.label(ctx.default_teacher)}",
+    table, _, _, kept = predict_actions.probe_summary_kept(ctx, errors, *models, 3)
+    assert table["model"].tolist() == [f"1. {predict_figures.label(ctx.default_teacher)}",
                                        f"2. {run} (the checkpoint at step 120 of 600, {said})"]
     assert kept.files["probe-summary.csv"]["model"].tolist() == table["model"].tolist()
-    _, markdown = predict_tab.fill_mask(ctx, errors, ctx.default_teacher, ctx.default_student, "", 3, ONE_MASK)
+    _, markdown = predict_actions.fill_mask(ctx, errors, ctx.default_teacher, ctx.default_student, "", 3, ONE_MASK)
     assert "the checkpoint at step" not in markdown  # models that are no run's checkpoint say nothing
 
 
 def test_a_finished_runs_student_and_its_start_name_no_checkpoint(tiny_teacher_dir, tiny_student_dir, runs_dir):
     import shutil
 
-    from ui import predict_tab
+    from ui import predict_notes
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     run_id = unfinished_run(runs_dir, tiny_student_dir, "stopped")
-    assert predict_tab.checkpoint_used(ctx, f"run:{run_id}") == "the checkpoint at step 120 of 600, the run was stopped"
+    assert (predict_notes.checkpoint_used(ctx, f"run:{run_id}")
+            == "the checkpoint at step 120 of 600, the run was stopped")
     shutil.copytree(tiny_student_dir, runs_dir / run_id / "init")
-    assert predict_tab.checkpoint_used(ctx, f"run:{run_id}@init") == ""
+    assert predict_notes.checkpoint_used(ctx, f"run:{run_id}@init") == ""
     shutil.copytree(tiny_student_dir, runs_dir / run_id / "final")
-    assert predict_tab.checkpoint_used(ctx, f"run:{run_id}") == ""
-    assert predict_tab.checkpoint_used(ctx, "run:no-such-run") == ""
+    assert predict_notes.checkpoint_used(ctx, f"run:{run_id}") == ""
+    assert predict_notes.checkpoint_used(ctx, "run:no-such-run") == ""
 
 
 @pytest.mark.app

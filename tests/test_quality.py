@@ -5,7 +5,7 @@ import pytest
 from core.compare import quality
 from core.compare.embed import Space
 from core.compare.sentences import SentenceSet
-from ui.embed_tab import purity_note
+from ui.embed_notes import purity_note
 
 
 def brute_purity(vectors: np.ndarray, labels: list[str], k: int) -> float:

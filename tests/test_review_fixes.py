@@ -32,29 +32,30 @@ def test_a_figure_that_rounds_to_zero_reads_0_000():
 
 
 def test_a_stopped_benchmark_says_what_it_measured_under_a_bar_that_is_not_full():
-    from ui import bench_tab
+    from ui import bench_run
 
-    line = bench_tab.progress_text(0.4, bench_tab.stopped_line(3, 8, "12 s", False), 0.0, 30.0, final=True)
+    line = bench_run.progress_text(0.4, bench_run.stopped_line(3, 8, "12 s", False), 0.0, 30.0, final=True)
     assert line.startswith("`" + "█" * 8 + "░" * 12 + "` 40%") and "stopped after 3 of 8 measurements" in line
     assert "left" not in line
-    assert "previous benchmark" in bench_tab.stopped_line(0, 8, "1 s", True)
+    assert "previous benchmark" in bench_run.stopped_line(0, 8, "1 s", True)
     # the bar is the share measured, whatever share of the time the unfinished measurement had taken
-    assert [bench_tab.stopped_fraction(m, 4) for m in (0, 1, 4)] == [0.0, 0.25, 0.99]
+    assert [bench_run.stopped_fraction(m, 4) for m in (0, 1, 4)] == [0.0, 0.25, 0.99]
 
 
 def test_the_speed_up_of_fast_over_reference_is_not_in_the_fast_column():
-    from ui import bench_tab
+    from ui import bench_tables
 
-    rows = bench_tab.ratio_rows([{"model": "arch:x", "batch_size": 1, "fast_speedup": 2.5},
-                                 {"model": "arch:x", "batch_size": 1, "mode": "onnxruntime", "runtime_speedup": 1.5}])
+    rows = bench_tables.ratio_rows([{"model": "arch:x", "batch_size": 1, "fast_speedup": 2.5},
+                                    {"model": "arch:x", "batch_size": 1, "mode": "onnxruntime",
+                                     "runtime_speedup": 1.5}])
     assert [r.get("between modes (here)") for r in rows] == [2.5, 1.5]
     assert all("fast (here)" not in r for r in rows)
 
 
 def test_shared_words_never_get_the_unshared_grey():
-    from ui import predict_tab
+    from ui import predict_figures
 
-    assert "#7f7f7f" not in [c.lower() for c in predict_tab.SHARED_PALETTE]
+    assert "#7f7f7f" not in [c.lower() for c in predict_figures.SHARED_PALETTE]
 
 
 def run_app(argv, capsys):

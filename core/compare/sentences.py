@@ -174,6 +174,15 @@ def word_scripts(text: str) -> WordScripts:
     return WordScripts(cyrillic, len(words) - cyrillic)
 
 
+def mixed_script_words(text: str) -> list[str]:
+    """The words of `text` that mix Cyrillic and Latin letters ("двoе" typed with a Latin o), in order, once each:
+    a tokenizer reads such a word as rare pieces, not as the Russian word it looks like."""
+    words = _LETTER_RUNS.findall(re.sub(re.escape(MASK), " ", text, flags=re.IGNORECASE))
+    mixed = [w for w in words if any("CYRILLIC" in unicodedata.name(c, "") for c in w)
+             and any("LATIN" in unicodedata.name(c, "") for c in w)]
+    return list(dict.fromkeys(mixed))
+
+
 def _is_cyrillic(word: str) -> bool:
     # most letters, not all: a Latin look-alike typed into a Russian word ("мoлоко" with a Latin o) leaves it Russian
     return 2 * sum("CYRILLIC" in unicodedata.name(letter, "") for letter in word) > len(word)
