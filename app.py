@@ -20,6 +20,7 @@ DELETE_CACHE = (1800, 3600)  # (how often, how old), seconds
 CSS = """
 .offline-notice {border-left: 4px solid #e9a23b; padding: 4px 10px; background: rgba(233,162,59,.08)}
 .pair-notice {border-left: 4px solid #7a8699; padding: 4px 10px}
+.katex-display {overflow-x: auto; overflow-y: hidden; padding-bottom: 2px}  /* a formula wider than a phone scrolls */
 """
 
 

@@ -1537,3 +1537,20 @@ def test_the_runs_and_guesses_tables_break_no_word_at_1024_pixels(page, tmp_path
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
         shutil.rmtree(run, ignore_errors=True)
+
+
+def test_a_formula_wider_than_a_phone_scrolls_sideways(page):
+    """On a 390-pixel phone the lesson's cosine loss was cut off mid-sum, with no way to see the rest."""
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_tab(page, "About")
+    seen(page.locator(".katex-display"), "the About tab's formulas", at_least=3)
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.wait_for_timeout(1000)
+        formulas = page.evaluate("""() => [...document.querySelectorAll('.katex-display')].map(d => ({
+            wide: d.scrollWidth > d.clientWidth + 1, scrolls: ['auto', 'scroll'].includes(getComputedStyle(d).overflowX)
+        }))""")
+        assert any(f["wide"] for f in formulas), "no formula is wider than a phone: the test no longer tests anything"
+        assert all(f["scrolls"] for f in formulas if f["wide"]), formulas
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})

@@ -22,7 +22,8 @@ def test_read_corpus_accepts_bom_crlf_and_blank_lines(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "no text"),
     (b"\n  \n\r\n", "no text"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is a PNG image, not text"),
+    (b"\xde\xad\x00\x00" * 8, "looks like a binary file"),
     ("Привет\nмир".encode("cp1251"), "not UTF-8 text"),
     ("Привет\n".encode() + "а".encode() * 100_001, "line of 100,001 characters"),
 ])

@@ -36,6 +36,8 @@ def message(text: str, with_masks: bool | None = True) -> str:
     ("Я люблю _ чай.", "_", "is an underscore"),
     ("Я люблю [] чай.", "[]", "has no word between its brackets"),
     ("Я люблю [...] чай.", "[...]", "has no word between its brackets"),
+    ("Я люблю ［MASK］ чай.", "［MASK］", "has full-width brackets, not the plain [ and ]"),
+    ("Я люблю 【mask】 чай.", "【mask】", "has full-width brackets, not the plain [ and ]"),
 ])
 def test_a_blank_typed_another_way_is_named_with_how_to_write_it(text, typed, wrong):
     assert predict.mistyped_blanks(text) == [(typed, wrong)]
@@ -73,11 +75,10 @@ def test_a_mistyped_blank_beside_a_real_one_is_refused_as_predict_would_read_it_
 def tab(tmp_path_factory):
     """The Predictions tab's context over the bundled pair and a runs folder of its own, and its error lines."""
     from train.launcher import RunLauncher
-    from ui import predict_tab
-    from ui.context import AppContext
+    from ui.context import AppContext, ErrorLines
 
     launcher = RunLauncher(tmp_path_factory.mktemp("runs"))
-    return AppContext("bundled-teacher", "bundled-student", launcher=launcher), predict_tab.ErrorLines()
+    return AppContext("bundled-teacher", "bundled-student", launcher=launcher), ErrorLines()
 
 
 def refused(handler, ctx, errors, *inputs) -> str:
@@ -93,10 +94,10 @@ def refused(handler, ctx, errors, *inputs) -> str:
 @pytest.mark.parametrize("sentence, typed", [("Я люблю [ MASK ] чай.", "[ MASK ]"), ("Я люблю [MASK чай.", "[MASK"),
                                              ("Я люблю <mask> чай.", "<mask>"), ("Я люблю MASK чай.", "MASK")])
 def test_mask_each_word_never_masks_the_word_mask_of_a_mistyped_blank(tab, sentence, typed):
-    from ui import predict_tab
+    from ui.predict_actions import mask_each_word
 
     ctx, errors = tab
-    said = refused(predict_tab.mask_each_word, ctx, errors, "bundled-teacher", "bundled-student", "", 3, sentence)
+    said = refused(mask_each_word, ctx, errors, "bundled-teacher", "bundled-student", "", 3, sentence)
     assert said.startswith(f"'{typed}' ") and said.endswith("Write [MASK] in capitals where a word is to be filled in "
                                                             "first, or remove the mark.")
 
@@ -161,21 +162,21 @@ def test_offline_the_bundled_pair_leads_every_model_list(monkeypatch, runs_dir):
                        "model 2."),
 ])
 def test_fewer_than_two_models_are_refused_naming_a_model_to_choose(tab, boxes, said):
-    from ui import predict_tab
+    from ui.predict_actions import fill_mask, probe_summary
+    from ui.predict_inputs import ModelChoice
 
     ctx, errors = tab
-    assert refused(predict_tab.fill_mask, ctx, errors, *boxes, 3, "Привет, [MASK]!") == said
-    assert refused(predict_tab.probe_summary, ctx, errors, *boxes) == said
+    assert refused(fill_mask, ctx, errors, *boxes, 3, "Привет, [MASK]!") == said
+    assert refused(probe_summary, ctx, errors, *boxes) == said
     with pytest.raises(ValueError, match="^Choose a second model to compare with bundled-teacher, as model 2.$"):
-        predict_tab.ModelChoice("bundled-teacher", "").names()  # no pair to suggest
+        ModelChoice("bundled-teacher", "").names()  # no pair to suggest
 
 
 def test_any_two_filled_boxes_compare_the_first_as_the_reference():
-    from ui import predict_tab
+    from ui.predict_inputs import ModelChoice
 
-    assert predict_tab.ModelChoice("", "bundled-student", "bundled-teacher").names() == ["bundled-student",
-                                                                                         "bundled-teacher"]
-    assert predict_tab.ModelChoice(" a ", None, "b").names() == ["a", "b"]
+    assert ModelChoice("", "bundled-student", "bundled-teacher").names() == ["bundled-student", "bundled-teacher"]
+    assert ModelChoice(" a ", None, "b").names() == ["a", "b"]
 
 
 def test_an_empty_model_name_anywhere_is_told_the_apps_pair_not_a_hub_id(runs_dir):
@@ -244,6 +245,7 @@ def test_every_action_of_the_tab_is_admitted_first_and_a_refusal_reaches_the_sta
 
     from ui import predict_tab
     from ui.context import error_message
+    from ui.predict_actions import ACTIONS
 
     ctx, _ = tab
     with gr.Blocks() as demo:
@@ -267,7 +269,7 @@ def test_every_action_of_the_tab_is_admitted_first_and_a_refusal_reaches_the_sta
         assert error_message(error.value) == busy
         lines = [fn for fn in fns.values() if fn.trigger_after == admit._id and fn.trigger_only_on_failure]
         assert [[o._id for o in fn.outputs] for fn in lines] == [[box._id]]
-        assert lines[0].fn(*inputs) == f"**{predict_tab.ACTIONS[action]} failed:** {busy}"
+        assert lines[0].fn(*inputs) == f"**{ACTIONS[action]} failed:** {busy}"
 
 
 @pytest.mark.app
@@ -372,13 +374,13 @@ def test_a_number_is_echoed_as_a_person_reads_it(value, read):
 
 @pytest.mark.parametrize("handler", ["fill_mask", "mask_each_word", "probe_summary"])
 def test_a_top_k_out_of_range_is_echoed_as_a_person_reads_it(tab, handler):
-    from ui import predict_tab
+    from ui import predict_actions
 
     ctx, errors = tab
     inputs = ["bundled-teacher", "bundled-student", "", 10**9] + (["Я люблю [MASK]."] if handler != "probe_summary"
                                                                   else [])
     said = "Top-k must be a whole number from 1 to 20; got 1,000,000,000."
-    assert refused(getattr(predict_tab, handler), ctx, errors, *inputs) == said
+    assert refused(getattr(predict_actions, handler), ctx, errors, *inputs) == said
     with pytest.raises(ValueError) as error:  # the library's own check, for a notebook's top_k
         predict._check_top_k(1e9)
     assert str(error.value) == f"Top-k must be a whole number from 1 to {predict.MAX_TOP_K}; got 1,000,000,000."
@@ -391,6 +393,7 @@ def test_the_empty_probe_summary_does_not_name_a_k_before_it_runs(tab):
     import gradio as gr
 
     from ui import predict_tab
+    from ui.predict_tables import summary_table
 
     ctx, _ = tab
     with gr.Blocks():
@@ -398,4 +401,4 @@ def test_the_empty_probe_summary_does_not_name_a_k_before_it_runs(tab):
     headers = parts["summary"].value["headers"]
     assert "top-k overlap" in headers and not [h for h in headers if re.fullmatch(r"top-\d+ overlap", h)]
     result = predict.probe_summary([ctx.load("bundled-teacher"), ctx.load("bundled-student")], top_k=3)
-    assert "top-3 overlap" in predict_tab.summary_table(result).columns
+    assert "top-3 overlap" in summary_table(result).columns

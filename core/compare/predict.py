@@ -128,9 +128,11 @@ def _round(value: float) -> float | None:
 EXAMPLE = "e.g. 'Я люблю пить [MASK] с лимоном.'"
 # A blank typed another way than [MASK] (the models read it as plain text): a word "mask" (Latin, Cyrillic look-alike
 # letters, or Russian "маска") with brackets around or beside it, empty brackets, or underscores.
-_BLANK_LIKE = re.compile(r"(?P<open>[\[<({]?)[ \t]*\b(?P<word>[mм][aа][sсѕ][kк][aа]?)\b[ \t]*(?P<close>[\]>)}]?)"
+_BLANK_LIKE = re.compile(r"(?P<open>[\[<({［【〔]?)[ \t]*\b(?P<word>[mм][aа][sсѕ][kк][aа]?)\b[ \t]*"
+                         r"(?P<close>[\]>)}］】〕]?)"
                          r"|(?P<empty>\[[ \t]*[._?…*-]*[ \t]*\])|(?P<line>_{2,}|(?<!\w)_(?!\w))", re.IGNORECASE)
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+FULL_WIDTH = "［］【】〔〕"
 
 
 def mistyped_blanks(text: str) -> list[tuple[str, str]]:
@@ -148,6 +150,9 @@ def mistyped_blanks(text: str) -> list[tuple[str, str]]:
             continue
         word, opened, closed = match.group("word"), match.group("open"), match.group("close")
         if typed == MASK:
+            continue
+        if {opened, closed} & set(FULL_WIDTH):  # a Chinese or Japanese keyboard's brackets
+            found.append((typed, "has full-width brackets, not the plain [ and ]"))
             continue
         if _CYRILLIC.search(word):
             if opened == "[":
