@@ -271,6 +271,8 @@ def test_a_starting_run_says_what_its_process_is_doing_until_its_steps_show(ctx)
     with open(paths.console, "a", encoding="utf-8") as console:
         console.write("\r".join(BAR.format(pct=p, step=s) for p, s in ((0, 0), (2, 1), (18, 7))) + "\n")
     assert line() == f"**{run_id}** · running · step 7 of 40 · agreement 10.0%"
+    table = distill_status.show_run(ctx, run_id, None)[0]  # the runs table said 0/40 beside the line's step 7
+    assert table.loc[table["run"] == run_id, "step"].tolist() == ["7/40"]
     write_status(paths.root, message=STOPPING, phase="preparing")  # asked to stop: the line says so, not a phase
     assert "…" not in line()
     with open(paths.console, "a", encoding="utf-8") as console:  # resumed: its new process loads again

@@ -8,7 +8,7 @@ from core.runs.store import ACTIVE_STATES, list_runs, read_console, read_metrics
 from train.launcher import can_see
 from ui.context import AppContext, markdown_text
 from ui.distill_guesses import follow_guesses
-from ui.distill_plots import eval_figure, loss_figure, progress_line
+from ui.distill_plots import bar_step, eval_figure, loss_figure, progress_line
 from ui.distill_runs import run_to_open, runs_table
 from ui.distill_settings import in_form_words
 
@@ -45,6 +45,9 @@ def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str
         info = {**info, "message": in_form_words(info["message"])}
     console = read_console(run_dir)
     line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos), console)
+    ahead = bar_step(info, console)  # the table says the step the line says, not the status's older one
+    if ahead and ahead > (info.get("step") or 0):
+        table, _ = runs_table(ctx, owner, [{**i, "step": ahead} if i["id"] == run_id else i for i in infos])
     dropdown = gr.Dropdown(choices=ids, value=run_id) if choose else gr.Dropdown(choices=ids)
     return (table, dropdown, refusal_line(refused) + line, loss_figure(records), eval_figure(records), console,
             info["public"])
