@@ -18,7 +18,7 @@ def test_bench_predict_shows_each_stage_before_its_figures(monkeypatch, capsys):
     assert bench_predict.main(["--runs", "1", "--threads", "1"]) == 0
     printed = capsys.readouterr()
     stages = stage_lines(printed.err)
-    assert any(line.endswith("timing bundled pair at 1 thread(s): 4 figures of 1 runs each ...") for line in stages)
+    assert any(line.endswith("timing bundled pair at 1 thread(s): 4 figures of 1 run each ...") for line in stages)
     assert "loading" in stages[0] or "stand-in" in stages[0]
     assert "fill-mask x2" in printed.out and "timing" not in printed.out
 
