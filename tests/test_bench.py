@@ -239,7 +239,7 @@ def test_tiny_measurement_writes_rows_with_every_field(tiny_teacher_dir, tiny_st
                                                                                            tiny_student_dir))
         assert line["reference_latency_ratio"] == round(teacher["latency_s"] / student["latency_s"], 2)
         assert line["fast_latency_ratio"] is not None and line["fast_throughput_ratio"] is not None
-        printed_line = next(o for o in printed.out.splitlines() if o.startswith(line["pair"])
+        printed_line = next(o for o in printed.out.splitlines() if o.lstrip().startswith(line["pair"])
                             and o.split()[3] == str(line["batch_size"]))
         # columns: pair (3 words), batch_size, card_latency_ratio, reference_latency_ratio, ...
         assert float(printed_line.split()[5]) == line["reference_latency_ratio"]
@@ -746,7 +746,8 @@ def test_benchmark_tab_streams_results_and_files(tiny_teacher_dir, tiny_student_
     from ui.context import AppContext
 
     with gr.Blocks() as demo:
-        bench_tab.build(AppContext.create())
+        for state in bench_tab.build(AppContext.create())["kept"]:  # as the app renders them, outside the tab
+            state.render()
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
