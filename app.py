@@ -95,7 +95,8 @@ def build_app(ctx):
     A tab whose build() returns {"refresh": (function, outputs)} has those outputs redrawn when the page loads and
     each time the tab is opened, so its model lists include runs that finished since the app started; one that returns
     {"load": (function, inputs, outputs)} has that function run once as the page loads (the Distill tab opens on the
-    visitor's run)."""
+    visitor's run, the Benchmark tab on the last benchmark kept in their browser); {"kept": [gr.BrowserState, ...]}
+    are rendered outside the tabs, so the page reads them as it loads."""
     import gradio as gr
 
     from ui import about_tab, bench_tab, distill_tab, embed_tab, predict_tab
@@ -108,6 +109,7 @@ def build_app(ctx):
         # The line that names the pair in use: a warning's colours only when the lab fell back to its bundled pair.
         style = "offline-notice" if ctx.default_teacher == "bundled-teacher" else "pair-notice"
         gr.Markdown(ctx.notice, visible=bool(ctx.notice), elem_classes=style, elem_id="offline-notice")
+        kept = []  # the tabs' gr.BrowserState, made unrendered
         with gr.Tabs():
             for label, tab_id, module in tabs:
                 with gr.Tab(label, id=tab_id) as tab:
@@ -120,6 +122,11 @@ def build_app(ctx):
                 if "load" in parts:
                     function, inputs, outputs = parts["load"]
                     demo.load(function, inputs, outputs, api_visibility="private", show_progress="hidden")
+                kept.extend(parts.get("kept", ()))
+        # outside the tabs: the page mounts a tab's components only when the tab is first opened, and a gr.BrowserState
+        # not mounted gives its event None, not what the browser keeps
+        for state in kept:
+            state.render()
     return demo
 
 

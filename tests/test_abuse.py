@@ -377,7 +377,8 @@ def test_stop_through_the_api_ends_the_callers_run_only_and_one_run_per_session(
 
     ctx = AppContext("bundled-teacher", "bundled-student", max_bench_s=3000)
     with gr.Blocks() as demo:
-        bench_tab.build(ctx)
+        for state in bench_tab.build(ctx)["kept"]:  # as the app renders them, outside the tab
+            state.render()
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
     try:
         mine, other, third = (Client(demo.local_url, verbose=False) for _ in range(3))

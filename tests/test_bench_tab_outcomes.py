@@ -498,7 +498,8 @@ def test_the_page_shows_fewer_columns_and_the_downloads_keep_every_field(tiny_te
     from ui.context import AppContext
 
     with gr.Blocks() as demo:
-        bench_tab.build(AppContext.create())
+        for state in bench_tab.build(AppContext.create())["kept"]:  # as the app renders them, outside the tab
+            state.render()
     demo.queue().launch(prevent_thread_lock=True, quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)

@@ -1554,3 +1554,46 @@ def test_a_formula_wider_than_a_phone_scrolls_sideways(page):
         assert all(f["scrolls"] for f in formulas if f["wide"]), formulas
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def stored_benchmark(page) -> str | None:
+    """The benchmark the page keeps in the browser's local storage (sealed: compared, never read)."""
+    return page.evaluate("() => localStorage.getItem('rudistil-benchmark')")
+
+
+def test_a_reloaded_page_shows_the_last_benchmark_again(page):
+    """A reload used to leave the Benchmark tab empty, a finished benchmark gone without a word. Its rows, charts,
+    card and downloads now come back, and the progress line says they are the last benchmark run in this browser."""
+    expect = sync_api().expect
+    page.reload()
+    set_benchmark(page, ["bundled-student"], "1", 16, 1)
+    expect(page.locator("#bench-estimate")).to_contain_text("Before you run: 1 measurement of 1 model")
+    before = stored_benchmark(page)
+    page.locator("#bench-run").click()
+    expect(page.locator("#bench-run")).to_be_disabled(timeout=10_000)
+    text_of(page.locator("#bench-progress"), r"done: 1 measurement", "the progress line once the benchmark ends")
+    deadline = time.time() + 30
+    while stored_benchmark(page) in (None, before) and time.time() < deadline:
+        time.sleep(0.25)
+    assert stored_benchmark(page) not in (None, before), "the finished benchmark was not kept in the browser"
+    measured = page.locator("#bench-results").inner_text()
+    card = page.locator("#bench-card").inner_text()
+    bars = page.locator("#bench-latency .barlayer .trace").count()
+    assert "bundled-student" in measured and bars >= 1
+    page.reload()
+    open_tab(page, "Benchmark")
+    text_of(page.locator("#bench-progress"), r"100% · your last benchmark in this browser, \d{1,2} \w{3} \d{4}, "
+            r"\d\d:\d\d UTC: 1 measurement in .+\. Press Run to measure again\.", "the progress line after a reload",
+            timeout=60)
+    text_of(page.locator("#bench-results"), re.escape(measured), "the measurements after a reload", timeout=30)
+    assert page.locator("#bench-card").inner_text() == card
+    expect(page.locator("#bench-latency .barlayer .trace")).to_have_count(bars)
+    # the form as it was set for those results, its estimate for them
+    expect(page.locator("#bench-seq-len input[type=number]")).to_have_value("16")
+    expect(page.locator("#bench-batch-sizes textarea")).to_have_value("1")
+    expect(page.locator("#bench-models .token")).to_have_text(["bundled-student"])
+    expect(page.locator("#bench-estimate")).to_contain_text("Before you run: 1 measurement of 1 model")
+    for box in ("bench-csv", "bench-json"):
+        expect(page.locator(f"#{box} a")).to_be_visible()
+    run_button_is_ready(page)
+    screenshot(page, "benchmark-reloaded")

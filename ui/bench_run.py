@@ -34,6 +34,7 @@ from ui.downloads import BENCH_PREFIX, remove_old_folders
 
 
 def write_downloads(folder: Path, result: dict) -> tuple[str, str]:
+    """The result as benchmark.csv (its rows) and benchmark.json (the whole record) in `folder`; their paths."""
     csv_path, json_path = folder / "benchmark.csv", folder / "benchmark.json"
     pd.DataFrame(result["rows"]).to_csv(csv_path, index=False)
     bench.write_json(result, json_path)
@@ -90,6 +91,20 @@ class BenchView:
         return tuple(getattr(self, name) if not changed or name in changed else gr.skip() for name in self.FIELDS)
 
 
+def show_result(view: BenchView, result: dict) -> None:
+    """Fill `view`'s tables, charts and notes from a result record (bench.result_record, or the same read back);
+    KeyError or TypeError when the record lacks a field these need."""
+    config, rows = result["config"], result["rows"]
+    # the names of all the models asked for, so a model's name stays the same as the others' rows arrive
+    names = short_names([*config["models"], *(r["model"] for r in rows)])
+    view.results = _frame(row_lines(rows, names), ROW_COLUMNS)
+    view.latency = latency_figure(rows, config["device"], names)
+    view.throughput = throughput_figure(rows, config["device"], names)
+    view.card = _frame(card_rows(result["card"], rows, config["device"]), CARD_COLUMNS)
+    view.notes = notes_text(rows, result.get("peak"))
+    view.ratios = _frame(ratio_rows(result["speedups"], names), RATIO_COLUMNS)
+
+
 @user_errors
 def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, batch_sizes=None, seq_len=None,
                   modes=None, runs=None, compile=None):
@@ -119,20 +134,13 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
                 yield view.outputs("progress")
                 continue
             if isinstance(event, bench.Peaks):
-                peaks, view.notes = event, notes_text([], event)
+                peaks, view.notes = event, notes_text([], event.as_dict())
                 if not earlier_shown:  # the notes of the rows still shown stay with them
                     yield view.outputs("notes")
                 continue
             rows.append(event)
             result = bench.result_record(config, rows, plan, time.perf_counter() - started, peaks, machine_info)
-            # the names of all the models asked for, so a model's name stays the same as the others' rows arrive
-            names = short_names([*config.models, *(r["model"] for r in result["rows"])])
-            view.results = _frame(row_lines(result["rows"], names), ROW_COLUMNS)
-            view.latency = latency_figure(result["rows"], config.device, names)
-            view.throughput = throughput_figure(result["rows"], config.device, names)
-            view.card = _frame(card_rows(result["card"], result["rows"], config.device), CARD_COLUMNS)
-            view.notes = notes_text(result["rows"], peaks)
-            view.ratios = _frame(ratio_rows(result["speedups"], names), RATIO_COLUMNS)
+            show_result(view, result)
             folder = folder or Path(tempfile.mkdtemp(prefix=BENCH_PREFIX))
             view.csv, view.json = write_downloads(folder, result)  # after every row: a stopped run keeps its results
             stops.showing.add(session)

@@ -20,6 +20,7 @@ from ui.bench_admission import (
     idle_buttons,
 )
 from ui.bench_estimate import estimate_benchmark, over_the_time_limit
+from ui.bench_memory import memory, recall, remember
 from ui.bench_outcomes import failed_view, kept_errors
 from ui.bench_run import run_benchmark
 from ui.bench_stop import StopFlags, stop_benchmark
@@ -53,22 +54,25 @@ def model_list(ctx: AppContext) -> gr.Dropdown:
 
 
 def build(ctx: AppContext) -> dict:
-    """The tab's layout and wiring; returns its main components and "refresh": (function, outputs) for the app to run
-    on every page load and whenever the tab is opened."""
+    """The tab's layout and wiring; returns its main components, "refresh": (function, outputs) for the app to run
+    on every page load and whenever the tab is opened, "load": (function, inputs, outputs) to run as the page loads
+    (the benchmark kept in the browser drawn again) and "kept": the gr.BrowserState holding it, for the app to render
+    outside the tabs."""
     cuda = torch.cuda.is_available()
+    devices, offered_modes = ["cpu", "cuda"] if cuda else ["cpu"], available_modes(bench.MODES)
     gr.Markdown(INTRO)
     with gr.Row():
         models = gr.Dropdown(ctx.model_choices(include_arch=True), value=list(bench.CARD_MODELS), multiselect=True,
                              allow_custom_value=True, label="Models", scale=3, elem_id="bench-models",
                              info="arch:NAME needs no download; a Hub id or a run's student works too")
-        device = CheckedRadio(["cpu", "cuda"] if cuda else ["cpu"], value="cpu", label="Device",
+        device = CheckedRadio(devices, value="cpu", label="Device",
                           info=None if cuda else "no GPU on this machine")
     with gr.Row():
         batch_sizes = gr.Textbox("1,16", label="Batch sizes", elem_id="bench-batch-sizes",
                                  info="comma-separated; the card used 1 and 16")
         seq_len = CheckedNumber(bench.CARD_SEQ_LEN, precision=0, label="Sequence length (tokens)",
                                 elem_id="bench-seq-len", info="the card used 512")
-        modes = CheckedCheckboxGroup(available_modes(bench.MODES), value=["reference", "fast"], label="Modes",
+        modes = CheckedCheckboxGroup(offered_modes, value=["reference", "fast"], label="Modes",
                                      elem_id="bench-modes", info="reference: fp32 eager; fast: 16-bit and SDPA; "
                                      "onnxruntime, openvino: exported (CPU only, adds export time)")
         runs = CheckedNumber(0, precision=0, label="Timed runs", elem_id="bench-runs",
@@ -95,8 +99,10 @@ def build(ctx: AppContext) -> dict:
                            label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
     notes_md = gr.Markdown("", label="notes on the measurements", show_label=False, elem_id="bench-notes")
     with gr.Row():
-        csv_file = gr.File(label="Results as CSV", elem_id="bench-csv")
-        json_file = gr.File(label="Results as JSON (with the machine record)", elem_id="bench-json")
+        csv_file = gr.File(label="Results as CSV", elem_id="bench-csv", interactive=False)
+        json_file = gr.File(label="Results as JSON (with the machine record)", elem_id="bench-json",
+                            interactive=False)
+    kept = memory()
 
     # no triggers: on page load and on every change of an input, as one endpoint (a Markdown whose value is a
     # function would add a second, unnamed /estimate event on the same triggers)
@@ -135,7 +141,12 @@ def build(ctx: AppContext) -> dict:
     # The Stop flag ends the run between two forward passes, and the run itself sends the final line and rows.
     stop_button.click(functools.partial(stop_benchmark, stops), outputs=progress_md, api_name="stop_benchmark",
                       show_progress="hidden")
+    # each new JSON download is the benchmark's record so far: kept in the browser, a reload shows it again
+    json_file.change(remember, [json_file, kept], kept, queue=False, show_progress="hidden",
+                     api_visibility="private")
     return dict(models=models, device=device, batch_sizes=batch_sizes, seq_len=seq_len, modes=modes, runs=runs,
                 compile=compile_fast, estimate=estimate_md, run=run_button, stop=stop_button, progress=progress_md,
                 results=results, latency_plot=latency_plot, throughput_plot=throughput_plot, card=card,
-                ratios=ratios, files=(csv_file, json_file), refresh=(functools.partial(model_list, ctx), [models]))
+                ratios=ratios, files=(csv_file, json_file), refresh=(functools.partial(model_list, ctx), [models]),
+                load=(functools.partial(recall, stops, devices, offered_modes), [kept],
+                      [*outputs, *inputs]), kept=[kept])

@@ -110,11 +110,12 @@ def check_notes(rows: list[dict]) -> list[str]:
     return lines
 
 
-def notes_text(rows: list[dict], peaks: bench.Peaks | None) -> str:
-    """The notes under the tables: how each mode was checked, then this machine's arithmetic limits."""
+def notes_text(rows: list[dict], peaks: dict | None) -> str:
+    """The notes under the tables: how each mode was checked, then this machine's arithmetic limits (`peaks`: by
+    dtype name, as bench.Peaks.as_dict() and a result record's "peak" give them; None or {}: not measured yet)."""
     checks = check_notes(rows)
     parts = ["**How each mode was checked** (every field of every row is in the downloads):", *checks] if checks else []
-    if peaks is not None:
+    if peaks:
         parts.append(("\n" if parts else "") + limits_text(peaks))
     return "\n".join(parts)
 
@@ -154,9 +155,10 @@ def card_only_rows(models: list[str], device: str) -> list[dict]:
             for m in models if bench.published(m)]
 
 
-def limits_text(peaks: bench.Peaks) -> str:
+def limits_text(peaks: dict) -> str:
+    """The notes' part on this machine's matmul limits (Markdown); `peaks` as in notes_text."""
     lines = ["**This machine's arithmetic limits**, measured when the run started:"]
-    for dtype, peak in peaks.as_dict().items():
+    for dtype, peak in peaks.items():
         lines.append(f"- {dtype}: measured matrix product {peak['measured_gflops']:,.0f} GFLOP/s; "
                      f"theoretical {peak['theoretical_basis']}")
     lines.append("\n*of peak* (`share_of_peak` in the downloads) is a row's `gflops` divided by the measured matrix "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 from core.bench import machine
@@ -145,13 +146,16 @@ def result_record(config: BenchConfig, rows: list[Row], plan: Plan, wall_s: floa
     """Everything a result file holds: the machine, the limits assumed, the rows and their comparison with the card.
 
     machine_info: the record taken before the run started (its load average is then other programs' alone).
+    `planned_measurements` is the plan's count, so a record written while the run goes (or after a Stop) says how
+    much of it is done; `time_utc` is when the record was made, to the second.
     """
     row_dicts = [asdict(r) for r in rows]
     return {"machine": machine_info or machine.machine_dict(config.device), "config": asdict(config),
             "peak": peaks.as_dict() if peaks else {}, "estimate_s": round(plan.estimate_s, 1),
             "estimate_calibration_gflops": {k: round(v, 1) for k, v in plan.calibration.items()},
-            "wall_s": round(wall_s, 1), "rows": row_dicts, "card": card_comparison(row_dicts, config.device),
-            "speedups": speedups(row_dicts, config.device)}
+            "wall_s": round(wall_s, 1), "planned_measurements": len(plan.jobs),
+            "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": row_dicts,
+            "card": card_comparison(row_dicts, config.device), "speedups": speedups(row_dicts, config.device)}
 
 
 # What marks a file as a result this lab wrote (result_record() adds more, and earlier versions wrote fewer of the rest)
@@ -163,13 +167,24 @@ def is_result_file(path: str | Path) -> bool:
     """Whether `path` holds a benchmark result as result_record() makes it and write_json() writes it: a JSON object
     with RESULT_KEYS, its rows a list. Anything else (another JSON file, text, a large file) is not; OSError when the
     file cannot be read."""
+    return read_result_file(path) is not None
+
+
+def read_result_file(path: str | Path) -> dict | None:
+    """The benchmark result `path` holds (is_result_file), or None when it holds anything else; OSError when the
+    file cannot be read."""
     path = Path(path)
     if path.stat().st_size > RESULT_MAX_BYTES:
-        return False
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
+        return None
+    return data if is_result(data) else None
+
+
+def is_result(data) -> bool:
+    """Whether `data` has a result record's shape (result_record): a dict with RESULT_KEYS, its rows a list."""
     return (isinstance(data, dict) and all(key in data for key in RESULT_KEYS) and isinstance(data["rows"], list)
             and isinstance(data["config"], dict))
 
