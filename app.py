@@ -21,6 +21,8 @@ CSS = """
 .offline-notice {border-left: 4px solid #e9a23b; padding: 4px 10px; background: rgba(233,162,59,.08)}
 .pair-notice {border-left: 4px solid #7a8699; padding: 4px 10px}
 .katex-display {overflow-x: auto; overflow-y: hidden; padding-bottom: 2px}  /* a formula wider than a phone scrolls */
+/* Plotly's logo is a link named by no text; gr.Plot passes no Plotly config (displaylogo), so it goes here */
+.js-plotly-plot .plotly .modebar-group:has(> .modebar-btn--logo) {display: none}
 """
 
 
@@ -130,6 +132,16 @@ def build_app(ctx):
     return demo
 
 
+def theme():
+    """Gradio's default theme with only the weights of its font that it ships whole, 400 and 700: its file for 600
+    holds a handful of letters (A, B and some Cyrillic), so bold text drew those from it and the rest from a
+    fallback font. Text asked for at 600 is drawn at 700."""
+    import gradio as gr
+
+    font = gr.themes.LocalFont("Source Sans Pro", weights=(400, 700))
+    return gr.themes.Default(font=(font, "ui-sans-serif", "system-ui", "sans-serif"))
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` (already checked by check_address) is reachable from this machine only."""
     try:
@@ -177,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(max_size=64, default_concurrency_limit=4)
     try:
         demo.launch(server_name=args.host, server_port=port, max_file_size=MAX_UPLOAD, allowed_paths=[],
-                    strict_cors=True, css=CSS, footer_links=["api", "settings"],
+                    strict_cors=True, css=CSS, theme=theme(), footer_links=["api", "settings"],
                     app_kwargs={"middleware": [Middleware(PageCache)]})  # the page stays quick while models work
     except OSError as error:  # the port was taken between the check and the launch
         fail(f"cannot listen on {args.host} port {port}: {error}; choose another with --port.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 
 import gradio as gr
 import pandas as pd
@@ -113,6 +114,10 @@ def experiment_results() -> tuple[pd.DataFrame | None, go.Figure | None, str]:
 
 LABEL_ROOM = 0.12  # of the y axis (agreement): the height a point's label takes above or below it
 LABEL_X_ROOM = 0.12  # of the x span: half a label's width beside the rightmost point
+# A phone (390 px wide) leaves the plot area about 240 px; a label's character takes about 6.5 px at Plotly's 12 px.
+PHONE_PLOT_PX = 240
+LABEL_CHAR_PX = 6.5
+MARGIN = dict(l=60, r=20, b=60)  # px; Plotly's 80 at left and right took half a phone's plot area
 
 
 def label_positions(xs: list[float], ys: list[float]) -> list[str]:
@@ -128,19 +133,42 @@ def label_positions(xs: list[float], ys: list[float]) -> list[str]:
     return positions
 
 
+def x_range(xs: list[float], labels: list[str]) -> tuple[float, float]:
+    """The x axis' (left, right) in the units of `xs`, wide enough that each label, centred on its point, stays
+    inside the plot area on a phone (PHONE_PLOT_PX); the left end goes below 0 when the leftmost label needs it."""
+    fractions = [min(len(label) * LABEL_CHAR_PX / 2 / PHONE_PLOT_PX, 0.45) for label in labels]  # of the width
+    left, right = 0.0, max(xs) * (1 + LABEL_X_ROOM) + 1e-9
+    for _ in range(50):  # each widening needs a little more room at the other end; converges as fractions < 0.5
+        width = right - left
+        left = min(left, *(x - f * width for x, f in zip(xs, fractions)))
+        right = max(right, *(x + f * width for x, f in zip(xs, fractions)))
+    return left, right
+
+
+def zero_up_ticks(right: float) -> list[float]:
+    """Tick values from 0 to `right` at a round step (1, 2 or 5 times a power of ten), five to twelve of them: a
+    left end below 0 shows no negative number of parameters."""
+    rough = max(right, 1e-9) / 6
+    power = 10 ** math.floor(math.log10(rough))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    return [round(i * step, 12) for i in range(int(right / step + 1e-9) + 1)]  # 0.6, not 0.6000000000000001
+
+
 def tradeoff_figure(rows: list[dict]) -> go.Figure:
     """Agreement with the teacher against parameters, one labelled point a model; the axes leave room for every
-    label (the teacher's at 100% was cut at the top)."""
+    label (the teacher's at 100% was cut at the top, and on a phone the leftmost labels at the left)."""
     xs, ys = [r["params"] / 1e6 for r in rows], [r["agreement"] for r in rows]
+    labels = [r["student"] for r in rows]
     positions = label_positions(xs, ys)
     low = min([0.0] + [y - LABEL_ROOM for y, p in zip(ys, positions) if p.startswith("bottom")])
     high = max([1.0] + [y + LABEL_ROOM for y, p in zip(ys, positions) if p.startswith("top")]) + 0.03
-    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="markers+text", text=[r["student"] for r in rows],
+    left, right = x_range(xs, labels)
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="markers+text", text=labels,
                                marker=dict(size=14), textposition=positions, cliponaxis=True))
     fig.update_layout(title="compression against quality", xaxis_title="parameters (millions)",
                       yaxis_title="top-1 agreement with the teacher",
                       yaxis=dict(tickformat=".0%", range=[low, high]),
-                      xaxis=dict(range=[0, max(xs) * (1 + LABEL_X_ROOM) + 1e-9]), height=380)
+                      xaxis=dict(range=[left, right], tickvals=zero_up_ticks(right)), height=380, margin=MARGIN)
     return fig
 
 
@@ -236,18 +264,53 @@ def build_offline_prep(ctx: AppContext) -> gr.Markdown:
     return status
 
 
+SCROLL_NOTE = "Scroll sideways for more columns →"
+# Shows the note's block only while the table's rows are wider than their box (a phone), measured again whenever the
+# table's size changes: the table is drawn after the note, and has no size while its tab is closed.
+SCROLL_NOTE_JS = """
+const holder = element.closest('.block') || element;
+const tableId = element.querySelector('.scroll-note').dataset.table;
+const cut = (box) => [...box.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1
+    && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX));
+const follow = (box) => {
+    const update = () => { holder.style.display = cut(box) ? '' : 'none'; };
+    const sizes = new ResizeObserver(update);
+    sizes.observe(box);
+    box.querySelectorAll('table').forEach(table => sizes.observe(table));
+    update();
+};
+const find = (tries) => {
+    const box = document.getElementById(tableId);
+    if (box && box.querySelector('table')) follow(box);
+    else if (tries > 0) setTimeout(() => find(tries - 1), 200);
+};
+holder.style.display = 'none';
+find(150);
+"""
+
+
+def scroll_note(table_id: str) -> gr.HTML:
+    """A line above the table `table_id` saying that it scrolls sideways, shown only where its columns are cut."""
+    return gr.HTML(SCROLL_NOTE, html_template=f'<p class="scroll-note" data-table="{table_id}">${{value}}</p>',
+                   css_template=".scroll-note {margin: 0; font-size: var(--text-md); "
+                                "color: var(--body-text-color)}",
+                   js_on_load=SCROLL_NOTE_JS, elem_id=f"{table_id}-scrolls")
+
+
 def build(ctx: AppContext) -> dict:
     latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
     gr.Markdown(INTRO, latex_delimiters=latex)
     gr.Markdown("## The model card's speed table\nseq_len 512; latency at batch 1, throughput at batch 16; Intel Xeon "
                 "E5-2698 v4 and Tesla P100. The **Benchmark** tab measures the same on your hardware.")
-    gr.Dataframe(card_table(), interactive=False)
+    scroll_note("about-card")
+    gr.Dataframe(card_table(), interactive=False, elem_id="about-card")
     gr.Markdown(lesson.lesson_markdown(lesson.read_figures()))
     gr.Markdown(experiment_heading(experiment_rows()))
     table, fig, summary = experiment_results()
     if table is not None:
-        gr.Dataframe(table, interactive=False)
-        gr.Plot(fig)
+        scroll_note("about-experiment")
+        gr.Dataframe(table, interactive=False, elem_id="about-experiment")
+        gr.Plot(fig, elem_id="about-tradeoff")
     gr.Markdown(summary)
     status = build_offline_prep(ctx)
     return {"refresh": (functools.partial(cache_status, ctx.on_space), [status])}
