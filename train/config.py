@@ -58,6 +58,9 @@ class DistillConfig:
     reduce_op: str = "sum"  # one of core.models.alignments.REDUCE_OPS: of student logits over a teacher token's pieces
     # data
     corpus: str = BUNDLED_CORPUS
+    # the name a person gave a corpus uploaded in the app, whose run reads its own copy (runs/<id>/corpus.txt): pages
+    # and the model card say it; None: a corpus named by its path (and runs saved before this field)
+    corpus_name: str | None = None
     valid_corpus: str | None = None  # None: the bundled validation split, or 5% held out of a custom corpus
     text_column: str = "text"  # the column of samples in .jsonl/.csv/.parquet files and Hub datasets
     corpus_config: str | None = None  # a Hub dataset's configuration (subset)

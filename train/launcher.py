@@ -257,9 +257,10 @@ class RunLauncher:
         """Check a configuration, put the run in line, and return its id.
 
         uploaded_corpus: a text file to copy into the run (the app's upload); uploaded_name: the name its owner gave
-        it, used in messages instead of the server's temporary path (default: the file's own name); limits: what one
-        run and one session may take (train.admission; default none but the free memory and disk); session: the
-        app's connection that asks, counted with the owner's runs.
+        it, used in messages instead of the server's temporary path and kept as the run's corpus_name for pages and
+        the model card (default: the file's own name); limits: what one run and one session may take
+        (train.admission; default none but the free memory and disk); session: the app's connection that asks,
+        counted with the owner's runs.
         Raises ValueError for bad input, or a run that would not fit or finish within the limits (the settings
         checked against the teacher's config as the run checks them), before anything is written."""
         run_id = new_run_id()
@@ -283,7 +284,7 @@ class RunLauncher:
         paths.root.mkdir(parents=True)
         if uploaded_corpus:
             shutil.copyfile(uploaded_corpus, paths.corpus)  # the run keeps its own copy for resuming
-            cfg.corpus = str(paths.corpus)
+            cfg.corpus, cfg.corpus_name = str(paths.corpus), corpus_name  # the copy's name is the run's, not theirs
         write_request(paths.root, {k: v for k, v in cfg.to_dict().items() if k != "output_dir"})
         write_status(paths.root, state="queued", owner=owner, public=public, created=time.time(), queued_at=time.time(),
                      max_steps=cfg.max_steps, message="Waiting for its turn.", disk_needed=needed,

@@ -376,6 +376,15 @@ def architecture(config) -> str:
     return ARCHITECTURES.get(config.model_type, config.model_type)
 
 
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>|~#&])")
+
+
+def card_text(text: str) -> str:
+    """A name a person chose (an uploaded file's) as the card's Markdown shows it: as typed, on one line, its
+    emphasis, code, link, HTML and table characters backslashed."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
 def count_lines(path: Path) -> int | None:
     """Non-blank lines of a text file, or None when it cannot be read here."""
     try:
@@ -392,7 +401,9 @@ def data_lines(cfg: DistillConfig, run_dir: Path, status: dict, evaluation: dict
         corpus = ("RuDistil Lab's bundled corpus of conversational Russian "
                   f"(`{train_path.relative_to(ASSETS.parent)}`)")
     elif Path(cfg.corpus).resolve() == RunPaths(run_dir).corpus.resolve():
-        corpus = "a corpus uploaded to RuDistil Lab"
+        # a run saved before corpus_name was kept has only its own copy's name, which is not the person's
+        named = f" as '{card_text(cfg.corpus_name)}'" if cfg.corpus_name else ""
+        corpus = f"a corpus uploaded to RuDistil Lab{named}"
     else:
         corpus = f"`{Path(cfg.corpus).name}`"
     lines = count_lines(train_path)

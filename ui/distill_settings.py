@@ -131,10 +131,12 @@ class RunSettings:
 def settings_line(cfg: DistillConfig) -> str:
     """The settings a run was started with, in a few words (an empty box takes the default its placeholder shows,
     and a browser empties a number box holding text such as "Infinity"): "300 steps of 16 lines of up to 128
-    tokens, learning rate 0.0005, T 2"."""
+    tokens, learning rate 0.0005, T 2", then the uploaded corpus by the name its owner gave it (cfg.corpus_name),
+    if any: ", on the uploaded corpus 'отзывы.txt'"."""
     return (f"{count(cfg.max_steps, 'step')} of {count(cfg.batch_size, 'line')} of up to "
             f"{count(cfg.max_length, 'token')}, learning rate {cfg.lr:g}, T {cfg.losses.temperature:g}"
-            + (", KL at masked positions only" if cfg.losses.kl_masked_only else ""))
+            + (", KL at masked positions only" if cfg.losses.kl_masked_only else "")
+            + (f", on the uploaded corpus '{cfg.corpus_name}'" if cfg.corpus_name else ""))
 
 
 # The form's number boxes that an empty box leaves to the run's default, in the form's order: RunSettings' field ->
@@ -189,6 +191,9 @@ def in_form_words(text: str) -> str:
 
 
 def parse_layers(text: str | None) -> list[int] | None:
+    """The form's Initialising layers as typed ("0, 2,4" or "0 2 4") -> [0, 2, 4]; None when empty (the default
+    layers). Raises ValueError naming the field when a part is not a whole number or two commas have nothing
+    between them."""
     text = (text or "").strip()
     if not text:
         return None

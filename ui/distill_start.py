@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import inspect
 import secrets
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import wraps
 
 import gradio as gr
 
 from core.formatting import format_seconds
 from core.runs.store import list_runs, read_status, run_dir_of
-from ui.context import AppContext, ErrorLines, error_message, given_name, markdown_text, session_id
+from ui.context import AppContext, ErrorLines, error_message, given_name, markdown_text, page_text, session_id
 from ui.distill_runs import runs_table
 from ui.distill_settings import (
     RunSettings,
@@ -65,9 +65,10 @@ def start_run(ctx: AppContext, owner: str | None, settings: RunSettings):
         raise ValueError(in_form_words(error_message(error))) from None
     runs = list_runs(ctx.launcher.root)
     busy = sum(r["state"] == "running" for r in runs) >= ctx.launcher.max_running
-    gr.Info(start_notice(run_id, ctx.launcher.queue_position(run_id, runs), busy,
-                         read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s"), settings_line(cfg),
-                         defaults_sentence(defaults_taken(settings, cfg))))
+    # cfg as submitted: an upload's given name is in it (corpus_name); the toast shows HTML, a file name as typed
+    gr.Info(page_text(start_notice(run_id, ctx.launcher.queue_position(run_id, runs), busy,
+                                   read_status(run_dir_of(run_id, ctx.launcher.root)).get("estimated_s"),
+                                   settings_line(cfg), defaults_sentence(defaults_taken(settings, cfg)))))
     table, ids = runs_table(ctx, owner_id, runs)  # the runs already read for the notice
     return owner_id, gr.Dropdown(choices=ids, value=run_id), table
 
@@ -92,8 +93,11 @@ def start_line(ctx: AppContext, run_id: str | None, **form) -> str:
     settings = RunSettings(**form)
     try:
         cfg = settings.config(ctx.check_name(settings.teacher))
+        upload = settings.uploaded_corpus()
     except ValueError:
         return ""
+    if upload:  # named as the launcher records it (train.launcher.RunLauncher.submit)
+        cfg = replace(cfg, corpus_name=given_name(upload))
     return markdown_text(f"Run {run_id}: {settings_line(cfg)}. {defaults_sentence(defaults_taken(settings, cfg))}"
                          .strip())
 

@@ -10,9 +10,46 @@ from ui.context import AppContext, markdown_text
 from ui.distill_guesses import follow_guesses
 from ui.distill_plots import bar_step, eval_figure, loss_figure, progress_line
 from ui.distill_runs import run_to_open, runs_table
-from ui.distill_settings import in_form_words
+from ui.distill_settings import DEFAULTS, in_form_words
+from ui.lesson import SETTINGS as LESSON
 
 NO_RUNS = "No runs yet: set up a run and press Start run."  # the status line when this owner can see no run
+# the held-out figures of the evaluation plot that the untrained student (step 0, "run:<id>@init") sets a start for
+START_FIGURES = (("eval_agreement", "agreement"), ("eval_mlm_acc", "accuracy"))
+
+
+def below_start(records: list[dict]) -> tuple[int, list[tuple[str, float, float]]] | None:
+    """The newest evaluation's held-out figures that are below the untrained student's (step 0's metrics row), as
+    (its step, [(name, newest share, step-0 share), ...] in START_FIGURES' order, shares in 0..1); None when none is
+    below, or the run has no step-0 row or no evaluation after it."""
+    evaluated = [r for r in records if "eval_mlm_acc" in r]
+    start = next((r for r in evaluated if r["step"] == 0), None)
+    newest = max(evaluated, key=lambda r: r["step"], default=None)
+    if start is None or newest is None or newest["step"] == 0:
+        return None
+    below = [(name, newest[key], start[key]) for key, name in START_FIGURES
+             if isinstance(newest.get(key), (int, float)) and isinstance(start.get(key), (int, float))
+             and newest[key] < start[key]]
+    return (newest["step"], below) if below else None
+
+
+def below_start_line(info: dict, records: list[dict]) -> str:
+    """Why a run's newest evaluation is below its untrained student's, and what to do, in one sentence; "" when it is
+    not (below_start), and for a student with its own vocabulary, which does not start as a copy of the teacher.
+    The remedy is the About tab's lesson's run: the form's default steps with its KL setting, whose held-out
+    figures on the bundled pair pass step 0's from its first evaluations on."""
+    found = None if info.get("student_vocab_size") else below_start(records)
+    if found is None:
+        return ""
+    step, below = found
+    figures = ", ".join(f"{name} {new:.1%} against {old:.1%}" for name, new, old in below) + " at step 0"
+    steps = DEFAULTS.max_steps
+    masked = ", KL at masked positions only," if LESSON.kl_masked_only else ""
+    ends = "" if info.get("state") in ACTIVE_STATES or (info.get("max_steps") or 0) >= steps else \
+        f", so **Resume** up to step {steps:,} or more"
+    return (f"At step {step:,} the student is below its untrained start ({figures}): a student copied from teacher "
+            "layers starts close to the teacher, and the first steps move it away before the losses pull it back; "
+            f"the About tab's lesson runs {steps:,} steps{masked} and passes it{ends}.")
 
 
 def refusal_line(refused: str | None) -> str:
@@ -45,6 +82,8 @@ def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str
         info = {**info, "message": in_form_words(info["message"])}
     console = read_console(run_dir)
     line = progress_line(info, records, ctx.launcher.queue_position(run_id, infos), console)
+    if below := below_start_line(info, records):  # said under the figures that show it, as they are drawn
+        line += f"  \n{below}"
     ahead = bar_step(info, console)  # the table says the step the line says, not the status's older one
     if ahead and ahead > (info.get("step") or 0):
         table, _ = runs_table(ctx, owner, [{**i, "step": ahead} if i["id"] == run_id else i for i in infos])
