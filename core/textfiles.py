@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import codecs
 
+from core.formatting import shown
+
 # Byte-order marks of the encodings people save "text" in by mistake; UTF-32's marks begin with UTF-16's, so first.
 BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
         (codecs.BOM_UTF16_BE, "UTF-16")]
@@ -84,9 +86,10 @@ def not_utf8(data: bytes, name: str, line: int) -> ValueError:
     encoding = cyrillic_8bit(data)
     if encoding:
         return ValueError(f"'{name}' is not UTF-8 text: it reads as Russian saved as {encoding} (first such byte on "
-                          f"line {line}). Save it as UTF-8 (in Excel: Save as, 'CSV UTF-8'; in Notepad: Save as, "
-                          "Encoding UTF-8) and try again.")
-    return ValueError(f"'{name}' is not UTF-8 text (first bad byte on line {line}); save it as UTF-8 and try again.")
+                          f"line {shown(line)}). Save it as UTF-8 (in Excel: Save as, 'CSV UTF-8'; in Notepad: Save "
+                          "as, Encoding UTF-8) and try again.")
+    return ValueError(f"'{name}' is not UTF-8 text (first bad byte on line {shown(line)}); save it as UTF-8 and try "
+                      "again.")
 
 
 def decode_utf8(raw: bytes, name: str) -> str:

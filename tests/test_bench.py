@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -72,14 +73,29 @@ def test_cuda_on_a_machine_without_gpu():
 
 
 def test_memory_estimate_refuses_a_batch_that_cannot_fit(monkeypatch):
-    monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: 4 * 2**30)  # a machine with 4 GB free
-    with pytest.raises(ValueError, match="needs about .* GB .* free; choose a smaller batch size"):
+    monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: 4 * 2**30)  # a machine with 4 GiB free
+    with pytest.raises(ValueError, match="needs about .* GiB .* free; choose a smaller batch size"):
         validate(config(batch_sizes=[1, 256], seq_len=512))
     shape = model_shape(TEACHER_ARCH)
     # An eager forward pass at batch 64 x 512 keeps 3 fp32 attention maps of (64, 12, 512, 512) alive.
     maps = 3 * 64 * 12 * 512 * 512 * 4
     assert forward_memory_bytes(shape, 64, 512, "reference", 4) > maps
     assert memory_needed_bytes(shape, 1, 512, "reference") > shape.params * 4
+
+
+@pytest.mark.parametrize("free, need_unit, said_free", [
+    (3 * 2**30, "GiB", "3.0 GiB"),  # 3 x 2^30 bytes: 3.2 GB in decimal units
+    (300 * 2**20, "GiB", "300 MiB"),
+    (10**8, "MiB", "95 MiB"),  # 100 MB in decimal units
+])
+def test_memory_refusal_names_binary_sizes_by_their_binary_units(monkeypatch, free, need_unit, said_free):
+    monkeypatch.setattr(bench_plan, "free_memory_bytes", lambda device: free)
+    batch = 256 if need_unit == "GiB" else 1
+    with pytest.raises(ValueError) as refused:
+        validate(config(models=[STUDENT_ARCH], batch_sizes=[batch], seq_len=128 if batch == 1 else 512))
+    said = str(refused.value)
+    assert re.search(rf"needs about [\d,.]+ {need_unit} for {STUDENT_ARCH}", said), said
+    assert f"but only {said_free} of CPU memory is free" in said
 
 
 def test_memory_refusal_follows_free_memory(monkeypatch):

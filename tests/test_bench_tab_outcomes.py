@@ -434,7 +434,7 @@ def test_the_measurements_table_shows_short_headers_over_figures_that_fit_them()
         for header, value in line.items():
             words = str(value).replace("-", "- ").split()  # a name breaks after its hyphens
             assert max(map(len, words)) <= bench_tables.ROW_COLUMNS[header], (header, value)
-    assert list(bench_tables._frame(lines, bench_tables.ROW_COLUMNS).columns) == list(bench_tables.ROW_COLUMNS)
+    assert list(bench_tables.frame(lines, bench_tables.ROW_COLUMNS).columns) == list(bench_tables.ROW_COLUMNS)
 
 
 def test_the_card_table_gives_each_source_of_figures_a_line(monkeypatch):
@@ -457,7 +457,7 @@ def test_the_card_table_gives_each_source_of_figures_a_line(monkeypatch):
     assert (fast["MB"], fast["ms"], fast["samples/s"]) == (250, 100, 160)
     assert (runtime["MB"], runtime["ms"]) == (480, 200)  # the runtime's own file, its own latency
     assert (other["ms"], other["samples/s"]) == (10, None)  # batch 16 was not measured
-    frame = bench_tables._frame(lines, bench_tables.CARD_COLUMNS)
+    frame = bench_tables.frame(lines, bench_tables.CARD_COLUMNS)
     assert list(frame.columns) == list(bench_tables.CARD_COLUMNS)
 
 

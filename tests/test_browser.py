@@ -1597,3 +1597,114 @@ def test_a_reloaded_page_shows_the_last_benchmark_again(page):
         expect(page.locator(f"#{box} a")).to_be_visible()
     run_button_is_ready(page)
     screenshot(page, "benchmark-reloaded")
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def open_about_at(page, viewport: dict) -> None:
+    """The About tab open at `viewport`: a click on its tab just after the window changed width can land on another
+    tab while the tab bar lays itself out again, so the click is repeated until the About tab is the one shown."""
+    page.set_viewport_size(viewport)
+    about = page.get_by_role("tab", name="About")
+    for _ in range(20):
+        if about.is_visible() and about.get_attribute("aria-selected") == "true" \
+                and page.locator("#about-card").is_visible():
+            return
+        page.wait_for_timeout(500)
+        if about.is_visible():
+            about.click()
+    raise AssertionError("the About tab did not open")
+TABLES_CUT = """() => [...document.querySelectorAll('table')].filter(t => t.checkVisibility()).map(t => {
+    const block = t.closest('.block');
+    const cut = [...block.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1
+        && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX));
+    const before = block.previousElementSibling;
+    const said = !!before && before.checkVisibility()
+        && before.innerText.toLowerCase().includes('scroll sideways for more columns');
+    return {table: block.id || t.innerText.slice(0, 40), cut, said};
+})"""
+
+
+def test_about_tables_cut_on_a_phone_say_above_them_that_they_scroll_sideways(page):
+    """On a 390-pixel phone the About tab's tables scrolled sideways with nothing to say so: a reader saw a table cut
+    after its first column. Each table wider than its box now has a line above it saying it scrolls; a table that
+    fits (at 1400 pixels) has none."""
+    open_about_at(page, {"width": 1400, "height": 1000})
+    seen(page.locator("#about-card table"), "the model card's table")
+    page.wait_for_timeout(1000)
+    wide = page.evaluate(TABLES_CUT)
+    assert wide and not any(t["cut"] or t["said"] for t in wide), wide
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_timeout(1000)
+        tables = page.evaluate(TABLES_CUT)
+        assert any(t["cut"] for t in tables), f"no table is cut on a phone: the test tests nothing: {tables}"
+        assert all(t["said"] == t["cut"] for t in tables), tables
+        page.locator("#about-experiment").scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "about-table-390.png")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+PLOT_TEXT_OUTSIDE = """plot => {
+    const svg = plot.querySelector('svg.main-svg').getBoundingClientRect();
+    const area = plot.querySelector('.draglayer .nsewdrag').getBoundingClientRect();
+    const outside = (r, box) => r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1
+        || r.bottom > box.bottom + 1;
+    const texts = [...plot.querySelectorAll('text')].filter(t => t.textContent.trim());
+    return {texts: texts.length, cut: texts.filter(t => outside(t.getBoundingClientRect(), svg)
+        || (t.closest('.scatterlayer') && outside(t.getBoundingClientRect(), area))).map(t => t.textContent)};
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_the_about_plot_cuts_no_label_on_a_phone_or_a_wide_window(page, width):
+    """On a 390-pixel phone the compression plot cut its leftmost labels ("reduced, match" read "uced, match") at
+    the edge of its plot area. Every label of a point now lies inside the plot area, and every text inside the
+    figure."""
+    open_about_at(page, {"width": 1400, "height": 1000})
+    plot = page.locator("#about-tradeoff .js-plotly-plot")
+    seen(page.locator("#about-tradeoff .scatterlayer text"), "the compression plot's labels", at_least=2)
+    page.set_viewport_size({"width": width, "height": 844 if width == 390 else 1000})
+    try:
+        page.wait_for_timeout(1500)  # Plotly redraws the figure for its new width
+        plot.scroll_into_view_if_needed()
+        found = plot.evaluate(PLOT_TEXT_OUTSIDE)
+        plot.screenshot(path=SCREENSHOTS / f"about-plot-{width}.png")
+        assert found["texts"] >= 4, found
+        assert not found["cut"], f"texts cut at {width} px: {found['cut']}"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+# A link's name as axe's link-name rule takes it: an SVG's <title> (Plotly's logo has "plotly-logomark") names
+# nothing unless the SVG has role="img", and Plotly's data-title is no name at all.
+UNNAMED_TOOLBAR_LINKS = """() => [...document.querySelectorAll('.js-plotly-plot .modebar a')].filter(a =>
+    a.checkVisibility() && !(a.getAttribute('aria-label') || a.getAttribute('aria-labelledby')
+                             || a.getAttribute('title') || a.innerText).trim()).map(a => a.className)"""
+
+
+def test_plot_toolbars_have_no_link_without_a_name(page):
+    """Plotly's toolbar ended in its logo: a link to plotly.com holding only a picture, which a screen reader
+    announces as a bare link. No link in a figure's toolbar is left without an accessible name."""
+    open_about_at(page, {"width": 1400, "height": 1000})
+    seen(page.locator("#about-tradeoff .modebar .modebar-btn"), "the compression plot's toolbar buttons")
+    page.locator("#about-tradeoff .js-plotly-plot").hover()  # the toolbar shows on hover
+    assert page.evaluate(UNNAMED_TOOLBAR_LINKS) == []
+
+
+def test_embeddings_refuse_10_000_filled_in_lines_under_the_box_without_freezing_the_page(page):
+    """10,000 lines pasted into the typed sentences' box froze the page for minutes: the browser put the text in a
+    line at a time. The page now takes it in at once, and the line under the box says why Draw would refuse it."""
+    expect = sync_api().expect
+    open_tab(page, "Embeddings")
+    page.get_by_role("radio", name="Typed sentences").check()
+    typed = page.get_by_label("Sentences, one a line")
+    typed.fill("\n".join(f"Предложение номер {i}." for i in range(10_000)))
+    note = page.locator("#embed-typed-note")
+    text_of(note, r"There are 10,000 sentences in the typed text, more than the 5,000 a map can take",
+            "the line under the typed box")
+    expect(typed).to_have_value(re.compile(r"^Предложение номер 0\.\n[\s\S]*\nПредложение номер 9999\.$"))
+    typed.fill("\n".join(EMBED_EIGHT))
+    expect(note).to_have_text("")

@@ -286,8 +286,8 @@ def test_text_and_table_uploads(tmp_path):
     ("latin.txt", "Привет".encode("cp1251"), "not UTF-8"),
     ("wide.txt", "Привет".encode("utf-16"), "UTF-16"),
     ("columns.csv", "id,words\n1,Привет\n".encode(), "no 'sentence' or 'text' column"),
-    ("many.txt", "\n".join(f"Предложение {i}." for i in range(MAX_SENTENCES + 1)).encode(), "5001 sentences"),
-    ("long.txt", ("Короткая.\n" + "а" * (MAX_SENTENCE_CHARS + 1)).encode(), "Line 2 of long.txt has 1001"),
+    ("many.txt", "\n".join(f"Предложение {i}." for i in range(MAX_SENTENCES + 1)).encode(), "5,001 sentences"),
+    ("long.txt", ("Короткая.\n" + "а" * (MAX_SENTENCE_CHARS + 1)).encode(), "Line 2 of long.txt has 1,001"),
     ("sheet.xlsx", b"PK\x03\x04", "not a .txt, .csv or .tsv file"),
     ("blank.csv", b"sentence,label\n,x\n", "no sentences in blank.csv"),
     ("huge.csv", ("sentence\n" + "б" * 200_000).encode(), "a cell of more than"),
@@ -474,10 +474,10 @@ def test_every_map_axis_says_which_component_it_is(tiny_teacher_dir, tiny_studen
 
 
 def test_layer_figure_outlines_the_closest_layer_and_keeps_the_numbers(tiny_teacher, tiny_student, sentences):
-    from ui import embed_plots
+    from ui import embed_heatmaps
 
     result = embed.layer_similarity(tiny_teacher, tiny_student, sentences)
-    figure = embed_plots.layer_figure(["teacher", "student"], [result], "6 sentences (the typed text)")
+    figure = embed_heatmaps.layer_figure(["teacher", "student"], [result], "6 sentences (the typed text)")
     assert figure.layout.title.text.startswith("6 sentences (the typed text): ")  # a figure left from earlier says so
     heatmaps = [t for t in figure.data if t.type == "heatmap"]
     assert len(heatmaps) == 2 and all(t.texttemplate for t in heatmaps)
@@ -493,10 +493,10 @@ def test_layer_figure_outlines_the_closest_layer_and_keeps_the_numbers(tiny_teac
 
 
 def test_neighbour_columns_fill_the_table_with_a_narrow_rank():
-    from ui import embed_plots
+    from ui import embed_tables
 
     for spaces in (2, 3):
-        widths = [float(w.rstrip("%")) for w in embed_plots.neighbour_column_widths(spaces)]
+        widths = [float(w.rstrip("%")) for w in embed_tables.neighbour_column_widths(spaces)]
         assert sum(widths) == pytest.approx(100, abs=0.2) and widths[0] < min(widths[1:]) / 3
 
 

@@ -596,7 +596,7 @@ def title_text(figure) -> str:
 
 
 def test_layer_similarity_names_the_sentences_that_share_one_vector(ctx, names):
-    from ui import embed_layers, embed_plots
+    from ui import embed_heatmaps, embed_layers
 
     layer_inputs = dict(source="Typed sentences", file=None, model_1=names[0], model_2=names[1], model_3="",
                         pooling="mean")
@@ -609,7 +609,7 @@ def test_layer_similarity_names_the_sentences_that_share_one_vector(ctx, names):
             "vector at every layer.") in title
     lines = figure.layout.title.text.split("<br>")
     assert all(len(line.removeprefix("<span style='font-size:12px'>").removesuffix("</span>"))
-               <= embed_plots.NOTE_CHARS for line in lines[1:])  # a narrow page shows each line whole
+               <= embed_heatmaps.NOTE_CHARS for line in lines[1:])  # a narrow page shows each line whole
     figure, _ = embed_layers.compare_layers(ctx, **layer_inputs, sentences="\n".join(EIGHT))
     assert "share one vector" not in title_text(figure)
 
@@ -755,3 +755,34 @@ def test_neighbours_and_layer_similarity_say_a_refusal_under_their_buttons_until
     assert page.value[under_neighbours._id] == ""
     asked_on_the_page(page, "layer_similarity", layer_inputs[:2] + ["\n".join(EIGHT)] + layer_inputs[3:])
     assert page.value[under_layers._id] == ""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A paste far over the limits
+
+
+def hundred_thousand_lines() -> str:
+    """100,000 typed lines: what a pasted data file looks like."""
+    return "\n".join(f"Предложение номер {i}." for i in range(100_000))
+
+
+def test_the_line_under_the_typed_box_refuses_a_paste_of_100_000_lines_for_their_number():
+    from ui.embed_inputs import typed_line
+
+    assert typed_line(hundred_thousand_lines()) == ("There are 100,000 sentences in the typed text, more than the "
+                                                    "5,000 a map can take; keep fewer of them.")
+    assert typed_line("") == "" and typed_line("\u200b\n ") == "" and typed_line("\n".join(EIGHT)) == ""
+
+
+def test_draw_and_layer_similarity_refuse_100_000_typed_lines_for_their_number(ctx, names):
+    from ui import embed_layers, embed_maps
+
+    text = hundred_thousand_lines()
+    said = "There are 100,000 sentences in the typed text, more than the 5,000 a map can take; keep fewer of them."
+    with pytest.raises(Exception) as drawn:
+        embed_maps.draw_maps(ctx, **typed([], model_1=names[0], model_2=names[1], sentences=text))
+    assert message_of(drawn.value) == said
+    with pytest.raises(Exception) as compared:
+        embed_layers.compare_layers(ctx, source="Typed sentences", file=None, sentences=text, model_1=names[0],
+                                    model_2=names[1], model_3="", pooling="mean")
+    assert message_of(compared.value) == said

@@ -142,11 +142,11 @@ def test_neighbour_headers_follow_the_models_drawn():
 
 
 def test_cka_note_gives_the_spread_and_warns_of_few_sentences():
-    from ui import embed_plots
+    from ui import embed_tables
 
     scores = dict(estimator="debiased", cka_shuffled_sd=0.42, shuffles=20, knn_note="",
                   cka_note="With 5 sentences CKA is unreliable: it moves a lot.")
-    note = embed_plots.scores_note([(0, 1, scores)])
+    note = embed_tables.scores_note([(0, 1, scores)])
     assert "mean CKA" in note and "20 fixed-seed shuffles" in note and "standard deviation 0.420" in note
     assert "With 5 sentences CKA is unreliable" in note
 

@@ -12,11 +12,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from core.compare.sentences import MAX_SENTENCES, read_sentence_file
 from core.distill.data import read_corpus
 from core.distill.losses import LossWeights
 from core.models import zoo
 from core.models.student import check_init_layers, student_config
 from core.runs.checkpoints import disk_full_message
+from core.textfiles import decode_utf8
 from tests.support.models import REPO
 from train.config import DistillConfig
 from train.export import agreement_note
@@ -101,6 +103,54 @@ def test_an_exports_low_agreement_counts_its_positions_as_read():
     assert agreement_note(0.9, 12_345, "onnx", False) == (
         "Low agreement (below 99%): this export predicts a different top word than the PyTorch model at 10.0% of the "
         "12,345 masked positions; for a closer export, use OpenVINO.")
+
+
+@pytest.mark.parametrize("bad, sentence", [
+    ("café".encode("latin-1"), "'notes.txt' is not UTF-8 text (first bad byte on line 12,345); save it as UTF-8 and "
+                                "try again."),
+    ("Привет, как дела?".encode("cp1251"), "'notes.txt' is not UTF-8 text: it reads as Russian saved as Windows-1251 "
+                                           "(first such byte on line 12,345). Save it as UTF-8 (in Excel: Save as, "
+                                           "'CSV UTF-8'; in Notepad: Save as, Encoding UTF-8) and try again."),
+])
+def test_a_bad_byte_deep_in_a_text_file_is_named_by_its_line_as_read(bad, sentence):
+    with pytest.raises(ValueError) as refused:
+        decode_utf8("строка\n".encode() * 12_344 + bad + b"\n", "notes.txt")
+    assert str(refused.value) == sentence
+
+
+def test_too_many_sentences_for_a_map_are_counted_as_read(tmp_path):
+    path = tmp_path / "many.txt"
+    path.write_text("".join(f"Предложение {i}.\n" for i in range(MAX_SENTENCES + 1)), encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        read_sentence_file(path)
+    assert str(refused.value) == ("There are 5,001 sentences in many.txt, more than the 5,000 a map can take; keep "
+                                  "fewer of them.")
+
+
+def test_a_long_sentence_deep_in_a_file_is_named_by_its_line_as_read(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("Кошка спит.\n" * 12_344 + "а" * 1234 + "\n", encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        read_sentence_file(path)
+    assert str(refused.value) == ("Line 12,345 of long.txt has 1,234 characters; a sentence may have at most 1,000: "
+                                  "split it into sentences.")
+
+
+def test_a_row_with_extra_cells_deep_in_a_table_is_named_by_its_number_as_read(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("sentence,label\n" + "Кошка спит.,животные\n" * 12_343 + "Да, нет,ответ\n", encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        read_sentence_file(path)
+    assert str(refused.value).startswith("Row 12,345 of s.csv has 3 cells but its header names 2: ")
+
+
+def test_a_cell_past_the_csv_limit_is_refused_with_the_limit_as_read(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("sentence\n" + "б" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        read_sentence_file(path)
+    assert str(refused.value) == ("huge.csv has a cell of more than 131,072 characters; a sentence may have at most "
+                                  "1,000: split it into sentences.")
 
 
 @pytest.mark.parametrize("flags, sentence", [

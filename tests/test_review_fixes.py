@@ -26,7 +26,7 @@ def test_knn_overlap_is_na_when_the_vectors_do_not_vary():
 
 
 def test_a_figure_that_rounds_to_zero_reads_0_000():
-    from ui.embed_plots import number
+    from ui.embed_tables import number
 
     assert number(-0.0002) == "0.000" and number(-0.002) == "-0.002" and number(float("nan")) == "n/a"
 

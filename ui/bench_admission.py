@@ -24,6 +24,7 @@ class Admissions:
         self._lock = threading.Lock()
 
     def add(self, session: str | None) -> None:
+        """Admit `session` now, for ttl_s seconds (until take); None, a request without a session, is not kept."""
         if session is not None:
             with self._lock:
                 self._when[session] = time.monotonic()

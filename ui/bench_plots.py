@@ -42,10 +42,15 @@ HEADROOM = 1.2  # y axis up to 1.2 x the tallest bar, so its value label above t
 
 
 def latency_figure(rows: list[dict], device: str, names: dict[str, str] | None = None) -> go.Figure:
+    """The latency chart: bar_figure of `rows` (result records, latency_s in seconds) in milliseconds at batch 1,
+    or the nearest batch measured; `device` ("cpu" or "cuda") picks the card's figures; `names` as in bar_figure."""
     return bar_figure(rows, device, "latency", names)
 
 
 def throughput_figure(rows: list[dict], device: str, names: dict[str, str] | None = None) -> go.Figure:
+    """The throughput chart: bar_figure of `rows` (result records, throughput_samples_s) in samples per second at
+    batch 16, or the nearest batch measured; `device` ("cpu" or "cuda") picks the card's figures; `names` as in
+    bar_figure."""
     return bar_figure(rows, device, "throughput", names)
 
 

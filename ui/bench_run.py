@@ -22,9 +22,9 @@ from ui.bench_tables import (
     CARD_COLUMNS,
     RATIO_COLUMNS,
     ROW_COLUMNS,
-    _frame,
     card_only_rows,
     card_rows,
+    frame,
     notes_text,
     ratio_rows,
     row_lines,
@@ -75,11 +75,11 @@ class BenchView:
     """What the run handler shows, in the order of its outputs; kept whole so the last yield (what an API client
     receives) carries everything, while each intermediate yield sends only what changed."""
     progress: str = ""
-    results: pd.DataFrame = field(default_factory=lambda: _frame([], ROW_COLUMNS))
+    results: pd.DataFrame = field(default_factory=lambda: frame([], ROW_COLUMNS))
     latency: go.Figure | None = None
     throughput: go.Figure | None = None
-    card: pd.DataFrame = field(default_factory=lambda: _frame([], CARD_COLUMNS))
-    ratios: pd.DataFrame = field(default_factory=lambda: _frame([], RATIO_COLUMNS))
+    card: pd.DataFrame = field(default_factory=lambda: frame([], CARD_COLUMNS))
+    ratios: pd.DataFrame = field(default_factory=lambda: frame([], RATIO_COLUMNS))
     notes: str = ""
     csv: str | None = None
     json: str | None = None
@@ -97,12 +97,12 @@ def show_result(view: BenchView, result: dict) -> None:
     config, rows = result["config"], result["rows"]
     # the names of all the models asked for, so a model's name stays the same as the others' rows arrive
     names = short_names([*config["models"], *(r["model"] for r in rows)])
-    view.results = _frame(row_lines(rows, names), ROW_COLUMNS)
+    view.results = frame(row_lines(rows, names), ROW_COLUMNS)
     view.latency = latency_figure(rows, config["device"], names)
     view.throughput = throughput_figure(rows, config["device"], names)
-    view.card = _frame(card_rows(result["card"], rows, config["device"]), CARD_COLUMNS)
+    view.card = frame(card_rows(result["card"], rows, config["device"]), CARD_COLUMNS)
     view.notes = notes_text(rows, result.get("peak"))
-    view.ratios = _frame(ratio_rows(result["speedups"], names), RATIO_COLUMNS)
+    view.ratios = frame(ratio_rows(result["speedups"], names), RATIO_COLUMNS)
 
 
 @user_errors
@@ -125,7 +125,7 @@ def run_benchmark(ctx: AppContext, stops: StopFlags, models=None, device=None, b
             return
         machine_info = machine.machine_dict(config.device)  # before the run, so its load average is other programs'
         view = BenchView(progress=progress_text(0.0, "starting; " + plan.describe(), started, plan.estimate_s),
-                         card=_frame(card_only_rows(config.models, config.device), CARD_COLUMNS))
+                         card=frame(card_only_rows(config.models, config.device), CARD_COLUMNS))
         # a previous benchmark's rows stay on the page until this one's first row replaces them
         yield view.outputs("progress") if earlier_shown else view.outputs()
         for event in bench.iter_benchmark(config, ctx.cache.get, plan, stop):

@@ -30,8 +30,8 @@ from ui.bench_tables import (
     RATIO_COLUMNS,
     ROW_COLUMNS,
     ROW_LEGEND,
-    _frame,
     card_only_rows,
+    frame,
     results_table,
 )
 from ui.context import AppContext, CheckedCheckboxGroup, CheckedNumber, CheckedRadio, ErrorLines, queue_guard
@@ -86,16 +86,16 @@ def build(ctx: AppContext) -> dict:
         run_button = gr.Button(RUN_LABEL, variant="primary", scale=3, elem_id="bench-run")
         stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="bench-stop")
     progress_md = gr.Markdown("", label="progress", show_label=False, elem_id="bench-progress")
-    results = results_table(_frame([], ROW_COLUMNS), ROW_COLUMNS, elem_id="bench-results",
+    results = results_table(frame([], ROW_COLUMNS), ROW_COLUMNS, elem_id="bench-results",
                             label="Measurements (one row as each arrives)")
     gr.Markdown(ROW_LEGEND, elem_id="bench-results-legend")
     with gr.Row():
         latency_plot = gr.Plot(label="Latency", elem_id="bench-latency")
         throughput_plot = gr.Plot(label="Throughput", elem_id="bench-throughput")
-    card = results_table(_frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), CARD_COLUMNS,
+    card = results_table(frame(card_only_rows(list(bench.CARD_MODELS), "cpu"), CARD_COLUMNS), CARD_COLUMNS,
                          elem_id="bench-card", label="Beside the model card")
     gr.Markdown(CARD_LEGEND, elem_id="bench-card-legend")
-    ratios = results_table(_frame([], RATIO_COLUMNS), RATIO_COLUMNS, elem_id="bench-ratios",
+    ratios = results_table(frame([], RATIO_COLUMNS), RATIO_COLUMNS, elem_id="bench-ratios",
                            label="Speed-ups, card and here (the card's only beside figures measured at seq_len 512)")
     notes_md = gr.Markdown("", label="notes on the measurements", show_label=False, elem_id="bench-notes")
     with gr.Row():

@@ -23,15 +23,17 @@ ROW_COLUMNS = {"model": 16, "mode": 12, "dtype": 14, "batch": 5, "seq": 4, "ms":
                "MB": 6, "of peak": 6}
 ROW_LEGEND = ("**model**: as in the charts · **batch**: sequences a forward pass · **seq**: tokens a sequence · "
               "**ms**: median milliseconds a batch takes, **p90 ms** its 90th percentile · **samples/s**: sequences a "
-              "second · **MB**: the weights plus the most memory the passes add · **of peak**: see the notes below. "
-              "The downloads keep full model names and each field under its own name (`batch_size`, `seq_len`, "
-              "`latency_s` and `latency_p90_s` in seconds, `throughput_samples_s`, `peak_mem_mb`, `share_of_peak`), "
-              "with `gflops`, `runs`, `params`, `size_mb`, `setup_s`, `check` and `tried`.")
+              "second · **MB**: the weights plus the most memory the passes add, in MiB (2^20 bytes) · **of peak**: "
+              "see the notes below. The downloads keep full model names and each field under its own name "
+              "(`batch_size`, `seq_len`, `latency_s` and `latency_p90_s` in seconds, `throughput_samples_s`, "
+              "`peak_mem_mb`, `share_of_peak`), with `gflops`, `runs`, `params`, `size_mb`, `setup_s`, `check` and "
+              "`tried`.")
 # One line per model and source of figures (the card, or a mode measured here): any number of modes fits.
 CARD_COLUMNS = {"model": 40, "figures": 24, "MB": 6, "ms": 6, "samples/s": 9}
-CARD_LEGEND = ("**MB**: the model's size as the card gives it, or what the mode loads here (`size_mb`) · **ms**: "
-               "median milliseconds at batch 1 · **samples/s**: sequences a second at batch 16. The card measured "
-               "512-token sequences, so its figures stay empty beside a model measured at another length.")
+CARD_LEGEND = ("**MB**: the model's size in MiB (2^20 bytes) as the card gives it, or what the mode loads here "
+               "(`size_mb`) · **ms**: median milliseconds at batch 1 · **samples/s**: sequences a second at batch 16. "
+               "The card measured 512-token sequences, so its figures stay empty beside a model measured at another "
+               "length.")
 # "card", "reference (here)" and "fast (here)": one ratio between two models, as the card gave it, then measured
 # here in each mode; "between modes (here)": one model in two modes, a ratio the card has no column for
 RATIO_COLUMNS = {"speed-up": 60, "card": 8, "reference (here)": 10, "fast (here)": 10, "between modes (here)": 13}
@@ -56,7 +58,11 @@ def row_lines(rows: list[dict], names: dict[str, str]) -> list[dict]:
              "MB": figure_cell(r["peak_mem_mb"]), "of peak": figure_cell(r["share_of_peak"])} for r in rows]
 
 
-def _frame(lines: list[dict], columns) -> pd.DataFrame:
+def frame(lines: list[dict], columns) -> pd.DataFrame:
+    """A table's value for gr.Dataframe: one row a line of `lines` (dicts keyed by column name), the columns those
+    of `columns` (a column-width dict such as ROW_COLUMNS, or any iterable of names) in their order whether or not
+    the lines have them; a missing value or None shows as an empty cell rather than "NaN". Zero lines give an empty
+    table with its headers."""
     frame = pd.DataFrame(lines, columns=list(columns))
     return frame.astype(object).where(frame.notna(), "")
 

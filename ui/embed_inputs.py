@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.compare import embed
-from core.compare.sentences import SentenceSet, probe_set, read_sentence_file, typed_set
+from core.compare.sentences import SentenceSet, has_shown_text, probe_set, read_sentence_file, typed_set
 from core.compare.similarity import ESTIMATORS
 from core.formatting import count
 from ui.context import (
@@ -151,6 +151,7 @@ def short_quote(text: str, chars: int = 40) -> str:
 
 
 def sentence_choices(sentences: SentenceSet) -> list[str]:
+    """The sentence dropdown's choices, one per sentence in order, numbered from 0: "0. Первое предложение."."""
     return [f"{i}. {s}" for i, s in enumerate(sentences.sentences)]
 
 
@@ -161,6 +162,25 @@ def show_source(source_name: str):
         return gr.skip(), gr.skip(), gr.skip()
     upload = source_name == SOURCES[1]
     return gr.File(visible=upload), gr.Markdown(visible=upload), gr.Textbox(visible=source_name == SOURCES[2])
+
+
+def show_typed_note(source_name: str):
+    """The line under the typed sentences' box, shown with the box (nothing for a name that is not a source)."""
+    return gr.Markdown(visible=source_name == SOURCES[2]) if source_name in SOURCES else gr.skip()
+
+
+def typed_line(typed) -> str:
+    """The line under the typed sentences' box: the sentence Draw would refuse the text with (the same check,
+    typed_set), so that a paste of too many lines is told at once; empty for a text Draw takes, or an empty box."""
+    if not typed:
+        return ""
+    if isinstance(typed, str) and not has_shown_text(typed):
+        return ""  # nothing typed yet: Draw says so, the line need not
+    try:
+        typed_set(text_input(typed, "Typed sentences"))
+    except ValueError as error:
+        return markdown_text(error_message(error))
+    return ""
 
 
 def upload_line(upload: str | None) -> str:

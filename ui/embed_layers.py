@@ -6,7 +6,7 @@ import functools
 import gradio as gr
 
 from core.compare import embed
-from ui import embed_plots
+from ui import embed_heatmaps
 from ui.context import AppContext, user_errors
 from ui.embed_downloads import layer_downloads
 from ui.embed_inputs import DEFAULT_ESTIMATOR, POOLING_NAMES, chosen_models, map_settings, sentence_set
@@ -39,5 +39,5 @@ def compare_layers(ctx: AppContext, source=None, file=None, sentences=None, mode
         rest = len(shared) - MAX_FIGURE_NOTES + 1
         shared = shared[:MAX_FIGURE_NOTES - 1] + [f"{rest} more groups of sentences are read as the same tokens; "
                                                   "Draw's note names them all."]
-    figure = embed_plots.layer_figure([m.name for m in models], results, about, notes=shared)
+    figure = embed_heatmaps.layer_figure([m.name for m in models], results, about, notes=shared)
     return figure, layer_downloads([m.name for m in models], results, figure)

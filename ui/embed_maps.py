@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from core.compare import embed
 from core.compare.sentences import SentenceSet
 from core.formatting import count
-from ui import embed_plots
+from ui import embed_plots, embed_tables
 from ui.context import AppContext, markdown_text, user_errors
 from ui.embed_downloads import map_downloads
 from ui.embed_inputs import (
@@ -49,7 +49,7 @@ class Drawn:
 
     def note(self, pairs: list) -> str:
         """The note beside the how-alike table of `pairs` (embed.compare_pairs of these spaces)."""
-        return f"{self.timing} {embed_plots.scores_note(pairs)}{self.remarks}"
+        return f"{self.timing} {embed_tables.scores_note(pairs)}{self.remarks}"
 
 
 def draw(ctx: AppContext, sentences: SentenceSet, chosen: list[ModelChoice], settings: MapSettings, progress,
@@ -94,6 +94,6 @@ def draw_maps(ctx: AppContext, source=None, file=None, sentences=None, model_1=N
     embed.check_map_sentences(sentences, MAPS_NEED)  # before any model loads: it may be a download
     drawn, _ = draw(ctx, sentences, chosen, settings, progress)
     pairs = embed.compare_pairs(drawn.spaces, estimator=settings.estimator)
-    return (drawn.figure, embed_plots.scores_table(drawn.spaces, pairs), drawn.note(pairs),
+    return (drawn.figure, embed_tables.scores_table(drawn.spaces, pairs), drawn.note(pairs),
             gr.Dropdown(choices=sentence_choices(sentences), value=None),
             map_downloads(sentences, drawn.spaces, drawn.coords, pairs, drawn.figure))

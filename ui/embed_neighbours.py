@@ -8,7 +8,7 @@ import pandas as pd
 
 from core.compare import embed
 from core.compare.similarity import ESTIMATORS
-from ui import embed_plots
+from ui import embed_tables
 from ui.context import AppContext, one_of, user_errors, whole_number
 from ui.downloads import Downloads, file_boxes
 from ui.embed_downloads import neighbour_downloads, score_table
@@ -76,7 +76,7 @@ def find_neighbours(ctx: AppContext, source=None, file=None, sentences=None, mod
     index = sentence_index(sentences, highlight)
     drawn, found = draw(ctx, sentences, chosen, settings, progress, index, k)
     shown = neighbour_downloads(sentences, drawn.spaces, drawn.coords, drawn.figure, index, found)
-    return (drawn.figure, embed_plots.neighbours_table(sentences, drawn.spaces, found),
+    return (drawn.figure, embed_tables.neighbours_table(sentences, drawn.spaces, found),
             NeighboursShown(shown.files, drawn))
 
 
@@ -91,7 +91,7 @@ def show_beside(shown: NeighboursShown | None, cka_estimator=DEFAULT_ESTIMATOR):
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     pairs = embed.compare_pairs(drawn.spaces, estimator=one_of(cka_estimator, "CKA estimator", ESTIMATORS))
     scores = Downloads({"how-alike.csv": score_table(drawn.sentences, drawn.spaces, pairs)})
-    return (embed_plots.scores_table(drawn.spaces, pairs), drawn.note(pairs),
+    return (embed_tables.scores_table(drawn.spaces, pairs), drawn.note(pairs),
             gr.Dropdown(choices=sentence_choices(drawn.sentences)),
             file_boxes(scores, "embed-neighbours-scores", ["how-alike.csv"]))
 
@@ -100,7 +100,7 @@ def fit_neighbour_columns(table):
     """The neighbours table as it now is, its headers (one a model shown) and widths (a narrow rank, the models'
     columns equal) set with it, so a third model's column is named and sized."""
     return gr.Dataframe(value=table, headers=list(table.columns),
-                        column_widths=embed_plots.neighbour_column_widths(max(1, len(table.columns) - 1)))
+                        column_widths=embed_tables.neighbour_column_widths(max(1, len(table.columns) - 1)))
 
 
 def neighbours_for_maps(scores) -> gr.Dataframe:

@@ -9,7 +9,7 @@ import gradio as gr
 from core.compare import embed
 from core.compare.sentences import FILE_TYPES, MAX_SENTENCE_CHARS, MAX_SENTENCES
 from core.compare.similarity import ESTIMATORS, KNN_K
-from ui import embed_plots
+from ui import embed_plots, embed_tables
 from ui.context import (
     MAX_UPLOAD_MB,
     AppContext,
@@ -19,10 +19,21 @@ from ui.context import (
     SentenceFile,
     VisitorLimit,
     cleared,
+    long_text_guard,
 )
 from ui.downloads import file_box
 from ui.embed_downloads import ACTION_FILES, DOWNLOAD_BOXES, show_downloads
-from ui.embed_inputs import DEFAULT_ESTIMATOR, DIMENSIONS, METHODS, POOLINGS, SOURCES, show_source, upload_line
+from ui.embed_inputs import (
+    DEFAULT_ESTIMATOR,
+    DIMENSIONS,
+    METHODS,
+    POOLINGS,
+    SOURCES,
+    show_source,
+    show_typed_note,
+    typed_line,
+    upload_line,
+)
 from ui.embed_layers import compare_layers
 from ui.embed_maps import draw_maps
 from ui.embed_neighbours import (
@@ -109,6 +120,9 @@ def build(ctx: AppContext) -> dict:
                                       elem_id="embed-upload-note")
             typed = gr.Textbox(label="Sentences, one a line", lines=6, visible=False, info="Up to 5,000 sentences.",
                                placeholder="Мы ходили в кино.\nКошка спит на диване.\nЗавтра обещают дождь.\n...")
+            typed_note = gr.Markdown("", visible=False, label="typed sentences check", show_label=False,
+                                     elem_id="embed-typed-note")
+            long_text_guard()
         with gr.Column(scale=3):
             with gr.Row():
                 first = gr.Dropdown(choices_1, value=ctx.default_teacher, label="Model 1 (reference)",
@@ -139,7 +153,7 @@ def build(ctx: AppContext) -> dict:
     status_line = gr.Markdown("", elem_id="embed-status")  # what the last Draw that failed said, until one succeeds
     map_plot = gr.Plot(label="Maps", elem_id="embed-map")
     with gr.Row():
-        scores = gr.Dataframe(headers=embed_plots.scores_headers(KNN_K), label="How alike", interactive=False,
+        scores = gr.Dataframe(headers=embed_tables.scores_headers(KNN_K), label="How alike", interactive=False,
                               wrap=True, scale=3, elem_id="embed-scores")
         note = gr.Markdown(scale=2, label="map note", show_label=False, elem_id="embed-note")
     boxes = {}  # file name -> its download box, hidden until an action has made the file
@@ -159,7 +173,7 @@ def build(ctx: AppContext) -> dict:
     # maps: that is a screen or two up from them, out of view once the toast fades
     neighbours_line = gr.Markdown("", elem_id="embed-neighbours-status")
     neighbour_rows = gr.Dataframe(headers=["rank", "model 1", "model 2"], interactive=False, wrap=True,
-                                  column_widths=embed_plots.neighbour_column_widths(2), elem_id="embed-neighbours",
+                                  column_widths=embed_tables.neighbour_column_widths(2), elem_id="embed-neighbours",
                                   label="Nearest neighbours by cosine (● = in every model's list)")
     with gr.Row():
         boxes.update((name, file_box(text, elem_id)) for name, text, elem_id in DOWNLOAD_BOXES["neighbours"])
@@ -175,8 +189,12 @@ def build(ctx: AppContext) -> dict:
     kept_state = {action: gr.State(time_to_live=KEPT_S) for action in ACTION_FILES}
 
     source.change(show_source, source, [upload, upload_note, typed], api_visibility="private")
+    source.change(show_typed_note, source, typed_note, api_visibility="private", show_progress="hidden")
     # a file Draw would refuse is told as it arrives, not only once an action is asked for
     upload.change(upload_line, upload, upload_note, api_visibility="private", show_progress="hidden")
+    # and so is a typed text over the limits; only the last of a burst of changes is sent
+    typed.change(typed_line, typed, typed_note, api_visibility="private", show_progress="hidden",
+                 trigger_mode="always_last")
     # Also read again when a list is opened: a run may finish while the tab stays open.
     refresh = functools.partial(model_lists, ctx)
     lists = [first, second, third]
@@ -249,8 +267,8 @@ def build(ctx: AppContext) -> dict:
     status_lines(compared, "layers", "Layer similarity", layers_inputs)
     layer_results = [layer_plot, kept_state["layers"]]
     compared.failure(cleared(layer_results, len(files["layers"])), None, layer_results + files["layers"], **quiet)
-    return dict(source=source, upload=upload, upload_note=upload_note, typed=typed, first=first, second=second,
-                third=third, map_plot=map_plot, scores=scores, note=note, chosen=chosen,
+    return dict(source=source, upload=upload, upload_note=upload_note, typed=typed, typed_note=typed_note,
+                first=first, second=second, third=third, map_plot=map_plot, scores=scores, note=note, chosen=chosen,
                 neighbour_rows=neighbour_rows,
                 layer_plot=layer_plot,
                 estimator=estimator, files=files, failed=status_line, neighbours_failed=neighbours_line,

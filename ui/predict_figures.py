@@ -80,6 +80,8 @@ def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
 
 
 def kl_text(kl: float) -> str:
+    """A KL divergence in nats as the figures and tables write it, three decimals ("0.125"); NaN, the KL of two
+    top-k lists with no string in common, as "n/a (no shared strings)"."""
     return "n/a (no shared strings)" if math.isnan(kl) else f"{kl:.3f}"
 
 

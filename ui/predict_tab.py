@@ -7,7 +7,7 @@ import functools
 import gradio as gr
 
 from core.compare import predict
-from ui.context import AppContext, CheckedNumber, ErrorLines, VisitorLimit, cleared
+from ui.context import AppContext, CheckedNumber, ErrorLines, VisitorLimit, cleared, long_text_guard
 from ui.downloads import file_box
 from ui.predict_actions import clear_status, failure_status, fill_mask_kept, mask_each_word_kept, probe_summary_kept
 from ui.predict_downloads import DOWNLOAD_BOXES, show_downloads
@@ -70,6 +70,7 @@ def build(ctx: AppContext) -> dict:
                           placeholder="Я люблю пить [MASK] с лимоном.",
                           info="Write each missing word as [MASK], in capitals with its square brackets; pick a "
                                "probe sentence below to fill the box in. Mask each word fills the [MASK] in first.")
+    long_text_guard()  # a pasted page of text is put in at once: the length check answers it in moments
     # Picking an example only fills the textbox: no API endpoint for it.
     gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8,
                 api_visibility="private")

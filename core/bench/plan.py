@@ -57,11 +57,14 @@ Loader = Callable[[str, bool], zoo.LoadedModel]  # (name, attentions) -> loaded 
 
 
 def default_loader(name: str, attentions: bool) -> zoo.LoadedModel:
+    """The model `name` through zoo.load (its errors are ValueErrors that say what to fix); `attentions`: loaded so
+    that it can return its attention maps (eager attention)."""
     return zoo.load(name, attentions=attentions)
 
 
 @dataclass
 class BenchConfig:
+    """What to measure: by default the model card's table (its models and modes, batches 1 and 16, seq_len 512)."""
     models: list[str] = field(default_factory=lambda: list(CARD_MODELS))
     device: str = "cpu"
     batch_sizes: list[int] = field(default_factory=lambda: list(CARD_BATCH_SIZES))
@@ -86,6 +89,7 @@ class ModelShape:
     vocab: int = 0
 
     def flops_per_sample(self, seq_len: int) -> float:
+        """FLOPs of one sample of `seq_len` tokens through the encoder alone (encoder_flops)."""
         return encoder_flops(self.layers, self.hidden, self.ffn, seq_len)
 
     def masked_lm_flops_per_sample(self, seq_len: int, head_share: float = 1.0) -> float:
@@ -98,6 +102,7 @@ class ModelShape:
 
 @dataclass
 class Job:
+    """One measurement the plan holds: a model in one mode at one batch size, with its run counts and estimates."""
     model: str
     mode: str
     batch_size: int
@@ -109,6 +114,7 @@ class Job:
 
 @dataclass
 class Plan:
+    """A validated request (make_plan) with its measurements in order and its estimated seconds."""
     config: BenchConfig
     shapes: dict[str, ModelShape]
     jobs: list[Job]
@@ -119,6 +125,8 @@ class Plan:
     repeated: dict[int, int] = field(default_factory=dict)  # batch size given more than once -> times given
 
     def describe(self) -> str:
+        """The plan in one sentence for the page and the command line: how many measurements of how many models,
+        the estimated time and the matrix-product rates it was estimated from."""
         rates = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in self.calibration.items())
         return (f"{count(len(self.jobs), 'measurement')} of {count(len(self.shapes), 'model')}; estimated time "
                 f"{format_seconds(self.estimate_s)} (from the models' FLOPs and a quick 1024 x 1024 matrix product "
@@ -195,13 +203,17 @@ def memory_needed_bytes(shape: ModelShape, batch_size: int, seq_len: int, mode: 
 
 
 def free_memory_bytes(device: str) -> float:
+    """Bytes free now: on "cuda" the first GPU's free memory (CUDA must be usable), else the memory the system can
+    give without swapping (psutil's available)."""
     if device == "cuda":
         return float(torch.cuda.mem_get_info()[0])
     return float(psutil.virtual_memory().available)
 
 
 def _format_bytes(n: float) -> str:
-    return f"{n / 2**30:,.1f} GB" if n >= 2**30 else f"{n / 2**20:,.0f} MB"
+    """Bytes for a message in the binary units they are counted in, as train/memory.py writes them: '15.5 GiB'
+    (2^30 bytes) from 1 GiB up, '525 MiB' (2^20 bytes) below. The tables' "MB" and `peak_mem_mb` are MiB too."""
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
 
 
 # ---- models and validation ----------------------------------------------------------------------------------------
@@ -228,6 +240,8 @@ def model_config(name: str, load: Loader = default_loader):
 
 
 def model_shape(name: str, load: Loader = default_loader) -> ModelShape:
+    """The shape of the model `name` from its configuration (config_shape), its weights not loaded where they need
+    not be; ValueError when the name is unknown, its configuration cannot be read, or it is not BERT-like."""
     return config_shape(name, zoo.resolve(name)[0], model_config(name, load))
 
 
@@ -329,6 +343,7 @@ def validate(config: BenchConfig, load: Loader = default_loader) -> dict[str, Mo
 # ---- planning and estimates ---------------------------------------------------------------------------------------
 
 def auto_runs(run_s: float) -> int:
+    """Timed runs for a forward pass estimated at `run_s` seconds: about TARGET_TIMED_SECONDS of them, 3 to 10."""
     return int(min(10, max(3, math.ceil(TARGET_TIMED_SECONDS / max(run_s, 1e-3)))))
 
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.compare import probes
+from core.formatting import count, shown
 from core.models.masked_lm import MASK
-from core.textfiles import decode_utf8, without_bidi_controls
+from core.textfiles import BIDI_CONTROLS, decode_utf8, without_bidi_controls
 
 MAX_SENTENCES = 5000
 MAX_SENTENCE_CHARS = 1000  # longer lines are refused: they are paragraphs or pasted data, not sentences
@@ -35,6 +36,16 @@ _LETTER_RUNS = re.compile(r"[^\W\d_]+")  # a word's letters: digits, underscores
 # A line of only these looked empty on the page yet counted as a sentence.
 INVISIBLE = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0), 0xAD, 0x200B,
                            0x2060, 0xFEFF])
+
+
+# A character that shows: neither white space nor one visible_text takes out. A search for it runs in C, where
+# visible_text's translate took seconds over 100,000 pasted lines.
+_SHOWN = re.compile("[^\\s" + "".join(re.escape(chr(c)) for c in [*INVISIBLE, *BIDI_CONTROLS]) + "]")
+
+
+def has_shown_text(text: str) -> bool:
+    """Whether `text` has a character that shows (visible_text(text).strip() is not empty), found fast."""
+    return _SHOWN.search(text) is not None
 
 
 def visible_text(text: str) -> str:
@@ -101,8 +112,9 @@ def _table_rows(text: str, name: str) -> tuple[list[tuple[str, str]], int]:
         rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except csv.Error as error:
         if "field larger than field limit" in str(error):
-            raise ValueError(f"{name} has a cell of more than {csv.field_size_limit()} characters; a sentence may "
-                             f"have at most {MAX_SENTENCE_CHARS}: split it into sentences.") from None
+            raise ValueError(f"{name} has a cell of more than {count(csv.field_size_limit(), 'character')}; a "
+                             f"sentence may have at most {shown(MAX_SENTENCE_CHARS)}: split it into "
+                             "sentences.") from None
         raise ValueError(f"{name} could not be read as a table ({error}); check its quotes or save it again.") from None
     top = next(i for i, row in enumerate(rows) if any(visible_text(c).strip() for c in row))  # the file is not blank
     header, rows = rows[top], rows[top + 1:]
@@ -110,8 +122,8 @@ def _table_rows(text: str, name: str) -> tuple[list[tuple[str, str]], int]:
     sentence = next((columns.index(c) for c in SENTENCE_COLUMNS if c in columns), None)
     label = next((columns.index(c) for c in LABEL_COLUMNS if c in columns), None)
     if sentence is None:
-        shown = ", ".join(f"'{c if len(c) <= 30 else c[:30] + '…'}'" for c in header[:6])
-        raise ValueError(f"{name} has no 'sentence' or 'text' column: its header (the first row) is {shown}"
+        quoted = ", ".join(f"'{c if len(c) <= 30 else c[:30] + '…'}'" for c in header[:6])
+        raise ValueError(f"{name} has no 'sentence' or 'text' column: its header (the first row) is {quoted}"
                          f"{', …' if len(header) > 6 else ''}; put a header row above the sentences with 'sentence' "
                          "over their column (and 'label' over the labels, if any), or save the sentences one a line "
                          "as a .txt file.")
@@ -119,9 +131,9 @@ def _table_rows(text: str, name: str) -> tuple[list[tuple[str, str]], int]:
         # more cells than the header names: the separator is inside a sentence, and part of it would be its label
         if any(cell.strip() for cell in row[len(header):]):
             mark = {"\t": "tabs", ";": "semicolons", ",": "commas"}[delimiter]
-            raise ValueError(f"Row {number} of {name} has {len(row)} cells but its header names {len(header)}: the "
-                             f"columns are split by {mark}, and a sentence holds some too. Put each sentence in double "
-                             "quotes, or save the table with another separator.")
+            raise ValueError(f"Row {shown(number)} of {name} has {count(len(row), 'cell')} but its header names "
+                             f"{shown(len(header))}: the columns are split by {mark}, and a sentence holds some too. "
+                             "Put each sentence in double quotes, or save the table with another separator.")
     return [(_cell(row, sentence), _cell(row, label)) for row in rows], top + 2
 
 
@@ -132,23 +144,38 @@ def _cell(row: list[str], column: int | None) -> str:
 
 def _checked(rows: list[tuple[str, str]], first: int, source: str, unit: str) -> SentenceSet:
     """Blank rows dropped, white space tidied, limits enforced with a message that names the offending row."""
+    # checked first, and fast: a paste of 100,000 lines is refused in moments, not after each line is tidied. Only a
+    # line longer than a sentence may be can be tidied into one too long, and the first such is named before the count.
+    for number, (sentence, _) in enumerate(rows, start=first):
+        if len(sentence) > MAX_SENTENCE_CHARS:
+            _check_length(" ".join(visible_text(sentence).split()), number, source, unit)
+    given = sum(1 for sentence, _ in rows if has_shown_text(sentence))
+    if given > MAX_SENTENCES:
+        raise ValueError(too_many(given, source))
     sentences, labels = [], []
-    for number, (sentence, label) in enumerate(rows, start=first):
+    for sentence, label in rows:
         sentence = " ".join(visible_text(sentence).split())  # invisible controls reorder drawn text
         if not sentence:
             continue
-        if len(sentence) > MAX_SENTENCE_CHARS:
-            raise ValueError(f"{unit} {number} of {source} has {len(sentence)} characters; a sentence may have at "
-                             f"most {MAX_SENTENCE_CHARS}: split it into sentences.")
         sentences.append(sentence)
         labels.append(" ".join(visible_text(label).split()))
     if not sentences:
         where = "a line of its own" if unit == "Line" else "a row of its own, under the header 'sentence'"
         raise ValueError(f"There are no sentences in {source}; put each sentence on {where}.")
-    if len(sentences) > MAX_SENTENCES:
-        raise ValueError(f"There are {len(sentences)} sentences in {source}, more than the {MAX_SENTENCES} a map "
-                         "can take; keep fewer of them.")
     return SentenceSet(tuple(sentences), tuple(labels), source)
+
+
+def _check_length(sentence: str, number: int, source: str, unit: str) -> None:
+    """ValueError naming the row when the tidied `sentence` is longer than MAX_SENTENCE_CHARS."""
+    if len(sentence) > MAX_SENTENCE_CHARS:
+        raise ValueError(f"{unit} {shown(number)} of {source} has {count(len(sentence), 'character')}; a "
+                         f"sentence may have at most {shown(MAX_SENTENCE_CHARS)}: split it into sentences.")
+
+
+def too_many(given: int, source: str) -> str:
+    """The sentence refusing `given` sentences (more than MAX_SENTENCES) from `source`."""
+    return (f"There are {count(given, 'sentence')} in {source}, more than the {shown(MAX_SENTENCES)} a map can "
+            "take; keep fewer of them.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
