@@ -162,7 +162,7 @@ def test_display_word_marks_continuation_pieces():
     ("В этом предложении нет маски.", "has no \\[MASK\\]"),
     ("Я люблю [mask] чай.", "in capitals"),
     ("слово [MASK] " * 21, "has 21 \\[MASK\\] marks; use at most 20"),
-    ("длинное слово " * 150 + "[MASK]", "characters long; shorten it to at most 2000"),
+    ("длинное слово " * 150 + "[MASK]", "The text is 2,106 characters long; shorten it to at most 2,000"),
 ])
 def test_bad_text_gets_a_sentence(text, message, tiny_teacher, tiny_student):
     with pytest.raises(ValueError, match=message):

@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 from core.compare.agreement import Agreement, PairAgreement, pair_agreements
 from core.compare.probes import FillMaskProbe, fill_mask_probes
 from core.compare.sentences import visible_text
+from core.formatting import shown
 from core.models.masked_lm import MASK, MaskPrediction, display_word, encode, masked_lm_logits
 from core.models.tokenizer import nfc
 from core.models.zoo import LoadedModel
@@ -202,10 +203,10 @@ def check_text(text: str | None, with_masks: bool | None = True) -> str:
         raise ValueError("The text is empty: type a Russian sentence" + (" with [MASK] for the missing word." if
                                                                            with_masks else "."))
     if len(text) > MAX_CHARS:
-        raise ValueError(f"The text is {len(text)} characters long; shorten it to at most {MAX_CHARS}.")
+        raise ValueError(f"The text is {shown(len(text))} characters long; shorten it to at most {shown(MAX_CHARS)}.")
     count, typos = text.count(MASK), mistyped_blanks(text)
     typed, wrong = typos[0] if typos else ("", "")
-    more = f" (and {len(typos) - 1} more like it)" if len(typos) > 1 else ""
+    more = f" (and {shown(len(typos) - 1)} more like it)" if len(typos) > 1 else ""
     if with_masks is False and (count or typos):
         if not count:
             raise ValueError(f"'Mask each word' takes a sentence without a blank; '{typed}'{more} looks like one: take "
@@ -224,7 +225,7 @@ def check_text(text: str | None, with_masks: bool | None = True) -> str:
     if with_masks and count == 0:
         raise ValueError(f"The text has no {MASK}: write {MASK} where a word is missing, {EXAMPLE}")
     if count > MAX_MASKS:
-        raise ValueError(f"The text has {count} {MASK} marks; use at most {MAX_MASKS}.")
+        raise ValueError(f"The text has {shown(count)} {MASK} marks; use at most {shown(MAX_MASKS)}.")
     touching = _touching_masks(text) if with_masks is None else ""
     if touching:
         raise ValueError(f"'Mask each word' fills each {MASK} in with a whole word, but in '{touching}' a {MASK} "
@@ -328,7 +329,8 @@ def mask_each_word(models: Sequence[LoadedModel], sentence: str, top_k: int = 5,
     if not words:
         raise ValueError("The sentence has no words to mask; type a sentence with letters or digits.")
     if len(words) > MAX_WORDS:
-        raise ValueError(f"The sentence has {len(words)} words; 'Mask each word' takes at most {MAX_WORDS}.")
+        raise ValueError(f"The sentence has {shown(len(words))} words; 'Mask each word' takes at most "
+                         f"{shown(MAX_WORDS)}.")
     variants = [sentence[:start] + MASK + sentence[end:] for _, (start, end) in words]
     results, recovered = [], []
     for loaded in models:
