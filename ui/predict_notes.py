@@ -1,5 +1,8 @@
-"""The notes under a Predictions result: a sentence that is not Russian, and which checkpoint each model loaded."""
+"""The notes under a Predictions result: a sentence that is not Russian, which checkpoint each model loaded, and a
+run's student scoring below its untrained start."""
 from __future__ import annotations
+
+import pandas as pd
 
 from core.compare.sentences import mixed_script_words, word_scripts
 from core.models import zoo
@@ -68,3 +71,39 @@ def model_notes(ctx: AppContext, models: list) -> str:
     used = [f"{label(m.name)}: {line}." for m in {m.name: m for m in models}.values()
             if (line := checkpoint_used(ctx, m.name))]
     return "".join(f"\n\n*{markdown_text(n)}*" for n in used + _notices(models))
+
+
+INIT_SUFFIX = "@init"  # run:<id>@init: a run's student before its first step (core.runs.store)
+START_FIGURES = ("top-1 accuracy", "top-1 agreement with model 1")
+
+
+def _share(cell) -> float | None:
+    """A share as the summary table shows it ("45.8%") as a fraction; None for an empty or unreadable cell."""
+    try:
+        return float(str(cell).rstrip("%")) / 100
+    except ValueError:
+        return None
+
+
+def start_note(summary: pd.DataFrame | None) -> str:
+    """The status line after a probe summary (its table as the page shows it, `summary`): when a run's student
+    (run:<id>) and its untrained start (run:<id>@init) are both in it and the student scores below its start on
+    top-1 accuracy or agreement with model 1, why that happens and what to do (Markdown); "" otherwise."""
+    if summary is None or "model" not in getattr(summary, "columns", ()):
+        return ""
+    rows = {str(row["model"]).split(" (")[0]: row for _, row in summary.iterrows()}  # "name (checkpoint ...)"
+    lines = []
+    for name, row in rows.items():
+        start = rows.get(name + INIT_SUFFIX)
+        if not name.startswith("run:") or start is None:
+            continue
+        below = [f"{column.removeprefix('top-1 ')} {new:.1%} against {old:.1%}" for column in START_FIGURES
+                 if column in row and (new := _share(row[column])) is not None
+                 and (old := _share(start[column])) is not None and new < old]
+        if below:
+            lines.append(f"{markdown_text(name)} scores below its untrained start {markdown_text(name + INIT_SUFFIX)} "
+                         f"({', '.join(below)}): a student copied from teacher layers starts close to the teacher, "
+                         "and a short run's first steps move it away before the losses pull it back. The About tab's "
+                         "lesson run (the Distill tab's default steps, KL at masked positions only) passes its start; "
+                         "resume this run for more steps in the Distill tab.")
+    return "  \n".join(lines)

@@ -13,6 +13,7 @@ from ui.predict_actions import clear_status, failure_status, fill_mask_kept, mas
 from ui.predict_downloads import DOWNLOAD_BOXES, show_downloads
 from ui.predict_exported import EXPORTED_HELP, compare_exported, exported_choices, exported_list
 from ui.predict_inputs import DEFAULT_TOP_K, MAX_SHOWN_TOP_K, example_sentences, model_lists
+from ui.predict_notes import start_note
 from ui.predict_tables import probe_table, summary_table
 
 QUEUE_GROUP = "predictions"  # the tab's actions share one concurrency budget
@@ -135,7 +136,10 @@ def build(ctx: AppContext) -> dict:
         at = event_inputs.index(sentence) if sentence in event_inputs else 0  # a text box shows a refusal
         event = admitted.success(functools.partial(handler, ctx, errors), event_inputs, outputs + [kept[action]],
                                  api_name=action, validator=limit.validator(at=at), **budget)
-        event.success(clear_status, None, status, **quiet)
+        if action == "probe_summary":  # a run's student below its untrained start is said on the status line
+            event.success(start_note, outputs[0], status, **quiet)
+        else:
+            event.success(clear_status, None, status, **quiet)
         event.success(functools.partial(show_downloads, action), kept[action], files[action], **quiet)
         event.failure(functools.partial(failure_status, errors, action), event_inputs, status, **quiet)
         results = outputs + [kept[action]]
