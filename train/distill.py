@@ -62,6 +62,7 @@ from core.runs.store import (
     read_metrics,
     remove_stale_temp_files,
     stop_requested,
+    stopped_message,
     truncate_metrics,
     write_phase,
     write_status,
@@ -337,8 +338,11 @@ def train(cfg: DistillConfig, run_dir: Path, setup: DistillSetup, accelerator: A
     # a sharded student's forward is a collective: every process evaluates, the main one writes
     evaluating = is_main or is_sharded
     guesses = GuessRecorder.for_run(evaluating)
-    if step == 0:
+    if step == 0 and not agreed_flags(accelerator, False, stop.flag)[1]:
         evaluate_start(run_dir, recipe, (student, teacher), accelerator, clock, guesses, evaluating)
+    if agreed_flags(accelerator, False, stop.flag)[1]:  # asked while starting: end now, not after a step and a save
+        stopped_before_steps(run_dir, step, is_main)
+        return stop.exit_code
     last_saved = step
     window.started = time.perf_counter()  # the first row's speed is the steps', not the setup's or step 0's evaluation
     if is_main:  # from here the progress bar and the metrics say what the run does
@@ -473,6 +477,15 @@ def no_sync(student: torch.nn.Module, accelerator: Accelerator):
         yield
     finally:
         student.set_requires_gradient_sync(True)
+
+
+def stopped_before_steps(run_dir: Path, step: int, is_main: bool) -> None:
+    """Record a run stopped before this process trained a step: its checkpoint, if any, is already of `step`, so
+    nothing is saved (a fresh run's stays without one, and resume starts it from step 0)."""
+    if is_main:
+        write_status(run_dir, state="stopped", step=step, phase=None, message=stopped_message(run_dir, asked=True))
+        print(f"stopped before step {step + 1:,}; nothing to save. Resume with: python -m train.distill --resume "
+              f"{shlex.quote(str(run_dir))}", file=sys.stderr)
 
 
 def agreed_flags(accelerator: Accelerator, bad_loss: bool, stop_asked: bool) -> tuple[bool, bool]:
