@@ -169,7 +169,8 @@ def start_background_work(ctx) -> None:
 def main(argv: list[str] | None = None) -> None:
     from starlette.middleware import Middleware
 
-    from ui.context import MAX_UPLOAD, AppContext
+    from ui.components import MAX_UPLOAD
+    from ui.context import AppContext
     from ui.downloads import remove_old_folders
     from ui.serving import PageCache, record_absent_bokeh
 

@@ -29,7 +29,7 @@ class NoProgress:
 
 
 def message_of(error) -> str:
-    from ui.context import error_message
+    from ui.errors import error_message
     return error_message(error)
 
 
@@ -46,12 +46,12 @@ def make_run(root: Path, run_id: str, student_dir: Path, public: bool) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The shared checks of ui/context.py
+# The shared checks of ui/input_checks.py and ui/components.py
 
 
 @pytest.mark.parametrize("value, expected", [(5, 5), (5.0, 5), (" 7 ", 7), ("-2", -2), (20, 20)])
 def test_whole_numbers_are_read_from_numbers_and_numeric_text(value, expected):
-    from ui.context import whole_number
+    from ui.input_checks import whole_number
     assert whole_number(value, "Top-k", -5, 20) == expected
 
 
@@ -60,14 +60,14 @@ def test_whole_numbers_are_read_from_numbers_and_numeric_text(value, expected):
     (True, "True"), ([5], "a list"), (21, "21"), (-6, "-6"), ("x" * 60, "'" + "x" * 40 + "…'"),
 ])
 def test_anything_else_is_one_sentence_naming_the_input_and_its_range(value, shown):
-    from ui.context import whole_number
+    from ui.input_checks import whole_number
     with pytest.raises(ValueError) as error:
         whole_number(value, "Top-k", -5, 20)
     assert str(error.value) == f"Top-k must be a whole number from -5 to 20; got {shown}."
 
 
 def test_choices_and_names_are_checked_by_type():
-    from ui.context import MAX_NAME_CHARS, flag, model_name, one_of, some_of, text_input
+    from ui.input_checks import MAX_NAME_CHARS, flag, model_name, one_of, some_of, text_input
 
     assert one_of(" cls ", "Sentence vector", ["mean", "CLS"]) == "CLS"
     assert some_of("fast", "Modes", ["reference", "fast"]) == ["fast"]
@@ -95,7 +95,7 @@ def test_choices_and_names_are_checked_by_type():
 
 
 def test_checked_components_pass_what_gradio_cannot_read_on_to_the_handler():
-    from ui.context import CheckedCheckboxGroup, CheckedNumber, CheckedRadio, CheckedSlider
+    from ui.components import CheckedCheckboxGroup, CheckedNumber, CheckedRadio, CheckedSlider
 
     number, slider = CheckedNumber(1, precision=0), CheckedSlider(1, 20, value=5, step=1)
     radio, group = CheckedRadio(["mean", "CLS"], value="mean"), CheckedCheckboxGroup(["a", "b"], value=["a"])
@@ -117,7 +117,7 @@ def test_predictions_refuse_bad_top_k_and_model_names_in_one_sentence(tiny_teach
     import gradio as gr
 
     from ui import predict_actions
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     ctx, errors = context(tiny_teacher_dir, tiny_student_dir), ErrorLines()
     good = dict(model_1=ctx.default_teacher, model_2=ctx.default_student, model_3="", top_k=5,
@@ -227,7 +227,7 @@ def test_a_loading_error_arrives_as_its_sentence_without_extra_quotes(tiny_teach
 
     from core import bench
     from ui import bench_estimate, predict_actions
-    from ui.context import ErrorLines, user_error
+    from ui.errors import ErrorLines, user_error
 
     ctx = context(tiny_teacher_dir, tiny_student_dir)
     sentence = "The weights of 'my-model' cannot be read: download or save the model again."
@@ -456,7 +456,7 @@ def test_heavy_endpoints_share_one_budget_and_guard_their_places(tiny_teacher_di
 def test_the_queue_guard_counts_the_sessions_own_requests(monkeypatch):
     from types import SimpleNamespace
 
-    from ui import context as context_module
+    from ui import sessions, visitor_limits
 
     events = {str(i): SimpleNamespace(session_hash=s, concurrency_id=g)
               for i, (s, g) in enumerate([("a", "embeddings"), ("a", "embeddings"), ("b", "embeddings"),
@@ -465,17 +465,17 @@ def test_the_queue_guard_counts_the_sessions_own_requests(monkeypatch):
     from gradio.context import LocalContext
     LocalContext.blocks.set(blocks)
     try:
-        assert context_module.pending_requests("a", "embeddings") == 2
-        assert context_module.pending_requests("b", "embeddings") == 1
-        assert context_module.pending_requests(None, "embeddings") == 3  # every session's
+        assert sessions.pending_requests("a", "embeddings") == 2
+        assert sessions.pending_requests("b", "embeddings") == 1
+        assert sessions.pending_requests(None, "embeddings") == 3  # every session's
         for session, refused in (("a", True), ("b", False)):
-            monkeypatch.setattr(context_module, "session_id", lambda s=session: s)
-            answer = context_module.queue_guard("embeddings", 2, "embedding request", "embedding requests")(1, 2)
+            monkeypatch.setattr(visitor_limits, "session_id", lambda s=session: s)
+            answer = visitor_limits.queue_guard("embeddings", 2, "embedding request", "embedding requests")(1, 2)
             assert len(answer) == 2 and answer[1]["is_valid"]
             assert answer[0]["is_valid"] is not refused
         assert answer[0]["message"] == ""
-        monkeypatch.setattr(context_module, "session_id", lambda: "a")
-        answer = context_module.queue_guard("embeddings", 2, "embedding request", "embedding requests")(1)
+        monkeypatch.setattr(visitor_limits, "session_id", lambda: "a")
+        answer = visitor_limits.queue_guard("embeddings", 2, "embedding request", "embedding requests")(1)
         assert answer[0]["message"] == ("You already have 2 embedding requests waiting or running, the most this app "
                                         "takes from one visitor at a time; wait for one to finish.")
     finally:
@@ -599,7 +599,8 @@ def test_on_a_space_every_path_gets_the_same_answer_whatever_exists(tiny_teacher
 
 def test_on_a_space_an_unknown_run_and_anothers_private_run_get_the_same_answer(tiny_student_dir, runs_dir):
     from ui import distill_tab
-    from ui.context import AppContext, markdown_text
+    from ui.context import AppContext
+    from ui.page_text import markdown_text
 
     make_run(runs_dir, "20250101-000000-priv", tiny_student_dir, public=False)
     make_run(runs_dir, "20250101-000000-open", tiny_student_dir, public=True)
@@ -675,19 +676,19 @@ def test_two_visitors_failing_with_the_same_inputs_each_see_their_own_reason(mon
     """The status line's reason was kept by action and inputs only: the first visitor to ask took the other's."""
     import gradio as gr
 
-    from ui import context as context_module
+    from ui import errors as errors_module
 
-    errors = context_module.ErrorLines()
+    errors = errors_module.ErrorLines()
     def draw(sentences, model):
-        raise ValueError(f"{context_module.session_id()}'s reason")
+        raise ValueError(f"{errors_module.session_id()}'s reason")
 
     fail, line = errors.wrap("draw", draw, 2), errors.failure("Draw", "draw")
     for session in ("a", "b"):
-        monkeypatch.setattr(context_module, "session_id", lambda s=session: s)
+        monkeypatch.setattr(errors_module, "session_id", lambda s=session: s)
         with pytest.raises(gr.Error):
             fail("the same sentences", "the same model")
     said = {}
     for session in ("a", "b"):
-        monkeypatch.setattr(context_module, "session_id", lambda s=session: s)
+        monkeypatch.setattr(errors_module, "session_id", lambda s=session: s)
         said[session] = line("the same sentences", "the same model")
     assert said == {"a": "**Draw failed:** a's reason", "b": "**Draw failed:** b's reason"}

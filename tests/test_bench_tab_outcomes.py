@@ -29,7 +29,7 @@ def row(model: str, mode: str = "reference", batch_size: int = 1, seq_len: int =
 def kept_run(ctx, stops):
     """The run handler as the tab wires it: its failures kept for the progress line."""
     from ui import bench_outcomes, bench_run
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     errors = ErrorLines()
     return errors, bench_outcomes.kept_errors(errors, bench_run.run_benchmark)
@@ -59,7 +59,8 @@ def test_a_refused_run_says_why_on_the_progress_line_and_empties_every_result(ru
 
 def test_a_refusal_before_the_run_is_kept_for_the_progress_line_too(runs_dir):
     from ui import bench_admission, bench_outcomes, bench_stop
-    from ui.context import AppContext, ErrorLines
+    from ui.context import AppContext
+    from ui.errors import ErrorLines
 
     errors, stops = ErrorLines(), bench_stop.StopFlags()
 
@@ -86,7 +87,9 @@ def test_a_refusal_the_estimate_line_shows_is_not_said_again_on_the_progress_lin
     import gradio as gr
 
     from ui import bench_estimate, bench_outcomes, bench_stop
-    from ui.context import AppContext, error_message, markdown_text
+    from ui.context import AppContext
+    from ui.errors import error_message
+    from ui.page_text import markdown_text
 
     ctx, stops = AppContext("bundled-teacher", "bundled-student"), bench_stop.StopFlags()
     inputs = {**INPUTS, **change}
@@ -108,7 +111,8 @@ def test_a_refusal_the_estimate_line_shows_is_not_said_again_on_the_progress_lin
 
 def test_a_refusal_over_the_time_limit_before_the_run_is_said_once_too(runs_dir):
     from ui import bench_admission, bench_estimate, bench_outcomes, bench_stop
-    from ui.context import AppContext, ErrorLines
+    from ui.context import AppContext
+    from ui.errors import ErrorLines
 
     errors, stops = ErrorLines(), bench_stop.StopFlags()
     said = "This measurement would take about 2 h, more than the 60 min 00 s one benchmark may take here."
@@ -129,7 +133,8 @@ def test_a_second_benchmark_refused_while_the_first_runs_leaves_the_first_ones_p
     import gradio as gr
 
     from ui import bench_admission, bench_outcomes, bench_run, bench_stop
-    from ui.context import AppContext, ErrorLines
+    from ui.context import AppContext
+    from ui.errors import ErrorLines
 
     for module in (bench_admission, bench_outcomes):
         monkeypatch.setattr(module, "session_id", lambda: "me")
@@ -184,7 +189,7 @@ def test_the_wrapped_handlers_keep_their_api_parameters_and_the_run_still_stream
     import inspect
 
     from ui import bench_outcomes, bench_run
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     errors = ErrorLines()
     run = bench_outcomes.kept_errors(errors, functools.partial(bench_run.run_benchmark, None, None))
@@ -206,7 +211,8 @@ def test_a_fault_while_measuring_is_a_sentence_and_stops_answer_says_the_same(ru
     from core.bench import machine
     from core.bench.records import Row
     from ui import bench_outcomes, bench_run, bench_stop
-    from ui.context import AppContext, error_message
+    from ui.context import AppContext
+    from ui.errors import error_message
 
     def measure_then_fail(config, load, plan, stop):
         yield Row(**row("bundled-student", seq_len=16))
@@ -263,7 +269,8 @@ def test_a_model_that_fails_to_load_while_planning_is_a_sentence_on_the_progress
     import gradio as gr
 
     from ui import bench_estimate, bench_outcomes, bench_run, bench_stop
-    from ui.context import AppContext, error_message
+    from ui.context import AppContext
+    from ui.errors import error_message
 
     def fail_to_load(ctx, *inputs):
         raise RuntimeError("the checkpoint file\nis truncated")
@@ -303,7 +310,8 @@ def test_the_estimate_and_the_time_limit_check_answer_a_model_that_fails_to_load
 @pytest.mark.parametrize("on_space, then", [(False, LOCAL_NEXT), (True, SPACE_NEXT)])
 def test_a_failure_without_a_reason_says_what_to_do_where_the_app_runs(runs_dir, on_space, then):
     from ui import bench_outcomes, bench_stop
-    from ui.context import AppContext, ErrorLines
+    from ui.context import AppContext
+    from ui.errors import ErrorLines
 
     ctx = AppContext("bundled-teacher", "bundled-student", on_space=on_space)
     line = bench_outcomes.failed_view(ctx, ErrorLines(), bench_stop.StopFlags())[0]

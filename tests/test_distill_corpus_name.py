@@ -7,7 +7,7 @@ from tests.support.models import corpus_lines
 from train.cli import distill_parser
 from train.config import from_flags
 from ui import distill_settings, distill_start
-from ui.context import Upload
+from ui.components import Upload
 
 GIVEN = "отзывы клиентов.txt"  # the name on the person's disk; Gradio stores the upload under a name of its own
 

@@ -18,7 +18,7 @@ from ui import (
     distill_status,
     distill_tab,
 )
-from ui.context import some_of
+from ui.input_checks import some_of
 
 
 def test_delete_clears_the_choice_says_so_and_nothing_asks_for_the_run_again(ctx):

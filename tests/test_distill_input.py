@@ -13,7 +13,8 @@ from core.runs.export import no_metrics_message
 from core.runs.store import RunPaths, run_dir_of, write_status
 from train.launcher import RunLauncher
 from ui import distill_actions, distill_form, distill_settings, distill_start, distill_tab
-from ui.context import AppContext, markdown_text
+from ui.context import AppContext
+from ui.page_text import markdown_text
 
 EMOJI = ["😀", "🎉", "★", "→", "∑", "🔥", "👍", "✨"]
 

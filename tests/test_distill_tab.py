@@ -19,11 +19,12 @@ from ui import (
     distill_status,
     distill_tab,
 )
-from ui.context import AppContext, markdown_text
+from ui.context import AppContext
 from ui.distill_runs import runs_table, student_label
 from ui.distill_settings import RunSettings
 from ui.distill_start import start_run_from_form
 from ui.distill_status import stop_button
+from ui.page_text import markdown_text
 
 
 def test_the_student_column_marks_reduced_vocabulary_runs():
@@ -331,7 +332,8 @@ def test_the_start_message_says_the_settings_an_empty_box_took(ctx, monkeypatch)
 
 @pytest.mark.parametrize("value, shown", [(2.5, 2.5), (3.0, 3), ("x", "x"), (None, None)])
 def test_a_whole_number_box_passes_a_fraction_on_to_be_refused(value, shown):
-    from ui.context import CheckedNumber, whole_number
+    from ui.components import CheckedNumber
+    from ui.input_checks import whole_number
     box = CheckedNumber(1, precision=0)
     assert box.preprocess(value) == shown
     if value == 2.5:

@@ -14,7 +14,6 @@ from tests.test_distill_tab import made_run
 from train.config import DistillConfig
 from train.launcher import STOPPING, RunLauncher
 from ui import (
-    context,
     distill_actions,
     distill_downloads,
     distill_runs,
@@ -22,9 +21,11 @@ from ui import (
     distill_start,
     distill_status,
     distill_tab,
+    errors,
 )
-from ui.context import AppContext, markdown_text
+from ui.context import AppContext
 from ui.distill_plots import eval_figure, loss_figure
+from ui.page_text import markdown_text
 
 
 def shared_ctx(runs_dir) -> AppContext:
@@ -467,7 +468,7 @@ def refusal(press) -> tuple[str, bool]:
     """The sentence a press is refused with, and whether the page shows it as a notice."""
     import gradio as gr
 
-    from ui.context import error_message
+    from ui.errors import error_message
     with pytest.raises(gr.Error) as refused:
         press()
     return error_message(refused.value), refused.value.visible
@@ -482,7 +483,7 @@ def test_one_refusal_is_one_notice_whichever_buttons_repeat_it(ctx, monkeypatch)
     from gradio.context import LocalContext
     presses = no_run_presses(ctx, monkeypatch)
     clock = [1000.0]
-    monkeypatch.setattr(context.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(errors.time, "monotonic", lambda: clock[0])
     page = LocalContext.request.set(SimpleNamespace(session_hash="page-1"))
     try:
         said = {name: refusal(press) for name, press in presses}
@@ -491,7 +492,7 @@ def test_one_refusal_is_one_notice_whichever_buttons_repeat_it(ctx, monkeypatch)
         LocalContext.request.set(SimpleNamespace(session_hash="page-2"))
         assert refusal(presses[2][1]) == (distill_runs.NO_RUN_CHOSEN, True)
         LocalContext.request.set(SimpleNamespace(session_hash="page-1"))
-        clock[0] += context.NOTICE_S - 1
+        clock[0] += errors.NOTICE_S - 1
         assert refusal(presses[2][1])[1] is False  # still in view
         clock[0] += 1
         assert refusal(presses[2][1])[1] is True  # gone: said again

@@ -87,7 +87,8 @@ def test_a_file_of_another_type_sent_through_the_api_gets_the_sentence_the_page_
     from core.compare.sentences import read_sentence_file
     from train.launcher import RunLauncher, check_uploaded_corpus
     from ui import distill_tab, embed_inputs, embed_tab
-    from ui.context import AppContext, markdown_text
+    from ui.context import AppContext
+    from ui.page_text import markdown_text
 
     pdf = tmp_path / "notes.pdf"
     pdf.write_bytes(PDF)
@@ -123,7 +124,7 @@ def test_a_file_of_another_type_sent_through_the_api_gets_the_sentence_the_page_
 def test_the_upload_box_passes_a_file_of_another_type_on_by_its_path(tmp_path):
     from gradio.data_classes import FileData, ListFiles
 
-    from ui.context import CheckedFile
+    from ui.components import CheckedFile
 
     box = CheckedFile(file_types=[".txt"], type="filepath")
     for name in ("notes.pdf", "notes.txt"):

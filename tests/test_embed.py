@@ -744,7 +744,8 @@ def test_a_pdf_named_txt_is_refused_under_the_upload_box_as_it_is_uploaded(tmp_p
     import gradio as gr
 
     from ui import embed_inputs, embed_tab
-    from ui.context import AppContext, markdown_text
+    from ui.context import AppContext
+    from ui.page_text import markdown_text
 
     upload = tmp_path / "sentences.txt"
     upload.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8)

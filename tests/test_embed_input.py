@@ -31,7 +31,7 @@ def ctx(names):
 
 
 def message_of(error) -> str:
-    from ui.context import error_message
+    from ui.errors import error_message
     return error_message(error)
 
 
@@ -56,7 +56,7 @@ def plain_vector(loaded: zoo.LoadedModel, sentence: str, layer: int, pooling: st
 
 def test_sentences_of_unknown_characters_share_one_point_and_the_note_names_them(ctx, names):
     from ui import embed_maps
-    from ui.context import markdown_text
+    from ui.page_text import markdown_text
 
     teacher = zoo.load(names[0])
     tokenizer = teacher.tokenizer
@@ -89,7 +89,7 @@ def test_sentences_of_unknown_characters_share_one_point_and_the_note_names_them
 def test_models_with_other_vocabularies_are_named_each_with_its_own_sentences(names):
     """The bundled student's vocabulary has 🙂, the tests' tiny teacher's does not: each is named with the sentences
     that share a point on its own maps (the tiny teacher is in two boxes: two maps, which the note said were one)."""
-    from ui import context, embed_notes
+    from ui import embed_notes, page_text
 
     tiny, bundled = zoo.load(names[0]), zoo.load("bundled-student")
     lines = ["🙂", "🐱", "🚀"] + EIGHT[:4]
@@ -97,7 +97,7 @@ def test_models_with_other_vocabularies_are_named_each_with_its_own_sentences(na
     assert [bundled.tokenizer.unk_token_id in bundled.tokenizer(s)["input_ids"] for s in lines[:3]] == [False, True,
                                                                                                           True]
     note = embed_notes.same_tokens_note([tiny, bundled, tiny], typed_set("\n".join(lines)))
-    assert note == context.markdown_text(
+    assert note == page_text.markdown_text(
         f" 3 sentences (#0, #1 and #2) are only unknown tokens ([UNK]) to {names[0]}: none of their characters is in "
         "the vocabulary; they share one point on its maps. 2 sentences (#1 and #2) are only unknown tokens ([UNK]) to "
         "bundled-student: none of their characters is in the vocabulary; they share one point on its map.")
@@ -111,7 +111,7 @@ def test_one_model_in_two_boxes_has_two_maps_and_one_notice(ctx, names, monkeypa
     import dataclasses
 
     from ui import embed_maps
-    from ui.context import markdown_text
+    from ui.page_text import markdown_text
 
     loaded = ctx.load
     notice = "The tokenizer of this model was set to lowercase text, but its vocabulary is cased: it reads text cased."
@@ -410,7 +410,7 @@ def test_the_layer_figure_names_its_sentence_vector_and_warns_of_few_sentences(c
 def test_the_upload_box_says_what_it_takes(tmp_path, names):
     import gradio as gr
 
-    from ui import context, embed_inputs, embed_tab
+    from ui import components, embed_inputs, embed_tab
     from ui.context import AppContext
 
     with gr.Blocks() as demo:
@@ -419,8 +419,8 @@ def test_the_upload_box_says_what_it_takes(tmp_path, names):
     assert "UTF-8" in label and all(suffix in label for suffix in FILE_TYPES)  # it said ".txt or .csv"
     # the size it says is the limit Gradio applies to MAX_UPLOAD, which the app launches with
     from gradio.utils import FileSize, _parse_file_size
-    assert f"at most {context.MAX_UPLOAD_MB} MB" in label
-    assert _parse_file_size(context.MAX_UPLOAD) == context.MAX_UPLOAD_MB * FileSize.MB
+    assert f"at most {components.MAX_UPLOAD_MB} MB" in label
+    assert _parse_file_size(components.MAX_UPLOAD) == components.MAX_UPLOAD_MB * FileSize.MB
     assert parts["upload"].file_types == list(FILE_TYPES)
     assert all(f"`{suffix}`" in embed_tab.INTRO for suffix in FILE_TYPES)
     del demo
@@ -473,7 +473,7 @@ def test_a_layer_a_model_lacks_is_refused_with_its_range_counted_both_ways(ctx, 
 
 def test_a_negative_layer_says_in_the_note_which_layer_it_is(ctx, names):
     from ui import embed_maps, embed_neighbours
-    from ui.context import markdown_text
+    from ui.page_text import markdown_text
 
     figure, _, note, _, _ = embed_maps.draw_maps(ctx, **typed(EIGHT, model_1=names[0], model_2=names[1], layer_1=-5,
                                                              layer_2=-2))
@@ -494,7 +494,8 @@ def test_neighbours_is_a_number_box_that_sends_what_was_typed(names):
     import gradio as gr
 
     from ui import embed_neighbours, embed_tab
-    from ui.context import AppContext, error_message
+    from ui.context import AppContext
+    from ui.errors import error_message
 
     ctx = AppContext(default_teacher=names[0], default_student=names[1])
     with gr.Blocks() as demo:
@@ -544,7 +545,7 @@ def test_an_upload_is_named_as_the_person_gave_it_in_every_message(tmp_path, ctx
     the maps' title named the stored copy."""
     import gradio as gr
 
-    from ui import context, embed_inputs, embed_layers, embed_maps
+    from ui import components, embed_inputs, embed_layers, embed_maps
 
     upload = stored_upload(tmp_path, "nul.txt", "_nul.txt", "\n".join(EIGHT).encode("utf-8"))
     assert str(upload).endswith("_nul.txt") and upload.given == "nul.txt"
@@ -561,8 +562,8 @@ def test_an_upload_is_named_as_the_person_gave_it_in_every_message(tmp_path, ctx
         embed_maps.draw_maps(ctx, **dict(inputs, file=windows))
     assert "'con.txt' is not UTF-8 text" in message_of(refused.value) and "_con" not in message_of(refused.value)
     # a name that cannot name the stored file (another suffix, a folder) is not taken: the stored name is said
-    assert context.given_name(context.Upload(str(tmp_path / "_nul.txt"), "nul.csv")) == "_nul.txt"
-    assert context.given_name(context.Upload(str(tmp_path / "_nul.txt"), "../nul.txt")) == "_nul.txt"
+    assert components.given_name(components.Upload(str(tmp_path / "_nul.txt"), "nul.csv")) == "_nul.txt"
+    assert components.given_name(components.Upload(str(tmp_path / "_nul.txt"), "../nul.txt")) == "_nul.txt"
 
 
 def test_an_upload_removed_from_the_server_is_said_in_a_sentence(tmp_path, ctx, names):
@@ -570,13 +571,13 @@ def test_an_upload_removed_from_the_server_is_said_in_a_sentence(tmp_path, ctx, 
     answered with FileNotFoundError, which the page shows as a bare "Error"."""
     import gradio as gr
 
-    from ui import context, embed_inputs, embed_maps
+    from ui import embed_inputs, embed_maps, page_text
 
     upload = stored_upload(tmp_path, "nul.txt", "_nul.txt", "\n".join(EIGHT).encode("utf-8"))
     (tmp_path / "_nul.txt").unlink()
     said = "The uploaded file 'nul.txt' is no longer on the server (uploads are removed after an hour or so); upload " \
            "it again."
-    assert embed_inputs.upload_line(upload) == context.markdown_text(said)
+    assert embed_inputs.upload_line(upload) == page_text.markdown_text(said)
     inputs = dict(typed(EIGHT, model_1=names[0], model_2=names[1]), source="Upload a file", file=upload)
     with pytest.raises(gr.Error) as refused:
         embed_maps.draw_maps(ctx, **inputs)
@@ -692,7 +693,7 @@ def test_a_refused_neighbours_count_is_echoed_as_a_person_reads_it(ctx, names, t
     import gradio as gr
 
     from ui import embed_neighbours
-    from ui.context import error_message
+    from ui.errors import error_message
 
     said = f"Neighbours must be a whole number from 1 to 20; got {read}."
     inputs = typed(EIGHT, model_1=names[0], model_2=names[1])
@@ -708,7 +709,7 @@ def test_a_layer_a_model_lacks_is_echoed_as_a_person_reads_it(ctx, names):
     import gradio as gr
 
     from ui import embed_maps
-    from ui.context import error_message
+    from ui.errors import error_message
 
     for layer in (10**9, 1e9):
         with pytest.raises(gr.Error) as refused:

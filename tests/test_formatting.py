@@ -43,9 +43,9 @@ def test_a_value_is_quoted_as_a_person_reads_it(value, read):
 
 
 def test_the_app_quotes_values_in_the_command_lines_words():
-    from ui import context
+    from ui import input_checks
 
-    assert [context.shown(v) for v in (10**9, 1e9, "x", None)] == [shown(v) for v in (10**9, 1e9, "x", None)]
+    assert [input_checks.shown(v) for v in (10**9, 1e9, "x", None)] == [shown(v) for v in (10**9, 1e9, "x", None)]
 
 
 COMMAND = '''

@@ -139,12 +139,13 @@ def test_cased_vocabulary_without_tokenizer_config_loads_cased(tmp_path, bundled
     assert loaded.tokenizer.tokenize(nfd(text)) == bundled_teacher.tokenizer.tokenize(text)
     assert "read cased" in loaded.notice and "\n" not in loaded.notice
     from ui import predict_actions
-    from ui.context import AppContext, ErrorLines
+    from ui.context import AppContext
+    from ui.errors import ErrorLines
 
     ctx = AppContext(default_teacher="bundled-teacher", default_student=str(folder))
     _, markdown = predict_actions.fill_mask(ctx, ErrorLines(), "bundled-teacher", str(folder), "", 3,
                                             "Ёжик любит [MASK].")
-    from ui.context import markdown_text
+    from ui.page_text import markdown_text
     assert markdown_text(loaded.notice) in markdown  # the Predictions tab shows the notice beside the results
     assert zoo.load("bundled-teacher").notice == ""  # a tokenizer already cased needs no notice
 

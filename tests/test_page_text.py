@@ -63,7 +63,7 @@ def test_wrong_or_leaking_model_messages(ctx, tmp_path):
 
 def test_typed_sentence_is_not_read_as_html(ctx):
     from ui import predict_actions
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     errors = ErrorLines()
     figure, markdown = predict_actions.fill_mask(ctx, errors, "bundled-teacher", "bundled-student", "", 3, HOSTILE)
@@ -84,7 +84,7 @@ def test_typed_sentence_is_not_read_as_html(ctx):
 
 def test_embeddings_notes_and_map_text_are_escaped():
     from ui import embed_plots
-    from ui.context import markdown_text
+    from ui.page_text import markdown_text
 
     assert markdown_text("a <b>x</b> *y* _z_ | [w]") == "a &lt;b&gt;x&lt;/b&gt; \\*y\\* \\_z\\_ \\| \\[w\\]"
     assert embed_plots.short_text("<b>жирный</b>") == "&lt;b&gt;жирный&lt;/b&gt;"

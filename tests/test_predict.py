@@ -338,7 +338,7 @@ def test_failed_action_keeps_its_message_in_the_status_line(tiny_teacher_dir, ti
     import gradio as gr
 
     from ui import predict_actions, predict_inputs
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     ctx, errors = tab_context(tiny_teacher_dir, tiny_student_dir), ErrorLines()
     inputs = dict(model_1=ctx.default_teacher, model_2=ctx.default_student, model_3="", top_k=5, sentence="Без маски.")
@@ -437,8 +437,8 @@ def test_model_lists_include_a_run_finished_after_the_build(tiny_teacher_dir, ti
 def test_predict_downloads_hold_the_guesses_and_agreement_shown(tiny_teacher_dir, tiny_student_dir, runs_dir):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
     from ui import predict_actions, predict_downloads, predict_figures
-    from ui.context import ErrorLines
     from ui.downloads import write_files
+    from ui.errors import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     names = [ctx.default_teacher, ctx.default_student, ctx.default_teacher]
@@ -475,7 +475,7 @@ def test_predict_downloads_hold_the_guesses_and_agreement_shown(tiny_teacher_dir
 def test_mask_each_word_downloads_hold_the_per_word_table(tiny_teacher_dir, tiny_student_dir, runs_dir):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
     from ui import predict_actions, predict_downloads, predict_figures
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     sentence = "Мы долго гуляли по парку."
@@ -508,7 +508,7 @@ def test_probe_summary_downloads_hold_both_tables_and_the_figure(tiny_teacher_di
                                                                  tiny_teacher, tiny_student, monkeypatch):
     from tests.support.downloads import assert_offline_page_of, paths, read_csv
     from ui import predict_actions, predict_downloads
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     probes = make_probes([tiny_teacher, tiny_student], 6)
     monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
@@ -540,8 +540,8 @@ def test_downloads_keep_the_api_and_appear_after_each_action(tiny_teacher_dir, t
     import gradio as gr
 
     from ui import predict_actions, predict_downloads, predict_tables
-    from ui.context import ErrorLines
     from ui.downloads import Downloads
+    from ui.errors import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     demo, _, parts = built_tab(ctx)
@@ -637,7 +637,8 @@ def test_mask_each_word_on_the_pages_default_sentence_fills_its_mask_first(tiny_
     from core.compare.probes import fill_mask_probes
     from tests.support.downloads import paths, read_csv
     from ui import predict_actions, predict_downloads, predict_figures
-    from ui.context import ErrorLines, error_message, markdown_text
+    from ui.errors import ErrorLines, error_message
+    from ui.page_text import markdown_text
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     _, _, parts = built_tab(ctx)
@@ -726,7 +727,7 @@ def test_every_axis_says_what_it_holds_and_the_downloads_keep_it(tiny_teacher_di
 
     from tests.support.downloads import html_figure, paths
     from ui import predict_actions, predict_downloads, predict_figures
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     names = [ctx.default_teacher, ctx.default_student, ctx.default_teacher]
@@ -760,7 +761,7 @@ def test_top_k_is_a_number_box_and_out_of_range_is_refused(tiny_teacher_dir, tin
     import gradio as gr
 
     from ui import predict_actions, predict_inputs
-    from ui.context import ErrorLines, error_message
+    from ui.errors import ErrorLines, error_message
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     _, _, parts = built_tab(ctx)
@@ -845,7 +846,7 @@ def paragraphs_after_the_sentence(markdown: str) -> list[str]:
 def test_predict_shows_the_note_under_the_sentence_and_still_predicts(sentence, note, tiny_teacher_dir,
                                                                       tiny_student_dir, runs_dir):
     from ui import predict_actions, predict_notes
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     figure, markdown = predict_actions.fill_mask(ctx, ErrorLines(), ctx.default_teacher,
@@ -867,7 +868,7 @@ def test_predict_shows_the_note_under_the_sentence_and_still_predicts(sentence, 
 def test_mask_each_word_shows_the_note_under_the_sentence(sentence, note, tiny_teacher_dir, tiny_student_dir,
                                                           runs_dir):
     from ui import predict_actions, predict_notes
-    from ui.context import ErrorLines
+    from ui.errors import ErrorLines
 
     ctx = tab_context(tiny_teacher_dir, tiny_student_dir)
     figure, markdown = predict_actions.mask_each_word(ctx, ErrorLines(), ctx.default_teacher,
@@ -936,7 +937,7 @@ def test_the_probe_summary_takes_its_top_k_from_the_top_k_box(tiny_teacher_dir, 
 
     from tests.support.downloads import paths, read_csv
     from ui import predict_actions, predict_downloads
-    from ui.context import ErrorLines, error_message
+    from ui.errors import ErrorLines, error_message
 
     probes = make_probes([tiny_teacher, tiny_student], 6)
     monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))
@@ -995,7 +996,8 @@ def test_an_unfinished_runs_student_says_which_checkpoint_is_loaded(tiny_teacher
     """run:<id> of a stopped run loaded its newest checkpoint without a word: a result read as the run's student
     was of step 120 of 600."""
     from ui import predict_actions, predict_figures
-    from ui.context import ErrorLines, markdown_text
+    from ui.errors import ErrorLines
+    from ui.page_text import markdown_text
 
     probes = make_probes([tiny_teacher, tiny_student], 6)
     monkeypatch.setattr(predict, "fill_mask_probes", lambda: tuple(probes))

@@ -75,7 +75,8 @@ def test_a_mistyped_blank_beside_a_real_one_is_refused_as_predict_would_read_it_
 def tab(tmp_path_factory):
     """The Predictions tab's context over the bundled pair and a runs folder of its own, and its error lines."""
     from train.launcher import RunLauncher
-    from ui.context import AppContext, ErrorLines
+    from ui.context import AppContext
+    from ui.errors import ErrorLines
 
     launcher = RunLauncher(tmp_path_factory.mktemp("runs"))
     return AppContext("bundled-teacher", "bundled-student", launcher=launcher), ErrorLines()
@@ -84,7 +85,7 @@ def tab(tmp_path_factory):
 def refused(handler, ctx, errors, *inputs) -> str:
     import gradio as gr
 
-    from ui.context import error_message
+    from ui.errors import error_message
 
     with pytest.raises(gr.Error) as error:
         handler(ctx, errors, *inputs, progress=lambda *a, **k: None)
@@ -204,16 +205,16 @@ def visitor(monkeypatch):
     """One visitor ("a") whose waiting or running requests are `visitor.pending`."""
     from types import SimpleNamespace
 
-    from ui import context
+    from ui import visitor_limits
 
     state = SimpleNamespace(pending=0)
-    monkeypatch.setattr(context, "session_id", lambda: "a")
-    monkeypatch.setattr(context, "pending_requests", lambda session, group: state.pending)
+    monkeypatch.setattr(visitor_limits, "session_id", lambda: "a")
+    monkeypatch.setattr(visitor_limits, "pending_requests", lambda session, group: state.pending)
     return state
 
 
 def test_an_admission_holds_a_place_until_its_request_arrives(visitor):
-    from ui.context import VisitorLimit
+    from ui.visitor_limits import VisitorLimit
 
     limit = VisitorLimit("predictions", 2, "prediction", "predictions")
     admit, validate = limit.admit(), limit.validator(at=1)
@@ -230,7 +231,7 @@ def test_an_admission_holds_a_place_until_its_request_arrives(visitor):
 
 
 def test_an_admission_the_page_never_followed_lapses(visitor):
-    from ui.context import VisitorLimit
+    from ui.visitor_limits import VisitorLimit
 
     limit = VisitorLimit("predictions", 2, "prediction", "predictions", ttl_s=0.0)
     visitor.pending = 1
@@ -244,7 +245,7 @@ def test_every_action_of_the_tab_is_admitted_first_and_a_refusal_reaches_the_sta
     import gradio as gr
 
     from ui import predict_tab
-    from ui.context import error_message
+    from ui.errors import error_message
     from ui.predict_actions import ACTIONS
 
     ctx, _ = tab
@@ -277,12 +278,12 @@ def test_an_api_client_over_the_limit_is_refused_by_the_validator(tab, monkeypat
     import gradio as gr
     from gradio_client import Client
 
-    from ui import context, predict_tab
+    from ui import predict_tab, visitor_limits
 
     ctx, _ = tab
     with gr.Blocks() as demo:
         predict_tab.build(ctx)
-    monkeypatch.setattr(context, "pending_requests", lambda session, group: 4 if group == "predictions" else 0)
+    monkeypatch.setattr(visitor_limits, "pending_requests", lambda session, group: 4 if group == "predictions" else 0)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
@@ -364,7 +365,7 @@ def test_a_file_of_invisible_characters_is_empty(tmp_path):
 def test_a_number_is_echoed_as_a_person_reads_it(value, read):
     """1e9 typed in a number box reaches the app as 1000000000 (the page sends numbers as JSON), and the refusal
     echoed it so; text is quoted as typed."""
-    from ui.context import shown, whole_number
+    from ui.input_checks import shown, whole_number
 
     assert shown(value) == read
     with pytest.raises(ValueError) as refusal:

@@ -14,7 +14,8 @@ from core.models import hub, zoo
 from core.models.zoo import KNOWN_MODELS
 from core.paths import ASSETS
 from ui import lesson
-from ui.context import AppContext, user_errors
+from ui.context import AppContext
+from ui.errors import user_errors
 
 RESULTS = ASSETS / "results" / "vocab_experiment.json"
 

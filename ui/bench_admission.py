@@ -6,7 +6,9 @@ import time
 
 import gradio as gr
 
-from ui.context import busy_line, pending_requests, session_id, user_errors
+from ui.errors import user_errors
+from ui.sessions import pending_requests, session_id
+from ui.visitor_limits import busy_line
 
 QUEUE_GROUP = "benchmark"  # one measurement at a time: two would slow each other
 PER_SESSION = 1  # benchmarks one session may have waiting or running

@@ -7,7 +7,10 @@ from core.bench.plan import check_estimate
 from ui.bench_admission import QUEUE_GROUP
 from ui.bench_faults import NOT_PREPARED, fault_text
 from ui.bench_inputs import config_from_inputs
-from ui.context import AppContext, error_message, markdown_text, pending_requests, session_id
+from ui.context import AppContext
+from ui.errors import error_message
+from ui.page_text import markdown_text
+from ui.sessions import pending_requests, session_id
 
 
 def checked_config(ctx: AppContext, models, device, batch_sizes, seq_len, modes, runs,

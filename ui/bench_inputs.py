@@ -4,7 +4,7 @@ from __future__ import annotations
 from core import bench
 from core.bench.plan import MAX_BATCH_SIZE, MAX_RUNS, MAX_SEQ_LEN
 from core.formatting import parse_int_list
-from ui.context import flag, model_name, one_of, shown, some_of, whole_number
+from ui.input_checks import flag, model_name, one_of, shown, some_of, whole_number
 
 
 def model_list_input(models) -> list[str]:

@@ -15,8 +15,8 @@ from core.bench.report import is_result, read_result_file
 from core.formatting import count, format_seconds
 from ui.bench_run import BenchView, progress_text, show_result, write_downloads
 from ui.bench_stop import StopFlags
-from ui.context import session_id
 from ui.downloads import BENCH_PREFIX
+from ui.sessions import session_id
 
 STORAGE_KEY = "rudistil-benchmark"
 

@@ -11,7 +11,9 @@ from ui.bench_estimate import cannot_run_line
 from ui.bench_faults import no_reason
 from ui.bench_run import BenchView
 from ui.bench_stop import StopFlags
-from ui.context import AppContext, ErrorLines, failure_line, session_id
+from ui.context import AppContext
+from ui.errors import ErrorLines, failure_line
+from ui.sessions import session_id
 
 
 def kept_errors(errors: ErrorLines, fn):

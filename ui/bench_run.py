@@ -29,8 +29,11 @@ from ui.bench_tables import (
     ratio_rows,
     row_lines,
 )
-from ui.context import AppContext, error_message, failure_line, markdown_text, session_id, user_errors
+from ui.context import AppContext
 from ui.downloads import BENCH_PREFIX, remove_old_folders
+from ui.errors import error_message, failure_line, user_errors
+from ui.page_text import markdown_text
+from ui.sessions import session_id
 
 
 def write_downloads(folder: Path, result: dict) -> tuple[str, str]:

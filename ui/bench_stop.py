@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 
 from ui.bench_admission import QUEUE_GROUP
-from ui.context import pending_requests, session_id
+from ui.sessions import pending_requests, session_id
 
 CANCELLED_IN_QUEUE = "Cancelled your benchmark while it waited in the queue; nothing was measured."
 STOP_WAIT_S = 20.0  # Stop waits this long for the run to end, so its answer is the run's own final line

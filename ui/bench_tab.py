@@ -34,7 +34,10 @@ from ui.bench_tables import (
     frame,
     results_table,
 )
-from ui.context import AppContext, CheckedCheckboxGroup, CheckedNumber, CheckedRadio, ErrorLines, queue_guard
+from ui.components import CheckedCheckboxGroup, CheckedNumber, CheckedRadio
+from ui.context import AppContext
+from ui.errors import ErrorLines
+from ui.visitor_limits import queue_guard
 
 INTRO = """### Speed: the model card's table, measured here
 The card's headline compares teacher and students by **latency at batch 1** and **throughput at batch 16**, with

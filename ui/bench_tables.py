@@ -9,7 +9,7 @@ import pandas as pd
 from core import bench
 from core.formatting import format_seconds
 from ui.bench_plots import CARD_MACHINE, short_names, times
-from ui.context import markdown_text
+from ui.page_text import markdown_text
 from ui.tables import column_widths
 
 # The page's tables fit a 1024-pixel window without sideways scrolling or a word broken. Each table maps its columns

@@ -10,10 +10,13 @@ from core.formatting import count
 from core.runs.store import list_runs, read_status
 from train.config import MAX_STEPS
 from train.launcher import can_control, deletion_refusal
-from ui.context import AppContext, error_message, session_id, shown, whole_number
+from ui.context import AppContext
 from ui.distill_runs import chosen, runs_table, visible_run_dir
 from ui.distill_settings import in_form_words
 from ui.distill_status import show_run
+from ui.errors import error_message
+from ui.input_checks import shown, whole_number
+from ui.sessions import session_id
 
 DELETE_HELP = ("Delete the chosen run and its files. A run you have just stopped is waited for (a few seconds) while "
                "it saves its checkpoint; if it is still saving, the error says so and Delete can be called again.")

@@ -16,8 +16,12 @@ from core.runs.store import ACTIVE_STATES, RunPaths, run_info, without_server_pa
 from train.export import export_model, mode_of
 from train.export import summary as export_summary
 from train.publish import publish
-from ui.context import AppContext, CheckedRadio, ErrorLines, markdown_text, shown
+from ui.components import CheckedRadio
+from ui.context import AppContext
 from ui.distill_runs import visible_run_dir
+from ui.errors import ErrorLines
+from ui.input_checks import shown
+from ui.page_text import markdown_text
 
 PUBLISH_HELP = ("Push the chosen run's student (a run that has not finished: its newest readable checkpoint's) to a "
                 "Hugging Face model repository with the app's token (HF_TOKEN): the weights in safetensors, the "

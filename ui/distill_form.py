@@ -6,15 +6,8 @@ import gradio as gr
 
 from core.models.vocab import ALIGNMENTS
 from train.config import MAX_LENGTH_RANGE, MIN_STUDENT_VOCAB, STUDENT_TYPES
-from ui.context import (
-    MAX_UPLOAD_MB,
-    AppContext,
-    CheckedNumber,
-    CheckedRadio,
-    SentenceFile,
-    error_message,
-    markdown_text,
-)
+from ui.components import MAX_UPLOAD_MB, CheckedNumber, CheckedRadio, SentenceFile
+from ui.context import AppContext
 from ui.distill_settings import (
     BUNDLED,
     DEFAULTS,
@@ -27,6 +20,8 @@ from ui.distill_settings import (
     number_text,
     teacher_tokenizer,
 )
+from ui.errors import error_message
+from ui.page_text import markdown_text
 
 # Runs have owners on a Space and on an app served to a network; on this machine alone every page sees every run.
 SHARE_INFO = {True: "Let everyone on this app see it and use its student.",

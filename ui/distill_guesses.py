@@ -9,8 +9,9 @@ import pandas as pd
 
 from core.runs.guesses import COLUMNS as GUESS_COLUMNS
 from core.runs.guesses import SAME_MARK, read_guesses
-from ui.context import AppContext, real_number
+from ui.context import AppContext
 from ui.distill_runs import visible_run_dir
+from ui.input_checks import real_number
 from ui.tables import column_widths
 
 GUESS_LABEL = "Student's guesses at"

@@ -14,16 +14,11 @@ from core.models.student import teacher_depth
 from core.runs.store import RunPaths
 from train.config import BUNDLED_CORPUS, MAX_BATCH_SIZE, MAX_LENGTH_RANGE, MAX_STEPS, DistillConfig
 from train.launcher import check_uploaded_corpus
-from ui.context import (
-    AppContext,
-    error_message,
-    form_words,
-    given_name,
-    markdown_text,
-    real_number,
-    shown,
-    whole_number,
-)
+from ui.components import given_name
+from ui.context import AppContext
+from ui.errors import error_message
+from ui.input_checks import form_words, real_number, shown, whole_number
+from ui.page_text import markdown_text
 
 DEFAULTS = DistillConfig()
 LOSS_DEFAULTS = DEFAULTS.losses

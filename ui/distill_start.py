@@ -11,7 +11,8 @@ import gradio as gr
 
 from core.formatting import format_seconds
 from core.runs.store import list_runs, read_status, run_dir_of
-from ui.context import AppContext, ErrorLines, error_message, given_name, markdown_text, page_text, session_id
+from ui.components import given_name
+from ui.context import AppContext
 from ui.distill_runs import runs_table
 from ui.distill_settings import (
     RunSettings,
@@ -21,6 +22,9 @@ from ui.distill_settings import (
     in_form_words,
     settings_line,
 )
+from ui.errors import ErrorLines, error_message
+from ui.page_text import markdown_text, page_text
+from ui.sessions import session_id
 
 
 def owner_token(owner: str | None) -> str:

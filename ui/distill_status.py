@@ -6,12 +6,13 @@ import gradio as gr
 
 from core.runs.store import ACTIVE_STATES, list_runs, read_console, read_metrics, run_dir_of
 from train.launcher import can_see
-from ui.context import AppContext, markdown_text
+from ui.context import AppContext
 from ui.distill_guesses import follow_guesses
 from ui.distill_plots import bar_step, eval_figure, loss_figure, progress_line
 from ui.distill_runs import run_to_open, runs_table
 from ui.distill_settings import DEFAULTS, in_form_words
 from ui.lesson import SETTINGS as LESSON
+from ui.page_text import markdown_text
 
 NO_RUNS = "No runs yet: set up a run and press Start run."  # the status line when this owner can see no run
 # the held-out figures of the evaluation plot that the untrained student (step 0, "run:<id>@init") sets a start for

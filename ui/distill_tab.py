@@ -8,7 +8,8 @@ from functools import partial, wraps
 
 import gradio as gr
 
-from ui.context import AppContext, CheckedNumber, CheckedSlider, ErrorLines, Notices, user_errors
+from ui.components import CheckedNumber, CheckedSlider
+from ui.context import AppContext
 from ui.distill_actions import (
     DELETE_HELP,
     ask_to_delete,
@@ -46,6 +47,7 @@ from ui.distill_runs import NO_RUN_CHOSEN, RUN_COLUMN_WIDTHS, RUNS_TABLE_PX, run
 from ui.distill_settings import UPLOAD, RunSettings, corpus_file_line, in_form_words
 from ui.distill_start import keep_refusal, start_line, start_run_from_form, take_refusal
 from ui.distill_status import open_run, show_run, stop_button, watch
+from ui.errors import ErrorLines, Notices, user_errors
 
 # the tab, and what its callers name through ui.distill_tab: the handlers the page's events call, the form's settings
 # and checks, the runs table's student column and the sentence asking for a run

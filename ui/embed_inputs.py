@@ -13,16 +13,11 @@ from core.compare import embed
 from core.compare.sentences import SentenceSet, has_shown_text, probe_set, read_sentence_file, typed_set
 from core.compare.similarity import ESTIMATORS
 from core.formatting import count
-from ui.context import (
-    check_two_models,
-    error_message,
-    given_name,
-    markdown_text,
-    model_name,
-    one_of,
-    text_input,
-    whole_number,
-)
+from ui.components import given_name
+from ui.context import check_two_models
+from ui.errors import error_message
+from ui.input_checks import model_name, one_of, text_input, whole_number
+from ui.page_text import markdown_text
 
 SOURCES = ["Probe set", "Upload a file", "Typed sentences"]
 POOLINGS = ["mean", "CLS"]
@@ -89,8 +84,8 @@ def model_layer(loaded, choice: ModelChoice) -> int:
 def chosen_models(names: list[str | None], layers: list, suggested: tuple[str, ...] = ()) -> list[ModelChoice]:
     """The boxes that hold a name, with their layers and box numbers, in box order (the first is the reference);
     empty boxes are left out. ValueError when fewer than two hold a name (ui.context.check_two_models, which suggests
-    a model of `suggested`, the app's default pair), when a name is not text or too long (ui.context.model_name), or
-    when a layer is not a whole number."""
+    a model of `suggested`, the app's default pair), when a name is not text or too long
+    (ui.input_checks.model_name), or when a layer is not a whole number."""
     names = [model_name(name, f"Model {number}") for number, name in enumerate(names, start=1)]
     check_two_models(names, suggested)
     return [ModelChoice(name, _layer(layer, number), number)

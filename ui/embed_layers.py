@@ -7,11 +7,12 @@ import gradio as gr
 
 from core.compare import embed
 from ui import embed_heatmaps
-from ui.context import AppContext, user_errors
+from ui.context import AppContext
 from ui.embed_downloads import layer_downloads
 from ui.embed_inputs import DEFAULT_ESTIMATOR, POOLING_NAMES, chosen_models, map_settings, sentence_set
 from ui.embed_notes import same_tokens_lines
 from ui.embed_spaces import LAYERS_NEED, check_models_and_sentences, scaled_progress
+from ui.errors import user_errors
 
 MAX_FIGURE_NOTES = 4  # groups of sentences read alike that the layer figure names before it counts the rest
 

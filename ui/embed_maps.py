@@ -11,7 +11,7 @@ from core.compare import embed
 from core.compare.sentences import SentenceSet
 from core.formatting import count
 from ui import embed_plots, embed_tables
-from ui.context import AppContext, markdown_text, user_errors
+from ui.context import AppContext
 from ui.embed_downloads import map_downloads
 from ui.embed_inputs import (
     DEFAULT_ESTIMATOR,
@@ -24,6 +24,8 @@ from ui.embed_inputs import (
 )
 from ui.embed_notes import copies_note, layers_used_note, purity_note, same_tokens_note
 from ui.embed_spaces import MAPS_NEED, chosen_spaces
+from ui.errors import user_errors
+from ui.page_text import markdown_text
 
 
 def _maps(spaces: list[embed.Space], sentences: SentenceSet, method: str, dims: int, progress,

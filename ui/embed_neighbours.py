@@ -9,7 +9,7 @@ import pandas as pd
 from core.compare import embed
 from core.compare.similarity import ESTIMATORS
 from ui import embed_tables
-from ui.context import AppContext, one_of, user_errors, whole_number
+from ui.context import AppContext
 from ui.downloads import Downloads, file_boxes
 from ui.embed_downloads import neighbour_downloads, score_table
 from ui.embed_inputs import (
@@ -22,6 +22,8 @@ from ui.embed_inputs import (
 )
 from ui.embed_maps import Drawn, draw
 from ui.embed_spaces import MAPS_NEED
+from ui.errors import user_errors
+from ui.input_checks import one_of, whole_number
 
 MAX_NEIGHBOURS = 20  # the most neighbours a list shows
 

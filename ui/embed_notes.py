@@ -5,8 +5,8 @@ from collections import Counter
 
 from core.compare import embed, quality, similarity
 from core.compare.sentences import SentenceSet
-from ui.context import markdown_text
 from ui.embed_inputs import ModelChoice, short_quote
+from ui.page_text import markdown_text
 
 
 def label_purities(sentences: SentenceSet, spaces: list[embed.Space]) -> tuple[int, list[float], float] | None:

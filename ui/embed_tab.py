@@ -10,17 +10,8 @@ from core.compare import embed
 from core.compare.sentences import FILE_TYPES, MAX_SENTENCE_CHARS, MAX_SENTENCES
 from core.compare.similarity import ESTIMATORS, KNN_K
 from ui import embed_plots, embed_tables
-from ui.context import (
-    MAX_UPLOAD_MB,
-    AppContext,
-    CheckedNumber,
-    CheckedRadio,
-    ErrorLines,
-    SentenceFile,
-    VisitorLimit,
-    cleared,
-    long_text_guard,
-)
+from ui.components import MAX_UPLOAD_MB, CheckedNumber, CheckedRadio, SentenceFile
+from ui.context import AppContext
 from ui.downloads import file_box
 from ui.embed_downloads import ACTION_FILES, DOWNLOAD_BOXES, show_downloads
 from ui.embed_inputs import (
@@ -45,6 +36,9 @@ from ui.embed_neighbours import (
     page_neighbours_check,
     show_beside,
 )
+from ui.errors import ErrorLines, cleared
+from ui.page_text import long_text_guard
+from ui.visitor_limits import VisitorLimit
 
 DEFAULT_NEIGHBOURS = 5
 LAYER_HINT = "0 embeddings, -1 (or empty) last, -2 the one before"

@@ -6,8 +6,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.compare import predict
-from ui.context import AppContext, ErrorLines, failure_line
+from ui.context import AppContext
 from ui.downloads import Downloads
+from ui.errors import ErrorLines, failure_line
 from ui.predict_downloads import prediction_downloads, summary_downloads, word_downloads
 from ui.predict_figures import prediction_figure, summary_figure, word_strip_figure
 from ui.predict_inputs import DEFAULT_TOP_K, ModelChoice, checked_request, checked_top_k

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 from core.bench.runtimes.exported import exported_folders, load_exported, run_exports
 from core.compare import predict
 from core.runs.store import run_dir_of
-from ui.context import AppContext, text_input
+from ui.context import AppContext
+from ui.input_checks import text_input
 from ui.predict_figures import prediction_figure
 from ui.predict_inputs import checked_top_k
 from ui.predict_notes import language_note, model_notes

@@ -9,7 +9,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.compare import predict
-from ui.context import page_text
+from ui.page_text import page_text
 
 # D3's grey (#7f7f7f) left out: grey means "only one model guesses it" (UNSHARED), never a shared word
 SHARED_PALETTE = [c for c in qualitative.Plotly + qualitative.D3 if c.lower() not in ("#7f7f7f", "#c9ced6")]

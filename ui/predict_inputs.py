@@ -9,7 +9,8 @@ import gradio as gr
 from core.compare import predict
 from core.compare.probes import fill_mask_probes
 from ui import lesson
-from ui.context import AppContext, check_two_models, model_name, text_input, whole_number
+from ui.context import AppContext, check_two_models
+from ui.input_checks import model_name, text_input, whole_number
 
 DEFAULT_TOP_K = 5
 MAX_SHOWN_TOP_K = 20  # the most guesses the page shows (core.compare.predict itself takes up to MAX_TOP_K)

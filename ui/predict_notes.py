@@ -8,7 +8,8 @@ from core.compare.sentences import mixed_script_words, word_scripts
 from core.models import zoo
 from core.runs.checkpoints import step_of
 from core.runs.store import model_source, run_dir_of, run_info
-from ui.context import AppContext, markdown_text
+from ui.context import AppContext
+from ui.page_text import markdown_text
 from ui.predict_figures import label
 
 NO_RUSSIAN = "This sentence has no Russian words; the models here know Russian, so their guesses say little."

@@ -7,14 +7,18 @@ import functools
 import gradio as gr
 
 from core.compare import predict
-from ui.context import AppContext, CheckedNumber, ErrorLines, VisitorLimit, cleared, long_text_guard
+from ui.components import CheckedNumber
+from ui.context import AppContext
 from ui.downloads import file_box
+from ui.errors import ErrorLines, cleared
+from ui.page_text import long_text_guard
 from ui.predict_actions import clear_status, failure_status, fill_mask_kept, mask_each_word_kept, probe_summary_kept
 from ui.predict_downloads import DOWNLOAD_BOXES, show_downloads
 from ui.predict_exported import EXPORTED_HELP, compare_exported, exported_choices, exported_list
 from ui.predict_inputs import DEFAULT_TOP_K, MAX_SHOWN_TOP_K, example_sentences, model_lists
 from ui.predict_notes import start_note
 from ui.predict_tables import probe_table, summary_table
+from ui.visitor_limits import VisitorLimit
 
 QUEUE_GROUP = "predictions"  # the tab's actions share one concurrency budget
 CONCURRENCY = 4  # predictions computed at once, all sessions together

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 
 from core.compare import predict
-from ui.context import markdown_text
+from ui.page_text import markdown_text
 from ui.predict_figures import kl_text, label
 
 PROBE_COLUMNS = ["sentence", "expected", "topic"]  # then one column per model, named after it
