@@ -48,6 +48,17 @@ def test_delete_shows_the_newest_run_left_that_the_person_can_see(runs_dir):
     assert distill_actions.delete_run(private, bobs_shared, None)[1].value == "20250101-120002-cccc"  # every run seen
 
 
+def test_a_redraw_begun_before_a_delete_ended_shows_the_newest_run_left_as_delete_did(ctx):
+    """The timer redraws the line every 2 s with the run the page had chosen. One begun while Delete ran arrived
+    after it with that deleted run and cleared the choice Delete had made: the list stayed empty."""
+    older = made_run(ctx.launcher.root, "20250101-120000-aaaa", 1.0, "stopped")
+    newer = made_run(ctx.launcher.root, "20250101-120001-bbbb", 2.0, "stopped")
+    chosen_by_delete = distill_actions.delete_run(ctx, newer, None)[1].value
+    table, dropdown, status, *_ = distill_status.watch(ctx, newer, None, f"Deleted run {newer}.")
+    assert dropdown.value == chosen_by_delete == older and table["run"].tolist() == [older]
+    assert status.startswith(f"**{older}** · stopped · step 1 of 10")
+
+
 def test_deleting_the_last_run_says_there_are_no_runs(ctx):
     run_id = ctx.launcher.submit(DistillConfig(teacher="bundled-teacher", max_steps=10))
     ctx.launcher.stop(run_id)
