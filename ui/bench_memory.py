@@ -21,11 +21,11 @@ from ui.sessions import session_id
 STORAGE_KEY = "rudistil-benchmark"
 
 
-def memory() -> gr.BrowserState:
-    """Where the page keeps its last benchmark: the browser's local storage, read back only by this app (Gradio
-    seals it with a key made when the app starts, so a restarted app starts with none). Made unrendered: the app
-    renders it outside the tabs (a tab's components are mounted only once it is opened)."""
-    return gr.BrowserState(None, storage_key=STORAGE_KEY, render=False)
+def memory(key: str) -> gr.BrowserState:
+    """Where the page keeps its last benchmark: the browser's local storage, sealed with `key` (AppContext.browser_key,
+    which a restarted app reads again). Made unrendered: the app renders it outside the tabs (a tab's components are
+    mounted only once it is opened)."""
+    return gr.BrowserState(None, storage_key=STORAGE_KEY, secret=key, render=False)
 
 
 def remember(json_path: str | None, kept: dict | None):

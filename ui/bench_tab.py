@@ -105,7 +105,7 @@ def build(ctx: AppContext) -> dict:
         csv_file = gr.File(label="Results as CSV", elem_id="bench-csv", interactive=False)
         json_file = gr.File(label="Results as JSON (with the machine record)", elem_id="bench-json",
                             interactive=False)
-    kept = memory()
+    kept = memory(ctx.browser_key)
 
     # no triggers: on page load and on every change of an input, as one endpoint (a Markdown whose value is a
     # function would add a second, unnamed /estimate event on the same triggers)

@@ -4,6 +4,7 @@ model's download size checked on a Space), and the sentences that ask for two mo
 model is out of reach."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -22,6 +23,7 @@ from train.admission import RunLimits
 from train.launcher import RunLauncher
 from ui.errors import error_message, user_error
 from ui.input_checks import model_name
+from ui.sessions import browser_key
 
 HUB_SIZE_TTL_S = 600.0  # a Hub repository's size is asked again after ten minutes
 
@@ -81,6 +83,12 @@ class AppContext:
             self.max_session_runs = setting("RUDISTIL_MAX_SESSION_RUNS", 2.0 if self.on_space else math.inf)
         if self.max_session_mb is None:
             self.max_session_mb = setting("RUDISTIL_MAX_SESSION_MB", 2000.0 if self.on_space else math.inf)
+
+    @functools.cached_property
+    def browser_key(self) -> str:
+        """The key sealing what the page keeps in the browser (gr.BrowserState's secret), kept in the runs folder so
+        that a restarted app still reads it (ui.sessions.browser_key)."""
+        return browser_key(self.launcher.root)
 
     def run_limits(self) -> RunLimits:
         """What one distillation run and one session's runs may take on this app (train.admission)."""

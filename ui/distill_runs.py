@@ -48,9 +48,9 @@ def student_label(info: dict) -> str:
 def run_owner(run_owner_id: str | None, owner: str | None, shared: bool) -> str:
     """The runs table's owner cell: "you", "other", or "-" for a run started without an owner (the command line).
 
-    On a private app the person at the keyboard started every run, whichever page or browser id did: a browser's id
-    lasts only as long as the app that gave it (Gradio's BrowserState is sealed with a key made at each start), and
-    every page may already stop, resume and delete any run (train.launcher.can_control)."""
+    On a private app the person at the keyboard started every run, whichever page or browser id did: another
+    browser on the same machine has another id, and every page may already stop, resume and delete any run
+    (train.launcher.can_control)."""
     if not shared:
         return "you"
     if not run_owner_id:

@@ -87,7 +87,7 @@ def build(ctx: AppContext) -> dict:
     """The tab's layout and events; returns its main components, "refresh": (function, outputs) for the app to run
     when the page loads and when the tab is opened, and "load": (function, inputs, outputs) for it to run when the
     page loads."""
-    owner = gr.BrowserState(None, storage_key="rudistil-owner")
+    owner = gr.BrowserState(None, storage_key="rudistil-owner", secret=ctx.browser_key)
     gr.Markdown("Distil a smaller student from a teacher, live. The run is the same `python -m train.distill` command "
                 "you can type in a terminal; it keeps going if you close the page, and stops cleanly when asked.")
     with gr.Row():
