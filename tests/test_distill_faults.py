@@ -5,6 +5,7 @@ corpus too short is refused before queueing; the guesses table fits; /run_guesse
 import pytest
 
 from core.distill.tokenized import held_out_rows
+from tests.support.runs import run_entries
 from tests.test_distill_tab import make_evaluated_run
 from train.admission import lines_needed
 from train.config import DistillConfig
@@ -58,7 +59,7 @@ def test_zeros_and_out_of_range_settings_are_refused_in_the_forms_words(ctx, run
     with pytest.raises(ValueError) as refused:
         distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", **form)
     assert str(refused.value) == sentence
-    assert list(runs_dir.iterdir()) == []
+    assert run_entries(runs_dir) == []
 
 
 def test_the_command_line_keeps_its_flag_names():
@@ -121,11 +122,11 @@ def test_a_one_line_upload_is_refused_before_it_is_queued(ctx, runs_dir, tmp_pat
     assert str(refused.value) == ("The corpus 'одна строка.txt' has 1 line of text; a run with a batch size of 16 "
                                   "needs at least 17 (16 to train on, one batch, and 1 held out to evaluate the "
                                   "student): add lines, or lower the batch size.")
-    assert list(runs_dir.iterdir()) == []
+    assert run_entries(runs_dir) == []
     upload.write_text("Привет, как дела?\nХорошо, спасибо.\n", encoding="utf-8")
     owner, dropdown, _ = distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", batch_size=1,
                                                          corpus_source=distill_settings.UPLOAD, corpus_file=str(upload))
-    assert dropdown.value in [p.name for p in runs_dir.iterdir()]  # two lines: one to train on, one held out
+    assert dropdown.value in [p.name for p in run_entries(runs_dir)]  # two lines: one to train on, one held out
 
 
 def test_the_guesses_table_has_short_headers_and_widths_for_every_column(ctx):
@@ -176,7 +177,7 @@ def test_through_the_api_delete_shows_the_run_left_and_run_guesses_honours_step_
             with pytest.raises(AppError) as refused:
                 client.predict(owner=None, teacher="bundled-teacher", **form, api_name="/start_run")
             assert str(refused.value).startswith(says)
-        assert list(ctx.launcher.root.iterdir()) == [paths.root]  # nothing queued
+        assert run_entries(ctx.launcher.root) == [paths.root]  # nothing queued
         owner, dropdown, _ = client.predict(owner=None, teacher="bundled-teacher", steps=10,
                                             api_name="/start_run")
         run_id = dropdown["value"]

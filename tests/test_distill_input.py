@@ -11,6 +11,7 @@ from core.distill.sources import CorpusSource
 from core.distill.training_data import UNKNOWN_SAMPLE, check_readable, load_training_data, unknown_share
 from core.runs.export import no_metrics_message
 from core.runs.store import RunPaths, run_dir_of, write_status
+from tests.support.runs import run_entries
 from train.launcher import RunLauncher
 from ui import distill_actions, distill_form, distill_settings, distill_start, distill_tab
 from ui.context import AppContext
@@ -135,7 +136,7 @@ def test_the_tab_refuses_an_unreadable_upload_and_queues_a_mixed_one(ctx, tmp_pa
         distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_settings.UPLOAD,
                                         corpus_file=str(emoji), steps=10)
     assert str(refused.value).startswith(f"{share:.0%} of the tokens of the corpus 'emoji.txt' are unknown")
-    assert said == markdown_text(str(refused.value)) and list(ctx.launcher.root.iterdir()) == []
+    assert said == markdown_text(str(refused.value)) and run_entries(ctx.launcher.root) == []
     mixed = written(tmp_path, "mixed.txt", mixed_lines(40))
     assert distill_form.corpus_note_line(ctx, str(mixed), "bundled-teacher") == "'mixed.txt': 40 samples, one a line."
     _, dropdown, _ = distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", steps=10,
@@ -177,7 +178,7 @@ def test_an_uploaded_corpus_is_named_as_its_owner_gave_it_not_as_gradio_stored_i
     with pytest.raises(ValueError, match="^'nul.txt' is a PDF document, not plain text"):
         distill_start.start_run_from_form(ctx, None, teacher="bundled-teacher", corpus_source=distill_settings.UPLOAD,
                                         corpus_file=upload)
-    assert list(ctx.launcher.root.iterdir()) == []
+    assert run_entries(ctx.launcher.root) == []
 
 
 def run_in_state(root, state: str, run_id: str = "20250101-120000-abcd", **status) -> str:

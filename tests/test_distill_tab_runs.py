@@ -10,6 +10,7 @@ from transformers import AutoConfig
 
 from core.models import zoo
 from core.runs.store import RunPaths, write_status
+from tests.support.runs import run_entries
 from tests.test_distill_tab import made_run
 from train.config import DistillConfig
 from train.launcher import STOPPING, RunLauncher
@@ -335,7 +336,7 @@ def test_runs_stopped_before_their_first_step_go_in_one_confirmed_press(runs_dir
     write_status(root / resumed_later, state="queued")  # resumed between the question and the answer
     table, dropdown, status, *_, notice = distill_actions.delete_unstarted(space, taken_out, "alice", counted)
     assert notice == "Deleted 2 runs stopped before their first step." and notices == [notice]
-    assert sorted(p.name for p in root.iterdir()) == sorted([resumed_later, *kept])
+    assert sorted(p.name for p in run_entries(root)) == sorted([resumed_later, *kept])
     newest = "20250101-120000-aa08"  # the chosen run is gone: the newest run left that alice sees, bob's shared one
     assert dropdown.value == newest and status.startswith(f"{notice}  \n**{newest}** · stopped")
     assert resumed_later in table["run"].tolist() and "20250101-120000-aa09" not in table["run"].tolist()
@@ -359,7 +360,7 @@ def test_the_api_deletes_the_runs_stopped_before_their_first_step(ctx):
     newer = unstarted_run(ctx.launcher.root, "20250101-120000-bb04", step=5, owner=None)
     outputs = confirm.fn(trained, None, None)  # a client's call: its session's list is None, so every such run goes
     assert outputs[-1] == "Deleted 2 runs stopped before their first step." and outputs[1].value == trained
-    assert sorted(p.name for p in ctx.launcher.root.iterdir()) == [trained, newer]
+    assert sorted(p.name for p in run_entries(ctx.launcher.root)) == [trained, newer]
     assert outputs[0]["run"].tolist() == [newer, trained] and first not in outputs[2] and second not in outputs[2]
 
 

@@ -11,6 +11,7 @@ import pytest
 from core.distill.losses import LossWeights
 from core.models.zoo import BUNDLED_DIR
 from core.runs.store import RunPaths, list_runs, read_status, write_status
+from tests.support.runs import run_entries
 from train import admission, estimate
 from train.admission import RunLimits, run_disk_bytes
 from train.config import DistillConfig
@@ -80,7 +81,7 @@ def test_settings_the_run_would_refuse_are_refused_before_queueing_in_its_words(
     with pytest.raises(ValueError) as refused:
         submit(ctx, **settings)
     assert str(refused.value) == (sentence or etc_sentence())
-    assert list(runs_dir.iterdir()) == []
+    assert run_entries(runs_dir) == []
 
 
 @pytest.mark.cli
@@ -117,7 +118,7 @@ def test_through_the_api_each_is_refused_before_a_run_is_queued(ctx, runs_dir):
             # the page names the form's fields where the run names its flags
             assert str(refused.value) == distill_tab.in_form_words(sentence or etc_sentence()).replace(">", "&gt;")
             assert "--" not in str(refused.value)
-        assert list(runs_dir.iterdir()) == []
+        assert run_entries(runs_dir) == []
     finally:
         demo.close()
 
@@ -139,7 +140,7 @@ def test_a_batch_that_cannot_fit_in_free_memory_is_refused_naming_what_to_lower(
         submit(ctx, batch_size=4000, max_length=128)
     assert str(refused.value).startswith("A training step would need about ")
     assert str(refused.value).endswith("GiB free on the CPU: lower the batch size or the max length.")
-    assert list(runs_dir.iterdir()) == []
+    assert run_entries(runs_dir) == []
     submit(ctx, batch_size=8, max_length=64)  # a small one fits
 
 
@@ -161,7 +162,7 @@ def test_a_run_estimated_past_the_limit_is_refused_saying_about_how_long(ctx, ru
     said = str(refused.value)
     assert said.startswith("This run would take about ") and "10,000,000 steps of about" in said
     assert "more than the 60 s one run may take on this app; choose fewer steps" in said
-    assert list(runs_dir.iterdir()) == []
+    assert run_entries(runs_dir) == []
     run_id = submit(ctx, steps=2, batch_size=2, max_length=16)
     assert 0 < read_status(runs_dir / run_id)["estimated_s"] < 60
 
@@ -225,7 +226,7 @@ def test_one_session_may_have_so_many_runs_in_line_and_others_are_not_counted(ct
     submit(ctx, owner="someone else", **small)
     ctx.launcher.stop(next(r["id"] for r in list_runs(runs_dir) if r["owner"] == "me"), "me")  # makes room
     submit(ctx, **small)
-    assert len(list(runs_dir.iterdir())) == 4
+    assert len(run_entries(runs_dir)) == 4
 
 
 def test_a_client_that_changes_its_owner_id_is_still_one_session(ctx, runs_dir):
@@ -262,7 +263,7 @@ def test_a_run_is_refused_when_the_disk_lacks_room_for_its_checkpoints(ctx, runs
         submit(ctx, steps=2)
     assert str(refused.value).startswith("This run needs about ")
     assert "the app's disk has 1.0 KB free; delete runs you no longer need" in str(refused.value)
-    assert list(runs_dir.iterdir()) == []
+    assert run_entries(runs_dir) == []
 
 
 def test_the_free_disk_is_checked_again_when_a_queued_run_starts(runs_dir, monkeypatch):

@@ -59,20 +59,18 @@ def refusal_line(refused: str | None) -> str:
 
 
 def show_run(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None,
-             refused: str | None = None, choose: bool = False):
-    """The runs table, the run list, and the chosen run's progress line, curves, console and sharing. A chosen run
-    no longer among those this owner can see (deleted) gives way to the newest run left, chosen in the list. No run
-    chosen, or none left: the list's choice is cleared, so that nothing keeps asking for a run that is gone, and the
-    line is `notice` (what the last action did, such as "Deleted run ...") or says so, and says there are no runs
-    when this owner can see none. `refused`: the sentence Start was last refused with, put
+             refused: str | None = None, choose: bool = False, follow: bool = False):
+    """The runs table, the run list, and the chosen run's progress line, curves, console and sharing. No run chosen,
+    or one no longer among those this owner can see (deleted): the list's choice is cleared, so that nothing keeps
+    asking for it, and the line is `notice` (what the last action did, such as "Deleted run ...") or says so, and
+    says there are no runs when this owner can see none. `refused`: the sentence Start was last refused with, put
     first on the line (refusal_line); `choose`: the list is set to `run_id` (a run the handler chose, such as the
-    one shown after Delete)."""
+    one shown after Delete); `follow`: a chosen run that is gone gives way to the newest run left, chosen in the
+    list, as Delete shows it (the timer's redraw, watch)."""
     infos = list_runs(ctx.launcher.root)  # read once: the table, the chosen run and the queue use it
     table, ids = runs_table(ctx, owner, infos)
-    if run_id and run_id not in ids and ids:
-        # a choice that is gone (deleted here or on another page): the newest run left, as Delete shows it, so that a
-        # timer's redraw begun before a Delete ended agrees with it instead of clearing the run Delete chose
-        return show_run(ctx, ids[0], owner, notice, refused, choose=True)
+    if follow and run_id and run_id not in ids and ids:
+        run_id, choose = ids[0], True
     if not run_id or run_id not in ids:
         # only a choice that is gone is cleared: a tick begun before Start must not undo the choice of the new run
         dropdown = gr.Dropdown(choices=ids, value=None) if run_id or choose else gr.Dropdown(choices=ids)
@@ -118,5 +116,7 @@ def stop_button(ctx: AppContext, run_id: str | None, owner: str | None) -> gr.Bu
 
 def watch(ctx: AppContext, run_id: str | None, owner: str | None, notice: str | None = None,
           refused: str | None = None):
-    """The timer's refresh: show_run's outputs and the Stop button's state."""
-    return *show_run(ctx, run_id, owner, notice, refused), stop_button(ctx, run_id, owner)
+    """The timer's refresh: show_run's outputs and the Stop button's state. A chosen run that is gone (deleted here or
+    on another page) gives way to the newest run left, chosen in the list, as Delete shows it: a redraw begun before a
+    Delete ended would otherwise clear the run Delete chose."""
+    return *show_run(ctx, run_id, owner, notice, refused, follow=True), stop_button(ctx, run_id, owner)
