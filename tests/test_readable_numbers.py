@@ -32,7 +32,11 @@ TEACHER = "rubert-base-cased-conversational"  # an architecture: 12 layers, 768 
     (dict(seed=99_999_999_999), "--seed must be a whole number from 0 to 4,294,967,295; got 99,999,999,999."),
     (dict(max_length=100_000), "--max-length must be between 8 and 4,096 tokens; got 100,000."),
     (dict(eval_every=1500, log_every=1000),
-     "--eval-every (1,500) must be a multiple of --log-every (1,000), so evaluations land on logged steps."),
+     "--eval-every (1,500) must be a multiple of --log-every (1,000), so evaluations land on logged steps; add "
+     "--log-every 500, or use --eval-every 2,000."),
+    (dict(eval_every=5, log_every=10),  # a short run's evaluations, the logging left at its default
+     "--eval-every (5) must be a multiple of --log-every (10), so evaluations land on logged steps; add --log-every "
+     "5, or use --eval-every 10."),
     (dict(num_proc=100_000), "--num-proc must be from 1 to 256; got 100,000."),
     (dict(student_layers=-5000), "--student-layers must be at least 1; got -5,000."),
     (dict(save_every=-1000), "--save-every must be a whole number of at least 1; got -1,000."),

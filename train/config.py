@@ -177,7 +177,9 @@ class DistillConfig:
             raise ValueError(f"--weight-decay must be a finite number, 0 or above; got {self.weight_decay}.")
         if self.eval_every % self.log_every:
             raise ValueError(f"--eval-every ({self.eval_every:,}) must be a multiple of --log-every "
-                             f"({self.log_every:,}), so evaluations land on logged steps.")
+                             f"({self.log_every:,}), so evaluations land on logged steps; add --log-every "
+                             f"{math.gcd(self.eval_every, self.log_every):,}, or use --eval-every "
+                             f"{-(-self.eval_every // self.log_every) * self.log_every:,}.")
         if self.student_type not in STUDENT_TYPES:
             raise ValueError(f"--student-type must be {either(STUDENT_TYPES)}; got '{self.student_type}'.")
         if self.mixed_precision not in MIXED_PRECISIONS:
