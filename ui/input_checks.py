@@ -19,16 +19,21 @@ def shown(value) -> str:
     return quoted(value)
 
 
+def typed_number(value):
+    """Text such as " 12 " or "0.5" as a float, other text as None; any other value as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
 def whole_number(value, what: str, low: int | None = None, high: int | None = None) -> int:
     """`value` as an int from `low` to `high` (None: any whole number, its range checked by the caller); a float
     with no fraction and text such as " 12 " count. ValueError naming `what` and the range for anything else (None,
     "ten", 2.5, inf, NaN, True, a list)."""
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
+    number = typed_number(value)
     ok = (isinstance(number, numbers.Real) and not isinstance(number, bool) and math.isfinite(number)
           and number == int(number) and (low is None or low <= number) and (high is None or number <= high))
     if not ok:
@@ -40,12 +45,7 @@ def whole_number(value, what: str, low: int | None = None, high: int | None = No
 def real_number(value, what: str, finite: bool = True) -> float:
     """`value` as a float, finite unless `finite` is False (the caller then checks its range); text such as " 0.5 "
     counts. ValueError naming `what` for anything else (None, "ten", True, a list; inf and NaN when finite)."""
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
+    number = typed_number(value)
     if not (isinstance(number, numbers.Real) and not isinstance(number, bool)) or \
             (finite and not math.isfinite(number)):
         raise ValueError(f"{what} must be a finite number; got {shown(value)}.")
