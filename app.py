@@ -21,6 +21,9 @@ CSS = """
 .offline-notice {border-left: 4px solid #e9a23b; padding: 4px 10px; background: rgba(233,162,59,.08)}
 .pair-notice {border-left: 4px solid #7a8699; padding: 4px 10px}
 .katex-display {overflow-x: auto; overflow-y: hidden; padding-bottom: 2px}  /* a formula wider than a phone scrolls */
+/* ui.tables.SIDEWAYS_TABLES: a Markdown table wider than a phone scrolls sideways, its words whole */
+.sideways-tables .prose {overflow-x: auto; overflow-y: hidden}
+.sideways-tables th, .sideways-tables td {overflow-wrap: normal; word-break: normal}
 /* Plotly's logo is a link named by no text; gr.Plot passes no Plotly config (displaylogo), so it goes here */
 .js-plotly-plot .plotly .modebar-group:has(> .modebar-btn--logo) {display: none}
 """

@@ -1708,3 +1708,120 @@ def test_embeddings_refuse_10_000_filled_in_lines_under_the_box_without_freezing
     expect(typed).to_have_value(re.compile(r"^Предложение номер 0\.\n[\s\S]*\nПредложение номер 9999\.$"))
     typed.fill("\n".join(EMBED_EIGHT))
     expect(note).to_have_text("")
+
+
+# The Predictions tab on a 390-pixel phone: each chart's plot area and the texts drawn beside it, and the title
+PHONE_BARS = """plot => {
+    const box = (e) => { const r = e.getBoundingClientRect(); return {x: r.left, y: r.top, width: r.width,
+                                                                     height: r.height}; };
+    const areas = [...plot.querySelectorAll('.draglayer .nsewdrag')].map(box);
+    const secondTexts = [...plot.querySelectorAll('.g-y2title text, .y2tick text')].map(box);
+    const firstValues = [...plot.querySelectorAll('.barlayer .trace')].slice(0, 1)
+        .flatMap(trace => [...trace.querySelectorAll('text')].map(box));
+    return {areas, secondTexts, firstValues, svg: box(plot.querySelector('svg.main-svg')),
+            title: box(plot.querySelector('.gtitle'))};
+}"""
+
+
+def inside(inner: dict, outer: dict) -> bool:
+    """Whether a bounding box lies within another (to a pixel)."""
+    return inner["x"] >= outer["x"] - 1 and inner["y"] >= outer["y"] - 1 and \
+        inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 1 and \
+        inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 1
+
+
+def predict_on_a_phone(page) -> None:
+    """The Predictions tab's default sentence predicted, the page at a phone's size."""
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.reload()  # the boxes as the page starts: an earlier test leaves a sentence Predict refuses
+    open_tab(page, "Predictions")
+    page.set_viewport_size(PHONE)
+    page.locator("#predict-run").click()
+    seen(page.locator("#predict-bars .barlayer .trace"), "bars of the models' top words", at_least=2)
+    page.wait_for_timeout(1500)  # Plotly lays the figure out again for the phone's width
+
+
+def test_predictions_on_a_phone_keep_the_two_charts_apart_and_the_title_in_view(page):
+    """On a 390-pixel phone the student's words and its axis title were drawn over the teacher's bars, covering a
+    value ("8.1%"), and the sentence's title lay behind the component's label and Plotly's toolbar."""
+    try:
+        predict_on_a_phone(page)
+        plot = page.locator("#predict-bars .js-plotly-plot")
+        plot.scroll_into_view_if_needed()
+        found = plot.evaluate(PHONE_BARS)
+        page.locator("#predict-bars").screenshot(path=SCREENSHOTS / "predictions-bars-390.png")
+        first, second = found["areas"][:2]
+        assert len(found["areas"]) == 2 and not overlaps(first, second), found["areas"]
+        assert found["secondTexts"] and found["firstValues"], found
+        covering = [t for t in found["secondTexts"] if overlaps(t, first)]
+        assert not covering, f"the second chart's texts lie over the first chart: {covering}"
+        title = found["title"]
+        assert inside(title, found["svg"]), f"the title {title} is cut by the figure's edge {found['svg']}"
+        for cover in ("#predict-bars [data-testid=block-label]", "#predict-bars .modebar"):
+            assert not overlaps(title, page.locator(cover).bounding_box()), f"{cover} covers the title"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+MARKDOWN_WORDS_WHOLE = """box => {
+    const broken = [];
+    for (const cell of box.querySelectorAll('th, td')) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const node = walker.currentNode;
+            // a browser may break at a space, and after a hyphen ("bundled-student")
+            for (const match of node.textContent.matchAll(/[^ \\t\\n-]+-?/g)) {
+                const range = document.createRange();
+                range.setStart(node, match.index);
+                range.setEnd(node, match.index + match[0].length);
+                const lines = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                                      .map(r => Math.round(r.top))).size;
+                if (lines > 1) broken.push(match[0]);
+            }
+        }
+    }
+    return {broken, headers: box.querySelectorAll('th').length};
+}"""
+
+
+def test_the_agreement_table_on_a_phone_keeps_its_words_whole_and_says_it_scrolls(page):
+    """On a 390-pixel phone the agreement table's headers broke inside words ("m / as / k", "KL (n / ats )"). Its
+    words stay whole, the table scrolls sideways, and a line above it says so, as the About tab's tables do; at
+    1400 pixels the table fits and no line says it scrolls."""
+    expect = sync_api().expect
+    note = page.locator("#predict-agreement-scrolls")
+    try:
+        predict_on_a_phone(page)
+        table = page.locator("#predict-agreement")
+        expect(table.locator("th").first).to_be_visible()
+        table.scroll_into_view_if_needed()
+        fit = table.evaluate(MARKDOWN_WORDS_WHOLE)
+        page.screenshot(path=SCREENSHOTS / "predictions-agreement-390.png")
+        assert fit["headers"] == 6 and not fit["broken"], f"words broken over lines at 390 px: {fit['broken']}"
+        cut = table.evaluate(CUT_INSIDE)
+        assert cut, "the table fits a phone: the test no longer tests the sideways scroll"
+        expect(note).to_be_visible()
+        expect(note).to_contain_text("Scroll sideways for more columns")
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+    page.wait_for_timeout(1000)
+    assert not page.locator("#predict-agreement").evaluate(CUT_INSIDE)
+    expect(note).to_be_hidden()
+
+
+CUT_INSIDE = """box => [...box.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1
+    && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX))"""
+
+
+def test_the_sentence_and_initialising_layers_boxes_are_found_by_their_labels(page):
+    """The Sentence box and the Distill tab's Initialising teacher layers box were named by their label and the help
+    under it together, so a screen reader read the whole help as the name and get_by_label("Sentence") found
+    nothing. Each is named by its label alone."""
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_tab(page, "Predictions")
+    sentence = page.get_by_label("Sentence", exact=True)
+    assert sentence.evaluate("e => e.tagName === 'TEXTAREA' && !!e.closest('#predict-sentence')")
+    open_tab(page, "Distill")
+    layers = page.get_by_label("Initialising teacher layers", exact=True)
+    assert layers.evaluate("e => ['TEXTAREA', 'INPUT'].includes(e.tagName)")
+    assert layers.get_attribute("placeholder").startswith("one per student layer")

@@ -118,9 +118,9 @@ def settings_form(ctx: AppContext, corpus_note: gr.Markdown | None = None,
     form["student_layers"] = CheckedNumber(max(1, depth // 2) if depth else None, precision=0, minimum=1,
                                            label="Student layers", placeholder="half the teacher's layers",
                                            elem_id="distill-student-layers", info=layers_info(ctx.default_teacher))
-    form["init_layers"] = gr.Textbox(label="Initialising teacher layers", placeholder="every k-th, e.g. 0,2",
-                                     info="Teacher layers copied into the student, one per student layer; empty "
-                                          "takes every k-th.")
+    # no info: Gradio's text box holds it inside its <label>, which made the help part of the box's name
+    form["init_layers"] = gr.Textbox(label="Initialising teacher layers",
+                                     placeholder="one per student layer, e.g. 0,2; empty: every k-th")
     form["student_type"] = CheckedRadio(list(STUDENT_TYPES), value=DEFAULTS.student_type, label="Student architecture",
                                     info="DeepPavlov's students are DistilBERT (no token types, no pooler).")
     with gr.Group():

@@ -43,39 +43,77 @@ def sentence_title(text: str, limit: int = 90) -> str:
 PROBABILITY_AXIS = "probability (%)"
 GUESS_AXIS = "guess (best first)"
 
+# Each guess's word is written above its bar, not as a tick label beside the axis: tick labels as long as the longest
+# word (about 90 px) in the gap between two models' charts, a fixed share of the width, ran over the first model's
+# bars on a 390-pixel phone. Between the charts now lies only the rotated axis title.
+GUESS_PX = 40  # pixels a guess takes: its word, then its bar
+BAR_SHARE = 0.5  # of a guess's height, the bar's; the rest is its word's band above it
+WORD_FONT = 12  # px
+WORD_GAP_PX = 2  # between a word and its bar: nearer its own bar than the one above, so it is read as its bar's
+GAP_BETWEEN_MODELS = 0.12  # of the figure's width, between two models' charts: room for the rotated axis title
+# The component's label ("Top-k guesses") and Plotly's toolbar lie over the figure's top edge; the title starts
+# under them. A 390-pixel phone's figure left the centred title behind both.
+TITLE_TOP_PX = 38
+TITLE_MARGIN_PX = TITLE_TOP_PX + 62  # the title's line and the subplot titles of the first row under it
+SCALE_PX = 90  # under each row of bars, the probability scale and its title; above the next row, its subplot titles
+
+
+def guess_rows_px(top_k: int) -> int:
+    """The height in pixels of one row of charts (one mask) holding `top_k` guesses, scale included."""
+    return SCALE_PX + GUESS_PX * top_k
+
+
+def word_positions(top_k: int) -> list[float]:
+    """Where the middle of each guess's word sits on its chart's guess axis (the bars at 0, 1, ...; best first, on
+    top): just above its bar, in the band between it and the bar above."""
+    above = BAR_SHARE / 2 + (WORD_GAP_PX + WORD_FONT / 2) / GUESS_PX
+    return [rank - above for rank in range(top_k)]
+
+
+def guess_axis_range(top_k: int) -> list[float]:
+    """The guess axis's range, reversed (best first, on top), wide enough for the first word above its bar."""
+    return [top_k - 1 + BAR_SHARE / 2 + 0.1, -1 + BAR_SHARE / 2]
+
 
 def prediction_figure(result: predict.SentenceComparison) -> go.Figure:
-    """Horizontal bars: one row of subplots per mask, one subplot per model, best guess on top; titled with the
-    sentence, so the figure says what it shows, and each axis with what it holds (PROBABILITY_AXIS, GUESS_AXIS)."""
-    masks, models = len(result.results[0].masks), len(result.results)
+    """Horizontal bars: one row of subplots per mask, one subplot per model, best guess on top, each guess's word
+    above its bar; titled with the sentence, so the figure says what it shows, and each axis with what it holds
+    (PROBABILITY_AXIS, GUESS_AXIS)."""
+    masks, models, top_k = len(result.results[0].masks), len(result.results), result.top_k
     titles = [page_text(label(r.model)) + (f" · mask {m + 1}" if masks > 1 else "")
               for m in range(masks) for r in result.results]
-    row_height = 90 + 24 * result.top_k  # pixels, the probability scale and its title under the bars included
-    height = masks * row_height + 70
-    fig = make_subplots(rows=masks, cols=models, subplot_titles=titles, horizontal_spacing=0.12,
+    height = masks * guess_rows_px(top_k) + TITLE_MARGIN_PX - 20
+    fig = make_subplots(rows=masks, cols=models, subplot_titles=titles, horizontal_spacing=GAP_BETWEEN_MODELS,
                         vertical_spacing=85 / height if masks > 1 else 0.0)
     # One probability scale for every subplot: each of its own made a 20% bar as long as another model's 90% one.
     top = max(p for r in result.results for guess in r.masks for p in guess.probs)
+    words_at = []  # (row, col, words): drawn after every chart's bars, so figure.data[m * models + c] is a chart's bars
     for m in range(masks):
         colours = _shared_colours([r.masks[m].tokens for r in result.results])
         for c, r in enumerate(result.results):
             guess = r.masks[m]
-            words = [page_text(w) for w in guess.words]  # plotly reads tick and hover text as HTML
+            words = [page_text(w) for w in guess.words]  # plotly reads text and hover text as HTML
+            ranks = list(range(len(guess.tokens)))
             fig.add_trace(go.Bar(
-                x=guess.probs, y=list(range(len(guess.tokens))), orientation="h",
+                x=guess.probs, y=ranks, orientation="h",
                 marker_color=[colours.get(t, UNSHARED) for t in guess.tokens],
                 text=[f"{p:.1%}" for p in guess.probs], textposition="auto",
                 customdata=words, hovertemplate="%{customdata}: %{x:.2%}<extra></extra>", showlegend=False,
             ), row=m + 1, col=c + 1)
-            fig.update_yaxes(tickvals=list(range(len(guess.tokens))), ticktext=words, autorange="reversed",
+            words_at.append((m + 1, c + 1, words))
+            fig.update_yaxes(tickvals=ranks, showticklabels=False, range=guess_axis_range(top_k),
                              title=dict(text=GUESS_AXIS, standoff=6), row=m + 1, col=c + 1)
             fig.update_xaxes(range=[0, top * 1.05], tickformat=".0%", nticks=5,
                              title=dict(text=PROBABILITY_AXIS, standoff=6), row=m + 1, col=c + 1)
+    for row, col, words in words_at:
+        fig.add_trace(go.Scatter(x=[0] * len(words), y=word_positions(len(words)), text=words, mode="text",
+                                 textposition="middle right", textfont=dict(size=WORD_FONT), hoverinfo="skip",
+                                 showlegend=False, cliponaxis=True), row=row, col=col)
     # The title is placed in pixels from the top: at y=0.99 of a 20-mask figure (3,500 px) it sat 35 px down, on
     # the first row's subplot titles. The top margin leaves it its own band above them.
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=90, b=10), bargap=0.2,
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=TITLE_MARGIN_PX, b=10), bargap=1 - BAR_SHARE,
                       title=dict(text=sentence_title(result.text), x=0.5, xanchor="center", y=1.0, yref="container",
-                                 yanchor="top", pad=dict(t=12), font=dict(size=14)))
+                                 yanchor="top", pad=dict(t=TITLE_TOP_PX), font=dict(size=14)))
     return fig
 
 

@@ -18,6 +18,7 @@ from ui.predict_exported import EXPORTED_HELP, compare_exported, exported_choice
 from ui.predict_inputs import DEFAULT_TOP_K, MAX_SHOWN_TOP_K, example_sentences, model_lists
 from ui.predict_notes import start_note
 from ui.predict_tables import probe_table, summary_table
+from ui.tables import SIDEWAYS_TABLES, scroll_note
 from ui.visitor_limits import VisitorLimit
 
 QUEUE_GROUP = "predictions"  # the tab's actions share one concurrency budget
@@ -49,6 +50,8 @@ the same colour everywhere, words only one model guesses are grey.
   the same as one.
 - **Downloads** appear under each result: its tables as CSV, its figure as an HTML page that opens without a network.
 """
+SENTENCE_HELP = ("Write each missing word as [MASK], in capitals with its square brackets; pick a probe sentence "
+                 "below to fill the box in. Mask each word fills the [MASK] in first.")
 
 
 def build(ctx: AppContext) -> dict:
@@ -71,10 +74,11 @@ def build(ctx: AppContext) -> dict:
                                    f"top-k overlap; 1 to {MAX_SHOWN_TOP_K}.",
                               elem_id="predict-top-k")
     examples = example_sentences()
+    # The help goes under the box, not in its info: Gradio's text box holds its info inside its <label>, so a
+    # screen reader named the box by the label and the whole help, and no label finder found a box named "Sentence".
     sentence = gr.Textbox(value=examples[0], label="Sentence", lines=2, max_lines=8, elem_id="predict-sentence",
-                          placeholder="Я люблю пить [MASK] с лимоном.",
-                          info="Write each missing word as [MASK], in capitals with its square brackets; pick a "
-                               "probe sentence below to fill the box in. Mask each word fills the [MASK] in first.")
+                          placeholder="Я люблю пить [MASK] с лимоном.")
+    gr.Markdown(SENTENCE_HELP, elem_id="predict-sentence-help")
     long_text_guard()  # a pasted page of text is put in at once: the length check answers it in moments
     # Picking an example only fills the textbox: no API endpoint for it.
     gr.Examples([[s] for s in examples], inputs=[sentence], label="Probe sentences", examples_per_page=8,
@@ -87,7 +91,9 @@ def build(ctx: AppContext) -> dict:
 
     gr.Markdown("### Predictions")
     bars = gr.Plot(label="Top-k guesses", elem_id="predict-bars")
-    agreement = gr.Markdown(label="agreement", show_label=False, elem_id="predict-agreement")
+    scroll_note("predict-agreement")
+    agreement = gr.Markdown(label="agreement", show_label=False, elem_id="predict-agreement",
+                            elem_classes=SIDEWAYS_TABLES)
     files = {}  # action -> its download boxes, hidden until the action has shown something
     with gr.Row():
         files["fill_mask"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["fill_mask"]]
@@ -99,10 +105,13 @@ def build(ctx: AppContext) -> dict:
             exported_button = gr.Button("Compare with PyTorch", elem_id="predict-exported-run", scale=1)
         exported_status = gr.Markdown("", elem_id="predict-exported-status")
         exported_bars = gr.Plot(label="PyTorch (model 1) and exported (model 2)", elem_id="predict-exported-bars")
-        exported_agreement = gr.Markdown(elem_id="predict-exported-agreement")
+        scroll_note("predict-exported-agreement")
+        exported_agreement = gr.Markdown(elem_id="predict-exported-agreement", elem_classes=SIDEWAYS_TABLES)
     gr.Markdown("### Mask each word")
     strip = gr.Plot(label="Agreement per word", elem_id="predict-strip")
-    strip_words = gr.Markdown(label="each word masked", show_label=False, elem_id="predict-strip-words")
+    scroll_note("predict-strip-words")
+    strip_words = gr.Markdown(label="each word masked", show_label=False, elem_id="predict-strip-words",
+                              elem_classes=SIDEWAYS_TABLES)
     with gr.Row():
         files["mask_each_word"] = [file_box(text, elem_id) for _, text, elem_id in DOWNLOAD_BOXES["mask_each_word"]]
     gr.Markdown("### Probe-set summary")
