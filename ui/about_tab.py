@@ -16,6 +16,7 @@ from core.paths import ASSETS
 from ui import lesson
 from ui.context import AppContext
 from ui.errors import user_errors
+from ui.tables import scroll_note
 
 RESULTS = ASSETS / "results" / "vocab_experiment.json"
 
@@ -263,39 +264,6 @@ def build_offline_prep(ctx: AppContext) -> gr.Markdown:
         button.click(download_models, None, result, api_name="download_models", api_visibility="private",
                      concurrency_limit=1).then(cache_status, None, status, api_visibility="private")
     return status
-
-
-SCROLL_NOTE = "Scroll sideways for more columns →"
-# Shows the note's block only while the table's rows are wider than their box (a phone), measured again whenever the
-# table's size changes: the table is drawn after the note, and has no size while its tab is closed.
-SCROLL_NOTE_JS = """
-const holder = element.closest('.block') || element;
-const tableId = element.querySelector('.scroll-note').dataset.table;
-const cut = (box) => [...box.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1
-    && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX));
-const follow = (box) => {
-    const update = () => { holder.style.display = cut(box) ? '' : 'none'; };
-    const sizes = new ResizeObserver(update);
-    sizes.observe(box);
-    box.querySelectorAll('table').forEach(table => sizes.observe(table));
-    update();
-};
-const find = (tries) => {
-    const box = document.getElementById(tableId);
-    if (box && box.querySelector('table')) follow(box);
-    else if (tries > 0) setTimeout(() => find(tries - 1), 200);
-};
-holder.style.display = 'none';
-find(150);
-"""
-
-
-def scroll_note(table_id: str) -> gr.HTML:
-    """A line above the table `table_id` saying that it scrolls sideways, shown only where its columns are cut."""
-    return gr.HTML(SCROLL_NOTE, html_template=f'<p class="scroll-note" data-table="{table_id}">${{value}}</p>',
-                   css_template=".scroll-note {margin: 0; font-size: var(--text-md); "
-                                "color: var(--body-text-color)}",
-                   js_on_load=SCROLL_NOTE_JS, elem_id=f"{table_id}-scrolls")
 
 
 def build(ctx: AppContext) -> dict:
